@@ -1,0 +1,26 @@
+//! Pure domain layer of the Genesis Engine.
+//!
+//! Everything here is data and rules: parsed identifiers that cannot hold bad input
+//! ("parse, don't validate"), the lifecycle state machines, and routing decisions. No I/O,
+//! so every rule can be property-tested in microseconds and reused by the store, the
+//! control plane and the simulators alike.
+
+pub mod droplet;
+pub mod ids;
+pub mod lead;
+pub mod region;
+pub mod routing;
+pub mod slug;
+pub mod tier;
+pub mod workspace;
+
+pub use droplet::{DropletEvent, DropletState, IllegalTransition};
+pub use ids::{DropletId, IdParseError, WorkspaceId};
+pub use region::{Region, RegionParseError};
+pub use routing::{LegacyTenant, TenantRoute, TenantRouter};
+pub use slug::{Slug, SlugError};
+pub use tier::{Tier, TierParseError};
+pub use lead::{Email, EmailError, LeadStatus, LeadStatusError};
+pub use workspace::{
+    IllegalWorkspaceTransition, WorkspaceEvent, WorkspaceName, WorkspaceNameError, WorkspaceStatus,
+};

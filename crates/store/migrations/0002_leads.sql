@@ -1,0 +1,48 @@
+-- Tenant lead data (spec 40): one parent partitioned by LIST (workspace_id); one partition per
+-- workspace, created and removed only by the partition manager.
+
+-- The tenant context of the current transaction, or NULL when it is missing, empty or not a
+-- UUID: NULL never equals a workspace_id, so the policies below fail closed (spec 40.4).
+-- STABLE, never IMMUTABLE: an IMMUTABLE wrapper around current_setting may be folded into a
+-- cached plan and then return one tenant's rows to another.
+CREATE FUNCTION genesis.current_workspace_id() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN s::uuid
+    END
+    FROM COALESCE(current_setting('app.workspace_id', true), '') AS s
+$$;
+REVOKE ALL ON FUNCTION genesis.current_workspace_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION genesis.current_workspace_id() TO genesis_app;
+
+CREATE TABLE genesis.leads (
+    workspace_id  uuid NOT NULL,
+    id            uuid NOT NULL,
+    email         text NOT NULL CHECK (length(email) BETWEEN 3 AND 320),
+    first_name    text,
+    last_name     text,
+    company       text,
+    status        text NOT NULL DEFAULT 'new'
+                  CHECK (status IN ('new', 'contacted', 'replied', 'booked', 'bounced', 'unsubscribed')),
+    data          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (workspace_id, id)
+) PARTITION BY LIST (workspace_id);
+
+-- Partitioned indexes: the manager builds a matching index on each standalone partition
+-- before ATTACH, so attaching never builds an index under a lock.
+CREATE INDEX leads_status_created_idx ON genesis.leads (workspace_id, status, created_at DESC, id DESC);
+CREATE UNIQUE INDEX leads_email_key ON genesis.leads (workspace_id, email);
+
+ALTER TABLE genesis.leads ENABLE ROW LEVEL SECURITY;
+ALTER TABLE genesis.leads FORCE ROW LEVEL SECURITY;
+
+-- `(SELECT ...)` makes the context an InitPlan: evaluated once per statement, not per row.
+CREATE POLICY leads_tenant_isolation ON genesis.leads
+    USING (workspace_id = (SELECT genesis.current_workspace_id()))
+    WITH CHECK (workspace_id = (SELECT genesis.current_workspace_id()));
+
+-- The parent only: the runtime role has no privilege on any partition.
+GRANT SELECT, INSERT, UPDATE, DELETE ON genesis.leads TO genesis_app;

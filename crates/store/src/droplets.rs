@@ -1,0 +1,184 @@
+//! Droplet rows: the persisted side of the droplet state machine. Every change is computed by
+//! [`DropletState::next`], applied only if the row is still at the version the caller read
+//! (optimistic concurrency: two workers acting on one droplet cannot both win), and audited in
+//! the same transaction.
+
+use chrono::{DateTime, Utc};
+use genesis_core::{DropletEvent, DropletId, DropletState, Region, WorkspaceId};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{AuditEvent, Database, StoreError, audit::record};
+
+/// A stored droplet.
+#[derive(Debug, Clone, Serialize)]
+pub struct Droplet {
+    /// Our id.
+    pub id: DropletId,
+    /// Owner.
+    pub workspace_id: WorkspaceId,
+    /// DigitalOcean's numeric id, once the create call was accepted.
+    pub provider_id: Option<i64>,
+    /// Region.
+    pub region: Region,
+    /// Lifecycle state.
+    pub state: DropletState,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+struct DropletRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    provider_id: Option<i64>,
+    region: String,
+    state: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<DropletRow> for Droplet {
+    type Error = StoreError;
+    fn try_from(r: DropletRow) -> Result<Self, StoreError> {
+        Ok(Droplet {
+            id: DropletId::from_uuid(r.id),
+            workspace_id: WorkspaceId::from_uuid(r.workspace_id).map_err(|_| {
+                StoreError::Corrupt {
+                    what: "workspace id",
+                    value: "nil".into(),
+                }
+            })?,
+            provider_id: r.provider_id,
+            region: Region::parse(&r.region).map_err(|_| StoreError::Corrupt {
+                what: "region",
+                value: r.region.clone(),
+            })?,
+            state: DropletState::from_code(&r.state)
+                .ok_or_else(|| StoreError::corrupt_state(&r.state))?,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+impl Database {
+    /// Registers a droplet in `PENDING` (before the cloud is called, so a crash between the
+    /// two leaves a row the reconciler can find) and audits it.
+    pub async fn droplet_register(
+        &self,
+        id: DropletId,
+        workspace: WorkspaceId,
+        region: Region,
+        actor: &str,
+    ) -> Result<Droplet, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let row = sqlx::query_as!(
+            DropletRow,
+            r#"INSERT INTO genesis.droplets (id, workspace_id, region, state)
+               VALUES ($1, $2, $3, $4)
+               RETURNING id, workspace_id, provider_id, region, state, version, created_at, updated_at"#,
+            id.as_uuid(),
+            workspace.as_uuid(),
+            region.code(),
+            DropletState::Pending.code(),
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if crate::error::sqlstate(&e).as_deref() == Some("23503") {
+                StoreError::NotFound { what: "workspace" }
+            } else {
+                StoreError::Database(e)
+            }
+        })?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "droplet", "DROPLET_REGISTERED")
+                .workspace(workspace)
+                .subject(id.to_string())
+                .details(serde_json::json!({ "state": DropletState::Pending.code() })),
+        )
+        .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    /// One droplet.
+    pub async fn droplet_get(&self, id: DropletId) -> Result<Droplet, StoreError> {
+        sqlx::query_as!(
+            DropletRow,
+            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
+               FROM genesis.droplets WHERE id = $1"#,
+            id.as_uuid(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .ok_or(StoreError::NotFound { what: "droplet" })?
+        .try_into()
+    }
+
+    /// Applies `event` if the droplet is still at `expected_version`; audits the change in the
+    /// same transaction. Refuses illegal transitions without touching the row.
+    pub async fn droplet_transition(
+        &self,
+        id: DropletId,
+        expected_version: i64,
+        event: DropletEvent,
+        actor: &str,
+    ) -> Result<Droplet, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let current: Droplet = sqlx::query_as!(
+            DropletRow,
+            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
+               FROM genesis.droplets WHERE id = $1"#,
+            id.as_uuid(),
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound { what: "droplet" })?
+        .try_into()?;
+        if current.version != expected_version {
+            return Err(StoreError::VersionConflict {
+                what: "droplet",
+                expected: expected_version,
+            });
+        }
+        let next = current.state.next(event)?;
+        let row = sqlx::query_as!(
+            DropletRow,
+            r#"UPDATE genesis.droplets SET state = $3, version = version + 1, updated_at = now()
+               WHERE id = $1 AND version = $2
+               RETURNING id, workspace_id, provider_id, region, state, version, created_at, updated_at"#,
+            id.as_uuid(),
+            expected_version,
+            next.code(),
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::VersionConflict {
+            what: "droplet",
+            expected: expected_version,
+        })?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "droplet", "DROPLET_STATE_CHANGED")
+                .workspace(current.workspace_id)
+                .subject(id.to_string())
+                .details(serde_json::json!({
+                    "from": current.state.code(),
+                    "to": next.code(),
+                    "event": event,
+                    "version": expected_version + 1,
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+}

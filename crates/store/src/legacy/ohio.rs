@@ -1,0 +1,93 @@
+//! The Ohio legacy adapter (spec 3): the one module that names `leads_ohio`.
+//!
+//! Ohio is a single legacy tenant on its own table, outside the partitioned schema and
+//! outside V30 features (spec 3.3). The router in `leads.rs` sends the configured legacy
+//! workspace here and every other workspace to its partition.
+
+use genesis_core::LeadStatus;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{
+    Database, Lead, LeadCursor, LeadPage, NewLead, StoreError,
+    error::conflict_or,
+    leads::LeadRow,
+};
+
+/// An open transaction on the legacy lead table.
+#[derive(Debug)]
+pub struct OhioLeads {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl OhioLeads {
+    /// Opens a transaction on the legacy table.
+    pub(crate) async fn begin(db: &Database) -> Result<Self, StoreError> {
+        Ok(Self {
+            tx: db.app.begin().await?,
+        })
+    }
+
+    /// Inserts one lead (legacy columns only; enrichment data is not kept).
+    pub async fn insert(&mut self, lead: &NewLead) -> Result<Lead, StoreError> {
+        let row = sqlx::query_as!(
+            LeadRow,
+            r#"INSERT INTO genesis.leads_ohio (id, email, first_name, last_name, company, status)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               RETURNING id, email, first_name, last_name, company, status,
+                         '{}'::jsonb AS "data!", created_at, created_at AS "updated_at!""#,
+            Uuid::now_v7(),
+            lead.email.as_str(),
+            lead.first_name,
+            lead.last_name,
+            lead.company,
+            lead.status.code(),
+        )
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(|e| conflict_or(e, "email", lead.email.as_str()))?;
+        row.try_into()
+    }
+
+    /// Counts leads.
+    pub async fn count(&mut self, status: Option<LeadStatus>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM genesis.leads_ohio WHERE ($1::text IS NULL OR status = $1)"#,
+            status.map(|s| s.code()),
+        )
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// One page, newest first.
+    pub async fn page(
+        &mut self,
+        status: LeadStatus,
+        cursor: Option<LeadCursor>,
+        limit: i64,
+    ) -> Result<LeadPage, StoreError> {
+        let limit = limit.clamp(1, 1_000);
+        let (after_at, after_id) = cursor.map(|c| c.parts()).unzip();
+        let rows = sqlx::query_as!(
+            LeadRow,
+            r#"SELECT id, email, first_name, last_name, company, status,
+                      '{}'::jsonb AS "data!", created_at, created_at AS "updated_at!"
+               FROM genesis.leads_ohio
+               WHERE status = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+               ORDER BY created_at DESC, id DESC LIMIT $4"#,
+            status.code(),
+            after_at,
+            after_id,
+            limit,
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Database::lead_page_from(rows, limit)
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

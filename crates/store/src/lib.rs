@@ -1,0 +1,33 @@
+//! The PostgreSQL system of record (spec 40, DESIGN §5).
+//!
+//! Two roles reach the database: `genesis_owner` (migrations and partition DDL, via
+//! [`Database::owner_pool`]) and `genesis_app` (everything at run time). Tenant data is only
+//! reachable through a [`TenantSession`], which sets `app.workspace_id` for its transaction
+//! and states `workspace_id = $1` in every query it runs, so plan-time partition pruning works
+//! at 15,000 partitions and RLS is a second, independent fence.
+//!
+//! Only this crate writes SQL.
+
+pub mod audit;
+pub mod bootstrap;
+pub mod db;
+pub mod droplets;
+pub mod error;
+pub mod leads;
+pub mod legacy;
+pub mod partitions;
+pub mod settings;
+pub mod tenant;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod workspaces;
+
+pub use audit::{AuditEntry, AuditEvent};
+pub use db::{Database, DbOptions, Pooler};
+pub use droplets::Droplet;
+pub use error::StoreError;
+pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
+pub use partitions::{PartitionInfo, PartitionManager, PartitionOutcome};
+pub use settings::{SettingCheck, SettingLevel};
+pub use tenant::{Caller, RefusalReason, TenantSession};
+pub use workspaces::{NewWorkspace, Workspace};

@@ -1,0 +1,61 @@
+//! Test support: a fresh, migrated database per test, so integration tests run in parallel
+//! against one real PostgreSQL server (`DATABASE_URL`, an administrator login).
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::{
+    Database, DbOptions, Pooler, StoreError,
+    bootstrap::{create_database, drop_database},
+};
+
+/// A throwaway database; call [`TestDb::cleanup`] at the end of a test (a failed test leaves
+/// its database behind for inspection; `make test` runs on a throwaway server anyway).
+#[derive(Debug)]
+pub struct TestDb {
+    /// The migrated database.
+    pub db: Database,
+    /// Its name.
+    pub name: String,
+    admin_server: PgConnectOptions,
+}
+
+impl TestDb {
+    /// Creates and migrates a database named `genesis_t_<random>` on `DATABASE_URL`'s server.
+    pub async fn create() -> Result<Self, StoreError> {
+        Self::create_with(|o| o).await
+    }
+
+    /// Like [`TestDb::create`], letting the caller adjust the options (pool sizes, pooler).
+    pub async fn create_with(
+        adjust: impl FnOnce(DbOptions) -> DbOptions,
+    ) -> Result<Self, StoreError> {
+        let url = std::env::var("DATABASE_URL").map_err(|_| StoreError::Invalid {
+            field: "DATABASE_URL",
+            message: "must point at a PostgreSQL server (run tests through `make test`)".into(),
+        })?;
+        let admin_server = PgConnectOptions::from_str(&url)?;
+        let name = format!("genesis_t_{}", uuid::Uuid::new_v4().simple());
+        create_database(&admin_server, &name).await?;
+        let admin = admin_server.clone().database(&name);
+        let db = Database::connect_lazy(adjust(DbOptions::derive_app(admin, None)));
+        db.migrate().await?;
+        Ok(Self {
+            db,
+            name,
+            admin_server,
+        })
+    }
+
+    /// Options for a second runtime path into the same database (e.g. through PgBouncer).
+    pub fn options_via(&self, app: PgConnectOptions, pooler: Pooler) -> DbOptions {
+        DbOptions::new(self.db.options().admin.clone(), app, pooler)
+    }
+
+    /// Closes the pools and drops the database.
+    pub async fn cleanup(self) -> Result<(), StoreError> {
+        self.db.close().await;
+        drop_database(&self.admin_server, &self.name).await
+    }
+}

@@ -1,0 +1,231 @@
+//! Workspaces (tenants): creation together with their lead partition, reads, and status
+//! changes through the tenant state machine.
+
+use chrono::{DateTime, Utc};
+use genesis_core::{
+    Region, Slug, Tier, WorkspaceEvent, WorkspaceId, WorkspaceName, WorkspaceStatus,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    AuditEvent, Database, StoreError,
+    audit::record,
+    error::conflict_or,
+};
+
+/// What is needed to create a workspace; every field is already parsed.
+#[derive(Debug, Clone)]
+pub struct NewWorkspace {
+    /// Chosen by the caller so a retried request creates nothing twice.
+    pub id: WorkspaceId,
+    /// Unique; names the lead partition.
+    pub slug: Slug,
+    /// Display name.
+    pub name: WorkspaceName,
+    /// Residency region.
+    pub region: Region,
+    /// Service tier.
+    pub tier: Tier,
+}
+
+/// A stored workspace.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workspace {
+    /// Tenant id.
+    pub id: WorkspaceId,
+    /// Slug.
+    pub slug: Slug,
+    /// Display name.
+    pub name: String,
+    /// Region.
+    pub region: Region,
+    /// Tier.
+    pub tier: Tier,
+    /// Lifecycle status.
+    pub status: WorkspaceStatus,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+pub(crate) struct WorkspaceRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub region: String,
+    pub tier: String,
+    pub status: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<WorkspaceRow> for Workspace {
+    type Error = StoreError;
+    fn try_from(r: WorkspaceRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &'static str, value: &str| StoreError::Corrupt {
+            what,
+            value: value.to_owned(),
+        };
+        Ok(Workspace {
+            id: WorkspaceId::from_uuid(r.id).map_err(|_| corrupt("workspace id", "nil"))?,
+            slug: Slug::parse(&r.slug).map_err(|_| corrupt("slug", &r.slug))?,
+            region: Region::parse(&r.region).map_err(|_| corrupt("region", &r.region))?,
+            tier: Tier::parse(&r.tier).map_err(|_| corrupt("tier", &r.tier))?,
+            status: WorkspaceStatus::from_code(&r.status)
+                .ok_or_else(|| corrupt("workspace status", &r.status))?,
+            name: r.name,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Inserts the workspace row and its audit event on `conn` (the partition manager calls this
+/// inside the transaction that also builds the partition).
+pub(crate) async fn insert_workspace(
+    conn: &mut sqlx::PgConnection,
+    new: &NewWorkspace,
+    actor: &str,
+) -> Result<Workspace, StoreError> {
+    let row = sqlx::query_as!(
+        WorkspaceRow,
+        r#"INSERT INTO genesis.workspaces (id, slug, name, region, tier, status)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING id, slug, name, region, tier, status, version, created_at, updated_at"#,
+        new.id.as_uuid(),
+        new.slug.as_str(),
+        new.name.as_str(),
+        new.region.code(),
+        new.tier.code(),
+        WorkspaceStatus::Provisioning.code(),
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        // The id is caller-chosen for idempotency; a duplicate id is reported as such.
+        if e.as_database_error().and_then(|d| d.constraint()) == Some("workspaces_pkey") {
+            conflict_or(e, "id", &new.id.to_string())
+        } else {
+            conflict_or(e, "slug", new.slug.as_str())
+        }
+    })?;
+    record(
+        conn,
+        &AuditEvent::new(actor, "provisioning", "WORKSPACE_CREATED")
+            .workspace(new.id)
+            .subject(new.slug.as_str())
+            .details(serde_json::json!({
+                "region": new.region.code(),
+                "tier": new.tier.code(),
+            })),
+    )
+    .await?;
+    row.try_into()
+}
+
+impl Database {
+    /// One workspace by id.
+    pub async fn workspace_get(&self, id: WorkspaceId) -> Result<Workspace, StoreError> {
+        sqlx::query_as!(
+            WorkspaceRow,
+            r#"SELECT id, slug, name, region, tier, status, version, created_at, updated_at
+               FROM genesis.workspaces WHERE id = $1"#,
+            id.as_uuid(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .ok_or(StoreError::NotFound { what: "workspace" })?
+        .try_into()
+    }
+
+    /// One workspace by slug.
+    pub async fn workspace_get_by_slug(&self, slug: &Slug) -> Result<Workspace, StoreError> {
+        sqlx::query_as!(
+            WorkspaceRow,
+            r#"SELECT id, slug, name, region, tier, status, version, created_at, updated_at
+               FROM genesis.workspaces WHERE slug = $1"#,
+            slug.as_str(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .ok_or(StoreError::NotFound { what: "workspace" })?
+        .try_into()
+    }
+
+    /// Workspaces in slug order, after `after` (keyset pagination).
+    pub async fn workspace_list(
+        &self,
+        after: Option<&Slug>,
+        limit: i64,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        sqlx::query_as!(
+            WorkspaceRow,
+            r#"SELECT id, slug, name, region, tier, status, version, created_at, updated_at
+               FROM genesis.workspaces
+               WHERE ($1::text IS NULL OR slug > $1)
+               ORDER BY slug LIMIT $2"#,
+            after.map(|s| s.as_str()),
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(Workspace::try_from)
+        .collect()
+    }
+
+    /// Applies `event` through the tenant state machine, if the row is still at
+    /// `expected_version`, and audits the change in the same transaction.
+    pub async fn workspace_transition(
+        &self,
+        id: WorkspaceId,
+        expected_version: i64,
+        event: WorkspaceEvent,
+        actor: &str,
+    ) -> Result<Workspace, StoreError> {
+        let current = self.workspace_get(id).await?;
+        if current.version != expected_version {
+            return Err(StoreError::VersionConflict {
+                what: "workspace",
+                expected: expected_version,
+            });
+        }
+        let next = current.status.next(event)?;
+        let mut tx = self.app.begin().await?;
+        let row = sqlx::query_as!(
+            WorkspaceRow,
+            r#"UPDATE genesis.workspaces
+               SET status = $3, version = version + 1, updated_at = now()
+               WHERE id = $1 AND version = $2
+               RETURNING id, slug, name, region, tier, status, version, created_at, updated_at"#,
+            id.as_uuid(),
+            expected_version,
+            next.code(),
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::VersionConflict {
+            what: "workspace",
+            expected: expected_version,
+        })?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "provisioning", "WORKSPACE_STATUS_CHANGED")
+                .workspace(id)
+                .details(serde_json::json!({
+                    "from": current.status.code(),
+                    "to": next.code(),
+                    "event": event,
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+}
