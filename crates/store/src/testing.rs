@@ -53,9 +53,12 @@ impl TestDb {
         DbOptions::new(self.db.options().admin.clone(), app, pooler)
     }
 
-    /// Closes the pools and drops the database.
+    /// Drops the database (terminating its sessions) and closes the pools. Closing waits for
+    /// checked-out connections, so it is bounded: a test that still holds a session must not
+    /// hang the suite.
     pub async fn cleanup(self) -> Result<(), StoreError> {
-        self.db.close().await;
-        drop_database(&self.admin_server, &self.name).await
+        drop_database(&self.admin_server, &self.name).await?;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.db.close()).await;
+        Ok(())
     }
 }

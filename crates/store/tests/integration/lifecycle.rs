@@ -1,0 +1,78 @@
+//! State changes go through the state machines, with optimistic concurrency and audit.
+
+use genesis_core::{DropletEvent, DropletId, DropletState, Region, WorkspaceEvent, WorkspaceStatus};
+use genesis_store::{StoreError, testing::TestDb};
+
+use crate::helpers::provision;
+
+#[tokio::test]
+async fn droplet_transitions_are_checked_versioned_and_audited() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let ws = provision(db, "drop_sm").await;
+    let id = DropletId::new();
+    let d = db
+        .droplet_register(id, ws.id, Region::EuWest, "test")
+        .await
+        .expect("register");
+    assert_eq!((d.state, d.version), (DropletState::Pending, 0));
+
+    let d = db.droplet_transition(id, 0, DropletEvent::Booted, "test").await.expect("boot");
+    assert_eq!((d.state, d.version), (DropletState::Initializing, 1));
+    // A stale version loses.
+    assert!(matches!(
+        db.droplet_transition(id, 0, DropletEvent::CloudInitFinished, "test").await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    // An illegal event is refused without touching the row.
+    assert!(matches!(
+        db.droplet_transition(id, 1, DropletEvent::WakeRequested, "test").await,
+        Err(StoreError::IllegalDropletTransition(_))
+    ));
+    assert_eq!(db.droplet_get(id).await.expect("get").version, 1);
+
+    // Two racing workers on the same version: exactly one wins.
+    let (a, b) = tokio::join!(
+        db.droplet_transition(id, 1, DropletEvent::CloudInitFinished, "w1"),
+        db.droplet_transition(id, 1, DropletEvent::ProvisioningFailed, "w2"),
+    );
+    assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} {b:?}");
+
+    let changes = db
+        .audit_list(Some(ws.id), Some("DROPLET_STATE_CHANGED"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(changes.len(), 2, "one audit row per committed change");
+    assert_eq!(changes[1].details["from"], "PENDING");
+    assert_eq!(changes[1].details["to"], "INITIALIZING");
+
+    assert!(matches!(
+        db.droplet_register(DropletId::new(), genesis_core::WorkspaceId::new(), Region::EuWest, "test").await,
+        Err(StoreError::NotFound { what: "workspace" })
+    ));
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn workspace_status_follows_the_tenant_lifecycle() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let ws = provision(db, "ws_sm").await;
+    assert_eq!(ws.status, WorkspaceStatus::Provisioning);
+    let ws = db
+        .workspace_transition(ws.id, ws.version, WorkspaceEvent::IgnitionSucceeded, "test")
+        .await
+        .expect("activate");
+    assert_eq!(ws.status, WorkspaceStatus::Active);
+    assert!(matches!(
+        db.workspace_transition(ws.id, ws.version, WorkspaceEvent::DeletionCompleted, "test").await,
+        Err(StoreError::IllegalWorkspaceTransition(_))
+    ));
+    let audit = db
+        .audit_list(Some(ws.id), Some("WORKSPACE_STATUS_CHANGED"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].details["to"], "ACTIVE");
+    t.cleanup().await.expect("cleanup");
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the store against a real PostgreSQL (`DATABASE_URL`, set up by
+//! `make test`). Each test creates its own database, so they run in parallel. One binary for
+//! all of them keeps link time down.
+
+mod blocking;
+mod helpers;
+mod isolation;
+mod lifecycle;
+mod ohio;
+mod partitions;
+mod pgbouncer;
+mod privileges;

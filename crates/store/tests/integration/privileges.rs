@@ -1,0 +1,62 @@
+//! What the runtime role must not be able to do, proven against the real server.
+
+use genesis_store::testing::TestDb;
+use sqlx::AssertSqlSafe;
+
+use crate::helpers::{provision, sqlstate};
+
+#[tokio::test]
+async fn runtime_role_cannot_bypass_the_data_layer() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let ws = provision(db, "priv").await;
+    let partition = format!("genesis.\"{}\"", ws.slug.partition_table());
+    let app = db.app_pool();
+
+    let denied = |sql: String| async move {
+        let err = sqlx::raw_sql(AssertSqlSafe(sql.clone()))
+            .execute(app)
+            .await
+            .expect_err(&sql);
+        assert_eq!(sqlstate(&err), "42501", "{sql}: {err}");
+    };
+    // No privilege on partitions themselves.
+    denied(format!("SELECT count(*) FROM {partition}")).await;
+    denied(format!("INSERT INTO {partition} (workspace_id, id, email) VALUES ('{}', gen_random_uuid(), 'a@b.co')", ws.id)).await;
+    // The audit log is append-only.
+    denied("UPDATE genesis.audit_log SET actor = 'x'".into()).await;
+    denied("DELETE FROM genesis.audit_log".into()).await;
+    denied("TRUNCATE genesis.audit_log".into()).await;
+    // No DDL: partitions only through the manager.
+    denied(format!(
+        "CREATE TABLE genesis.leads_p_evil PARTITION OF genesis.leads FOR VALUES IN ('{}')",
+        uuid::Uuid::new_v4()
+    ))
+    .await;
+    denied("CREATE TABLE genesis.evil (x int)".into()).await;
+    denied(format!("DROP TABLE {partition}")).await;
+    denied(format!("ALTER TABLE genesis.leads DETACH PARTITION {partition}")).await;
+    denied("ALTER TABLE genesis.leads DISABLE ROW LEVEL SECURITY".into()).await;
+    denied("DROP POLICY leads_tenant_isolation ON genesis.leads".into()).await;
+    // The runtime role cannot become the owner.
+    denied("SET ROLE genesis_owner".into()).await;
+    // Control tables the manager owns are read-only to the runtime role.
+    denied("DELETE FROM genesis.partition_registry".into()).await;
+
+    // What it may do: append to the audit log and read it.
+    sqlx::raw_sql(AssertSqlSafe(
+        "INSERT INTO genesis.audit_log (actor, category, event) VALUES ('t', 'security', 'PROBE')",
+    ))
+    .execute(app)
+    .await
+    .expect("append is allowed");
+
+    let roles: (bool, bool, String) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, current_setting('plan_cache_mode') FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(app)
+    .await
+    .expect("role");
+    assert_eq!(roles, (false, false, "force_custom_plan".to_string()));
+    t.cleanup().await.expect("cleanup");
+}
