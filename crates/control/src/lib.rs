@@ -1,1 +1,68 @@
-//! placeholder
+//! The control plane's HTTP side: the `/api/v1` REST API, health and readiness probes, and
+//! Prometheus metrics. Handlers parse, authorize, and call one store method; nothing else.
+
+pub mod api;
+pub mod auth;
+pub mod health;
+pub mod problem;
+pub mod state;
+
+use std::time::Instant;
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request},
+    middleware::{self, Next},
+    response::Response,
+    routing::get,
+};
+
+pub use problem::Problem;
+pub use state::AppState;
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = api::routes().layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_api_token,
+    ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .nest("/api/v1", api)
+        .fallback(|| async { Problem::not_found("route") })
+        .layer(middleware::from_fn(record_http_metrics))
+        .with_state(state)
+}
+
+/// Counts requests and their latency by route template (never by raw path: ids in paths
+/// would explode the label space).
+async fn record_http_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("genesis_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("genesis_http_request_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Serves the HTTP surface on `listener` until `shutdown` resolves, then drains in-flight
+/// requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

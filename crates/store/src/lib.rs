@@ -9,6 +9,7 @@
 //! Only this crate writes SQL.
 
 pub mod audit;
+pub mod bench;
 pub mod bootstrap;
 pub mod db;
 pub mod droplets;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod leads;
 pub mod legacy;
 pub mod partitions;
+pub mod regions;
 pub mod settings;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
@@ -28,6 +30,7 @@ pub use droplets::Droplet;
 pub use error::StoreError;
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
 pub use partitions::{PartitionInfo, PartitionManager, PartitionOutcome};
+pub use regions::RegionalStore;
 pub use settings::{SettingCheck, SettingLevel};
 pub use tenant::{Caller, RefusalReason, TenantSession};
 pub use workspaces::{NewWorkspace, Workspace};

@@ -1,0 +1,33 @@
+# Two commands for a newcomer (README): `make demo` and `make test`.
+# Both start throwaway PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set.
+
+.PHONY: demo test build lint sqlx-prepare sqlx-check bench-partitions ci
+
+demo:
+	scripts/with-services.sh scripts/demo.sh
+
+test:
+	scripts/with-services.sh scripts/test.sh
+
+build:
+	cargo build --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate / check the sqlx offline query cache (.sqlx/) after changing a query.
+sqlx-prepare:
+	scripts/with-services.sh scripts/sqlx-prepare.sh
+
+sqlx-check:
+	scripts/with-services.sh scripts/sqlx-prepare.sh --check
+
+# Partition physics benchmark; N=15000 takes a while. Results go to BENCHMARKS.md by hand.
+N ?= 1000
+bench-partitions:
+	cargo build --release -p genesis-cli
+	scripts/with-services.sh bash -c 'GENESIS_DATABASE__URL=$$DATABASE_URL target/release/genesis bench partitions --count $(N)'
+
+ci:
+	bash .ci/run

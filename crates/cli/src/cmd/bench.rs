@@ -1,0 +1,184 @@
+//! `genesis bench partitions`: partition creation rate, tenant query latency with and without
+//! RLS at that partition count, and the worst delay DDL inflicts on a concurrent tenant query
+//! while another tenant holds a transaction open. One JSON line per figure on stdout
+//! (DESIGN §8), progress on stderr.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use genesis_core::{LeadStatus, Region, Slug, Tier, WorkspaceId, WorkspaceName};
+use genesis_store::{Database, NewWorkspace, PartitionManager};
+use serde_json::json;
+
+use super::{CliError, leads::synthetic};
+use crate::config::Config;
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Partition physics at N partitions (spec 40).
+    Partitions {
+        /// Partitions to create in this run (on top of any that exist).
+        #[arg(long, default_value_t = 1_000)]
+        count: usize,
+        /// Query samples per side for the RLS comparison.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+        /// Partitions created and dropped during the blocking measurement.
+        #[arg(long, default_value_t = 10)]
+        churn: usize,
+        /// How long the other tenant's transaction stays open (seconds).
+        #[arg(long, default_value_t = 5)]
+        hold_secs: u64,
+    },
+}
+
+fn emit(metric: &str, value: f64, unit: &str, baseline: serde_json::Value, target: &str, ok: Option<bool>) {
+    println!(
+        "{}",
+        json!({"bench": "partitions", "metric": metric, "value": (value * 1000.0).round() / 1000.0,
+               "unit": unit, "baseline": baseline, "target": target, "ok": ok})
+    );
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn bench_workspace(run: &str, i: usize) -> Result<NewWorkspace, CliError> {
+    Ok(NewWorkspace {
+        id: WorkspaceId::new(),
+        slug: Slug::parse(&format!("b{run}_{i}")).map_err(|e| CliError::Usage(e.to_string()))?,
+        name: WorkspaceName::parse(&format!("Bench {i}")).map_err(|e| CliError::Usage(e.to_string()))?,
+        region: Region::UsEast,
+        tier: Tier::Standard,
+    })
+}
+
+/// Runs a benchmark.
+pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
+    let BenchCommand::Partitions { count, samples, churn, hold_secs } = cmd;
+    if count < 3 {
+        return Err(CliError::Usage("--count must be at least 3".into()));
+    }
+    let stores = cfg.regional_store()?;
+    let db = stores.for_region(Region::UsEast).clone();
+    db.migrate().await?;
+    let mgr = PartitionManager::new(db.clone());
+    let existing = mgr.count().await? as usize;
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    eprintln!("creating {count} partitions (existing: {existing}) ...");
+
+    // 1. Creation rate, overall and over the last tenth (the rate at ~N partitions).
+    let started = Instant::now();
+    let tail_from = count - count / 10;
+    let mut tail_started = started;
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        if i == tail_from {
+            tail_started = Instant::now();
+        }
+        let ws = mgr.workspace_provision(&bench_workspace(run, i)?, "bench").await?;
+        ids.push(ws.id);
+        if (i + 1) % (count / 20).max(1) == 0 {
+            let rate = (i + 1) as f64 / started.elapsed().as_secs_f64() * 60.0;
+            eprintln!("  {}/{count} created, {rate:.0}/min", i + 1);
+        }
+    }
+    let total = started.elapsed();
+    let tail = tail_started.elapsed();
+    let per_min = count as f64 / total.as_secs_f64() * 60.0;
+    let tail_per_min = (count - tail_from) as f64 / tail.as_secs_f64() * 60.0;
+    let at = existing + count;
+    emit("partitions_created", at as f64, "partitions", serde_json::Value::Null, "", None);
+    emit("partition_create_rate", per_min, "1/min", json!({"name": "spec 40 target", "value": 100}), ">= 1000/min", Some(per_min >= 1000.0));
+    emit("partition_create_rate_last_10pct", tail_per_min, "1/min", json!({"name": "spec 40 target", "value": 100}), ">= 1000/min", Some(tail_per_min >= 1000.0));
+
+    // 2. Tenant query latency with and without RLS at this partition count.
+    let target = ids[count / 2];
+    let mut s = db.tenant_session(target).await?;
+    s.lead_import(&synthetic("bench", 0, 20_000)).await?;
+    s.commit().await?;
+    eprintln!("timing the leads query ({samples} samples per side) ...");
+    let t = db.bench_lead_query(target, LeadStatus::New, samples).await?;
+    let mut rls = t.rls.clone();
+    rls.sort();
+    let mut bypass = t.bypass.clone();
+    bypass.sort();
+    let rls_p50 = ms(percentile(&rls, 0.5));
+    emit("leads_query_p50_rls", rls_p50, "ms", if bypass.is_empty() { serde_json::Value::Null } else { json!({"name": "same query, RLS bypassed", "value": ms(percentile(&bypass, 0.5))}) }, "< 100 ms (spec 40)", Some(rls_p50 < 100.0));
+    emit("leads_query_p95_rls", ms(percentile(&rls, 0.95)), "ms", serde_json::Value::Null, "", None);
+    if !bypass.is_empty() {
+        let base = ms(percentile(&bypass, 0.5));
+        let overhead = (rls_p50 - base) / base * 100.0;
+        emit("rls_overhead_p50", overhead, "%", json!({"name": "same query, RLS bypassed", "value": base}), "< 5 %", Some(overhead < 5.0));
+        emit("rls_overhead_p50_abs", rls_p50 - base, "ms", serde_json::Value::Null, "< 1 ms (spec 40)", Some(rls_p50 - base < 1.0));
+    }
+
+    // 3. Worst delay of a third tenant's query while partitions are created and dropped behind
+    //    another tenant's open transaction, against the same probe without DDL.
+    let baseline = probe_while(&db, ids[0], ids[1], hold_secs, None).await?;
+    let with_ddl = probe_while(&db, ids[0], ids[1], hold_secs, Some((&mgr, run, churn))).await?;
+    emit(
+        "max_concurrent_query_delay",
+        ms(with_ddl),
+        "ms",
+        json!({"name": "same probe, no DDL", "value": ms(baseline)}),
+        "< 100 ms",
+        Some(ms(with_ddl) < 100.0),
+    );
+    Ok(())
+}
+
+/// Holds a transaction on `holder` for `hold_secs`, probes `third` continuously, optionally
+/// creating and dropping `churn` partitions meanwhile; returns the probe's worst latency.
+async fn probe_while(
+    db: &Database,
+    holder: WorkspaceId,
+    third: WorkspaceId,
+    hold_secs: u64,
+    ddl: Option<(&PartitionManager, &str, usize)>,
+) -> Result<Duration, CliError> {
+    let hold_db = db.clone();
+    let hold = tokio::spawn(async move {
+        let mut s = hold_db.tenant_session(holder).await?;
+        s.lead_count(None).await?;
+        tokio::time::sleep(Duration::from_secs(hold_secs)).await;
+        s.commit().await
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let (probe_db, probe_stop) = (db.clone(), stop.clone());
+    let probe = tokio::spawn(async move {
+        let mut worst = Duration::ZERO;
+        while !probe_stop.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            let mut s = probe_db.tenant_session(third).await?;
+            s.lead_page(LeadStatus::New, None, 50).await?;
+            s.commit().await?;
+            worst = worst.max(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok::<_, genesis_store::StoreError>(worst)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Some((mgr, run, churn)) = ddl {
+        eprintln!("creating and dropping {churn} partitions behind a {hold_secs}s transaction ...");
+        for i in 0..churn {
+            let ws = mgr.workspace_provision(&bench_workspace(&format!("{run}c"), i)?, "bench").await?;
+            mgr.drop(ws.id, "bench").await?;
+        }
+    }
+    hold.await.map_err(|e| CliError::Runtime(e.into()))??;
+    stop.store(true, Ordering::Relaxed);
+    Ok(probe.await.map_err(|e| CliError::Runtime(e.into()))??)
+}

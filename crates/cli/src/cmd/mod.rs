@@ -1,0 +1,108 @@
+//! Subcommand implementations. `run` maps every outcome to an exit code.
+
+pub mod bench;
+pub mod config;
+pub mod db;
+pub mod leads;
+pub mod serve;
+pub mod workspaces;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::{Command, config::Config, output::Output};
+
+/// A command's failure with the exit code it deserves.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad usage or configuration (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A check ran and found problems (exit 3); details were printed already.
+    #[error("{0}")]
+    CheckFailed(String),
+    /// Anything else (exit 1).
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        CliError::Usage(e.to_string())
+    }
+}
+
+impl From<genesis_store::StoreError> for CliError {
+    fn from(e: genesis_store::StoreError) -> Self {
+        match e {
+            genesis_store::StoreError::Conflict { .. } | genesis_store::StoreError::Invalid { .. } => {
+                CliError::Usage(e.to_string())
+            }
+            e => CliError::Runtime(e.into()),
+        }
+    }
+}
+
+/// Loads configuration or explains why not.
+pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
+    Ok(Config::load(Config::path(path).as_deref())?)
+}
+
+fn init_logging(cfg: Option<&Config>) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_env("GENESIS_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = cfg.is_some_and(|c| c.log.format == "json");
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Runs one command.
+pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCode {
+    let cfg = load_config(config);
+    init_logging(cfg.as_ref().ok());
+    let result = match command {
+        Command::Config(c) => config::run(c, config, out).await,
+        other => match cfg {
+            Ok(cfg) => dispatch(other, cfg, out).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+        Err(CliError::CheckFailed(m)) => {
+            eprintln!("{m}");
+            ExitCode::from(3)
+        }
+        Err(CliError::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliError> {
+    match command {
+        Command::Serve => serve::run(cfg).await,
+        Command::Migrate => {
+            let stores = cfg.regional_store()?;
+            for db in stores.distinct() {
+                db.migrate().await?;
+                eprintln!(
+                    "migrated {}",
+                    db.options().admin.get_database().unwrap_or("(default database)")
+                );
+            }
+            Ok(())
+        }
+        Command::Db(c) => db::run(c, cfg, out).await,
+        Command::Workspaces(c) => workspaces::run(c, cfg, out).await,
+        Command::Leads(c) => leads::run(c, cfg, out).await,
+        Command::Bench(c) => bench::run(c, cfg).await,
+        Command::Config(_) => unreachable!("handled before configuration is required"),
+    }
+}

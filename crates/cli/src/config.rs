@@ -1,0 +1,444 @@
+//! Configuration: one TOML file plus `GENESIS_*` environment overrides
+//! (`GENESIS_DATABASE__URL` sets `database.url`; `__` separates levels).
+//!
+//! Loading never half-succeeds: [`Config::load`] returns every problem it finds, each naming
+//! the field, and `genesis config check` prints them all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use genesis_core::{LegacyTenant, Region, WorkspaceId};
+use genesis_store::{Database, DbOptions, Pooler, RegionalStore};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnectOptions;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// PostgreSQL.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Redis.
+    #[serde(default)]
+    pub redis: RedisConfig,
+    /// The Ohio legacy tenant (spec 3); absent when there is none.
+    #[serde(default)]
+    pub ohio: Option<OhioConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token for `/api/v1` (operator access until operator sign-in exists). When unset
+    /// the API refuses every request: fail closed.
+    #[serde(default)]
+    pub api_token: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            api_token: None,
+        }
+    }
+}
+
+/// One database login pair.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DsnConfig {
+    /// Administrator login (migrations, partition DDL as `genesis_owner`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Runtime login as `genesis_app`; derived from `url` when absent.
+    #[serde(default)]
+    pub app_url: Option<String>,
+    /// Password of `genesis_app` when `app_url` is derived.
+    #[serde(default)]
+    pub app_password: Option<String>,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The default DSN, serving every region without its own entry.
+    #[serde(flatten)]
+    pub default: DsnConfig,
+    /// Per-region DSNs (data residency, spec 62): `[database.regions.eu-west]`.
+    #[serde(default)]
+    pub regions: BTreeMap<String, DsnConfig>,
+    /// `direct` or `pgbouncer-transaction` (what `app_url` points at).
+    #[serde(default = "default_pooler")]
+    pub pooler: String,
+    /// Runtime pool size per region.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// `lock_timeout` for partition DDL, in milliseconds.
+    #[serde(default = "default_ddl_lock_timeout_ms")]
+    pub ddl_lock_timeout_ms: u64,
+}
+
+fn default_pooler() -> String {
+    "direct".into()
+}
+fn default_pool_size() -> u32 {
+    10
+}
+fn default_ddl_lock_timeout_ms() -> u64 {
+    3_000
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            default: DsnConfig::default(),
+            regions: BTreeMap::new(),
+            pooler: default_pooler(),
+            pool_size: default_pool_size(),
+            ddl_lock_timeout_ms: default_ddl_lock_timeout_ms(),
+        }
+    }
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `[ohio]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OhioConfig {
+    /// The legacy workspace's UUID.
+    pub workspace_id: String,
+    /// The legacy n8n base URL.
+    pub n8n_url: String,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+fn default_log_format() -> String {
+    "pretty".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: default_log_format(),
+        }
+    }
+}
+
+/// One configuration problem, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Dotted path, e.g. `database.regions.eu-west.url`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<Problem>);
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// The file to read: `--config`, else `GENESIS_CONFIG`, else `./genesis.toml` if present.
+    pub fn path(explicit: Option<&Path>) -> Option<PathBuf> {
+        explicit.map(Path::to_path_buf).or_else(|| {
+            let p = PathBuf::from("genesis.toml");
+            p.exists().then_some(p)
+        })
+    }
+
+    /// Loads file + environment, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError(vec![problem(
+                    "--config",
+                    format!("{} does not exist", p.display()),
+                )]));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        fig = fig.merge(Env::prefixed("GENESIS_").split("__").ignore(&["config"]));
+        let cfg: Config = fig.extract().map_err(|e| {
+            ConfigError(
+                e.into_iter()
+                    .map(|e| {
+                        let field = if e.path.is_empty() {
+                            "(root)".to_string()
+                        } else {
+                            e.path.join(".")
+                        };
+                        problem(field, e.kind.to_string())
+                    })
+                    .collect(),
+            )
+        })?;
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Every semantic problem (the parts serde cannot check).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let Err(p) = self.server.listen.parse::<std::net::SocketAddr>() {
+            out.push(problem("server.listen", format!("not a socket address: {p}")));
+        }
+        if let Some(t) = &self.server.api_token
+            && t.len() < 16
+        {
+            out.push(problem("server.api_token", "must be at least 16 characters"));
+        }
+        if !["direct", "pgbouncer-transaction"].contains(&self.database.pooler.as_str()) {
+            out.push(problem(
+                "database.pooler",
+                "must be \"direct\" or \"pgbouncer-transaction\"",
+            ));
+        }
+        if self.database.pool_size == 0 {
+            out.push(problem("database.pool_size", "must be at least 1"));
+        }
+        let check_dsn = |prefix: &str, d: &DsnConfig, out: &mut Vec<Problem>| {
+            if let Some(u) = &d.url
+                && let Err(e) = PgConnectOptions::from_str(u)
+            {
+                out.push(problem(format!("{prefix}url"), format!("not a PostgreSQL URL: {e}")));
+            }
+            if let Some(u) = &d.app_url
+                && let Err(e) = PgConnectOptions::from_str(u)
+            {
+                out.push(problem(format!("{prefix}app_url"), format!("not a PostgreSQL URL: {e}")));
+            }
+        };
+        check_dsn("database.", &self.database.default, &mut out);
+        for (name, dsn) in &self.database.regions {
+            if let Err(e) = Region::parse(name) {
+                out.push(problem(format!("database.regions.{name}"), e.to_string()));
+            }
+            check_dsn(&format!("database.regions.{name}."), dsn, &mut out);
+            if dsn.url.is_none() {
+                out.push(problem(format!("database.regions.{name}.url"), "is required"));
+            }
+        }
+        let uncovered: Vec<_> = Region::ALL
+            .iter()
+            .filter(|r| !self.database.regions.contains_key(r.code()))
+            .collect();
+        if !uncovered.is_empty() && self.database.default.url.is_none() {
+            out.push(problem(
+                "database.url",
+                format!(
+                    "is required (set it, DATABASE_URL via GENESIS_DATABASE__URL, or a [database.regions.*] entry for {})",
+                    uncovered.iter().map(|r| r.code()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if let Some(u) = &self.redis.url
+            && redis::Client::open(u.as_str()).is_err()
+        {
+            out.push(problem("redis.url", "not a Redis URL (redis://host:port)"));
+        }
+        if let Some(o) = &self.ohio {
+            if let Err(e) = WorkspaceId::parse(&o.workspace_id) {
+                out.push(problem("ohio.workspace_id", e.to_string()));
+            }
+            if !(o.n8n_url.starts_with("http://") || o.n8n_url.starts_with("https://")) {
+                out.push(problem("ohio.n8n_url", "must be an http(s) URL"));
+            }
+        }
+        if !["pretty", "json"].contains(&self.log.format.as_str()) {
+            out.push(problem("log.format", "must be \"pretty\" or \"json\""));
+        }
+        out
+    }
+
+    fn db_options(&self, dsn: &DsnConfig) -> Result<DbOptions, ConfigError> {
+        let url = dsn
+            .url
+            .as_deref()
+            .ok_or_else(|| ConfigError(vec![problem("database.url", "is required")]))?;
+        let admin = PgConnectOptions::from_str(url)
+            .map_err(|e| ConfigError(vec![problem("database.url", e.to_string())]))?
+            .application_name("genesis-owner");
+        let pooler = match self.database.pooler.as_str() {
+            "pgbouncer-transaction" => Pooler::PgBouncerTransaction,
+            _ => Pooler::Direct,
+        };
+        let mut opts = match &dsn.app_url {
+            Some(app) => DbOptions::new(
+                admin,
+                PgConnectOptions::from_str(app)
+                    .map_err(|e| ConfigError(vec![problem("database.app_url", e.to_string())]))?
+                    .application_name("genesis"),
+                pooler,
+            ),
+            None => {
+                let mut o = DbOptions::derive_app(admin, dsn.app_password.as_deref());
+                o.pooler = pooler;
+                o
+            }
+        };
+        opts.app_pool_size = self.database.pool_size;
+        opts.ddl_lock_timeout = Duration::from_millis(self.database.ddl_lock_timeout_ms);
+        Ok(opts)
+    }
+
+    /// Connects (lazily) to every region's database; regions sharing a DSN share the pools.
+    pub fn regional_store(&self) -> Result<RegionalStore, ConfigError> {
+        let mut groups: Vec<(String, Vec<Region>, DsnConfig)> = Vec::new();
+        for region in Region::ALL {
+            let dsn = self
+                .database
+                .regions
+                .get(region.code())
+                .cloned()
+                .unwrap_or_else(|| self.database.default.clone());
+            let key = format!("{:?}|{:?}", dsn.url, dsn.app_url);
+            match groups.iter_mut().find(|(k, ..)| *k == key) {
+                Some((_, regions, _)) => regions.push(region),
+                None => groups.push((key, vec![region], dsn)),
+            }
+        }
+        let mut built = Vec::new();
+        for (_, regions, dsn) in groups {
+            built.push((regions, Database::connect_lazy(self.db_options(&dsn)?)));
+        }
+        RegionalStore::new(built).map_err(|e| ConfigError(vec![problem("database.regions", e.to_string())]))
+    }
+
+    /// The Ohio router input.
+    pub fn legacy_tenant(&self) -> Option<LegacyTenant> {
+        self.ohio.as_ref().and_then(|o| {
+            WorkspaceId::parse(&o.workspace_id)
+                .ok()
+                .map(|workspace_id| LegacyTenant {
+                    workspace_id,
+                    n8n_url: o.n8n_url.clone(),
+                })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(s: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("genesis.toml");
+        std::fs::write(&p, s).expect("write");
+        // Figment reads the environment too; these tests only set keys the environment of
+        // `make test` does not.
+        Config::load(Some(&p))
+    }
+
+    #[test]
+    fn every_problem_names_its_field() {
+        let err = from_toml(
+            r#"
+            [server]
+            listen = "nope"
+            [database]
+            url = "postgres://u@h/db"
+            pooler = "magic"
+            [database.regions.mars-1]
+            url = "postgres://u@h/db"
+            [ohio]
+            workspace_id = "not-a-uuid"
+            n8n_url = "ftp://x"
+            "#,
+        )
+        .expect_err("invalid");
+        let fields: Vec<_> = err.0.iter().map(|p| p.field.as_str()).collect();
+        for f in ["server.listen", "database.pooler", "database.regions.mars-1", "ohio.workspace_id", "ohio.n8n_url"] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let err = from_toml("[server]\nlisten = 5\n").expect_err("wrong type");
+        assert_eq!(err.0[0].field, "server.listen");
+        let err = from_toml("[databse]\nurl = \"x\"\n").expect_err("typo");
+        assert!(err.0[0].message.contains("databse"), "{:?}", err.0);
+    }
+
+    #[test]
+    fn a_single_dsn_serves_every_region_and_regions_can_override() {
+        let cfg = from_toml(
+            r#"
+            [database]
+            url = "postgres://postgres@127.0.0.1:5432/genesis"
+            [database.regions.eu-west]
+            url = "postgres://postgres@127.0.0.2:5432/genesis_eu"
+            "#,
+        )
+        .expect("valid");
+        let stores = cfg.regional_store().expect("stores");
+        assert_eq!(stores.distinct().len(), 2);
+        assert_eq!(
+            stores.for_region(Region::EuWest).options().admin.get_database(),
+            Some("genesis_eu")
+        );
+        assert_eq!(
+            stores.for_region(Region::Apac).options().app.get_username(),
+            "genesis_app"
+        );
+    }
+}

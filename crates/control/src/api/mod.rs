@@ -1,0 +1,20 @@
+//! `/api/v1` routes.
+
+pub mod body;
+pub mod leads;
+pub mod workspaces;
+
+use axum::{Router, routing::get};
+
+use crate::AppState;
+
+/// The versioned API.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
+        .route("/workspaces/{id}", get(workspaces::get))
+        .route("/workspaces/{id}/leads", get(leads::page).post(leads::import))
+}

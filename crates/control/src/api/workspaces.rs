@@ -1,0 +1,130 @@
+//! Workspaces: create (with the lead partition, atomically), get, list.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use genesis_core::{Region, Slug, Tier, WorkspaceId, WorkspaceName};
+use genesis_store::{NewWorkspace, PartitionManager, Workspace};
+use serde::{Deserialize, Serialize};
+
+use super::body::{ApiJson, required, workspace_id};
+use crate::{AppState, Problem};
+
+/// `POST /api/v1/workspaces` body. Every field is optional here so that a missing one is
+/// reported by name, like an invalid one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    /// Optional caller-chosen id (idempotent retries).
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Slug.
+    pub slug: Option<String>,
+    /// Region code.
+    pub region: Option<String>,
+    /// Tier code; `standard` when absent.
+    pub tier: Option<String>,
+}
+
+impl CreateWorkspace {
+    /// Parses every field; the first bad one is reported.
+    pub fn parse(&self) -> Result<NewWorkspace, Problem> {
+        Ok(NewWorkspace {
+            id: match &self.id {
+                Some(raw) => WorkspaceId::parse(raw).map_err(|e| Problem::invalid_field("id", e))?,
+                None => WorkspaceId::new(),
+            },
+            name: WorkspaceName::parse(required("name", &self.name)?)
+                .map_err(|e| Problem::invalid_field("name", e))?,
+            slug: Slug::parse(required("slug", &self.slug)?)
+                .map_err(|e| Problem::invalid_field("slug", e))?,
+            region: Region::parse(required("region", &self.region)?)
+                .map_err(|e| Problem::invalid_field("region", e))?,
+            tier: match &self.tier {
+                Some(t) => Tier::parse(t).map_err(|e| Problem::invalid_field("tier", e))?,
+                None => Tier::Standard,
+            },
+        })
+    }
+}
+
+/// Creates a workspace and its partition in its region's database.
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateWorkspace>,
+) -> Result<impl IntoResponse, Problem> {
+    let new = body.parse()?;
+    // Slugs are global (they appear in URLs and partition names) while each region's database
+    // only knows its own tenants.
+    if state.stores.slug_taken(&new.slug).await? {
+        return Err(Problem::conflict(
+            "slug",
+            format!("slug {:?} is already in use", new.slug.as_str()),
+        ));
+    }
+    let db = state.stores.for_region(new.region);
+    let ws = PartitionManager::new(db.clone())
+        .workspace_provision(&new, "api")
+        .await?;
+    let location = format!("/api/v1/workspaces/{}", ws.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ws)))
+}
+
+/// One workspace.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Workspace>, Problem> {
+    let id = workspace_id(&id)?;
+    let (ws, _) = state.stores.workspace_find(id).await?;
+    Ok(Json(ws))
+}
+
+/// `GET /api/v1/workspaces` query.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// Return slugs after this one.
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// A page of workspaces.
+#[derive(Debug, Serialize)]
+pub struct WorkspaceList {
+    /// In slug order.
+    pub items: Vec<Workspace>,
+    /// Pass as `after` for the next page.
+    pub next: Option<String>,
+}
+
+/// Workspaces across regions, in slug order.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<WorkspaceList>, Problem> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 500"));
+    }
+    let after = q
+        .after
+        .as_deref()
+        .map(Slug::parse)
+        .transpose()
+        .map_err(|e| Problem::invalid_field("after", e))?;
+    let mut items = Vec::new();
+    for db in state.stores.distinct() {
+        items.extend(db.workspace_list(after.as_ref(), limit).await?);
+    }
+    items.sort_by(|a, b| a.slug.cmp(&b.slug));
+    items.truncate(limit as usize);
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|w| w.slug.to_string()))
+        .flatten();
+    Ok(Json(WorkspaceList { items, next }))
+}

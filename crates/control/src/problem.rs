@@ -1,0 +1,127 @@
+//! RFC 9457 problem details: every API error is `application/problem+json` with a stable
+//! `type`, a human `title`/`detail`, and the offending `field` when there is one.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use genesis_store::StoreError;
+use serde::Serialize;
+
+/// A problem response.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// Stable identifier of the problem kind, e.g. `/problems/invalid-field`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened in this case.
+    pub detail: String,
+    /// The request field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, kind: &str, title: &'static str, detail: String) -> Self {
+        Self {
+            kind: format!("/problems/{kind}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            field: None,
+        }
+    }
+
+    /// A field failed to parse or validate.
+    pub fn invalid_field(field: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        let mut p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "Invalid field",
+            format!("{field} {detail}"),
+        );
+        p.field = Some(field);
+        p
+    }
+
+    /// The body is not JSON of the expected shape.
+    pub fn bad_body(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-body", "Malformed request body", detail.to_string())
+    }
+
+    /// Nothing here by that name.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} not found"))
+    }
+
+    /// A unique value is taken.
+    pub fn conflict(field: &str, detail: impl std::fmt::Display) -> Self {
+        let mut p = Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail.to_string());
+        p.field = Some(field.to_owned());
+        p
+    }
+
+    /// Missing or wrong credentials.
+    pub fn unauthorized(detail: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail.to_owned())
+    }
+
+    /// Authenticated but not allowed.
+    pub fn forbidden(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail.to_string())
+    }
+
+    /// A dependency is down or busy; retry later.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail.to_string())
+    }
+
+    /// Our fault. The detail stays generic; the cause goes to the log.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the server failed; the error was logged".into(),
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, Json(self)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        resp
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { what } => Problem::not_found(what),
+            StoreError::Conflict { field, value } => {
+                Problem::conflict(field, format!("{field} {value:?} is already in use"))
+            }
+            StoreError::Invalid { field, message } => Problem::invalid_field(field, message),
+            StoreError::AccessRefused(reason) => Problem::forbidden(format!("tenant access refused ({reason})")),
+            e if e.is_retryable() => {
+                tracing::warn!(error = %e, "retryable store error");
+                Problem::unavailable("the database is busy; retry shortly")
+            }
+            e => {
+                tracing::error!(error = %e, "store error");
+                Problem::internal()
+            }
+        }
+    }
+}

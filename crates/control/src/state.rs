@@ -1,0 +1,22 @@
+//! Shared state of the HTTP handlers.
+
+use std::sync::Arc;
+
+use genesis_core::TenantRouter;
+use genesis_store::RegionalStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Everything a handler may reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Per-region databases.
+    pub stores: RegionalStore,
+    /// Redis (readiness now; queues and caches in later work).
+    pub redis: Option<redis::Client>,
+    /// The Ohio router.
+    pub router: Arc<TenantRouter>,
+    /// Renders `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
+    /// SHA-256 of the API bearer token; `None` refuses every API call.
+    pub api_token_sha256: Option<[u8; 32]>,
+}

@@ -1,0 +1,72 @@
+//! Measurement primitives for `genesis bench partitions` (here because only the store writes
+//! SQL). Nothing in the product calls these.
+
+use std::time::{Duration, Instant};
+
+use genesis_core::{LeadStatus, WorkspaceId};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::{Database, StoreError};
+
+/// Latencies of the same tenant query with and without row-level security.
+#[derive(Debug, Clone, Default)]
+pub struct QueryTimings {
+    /// Through a tenant session as the runtime role (RLS applies).
+    pub rls: Vec<Duration>,
+    /// As a superuser (RLS bypassed), or empty when the admin login is not a superuser.
+    pub bypass: Vec<Duration>,
+}
+
+const LEADS_QUERY: &str = "SELECT id, email, status, created_at FROM genesis.leads \
+     WHERE workspace_id = $1 AND status = $2 ORDER BY created_at DESC, id DESC LIMIT 50";
+
+impl Database {
+    /// Runs the newest-50-by-status query `samples` times each way, interleaved so that
+    /// machine noise hits both sides alike. Only the query itself is timed; both sides plan
+    /// it afresh each time (`force_custom_plan`), as the runtime does.
+    pub async fn bench_lead_query(
+        &self,
+        ws: WorkspaceId,
+        status: LeadStatus,
+        samples: usize,
+    ) -> Result<QueryTimings, StoreError> {
+        let mut app = self.app.acquire().await?;
+        let mut admin = PgConnection::connect_with(&self.options.admin).await?;
+        let superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut admin)
+            .await?;
+        sqlx::raw_sql(AssertSqlSafe("SET plan_cache_mode = force_custom_plan"))
+            .execute(&mut admin)
+            .await?;
+        let mut t = QueryTimings::default();
+        for _ in 0..samples {
+            let mut tx = app.begin().await?;
+            sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
+                .bind(ws.to_string())
+                .execute(&mut *tx)
+                .await?;
+            let started = Instant::now();
+            sqlx::query(LEADS_QUERY)
+                .bind(ws.as_uuid())
+                .bind(status.code())
+                .fetch_all(&mut *tx)
+                .await?;
+            t.rls.push(started.elapsed());
+            tx.commit().await?;
+
+            if superuser {
+                let mut tx = admin.begin().await?;
+                let started = Instant::now();
+                sqlx::query(LEADS_QUERY)
+                    .bind(ws.as_uuid())
+                    .bind(status.code())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                t.bypass.push(started.elapsed());
+                tx.commit().await?;
+            }
+        }
+        let _ = admin.close().await;
+        Ok(t)
+    }
+}
