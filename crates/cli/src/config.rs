@@ -238,12 +238,18 @@ impl Config {
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         if let Err(p) = self.server.listen.parse::<std::net::SocketAddr>() {
-            out.push(problem("server.listen", format!("not a socket address: {p}")));
+            out.push(problem(
+                "server.listen",
+                format!("not a socket address: {p}"),
+            ));
         }
         if let Some(t) = &self.server.api_token
             && t.len() < 16
         {
-            out.push(problem("server.api_token", "must be at least 16 characters"));
+            out.push(problem(
+                "server.api_token",
+                "must be at least 16 characters",
+            ));
         }
         if !["direct", "pgbouncer-transaction"].contains(&self.database.pooler.as_str()) {
             out.push(problem(
@@ -258,12 +264,18 @@ impl Config {
             if let Some(u) = &d.url
                 && let Err(e) = PgConnectOptions::from_str(u)
             {
-                out.push(problem(format!("{prefix}url"), format!("not a PostgreSQL URL: {e}")));
+                out.push(problem(
+                    format!("{prefix}url"),
+                    format!("not a PostgreSQL URL: {e}"),
+                ));
             }
             if let Some(u) = &d.app_url
                 && let Err(e) = PgConnectOptions::from_str(u)
             {
-                out.push(problem(format!("{prefix}app_url"), format!("not a PostgreSQL URL: {e}")));
+                out.push(problem(
+                    format!("{prefix}app_url"),
+                    format!("not a PostgreSQL URL: {e}"),
+                ));
             }
         };
         check_dsn("database.", &self.database.default, &mut out);
@@ -273,7 +285,10 @@ impl Config {
             }
             check_dsn(&format!("database.regions.{name}."), dsn, &mut out);
             if dsn.url.is_none() {
-                out.push(problem(format!("database.regions.{name}.url"), "is required"));
+                out.push(problem(
+                    format!("database.regions.{name}.url"),
+                    "is required",
+                ));
             }
         }
         let uncovered: Vec<_> = Region::ALL
@@ -359,7 +374,8 @@ impl Config {
         for (_, regions, dsn) in groups {
             built.push((regions, Database::connect_lazy(self.db_options(&dsn)?)));
         }
-        RegionalStore::new(built).map_err(|e| ConfigError(vec![problem("database.regions", e.to_string())]))
+        RegionalStore::new(built)
+            .map_err(|e| ConfigError(vec![problem("database.regions", e.to_string())]))
     }
 
     /// The Ohio router input.
@@ -406,7 +422,13 @@ mod tests {
         )
         .expect_err("invalid");
         let fields: Vec<_> = err.0.iter().map(|p| p.field.as_str()).collect();
-        for f in ["server.listen", "database.pooler", "database.regions.mars-1", "ohio.workspace_id", "ohio.n8n_url"] {
+        for f in [
+            "server.listen",
+            "database.pooler",
+            "database.regions.mars-1",
+            "ohio.workspace_id",
+            "ohio.n8n_url",
+        ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
     }
@@ -419,8 +441,8 @@ mod tests {
         assert!(err.0[0].message.contains("databse"), "{:?}", err.0);
     }
 
-    #[test]
-    fn a_single_dsn_serves_every_region_and_regions_can_override() {
+    #[tokio::test]
+    async fn a_single_dsn_serves_every_region_and_regions_can_override() {
         let cfg = from_toml(
             r#"
             [database]
@@ -433,7 +455,11 @@ mod tests {
         let stores = cfg.regional_store().expect("stores");
         assert_eq!(stores.distinct().len(), 2);
         assert_eq!(
-            stores.for_region(Region::EuWest).options().admin.get_database(),
+            stores
+                .for_region(Region::EuWest)
+                .options()
+                .admin
+                .get_database(),
             Some("genesis_eu")
         );
         assert_eq!(

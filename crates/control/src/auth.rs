@@ -22,7 +22,11 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// Refuses the request unless it carries the configured bearer token.
-pub async fn require_api_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_api_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = state.api_token_sha256 else {
         return Problem::unauthorized("the API is disabled: no server.api_token is configured")
             .into_response();

@@ -35,8 +35,15 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
         }
     };
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"ready": ok, "databases": databases, "redis": redis})))
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"ready": ok, "databases": databases, "redis": redis})),
+    )
 }
 
 /// Prometheus text exposition.

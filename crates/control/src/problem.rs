@@ -52,34 +52,64 @@ impl Problem {
 
     /// The body is not JSON of the expected shape.
     pub fn bad_body(detail: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-body", "Malformed request body", detail.to_string())
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-body",
+            "Malformed request body",
+            detail.to_string(),
+        )
     }
 
     /// Nothing here by that name.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("{what} not found"),
+        )
     }
 
     /// A unique value is taken.
     pub fn conflict(field: &str, detail: impl std::fmt::Display) -> Self {
-        let mut p = Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail.to_string());
+        let mut p = Self::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "Conflict",
+            detail.to_string(),
+        );
         p.field = Some(field.to_owned());
         p
     }
 
     /// Missing or wrong credentials.
     pub fn unauthorized(detail: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail.to_owned())
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail.to_owned(),
+        )
     }
 
     /// Authenticated but not allowed.
     pub fn forbidden(detail: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail.to_string())
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            detail.to_string(),
+        )
     }
 
     /// A dependency is down or busy; retry later.
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail.to_string())
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail.to_string(),
+        )
     }
 
     /// Our fault. The detail stays generic; the cause goes to the log.
@@ -113,7 +143,9 @@ impl From<StoreError> for Problem {
                 Problem::conflict(field, format!("{field} {value:?} is already in use"))
             }
             StoreError::Invalid { field, message } => Problem::invalid_field(field, message),
-            StoreError::AccessRefused(reason) => Problem::forbidden(format!("tenant access refused ({reason})")),
+            StoreError::AccessRefused(reason) => {
+                Problem::forbidden(format!("tenant access refused ({reason})"))
+            }
             e if e.is_retryable() => {
                 tracing::warn!(error = %e, "retryable store error");
                 Problem::unavailable("the database is busy; retry shortly")

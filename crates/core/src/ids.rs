@@ -181,7 +181,11 @@ mod tests {
             format!(" {}", u.hyphenated()),
             "'; drop table x; --".to_string(),
         ] {
-            assert_eq!(WorkspaceId::parse(&other), Err(IdParseError::Malformed), "{other}");
+            assert_eq!(
+                WorkspaceId::parse(&other),
+                Err(IdParseError::Malformed),
+                "{other}"
+            );
         }
         assert_eq!(
             WorkspaceId::parse("00000000-0000-0000-0000-000000000000"),

@@ -83,7 +83,9 @@ pub enum LeadStatus {
 
 /// A status code that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown lead status {given:?}; expected one of new, contacted, replied, booked, bounced, unsubscribed")]
+#[error(
+    "unknown lead status {given:?}; expected one of new, contacted, replied, booked, bounced, unsubscribed"
+)]
 pub struct LeadStatusError {
     /// What was given (truncated to 40 characters).
     pub given: String,
@@ -153,7 +155,15 @@ mod tests {
             Email::parse("  Ada@Example.COM ").map(|e| e.to_string()),
             Ok("ada@example.com".into())
         );
-        for bad in ["", "a@b", "no-at.example.com", "@x.com", "a@@x.com", "a b@x.com", "a@x.com."] {
+        for bad in [
+            "",
+            "a@b",
+            "no-at.example.com",
+            "@x.com",
+            "a@@x.com",
+            "a b@x.com",
+            "a@x.com.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

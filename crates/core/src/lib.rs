@@ -16,11 +16,11 @@ pub mod workspace;
 
 pub use droplet::{DropletEvent, DropletState, IllegalTransition};
 pub use ids::{DropletId, IdParseError, WorkspaceId};
+pub use lead::{Email, EmailError, LeadStatus, LeadStatusError};
 pub use region::{Region, RegionParseError};
 pub use routing::{LegacyTenant, TenantRoute, TenantRouter};
 pub use slug::{Slug, SlugError};
 pub use tier::{Tier, TierParseError};
-pub use lead::{Email, EmailError, LeadStatus, LeadStatusError};
 pub use workspace::{
     IllegalWorkspaceTransition, WorkspaceEvent, WorkspaceName, WorkspaceNameError, WorkspaceStatus,
 };

@@ -93,10 +93,22 @@ mod tests {
             Slug::parse("a;drop table x"),
             Err(SlugError::BadCharacter { found: ';' })
         );
-        assert_eq!(Slug::parse("A"), Err(SlugError::BadCharacter { found: 'A' }));
-        assert_eq!(Slug::parse("x\"y"), Err(SlugError::BadCharacter { found: '"' }));
-        assert_eq!(Slug::parse(&"a".repeat(51)), Err(SlugError::TooLong { len: 51 }));
-        assert_eq!(Slug::parse("é"), Err(SlugError::BadCharacter { found: 'é' }));
+        assert_eq!(
+            Slug::parse("A"),
+            Err(SlugError::BadCharacter { found: 'A' })
+        );
+        assert_eq!(
+            Slug::parse("x\"y"),
+            Err(SlugError::BadCharacter { found: '"' })
+        );
+        assert_eq!(
+            Slug::parse(&"a".repeat(51)),
+            Err(SlugError::TooLong { len: 51 })
+        );
+        assert_eq!(
+            Slug::parse("é"),
+            Err(SlugError::BadCharacter { found: 'é' })
+        );
         assert!(Slug::parse(&"a".repeat(50)).is_ok());
         assert_eq!(
             Slug::parse("acme_corp").map(|s| s.partition_table()),

@@ -80,10 +80,7 @@ pub struct AuditEntry {
 }
 
 /// Appends `event` on `conn` (inside the caller's transaction when there is one).
-pub async fn record(
-    conn: &mut PgConnection,
-    event: &AuditEvent,
-) -> Result<i64, StoreError> {
+pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<i64, StoreError> {
     let id = sqlx::query_scalar!(
         r#"INSERT INTO genesis.audit_log (actor, category, event, workspace_id, subject, details)
            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"#,

@@ -32,9 +32,10 @@ impl Database {
     ) -> Result<QueryTimings, StoreError> {
         let mut app = self.app.acquire().await?;
         let mut admin = PgConnection::connect_with(&self.options.admin).await?;
-        let superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(&mut admin)
-            .await?;
+        let superuser: bool =
+            sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                .fetch_one(&mut admin)
+                .await?;
         sqlx::raw_sql(AssertSqlSafe("SET plan_cache_mode = force_custom_plan"))
             .execute(&mut admin)
             .await?;

@@ -169,7 +169,9 @@ impl Database {
     /// A transaction on the runtime pool for reads. Behind PgBouncer in transaction mode a
     /// statement outside a transaction may be parsed on one server connection and executed on
     /// another, so even single reads run inside one (two extra round trips, ~0.1 ms locally).
-    pub(crate) async fn read(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    pub(crate) async fn read(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
         Ok(self.app.begin().await?)
     }
 

@@ -19,9 +19,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    Caller, Database, StoreError, TenantSession,
-    legacy::ohio::OhioLeads,
-    tenant::authorize,
+    Caller, Database, StoreError, TenantSession, legacy::ohio::OhioLeads, tenant::authorize,
 };
 
 /// A lead to insert.
@@ -131,7 +129,12 @@ pub struct CursorError;
 
 impl fmt::Display for LeadCursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.created_at.timestamp_micros(), self.id.simple())
+        write!(
+            f,
+            "{}.{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
     }
 }
 

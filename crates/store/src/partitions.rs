@@ -117,7 +117,8 @@ impl PartitionManager {
             ddl(&mut tx, self.lock_timeout_sql()).await?;
             lock_workspace(&mut tx, new.id).await?;
             let ws = insert_workspace(&mut tx, new, actor).await?;
-            self.build_partition(&mut tx, new.id, &new.slug, actor).await?;
+            self.build_partition(&mut tx, new.id, &new.slug, actor)
+                .await?;
             tx.commit().await?;
             Ok(ws)
         })
@@ -125,7 +126,11 @@ impl PartitionManager {
     }
 
     /// Makes sure the workspace's partition exists; returns whether it was built now.
-    pub async fn ensure(&self, ws: WorkspaceId, actor: &str) -> Result<PartitionOutcome, StoreError> {
+    pub async fn ensure(
+        &self,
+        ws: WorkspaceId,
+        actor: &str,
+    ) -> Result<PartitionOutcome, StoreError> {
         self.with_lock_retries(&ws.to_string(), || async {
             let mut tx = self.db.owner.begin().await?;
             ddl(&mut tx, self.lock_timeout_sql()).await?;

@@ -62,7 +62,10 @@ impl RegionalStore {
     }
 
     /// Finds a workspace in whichever region holds it.
-    pub async fn workspace_find(&self, id: WorkspaceId) -> Result<(Workspace, &Database), StoreError> {
+    pub async fn workspace_find(
+        &self,
+        id: WorkspaceId,
+    ) -> Result<(Workspace, &Database), StoreError> {
         for db in &self.distinct {
             match db.workspace_get(id).await {
                 Ok(ws) => return Ok((ws, db)),

@@ -41,18 +41,42 @@ enum Expect {
 }
 
 const SPEC_40_2: &[(&str, Expect, SettingLevel, &str)] = &[
-    ("enable_partition_pruning", Expect::Equals("on"), SettingLevel::Required,
-     "without it every tenant query plans and scans all 15,000 partitions"),
-    ("max_locks_per_transaction", Expect::AtLeast(256), SettingLevel::Required,
-     "partition DDL and queries over many partitions run out of lock slots at the default 64"),
-    ("max_pred_locks_per_transaction", Expect::AtLeast(128), SettingLevel::Required,
-     "serializable transactions over partitions need predicate-lock room"),
-    ("shared_buffers", Expect::AtLeastBytes(4 << 30), SettingLevel::Recommended,
-     "keeps the catalogs of 60,000+ relations cached"),
-    ("work_mem", Expect::AtLeastBytes(256 << 20), SettingLevel::Recommended,
-     "per-operation sort/hash memory for reporting queries"),
-    ("maintenance_work_mem", Expect::AtLeastBytes(2 << 30), SettingLevel::Recommended,
-     "index builds for new partitions and CREATE INDEX CONCURRENTLY"),
+    (
+        "enable_partition_pruning",
+        Expect::Equals("on"),
+        SettingLevel::Required,
+        "without it every tenant query plans and scans all 15,000 partitions",
+    ),
+    (
+        "max_locks_per_transaction",
+        Expect::AtLeast(256),
+        SettingLevel::Required,
+        "partition DDL and queries over many partitions run out of lock slots at the default 64",
+    ),
+    (
+        "max_pred_locks_per_transaction",
+        Expect::AtLeast(128),
+        SettingLevel::Required,
+        "serializable transactions over partitions need predicate-lock room",
+    ),
+    (
+        "shared_buffers",
+        Expect::AtLeastBytes(4 << 30),
+        SettingLevel::Recommended,
+        "keeps the catalogs of 60,000+ relations cached",
+    ),
+    (
+        "work_mem",
+        Expect::AtLeastBytes(256 << 20),
+        SettingLevel::Recommended,
+        "per-operation sort/hash memory for reporting queries",
+    ),
+    (
+        "maintenance_work_mem",
+        Expect::AtLeastBytes(2 << 30),
+        SettingLevel::Recommended,
+        "index builds for new partitions and CREATE INDEX CONCURRENTLY",
+    ),
 ];
 
 fn unit_bytes(unit: Option<&str>) -> u64 {
@@ -66,7 +90,7 @@ fn unit_bytes(unit: Option<&str>) -> u64 {
 }
 
 fn human_bytes(b: u64) -> String {
-    if b >= 1 << 30 && b % (1 << 30) == 0 {
+    if b >= 1 << 30 && b.is_multiple_of(1 << 30) {
         format!("{}GB", b >> 30)
     } else if b >= 1 << 20 {
         format!("{}MB", b >> 20)
@@ -92,14 +116,23 @@ impl Database {
                 continue;
             };
             let (value, required, ok) = match expect {
-                Expect::Equals(want) => (row.setting.clone(), (*want).to_owned(), row.setting == *want),
+                Expect::Equals(want) => (
+                    row.setting.clone(),
+                    (*want).to_owned(),
+                    row.setting == *want,
+                ),
                 Expect::AtLeast(min) => {
                     let v: i64 = row.setting.parse().unwrap_or(0);
                     (row.setting.clone(), format!(">= {min}"), v >= *min)
                 }
                 Expect::AtLeastBytes(min) => {
-                    let v = row.setting.parse::<u64>().unwrap_or(0) * unit_bytes(row.unit.as_deref());
-                    (human_bytes(v), format!(">= {}", human_bytes(*min)), v >= *min)
+                    let v =
+                        row.setting.parse::<u64>().unwrap_or(0) * unit_bytes(row.unit.as_deref());
+                    (
+                        human_bytes(v),
+                        format!(">= {}", human_bytes(*min)),
+                        v >= *min,
+                    )
                 }
             };
             out.push(SettingCheck {
@@ -112,9 +145,10 @@ impl Database {
             });
         }
 
-        let plan_cache_mode = sqlx::query_scalar!(r#"SELECT current_setting('plan_cache_mode') AS "v!""#)
-            .fetch_one(&mut *self.read().await?)
-            .await?;
+        let plan_cache_mode =
+            sqlx::query_scalar!(r#"SELECT current_setting('plan_cache_mode') AS "v!""#)
+                .fetch_one(&mut *self.read().await?)
+                .await?;
         out.push(SettingCheck {
             setting: format!("plan_cache_mode (as {APP_ROLE})"),
             ok: plan_cache_mode == "force_custom_plan",
@@ -134,7 +168,12 @@ impl Database {
         out.push(SettingCheck {
             setting: format!("{APP_ROLE} bypasses RLS"),
             ok: !role.superuser && !role.bypassrls,
-            value: if role.superuser || role.bypassrls { "yes" } else { "no" }.into(),
+            value: if role.superuser || role.bypassrls {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
             required: "no".into(),
             level: SettingLevel::Required,
             why: "a superuser or BYPASSRLS runtime role would see every tenant's rows",

@@ -106,16 +106,16 @@ impl TenantSession {
 impl Database {
     /// Opens a session for a workspace id the caller already holds as a parsed value (for
     /// internal components). External input goes through [`Database::tenant_open`].
-    pub async fn tenant_session(&self, workspace: WorkspaceId) -> Result<TenantSession, StoreError> {
+    pub async fn tenant_session(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<TenantSession, StoreError> {
         let mut tx = self.app.begin().await?;
         sqlx::query_scalar::<_, String>("SELECT set_config('app.workspace_id', $1, true)")
             .bind(workspace.to_string())
             .fetch_one(&mut *tx)
             .await?;
-        Ok(TenantSession {
-            tx,
-            workspace,
-        })
+        Ok(TenantSession { tx, workspace })
     }
 
     /// The gate: parses `requested`, checks it against `caller`, opens a session or refuses
@@ -132,7 +132,12 @@ impl Database {
         self.tenant_session(workspace).await
     }
 
-    pub(crate) async fn refuse(&self, caller: &Caller, requested: &str, reason: RefusalReason) -> StoreError {
+    pub(crate) async fn refuse(
+        &self,
+        caller: &Caller,
+        requested: &str,
+        reason: RefusalReason,
+    ) -> StoreError {
         metrics::counter!("genesis_tenant_access_refused_total", "reason" => reason.code())
             .increment(1);
         tracing::warn!(actor = %caller.actor(), reason = reason.code(), "tenant access refused");

@@ -8,11 +8,7 @@ use genesis_core::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{
-    AuditEvent, Database, StoreError,
-    audit::record,
-    error::conflict_or,
-};
+use crate::{AuditEvent, Database, StoreError, audit::record, error::conflict_or};
 
 /// What is needed to create a workspace; every field is already parsed.
 #[derive(Debug, Clone)]

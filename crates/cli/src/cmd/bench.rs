@@ -35,7 +35,14 @@ pub enum BenchCommand {
     },
 }
 
-fn emit(metric: &str, value: f64, unit: &str, baseline: serde_json::Value, target: &str, ok: Option<bool>) {
+fn emit(
+    metric: &str,
+    value: f64,
+    unit: &str,
+    baseline: serde_json::Value,
+    target: &str,
+    ok: Option<bool>,
+) {
     println!(
         "{}",
         json!({"bench": "partitions", "metric": metric, "value": (value * 1000.0).round() / 1000.0,
@@ -59,7 +66,8 @@ fn bench_workspace(run: &str, i: usize) -> Result<NewWorkspace, CliError> {
     Ok(NewWorkspace {
         id: WorkspaceId::new(),
         slug: Slug::parse(&format!("b{run}_{i}")).map_err(|e| CliError::Usage(e.to_string()))?,
-        name: WorkspaceName::parse(&format!("Bench {i}")).map_err(|e| CliError::Usage(e.to_string()))?,
+        name: WorkspaceName::parse(&format!("Bench {i}"))
+            .map_err(|e| CliError::Usage(e.to_string()))?,
         region: Region::UsEast,
         tier: Tier::Standard,
     })
@@ -67,7 +75,12 @@ fn bench_workspace(run: &str, i: usize) -> Result<NewWorkspace, CliError> {
 
 /// Runs a benchmark.
 pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
-    let BenchCommand::Partitions { count, samples, churn, hold_secs } = cmd;
+    let BenchCommand::Partitions {
+        count,
+        samples,
+        churn,
+        hold_secs,
+    } = cmd;
     if count < 3 {
         return Err(CliError::Usage("--count must be at least 3".into()));
     }
@@ -88,7 +101,9 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
         if i == tail_from {
             tail_started = Instant::now();
         }
-        let ws = mgr.workspace_provision(&bench_workspace(run, i)?, "bench").await?;
+        let ws = mgr
+            .workspace_provision(&bench_workspace(run, i)?, "bench")
+            .await?;
         ids.push(ws.id);
         if (i + 1) % (count / 20).max(1) == 0 {
             let rate = (i + 1) as f64 / started.elapsed().as_secs_f64() * 60.0;
@@ -100,9 +115,30 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
     let per_min = count as f64 / total.as_secs_f64() * 60.0;
     let tail_per_min = (count - tail_from) as f64 / tail.as_secs_f64() * 60.0;
     let at = existing + count;
-    emit("partitions_created", at as f64, "partitions", serde_json::Value::Null, "", None);
-    emit("partition_create_rate", per_min, "1/min", json!({"name": "spec 40 target", "value": 100}), ">= 1000/min", Some(per_min >= 1000.0));
-    emit("partition_create_rate_last_10pct", tail_per_min, "1/min", json!({"name": "spec 40 target", "value": 100}), ">= 1000/min", Some(tail_per_min >= 1000.0));
+    emit(
+        "partitions_created",
+        at as f64,
+        "partitions",
+        serde_json::Value::Null,
+        "",
+        None,
+    );
+    emit(
+        "partition_create_rate",
+        per_min,
+        "1/min",
+        json!({"name": "spec 40 target", "value": 100}),
+        ">= 1000/min",
+        Some(per_min >= 1000.0),
+    );
+    emit(
+        "partition_create_rate_last_10pct",
+        tail_per_min,
+        "1/min",
+        json!({"name": "spec 40 target", "value": 100}),
+        ">= 1000/min",
+        Some(tail_per_min >= 1000.0),
+    );
 
     // 2. Tenant query latency with and without RLS at this partition count.
     let target = ids[count / 2];
@@ -110,19 +146,53 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
     s.lead_import(&synthetic("bench", 0, 20_000)).await?;
     s.commit().await?;
     eprintln!("timing the leads query ({samples} samples per side) ...");
-    let t = db.bench_lead_query(target, LeadStatus::New, samples).await?;
+    let t = db
+        .bench_lead_query(target, LeadStatus::New, samples)
+        .await?;
     let mut rls = t.rls.clone();
     rls.sort();
     let mut bypass = t.bypass.clone();
     bypass.sort();
     let rls_p50 = ms(percentile(&rls, 0.5));
-    emit("leads_query_p50_rls", rls_p50, "ms", if bypass.is_empty() { serde_json::Value::Null } else { json!({"name": "same query, RLS bypassed", "value": ms(percentile(&bypass, 0.5))}) }, "< 100 ms (spec 40)", Some(rls_p50 < 100.0));
-    emit("leads_query_p95_rls", ms(percentile(&rls, 0.95)), "ms", serde_json::Value::Null, "", None);
+    emit(
+        "leads_query_p50_rls",
+        rls_p50,
+        "ms",
+        if bypass.is_empty() {
+            serde_json::Value::Null
+        } else {
+            json!({"name": "same query, RLS bypassed", "value": ms(percentile(&bypass, 0.5))})
+        },
+        "< 100 ms (spec 40)",
+        Some(rls_p50 < 100.0),
+    );
+    emit(
+        "leads_query_p95_rls",
+        ms(percentile(&rls, 0.95)),
+        "ms",
+        serde_json::Value::Null,
+        "",
+        None,
+    );
     if !bypass.is_empty() {
         let base = ms(percentile(&bypass, 0.5));
         let overhead = (rls_p50 - base) / base * 100.0;
-        emit("rls_overhead_p50", overhead, "%", json!({"name": "same query, RLS bypassed", "value": base}), "< 5 %", Some(overhead < 5.0));
-        emit("rls_overhead_p50_abs", rls_p50 - base, "ms", serde_json::Value::Null, "< 1 ms (spec 40)", Some(rls_p50 - base < 1.0));
+        emit(
+            "rls_overhead_p50",
+            overhead,
+            "%",
+            json!({"name": "same query, RLS bypassed", "value": base}),
+            "< 5 %",
+            Some(overhead < 5.0),
+        );
+        emit(
+            "rls_overhead_p50_abs",
+            rls_p50 - base,
+            "ms",
+            serde_json::Value::Null,
+            "< 1 ms (spec 40)",
+            Some(rls_p50 - base < 1.0),
+        );
     }
 
     // 3. Worst delay of a third tenant's query while partitions are created and dropped behind
@@ -174,7 +244,9 @@ async fn probe_while(
     if let Some((mgr, run, churn)) = ddl {
         eprintln!("creating and dropping {churn} partitions behind a {hold_secs}s transaction ...");
         for i in 0..churn {
-            let ws = mgr.workspace_provision(&bench_workspace(&format!("{run}c"), i)?, "bench").await?;
+            let ws = mgr
+                .workspace_provision(&bench_workspace(&format!("{run}c"), i)?, "bench")
+                .await?;
             mgr.drop(ws.id, "bench").await?;
         }
     }

@@ -5,7 +5,10 @@ use std::path::Path;
 use clap::Subcommand;
 
 use super::CliError;
-use crate::{config::Config, output::{Output, print}};
+use crate::{
+    config::Config,
+    output::{Output, print},
+};
 
 /// Configuration commands.
 #[derive(Debug, Subcommand)]
@@ -21,7 +24,10 @@ pub async fn run(cmd: ConfigCommand, path: Option<&Path>, out: Output) -> Result
             let file = Config::path(path);
             match Config::load(file.as_deref()) {
                 Ok(cfg) => {
-                    let regions = cfg.regional_store().map(|s| s.distinct().len()).unwrap_or(0);
+                    let regions = cfg
+                        .regional_store()
+                        .map(|s| s.distinct().len())
+                        .unwrap_or(0);
                     let summary = serde_json::json!({
                         "ok": true,
                         "file": file.as_ref().map(|p| p.display().to_string()),
@@ -35,19 +41,41 @@ pub async fn run(cmd: ConfigCommand, path: Option<&Path>, out: Output) -> Result
                         &summary,
                         &["check", "result"],
                         vec![
-                            vec!["file".into(), file.map(|p| p.display().to_string()).unwrap_or_else(|| "(none: defaults + environment)".into())],
+                            vec![
+                                "file".into(),
+                                file.map(|p| p.display().to_string())
+                                    .unwrap_or_else(|| "(none: defaults + environment)".into()),
+                            ],
                             vec!["listen".into(), cfg.server.listen.clone()],
                             vec!["distinct databases".into(), regions.to_string()],
-                            vec!["api".into(), if cfg.server.api_token.is_some() { "enabled".into() } else { "disabled (no server.api_token)".into() }],
+                            vec![
+                                "api".into(),
+                                if cfg.server.api_token.is_some() {
+                                    "enabled".into()
+                                } else {
+                                    "disabled (no server.api_token)".into()
+                                },
+                            ],
                             vec!["result".into(), "ok".into()],
                         ],
                     );
                     Ok(())
                 }
                 Err(e) => {
-                    let rows = e.0.iter().map(|p| vec![p.field.clone(), p.message.clone()]).collect();
-                    print(out, &serde_json::json!({"ok": false, "problems": e.0}), &["field", "problem"], rows);
-                    Err(CliError::CheckFailed(format!("{} configuration problem(s)", e.0.len())))
+                    let rows =
+                        e.0.iter()
+                            .map(|p| vec![p.field.clone(), p.message.clone()])
+                            .collect();
+                    print(
+                        out,
+                        &serde_json::json!({"ok": false, "problems": e.0}),
+                        &["field", "problem"],
+                        rows,
+                    );
+                    Err(CliError::CheckFailed(format!(
+                        "{} configuration problem(s)",
+                        e.0.len()
+                    )))
                 }
             }
         }

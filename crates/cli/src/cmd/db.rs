@@ -4,7 +4,10 @@ use clap::Subcommand;
 use genesis_store::SettingLevel;
 
 use super::CliError;
-use crate::{config::Config, output::{Output, print}};
+use crate::{
+    config::Config,
+    output::{Output, print},
+};
 
 /// Database commands.
 #[derive(Debug, Subcommand)]
@@ -51,7 +54,12 @@ pub async fn run(cmd: DbCommand, cfg: Config, out: Output) -> Result<(), CliErro
                         db.options().admin.get_database().unwrap_or("(default)")
                     );
                 }
-                print(out, &checks, &["setting", "value", "required", "status", "why it matters"], rows);
+                print(
+                    out,
+                    &checks,
+                    &["setting", "value", "required", "status", "why it matters"],
+                    rows,
+                );
             }
             if failed > 0 {
                 Err(CliError::CheckFailed(format!(

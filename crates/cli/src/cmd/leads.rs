@@ -7,7 +7,10 @@ use genesis_core::{Email, LeadStatus};
 use genesis_store::NewLead;
 
 use super::{CliError, workspaces::resolve};
-use crate::{config::Config, output::{Output, print}};
+use crate::{
+    config::Config,
+    output::{Output, print},
+};
 
 /// Lead commands.
 #[derive(Debug, Subcommand)]
@@ -31,11 +34,18 @@ pub enum LeadsCommand {
 
 /// Synthetic but plausible leads, spread over the funnel statuses.
 pub fn synthetic(workspace_slug: &str, from: u64, n: u64) -> Vec<NewLead> {
-    const FIRST: [&str; 8] = ["ada", "grace", "alan", "edsger", "barbara", "ken", "margaret", "linus"];
+    const FIRST: [&str; 8] = [
+        "ada", "grace", "alan", "edsger", "barbara", "ken", "margaret", "linus",
+    ];
     const COMPANY: [&str; 5] = ["Acme", "Globex", "Initech", "Umbrella", "Hooli"];
     (from..from + n)
         .filter_map(|i| {
-            let email = Email::parse(&format!("{}.{i}@{}.example", FIRST[(i % 8) as usize], workspace_slug.replace('_', "-"))).ok()?;
+            let email = Email::parse(&format!(
+                "{}.{i}@{}.example",
+                FIRST[(i % 8) as usize],
+                workspace_slug.replace('_', "-")
+            ))
+            .ok()?;
             let mut l = NewLead::with_email(email);
             l.first_name = Some(FIRST[(i % 8) as usize].to_string());
             l.company = Some(COMPANY[(i % 5) as usize].to_string());
@@ -81,7 +91,12 @@ pub async fn run(cmd: LeadsCommand, cfg: Config, out: Output) -> Result<(), CliE
                 out,
                 &serde_json::json!({"workspace": ws.slug, "requested": count, "inserted": inserted, "seconds": secs}),
                 &["workspace", "requested", "inserted", "seconds"],
-                vec![vec![ws.slug.to_string(), count.to_string(), inserted.to_string(), format!("{secs:.2}")]],
+                vec![vec![
+                    ws.slug.to_string(),
+                    count.to_string(),
+                    inserted.to_string(),
+                    format!("{secs:.2}"),
+                ]],
             );
         }
         LeadsCommand::Count { workspace } => {
@@ -92,8 +107,19 @@ pub async fn run(cmd: LeadsCommand, cfg: Config, out: Output) -> Result<(), CliE
                 counts.push((status, s.lead_count(Some(status)).await?));
             }
             s.commit().await?;
-            let json: serde_json::Map<_, _> = counts.iter().map(|(s, n)| (s.code().to_string(), (*n).into())).collect();
-            print(out, &json, &["status", "leads"], counts.iter().map(|(s, n)| vec![s.to_string(), n.to_string()]).collect());
+            let json: serde_json::Map<_, _> = counts
+                .iter()
+                .map(|(s, n)| (s.code().to_string(), (*n).into()))
+                .collect();
+            print(
+                out,
+                &json,
+                &["status", "leads"],
+                counts
+                    .iter()
+                    .map(|(s, n)| vec![s.to_string(), n.to_string()])
+                    .collect(),
+            );
         }
     }
     Ok(())

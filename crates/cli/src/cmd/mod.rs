@@ -35,9 +35,8 @@ impl From<crate::config::ConfigError> for CliError {
 impl From<genesis_store::StoreError> for CliError {
     fn from(e: genesis_store::StoreError) -> Self {
         match e {
-            genesis_store::StoreError::Conflict { .. } | genesis_store::StoreError::Invalid { .. } => {
-                CliError::Usage(e.to_string())
-            }
+            genesis_store::StoreError::Conflict { .. }
+            | genesis_store::StoreError::Invalid { .. } => CliError::Usage(e.to_string()),
             e => CliError::Runtime(e.into()),
         }
     }
@@ -50,11 +49,15 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
 
 fn init_logging(cfg: Option<&Config>) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_env("GENESIS_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_env("GENESIS_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = cfg.is_some_and(|c| c.log.format == "json");
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Runs one command.
@@ -94,7 +97,10 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
                 db.migrate().await?;
                 eprintln!(
                     "migrated {}",
-                    db.options().admin.get_database().unwrap_or("(default database)")
+                    db.options()
+                        .admin
+                        .get_database()
+                        .unwrap_or("(default database)")
                 );
             }
             Ok(())

@@ -6,7 +6,10 @@ use genesis_core::{Region, Slug, Tier, WorkspaceId, WorkspaceName};
 use genesis_store::{NewWorkspace, PartitionManager, RegionalStore, Workspace};
 
 use super::CliError;
-use crate::{config::Config, output::{Output, print}};
+use crate::{
+    config::Config,
+    output::{Output, print},
+};
 
 /// Workspace commands.
 #[derive(Debug, Subcommand)]
@@ -60,7 +63,8 @@ pub async fn resolve(stores: &RegionalStore, key: &str) -> Result<Workspace, Cli
     if let Ok(id) = WorkspaceId::parse(key) {
         return Ok(stores.workspace_find(id).await?.0);
     }
-    let slug = Slug::parse(key).map_err(|e| CliError::Usage(format!("workspace {key:?}: not an id, and the slug {e}")))?;
+    let slug = Slug::parse(key)
+        .map_err(|e| CliError::Usage(format!("workspace {key:?}: not an id, and the slug {e}")))?;
     for db in stores.distinct() {
         match db.workspace_get_by_slug(&slug).await {
             Ok(ws) => return Ok(ws),
@@ -94,14 +98,23 @@ pub async fn run(cmd: WorkspacesCommand, cfg: Config, out: Output) -> Result<(),
     match cmd {
         WorkspacesCommand::Create(a) => {
             let new = NewWorkspace {
-                id: a.id.as_deref().map(WorkspaceId::parse).transpose().map_err(|e| usage("id", e))?.unwrap_or_default(),
+                id: a
+                    .id
+                    .as_deref()
+                    .map(WorkspaceId::parse)
+                    .transpose()
+                    .map_err(|e| usage("id", e))?
+                    .unwrap_or_default(),
                 name: WorkspaceName::parse(&a.name).map_err(|e| usage("name", e))?,
                 slug: Slug::parse(&a.slug).map_err(|e| usage("slug", e))?,
                 region: Region::parse(&a.region).map_err(|e| usage("region", e))?,
                 tier: Tier::parse(&a.tier).map_err(|e| usage("tier", e))?,
             };
             if stores.slug_taken(&new.slug).await? {
-                return Err(usage("slug", format!("{:?} is already in use", new.slug.as_str())));
+                return Err(usage(
+                    "slug",
+                    format!("{:?} is already in use", new.slug.as_str()),
+                ));
             }
             let ws = PartitionManager::new(stores.for_region(new.region).clone())
                 .workspace_provision(&new, "cli")

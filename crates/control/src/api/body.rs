@@ -1,8 +1,6 @@
 //! Request parsing helpers that turn every rejection into a problem naming the field.
 
-use axum::{
-    extract::{FromRequest, Request, rejection::JsonRejection},
-};
+use axum::extract::{FromRequest, Request, rejection::JsonRejection};
 use genesis_core::WorkspaceId;
 use serde::de::DeserializeOwned;
 

@@ -56,11 +56,15 @@ fn parse_lead(i: usize, l: &LeadInput) -> Result<NewLead, Problem> {
     lead.last_name = l.last_name.clone();
     lead.company = l.company.clone();
     if let Some(s) = &l.status {
-        lead.status = LeadStatus::parse(s).map_err(|e| Problem::invalid_field(field("status"), e))?;
+        lead.status =
+            LeadStatus::parse(s).map_err(|e| Problem::invalid_field(field("status"), e))?;
     }
     if let Some(d) = &l.data {
         if !d.is_object() {
-            return Err(Problem::invalid_field(field("data"), "must be a JSON object"));
+            return Err(Problem::invalid_field(
+                field("data"),
+                "must be a JSON object",
+            ));
         }
         lead.data = d.clone();
     }
@@ -74,7 +78,10 @@ pub async fn import(
     ApiJson(body): ApiJson<ImportBody>,
 ) -> Result<Json<ImportReport>, Problem> {
     if body.leads.len() > 50_000 {
-        return Err(Problem::invalid_field("leads", "at most 50,000 leads per request"));
+        return Err(Problem::invalid_field(
+            "leads",
+            "at most 50,000 leads per request",
+        ));
     }
     let leads = body
         .leads
@@ -132,7 +139,10 @@ pub async fn page(
         .map_err(|e| Problem::invalid_field("cursor", e))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "must be between 1 and 1000"));
+        return Err(Problem::invalid_field(
+            "limit",
+            "must be between 1 and 1000",
+        ));
     }
     let db = database_for(&state, &id).await?;
     let mut store = db.leads_open(&state.router, &caller(), &id).await?;

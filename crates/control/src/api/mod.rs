@@ -16,5 +16,8 @@ pub fn routes() -> Router<AppState> {
             get(workspaces::list).post(workspaces::create),
         )
         .route("/workspaces/{id}", get(workspaces::get))
-        .route("/workspaces/{id}/leads", get(leads::page).post(leads::import))
+        .route(
+            "/workspaces/{id}/leads",
+            get(leads::page).post(leads::import),
+        )
 }

@@ -35,7 +35,9 @@ impl CreateWorkspace {
     pub fn parse(&self) -> Result<NewWorkspace, Problem> {
         Ok(NewWorkspace {
             id: match &self.id {
-                Some(raw) => WorkspaceId::parse(raw).map_err(|e| Problem::invalid_field("id", e))?,
+                Some(raw) => {
+                    WorkspaceId::parse(raw).map_err(|e| Problem::invalid_field("id", e))?
+                }
                 None => WorkspaceId::new(),
             },
             name: WorkspaceName::parse(required("name", &self.name)?)
@@ -71,7 +73,11 @@ pub async fn create(
         .workspace_provision(&new, "api")
         .await?;
     let location = format!("/api/v1/workspaces/{}", ws.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ws)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(ws),
+    ))
 }
 
 /// One workspace.

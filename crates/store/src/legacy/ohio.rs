@@ -9,9 +9,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    Database, Lead, LeadCursor, LeadPage, NewLead, StoreError,
-    error::conflict_or,
-    leads::LeadRow,
+    Database, Lead, LeadCursor, LeadPage, NewLead, StoreError, error::conflict_or, leads::LeadRow,
 };
 
 /// An open transaction on the legacy lead table.

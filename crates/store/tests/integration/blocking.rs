@@ -60,12 +60,17 @@ async fn ddl_does_not_delay_a_third_tenant_behind_an_open_transaction() {
         .await
         .expect("create while a transaction is open");
     let created_after = ddl_started.elapsed();
-    mgr.drop(fourth.id, "test").await.expect("drop while a transaction is open");
+    mgr.drop(fourth.id, "test")
+        .await
+        .expect("drop while a transaction is open");
     hold.await.expect("holder");
     stop.store(true, Ordering::Relaxed);
     let (worst, n) = probe.await.expect("probe");
 
-    assert!(created_after < Duration::from_secs(4), "ATTACH must not wait for the open transaction ({created_after:?})");
+    assert!(
+        created_after < Duration::from_secs(4),
+        "ATTACH must not wait for the open transaction ({created_after:?})"
+    );
     assert!(n > 20, "the probe kept running ({n} queries)");
     assert!(
         worst < Duration::from_millis(100),

@@ -107,7 +107,12 @@ pub async fn check_fail_closed(db: &Database) {
         .expect("insert");
     s.commit().await.expect("commit");
 
-    for setting in [None, Some(""), Some("not-a-uuid"), Some("'; drop table x; --")] {
+    for setting in [
+        None,
+        Some(""),
+        Some("not-a-uuid"),
+        Some("'; drop table x; --"),
+    ] {
         let mut tx = db.app_pool().begin().await.expect("tx");
         if let Some(v) = setting {
             sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
@@ -117,11 +122,12 @@ pub async fn check_fail_closed(db: &Database) {
                 .expect("set");
         }
         // Explicitly naming the tenant does not help without the right context.
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM genesis.leads WHERE workspace_id = $1")
-            .bind(ws.id.as_uuid())
-            .fetch_one(&mut *tx)
-            .await
-            .expect("count");
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM genesis.leads WHERE workspace_id = $1")
+                .bind(ws.id.as_uuid())
+                .fetch_one(&mut *tx)
+                .await
+                .expect("count");
         assert_eq!(n, 0, "context {setting:?} must see nothing");
         let all: i64 = sqlx::query_scalar("SELECT count(*) FROM genesis.leads")
             .fetch_one(&mut *tx)
@@ -192,7 +198,10 @@ async fn the_gate_refuses_and_audits_bad_requests() {
     let cases = [
         ("", RefusalReason::MissingContext),
         ("abc", RefusalReason::MalformedId),
-        ("00000000-0000-0000-0000-000000000000", RefusalReason::MalformedId),
+        (
+            "00000000-0000-0000-0000-000000000000",
+            RefusalReason::MalformedId,
+        ),
         (&*b.id.to_string(), RefusalReason::CallerMismatch),
     ];
     for (requested, reason) in &cases {
@@ -218,7 +227,10 @@ async fn the_gate_refuses_and_audits_bad_requests() {
             .into()
     );
     // The rightful caller gets in.
-    let s = db.tenant_open(&caller, &a.id.to_string()).await.expect("own workspace");
+    let s = db
+        .tenant_open(&caller, &a.id.to_string())
+        .await
+        .expect("own workspace");
     assert_eq!(s.workspace_id(), a.id);
     s.rollback().await.expect("rollback");
     t.cleanup().await.expect("cleanup");
@@ -245,13 +257,21 @@ async fn bulk_import_counts_duplicates_and_respects_isolation() {
     let mut sb = db.tenant_session(b.id).await.expect("session");
     assert_eq!(sb.lead_count(None).await.expect("count"), 0);
     let mut sa = db.tenant_session(a.id).await.expect("session");
-    assert_eq!(sa.lead_count(Some(LeadStatus::New)).await.expect("count"), 10_000);
+    assert_eq!(
+        sa.lead_count(Some(LeadStatus::New)).await.expect("count"),
+        10_000
+    );
     // Awkward CSV content survives the COPY path.
     let mut odd = lead("odd@imp.example", LeadStatus::Replied);
     odd.company = Some("Quote \" comma , newline \n end".into());
     odd.first_name = None;
-    sa.lead_import(std::slice::from_ref(&odd)).await.expect("import odd");
-    let page = sa.lead_page(LeadStatus::Replied, None, 10).await.expect("page");
+    sa.lead_import(std::slice::from_ref(&odd))
+        .await
+        .expect("import odd");
+    let page = sa
+        .lead_page(LeadStatus::Replied, None, 10)
+        .await
+        .expect("page");
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].company, odd.company);
     assert_eq!(page.items[0].first_name, None);
@@ -266,7 +286,10 @@ pub async fn run_all_isolation_checks(db: &Database) {
     for i in 0..3 {
         let mut m = BTreeMap::new();
         for j in 0..(5 + i * 3) {
-            m.insert(format!("p{i}x{j}"), LeadStatus::ALL[j % LeadStatus::ALL.len()]);
+            m.insert(
+                format!("p{i}x{j}"),
+                LeadStatus::ALL[j % LeadStatus::ALL.len()],
+            );
         }
         rng_tenants.push(m);
     }

@@ -1,6 +1,8 @@
 //! State changes go through the state machines, with optimistic concurrency and audit.
 
-use genesis_core::{DropletEvent, DropletId, DropletState, Region, WorkspaceEvent, WorkspaceStatus};
+use genesis_core::{
+    DropletEvent, DropletId, DropletState, Region, WorkspaceEvent, WorkspaceStatus,
+};
 use genesis_store::{StoreError, testing::TestDb};
 
 use crate::helpers::provision;
@@ -17,16 +19,21 @@ async fn droplet_transitions_are_checked_versioned_and_audited() {
         .expect("register");
     assert_eq!((d.state, d.version), (DropletState::Pending, 0));
 
-    let d = db.droplet_transition(id, 0, DropletEvent::Booted, "test").await.expect("boot");
+    let d = db
+        .droplet_transition(id, 0, DropletEvent::Booted, "test")
+        .await
+        .expect("boot");
     assert_eq!((d.state, d.version), (DropletState::Initializing, 1));
     // A stale version loses.
     assert!(matches!(
-        db.droplet_transition(id, 0, DropletEvent::CloudInitFinished, "test").await,
+        db.droplet_transition(id, 0, DropletEvent::CloudInitFinished, "test")
+            .await,
         Err(StoreError::VersionConflict { .. })
     ));
     // An illegal event is refused without touching the row.
     assert!(matches!(
-        db.droplet_transition(id, 1, DropletEvent::WakeRequested, "test").await,
+        db.droplet_transition(id, 1, DropletEvent::WakeRequested, "test")
+            .await,
         Err(StoreError::IllegalDropletTransition(_))
     ));
     assert_eq!(db.droplet_get(id).await.expect("get").version, 1);
@@ -47,7 +54,13 @@ async fn droplet_transitions_are_checked_versioned_and_audited() {
     assert_eq!(changes[1].details["to"], "INITIALIZING");
 
     assert!(matches!(
-        db.droplet_register(DropletId::new(), genesis_core::WorkspaceId::new(), Region::EuWest, "test").await,
+        db.droplet_register(
+            DropletId::new(),
+            genesis_core::WorkspaceId::new(),
+            Region::EuWest,
+            "test"
+        )
+        .await,
         Err(StoreError::NotFound { what: "workspace" })
     ));
     t.cleanup().await.expect("cleanup");
@@ -65,7 +78,8 @@ async fn workspace_status_follows_the_tenant_lifecycle() {
         .expect("activate");
     assert_eq!(ws.status, WorkspaceStatus::Active);
     assert!(matches!(
-        db.workspace_transition(ws.id, ws.version, WorkspaceEvent::DeletionCompleted, "test").await,
+        db.workspace_transition(ws.id, ws.version, WorkspaceEvent::DeletionCompleted, "test")
+            .await,
         Err(StoreError::IllegalWorkspaceTransition(_))
     ));
     let audit = db

@@ -23,7 +23,10 @@ async fn the_router_sends_only_the_legacy_id_to_the_legacy_table() {
         .await
         .expect("open legacy");
     assert!(matches!(legacy, LeadStore::Legacy(_)));
-    legacy.insert(&lead("old@ohio.example", LeadStatus::New)).await.expect("insert");
+    legacy
+        .insert(&lead("old@ohio.example", LeadStatus::New))
+        .await
+        .expect("insert");
     assert_eq!(legacy.count(None).await.expect("count"), 1);
     legacy.commit().await.expect("commit");
 
@@ -32,8 +35,14 @@ async fn the_router_sends_only_the_legacy_id_to_the_legacy_table() {
         .await
         .expect("open sovereign");
     assert!(matches!(sov, LeadStore::Sovereign(_)));
-    assert_eq!(sov.count(None).await.expect("count"), 0, "legacy rows never reach a sovereign tenant");
-    sov.insert(&lead("new@sov.example", LeadStatus::New)).await.expect("insert");
+    assert_eq!(
+        sov.count(None).await.expect("count"),
+        0,
+        "legacy rows never reach a sovereign tenant"
+    );
+    sov.insert(&lead("new@sov.example", LeadStatus::New))
+        .await
+        .expect("insert");
     sov.commit().await.expect("commit");
 
     let mut legacy = db
@@ -41,13 +50,20 @@ async fn the_router_sends_only_the_legacy_id_to_the_legacy_table() {
         .await
         .expect("open legacy");
     let page = legacy.page(LeadStatus::New, None, 10).await.expect("page");
-    assert_eq!(page.items.iter().map(|l| l.email.as_str()).collect::<Vec<_>>(), ["old@ohio.example"]);
+    assert_eq!(
+        page.items
+            .iter()
+            .map(|l| l.email.as_str())
+            .collect::<Vec<_>>(),
+        ["old@ohio.example"]
+    );
 
     // The gate still applies on the legacy path.
-    assert!(db
-        .leads_open(&router, &Caller::Tenant(sovereign.id), &ohio.to_string())
-        .await
-        .is_err());
+    assert!(
+        db.leads_open(&router, &Caller::Tenant(sovereign.id), &ohio.to_string())
+            .await
+            .is_err()
+    );
     t.cleanup().await.expect("cleanup");
 }
 
@@ -79,5 +95,8 @@ fn no_module_but_the_legacy_adapter_names_the_legacy_table() {
         .filter(|f| !f.ends_with("store/src/legacy/ohio.rs"))
         .filter(|f| std::fs::read_to_string(f).is_ok_and(|s| s.contains(&needle)))
         .collect();
-    assert!(offenders.is_empty(), "legacy table named outside the adapter: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "legacy table named outside the adapter: {offenders:?}"
+    );
 }

@@ -21,7 +21,10 @@ async fn concurrent_ensure_creates_exactly_one_partition() {
     let new = new_workspace("conc");
     // The workspace row exists but its partition does not yet.
     let mgr = PartitionManager::new(db.clone());
-    let ws = mgr.workspace_provision(&new, "test").await.expect("provision");
+    let ws = mgr
+        .workspace_provision(&new, "test")
+        .await
+        .expect("provision");
     mgr.drop(ws.id, "test").await.expect("drop");
 
     let tasks: Vec<_> = (0..8)
@@ -56,7 +59,10 @@ async fn provisioning_is_all_or_nothing_and_audited() {
     let db = &t.db;
     let mgr = PartitionManager::new(db.clone());
     let first = new_workspace("atom");
-    let ws = mgr.workspace_provision(&first, "test").await.expect("provision");
+    let ws = mgr
+        .workspace_provision(&first, "test")
+        .await
+        .expect("provision");
     let events: Vec<String> = db
         .audit_list(Some(ws.id), None, 10)
         .await
@@ -77,7 +83,12 @@ async fn provisioning_is_all_or_nothing_and_audited() {
         db.workspace_get(dup.id).await,
         Err(StoreError::NotFound { .. })
     ));
-    assert!(db.audit_list(Some(dup.id), None, 10).await.expect("audit").is_empty());
+    assert!(
+        db.audit_list(Some(dup.id), None, 10)
+            .await
+            .expect("audit")
+            .is_empty()
+    );
 
     // A stray table squatting on a partition name makes creation fail without a trace.
     let mut squatted = new_workspace("squat");
@@ -111,12 +122,24 @@ async fn drop_is_idempotent_and_finishes_an_interrupted_detach() {
         .expect("insert");
     s.commit().await.expect("commit");
 
-    assert_eq!(mgr.ensure(ws.id, "test").await.expect("ensure"), PartitionOutcome::Existing);
-    assert_eq!(mgr.drop(ws.id, "test").await.expect("drop"), PartitionOutcome::Dropped);
+    assert_eq!(
+        mgr.ensure(ws.id, "test").await.expect("ensure"),
+        PartitionOutcome::Existing
+    );
+    assert_eq!(
+        mgr.drop(ws.id, "test").await.expect("drop"),
+        PartitionOutcome::Dropped
+    );
     assert!(!relation_exists(db, &name).await);
-    assert_eq!(mgr.drop(ws.id, "test").await.expect("drop again"), PartitionOutcome::AlreadyGone);
+    assert_eq!(
+        mgr.drop(ws.id, "test").await.expect("drop again"),
+        PartitionOutcome::AlreadyGone
+    );
     // The workspace's data is gone with it: a new partition starts empty.
-    assert_eq!(mgr.ensure(ws.id, "test").await.expect("ensure"), PartitionOutcome::Created);
+    assert_eq!(
+        mgr.ensure(ws.id, "test").await.expect("ensure"),
+        PartitionOutcome::Created
+    );
     let mut s = db.tenant_session(ws.id).await.expect("session");
     assert_eq!(s.lead_count(None).await.expect("count"), 0);
     s.commit().await.expect("commit");
@@ -124,10 +147,12 @@ async fn drop_is_idempotent_and_finishes_an_interrupted_detach() {
     // Simulate a DETACH CONCURRENTLY cancelled half-way: PostgreSQL leaves it "pending".
     // The cancel happens by lock_timeout while another session holds a conflicting lock.
     let mut blocker = db.owner_pool().begin().await.expect("tx");
-    sqlx::raw_sql(AssertSqlSafe(format!("LOCK TABLE genesis.\"{name}\" IN ACCESS SHARE MODE")))
-        .execute(&mut *blocker)
-        .await
-        .expect("lock");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "LOCK TABLE genesis.\"{name}\" IN ACCESS SHARE MODE"
+    )))
+    .execute(&mut *blocker)
+    .await
+    .expect("lock");
     let mut conn = db.owner_pool().acquire().await.expect("conn");
     let interrupted = sqlx::raw_sql(AssertSqlSafe(format!(
         "SET lock_timeout = '300ms'; ALTER TABLE genesis.leads DETACH PARTITION genesis.\"{name}\" CONCURRENTLY"
@@ -147,7 +172,10 @@ async fn drop_is_idempotent_and_finishes_an_interrupted_detach() {
         // Either state is legal for PostgreSQL; the manager must handle both.
         assert!(pending.is_none() || pending == Some(true) || pending == Some(false));
     }
-    assert_eq!(mgr.drop(ws.id, "test").await.expect("resume drop"), PartitionOutcome::Dropped);
+    assert_eq!(
+        mgr.drop(ws.id, "test").await.expect("resume drop"),
+        PartitionOutcome::Dropped
+    );
     assert!(!relation_exists(db, &name).await);
     let events: Vec<String> = db
         .audit_list(Some(ws.id), Some("PARTITION_DROPPED"), 10)

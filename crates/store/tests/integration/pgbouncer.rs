@@ -64,12 +64,23 @@ fn start_bouncer(server: &PgConnectOptions) -> Bouncer {
         dir = dir.display(),
     );
     std::fs::write(dir.join("pgbouncer.ini"), ini).expect("ini");
-    std::fs::write(dir.join("users.txt"), "\"genesis_app\" \"\"\n\"postgres\" \"\"\n").expect("users");
+    std::fs::write(
+        dir.join("users.txt"),
+        "\"genesis_app\" \"\"\n\"postgres\" \"\"\n",
+    )
+    .expect("users");
     let mut cmd = Command::new(bin);
     // PgBouncer refuses to run as root; -u drops privileges to the postgres system user.
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     if root {
-        let _ = Command::new("chmod").args(["-R", "a+rwX"]).arg(&dir).status();
+        let _ = Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(&dir)
+            .status();
         cmd.args(["-u", "postgres"]);
     }
     let child = cmd
@@ -104,10 +115,20 @@ async fn isolation_holds_through_pgbouncer_in_transaction_mode() {
     opts.app_pool_size = 8;
     let via = Database::connect_lazy(opts);
     // Concurrency forces PgBouncer to hand server connections between clients.
-    let (a, b) = tokio::join!(run_all_isolation_checks(&via), run_all_isolation_checks(&via));
+    let (a, b) = tokio::join!(
+        run_all_isolation_checks(&via),
+        run_all_isolation_checks(&via)
+    );
     let _ = (a, b);
-    let checks = via.settings_check().await.expect("settings through the pooler");
-    assert!(checks.iter().any(|c| c.setting.starts_with("plan_cache_mode") && c.ok));
+    let checks = via
+        .settings_check()
+        .await
+        .expect("settings through the pooler");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c.setting.starts_with("plan_cache_mode") && c.ok)
+    );
     via.close().await;
     drop(bouncer);
     t.cleanup().await.expect("cleanup");

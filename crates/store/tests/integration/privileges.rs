@@ -35,7 +35,10 @@ async fn runtime_role_cannot_bypass_the_data_layer() {
     .await;
     denied("CREATE TABLE genesis.evil (x int)".into()).await;
     denied(format!("DROP TABLE {partition}")).await;
-    denied(format!("ALTER TABLE genesis.leads DETACH PARTITION {partition}")).await;
+    denied(format!(
+        "ALTER TABLE genesis.leads DETACH PARTITION {partition}"
+    ))
+    .await;
     denied("ALTER TABLE genesis.leads DISABLE ROW LEVEL SECURITY".into()).await;
     denied("DROP POLICY leads_tenant_isolation ON genesis.leads".into()).await;
     // The runtime role cannot become the owner.

@@ -1,0 +1,145 @@
+//! The `genesis` binary as a user runs it: exit codes and messages.
+
+use std::process::{Command, Output};
+
+fn genesis(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_genesis"));
+    cmd.args(args)
+        .env_remove("GENESIS_DATABASE__URL")
+        .env_remove("GENESIS_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("genesis runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn config_check_lists_every_problem_and_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("genesis.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"nope\"\n[database]\nurl = \"postgres://u@h/d\"\npooler = \"x\"\n",
+    )
+    .expect("write");
+    let o = genesis(
+        &["--config", file.to_str().expect("utf8"), "config", "check"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("server.listen") && out.contains("database.pooler"),
+        "{out}"
+    );
+
+    let o = genesis(
+        &["config", "check"],
+        &[("GENESIS_DATABASE__URL", "postgres://u@127.0.0.1/db")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let o = genesis(&["config", "check"], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "missing database.url: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("database.url"));
+}
+
+#[test]
+fn bad_arguments_name_the_flag_and_exit_2_before_any_sql() {
+    // An unreachable database: parsing must fail first.
+    let env = [(
+        "GENESIS_DATABASE__URL",
+        "postgres://nobody@127.0.0.1:1/none",
+    )];
+    for (slug, region) in [
+        ("A", "eu-west"),
+        ("a;drop table x", "eu-west"),
+        ("ok", "mars"),
+    ] {
+        let o = genesis(
+            &[
+                "workspaces",
+                "create",
+                "--name",
+                "X",
+                "--slug",
+                slug,
+                "--region",
+                region,
+            ],
+            &env,
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let flag = if region == "mars" {
+            "--region"
+        } else {
+            "--slug"
+        };
+        assert!(text(&o).contains(flag), "{}", text(&o));
+    }
+}
+
+#[tokio::test]
+async fn create_get_duplicate_and_db_check_against_a_real_database() {
+    let t = genesis_store::testing::TestDb::create()
+        .await
+        .expect("test database");
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let db_url = format!(
+        "{}/{}",
+        url.rsplit_once('/').expect("url with a database").0,
+        t.name
+    );
+    let env = [("GENESIS_DATABASE__URL", db_url.as_str())];
+    let args = [
+        "workspaces",
+        "create",
+        "--name",
+        "Acme",
+        "--slug",
+        "acme",
+        "--region",
+        "eu-west",
+    ];
+    let o = genesis(&args, &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = genesis(&["-o", "json", "workspaces", "get", "acme"], &env);
+    let ws: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(ws["region"], "eu-west");
+    let o = genesis(&args, &env);
+    assert_eq!(o.status.code(), Some(2), "duplicate slug: {}", text(&o));
+
+    let o = genesis(&["-o", "json", "db", "check"], &env);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let required_off = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .any(|r| r["level"] == "required" && r["ok"] == false);
+    assert_eq!(
+        o.status.code(),
+        Some(if required_off { 3 } else { 0 }),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["setting"] == "plan_cache_mode (as genesis_app)" && r["ok"] == true)
+    );
+    t.cleanup().await.expect("cleanup");
+}

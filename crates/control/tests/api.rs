@@ -1,0 +1,292 @@
+//! Black-box API tests: a real server on port 0 over a fresh database, real HTTP.
+
+use std::sync::{Arc, OnceLock};
+
+use genesis_control::{AppState, auth::token_digest};
+use genesis_core::TenantRouter;
+use genesis_store::{RegionalStore, testing::TestDb};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct App {
+    base: String,
+    http: reqwest::Client,
+    t: TestDb,
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("one recorder per test process")
+        })
+        .clone()
+}
+
+async fn spawn_app_with(token: Option<&str>) -> App {
+    let t = TestDb::create().await.expect("test database");
+    let state = AppState {
+        stores: RegionalStore::single(t.db.clone()),
+        redis: std::env::var("REDIS_URL")
+            .ok()
+            .and_then(|u| redis::Client::open(u).ok()),
+        router: Arc::new(TenantRouter::default()),
+        metrics: Some(metrics_handle()),
+        api_token_sha256: token.map(token_digest),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(genesis_control::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    App {
+        base,
+        http: reqwest::Client::new(),
+        t,
+    }
+}
+
+async fn spawn_app() -> App {
+    spawn_app_with(Some(TOKEN)).await
+}
+
+impl App {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, r.json().await.unwrap_or(Value::Null), headers)
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn workspace_count(&self) -> usize {
+        let (_, list) = self.get("/api/v1/workspaces").await;
+        list["items"].as_array().map_or(0, Vec::len)
+    }
+}
+
+fn ws_body(slug: &str) -> Value {
+    json!({"name": "Acme Corp", "slug": slug, "region": "eu-west", "tier": "standard"})
+}
+
+#[tokio::test]
+async fn create_get_and_list_workspaces() {
+    let app = spawn_app().await;
+    let (status, ws, headers) = app.post("/api/v1/workspaces", ws_body("acme_corp")).await;
+    assert_eq!(status, 201, "{ws}");
+    let id = ws["id"].as_str().expect("id");
+    assert_eq!(headers["location"], format!("/api/v1/workspaces/{id}"));
+    assert_eq!(ws["status"], "PROVISIONING");
+    let (status, got) = app.get(&format!("/api/v1/workspaces/{id}")).await;
+    assert_eq!((status, &got["slug"]), (200, &json!("acme_corp")));
+    app.post("/api/v1/workspaces", ws_body("beta")).await;
+    let (_, list) = app.get("/api/v1/workspaces?limit=1").await;
+    assert_eq!(list["items"][0]["slug"], "acme_corp");
+    assert_eq!(list["next"], "acme_corp");
+    let (_, rest) = app.get("/api/v1/workspaces?after=acme_corp").await;
+    assert_eq!(rest["items"][0]["slug"], "beta");
+    app.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_creates_nothing() {
+    let app = spawn_app().await;
+    app.post("/api/v1/workspaces", ws_body("taken")).await;
+    let cases = [
+        (ws_body("a;drop table x"), 422, "slug"),
+        (ws_body("A"), 422, "slug"),
+        (ws_body("x\"y"), 422, "slug"),
+        (ws_body(&"a".repeat(51)), 422, "slug"),
+        (ws_body(""), 422, "slug"),
+        (ws_body("taken"), 409, "slug"),
+        (json!({"slug": "ok_1", "region": "eu-west"}), 422, "name"),
+        (
+            json!({"name": "x", "slug": "ok_2", "region": "mars"}),
+            422,
+            "region",
+        ),
+        (
+            json!({"name": "x", "slug": "ok_3", "region": "apac", "tier": "gold"}),
+            422,
+            "tier",
+        ),
+        (
+            json!({"name": "x", "slug": "ok_4", "region": "apac", "id": "nope"}),
+            422,
+            "id",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let (got, problem, headers) = app.post("/api/v1/workspaces", body.clone()).await;
+        assert_eq!(got, status, "{body} -> {problem}");
+        assert_eq!(problem["field"], field, "{body} -> {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert!(
+            problem["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("/problems/"))
+        );
+    }
+    // Unknown fields and non-JSON are malformed bodies.
+    let (status, p, _) = app
+        .post("/api/v1/workspaces", json!({"name": "x", "slugg": "y"}))
+        .await;
+    assert_eq!((status, &p["type"]), (400, &json!("/problems/bad-body")));
+    let r = app
+        .http
+        .post(format!("{}/api/v1/workspaces", app.base))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 400);
+    // Malformed and unknown ids.
+    let (status, p) = app.get("/api/v1/workspaces/not-a-uuid").await;
+    assert_eq!((status, &p["field"]), (422, &json!("id")));
+    let (status, _) = app
+        .get(&format!("/api/v1/workspaces/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(app.workspace_count().await, 1, "nothing half-created");
+    app.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn the_api_fails_closed_without_the_right_token() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/v1/workspaces", app.base);
+    assert_eq!(
+        app.http
+            .get(&url)
+            .send()
+            .await
+            .expect("req")
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth("wrong-token-0123456789")
+            .send()
+            .await
+            .expect("req")
+            .status()
+            .as_u16(),
+        401
+    );
+    let disabled = spawn_app_with(None).await;
+    let r = disabled
+        .http
+        .get(format!("{}/api/v1/workspaces", disabled.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "no configured token: the API refuses everything"
+    );
+    // Probes stay open.
+    let r = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status().as_u16(), 200);
+    app.t.cleanup().await.expect("cleanup");
+    disabled.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn leads_import_is_all_or_nothing_and_pages_with_a_cursor() {
+    let app = spawn_app().await;
+    let (_, ws, _) = app.post("/api/v1/workspaces", ws_body("leads_ws")).await;
+    let id = ws["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/workspaces/{id}/leads");
+
+    let bad = json!({"leads": [{"email": "a@x.example"}, {"email": "nope"}]});
+    let (status, p, _) = app.post(&path, bad).await;
+    assert_eq!((status, &p["field"]), (422, &json!("leads[1].email")));
+
+    let leads: Vec<Value> = (0..25)
+        .map(|i| json!({"email": format!("u{i}@x.example"), "status": "new", "data": {"i": i}}))
+        .chain([json!({"email": "U0@X.example"})])
+        .collect();
+    let (status, report, _) = app.post(&path, json!({ "leads": leads })).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["inserted"].as_u64(), report["duplicates"].as_u64()),
+        (Some(25), Some(1))
+    );
+
+    let mut seen = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = cursor
+            .as_ref()
+            .map(|c| format!("&cursor={c}"))
+            .unwrap_or_default();
+        let (status, page) = app.get(&format!("{path}?status=new&limit=10{q}")).await;
+        assert_eq!(status, 200, "{page}");
+        seen += page["items"].as_array().map_or(0, Vec::len);
+        match page["next"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 25);
+    let (status, p) = app.get(&format!("{path}?cursor=garbage")).await;
+    assert_eq!((status, &p["field"]), (422, &json!("cursor")));
+    let (status, p) = app.get(&format!("{path}?status=won")).await;
+    assert_eq!((status, &p["field"]), (422, &json!("status")));
+    app.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn metrics_expose_request_counters() {
+    let app = spawn_app().await;
+    app.get("/api/v1/workspaces").await;
+    let body = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("req")
+        .text()
+        .await
+        .expect("text");
+    assert!(body.contains("genesis_http_requests_total"), "{body}");
+    assert!(body.contains("route=\"/api/v1/workspaces\""), "{body}");
+    app.t.cleanup().await.expect("cleanup");
+}
