@@ -27,7 +27,7 @@ sqlx-check:
 N ?= 1000
 bench-partitions:
 	cargo build --release -p genesis-cli
-	scripts/with-services.sh bash -c 'GENESIS_DATABASE__URL=$$DATABASE_URL target/release/genesis bench partitions --count $(N)'
+	GENESIS_PG_DURABLE=1 scripts/with-services.sh bash -c 'GENESIS_DATABASE__URL=$$DATABASE_URL target/release/genesis bench partitions --count $(N)'
 
 ci:
 	bash .ci/run

@@ -21,8 +21,6 @@ fi
 export SQLX_OFFLINE=true
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast
-  # nextest does not run doctests.
-  cargo test --workspace --doc -q
 else
   cargo test --workspace --all-targets --no-fail-fast
 fi

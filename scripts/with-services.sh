@@ -105,6 +105,10 @@ if [ -z "${DATABASE_URL:-}" ]; then
   mkdir -p "$PG_DATA"
   [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DATA"
   PG_PORT=$(free_port 25432)
+  # Tests trade durability for speed; benchmarks set GENESIS_PG_DURABLE=1 to measure a real
+  # server's commit path.
+  durable=off
+  [ "${GENESIS_PG_DURABLE:-0}" = "1" ] && durable=on
   as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-locale >/dev/null
   # Spec 40.2 settings that matter for correctness are set as required; memory sizes are
   # scaled down for a laptop-sized throwaway cluster (`genesis db check` reports them).
@@ -119,9 +123,9 @@ enable_partition_pruning = on
 shared_buffers = 256MB
 work_mem = 16MB
 maintenance_work_mem = 256MB
-fsync = ${GENESIS_PG_FSYNC:-off}
-synchronous_commit = off
-full_page_writes = off
+fsync = $durable
+synchronous_commit = $durable
+full_page_writes = $durable
 logging_collector = off
 CONF
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 60 start >/dev/null
