@@ -18,6 +18,9 @@ use genesis_store::{Database, DbOptions, Pooler, RegionalStore};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 
+/// Top-level sections, the only prefixes environment overrides may use.
+const SECTIONS: [&str; 5] = ["server", "database", "redis", "ohio", "log"];
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -211,7 +214,17 @@ impl Config {
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(Env::prefixed("GENESIS_").split("__").ignore(&["config"]));
+        // Only `GENESIS_<SECTION>__<KEY>` variables are configuration; other `GENESIS_*`
+        // variables (GENESIS_LOG, GENESIS_CONFIG, script switches) are not, and must not be
+        // refused as unknown keys.
+        fig = fig.merge(
+            Env::prefixed("GENESIS_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    SECTIONS.iter().any(|s| k.starts_with(&format!("{s}__")))
+                })
+                .split("__"),
+        );
         let cfg: Config = fig.extract().map_err(|e| {
             ConfigError(
                 e.into_iter()
@@ -431,6 +444,20 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
+    }
+
+    #[test]
+    fn environment_overrides_only_take_nested_section_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GENESIS_LOG", "debug");
+            jail.set_env("GENESIS_PG_DURABLE", "1");
+            jail.set_env("GENESIS_DATABASE__URL", "postgres://u@127.0.0.1/from_env");
+            jail.set_env("GENESIS_SERVER__LISTEN", "127.0.0.1:9999");
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.database.default.url.as_deref(), Some("postgres://u@127.0.0.1/from_env"));
+            assert_eq!(cfg.server.listen, "127.0.0.1:9999");
+            Ok(())
+        });
     }
 
     #[test]

