@@ -454,7 +454,10 @@ mod tests {
             jail.set_env("GENESIS_DATABASE__URL", "postgres://u@127.0.0.1/from_env");
             jail.set_env("GENESIS_SERVER__LISTEN", "127.0.0.1:9999");
             let cfg = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(cfg.database.default.url.as_deref(), Some("postgres://u@127.0.0.1/from_env"));
+            assert_eq!(
+                cfg.database.default.url.as_deref(),
+                Some("postgres://u@127.0.0.1/from_env")
+            );
             assert_eq!(cfg.server.listen, "127.0.0.1:9999");
             Ok(())
         });

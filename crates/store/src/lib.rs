@@ -29,7 +29,7 @@ pub use db::{Database, DbOptions, Pooler};
 pub use droplets::Droplet;
 pub use error::StoreError;
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
-pub use partitions::{PartitionInfo, PartitionManager, PartitionOutcome};
+pub use partitions::{LEAD_BUCKETS, PartitionInfo, PartitionManager, PartitionOutcome};
 pub use regions::RegionalStore;
 pub use settings::{SettingCheck, SettingLevel};
 pub use tenant::{Caller, RefusalReason, TenantSession};

@@ -8,7 +8,7 @@
 //! - Removal is idempotent and resumable: a DETACH interrupted half-way is finalized by the
 //!   next call.
 //! - Nothing here blocks other tenants' queries: the table and its indexes are built standalone
-//!   and joined with `ATTACH PARTITION` (SHARE UPDATE EXCLUSIVE on the parent, which does not
+//!   and joined to its hash bucket with `ATTACH PARTITION` (SHARE UPDATE EXCLUSIVE on the bucket, which does not
 //!   conflict with readers or writers); removal uses `DETACH PARTITION ... CONCURRENTLY`. A
 //!   plain `CREATE TABLE ... PARTITION OF` or `DROP` would take ACCESS EXCLUSIVE on the parent,
 //!   queue behind any open transaction and stall every tenant meanwhile.
@@ -38,6 +38,11 @@ use crate::{
     error::{is_transient_sqlstate, sqlstate},
     workspaces::insert_workspace,
 };
+
+/// Hash buckets under `genesis.leads` (`genesis.leads_h00` .. `leads_h63`, migration 0002).
+/// Each tenant partition is attached to its bucket, so ATTACH and the relcache rebuilds it
+/// causes cost O(tenants per bucket), not O(all tenants).
+pub const LEAD_BUCKETS: i32 = 64;
 
 /// Namespace (first key) of partition advisory locks.
 const PARTITION_LOCK_NS: i32 = 0x4c50; // "LP"
@@ -173,6 +178,7 @@ impl PartitionManager {
     ) -> Result<(), StoreError> {
         let name = slug.partition_table();
         let table = qualified(&name);
+        let bucket = bucket_of(tx, ws).await?;
         // `ws` is a parsed UUID: its Display form is exactly 36 hex digits and hyphens.
         let bound = format!("'{ws}'::uuid");
         let statements = [
@@ -201,7 +207,7 @@ impl PartitionManager {
             format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
             format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY"),
             format!("REVOKE ALL ON {table} FROM PUBLIC"),
-            format!("ALTER TABLE genesis.leads ATTACH PARTITION {table} FOR VALUES IN ({bound})"),
+            format!("ALTER TABLE {bucket} ATTACH PARTITION {table} FOR VALUES IN ({bound})"),
         ];
         for stmt in statements {
             ddl(tx, stmt).await.map_err(|e| {
@@ -275,33 +281,30 @@ impl PartitionManager {
             return Ok(PartitionOutcome::AlreadyGone);
         };
         let table = qualified(&name);
-        // None: not attached (already detached); Some(true): a detach was interrupted.
-        let pending = sqlx::query_scalar!(
-            r#"SELECT i.inhdetachpending AS "pending!"
+        // None: not attached (already detached); pending: a detach was interrupted.
+        let attached = sqlx::query!(
+            r#"SELECT p.relname AS "parent!", i.inhdetachpending AS "pending!"
                FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_class p ON p.oid = i.inhparent
                JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = 'genesis' AND c.relname = $1"#,
             name
         )
         .fetch_optional(&mut *conn)
         .await?;
-        match pending {
-            Some(false) => {
-                ddl(
-                    conn,
-                    format!("ALTER TABLE genesis.leads DETACH PARTITION {table} CONCURRENTLY"),
-                )
-                .await?;
-            }
-            Some(true) => {
-                ddl(
-                    conn,
-                    format!("ALTER TABLE genesis.leads DETACH PARTITION {table} FINALIZE"),
-                )
-                .await?;
-            }
-            None => {}
+        if let Some(a) = attached {
+            let parent = qualified(&a.parent);
+            let how = if a.pending {
+                "FINALIZE"
+            } else {
+                "CONCURRENTLY"
+            };
+            ddl(
+                conn,
+                format!("ALTER TABLE {parent} DETACH PARTITION {table} {how}"),
+            )
+            .await?;
         }
         let mut tx = conn.begin().await?;
         ddl(&mut tx, format!("DROP TABLE IF EXISTS {table}")).await?;
@@ -380,6 +383,19 @@ impl PartitionManager {
 async fn ddl(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
     Ok(())
+}
+
+/// The hash bucket (`genesis.leads_hNN`) a workspace's rows route to, as PostgreSQL computes it.
+async fn bucket_of(conn: &mut PgConnection, ws: WorkspaceId) -> Result<String, StoreError> {
+    let remainder = sqlx::query_scalar!(
+        r#"SELECT r AS "r!" FROM generate_series(0, $1::int - 1) AS r
+           WHERE satisfies_hash_partition('genesis.leads'::regclass, $1::int, r, $2::uuid)"#,
+        LEAD_BUCKETS,
+        ws.as_uuid()
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(qualified(&format!("leads_h{remainder:02}")))
 }
 
 async fn lock_workspace(tx: &mut PgConnection, ws: WorkspaceId) -> Result<(), StoreError> {

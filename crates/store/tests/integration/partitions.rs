@@ -43,7 +43,7 @@ async fn concurrent_ensure_creates_exactly_one_partition() {
     }
     assert_eq!(created, 1, "exactly one task builds the partition");
     let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'genesis.leads'::regclass",
+        "SELECT count(*) FROM pg_partition_tree('genesis.leads') WHERE isleaf AND level = 2",
     )
     .fetch_one(db.owner_pool())
     .await
@@ -153,9 +153,16 @@ async fn drop_is_idempotent_and_finishes_an_interrupted_detach() {
     .execute(&mut *blocker)
     .await
     .expect("lock");
+    let bucket: String = sqlx::query_scalar(
+        "SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = to_regclass($1)",
+    )
+    .bind(format!("genesis.\"{name}\""))
+    .fetch_one(db.owner_pool())
+    .await
+    .expect("bucket");
     let mut conn = db.owner_pool().acquire().await.expect("conn");
     let interrupted = sqlx::raw_sql(AssertSqlSafe(format!(
-        "SET lock_timeout = '300ms'; ALTER TABLE genesis.leads DETACH PARTITION genesis.\"{name}\" CONCURRENTLY"
+        "SET lock_timeout = '300ms'; ALTER TABLE {bucket} DETACH PARTITION genesis.\"{name}\" CONCURRENTLY"
     )))
     .execute(&mut *conn)
     .await;
@@ -185,5 +192,49 @@ async fn drop_is_idempotent_and_finishes_an_interrupted_detach() {
         .map(|e| e.event)
         .collect();
     assert_eq!(events.len(), 2);
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn buckets_match_the_code_and_tenant_queries_touch_one_partition() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let buckets: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_partition_tree('genesis.leads') WHERE level = 1",
+    )
+    .fetch_one(db.owner_pool())
+    .await
+    .expect("buckets");
+    assert_eq!(buckets, i64::from(genesis_store::LEAD_BUCKETS));
+
+    let mut all = Vec::new();
+    for _ in 0..6 {
+        all.push(provision(db, "plan").await);
+    }
+    let me = &all[3];
+    // The repository's query shape, planned as the runtime role plans it.
+    let mut tx = db.app_pool().begin().await.expect("tx");
+    sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
+        .bind(me.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .expect("set");
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT id FROM genesis.leads WHERE workspace_id = $1 AND status = 'new' \
+         ORDER BY created_at DESC, id DESC LIMIT 50",
+    )
+    .bind(me.id.as_uuid())
+    .fetch_all(&mut *tx)
+    .await
+    .expect("explain");
+    let plan = plan.join("\n");
+    assert!(plan.contains(&me.slug.partition_table()), "{plan}");
+    for other in all.iter().filter(|w| w.id != me.id) {
+        assert!(
+            !plan.contains(&other.slug.partition_table()),
+            "pruned at plan time: {plan}"
+        );
+    }
+    drop(tx);
     t.cleanup().await.expect("cleanup");
 }

@@ -23,6 +23,8 @@ async fn runtime_role_cannot_bypass_the_data_layer() {
     // No privilege on partitions themselves.
     denied(format!("SELECT count(*) FROM {partition}")).await;
     denied(format!("INSERT INTO {partition} (workspace_id, id, email) VALUES ('{}', gen_random_uuid(), 'a@b.co')", ws.id)).await;
+    // Nor on the hash buckets between the root and the partitions.
+    denied("SELECT count(*) FROM genesis.leads_h00".into()).await;
     // The audit log is append-only.
     denied("UPDATE genesis.audit_log SET actor = 'x'".into()).await;
     denied("DELETE FROM genesis.audit_log".into()).await;
