@@ -1,21 +1,18 @@
 -- Tenant lead data (spec 40): one partition per workspace, created and removed only by the
 -- partition manager.
 
--- The tenant context of the current transaction, or NULL when it is missing, empty or not a
--- UUID: NULL never equals a workspace_id, so the policies below fail closed (spec 40.4).
+-- The tenant context of the current transaction. Fail-closed (spec 40.4): a missing setting
+-- (NULL) or an empty one gives NULL, which equals no workspace_id, so zero rows; a malformed
+-- one makes the cast fail, so the statement errors. Never another tenant's rows.
 -- STABLE, never IMMUTABLE: an IMMUTABLE wrapper around current_setting may be folded into a
 -- cached plan and then return one tenant's rows to another.
--- A single expression with no FROM clause, so the planner inlines it: a non-inlined SQL
--- function is planned and run on every query (measured: ~0.15 ms, most of a tenant query).
--- A missing setting (NULL) or an empty one fails the regex and yields NULL.
+-- One expression with no FROM clause, so the planner inlines it. Measured per tenant query
+-- (~0.2 ms): a non-inlined SQL function cost ~0.15 ms, a regex-validated one 0.09 ms, this
+-- cast 0.024 ms, and RLS itself (USING true) 0.009 ms.
 CREATE FUNCTION genesis.current_workspace_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN current_setting('app.workspace_id', true)
-             ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-        THEN current_setting('app.workspace_id', true)::uuid
-    END
+    SELECT NULLIF(current_setting('app.workspace_id', true), '')::uuid
 $$;
 REVOKE ALL ON FUNCTION genesis.current_workspace_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION genesis.current_workspace_id() TO genesis_app;
@@ -62,10 +59,9 @@ CREATE UNIQUE INDEX leads_email_key ON genesis.leads (workspace_id, email);
 ALTER TABLE genesis.leads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE genesis.leads FORCE ROW LEVEL SECURITY;
 
--- `(SELECT ...)` makes the context an InitPlan: evaluated once per statement, not per row.
 CREATE POLICY leads_tenant_isolation ON genesis.leads
-    USING (workspace_id = (SELECT genesis.current_workspace_id()))
-    WITH CHECK (workspace_id = (SELECT genesis.current_workspace_id()));
+    USING (workspace_id = genesis.current_workspace_id())
+    WITH CHECK (workspace_id = genesis.current_workspace_id());
 
 -- The parent only: the runtime role has no privilege on any partition.
 GRANT SELECT, INSERT, UPDATE, DELETE ON genesis.leads TO genesis_app;

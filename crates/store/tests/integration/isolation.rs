@@ -98,7 +98,7 @@ fn every_tenant_session_sees_exactly_its_own_rows() {
     rt.block_on(t.cleanup()).expect("cleanup");
 }
 
-/// Raw context values on the runtime role: none, empty and malformed give zero rows.
+/// Raw context values on the runtime role: none and empty give zero rows, malformed an error.
 pub async fn check_fail_closed(db: &Database) {
     let ws = provision(db, "fc").await;
     let mut s = db.tenant_session(ws.id).await.expect("session");
@@ -107,12 +107,8 @@ pub async fn check_fail_closed(db: &Database) {
         .expect("insert");
     s.commit().await.expect("commit");
 
-    for setting in [
-        None,
-        Some(""),
-        Some("not-a-uuid"),
-        Some("'; drop table x; --"),
-    ] {
+    // No context or an empty one: zero rows, even when the query names the tenant.
+    for setting in [None, Some("")] {
         let mut tx = db.app_pool().begin().await.expect("tx");
         if let Some(v) = setting {
             sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
@@ -121,7 +117,6 @@ pub async fn check_fail_closed(db: &Database) {
                 .await
                 .expect("set");
         }
-        // Explicitly naming the tenant does not help without the right context.
         let n: i64 =
             sqlx::query_scalar("SELECT count(*) FROM genesis.leads WHERE workspace_id = $1")
                 .bind(ws.id.as_uuid())
@@ -134,6 +129,28 @@ pub async fn check_fail_closed(db: &Database) {
             .await
             .expect("count");
         assert_eq!(all, 0, "context {setting:?} must see nothing");
+        tx.rollback().await.expect("rollback");
+    }
+    // A malformed context: the statement fails (invalid_text_representation), no rows leak.
+    for setting in [
+        "not-a-uuid",
+        "'; drop table x; --",
+        "00000000-0000-0000-0000-00000000000g",
+    ] {
+        let mut tx = db.app_pool().begin().await.expect("tx");
+        sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
+            .bind(setting)
+            .execute(&mut *tx)
+            .await
+            .expect("set");
+        let err = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM genesis.leads WHERE workspace_id = $1",
+        )
+        .bind(ws.id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .expect_err("malformed context must not return rows");
+        assert_eq!(crate::helpers::sqlstate(&err), "22P02", "{setting}: {err}");
         tx.rollback().await.expect("rollback");
     }
 
