@@ -48,7 +48,10 @@ impl Database {
                 t.rls.push(bench_rls_once(&mut app, ws, status).await?);
             }
             if superuser {
+                // Same client work as the RLS side (BEGIN, set_config, query, COMMIT), so the
+                // only difference is row-level security.
                 let mut tx = admin.begin().await?;
+                set_context(&mut tx, ws).await?;
                 t.bypass.push(timed_leads_query(&mut tx, ws, status).await?);
                 tx.commit().await?;
                 if !rls_first {
@@ -68,13 +71,18 @@ async fn bench_rls_once(
     status: LeadStatus,
 ) -> Result<Duration, StoreError> {
     let mut tx = app.begin().await?;
-    sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
-        .bind(ws.to_string())
-        .execute(&mut *tx)
-        .await?;
+    set_context(&mut tx, ws).await?;
     let took = timed_leads_query(&mut tx, ws, status).await?;
     tx.commit().await?;
     Ok(took)
+}
+
+async fn set_context(conn: &mut PgConnection, ws: WorkspaceId) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
+        .bind(ws.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// One execution of the benchmark query, timed.
