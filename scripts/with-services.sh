@@ -75,6 +75,8 @@ fi
 if [ -z "${REDIS_URL:-}" ]; then
   command -v redis-server >/dev/null || need_packages+=(redis-server)
 fi
+# psql is used by the demo and the sqlx cache scripts even against a server of the user's.
+command -v psql >/dev/null || [ -n "$(find_pg_bin)" ] || need_packages+=(postgresql-client)
 install_or_explain
 
 free_port() {
