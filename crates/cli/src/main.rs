@@ -46,6 +46,8 @@ enum Command {
     /// Lead data administration.
     #[command(subcommand)]
     Leads(cmd::leads::LeadsCommand),
+    /// Run the DigitalOcean API simulator (virtual droplets, fault injection).
+    SimCloud(cmd::sim_cloud::SimCloudArgs),
     /// Benchmarks (JSON lines on stdout, progress on stderr).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),

@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod leads;
 pub mod serve;
+pub mod sim_cloud;
 pub mod workspaces;
 
 use std::path::Path;
@@ -66,6 +67,8 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
     init_logging(cfg.as_ref().ok());
     let result = match command {
         Command::Config(c) => config::run(c, config, out).await,
+        // The simulator stands alone: it needs no database configuration.
+        Command::SimCloud(a) => sim_cloud::run(a).await,
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,
             Err(e) => Err(e),
@@ -109,6 +112,8 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Workspaces(c) => workspaces::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
         Command::Bench(c) => bench::run(c, cfg).await,
-        Command::Config(_) => unreachable!("handled before configuration is required"),
+        Command::Config(_) | Command::SimCloud(_) => {
+            unreachable!("handled before configuration is required")
+        }
     }
 }

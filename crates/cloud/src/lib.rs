@@ -1,0 +1,47 @@
+//! The cloud layer (spec 50, DESIGN §3.6): the [`Cloud`] trait sized to what the fleet needs,
+//! and [`DigitalOcean`], its implementation over DigitalOcean's API v2. The same client talks
+//! to the real API and to `genesis sim-cloud`; only the base URL differs.
+
+pub mod client;
+pub mod error;
+pub mod types;
+
+pub use client::{ClientOptions, DigitalOcean};
+pub use error::CloudError;
+pub use types::{Action, ActionStatus, CreateDroplet, Droplet, DropletStatus, PowerAction};
+
+use std::future::Future;
+
+/// What the fleet asks of a cloud. Every call has a deadline; every droplet it creates is
+/// tagged `genesis` and `ws-<workspace uuid>` so it can always be found again.
+pub trait Cloud: Send + Sync {
+    /// Creates a droplet unless one with the same workspace tag and name exists (a retried
+    /// step never makes a second droplet); returns the droplet and the create action, if any.
+    fn droplet_create(
+        &self,
+        req: &CreateDroplet,
+    ) -> impl Future<Output = Result<(Droplet, Option<Action>), CloudError>> + Send;
+    /// One droplet.
+    fn droplet_get(&self, id: i64) -> impl Future<Output = Result<Droplet, CloudError>> + Send;
+    /// Every droplet carrying `tag`, across all pages.
+    fn droplet_list_by_tag(
+        &self,
+        tag: &str,
+    ) -> impl Future<Output = Result<Vec<Droplet>, CloudError>> + Send;
+    /// Deletes a droplet; deleting one that is already gone is not an error.
+    fn droplet_delete(&self, id: i64) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Starts a power action.
+    fn droplet_action(
+        &self,
+        id: i64,
+        action: PowerAction,
+    ) -> impl Future<Output = Result<Action, CloudError>> + Send;
+    /// One action.
+    fn action_get(&self, id: i64) -> impl Future<Output = Result<Action, CloudError>> + Send;
+    /// Polls an action until `completed` (Ok) or `errored` / the deadline (Err).
+    fn action_wait(
+        &self,
+        id: i64,
+        deadline: std::time::Duration,
+    ) -> impl Future<Output = Result<Action, CloudError>> + Send;
+}

@@ -1,0 +1,303 @@
+//! The DigitalOcean client against the simulator, over real HTTP.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use genesis_cloud::{
+    ClientOptions, Cloud, CloudError, CreateDroplet, DigitalOcean, DropletStatus, PowerAction,
+};
+use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Stats};
+
+async fn start(cfg: SimConfig) -> (String, Simulator) {
+    let sim = Simulator::new(cfg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(genesis_sim::digitalocean::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
+    (base, sim)
+}
+
+fn fast_client(base: &str) -> DigitalOcean {
+    let mut o = ClientOptions::new(base, "test-token");
+    o.per_minute = 100_000;
+    o.per_hour = 10_000_000;
+    o.poll_interval = Duration::from_millis(5);
+    o.min_backoff = Duration::from_millis(5);
+    o.max_attempts = 10;
+    DigitalOcean::new(o).expect("client")
+}
+
+fn create_req(name: &str, ws: &str) -> CreateDroplet {
+    CreateDroplet {
+        name: name.into(),
+        region: "fra1".into(),
+        size: "s-1vcpu-1gb".into(),
+        image: "ubuntu-22-04-x64".into(),
+        user_data: Some("#cloud-config\n".into()),
+        tags: vec![format!("ws-{ws}")],
+        ssh_keys: vec![],
+        vpc_uuid: None,
+    }
+}
+
+async fn stats(base: &str) -> Stats {
+    reqwest::get(format!("{base}/sim/v1/stats"))
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn set_faults(base: &str, f: &Faults) {
+    reqwest::Client::new()
+        .put(format!("{base}/sim/v1/faults"))
+        .json(f)
+        .send()
+        .await
+        .expect("faults");
+}
+
+#[tokio::test]
+async fn droplet_lifecycle_create_power_delete() {
+    let cfg = SimConfig {
+        create_delay: Duration::from_millis(50),
+        action_delay: Duration::from_millis(20),
+        ..SimConfig::default()
+    };
+    let (base, _sim) = start(cfg).await;
+    let c = fast_client(&base);
+    let (d, action) = c
+        .droplet_create(&create_req("tenant-a", "a"))
+        .await
+        .expect("create");
+    assert_eq!(d.status, DropletStatus::New);
+    assert!(d.tags.contains(&"genesis".to_string()) && d.tags.contains(&"ws-a".to_string()));
+    let action = action.expect("create action");
+    c.action_wait(action.id, Duration::from_secs(5))
+        .await
+        .expect("create completes");
+    let d = c.droplet_get(d.id).await.expect("get");
+    assert_eq!(d.status, DropletStatus::Active);
+    let ip: std::net::Ipv4Addr = d.public_ipv4().expect("address").parse().expect("ipv4");
+    assert_eq!(
+        ip.octets()[0..2],
+        [127, 64],
+        "loopback address from 127.64.0.0/10"
+    );
+
+    for (act, want) in [
+        (PowerAction::PowerOff, DropletStatus::Off),
+        (PowerAction::PowerOn, DropletStatus::Active),
+        (PowerAction::PowerCycle, DropletStatus::Active),
+    ] {
+        let a = c.droplet_action(d.id, act).await.expect("action");
+        c.action_wait(a.id, Duration::from_secs(5))
+            .await
+            .expect("action completes");
+        assert_eq!(
+            c.droplet_get(d.id).await.expect("get").status,
+            want,
+            "{act:?}"
+        );
+    }
+    // A retried create finds the existing droplet instead of making a second one.
+    let (again, none) = c
+        .droplet_create(&create_req("tenant-a", "a"))
+        .await
+        .expect("create again");
+    assert_eq!((again.id, none), (d.id, None));
+    c.droplet_delete(d.id).await.expect("delete");
+    assert!(matches!(
+        c.droplet_get(d.id).await,
+        Err(CloudError::NotFound)
+    ));
+    c.droplet_delete(d.id)
+        .await
+        .expect("deleting twice is fine");
+}
+
+#[tokio::test]
+async fn list_by_tag_pages_through_a_thousand_droplets() {
+    let (base, _sim) = start(SimConfig {
+        per_window: 100_000,
+        per_long_window: 10_000_000,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = fast_client(&base);
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut req = create_req(&format!("t-{i}"), &format!("w{i}"));
+                if i % 2 == 0 {
+                    req.tags.push("fleet-even".into());
+                }
+                c.droplet_create(&req).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join").expect("create");
+    }
+    assert_eq!(
+        c.droplet_list_by_tag("genesis").await.expect("list").len(),
+        1000
+    );
+    let even = c.droplet_list_by_tag("fleet-even").await.expect("list");
+    assert_eq!(even.len(), 500);
+    assert_eq!(
+        even.iter().map(|d| d.id).collect::<BTreeSet<_>>().len(),
+        500,
+        "no page repeats"
+    );
+}
+
+#[tokio::test]
+async fn the_request_budget_is_never_exceeded_at_the_simulator() {
+    // DigitalOcean's 250 requests per window, with the window compressed to 500 ms.
+    let window = Duration::from_millis(250);
+    let (base, _sim) = start(SimConfig {
+        per_window: 250,
+        per_long_window: 1_000_000,
+        rate_window: window,
+        ..SimConfig::default()
+    })
+    .await;
+    let mut o = ClientOptions::new(&base, "test-token");
+    o.rate_window = window;
+    o.per_hour = 1_000_000;
+    o.poll_interval = Duration::from_millis(5);
+    let c = DigitalOcean::new(o).expect("client");
+    let per_task = 1000 / 50;
+    let tasks: Vec<_> = (0..50)
+        .map(|t| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    c.droplet_create(&create_req(&format!("r-{t}-{i}"), &format!("r{t}x{i}")))
+                        .await
+                        .expect("create");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join");
+    }
+    let s = stats(&base).await;
+    assert_eq!(s.droplets, 1000);
+    assert!(s.max_in_window <= 250, "{s:?}");
+    assert_eq!(
+        s.rate_limited, 0,
+        "the client stayed inside the budget: {s:?}"
+    );
+}
+
+#[tokio::test]
+async fn failure_storms_end_with_exactly_one_droplet_per_create() {
+    // A compressed rate window keeps the forced 429s' retry-after at one second.
+    let (base, _sim) = start(SimConfig {
+        per_window: 100_000,
+        per_long_window: 10_000_000,
+        seed: 7,
+        rate_window: Duration::from_secs(1),
+        ..SimConfig::default()
+    })
+    .await;
+    set_faults(
+        &base,
+        &Faults {
+            error_rate: 0.15,
+            lost_response_rate: 0.15,
+            force_429: 20,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let c = fast_client(&base);
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.droplet_create(&create_req(&format!("s-{i}"), &format!("s{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join").expect("create survives the storm");
+    }
+    set_faults(&base, &Faults::default()).await;
+    let all = c.droplet_list_by_tag("genesis").await.expect("list");
+    assert_eq!(all.len(), 200);
+    assert_eq!(
+        all.iter()
+            .map(|d| d.name.clone())
+            .collect::<BTreeSet<_>>()
+            .len(),
+        200,
+        "no duplicates"
+    );
+    assert!(
+        stats(&base).await.injected_errors > 20,
+        "the storm happened"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_naming_the_field() {
+    let (base, _sim) = start(SimConfig::default()).await;
+    let c = fast_client(&base);
+    let mut bad_region = create_req("x", "b1");
+    bad_region.region = "mars1".into();
+    let mut big = create_req("y", "b2");
+    big.user_data = Some("x".repeat(64 * 1024 + 1));
+    let mut bad_name = create_req("no_underscores", "b3");
+    bad_name.name = "bad name!".into();
+    for (req, field) in [
+        (bad_region, "region"),
+        (big, "user_data"),
+        (bad_name, "name"),
+    ] {
+        match c.droplet_create(&req).await {
+            Err(CloudError::Refused {
+                status: 422,
+                field: Some(f),
+                ..
+            }) => assert_eq!(f, field),
+            other => panic!("{field}: expected a 422 naming the field, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_server_produces_a_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock); // accept, never answer
+        }
+    });
+    let mut o = ClientOptions::new(&base, "t");
+    o.timeout = Duration::from_millis(300);
+    o.max_attempts = 2;
+    o.min_backoff = Duration::from_millis(10);
+    let c = DigitalOcean::new(o).expect("client");
+    let started = Instant::now();
+    assert!(matches!(
+        c.droplet_get(1).await,
+        Err(CloudError::Timeout(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
