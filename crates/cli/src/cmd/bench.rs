@@ -33,6 +33,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         hold_secs: u64,
     },
+    /// Creates N virtual droplets in a `genesis sim-cloud` child process through the real
+    /// client; reports wall time, requests/s and the simulator's resident memory.
+    SimCloud {
+        /// Droplets to create.
+        #[arg(long, default_value_t = 15_000)]
+        count: usize,
+        /// Concurrent creating tasks.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
 fn emit(
@@ -75,12 +85,26 @@ fn bench_workspace(run: &str, i: usize) -> Result<NewWorkspace, CliError> {
 
 /// Runs a benchmark.
 pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
-    let BenchCommand::Partitions {
-        count,
-        samples,
-        churn,
-        hold_secs,
-    } = cmd;
+    match cmd {
+        BenchCommand::Partitions {
+            count,
+            samples,
+            churn,
+            hold_secs,
+        } => partitions(cfg, count, samples, churn, hold_secs).await,
+        BenchCommand::SimCloud { count, concurrency } => {
+            super::bench_sim::run(count, concurrency).await
+        }
+    }
+}
+
+async fn partitions(
+    cfg: Config,
+    count: usize,
+    samples: usize,
+    churn: usize,
+    hold_secs: u64,
+) -> Result<(), CliError> {
     if count < 3 {
         return Err(CliError::Usage("--count must be at least 3".into()));
     }

@@ -1,6 +1,7 @@
 //! Subcommand implementations. `run` maps every outcome to an exit code.
 
 pub mod bench;
+pub mod bench_sim;
 pub mod config;
 pub mod db;
 pub mod leads;
@@ -69,6 +70,10 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         Command::Config(c) => config::run(c, config, out).await,
         // The simulator stands alone: it needs no database configuration.
         Command::SimCloud(a) => sim_cloud::run(a).await,
+        // The simulator benchmark needs no database either.
+        Command::Bench(bench::BenchCommand::SimCloud { count, concurrency }) => {
+            bench_sim::run(count, concurrency).await
+        }
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,
             Err(e) => Err(e),
