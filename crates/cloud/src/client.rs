@@ -166,6 +166,16 @@ impl DigitalOcean {
         })
     }
 
+    /// Jittered exponential delays between attempts, `max_attempts` of them, capped at 30 s.
+    fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.opts.min_backoff)
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(self.opts.max_attempts)
+            .with_jitter()
+            .build()
+    }
+
     async fn wait_for_budget(&self) {
         let pause = self.paused_until.lock().ok().and_then(|g| *g);
         if let Some(until) = pause {
@@ -197,12 +207,7 @@ impl DigitalOcean {
         body: Option<&serde_json::Value>,
         retry: Retry,
     ) -> Result<(StatusCode, Vec<u8>), CloudError> {
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(self.opts.min_backoff)
-            .with_max_delay(Duration::from_secs(30))
-            .with_max_times(self.opts.max_attempts)
-            .with_jitter()
-            .build();
+        let mut delays = self.backoff();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -333,11 +338,7 @@ impl Cloud for DigitalOcean {
             body.tags.insert(0, "genesis".into());
         }
         let body = serde_json::to_value(&body).map_err(|e| CloudError::Decode(e.to_string()))?;
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(self.opts.min_backoff)
-            .with_max_times(self.opts.max_attempts)
-            .with_jitter()
-            .build();
+        let mut delays = self.backoff();
         let mut attempt = 0;
         loop {
             attempt += 1;
