@@ -100,7 +100,6 @@ pub struct Stats {
 
 struct SimDroplet {
     droplet: Droplet,
-    boot_at: Instant,
 }
 
 struct SimAction {
@@ -238,12 +237,9 @@ impl Inner {
                 d.droplet.status = effect;
             }
         }
+        // A droplet becomes `active` through its create action's effect, so settling only
+        // walks pending actions, never the whole fleet.
         self.pending = still;
-        for d in self.droplets.values_mut() {
-            if d.droplet.status == DropletStatus::New && d.boot_at <= now {
-                d.droplet.status = DropletStatus::Active;
-            }
-        }
     }
 
     fn new_action(
@@ -493,7 +489,6 @@ async fn create(
             id,
             SimDroplet {
                 droplet: droplet.clone(),
-                boot_at: Instant::now() + delay,
             },
         );
         let action = s.new_action(

@@ -178,7 +178,7 @@ pub struct ImportReport {
     pub duplicates: u64,
 }
 
-fn lead_page_from(rows: Vec<LeadRow>, limit: i64) -> Result<LeadPage, StoreError> {
+pub(crate) fn lead_page_from(rows: Vec<LeadRow>, limit: i64) -> Result<LeadPage, StoreError> {
     let items = rows
         .into_iter()
         .map(Lead::try_from)
@@ -425,10 +425,6 @@ impl Database {
             TenantRoute::Legacy(_) => Ok(LeadStore::Legacy(OhioLeads::begin(self).await?)),
             TenantRoute::Sovereign => Ok(LeadStore::Sovereign(self.tenant_session(ws).await?)),
         }
-    }
-
-    pub(crate) fn lead_page_from(rows: Vec<LeadRow>, limit: i64) -> Result<LeadPage, StoreError> {
-        lead_page_from(rows, limit)
     }
 }
 

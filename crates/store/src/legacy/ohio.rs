@@ -9,7 +9,9 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    Database, Lead, LeadCursor, LeadPage, NewLead, StoreError, error::conflict_or, leads::LeadRow,
+    Database, Lead, LeadCursor, LeadPage, NewLead, StoreError,
+    error::conflict_or,
+    leads::{LeadRow, lead_page_from},
 };
 
 /// An open transaction on the legacy lead table.
@@ -80,7 +82,7 @@ impl OhioLeads {
         )
         .fetch_all(&mut *self.tx)
         .await?;
-        Database::lead_page_from(rows, limit)
+        lead_page_from(rows, limit)
     }
 
     /// Commits.
