@@ -30,7 +30,7 @@ use crate::{
     Cloud, CloudError,
     types::{
         Action, ActionEnvelope, ActionStatus, ApiErrorBody, CreateDroplet, Droplet,
-        DropletEnvelope, DropletPage, PowerAction,
+        DropletEnvelope, Image, PowerAction, Region, Size, Snapshot,
     },
 };
 
@@ -312,6 +312,39 @@ impl DigitalOcean {
         serde_json::from_slice(&bytes).map_err(|e| CloudError::Decode(format!("{path}: {e}")))
     }
 
+    /// Every item of a paginated collection (`{key: [...], meta: {total}}`), 200 a page.
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<T>, CloudError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        for page in 1.. {
+            let url = format!("{path}{sep}page={page}&per_page=200");
+            let mut v: serde_json::Value =
+                self.json(Method::GET, &url, None, Retry::Always).await?;
+            let total = v.pointer("/meta/total").and_then(serde_json::Value::as_u64);
+            let items: Vec<T> = serde_json::from_value(v[key].take())
+                .map_err(|e| CloudError::Decode(format!("{path}: {key}: {e}")))?;
+            let got = items.len();
+            all.extend(items);
+            if got == 0 || total.is_none_or(|t| all.len() as u64 >= t) {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Posts an action whose resend could act twice (a second snapshot, a second transfer),
+    /// so an unknown outcome is returned to the caller rather than retried blindly.
+    async fn post_action(&self, path: &str, body: serde_json::Value) -> Result<Action, CloudError> {
+        let env: ActionEnvelope = self
+            .json(Method::POST, path, Some(&body), Retry::OnlyRejected)
+            .await?;
+        Ok(env.action)
+    }
+
     fn find_existing<'a>(existing: &'a [Droplet], name: &str) -> Option<&'a Droplet> {
         existing.iter().find(|d| d.name == name)
     }
@@ -386,21 +419,11 @@ impl Cloud for DigitalOcean {
     }
 
     async fn droplet_list_by_tag(&self, tag: &str) -> Result<Vec<Droplet>, CloudError> {
-        let mut all = Vec::new();
-        let mut page = 1;
-        loop {
-            let path = format!(
-                "/v2/droplets?tag_name={}&page={page}&per_page=200",
-                encode(tag)
-            );
-            let p: DropletPage = self.json(Method::GET, &path, None, Retry::Always).await?;
-            let got = p.droplets.len();
-            all.extend(p.droplets);
-            if got == 0 || all.len() as u64 >= p.meta.total {
-                return Ok(all);
-            }
-            page += 1;
-        }
+        self.list_all(
+            &format!("/v2/droplets?tag_name={}", encode(tag)),
+            "droplets",
+        )
+        .await
     }
 
     async fn droplet_delete(&self, id: i64) -> Result<(), CloudError> {
@@ -430,6 +453,87 @@ impl Cloud for DigitalOcean {
             )
             .await?;
         Ok(env.action)
+    }
+
+    async fn droplet_snapshot(&self, id: i64, name: &str) -> Result<Action, CloudError> {
+        self.post_action(
+            &format!("/v2/droplets/{id}/actions"),
+            serde_json::json!({"type": "snapshot", "name": name}),
+        )
+        .await
+    }
+
+    async fn droplet_snapshots(&self, id: i64) -> Result<Vec<Snapshot>, CloudError> {
+        self.list_all(&format!("/v2/droplets/{id}/snapshots"), "snapshots")
+            .await
+    }
+
+    async fn snapshot_list(&self) -> Result<Vec<Snapshot>, CloudError> {
+        self.list_all("/v2/snapshots?resource_type=droplet", "snapshots")
+            .await
+    }
+
+    async fn snapshot_get(&self, id: i64) -> Result<Snapshot, CloudError> {
+        #[derive(serde::Deserialize)]
+        struct Env {
+            snapshot: Snapshot,
+        }
+        let env: Env = self
+            .json(
+                Method::GET,
+                &format!("/v2/snapshots/{id}"),
+                None,
+                Retry::Always,
+            )
+            .await?;
+        Ok(env.snapshot)
+    }
+
+    async fn snapshot_delete(&self, id: i64) -> Result<(), CloudError> {
+        match self
+            .send(
+                Method::DELETE,
+                &format!("/v2/snapshots/{id}"),
+                None,
+                Retry::Always,
+            )
+            .await
+        {
+            Ok(_) | Err(CloudError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn image_get(&self, id: i64) -> Result<Image, CloudError> {
+        #[derive(serde::Deserialize)]
+        struct Env {
+            image: Image,
+        }
+        let env: Env = self
+            .json(
+                Method::GET,
+                &format!("/v2/images/{id}"),
+                None,
+                Retry::Always,
+            )
+            .await?;
+        Ok(env.image)
+    }
+
+    async fn image_transfer(&self, id: i64, region: &str) -> Result<Action, CloudError> {
+        self.post_action(
+            &format!("/v2/images/{id}/actions"),
+            serde_json::json!({"type": "transfer", "region": region}),
+        )
+        .await
+    }
+
+    async fn regions(&self) -> Result<Vec<Region>, CloudError> {
+        self.list_all("/v2/regions", "regions").await
+    }
+
+    async fn sizes(&self) -> Result<Vec<Size>, CloudError> {
+        self.list_all("/v2/sizes", "sizes").await
     }
 
     async fn action_get(&self, id: i64) -> Result<Action, CloudError> {

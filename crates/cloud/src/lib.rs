@@ -8,7 +8,10 @@ pub mod types;
 
 pub use client::{ClientOptions, DigitalOcean};
 pub use error::CloudError;
-pub use types::{Action, ActionStatus, CreateDroplet, Droplet, DropletStatus, PowerAction};
+pub use types::{
+    Action, ActionStatus, CreateDroplet, Droplet, DropletStatus, Image, ImageRef, PowerAction,
+    Region, Size, Snapshot,
+};
 
 use std::future::Future;
 
@@ -36,6 +39,36 @@ pub trait Cloud: Send + Sync {
         id: i64,
         action: PowerAction,
     ) -> impl Future<Output = Result<Action, CloudError>> + Send;
+    /// Starts a snapshot of the droplet (power it off first for a consistent disk); the
+    /// snapshot exists once the action completes. Not retried on an unknown outcome.
+    fn droplet_snapshot(
+        &self,
+        id: i64,
+        name: &str,
+    ) -> impl Future<Output = Result<Action, CloudError>> + Send;
+    /// The droplet's snapshots.
+    fn droplet_snapshots(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Vec<Snapshot>, CloudError>> + Send;
+    /// Every droplet snapshot of the account, across all pages.
+    fn snapshot_list(&self) -> impl Future<Output = Result<Vec<Snapshot>, CloudError>> + Send;
+    /// One snapshot.
+    fn snapshot_get(&self, id: i64) -> impl Future<Output = Result<Snapshot, CloudError>> + Send;
+    /// Deletes a snapshot; deleting one that is already gone is not an error.
+    fn snapshot_delete(&self, id: i64) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// One image (a snapshot is an image too): where it is available.
+    fn image_get(&self, id: i64) -> impl Future<Output = Result<Image, CloudError>> + Send;
+    /// Starts copying an image (snapshot) to another region.
+    fn image_transfer(
+        &self,
+        id: i64,
+        region: &str,
+    ) -> impl Future<Output = Result<Action, CloudError>> + Send;
+    /// Datacenters.
+    fn regions(&self) -> impl Future<Output = Result<Vec<Region>, CloudError>> + Send;
+    /// Droplet sizes.
+    fn sizes(&self) -> impl Future<Output = Result<Vec<Size>, CloudError>> + Send;
     /// One action.
     fn action_get(&self, id: i64) -> impl Future<Output = Result<Action, CloudError>> + Send;
     /// Polls an action until `completed` (Ok) or `errored` / the deadline (Err).

@@ -17,6 +17,19 @@ pub enum DropletStatus {
     Archive,
 }
 
+impl DropletStatus {
+    /// The vendor-neutral fact `core`'s lifecycle reasons about.
+    pub fn power(self) -> genesis_core::CloudPower {
+        use genesis_core::CloudPower as P;
+        match self {
+            DropletStatus::New => P::Provisioning,
+            DropletStatus::Active => P::Running,
+            DropletStatus::Off => P::Off,
+            DropletStatus::Archive => P::Gone,
+        }
+    }
+}
+
 /// A droplet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Droplet {
@@ -37,6 +50,9 @@ pub struct Droplet {
     pub size_slug: String,
     /// ISO 8601 creation time.
     pub created_at: String,
+    /// Snapshots taken of it.
+    #[serde(default)]
+    pub snapshot_ids: Vec<i64>,
 }
 
 impl Droplet {
@@ -125,8 +141,8 @@ pub struct CreateDroplet {
     pub region: String,
     /// Size slug, e.g. `s-1vcpu-1gb`.
     pub size: String,
-    /// Image slug or id.
-    pub image: String,
+    /// Base image slug, or the id of a snapshot to restore.
+    pub image: ImageRef,
     /// Cloud-init document (at most 64 KiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
@@ -139,6 +155,22 @@ pub struct CreateDroplet {
     /// VPC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vpc_uuid: Option<String>,
+}
+
+/// `image` of a create: DigitalOcean takes a public image's slug or any image's numeric id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ImageRef {
+    /// A snapshot or image id (hibernation restores from one, spec 55).
+    Id(i64),
+    /// A public image slug, e.g. `ubuntu-22-04-x64`.
+    Slug(String),
+}
+
+impl From<&str> for ImageRef {
+    fn from(slug: &str) -> Self {
+        ImageRef::Slug(slug.to_owned())
+    }
 }
 
 /// Droplet power actions the fleet uses.
@@ -199,25 +231,6 @@ pub struct ActionLink {
     pub href: String,
 }
 
-/// `{"droplets": [...], "links": ..., "meta": {"total": n}}`
-#[derive(Debug, Deserialize, Serialize)]
-pub struct DropletPage {
-    /// This page.
-    pub droplets: Vec<Droplet>,
-    /// Paging links.
-    #[serde(default)]
-    pub links: serde_json::Value,
-    /// Totals.
-    pub meta: Meta,
-}
-
-/// `meta`.
-#[derive(Debug, Deserialize, Serialize)]
-pub struct Meta {
-    /// Items across all pages.
-    pub total: u64,
-}
-
 /// `{"action": ...}`
 #[derive(Debug, Deserialize, Serialize)]
 pub struct ActionEnvelope {
@@ -235,4 +248,89 @@ pub struct ApiErrorBody {
     /// Optional request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// Deserializes an id DigitalOcean writes as a number in some places and as a string in
+/// others (`/v2/snapshots` uses strings, `/v2/droplets/{id}/snapshots` numbers).
+fn id_either<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Num(i64),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Num(n) => Ok(n),
+        Either::Text(t) => t.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// A droplet snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Id (usable as a create's `image`).
+    #[serde(deserialize_with = "id_either")]
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// ISO 8601 creation time.
+    pub created_at: String,
+    /// Datacenters it can be restored in.
+    pub regions: Vec<String>,
+    /// Smallest disk that can hold it, GB.
+    pub min_disk_size: u64,
+    /// Billable size, GB.
+    pub size_gigabytes: f64,
+}
+
+/// An image (base image or snapshot) as `/v2/images/{id}` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// `base`, `snapshot`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Public slug, for base images.
+    pub slug: Option<String>,
+    /// Datacenters it is available in.
+    pub regions: Vec<String>,
+}
+
+/// A datacenter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    /// Slug, e.g. `fra1`.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Whether new droplets can be created there.
+    pub available: bool,
+    /// Sizes offered there.
+    pub sizes: Vec<String>,
+    /// Features, e.g. `metadata`, `image_transfer`.
+    pub features: Vec<String>,
+}
+
+/// A droplet size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Size {
+    /// Slug, e.g. `s-1vcpu-1gb`.
+    pub slug: String,
+    /// Memory, MiB.
+    pub memory: u64,
+    /// Virtual CPUs.
+    pub vcpus: u64,
+    /// Disk, GB.
+    pub disk: u64,
+    /// US dollars per month.
+    pub price_monthly: f64,
+    /// US dollars per hour.
+    pub price_hourly: f64,
+    /// Datacenters offering it.
+    pub regions: Vec<String>,
+    /// Whether it can be ordered.
+    pub available: bool,
 }

@@ -1,77 +1,27 @@
-//! The DigitalOcean client against the simulator, over real HTTP.
+//! The DigitalOcean client against the simulator, over real HTTP, with every request and
+//! response checked against DigitalOcean's OpenAPI description.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use genesis_cloud::{
-    ClientOptions, Cloud, CloudError, CreateDroplet, DigitalOcean, DropletStatus, PowerAction,
-};
-use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Stats};
-
-async fn start(cfg: SimConfig) -> (String, Simulator) {
-    let sim = Simulator::new(cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(genesis_sim::digitalocean::serve(
-        listener,
-        sim.clone(),
-        std::future::pending(),
-    ));
-    (base, sim)
-}
-
-fn fast_client(base: &str) -> DigitalOcean {
-    let mut o = ClientOptions::new(base, "test-token");
-    o.per_minute = 100_000;
-    o.per_hour = 10_000_000;
-    o.poll_interval = Duration::from_millis(5);
-    o.min_backoff = Duration::from_millis(5);
-    o.max_attempts = 10;
-    DigitalOcean::new(o).expect("client")
-}
-
-fn create_req(name: &str, ws: &str) -> CreateDroplet {
-    CreateDroplet {
-        name: name.into(),
-        region: "fra1".into(),
-        size: "s-1vcpu-1gb".into(),
-        image: "ubuntu-22-04-x64".into(),
-        user_data: Some("#cloud-config\n".into()),
-        tags: vec![format!("ws-{ws}")],
-        ssh_keys: vec![],
-        vpc_uuid: None,
-    }
-}
-
-async fn stats(base: &str) -> Stats {
-    reqwest::get(format!("{base}/sim/v1/stats"))
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json")
-}
-
-async fn set_faults(base: &str, f: &Faults) {
-    reqwest::Client::new()
-        .put(format!("{base}/sim/v1/faults"))
-        .json(f)
-        .send()
-        .await
-        .expect("faults");
-}
+use common::{Harness, create_req};
+use genesis_cloud::{ClientOptions, Cloud, CloudError, DigitalOcean, DropletStatus, PowerAction};
+use genesis_sim::digitalocean::{Faults, SimConfig, Span, Timings};
 
 #[tokio::test]
 async fn droplet_lifecycle_create_power_delete() {
     let cfg = SimConfig {
-        create_delay: Duration::from_millis(50),
-        action_delay: Duration::from_millis(20),
+        timings: Timings {
+            create: Span::fixed(Duration::from_millis(50)),
+            power: Span::fixed(Duration::from_millis(20)),
+            ..Timings::INSTANT
+        },
         ..SimConfig::default()
     };
-    let (base, _sim) = start(cfg).await;
-    let c = fast_client(&base);
+    let h = Harness::start(cfg).await;
+    let c = h.client();
     let (d, action) = c
         .droplet_create(&create_req("tenant-a", "a"))
         .await
@@ -120,17 +70,18 @@ async fn droplet_lifecycle_create_power_delete() {
     c.droplet_delete(d.id)
         .await
         .expect("deleting twice is fine");
+    h.assert_contract_kept();
 }
 
 #[tokio::test]
 async fn list_by_tag_pages_through_a_thousand_droplets() {
-    let (base, _sim) = start(SimConfig {
+    let h = Harness::start(SimConfig {
         per_window: 100_000,
         per_long_window: 10_000_000,
         ..SimConfig::default()
     })
     .await;
-    let c = fast_client(&base);
+    let c = h.client();
     let tasks: Vec<_> = (0..1000)
         .map(|i| {
             let c = c.clone();
@@ -157,20 +108,21 @@ async fn list_by_tag_pages_through_a_thousand_droplets() {
         500,
         "no page repeats"
     );
+    h.assert_contract_kept();
 }
 
 #[tokio::test]
 async fn the_request_budget_is_never_exceeded_at_the_simulator() {
     // DigitalOcean's 250 requests per window, with the window compressed to 500 ms.
     let window = Duration::from_millis(250);
-    let (base, _sim) = start(SimConfig {
+    let h = Harness::start(SimConfig {
         per_window: 250,
         per_long_window: 1_000_000,
         rate_window: window,
         ..SimConfig::default()
     })
     .await;
-    let mut o = ClientOptions::new(&base, "test-token");
+    let mut o = ClientOptions::new(&h.base, "test-token");
     o.rate_window = window;
     o.per_hour = 1_000_000;
     o.poll_interval = Duration::from_millis(5);
@@ -191,19 +143,20 @@ async fn the_request_budget_is_never_exceeded_at_the_simulator() {
     for t in tasks {
         t.await.expect("join");
     }
-    let s = stats(&base).await;
+    let s = h.stats().await;
     assert_eq!(s.droplets, 1000);
     assert!(s.max_in_window <= 250, "{s:?}");
     assert_eq!(
         s.rate_limited, 0,
         "the client stayed inside the budget: {s:?}"
     );
+    h.assert_contract_kept();
 }
 
 #[tokio::test]
 async fn failure_storms_end_with_exactly_one_droplet_per_create() {
     // A compressed rate window keeps the forced 429s' retry-after at one second.
-    let (base, _sim) = start(SimConfig {
+    let h = Harness::start(SimConfig {
         per_window: 100_000,
         per_long_window: 10_000_000,
         seed: 7,
@@ -211,17 +164,14 @@ async fn failure_storms_end_with_exactly_one_droplet_per_create() {
         ..SimConfig::default()
     })
     .await;
-    set_faults(
-        &base,
-        &Faults {
-            error_rate: 0.15,
-            lost_response_rate: 0.15,
-            force_429: 20,
-            ..Faults::default()
-        },
-    )
+    h.set_faults(&Faults {
+        error_rate: 0.15,
+        lost_response_rate: 0.15,
+        force_429: 20,
+        ..Faults::default()
+    })
     .await;
-    let c = fast_client(&base);
+    let c = h.client();
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let c = c.clone();
@@ -234,7 +184,7 @@ async fn failure_storms_end_with_exactly_one_droplet_per_create() {
     for t in tasks {
         t.await.expect("join").expect("create survives the storm");
     }
-    set_faults(&base, &Faults::default()).await;
+    h.set_faults(&Faults::default()).await;
     let all = c.droplet_list_by_tag("genesis").await.expect("list");
     assert_eq!(all.len(), 200);
     assert_eq!(
@@ -245,16 +195,14 @@ async fn failure_storms_end_with_exactly_one_droplet_per_create() {
         200,
         "no duplicates"
     );
-    assert!(
-        stats(&base).await.injected_errors > 20,
-        "the storm happened"
-    );
+    assert!(h.stats().await.injected_errors > 20, "the storm happened");
+    h.assert_contract_kept();
 }
 
 #[tokio::test]
 async fn bad_input_is_a_typed_error_naming_the_field() {
-    let (base, _sim) = start(SimConfig::default()).await;
-    let c = fast_client(&base);
+    let h = Harness::start(SimConfig::default()).await;
+    let c = h.client();
     let mut bad_region = create_req("x", "b1");
     bad_region.region = "mars1".into();
     let mut big = create_req("y", "b2");
@@ -275,6 +223,19 @@ async fn bad_input_is_a_typed_error_naming_the_field() {
             other => panic!("{field}: expected a 422 naming the field, got {other:?}"),
         }
     }
+    // The checker saw the bad name for what it is (DigitalOcean's schema has a pattern for
+    // names; regions and the size of user_data are checked by the server, not the schema),
+    // and every answer kept the contract.
+    let v = h.contract.violations();
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(
+        (v[0].operation.as_str(), v[0].part.as_str()),
+        ("POST /v2/droplets", "request")
+    );
+    assert!(
+        v[0].problems.iter().any(|p| p.contains("bad name!")),
+        "{v:#?}"
+    );
 }
 
 #[tokio::test]

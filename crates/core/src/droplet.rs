@@ -104,7 +104,47 @@ pub struct IllegalTransition {
     pub event: DropletEvent,
 }
 
+/// What the cloud says about a droplet's machine, in the cloud's own words mapped to four
+/// vendor-neutral facts (DigitalOcean: `new`, `active`, `off`, `archive`; a 404 is `Gone`).
+/// The cloud never decides our state by itself: it only implies an event, which then goes
+/// through [`DropletState::next`] like any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudPower {
+    /// Still being created.
+    Provisioning,
+    /// Powered on (says nothing about the software inside).
+    Running,
+    /// Powered off.
+    Off,
+    /// Destroyed or archived.
+    Gone,
+}
+
 impl DropletState {
+    /// The event that a cloud observation implies for a droplet in this state, if any.
+    ///
+    /// - `Gone` destroys any live droplet (someone deleted it behind our back, or we did).
+    /// - `Running` boots a `Pending` droplet; otherwise power-on says nothing new.
+    /// - `Off` where a droplet should be serving is a missed heartbeat (the zombie path of
+    ///   spec 54 power-cycles it); `Off` during creation is a failed provisioning; `Off`
+    ///   while hibernating, rebooting, in maintenance or already a zombie is expected.
+    pub fn on_cloud_power(self, observed: CloudPower) -> Option<DropletEvent> {
+        use CloudPower as P;
+        use DropletEvent as E;
+        use DropletState as S;
+        match (self, observed) {
+            (S::Terminated, _) => None,
+            (_, P::Gone) => Some(E::Destroyed),
+            (S::Pending, P::Running) => Some(E::Booted),
+            (S::Pending | S::Initializing, P::Off) => Some(E::ProvisioningFailed),
+            (S::ActiveHealthy | S::ActiveDegraded | S::DriftDetected | S::Waking, P::Off) => {
+                Some(E::HeartbeatsMissed)
+            }
+            _ => None,
+        }
+    }
+
     /// Every state, for exhaustive tests and dashboards.
     pub const ALL: [DropletState; 14] = [
         DropletState::Pending,
@@ -254,6 +294,43 @@ mod tests {
             assert_eq!(DropletState::from_code(s.code()), Some(s));
         }
         assert_eq!(DropletState::from_code("active"), None);
+    }
+
+    #[test]
+    fn cloud_observations_imply_only_legal_events() {
+        let all = [
+            CloudPower::Provisioning,
+            CloudPower::Running,
+            CloudPower::Off,
+            CloudPower::Gone,
+        ];
+        for s in DropletState::ALL {
+            for p in all {
+                if let Some(e) = s.on_cloud_power(p) {
+                    assert!(s.next(e).is_ok(), "{s} + {p:?} implies illegal {e:?}");
+                }
+            }
+        }
+        assert_eq!(
+            DropletState::Pending.on_cloud_power(CloudPower::Running),
+            Some(DropletEvent::Booted)
+        );
+        assert_eq!(
+            DropletState::ActiveHealthy.on_cloud_power(CloudPower::Off),
+            Some(DropletEvent::HeartbeatsMissed)
+        );
+        assert_eq!(
+            DropletState::Hibernating.on_cloud_power(CloudPower::Off),
+            None
+        );
+        assert_eq!(
+            DropletState::Hibernating.on_cloud_power(CloudPower::Gone),
+            Some(DropletEvent::Destroyed)
+        );
+        assert_eq!(
+            DropletState::Terminated.on_cloud_power(CloudPower::Gone),
+            None
+        );
     }
 
     proptest! {

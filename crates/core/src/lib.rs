@@ -14,7 +14,7 @@ pub mod slug;
 pub mod tier;
 pub mod workspace;
 
-pub use droplet::{DropletEvent, DropletState, IllegalTransition};
+pub use droplet::{CloudPower, DropletEvent, DropletState, IllegalTransition};
 pub use ids::{DropletId, IdParseError, WorkspaceId};
 pub use lead::{Email, EmailError, LeadStatus, LeadStatusError};
 pub use region::{Region, RegionParseError};

@@ -1,5 +1,7 @@
-//! Simulators of the services we cannot reach from here (spec 45). They speak the real APIs
-//! (same paths, JSON, status codes and rate-limit headers) so our real clients talk to them
-//! over HTTP; they are product features (`genesis sim-cloud`), not test doubles.
+//! Simulators of the services the control plane cannot reach from here (spec 45). Each speaks
+//! the real API over HTTP so our real clients are what gets tested.
 
+pub mod cloud_init;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod digitalocean;

@@ -1,54 +1,108 @@
 //! `genesis sim-cloud`: the DigitalOcean API simulator as a standalone server.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
-use genesis_sim::digitalocean::{SimConfig, Simulator, serve};
+use clap::{Args, ValueEnum};
+use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve, serve_metadata};
 
 use super::CliError;
+
+/// How long simulated work takes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Pace {
+    /// Everything immediate.
+    Instant,
+    /// DigitalOcean's usual latencies (create ~40 s, boot ~30 s, snapshot ~2 min), divided
+    /// by `--speed`.
+    Realistic,
+}
 
 /// `sim-cloud` options.
 #[derive(Debug, Args)]
 pub struct SimCloudArgs {
-    /// Listen address.
+    /// Listen address of the API (`/v2`, `/sim/v1`, and `/metadata/v1` for droplets).
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: String,
-    /// Seed of all random decisions (fault injection), for replayable runs.
+    /// Also serve the metadata service alone here, e.g. `127.169.254.254:8169`.
+    #[arg(long)]
+    metadata_listen: Option<String>,
+    /// Seed of all random decisions (latencies, faults), for replayable runs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Milliseconds from create to `active`.
-    #[arg(long, default_value_t = 0)]
-    create_delay_ms: u64,
-    /// Milliseconds a power action takes.
-    #[arg(long, default_value_t = 0)]
-    action_delay_ms: u64,
+    /// Latencies of creates, boots, power actions, snapshots and transfers.
+    #[arg(long, value_enum, default_value = "instant")]
+    pace: Pace,
+    /// With `--pace realistic`, run this many times faster than DigitalOcean.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
     /// Requests per minute per token (DigitalOcean: 250).
     #[arg(long, default_value_t = 250)]
     per_minute: u32,
     /// Requests per hour per token (DigitalOcean: 5,000).
     #[arg(long, default_value_t = 5_000)]
     per_hour: u32,
+    /// Faults in force at start, as the JSON `PUT /sim/v1/faults` takes.
+    #[arg(long)]
+    faults: Option<String>,
+    /// Load state from this file at start (if it exists) and save it there on Ctrl-C.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
 }
 
 /// Serves until Ctrl-C.
 pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
-    let sim = Simulator::new(SimConfig {
+    if !(a.speed.is_finite() && a.speed > 0.0) {
+        return Err(CliError::Usage(format!(
+            "--speed must be a positive number, got {}",
+            a.speed
+        )));
+    }
+    let cfg = SimConfig {
         seed: a.seed,
         per_window: a.per_minute,
         per_long_window: a.per_hour,
         rate_window: Duration::from_secs(60),
-        create_delay: Duration::from_millis(a.create_delay_ms),
-        action_delay: Duration::from_millis(a.action_delay_ms),
-    });
+        timings: match a.pace {
+            Pace::Instant => Timings::INSTANT,
+            Pace::Realistic => Timings::realistic().scaled(1.0 / a.speed),
+        },
+    };
+    let sim = match &a.state_file {
+        Some(path) if path.exists() => {
+            let sim = Simulator::restore(cfg, path)
+                .with_context(|| format!("restoring {}", path.display()))?;
+            tracing::info!(file = %path.display(), droplets = sim.stats().droplets, "state restored");
+            sim
+        }
+        _ => Simulator::new(cfg),
+    };
+    if let Some(json) = &a.faults {
+        let faults: Faults = serde_json::from_str(json)
+            .map_err(|e| CliError::Usage(format!("--faults is not valid: {e}")))?;
+        sim.set_faults(faults);
+    }
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;
-    tracing::info!(address = %a.listen, "DigitalOcean simulator listening (/v2, /sim/v1)");
-    serve(listener, sim, async {
+    if let Some(addr) = &a.metadata_listen {
+        let ml = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tracing::info!(address = %addr, "metadata service listening (/metadata/v1)");
+        tokio::spawn(serve_metadata(ml, sim.clone(), std::future::pending()));
+    }
+    tracing::info!(address = %a.listen, "DigitalOcean simulator listening (/v2, /sim/v1, /metadata/v1)");
+    serve(listener, sim.clone(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
     .context("serving the simulator")?;
+    if let Some(path) = &a.state_file {
+        sim.save(path)
+            .with_context(|| format!("saving state to {}", path.display()))?;
+        tracing::info!(file = %path.display(), "state saved");
+    }
     Ok(())
 }

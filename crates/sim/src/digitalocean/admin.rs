@@ -1,0 +1,52 @@
+//! `/sim/v1/...`: steering the simulation (faults, counters, one droplet going dark).
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+
+use super::gate::{not_found, parse_id};
+use super::{Faults, Simulator, Stats};
+
+/// The admin routes.
+pub fn router() -> Router<Simulator> {
+    Router::new()
+        .route("/sim/v1/faults", get(faults_get).put(faults_put))
+        .route("/sim/v1/stats", get(stats))
+        .route("/sim/v1/droplets/{id}/go-dark", post(go_dark))
+}
+
+async fn faults_get(State(sim): State<Simulator>) -> Json<Faults> {
+    Json(sim.lock().faults.clone())
+}
+
+async fn faults_put(
+    State(sim): State<Simulator>,
+    body: Result<Json<Faults>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(f)) => {
+            sim.set_faults(f.clone());
+            Json(f).into_response()
+        }
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.body_text()).into_response(),
+    }
+}
+
+async fn stats(State(sim): State<Simulator>) -> Json<Stats> {
+    Json(sim.stats())
+}
+
+/// Makes one running droplet go dark now (204), for zombie-recovery drills.
+async fn go_dark(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    match parse_id(&id) {
+        Some(id) if sim.go_dark(id, None) => StatusCode::NO_CONTENT.into_response(),
+        Some(id) if sim.lock().world.droplets.contains_key(&id) => {
+            (StatusCode::CONFLICT, "the droplet is not running\n").into_response()
+        }
+        _ => not_found(),
+    }
+}
