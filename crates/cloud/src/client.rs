@@ -116,7 +116,9 @@ fn quota(limit: u32, window: Duration) -> Result<Quota, CloudError> {
     Ok(q.allow_burst(burst))
 }
 
-/// The request field a DigitalOcean validation message is about, if it names one.
+/// The request field a DigitalOcean validation message is about, if it names one: the field
+/// named first ("The image you specified is not available in the selected region" is about
+/// the image).
 fn field_in(message: &str) -> Option<String> {
     let lower = message.to_lowercase();
     [
@@ -131,8 +133,16 @@ fn field_in(message: &str) -> Option<String> {
         "type",
     ]
     .into_iter()
-    .find(|f| lower.contains(&f.replace('_', " ")) || lower.contains(f))
-    .map(str::to_owned)
+    .filter_map(|f| {
+        let spaced = f.replace('_', " ");
+        let at = [lower.find(f), lower.find(&spaced)]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some((at, f))
+    })
+    .min()
+    .map(|(_, f)| f.to_owned())
 }
 
 enum Retry {
@@ -576,4 +586,26 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_in;
+
+    #[test]
+    fn the_first_named_field_is_the_one_at_fault() {
+        assert_eq!(
+            field_in("The image you specified is not available in the selected region.").as_deref(),
+            Some("image")
+        );
+        assert_eq!(
+            field_in("You specified an invalid region for Droplet creation.").as_deref(),
+            Some("region")
+        );
+        assert_eq!(
+            field_in("user_data is limited to 64 KiB.").as_deref(),
+            Some("user_data")
+        );
+        assert_eq!(field_in("Something else went wrong."), None);
+    }
 }

@@ -123,9 +123,15 @@ impl Timings {
 
     /// Every span multiplied by `factor` (a demo that runs at 10x speed uses 0.1).
     pub fn scaled(self, factor: f64) -> Timings {
+        // Bounded so that no input can make `mul_f64` overflow (it panics).
+        let factor = if factor.is_finite() {
+            factor.clamp(0.0, 1_000.0)
+        } else {
+            1.0
+        };
         let f = |s: Span| Span {
-            min: s.min.mul_f64(factor.max(0.0)),
-            max: s.max.mul_f64(factor.max(0.0)),
+            min: s.min.mul_f64(factor),
+            max: s.max.mul_f64(factor),
         };
         Timings {
             create: f(self.create),
