@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Harness, create_req};
+use common::{Harness, create_active, create_req};
 use genesis_cloud::{Cloud, CloudError, DropletStatus, PowerAction};
 use genesis_sim::digitalocean::{
     BootContext, Faults, HaltReason, HookEvent, RecordingHook, SimConfig, Simulator, Span, Timings,
@@ -68,10 +68,7 @@ async fn a_droplet_boots_from_its_cloud_init_and_knows_itself() {
     let c = h.client();
     let mut req = create_req("boot-me", "boot");
     req.user_data = Some(USER_DATA.into());
-    let (d, a) = c.droplet_create(&req).await.expect("create");
-    c.action_wait(a.expect("action").id, WAIT)
-        .await
-        .expect("active");
+    let d = create_active(&c, &req).await;
     assert!(
         hook.wait_until(WAIT, |e| boots_of(e, d.id).len() == 1)
             .await
@@ -147,13 +144,7 @@ async fn droplets_that_never_boot_go_dark_or_carry_broken_cloud_init() {
         ..Faults::default()
     })
     .await;
-    let (silent, a) = c
-        .droplet_create(&create_req("silent", "f1"))
-        .await
-        .expect("create");
-    c.action_wait(a.expect("action").id, WAIT)
-        .await
-        .expect("active at the API");
+    let silent = create_active(&c, &create_req("silent", "f1")).await;
 
     h.set_faults(&Faults {
         dark_rate: 1.0,
@@ -161,13 +152,7 @@ async fn droplets_that_never_boot_go_dark_or_carry_broken_cloud_init() {
         ..Faults::default()
     })
     .await;
-    let (doomed, a) = c
-        .droplet_create(&create_req("doomed", "f2"))
-        .await
-        .expect("create");
-    c.action_wait(a.expect("action").id, WAIT)
-        .await
-        .expect("active");
+    let doomed = create_active(&c, &create_req("doomed", "f2")).await;
     assert!(
         hook.wait_until(WAIT, |e| halts_of(e, doomed.id) == vec![HaltReason::Dark])
             .await
@@ -192,19 +177,10 @@ async fn droplets_that_never_boot_go_dark_or_carry_broken_cloud_init() {
 
     let mut broken = create_req("broken", "f3");
     broken.user_data = Some("#!/bin/bash\necho not cloud-config".into());
-    let (broken, a) = c.droplet_create(&broken).await.expect("create");
-    c.action_wait(a.expect("action").id, WAIT)
-        .await
-        .expect("active");
+    let broken = create_active(&c, &broken).await;
 
     // The admin API darkens one droplet on demand.
-    let (target, a) = c
-        .droplet_create(&create_req("target", "f4"))
-        .await
-        .expect("create");
-    c.action_wait(a.expect("action").id, WAIT)
-        .await
-        .expect("active");
+    let target = create_active(&c, &create_req("target", "f4")).await;
     assert!(
         hook.wait_until(WAIT, |e| boots_of(e, target.id).len() == 1)
             .await
@@ -243,13 +219,7 @@ async fn droplets_that_never_boot_go_dark_or_carry_broken_cloud_init() {
 async fn slow_and_errored_actions_and_failing_endpoints() {
     let h = Harness::start(SimConfig::default()).await;
     let c = h.client();
-    let (d, a) = c
-        .droplet_create(&create_req("slowpoke", "s1"))
-        .await
-        .expect("create");
-    c.action_wait(a.expect("action").id, WAIT)
-        .await
-        .expect("active");
+    let d = create_active(&c, &create_req("slowpoke", "s1")).await;
 
     h.set_faults(&Faults {
         slow_action_rate: 1.0,
@@ -302,13 +272,7 @@ async fn state_saved_on_shutdown_is_there_after_a_restart() {
     let c = first.client();
     let mut ids = Vec::new();
     for i in 0..3 {
-        let (d, a) = c
-            .droplet_create(&create_req(&format!("keep-{i}"), "keep"))
-            .await
-            .expect("create");
-        c.action_wait(a.expect("action").id, WAIT)
-            .await
-            .expect("active");
+        let d = create_active(&c, &create_req(&format!("keep-{i}"), "keep")).await;
         ids.push(d.id);
     }
     let snap = c.droplet_snapshot(ids[0], "kept").await.expect("snapshot");

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Harness, create_req};
+use common::{Harness, create_active, create_req};
 use genesis_cloud::{Cloud, CloudError, DropletStatus, ImageRef, PowerAction};
 use genesis_sim::digitalocean::SimConfig;
 
@@ -15,13 +15,7 @@ const WAIT: Duration = Duration::from_secs(5);
 async fn snapshot_transfer_restore_and_delete() {
     let h = Harness::start(SimConfig::default()).await;
     let c = h.client();
-    let (d, create) = c
-        .droplet_create(&create_req("snap-src", "snap"))
-        .await
-        .expect("create");
-    c.action_wait(create.expect("action").id, WAIT)
-        .await
-        .expect("active");
+    let d = create_active(&c, &create_req("snap-src", "snap")).await;
     let off = c
         .droplet_action(d.id, PowerAction::PowerOff)
         .await
@@ -63,10 +57,7 @@ async fn snapshot_transfer_restore_and_delete() {
     let mut restore = create_req("snap-restored", "snap2");
     restore.region = "lon1".into();
     restore.image = ImageRef::Id(snap.id);
-    let (r, ra) = c.droplet_create(&restore).await.expect("restore");
-    c.action_wait(ra.expect("action").id, WAIT)
-        .await
-        .expect("restored");
+    let r = create_active(&c, &restore).await;
     assert_eq!(
         c.droplet_get(r.id).await.expect("get").status,
         DropletStatus::Active

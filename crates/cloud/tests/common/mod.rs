@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesis_cloud::{ClientOptions, CreateDroplet, DigitalOcean};
+use genesis_cloud::{ClientOptions, Cloud, CreateDroplet, DigitalOcean, Droplet};
 use genesis_sim::contract::{Contract, ContractLog, checked};
 use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Stats, serve_with};
 
@@ -77,6 +77,15 @@ impl Harness {
         assert!(v.is_empty(), "contract violations: {v:#?}");
         assert!(self.contract.checked() > 0, "traffic was checked");
     }
+}
+
+/// Creates a droplet and waits until its create action completes.
+pub async fn create_active(c: &DigitalOcean, req: &CreateDroplet) -> Droplet {
+    let (d, action) = c.droplet_create(req).await.expect("create");
+    c.action_wait(action.expect("create action").id, Duration::from_secs(5))
+        .await
+        .expect("create completes");
+    d
 }
 
 pub fn create_req(name: &str, ws: &str) -> CreateDroplet {

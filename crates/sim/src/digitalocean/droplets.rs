@@ -9,7 +9,9 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::gate::{bad_request, maybe_lose, not_found, origin, parse_id, unprocessable};
+use super::gate::{
+    action_accepted, bad_request, maybe_lose, not_found, origin, parse_id, unprocessable,
+};
 use super::state::{DropletRecord, Effect, Fate, Status, iso, now_ms};
 use super::{HaltReason, Simulator, catalog, render};
 
@@ -300,15 +302,7 @@ pub async fn action(
         let region = d.region.clone();
         s.start_action(&req.kind, id, "droplet", &region, span, effect)
     };
-    sim.arm(&action);
-    maybe_lose(
-        &sim,
-        (
-            StatusCode::CREATED,
-            Json(json!({"action": render::action(&action)})),
-        )
-            .into_response(),
-    )
+    action_accepted(&sim, &action)
 }
 
 /// `GET /v2/actions/{id}`.

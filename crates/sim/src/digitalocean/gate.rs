@@ -211,6 +211,20 @@ pub fn origin(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// The 201 that answers an accepted action, after arming its timer (see `boot`); subject
+/// to the lost-response fault like every write.
+pub fn action_accepted(sim: &Simulator, action: &super::state::ActionRecord) -> Response {
+    sim.arm(action);
+    maybe_lose(
+        sim,
+        (
+            StatusCode::CREATED,
+            Json(json!({"action": super::render::action(action)})),
+        )
+            .into_response(),
+    )
+}
+
 /// A path id, or `None` for anything DigitalOcean would answer 404 to.
 pub fn parse_id(raw: &str) -> Option<i64> {
     raw.parse().ok()

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::droplets::{Paging, paged};
-use super::gate::{bad_request, error, maybe_lose, not_found, origin, parse_id, unprocessable};
+use super::gate::{
+    action_accepted, bad_request, error, not_found, origin, parse_id, unprocessable,
+};
 use super::state::{Effect, ImageRecord};
 use super::{Simulator, catalog, render};
 
@@ -162,15 +164,7 @@ pub async fn image_action(
             Effect::Transfer { region },
         )
     };
-    sim.arm(&action);
-    maybe_lose(
-        &sim,
-        (
-            StatusCode::CREATED,
-            Json(json!({"action": render::action(&action)})),
-        )
-            .into_response(),
-    )
+    action_accepted(&sim, &action)
 }
 
 /// `GET /v2/images/{id}/actions/{action_id}`.
