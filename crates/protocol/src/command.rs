@@ -1,0 +1,359 @@
+//! The 13 commands of spec 51.4: `POST /sidecar/v1/commands` with a signed JWT whose `action`
+//! must equal the body's `action`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::heartbeat::{MetricsReport, N8nStatus};
+use crate::sealed::SealedSecret;
+
+/// A command's name, as in the JWT's `action` claim and the body's `action` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CommandName {
+    /// Current status.
+    HealthCheck,
+    /// Create a workflow from a Golden Template.
+    DeployWorkflow,
+    /// Replace a workflow's definition.
+    UpdateWorkflow,
+    /// Activate a workflow.
+    ActivateWorkflow,
+    /// Deactivate a workflow.
+    DeactivateWorkflow,
+    /// Delete a workflow.
+    DeleteWorkflow,
+    /// Create a credential from sealed data.
+    InjectCredential,
+    /// Replace a credential's data.
+    RotateCredential,
+    /// Restart n8n.
+    RestartN8n,
+    /// Pull an image.
+    PullImage,
+    /// Blue-green swap of the n8n container (spec 56.2).
+    SwapContainer,
+    /// Recent n8n logs.
+    GetLogs,
+    /// Execution metrics now.
+    CollectMetrics,
+}
+
+impl CommandName {
+    /// All 13.
+    pub const ALL: [CommandName; 13] = [
+        CommandName::HealthCheck,
+        CommandName::DeployWorkflow,
+        CommandName::UpdateWorkflow,
+        CommandName::ActivateWorkflow,
+        CommandName::DeactivateWorkflow,
+        CommandName::DeleteWorkflow,
+        CommandName::InjectCredential,
+        CommandName::RotateCredential,
+        CommandName::RestartN8n,
+        CommandName::PullImage,
+        CommandName::SwapContainer,
+        CommandName::GetLogs,
+        CommandName::CollectMetrics,
+    ];
+
+    /// The wire name.
+    pub fn code(self) -> &'static str {
+        match self {
+            CommandName::HealthCheck => "HEALTH_CHECK",
+            CommandName::DeployWorkflow => "DEPLOY_WORKFLOW",
+            CommandName::UpdateWorkflow => "UPDATE_WORKFLOW",
+            CommandName::ActivateWorkflow => "ACTIVATE_WORKFLOW",
+            CommandName::DeactivateWorkflow => "DEACTIVATE_WORKFLOW",
+            CommandName::DeleteWorkflow => "DELETE_WORKFLOW",
+            CommandName::InjectCredential => "INJECT_CREDENTIAL",
+            CommandName::RotateCredential => "ROTATE_CREDENTIAL",
+            CommandName::RestartN8n => "RESTART_N8N",
+            CommandName::PullImage => "PULL_IMAGE",
+            CommandName::SwapContainer => "SWAP_CONTAINER",
+            CommandName::GetLogs => "GET_LOGS",
+            CommandName::CollectMetrics => "COLLECT_METRICS",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+impl fmt::Display for CommandName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A credential a template node should use in this tenant's n8n.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRef {
+    /// n8n's credential id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// How to turn a Golden Template into this tenant's workflow (spec 53.2, 53.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TemplateMapping {
+    /// Credential placeholder (e.g. `TEMPLATE_GMAIL_UUID`) → this tenant's credential.
+    pub credentials: BTreeMap<String, CredentialRef>,
+    /// Variable placeholder (e.g. `YOUR_WORKSPACE_ID`) → value.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// A command and its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "action",
+    content = "payload",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum Command {
+    /// Current status.
+    HealthCheck,
+    /// Create a workflow from a template.
+    DeployWorkflow {
+        /// The Golden Template (n8n workflow JSON with placeholders).
+        template: serde_json::Value,
+        /// Placeholders to replace.
+        mapping: TemplateMapping,
+        /// Activate after creating.
+        #[serde(default)]
+        activate: bool,
+    },
+    /// Replace a workflow's definition with a newly mapped template.
+    UpdateWorkflow {
+        /// n8n's workflow id.
+        workflow_id: String,
+        /// The template.
+        template: serde_json::Value,
+        /// Placeholders to replace.
+        mapping: TemplateMapping,
+    },
+    /// Activate.
+    ActivateWorkflow {
+        /// n8n's workflow id.
+        workflow_id: String,
+    },
+    /// Deactivate.
+    DeactivateWorkflow {
+        /// n8n's workflow id.
+        workflow_id: String,
+    },
+    /// Delete.
+    DeleteWorkflow {
+        /// n8n's workflow id.
+        workflow_id: String,
+    },
+    /// Create a credential.
+    InjectCredential {
+        /// Display name.
+        name: String,
+        /// n8n credential type, e.g. `gmailOAuth2`.
+        credential_type: String,
+        /// The credential's data (JSON), sealed to the sidecar's key.
+        data: SealedSecret,
+    },
+    /// Replace a credential's data.
+    RotateCredential {
+        /// n8n's credential id.
+        credential_id: String,
+        /// New data, sealed.
+        data: SealedSecret,
+    },
+    /// Restart n8n.
+    RestartN8n,
+    /// Pull an image (by digest).
+    PullImage {
+        /// Image reference.
+        image: String,
+    },
+    /// Blue-green swap to `image` (spec 56.2).
+    SwapContainer {
+        /// New image reference.
+        image: String,
+        /// Longest wait for a quiet period (no pending executions), seconds.
+        #[serde(default = "default_quiet_wait")]
+        quiet_wait_s: u64,
+    },
+    /// Recent logs.
+    GetLogs {
+        /// How many lines, newest last.
+        #[serde(default = "default_log_lines")]
+        lines: u32,
+    },
+    /// Metrics now.
+    CollectMetrics,
+}
+
+fn default_quiet_wait() -> u64 {
+    120
+}
+
+fn default_log_lines() -> u32 {
+    200
+}
+
+impl Command {
+    /// The name the JWT's `action` must carry.
+    pub fn name(&self) -> CommandName {
+        match self {
+            Command::HealthCheck => CommandName::HealthCheck,
+            Command::DeployWorkflow { .. } => CommandName::DeployWorkflow,
+            Command::UpdateWorkflow { .. } => CommandName::UpdateWorkflow,
+            Command::ActivateWorkflow { .. } => CommandName::ActivateWorkflow,
+            Command::DeactivateWorkflow { .. } => CommandName::DeactivateWorkflow,
+            Command::DeleteWorkflow { .. } => CommandName::DeleteWorkflow,
+            Command::InjectCredential { .. } => CommandName::InjectCredential,
+            Command::RotateCredential { .. } => CommandName::RotateCredential,
+            Command::RestartN8n => CommandName::RestartN8n,
+            Command::PullImage { .. } => CommandName::PullImage,
+            Command::SwapContainer { .. } => CommandName::SwapContainer,
+            Command::GetLogs { .. } => CommandName::GetLogs,
+            Command::CollectMetrics => CommandName::CollectMetrics,
+        }
+    }
+}
+
+/// How a blue-green swap ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SwapOutcome {
+    /// The new container is serving.
+    Swapped {
+        /// The new container's pid.
+        new_pid: Option<u32>,
+    },
+    /// The new container failed its health check; the old one serves again.
+    RolledBack {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A command's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "action",
+    content = "result",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+pub enum CommandReply {
+    /// Status.
+    HealthCheck {
+        /// n8n.
+        n8n_status: N8nStatus,
+        /// Disk, percent.
+        disk_usage_percent: f32,
+        /// Memory, MiB.
+        memory_usage_mb: u64,
+        /// CPU, percent.
+        cpu_usage_percent: f32,
+    },
+    /// Created.
+    DeployWorkflow {
+        /// n8n's id.
+        workflow_id: String,
+        /// Production webhook URL, when the workflow starts with a Webhook node.
+        webhook_url: Option<String>,
+    },
+    /// Updated.
+    UpdateWorkflow {
+        /// Always true (failures are errors).
+        success: bool,
+    },
+    /// Activated.
+    ActivateWorkflow {
+        /// Always true.
+        success: bool,
+    },
+    /// Deactivated.
+    DeactivateWorkflow {
+        /// Always true.
+        success: bool,
+    },
+    /// Deleted.
+    DeleteWorkflow {
+        /// Always true.
+        success: bool,
+    },
+    /// Created.
+    InjectCredential {
+        /// n8n's id.
+        credential_id: String,
+    },
+    /// Rotated.
+    RotateCredential {
+        /// Always true.
+        success: bool,
+    },
+    /// Restarted.
+    RestartN8n {
+        /// Always true.
+        success: bool,
+        /// The new process id.
+        new_pid: Option<u32>,
+    },
+    /// Pulled.
+    PullImage {
+        /// Always true.
+        success: bool,
+    },
+    /// Swapped or rolled back.
+    SwapContainer(SwapOutcome),
+    /// Logs.
+    GetLogs {
+        /// Lines, newest last.
+        logs: Vec<String>,
+    },
+    /// Metrics.
+    CollectMetrics(MetricsReport),
+}
+
+/// A command that failed after it was accepted (the JWT was fine).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandFailure {
+    /// The command.
+    pub action: CommandName,
+    /// Stable code, e.g. `unmapped_placeholder`, `n8n_unavailable`.
+    pub code: String,
+    /// Human explanation naming what was wrong.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip_and_match_the_body_tag() {
+        for c in CommandName::ALL {
+            assert_eq!(CommandName::from_code(c.code()), Some(c));
+            assert_eq!(
+                serde_json::to_value(c).expect("json"),
+                serde_json::json!(c.code())
+            );
+        }
+        let cmd = Command::ActivateWorkflow {
+            workflow_id: "w1".into(),
+        };
+        let v = serde_json::to_value(&cmd).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"action": "ACTIVATE_WORKFLOW", "payload": {"workflow_id": "w1"}})
+        );
+        assert_eq!(cmd.name().code(), v["action"]);
+        let back: Command = serde_json::from_value(v).expect("parse");
+        assert_eq!(back, cmd);
+        let bare: Command =
+            serde_json::from_str(r#"{"action":"HEALTH_CHECK"}"#).expect("unit command");
+        assert_eq!(bare, Command::HealthCheck);
+    }
+}

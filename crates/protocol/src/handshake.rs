@@ -1,0 +1,61 @@
+//! The atomic handshake (spec 42.2, DESIGN §3.2): the sidecar trades its one-time provisioning
+//! token for a long-lived sidecar token and the key that signs its commands.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Versions a sidecar reports, so rollouts (spec 56) know what runs where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    /// The sidecar's own version.
+    pub sidecar: String,
+    /// The n8n version it drives.
+    pub n8n: String,
+}
+
+/// `POST /api/v1/sidecar/handshake`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandshakeRequest {
+    /// The one-time token cloud-init delivered (15 minutes, single use).
+    pub provisioning_token: String,
+    /// The workspace the droplet serves.
+    pub workspace_id: Uuid,
+    /// The cloud's droplet id (from the metadata service).
+    pub droplet_id: i64,
+    /// Base URL of the droplet's n8n webhooks, pushed so the dashboard never polls for it.
+    pub webhook_base_url: String,
+    /// The sidecar's X25519 public key (base64): credentials are sealed to it.
+    pub sidecar_public_key: String,
+    /// What the droplet runs.
+    pub versions: Versions,
+}
+
+/// How often a sidecar reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidecarConfig {
+    /// Seconds between heartbeats (spec 54.1: 60).
+    pub heartbeat_interval_s: u64,
+    /// Seconds between metric reports (spec 44.2: 900).
+    pub metrics_interval_s: u64,
+}
+
+impl Default for SidecarConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_s: 60,
+            metrics_interval_s: 900,
+        }
+    }
+}
+
+/// The handshake's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandshakeResponse {
+    /// Bearer token for heartbeats and reports (30 days).
+    pub sidecar_token: String,
+    /// The control plane's Ed25519 public key (base64, 32 bytes) that signs command JWTs.
+    pub command_public_key: String,
+    /// Reporting intervals.
+    pub config: SidecarConfig,
+}

@@ -1,0 +1,68 @@
+//! Heartbeats (spec 54.1) and metric reports (spec 44.2, aggregate counts only).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::jwt::Refusal;
+
+/// What the sidecar sees of its n8n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum N8nStatus {
+    /// Answers its readiness probe.
+    Running,
+    /// Starting (not ready yet).
+    Starting,
+    /// Not running.
+    Stopped,
+    /// Running but failing its probe.
+    Unhealthy,
+}
+
+/// `POST /api/v1/sidecar/heartbeat`, every `heartbeat_interval_s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Tenant.
+    pub workspace_id: Uuid,
+    /// Cloud droplet id.
+    pub droplet_id: i64,
+    /// The sidecar's own view of its state (e.g. `ready`, `bootstrapping`).
+    pub state: String,
+    /// n8n's status.
+    pub n8n_status: N8nStatus,
+    /// n8n's process id, when running.
+    pub n8n_pid: Option<u32>,
+    /// Active workflows.
+    pub active_workflows: u32,
+    /// Executions waiting or running.
+    pub pending_executions: u32,
+    /// Host CPU use, percent.
+    pub cpu_usage_percent: f32,
+    /// Host memory in use, MiB.
+    pub memory_usage_mb: u64,
+    /// Root filesystem use, percent.
+    pub disk_usage_percent: f32,
+    /// Seconds since n8n (the container) started.
+    pub uptime_seconds: u64,
+    /// Commands refused since the last heartbeat (spec 51.3's audit trail).
+    #[serde(default)]
+    pub refused_commands: Vec<Refusal>,
+}
+
+/// `POST /api/v1/sidecar/metrics`, every `metrics_interval_s`: counts, never lead data.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsReport {
+    /// Executions in the period.
+    pub total_executions: u64,
+    /// Share that succeeded, 0..=1 (1 when there were none).
+    pub success_rate: f64,
+    /// Mean duration, ms.
+    pub avg_duration_ms: u64,
+    /// Emails sent (counted from workflow results, no content).
+    pub email_sent_count: u64,
+    /// Error counts by type (node type or error class, never a message).
+    pub error_types: BTreeMap<String, u64>,
+}

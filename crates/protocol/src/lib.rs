@@ -1,0 +1,23 @@
+//! What the control plane and the sidecar say to each other (DESIGN §3.2–§3.5), in one place
+//! so neither side can drift from the other: the handshake, heartbeats and metric reports,
+//! the 13 commands of spec 51.4 with their signed JWTs, secrets sealed to a sidecar's key, and
+//! Standard Webhooks signatures.
+
+pub mod command;
+pub mod handshake;
+pub mod heartbeat;
+pub mod jwt;
+pub mod sealed;
+pub mod webhook;
+
+pub use command::{Command, CommandName, CommandReply};
+pub use handshake::{HandshakeRequest, HandshakeResponse, SidecarConfig};
+pub use heartbeat::{Heartbeat, MetricsReport, N8nStatus};
+pub use jwt::{CommandClaims, CommandSigner, CommandVerifier, Refusal, RefusalReason};
+pub use sealed::{SealedSecret, SealingKey};
+pub use webhook::{WebhookSigner, WebhookVerifier};
+
+/// Base64 (standard alphabet, padded) for keys and sealed bytes on the wire.
+pub(crate) fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
