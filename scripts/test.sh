@@ -18,6 +18,10 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
 fi
 # Debian's package starts a pgbouncer service on 6432; our tests start their own.
 
+# The fake n8n is checked against n8n's own OpenAPI document (from its npm tarball, cached).
+GENESIS_N8N_OPENAPI="$(scripts/fetch-n8n-openapi.sh)"
+export GENESIS_N8N_OPENAPI
+
 export SQLX_OFFLINE=true
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast

@@ -111,7 +111,11 @@ fn load(path: &Path) -> Result<Option<Stored>, N8nError> {
 }
 
 /// Waits until n8n says it is ready.
-pub async fn wait_ready(http: &reqwest::Client, base: &str, timeout: Duration) -> Result<(), N8nError> {
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    base: &str,
+    timeout: Duration,
+) -> Result<(), N8nError> {
     let started = Instant::now();
     loop {
         let ok = http
@@ -183,7 +187,10 @@ async fn mint_key(http: &reqwest::Client, base: &str, cookie: &str) -> Result<St
 }
 
 /// Brings a fresh n8n to "has an owner and an API key", or reuses what an earlier boot made.
-pub async fn bootstrap(http: &reqwest::Client, o: &BootstrapOptions) -> Result<Bootstrapped, N8nError> {
+pub async fn bootstrap(
+    http: &reqwest::Client,
+    o: &BootstrapOptions,
+) -> Result<Bootstrapped, N8nError> {
     let base = o.base_url.trim_end_matches('/');
     wait_ready(http, base, o.readiness_timeout).await?;
     let client = |key: &str| N8n::with_http(base, key, http.clone());
@@ -191,9 +198,16 @@ pub async fn bootstrap(http: &reqwest::Client, o: &BootstrapOptions) -> Result<B
         if let Some(key) = &stored.api_key {
             let c = client(key)?;
             match c.workflow_list().await {
-                Ok(_) => return Ok(Bootstrapped { client: c, reused: true }),
+                Ok(_) => {
+                    return Ok(Bootstrapped {
+                        client: c,
+                        reused: true,
+                    });
+                }
                 Err(N8nError::Unauthorized(_)) => {
-                    tracing::warn!("the saved n8n API key is no longer accepted; minting a new one");
+                    tracing::warn!(
+                        "the saved n8n API key is no longer accepted; minting a new one"
+                    );
                 }
                 Err(e) => return Err(e),
             }
@@ -205,11 +219,15 @@ pub async fn bootstrap(http: &reqwest::Client, o: &BootstrapOptions) -> Result<B
             json!({"emailOrLdapLoginId": stored.email, "password": stored.password}),
         )
         .await?;
-        let cookie = cookie.ok_or_else(|| N8nError::Bootstrap("login set no n8n-auth cookie".into()))?;
+        let cookie =
+            cookie.ok_or_else(|| N8nError::Bootstrap("login set no n8n-auth cookie".into()))?;
         let key = mint_key(http, base, &cookie).await?;
         stored.api_key = Some(key.clone());
         save(&o.state_file, &stored)?;
-        return Ok(Bootstrapped { client: client(&key)?, reused: false });
+        return Ok(Bootstrapped {
+            client: client(&key)?,
+            reused: false,
+        });
     }
     let mut stored = Stored {
         email: o.owner_email.clone(),
@@ -224,9 +242,13 @@ pub async fn bootstrap(http: &reqwest::Client, o: &BootstrapOptions) -> Result<B
         json!({"email": stored.email, "firstName": "Genesis", "lastName": "Sidecar", "password": stored.password}),
     )
     .await?;
-    let cookie = cookie.ok_or_else(|| N8nError::Bootstrap("owner setup set no n8n-auth cookie".into()))?;
+    let cookie =
+        cookie.ok_or_else(|| N8nError::Bootstrap("owner setup set no n8n-auth cookie".into()))?;
     let key = mint_key(http, base, &cookie).await?;
     stored.api_key = Some(key.clone());
     save(&o.state_file, &stored)?;
-    Ok(Bootstrapped { client: client(&key)?, reused: false })
+    Ok(Bootstrapped {
+        client: client(&key)?,
+        reused: false,
+    })
 }

@@ -51,7 +51,11 @@ impl N8n {
     }
 
     /// The same, over a prepared HTTP client (e.g. one bound to a droplet's address).
-    pub fn with_http(base_url: &str, api_key: &str, http: reqwest::Client) -> Result<Self, N8nError> {
+    pub fn with_http(
+        base_url: &str,
+        api_key: &str,
+        http: reqwest::Client,
+    ) -> Result<Self, N8nError> {
         Ok(Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
@@ -183,8 +187,13 @@ impl N8n {
 
     /// Deletes.
     pub async fn workflow_delete(&self, id: &str) -> Result<Workflow, N8nError> {
-        self.call(Method::DELETE, &format!("/workflows/{id}"), None, "workflow")
-            .await
+        self.call(
+            Method::DELETE,
+            &format!("/workflows/{id}"),
+            None,
+            "workflow",
+        )
+        .await
     }
 
     /// Creates a credential; `data` must match the type's schema.
@@ -249,7 +258,10 @@ impl N8n {
         workflow_id: Option<&str>,
     ) -> Result<Vec<Execution>, N8nError> {
         match workflow_id {
-            Some(w) => self.all(&format!("/executions?workflowId={w}"), "execution").await,
+            Some(w) => {
+                self.all(&format!("/executions?workflowId={w}"), "execution")
+                    .await
+            }
             None => self.all("/executions", "execution").await,
         }
     }

@@ -81,13 +81,14 @@ fn map_strings(v: &mut Value, mapping: &TemplateMapping, node: &str) -> Result<(
             let mut found: Vec<String> = found.into_iter().collect();
             found.sort_by_key(|p| std::cmp::Reverse(p.len()));
             for p in found {
-                let value = mapping
-                    .variables
-                    .get(&p)
-                    .ok_or_else(|| MapError::UnmappedVariable {
-                        placeholder: p.clone(),
-                        node: node.to_owned(),
-                    })?;
+                let value =
+                    mapping
+                        .variables
+                        .get(&p)
+                        .ok_or_else(|| MapError::UnmappedVariable {
+                            placeholder: p.clone(),
+                            node: node.to_owned(),
+                        })?;
                 *s = s.replace(&p, value);
             }
             Ok(())
@@ -123,12 +124,14 @@ pub fn map_template(template: &Value, mapping: &TemplateMapping) -> Result<Value
                 if !is_credential_placeholder(&id) {
                     continue;
                 }
-                let target = mapping.credentials.get(&id).ok_or_else(|| {
-                    MapError::UnmappedCredential {
-                        placeholder: id.clone(),
-                        node: name.clone(),
-                    }
-                })?;
+                let target =
+                    mapping
+                        .credentials
+                        .get(&id)
+                        .ok_or_else(|| MapError::UnmappedCredential {
+                            placeholder: id.clone(),
+                            node: name.clone(),
+                        })?;
                 if let Some(obj) = cred.as_object_mut() {
                     obj.insert("id".into(), Value::String(target.id.clone()));
                     obj.insert("name".into(), Value::String(target.name.clone()));
@@ -171,7 +174,10 @@ pub fn verify_credentials(workflow: &Value, existing: &BTreeSet<String>) -> Resu
         .and_then(Value::as_array)
         .ok_or_else(|| MapError::NotAWorkflow("no nodes array".into()))?;
     for node in nodes {
-        let name = node.get("name").and_then(Value::as_str).unwrap_or("(unnamed)");
+        let name = node
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("(unnamed)");
         let Some(creds) = node.get("credentials").and_then(Value::as_object) else {
             continue;
         };
@@ -217,11 +223,17 @@ mod tests {
         let mut m = TemplateMapping::default();
         m.credentials.insert(
             "TEMPLATE_GMAIL_UUID".into(),
-            CredentialRef { id: "gm1".into(), name: "Acme Gmail".into() },
+            CredentialRef {
+                id: "gm1".into(),
+                name: "Acme Gmail".into(),
+            },
         );
         m.credentials.insert(
             "TEMPLATE_SUPABASE_UUID".into(),
-            CredentialRef { id: "db1".into(), name: "Acme DB".into() },
+            CredentialRef {
+                id: "db1".into(),
+                name: "Acme DB".into(),
+            },
         );
         for (k, v) in [
             ("YOUR_COMPANY_NAME", "Acme"),
@@ -248,9 +260,15 @@ mod tests {
             out["nodes"][1]["parameters"]["message"],
             "Hi, Ada here. Book: https://cal.example/ada"
         );
-        assert_eq!(out["nodes"][2]["parameters"]["table"], "genesis.leads_p_acme");
+        assert_eq!(
+            out["nodes"][2]["parameters"]["table"],
+            "genesis.leads_p_acme"
+        );
         let text = out.to_string();
-        assert!(!text.contains("YOUR_") && !text.contains("TEMPLATE_"), "{text}");
+        assert!(
+            !text.contains("YOUR_") && !text.contains("TEMPLATE_"),
+            "{text}"
+        );
         let ids: BTreeSet<String> = ["gm1", "db1"].map(String::from).into();
         verify_credentials(&out, &ids).expect("all credentials exist");
     }

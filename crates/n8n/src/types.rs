@@ -34,8 +34,14 @@ impl WorkflowDraft {
         Ok(Self {
             name: name.to_owned(),
             nodes,
-            connections: doc.get("connections").cloned().unwrap_or_else(|| Value::Object(Default::default())),
-            settings: doc.get("settings").cloned().unwrap_or_else(|| Value::Object(Default::default())),
+            connections: doc
+                .get("connections")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            settings: doc
+                .get("settings")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Default::default())),
         })
     }
 

@@ -5,3 +5,4 @@ pub mod cloud_init;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod digitalocean;
+pub mod n8n;

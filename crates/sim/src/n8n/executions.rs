@@ -1,0 +1,93 @@
+//! Executions and production webhooks: calling an active workflow's webhook records an
+//! execution; before activation the path is not registered (404).
+
+use axum::{
+    Json,
+    extract::{Path, Query, Request, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+use super::workflows::{ListQuery, page, webhook_of};
+use super::{Execution, FakeN8n, error, now_iso};
+
+fn render(e: &Execution) -> Value {
+    // n8n 2.8.4 writes ids as strings (its OpenAPI document says numbers).
+    json!({
+        "id": e.id.to_string(),
+        "finished": e.status == "success",
+        "mode": "webhook",
+        "retryOf": null,
+        "retrySuccessId": null,
+        "startedAt": e.started_at,
+        "stoppedAt": e.stopped_at,
+        "workflowId": e.workflow_id,
+        "waitTill": null,
+        "customData": {},
+        "status": e.status,
+    })
+}
+
+/// `GET /api/v1/executions[?workflowId=]`, newest first.
+pub async fn list(State(n8n): State<FakeN8n>, Query(q): Query<ListQuery>) -> Response {
+    let s = n8n.lock();
+    let items = s
+        .executions
+        .values()
+        .rev()
+        .filter(|e| q.workflow_id().is_none_or(|w| w == e.workflow_id))
+        .map(render)
+        .collect();
+    Json(page(items, &q)).into_response()
+}
+
+/// `GET /api/v1/executions/{id}`.
+pub async fn get_one(State(n8n): State<FakeN8n>, Path(id): Path<String>) -> Response {
+    let s = n8n.lock();
+    match id.parse::<u64>().ok().and_then(|i| s.executions.get(&i)) {
+        Some(e) => Json(render(e)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+/// `ANY /webhook/{path}`: runs the active workflow listening there.
+pub async fn webhook(
+    State(n8n): State<FakeN8n>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Response {
+    let method = req.method().as_str().to_uppercase();
+    let path = path.trim_matches('/').to_owned();
+    let mut s = n8n.lock();
+    let Some(workflow_id) = s
+        .workflows
+        .values()
+        .find(|w| w.active && webhook_of(&w.nodes) == Some((method.clone(), path.clone())))
+        .map(|w| w.id.clone())
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({
+                "code": 404,
+                "message": format!("The requested webhook \"{method} {path}\" is not registered."),
+                "hint": "The workflow must be active for a production URL to run successfully.",
+            })),
+        )
+            .into_response();
+    };
+    let id = s.next_execution;
+    s.next_execution += 1;
+    let now = now_iso();
+    s.executions.insert(
+        id,
+        Execution {
+            id,
+            workflow_id,
+            status: "success",
+            started_at: now.clone(),
+            stopped_at: now,
+        },
+    );
+    Json(json!({"message": "Workflow was started"})).into_response()
+}

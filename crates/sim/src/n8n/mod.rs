@@ -1,0 +1,232 @@
+//! A fake n8n 2.8.4: the public API v1 subset the sidecar uses, the owner-setup and API-key
+//! endpoints of a fresh instance, and production webhooks, with the behaviour of the real
+//! thing (see `genesis_n8n::client`): flat objects, `{data, nextCursor}` lists, four-field
+//! workflow writes, unknown credential ids accepted, string execution ids, webhooks that 404
+//! until their workflow is active and record an execution when called.
+//!
+//! It is small so that thousands of virtual droplets can each run one in-process: one mutex,
+//! a few maps, no background tasks. Its conformance to n8n's own OpenAPI document is tested
+//! (`crates/n8n/tests`).
+
+mod auth;
+mod credentials;
+mod executions;
+mod workflows;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::{
+    Json, Router,
+    http::StatusCode,
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{any, get, post},
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct FakeN8nConfig {
+    /// Time from start to `GET /healthz/readiness` answering 200.
+    pub ready_after: Duration,
+    /// Seed of generated ids.
+    pub seed: u64,
+}
+
+impl Default for FakeN8nConfig {
+    fn default() -> Self {
+        Self {
+            ready_after: Duration::ZERO,
+            seed: 1,
+        }
+    }
+}
+
+pub(crate) struct Workflow {
+    id: String,
+    name: String,
+    active: bool,
+    nodes: Vec<Value>,
+    connections: Value,
+    settings: Value,
+    created_at: String,
+    updated_at: String,
+}
+
+pub(crate) struct Credential {
+    id: String,
+    name: String,
+    kind: String,
+    data: Value,
+    created_at: String,
+    updated_at: String,
+}
+
+pub(crate) struct Execution {
+    id: u64,
+    workflow_id: String,
+    status: &'static str,
+    started_at: String,
+    stopped_at: String,
+}
+
+pub(crate) struct State {
+    started: Instant,
+    owner: Option<(String, String)>,
+    sessions: HashSet<String>,
+    api_keys: HashMap<String, Vec<String>>,
+    workflows: BTreeMap<String, Workflow>,
+    credentials: BTreeMap<String, Credential>,
+    executions: BTreeMap<u64, Execution>,
+    next_execution: u64,
+    rng: StdRng,
+}
+
+impl State {
+    /// An n8n-style id: 16 letters and digits.
+    fn new_id(&mut self) -> String {
+        const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..16)
+            .map(|_| ALNUM[self.rng.random_range(0..ALNUM.len())] as char)
+            .collect()
+    }
+
+    fn token(&mut self, prefix: &str) -> String {
+        format!("{prefix}{}{}", self.new_id(), self.new_id())
+    }
+}
+
+/// One fake n8n instance. Cheap to clone.
+#[derive(Clone)]
+pub struct FakeN8n {
+    cfg: Arc<FakeN8nConfig>,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for FakeN8n {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeN8n").finish_non_exhaustive()
+    }
+}
+
+/// ISO 8601 with milliseconds, as n8n writes timestamps.
+pub(crate) fn now_iso() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// n8n's error body.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"message": message.into()}))).into_response()
+}
+
+impl FakeN8n {
+    /// A fresh instance: no owner, no API key, nothing in it.
+    pub fn new(cfg: FakeN8nConfig) -> Self {
+        let rng = StdRng::seed_from_u64(cfg.seed);
+        Self {
+            cfg: Arc::new(cfg),
+            state: Arc::new(Mutex::new(State {
+                started: Instant::now(),
+                owner: None,
+                sessions: HashSet::new(),
+                api_keys: HashMap::new(),
+                workflows: BTreeMap::new(),
+                credentials: BTreeMap::new(),
+                executions: BTreeMap::new(),
+                next_execution: 1,
+                rng,
+            })),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Executions recorded so far (for tests and the dashboard).
+    pub fn execution_count(&self) -> usize {
+        self.lock().executions.len()
+    }
+
+    /// The HTTP surface.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route(
+                "/api/v1/workflows",
+                get(workflows::list).post(workflows::create),
+            )
+            .route(
+                "/api/v1/workflows/{id}",
+                get(workflows::get_one)
+                    .put(workflows::update)
+                    .delete(workflows::delete),
+            )
+            .route("/api/v1/workflows/{id}/activate", post(workflows::activate))
+            .route(
+                "/api/v1/workflows/{id}/deactivate",
+                post(workflows::deactivate),
+            )
+            .route(
+                "/api/v1/credentials",
+                get(credentials::list).post(credentials::create),
+            )
+            .route(
+                "/api/v1/credentials/{id}",
+                axum::routing::patch(credentials::patch).delete(credentials::delete),
+            )
+            .route(
+                "/api/v1/credentials/schema/{kind}",
+                get(credentials::schema),
+            )
+            .route("/api/v1/executions", get(executions::list))
+            .route("/api/v1/executions/{id}", get(executions::get_one))
+            .route_layer(middleware::from_fn_with_state(self.clone(), auth::api_key));
+        Router::new()
+            .merge(api)
+            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+            .route("/healthz/readiness", get(readiness))
+            .route("/rest/owner/setup", post(auth::owner_setup))
+            .route("/rest/login", post(auth::login))
+            .route("/rest/api-keys", post(auth::api_key_create))
+            .route("/webhook/{*path}", any(executions::webhook))
+            .with_state(self.clone())
+    }
+}
+
+async fn readiness(axum::extract::State(n8n): axum::extract::State<FakeN8n>) -> Response {
+    if n8n.lock().started.elapsed() >= n8n.cfg.ready_after {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error"})),
+        )
+            .into_response()
+    }
+}
+
+/// Serves `n8n` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    n8n: FakeN8n,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, n8n, |r| r, shutdown).await
+}
+
+/// [`serve`] with the router passed through `wrap` (e.g. contract checking).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    n8n: FakeN8n,
+    wrap: impl FnOnce(Router) -> Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, wrap(n8n.router()))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
