@@ -10,8 +10,6 @@
 //! A second boot reuses the saved key; if n8n no longer accepts it, logs in with the saved
 //! password and mints a new one.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::client::N8n;
 use crate::error::N8nError;
+use crate::secret_file::{read_optional, write_private};
 
 /// The public-API scopes the sidecar uses (names from n8n 2.8.4's `@n8n/permissions`).
 pub const SIDECAR_SCOPES: [&str; 13] = [
@@ -86,28 +85,18 @@ fn save(path: &Path, stored: &Stored) -> Result<(), N8nError> {
         "api_key": stored.api_key,
     }))
     .map_err(|e| N8nError::Bootstrap(e.to_string()))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| N8nError::Bootstrap(format!("{}: {e}", tmp.display())))?;
-    f.write_all(&bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| N8nError::Bootstrap(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| N8nError::Bootstrap(format!("{}: {e}", path.display())))
+    write_private(path, &bytes).map_err(|e| N8nError::Bootstrap(format!("{}: {e}", path.display())))
 }
 
 fn load(path: &Path) -> Result<Option<Stored>, N8nError> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| N8nError::Bootstrap(format!("{}: unreadable: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(N8nError::Bootstrap(format!("{}: {e}", path.display()))),
-    }
+    let bytes =
+        read_optional(path).map_err(|e| N8nError::Bootstrap(format!("{}: {e}", path.display())))?;
+    bytes
+        .map(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| N8nError::Bootstrap(format!("{}: unreadable: {e}", path.display())))
+        })
+        .transpose()
 }
 
 /// Waits until n8n says it is ready.

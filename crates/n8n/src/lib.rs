@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod error;
 pub mod mapper;
+pub mod secret_file;
 pub mod types;
 
 pub use client::N8n;

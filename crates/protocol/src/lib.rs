@@ -4,6 +4,7 @@
 //! Standard Webhooks signatures.
 
 pub mod command;
+pub mod envfile;
 pub mod handshake;
 pub mod heartbeat;
 pub mod jwt;

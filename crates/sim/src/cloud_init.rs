@@ -99,27 +99,9 @@ impl CloudConfig {
         self.write_files.iter().find(|f| f.path == path)
     }
 
-    /// The `KEY=VALUE` lines of the env file written at `path` (blank lines and `#` comments
-    /// skipped, one pair of surrounding quotes removed), as docker compose reads an env file.
+    /// The variables of the env file written at `path` (parsed as the sidecar parses it).
     pub fn env_file(&self, path: &str) -> Option<BTreeMap<String, String>> {
-        let f = self.file(path)?;
-        Some(
-            f.content
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| {
-                    let v = v.trim();
-                    let unquoted = v
-                        .strip_prefix('"')
-                        .and_then(|v| v.strip_suffix('"'))
-                        .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                        .unwrap_or(v);
-                    (k.trim().to_owned(), unquoted.to_owned())
-                })
-                .collect(),
-        )
+        Some(genesis_protocol::envfile::parse(&self.file(path)?.content))
     }
 }
 

@@ -5,4 +5,5 @@ pub mod cloud_init;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod digitalocean;
+pub mod fleet;
 pub mod n8n;

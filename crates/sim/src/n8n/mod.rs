@@ -11,6 +11,7 @@
 mod auth;
 mod credentials;
 mod executions;
+pub mod runtime;
 mod workflows;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -1,0 +1,305 @@
+//! The sidecar's life: bootstrap n8n, hand-shake once, serve commands, heartbeat.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use genesis_n8n::bootstrap::{BootstrapOptions, bootstrap};
+use genesis_protocol::handshake::Versions;
+use genesis_protocol::{
+    CommandVerifier, HandshakeRequest, HandshakeResponse, Heartbeat, MetricsReport, N8nStatus,
+};
+
+use crate::commands::Executor;
+use crate::config::Settings;
+use crate::runtime::ContainerRuntime;
+use crate::server::CommandService;
+use crate::state::SidecarState;
+
+/// Why the sidecar cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// Settings.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The state file.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    /// n8n.
+    #[error(transparent)]
+    N8n(#[from] genesis_n8n::N8nError),
+    /// The control plane refused or never answered the handshake.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// Sockets and HTTP clients.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A running sidecar's handles (tests and the simulator look inside).
+pub struct Running<R> {
+    /// The command endpoint's address.
+    pub command_addr: SocketAddr,
+    /// The command service (refusal counts).
+    pub service: Arc<CommandService<R>>,
+    /// The executor (n8n client, runtime).
+    pub executor: Arc<Executor<R>>,
+    /// The heartbeat loop; ends with the shutdown signal.
+    pub heartbeats: tokio::task::JoinHandle<()>,
+}
+
+/// An HTTP client whose connections leave from `settings.bind_ip` (a virtual droplet's own
+/// address, so the metadata service and the control plane see the droplet).
+pub fn http_client(settings: &Settings) -> Result<reqwest::Client, SidecarError> {
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(15));
+    if let Some(ip) = settings.bind_ip {
+        b = b.local_address(ip);
+    }
+    b.build().map_err(|e| SidecarError::Io(e.to_string()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn handshake(
+    http: &reqwest::Client,
+    settings: &Settings,
+    state: &SidecarState,
+) -> Result<HandshakeResponse, SidecarError> {
+    let req = HandshakeRequest {
+        provisioning_token: settings.provisioning_token.clone(),
+        workspace_id: settings.workspace_id,
+        droplet_id: settings.droplet_id,
+        webhook_base_url: settings.webhook_base_url.clone(),
+        sidecar_public_key: state.sealing.public_key_b64(),
+        versions: Versions {
+            sidecar: crate::VERSION.into(),
+            n8n: genesis_n8n::N8N_VERSION.into(),
+        },
+    };
+    let url = format!("{}/api/v1/sidecar/handshake", settings.dashboard_url);
+    // The provisioning token lives 15 minutes: retry transient failures well inside that.
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .with_max_times(25)
+        .with_jitter()
+        .build();
+    loop {
+        let outcome = http.post(&url).json(&req).send().await;
+        let retry_reason = match outcome {
+            Ok(r) if r.status().is_success() => {
+                return r
+                    .json()
+                    .await
+                    .map_err(|e| SidecarError::Handshake(format!("unreadable answer: {e}")));
+            }
+            Ok(r) if r.status().is_client_error() => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                return Err(SidecarError::Handshake(format!(
+                    "the control plane refused the provisioning token ({status}): {body}"
+                )));
+            }
+            Ok(r) => format!("status {}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        let Some(delay) = delays.next() else {
+            return Err(SidecarError::Handshake(format!(
+                "gave up after repeated failures; last: {retry_reason}"
+            )));
+        };
+        tracing::warn!(reason = %retry_reason, ?delay, "handshake failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Boots the sidecar on `runtime` (n8n must already be starting) and returns once commands
+/// are served and heartbeats run; they stop when `shutdown` resolves.
+pub async fn start<R: ContainerRuntime>(
+    settings: Settings,
+    runtime: Arc<R>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running<R>, SidecarError> {
+    let http = http_client(&settings)?;
+    let mut state = SidecarState::load_or_create(&settings.state_dir)?;
+    let n8n = bootstrap(
+        &http,
+        &BootstrapOptions {
+            base_url: settings.n8n_url.clone(),
+            state_file: settings.state_dir.join("n8n-owner.json"),
+            owner_email: settings.owner_email.clone(),
+            readiness_timeout: settings.n8n_ready_timeout,
+        },
+    )
+    .await?
+    .client;
+    if state.sidecar_token.is_none() || state.command_public_key.is_none() {
+        let answer = handshake(&http, &settings, &state).await?;
+        state.sidecar_token = Some(answer.sidecar_token);
+        state.command_public_key = Some(answer.command_public_key);
+        state.config = Some(answer.config);
+        state.save()?;
+        tracing::info!(droplet = settings.droplet_id, "handshake complete");
+    }
+    let (Some(token), Some(key)) = (
+        state.sidecar_token.clone(),
+        state.command_public_key.clone(),
+    ) else {
+        return Err(SidecarError::Handshake(
+            "no sidecar token after the handshake".into(),
+        ));
+    };
+    let config = state.config.unwrap_or_default();
+    let verifier = CommandVerifier::new(&key, settings.workspace_id, settings.droplet_id)
+        .map_err(|e| SidecarError::Handshake(format!("the command key is unusable: {e}")))?;
+    let executor = Arc::new(Executor::new(
+        n8n,
+        runtime,
+        Arc::new(state.sealing),
+        settings.webhook_base_url.clone(),
+        http.clone(),
+        settings.n8n_ready_timeout,
+    ));
+    let service = CommandService::new(verifier, executor.clone());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| SidecarError::Io(format!("binding {}: {e}", settings.listen)))?;
+    let command_addr = listener
+        .local_addr()
+        .map_err(|e| SidecarError::Io(e.to_string()))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let app = service.router();
+    let mut server_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    let heartbeats = tokio::spawn(report_loop(
+        http,
+        settings,
+        token,
+        config,
+        executor.clone(),
+        service.clone(),
+        stop_rx,
+    ));
+    Ok(Running {
+        command_addr,
+        service,
+        executor,
+        heartbeats,
+    })
+}
+
+/// Builds one heartbeat (spec 54.1).
+pub async fn heartbeat<R: ContainerRuntime>(
+    settings: &Settings,
+    executor: &Executor<R>,
+    service: &CommandService<R>,
+) -> Heartbeat {
+    let status = executor.n8n_status().await;
+    let rt = executor.runtime.status().await;
+    let (cpu, mem, disk) = executor.host();
+    let (active, pending) = if status == N8nStatus::Running {
+        let active = executor
+            .n8n
+            .workflow_list()
+            .await
+            .map(|w| w.iter().filter(|w| w.active).count() as u32)
+            .unwrap_or(0);
+        (active, executor.pending_executions().await.unwrap_or(0))
+    } else {
+        (0, 0)
+    };
+    Heartbeat {
+        workspace_id: settings.workspace_id,
+        droplet_id: settings.droplet_id,
+        state: if status == N8nStatus::Running {
+            "ready"
+        } else {
+            "degraded"
+        }
+        .into(),
+        n8n_status: status,
+        n8n_pid: rt.pid,
+        active_workflows: active,
+        pending_executions: pending,
+        cpu_usage_percent: cpu,
+        memory_usage_mb: mem,
+        disk_usage_percent: disk,
+        uptime_seconds: rt.uptime_s,
+        refused_commands: service.take_refusals(),
+    }
+}
+
+async fn post<T: serde::Serialize>(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &T,
+) -> Result<(), String> {
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("status {}", r.status()))
+    }
+}
+
+async fn report_loop<R: ContainerRuntime>(
+    http: reqwest::Client,
+    settings: Settings,
+    token: String,
+    config: genesis_protocol::SidecarConfig,
+    executor: Arc<Executor<R>>,
+    service: Arc<CommandService<R>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let hb_url = format!("{}/api/v1/sidecar/heartbeat", settings.dashboard_url);
+    let metrics_url = format!("{}/api/v1/sidecar/metrics", settings.dashboard_url);
+    let mut hb = tokio::time::interval(Duration::from_secs(config.heartbeat_interval_s.max(1)));
+    let mut metrics = tokio::time::interval(Duration::from_secs(config.metrics_interval_s.max(1)));
+    metrics.tick().await; // the first report waits a full interval
+    loop {
+        tokio::select! {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
+            _ = hb.tick() => {
+                let beat = heartbeat(&settings, &executor, &service).await;
+                let refused = beat.refused_commands.clone();
+                if let Err(e) = post(&http, &hb_url, &token, &beat).await {
+                    tracing::warn!(error = %e, at = unix_now(), "heartbeat not delivered");
+                    // Refusals are evidence: keep them for the next beat.
+                    service.requeue_refusals(refused);
+                }
+            }
+            _ = metrics.tick() => {
+                let report: MetricsReport = match executor.metrics().await {
+                    Ok(m) => m,
+                    Err(e) => { tracing::warn!(error = %e, "metrics unavailable"); continue; }
+                };
+                if let Err(e) = post(&http, &metrics_url, &token, &report).await {
+                    tracing::warn!(error = %e, "metrics not delivered");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Command-line entry shared by `genesis-sidecar` and `genesis sidecar`.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+use crate::agent::{self, SidecarError};
+use crate::config::{EnvFile, Settings, droplet_id};
+use crate::runtime::{ExternalRuntime, ProcessRuntime, ProcessSpec};
+
+/// Sidecar options. Defaults match the droplet's docker compose file.
+#[derive(Debug, Clone, Args)]
+pub struct SidecarArgs {
+    /// The env file cloud-init wrote.
+    #[arg(long, default_value = "/opt/genesis/.env")]
+    env_file: PathBuf,
+    /// The metadata service (DigitalOcean's link-local address, or the simulator's).
+    #[arg(long, default_value = "http://169.254.169.254")]
+    metadata_url: String,
+    /// The droplet id, instead of asking the metadata service.
+    #[arg(long)]
+    droplet_id: Option<i64>,
+    /// The local n8n.
+    #[arg(long, default_value = "http://127.0.0.1:5678")]
+    n8n_url: String,
+    /// Where n8n's webhooks are reachable from outside.
+    #[arg(long, default_value = "http://127.0.0.1:5678")]
+    webhook_base_url: String,
+    /// Keys, tokens and n8n's owner account (0600 files).
+    #[arg(long, default_value = "/opt/genesis/state")]
+    state_dir: PathBuf,
+    /// The command endpoint.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// Source address for outgoing connections.
+    #[arg(long)]
+    bind_ip: Option<IpAddr>,
+    /// n8n owner account email.
+    #[arg(long, default_value = "owner@genesis.local")]
+    owner_email: String,
+    /// Start and own n8n as this command (e.g. `npx n8n start`); without it the sidecar only
+    /// watches an n8n run by someone else.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true)]
+    n8n_command: Vec<String>,
+    /// Seconds to wait for n8n to be ready.
+    #[arg(long, default_value_t = 120)]
+    n8n_ready_timeout_s: u64,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "genesis-sidecar",
+    version,
+    about = "The agent on a Sovereign Droplet"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: SidecarArgs,
+}
+
+/// Runs until Ctrl-C.
+pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
+    let env = EnvFile::read(&a.env_file)?;
+    let mut settings = Settings {
+        dashboard_url: env.dashboard_url,
+        workspace_id: env.workspace_id,
+        provisioning_token: env.provisioning_token,
+        region: env.region,
+        droplet_id: a.droplet_id.unwrap_or_default(),
+        n8n_url: a.n8n_url,
+        webhook_base_url: a.webhook_base_url,
+        state_dir: a.state_dir,
+        listen: a.listen,
+        bind_ip: a.bind_ip,
+        owner_email: a.owner_email,
+        n8n_ready_timeout: Duration::from_secs(a.n8n_ready_timeout_s),
+    };
+    if a.droplet_id.is_none() {
+        let http = agent::http_client(&settings)?;
+        settings.droplet_id = droplet_id(&http, &a.metadata_url).await?;
+    }
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match a.n8n_command.split_first() {
+        Some((program, args)) => {
+            let rt = ProcessRuntime::start(ProcessSpec {
+                program: program.clone(),
+                args: args.to_vec(),
+                env: vec![],
+                pull: None,
+                image: genesis_n8n::N8N_VERSION.into(),
+            })
+            .await
+            .map_err(|e| SidecarError::Io(e.to_string()))?;
+            let running = agent::start(settings, Arc::new(rt), stop).await?;
+            tracing::info!(addr = %running.command_addr, "sidecar ready");
+            let _ = running.heartbeats.await;
+        }
+        None => {
+            let rt = ExternalRuntime::new(genesis_n8n::N8N_VERSION);
+            let running = agent::start(settings, Arc::new(rt), stop).await?;
+            tracing::info!(addr = %running.command_addr, "sidecar ready");
+            let _ = running.heartbeats.await;
+        }
+    }
+    Ok(())
+}
+
+/// `genesis-sidecar`'s main: exit 0 on a clean stop, 2 on bad usage or settings, 1 otherwise.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GENESIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("genesis-sidecar: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ SidecarError::Config(_)) => {
+            eprintln!("genesis-sidecar: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("genesis-sidecar: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

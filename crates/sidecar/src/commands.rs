@@ -1,0 +1,404 @@
+//! Running the 13 commands of spec 51.4 against the local n8n and its runtime. Every failure
+//! is a [`CommandFailure`] with a stable code and a message naming what was wrong.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use genesis_n8n::types::webhook_of;
+use genesis_n8n::{MapError, N8n, N8nError, WorkflowDraft, map_template, verify_credentials};
+use genesis_protocol::command::{CommandFailure, SwapOutcome, TemplateMapping};
+use genesis_protocol::{Command, CommandName, CommandReply, MetricsReport, N8nStatus, SealingKey};
+
+use crate::runtime::ContainerRuntime;
+use crate::sysstats::{self, CpuMeter};
+
+/// Node types that send email (for `email_sent_count`).
+const EMAIL_NODES: [&str; 3] = [
+    "n8n-nodes-base.gmail",
+    "n8n-nodes-base.emailSend",
+    "n8n-nodes-base.microsoftOutlook",
+];
+
+/// Runs commands. Shared by the command endpoint and the heartbeat loop.
+pub struct Executor<R> {
+    /// n8n's public API.
+    pub n8n: N8n,
+    /// n8n's container.
+    pub runtime: Arc<R>,
+    sealing: Arc<SealingKey>,
+    webhook_base_url: String,
+    http: reqwest::Client,
+    ready_timeout: Duration,
+    cpu: CpuMeter,
+}
+
+fn fail(action: CommandName, code: &str, message: impl Into<String>) -> CommandFailure {
+    CommandFailure {
+        action,
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+fn n8n_failure(action: CommandName, e: N8nError) -> CommandFailure {
+    let code = match &e {
+        N8nError::NotFound(_) => "n8n_not_found",
+        N8nError::BadRequest(_) => "n8n_rejected",
+        N8nError::Unauthorized(_) => "n8n_unauthorized",
+        N8nError::Transport(_) => "n8n_unavailable",
+        _ => "n8n_error",
+    };
+    fail(action, code, e.to_string())
+}
+
+fn map_failure(action: CommandName, e: MapError) -> CommandFailure {
+    let code = match &e {
+        MapError::UnknownCredential { .. } => "unknown_credential",
+        MapError::NotAWorkflow(_) => "not_a_workflow",
+        _ => "unmapped_placeholder",
+    };
+    fail(action, code, e.to_string())
+}
+
+impl<R: ContainerRuntime> Executor<R> {
+    /// An executor for one droplet.
+    pub fn new(
+        n8n: N8n,
+        runtime: Arc<R>,
+        sealing: Arc<SealingKey>,
+        webhook_base_url: String,
+        http: reqwest::Client,
+        ready_timeout: Duration,
+    ) -> Self {
+        Self {
+            n8n,
+            runtime,
+            sealing,
+            webhook_base_url: webhook_base_url.trim_end_matches('/').to_owned(),
+            http,
+            ready_timeout,
+            cpu: CpuMeter::default(),
+        }
+    }
+
+    /// n8n's readiness, from its probe and the runtime.
+    pub async fn n8n_status(&self) -> N8nStatus {
+        if !self.runtime.status().await.running {
+            return N8nStatus::Stopped;
+        }
+        let ready = self
+            .http
+            .get(format!("{}/healthz/readiness", self.n8n.base_url()))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        match ready {
+            Ok(r) if r.status().is_success() => N8nStatus::Running,
+            Ok(_) => N8nStatus::Unhealthy,
+            Err(_) => N8nStatus::Starting,
+        }
+    }
+
+    /// CPU %, memory MiB, disk %.
+    pub fn host(&self) -> (f32, u64, f32) {
+        (
+            self.cpu.percent(),
+            sysstats::memory_used_mb(),
+            sysstats::disk_used_percent(std::path::Path::new("/")),
+        )
+    }
+
+    async fn mapped_draft(
+        &self,
+        action: CommandName,
+        template: &serde_json::Value,
+        mapping: &TemplateMapping,
+    ) -> Result<WorkflowDraft, CommandFailure> {
+        let mapped = map_template(template, mapping).map_err(|e| map_failure(action, e))?;
+        let existing: BTreeSet<String> = self
+            .n8n
+            .credential_list()
+            .await
+            .map_err(|e| n8n_failure(action, e))?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        verify_credentials(&mapped, &existing).map_err(|e| map_failure(action, e))?;
+        WorkflowDraft::from_document(&mapped).map_err(|e| n8n_failure(action, e))
+    }
+
+    fn open(
+        &self,
+        action: CommandName,
+        sealed: &genesis_protocol::SealedSecret,
+    ) -> Result<serde_json::Value, CommandFailure> {
+        let plain = self
+            .sealing
+            .open(sealed)
+            .map_err(|e| fail(action, "sealed_secret", e.to_string()))?;
+        serde_json::from_slice(&plain)
+            .map_err(|_| fail(action, "sealed_secret", "the sealed data is not JSON"))
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> bool {
+        genesis_n8n::bootstrap::wait_ready(&self.http, self.n8n.base_url(), timeout)
+            .await
+            .is_ok()
+    }
+
+    /// Executions waiting or running now.
+    pub async fn pending_executions(&self) -> Result<u32, N8nError> {
+        Ok(self
+            .n8n
+            .execution_list(None)
+            .await?
+            .iter()
+            .filter(|e| matches!(e.status.as_str(), "new" | "running" | "waiting"))
+            .count() as u32)
+    }
+
+    /// Aggregate counts over the executions n8n keeps (spec 44.2: no lead data).
+    pub async fn metrics(&self) -> Result<MetricsReport, N8nError> {
+        let executions = self.n8n.execution_list(None).await?;
+        let email_workflows: BTreeSet<String> = self
+            .n8n
+            .workflow_list()
+            .await?
+            .into_iter()
+            .filter(|w| {
+                w.nodes.iter().any(|n| {
+                    n.get("type")
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| EMAIL_NODES.contains(&t))
+                })
+            })
+            .map(|w| w.id)
+            .collect();
+        let done: Vec<_> = executions
+            .iter()
+            .filter(|e| e.stopped_at.is_some())
+            .collect();
+        let ok = done.iter().filter(|e| e.status == "success").count();
+        let durations: Vec<i64> = done
+            .iter()
+            .filter_map(|e| {
+                let s = chrono_ms(e.started_at.as_deref()?)?;
+                let t = chrono_ms(e.stopped_at.as_deref()?)?;
+                Some(t - s)
+            })
+            .collect();
+        let mut error_types: BTreeMap<String, u64> = BTreeMap::new();
+        for e in done.iter().filter(|e| e.status != "success") {
+            *error_types.entry(e.status.clone()).or_default() += 1;
+        }
+        Ok(MetricsReport {
+            total_executions: executions.len() as u64,
+            success_rate: if done.is_empty() {
+                1.0
+            } else {
+                ok as f64 / done.len() as f64
+            },
+            avg_duration_ms: if durations.is_empty() {
+                0
+            } else {
+                (durations.iter().sum::<i64>() / durations.len() as i64).max(0) as u64
+            },
+            email_sent_count: executions
+                .iter()
+                .filter(|e| {
+                    e.status == "success"
+                        && e.workflow_id
+                            .as_ref()
+                            .is_some_and(|w| email_workflows.contains(w))
+                })
+                .count() as u64,
+            error_types,
+        })
+    }
+
+    /// Runs one command.
+    pub async fn run(&self, cmd: Command) -> Result<CommandReply, CommandFailure> {
+        let action = cmd.name();
+        let n8n = |e| n8n_failure(action, e);
+        Ok(match cmd {
+            Command::HealthCheck => {
+                let (cpu, mem, disk) = self.host();
+                CommandReply::HealthCheck {
+                    n8n_status: self.n8n_status().await,
+                    disk_usage_percent: disk,
+                    memory_usage_mb: mem,
+                    cpu_usage_percent: cpu,
+                }
+            }
+            Command::DeployWorkflow {
+                template,
+                mapping,
+                activate,
+            } => {
+                let draft = self.mapped_draft(action, &template, &mapping).await?;
+                let wf = self.n8n.workflow_create(&draft).await.map_err(n8n)?;
+                if activate {
+                    self.n8n.workflow_activate(&wf.id).await.map_err(n8n)?;
+                }
+                CommandReply::DeployWorkflow {
+                    webhook_url: webhook_of(&draft.nodes)
+                        .map(|(_, path)| format!("{}/webhook/{path}", self.webhook_base_url)),
+                    workflow_id: wf.id,
+                }
+            }
+            Command::UpdateWorkflow {
+                workflow_id,
+                template,
+                mapping,
+            } => {
+                let draft = self.mapped_draft(action, &template, &mapping).await?;
+                self.n8n
+                    .workflow_update(&workflow_id, &draft)
+                    .await
+                    .map_err(n8n)?;
+                CommandReply::UpdateWorkflow { success: true }
+            }
+            Command::ActivateWorkflow { workflow_id } => {
+                self.n8n
+                    .workflow_activate(&workflow_id)
+                    .await
+                    .map_err(n8n)?;
+                CommandReply::ActivateWorkflow { success: true }
+            }
+            Command::DeactivateWorkflow { workflow_id } => {
+                self.n8n
+                    .workflow_deactivate(&workflow_id)
+                    .await
+                    .map_err(n8n)?;
+                CommandReply::DeactivateWorkflow { success: true }
+            }
+            Command::DeleteWorkflow { workflow_id } => {
+                self.n8n.workflow_delete(&workflow_id).await.map_err(n8n)?;
+                CommandReply::DeleteWorkflow { success: true }
+            }
+            Command::InjectCredential {
+                name,
+                credential_type,
+                data,
+            } => {
+                let data = self.open(action, &data)?;
+                let c = self
+                    .n8n
+                    .credential_create(&name, &credential_type, &data)
+                    .await
+                    .map_err(n8n)?;
+                CommandReply::InjectCredential {
+                    credential_id: c.id,
+                }
+            }
+            Command::RotateCredential {
+                credential_id,
+                data,
+            } => {
+                let data = self.open(action, &data)?;
+                self.n8n
+                    .credential_patch(&credential_id, &data)
+                    .await
+                    .map_err(n8n)?;
+                CommandReply::RotateCredential { success: true }
+            }
+            Command::RestartN8n => {
+                let pid = self
+                    .runtime
+                    .restart()
+                    .await
+                    .map_err(|e| fail(action, "runtime", e.to_string()))?;
+                if !self.wait_ready(self.ready_timeout).await {
+                    return Err(fail(
+                        action,
+                        "n8n_unavailable",
+                        "n8n did not come back after the restart",
+                    ));
+                }
+                CommandReply::RestartN8n {
+                    success: true,
+                    new_pid: pid,
+                }
+            }
+            Command::PullImage { image } => {
+                self.runtime
+                    .pull(&image)
+                    .await
+                    .map_err(|e| fail(action, "runtime", e.to_string()))?;
+                CommandReply::PullImage { success: true }
+            }
+            Command::SwapContainer {
+                image,
+                quiet_wait_s,
+            } => CommandReply::SwapContainer(self.swap(action, &image, quiet_wait_s).await?),
+            Command::GetLogs { lines } => CommandReply::GetLogs {
+                logs: self.runtime.logs(lines.min(2_000) as usize).await,
+            },
+            Command::CollectMetrics => {
+                CommandReply::CollectMetrics(self.metrics().await.map_err(n8n)?)
+            }
+        })
+    }
+
+    /// Spec 56.2: pull, wait for a quiet period (bounded), swap, health-check, roll back if
+    /// the new container is unhealthy.
+    async fn swap(
+        &self,
+        action: CommandName,
+        image: &str,
+        quiet_wait_s: u64,
+    ) -> Result<SwapOutcome, CommandFailure> {
+        let rt = |e: crate::runtime::RuntimeError| fail(action, "runtime", e.to_string());
+        self.runtime.pull(image).await.map_err(rt)?;
+        let until = Instant::now() + Duration::from_secs(quiet_wait_s);
+        loop {
+            match self.pending_executions().await {
+                Ok(0) => break,
+                Ok(n) if Instant::now() >= until => {
+                    tracing::warn!(
+                        pending = n,
+                        "no quiet period before the deadline; swapping anyway"
+                    );
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                Err(e) => return Err(n8n_failure(action, e)),
+            }
+        }
+        let pid = self.runtime.swap(image).await.map_err(rt)?;
+        if self.wait_ready(self.ready_timeout).await {
+            return Ok(SwapOutcome::Swapped { new_pid: pid });
+        }
+        self.runtime.rollback().await.map_err(rt)?;
+        if !self.wait_ready(self.ready_timeout).await {
+            return Err(fail(
+                action,
+                "rollback_failed",
+                format!("{image} was unhealthy and the previous container did not come back"),
+            ));
+        }
+        Ok(SwapOutcome::RolledBack {
+            reason: format!(
+                "{image} did not pass its health check within {:?}",
+                self.ready_timeout
+            ),
+        })
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp.
+fn chrono_ms(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_parse_to_millis() {
+        assert_eq!(super::chrono_ms("1970-01-01T00:00:01.500Z"), Some(1_500));
+        assert_eq!(super::chrono_ms("garbage"), None);
+    }
+}

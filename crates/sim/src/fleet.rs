@@ -1,0 +1,229 @@
+//! Virtual droplets that run the real sidecar: [`SidecarHook`] is the DigitalOcean
+//! simulator's [`BootHook`] that, when a droplet boots, starts a fake n8n and the real
+//! `genesis_sidecar` agent in-process, both bound to the droplet's loopback address and fed
+//! from the droplet's own cloud-init document, exactly as on a real droplet (DESIGN §6).
+//!
+//! A droplet's "disk" (the sidecar's state directory and its n8n's data) survives power
+//! cycles and is wiped when the droplet is deleted.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use genesis_sidecar::config::{EnvFile, Settings, droplet_id};
+use tokio::sync::oneshot;
+
+use crate::digitalocean::{BootContext, BootHook, HaltReason};
+use crate::n8n::runtime::InProcessN8n;
+use crate::n8n::{FakeN8n, FakeN8nConfig};
+
+/// Where cloud-init writes the sidecar's env file.
+pub const ENV_FILE: &str = "/opt/genesis/.env";
+/// n8n's port on a droplet.
+pub const N8N_PORT: u16 = 5678;
+/// The sidecar's command port on a droplet.
+pub const SIDECAR_PORT: u16 = 8443;
+
+struct Disk {
+    n8n: FakeN8n,
+    state_dir: PathBuf,
+}
+
+/// A droplet's sidecar task: `stop` is taken when it is told to halt; the next boot waits
+/// for `task` so the old sidecar has released the droplet's ports.
+struct Live {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Boots the real sidecar and a fake n8n inside each virtual droplet.
+pub struct SidecarHook {
+    me: Weak<SidecarHook>,
+    root: PathBuf,
+    disks: Mutex<HashMap<i64, Disk>>,
+    live: Mutex<HashMap<i64, Live>>,
+    ready_timeout: Duration,
+}
+
+impl std::fmt::Debug for SidecarHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SidecarHook")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SidecarHook {
+    /// Droplet disks live under `root` (one directory per droplet); n8n gets 20 s to be
+    /// ready after a start, restart or swap.
+    pub fn new(root: PathBuf) -> Arc<Self> {
+        Self::with_ready_timeout(root, Duration::from_secs(20))
+    }
+
+    /// The same, with another readiness deadline (a failed swap waits this long before it
+    /// rolls back).
+    pub fn with_ready_timeout(root: PathBuf, ready_timeout: Duration) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            root,
+            disks: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
+            ready_timeout,
+        })
+    }
+
+    /// Droplets whose sidecar runs now.
+    pub fn running(&self) -> usize {
+        self.live
+            .lock()
+            .map(|l| l.values().filter(|x| x.stop.is_some()).count())
+            .unwrap_or(0)
+    }
+
+    fn disk(&self, id: i64) -> (FakeN8n, PathBuf) {
+        let mut disks = self.disks.lock().unwrap_or_else(|p| p.into_inner());
+        let d = disks.entry(id).or_insert_with(|| Disk {
+            n8n: FakeN8n::new(FakeN8nConfig {
+                seed: id as u64,
+                ..FakeN8nConfig::default()
+            }),
+            state_dir: self.root.join(format!("droplet-{id}")),
+        });
+        (d.n8n.clone(), d.state_dir.clone())
+    }
+
+    async fn run(self: Arc<Self>, ctx: BootContext, stop: oneshot::Receiver<()>) {
+        let id = ctx.droplet_id;
+        let Some(file) = ctx.cloud_config.file(ENV_FILE) else {
+            tracing::warn!(
+                droplet = id,
+                "cloud-init wrote no {ENV_FILE}; the sidecar cannot start"
+            );
+            return;
+        };
+        let env = match EnvFile::parse(&file.content) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(droplet = id, error = %e, "the sidecar's env file is unusable");
+                return;
+            }
+        };
+        let ip = IpAddr::V4(ctx.public_ipv4);
+        let (n8n, state_dir) = self.disk(id);
+        let runtime =
+            match InProcessN8n::start(SocketAddr::new(ip, N8N_PORT), n8n, genesis_n8n::N8N_VERSION)
+                .await
+            {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    tracing::warn!(droplet = id, error = %e, "n8n did not start");
+                    return;
+                }
+            };
+        let mut settings = Settings {
+            dashboard_url: env.dashboard_url,
+            workspace_id: env.workspace_id,
+            provisioning_token: env.provisioning_token,
+            region: env.region,
+            droplet_id: 0,
+            n8n_url: format!("http://{ip}:{N8N_PORT}"),
+            webhook_base_url: format!("http://{ip}:{N8N_PORT}"),
+            state_dir,
+            listen: SocketAddr::new(ip, SIDECAR_PORT),
+            bind_ip: Some(ip),
+            owner_email: "owner@genesis.local".into(),
+            n8n_ready_timeout: self.ready_timeout,
+        };
+        // Ask the metadata service who we are, as the sidecar does on DigitalOcean.
+        let meta = ctx.metadata_url.clone().unwrap_or_default();
+        match genesis_sidecar::agent::http_client(&settings) {
+            Ok(http) => match droplet_id(&http, &meta).await {
+                Ok(found) => settings.droplet_id = found,
+                Err(e) => {
+                    tracing::warn!(droplet = id, error = %e, "no droplet id");
+                    runtime.stop().await;
+                    return;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(droplet = id, error = %e, "no HTTP client");
+                return;
+            }
+        }
+        let (halt_tx, halt_rx) = oneshot::channel::<()>();
+        let started = genesis_sidecar::agent::start(settings, runtime.clone(), async {
+            let _ = halt_rx.await;
+        })
+        .await;
+        match started {
+            Ok(running) => {
+                let _ = stop.await;
+                let _ = halt_tx.send(());
+                let _ = running.heartbeats.await;
+            }
+            Err(e) => {
+                tracing::warn!(droplet = id, error = %e, "the sidecar did not start");
+                let _ = stop.await;
+            }
+        }
+        runtime.stop().await;
+    }
+}
+
+impl BootHook for SidecarHook {
+    fn boot(&self, ctx: BootContext) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        let id = ctx.droplet_id;
+        let old = live.remove(&id);
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            if let Some(mut old) = old {
+                if let Some(stop) = old.stop.take() {
+                    let _ = stop.send(());
+                }
+                let _ = old.task.await;
+            }
+            me.run(ctx, rx).await;
+        });
+        live.insert(
+            id,
+            Live {
+                stop: Some(tx),
+                task,
+            },
+        );
+    }
+
+    fn halt(&self, droplet_id: i64, reason: HaltReason) {
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        if let Some(stop) = live.get_mut(&droplet_id).and_then(|l| l.stop.take()) {
+            let _ = stop.send(());
+        }
+        if reason != HaltReason::Deleted {
+            return;
+        }
+        let task = live.remove(&droplet_id).map(|l| l.task);
+        let disk = self
+            .disks
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(&droplet_id));
+        if let Some(d) = disk {
+            tokio::spawn(async move {
+                if let Some(t) = task {
+                    let _ = t.await;
+                }
+                let _ = std::fs::remove_dir_all(&d.state_dir);
+            });
+        }
+    }
+}
