@@ -1,13 +1,17 @@
 # Two commands for a newcomer (README): `make demo` and `make test`.
 # Both start throwaway PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set.
 
-.PHONY: demo test build lint sqlx-prepare sqlx-check bench-partitions ci
+.PHONY: demo test test-n8n build lint sqlx-prepare sqlx-check bench-partitions ci
 
 demo:
 	scripts/with-services.sh scripts/demo.sh
 
 test:
 	scripts/with-services.sh scripts/test.sh
+
+# Opt-in: the sidecar suite against a real n8n 2.8.4 installed with npm (not in CI).
+test-n8n:
+	scripts/test-n8n.sh
 
 build:
 	cargo build --workspace

@@ -48,6 +48,8 @@ enum Command {
     Leads(cmd::leads::LeadsCommand),
     /// Run the DigitalOcean API simulator (virtual droplets, fault injection).
     SimCloud(cmd::sim_cloud::SimCloudArgs),
+    /// Run the droplet agent (the same as the `genesis-sidecar` binary).
+    Sidecar(genesis_sidecar::cli::SidecarArgs),
     /// Benchmarks (JSON lines on stdout, progress on stderr).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),

@@ -70,6 +70,11 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         Command::Config(c) => config::run(c, config, out).await,
         // The simulator stands alone: it needs no database configuration.
         Command::SimCloud(a) => sim_cloud::run(a).await,
+        // The sidecar runs on a droplet: its settings come from cloud-init, not this config.
+        Command::Sidecar(a) => genesis_sidecar::cli::run(a).await.map_err(|e| match e {
+            genesis_sidecar::agent::SidecarError::Config(c) => CliError::Usage(c.to_string()),
+            other => CliError::Runtime(other.into()),
+        }),
         // The simulator benchmark needs no database either.
         Command::Bench(bench::BenchCommand::SimCloud { count, concurrency }) => {
             bench_sim::run(count, concurrency).await
@@ -117,7 +122,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Workspaces(c) => workspaces::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
         Command::Bench(c) => bench::run(c, cfg).await,
-        Command::Config(_) | Command::SimCloud(_) => {
+        Command::Config(_) | Command::SimCloud(_) | Command::Sidecar(_) => {
             unreachable!("handled before configuration is required")
         }
     }

@@ -1,0 +1,197 @@
+//! The sidecar's command suite against an n8n at a URL: the same steps run against the fake
+//! n8n in `make test` and against a real n8n 2.8.4 in `make test-n8n`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesis_n8n::bootstrap::{BootstrapOptions, bootstrap};
+use genesis_protocol::command::{CredentialRef, TemplateMapping};
+use genesis_protocol::{Command, CommandReply, SealedSecret, SealingKey};
+use genesis_sidecar::commands::Executor;
+use genesis_sidecar::runtime::ExternalRuntime;
+use serde_json::{Value, json};
+
+fn template() -> Value {
+    json!({
+        "name": "Suite for YOUR_COMPANY_NAME",
+        "nodes": [
+            {"id": "5b0c1f7e-0000-4000-8000-000000000001", "name": "Inbound",
+             "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0],
+             "webhookId": "YOUR_WEBHOOK_ID",
+             "parameters": {"httpMethod": "POST", "path": "YOUR_WEBHOOK_PATH", "options": {}}},
+            {"id": "5b0c1f7e-0000-4000-8000-000000000002", "name": "Check n8n",
+             "type": "n8n-nodes-base.httpRequest", "typeVersion": 4.2, "position": [220, 0],
+             "parameters": {"method": "GET", "url": "YOUR_N8N_URL/healthz",
+                 "authentication": "genericCredentialType", "genericAuthType": "httpHeaderAuth",
+                 "options": {}},
+             "credentials": {"httpHeaderAuth": {"id": "TEMPLATE_HEADER_UUID", "name": "template"}}}
+        ],
+        "connections": {"Inbound": {"main": [[{"node": "Check n8n", "type": "main", "index": 0}]]}},
+        "settings": {"executionOrder": "v1"}
+    })
+}
+
+async fn run(exec: &Executor<ExternalRuntime>, cmd: Command) -> CommandReply {
+    let name = cmd.name();
+    exec.run(cmd)
+        .await
+        .unwrap_or_else(|f| panic!("{name}: {} {}", f.code, f.message))
+}
+
+/// Bootstrap, inject a credential, deploy a mapped template with a Webhook trigger, activate,
+/// call the webhook, see the execution, update, deactivate, delete.
+pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Path) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http");
+    let n8n = bootstrap(
+        &http,
+        &BootstrapOptions {
+            base_url: n8n_url.into(),
+            state_file: state_dir.join("n8n-owner.json"),
+            owner_email: "owner@genesis.local".into(),
+            readiness_timeout: Duration::from_secs(120),
+        },
+    )
+    .await
+    .expect("bootstrap")
+    .client;
+    let sealing = SealingKey::generate();
+    let public = sealing.public_key_b64();
+    let exec = Executor::new(
+        n8n.clone(),
+        Arc::new(ExternalRuntime::new(genesis_n8n::N8N_VERSION)),
+        Arc::new(sealing),
+        n8n_url.into(),
+        http.clone(),
+        Duration::from_secs(60),
+    );
+
+    let CommandReply::InjectCredential { credential_id } = run(
+        &exec,
+        Command::InjectCredential {
+            name: "Suite header".into(),
+            credential_type: "httpHeaderAuth".into(),
+            data: SealedSecret::seal(&public, br#"{"name":"X-Genesis","value":"suite"}"#)
+                .expect("seal"),
+        },
+    )
+    .await
+    else {
+        panic!("not an inject reply")
+    };
+
+    let path = format!("suite-{}", uuid::Uuid::now_v7().simple());
+    let mut mapping = TemplateMapping::default();
+    mapping.credentials.insert(
+        "TEMPLATE_HEADER_UUID".into(),
+        CredentialRef {
+            id: credential_id.clone(),
+            name: "Suite header".into(),
+        },
+    );
+    for (k, v) in [
+        ("YOUR_COMPANY_NAME", "Acme".to_string()),
+        ("YOUR_WEBHOOK_PATH", path.clone()),
+        ("YOUR_WEBHOOK_ID", uuid::Uuid::new_v4().to_string()),
+        ("YOUR_N8N_URL", n8n_url.trim_end_matches('/').to_string()),
+    ] {
+        mapping.variables.insert(k.into(), v);
+    }
+    let CommandReply::DeployWorkflow {
+        workflow_id,
+        webhook_url,
+    } = run(
+        &exec,
+        Command::DeployWorkflow {
+            template: template(),
+            mapping: mapping.clone(),
+            activate: true,
+        },
+    )
+    .await
+    else {
+        panic!("not a deploy reply")
+    };
+    let webhook_url = webhook_url.expect("webhook url");
+    assert!(
+        webhook_url.ends_with(&format!("/webhook/{path}")),
+        "{webhook_url}"
+    );
+
+    let r = http
+        .post(&webhook_url)
+        .json(&json!({"email": "lead@example.com"}))
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = n8n
+            .execution_list(Some(&workflow_id))
+            .await
+            .expect("executions");
+        if seen.iter().any(|e| e.finished || e.status == "error") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].status, "success", "{seen:?}");
+    assert_eq!(seen[0].mode, "webhook");
+
+    mapping
+        .variables
+        .insert("YOUR_COMPANY_NAME".into(), "Acme Two".into());
+    run(
+        &exec,
+        Command::UpdateWorkflow {
+            workflow_id: workflow_id.clone(),
+            template: template(),
+            mapping,
+        },
+    )
+    .await;
+    assert_eq!(
+        n8n.workflow_get(&workflow_id).await.expect("get").name,
+        "Suite for Acme Two"
+    );
+
+    let CommandReply::CollectMetrics(m) = run(&exec, Command::CollectMetrics).await else {
+        panic!("not metrics")
+    };
+    assert!(m.total_executions >= 1 && m.success_rate > 0.0, "{m:?}");
+
+    run(
+        &exec,
+        Command::DeactivateWorkflow {
+            workflow_id: workflow_id.clone(),
+        },
+    )
+    .await;
+    let r = http
+        .post(&webhook_url)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(
+        r.status(),
+        404,
+        "an inactive workflow's webhook is not registered"
+    );
+    run(
+        &exec,
+        Command::DeleteWorkflow {
+            workflow_id: workflow_id.clone(),
+        },
+    )
+    .await;
+    assert!(n8n.workflow_get(&workflow_id).await.is_err());
+    n8n.credential_delete(&credential_id)
+        .await
+        .expect("clean up");
+}
