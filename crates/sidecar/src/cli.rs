@@ -11,7 +11,8 @@ use clap::{Args, Parser};
 
 use crate::agent::{self, SidecarError};
 use crate::config::{EnvFile, Settings, droplet_id};
-use crate::runtime::{ExternalRuntime, ProcessRuntime, ProcessSpec};
+use crate::docker::DockerRuntime;
+use crate::runtime::{ContainerRuntime, ExternalRuntime, ProcessRuntime, ProcessSpec};
 
 /// Sidecar options. Defaults match the droplet's docker compose file.
 #[derive(Debug, Clone, Args)]
@@ -47,6 +48,13 @@ pub struct SidecarArgs {
     /// watches an n8n run by someone else.
     #[arg(long, num_args = 1.., allow_hyphen_values = true)]
     n8n_command: Vec<String>,
+    /// Manage n8n as this Docker container (the droplet's compose service) through the
+    /// Docker Engine API.
+    #[arg(long, conflicts_with = "n8n_command")]
+    docker_container: Option<String>,
+    /// The Docker Engine socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    docker_socket: PathBuf,
     /// Seconds to wait for n8n to be ready.
     #[arg(long, default_value_t = 120)]
     n8n_ready_timeout_s: u64,
@@ -87,6 +95,10 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    if let Some(container) = &a.docker_container {
+        let rt = DockerRuntime::new(&a.docker_socket, container.clone());
+        return serve(settings, rt, stop).await;
+    }
     match a.n8n_command.split_first() {
         Some((program, args)) => {
             let rt = ProcessRuntime::start(ProcessSpec {
@@ -98,17 +110,28 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
             })
             .await
             .map_err(|e| SidecarError::Io(e.to_string()))?;
-            let running = agent::start(settings, Arc::new(rt), stop).await?;
-            tracing::info!(addr = %running.command_addr, "sidecar ready");
-            let _ = running.heartbeats.await;
+            serve(settings, rt, stop).await
         }
         None => {
-            let rt = ExternalRuntime::new(genesis_n8n::N8N_VERSION);
-            let running = agent::start(settings, Arc::new(rt), stop).await?;
-            tracing::info!(addr = %running.command_addr, "sidecar ready");
-            let _ = running.heartbeats.await;
+            serve(
+                settings,
+                ExternalRuntime::new(genesis_n8n::N8N_VERSION),
+                stop,
+            )
+            .await
         }
     }
+}
+
+/// Runs the agent on `runtime` until `stop`.
+async fn serve<R: ContainerRuntime>(
+    settings: Settings,
+    runtime: R,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SidecarError> {
+    let running = agent::start(settings, Arc::new(runtime), stop).await?;
+    tracing::info!(addr = %running.command_addr, "sidecar ready");
+    let _ = running.heartbeats.await;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod docker;
 pub mod runtime;
 pub mod server;
 pub mod state;

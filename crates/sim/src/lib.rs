@@ -5,5 +5,6 @@ pub mod cloud_init;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod digitalocean;
+pub mod docker;
 pub mod fleet;
 pub mod n8n;
