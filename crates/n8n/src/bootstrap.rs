@@ -135,13 +135,38 @@ fn auth_cookie(resp: &reqwest::Response) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Posts to n8n's internal REST API. n8n 2.8.4 answers its readiness probe a few seconds
+/// before it mounts `/rest` (until then: 404 "Cannot POST"), so a 404 is retried until
+/// `deadline`.
 async fn post_json(
     http: &reqwest::Client,
     url: String,
     cookie: Option<&str>,
     body: Value,
+    deadline: Instant,
 ) -> Result<(Option<String>, Value), N8nError> {
-    let mut req = http.post(&url).json(&body);
+    loop {
+        match post_raw(http, &url, cookie, &body).await {
+            Err(N8nError::NotFound(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(N8nError::NotFound(_)) => {
+                return Err(N8nError::Bootstrap(format!(
+                    "{url} still answers 404 after n8n said it was ready"
+                )));
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn post_raw(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: Option<&str>,
+    body: &Value,
+) -> Result<(Option<String>, Value), N8nError> {
+    let mut req = http.post(url).json(body);
     if let Some(c) = cookie {
         req = req.header("cookie", c);
     }
@@ -150,6 +175,9 @@ async fn post_json(
         .await
         .map_err(|e| N8nError::Transport(e.to_string()))?;
     let status = resp.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(N8nError::NotFound(url.to_owned()));
+    }
     let cookie = auth_cookie(&resp);
     let v: Value = resp
         .json()
@@ -161,12 +189,18 @@ async fn post_json(
     Ok((cookie, v))
 }
 
-async fn mint_key(http: &reqwest::Client, base: &str, cookie: &str) -> Result<String, N8nError> {
+async fn mint_key(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    deadline: Instant,
+) -> Result<String, N8nError> {
     let (_, v) = post_json(
         http,
         format!("{base}/rest/api-keys"),
         Some(cookie),
         json!({"label": "genesis-sidecar", "scopes": SIDECAR_SCOPES, "expiresAt": null}),
+        deadline,
     )
     .await?;
     v.pointer("/data/rawApiKey")
@@ -181,6 +215,7 @@ pub async fn bootstrap(
     o: &BootstrapOptions,
 ) -> Result<Bootstrapped, N8nError> {
     let base = o.base_url.trim_end_matches('/');
+    let deadline = Instant::now() + o.readiness_timeout;
     wait_ready(http, base, o.readiness_timeout).await?;
     let client = |key: &str| N8n::with_http(base, key, http.clone());
     if let Some(mut stored) = load(&o.state_file)? {
@@ -206,11 +241,12 @@ pub async fn bootstrap(
             format!("{base}/rest/login"),
             None,
             json!({"emailOrLdapLoginId": stored.email, "password": stored.password}),
+            deadline,
         )
         .await?;
         let cookie =
             cookie.ok_or_else(|| N8nError::Bootstrap("login set no n8n-auth cookie".into()))?;
-        let key = mint_key(http, base, &cookie).await?;
+        let key = mint_key(http, base, &cookie, deadline).await?;
         stored.api_key = Some(key.clone());
         save(&o.state_file, &stored)?;
         return Ok(Bootstrapped {
@@ -229,11 +265,12 @@ pub async fn bootstrap(
         format!("{base}/rest/owner/setup"),
         None,
         json!({"email": stored.email, "firstName": "Genesis", "lastName": "Sidecar", "password": stored.password}),
+        deadline,
     )
     .await?;
     let cookie =
         cookie.ok_or_else(|| N8nError::Bootstrap("owner setup set no n8n-auth cookie".into()))?;
-    let key = mint_key(http, base, &cookie).await?;
+    let key = mint_key(http, base, &cookie, deadline).await?;
     stored.api_key = Some(key.clone());
     save(&o.state_file, &stored)?;
     Ok(Bootstrapped {

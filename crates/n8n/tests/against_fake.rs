@@ -53,6 +53,8 @@ impl Harness {
             listener,
             FakeN8n::new(FakeN8nConfig {
                 ready_after: Duration::from_millis(100),
+                // As n8n 2.8.4: ready before /rest is mounted.
+                rest_after: Duration::from_millis(400),
                 ..FakeN8nConfig::default()
             }),
             move |r| checked(r, log),

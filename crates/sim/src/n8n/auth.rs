@@ -88,6 +88,9 @@ pub async fn owner_setup(
     State(n8n): State<FakeN8n>,
     body: Result<Json<OwnerSetup>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if let Some(r) = n8n.rest_not_mounted("/rest/owner/setup") {
+        return r;
+    }
     let Ok(Json(o)) = body else {
         return error(StatusCode::BAD_REQUEST, "Invalid owner setup payload");
     };
@@ -127,6 +130,9 @@ pub async fn login(
     State(n8n): State<FakeN8n>,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if let Some(r) = n8n.rest_not_mounted("/rest/login") {
+        return r;
+    }
     let Ok(Json(l)) = body else {
         return error(StatusCode::BAD_REQUEST, "Invalid login payload");
     };
@@ -162,6 +168,9 @@ pub async fn api_key_create(
     headers: HeaderMap,
     body: Result<Json<NewKey>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if let Some(r) = n8n.rest_not_mounted("/rest/api-keys") {
+        return r;
+    }
     if !session(&headers, &n8n) {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }

@@ -33,6 +33,9 @@ use serde_json::{Value, json};
 pub struct FakeN8nConfig {
     /// Time from start to `GET /healthz/readiness` answering 200.
     pub ready_after: Duration,
+    /// Time from start until `/rest/...` is mounted (404 before). n8n 2.8.4 says it is
+    /// ready a few seconds before this.
+    pub rest_after: Duration,
     /// Seed of generated ids.
     pub seed: u64,
 }
@@ -41,6 +44,7 @@ impl Default for FakeN8nConfig {
     fn default() -> Self {
         Self {
             ready_after: Duration::ZERO,
+            rest_after: Duration::ZERO,
             seed: 1,
         }
     }
@@ -147,6 +151,18 @@ impl FakeN8n {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Express's 404 for a route not mounted yet, while n8n is still starting.
+    pub(crate) fn rest_not_mounted(&self, path: &str) -> Option<Response> {
+        (self.lock().started.elapsed() < self.cfg.rest_after).then(|| {
+            (
+                StatusCode::NOT_FOUND,
+                [("content-type", "text/html; charset=utf-8")],
+                format!("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Error</title>\n</head>\n<body>\n<pre>Cannot POST {path}</pre>\n</body>\n</html>\n"),
+            )
+                .into_response()
+        })
     }
 
     /// Executions recorded so far (for tests and the dashboard).
