@@ -43,6 +43,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Runs the `genesis-sidecar` binary against a fake n8n and a stand-in control plane;
+    /// reports its resident memory once idle (target < 20 MB).
+    Sidecar {
+        /// Seconds to idle after the first heartbeat before measuring.
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+    },
 }
 
 fn emit(
@@ -95,6 +102,7 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
         BenchCommand::SimCloud { count, concurrency } => {
             super::bench_sim::run(count, concurrency).await
         }
+        BenchCommand::Sidecar { idle_secs } => super::bench_sidecar::run(idle_secs).await,
     }
 }
 

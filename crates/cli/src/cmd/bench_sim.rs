@@ -13,14 +13,16 @@ use serde_json::json;
 
 use super::CliError;
 
-fn rss_bytes(pid: u32) -> Option<u64> {
+/// Resident memory of a process, from `/proc`.
+pub(super) fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
 
-fn free_port() -> Result<u16, CliError> {
+/// A port nobody listens on now.
+pub(super) fn free_port() -> Result<u16, CliError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(l.local_addr().context("local address")?.port())
 }

@@ -1,6 +1,7 @@
 //! Subcommand implementations. `run` maps every outcome to an exit code.
 
 pub mod bench;
+pub mod bench_sidecar;
 pub mod bench_sim;
 pub mod config;
 pub mod db;
@@ -75,9 +76,12 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
             genesis_sidecar::agent::SidecarError::Config(c) => CliError::Usage(c.to_string()),
             other => CliError::Runtime(other.into()),
         }),
-        // The simulator benchmark needs no database either.
+        // The simulator and sidecar benchmarks need no database either.
         Command::Bench(bench::BenchCommand::SimCloud { count, concurrency }) => {
             bench_sim::run(count, concurrency).await
+        }
+        Command::Bench(bench::BenchCommand::Sidecar { idle_secs }) => {
+            bench_sidecar::run(idle_secs).await
         }
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,
