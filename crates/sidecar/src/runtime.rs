@@ -51,6 +51,42 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn logs(&self, lines: usize) -> impl Future<Output = Vec<String>> + Send;
 }
 
+/// The last lines of a container's output, for `GET_LOGS`; shared by runtimes that collect
+/// output themselves.
+#[derive(Debug, Clone)]
+pub struct LogRing {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    cap: usize,
+}
+
+impl LogRing {
+    /// A ring keeping `cap` lines.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            lines: Arc::new(Mutex::new(VecDeque::with_capacity(cap.min(256)))),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Appends a line, dropping the oldest when full.
+    pub fn push(&self, line: String) {
+        if let Ok(mut l) = self.lines.lock() {
+            if l.len() == self.cap {
+                l.pop_front();
+            }
+            l.push_back(line);
+        }
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        let Ok(l) = self.lines.lock() else {
+            return Vec::new();
+        };
+        l.iter().skip(l.len().saturating_sub(n)).cloned().collect()
+    }
+}
+
 /// How to start n8n as a process. `{image}` in `args` is replaced by the current image.
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {
@@ -84,7 +120,7 @@ struct ProcState {
 pub struct ProcessRuntime {
     spec: ProcessSpec,
     state: tokio::sync::Mutex<ProcState>,
-    logs: Arc<Mutex<VecDeque<String>>>,
+    logs: LogRing,
 }
 
 impl std::fmt::Debug for ProcessRuntime {
@@ -109,7 +145,7 @@ impl ProcessRuntime {
                 previous: None,
             }),
             spec,
-            logs: Arc::new(Mutex::new(VecDeque::new())),
+            logs: LogRing::new(LOG_LINES),
         };
         {
             let mut s = rt.state.lock().await;
@@ -149,12 +185,7 @@ impl ProcessRuntime {
         let logs = self.logs.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(mut l) = logs.lock() {
-                    if l.len() == LOG_LINES {
-                        l.pop_front();
-                    }
-                    l.push_back(line);
-                }
+                logs.push(line);
             }
         });
     }
@@ -242,13 +273,7 @@ impl ContainerRuntime for ProcessRuntime {
     }
 
     async fn logs(&self, lines: usize) -> Vec<String> {
-        let Ok(l) = self.logs.lock() else {
-            return Vec::new();
-        };
-        l.iter()
-            .skip(l.len().saturating_sub(lines))
-            .cloned()
-            .collect()
+        self.logs.tail(lines)
     }
 }
 

@@ -3,12 +3,10 @@
 //! stopped on the droplet's address. An image whose name contains `broken` never starts, so
 //! a swap to it fails its health check and rolls back.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::Instant;
 
-use genesis_sidecar::runtime::{ContainerRuntime, RuntimeError, RuntimeStatus};
+use genesis_sidecar::runtime::{ContainerRuntime, LogRing, RuntimeError, RuntimeStatus};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -26,7 +24,7 @@ pub struct InProcessN8n {
     addr: SocketAddr,
     n8n: FakeN8n,
     inner: tokio::sync::Mutex<Inner>,
-    logs: Mutex<VecDeque<String>>,
+    logs: LogRing,
 }
 
 impl std::fmt::Debug for InProcessN8n {
@@ -49,7 +47,7 @@ impl InProcessN8n {
                 previous: None,
                 started: Instant::now(),
             }),
-            logs: Mutex::new(VecDeque::new()),
+            logs: LogRing::new(500),
         };
         {
             let mut inner = rt.inner.lock().await;
@@ -59,12 +57,7 @@ impl InProcessN8n {
     }
 
     fn log(&self, line: String) {
-        if let Ok(mut l) = self.logs.lock() {
-            if l.len() == 500 {
-                l.pop_front();
-            }
-            l.push_back(line);
-        }
+        self.logs.push(line);
     }
 
     async fn launch(&self, inner: &mut Inner) -> Result<(), RuntimeError> {
@@ -160,12 +153,6 @@ impl ContainerRuntime for InProcessN8n {
     }
 
     async fn logs(&self, lines: usize) -> Vec<String> {
-        let Ok(l) = self.logs.lock() else {
-            return Vec::new();
-        };
-        l.iter()
-            .skip(l.len().saturating_sub(lines))
-            .cloned()
-            .collect()
+        self.logs.tail(lines)
     }
 }

@@ -268,19 +268,5 @@ pub async fn deactivate(State(n8n): State<FakeN8n>, Path(id): Path<String>) -> R
     Json(render(w)).into_response()
 }
 
-/// (METHOD, path) of a workflow's first Webhook node.
-pub(super) fn webhook_of(nodes: &[Value]) -> Option<(String, String)> {
-    nodes
-        .iter()
-        .filter(|n| n.get("type").and_then(Value::as_str) == Some("n8n-nodes-base.webhook"))
-        .find_map(|n| {
-            let p = n.get("parameters")?;
-            let path = p.get("path")?.as_str()?.trim_matches('/').to_owned();
-            let method = p
-                .get("httpMethod")
-                .and_then(Value::as_str)
-                .unwrap_or("GET")
-                .to_uppercase();
-            Some((method, path))
-        })
-}
+/// (METHOD, path) of a workflow's first Webhook node, read as n8n reads it.
+pub(super) use genesis_n8n::types::webhook_of;
