@@ -202,6 +202,8 @@ impl Bus {
             "queues": sorted,
             "max_concurrency": cfg.max_concurrency,
             "rate_max": cfg.rate_max,
+            // u32::MAX means no rate limit (throughput benchmarks): no log, no pacing.
+            "rate_limited": cfg.rate_max != u32::MAX,
             "window_us": cfg.rate_window.as_micros() as u64,
             // Starts allowed back to back before the pace applies.
             "burst": (cfg.rate_max / 20).max(1),

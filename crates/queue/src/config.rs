@@ -31,7 +31,7 @@ impl QueueConfig {
 pub struct GovernorConfig {
     /// Jobs claimed at once across all queues and workers (spec 52.2: 100).
     pub max_concurrency: u32,
-    /// Starts allowed per `rate_window` (spec 52.2: 200).
+    /// Starts allowed per `rate_window` (spec 52.2: 200); `u32::MAX` turns the limit off.
     pub rate_max: u32,
     /// The rate window (spec 52.2: 1 s).
     pub rate_window: Duration,

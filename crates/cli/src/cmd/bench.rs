@@ -43,6 +43,30 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// No-op job throughput of the Redis queue, and BullMQ's on the same Redis in the same run.
+    Queue {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+        /// Jobs in flight.
+        #[arg(long, default_value_t = 100)]
+        concurrency: u32,
+        /// Skip the BullMQ side (no Node.js).
+        #[arg(long)]
+        no_bullmq: bool,
+    },
+    /// 15,000 template jobs through the spec 52.2 governor (100 concurrent, 200/s).
+    FleetUpdate {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Jobs.
+        #[arg(long, default_value_t = 15_000)]
+        jobs: usize,
+    },
     /// Runs the `genesis-sidecar` binary against a fake n8n and a stand-in control plane;
     /// reports its resident memory once idle (target < 20 MB).
     Sidecar {
@@ -103,6 +127,15 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
             super::bench_sim::run(count, concurrency).await
         }
         BenchCommand::Sidecar { idle_secs } => super::bench_sidecar::run(idle_secs).await,
+        BenchCommand::Queue {
+            redis_url,
+            jobs,
+            concurrency,
+            no_bullmq,
+        } => super::bench_queue::queue(&redis_url, jobs, concurrency, !no_bullmq).await,
+        BenchCommand::FleetUpdate { redis_url, jobs } => {
+            super::bench_queue::fleet_update(&redis_url, jobs).await
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Subcommand implementations. `run` maps every outcome to an exit code.
 
 pub mod bench;
+pub mod bench_queue;
 pub mod bench_sidecar;
 pub mod bench_sim;
 pub mod config;
@@ -82,6 +83,15 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         }
         Command::Bench(bench::BenchCommand::Sidecar { idle_secs }) => {
             bench_sidecar::run(idle_secs).await
+        }
+        Command::Bench(bench::BenchCommand::Queue {
+            redis_url,
+            jobs,
+            concurrency,
+            no_bullmq,
+        }) => bench_queue::queue(&redis_url, jobs, concurrency, !no_bullmq).await,
+        Command::Bench(bench::BenchCommand::FleetUpdate { redis_url, jobs }) => {
+            bench_queue::fleet_update(&redis_url, jobs).await
         }
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,

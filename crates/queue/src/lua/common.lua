@@ -26,7 +26,9 @@ local function event(kind, id, queue, extra)
   redis.call('XADD', unpack(args))
 end
 
-local function sample(list, value)
+-- Latency samples: one job in 16 (by enqueue order), the last 1,000 kept.
+local function sample(list, seq, value)
+  if seq % 16 ~= 0 then return end
   redis.call('LPUSH', list, value)
   redis.call('LTRIM', list, 0, 999)
 end
@@ -81,6 +83,8 @@ local function claim_one(cfg, worker, now, now_micro)
   end
   -- The hard limit: an exact sliding log of starts, so no window holds more than rate_max.
   local starts = P .. ':starts'
+  local interval, tat = 0, 0
+  if cfg.rate_limited then
   redis.call('ZREMRANGEBYSCORE', starts, '-inf', int(now_micro - cfg.window_us))
   if redis.call('ZCARD', starts) >= cfg.rate_max then
     local oldest = redis.call('ZRANGE', starts, 0, 0, 'WITHSCORES')
@@ -89,12 +93,13 @@ local function claim_one(cfg, worker, now, now_micro)
   end
   -- The pace: GCRA spaces starts window/rate_max apart (after a small burst), so they are
   -- spread over the window instead of bunched at its start, and no observer sees a burst.
-  local interval = cfg.window_us / cfg.rate_max
-  local tat = tonumber(redis.call('GET', P .. ':tat') or '0')
+  interval = cfg.window_us / cfg.rate_max
+  tat = tonumber(redis.call('GET', P .. ':tat') or '0')
   if tat < now_micro then tat = now_micro end
   local ahead = tat - now_micro
   if ahead > interval * cfg.burst then
     return nil, 'rate', math.ceil((ahead - interval * cfg.burst) / 1000)
+  end
   end
   local best, best_pri, best_seq = nil, nil, nil
   for _, q in ipairs(cfg.queues) do
@@ -116,23 +121,33 @@ local function claim_one(cfg, worker, now, now_micro)
   local id = redis.call('LPOP', P .. ':wait:' .. best)
   local k = jk(id)
   local attempt = redis.call('HINCRBY', k, 'attempts', 1)
-  local lease = now + cfg.lease_ms
   redis.call('HSET', k, 'state', 'active', 'worker', worker, 'started_ms', now)
-  redis.call('ZADD', P .. ':active', lease, id)
+  redis.call('ZADD', P .. ':active', now + cfg.lease_ms, id)
   redis.call('HINCRBY', P .. ':inflight', best, 1)
-  redis.call('ZADD', starts, int(now_micro), id .. ':' .. attempt)
-  redis.call('SET', P .. ':tat', int(tat + interval))
-  local avail = tonumber(redis.call('HGET', k, 'available_ms') or now)
-  sample(P .. ':wait_ms:' .. best, now - avail)
-  return {id, best, redis.call('HGET', k, 'payload'), attempt}, nil, 0
+  if cfg.rate_limited then
+    redis.call('ZADD', starts, int(now_micro), id .. ':' .. attempt)
+    redis.call('SET', P .. ':tat', int(tat + interval))
+  end
+  local f = redis.call('HMGET', k, 'payload', 'available_ms')
+  sample(P .. ':wait_ms:' .. best, best_seq, now - tonumber(f[2] or now))
+  return {id, best, f[1], attempt}, nil, 0
+end
+
+-- Promotion and reaping run at most every 25 ms, not on every claim: they are scans, and
+-- the hot path should be a handful of O(1) and O(log n) commands.
+local function maintain(cfg, now)
+  local due = tonumber(redis.call('GET', P .. ':maint') or '0')
+  if now < due then return end
+  redis.call('SET', P .. ':maint', int(now + 25))
+  promote(cfg, now)
+  reap(cfg, now)
 end
 
 -- Up to n claims; the reason and wait hint of the first refusal end the batch.
 local function claim_many(cfg, worker, n)
   local now = now_ms()
   local micro = now_us()
-  promote(cfg, now)
-  reap(cfg, now)
+  maintain(cfg, now)
   local out = {}
   local reason, wait = 'empty', 0
   for _ = 1, n do

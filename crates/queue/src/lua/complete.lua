@@ -3,18 +3,17 @@
 local cfg = cjson.decode(ARGV[1])
 local worker, id = ARGV[2], ARGV[3]
 local k = jk(id)
-local owned = redis.call('HGET', k, 'state') == 'active' and redis.call('HGET', k, 'worker') == worker
+local f = redis.call('HMGET', k, 'state', 'worker', 'queue', 'started_ms', 'keep_ms', 'seq')
 local status = 'lost'
-if owned then
+if f[1] == 'active' and f[2] == worker then
   local now = now_ms()
-  local q = redis.call('HGET', k, 'queue')
+  local q = f[3]
   redis.call('ZREM', P .. ':active', id)
   redis.call('HINCRBY', P .. ':inflight', q, -1)
   redis.call('HINCRBY', P .. ':stats:' .. q, 'completed', 1)
-  local started = tonumber(redis.call('HGET', k, 'started_ms') or now)
-  sample(P .. ':run_ms:' .. q, now - started)
+  sample(P .. ':run_ms:' .. q, tonumber(f[6] or '0'), now - tonumber(f[4] or now))
   event('completed', id, q, nil)
-  local keep = tonumber(redis.call('HGET', k, 'keep_ms') or '0')
+  local keep = tonumber(f[5] or '0')
   if keep > 0 then
     redis.call('HSET', k, 'state', 'completed', 'finished_ms', now, 'payload', '')
     redis.call('PEXPIRE', k, keep)
