@@ -198,6 +198,10 @@ impl Bus {
         let conn = ConnectionManager::new(client).await?;
         let mut sorted = queues;
         sorted.sort_by_key(|q| q.priority);
+        let pace = cfg
+            .rate_max
+            .saturating_sub((cfg.rate_max / 64).max(1))
+            .max(1);
         let cfg_json = json!({
             "queues": sorted,
             "max_concurrency": cfg.max_concurrency,
@@ -205,8 +209,11 @@ impl Bus {
             // u32::MAX means no rate limit (throughput benchmarks): no log, no pacing.
             "rate_limited": cfg.rate_max != u32::MAX,
             "window_us": cfg.rate_window.as_micros() as u64,
-            // Starts allowed back to back before the pace applies.
-            "burst": (cfg.rate_max / 20).max(1),
+            // The pace runs 1/64 under the limit, with bursts of at most 5 ms worth of
+            // starts (one start at 200/s): what workers observe, a few milliseconds late, then
+            // stays under the limit too.
+            "pace": pace,
+            "burst": (u128::from(pace) * 5_000 / cfg.rate_window.as_micros().max(1)).max(1) as u64,
             "lease_ms": cfg.lease.as_millis() as u64,
             "max_stalls": cfg.max_stalls,
         })
@@ -477,6 +484,54 @@ impl Bus {
             out.push((id, err.unwrap_or_default()));
         }
         Ok(out)
+    }
+
+    /// Completed and failed attempts per second of `queue` over the last `over`, counted from
+    /// the events stream (what a dashboard shows as throughput).
+    pub async fn rates(&self, queue: &str, over: Duration) -> Result<(f64, f64), QueueError> {
+        self.queue_known(queue)?;
+        let mut conn = self.conn.clone();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let now_ms = secs * 1000 + micros / 1000;
+        let since = now_ms.saturating_sub(over.as_millis() as u64);
+        let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(format!("{}:events", self.prefix))
+            .arg(since)
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .map(|v: redis::streams::StreamRangeReply| {
+                v.ids
+                    .into_iter()
+                    .map(|e| {
+                        let fields = e
+                            .map
+                            .iter()
+                            .flat_map(|(k, v)| {
+                                let v: String =
+                                    redis::from_redis_value(v.clone()).unwrap_or_default();
+                                [k.clone(), v]
+                            })
+                            .collect();
+                        (e.id, fields)
+                    })
+                    .collect()
+            })?;
+        let mut completed = 0u64;
+        let mut failed = 0u64;
+        for (_, f) in &entries {
+            let get = |name: &str| f.chunks(2).find(|c| c[0] == name).map(|c| c[1].as_str());
+            if get("queue") != Some(queue) {
+                continue;
+            }
+            match get("type") {
+                Some("completed") => completed += 1,
+                Some("failed") | Some("dead") => failed += 1,
+                _ => {}
+            }
+        }
+        let secs = over.as_secs_f64().max(0.001);
+        Ok((completed as f64 / secs, failed as f64 / secs))
     }
 
     /// The p50 and p99 of the last 1,000 wait times and run times of `queue`, in ms.

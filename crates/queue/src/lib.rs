@@ -38,10 +38,10 @@
 //! - **Governor.** At most `max_concurrency` jobs are claimed at any moment across all
 //!   workers, at most `concurrency` per queue. Starts are admitted against an exact sliding
 //!   log: no window of `rate_window` (by Redis's clock) holds more than `rate_max` starts.
-//!   BullMQ's fixed window lets up to 1.5x through. Starts are also paced by GCRA
-//!   (`rate_window / rate_max` apart after a burst of `rate_max / 20`), so they do not bunch
-//!   at the start of each window, where a few milliseconds of client-side jitter would make
-//!   two windows' worth look like one.
+//!   BullMQ's fixed window lets up to 1.5x through. Starts are also paced by GCRA, one at a
+//!   time, `rate_window / (rate_max - rate_max/64)` apart, so they do not bunch at the start
+//!   of each window: measured where the handlers run, a few milliseconds late, no window
+//!   holds more than the limit either.
 //! - **Order.** A lower priority number runs first. Within one priority, jobs start in enqueue
 //!   order (FIFO), unless their queue is paused or at its cap.
 //! - **Retries.** Exponential backoff with jitter, `max_attempts` in all, then dead letters

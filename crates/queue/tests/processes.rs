@@ -96,8 +96,10 @@ async fn four_worker_processes_never_exceed_the_caps() {
     let (set, record) = (unique("p"), unique("genesis-test-record:"));
     let spec = "a:1:5,b:2:8";
     let queues = vec![QueueConfig::new("a", 1, 5), QueueConfig::new("b", 2, 8)];
+    // The rate limit is set high so that the concurrency caps are what binds.
     let cfg = GovernorConfig {
         max_concurrency: 10,
+        rate_max: 100_000,
         ..GovernorConfig::default()
     };
     let bus = Bus::connect(&url, &set, queues, cfg).await.expect("bus");
@@ -122,6 +124,8 @@ async fn four_worker_processes_never_exceed_the_caps() {
                     "30",
                     "--max-concurrency",
                     "10",
+                    "--rate-max",
+                    "100000",
                 ],
             )
             .await,

@@ -22,8 +22,10 @@ async fn bus(queues: Vec<QueueConfig>, cfg: GovernorConfig) -> Bus {
         .expect("connect")
 }
 
+/// Short timings; the rate limit is high so it never binds except where a test sets it.
 fn fast() -> GovernorConfig {
     GovernorConfig {
+        rate_max: 100_000,
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         lease: Duration::from_millis(300),
@@ -191,6 +193,9 @@ async fn retries_back_off_then_dead_letter_and_permanent_failures_skip_retries()
     );
     let c = b.counts("q").await.expect("counts");
     assert_eq!((c.dead, c.failed, c.active), (2, 6, 0));
+    // The events stream told the story: four retries, then two dead letters.
+    let (_, failed_per_s) = b.rates("q", Duration::from_secs(60)).await.expect("rates");
+    assert!((failed_per_s * 60.0 - 6.0).abs() < 0.01, "{failed_per_s}");
     b.destroy().await.expect("clean");
 }
 
@@ -220,6 +225,8 @@ async fn an_expired_lease_returns_the_job_and_the_old_worker_cannot_complete_it(
     assert!(counted);
     let c = b.counts("q").await.expect("counts");
     assert_eq!((c.stalled, c.completed), (1, 1));
+    let (done_per_s, _) = b.rates("q", Duration::from_secs(10)).await.expect("rates");
+    assert!((done_per_s * 10.0 - 1.0).abs() < 0.01, "{done_per_s}");
 
     // A lease that is extended is kept.
     b.add("q", "long", "{}", Duration::ZERO).await.expect("add");
@@ -230,6 +237,31 @@ async fn an_expired_lease_returns_the_job_and_the_old_worker_cannot_complete_it(
     }
     assert!(b.claim("other", 1).await.expect("claim").0.is_empty());
     assert!(b.complete("w", &jobs[0], 0).await.expect("complete").0);
+
+    // A job whose workers keep dying is dead-lettered after max_stalls (3) stalls.
+    b.add("q", "cursed", "{}", Duration::ZERO)
+        .await
+        .expect("add");
+    for attempt in 1..=4 {
+        let (jobs, _) = loop {
+            let r = b
+                .claim(&format!("doomed-{attempt}"), 1)
+                .await
+                .expect("claim");
+            if !r.0.is_empty() {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(jobs[0].attempt, attempt);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+    }
+    // The fourth lease expires; the next maintenance dead-letters the job.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(b.claim("w", 1).await.expect("claim").0.is_empty());
+    let dead = b.dead("q").await.expect("dead");
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].1.contains("stalled 4 times"), "{dead:?}");
     b.destroy().await.expect("clean");
 }
 

@@ -93,7 +93,7 @@ local function claim_one(cfg, worker, now, now_micro)
   end
   -- The pace: GCRA spaces starts window/rate_max apart (after a small burst), so they are
   -- spread over the window instead of bunched at its start, and no observer sees a burst.
-  interval = cfg.window_us / cfg.rate_max
+  interval = cfg.window_us / cfg.pace
   tat = tonumber(redis.call('GET', P .. ':tat') or '0')
   if tat < now_micro then tat = now_micro end
   local ahead = tat - now_micro
