@@ -140,9 +140,23 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let mut o = ClientOptions::new(&sim_url, "t");
     o.poll_interval = Duration::from_millis(10);
     let cloud = DigitalOcean::new(o).expect("client");
-    let user_data = format!(
-        "#cloud-config\nwrite_files:\n  - path: /opt/genesis/.env\n    permissions: '0600'\n    content: |\n      GENESIS_DASHBOARD_URL={dashboard_url}\n      GENESIS_WORKSPACE_ID={ws}\n      GENESIS_PROVISIONING_TOKEN={PROVISIONING_TOKEN}\n      GENESIS_REGION=eu-west\nruncmd:\n  - [docker, compose, -f, /opt/genesis/docker-compose.yml, up, -d]\n"
-    );
+    // The real cloud-init document the control plane sends (images by tag: the simulator
+    // pulls nothing).
+    let user_data = genesis_ignition::render(
+        &genesis_ignition::IgnitionEnv {
+            dashboard_url: dashboard_url.clone(),
+            workspace_id: ws,
+            provisioning_token: PROVISIONING_TOKEN.into(),
+            region: "eu-west".into(),
+        },
+        &genesis_ignition::Images {
+            caddy: "caddy:2".into(),
+            n8n: "n8nio/n8n:2.8.4".into(),
+            sidecar: "genesis-sidecar:dev".into(),
+        },
+        false,
+    )
+    .expect("cloud-init");
     let (droplet, action) = cloud
         .droplet_create(&CreateDroplet {
             name: "tenant-acme".into(),
