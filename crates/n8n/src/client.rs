@@ -266,6 +266,12 @@ impl N8n {
         }
     }
 
+    /// Executions in one status (`running`, `waiting`, `error`, ...), across all pages.
+    pub async fn execution_list_by_status(&self, status: &str) -> Result<Vec<Execution>, N8nError> {
+        self.all(&format!("/executions?status={status}"), "execution")
+            .await
+    }
+
     /// One execution.
     pub async fn execution_get(&self, id: &str) -> Result<Execution, N8nError> {
         self.call(Method::GET, &format!("/executions/{id}"), None, "execution")

@@ -147,15 +147,12 @@ impl<R: ContainerRuntime> Executor<R> {
             .is_ok()
     }
 
-    /// Executions waiting or running now.
+    /// Executions waiting or running now (asked by status, so a heartbeat never lists the
+    /// whole execution history).
     pub async fn pending_executions(&self) -> Result<u32, N8nError> {
-        Ok(self
-            .n8n
-            .execution_list(None)
-            .await?
-            .iter()
-            .filter(|e| matches!(e.status.as_str(), "new" | "running" | "waiting"))
-            .count() as u32)
+        let running = self.n8n.execution_list_by_status("running").await?.len();
+        let waiting = self.n8n.execution_list_by_status("waiting").await?.len();
+        Ok((running + waiting) as u32)
     }
 
     /// Aggregate counts over the executions n8n keeps (spec 44.2: no lead data).

@@ -37,6 +37,7 @@ pub async fn list(State(n8n): State<FakeN8n>, Query(q): Query<ListQuery>) -> Res
         .values()
         .rev()
         .filter(|e| q.workflow_id().is_none_or(|w| w == e.workflow_id))
+        .filter(|e| q.status().is_none_or(|st| st == e.status))
         .map(render)
         .collect();
     Json(page(items, &q)).into_response()

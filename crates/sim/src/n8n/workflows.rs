@@ -123,6 +123,7 @@ pub struct ListQuery {
     cursor: Option<String>,
     workflow_id: Option<String>,
     active: Option<bool>,
+    status: Option<String>,
 }
 
 impl ListQuery {
@@ -140,6 +141,11 @@ impl ListQuery {
     /// The workflow filter of `/executions`.
     pub fn workflow_id(&self) -> Option<&str> {
         self.workflow_id.as_deref()
+    }
+
+    /// The status filter of `/executions`.
+    pub fn status(&self) -> Option<&str> {
+        self.status.as_deref()
     }
 }
 
