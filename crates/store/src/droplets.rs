@@ -8,6 +8,8 @@ use genesis_core::{DropletEvent, DropletId, DropletState, Region, WorkspaceId};
 use serde::Serialize;
 use uuid::Uuid;
 
+use sqlx::PgConnection;
+
 use crate::{AuditEvent, Database, StoreError, audit::record};
 
 /// A stored droplet.
@@ -133,52 +135,72 @@ impl Database {
         actor: &str,
     ) -> Result<Droplet, StoreError> {
         let mut tx = self.app.begin().await?;
-        let current: Droplet = sqlx::query_as!(
-            DropletRow,
-            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
-               FROM genesis.droplets WHERE id = $1"#,
-            id.as_uuid(),
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound { what: "droplet" })?
-        .try_into()?;
+        let current = fetch_in(&mut tx, id).await?;
         if current.version != expected_version {
             return Err(StoreError::VersionConflict {
                 what: "droplet",
                 expected: expected_version,
             });
         }
-        let next = current.state.next(event)?;
-        let row = sqlx::query_as!(
-            DropletRow,
-            r#"UPDATE genesis.droplets SET state = $3, version = version + 1, updated_at = now()
-               WHERE id = $1 AND version = $2
-               RETURNING id, workspace_id, provider_id, region, state, version, created_at, updated_at"#,
-            id.as_uuid(),
-            expected_version,
-            next.code(),
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::VersionConflict {
-            what: "droplet",
-            expected: expected_version,
-        })?;
-        record(
-            &mut tx,
-            &AuditEvent::new(actor, "droplet", "DROPLET_STATE_CHANGED")
-                .workspace(current.workspace_id)
-                .subject(id.to_string())
-                .details(serde_json::json!({
-                    "from": current.state.code(),
-                    "to": next.code(),
-                    "event": event,
-                    "version": expected_version + 1,
-                })),
-        )
-        .await?;
+        let next = transition_in(&mut tx, &current, event, actor).await?;
         tx.commit().await?;
-        row.try_into()
+        Ok(next)
     }
+}
+
+/// One droplet, read inside a transaction.
+pub(crate) async fn fetch_in(
+    conn: &mut PgConnection,
+    id: DropletId,
+) -> Result<Droplet, StoreError> {
+    sqlx::query_as!(
+        DropletRow,
+        r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
+           FROM genesis.droplets WHERE id = $1"#,
+        id.as_uuid(),
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound { what: "droplet" })?
+    .try_into()
+}
+
+/// Applies `event` to `current` (which the caller read in this transaction) if the row is
+/// still at its version, and audits the change in the same transaction.
+pub(crate) async fn transition_in(
+    conn: &mut PgConnection,
+    current: &Droplet,
+    event: DropletEvent,
+    actor: &str,
+) -> Result<Droplet, StoreError> {
+    let next = current.state.next(event)?;
+    let row = sqlx::query_as!(
+        DropletRow,
+        r#"UPDATE genesis.droplets SET state = $3, version = version + 1, updated_at = now()
+           WHERE id = $1 AND version = $2
+           RETURNING id, workspace_id, provider_id, region, state, version, created_at, updated_at"#,
+        current.id.as_uuid(),
+        current.version,
+        next.code(),
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::VersionConflict {
+        what: "droplet",
+        expected: current.version,
+    })?;
+    record(
+        conn,
+        &AuditEvent::new(actor, "droplet", "DROPLET_STATE_CHANGED")
+            .workspace(current.workspace_id)
+            .subject(current.id.to_string())
+            .details(serde_json::json!({
+                "from": current.state.code(),
+                "to": next.code(),
+                "event": event,
+                "version": current.version + 1,
+            })),
+    )
+    .await?;
+    row.try_into()
 }

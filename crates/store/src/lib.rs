@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod db;
 pub mod droplets;
 pub mod error;
+pub mod handshake;
 pub mod leads;
 pub mod legacy;
 pub mod partitions;

@@ -3,6 +3,7 @@
 //! all of them keeps link time down.
 
 mod blocking;
+mod handshake;
 mod helpers;
 mod isolation;
 mod lifecycle;

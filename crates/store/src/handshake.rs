@@ -1,0 +1,276 @@
+//! The atomic handshake (spec 42.2, 42.3; DESIGN §3.2), on the database side.
+//!
+//! - A provisioning token (15 minutes, single use) is issued when ignition creates a droplet;
+//!   only its SHA-256 is stored.
+//! - The handshake consumes it with one conditional `UPDATE ... WHERE consumed_at IS NULL AND
+//!   expires_at > now()`. Two racing handshakes cannot both win, and a replay finds nothing.
+//!   In the same transaction it records the webhook URL and the sidecar's key, moves the
+//!   droplet to `ACTIVE_HEALTHY` through its state machine (each step audited), and issues a
+//!   sidecar token (30 days, hashed).
+//! - A refused handshake writes a `HANDSHAKE_REFUSED` audit event with its reason and changes
+//!   nothing else.
+
+use chrono::{DateTime, Duration, Utc};
+use genesis_core::{DropletEvent, DropletId, DropletState, WorkspaceId};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::droplets::transition_in;
+use crate::{AuditEvent, Database, Droplet, StoreError, audit::record};
+
+/// Provisioning tokens live this long (spec 42.3).
+pub const PROVISIONING_TTL: Duration = Duration::minutes(15);
+/// Sidecar tokens live this long (spec 42.3).
+pub const SIDECAR_TTL: Duration = Duration::days(30);
+
+/// A fresh random token (256 bits, hex) and its hash.
+fn new_token() -> (String, Vec<u8>) {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = hash(&token);
+    (token, hash)
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Why a handshake was refused (the HTTP answer is 401 for all of them; the audit log says
+/// which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandshakeRefusal {
+    /// No such token.
+    Unknown,
+    /// Used before (a replay).
+    Consumed,
+    /// Past its 15 minutes.
+    Expired,
+    /// Valid, but for another workspace or droplet than the request says.
+    Mismatch,
+    /// The droplet cannot become active from where it is (e.g. terminated).
+    WrongState,
+}
+
+/// What the sidecar sends, as far as the database is concerned.
+#[derive(Debug, Clone)]
+pub struct HandshakeClaim<'a> {
+    /// The raw provisioning token.
+    pub provisioning_token: &'a str,
+    /// The workspace the sidecar says it serves.
+    pub workspace_id: Uuid,
+    /// The cloud's droplet id the sidecar read from the metadata service.
+    pub provider_id: i64,
+    /// Where its n8n's webhooks are reachable.
+    pub webhook_base_url: &'a str,
+    /// Its X25519 public key (base64).
+    pub sidecar_public_key: &'a str,
+}
+
+/// A completed handshake.
+#[derive(Debug, Clone)]
+pub struct HandshakeDone {
+    /// The raw sidecar token (returned once, stored hashed).
+    pub sidecar_token: String,
+    /// The droplet, now `ACTIVE_HEALTHY`.
+    pub droplet: Droplet,
+}
+
+/// A valid sidecar token's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SidecarIdentity {
+    /// Workspace.
+    pub workspace_id: WorkspaceId,
+    /// Droplet.
+    pub droplet_id: DropletId,
+}
+
+impl Database {
+    /// Issues a provisioning token for `droplet`; the raw token goes into its cloud-init.
+    pub async fn provisioning_token_issue(
+        &self,
+        workspace: WorkspaceId,
+        droplet: DropletId,
+        actor: &str,
+    ) -> Result<String, StoreError> {
+        let (token, hash) = new_token();
+        let mut tx = self.app.begin().await?;
+        sqlx::query!(
+            r#"INSERT INTO genesis.provisioning_tokens (token_hash, workspace_id, droplet_id, expires_at)
+               VALUES ($1, $2, $3, now() + make_interval(secs => $4))"#,
+            hash,
+            workspace.as_uuid(),
+            droplet.as_uuid(),
+            PROVISIONING_TTL.num_seconds() as f64,
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "handshake", "PROVISIONING_TOKEN_ISSUED")
+                .workspace(workspace)
+                .subject(droplet.to_string()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Completes a handshake, or refuses it (audited either way).
+    pub async fn handshake_complete(
+        &self,
+        claim: &HandshakeClaim<'_>,
+        actor: &str,
+    ) -> Result<Result<HandshakeDone, HandshakeRefusal>, StoreError> {
+        let token_hash = hash(claim.provisioning_token);
+        let mut tx = self.app.begin().await?;
+        let consumed = sqlx::query!(
+            r#"UPDATE genesis.provisioning_tokens SET consumed_at = now()
+               WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now()
+               RETURNING workspace_id, droplet_id"#,
+            token_hash,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let refusal = match &consumed {
+            None => {
+                let why = sqlx::query!(
+                    r#"SELECT consumed_at IS NOT NULL AS "consumed!", expires_at <= now() AS "expired!"
+                       FROM genesis.provisioning_tokens WHERE token_hash = $1"#,
+                    token_hash,
+                )
+                .fetch_optional(&mut *tx)
+                .await?;
+                Some(match why {
+                    None => HandshakeRefusal::Unknown,
+                    Some(r) if r.consumed => HandshakeRefusal::Consumed,
+                    Some(_) => HandshakeRefusal::Expired,
+                })
+            }
+            Some(row) if row.workspace_id != claim.workspace_id => Some(HandshakeRefusal::Mismatch),
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
+            // Nothing was consumed (or the consumption is undone): only the audit event stays.
+            tx.rollback().await?;
+            self.handshake_refused(claim, reason, actor).await?;
+            return Ok(Err(reason));
+        }
+        let Some(row) = consumed else {
+            return Err(StoreError::Corrupt {
+                what: "handshake",
+                value: "consumed row vanished".into(),
+            });
+        };
+        let droplet_id = DropletId::from_uuid(row.droplet_id);
+        let mut droplet: Droplet = crate::droplets::fetch_in(&mut tx, droplet_id).await?;
+        if droplet.provider_id.is_some_and(|p| p != claim.provider_id) {
+            tx.rollback().await?;
+            self.handshake_refused(claim, HandshakeRefusal::Mismatch, actor)
+                .await?;
+            return Ok(Err(HandshakeRefusal::Mismatch));
+        }
+        // The handshake proves the droplet booted and ran its cloud-init.
+        for event in [
+            DropletEvent::Booted,
+            DropletEvent::CloudInitFinished,
+            DropletEvent::HandshakeCompleted,
+        ] {
+            let applies = matches!(
+                (droplet.state, event),
+                (DropletState::Pending, DropletEvent::Booted)
+                    | (DropletState::Initializing, DropletEvent::CloudInitFinished)
+                    | (
+                        DropletState::HandshakePending,
+                        DropletEvent::HandshakeCompleted
+                    )
+            );
+            if applies {
+                droplet = transition_in(&mut tx, &droplet, event, actor).await?;
+            }
+        }
+        if droplet.state != DropletState::ActiveHealthy {
+            tx.rollback().await?;
+            self.handshake_refused(claim, HandshakeRefusal::WrongState, actor)
+                .await?;
+            return Ok(Err(HandshakeRefusal::WrongState));
+        }
+        sqlx::query!(
+            r#"UPDATE genesis.droplets
+               SET webhook_base_url = $2, sidecar_public_key = $3, provider_id = $4, updated_at = now()
+               WHERE id = $1"#,
+            droplet_id.as_uuid(),
+            claim.webhook_base_url,
+            claim.sidecar_public_key,
+            claim.provider_id,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let (token, token_hash) = new_token();
+        sqlx::query!(
+            r#"INSERT INTO genesis.sidecar_tokens (token_hash, workspace_id, droplet_id, expires_at)
+               VALUES ($1, $2, $3, now() + make_interval(secs => $4))"#,
+            token_hash,
+            row.workspace_id,
+            row.droplet_id,
+            SIDECAR_TTL.num_seconds() as f64,
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "handshake", "HANDSHAKE_COMPLETED")
+                .workspace(droplet.workspace_id)
+                .subject(droplet_id.to_string())
+                .details(serde_json::json!({
+                    "provider_id": claim.provider_id,
+                    "webhook_base_url": claim.webhook_base_url,
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        droplet.provider_id = Some(claim.provider_id);
+        Ok(Ok(HandshakeDone {
+            sidecar_token: token,
+            droplet,
+        }))
+    }
+
+    async fn handshake_refused(
+        &self,
+        claim: &HandshakeClaim<'_>,
+        reason: HandshakeRefusal,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut event = AuditEvent::new(actor, "handshake", "HANDSHAKE_REFUSED")
+            .details(serde_json::json!({"reason": reason, "provider_id": claim.provider_id}));
+        if let Ok(ws) = WorkspaceId::from_uuid(claim.workspace_id) {
+            event = event.workspace(ws);
+        }
+        self.audit_record(&event).await.map(|_| ())
+    }
+
+    /// The owner of a valid (unexpired, unrevoked) sidecar token.
+    pub async fn sidecar_token_verify(
+        &self,
+        token: &str,
+    ) -> Result<Option<SidecarIdentity>, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT workspace_id, droplet_id, expires_at FROM genesis.sidecar_tokens
+               WHERE token_hash = $1 AND revoked_at IS NULL"#,
+            hash(token),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        Ok(row.and_then(|r| {
+            let expires: DateTime<Utc> = r.expires_at;
+            (expires > Utc::now()).then_some(())?;
+            Some(SidecarIdentity {
+                workspace_id: WorkspaceId::from_uuid(r.workspace_id).ok()?,
+                droplet_id: DropletId::from_uuid(r.droplet_id),
+            })
+        }))
+    }
+}

@@ -1,0 +1,164 @@
+//! The atomic handshake: single use, expiry, mismatch, the droplet's state machine, audit.
+
+use genesis_core::{DropletEvent, DropletId, DropletState, Region};
+use genesis_store::handshake::{HandshakeClaim, HandshakeRefusal};
+use genesis_store::testing::TestDb;
+use sqlx::Connection;
+
+use crate::helpers::provision;
+
+#[tokio::test]
+async fn a_token_works_once_and_every_refusal_is_audited() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let ws = provision(db, "hs").await;
+    let droplet = DropletId::new();
+    db.droplet_register(droplet, ws.id, Region::EuWest, "test")
+        .await
+        .expect("register");
+    let token = db
+        .provisioning_token_issue(ws.id, droplet, "test")
+        .await
+        .expect("issue");
+    let claim = |t: &'static str| HandshakeClaim {
+        provisioning_token: t,
+        workspace_id: ws.id.as_uuid(),
+        provider_id: 4242,
+        webhook_base_url: "http://127.64.0.9:5678",
+        sidecar_public_key: "c2lkZWNhcg==",
+    };
+    let token: &'static str = Box::leak(token.into_boxed_str());
+
+    // Another workspace presenting this token: refused, and the token is not spent.
+    let mut foreign = claim(token);
+    let other = uuid::Uuid::now_v7();
+    foreign.workspace_id = other;
+    assert_eq!(
+        db.handshake_complete(&foreign, "sidecar")
+            .await
+            .expect("db")
+            .err(),
+        Some(HandshakeRefusal::Mismatch)
+    );
+
+    let done = db
+        .handshake_complete(&claim(token), "sidecar")
+        .await
+        .expect("db")
+        .expect("accepted");
+    assert_eq!(done.droplet.state, DropletState::ActiveHealthy);
+    assert_eq!(done.droplet.provider_id, Some(4242));
+    assert_eq!(done.sidecar_token.len(), 64);
+    let who = db
+        .sidecar_token_verify(&done.sidecar_token)
+        .await
+        .expect("verify")
+        .expect("valid");
+    assert_eq!((who.workspace_id, who.droplet_id), (ws.id, droplet));
+    assert!(
+        db.sidecar_token_verify("forged")
+            .await
+            .expect("verify")
+            .is_none()
+    );
+
+    // A replay gets nothing.
+    assert_eq!(
+        db.handshake_complete(&claim(token), "sidecar")
+            .await
+            .expect("db")
+            .err(),
+        Some(HandshakeRefusal::Consumed)
+    );
+    assert_eq!(
+        db.handshake_complete(&claim("never-issued"), "sidecar")
+            .await
+            .expect("db")
+            .err(),
+        Some(HandshakeRefusal::Unknown)
+    );
+    let refused = db
+        .audit_list(None, Some("HANDSHAKE_REFUSED"), 10)
+        .await
+        .expect("audit");
+    let reasons: Vec<_> = refused
+        .iter()
+        .map(|e| e.details["reason"].clone())
+        .collect();
+    assert_eq!(refused.len(), 3, "{reasons:?}");
+    for want in ["mismatch", "consumed", "unknown"] {
+        assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
+    }
+    // The droplet walked its state machine, each step audited.
+    let steps = db
+        .audit_list(Some(ws.id), Some("DROPLET_STATE_CHANGED"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(
+        steps.len(),
+        3,
+        "PENDING -> INITIALIZING -> HANDSHAKE_PENDING -> ACTIVE_HEALTHY"
+    );
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn an_expired_token_or_a_dead_droplet_is_refused() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let ws = provision(db, "hs_exp").await;
+    let droplet = DropletId::new();
+    db.droplet_register(droplet, ws.id, Region::EuWest, "test")
+        .await
+        .expect("register");
+    let token = db
+        .provisioning_token_issue(ws.id, droplet, "test")
+        .await
+        .expect("issue");
+    // Age the token past its 15 minutes (as the owner: the runtime role cannot rewrite it).
+    let mut admin = sqlx::postgres::PgConnection::connect_with(&t.db.options().admin)
+        .await
+        .expect("admin");
+    sqlx::query("UPDATE genesis.provisioning_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&mut admin)
+        .await
+        .expect("age");
+    let claim = HandshakeClaim {
+        provisioning_token: &token,
+        workspace_id: ws.id.as_uuid(),
+        provider_id: 1,
+        webhook_base_url: "http://x",
+        sidecar_public_key: "k",
+    };
+    assert_eq!(
+        db.handshake_complete(&claim, "sidecar")
+            .await
+            .expect("db")
+            .err(),
+        Some(HandshakeRefusal::Expired)
+    );
+
+    let dead = DropletId::new();
+    db.droplet_register(dead, ws.id, Region::EuWest, "test")
+        .await
+        .expect("register");
+    db.droplet_transition(dead, 0, DropletEvent::Destroyed, "test")
+        .await
+        .expect("destroy");
+    let token = db
+        .provisioning_token_issue(ws.id, dead, "test")
+        .await
+        .expect("issue");
+    let claim = HandshakeClaim {
+        provisioning_token: &token,
+        ..claim
+    };
+    assert_eq!(
+        db.handshake_complete(&claim, "sidecar")
+            .await
+            .expect("db")
+            .err(),
+        Some(HandshakeRefusal::WrongState)
+    );
+    t.cleanup().await.expect("cleanup");
+}
