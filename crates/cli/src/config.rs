@@ -53,6 +53,11 @@ pub struct ServerConfig {
     /// the API refuses every request: fail closed.
     #[serde(default)]
     pub api_token: Option<String>,
+    /// Seed (32 bytes, base64) of the Ed25519 key that signs sidecar commands. When unset,
+    /// `genesis serve` makes a throwaway key and warns: sidecars that hand-shook with it
+    /// cannot be commanded after a restart.
+    #[serde(default)]
+    pub command_key: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -64,6 +69,7 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             api_token: None,
+            command_key: None,
         }
     }
 }

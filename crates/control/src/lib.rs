@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod health;
 pub mod problem;
+pub mod sidecar;
 pub mod state;
 
 use std::time::Instant;
@@ -30,6 +31,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/api/v1/sidecar/handshake",
+            axum::routing::post(sidecar::handshake),
+        )
         .nest("/api/v1", api)
         .fallback(|| async { Problem::not_found("route") })
         .layer(middleware::from_fn(record_http_metrics))

@@ -19,4 +19,7 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// SHA-256 of the API bearer token; `None` refuses every API call.
     pub api_token_sha256: Option<[u8; 32]>,
+    /// Signs sidecar command JWTs; its public half goes out in every handshake. `None`
+    /// refuses handshakes (503): a sidecar must never get a key it cannot be sent commands with.
+    pub command_signer: Option<Arc<genesis_protocol::CommandSigner>>,
 }

@@ -37,6 +37,9 @@ async fn spawn_app_with(token: Option<&str>) -> App {
         router: Arc::new(TenantRouter::default()),
         metrics: Some(metrics_handle()),
         api_token_sha256: token.map(token_digest),
+        command_signer: Some(Arc::new(
+            genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
+        )),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -282,5 +285,101 @@ async fn metrics_expose_request_counters() {
         .expect("text");
     assert!(body.contains("genesis_http_requests_total"), "{body}");
     assert!(body.contains("route=\"/api/v1/workspaces\""), "{body}");
+    app.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_sidecar_hand_shakes_once_and_a_replay_is_refused_and_audited() {
+    use genesis_core::{DropletId, Region, Slug, Tier, WorkspaceId, WorkspaceName};
+    use genesis_store::{NewWorkspace, PartitionManager};
+
+    let app = spawn_app().await;
+    let db = app.t.db.clone();
+    let ws = PartitionManager::new(db.clone())
+        .workspace_provision(
+            &NewWorkspace {
+                id: WorkspaceId::new(),
+                slug: Slug::parse("handshake_api").expect("slug"),
+                name: WorkspaceName::parse("Handshake").expect("name"),
+                region: Region::EuWest,
+                tier: Tier::Standard,
+            },
+            "test",
+        )
+        .await
+        .expect("workspace");
+    let droplet = DropletId::new();
+    db.droplet_register(droplet, ws.id, Region::EuWest, "test")
+        .await
+        .expect("droplet");
+    let token = db
+        .provisioning_token_issue(ws.id, droplet, "ignition")
+        .await
+        .expect("token");
+    let body = json!({
+        "provisioning_token": token,
+        "workspace_id": ws.id.as_uuid(),
+        "droplet_id": 777,
+        "region": "eu-west",
+        "webhook_base_url": "http://127.64.0.7:5678",
+        "sidecar_public_key": "c2lkZWNhcg==",
+        "versions": {"sidecar": "0.1.0", "n8n": "2.8.4"}
+    });
+    // No API token: the provisioning token is the credential.
+    let url = format!("{}/api/v1/sidecar/handshake", app.base);
+    let r = app
+        .http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("handshake");
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("json");
+    let expected_key = genesis_protocol::CommandSigner::from_seed(&[9u8; 32])
+        .expect("key")
+        .public_key_b64();
+    assert_eq!(answer["command_public_key"], json!(expected_key));
+    assert_eq!(answer["config"]["heartbeat_interval_s"], 60);
+    let sidecar_token = answer["sidecar_token"].as_str().expect("token");
+    assert!(
+        db.sidecar_token_verify(sidecar_token)
+            .await
+            .expect("verify")
+            .is_some()
+    );
+    assert_eq!(
+        db.droplet_get(droplet).await.expect("droplet").state,
+        genesis_core::DropletState::ActiveHealthy
+    );
+
+    let replay = app
+        .http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(replay.status(), 401);
+    let problem: Value = replay.json().await.expect("problem");
+    assert!(problem["type"].is_string(), "{problem}");
+    let refused = db
+        .audit_list(Some(ws.id), Some("HANDSHAKE_REFUSED"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].details["reason"], "consumed");
+    let bad = app
+        .http
+        .post(&url)
+        .json(&json!({"provisioning_token": "x"}))
+        .send()
+        .await
+        .expect("bad");
+    assert_eq!(
+        bad.status(),
+        422,
+        "a malformed handshake is refused, naming the body"
+    );
     app.t.cleanup().await.expect("cleanup");
 }

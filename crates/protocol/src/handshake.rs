@@ -23,6 +23,8 @@ pub struct HandshakeRequest {
     pub workspace_id: Uuid,
     /// The cloud's droplet id (from the metadata service).
     pub droplet_id: i64,
+    /// The workspace's region (from the env file): which regional database holds it.
+    pub region: String,
     /// Base URL of the droplet's n8n webhooks, pushed so the dashboard never polls for it.
     pub webhook_base_url: String,
     /// The sidecar's X25519 public key (base64): credentials are sealed to it.

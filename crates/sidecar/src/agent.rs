@@ -75,6 +75,7 @@ async fn handshake(
         provisioning_token: settings.provisioning_token.clone(),
         workspace_id: settings.workspace_id,
         droplet_id: settings.droplet_id,
+        region: settings.region.clone(),
         webhook_base_url: settings.webhook_base_url.clone(),
         sidecar_public_key: state.sealing.public_key_b64(),
         versions: Versions {

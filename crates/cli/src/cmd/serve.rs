@@ -26,12 +26,33 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     if cfg.server.api_token.is_none() {
         tracing::warn!("server.api_token is not set: /api/v1 refuses every request");
     }
+    let signer = match cfg.server.command_key.as_deref() {
+        Some(b64) => {
+            use base64::Engine as _;
+            let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|v| v.try_into().ok())
+                .ok_or_else(|| {
+                    CliError::Usage("server.command_key must be 32 bytes in base64".into())
+                })?;
+            genesis_protocol::CommandSigner::from_seed(&seed)
+        }
+        None => {
+            tracing::warn!(
+                "server.command_key is not set: using a throwaway command key (sidecars that hand-shake now cannot be commanded after a restart)"
+            );
+            genesis_protocol::CommandSigner::generate()
+        }
+    }
+    .map_err(|e| CliError::Runtime(e.into()))?;
     let state = AppState {
         stores,
         redis,
         router: Arc::new(TenantRouter::new(cfg.legacy_tenant())),
         metrics: Some(metrics),
         api_token_sha256: cfg.server.api_token.as_deref().map(token_digest),
+        command_signer: Some(Arc::new(signer)),
     };
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
