@@ -23,6 +23,7 @@ pub mod settings;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod vault;
 pub mod workspaces;
 
 pub use audit::{AuditEntry, AuditEvent};

@@ -11,3 +11,4 @@ mod ohio;
 mod partitions;
 mod pgbouncer;
 mod privileges;
+mod vault;

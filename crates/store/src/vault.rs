@@ -1,0 +1,217 @@
+//! The credential vault (issue 6, minimal): a tenant's credentials (OAuth tokens, API keys)
+//! encrypted at rest with AES-256-GCM under a versioned master key from configuration.
+//!
+//! # Guarantees
+//! - The database holds only ciphertext, a random 96-bit nonce and the key version.
+//! - The ciphertext is bound to its workspace and credential id as associated data: a row
+//!   copied to another tenant, or swapped with another credential, does not decrypt.
+//! - Rotation: new writes use the current key; rows under older versions keep decrypting as
+//!   long as their key is configured. Re-encrypting them is a later job.
+//! - The plaintext leaves this module only to be sealed to a sidecar's key (never logged,
+//!   never audited: audit events name the credential, not its content).
+
+use std::collections::BTreeMap;
+
+use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use genesis_core::WorkspaceId;
+use uuid::Uuid;
+
+use crate::{AuditEvent, Database, StoreError, audit::record};
+
+/// The master keys: version → 32-byte key. `Debug` never shows them.
+#[derive(Clone)]
+pub struct MasterKeys {
+    current: u32,
+    keys: BTreeMap<u32, [u8; 32]>,
+}
+
+impl std::fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeys")
+            .field("current", &self.current)
+            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl MasterKeys {
+    /// Keys by version; new writes use `current`, which must be among them.
+    pub fn new(current: u32, keys: BTreeMap<u32, [u8; 32]>) -> Result<Self, StoreError> {
+        if !keys.contains_key(&current) {
+            return Err(StoreError::Invalid {
+                field: "vault.current_key",
+                message: format!("no key with version {current}"),
+            });
+        }
+        Ok(Self { current, keys })
+    }
+
+    fn cipher(&self, version: u32) -> Result<Aes256Gcm, StoreError> {
+        let key = self.keys.get(&version).ok_or(StoreError::Invalid {
+            field: "vault key version",
+            message: format!("key version {version} is not configured"),
+        })?;
+        Ok(Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key)))
+    }
+}
+
+/// Associated data: the ciphertext only opens for this workspace and credential.
+fn aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
+    let mut v = b"genesis-vault-v1".to_vec();
+    v.extend_from_slice(workspace.as_uuid().as_bytes());
+    v.extend_from_slice(credential.as_bytes());
+    v
+}
+
+/// A decrypted credential.
+#[derive(Clone)]
+pub struct VaultCredential {
+    /// Credential type (n8n's, e.g. `openAiApi`).
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// The secret (JSON, as n8n takes it).
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for VaultCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultCredential")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Stores (or replaces) a credential, encrypted under the current key.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one column of the row"
+    )]
+    pub async fn vault_put(
+        &self,
+        keys: &MasterKeys,
+        workspace: WorkspaceId,
+        credential: Uuid,
+        kind: &str,
+        name: &str,
+        secret: &[u8],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ciphertext = keys
+            .cipher(keys.current)?
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: secret,
+                    aad: &aad(workspace, credential),
+                },
+            )
+            .map_err(|_| StoreError::Invalid {
+                field: "secret",
+                message: "encryption failed".into(),
+            })?;
+        let mut tx = self.app.begin().await?;
+        sqlx::query!(
+            r#"INSERT INTO genesis.vault_credentials
+                 (workspace_id, credential_id, kind, name, key_version, nonce, ciphertext)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (workspace_id, credential_id) DO UPDATE
+               SET kind = EXCLUDED.kind, name = EXCLUDED.name, key_version = EXCLUDED.key_version,
+                   nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, updated_at = now()"#,
+            workspace.as_uuid(),
+            credential,
+            kind,
+            name,
+            keys.current as i32,
+            &nonce[..],
+            ciphertext,
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "vault", "VAULT_CREDENTIAL_STORED")
+                .workspace(workspace)
+                .subject(credential.to_string())
+                .details(serde_json::json!({"kind": kind, "key_version": keys.current})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reads and decrypts a credential.
+    pub async fn vault_get(
+        &self,
+        keys: &MasterKeys,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<VaultCredential, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT kind, name, key_version, nonce, ciphertext FROM genesis.vault_credentials
+               WHERE workspace_id = $1 AND credential_id = $2"#,
+            workspace.as_uuid(),
+            credential,
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .ok_or(StoreError::NotFound { what: "credential" })?;
+        let nonce: [u8; 12] = row
+            .nonce
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt {
+                what: "vault nonce",
+                value: format!("{} bytes", row.nonce.len()),
+            })?;
+        let secret = keys
+            .cipher(row.key_version as u32)?
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &row.ciphertext,
+                    aad: &aad(workspace, credential),
+                },
+            )
+            .map_err(|_| StoreError::Corrupt {
+                what: "vault ciphertext",
+                value: "does not authenticate for this workspace and credential".into(),
+            })?;
+        Ok(VaultCredential {
+            kind: row.kind,
+            name: row.name,
+            secret,
+        })
+    }
+
+    /// Deletes every credential of a workspace (ignition rollback, tenant deletion); returns
+    /// how many.
+    pub async fn vault_delete_workspace(
+        &self,
+        workspace: WorkspaceId,
+        actor: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let n = sqlx::query!(
+            "DELETE FROM genesis.vault_credentials WHERE workspace_id = $1",
+            workspace.as_uuid(),
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "vault", "VAULT_WORKSPACE_PURGED")
+                .workspace(workspace)
+                .details(serde_json::json!({"credentials": n})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
