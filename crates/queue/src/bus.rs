@@ -399,21 +399,18 @@ impl Bus {
 
     /// Stops claims from `queue` (running jobs finish).
     pub async fn pause(&self, queue: &str) -> Result<(), QueueError> {
-        self.queue_known(queue)?;
-        let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("SADD")
-            .arg(format!("{}:paused", self.prefix))
-            .arg(queue)
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+        self.set_paused(queue, true).await
     }
 
     /// Resumes a paused queue.
     pub async fn resume(&self, queue: &str) -> Result<(), QueueError> {
+        self.set_paused(queue, false).await
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {
         self.queue_known(queue)?;
         let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("SREM")
+        let _: i64 = redis::cmd(if paused { "SADD" } else { "SREM" })
             .arg(format!("{}:paused", self.prefix))
             .arg(queue)
             .query_async(&mut conn)

@@ -5,13 +5,13 @@ use genesis_store::handshake::{HandshakeClaim, HandshakeRefusal};
 use genesis_store::testing::TestDb;
 use sqlx::Connection;
 
+use genesis_store::{Database, Workspace};
+
 use crate::helpers::provision;
 
-#[tokio::test]
-async fn a_token_works_once_and_every_refusal_is_audited() {
-    let t = TestDb::create().await.expect("test database");
-    let db = &t.db;
-    let ws = provision(db, "hs").await;
+/// A workspace with a registered droplet and a provisioning token for it.
+async fn droplet_with_token(db: &Database, prefix: &str) -> (Workspace, DropletId, String) {
+    let ws = provision(db, prefix).await;
     let droplet = DropletId::new();
     db.droplet_register(droplet, ws.id, Region::EuWest, "test")
         .await
@@ -20,17 +20,28 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
         .provisioning_token_issue(ws.id, droplet, "test")
         .await
         .expect("issue");
-    let claim = |t: &'static str| HandshakeClaim {
-        provisioning_token: t,
+    (ws, droplet, token)
+}
+
+/// What a sidecar of `ws` would send with `token`.
+fn claim<'a>(ws: &Workspace, token: &'a str) -> HandshakeClaim<'a> {
+    HandshakeClaim {
+        provisioning_token: token,
         workspace_id: ws.id.as_uuid(),
         provider_id: 4242,
         webhook_base_url: "http://127.64.0.9:5678",
         sidecar_public_key: "c2lkZWNhcg==",
-    };
-    let token: &'static str = Box::leak(token.into_boxed_str());
+    }
+}
+
+#[tokio::test]
+async fn a_token_works_once_and_every_refusal_is_audited() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let (ws, droplet, token) = droplet_with_token(db, "hs").await;
 
     // Another workspace presenting this token: refused, and the token is not spent.
-    let mut foreign = claim(token);
+    let mut foreign = claim(&ws, &token);
     let other = uuid::Uuid::now_v7();
     foreign.workspace_id = other;
     assert_eq!(
@@ -42,7 +53,7 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
     );
 
     let done = db
-        .handshake_complete(&claim(token), "sidecar")
+        .handshake_complete(&claim(&ws, &token), "sidecar")
         .await
         .expect("db")
         .expect("accepted");
@@ -64,14 +75,14 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
 
     // A replay gets nothing.
     assert_eq!(
-        db.handshake_complete(&claim(token), "sidecar")
+        db.handshake_complete(&claim(&ws, &token), "sidecar")
             .await
             .expect("db")
             .err(),
         Some(HandshakeRefusal::Consumed)
     );
     assert_eq!(
-        db.handshake_complete(&claim("never-issued"), "sidecar")
+        db.handshake_complete(&claim(&ws, "never-issued"), "sidecar")
             .await
             .expect("db")
             .err(),
@@ -106,15 +117,7 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
 async fn an_expired_token_or_a_dead_droplet_is_refused() {
     let t = TestDb::create().await.expect("test database");
     let db = &t.db;
-    let ws = provision(db, "hs_exp").await;
-    let droplet = DropletId::new();
-    db.droplet_register(droplet, ws.id, Region::EuWest, "test")
-        .await
-        .expect("register");
-    let token = db
-        .provisioning_token_issue(ws.id, droplet, "test")
-        .await
-        .expect("issue");
+    let (ws, _, token) = droplet_with_token(db, "hs_exp").await;
     // Age the token past its 15 minutes (as the owner: the runtime role cannot rewrite it).
     let mut admin = sqlx::postgres::PgConnection::connect_with(&t.db.options().admin)
         .await
@@ -123,15 +126,9 @@ async fn an_expired_token_or_a_dead_droplet_is_refused() {
         .execute(&mut admin)
         .await
         .expect("age");
-    let claim = HandshakeClaim {
-        provisioning_token: &token,
-        workspace_id: ws.id.as_uuid(),
-        provider_id: 1,
-        webhook_base_url: "http://x",
-        sidecar_public_key: "k",
-    };
+    let expired = claim(&ws, &token);
     assert_eq!(
-        db.handshake_complete(&claim, "sidecar")
+        db.handshake_complete(&expired, "sidecar")
             .await
             .expect("db")
             .err(),
@@ -149,12 +146,9 @@ async fn an_expired_token_or_a_dead_droplet_is_refused() {
         .provisioning_token_issue(ws.id, dead, "test")
         .await
         .expect("issue");
-    let claim = HandshakeClaim {
-        provisioning_token: &token,
-        ..claim
-    };
+    let dead_claim = claim(&ws, &token);
     assert_eq!(
-        db.handshake_complete(&claim, "sidecar")
+        db.handshake_complete(&dead_claim, "sidecar")
             .await
             .expect("db")
             .err(),
