@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use genesis_control::{AppState, auth::token_digest};
-use genesis_core::TenantRouter;
+use genesis_core::{TenantRouter, WorkspaceId};
 use genesis_store::{RegionalStore, testing::TestDb};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
@@ -99,7 +99,8 @@ async fn create_get_and_list_workspaces() {
     assert_eq!(status, 201, "{ws}");
     let id = ws["id"].as_str().expect("id");
     assert_eq!(headers["location"], format!("/api/v1/workspaces/{id}"));
-    assert_eq!(ws["status"], "PROVISIONING");
+    // A row only: the partition, droplet and credentials come with the ignition.
+    assert_eq!(ws["status"], "PENDING");
     let (status, got) = app.get(&format!("/api/v1/workspaces/{id}")).await;
     assert_eq!((status, &got["slug"]), (200, &json!("acme_corp")));
     app.post("/api/v1/workspaces", ws_body("beta")).await;
@@ -231,6 +232,11 @@ async fn leads_import_is_all_or_nothing_and_pages_with_a_cursor() {
     let (_, ws, _) = app.post("/api/v1/workspaces", ws_body("leads_ws")).await;
     let id = ws["id"].as_str().expect("id").to_owned();
     let path = format!("/api/v1/workspaces/{id}/leads");
+    // The ignition's first step creates the partition; this test needs only that step.
+    genesis_store::PartitionManager::new(app.t.db.clone())
+        .ensure(WorkspaceId::parse(&id).expect("uuid"), "test")
+        .await
+        .expect("partition");
 
     let bad = json!({"leads": [{"email": "a@x.example"}, {"email": "nope"}]});
     let (status, p, _) = app.post(&path, bad).await;
@@ -303,6 +309,7 @@ async fn a_sidecar_hand_shakes_once_and_a_replay_is_refused_and_audited() {
                 name: WorkspaceName::parse("Handshake").expect("name"),
                 region: Region::EuWest,
                 tier: Tier::Standard,
+                onboarding: Default::default(),
             },
             "test",
         )

@@ -7,7 +7,9 @@
 
 pub mod droplet;
 pub mod ids;
+pub mod ignition;
 pub mod lead;
+pub mod onboarding;
 pub mod region;
 pub mod routing;
 pub mod slug;
@@ -16,6 +18,8 @@ pub mod workspace;
 
 pub use droplet::{CloudPower, DropletEvent, DropletState, IllegalTransition};
 pub use ids::{DropletId, IdParseError, WorkspaceId};
+pub use ignition::{IgnitionStep, SagaPhase};
+pub use onboarding::{Onboarding, OnboardingError};
 pub use lead::{Email, EmailError, LeadStatus, LeadStatusError};
 pub use region::{Region, RegionParseError};
 pub use routing::{LegacyTenant, TenantRoute, TenantRouter};

@@ -68,12 +68,14 @@ impl<'de> Deserialize<'de> for WorkspaceName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkspaceStatus {
-    /// Created; data partition ready, not yet ignited (or ignition running).
+    /// Created, never ignited: a row and nothing else (no partition, no droplet).
+    Pending,
+    /// An ignition saga is running (forward or unwinding).
     Provisioning,
     /// Ignited and serving.
     Active,
-    /// Ignition failed and was rolled back; may be retried.
-    Failed,
+    /// The last ignition failed and every step was undone (spec 50.6); may be ignited again.
+    RollbackComplete,
     /// Suspended (e.g. kill-switch); data kept, automation stopped.
     Suspended,
     /// In the deletion grace period; can still be cancelled.
@@ -86,12 +88,12 @@ pub enum WorkspaceStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkspaceEvent {
+    /// An ignition saga started.
+    IgnitionStarted,
     /// The ignition saga finished.
     IgnitionSucceeded,
     /// The ignition saga failed and unwound.
     IgnitionFailed,
-    /// A retry of a failed ignition started.
-    IgnitionRetried,
     /// Automation stopped for this tenant.
     Suspended,
     /// Automation resumed.
@@ -116,10 +118,11 @@ pub struct IllegalWorkspaceTransition {
 
 impl WorkspaceStatus {
     /// Every status.
-    pub const ALL: [WorkspaceStatus; 6] = [
+    pub const ALL: [WorkspaceStatus; 7] = [
+        WorkspaceStatus::Pending,
         WorkspaceStatus::Provisioning,
         WorkspaceStatus::Active,
-        WorkspaceStatus::Failed,
+        WorkspaceStatus::RollbackComplete,
         WorkspaceStatus::Suspended,
         WorkspaceStatus::PendingDeletion,
         WorkspaceStatus::Terminated,
@@ -130,12 +133,15 @@ impl WorkspaceStatus {
         use WorkspaceEvent as E;
         use WorkspaceStatus as S;
         let next = match (self, event) {
+            (S::Pending | S::RollbackComplete, E::IgnitionStarted) => Some(S::Provisioning),
             (S::Provisioning, E::IgnitionSucceeded) => Some(S::Active),
-            (S::Provisioning, E::IgnitionFailed) => Some(S::Failed),
-            (S::Failed, E::IgnitionRetried) => Some(S::Provisioning),
+            (S::Provisioning, E::IgnitionFailed) => Some(S::RollbackComplete),
             (S::Active, E::Suspended) => Some(S::Suspended),
             (S::Suspended, E::Resumed) => Some(S::Active),
-            (S::Provisioning | S::Active | S::Failed | S::Suspended, E::DeletionRequested) => {
+            (
+                S::Pending | S::Active | S::RollbackComplete | S::Suspended,
+                E::DeletionRequested,
+            ) => {
                 Some(S::PendingDeletion)
             }
             (S::PendingDeletion, E::DeletionCancelled) => Some(S::Active),
@@ -148,9 +154,10 @@ impl WorkspaceStatus {
     /// The stable code stored in the database and shown in APIs.
     pub fn code(self) -> &'static str {
         match self {
+            WorkspaceStatus::Pending => "PENDING",
             WorkspaceStatus::Provisioning => "PROVISIONING",
             WorkspaceStatus::Active => "ACTIVE",
-            WorkspaceStatus::Failed => "FAILED",
+            WorkspaceStatus::RollbackComplete => "ROLLBACK_COMPLETE",
             WorkspaceStatus::Suspended => "SUSPENDED",
             WorkspaceStatus::PendingDeletion => "PENDING_DELETION",
             WorkspaceStatus::Terminated => "TERMINATED",
@@ -186,6 +193,25 @@ mod tests {
             .next(WorkspaceEvent::DeletionCompleted)
             .expect("grace ends in termination");
         assert!(t.next(WorkspaceEvent::DeletionCancelled).is_err());
+    }
+
+    #[test]
+    fn an_ignition_starts_from_pending_or_after_a_rollback_and_nothing_deletes_mid_saga() {
+        use WorkspaceEvent as E;
+        use WorkspaceStatus as S;
+        assert_eq!(S::Pending.next(E::IgnitionStarted), Ok(S::Provisioning));
+        assert_eq!(
+            S::Provisioning.next(E::IgnitionFailed),
+            Ok(S::RollbackComplete)
+        );
+        assert_eq!(
+            S::RollbackComplete.next(E::IgnitionStarted),
+            Ok(S::Provisioning)
+        );
+        // A running saga owns resources: deleting under it would leak them.
+        assert!(S::Provisioning.next(E::DeletionRequested).is_err());
+        assert!(S::Active.next(E::IgnitionStarted).is_err());
+        assert!(S::Terminated.next(E::IgnitionStarted).is_err());
     }
 
     #[test]

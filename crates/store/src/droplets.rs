@@ -125,6 +125,80 @@ impl Database {
         .try_into()
     }
 
+    /// Records the cloud's id for a droplet (once known; the handshake may have recorded it
+    /// first, and then it must agree).
+    pub async fn droplet_set_provider(
+        &self,
+        id: DropletId,
+        provider_id: i64,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query!(
+            r#"UPDATE genesis.droplets SET provider_id = $2, updated_at = now()
+               WHERE id = $1 AND (provider_id IS NULL OR provider_id = $2)"#,
+            id.as_uuid(),
+            provider_id,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                field: "provider_id",
+                value: provider_id.to_string(),
+            })
+        }
+    }
+
+    /// Marks a droplet destroyed (any state but TERMINATED) and revokes its tokens, in one
+    /// audited transaction. A missing or already terminated droplet is fine: returns `false`.
+    pub async fn droplet_terminate(&self, id: DropletId, actor: &str) -> Result<bool, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let current = match fetch_in(&mut tx, id).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if current.state.is_final() {
+            return Ok(false);
+        }
+        transition_in(&mut tx, &current, DropletEvent::Destroyed, actor).await?;
+        sqlx::query!(
+            "UPDATE genesis.sidecar_tokens SET revoked_at = now() WHERE droplet_id = $1 AND revoked_at IS NULL",
+            id.as_uuid(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE genesis.provisioning_tokens SET consumed_at = now() WHERE droplet_id = $1 AND consumed_at IS NULL",
+            id.as_uuid(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A workspace's droplets that are not TERMINATED.
+    pub async fn droplet_live_for_workspace(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<Droplet>, StoreError> {
+        sqlx::query_as!(
+            DropletRow,
+            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
+               FROM genesis.droplets WHERE workspace_id = $1 AND state <> 'TERMINATED'
+               ORDER BY created_at"#,
+            workspace.as_uuid(),
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(Droplet::try_from)
+        .collect()
+    }
+
     /// Applies `event` if the droplet is still at `expected_version`; audits the change in the
     /// same transaction. Refuses illegal transitions without touching the row.
     pub async fn droplet_transition(

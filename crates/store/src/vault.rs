@@ -100,47 +100,14 @@ impl Database {
         secret: &[u8],
         actor: &str,
     ) -> Result<(), StoreError> {
-        let mut nonce = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce);
-        let ciphertext = keys
-            .cipher(keys.current)?
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: secret,
-                    aad: &aad(workspace, credential),
-                },
-            )
-            .map_err(|_| StoreError::Invalid {
-                field: "secret",
-                message: "encryption failed".into(),
-            })?;
         let mut tx = self.app.begin().await?;
-        sqlx::query!(
-            r#"INSERT INTO genesis.vault_credentials
-                 (workspace_id, credential_id, kind, name, key_version, nonce, ciphertext)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (workspace_id, credential_id) DO UPDATE
-               SET kind = EXCLUDED.kind, name = EXCLUDED.name, key_version = EXCLUDED.key_version,
-                   nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, updated_at = now()"#,
-            workspace.as_uuid(),
+        let plain = VaultPlaintext {
             credential,
             kind,
             name,
-            keys.current as i32,
-            &nonce[..],
-            ciphertext,
-        )
-        .execute(&mut *tx)
-        .await?;
-        record(
-            &mut tx,
-            &AuditEvent::new(actor, "vault", "VAULT_CREDENTIAL_STORED")
-                .workspace(workspace)
-                .subject(credential.to_string())
-                .details(serde_json::json!({"kind": kind, "key_version": keys.current})),
-        )
-        .await?;
+            secret,
+        };
+        vault_put_in(&mut tx, keys, workspace, &plain, actor).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -189,6 +156,17 @@ impl Database {
         })
     }
 
+    /// The ids of a workspace's stored credentials (no secrets), in id order.
+    pub async fn vault_ids(&self, workspace: WorkspaceId) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT credential_id FROM genesis.vault_credentials
+               WHERE workspace_id = $1 ORDER BY credential_id"#,
+            workspace.as_uuid(),
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
     /// Deletes every credential of a workspace (ignition rollback, tenant deletion); returns
     /// how many.
     pub async fn vault_delete_workspace(
@@ -214,4 +192,67 @@ impl Database {
         tx.commit().await?;
         Ok(n)
     }
+}
+
+/// A credential to store, in clear (it lives only in memory until encrypted).
+pub struct VaultPlaintext<'a> {
+    /// Its id (chosen by the caller, so retries overwrite instead of duplicating).
+    pub credential: Uuid,
+    /// n8n credential type.
+    pub kind: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// The secret JSON.
+    pub secret: &'a [u8],
+}
+
+/// Encrypts and upserts one credential inside the caller's transaction, audited there.
+pub(crate) async fn vault_put_in(
+    conn: &mut sqlx::PgConnection,
+    keys: &MasterKeys,
+    workspace: WorkspaceId,
+    plain: &VaultPlaintext<'_>,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let mut nonce = [0u8; 12];
+    OsRng.fill_bytes(&mut nonce);
+    let ciphertext = keys
+        .cipher(keys.current)?
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plain.secret,
+                aad: &aad(workspace, plain.credential),
+            },
+        )
+        .map_err(|_| StoreError::Invalid {
+            field: "secret",
+            message: "encryption failed".into(),
+        })?;
+    sqlx::query!(
+        r#"INSERT INTO genesis.vault_credentials
+             (workspace_id, credential_id, kind, name, key_version, nonce, ciphertext)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (workspace_id, credential_id) DO UPDATE
+           SET kind = EXCLUDED.kind, name = EXCLUDED.name, key_version = EXCLUDED.key_version,
+               nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, updated_at = now()"#,
+        workspace.as_uuid(),
+        plain.credential,
+        plain.kind,
+        plain.name,
+        keys.current as i32,
+        &nonce[..],
+        ciphertext,
+    )
+    .execute(&mut *conn)
+    .await?;
+    record(
+        conn,
+        &AuditEvent::new(actor, "vault", "VAULT_CREDENTIAL_STORED")
+            .workspace(workspace)
+            .subject(plain.credential.to_string())
+            .details(serde_json::json!({"kind": plain.kind, "key_version": keys.current})),
+    )
+    .await?;
+    Ok(())
 }

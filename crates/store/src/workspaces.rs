@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::{
-    Region, Slug, Tier, WorkspaceEvent, WorkspaceId, WorkspaceName, WorkspaceStatus,
+    Onboarding, Region, Slug, Tier, WorkspaceEvent, WorkspaceId, WorkspaceName, WorkspaceStatus,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -23,6 +23,8 @@ pub struct NewWorkspace {
     pub region: Region,
     /// Service tier.
     pub tier: Tier,
+    /// Values the Golden Template's variables need (spec 53.3).
+    pub onboarding: Onboarding,
 }
 
 /// A stored workspace.
@@ -40,6 +42,8 @@ pub struct Workspace {
     pub tier: Tier,
     /// Lifecycle status.
     pub status: WorkspaceStatus,
+    /// Onboarding values (spec 53.3).
+    pub onboarding: Onboarding,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Created.
@@ -55,6 +59,7 @@ pub(crate) struct WorkspaceRow {
     pub region: String,
     pub tier: String,
     pub status: String,
+    pub onboarding: serde_json::Value,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -74,6 +79,8 @@ impl TryFrom<WorkspaceRow> for Workspace {
             tier: Tier::parse(&r.tier).map_err(|_| corrupt("tier", &r.tier))?,
             status: WorkspaceStatus::from_code(&r.status)
                 .ok_or_else(|| corrupt("workspace status", &r.status))?,
+            onboarding: serde_json::from_value(r.onboarding)
+                .map_err(|e| corrupt("onboarding", &e.to_string()))?,
             name: r.name,
             version: r.version,
             created_at: r.created_at,
@@ -91,15 +98,19 @@ pub(crate) async fn insert_workspace(
 ) -> Result<Workspace, StoreError> {
     let row = sqlx::query_as!(
         WorkspaceRow,
-        r#"INSERT INTO genesis.workspaces (id, slug, name, region, tier, status)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           RETURNING id, slug, name, region, tier, status, version, created_at, updated_at"#,
+        r#"INSERT INTO genesis.workspaces (id, slug, name, region, tier, status, onboarding)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           RETURNING id, slug, name, region, tier, status, onboarding, version, created_at, updated_at"#,
         new.id.as_uuid(),
         new.slug.as_str(),
         new.name.as_str(),
         new.region.code(),
         new.tier.code(),
-        WorkspaceStatus::Provisioning.code(),
+        WorkspaceStatus::Pending.code(),
+        serde_json::to_value(&new.onboarding).map_err(|e| StoreError::Invalid {
+            field: "onboarding",
+            message: e.to_string(),
+        })?,
     )
     .fetch_one(&mut *conn)
     .await
@@ -126,11 +137,24 @@ pub(crate) async fn insert_workspace(
 }
 
 impl Database {
+    /// Creates a workspace row and nothing else: its partition, droplet and credentials are
+    /// the ignition saga's to create (and to undo).
+    pub async fn workspace_create(
+        &self,
+        new: &NewWorkspace,
+        actor: &str,
+    ) -> Result<Workspace, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let ws = insert_workspace(&mut tx, new, actor).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
     /// One workspace by id.
     pub async fn workspace_get(&self, id: WorkspaceId) -> Result<Workspace, StoreError> {
         sqlx::query_as!(
             WorkspaceRow,
-            r#"SELECT id, slug, name, region, tier, status, version, created_at, updated_at
+            r#"SELECT id, slug, name, region, tier, status, onboarding, version, created_at, updated_at
                FROM genesis.workspaces WHERE id = $1"#,
             id.as_uuid(),
         )
@@ -144,7 +168,7 @@ impl Database {
     pub async fn workspace_get_by_slug(&self, slug: &Slug) -> Result<Workspace, StoreError> {
         sqlx::query_as!(
             WorkspaceRow,
-            r#"SELECT id, slug, name, region, tier, status, version, created_at, updated_at
+            r#"SELECT id, slug, name, region, tier, status, onboarding, version, created_at, updated_at
                FROM genesis.workspaces WHERE slug = $1"#,
             slug.as_str(),
         )
@@ -162,7 +186,7 @@ impl Database {
     ) -> Result<Vec<Workspace>, StoreError> {
         sqlx::query_as!(
             WorkspaceRow,
-            r#"SELECT id, slug, name, region, tier, status, version, created_at, updated_at
+            r#"SELECT id, slug, name, region, tier, status, onboarding, version, created_at, updated_at
                FROM genesis.workspaces
                WHERE ($1::text IS NULL OR slug > $1)
                ORDER BY slug LIMIT $2"#,
@@ -185,43 +209,62 @@ impl Database {
         event: WorkspaceEvent,
         actor: &str,
     ) -> Result<Workspace, StoreError> {
-        let current = self.workspace_get(id).await?;
-        if current.version != expected_version {
-            return Err(StoreError::VersionConflict {
-                what: "workspace",
-                expected: expected_version,
-            });
-        }
-        let next = current.status.next(event)?;
         let mut tx = self.app.begin().await?;
-        let row = sqlx::query_as!(
-            WorkspaceRow,
-            r#"UPDATE genesis.workspaces
-               SET status = $3, version = version + 1, updated_at = now()
-               WHERE id = $1 AND version = $2
-               RETURNING id, slug, name, region, tier, status, version, created_at, updated_at"#,
-            id.as_uuid(),
-            expected_version,
-            next.code(),
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::VersionConflict {
-            what: "workspace",
-            expected: expected_version,
-        })?;
-        record(
-            &mut tx,
-            &AuditEvent::new(actor, "provisioning", "WORKSPACE_STATUS_CHANGED")
-                .workspace(id)
-                .details(serde_json::json!({
-                    "from": current.status.code(),
-                    "to": next.code(),
-                    "event": event,
-                })),
-        )
-        .await?;
+        let ws = transition_in(&mut tx, id, Some(expected_version), event, actor).await?;
         tx.commit().await?;
-        row.try_into()
+        Ok(ws)
     }
+}
+
+/// Applies `event` to workspace `id` inside the caller's transaction (row locked, audited in
+/// the same transaction). With `expected_version`, a row that moved on is a conflict.
+pub(crate) async fn transition_in(
+    conn: &mut sqlx::PgConnection,
+    id: WorkspaceId,
+    expected_version: Option<i64>,
+    event: WorkspaceEvent,
+    actor: &str,
+) -> Result<Workspace, StoreError> {
+    let current: Workspace = sqlx::query_as!(
+        WorkspaceRow,
+        r#"SELECT id, slug, name, region, tier, status, onboarding, version, created_at, updated_at
+           FROM genesis.workspaces WHERE id = $1 FOR UPDATE"#,
+        id.as_uuid(),
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound { what: "workspace" })?
+    .try_into()?;
+    if let Some(expected) = expected_version
+        && current.version != expected
+    {
+        return Err(StoreError::VersionConflict {
+            what: "workspace",
+            expected,
+        });
+    }
+    let next = current.status.next(event)?;
+    let row = sqlx::query_as!(
+        WorkspaceRow,
+        r#"UPDATE genesis.workspaces
+           SET status = $2, version = version + 1, updated_at = now()
+           WHERE id = $1
+           RETURNING id, slug, name, region, tier, status, onboarding, version, created_at, updated_at"#,
+        id.as_uuid(),
+        next.code(),
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    record(
+        conn,
+        &AuditEvent::new(actor, "provisioning", "WORKSPACE_STATUS_CHANGED")
+            .workspace(id)
+            .details(serde_json::json!({
+                "from": current.status.code(),
+                "to": next.code(),
+                "event": event,
+            })),
+    )
+    .await?;
+    row.try_into()
 }

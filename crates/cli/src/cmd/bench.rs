@@ -111,6 +111,7 @@ fn bench_workspace(run: &str, i: usize) -> Result<NewWorkspace, CliError> {
             .map_err(|e| CliError::Usage(e.to_string()))?,
         region: Region::UsEast,
         tier: Tier::Standard,
+        onboarding: Default::default(),
     })
 }
 

@@ -109,6 +109,7 @@ pub async fn run(cmd: WorkspacesCommand, cfg: Config, out: Output) -> Result<(),
                 slug: Slug::parse(&a.slug).map_err(|e| usage("slug", e))?,
                 region: Region::parse(&a.region).map_err(|e| usage("region", e))?,
                 tier: Tier::parse(&a.tier).map_err(|e| usage("tier", e))?,
+                onboarding: Default::default(),
             };
             if stores.slug_taken(&new.slug).await? {
                 return Err(usage(

@@ -1,4 +1,4 @@
-//! Workspaces: create (with the lead partition, atomically), get, list.
+//! Workspaces: create, get, list.
 
 use axum::{
     Json,
@@ -6,8 +6,10 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
 };
-use genesis_core::{Region, Slug, Tier, WorkspaceId, WorkspaceName};
-use genesis_store::{NewWorkspace, PartitionManager, Workspace};
+use std::collections::BTreeMap;
+
+use genesis_core::{Onboarding, Region, Slug, Tier, WorkspaceId, WorkspaceName};
+use genesis_store::{NewWorkspace, Workspace};
 use serde::{Deserialize, Serialize};
 
 use super::body::{ApiJson, required, workspace_id};
@@ -28,6 +30,8 @@ pub struct CreateWorkspace {
     pub region: Option<String>,
     /// Tier code; `standard` when absent.
     pub tier: Option<String>,
+    /// Values the Golden Template's variables need (spec 53.3), e.g. `sender_email`.
+    pub onboarding: Option<BTreeMap<String, String>>,
 }
 
 impl CreateWorkspace {
@@ -50,11 +54,14 @@ impl CreateWorkspace {
                 Some(t) => Tier::parse(t).map_err(|e| Problem::invalid_field("tier", e))?,
                 None => Tier::Standard,
             },
+            onboarding: Onboarding::parse(self.onboarding.clone().unwrap_or_default())
+                .map_err(|e| Problem::invalid_field("onboarding", e))?,
         })
     }
 }
 
-/// Creates a workspace and its partition in its region's database.
+/// Creates a workspace (a row in its region's database, status PENDING); its partition,
+/// droplet and credentials come with its ignition.
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWorkspace>,
@@ -69,9 +76,7 @@ pub async fn create(
         ));
     }
     let db = state.stores.for_region(new.region);
-    let ws = PartitionManager::new(db.clone())
-        .workspace_provision(&new, "api")
-        .await?;
+    let ws = db.workspace_create(&new, "api").await?;
     let location = format!("/api/v1/workspaces/{}", ws.id);
     Ok((
         StatusCode::CREATED,

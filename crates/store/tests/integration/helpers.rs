@@ -14,6 +14,7 @@ pub fn new_workspace(prefix: &str) -> NewWorkspace {
         name: WorkspaceName::parse("Test Workspace").expect("valid name"),
         region: Region::EuWest,
         tier: Tier::Standard,
+        onboarding: Default::default(),
     }
 }
 

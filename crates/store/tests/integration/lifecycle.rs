@@ -71,7 +71,17 @@ async fn workspace_status_follows_the_tenant_lifecycle() {
     let t = TestDb::create().await.expect("test database");
     let db = &t.db;
     let ws = provision(db, "ws_sm").await;
-    assert_eq!(ws.status, WorkspaceStatus::Provisioning);
+    assert_eq!(ws.status, WorkspaceStatus::Pending);
+    // Skipping the ignition is refused by the state machine.
+    assert!(matches!(
+        db.workspace_transition(ws.id, ws.version, WorkspaceEvent::IgnitionSucceeded, "test")
+            .await,
+        Err(StoreError::IllegalWorkspaceTransition(_))
+    ));
+    let ws = db
+        .workspace_transition(ws.id, ws.version, WorkspaceEvent::IgnitionStarted, "test")
+        .await
+        .expect("ignite");
     let ws = db
         .workspace_transition(ws.id, ws.version, WorkspaceEvent::IgnitionSucceeded, "test")
         .await
@@ -86,7 +96,7 @@ async fn workspace_status_follows_the_tenant_lifecycle() {
         .audit_list(Some(ws.id), Some("WORKSPACE_STATUS_CHANGED"), 10)
         .await
         .expect("audit");
-    assert_eq!(audit.len(), 1);
-    assert_eq!(audit[0].details["to"], "ACTIVE");
+    assert_eq!(audit.len(), 2);
+    assert!(audit.iter().any(|a| a.details["to"] == "ACTIVE"));
     t.cleanup().await.expect("cleanup");
 }
