@@ -138,10 +138,7 @@ impl WorkspaceStatus {
             (S::Provisioning, E::IgnitionFailed) => Some(S::RollbackComplete),
             (S::Active, E::Suspended) => Some(S::Suspended),
             (S::Suspended, E::Resumed) => Some(S::Active),
-            (
-                S::Pending | S::Active | S::RollbackComplete | S::Suspended,
-                E::DeletionRequested,
-            ) => {
+            (S::Pending | S::Active | S::RollbackComplete | S::Suspended, E::DeletionRequested) => {
                 Some(S::PendingDeletion)
             }
             (S::PendingDeletion, E::DeletionCancelled) => Some(S::Active),

@@ -1,6 +1,27 @@
-//! Ignition (spec 41, 50.4): bringing a tenant from nothing to ACTIVE. This first part builds
-//! the droplet's cloud-init document; the saga that drives the steps comes next (issue 6).
+//! Ignition (spec 41, 42, 50.4–50.6): bringing a tenant from nothing to ACTIVE.
+//!
+//! - [`cloud_init`]: the droplet's `#cloud-config` document.
+//! - [`templates`]: the Golden Template set.
+//! - [`igniter`]: the saga's parameters and dependencies, and how an ignition starts.
+//! - [`actions`]: one action and one undo action per step of spec 41.1.
+//! - [`executor`]: moves a saga, recording every move in its log.
+//! - [`jobs`]: those moves as jobs on the `ignition` queue.
+//! - [`reaper`]: deletes droplets no workspace owns.
+//! - [`sidecar_client`]: signed commands to sidecars.
 
+pub mod actions;
 pub mod cloud_init;
+pub mod executor;
+pub mod igniter;
+pub mod jobs;
+pub mod reaper;
+pub mod sidecar_client;
+pub mod templates;
 
+pub use actions::{Act, StepError};
 pub use cloud_init::{CloudInitError, IgnitionEnv, Images, render};
+pub use executor::Advance;
+pub use igniter::{IgniteError, Igniter, IgnitionParams, IgnitionSettings};
+pub use jobs::IgnitionJobs;
+pub use sidecar_client::{CommandError, SidecarClient};
+pub use templates::{TemplateError, TemplateSet};

@@ -14,7 +14,7 @@ pub mod types;
 
 pub use client::N8n;
 pub use error::N8nError;
-pub use mapper::{MapError, map_template, verify_credentials};
+pub use mapper::{MapError, map_template, template_variables, verify_credentials};
 pub use types::{CredentialCreated, Execution, Workflow, WorkflowDraft};
 
 /// The n8n release this crate is written against.

@@ -64,6 +64,23 @@ fn placeholders<'a>(s: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a str
     })
 }
 
+/// Every variable placeholder (`YOUR_...`) anywhere in `template`: what a deployment's
+/// mapping must provide. The control plane checks this before it starts an ignition, so a
+/// missing onboarding value is refused up front, by name.
+pub fn template_variables(template: &Value) -> BTreeSet<String> {
+    fn walk(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::String(s) => out.extend(placeholders(s, "YOUR_").map(str::to_owned)),
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => map.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(template, &mut out);
+    out
+}
+
 fn is_credential_placeholder(id: &str) -> bool {
     id.starts_with("TEMPLATE_")
         && id.ends_with("_UUID")
@@ -245,6 +262,22 @@ mod tests {
             m.variables.insert(k.into(), v.into());
         }
         m
+    }
+
+    #[test]
+    fn template_variables_lists_what_a_mapping_must_give() {
+        let vars = template_variables(&template());
+        let want: BTreeSet<String> = [
+            "YOUR_COMPANY_NAME",
+            "YOUR_WORKSPACE_ID",
+            "YOUR_NAME",
+            "YOUR_CALENDLY_LINK_1",
+            "YOUR_LEADS_TABLE",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        assert_eq!(vars, want);
     }
 
     #[test]

@@ -234,7 +234,22 @@ impl<R: ContainerRuntime> Executor<R> {
                 activate,
             } => {
                 let draft = self.mapped_draft(action, &template, &mapping).await?;
-                let wf = self.n8n.workflow_create(&draft).await.map_err(n8n)?;
+                // The mapped name is the idempotency key: a retried deploy updates the
+                // workflow it created the first time instead of making a second one.
+                let existing = self
+                    .n8n
+                    .workflow_list()
+                    .await
+                    .map_err(n8n)?
+                    .into_iter()
+                    .find(|w| w.name == draft.name);
+                let wf = match existing {
+                    Some(w) => {
+                        self.n8n.workflow_update(&w.id, &draft).await.map_err(n8n)?;
+                        w
+                    }
+                    None => self.n8n.workflow_create(&draft).await.map_err(n8n)?,
+                };
                 if activate {
                     self.n8n.workflow_activate(&wf.id).await.map_err(n8n)?;
                 }
@@ -280,14 +295,29 @@ impl<R: ContainerRuntime> Executor<R> {
                 data,
             } => {
                 let data = self.open(action, &data)?;
-                let c = self
+                // Name and type are the idempotency key: a retried injection replaces the
+                // data of the credential it created the first time.
+                let existing = self
                     .n8n
-                    .credential_create(&name, &credential_type, &data)
+                    .credential_list()
                     .await
-                    .map_err(n8n)?;
-                CommandReply::InjectCredential {
-                    credential_id: c.id,
-                }
+                    .map_err(n8n)?
+                    .into_iter()
+                    .find(|c| c.name == name && c.kind == credential_type);
+                let id = match existing {
+                    Some(c) => {
+                        self.n8n.credential_patch(&c.id, &data).await.map_err(n8n)?;
+                        c.id
+                    }
+                    None => {
+                        self.n8n
+                            .credential_create(&name, &credential_type, &data)
+                            .await
+                            .map_err(n8n)?
+                            .id
+                    }
+                };
+                CommandReply::InjectCredential { credential_id: id }
             }
             Command::RotateCredential {
                 credential_id,

@@ -252,6 +252,22 @@ impl Database {
         self.audit_record(&event).await.map(|_| ())
     }
 
+    /// What a completed handshake recorded on the droplet: its webhook base URL and its
+    /// sidecar's X25519 public key; `None` until the handshake.
+    pub async fn droplet_handshake_record(
+        &self,
+        droplet: DropletId,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT webhook_base_url, sidecar_public_key FROM genesis.droplets WHERE id = $1"#,
+            droplet.as_uuid(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .ok_or(StoreError::NotFound { what: "droplet" })?;
+        Ok(row.webhook_base_url.zip(row.sidecar_public_key))
+    }
+
     /// The owner of a valid (unexpired, unrevoked) sidecar token.
     pub async fn sidecar_token_verify(
         &self,

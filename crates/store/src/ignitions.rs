@@ -271,7 +271,14 @@ impl Database {
             tx.rollback().await?;
             return Ok(IgnitionStart::AlreadyRunning(running));
         }
-        transition_in(&mut tx, workspace, None, WorkspaceEvent::IgnitionStarted, actor).await?;
+        transition_in(
+            &mut tx,
+            workspace,
+            None,
+            WorkspaceEvent::IgnitionStarted,
+            actor,
+        )
+        .await?;
         let first = IgnitionStep::ALL[0];
         let row = sqlx::query_as!(
             IgnitionRow,
@@ -402,7 +409,15 @@ impl Database {
         };
         let moved = move_row(&mut tx, from, phase, next, Some((step, output)), None).await?;
         let took = elapsed_ms(from.step_started_at);
-        log(&mut tx, from.id, step, "action_done", Some(took), Some(output)).await?;
+        log(
+            &mut tx,
+            from.id,
+            step,
+            "action_done",
+            Some(took),
+            Some(output),
+        )
+        .await?;
         let mut audit = AuditEvent::new(actor, "provisioning", "IGNITION_STEP_DONE")
             .workspace(from.workspace_id)
             .subject(from.id.to_string())
@@ -453,7 +468,15 @@ impl Database {
         .await?;
         let detail = serde_json::json!({ "error": error });
         let took = elapsed_ms(from.step_started_at);
-        log(&mut tx, from.id, step, "action_failed", Some(took), Some(&detail)).await?;
+        log(
+            &mut tx,
+            from.id,
+            step,
+            "action_failed",
+            Some(took),
+            Some(&detail),
+        )
+        .await?;
         log(&mut tx, from.id, step, "undo_started", None, None).await?;
         record(
             &mut tx,
@@ -478,11 +501,7 @@ impl Database {
         actor: &str,
     ) -> Result<Ignition, StoreError> {
         let step = running_step(from, SagaPhase::Unwinding)?;
-        let prev = IgnitionStep::ALL
-            .iter()
-            .rev()
-            .find(|s| **s < step)
-            .copied();
+        let prev = IgnitionStep::ALL.iter().rev().find(|s| **s < step).copied();
         let phase = if prev.is_some() {
             SagaPhase::Unwinding
         } else {
@@ -491,7 +510,15 @@ impl Database {
         let mut tx = self.app.begin().await?;
         let moved = move_row(&mut tx, from, phase, prev, None, None).await?;
         let took = elapsed_ms(from.step_started_at);
-        log(&mut tx, from.id, step, "undo_done", Some(took), Some(detail)).await?;
+        log(
+            &mut tx,
+            from.id,
+            step,
+            "undo_done",
+            Some(took),
+            Some(detail),
+        )
+        .await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, "provisioning", "IGNITION_STEP_UNDONE")

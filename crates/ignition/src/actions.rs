@@ -1,0 +1,438 @@
+//! The ignition saga's actions and undo actions, one pair per step of spec 41.1.
+//!
+//! # Guarantees
+//! - Every action is idempotent: it first looks for what an earlier run made (the droplet by
+//!   its workspace tag and name, credentials and workflows by their names in the tenant's n8n,
+//!   the partition by its registry row) and adopts it.
+//! - Every undo action is idempotent and tolerates "nothing to undo", so an unwind may start
+//!   from a step that failed half-way, and may itself be retried after a crash.
+//! - An action that must wait (a booting droplet, a handshake) returns [`Act::Wait`]; it never
+//!   sleeps for long, so the executor decides whether to wait here or in a delayed job.
+
+use std::time::Duration;
+
+use genesis_cloud::{Cloud, CloudError, CreateDroplet, DropletStatus, ImageRef};
+use genesis_core::{DropletEvent, DropletState, IgnitionStep};
+use genesis_protocol::SealedSecret;
+use genesis_protocol::command::{Command, CommandReply, CredentialRef, TemplateMapping};
+use genesis_store::{Database, Ignition, PartitionManager, StoreError, WebhookEntry, Workspace};
+use serde_json::{Value, json};
+
+use crate::cloud_init::{IgnitionEnv, render};
+use crate::igniter::{Igniter, IgnitionParams, droplet_name, workspace_tag};
+use crate::sidecar_client::CommandError;
+
+/// What an action did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Act {
+    /// Completed with this output (recorded in the saga log; later steps read it).
+    Done(Value),
+    /// Not yet: look again after this long (the step's timeout still runs).
+    Wait(Duration),
+}
+
+/// Why an action did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// It failed for good: unwind.
+    #[error("{0}")]
+    Fail(String),
+    /// It may work later (a database blip, a sidecar still starting): try again until the
+    /// step's timeout, then unwind.
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(_) | StoreError::VersionConflict { .. } => {
+                StepError::Transient(e.to_string())
+            }
+            other => StepError::Fail(other.to_string()),
+        }
+    }
+}
+
+impl From<CommandError> for StepError {
+    fn from(e: CommandError) -> Self {
+        if e.is_transient() {
+            StepError::Transient(e.to_string())
+        } else {
+            StepError::Fail(e.to_string())
+        }
+    }
+}
+
+fn transient(e: CloudError) -> StepError {
+    StepError::Transient(format!("cloud: {e}"))
+}
+
+/// Where a completed handshake left the droplet: what commands need.
+struct Reach {
+    ip: String,
+    provider_id: i64,
+    sidecar_key: String,
+}
+
+fn reach(ig: &Ignition) -> Result<Reach, StepError> {
+    let drop = ig
+        .output(IgnitionStep::DropletProvisioning)
+        .ok_or_else(|| StepError::Fail("no droplet recorded".into()))?;
+    let hs = ig
+        .output(IgnitionStep::HandshakePending)
+        .ok_or_else(|| StepError::Fail("no handshake recorded".into()))?;
+    Ok(Reach {
+        ip: drop["ip"].as_str().unwrap_or_default().to_owned(),
+        provider_id: drop["provider_id"].as_i64().unwrap_or_default(),
+        sidecar_key: hs["sidecar_public_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+fn params(ig: &Ignition) -> Result<IgnitionParams, StepError> {
+    serde_json::from_value(ig.params.clone())
+        .map_err(|e| StepError::Fail(format!("saga parameters unreadable: {e}")))
+}
+
+impl<C: Cloud> Igniter<C> {
+    /// Runs `step`'s action once.
+    pub(crate) async fn act(
+        &self,
+        step: IgnitionStep,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+    ) -> Result<Act, StepError> {
+        match step {
+            IgnitionStep::PartitionCreating => {
+                let outcome = PartitionManager::new(db.clone())
+                    .ensure(ws.id, &self.settings.actor)
+                    .await?;
+                Ok(Act::Done(json!({ "partition": format!("{outcome:?}") })))
+            }
+            IgnitionStep::DropletProvisioning => self.provision_droplet(ig, ws, db).await,
+            IgnitionStep::HandshakePending => {
+                let droplet = db.droplet_get(ig.droplet_id).await?;
+                match db.droplet_handshake_record(ig.droplet_id).await? {
+                    Some((webhook_base_url, sidecar_public_key))
+                        if droplet.state == DropletState::ActiveHealthy =>
+                    {
+                        Ok(Act::Done(json!({
+                            "webhook_base_url": webhook_base_url,
+                            "sidecar_public_key": sidecar_public_key,
+                        })))
+                    }
+                    _ => Ok(Act::Wait(Duration::from_millis(200))),
+                }
+            }
+            IgnitionStep::CredentialsInjecting => self.inject_credentials(ig, ws, db).await,
+            IgnitionStep::WorkflowsDeploying => self.deploy_workflows(ig, ws, db).await,
+            IgnitionStep::Activating => {
+                let r = reach(ig)?;
+                let deployed = ig
+                    .output(IgnitionStep::WorkflowsDeploying)
+                    .and_then(|o| o["workflows"].as_array().cloned())
+                    .unwrap_or_default();
+                for w in &deployed {
+                    let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
+                    self.sidecar
+                        .send(
+                            &r.ip,
+                            ws.id.as_uuid(),
+                            r.provider_id,
+                            &Command::ActivateWorkflow { workflow_id },
+                        )
+                        .await?;
+                }
+                Ok(Act::Done(json!({ "active": deployed.len() })))
+            }
+        }
+    }
+
+    async fn provision_droplet(
+        &self,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+    ) -> Result<Act, StepError> {
+        let actor = &self.settings.actor;
+        let droplet = match db.droplet_get(ig.droplet_id).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound { .. }) => {
+                db.droplet_register(ig.droplet_id, ws.id, ws.region, actor)
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let provider_id = match droplet.provider_id {
+            Some(p) => p,
+            None => {
+                let tag = workspace_tag(ws.id);
+                let name = droplet_name(ws.slug.as_str());
+                let existing = self
+                    .cloud
+                    .droplet_list_by_tag(&tag)
+                    .await
+                    .map_err(transient)?
+                    .into_iter()
+                    .find(|d| d.name == name);
+                let created = match existing {
+                    Some(d) => d,
+                    None => {
+                        let token = db
+                            .provisioning_token_issue(ws.id, ig.droplet_id, actor)
+                            .await?;
+                        let env = IgnitionEnv {
+                            dashboard_url: self.settings.dashboard_url.clone(),
+                            workspace_id: ws.id.as_uuid(),
+                            provisioning_token: token,
+                            region: ws.region.code().to_owned(),
+                        };
+                        let user_data =
+                            render(&env, &self.settings.images, self.settings.require_digests)
+                                .map_err(|e| StepError::Fail(format!("cloud-init: {e}")))?;
+                        let req = CreateDroplet {
+                            name,
+                            region: ws.region.datacenters()[0].to_owned(),
+                            size: self.settings.droplet_size.clone(),
+                            image: ImageRef::Slug(self.settings.droplet_image.clone()),
+                            user_data: Some(user_data),
+                            tags: vec!["genesis".into(), tag],
+                            ssh_keys: Vec::new(),
+                            vpc_uuid: None,
+                        };
+                        // The client already retried 5xx and timeouts; what is left is final.
+                        self.cloud
+                            .droplet_create(&req)
+                            .await
+                            .map_err(|e| StepError::Fail(format!("cloud: create droplet: {e}")))?
+                            .0
+                    }
+                };
+                db.droplet_set_provider(ig.droplet_id, created.id).await?;
+                created.id
+            }
+        };
+        let d = self
+            .cloud
+            .droplet_get(provider_id)
+            .await
+            .map_err(transient)?;
+        match (d.status, d.public_ipv4()) {
+            (DropletStatus::Active, Some(ip)) => {
+                let current = db.droplet_get(ig.droplet_id).await?;
+                if current.state == DropletState::Pending {
+                    // The handshake may move it first; losing that race is fine.
+                    let _ = db
+                        .droplet_transition(
+                            current.id,
+                            current.version,
+                            DropletEvent::Booted,
+                            &self.settings.actor,
+                        )
+                        .await;
+                }
+                Ok(Act::Done(json!({ "provider_id": provider_id, "ip": ip })))
+            }
+            _ => Ok(Act::Wait(Duration::from_millis(250))),
+        }
+    }
+
+    async fn inject_credentials(
+        &self,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+    ) -> Result<Act, StepError> {
+        let r = reach(ig)?;
+        let p = params(ig)?;
+        let keys = self
+            .vault
+            .as_deref()
+            .ok_or_else(|| StepError::Fail("the vault has no master key configured".into()))?;
+        let mut injected = serde_json::Map::new();
+        for slot in &p.credentials {
+            let secret = db.vault_get(keys, ws.id, slot.id).await?;
+            let sealed = SealedSecret::seal(&r.sidecar_key, &secret.secret)
+                .map_err(|e| StepError::Fail(format!("sealing {}: {e}", slot.name)))?;
+            let reply = self
+                .sidecar
+                .send(
+                    &r.ip,
+                    ws.id.as_uuid(),
+                    r.provider_id,
+                    &Command::InjectCredential {
+                        name: slot.name.clone(),
+                        credential_type: slot.kind.clone(),
+                        data: sealed,
+                    },
+                )
+                .await?;
+            let CommandReply::InjectCredential { credential_id } = reply else {
+                return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
+            };
+            injected.insert(
+                slot.placeholder.clone(),
+                json!({ "id": credential_id, "name": slot.name }),
+            );
+        }
+        Ok(Act::Done(json!({ "credentials": injected })))
+    }
+
+    async fn deploy_workflows(
+        &self,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+    ) -> Result<Act, StepError> {
+        let r = reach(ig)?;
+        let p = params(ig)?;
+        let mut mapping = TemplateMapping::default();
+        let injected = ig
+            .output(IgnitionStep::CredentialsInjecting)
+            .and_then(|o| o["credentials"].as_object().cloned())
+            .unwrap_or_default();
+        for (placeholder, c) in injected {
+            mapping.credentials.insert(
+                placeholder,
+                CredentialRef {
+                    id: c["id"].as_str().unwrap_or_default().to_owned(),
+                    name: c["name"].as_str().unwrap_or_default().to_owned(),
+                },
+            );
+        }
+        let keys = self
+            .vault
+            .as_deref()
+            .ok_or_else(|| StepError::Fail("the vault has no master key configured".into()))?;
+        let token = db.vault_get(keys, ws.id, p.webhook_token).await?;
+        let partition = PartitionManager::new(db.clone())
+            .get(ws.id)
+            .await?
+            .map(|i| format!("genesis.{}", i.partition_name))
+            .unwrap_or_default();
+        let platform = [
+            ("YOUR_WORKSPACE_ID", ws.id.to_string()),
+            ("YOUR_DASHBOARD_URL", self.settings.dashboard_url.clone()),
+            (
+                "YOUR_WEBHOOK_TOKEN",
+                String::from_utf8_lossy(&token.secret).into_owned(),
+            ),
+            ("YOUR_LEADS_TABLE", partition),
+        ];
+        for (k, v) in platform {
+            mapping.variables.insert(k.into(), v);
+        }
+        for var in self.templates.variables() {
+            if let Some(v) = ws.onboarding.for_placeholder(&var) {
+                mapping.variables.entry(var).or_insert_with(|| v.to_owned());
+            }
+        }
+        let mut deployed = Vec::new();
+        for w in &self.templates.workflows {
+            let reply = self
+                .sidecar
+                .send(
+                    &r.ip,
+                    ws.id.as_uuid(),
+                    r.provider_id,
+                    &Command::DeployWorkflow {
+                        template: w.body.clone(),
+                        mapping: mapping.clone(),
+                        activate: false,
+                    },
+                )
+                .await?;
+            let CommandReply::DeployWorkflow {
+                workflow_id,
+                webhook_url,
+            } = reply
+            else {
+                return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
+            };
+            if let Some(url) = &webhook_url {
+                db.webhook_register(
+                    ws.id,
+                    &WebhookEntry {
+                        name: w.key.clone(),
+                        workflow_id: workflow_id.clone(),
+                        url: url.clone(),
+                    },
+                )
+                .await?;
+            }
+            deployed.push(json!({ "key": w.key, "id": workflow_id, "webhook_url": webhook_url }));
+        }
+        Ok(Act::Done(json!({
+            "template_version": self.templates.version,
+            "workflows": deployed,
+        })))
+    }
+
+    /// Runs `step`'s undo action once; returns what it did (for the saga log).
+    pub(crate) async fn undo(
+        &self,
+        step: IgnitionStep,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+    ) -> Result<Value, StepError> {
+        let actor = &self.settings.actor;
+        match step {
+            IgnitionStep::PartitionCreating => {
+                let outcome = PartitionManager::new(db.clone()).drop(ws.id, actor).await?;
+                Ok(json!({ "partition": format!("{outcome:?}") }))
+            }
+            IgnitionStep::DropletProvisioning => {
+                // Every droplet carrying the workspace's tag: also one whose create outcome
+                // was never recorded.
+                let tagged = self
+                    .cloud
+                    .droplet_list_by_tag(&workspace_tag(ws.id))
+                    .await
+                    .map_err(transient)?;
+                let mut deleted = Vec::new();
+                for d in tagged {
+                    self.cloud.droplet_delete(d.id).await.map_err(transient)?;
+                    deleted.push(d.id);
+                }
+                let terminated = db.droplet_terminate(ig.droplet_id, actor).await?;
+                Ok(json!({ "deleted": deleted, "terminated": terminated }))
+            }
+            // The droplet's deletion (the previous step's undo) is this step's compensation.
+            IgnitionStep::HandshakePending => Ok(json!({ "note": "undone with the droplet" })),
+            IgnitionStep::CredentialsInjecting => {
+                let n = db.vault_delete_workspace(ws.id, actor).await?;
+                Ok(json!({ "vault_deleted": n }))
+            }
+            IgnitionStep::WorkflowsDeploying => {
+                let n = db.webhook_delete_workspace(ws.id, actor).await?;
+                Ok(json!({ "webhooks_deleted": n }))
+            }
+            IgnitionStep::Activating => {
+                // Best effort: the droplet (and with it every workflow) is deleted two undo
+                // actions later, so an unreachable sidecar does not block the unwind.
+                let mut deactivated = 0;
+                if let (Ok(r), Some(out)) = (reach(ig), ig.output(IgnitionStep::WorkflowsDeploying))
+                {
+                    for w in out["workflows"].as_array().into_iter().flatten() {
+                        let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
+                        let cmd = Command::DeactivateWorkflow { workflow_id };
+                        if self
+                            .sidecar
+                            .send(&r.ip, ws.id.as_uuid(), r.provider_id, &cmd)
+                            .await
+                            .is_ok()
+                        {
+                            deactivated += 1;
+                        }
+                    }
+                }
+                Ok(json!({ "deactivated": deactivated }))
+            }
+        }
+    }
+}

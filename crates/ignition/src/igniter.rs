@@ -1,0 +1,348 @@
+//! [`Igniter`]: what the ignition saga needs from the world, and how an ignition starts.
+//!
+//! Following Omicron's saga files, the ignition saga reads in four parts:
+//! - **input parameters**: [`IgnitionParams`], fixed when the saga is built (ids included, so
+//!   every action can be re-run safely);
+//! - **actions and undo actions**: `actions.rs`, one pair per step of spec 41.1;
+//! - **definition**: the step order and timeouts, [`genesis_core::IgnitionStep`];
+//! - **execution**: `executor.rs` (one move at a time, recorded in the saga log) and
+//!   `jobs.rs` (moves run as jobs on the `ignition` queue).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesis_core::{DropletId, IgnitionStep, Region, WorkspaceId, WorkspaceStatus};
+use genesis_queue::Bus;
+use genesis_store::{
+    IgnitionStart, MasterKeys, RegionalStore, StoreError, VaultPlaintext, Workspace,
+};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cloud_init::Images;
+use crate::sidecar_client::SidecarClient;
+use crate::templates::TemplateSet;
+
+/// Variables the platform fills in itself (spec 53.3); every other `YOUR_...` placeholder is
+/// an onboarding value.
+pub const PLATFORM_VARIABLES: [&str; 4] = [
+    "YOUR_WORKSPACE_ID",
+    "YOUR_DASHBOARD_URL",
+    "YOUR_WEBHOOK_TOKEN",
+    "YOUR_LEADS_TABLE",
+];
+
+/// The vault kind of the generated webhook token (never injected into n8n as a credential;
+/// the templates receive it as `YOUR_WEBHOOK_TOKEN`).
+pub const WEBHOOK_TOKEN_KIND: &str = "genesis:webhook_token";
+
+/// How the control plane provisions droplets.
+#[derive(Debug, Clone)]
+pub struct IgnitionSettings {
+    /// The URL sidecars call home to (cloud-init's `GENESIS_DASHBOARD_URL`, and the templates'
+    /// `YOUR_DASHBOARD_URL`).
+    pub dashboard_url: String,
+    /// The three images.
+    pub images: Images,
+    /// Refuse images not pinned by digest (production: true).
+    pub require_digests: bool,
+    /// Droplet size slug (spec 50.1).
+    pub droplet_size: String,
+    /// Base image slug.
+    pub droplet_image: String,
+    /// Timeouts that differ from spec 41.1's (tests, slow clouds).
+    pub timeouts: BTreeMap<IgnitionStep, Duration>,
+    /// How long one job may wait in-process for a quick condition (a droplet that boots in
+    /// a second) before handing the wait to a delayed job and freeing its queue slot.
+    pub inline_wait: Duration,
+    /// The actor recorded in audit events.
+    pub actor: String,
+}
+
+impl IgnitionSettings {
+    /// The timeout of `step`.
+    pub fn timeout(&self, step: IgnitionStep) -> Duration {
+        self.timeouts
+            .get(&step)
+            .copied()
+            .unwrap_or_else(|| step.timeout())
+    }
+}
+
+/// A credential slot of one ignition: where the vault keeps it and what the templates call it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialSlot {
+    /// Vault id.
+    pub id: Uuid,
+    /// Template placeholder (`TEMPLATE_GMAIL_UUID`).
+    pub placeholder: String,
+    /// n8n type.
+    pub kind: String,
+    /// Name in the tenant's n8n.
+    pub name: String,
+}
+
+/// The saga's input parameters, fixed when it is built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnitionParams {
+    /// The credentials to inject.
+    pub credentials: Vec<CredentialSlot>,
+    /// Vault id of the generated webhook token.
+    pub webhook_token: Uuid,
+    /// The Golden Template version deployed.
+    pub template_version: String,
+}
+
+/// Why an ignition was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum IgniteError {
+    /// The request is wrong; names the field.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field (`credentials.gmail`, `onboarding.sender_email`).
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// The workspace's state does not allow an ignition.
+    #[error("{0}")]
+    State(String),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue.
+    #[error("queue: {0}")]
+    Queue(#[from] genesis_queue::QueueError),
+}
+
+/// The ignition saga's dependencies. Generic over the cloud so the real DigitalOcean client
+/// (against the simulator or the real API) is what runs.
+pub struct Igniter<C> {
+    pub(crate) stores: RegionalStore,
+    pub(crate) cloud: Arc<C>,
+    pub(crate) sidecar: SidecarClient,
+    pub(crate) vault: Option<Arc<MasterKeys>>,
+    pub(crate) templates: Arc<TemplateSet>,
+    pub(crate) settings: IgnitionSettings,
+    pub(crate) bus: Bus,
+}
+
+impl<C> Igniter<C> {
+    /// Wires the saga to its dependencies. `bus` must know the `ignition` queue.
+    pub fn new(
+        stores: RegionalStore,
+        cloud: Arc<C>,
+        sidecar: SidecarClient,
+        vault: Option<Arc<MasterKeys>>,
+        templates: Arc<TemplateSet>,
+        settings: IgnitionSettings,
+        bus: Bus,
+    ) -> Self {
+        Self {
+            stores,
+            cloud,
+            sidecar,
+            vault,
+            templates,
+            settings,
+            bus,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &IgnitionSettings {
+        &self.settings
+    }
+
+    /// The template set.
+    pub fn templates(&self) -> &TemplateSet {
+        &self.templates
+    }
+
+    /// Checks an ignite request against the workspace and the template set, then starts the
+    /// saga (or returns the one in flight) and queues its first move. `credentials` maps the
+    /// manifest's credential keys (`gmail`) to n8n credential data.
+    pub async fn ignite(
+        &self,
+        ws: &Workspace,
+        credentials: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<IgnitionStart, IgniteError> {
+        match ws.status {
+            WorkspaceStatus::Pending
+            | WorkspaceStatus::RollbackComplete
+            | WorkspaceStatus::Provisioning => {}
+            other => {
+                return Err(IgniteError::State(format!(
+                    "a workspace in status {other} cannot be ignited"
+                )));
+            }
+        }
+        let db = self.stores.for_region(ws.region);
+        if ws.status == WorkspaceStatus::Provisioning
+            && let Some(running) = db.ignition_latest(ws.id).await?
+            && !running.phase.is_final()
+        {
+            return Ok(IgnitionStart::AlreadyRunning(running));
+        }
+        self.check_onboarding(ws)?;
+        let known: BTreeSet<&str> = self
+            .templates
+            .credentials
+            .iter()
+            .map(|c| c.key.as_str())
+            .collect();
+        if let Some(unknown) = credentials.keys().find(|k| !known.contains(k.as_str())) {
+            return Err(IgniteError::Invalid {
+                field: format!("credentials.{unknown}"),
+                message: format!(
+                    "the templates need no such credential (they need: {})",
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        let mut slots = Vec::new();
+        let mut secrets: Vec<(Uuid, String, String, Vec<u8>)> = Vec::new();
+        for spec in &self.templates.credentials {
+            let field = format!("credentials.{}", spec.key);
+            let data = credentials
+                .get(&spec.key)
+                .ok_or_else(|| IgniteError::Invalid {
+                    field: field.clone(),
+                    message: format!("missing: the templates need a {} credential", spec.kind),
+                })?;
+            if !data.is_object() {
+                return Err(IgniteError::Invalid {
+                    field,
+                    message: "must be an object (the credential's data as n8n takes it)".into(),
+                });
+            }
+            let id = Uuid::now_v7();
+            slots.push(CredentialSlot {
+                id,
+                placeholder: spec.placeholder.clone(),
+                kind: spec.kind.clone(),
+                name: spec.name.clone(),
+            });
+            secrets.push((
+                id,
+                spec.kind.clone(),
+                spec.name.clone(),
+                data.to_string().into_bytes(),
+            ));
+        }
+        let mut token = [0u8; 32];
+        rand::rng().fill_bytes(&mut token);
+        let webhook_token = Uuid::now_v7();
+        let token_hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+        secrets.push((
+            webhook_token,
+            WEBHOOK_TOKEN_KIND.to_owned(),
+            "webhook token".to_owned(),
+            token_hex.into_bytes(),
+        ));
+        let params = IgnitionParams {
+            credentials: slots,
+            webhook_token,
+            template_version: self.templates.version.clone(),
+        };
+        let params = serde_json::to_value(&params).map_err(|e| IgniteError::Invalid {
+            field: "params".into(),
+            message: e.to_string(),
+        })?;
+        let plain: Vec<VaultPlaintext<'_>> = secrets
+            .iter()
+            .map(|(id, kind, name, secret)| VaultPlaintext {
+                credential: *id,
+                kind,
+                name,
+                secret,
+            })
+            .collect();
+        let started = db
+            .ignition_start(
+                Uuid::now_v7(),
+                ws.id,
+                DropletId::new(),
+                &params,
+                &plain,
+                self.vault.as_deref(),
+                &self.settings.actor,
+            )
+            .await?;
+        if let IgnitionStart::Started(ig) = &started {
+            self.schedule(ws.region, ig.id, Duration::ZERO).await?;
+        }
+        Ok(started)
+    }
+
+    fn check_onboarding(&self, ws: &Workspace) -> Result<(), IgniteError> {
+        for var in self.templates.variables() {
+            if PLATFORM_VARIABLES.contains(&var.as_str()) {
+                continue;
+            }
+            if ws.onboarding.for_placeholder(&var).is_none() {
+                let key = var.trim_start_matches("YOUR_").to_ascii_lowercase();
+                return Err(IgniteError::Invalid {
+                    field: format!("onboarding.{key}"),
+                    message: format!(
+                        "missing: the Golden Template {} uses {var}; set it on the workspace",
+                        self.templates.version
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the saga's next move after `delay`. Each continuation is a new job whose id
+    /// comes from the saga's wake-up counter, so nothing holds a queue slot while waiting.
+    pub async fn schedule(
+        &self,
+        region: Region,
+        ignition: Uuid,
+        delay: Duration,
+    ) -> Result<(), IgniteError> {
+        let n = self
+            .stores
+            .for_region(region)
+            .ignition_wakeup(ignition)
+            .await?;
+        let payload = serde_json::json!({"region": region.code(), "ignition": ignition});
+        self.bus
+            .add(
+                crate::jobs::QUEUE,
+                &format!("ign-{ignition}-{n}"),
+                &payload.to_string(),
+                delay,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Start-up recovery: queues a move for every unfinished saga in every region, which
+    /// resumes it (running) or carries on unwinding it. Safe to call any number of times on
+    /// any replica: extra moves find nothing to do or lose the version race.
+    pub async fn recover(&self) -> Result<usize, IgniteError> {
+        let mut n = 0;
+        for db in self.stores.distinct() {
+            for ig in db.ignition_unfinished().await? {
+                let region = db.workspace_get(ig.workspace_id).await?.region;
+                self.schedule(region, ig.id, Duration::ZERO).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Name of a tenant's droplet: DigitalOcean hostnames take letters, digits, `.` and `-`.
+pub fn droplet_name(slug: &str) -> String {
+    format!("genesis-{}", slug.replace('_', "-"))
+}
+
+/// The cloud tag that marks a workspace's droplets (DESIGN §3.6).
+pub fn workspace_tag(ws: WorkspaceId) -> String {
+    format!("ws-{}", ws.as_uuid())
+}

@@ -1,0 +1,118 @@
+//! [`SidecarClient`]: the control plane's side of DESIGN §3.4. Every command carries a fresh
+//! EdDSA JWT scoped to one workspace, one droplet and one action, valid five minutes.
+//!
+//! # Guarantees
+//! - Every request has a timeout.
+//! - Errors say whether trying again can help: an unreachable sidecar or an n8n that is not
+//!   up yet (502) may recover; a refusal (401/403) or a failed command (4xx with a
+//!   [`CommandFailure`]) will not.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use genesis_protocol::CommandSigner;
+use genesis_protocol::command::{Command, CommandFailure, CommandReply};
+use uuid::Uuid;
+
+/// A command that did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommandError {
+    /// The sidecar could not be reached, or its n8n is not up: worth another try.
+    #[error("sidecar unreachable: {0}")]
+    Unreachable(String),
+    /// The sidecar refused the token: a bug or a misconfiguration, not a transient fault.
+    #[error("sidecar refused the command ({status}): {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its body.
+        body: String,
+    },
+    /// The command ran and failed.
+    #[error("{} failed: {} ({})", .0.action, .0.message, .0.code)]
+    Failed(CommandFailure),
+}
+
+impl CommandError {
+    /// Whether waiting and trying again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CommandError::Unreachable(_))
+    }
+}
+
+/// Sends signed commands to sidecars.
+#[derive(Clone)]
+pub struct SidecarClient {
+    http: reqwest::Client,
+    signer: Arc<CommandSigner>,
+    url_template: String,
+}
+
+impl SidecarClient {
+    /// `url_template` is the command endpoint with `{ip}` for the droplet's address, e.g.
+    /// `https://{ip}/sidecar/v1/commands` behind Caddy, `http://{ip}:8443/sidecar/v1/commands`
+    /// in the simulator.
+    pub fn new(
+        signer: Arc<CommandSigner>,
+        url_template: impl Into<String>,
+        timeout: Duration,
+    ) -> Result<Self, CommandError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| CommandError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            signer,
+            url_template: url_template.into(),
+        })
+    }
+
+    /// Runs `cmd` on the sidecar of droplet `droplet_id` (the cloud's id) at `ip`.
+    pub async fn send(
+        &self,
+        ip: &str,
+        workspace: Uuid,
+        droplet_id: i64,
+        cmd: &Command,
+    ) -> Result<CommandReply, CommandError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let token = self
+            .signer
+            .sign(workspace, droplet_id, cmd.name(), now)
+            .map_err(|e| CommandError::Refused {
+                status: 0,
+                body: format!("cannot sign: {e}"),
+            })?;
+        let url = self.url_template.replace("{ip}", ip);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .json(cmd)
+            .send()
+            .await
+            .map_err(|e| CommandError::Unreachable(format!("{url}: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| CommandError::Unreachable(format!("{url}: {e}")))?;
+        match status {
+            200 => serde_json::from_str(&body).map_err(|e| CommandError::Refused {
+                status,
+                body: format!("unreadable reply ({e}): {body}"),
+            }),
+            502..=504 => Err(CommandError::Unreachable(format!("{status}: {body}"))),
+            401 | 403 => Err(CommandError::Refused { status, body }),
+            _ => match serde_json::from_str::<CommandFailure>(&body) {
+                Ok(f) => Err(CommandError::Failed(f)),
+                Err(_) => Err(CommandError::Refused { status, body }),
+            },
+        }
+    }
+}
