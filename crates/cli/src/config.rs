@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 
 /// Top-level sections, the only prefixes environment overrides may use.
-const SECTIONS: [&str; 5] = ["server", "database", "redis", "ohio", "log"];
+const SECTIONS: [&str; 9] = [
+    "server", "database", "redis", "ohio", "log", "cloud", "ignition", "vault", "sidecar",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -40,6 +42,18 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The cloud API.
+    #[serde(default)]
+    pub cloud: crate::config_ignition::CloudConfig,
+    /// Ignition.
+    #[serde(default)]
+    pub ignition: crate::config_ignition::IgnitionConfig,
+    /// The credential vault's master keys.
+    #[serde(default)]
+    pub vault: crate::config_ignition::VaultConfig,
+    /// What sidecars are told at handshake.
+    #[serde(default)]
+    pub sidecar: crate::config_ignition::SidecarSection,
 }
 
 /// `[server]`
@@ -328,6 +342,12 @@ impl Config {
         {
             out.push(problem("redis.url", "not a Redis URL (redis://host:port)"));
         }
+        out.extend(crate::config_ignition::problems(
+            &self.cloud,
+            &self.ignition,
+            &self.vault,
+            &self.sidecar,
+        ));
         if let Some(o) = &self.ohio {
             if let Err(e) = WorkspaceId::parse(&o.workspace_id) {
                 out.push(problem("ohio.workspace_id", e.to_string()));

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod config;
+mod config_ignition;
 mod output;
 
 use std::path::PathBuf;

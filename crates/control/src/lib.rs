@@ -35,6 +35,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/sidecar/handshake",
             axum::routing::post(sidecar::handshake),
         )
+        .route(
+            "/api/v1/sidecar/heartbeat",
+            axum::routing::post(sidecar::heartbeat),
+        )
+        .route(
+            "/api/v1/sidecar/metrics",
+            axum::routing::post(sidecar::metrics_report),
+        )
         .nest("/api/v1", api)
         .fallback(|| async { Problem::not_found("route") })
         .layer(middleware::from_fn(record_http_metrics))

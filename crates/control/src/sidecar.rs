@@ -5,7 +5,7 @@
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse, response::Response};
 use genesis_core::Region;
-use genesis_protocol::{HandshakeRequest, HandshakeResponse, SidecarConfig};
+use genesis_protocol::{HandshakeRequest, HandshakeResponse};
 use genesis_store::handshake::HandshakeClaim;
 
 use crate::{AppState, Problem};
@@ -47,7 +47,7 @@ pub async fn handshake(
             Json(HandshakeResponse {
                 sidecar_token: done.sidecar_token,
                 command_public_key: signer.public_key_b64(),
-                config: SidecarConfig::default(),
+                config: state.sidecar_config,
             })
             .into_response()
         }
@@ -56,6 +56,100 @@ pub async fn handshake(
             tracing::warn!(?reason, workspace = %req.workspace_id, "handshake refused");
             Problem::unauthorized("the provisioning token is not valid").into_response()
         }
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// Authenticates a sidecar report: the bearer sidecar token must be valid and, when the body
+/// names a workspace, belong to it. Every refusal is a bare 401.
+async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    workspace: Option<uuid::Uuid>,
+) -> Result<
+    (
+        genesis_store::Database,
+        genesis_store::handshake::SidecarIdentity,
+    ),
+    Response,
+> {
+    let unauthorized = || Problem::unauthorized("the sidecar token is not valid").into_response();
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    let candidates: Vec<genesis_store::Database> = match workspace {
+        Some(w) => {
+            let ws = genesis_core::WorkspaceId::from_uuid(w).map_err(|_| unauthorized())?;
+            match state.stores.workspace_find(ws).await {
+                Ok((found, _)) => vec![state.stores.for_region(found.region).clone()],
+                Err(genesis_store::StoreError::NotFound { .. }) => return Err(unauthorized()),
+                Err(e) => return Err(Problem::from(e).into_response()),
+            }
+        }
+        None => state.stores.distinct().to_vec(),
+    };
+    for db in candidates {
+        match db.sidecar_token_verify(token).await {
+            Ok(Some(id)) if workspace.is_none_or(|w| id.workspace_id.as_uuid() == w) => {
+                return Ok((db, id));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Problem::from(e).into_response()),
+        }
+    }
+    metrics::counter!("genesis_sidecar_reports_refused_total").increment(1);
+    Err(unauthorized())
+}
+
+/// `POST /api/v1/sidecar/heartbeat` (spec 54.1): records the droplet's latest heartbeat.
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<genesis_protocol::Heartbeat>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(hb) = match body {
+        Ok(b) => b,
+        Err(e) => return Problem::invalid_field("body", e.body_text()).into_response(),
+    };
+    let (db, id) = match authenticate(&state, &headers, Some(hb.workspace_id)).await {
+        Ok(ok) => ok,
+        Err(r) => return r,
+    };
+    let value = match serde_json::to_value(&hb) {
+        Ok(v) => v,
+        Err(e) => return Problem::invalid_field("body", e.to_string()).into_response(),
+    };
+    match db.droplet_report_record(id.droplet_id, &value, false).await {
+        Ok(()) => {
+            metrics::counter!("genesis_heartbeats_total").increment(1);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// `POST /api/v1/sidecar/metrics` (spec 44.2): records the droplet's latest aggregate counts.
+pub async fn metrics_report(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<genesis_protocol::MetricsReport>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(m) = match body {
+        Ok(b) => b,
+        Err(e) => return Problem::invalid_field("body", e.body_text()).into_response(),
+    };
+    let (db, id) = match authenticate(&state, &headers, None).await {
+        Ok(ok) => ok,
+        Err(r) => return r,
+    };
+    let value = match serde_json::to_value(&m) {
+        Ok(v) => v,
+        Err(e) => return Problem::invalid_field("body", e.to_string()).into_response(),
+    };
+    match db.droplet_report_record(id.droplet_id, &value, true).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => Problem::from(e).into_response(),
     }
 }

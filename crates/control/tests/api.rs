@@ -40,6 +40,8 @@ async fn spawn_app_with(token: Option<&str>) -> App {
         command_signer: Some(Arc::new(
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
         )),
+        igniter: None,
+        sidecar_config: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

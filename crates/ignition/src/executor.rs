@@ -18,13 +18,17 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use genesis_cloud::Cloud;
-use genesis_core::{DropletEvent, IgnitionStep, Region, SagaPhase};
+use genesis_core::{DropletEvent, DropletState, IgnitionStep, Region, SagaPhase};
 use genesis_store::{Ignition, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::actions::{Act, StepError};
 use crate::igniter::Igniter;
+
+/// How long an executor's claim on a saga lasts without renewal (longer than any single
+/// action: a droplet create with its retries, three workflow deployments).
+pub const LEASE: Duration = Duration::from_secs(60);
 
 /// Where a saga stands after [`Igniter::advance`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +53,32 @@ fn remaining(ig: &Ignition, timeout: Duration) -> Duration {
 }
 
 impl<C: Cloud> Igniter<C> {
-    /// Moves saga `id` (in `region`'s database) as far as it can go now.
+    /// Moves saga `id` (in `region`'s database) as far as it can go now. Only the holder of
+    /// the saga's lease acts; anyone else is told to come back when the lease ends.
     pub async fn advance(&self, region: Region, id: Uuid) -> Result<Advance, StoreError> {
         let db = self.stores.for_region(region);
+        let owner = Uuid::now_v7();
+        let result = self.advance_leased(db, id, owner).await;
+        if let Err(e) = db.ignition_release(id, owner).await {
+            tracing::warn!(ignition = %id, error = %e, "lease not released; it will expire");
+        }
+        result
+    }
+
+    async fn advance_leased(
+        &self,
+        db: &genesis_store::Database,
+        id: Uuid,
+        owner: Uuid,
+    ) -> Result<Advance, StoreError> {
         let started = Instant::now();
         let mut undo_failures = 0usize;
         loop {
+            // Renewed before every action: an action must finish within LEASE.
+            if let Some(held) = db.ignition_lease(id, owner, LEASE).await? {
+                tracing::debug!(ignition = %id, ?held, "another executor holds the saga");
+                return Ok(Advance::Wait(held.max(Duration::from_millis(200))));
+            }
             let ig = db.ignition_get(id).await?;
             let ws = db.workspace_get(ig.workspace_id).await?;
             let Some(step) = ig.step else {
@@ -148,18 +172,26 @@ impl<C: Cloud> Igniter<C> {
         why: &str,
     ) -> Result<Ignition, StoreError> {
         tracing::info!(ignition = %ig.id, %step, error = why, "ignition step failed; unwinding");
-        if step == IgnitionStep::HandshakePending {
-            // Spec 50.5: a droplet that never hand-shook is an orphan until it is deleted.
+        if matches!(
+            step,
+            IgnitionStep::DropletProvisioning | IgnitionStep::HandshakePending
+        ) {
+            // Spec 50.5: a droplet that never hand-shook failed to provision (still booting:
+            // FAILED) or is an orphan (booted, never called home: ORPHAN) until it is deleted.
             let db = self.stores.for_region(self.region_of(ig).await?);
             if let Ok(d) = db.droplet_get(ig.droplet_id).await {
-                let _ = db
-                    .droplet_transition(
-                        d.id,
-                        d.version,
-                        DropletEvent::HandshakeTimedOut,
-                        &self.settings.actor,
-                    )
-                    .await;
+                let event = match d.state {
+                    DropletState::HandshakePending => Some(DropletEvent::HandshakeTimedOut),
+                    DropletState::Pending | DropletState::Initializing => {
+                        Some(DropletEvent::ProvisioningFailed)
+                    }
+                    _ => None,
+                };
+                if let Some(event) = event {
+                    let _ = db
+                        .droplet_transition(d.id, d.version, event, &self.settings.actor)
+                        .await;
+                }
             }
         }
         let db = self.stores.for_region(self.region_of(ig).await?);

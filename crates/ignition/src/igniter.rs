@@ -156,6 +156,11 @@ impl<C> Igniter<C> {
         &self.settings
     }
 
+    /// The queue its moves run on.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
     /// The template set.
     pub fn templates(&self) -> &TemplateSet {
         &self.templates

@@ -82,6 +82,16 @@ impl SidecarHook {
             .unwrap_or(0)
     }
 
+    /// The fake n8n of droplet `id` (the cloud's id), if it ever booted: a window into a
+    /// virtual droplet for tests and operators.
+    pub fn n8n(&self, id: i64) -> Option<FakeN8n> {
+        self.disks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map(|d| d.n8n.clone())
+    }
+
     fn disk(&self, id: i64) -> (FakeN8n, PathBuf) {
         let mut disks = self.disks.lock().unwrap_or_else(|p| p.into_inner());
         let d = disks.entry(id).or_insert_with(|| Disk {

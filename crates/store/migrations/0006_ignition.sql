@@ -5,6 +5,13 @@
 ALTER TABLE genesis.workspaces
     ADD COLUMN onboarding jsonb NOT NULL DEFAULT '{}'::jsonb;
 
+-- The latest heartbeat and metrics report of each droplet (issue 7 batches these writes).
+ALTER TABLE genesis.droplets
+    ADD COLUMN last_heartbeat_at timestamptz,
+    ADD COLUMN last_heartbeat    jsonb,
+    ADD COLUMN last_metrics_at   timestamptz,
+    ADD COLUMN last_metrics      jsonb;
+
 CREATE TABLE genesis.ignitions (
     id              uuid PRIMARY KEY,
     workspace_id    uuid NOT NULL REFERENCES genesis.workspaces (id),
@@ -22,6 +29,10 @@ CREATE TABLE genesis.ignitions (
     version         bigint NOT NULL DEFAULT 0,
     -- Continuation jobs queued so far (their ids are derived from it).
     wakeups         integer NOT NULL DEFAULT 0,
+    -- Who is running actions for this saga, until when: one executor at a time, even when
+    -- recovery and a reclaimed job both wake the same saga.
+    lease_owner     uuid,
+    lease_until     timestamptz,
     started_at      timestamptz NOT NULL DEFAULT now(),
     finished_at     timestamptz
 );

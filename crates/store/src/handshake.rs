@@ -268,6 +268,44 @@ impl Database {
         Ok(row.webhook_base_url.zip(row.sidecar_public_key))
     }
 
+    /// Records a droplet's latest heartbeat (or, with `metrics`, its latest metrics report).
+    pub async fn droplet_report_record(
+        &self,
+        droplet: DropletId,
+        report: &serde_json::Value,
+        metrics: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"UPDATE genesis.droplets SET
+                 last_heartbeat_at = CASE WHEN $3 THEN last_heartbeat_at ELSE now() END,
+                 last_heartbeat = CASE WHEN $3 THEN last_heartbeat ELSE $2 END,
+                 last_metrics_at = CASE WHEN $3 THEN now() ELSE last_metrics_at END,
+                 last_metrics = CASE WHEN $3 THEN $2 ELSE last_metrics END
+               WHERE id = $1"#,
+            droplet.as_uuid(),
+            report,
+            metrics,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// When the droplet's last heartbeat arrived, and what it said.
+    pub async fn droplet_last_heartbeat(
+        &self,
+        droplet: DropletId,
+    ) -> Result<Option<(DateTime<Utc>, serde_json::Value)>, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT last_heartbeat_at, last_heartbeat FROM genesis.droplets WHERE id = $1"#,
+            droplet.as_uuid(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .ok_or(StoreError::NotFound { what: "droplet" })?;
+        Ok(row.last_heartbeat_at.zip(row.last_heartbeat))
+    }
+
     /// The owner of a valid (unexpired, unrevoked) sidecar token.
     pub async fn sidecar_token_verify(
         &self,

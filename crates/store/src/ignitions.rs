@@ -585,6 +585,57 @@ impl Database {
         .await
     }
 
+    /// Takes (or renews) the saga's executor lease for `ttl`. Returns `None` when taken, or
+    /// how long another executor still holds it. Actions have side effects the version fence
+    /// cannot undo (two executors would both create a workflow), so only the holder acts.
+    pub async fn ignition_lease(
+        &self,
+        id: Uuid,
+        owner: Uuid,
+        ttl: std::time::Duration,
+    ) -> Result<Option<std::time::Duration>, StoreError> {
+        let taken = sqlx::query_scalar!(
+            r#"UPDATE genesis.ignitions
+               SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+               WHERE id = $1
+                 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < now())
+               RETURNING id"#,
+            id,
+            owner,
+            ttl.as_secs_f64(),
+        )
+        .fetch_optional(&mut *self.app.acquire().await?)
+        .await?;
+        if taken.is_some() {
+            return Ok(None);
+        }
+        let left_ms = sqlx::query_scalar!(
+            r#"SELECT (EXTRACT(EPOCH FROM (lease_until - now())) * 1000)::bigint AS "ms"
+               FROM genesis.ignitions WHERE id = $1"#,
+            id,
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .flatten()
+        .unwrap_or(0);
+        Ok(Some(
+            std::time::Duration::from_millis(left_ms.max(1) as u64),
+        ))
+    }
+
+    /// Gives the lease back (when the executor stops, so the next one need not wait).
+    pub async fn ignition_release(&self, id: Uuid, owner: Uuid) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"UPDATE genesis.ignitions SET lease_owner = NULL, lease_until = NULL
+               WHERE id = $1 AND lease_owner = $2"#,
+            id,
+            owner,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?;
+        Ok(())
+    }
+
     /// Counts a continuation job; the returned number names it (`<saga>-<n>`), so queuing
     /// the same continuation twice is one job.
     pub async fn ignition_wakeup(&self, id: Uuid) -> Result<i32, StoreError> {

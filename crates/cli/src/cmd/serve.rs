@@ -1,4 +1,6 @@
-//! `genesis serve`: the control plane's HTTP server.
+//! `genesis serve`: the control plane: its HTTP server and, when a cloud and Redis are
+//! configured, the ignition worker (with start-up recovery of unfinished sagas and the
+//! orphan reaper), side by side; whichever stops first is reported.
 
 use std::sync::Arc;
 
@@ -46,23 +48,165 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         }
     }
     .map_err(|e| CliError::Runtime(e.into()))?;
+    let signer = Arc::new(signer);
+    let igniter = build_igniter(&cfg, &stores, signer.clone()).await?;
     let state = AppState {
         stores,
         redis,
         router: Arc::new(TenantRouter::new(cfg.legacy_tenant())),
         metrics: Some(metrics),
         api_token_sha256: cfg.server.api_token.as_deref().map(token_digest),
-        command_signer: Some(Arc::new(signer)),
+        command_signer: Some(signer),
+        igniter: igniter.clone(),
+        sidecar_config: genesis_protocol::SidecarConfig {
+            heartbeat_interval_s: cfg.sidecar.heartbeat_interval_s,
+            metrics_interval_s: cfg.sidecar.metrics_interval_s,
+        },
     };
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     tracing::info!(address = %cfg.server.listen, "control plane listening");
-    serve(listener, state, shutdown_signal())
-        .await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http = tokio::spawn({
+        let mut rx = stop_rx.clone();
+        async move {
+            serve(listener, state, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        }
+    });
+    let worker = match igniter {
+        Some(ig) => {
+            let recovered = ig
+                .recover()
+                .await
+                .map_err(|e| CliError::Runtime(anyhow::anyhow!("ignition recovery: {e}")))?;
+            if recovered > 0 {
+                tracing::info!(sagas = recovered, "resuming unfinished ignitions");
+            }
+            tokio::spawn(reap_loop(ig.clone(), stop_rx.clone()));
+            let worker = genesis_queue::Worker::new(
+                ig.bus().clone(),
+                genesis_ignition::IgnitionJobs::new(ig),
+                cfg.ignition.workers,
+            );
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                worker
+                    .run(async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await
+            }))
+        }
+        None => None,
+    };
+    shutdown_signal().await;
+    tracing::info!("stopping: draining requests and running jobs");
+    let _ = stop_tx.send(true);
+    http.await
+        .context("HTTP server task")?
         .context("serving HTTP")?;
+    if let Some(w) = worker {
+        w.await
+            .context("ignition worker task")?
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("ignition worker: {e}")))?;
+    }
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+type Ig = genesis_ignition::Igniter<genesis_cloud::DigitalOcean>;
+
+/// The ignition saga's dependencies, when the config has a cloud token and Redis.
+async fn build_igniter(
+    cfg: &Config,
+    stores: &genesis_store::RegionalStore,
+    signer: Arc<genesis_protocol::CommandSigner>,
+) -> Result<Option<Arc<Ig>>, CliError> {
+    let (Some(token), Some(redis_url)) = (&cfg.cloud.token, &cfg.redis.url) else {
+        tracing::warn!(
+            "ignition is off: it needs cloud.token and redis.url (POST .../ignite answers 503)"
+        );
+        return Ok(None);
+    };
+    let mut o = genesis_cloud::ClientOptions::new(&cfg.cloud.url, token);
+    o.per_minute = cfg.cloud.per_minute;
+    o.per_hour = cfg.cloud.per_hour;
+    let cloud =
+        genesis_cloud::DigitalOcean::new(o).map_err(|e| CliError::Usage(format!("cloud: {e}")))?;
+    let bus = genesis_queue::Bus::connect(
+        redis_url,
+        "fleet",
+        genesis_queue::config::fleet_queues(),
+        genesis_queue::GovernorConfig::default(),
+    )
+    .await
+    .map_err(|e| CliError::Runtime(anyhow::anyhow!("redis: {e}")))?;
+    let templates = match &cfg.ignition.templates_dir {
+        Some(dir) => genesis_ignition::TemplateSet::load(std::path::Path::new(dir)),
+        None => genesis_ignition::TemplateSet::golden(),
+    }
+    .map_err(|e| CliError::Usage(format!("ignition.templates_dir: {e}")))?;
+    let vault = cfg
+        .vault
+        .master_keys()
+        .map_err(|p| CliError::Usage(p.to_string()))?;
+    if vault.is_none() {
+        tracing::warn!("vault has no master key: ignitions that carry credentials are refused");
+    }
+    let sidecar = genesis_ignition::SidecarClient::new(
+        signer,
+        cfg.ignition.sidecar_url.clone(),
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(|e| CliError::Runtime(e.into()))?;
+    let settings = genesis_ignition::IgnitionSettings {
+        dashboard_url: cfg
+            .ignition
+            .dashboard_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", cfg.server.listen)),
+        images: genesis_ignition::Images {
+            caddy: cfg.ignition.caddy_image.clone(),
+            n8n: cfg.ignition.n8n_image.clone(),
+            sidecar: cfg.ignition.sidecar_image.clone(),
+        },
+        require_digests: cfg.ignition.require_digests,
+        droplet_size: cfg.ignition.droplet_size.clone(),
+        droplet_image: cfg.ignition.droplet_image.clone(),
+        timeouts: cfg.ignition.timeouts(),
+        inline_wait: std::time::Duration::from_secs(2),
+        actor: "ignition".into(),
+    };
+    Ok(Some(Arc::new(genesis_ignition::Igniter::new(
+        stores.clone(),
+        Arc::new(cloud),
+        sidecar,
+        vault.map(Arc::new),
+        Arc::new(templates),
+        settings,
+        bus,
+    ))))
+}
+
+/// The orphan reaper, every five minutes until shutdown.
+async fn reap_loop(ig: Arc<Ig>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => match ig.reap_orphans().await {
+                Ok(r) if !r.deleted.is_empty() => {
+                    tracing::warn!(examined = r.examined, deleted = ?r.deleted, "reaped orphan droplets");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "orphan reaper pass failed"),
+            },
+        }
+    }
 }
 
 async fn shutdown_signal() {

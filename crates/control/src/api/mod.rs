@@ -1,6 +1,7 @@
 //! `/api/v1` routes.
 
 pub mod body;
+pub mod ignition;
 pub mod leads;
 pub mod workspaces;
 
@@ -16,6 +17,10 @@ pub fn routes() -> Router<AppState> {
             get(workspaces::list).post(workspaces::create),
         )
         .route("/workspaces/{id}", get(workspaces::get))
+        .route(
+            "/workspaces/{id}/ignite",
+            axum::routing::post(ignition::ignite),
+        )
         .route(
             "/workspaces/{id}/leads",
             get(leads::page).post(leads::import),

@@ -85,14 +85,36 @@ pub async fn create(
     ))
 }
 
-/// One workspace.
+/// A workspace with its latest ignition.
+#[derive(Debug, Serialize)]
+pub struct WorkspaceDetail {
+    /// The workspace.
+    #[serde(flatten)]
+    pub workspace: Workspace,
+    /// Its latest ignition, if it was ever ignited.
+    pub ignition: Option<super::ignition::IgnitionView>,
+    /// Its registered webhooks (after a successful ignition).
+    pub webhooks: Vec<genesis_store::WebhookEntry>,
+}
+
+/// One workspace, with where its ignition stands.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Workspace>, Problem> {
+) -> Result<Json<WorkspaceDetail>, Problem> {
     let id = workspace_id(&id)?;
     let (ws, _) = state.stores.workspace_find(id).await?;
-    Ok(Json(ws))
+    let db = state.stores.for_region(ws.region);
+    let ignition = match db.ignition_latest(ws.id).await? {
+        Some(ig) => Some(super::ignition::view(db, &ig).await?),
+        None => None,
+    };
+    let webhooks = db.webhook_list(ws.id).await?;
+    Ok(Json(WorkspaceDetail {
+        workspace: ws,
+        ignition,
+        webhooks,
+    }))
 }
 
 /// `GET /api/v1/workspaces` query.

@@ -165,6 +165,25 @@ impl FakeN8n {
         })
     }
 
+    /// Workflows as `(id, name, active)`, by id: what an operator (or a test) sees when it
+    /// looks inside a virtual droplet's n8n.
+    pub fn workflow_summary(&self) -> Vec<(String, String, bool)> {
+        self.lock()
+            .workflows
+            .values()
+            .map(|w| (w.id.clone(), w.name.clone(), w.active))
+            .collect()
+    }
+
+    /// Credentials as `(id, name, type)`, by id (never their data).
+    pub fn credential_summary(&self) -> Vec<(String, String, String)> {
+        self.lock()
+            .credentials
+            .values()
+            .map(|c| (c.id.clone(), c.name.clone(), c.kind.clone()))
+            .collect()
+    }
+
     /// Executions recorded so far (for tests and the dashboard).
     pub fn execution_count(&self) -> usize {
         self.lock().executions.len()

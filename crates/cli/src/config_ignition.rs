@@ -1,0 +1,281 @@
+//! The configuration sections ignition needs: `[cloud]` (where droplets come from),
+//! `[ignition]` (what they run and how long each step may take), `[vault]` (the master keys
+//! credentials are encrypted under) and `[sidecar]` (what sidecars are told at handshake).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use genesis_core::IgnitionStep;
+use genesis_store::MasterKeys;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Problem;
+
+/// `[cloud]`: the DigitalOcean API, or `genesis sim-cloud` (same API, another URL).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// API base URL.
+    #[serde(default = "default_cloud_url")]
+    pub url: String,
+    /// API token; ignition is off without one.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Requests per minute this process may spend (DigitalOcean: 250).
+    #[serde(default = "default_per_minute")]
+    pub per_minute: u32,
+    /// Requests per hour (DigitalOcean: 5,000).
+    #[serde(default = "default_per_hour")]
+    pub per_hour: u32,
+}
+
+fn default_cloud_url() -> String {
+    "https://api.digitalocean.com".into()
+}
+fn default_per_minute() -> u32 {
+    250
+}
+fn default_per_hour() -> u32 {
+    5_000
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        Self {
+            url: default_cloud_url(),
+            token: None,
+            per_minute: default_per_minute(),
+            per_hour: default_per_hour(),
+        }
+    }
+}
+
+/// `[ignition]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnitionConfig {
+    /// The URL sidecars reach this control plane at; defaults to `http://<server.listen>`.
+    #[serde(default)]
+    pub dashboard_url: Option<String>,
+    /// The sidecar command endpoint, `{ip}` standing for the droplet's address.
+    #[serde(default = "default_sidecar_url")]
+    pub sidecar_url: String,
+    /// Droplet size slug (spec 50.1).
+    #[serde(default = "default_size")]
+    pub droplet_size: String,
+    /// Base image slug.
+    #[serde(default = "default_image")]
+    pub droplet_image: String,
+    /// Refuse images not pinned by `@sha256:` digest.
+    #[serde(default = "default_true")]
+    pub require_digests: bool,
+    /// Caddy image.
+    #[serde(default = "default_caddy")]
+    pub caddy_image: String,
+    /// n8n image.
+    #[serde(default = "default_n8n")]
+    pub n8n_image: String,
+    /// Sidecar image.
+    #[serde(default = "default_sidecar_image")]
+    pub sidecar_image: String,
+    /// A template set directory instead of the built-in Golden Template.
+    #[serde(default)]
+    pub templates_dir: Option<String>,
+    /// Step timeouts in seconds that differ from spec 41.1, by step code
+    /// (`HANDSHAKE_PENDING = 600`).
+    #[serde(default)]
+    pub timeouts_s: BTreeMap<String, u64>,
+    /// Ignition jobs this process runs at once.
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+}
+
+fn default_sidecar_url() -> String {
+    "https://{ip}/sidecar/v1/commands".into()
+}
+fn default_size() -> String {
+    "s-1vcpu-1gb".into()
+}
+fn default_image() -> String {
+    "ubuntu-22-04-x64".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_caddy() -> String {
+    "caddy:2.8".into()
+}
+fn default_n8n() -> String {
+    "n8nio/n8n:2.8.4".into()
+}
+fn default_sidecar_image() -> String {
+    "ghcr.io/genesis/sidecar:0.1.0".into()
+}
+fn default_workers() -> u32 {
+    32
+}
+
+impl Default for IgnitionConfig {
+    fn default() -> Self {
+        Self {
+            dashboard_url: None,
+            sidecar_url: default_sidecar_url(),
+            droplet_size: default_size(),
+            droplet_image: default_image(),
+            require_digests: true,
+            caddy_image: default_caddy(),
+            n8n_image: default_n8n(),
+            sidecar_image: default_sidecar_image(),
+            templates_dir: None,
+            timeouts_s: BTreeMap::new(),
+            workers: default_workers(),
+        }
+    }
+}
+
+impl IgnitionConfig {
+    /// Step timeouts as the saga takes them.
+    pub fn timeouts(&self) -> BTreeMap<IgnitionStep, Duration> {
+        self.timeouts_s
+            .iter()
+            .filter_map(|(k, v)| Some((IgnitionStep::from_code(k)?, Duration::from_secs(*v))))
+            .collect()
+    }
+}
+
+/// `[vault]`: master keys by version (base64 of 32 bytes); `current` encrypts, every listed
+/// version decrypts (so keys can rotate).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// The version new secrets are encrypted under.
+    #[serde(default)]
+    pub current: Option<u32>,
+    /// Version → key.
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+}
+
+impl VaultConfig {
+    /// The master keys, or `None` when no key is configured.
+    pub fn master_keys(&self) -> Result<Option<MasterKeys>, Problem> {
+        let Some(current) = self.current else {
+            return if self.keys.is_empty() {
+                Ok(None)
+            } else {
+                Err(problem(
+                    "vault.current",
+                    "is required when vault.keys is set",
+                ))
+            };
+        };
+        let mut keys = BTreeMap::new();
+        for (version, b64) in &self.keys {
+            let v: u32 = version.parse().map_err(|_| {
+                problem(
+                    format!("vault.keys.{version}"),
+                    "the version must be a number",
+                )
+            })?;
+            let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| {
+                    problem(
+                        format!("vault.keys.{version}"),
+                        "must be 32 bytes in base64",
+                    )
+                })?;
+            keys.insert(v, key);
+        }
+        MasterKeys::new(current, keys)
+            .map(Some)
+            .map_err(|e| problem("vault.current", e.to_string()))
+    }
+}
+
+/// `[sidecar]`: what every sidecar is told at its handshake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarSection {
+    /// Seconds between heartbeats (spec 54.1: 60).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_interval_s: u64,
+    /// Seconds between metrics reports (spec 44.2: 900).
+    #[serde(default = "default_metrics")]
+    pub metrics_interval_s: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    60
+}
+fn default_metrics() -> u64 {
+    900
+}
+
+impl Default for SidecarSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_s: default_heartbeat(),
+            metrics_interval_s: default_metrics(),
+        }
+    }
+}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Every problem of these sections.
+pub fn problems(
+    cloud: &CloudConfig,
+    ignition: &IgnitionConfig,
+    vault: &VaultConfig,
+    sidecar: &SidecarSection,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if reqwest::Url::parse(&cloud.url).is_err() {
+        out.push(problem("cloud.url", "not a URL"));
+    }
+    if cloud.per_minute == 0 || cloud.per_hour == 0 {
+        out.push(problem(
+            "cloud.per_minute",
+            "the request budget must be positive",
+        ));
+    }
+    if !ignition.sidecar_url.contains("{ip}") {
+        out.push(problem(
+            "ignition.sidecar_url",
+            "must contain {ip} (the droplet's address)",
+        ));
+    }
+    for k in ignition.timeouts_s.keys() {
+        if IgnitionStep::from_code(k).is_none() {
+            out.push(problem(
+                format!("ignition.timeouts_s.{k}"),
+                format!(
+                    "not a step (one of {})",
+                    IgnitionStep::ALL.map(IgnitionStep::code).join(", ")
+                ),
+            ));
+        }
+    }
+    if ignition.workers == 0 {
+        out.push(problem("ignition.workers", "must be at least 1"));
+    }
+    if let Err(p) = vault.master_keys() {
+        out.push(p);
+    }
+    if sidecar.heartbeat_interval_s == 0 || sidecar.metrics_interval_s == 0 {
+        out.push(problem(
+            "sidecar.heartbeat_interval_s",
+            "intervals must be positive",
+        ));
+    }
+    out
+}

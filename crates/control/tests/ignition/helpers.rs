@@ -1,0 +1,385 @@
+//! One control plane, one DigitalOcean simulator whose droplets boot the real sidecar and a
+//! fake n8n, one ignition worker on its own Redis key prefix, and one fresh database: every
+//! test gets its own, so they run in parallel.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesis_cloud::{ClientOptions, Cloud, DigitalOcean};
+use genesis_control::AppState;
+use genesis_core::{IgnitionStep, TenantRouter, WorkspaceId};
+use genesis_ignition::{
+    Igniter, IgnitionJobs, IgnitionSettings, Images, SidecarClient, TemplateSet,
+};
+use genesis_queue::{Bus, GovernorConfig, QueueConfig, Worker};
+use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve};
+use genesis_sim::fleet::SidecarHook;
+use genesis_store::{MasterKeys, RegionalStore, testing::TestDb};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub const TOKEN: &str = "test-api-token";
+
+/// Options a test may change before the world starts.
+pub struct Options {
+    /// Step timeouts (short ones make timeout tests fast).
+    pub timeouts: BTreeMap<IgnitionStep, Duration>,
+    /// Boot virtual droplets with the real sidecar (false: droplets boot but nothing
+    /// hand-shakes).
+    pub sidecars: bool,
+    /// Another template set.
+    pub templates: Option<TemplateSet>,
+    /// Start the ignition worker (false: the test drives the saga itself).
+    pub worker: bool,
+    /// How long the simulated cloud takes.
+    pub timings: Timings,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeouts: BTreeMap::from([
+                (IgnitionStep::DropletProvisioning, Duration::from_secs(20)),
+                (IgnitionStep::HandshakePending, Duration::from_secs(30)),
+            ]),
+            sidecars: true,
+            templates: None,
+            worker: true,
+            timings: Timings::INSTANT,
+        }
+    }
+}
+
+pub struct World {
+    pub t: TestDb,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub sim: Simulator,
+    pub hook: Arc<SidecarHook>,
+    pub cloud: Arc<DigitalOcean>,
+    pub igniter: Arc<Igniter<DigitalOcean>>,
+    pub bus: Bus,
+    stop_worker: watch::Sender<bool>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+    root: std::path::PathBuf,
+}
+
+pub async fn world(opts: Options) -> World {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
+        .try_init();
+    let t = TestDb::create().await.expect("test database");
+    let stores = RegionalStore::single(t.db.clone());
+
+    // The simulator, its droplets booting the real sidecar.
+    let root = std::env::temp_dir().join(format!("genesis-ign-{}", uuid::Uuid::now_v7().simple()));
+    let hook = SidecarHook::with_ready_timeout(root.clone(), Duration::from_secs(5));
+    let mut sim = Simulator::new(SimConfig {
+        per_window: 100_000,
+        per_long_window: 1_000_000,
+        timings: opts.timings,
+        ..SimConfig::default()
+    });
+    if opts.sidecars {
+        sim = sim.with_boot_hook(hook.clone());
+    }
+    let sl = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sim_url = format!("http://{}", sl.local_addr().expect("addr"));
+    tokio::spawn(serve(sl, sim.clone(), std::future::pending()));
+    let mut o = ClientOptions::new(&sim_url, "t");
+    o.poll_interval = Duration::from_millis(10);
+    o.min_backoff = Duration::from_millis(5);
+    o.max_attempts = 3;
+    o.per_minute = 100_000;
+    o.per_hour = 1_000_000;
+    let cloud = Arc::new(DigitalOcean::new(o).expect("client"));
+
+    // The queue, on a key prefix of its own.
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let set = format!("t{}", uuid::Uuid::now_v7().simple());
+    let bus = Bus::connect(
+        &redis,
+        &set,
+        vec![QueueConfig::new("ignition", 1, 50)],
+        GovernorConfig {
+            backoff_base: Duration::from_millis(50),
+            lease: Duration::from_secs(10),
+            ..GovernorConfig::default()
+        },
+    )
+    .await
+    .expect("bus");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let signer = Arc::new(genesis_protocol::CommandSigner::generate().expect("key"));
+    let sidecar = SidecarClient::new(
+        signer.clone(),
+        "http://{ip}:8443/sidecar/v1/commands",
+        Duration::from_secs(10),
+    )
+    .expect("sidecar client");
+    let keys = MasterKeys::new(1, BTreeMap::from([(1, [7u8; 32])])).expect("keys");
+    let templates = match opts.templates {
+        Some(t) => t,
+        None => TemplateSet::golden().expect("golden"),
+    };
+    let igniter = Arc::new(Igniter::new(
+        stores.clone(),
+        cloud.clone(),
+        sidecar,
+        Some(Arc::new(keys)),
+        Arc::new(templates),
+        IgnitionSettings {
+            dashboard_url: base.clone(),
+            images: Images {
+                caddy: "caddy:2".into(),
+                n8n: "n8nio/n8n:2.8.4".into(),
+                sidecar: "genesis-sidecar:dev".into(),
+            },
+            require_digests: false,
+            droplet_size: "s-1vcpu-1gb".into(),
+            droplet_image: "ubuntu-22-04-x64".into(),
+            timeouts: opts.timeouts,
+            inline_wait: Duration::from_millis(500),
+            actor: "ignition".into(),
+        },
+        bus.clone(),
+    ));
+    let state = AppState {
+        stores,
+        redis: redis::Client::open(redis.as_str()).ok(),
+        router: Arc::new(TenantRouter::default()),
+        metrics: None,
+        api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
+        command_signer: Some(signer),
+        igniter: Some(igniter.clone()),
+        sidecar_config: genesis_protocol::SidecarConfig {
+            heartbeat_interval_s: 1,
+            ..Default::default()
+        },
+    };
+    tokio::spawn(genesis_control::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let mut w = World {
+        t,
+        base,
+        http: reqwest::Client::new(),
+        sim,
+        hook,
+        cloud,
+        igniter,
+        bus,
+        stop_worker: watch::channel(false).0,
+        worker: None,
+        root,
+    };
+    if opts.worker {
+        w.start_worker();
+    }
+    w
+}
+
+impl World {
+    /// Starts (or restarts) the ignition worker: what a control-plane process runs.
+    pub fn start_worker(&mut self) {
+        let (tx, mut rx) = watch::channel(false);
+        self.stop_worker = tx;
+        let worker = Worker::new(
+            self.bus.clone(),
+            IgnitionJobs::new(self.igniter.clone()),
+            16,
+        );
+        self.worker = Some(tokio::spawn(async move {
+            let _ = worker
+                .run(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+    }
+
+    /// Kills the worker mid-flight (its in-flight jobs are dropped, as in a crash).
+    pub async fn kill_worker(&mut self) {
+        if let Some(w) = self.worker.take() {
+            w.abort();
+            let _ = w.await;
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a workspace with every onboarding value the Golden Template needs.
+    pub async fn create_workspace(&self, slug: &str) -> WorkspaceId {
+        let (status, ws) = self
+            .post(
+                "/api/v1/workspaces",
+                json!({
+                    "name": format!("Tenant {slug}"), "slug": slug, "region": "eu-west",
+                    "onboarding": {
+                        "sender_email": "ada@acme.example", "name": "Ada",
+                        "company_name": "Acme", "calendly_link_1": "https://cal.example/ada"
+                    }
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{ws}");
+        WorkspaceId::parse(ws["id"].as_str().expect("id")).expect("uuid")
+    }
+
+    /// Polls the workspace until its ignition finishes; returns the workspace JSON.
+    pub async fn wait_finished(&self, ws: WorkspaceId, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (_, got) = self.get(&format!("/api/v1/workspaces/{ws}")).await;
+            let phase = got["ignition"]["phase"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if phase == "DONE" || phase == "ROLLED_BACK" {
+                return got;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ignition did not finish in {within:?}: {got:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn faults(&self, f: Faults) {
+        self.sim.set_faults(f);
+    }
+
+    /// Droplets the simulator holds for workspace `ws` (asked over its API).
+    pub async fn cloud_droplets(&self, ws: WorkspaceId) -> usize {
+        self.cloud
+            .droplet_list_by_tag(&format!("ws-{}", ws.as_uuid()))
+            .await
+            .expect("list")
+            .len()
+    }
+
+    /// Everything an ignition may leave behind, counted: the cloud's droplets, the
+    /// partition, vault rows, webhook rows, live droplet rows.
+    pub async fn residue(&self, ws: WorkspaceId) -> Residue {
+        let db = &self.t.db;
+        Residue {
+            cloud_droplets: self.cloud_droplets(ws).await,
+            partition: genesis_store::PartitionManager::new(db.clone())
+                .get(ws)
+                .await
+                .expect("partition")
+                .is_some(),
+            vault_rows: db.vault_ids(ws).await.expect("vault").len(),
+            webhook_rows: db.webhook_list(ws).await.expect("webhooks").len(),
+            live_droplet_rows: db.droplet_live_for_workspace(ws).await.expect("rows").len(),
+        }
+    }
+
+    pub async fn finish(mut self) {
+        self.kill_worker().await;
+        let _ = self.bus.destroy().await;
+        let _ = std::fs::remove_dir_all(&self.root);
+        self.t.cleanup().await.expect("cleanup");
+    }
+}
+
+/// Checks a rolled-back ignition: the workspace is ROLLBACK_COMPLETE with the reason, nothing
+/// is left anywhere, the user has a notification, and the saga log shows the undo actions of
+/// every step from the failed one back to the first, in that order, each once.
+pub async fn assert_unwound(w: &World, ws: WorkspaceId, failed: IgnitionStep) -> Value {
+    let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+    assert_eq!(got["ignition"]["phase"], "ROLLED_BACK", "{got:#}");
+    assert_eq!(got["status"], "ROLLBACK_COMPLETE", "{got:#}");
+    assert_eq!(got["ignition"]["failed_step"], failed.code(), "{got:#}");
+    assert!(got["ignition"]["error"].is_string(), "{got:#}");
+    assert_eq!(
+        w.residue(ws).await,
+        Residue::default(),
+        "residue after {failed}"
+    );
+    let ig =
+        w.t.db
+            .ignition_latest(ws)
+            .await
+            .expect("latest")
+            .expect("ignition");
+    let undone: Vec<IgnitionStep> =
+        w.t.db
+            .ignition_log(ig.id)
+            .await
+            .expect("log")
+            .into_iter()
+            .filter(|e| e.event == "undo_done")
+            .map(|e| e.step)
+            .collect();
+    let want: Vec<IgnitionStep> = IgnitionStep::ALL
+        .into_iter()
+        .filter(|s| *s <= failed)
+        .rev()
+        .collect();
+    assert_eq!(undone, want, "undo actions, in order");
+    let notes = w.t.db.notification_list(ws).await.expect("notifications");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].body["failed_step"], failed.code());
+    assert!(
+        !notes[0].body["troubleshooting"]
+            .as_array()
+            .expect("steps")
+            .is_empty()
+    );
+    got
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Residue {
+    pub cloud_droplets: usize,
+    pub partition: bool,
+    pub vault_rows: usize,
+    pub webhook_rows: usize,
+    pub live_droplet_rows: usize,
+}
+
+pub fn credentials() -> Value {
+    json!({
+        "credentials": {
+            "gmail": {"clientId": "cid.apps.example", "clientSecret": "gsecret"},
+            "openai": {"apiKey": "sk-test-acme"}
+        }
+    })
+}
