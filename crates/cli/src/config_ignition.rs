@@ -89,6 +89,20 @@ pub struct IgnitionConfig {
     /// Ignition jobs this process runs at once.
     #[serde(default = "default_workers")]
     pub workers: u32,
+    /// Seconds an executor's claim on a saga lasts without renewal; after a crash, the next
+    /// executor waits at most this long.
+    #[serde(default = "default_lease_s")]
+    pub lease_s: u64,
+    /// The queue set (Redis key prefix `genesis:{gov:<set>}`) shared by this fleet's workers.
+    #[serde(default = "default_queue_set")]
+    pub queue_set: String,
+}
+
+fn default_lease_s() -> u64 {
+    60
+}
+fn default_queue_set() -> String {
+    "fleet".into()
 }
 
 fn default_sidecar_url() -> String {
@@ -130,6 +144,8 @@ impl Default for IgnitionConfig {
             templates_dir: None,
             timeouts_s: BTreeMap::new(),
             workers: default_workers(),
+            lease_s: default_lease_s(),
+            queue_set: default_queue_set(),
         }
     }
 }
@@ -264,6 +280,9 @@ pub fn problems(
                 ),
             ));
         }
+    }
+    if ignition.lease_s == 0 {
+        out.push(problem("ignition.lease_s", "must be at least 1"));
     }
     if ignition.workers == 0 {
         out.push(problem("ignition.workers", "must be at least 1"));

@@ -44,6 +44,10 @@ enum Command {
     /// Workspace (tenant) administration, directly against the store.
     #[command(subcommand)]
     Workspaces(cmd::workspaces::WorkspacesCommand),
+    /// Tenants through the control plane's API: create, ignite (with --wait: a live
+    /// progress bar), get, list.
+    #[command(subcommand)]
+    Tenants(cmd::tenants::TenantsCommand),
     /// Lead data administration.
     #[command(subcommand)]
     Leads(cmd::leads::LeadsCommand),

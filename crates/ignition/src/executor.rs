@@ -26,10 +26,6 @@ use uuid::Uuid;
 use crate::actions::{Act, StepError};
 use crate::igniter::Igniter;
 
-/// How long an executor's claim on a saga lasts without renewal (longer than any single
-/// action: a droplet create with its retries, three workflow deployments).
-pub const LEASE: Duration = Duration::from_secs(60);
-
 /// Where a saga stands after [`Igniter::advance`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advance {
@@ -74,8 +70,8 @@ impl<C: Cloud> Igniter<C> {
         let started = Instant::now();
         let mut undo_failures = 0usize;
         loop {
-            // Renewed before every action: an action must finish within LEASE.
-            if let Some(held) = db.ignition_lease(id, owner, LEASE).await? {
+            // Renewed before every action: an action must finish within the lease.
+            if let Some(held) = db.ignition_lease(id, owner, self.settings.lease).await? {
                 tracing::debug!(ignition = %id, ?held, "another executor holds the saga");
                 return Ok(Advance::Wait(held.max(Duration::from_millis(200))));
             }

@@ -57,6 +57,10 @@ pub struct IgnitionSettings {
     /// How long one job may wait in-process for a quick condition (a droplet that boots in
     /// a second) before handing the wait to a delayed job and freeing its queue slot.
     pub inline_wait: Duration,
+    /// How long an executor's claim on a saga lasts without renewal (longer than any single
+    /// action: a droplet create with its retries, three workflow deployments). After a crash
+    /// the next executor waits at most this long.
+    pub lease: Duration,
     /// The actor recorded in audit events.
     pub actor: String,
 }

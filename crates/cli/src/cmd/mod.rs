@@ -9,6 +9,7 @@ pub mod db;
 pub mod leads;
 pub mod serve;
 pub mod sim_cloud;
+pub mod tenants;
 pub mod workspaces;
 
 use std::path::Path;
@@ -135,6 +136,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Db(c) => db::run(c, cfg, out).await,
         Command::Workspaces(c) => workspaces::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
+        Command::Tenants(c) => tenants::run(c, cfg, out).await,
         Command::Bench(c) => bench::run(c, cfg).await,
         Command::Config(_) | Command::SimCloud(_) | Command::Sidecar(_) => {
             unreachable!("handled before configuration is required")

@@ -139,7 +139,7 @@ async fn build_igniter(
         genesis_cloud::DigitalOcean::new(o).map_err(|e| CliError::Usage(format!("cloud: {e}")))?;
     let bus = genesis_queue::Bus::connect(
         redis_url,
-        "fleet",
+        &cfg.ignition.queue_set,
         genesis_queue::config::fleet_queues(),
         genesis_queue::GovernorConfig::default(),
     )
@@ -179,6 +179,7 @@ async fn build_igniter(
         droplet_image: cfg.ignition.droplet_image.clone(),
         timeouts: cfg.ignition.timeouts(),
         inline_wait: std::time::Duration::from_secs(2),
+        lease: std::time::Duration::from_secs(cfg.ignition.lease_s),
         actor: "ignition".into(),
     };
     Ok(Some(Arc::new(genesis_ignition::Igniter::new(

@@ -49,6 +49,10 @@ pub struct SimCloudArgs {
     /// Load state from this file at start (if it exists) and save it there on Ctrl-C.
     #[arg(long)]
     state_file: Option<PathBuf>,
+    /// Boot every droplet for real: the sidecar and a fake n8n, fed from the droplet's own
+    /// cloud-init, on the droplet's 127.64/10 address, with its disk under this directory.
+    #[arg(long, value_name = "DIR")]
+    sidecars: Option<PathBuf>,
 }
 
 /// Serves until Ctrl-C.
@@ -77,6 +81,14 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
             sim
         }
         _ => Simulator::new(cfg),
+    };
+    let sim = match &a.sidecars {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            tracing::info!(dir = %dir.display(), "droplets boot the real sidecar and a fake n8n");
+            sim.with_boot_hook(genesis_sim::fleet::SidecarHook::new(dir.clone()))
+        }
+        None => sim,
     };
     if let Some(json) = &a.faults {
         let faults: Faults = serde_json::from_str(json)

@@ -150,6 +150,7 @@ pub async fn world(opts: Options) -> World {
             droplet_image: "ubuntu-22-04-x64".into(),
             timeouts: opts.timeouts,
             inline_wait: Duration::from_millis(500),
+            lease: Duration::from_secs(30),
             actor: "ignition".into(),
         },
         bus.clone(),

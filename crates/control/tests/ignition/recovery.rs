@@ -163,3 +163,65 @@ async fn a_crash_between_any_action_and_its_record_resumes_without_duplicates() 
     w.kill_worker().await;
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reaper_deletes_droplets_no_workspace_owns_and_keeps_the_rest() {
+    use genesis_cloud::{Cloud, CreateDroplet, ImageRef};
+    let w = world(Options::default()).await;
+    let ws = w.create_workspace("owner").await;
+    w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+        .await;
+    let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+    assert_eq!(got["ignition"]["phase"], "DONE");
+    let stray = |tag: String, name: &str| CreateDroplet {
+        name: name.into(),
+        region: "fra1".into(),
+        size: "s-1vcpu-1gb".into(),
+        image: ImageRef::Slug("ubuntu-22-04-x64".into()),
+        user_data: None,
+        tags: vec!["genesis".into(), tag],
+        ssh_keys: vec![],
+        vpc_uuid: None,
+    };
+    // A droplet for a workspace that does not exist, and a second one for a live workspace
+    // that the database does not know (a create whose outcome was lost).
+    let ghost = WorkspaceId::new();
+    let (a, _) = w
+        .cloud
+        .droplet_create(&stray(format!("ws-{}", ghost.as_uuid()), "ghost"))
+        .await
+        .expect("create");
+    let (b, _) = w
+        .cloud
+        .droplet_create(&stray(format!("ws-{}", ws.as_uuid()), "lost-create"))
+        .await
+        .expect("create");
+    let report = w.igniter.reap_orphans().await.expect("reap");
+    let mut deleted = report.deleted.clone();
+    deleted.sort_unstable();
+    let mut want = vec![a.id, b.id];
+    want.sort_unstable();
+    assert_eq!(deleted, want);
+    assert_eq!(report.examined, 3);
+    assert_eq!(
+        w.cloud_droplets(ws).await,
+        1,
+        "the tenant's own droplet stays"
+    );
+    let audited =
+        w.t.db
+            .audit_list(None, Some("ORPHAN_DROPLET_REAPED"), 10)
+            .await
+            .expect("audit");
+    assert_eq!(audited.len(), 2);
+    // A second pass finds nothing more.
+    assert!(
+        w.igniter
+            .reap_orphans()
+            .await
+            .expect("reap")
+            .deleted
+            .is_empty()
+    );
+    w.finish().await;
+}

@@ -1,0 +1,391 @@
+//! `genesis tenants`: tenants through the control plane's API (what an operator's laptop
+//! does): create and ignite with a live progress bar of the saga's steps, get, list.
+//!
+//! Unlike `genesis workspaces` (direct database administration), these commands go through
+//! `/api/v1` over HTTP, so they work against any control plane the token opens.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::CliError;
+use crate::config::Config;
+use crate::output::{Output, print};
+
+/// Where the API is.
+#[derive(Debug, clap::Args)]
+pub struct ApiArgs {
+    /// Control-plane base URL (default: `http://<server.listen>`).
+    #[arg(long, env = "GENESIS_API_URL")]
+    pub api_url: Option<String>,
+    /// API bearer token (default: `server.api_token`).
+    #[arg(long, env = "GENESIS_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+/// `genesis tenants ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant and, with --ignite or --wait, ignite it.
+    Create(CreateArgs),
+    /// Ignite an existing tenant (again, after a rollback).
+    Ignite {
+        /// Workspace id.
+        id: String,
+        /// Credentials, `key=<json>` or `key=@file.json` (keys from the template manifest:
+        /// gmail, openai).
+        #[arg(long = "credential", value_name = "KEY=JSON")]
+        credentials: Vec<String>,
+        /// Follow the ignition with a progress bar until it finishes.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// One tenant with its ignition.
+    Get {
+        /// Workspace id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Tenants in slug order.
+    List {
+        /// Page size (1 to 500).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Start after this slug.
+        #[arg(long)]
+        after: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// `genesis tenants create`
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Slug (a-z, 0-9, _).
+    #[arg(long)]
+    pub slug: String,
+    /// Region code.
+    #[arg(long, default_value = "us-east")]
+    pub region: String,
+    /// Tier.
+    #[arg(long, default_value = "standard")]
+    pub tier: String,
+    /// Onboarding value `key=value` (spec 53.3: sender_email, name, company_name,
+    /// calendly_link_1).
+    #[arg(long = "onboarding", value_name = "KEY=VALUE")]
+    pub onboarding: Vec<String>,
+    /// Credential `key=<json>` or `key=@file.json`.
+    #[arg(long = "credential", value_name = "KEY=JSON")]
+    pub credentials: Vec<String>,
+    /// Ignite right after creating.
+    #[arg(long)]
+    pub ignite: bool,
+    /// Ignite and follow the ignition with a progress bar until it finishes (implies
+    /// --ignite).
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(args: &ApiArgs, cfg: &Config) -> Result<Self, CliError> {
+        let base = args
+            .api_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", cfg.server.listen));
+        let token = args
+            .api_token
+            .clone()
+            .or_else(|| cfg.server.api_token.clone())
+            .ok_or_else(|| {
+                CliError::Usage(
+                    "an API token is needed: --api-token, GENESIS_API_TOKEN or server.api_token"
+                        .into(),
+                )
+            })?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("HTTP client")?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), CliError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let value = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    /// A call that must succeed; a problem document becomes a usage (4xx) or runtime error.
+    async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
+        let (status, v) = self.call(method, path, body).await?;
+        match status {
+            200..=299 => Ok(v),
+            400..=499 => Err(CliError::Usage(problem_text(status, &v))),
+            _ => Err(CliError::Runtime(anyhow::anyhow!(problem_text(status, &v)))),
+        }
+    }
+}
+
+fn problem_text(status: u16, v: &Value) -> String {
+    let detail = v["detail"].as_str().unwrap_or("no details");
+    match v["field"].as_str() {
+        Some(f) => format!("{status}: {f}: {detail}"),
+        None => format!("{status}: {detail}"),
+    }
+}
+
+fn pairs(raw: &[String], what: &str) -> Result<BTreeMap<String, String>, CliError> {
+    raw.iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                .ok_or_else(|| CliError::Usage(format!("--{what} {p:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+fn credentials(raw: &[String]) -> Result<Value, CliError> {
+    let mut out = serde_json::Map::new();
+    for (k, v) in pairs(raw, "credential")? {
+        let text = match v.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                CliError::Usage(format!("--credential {k}: cannot read {path}: {e}"))
+            })?,
+            None => v,
+        };
+        let data: Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::Usage(format!("--credential {k}: not JSON: {e}")))?;
+        out.insert(k, data);
+    }
+    Ok(json!({ "credentials": out }))
+}
+
+/// Runs a tenants command.
+pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), CliError> {
+    match cmd {
+        TenantsCommand::Create(a) => {
+            let api = Api::new(&a.api, &cfg)?;
+            let creds = credentials(&a.credentials)?;
+            let body = json!({
+                "name": a.name, "slug": a.slug, "region": a.region, "tier": a.tier,
+                "onboarding": pairs(&a.onboarding, "onboarding")?,
+            });
+            let ws = api
+                .ok(reqwest::Method::POST, "/api/v1/workspaces", Some(&body))
+                .await?;
+            let id = ws["id"].as_str().unwrap_or_default().to_owned();
+            eprintln!("created {} ({id})", a.slug);
+            if a.ignite || a.wait {
+                ignite(&api, &id, &creds, a.wait, out).await
+            } else {
+                show(out, &ws);
+                Ok(())
+            }
+        }
+        TenantsCommand::Ignite {
+            id,
+            credentials: c,
+            wait,
+            api,
+        } => {
+            let api = Api::new(&api, &cfg)?;
+            ignite(&api, &id, &credentials(&c)?, wait, out).await
+        }
+        TenantsCommand::Get { id, api } => {
+            let api = Api::new(&api, &cfg)?;
+            let ws = api
+                .ok(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/workspaces/{id}"),
+                    None,
+                )
+                .await?;
+            show(out, &ws);
+            Ok(())
+        }
+        TenantsCommand::List { limit, after, api } => {
+            let api = Api::new(&api, &cfg)?;
+            let mut path = format!("/api/v1/workspaces?limit={limit}");
+            if let Some(a) = after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let page = api.ok(reqwest::Method::GET, &path, None).await?;
+            let rows = page["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|w| {
+                    ["slug", "id", "region", "tier", "status"]
+                        .iter()
+                        .map(|k| w[*k].as_str().unwrap_or_default().to_owned())
+                        .collect()
+                })
+                .collect();
+            print(
+                out,
+                &page,
+                &["SLUG", "ID", "REGION", "TIER", "STATUS"],
+                rows,
+            );
+            Ok(())
+        }
+    }
+}
+
+fn show(out: Output, ws: &Value) {
+    let ig = &ws["ignition"];
+    let mut rows = vec![
+        vec![
+            "id".to_owned(),
+            ws["id"].as_str().unwrap_or_default().to_owned(),
+        ],
+        vec![
+            "slug".to_owned(),
+            ws["slug"].as_str().unwrap_or_default().to_owned(),
+        ],
+        vec![
+            "status".to_owned(),
+            ws["status"].as_str().unwrap_or_default().to_owned(),
+        ],
+    ];
+    if ig.is_object() {
+        rows.push(vec![
+            "ignition".into(),
+            ig["phase"].as_str().unwrap_or_default().to_owned(),
+        ]);
+        if let Some(step) = ig["step"].as_str() {
+            rows.push(vec!["step".into(), step.to_owned()]);
+        }
+        if let Some(e) = ig["error"].as_str() {
+            rows.push(vec!["error".into(), e.to_owned()]);
+        }
+        for s in ig["steps"].as_array().into_iter().flatten() {
+            let ms = s["elapsed_ms"]
+                .as_i64()
+                .map(|m| format!(" ({m} ms)"))
+                .unwrap_or_default();
+            rows.push(vec![
+                format!("  {}", s["step"].as_str().unwrap_or_default()),
+                format!("{}{ms}", s["status"].as_str().unwrap_or_default()),
+            ]);
+        }
+    }
+    for h in ws["webhooks"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("webhook {}", h["name"].as_str().unwrap_or_default()),
+            h["url"].as_str().unwrap_or_default().to_owned(),
+        ]);
+    }
+    print(out, ws, &["FIELD", "VALUE"], rows);
+}
+
+async fn ignite(
+    api: &Api,
+    id: &str,
+    creds: &Value,
+    wait: bool,
+    out: Output,
+) -> Result<(), CliError> {
+    let ig = api
+        .ok(
+            reqwest::Method::POST,
+            &format!("/api/v1/workspaces/{id}/ignite"),
+            Some(creds),
+        )
+        .await?;
+    eprintln!("ignition {} started", ig["id"].as_str().unwrap_or_default());
+    if !wait {
+        show(out, &json!({"id": id, "ignition": ig}));
+        return Ok(());
+    }
+    let total = ig["steps_total"].as_u64().unwrap_or(6);
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let ws = loop {
+        let ws = api
+            .ok(
+                reqwest::Method::GET,
+                &format!("/api/v1/workspaces/{id}"),
+                None,
+            )
+            .await?;
+        let ig = &ws["ignition"];
+        let done = ig["steps"]
+            .as_array()
+            .map(|s| s.iter().filter(|x| x["status"] == "done").count())
+            .unwrap_or(0);
+        bar.set_position(done as u64);
+        let phase = ig["phase"].as_str().unwrap_or_default();
+        let step = ig["step"].as_str().unwrap_or_default();
+        bar.set_message(match phase {
+            "UNWINDING" => format!("rolling back: undoing {step}"),
+            _ => step.to_owned(),
+        });
+        if phase == "DONE" || phase == "ROLLED_BACK" {
+            break ws;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    bar.finish_and_clear();
+    show(out, &ws);
+    match ws["ignition"]["phase"].as_str() {
+        Some("DONE") => {
+            eprintln!("{} is ACTIVE", ws["slug"].as_str().unwrap_or(id));
+            Ok(())
+        }
+        _ => Err(CliError::Runtime(anyhow::anyhow!(
+            "ignition failed at {} and was rolled back: {}",
+            ws["ignition"]["failed_step"].as_str().unwrap_or("?"),
+            ws["ignition"]["error"]
+                .as_str()
+                .unwrap_or("no reason recorded")
+        ))),
+    }
+}
