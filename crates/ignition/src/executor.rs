@@ -54,8 +54,11 @@ impl<C: Cloud> Igniter<C> {
     pub async fn advance(&self, region: Region, id: Uuid) -> Result<Advance, StoreError> {
         let db = self.stores.for_region(region);
         let owner = Uuid::now_v7();
-        let result = self.advance_leased(db, id, owner).await;
-        if let Err(e) = db.ignition_release(id, owner).await {
+        let started = Instant::now();
+        let mut slept = Duration::ZERO;
+        let result = self.advance_leased(db, id, owner, &mut slept).await;
+        let busy = started.elapsed().saturating_sub(slept);
+        if let Err(e) = db.ignition_release(id, owner, busy).await {
             tracing::warn!(ignition = %id, error = %e, "lease not released; it will expire");
         }
         result
@@ -66,6 +69,7 @@ impl<C: Cloud> Igniter<C> {
         db: &genesis_store::Database,
         id: Uuid,
         owner: Uuid,
+        slept: &mut Duration,
     ) -> Result<Advance, StoreError> {
         let started = Instant::now();
         let mut undo_failures = 0usize;
@@ -116,7 +120,9 @@ impl<C: Cloud> Igniter<C> {
                         };
                         self.fail(&ig, step, &why).await
                     } else if started.elapsed() < self.settings.inline_wait {
-                        tokio::time::sleep(wait.min(left)).await;
+                        let nap = wait.min(left);
+                        tokio::time::sleep(nap).await;
+                        *slept += nap;
                         continue;
                     } else {
                         if let Some(e) = last_error {

@@ -33,6 +33,8 @@ CREATE TABLE genesis.ignitions (
     -- recovery and a reclaimed job both wake the same saga.
     lease_owner     uuid,
     lease_until     timestamptz,
+    -- Time executors spent working on it (waits excluded): the control plane's share.
+    busy_ms         bigint NOT NULL DEFAULT 0,
     started_at      timestamptz NOT NULL DEFAULT now(),
     finished_at     timestamptz
 );

@@ -47,6 +47,8 @@ pub struct Ignition {
     pub version: i64,
     /// Continuation jobs queued so far.
     pub wakeups: i32,
+    /// Time executors spent working on it, waits excluded (the control plane's share).
+    pub busy_ms: i64,
     /// Started.
     pub started_at: DateTime<Utc>,
     /// Finished (done or rolled back).
@@ -73,6 +75,7 @@ struct IgnitionRow {
     outputs: serde_json::Value,
     version: i64,
     wakeups: i32,
+    busy_ms: i64,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
 }
@@ -111,6 +114,7 @@ impl TryFrom<IgnitionRow> for Ignition {
             outputs: r.outputs,
             version: r.version,
             wakeups: r.wakeups,
+            busy_ms: r.busy_ms,
             started_at: r.started_at,
             finished_at: r.finished_at,
         })
@@ -216,7 +220,7 @@ async fn move_row(
              version = version + 1
            WHERE id = $1 AND version = $2
            RETURNING id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
-                     error, params, outputs, version, wakeups, started_at, finished_at"#,
+                     error, params, outputs, version, wakeups, busy_ms, started_at, finished_at"#,
         from.id,
         from.version,
         phase.code(),
@@ -285,7 +289,7 @@ impl Database {
             r#"INSERT INTO genesis.ignitions (id, workspace_id, droplet_id, phase, step, params)
                VALUES ($1, $2, $3, 'RUNNING', $4, $5)
                RETURNING id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
-                         error, params, outputs, version, wakeups, started_at, finished_at"#,
+                         error, params, outputs, version, wakeups, busy_ms, started_at, finished_at"#,
             id,
             workspace.as_uuid(),
             droplet.as_uuid(),
@@ -321,7 +325,7 @@ impl Database {
         sqlx::query_as!(
             IgnitionRow,
             r#"SELECT id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
-                      error, params, outputs, version, wakeups, started_at, finished_at
+                      error, params, outputs, version, wakeups, busy_ms, started_at, finished_at
                FROM genesis.ignitions WHERE id = $1"#,
             id,
         )
@@ -339,7 +343,7 @@ impl Database {
         sqlx::query_as!(
             IgnitionRow,
             r#"SELECT id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
-                      error, params, outputs, version, wakeups, started_at, finished_at
+                      error, params, outputs, version, wakeups, busy_ms, started_at, finished_at
                FROM genesis.ignitions WHERE workspace_id = $1
                ORDER BY started_at DESC, id DESC LIMIT 1"#,
             workspace.as_uuid(),
@@ -355,7 +359,7 @@ impl Database {
         sqlx::query_as!(
             IgnitionRow,
             r#"SELECT id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
-                      error, params, outputs, version, wakeups, started_at, finished_at
+                      error, params, outputs, version, wakeups, busy_ms, started_at, finished_at
                FROM genesis.ignitions WHERE phase IN ('RUNNING', 'UNWINDING')
                ORDER BY started_at"#,
         )
@@ -623,13 +627,21 @@ impl Database {
         ))
     }
 
-    /// Gives the lease back (when the executor stops, so the next one need not wait).
-    pub async fn ignition_release(&self, id: Uuid, owner: Uuid) -> Result<(), StoreError> {
+    /// Gives the lease back (when the executor stops, so the next one need not wait) and
+    /// adds the time it spent working.
+    pub async fn ignition_release(
+        &self,
+        id: Uuid,
+        owner: Uuid,
+        busy: std::time::Duration,
+    ) -> Result<(), StoreError> {
         sqlx::query!(
-            r#"UPDATE genesis.ignitions SET lease_owner = NULL, lease_until = NULL
+            r#"UPDATE genesis.ignitions
+               SET lease_owner = NULL, lease_until = NULL, busy_ms = busy_ms + $3
                WHERE id = $1 AND lease_owner = $2"#,
             id,
             owner,
+            busy.as_millis() as i64,
         )
         .execute(&mut *self.app.acquire().await?)
         .await?;
@@ -743,7 +755,7 @@ async fn in_flight(
     sqlx::query_as!(
         IgnitionRow,
         r#"SELECT id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
-                  error, params, outputs, version, wakeups, started_at, finished_at
+                  error, params, outputs, version, wakeups, busy_ms, started_at, finished_at
            FROM genesis.ignitions
            WHERE workspace_id = $1 AND phase IN ('RUNNING', 'UNWINDING')"#,
         workspace.as_uuid(),

@@ -43,6 +43,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// N ignitions through the whole stack in one process (API, saga, queue, simulator with
+    /// real sidecars): wall time and per-ignition control-plane time.
+    Ignition {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Tenants to ignite.
+        #[arg(long, default_value_t = 1_000)]
+        tenants: usize,
+        /// DigitalOcean-like delays: 30 to 45 s from create to a booted droplet.
+        #[arg(long)]
+        realistic: bool,
+        /// Create-and-ignite requests in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// No-op job throughput of the Redis queue, and BullMQ's on the same Redis in the same run.
     Queue {
         /// Redis to use.
@@ -137,6 +153,12 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
         BenchCommand::FleetUpdate { redis_url, jobs } => {
             super::bench_queue::fleet_update(&redis_url, jobs).await
         }
+        BenchCommand::Ignition {
+            redis_url,
+            tenants,
+            realistic,
+            concurrency,
+        } => super::bench_ignition::run(&redis_url, tenants, realistic, concurrency).await,
     }
 }
 

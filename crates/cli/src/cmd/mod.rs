@@ -1,6 +1,7 @@
 //! Subcommand implementations. `run` maps every outcome to an exit code.
 
 pub mod bench;
+pub mod bench_ignition;
 pub mod bench_queue;
 pub mod bench_sidecar;
 pub mod bench_sim;
@@ -91,6 +92,13 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
             concurrency,
             no_bullmq,
         }) => bench_queue::queue(&redis_url, jobs, concurrency, !no_bullmq).await,
+        // A scratch database on DATABASE_URL's server; no configuration needed.
+        Command::Bench(bench::BenchCommand::Ignition {
+            redis_url,
+            tenants,
+            realistic,
+            concurrency,
+        }) => bench_ignition::run(&redis_url, tenants, realistic, concurrency).await,
         Command::Bench(bench::BenchCommand::FleetUpdate { redis_url, jobs }) => {
             bench_queue::fleet_update(&redis_url, jobs).await
         }

@@ -64,6 +64,9 @@ pub struct IgnitionView {
     pub finished_at: Option<DateTime<Utc>>,
     /// Wall time so far (or in all, once finished).
     pub elapsed_ms: i64,
+    /// Of which the control plane spent working (waits for the cloud and the droplet
+    /// excluded).
+    pub control_plane_ms: i64,
 }
 
 /// Builds the view of `ig` from its saga log.
@@ -109,6 +112,7 @@ pub async fn view(db: &Database, ig: &Ignition) -> Result<IgnitionView, StoreErr
         started_at: ig.started_at,
         finished_at: ig.finished_at,
         elapsed_ms: (end - ig.started_at).num_milliseconds(),
+        control_plane_ms: ig.busy_ms,
     })
 }
 

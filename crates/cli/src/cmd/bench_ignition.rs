@@ -1,0 +1,321 @@
+//! `genesis bench ignition`: N ignitions through the whole stack in one process: the control
+//! plane's HTTP API, the ignition saga on the Redis queue, a scratch PostgreSQL database, the
+//! DigitalOcean simulator whose droplets boot the real sidecar and a fake n8n, and the real
+//! DigitalOcean client between them. Reports the wall time of the batch and, per ignition,
+//! the control plane's time (the saga's `busy_ms`: executor time, waits excluded) and the
+//! end-to-end time. With `--realistic`, droplets take DigitalOcean-like times to come up
+//! (30 to 45 s from create to boot) and each ignition must stay under spec 1.4's 60 s.
+//!
+//! One JSON line per figure on stdout (DESIGN §8), progress on stderr.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use genesis_cloud::{ClientOptions, DigitalOcean};
+use genesis_control::AppState;
+use genesis_core::{IgnitionStep, SagaPhase, TenantRouter, WorkspaceId};
+use genesis_ignition::{
+    Igniter, IgnitionJobs, IgnitionSettings, Images, SidecarClient, TemplateSet,
+};
+use genesis_queue::{Bus, GovernorConfig, Worker};
+use genesis_sim::digitalocean::{SimConfig, Simulator, Span, Timings, serve};
+use genesis_sim::fleet::SidecarHook;
+use genesis_store::{MasterKeys, RegionalStore, testing::TestDb};
+use serde_json::json;
+
+use super::CliError;
+
+const TOKEN: &str = "bench-api-token-0123456789";
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark.
+pub async fn run(
+    redis_url: &str,
+    tenants: usize,
+    realistic: bool,
+    concurrency: usize,
+) -> Result<(), CliError> {
+    if tenants == 0 {
+        return Err(CliError::Usage("--tenants must be at least 1".into()));
+    }
+    let t = TestDb::create()
+        .await
+        .map_err(|e| CliError::Usage(format!("a scratch database is needed: {e}")))?;
+    let result = run_on(&t, redis_url, tenants, realistic, concurrency).await;
+    if let Err(e) = t.cleanup().await {
+        eprintln!("warning: scratch database not dropped: {e}");
+    }
+    result
+}
+
+async fn run_on(
+    t: &TestDb,
+    redis_url: &str,
+    tenants: usize,
+    realistic: bool,
+    concurrency: usize,
+) -> Result<(), CliError> {
+    let stores = RegionalStore::single(t.db.clone());
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let disks = std::env::temp_dir().join(format!("genesis-bench-ign-{run_id}"));
+    let hook = SidecarHook::new(disks.clone());
+    let timings = if realistic {
+        // 30 to 45 s from the create call to a booted droplet.
+        Timings {
+            create: Span::between(Duration::from_secs(20), Duration::from_secs(30)),
+            boot: Span::between(Duration::from_secs(10), Duration::from_secs(15)),
+            ..Timings::INSTANT
+        }
+    } else {
+        Timings::INSTANT
+    };
+    let sim = Simulator::new(SimConfig {
+        per_window: 1_000_000,
+        per_long_window: 10_000_000,
+        timings,
+        ..SimConfig::default()
+    })
+    .with_boot_hook(hook);
+    let sl = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("bind")?;
+    let sim_url = format!("http://{}", sl.local_addr().context("addr")?);
+    tokio::spawn(serve(sl, sim.clone(), std::future::pending()));
+    let mut o = ClientOptions::new(&sim_url, "bench");
+    o.per_minute = 1_000_000;
+    o.per_hour = 10_000_000;
+    o.poll_interval = Duration::from_millis(50);
+    let cloud = Arc::new(DigitalOcean::new(o).map_err(|e| CliError::Runtime(e.into()))?);
+    let set = format!("bench{run_id}");
+    let bus = Bus::connect(
+        redis_url,
+        &set,
+        genesis_queue::config::fleet_queues(),
+        GovernorConfig::default(),
+    )
+    .await
+    .map_err(|e| CliError::Usage(format!("redis at {redis_url}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("bind")?;
+    let base = format!("http://{}", listener.local_addr().context("addr")?);
+    let signer = Arc::new(
+        genesis_protocol::CommandSigner::generate().map_err(|e| CliError::Runtime(e.into()))?,
+    );
+    let sidecar = SidecarClient::new(
+        signer.clone(),
+        "http://{ip}:8443/sidecar/v1/commands",
+        Duration::from_secs(30),
+    )
+    .map_err(|e| CliError::Runtime(e.into()))?;
+    let keys = MasterKeys::new(1, BTreeMap::from([(1, rand_key())]))
+        .map_err(|e| CliError::Runtime(e.into()))?;
+    let igniter = Arc::new(Igniter::new(
+        stores.clone(),
+        cloud,
+        sidecar,
+        Some(Arc::new(keys)),
+        Arc::new(TemplateSet::golden().map_err(|e| CliError::Runtime(e.into()))?),
+        IgnitionSettings {
+            dashboard_url: base.clone(),
+            images: Images {
+                caddy: "caddy:2.8".into(),
+                n8n: "n8nio/n8n:2.8.4".into(),
+                sidecar: "genesis-sidecar:bench".into(),
+            },
+            require_digests: false,
+            droplet_size: "s-1vcpu-1gb".into(),
+            droplet_image: "ubuntu-22-04-x64".into(),
+            timeouts: BTreeMap::new(),
+            inline_wait: Duration::from_secs(2),
+            lease: Duration::from_secs(60),
+            actor: "ignition".into(),
+        },
+        bus.clone(),
+    ));
+    let state = AppState {
+        stores,
+        redis: None,
+        router: Arc::new(TenantRouter::default()),
+        metrics: None,
+        api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
+        command_signer: Some(signer),
+        igniter: Some(igniter.clone()),
+        sidecar_config: genesis_protocol::SidecarConfig::default(),
+    };
+    tokio::spawn(genesis_control::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let worker = Worker::new(bus.clone(), IgnitionJobs::new(igniter), 50);
+    let worker = tokio::spawn(async move {
+        worker
+            .run(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    eprintln!(
+        "igniting {tenants} tenants ({}), {concurrency} requests at a time",
+        if realistic {
+            "boot 30-45 s"
+        } else {
+            "zero boot delay"
+        }
+    );
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let ids = start_all(&http, &base, tenants, concurrency).await?;
+    let requested = started.elapsed();
+    let finished = wait_all(t, &ids, started).await?;
+    let wall = started.elapsed();
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    let _ = bus.destroy().await;
+    let _ = std::fs::remove_dir_all(&disks);
+
+    let failed = finished
+        .iter()
+        .filter(|f| f.phase != SagaPhase::Done)
+        .count();
+    let mut cp: Vec<f64> = finished.iter().map(|f| f.busy_ms as f64).collect();
+    let mut e2e: Vec<f64> = finished.iter().map(|f| f.e2e_ms as f64).collect();
+    cp.sort_by(f64::total_cmp);
+    e2e.sort_by(f64::total_cmp);
+    let line = json!({
+        "bench": if realistic { "ignition-realistic" } else { "ignition" },
+        "tenants": tenants,
+        "failed": failed,
+        "wall_s": (wall.as_secs_f64() * 100.0).round() / 100.0,
+        "requests_s": (requested.as_secs_f64() * 100.0).round() / 100.0,
+        "ignitions_per_s": (tenants as f64 / wall.as_secs_f64() * 10.0).round() / 10.0,
+        "control_plane_ms_p50": percentile(&cp, 0.50),
+        "control_plane_ms_p99": percentile(&cp, 0.99),
+        "control_plane_ms_max": percentile(&cp, 1.0),
+        "end_to_end_ms_p50": percentile(&e2e, 0.50),
+        "end_to_end_ms_p99": percentile(&e2e, 0.99),
+        "end_to_end_ms_max": percentile(&e2e, 1.0),
+    });
+    println!("{line}");
+    if failed > 0 {
+        return Err(CliError::CheckFailed(format!("{failed} ignitions failed")));
+    }
+    Ok(())
+}
+
+fn rand_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&uuid::Uuid::new_v4().as_bytes().repeat(2));
+    k
+}
+
+/// Creates and ignites every tenant over the API, `concurrency` requests at a time.
+async fn start_all(
+    http: &reqwest::Client,
+    base: &str,
+    tenants: usize,
+    concurrency: usize,
+) -> Result<Vec<WorkspaceId>, CliError> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..tenants {
+        let (http, base, sem) = (http.clone(), base.to_owned(), sem.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let ws: serde_json::Value = http
+                .post(format!("{base}/api/v1/workspaces"))
+                .bearer_auth(TOKEN)
+                .json(&json!({
+                    "name": format!("Bench {i}"), "slug": format!("bench_{i}"), "region": "eu-west",
+                    "onboarding": {"sender_email": "ada@acme.example", "name": "Ada",
+                                   "company_name": "Acme", "calendly_link_1": "https://cal.example/ada"}
+                }))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let id = WorkspaceId::parse(ws["id"].as_str().unwrap_or_default())?;
+            http.post(format!("{base}/api/v1/workspaces/{id}/ignite"))
+                .bearer_auth(TOKEN)
+                .json(&json!({"credentials": {
+                    "gmail": {"clientId": "c", "clientSecret": "s"},
+                    "openai": {"apiKey": "sk-bench"}
+                }}))
+                .send()
+                .await?
+                .error_for_status()?;
+            Ok::<_, anyhow::Error>(id)
+        });
+    }
+    let mut ids = Vec::with_capacity(tenants);
+    while let Some(r) = tasks.join_next().await {
+        ids.push(r.context("task")?.context("create and ignite")?);
+    }
+    Ok(ids)
+}
+
+struct Finished {
+    phase: SagaPhase,
+    busy_ms: i64,
+    e2e_ms: i64,
+}
+
+/// Waits until every saga is final, showing progress.
+async fn wait_all(
+    t: &TestDb,
+    ids: &[WorkspaceId],
+    started: Instant,
+) -> Result<Vec<Finished>, CliError> {
+    let deadline = Duration::from_secs(900);
+    loop {
+        let mut done = Vec::new();
+        let mut steps: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for id in ids {
+            match t.db.ignition_latest(*id).await? {
+                Some(ig) if ig.phase.is_final() => done.push(Finished {
+                    phase: ig.phase,
+                    busy_ms: ig.busy_ms,
+                    e2e_ms: ig
+                        .finished_at
+                        .map_or(0, |f| (f - ig.started_at).num_milliseconds()),
+                }),
+                Some(ig) => {
+                    *steps
+                        .entry(ig.step.map_or("?", IgnitionStep::code))
+                        .or_default() += 1
+                }
+                None => *steps.entry("NOT_STARTED").or_default() += 1,
+            }
+        }
+        eprint!(
+            "\r  {:>6.1} s: {}/{} finished {:?}          ",
+            started.elapsed().as_secs_f64(),
+            done.len(),
+            ids.len(),
+            steps
+        );
+        if done.len() == ids.len() {
+            eprintln!();
+            return Ok(done);
+        }
+        if started.elapsed() > deadline {
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "not finished after {deadline:?}: {steps:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
