@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: migrate, start the control plane, create workspaces with partitions and leads
-# through the real API and CLI, show what happened and where to look. Ctrl-C stops it all.
+# `make demo`: migrate, start the DigitalOcean simulator (droplets boot the real sidecar and a
+# fake n8n) and the control plane, ignite tenants through the real API and CLI (partition,
+# droplet, handshake, credentials, workflows), seed leads, show a rollback, and say where to
+# look. Ctrl-C stops it all.
 # (DEMO_EXIT=1 exits after the walkthrough instead of serving until Ctrl-C.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,22 @@ export GENESIS_DATABASE__URL="$base/genesis_demo"
 export GENESIS_REDIS__URL="${REDIS_URL:-}"
 export GENESIS_SERVER__LISTEN="127.0.0.1:$port"
 export GENESIS_SERVER__API_TOKEN="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export GENESIS_SERVER__COMMAND_KEY="$(head -c 32 /dev/urandom | base64)"
+sim_port=$((port + 10))
+while (exec 3<>"/dev/tcp/127.0.0.1/$sim_port") 2>/dev/null; do sim_port=$((sim_port + 1)); done
+export GENESIS_CLOUD__URL="http://127.0.0.1:$sim_port"
+export GENESIS_CLOUD__TOKEN="demo"
+export GENESIS_CLOUD__PER_MINUTE=100000
+export GENESIS_CLOUD__PER_HOUR=1000000
+export GENESIS_IGNITION__SIDECAR_URL='http://{ip}:8443/sidecar/v1/commands'
+export GENESIS_IGNITION__REQUIRE_DIGESTS=false
+export GENESIS_IGNITION__QUEUE_SET="demo$port"
+export GENESIS_VAULT__CURRENT=1
+export GENESIS_VAULT__KEYS__1="$(head -c 32 /dev/urandom | base64)"
+export GENESIS_SIDECAR__HEARTBEAT_INTERVAL_S=10
+export GENESIS_API_URL="http://127.0.0.1:$port"
+export GENESIS_API_TOKEN="$GENESIS_SERVER__API_TOKEN"
+export GENESIS_LOG="${GENESIS_LOG:-warn}"
 api="http://127.0.0.1:$port"
 auth="Authorization: Bearer $GENESIS_SERVER__API_TOKEN"
 
@@ -38,10 +56,17 @@ bold "Server settings against spec 40.2"
 step "genesis db check"
 $bin db check || echo "(a required setting is off on this server: see the NOT OK rows)"
 
+disks="${TMPDIR:-/tmp}/genesis-demo-droplets"
+rm -rf "$disks"
+bold "Starting the DigitalOcean simulator on 127.0.0.1:$sim_port (droplets boot the real sidecar + a fake n8n)"
+step "genesis sim-cloud --pace realistic --speed 20 --sidecars $disks"
+$bin sim-cloud --listen "127.0.0.1:$sim_port" --pace realistic --speed 20 --per-minute 100000 \
+  --per-hour 1000000 --sidecars "$disks" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
+sim_pid=$!
 bold "Starting the control plane on $api"
 $bin serve >"${TMPDIR:-/tmp}/genesis-demo-serve.log" 2>&1 &
 serve_pid=$!
-trap 'kill $serve_pid 2>/dev/null; wait $serve_pid 2>/dev/null || true' EXIT
+trap 'kill $serve_pid $sim_pid 2>/dev/null; wait $serve_pid $sim_pid 2>/dev/null || true; rm -rf "$disks"' EXIT
 for _ in $(seq 1 100); do
   curl -fs "$api/readyz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -49,20 +74,34 @@ done
 step "curl $api/readyz"
 curl -s "$api/readyz"; echo
 
-bold "Creating workspaces through the API (each gets its partition genesis.leads_p_<slug>)"
-create() {
-  step "POST /api/v1/workspaces {name: $1, slug: $2, region: $3, tier: $4}"
-  curl -s -H "$auth" -H 'content-type: application/json' \
-    -d "{\"name\":\"$1\",\"slug\":\"$2\",\"region\":\"$3\",\"tier\":\"$4\"}" "$api/api/v1/workspaces"
-  echo
-}
-create "Acme Corp" acme_corp eu-west standard
-create "Startup XYZ" startup_xyz us-east high-priority
-create "Enterprise 123" enterprise_123 apac enterprise
+onboarding=(--onboarding sender_email=ada@acme.example --onboarding name=Ada
+  --onboarding company_name=Acme --onboarding "calendly_link_1=https://cal.example/ada")
+credentials=(--credential 'gmail={"clientId":"demo.apps.example","clientSecret":"demo"}'
+  --credential 'openai={"apiKey":"sk-demo"}')
+bold "Igniting tenants (spec 41.1: partition, droplet, handshake, credentials, workflows, activation)"
+for spec in "Acme Corp:acme_corp:eu-west:standard" "Startup XYZ:startup_xyz:us-east:high-priority" \
+            "Enterprise 123:enterprise_123:apac:enterprise"; do
+  IFS=: read -r name slug region tier <<<"$spec"
+  step "genesis tenants create --name '$name' --slug $slug --region $region --tier $tier ... --wait"
+  $bin tenants create --name "$name" --slug "$slug" --region "$region" --tier "$tier" \
+    "${onboarding[@]}" "${credentials[@]}" --wait
+done
 
-bold "Bad input is refused with problem+json, naming the field, before any SQL"
-create "Evil" 'a;drop table x' eu-west standard
-create "Twice" acme_corp eu-west standard
+bold "Bad input is refused with problem+json, naming the field, before anything starts"
+step "POST /api/v1/workspaces {slug: 'a;drop table x'}"
+curl -s -H "$auth" -H 'content-type: application/json' \
+  -d '{"name":"Evil","slug":"a;drop table x","region":"eu-west"}' "$api/api/v1/workspaces"; echo
+step "genesis tenants create --slug acme_corp (taken)"
+$bin tenants create --name Twice --slug acme_corp --region eu-west || true
+step "genesis tenants create --slug no_onboarding --wait (the templates need onboarding values)"
+$bin tenants create --name "No onboarding" --slug no_onboarding --region eu-west \
+  "${credentials[@]}" --wait || true
+
+bold "A failed ignition rolls back everything (spec 50.6): n8n refuses this OpenAI credential"
+step "genesis tenants create --slug bad_key --credential 'openai={\"organizationId\":\"x\"}' --wait"
+$bin tenants create --name "Bad key" --slug bad_key --region eu-west "${onboarding[@]}" \
+  --credential 'gmail={"clientId":"c","clientSecret":"s"}' --credential 'openai={"organizationId":"x"}' \
+  --wait || true
 
 bold "Seeding leads through tenant sessions (COPY, RLS enforced)"
 step "genesis leads seed --workspace acme_corp --count 20000"
@@ -77,9 +116,9 @@ bold "Reading a page of leads through the API (newest first, keyset cursor)"
 step "GET /api/v1/workspaces/$acme/leads?status=replied&limit=3"
 curl -s -H "$auth" "$api/api/v1/workspaces/$acme/leads?status=replied&limit=3"; echo
 
-bold "Workspaces"
-step "genesis workspaces list"
-$bin workspaces list
+bold "Tenants"
+step "genesis tenants list"
+$bin tenants list
 
 bold "Where to look"
 cat <<INFO
@@ -88,8 +127,10 @@ cat <<INFO
   Metrics      $api/metrics
   Database     psql "$GENESIS_DATABASE__URL"   then  \\d+ genesis.leads   or   SELECT * FROM genesis.audit_log;
   Server log   ${TMPDIR:-/tmp}/genesis-demo-serve.log
+  Simulator    $GENESIS_CLOUD__URL/v2/droplets   $GENESIS_CLOUD__URL/sim/v1/stats   (log: ${TMPDIR:-/tmp}/genesis-demo-sim.log)
+  A tenant     $bin tenants get <id>   (GENESIS_API_URL and GENESIS_API_TOKEN are exported above)
 INFO
 
 if [ "${DEMO_EXIT:-0}" = "1" ]; then exit 0; fi
-bold "Running. Press Ctrl-C to stop the control plane and the throwaway services."
+bold "Running. Press Ctrl-C to stop the control plane, the simulator and the throwaway services."
 wait $serve_pid

@@ -378,6 +378,42 @@ async fn a_sidecar_hand_shakes_once_and_a_replay_is_refused_and_audited() {
         .expect("audit");
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0].details["reason"], "consumed");
+
+    // An expired token: 401 too, audited as expired, and no sidecar token.
+    let second = DropletId::new();
+    db.droplet_register(second, ws.id, Region::EuWest, "test")
+        .await
+        .expect("droplet");
+    let stale = db
+        .provisioning_token_issue(ws.id, second, "ignition")
+        .await
+        .expect("token");
+    sqlx::query("UPDATE genesis.provisioning_tokens SET expires_at = now() - interval '1 second' WHERE droplet_id = $1")
+        .bind(second.as_uuid())
+        .execute(db.owner_pool())
+        .await
+        .expect("expire");
+    let mut expired_body = body.clone();
+    expired_body["provisioning_token"] = json!(stale);
+    expired_body["droplet_id"] = json!(778);
+    let expired = app
+        .http
+        .post(&url)
+        .json(&expired_body)
+        .send()
+        .await
+        .expect("expired");
+    assert_eq!(expired.status(), 401);
+    let refused = db
+        .audit_list(Some(ws.id), Some("HANDSHAKE_REFUSED"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(refused[0].details["reason"], "expired");
+    assert_eq!(
+        db.droplet_get(second).await.expect("droplet").state,
+        genesis_core::DropletState::Pending,
+        "a refused handshake changes nothing"
+    );
     let bad = app
         .http
         .post(&url)

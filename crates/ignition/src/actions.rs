@@ -98,6 +98,12 @@ fn params(ig: &Ignition) -> Result<IgnitionParams, StepError> {
 }
 
 impl<C: Cloud> Igniter<C> {
+    fn vault_keys(&self) -> Result<&genesis_store::MasterKeys, StepError> {
+        self.vault
+            .as_deref()
+            .ok_or_else(|| StepError::Fail("the vault has no master key configured".into()))
+    }
+
     /// Runs `step`'s action once.
     pub(crate) async fn act(
         &self,
@@ -249,10 +255,7 @@ impl<C: Cloud> Igniter<C> {
     ) -> Result<Act, StepError> {
         let r = reach(ig)?;
         let p = params(ig)?;
-        let keys = self
-            .vault
-            .as_deref()
-            .ok_or_else(|| StepError::Fail("the vault has no master key configured".into()))?;
+        let keys = self.vault_keys()?;
         let mut injected = serde_json::Map::new();
         for slot in &p.credentials {
             let secret = db.vault_get(keys, ws.id, slot.id).await?;
@@ -304,10 +307,7 @@ impl<C: Cloud> Igniter<C> {
                 },
             );
         }
-        let keys = self
-            .vault
-            .as_deref()
-            .ok_or_else(|| StepError::Fail("the vault has no master key configured".into()))?;
+        let keys = self.vault_keys()?;
         let token = db.vault_get(keys, ws.id, p.webhook_token).await?;
         let partition = PartitionManager::new(db.clone())
             .get(ws.id)

@@ -58,6 +58,9 @@ pub enum BenchCommand {
         /// Create-and-ignite requests in flight.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// Ignition jobs the worker runs at once (spec 52.1's ignition queue allows 50).
+        #[arg(long, default_value_t = 16)]
+        workers: u32,
     },
     /// No-op job throughput of the Redis queue, and BullMQ's on the same Redis in the same run.
     Queue {
@@ -158,7 +161,8 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
             tenants,
             realistic,
             concurrency,
-        } => super::bench_ignition::run(&redis_url, tenants, realistic, concurrency).await,
+            workers,
+        } => super::bench_ignition::run(&redis_url, tenants, realistic, concurrency, workers).await,
     }
 }
 

@@ -43,6 +43,7 @@ pub async fn run(
     tenants: usize,
     realistic: bool,
     concurrency: usize,
+    workers: u32,
 ) -> Result<(), CliError> {
     if tenants == 0 {
         return Err(CliError::Usage("--tenants must be at least 1".into()));
@@ -50,7 +51,7 @@ pub async fn run(
     let t = TestDb::create()
         .await
         .map_err(|e| CliError::Usage(format!("a scratch database is needed: {e}")))?;
-    let result = run_on(&t, redis_url, tenants, realistic, concurrency).await;
+    let result = run_on(&t, redis_url, tenants, realistic, concurrency, workers).await;
     if let Err(e) = t.cleanup().await {
         eprintln!("warning: scratch database not dropped: {e}");
     }
@@ -63,6 +64,7 @@ async fn run_on(
     tenants: usize,
     realistic: bool,
     concurrency: usize,
+    workers: u32,
 ) -> Result<(), CliError> {
     let stores = RegionalStore::single(t.db.clone());
     let run_id = uuid::Uuid::now_v7().simple().to_string();
@@ -158,7 +160,7 @@ async fn run_on(
         std::future::pending(),
     ));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let worker = Worker::new(bus.clone(), IgnitionJobs::new(igniter), 50);
+    let worker = Worker::new(bus.clone(), IgnitionJobs::new(igniter), workers.max(1));
     let worker = tokio::spawn(async move {
         worker
             .run(async move {
@@ -197,6 +199,7 @@ async fn run_on(
     let line = json!({
         "bench": if realistic { "ignition-realistic" } else { "ignition" },
         "tenants": tenants,
+        "workers": workers,
         "failed": failed,
         "wall_s": (wall.as_secs_f64() * 100.0).round() / 100.0,
         "requests_s": (requested.as_secs_f64() * 100.0).round() / 100.0,

@@ -98,7 +98,8 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
             tenants,
             realistic,
             concurrency,
-        }) => bench_ignition::run(&redis_url, tenants, realistic, concurrency).await,
+            workers,
+        }) => bench_ignition::run(&redis_url, tenants, realistic, concurrency, workers).await,
         Command::Bench(bench::BenchCommand::FleetUpdate { redis_url, jobs }) => {
             bench_queue::fleet_update(&redis_url, jobs).await
         }

@@ -153,6 +153,16 @@ impl Api {
         Ok((status, value))
     }
 
+    /// One workspace with its ignition.
+    async fn workspace(&self, id: &str) -> Result<Value, CliError> {
+        self.ok(
+            reqwest::Method::GET,
+            &format!("/api/v1/workspaces/{id}"),
+            None,
+        )
+        .await
+    }
+
     /// A call that must succeed; a problem document becomes a usage (4xx) or runtime error.
     async fn ok(
         &self,
@@ -236,13 +246,7 @@ pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), Cl
         }
         TenantsCommand::Get { id, api } => {
             let api = Api::new(&api, &cfg)?;
-            let ws = api
-                .ok(
-                    reqwest::Method::GET,
-                    &format!("/api/v1/workspaces/{id}"),
-                    None,
-                )
-                .await?;
+            let ws = api.workspace(&id).await?;
             show(out, &ws);
             Ok(())
         }
@@ -349,13 +353,7 @@ async fn ignite(
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let ws = loop {
-        let ws = api
-            .ok(
-                reqwest::Method::GET,
-                &format!("/api/v1/workspaces/{id}"),
-                None,
-            )
-            .await?;
+        let ws = api.workspace(id).await?;
         let ig = &ws["ignition"];
         let done = ig["steps"]
             .as_array()

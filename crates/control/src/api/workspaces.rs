@@ -103,12 +103,15 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<WorkspaceDetail>, Problem> {
     let id = workspace_id(&id)?;
-    let (ws, _) = state.stores.workspace_find(id).await?;
-    let db = state.stores.for_region(ws.region);
-    let ignition = match db.ignition_latest(ws.id).await? {
+    let (found, _) = state.stores.workspace_find(id).await?;
+    let db = state.stores.for_region(found.region);
+    // The ignition first, then the workspace: a saga's last move changes both in one
+    // transaction, so whoever sees the saga finished also sees the workspace's final status.
+    let ignition = match db.ignition_latest(id).await? {
         Some(ig) => Some(super::ignition::view(db, &ig).await?),
         None => None,
     };
+    let ws = db.workspace_get(id).await?;
     let webhooks = db.webhook_list(ws.id).await?;
     Ok(Json(WorkspaceDetail {
         workspace: ws,

@@ -376,6 +376,18 @@ pub struct Residue {
     pub live_droplet_rows: usize,
 }
 
+impl Residue {
+    /// What one ignited tenant owns: a droplet (in the cloud and in the database), its
+    /// partition, two credentials and the webhook token in the vault, one webhook.
+    pub const IGNITED: Residue = Residue {
+        cloud_droplets: 1,
+        partition: true,
+        vault_rows: 3,
+        webhook_rows: 1,
+        live_droplet_rows: 1,
+    };
+}
+
 pub fn credentials() -> Value {
     json!({
         "credentials": {
