@@ -47,6 +47,7 @@ pub async fn handshake(
             Json(HandshakeResponse {
                 sidecar_token: done.sidecar_token,
                 command_public_key: signer.public_key_b64(),
+                command_key_id: signer.key_id().to_owned(),
                 config: state.sidecar_config,
             })
             .into_response()

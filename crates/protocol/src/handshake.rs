@@ -58,6 +58,9 @@ pub struct HandshakeResponse {
     pub sidecar_token: String,
     /// The control plane's Ed25519 public key (base64, 32 bytes) that signs command JWTs.
     pub command_public_key: String,
+    /// Its key id, as carried in every command JWT's `kid` header.
+    #[serde(default)]
+    pub command_key_id: String,
     /// Reporting intervals.
     pub config: SidecarConfig,
 }

@@ -82,10 +82,22 @@ pub enum KeyError {
     Sign(String),
 }
 
+/// The key id of an Ed25519 public key: the first 8 bytes of its SHA-256, in hex. Carried in
+/// every command JWT's `kid` header so a sidecar that trusts several keys (a rotation's
+/// overlap) knows which one to check, and refuses a token from a key it does not trust.
+pub fn key_id(public: &[u8; 32]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(public)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The control plane's signing key.
 pub struct CommandSigner {
     key: EncodingKey,
     public: [u8; 32],
+    kid: String,
 }
 
 impl std::fmt::Debug for CommandSigner {
@@ -110,10 +122,17 @@ impl CommandSigner {
         let der = sk
             .to_pkcs8_der()
             .map_err(|e| KeyError::SigningKey(e.to_string()))?;
+        let public = sk.verifying_key().to_bytes();
         Ok(Self {
             key: EncodingKey::from_ed_der(der.as_bytes()),
-            public: sk.verifying_key().to_bytes(),
+            kid: key_id(&public),
+            public,
         })
+    }
+
+    /// This key's id (the `kid` of every token it signs).
+    pub fn key_id(&self) -> &str {
+        &self.kid
     }
 
     /// The public key, base64: what the handshake hands the sidecar.
@@ -134,8 +153,9 @@ impl CommandSigner {
 
     /// A token for arbitrary claims (tests build bad ones with it).
     pub fn sign_claims(&self, claims: &CommandClaims) -> Result<String, KeyError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
-            .map_err(|e| KeyError::Sign(e.to_string()))
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| KeyError::Sign(e.to_string()))
     }
 }
 
@@ -209,12 +229,14 @@ pub struct Refusal {
 #[derive(Deserialize)]
 struct BareHeader {
     alg: Option<String>,
+    kid: Option<String>,
 }
 
 /// The sidecar's side: verifies commands for one workspace and droplet, remembers every
 /// `jti` until its token expires, and counts refusals by reason.
 pub struct CommandVerifier {
-    key: DecodingKey,
+    /// Trusted keys by id; the first is the one the handshake gave.
+    keys: Vec<(String, DecodingKey)>,
     workspace: Uuid,
     droplet_id: i64,
     seen: Mutex<HashMap<String, u64>>,
@@ -239,12 +261,27 @@ impl CommandVerifier {
         let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::PublicKey)?;
         ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::PublicKey)?;
         Ok(Self {
-            key: DecodingKey::from_ed_der(&raw),
+            keys: vec![(key_id(&raw), DecodingKey::from_ed_der(&raw))],
             workspace,
             droplet_id,
             seen: Mutex::new(HashMap::new()),
             refusals: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Also trusts `public_key_b64`: during a key rotation the sidecar accepts tokens from
+    /// the old and the new key, each recognised by its `kid`.
+    pub fn trust(&mut self, public_key_b64: &str) -> Result<(), KeyError> {
+        let raw = crate::b64()
+            .decode(public_key_b64.trim())
+            .map_err(|_| KeyError::PublicKey)?;
+        let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::PublicKey)?;
+        ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::PublicKey)?;
+        let kid = key_id(&raw);
+        if !self.keys.iter().any(|(id, _)| *id == kid) {
+            self.keys.push((kid, DecodingKey::from_ed_der(&raw)));
+        }
+        Ok(())
     }
 
     /// Refusals so far, by reason.
@@ -293,18 +330,30 @@ impl CommandVerifier {
         if header.alg.as_deref() != Some("EdDSA") {
             return Err(R::BadAlgorithm);
         }
+        // A token names its key; one from a key this sidecar does not trust proves nothing.
+        let key = match header.kid.as_deref() {
+            Some(kid) => {
+                &self
+                    .keys
+                    .iter()
+                    .find(|(id, _)| id == kid)
+                    .ok_or(R::BadSignature)?
+                    .1
+            }
+            None => &self.keys.first().ok_or(R::BadSignature)?.1,
+        };
         let mut v = Validation::new(Algorithm::EdDSA);
         v.validate_exp = false;
         v.validate_nbf = false;
         v.validate_aud = false;
         v.required_spec_claims.clear();
         let data =
-            jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &v).map_err(|e| match e
-                .kind()
-            {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => R::BadSignature,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => R::BadAlgorithm,
-                _ => R::Malformed,
+            jsonwebtoken::decode::<serde_json::Value>(token, key, &v).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => R::BadSignature,
+                    jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => R::BadAlgorithm,
+                    _ => R::Malformed,
+                }
             })?;
         *jti_out = data
             .claims

@@ -190,6 +190,34 @@ fn every_bad_token_is_refused_for_its_own_reason_and_counted() {
 }
 
 #[test]
+fn tokens_name_their_key_and_a_rotation_trusts_both_keys() {
+    let ws = Uuid::now_v7();
+    let old = CommandSigner::generate().expect("key");
+    let new = CommandSigner::generate().expect("key");
+    assert_ne!(old.key_id(), new.key_id());
+    let act = CommandName::HealthCheck;
+    let claims = || CommandClaims::new(ws, DROPLET, act, NOW);
+    let token = new.sign_claims(&claims()).expect("sign");
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').next().expect("header"))
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(header["kid"], new.key_id());
+
+    let mut v = CommandVerifier::new(&old.public_key_b64(), ws, DROPLET).expect("verifier");
+    let refused = v.verify(Some(&token), act, NOW).expect_err("unknown key");
+    assert_eq!(refused.reason, RefusalReason::BadSignature);
+    v.trust(&new.public_key_b64()).expect("trust");
+    v.verify(Some(&token), act, NOW)
+        .expect("the new key is trusted");
+    let from_old = old.sign_claims(&claims()).expect("sign");
+    v.verify(Some(&from_old), act, NOW)
+        .expect("the old key still is, during the overlap");
+}
+
+#[test]
 fn verifier_keys_must_be_ed25519_public_keys() {
     assert!(CommandVerifier::new("", Uuid::now_v7(), 1).is_err());
     assert!(CommandVerifier::new("AAAA", Uuid::now_v7(), 1).is_err());

@@ -54,6 +54,7 @@ async fn handshake(State(d): State<Dashboard>, Json(req): Json<HandshakeRequest>
     Json(HandshakeResponse {
         sidecar_token: "st-30-days".into(),
         command_public_key: d.signer.public_key_b64(),
+        command_key_id: d.signer.key_id().to_owned(),
         config: SidecarConfig {
             heartbeat_interval_s: 1,
             metrics_interval_s: 3600,

@@ -57,6 +57,7 @@ pub async fn run(idle_secs: u64) -> Result<(), CliError> {
                     Json(HandshakeResponse {
                         sidecar_token: "bench".into(),
                         command_public_key: public,
+                        command_key_id: String::new(),
                         config: SidecarConfig {
                             heartbeat_interval_s: 1,
                             metrics_interval_s: 3600,

@@ -182,8 +182,9 @@ impl Api {
 fn problem_text(status: u16, v: &Value) -> String {
     let detail = v["detail"].as_str().unwrap_or("no details");
     match v["field"].as_str() {
-        Some(f) => format!("{status}: {f}: {detail}"),
-        None => format!("{status}: {detail}"),
+        // Most details already start with the field's name.
+        Some(f) if !detail.starts_with(f) => format!("{status}: {f}: {detail}"),
+        _ => format!("{status}: {detail}"),
     }
 }
 
