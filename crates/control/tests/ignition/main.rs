@@ -150,6 +150,34 @@ async fn bad_ignite_requests_are_refused_by_name_and_start_nothing() {
     assert_eq!(w.residue(ws).await, Residue::default());
     assert!(w.t.db.ignition_latest(ws).await.expect("latest").is_none());
 
+    // A workspace in its deletion grace period cannot be ignited.
+    let doomed = w.create_workspace("doomed").await;
+    let current = w.t.db.workspace_get(doomed).await.expect("workspace");
+    w.t.db
+        .workspace_transition(
+            doomed,
+            current.version,
+            genesis_core::WorkspaceEvent::DeletionRequested,
+            "test",
+        )
+        .await
+        .expect("deletion requested");
+    let (status, p) = w
+        .post(
+            &format!("/api/v1/workspaces/{doomed}/ignite"),
+            credentials(),
+        )
+        .await;
+    assert_eq!((status, p["field"].as_str()), (409, Some("status")), "{p}");
+    assert!(
+        w.t.db
+            .ignition_latest(doomed)
+            .await
+            .expect("latest")
+            .is_none()
+    );
+    assert_eq!(w.residue(doomed).await, Residue::default());
+
     // Igniting twice returns the running ignition.
     let (first, a) = w.post(&path, credentials()).await;
     let (second, b) = w.post(&path, credentials()).await;
