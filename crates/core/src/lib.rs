@@ -6,6 +6,7 @@
 //! control plane and the simulators alike.
 
 pub mod droplet;
+pub mod health;
 pub mod ids;
 pub mod ignition;
 pub mod lead;
@@ -17,6 +18,7 @@ pub mod tier;
 pub mod workspace;
 
 pub use droplet::{CloudPower, DropletEvent, DropletState, IllegalTransition};
+pub use health::{HealthCounters, ResourceSample};
 pub use ids::{DropletId, IdParseError, WorkspaceId};
 pub use ignition::{IgnitionStep, SagaPhase};
 pub use lead::{Email, EmailError, LeadStatus, LeadStatusError};
