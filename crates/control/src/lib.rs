@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod health;
+pub mod heartbeats;
 pub mod problem;
 pub mod sidecar;
 pub mod state;
@@ -68,14 +69,23 @@ async fn record_http_metrics(req: Request, next: Next) -> Response {
     resp
 }
 
+/// How often buffered heartbeats are written.
+pub const HEARTBEAT_FLUSH: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Serves the HTTP surface on `listener` until `shutdown` resolves, then drains in-flight
-/// requests.
+/// requests and writes the heartbeats still buffered.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sink = state.heartbeats.clone();
+    let flusher = tokio::spawn(async move { sink.run(HEARTBEAT_FLUSH, stopped).await });
+    let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let _ = stop.send(true);
+    let _ = flusher.await;
+    result
 }

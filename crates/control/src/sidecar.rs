@@ -67,44 +67,25 @@ async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     workspace: Option<uuid::Uuid>,
-) -> Result<
-    (
-        genesis_store::Database,
-        genesis_store::handshake::SidecarIdentity,
-    ),
-    Response,
-> {
+) -> Result<crate::heartbeats::Authenticated, Response> {
     let unauthorized = || Problem::unauthorized("the sidecar token is not valid").into_response();
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(unauthorized)?;
-    let candidates: Vec<genesis_store::Database> = match workspace {
-        Some(w) => {
-            let ws = genesis_core::WorkspaceId::from_uuid(w).map_err(|_| unauthorized())?;
-            match state.stores.workspace_find(ws).await {
-                Ok((found, _)) => vec![state.stores.for_region(found.region).clone()],
-                Err(genesis_store::StoreError::NotFound { .. }) => return Err(unauthorized()),
-                Err(e) => return Err(Problem::from(e).into_response()),
-            }
+    match state.heartbeats.authenticate(token, workspace).await {
+        Ok(Some(who)) => Ok(who),
+        Ok(None) => {
+            metrics::counter!("genesis_sidecar_reports_refused_total").increment(1);
+            Err(unauthorized())
         }
-        None => state.stores.distinct().to_vec(),
-    };
-    for db in candidates {
-        match db.sidecar_token_verify(token).await {
-            Ok(Some(id)) if workspace.is_none_or(|w| id.workspace_id.as_uuid() == w) => {
-                return Ok((db, id));
-            }
-            Ok(_) => {}
-            Err(e) => return Err(Problem::from(e).into_response()),
-        }
+        Err(e) => Err(Problem::from(e).into_response()),
     }
-    metrics::counter!("genesis_sidecar_reports_refused_total").increment(1);
-    Err(unauthorized())
 }
 
-/// `POST /api/v1/sidecar/heartbeat` (spec 54.1): records the droplet's latest heartbeat.
+/// `POST /api/v1/sidecar/heartbeat` (spec 54.1): authenticated and buffered; the flusher
+/// records it (and applies spec 54.3's rules) within one flush interval.
 pub async fn heartbeat(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -114,20 +95,16 @@ pub async fn heartbeat(
         Ok(b) => b,
         Err(e) => return Problem::invalid_field("body", e.body_text()).into_response(),
     };
-    let (db, id) = match authenticate(&state, &headers, Some(hb.workspace_id)).await {
+    let who = match authenticate(&state, &headers, Some(hb.workspace_id)).await {
         Ok(ok) => ok,
         Err(r) => return r,
     };
-    let value = match serde_json::to_value(&hb) {
-        Ok(v) => v,
-        Err(e) => return Problem::invalid_field("body", e.to_string()).into_response(),
-    };
-    match db.droplet_report_record(id.droplet_id, &value, false).await {
+    match state.heartbeats.accept(who, &hb) {
         Ok(()) => {
             metrics::counter!("genesis_heartbeats_total").increment(1);
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) => Problem::from(e).into_response(),
+        Err(e) => Problem::invalid_field("body", e.to_string()).into_response(),
     }
 }
 
@@ -141,15 +118,19 @@ pub async fn metrics_report(
         Ok(b) => b,
         Err(e) => return Problem::invalid_field("body", e.body_text()).into_response(),
     };
-    let (db, id) = match authenticate(&state, &headers, None).await {
+    let who = match authenticate(&state, &headers, None).await {
         Ok(ok) => ok,
         Err(r) => return r,
     };
+    let db = &state.stores.distinct()[who.db];
     let value = match serde_json::to_value(&m) {
         Ok(v) => v,
         Err(e) => return Problem::invalid_field("body", e.to_string()).into_response(),
     };
-    match db.droplet_report_record(id.droplet_id, &value, true).await {
+    match db
+        .droplet_report_record(who.identity.droplet_id, &value, true)
+        .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => Problem::from(e).into_response(),
     }

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Signs sidecar command JWTs; its public half goes out in every handshake. `None`
     /// refuses handshakes (503): a sidecar must never get a key it cannot be sent commands with.
     pub command_signer: Option<Arc<genesis_protocol::CommandSigner>>,
+    /// Buffers heartbeats and writes them in batches (`serve` runs its flusher).
+    pub heartbeats: Arc<crate::heartbeats::HeartbeatSink>,
     /// What sidecars are told at their handshake (heartbeat and metrics intervals).
     pub sidecar_config: genesis_protocol::SidecarConfig,
     /// Starts ignitions; `None` when the cloud or the queue is not configured (ignite: 503).

@@ -41,6 +41,10 @@ async fn spawn_app_with(token: Option<&str>) -> App {
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
         )),
         igniter: None,
+        heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
+            RegionalStore::single(t.db.clone()),
+            std::time::Duration::from_secs(60),
+        )),
         sidecar_config: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

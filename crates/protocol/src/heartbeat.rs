@@ -42,6 +42,10 @@ pub struct Heartbeat {
     pub cpu_usage_percent: f32,
     /// Host memory in use, MiB.
     pub memory_usage_mb: u64,
+    /// Memory in all, MiB (0 when unknown; the control plane then assumes 1 GiB, spec
+    /// 50.1's smallest droplet).
+    #[serde(default)]
+    pub memory_total_mb: u64,
     /// Root filesystem use, percent.
     pub disk_usage_percent: f32,
     /// Seconds since n8n (the container) started.

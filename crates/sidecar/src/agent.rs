@@ -240,6 +240,7 @@ pub async fn heartbeat<R: ContainerRuntime>(
         pending_executions: pending,
         cpu_usage_percent: cpu,
         memory_usage_mb: mem,
+        memory_total_mb: crate::sysstats::memory_total_mb(),
         disk_usage_percent: disk,
         uptime_seconds: rt.uptime_s,
         refused_commands: service.take_refusals(),

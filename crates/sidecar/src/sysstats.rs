@@ -43,19 +43,26 @@ impl CpuMeter {
     }
 }
 
-/// Memory in use (total minus available), MiB.
-pub fn memory_used_mb() -> u64 {
+/// A `/proc/meminfo` field, KiB (0 when unreadable).
+fn meminfo_kib(name: &str) -> u64 {
     let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
         return 0;
     };
-    let field = |name: &str| {
-        info.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field("MemTotal:").saturating_sub(field("MemAvailable:")) / 1024
+    info.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// Memory in use (total minus available), MiB.
+pub fn memory_used_mb() -> u64 {
+    meminfo_kib("MemTotal:").saturating_sub(meminfo_kib("MemAvailable:")) / 1024
+}
+
+/// Memory in all, MiB: what `memory_used_mb` is a share of (spec 54.3's 85 % rule).
+pub fn memory_total_mb() -> u64 {
+    meminfo_kib("MemTotal:") / 1024
 }
 
 /// Share of the filesystem holding `path` that is used, as `df` computes it.

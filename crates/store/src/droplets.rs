@@ -33,15 +33,15 @@ pub struct Droplet {
     pub updated_at: DateTime<Utc>,
 }
 
-struct DropletRow {
-    id: Uuid,
-    workspace_id: Uuid,
-    provider_id: Option<i64>,
-    region: String,
-    state: String,
-    version: i64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+pub(crate) struct DropletRow {
+    pub(crate) id: Uuid,
+    pub(crate) workspace_id: Uuid,
+    pub(crate) provider_id: Option<i64>,
+    pub(crate) region: String,
+    pub(crate) state: String,
+    pub(crate) version: i64,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 impl TryFrom<DropletRow> for Droplet {
@@ -250,7 +250,7 @@ pub(crate) async fn transition_in(
     let next = current.state.next(event)?;
     let row = sqlx::query_as!(
         DropletRow,
-        r#"UPDATE genesis.droplets SET state = $3, version = version + 1, updated_at = now()
+        r#"UPDATE genesis.droplets SET state = $3, version = version + 1, updated_at = now(), state_since = now()
            WHERE id = $1 AND version = $2
            RETURNING id, workspace_id, provider_id, region, state, version, created_at, updated_at"#,
         current.id.as_uuid(),

@@ -56,6 +56,11 @@ impl RegionalStore {
         &self.distinct[self.by_region[&region]]
     }
 
+    /// The index into [`RegionalStore::distinct`] of `region`'s database.
+    pub fn index_of(&self, region: Region) -> usize {
+        self.by_region[&region]
+    }
+
     /// Each distinct database once (for migrations, health checks, fan-out reads).
     pub fn distinct(&self) -> &[Database] {
         &self.distinct

@@ -145,13 +145,17 @@ async fn run_on(
         bus.clone(),
     ));
     let state = AppState {
-        stores,
+        stores: stores.clone(),
         redis: None,
         router: Arc::new(TenantRouter::default()),
         metrics: None,
         api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
         command_signer: Some(signer),
         igniter: Some(igniter.clone()),
+        heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
+            stores.clone(),
+            std::time::Duration::from_secs(60),
+        )),
         sidecar_config: genesis_protocol::SidecarConfig::default(),
     };
     tokio::spawn(genesis_control::serve(

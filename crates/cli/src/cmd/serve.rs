@@ -51,13 +51,17 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let signer = Arc::new(signer);
     let igniter = build_igniter(&cfg, &stores, signer.clone()).await?;
     let state = AppState {
-        stores,
+        stores: stores.clone(),
         redis,
         router: Arc::new(TenantRouter::new(cfg.legacy_tenant())),
         metrics: Some(metrics),
         api_token_sha256: cfg.server.api_token.as_deref().map(token_digest),
         command_signer: Some(signer),
         igniter: igniter.clone(),
+        heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
+            stores.clone(),
+            std::time::Duration::from_secs(60),
+        )),
         sidecar_config: genesis_protocol::SidecarConfig {
             heartbeat_interval_s: cfg.sidecar.heartbeat_interval_s,
             metrics_interval_s: cfg.sidecar.metrics_interval_s,

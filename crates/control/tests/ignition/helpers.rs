@@ -156,13 +156,17 @@ pub async fn world(opts: Options) -> World {
         bus.clone(),
     ));
     let state = AppState {
-        stores,
+        stores: stores.clone(),
         redis: redis::Client::open(redis.as_str()).ok(),
         router: Arc::new(TenantRouter::default()),
         metrics: None,
         api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
         command_signer: Some(signer),
         igniter: Some(igniter.clone()),
+        heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
+            stores.clone(),
+            std::time::Duration::from_secs(60),
+        )),
         sidecar_config: genesis_protocol::SidecarConfig {
             heartbeat_interval_s: 1,
             ..Default::default()

@@ -1,0 +1,364 @@
+//! Fleet health in the database (spec 54): heartbeats recorded in batches with the rules of
+//! spec 54.3 applied on the way in, the zombie detector's scans, alerts for people, and the
+//! fleet's counts.
+//!
+//! # Guarantees
+//! - A batch of heartbeats is two statements whatever its size (record, then counters); only
+//!   droplets whose state changes get a transaction of their own, through the droplet state
+//!   machine with its audit event.
+//! - At most one open alert per droplet and kind: raising it again refreshes it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use genesis_core::{
+    DropletEvent, DropletId, DropletState, HealthCounters, ResourceSample, WorkspaceId,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::droplets::{fetch_in, transition_in};
+use crate::{AuditEvent, Database, Droplet, StoreError, audit::record};
+
+/// One received heartbeat, ready to record.
+#[derive(Debug, Clone)]
+pub struct BeatRow {
+    /// The droplet (from its authenticated token).
+    pub droplet: DropletId,
+    /// When it arrived.
+    pub at: DateTime<Utc>,
+    /// What it said (spec 54.1).
+    pub payload: serde_json::Value,
+    /// Its resource use, in percent.
+    pub sample: ResourceSample,
+}
+
+/// A state change a batch of heartbeats caused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeatTransition {
+    /// The droplet.
+    pub droplet: DropletId,
+    /// Its state before.
+    pub from: DropletState,
+    /// The event applied.
+    pub event: DropletEvent,
+}
+
+/// A droplet that has gone quiet.
+#[derive(Debug, Clone)]
+pub struct Silent {
+    /// The droplet.
+    pub droplet: Droplet,
+    /// Its last heartbeat (its handshake, if it never sent one).
+    pub last_heartbeat_at: DateTime<Utc>,
+    /// When it entered its current state.
+    pub state_since: DateTime<Utc>,
+}
+
+/// An alert for people.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    /// Id.
+    pub id: i64,
+    /// Tenant.
+    pub workspace_id: Option<Uuid>,
+    /// Droplet.
+    pub droplet_id: Option<Uuid>,
+    /// `manual_review`, a drift type, ...
+    pub kind: String,
+    /// LOW, MEDIUM, HIGH, CRITICAL.
+    pub severity: String,
+    /// One line.
+    pub summary: String,
+    /// Context.
+    pub details: serde_json::Value,
+    /// Opened.
+    pub opened_at: DateTime<Utc>,
+    /// Resolved, if it was.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// An alert to raise.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAlert<'a> {
+    /// Tenant.
+    pub workspace: Option<WorkspaceId>,
+    /// Droplet.
+    pub droplet: Option<DropletId>,
+    /// `manual_review`, a drift type, ...
+    pub kind: &'a str,
+    /// LOW, MEDIUM, HIGH, CRITICAL.
+    pub severity: &'a str,
+    /// One line for people.
+    pub summary: &'a str,
+    /// Context.
+    pub details: &'a serde_json::Value,
+}
+
+/// Droplets per region and state.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FleetCounts {
+    /// region → state → count.
+    pub by_region: BTreeMap<String, BTreeMap<String, i64>>,
+    /// state → count, all regions.
+    pub by_state: BTreeMap<String, i64>,
+    /// All live droplets.
+    pub total: i64,
+}
+
+impl Database {
+    /// Records a batch of heartbeats: the latest of each droplet, its counters, and the
+    /// transitions the rules imply (degraded, recovered, back from a reboot or a wake).
+    /// Returns those transitions.
+    pub async fn heartbeats_record(
+        &self,
+        beats: &[BeatRow],
+        actor: &str,
+    ) -> Result<Vec<BeatTransition>, StoreError> {
+        if beats.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = beats.iter().map(|b| b.droplet.as_uuid()).collect();
+        let ats: Vec<DateTime<Utc>> = beats.iter().map(|b| b.at).collect();
+        let payloads: Vec<serde_json::Value> = beats.iter().map(|b| b.payload.clone()).collect();
+        let rows = sqlx::query!(
+            r#"UPDATE genesis.droplets d
+               SET last_heartbeat_at = b.at, last_heartbeat = b.payload
+               FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS b(id, at, payload)
+               WHERE d.id = b.id AND d.state <> 'TERMINATED'
+               RETURNING d.id, d.state, d.health_counters"#,
+            &ids,
+            &ats,
+            &payloads,
+        )
+        .fetch_all(&mut *self.app.acquire().await?)
+        .await?;
+        let sample_of: BTreeMap<Uuid, ResourceSample> = beats
+            .iter()
+            .map(|b| (b.droplet.as_uuid(), b.sample))
+            .collect();
+        let mut counter_ids = Vec::with_capacity(rows.len());
+        let mut counter_values = Vec::with_capacity(rows.len());
+        let mut events = Vec::new();
+        for r in rows {
+            let state = DropletState::from_code(&r.state).ok_or(StoreError::Corrupt {
+                what: "droplet state",
+                value: r.state.clone(),
+            })?;
+            let mut counters: HealthCounters =
+                serde_json::from_value(r.health_counters).unwrap_or_default();
+            let Some(sample) = sample_of.get(&r.id) else {
+                continue;
+            };
+            let event = match state {
+                DropletState::Rebooting | DropletState::Waking => {
+                    Some(DropletEvent::HeartbeatResumed)
+                }
+                _ => counters.observe(state, *sample),
+            };
+            counter_ids.push(r.id);
+            counter_values.push(serde_json::to_value(counters).unwrap_or_default());
+            if let Some(event) = event {
+                events.push(BeatTransition {
+                    droplet: DropletId::from_uuid(r.id),
+                    from: state,
+                    event,
+                });
+            }
+        }
+        sqlx::query!(
+            r#"UPDATE genesis.droplets d SET health_counters = c.counters
+               FROM unnest($1::uuid[], $2::jsonb[]) AS c(id, counters)
+               WHERE d.id = c.id"#,
+            &counter_ids,
+            &counter_values,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?;
+        let mut applied = Vec::new();
+        for t in events {
+            let mut tx = self.app.begin().await?;
+            let current = fetch_in(&mut tx, t.droplet).await?;
+            // Another writer may have moved it since the batch was read: re-check.
+            if current.state == t.from {
+                transition_in(&mut tx, &current, t.event, actor).await?;
+                if t.event == DropletEvent::HeartbeatResumed {
+                    resolve_in(&mut tx, t.droplet, "manual_review").await?;
+                }
+                tx.commit().await?;
+                applied.push(t);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Droplets in `states` whose last heartbeat (or handshake) is older than `before`,
+    /// oldest first, at most `limit`.
+    pub async fn droplets_silent_since(
+        &self,
+        states: &[DropletState],
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Silent>, StoreError> {
+        let codes: Vec<String> = states.iter().map(|s| s.code().to_owned()).collect();
+        let rows = sqlx::query!(
+            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at,
+                      COALESCE(last_heartbeat_at, updated_at) AS "last!", state_since
+               FROM genesis.droplets
+               WHERE state = ANY($1) AND COALESCE(last_heartbeat_at, updated_at) < $2
+               ORDER BY 9 LIMIT $3"#,
+            &codes,
+            before,
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let droplet = Droplet::try_from(crate::droplets::DropletRow {
+                    id: r.id,
+                    workspace_id: r.workspace_id,
+                    provider_id: r.provider_id,
+                    region: r.region,
+                    state: r.state,
+                    version: r.version,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                })?;
+                Ok(Silent {
+                    droplet,
+                    last_heartbeat_at: r.last,
+                    state_since: r.state_since,
+                })
+            })
+            .collect()
+    }
+
+    /// Droplets in `state` that entered it before `before` (e.g. REBOOTING for too long).
+    pub async fn droplets_in_state_since(
+        &self,
+        state: DropletState,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Droplet>, StoreError> {
+        sqlx::query_as!(
+            crate::droplets::DropletRow,
+            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
+               FROM genesis.droplets WHERE state = $1 AND state_since < $2
+               ORDER BY state_since LIMIT $3"#,
+            state.code(),
+            before,
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(Droplet::try_from)
+        .collect()
+    }
+
+    /// Opens (or refreshes) an alert, audited.
+    pub async fn alert_raise(&self, alert: &NewAlert<'_>, actor: &str) -> Result<i64, StoreError> {
+        let NewAlert {
+            workspace,
+            droplet,
+            kind,
+            severity,
+            summary,
+            details,
+        } = *alert;
+        let mut tx = self.app.begin().await?;
+        let id = sqlx::query_scalar!(
+            r#"INSERT INTO genesis.alerts (workspace_id, droplet_id, kind, severity, summary, details)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (droplet_id, kind) WHERE resolved_at IS NULL
+               DO UPDATE SET summary = EXCLUDED.summary, details = EXCLUDED.details,
+                             severity = EXCLUDED.severity
+               RETURNING id"#,
+            workspace.map(|w| w.as_uuid()),
+            droplet.map(|d| d.as_uuid()),
+            kind,
+            severity,
+            summary,
+            details,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut event = AuditEvent::new(actor, "fleet", "ALERT_RAISED")
+            .subject(id.to_string())
+            .details(serde_json::json!({"kind": kind, "severity": severity, "summary": summary}));
+        if let Some(w) = workspace {
+            event = event.workspace(w);
+        }
+        record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Alerts, newest first; `open_only` hides resolved ones.
+    pub async fn alert_list(&self, open_only: bool, limit: i64) -> Result<Vec<Alert>, StoreError> {
+        Ok(sqlx::query_as!(
+            Alert,
+            r#"SELECT id, workspace_id, droplet_id, kind, severity, summary, details, opened_at,
+                      resolved_at
+               FROM genesis.alerts
+               WHERE NOT $1 OR resolved_at IS NULL
+               ORDER BY id DESC LIMIT $2"#,
+            open_only,
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// Live droplets counted per region and state.
+    pub async fn fleet_counts(&self) -> Result<FleetCounts, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT region, state, count(*) AS "n!" FROM genesis.droplets
+               WHERE state <> 'TERMINATED' GROUP BY region, state"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        let mut out = FleetCounts::default();
+        for r in rows {
+            *out.by_region
+                .entry(r.region)
+                .or_default()
+                .entry(r.state.clone())
+                .or_default() += r.n;
+            *out.by_state.entry(r.state).or_default() += r.n;
+            out.total += r.n;
+        }
+        Ok(out)
+    }
+
+    /// A droplet by the cloud's id.
+    pub async fn droplet_by_provider(&self, provider_id: i64) -> Result<Droplet, StoreError> {
+        sqlx::query_as!(
+            crate::droplets::DropletRow,
+            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
+               FROM genesis.droplets WHERE provider_id = $1"#,
+            provider_id,
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .ok_or(StoreError::NotFound { what: "droplet" })?
+        .try_into()
+    }
+}
+
+async fn resolve_in(
+    conn: &mut sqlx::PgConnection,
+    droplet: DropletId,
+    kind: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"UPDATE genesis.alerts SET resolved_at = now()
+           WHERE droplet_id = $1 AND kind = $2 AND resolved_at IS NULL"#,
+        droplet.as_uuid(),
+        kind,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
