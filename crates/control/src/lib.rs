@@ -8,6 +8,7 @@ pub mod heartbeats;
 pub mod problem;
 pub mod sidecar;
 pub mod state;
+pub mod workers;
 
 use std::time::Instant;
 

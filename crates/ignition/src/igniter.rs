@@ -160,6 +160,12 @@ impl<C> Igniter<C> {
         &self.settings
     }
 
+    /// The cloud it provisions in (shared with the fleet's other workers, so they spend one
+    /// request budget).
+    pub fn cloud(&self) -> &Arc<C> {
+        &self.cloud
+    }
+
     /// The queue its moves run on.
     pub fn bus(&self) -> &Bus {
         &self.bus

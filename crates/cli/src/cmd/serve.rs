@@ -3,6 +3,7 @@
 //! orphan reaper), side by side; whichever stops first is reported.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use genesis_control::{AppState, auth::token_digest, serve};
@@ -91,11 +92,21 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 tracing::info!(sagas = recovered, "resuming unfinished ignitions");
             }
             tokio::spawn(reap_loop(ig.clone(), stop_rx.clone()));
-            let worker = genesis_queue::Worker::new(
-                ig.bus().clone(),
-                genesis_ignition::IgnitionJobs::new(ig),
-                cfg.ignition.workers,
+            tokio::spawn(zombie_loop(
+                stores.clone(),
+                ig.clone(),
+                Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
+                stop_rx.clone(),
+            ));
+            // One worker runs every queue of the fleet's set.
+            let jobs = genesis_control::workers::jobs::FleetJobs::new(
+                genesis_ignition::IgnitionJobs::new(ig.clone()),
+                genesis_control::workers::zombies::RebootJobs::new(
+                    stores.clone(),
+                    ig.cloud().clone(),
+                ),
             );
+            let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, cfg.ignition.workers);
             let mut rx = stop_rx.clone();
             Some(tokio::spawn(async move {
                 worker
@@ -195,6 +206,47 @@ async fn build_igniter(
         settings,
         bus,
     ))))
+}
+
+/// Spec 54.4's zombie detector, on whichever replica leads it, a few times per heartbeat
+/// interval.
+async fn zombie_loop(
+    stores: genesis_store::RegionalStore,
+    ig: Arc<Ig>,
+    heartbeat_interval: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
+    let detector = Arc::new(ZombieDetector::new(
+        stores.clone(),
+        ig.cloud().clone(),
+        ig.bus().clone(),
+        ZombieSettings {
+            heartbeat_interval,
+            ..ZombieSettings::default()
+        },
+    ));
+    let every = (heartbeat_interval / 4).max(Duration::from_millis(250));
+    let coordinator = stores.distinct()[0].clone();
+    genesis_control::workers::leader::run_as_leader(
+        coordinator,
+        "zombie-detector",
+        every,
+        stop,
+        || {
+            let d = detector.clone();
+            async move {
+                match d.reconcile().await {
+                    Ok(r) if r.zombies + r.orphaned > 0 => {
+                        tracing::warn!(zombies = r.zombies, orphaned = r.orphaned, "zombie pass");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "zombie pass failed"),
+                }
+            }
+        },
+    )
+    .await;
 }
 
 /// The orphan reaper, every five minutes until shutdown.

@@ -106,7 +106,10 @@ pub async fn world(opts: Options) -> World {
     let bus = Bus::connect(
         &redis,
         &set,
-        vec![QueueConfig::new("ignition", 1, 50)],
+        vec![
+            QueueConfig::new("ignition", 1, 50),
+            QueueConfig::new("reboot", 2, 25),
+        ],
         GovernorConfig {
             backoff_base: Duration::from_millis(50),
             lease: Duration::from_secs(10),
@@ -201,11 +204,15 @@ impl World {
     pub fn start_worker(&mut self) {
         let (tx, mut rx) = watch::channel(false);
         self.stop_worker = tx;
-        let worker = Worker::new(
-            self.bus.clone(),
+        // One worker runs every queue of the set, as in `genesis serve`.
+        let jobs = genesis_control::workers::jobs::FleetJobs::new(
             IgnitionJobs::new(self.igniter.clone()),
-            16,
+            genesis_control::workers::zombies::RebootJobs::new(
+                genesis_store::RegionalStore::single(self.t.db.clone()),
+                self.cloud.clone(),
+            ),
         );
+        let worker = Worker::new(self.bus.clone(), jobs, 16);
         self.worker = Some(tokio::spawn(async move {
             let _ = worker
                 .run(async move {

@@ -2,7 +2,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -40,10 +40,26 @@ async fn stats(State(sim): State<Simulator>) -> Json<Stats> {
     Json(sim.stats())
 }
 
+/// `?forever=true`: no power cycle brings it back either (the zombie that ends ORPHAN).
+#[derive(Debug, Default, serde::Deserialize)]
+struct DarkQuery {
+    #[serde(default)]
+    forever: bool,
+}
+
 /// Makes one running droplet go dark now (204), for zombie-recovery drills.
-async fn go_dark(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+async fn go_dark(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    Query(q): Query<DarkQuery>,
+) -> Response {
     match parse_id(&id) {
-        Some(id) if sim.go_dark(id, None) => StatusCode::NO_CONTENT.into_response(),
+        Some(id) if sim.go_dark(id, None) => {
+            if q.forever {
+                sim.never_boot_again(id);
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
         Some(id) if sim.lock().world.droplets.contains_key(&id) => {
             (StatusCode::CONFLICT, "the droplet is not running\n").into_response()
         }

@@ -235,6 +235,14 @@ impl Simulator {
         }
     }
 
+    /// From now on the droplet reaches `active` at the API but nothing boots inside, through
+    /// any number of power cycles.
+    pub fn never_boot_again(&self, droplet: i64) {
+        if let Some(d) = self.lock().world.droplets.get_mut(&droplet) {
+            d.fate = Fate::NeverBoots;
+        }
+    }
+
     /// Makes a running droplet stop answering while the API still says `active`. Returns
     /// false when it is not running (or `generation` is stale).
     pub fn go_dark(&self, droplet: i64, generation: Option<u64>) -> bool {

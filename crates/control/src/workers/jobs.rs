@@ -1,0 +1,34 @@
+//! One handler for every queue of the fleet's governed set: a worker claims jobs of all the
+//! set's queues (priority order, one governor), so it must be able to run each kind. Jobs are
+//! routed by their queue's name.
+
+use genesis_cloud::Cloud;
+use genesis_ignition::IgnitionJobs;
+use genesis_queue::{Claimed, Handler, JobError};
+
+use super::zombies::{REBOOT_QUEUE, RebootJobs};
+
+/// Routes claimed jobs to the handler of their queue.
+pub struct FleetJobs<C> {
+    ignition: IgnitionJobs<C>,
+    reboot: RebootJobs<C>,
+}
+
+impl<C> FleetJobs<C> {
+    /// The fleet's handlers.
+    pub fn new(ignition: IgnitionJobs<C>, reboot: RebootJobs<C>) -> Self {
+        Self { ignition, reboot }
+    }
+}
+
+impl<C: Cloud + 'static> Handler for FleetJobs<C> {
+    async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
+        match job.queue.as_str() {
+            genesis_ignition::jobs::QUEUE => self.ignition.handle(job).await,
+            REBOOT_QUEUE => self.reboot.handle(job).await,
+            other => Err(JobError::Permanent(format!(
+                "no handler for queue {other:?} in this build"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Background reconcilers (HOUSE_STYLE: each takes no input, looks at the world, fixes what
+//! it finds, reports a status value, and is safe to run any number of times on any replica).
+//!
+//! - [`zombies`]: spec 54.4's zombie recovery (detect, confirm with the cloud, ZOMBIE,
+//!   reboot job, REBOOTING, ORPHAN with a review item when the heartbeat never returns).
+//! - [`jobs`]: one handler for every queue of the fleet's set.
+//! - [`leader`]: runs a singleton reconciler only while this replica holds its leadership.
+
+pub mod jobs;
+pub mod leader;
+pub mod zombies;

@@ -1,0 +1,345 @@
+//! Spec 54.4's zombie recovery, as a reconciler and a queue handler.
+//!
+//! [`ZombieDetector::reconcile`] (one pass, run by the leader only):
+//! 1. finds droplets that should be reporting but have been silent for 3 whole heartbeat
+//!    windows (the database knows every heartbeat to within one flush interval);
+//! 2. asks the cloud whether each is powered on (a droplet that is off or gone is not a
+//!    zombie: spec 54.3);
+//! 3. moves it to ZOMBIE and queues a hard reboot on the `reboot` queue;
+//! 4. moves droplets stuck in REBOOTING past the deadline (5 minutes) to ORPHAN and opens a
+//!    manual-review alert;
+//! 5. re-queues the reboot of any ZOMBIE whose job was lost (the job id makes that a no-op
+//!    when it was not).
+//!
+//! [`RebootJobs`] (any replica): power-cycles the droplet through the cloud and moves it to
+//! REBOOTING. The first heartbeat afterwards brings it back to ACTIVE_HEALTHY (heartbeat
+//! ingestion applies that rule).
+//!
+//! # Guarantees
+//! - Each zombie gets one reboot per ZOMBIE episode: the reboot job's id names the droplet and
+//!   the version at which it became a zombie, and the handler acts only on a ZOMBIE droplet.
+//! - Every state change goes through the droplet state machine with its audit event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use genesis_cloud::{Cloud, CloudError, PowerAction};
+use genesis_core::health::{expects_heartbeats, is_zombie, silent_long_enough};
+use genesis_core::{CloudPower, DropletEvent, DropletId, DropletState};
+use genesis_queue::{Bus, Claimed, Handler, JobError};
+use genesis_store::{Database, Droplet, NewAlert, RegionalStore, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// The reboot queue (spec 52.1).
+pub const REBOOT_QUEUE: &str = "reboot";
+
+/// Timings of the zombie flow.
+#[derive(Debug, Clone)]
+pub struct ZombieSettings {
+    /// The sidecars' heartbeat interval (spec 54.1: 60 s).
+    pub heartbeat_interval: Duration,
+    /// How long a reboot may take to bring the heartbeat back (spec 54.4: 5 minutes).
+    pub reboot_deadline: Duration,
+    /// Droplets examined per pass and database.
+    pub batch: i64,
+    /// The actor in audit events.
+    pub actor: String,
+}
+
+impl Default for ZombieSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(60),
+            reboot_deadline: Duration::from_secs(300),
+            batch: 1_000,
+            actor: "zombie-detector".into(),
+        }
+    }
+}
+
+/// What one pass did: the reconciler's status value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ZombieReport {
+    /// Silent droplets examined.
+    pub silent: usize,
+    /// Moved to ZOMBIE (and a reboot queued).
+    pub zombies: usize,
+    /// Silent but powered off or gone: not zombies.
+    pub not_running: usize,
+    /// Moved from REBOOTING to ORPHAN.
+    pub orphaned: usize,
+    /// Reboot jobs re-queued for zombies already known.
+    pub requeued: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RebootPayload {
+    db: usize,
+    droplet: uuid::Uuid,
+}
+
+/// Why a pass stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ZombieError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue.
+    #[error("queue: {0}")]
+    Queue(#[from] genesis_queue::QueueError),
+}
+
+/// Finds zombies and orphans.
+pub struct ZombieDetector<C> {
+    stores: RegionalStore,
+    cloud: Arc<C>,
+    bus: Bus,
+    settings: ZombieSettings,
+}
+
+fn power_of(result: Result<genesis_cloud::Droplet, CloudError>) -> Result<CloudPower, CloudError> {
+    match result {
+        Ok(d) => Ok(d.status.power()),
+        Err(CloudError::NotFound) => Ok(CloudPower::Gone),
+        Err(e) => Err(e),
+    }
+}
+
+impl<C: Cloud> ZombieDetector<C> {
+    /// A detector over every regional database.
+    pub fn new(stores: RegionalStore, cloud: Arc<C>, bus: Bus, settings: ZombieSettings) -> Self {
+        Self {
+            stores,
+            cloud,
+            bus,
+            settings,
+        }
+    }
+
+    /// One pass over every database.
+    pub async fn reconcile(&self) -> Result<ZombieReport, ZombieError> {
+        let mut report = ZombieReport::default();
+        for (i, db) in self.stores.distinct().iter().enumerate() {
+            self.find_zombies(i, db, &mut report).await?;
+            self.expire_reboots(db, &mut report).await?;
+            self.requeue_lost(i, db, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn find_zombies(
+        &self,
+        i: usize,
+        db: &Database,
+        report: &mut ZombieReport,
+    ) -> Result<(), ZombieError> {
+        let interval = self.settings.heartbeat_interval;
+        let now = Utc::now();
+        let cutoff = now
+            - chrono::Duration::from_std(
+                interval * genesis_core::health::thresholds::MISSED_WINDOWS,
+            )
+            .unwrap_or(chrono::Duration::MAX);
+        let watched = [
+            DropletState::ActiveHealthy,
+            DropletState::ActiveDegraded,
+            DropletState::DriftDetected,
+        ];
+        for s in db
+            .droplets_silent_since(&watched, cutoff, self.settings.batch)
+            .await?
+        {
+            let silence = (now - s.last_heartbeat_at)
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            if !expects_heartbeats(s.droplet.state) || !silent_long_enough(silence, interval) {
+                continue;
+            }
+            report.silent += 1;
+            let Some(provider) = s.droplet.provider_id else {
+                continue;
+            };
+            let power = match power_of(self.cloud.droplet_get(provider).await) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(droplet = %s.droplet.id, error = %e, "cannot confirm power; next pass");
+                    continue;
+                }
+            };
+            if !is_zombie(silence, interval, power) {
+                report.not_running += 1;
+                continue;
+            }
+            match db
+                .droplet_transition(
+                    s.droplet.id,
+                    s.droplet.version,
+                    DropletEvent::HeartbeatsMissed,
+                    &self.settings.actor,
+                )
+                .await
+            {
+                Ok(z) => {
+                    self.queue_reboot(i, &z).await?;
+                    report.zombies += 1;
+                    tracing::warn!(droplet = %z.id, provider, silent_s = silence.as_secs(), "zombie: reboot queued");
+                }
+                // A heartbeat (or another replica) moved it meanwhile: nothing to do.
+                Err(StoreError::VersionConflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_reboots(
+        &self,
+        db: &Database,
+        report: &mut ZombieReport,
+    ) -> Result<(), ZombieError> {
+        let before = Utc::now()
+            - chrono::Duration::from_std(self.settings.reboot_deadline)
+                .unwrap_or(chrono::Duration::MAX);
+        for d in db
+            .droplets_in_state_since(DropletState::Rebooting, before, self.settings.batch)
+            .await?
+        {
+            match db
+                .droplet_transition(
+                    d.id,
+                    d.version,
+                    DropletEvent::RebootTimedOut,
+                    &self.settings.actor,
+                )
+                .await
+            {
+                Ok(_) => {
+                    let details = serde_json::json!({
+                        "provider_id": d.provider_id,
+                        "reason": "no heartbeat after a hard reboot",
+                        "deadline_s": self.settings.reboot_deadline.as_secs(),
+                    });
+                    db.alert_raise(
+                        &NewAlert {
+                            workspace: Some(d.workspace_id),
+                            droplet: Some(d.id),
+                            kind: "manual_review",
+                            severity: "HIGH",
+                            summary: "Droplet did not come back after a hard reboot",
+                            details: &details,
+                        },
+                        &self.settings.actor,
+                    )
+                    .await?;
+                    report.orphaned += 1;
+                }
+                Err(StoreError::VersionConflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn requeue_lost(
+        &self,
+        i: usize,
+        db: &Database,
+        report: &mut ZombieReport,
+    ) -> Result<(), ZombieError> {
+        // A zombie older than a few seconds should be rebooting; queue again (same job id:
+        // a no-op unless the job was lost with a Redis that had no persistence).
+        let before = Utc::now() - chrono::Duration::seconds(5);
+        for z in db
+            .droplets_in_state_since(DropletState::Zombie, before, self.settings.batch)
+            .await?
+        {
+            if self.queue_reboot(i, &z).await? {
+                report.requeued += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the reboot of zombie `z`; false when the job already existed.
+    async fn queue_reboot(&self, i: usize, z: &Droplet) -> Result<bool, ZombieError> {
+        let payload = serde_json::to_string(&RebootPayload {
+            db: i,
+            droplet: z.id.as_uuid(),
+        })
+        .unwrap_or_default();
+        let outcome = self
+            .bus
+            .add(
+                REBOOT_QUEUE,
+                &format!("reboot-{}-{}", z.id, z.version),
+                &payload,
+                Duration::ZERO,
+            )
+            .await?;
+        Ok(outcome == genesis_queue::AddOutcome::Created)
+    }
+}
+
+/// Runs reboot jobs: power-cycle, then REBOOTING.
+pub struct RebootJobs<C> {
+    stores: RegionalStore,
+    cloud: Arc<C>,
+    actor: String,
+}
+
+impl<C> RebootJobs<C> {
+    /// Reboot jobs over these databases and this cloud.
+    pub fn new(stores: RegionalStore, cloud: Arc<C>) -> Self {
+        Self {
+            stores,
+            cloud,
+            actor: "reboot-worker".into(),
+        }
+    }
+}
+
+impl<C: Cloud + 'static> Handler for RebootJobs<C> {
+    async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
+        let p: RebootPayload = serde_json::from_str(&job.payload)
+            .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
+        let db = self
+            .stores
+            .distinct()
+            .get(p.db)
+            .ok_or_else(|| JobError::Permanent(format!("no database #{}", p.db)))?;
+        let droplet = db
+            .droplet_get(DropletId::from_uuid(p.droplet))
+            .await
+            .map_err(|e| JobError::Retry(e.to_string()))?;
+        if droplet.state != DropletState::Zombie {
+            // Already rebooted (a retried job) or it came back by itself.
+            return Ok(());
+        }
+        let provider = droplet
+            .provider_id
+            .ok_or_else(|| JobError::Permanent("the droplet has no cloud id".into()))?;
+        self.cloud
+            .droplet_action(provider, PowerAction::PowerCycle)
+            .await
+            .map_err(|e| {
+                if e.is_retryable() {
+                    JobError::Retry(e.to_string())
+                } else {
+                    JobError::Permanent(e.to_string())
+                }
+            })?;
+        match db
+            .droplet_transition(
+                droplet.id,
+                droplet.version,
+                DropletEvent::RebootIssued,
+                &self.actor,
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::VersionConflict { .. }) => Ok(()),
+            Err(e) => Err(JobError::Retry(e.to_string())),
+        }
+    }
+}

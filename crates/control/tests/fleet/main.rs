@@ -1,0 +1,175 @@
+//! Fleet health end to end (spec 54): virtual droplets heartbeat every second to the real
+//! control plane; sidecars killed in the simulator are detected as zombies within three
+//! windows, power-cycled through the cloud API and back to ACTIVE_HEALTHY; one that never
+//! comes back ends ORPHAN with a manual-review alert. Two detector replicas run at once and
+//! every zombie still gets exactly one reboot.
+
+#[path = "../ignition/helpers.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the ignition tests; not every helper is used here"
+)]
+mod helpers;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use genesis_control::workers::leader::run_as_leader;
+use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
+use genesis_core::{DropletState, WorkspaceId};
+use helpers::{Options, credentials, world};
+use tokio::sync::watch;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orphaned() {
+    let w = world(Options::default()).await;
+    const TENANTS: usize = 200;
+    let mut tenants: Vec<WorkspaceId> = Vec::new();
+    for i in 0..TENANTS {
+        let ws = w.create_workspace(&format!("fleet_{i}")).await;
+        let (status, _) = w
+            .post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        assert_eq!(status, 202);
+        tenants.push(ws);
+    }
+    for ws in &tenants {
+        let got = w.wait_finished(*ws, Duration::from_secs(120)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+    }
+
+    // Two replicas of the detector (one leads at a time) and a reboot worker.
+    let settings = ZombieSettings {
+        heartbeat_interval: Duration::from_secs(1),
+        reboot_deadline: Duration::from_secs(4),
+        ..ZombieSettings::default()
+    };
+    let stores = genesis_store::RegionalStore::single(w.t.db.clone());
+    let (stop, stopped) = watch::channel(false);
+    let mut loops = Vec::new();
+    for _ in 0..2 {
+        let detector = std::sync::Arc::new(ZombieDetector::new(
+            stores.clone(),
+            w.cloud.clone(),
+            w.bus.clone(),
+            settings.clone(),
+        ));
+        let db = w.t.db.clone();
+        let stopped = stopped.clone();
+        loops.push(tokio::spawn(async move {
+            run_as_leader(
+                db,
+                "zombie-detector",
+                Duration::from_millis(200),
+                stopped,
+                || {
+                    let d = detector.clone();
+                    async move {
+                        if let Err(e) = d.reconcile().await {
+                            tracing::warn!(error = %e, "zombie pass failed");
+                        }
+                    }
+                },
+            )
+            .await;
+        }));
+    }
+    // The world's worker runs reboot jobs too (every queue of the set).
+    drop(stores);
+
+    // Kill six sidecars; the last never boots again.
+    let mut killed = BTreeMap::new();
+    for (n, ws) in tenants.iter().take(6).enumerate() {
+        let d = w.t.db.droplet_live_for_workspace(*ws).await.expect("rows")[0].clone();
+        let provider = d.provider_id.expect("provider");
+        assert!(
+            w.sim.go_dark(provider, None),
+            "droplet {provider} was running"
+        );
+        if n == 5 {
+            w.sim.never_boot_again(provider);
+        }
+        killed.insert(d.id, Utc::now());
+    }
+    let forever = *killed.keys().last().expect("six");
+
+    // Wait for the five to come back and the sixth to be orphaned.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut settled = 0;
+        for id in killed.keys() {
+            let state = w.t.db.droplet_get(*id).await.expect("droplet").state;
+            let want = if *id == forever {
+                DropletState::Orphan
+            } else {
+                DropletState::ActiveHealthy
+            };
+            let passed_zombie =
+                !w.t.db
+                    .audit_list(None, Some("DROPLET_STATE_CHANGED"), 5_000)
+                    .await
+                    .expect("audit")
+                    .iter()
+                    .filter(|a| {
+                        a.subject.as_deref() == Some(&id.to_string()) && a.details["to"] == "ZOMBIE"
+                    })
+                    .collect::<Vec<_>>()
+                    .is_empty();
+            if state == want && passed_zombie {
+                settled += 1;
+            }
+        }
+        if settled == killed.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {settled} of {} settled",
+            killed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = stop.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+
+    let audit =
+        w.t.db
+            .audit_list(None, Some("DROPLET_STATE_CHANGED"), 10_000)
+            .await
+            .expect("audit");
+    for (id, killed_at) in &killed {
+        let mine: Vec<_> = audit
+            .iter()
+            .filter(|a| a.subject.as_deref() == Some(&id.to_string()))
+            .collect();
+        let zombie_at = mine
+            .iter()
+            .filter(|a| a.details["to"] == "ZOMBIE")
+            .map(|a| a.occurred_at)
+            .min()
+            .expect("became a zombie");
+        // Three 1 s windows, plus the flush interval, the pass interval and slack.
+        let detect = (zombie_at - *killed_at).to_std().expect("after the kill");
+        assert!(
+            detect <= Duration::from_secs(3) + Duration::from_millis(2_500),
+            "{id} detected after {detect:?}"
+        );
+        let reboots = mine
+            .iter()
+            .filter(|a| a.details["to"] == "REBOOTING")
+            .count();
+        assert_eq!(reboots, 1, "{id}: exactly one reboot");
+    }
+    // Nobody else was touched.
+    let zombies = audit.iter().filter(|a| a.details["to"] == "ZOMBIE").count();
+    assert_eq!(zombies, killed.len());
+    // The orphan has a manual-review alert.
+    let alerts = w.t.db.alert_list(true, 10).await.expect("alerts");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, "manual_review");
+    assert_eq!(alerts[0].droplet_id, Some(forever.as_uuid()));
+    w.finish().await;
+}
