@@ -166,6 +166,7 @@ pub async fn start<R: ContainerRuntime>(
         settings.webhook_base_url.clone(),
         http.clone(),
         settings.n8n_ready_timeout,
+        settings.host_stats.clone(),
     ));
     let service = CommandService::new(verifier, executor.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -213,7 +214,13 @@ pub async fn heartbeat<R: ContainerRuntime>(
 ) -> Heartbeat {
     let status = executor.n8n_status().await;
     let rt = executor.runtime.status().await;
-    let (cpu, mem, disk) = executor.host();
+    let host = executor.host_sample();
+    let (cpu, mem, disk, total_mb) = (
+        host.cpu_percent,
+        host.memory_used_mb,
+        host.disk_percent,
+        host.memory_total_mb,
+    );
     let (active, pending) = if status == N8nStatus::Running {
         let active = executor
             .n8n
@@ -240,7 +247,7 @@ pub async fn heartbeat<R: ContainerRuntime>(
         pending_executions: pending,
         cpu_usage_percent: cpu,
         memory_usage_mb: mem,
-        memory_total_mb: crate::sysstats::memory_total_mb(),
+        memory_total_mb: total_mb,
         disk_usage_percent: disk,
         uptime_seconds: rt.uptime_s,
         refused_commands: service.take_refusals(),

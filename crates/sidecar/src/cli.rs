@@ -87,6 +87,7 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
         bind_ip: a.bind_ip,
         owner_email: a.owner_email,
         n8n_ready_timeout: Duration::from_secs(a.n8n_ready_timeout_s),
+        host_stats: Default::default(),
     };
     if a.droplet_id.is_none() {
         let http = agent::http_client(&settings)?;

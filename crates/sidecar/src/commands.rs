@@ -31,6 +31,7 @@ pub struct Executor<R> {
     http: reqwest::Client,
     ready_timeout: Duration,
     cpu: CpuMeter,
+    stats: sysstats::HostStats,
 }
 
 fn fail(action: CommandName, code: &str, message: impl Into<String>) -> CommandFailure {
@@ -70,6 +71,7 @@ impl<R: ContainerRuntime> Executor<R> {
         webhook_base_url: String,
         http: reqwest::Client,
         ready_timeout: Duration,
+        stats: sysstats::HostStats,
     ) -> Self {
         Self {
             n8n,
@@ -79,6 +81,7 @@ impl<R: ContainerRuntime> Executor<R> {
             http,
             ready_timeout,
             cpu: CpuMeter::default(),
+            stats,
         }
     }
 
@@ -102,11 +105,13 @@ impl<R: ContainerRuntime> Executor<R> {
 
     /// CPU %, memory MiB, disk %.
     pub fn host(&self) -> (f32, u64, f32) {
-        (
-            self.cpu.percent(),
-            sysstats::memory_used_mb(),
-            sysstats::disk_used_percent(std::path::Path::new("/")),
-        )
+        let h = self.host_sample();
+        (h.cpu_percent, h.memory_used_mb, h.disk_percent)
+    }
+
+    /// Every resource figure a heartbeat carries.
+    pub fn host_sample(&self) -> sysstats::HostSample {
+        self.stats.read(&self.cpu)
     }
 
     async fn mapped_draft(

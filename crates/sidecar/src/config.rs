@@ -68,6 +68,8 @@ pub struct Settings {
     pub owner_email: String,
     /// How long to wait for n8n at boot and after restarts.
     pub n8n_ready_timeout: Duration,
+    /// Where heartbeat resource figures come from (the machine, unless simulated).
+    pub host_stats: crate::sysstats::HostStats,
 }
 
 /// The parts of [`Settings`] that come from the env file.

@@ -98,3 +98,47 @@ mod tests {
         assert!(d > 0.0 && d <= 100.0, "{d}");
     }
 }
+
+/// Resource figures as a heartbeat reports them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostSample {
+    /// CPU, percent.
+    pub cpu_percent: f32,
+    /// Memory in use, MiB.
+    pub memory_used_mb: u64,
+    /// Memory in all, MiB.
+    pub memory_total_mb: u64,
+    /// Disk, percent.
+    pub disk_percent: f32,
+}
+
+/// Where a sidecar's resource figures come from: the machine it runs on, or, for a virtual
+/// droplet in the simulator (many share one host), figures the simulation sets.
+#[derive(Debug, Clone, Default)]
+pub enum HostStats {
+    /// `/proc` and `statvfs` of this machine.
+    #[default]
+    System,
+    /// A value someone else controls (shared, so it can change while the sidecar runs).
+    Simulated(std::sync::Arc<Mutex<HostSample>>),
+}
+
+impl HostStats {
+    /// The current figures (`cpu` measures CPU between calls on a real machine).
+    pub fn read(&self, cpu: &CpuMeter) -> HostSample {
+        match self {
+            HostStats::System => HostSample {
+                cpu_percent: cpu.percent(),
+                memory_used_mb: memory_used_mb(),
+                memory_total_mb: memory_total_mb(),
+                disk_percent: disk_used_percent(std::path::Path::new("/")),
+            },
+            HostStats::Simulated(s) => s.lock().map(|g| *g).unwrap_or(HostSample {
+                cpu_percent: 0.0,
+                memory_used_mb: 0,
+                memory_total_mb: 0,
+                disk_percent: 0.0,
+            }),
+        }
+    }
+}

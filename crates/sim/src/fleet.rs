@@ -6,6 +6,7 @@
 //! A droplet's "disk" (the sidecar's state directory and its n8n's data) survives power
 //! cycles and is wiped when the droplet is deleted.
 
+use genesis_sidecar::sysstats::{HostSample, HostStats};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -29,7 +30,18 @@ pub const SIDECAR_PORT: u16 = 8443;
 struct Disk {
     n8n: FakeN8n,
     state_dir: PathBuf,
+    /// What the droplet's heartbeats report: virtual droplets share one host, so the host's
+    /// own figures would say nothing about any one of them.
+    load: Arc<Mutex<HostSample>>,
 }
+
+/// A calm droplet: spec 50.1's smallest size, lightly used.
+pub const CALM: HostSample = HostSample {
+    cpu_percent: 12.0,
+    memory_used_mb: 310,
+    memory_total_mb: 1024,
+    disk_percent: 23.0,
+};
 
 /// A droplet's sidecar task: `stop` is taken when it is told to halt; the next boot waits
 /// for `task` so the old sidecar has released the droplet's ports.
@@ -92,7 +104,19 @@ impl SidecarHook {
             .map(|d| d.n8n.clone())
     }
 
-    fn disk(&self, id: i64) -> (FakeN8n, PathBuf) {
+    /// Sets what droplet `id`'s heartbeats report from now on (false if it never booted).
+    pub fn set_load(&self, id: i64, sample: HostSample) -> bool {
+        let disks = self.disks.lock().unwrap_or_else(|p| p.into_inner());
+        match disks.get(&id) {
+            Some(d) => {
+                *d.load.lock().unwrap_or_else(|p| p.into_inner()) = sample;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn disk(&self, id: i64) -> (FakeN8n, PathBuf, Arc<Mutex<HostSample>>) {
         let mut disks = self.disks.lock().unwrap_or_else(|p| p.into_inner());
         let d = disks.entry(id).or_insert_with(|| Disk {
             n8n: FakeN8n::new(FakeN8nConfig {
@@ -100,8 +124,9 @@ impl SidecarHook {
                 ..FakeN8nConfig::default()
             }),
             state_dir: self.root.join(format!("droplet-{id}")),
+            load: Arc::new(Mutex::new(CALM)),
         });
-        (d.n8n.clone(), d.state_dir.clone())
+        (d.n8n.clone(), d.state_dir.clone(), d.load.clone())
     }
 
     async fn run(self: Arc<Self>, ctx: BootContext, stop: oneshot::Receiver<()>) {
@@ -121,7 +146,7 @@ impl SidecarHook {
             }
         };
         let ip = IpAddr::V4(ctx.public_ipv4);
-        let (n8n, state_dir) = self.disk(id);
+        let (n8n, state_dir, load) = self.disk(id);
         let runtime =
             match InProcessN8n::start(SocketAddr::new(ip, N8N_PORT), n8n, genesis_n8n::N8N_VERSION)
                 .await
@@ -145,6 +170,7 @@ impl SidecarHook {
             bind_ip: Some(ip),
             owner_email: "owner@genesis.local".into(),
             n8n_ready_timeout: self.ready_timeout,
+            host_stats: HostStats::Simulated(load),
         };
         // Ask the metadata service who we are, as the sidecar does on DigitalOcean.
         let meta = ctx.metadata_url.clone().unwrap_or_default();

@@ -24,3 +24,6 @@ CREATE TABLE genesis.alerts (
 CREATE UNIQUE INDEX alerts_one_open ON genesis.alerts (droplet_id, kind) WHERE resolved_at IS NULL;
 
 GRANT SELECT, INSERT, UPDATE ON genesis.alerts TO genesis_app;
+
+-- A droplet's history is its audit trail.
+CREATE INDEX audit_log_subject_idx ON genesis.audit_log (subject, id) WHERE subject IS NOT NULL;

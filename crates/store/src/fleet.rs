@@ -362,3 +362,50 @@ async fn resolve_in(
     .await?;
     Ok(())
 }
+
+/// One state change of a droplet, from the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateChange {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// From which state.
+    pub from: Option<String>,
+    /// To which state.
+    pub to: Option<String>,
+    /// The event.
+    pub event: Option<String>,
+}
+
+impl Database {
+    /// A droplet's state changes, oldest first (the audit log is the history).
+    pub async fn droplet_history(
+        &self,
+        droplet: DropletId,
+        limit: i64,
+    ) -> Result<Vec<StateChange>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT occurred_at, actor, details FROM genesis.audit_log
+               WHERE subject = $1 AND event = 'DROPLET_STATE_CHANGED'
+               ORDER BY id DESC LIMIT $2"#,
+            droplet.to_string(),
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        let text = |v: &serde_json::Value, k: &str| v[k].as_str().map(str::to_owned);
+        let mut out: Vec<StateChange> = rows
+            .into_iter()
+            .map(|r| StateChange {
+                at: r.occurred_at,
+                actor: r.actor,
+                from: text(&r.details, "from"),
+                to: text(&r.details, "to"),
+                event: text(&r.details, "event"),
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+}

@@ -1,6 +1,7 @@
 //! `/api/v1` routes.
 
 pub mod body;
+pub mod fleet;
 pub mod ignition;
 pub mod leads;
 pub mod workspaces;
@@ -17,6 +18,9 @@ pub fn routes() -> Router<AppState> {
             get(workspaces::list).post(workspaces::create),
         )
         .route("/workspaces/{id}", get(workspaces::get))
+        .route("/fleet/health", get(fleet::health))
+        .route("/droplets/{id}", get(fleet::droplet))
+        .route("/alerts", get(fleet::alerts))
         .route(
             "/workspaces/{id}/ignite",
             axum::routing::post(ignition::ignite),

@@ -18,8 +18,21 @@ use chrono::Utc;
 use genesis_control::workers::leader::run_as_leader;
 use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
 use genesis_core::{DropletState, WorkspaceId};
+use genesis_sidecar::sysstats::HostSample;
+use genesis_sim::fleet::CALM;
 use helpers::{Options, credentials, world};
 use tokio::sync::watch;
+
+async fn wait_state(w: &helpers::World, id: genesis_core::DropletId, want: DropletState) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while w.t.db.droplet_get(id).await.expect("droplet").state != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orphaned() {
@@ -38,6 +51,25 @@ async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orp
         let got = w.wait_finished(*ws, Duration::from_secs(120)).await;
         assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
     }
+
+    // A droplet under load degrades after 5 heartbeats and recovers after 3 calm ones.
+    let busy =
+        w.t.db
+            .droplet_live_for_workspace(tenants[10])
+            .await
+            .expect("rows")[0]
+            .clone();
+    let busy_provider = busy.provider_id.expect("provider");
+    assert!(w.hook.set_load(
+        busy_provider,
+        HostSample {
+            cpu_percent: 95.0,
+            ..CALM
+        }
+    ));
+    wait_state(&w, busy.id, DropletState::ActiveDegraded).await;
+    assert!(w.hook.set_load(busy_provider, CALM));
+    wait_state(&w, busy.id, DropletState::ActiveHealthy).await;
 
     // Two replicas of the detector (one leads at a time) and a reboot worker.
     let settings = ZombieSettings {
@@ -171,5 +203,48 @@ async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orp
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].kind, "manual_review");
     assert_eq!(alerts[0].droplet_id, Some(forever.as_uuid()));
+
+    // What operators see through the API.
+    let (status, health) = w.get("/api/v1/fleet/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["total"], TENANTS);
+    assert_eq!(
+        health["by_state"]["ACTIVE_HEALTHY"],
+        TENANTS - 1,
+        "{health}"
+    );
+    assert_eq!(health["by_state"]["ORPHAN"], 1, "{health}");
+    assert_eq!(health["by_region"]["eu-west"]["ORPHAN"], 1, "{health}");
+    let (status, d) = w.get(&format!("/api/v1/droplets/{forever}")).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["state"], "ORPHAN");
+    assert!(d["last_heartbeat"]["active_workflows"].is_number(), "{d}");
+    let path: Vec<&str> = d["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["to"].as_str())
+        .collect();
+    assert!(
+        path.ends_with(&["ACTIVE_HEALTHY", "ZOMBIE", "REBOOTING", "ORPHAN"]),
+        "{path:?}"
+    );
+    // The degraded droplet's round trip is in its history too.
+    let (_, b) = w.get(&format!("/api/v1/droplets/{}", busy.id)).await;
+    let trip: Vec<&str> = b["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["to"].as_str())
+        .collect();
+    assert!(
+        trip.ends_with(&["ACTIVE_DEGRADED", "ACTIVE_HEALTHY"]),
+        "{trip:?}"
+    );
+    let (status, a) = w.get("/api/v1/alerts").await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["open_by_kind"]["manual_review"], 1, "{a}");
+    let (status, _) = w.get("/api/v1/droplets/not-a-uuid").await;
+    assert_eq!(status, 422);
     w.finish().await;
 }

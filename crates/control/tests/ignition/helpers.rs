@@ -77,7 +77,7 @@ pub async fn world(opts: Options) -> World {
 
     // The simulator, its droplets booting the real sidecar.
     let root = std::env::temp_dir().join(format!("genesis-ign-{}", uuid::Uuid::now_v7().simple()));
-    let hook = SidecarHook::with_ready_timeout(root.clone(), Duration::from_secs(5));
+    let hook = SidecarHook::with_ready_timeout(root.clone(), Duration::from_secs(20));
     let mut sim = Simulator::new(SimConfig {
         per_window: 100_000,
         per_long_window: 1_000_000,

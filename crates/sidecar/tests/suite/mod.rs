@@ -66,6 +66,7 @@ pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Pa
         n8n_url.into(),
         http.clone(),
         Duration::from_secs(60),
+        Default::default(),
     );
 
     let CommandReply::InjectCredential { credential_id } = run(

@@ -1,0 +1,120 @@
+//! Fleet health for operators: counts per state and region, one droplet with its last
+//! heartbeat and history, and the alerts people must look at.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use chrono::{DateTime, Utc};
+use genesis_core::DropletId;
+use genesis_store::{Alert, Droplet, FleetCounts, StateChange};
+use serde::{Deserialize, Serialize};
+
+use crate::{AppState, Problem};
+
+/// `GET /api/v1/fleet/health`: live droplets per state and per region, all databases
+/// together.
+pub async fn health(State(state): State<AppState>) -> Result<Json<FleetCounts>, Problem> {
+    let mut out = FleetCounts::default();
+    for db in state.stores.distinct() {
+        let c = db.fleet_counts().await?;
+        for (region, states) in c.by_region {
+            let slot = out.by_region.entry(region).or_default();
+            for (s, n) in states {
+                *slot.entry(s).or_default() += n;
+            }
+        }
+        for (s, n) in c.by_state {
+            *out.by_state.entry(s).or_default() += n;
+        }
+        out.total += c.total;
+    }
+    Ok(Json(out))
+}
+
+/// One droplet as operators see it.
+#[derive(Debug, Serialize)]
+pub struct DropletDetail {
+    /// The droplet.
+    #[serde(flatten)]
+    pub droplet: Droplet,
+    /// When its last heartbeat arrived.
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// What it said (spec 54.1).
+    pub last_heartbeat: Option<serde_json::Value>,
+    /// Its state changes, oldest first.
+    pub history: Vec<StateChange>,
+}
+
+/// `GET /api/v1/droplets/{id}`.
+pub async fn droplet(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DropletDetail>, Problem> {
+    let id = uuid::Uuid::parse_str(&id)
+        .map(DropletId::from_uuid)
+        .map_err(|e| Problem::invalid_field("id", e))?;
+    for db in state.stores.distinct() {
+        match db.droplet_get(id).await {
+            Ok(droplet) => {
+                let last = db.droplet_last_heartbeat(id).await?;
+                let history = db.droplet_history(id, 500).await?;
+                return Ok(Json(DropletDetail {
+                    droplet,
+                    last_heartbeat_at: last.as_ref().map(|(at, _)| *at),
+                    last_heartbeat: last.map(|(_, hb)| hb),
+                    history,
+                }));
+            }
+            Err(genesis_store::StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Problem::not_found("droplet"))
+}
+
+/// `GET /api/v1/alerts` query.
+#[derive(Debug, Deserialize)]
+pub struct AlertQuery {
+    /// Include resolved alerts (default: open only).
+    #[serde(default)]
+    pub all: bool,
+    /// At most this many (1 to 500, default 100).
+    pub limit: Option<i64>,
+}
+
+/// Alerts across regions, newest first.
+#[derive(Debug, Serialize)]
+pub struct AlertList {
+    /// The alerts.
+    pub items: Vec<Alert>,
+    /// Open alerts per kind.
+    pub open_by_kind: BTreeMap<String, usize>,
+}
+
+/// `GET /api/v1/alerts`.
+pub async fn alerts(
+    State(state): State<AppState>,
+    Query(q): Query<AlertQuery>,
+) -> Result<Json<AlertList>, Problem> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 500"));
+    }
+    let mut items = Vec::new();
+    for db in state.stores.distinct() {
+        items.extend(db.alert_list(!q.all, limit).await?);
+    }
+    items.sort_by_key(|a| std::cmp::Reverse(a.opened_at));
+    items.truncate(limit as usize);
+    let mut open_by_kind = BTreeMap::new();
+    for a in items.iter().filter(|a| a.resolved_at.is_none()) {
+        *open_by_kind.entry(a.kind.clone()).or_default() += 1;
+    }
+    Ok(Json(AlertList {
+        items,
+        open_by_kind,
+    }))
+}
