@@ -99,3 +99,84 @@ async fn timed_leads_query(
         .await?;
     Ok(started.elapsed())
 }
+
+/// One seeded sidecar: what a heartbeat load generator needs.
+#[derive(Debug, Clone)]
+pub struct SeededSidecar {
+    /// Its workspace.
+    pub workspace_id: uuid::Uuid,
+    /// The cloud's droplet id.
+    pub provider_id: i64,
+    /// Its raw sidecar token.
+    pub token: String,
+}
+
+impl Database {
+    /// Seeds `n` ACTIVE_HEALTHY droplets, one per workspace, each with a sidecar token, in
+    /// three statements (`genesis bench heartbeats`; a real fleet gets there by ignition).
+    pub async fn bench_sidecars_seed(&self, n: usize) -> Result<Vec<SeededSidecar>, StoreError> {
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let mut ws = Vec::with_capacity(n);
+        let mut slugs = Vec::with_capacity(n);
+        let mut droplets = Vec::with_capacity(n);
+        let mut providers = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let w = uuid::Uuid::now_v7();
+            let (token, hash) = crate::handshake::new_token();
+            ws.push(w);
+            slugs.push(format!("hb_{}_{i}", &run[run.len() - 8..]));
+            droplets.push(uuid::Uuid::now_v7());
+            providers.push(900_000_000 + i as i64);
+            hashes.push(hash);
+            out.push(SeededSidecar {
+                workspace_id: w,
+                provider_id: 900_000_000 + i as i64,
+                token,
+            });
+        }
+        let mut tx = self.app.begin().await?;
+        sqlx::query(
+            "INSERT INTO genesis.workspaces (id, slug, name, region, tier, status)
+             SELECT id, slug, slug, 'eu-west', 'standard', 'ACTIVE' FROM unnest($1::uuid[], $2::text[]) AS t(id, slug)",
+        )
+        .bind(&ws)
+        .bind(&slugs)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO genesis.droplets (id, workspace_id, provider_id, region, state)
+             SELECT id, ws, p, 'eu-west', 'ACTIVE_HEALTHY' FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS t(id, ws, p)",
+        )
+        .bind(&droplets)
+        .bind(&ws)
+        .bind(&providers)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO genesis.sidecar_tokens (token_hash, workspace_id, droplet_id, expires_at)
+             SELECT h, ws, d, now() + interval '1 day' FROM unnest($1::bytea[], $2::uuid[], $3::uuid[]) AS t(h, ws, d)",
+        )
+        .bind(&hashes)
+        .bind(&ws)
+        .bind(&droplets)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Droplets whose last heartbeat arrived at or after `since` (durability check).
+    pub async fn bench_heartbeats_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM genesis.droplets WHERE last_heartbeat_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+}

@@ -25,7 +25,7 @@ pub const PROVISIONING_TTL: Duration = Duration::minutes(15);
 pub const SIDECAR_TTL: Duration = Duration::days(30);
 
 /// A fresh random token (256 bits, hex) and its hash.
-fn new_token() -> (String, Vec<u8>) {
+pub(crate) fn new_token() -> (String, Vec<u8>) {
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();

@@ -62,6 +62,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         workers: u32,
     },
+    /// Heartbeat ingestion: sustained heartbeats/s and latency, every one authenticated and
+    /// recorded, against a bare JSON route in the same run.
+    Heartbeats {
+        /// Sidecars (each with its own token).
+        #[arg(long, default_value_t = 15_000)]
+        droplets: usize,
+        /// Seconds of load per side.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Keep-alive connections of the load generator.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
     /// No-op job throughput of the Redis queue, and BullMQ's on the same Redis in the same run.
     Queue {
         /// Redis to use.
@@ -156,6 +169,11 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
         BenchCommand::FleetUpdate { redis_url, jobs } => {
             super::bench_queue::fleet_update(&redis_url, jobs).await
         }
+        BenchCommand::Heartbeats {
+            droplets,
+            seconds,
+            connections,
+        } => super::bench_heartbeats::run(droplets, seconds, connections).await,
         BenchCommand::Ignition {
             redis_url,
             tenants,

@@ -1,6 +1,7 @@
 //! Subcommand implementations. `run` maps every outcome to an exit code.
 
 pub mod bench;
+pub mod bench_heartbeats;
 pub mod bench_ignition;
 pub mod bench_queue;
 pub mod bench_sidecar;
@@ -92,7 +93,12 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
             concurrency,
             no_bullmq,
         }) => bench_queue::queue(&redis_url, jobs, concurrency, !no_bullmq).await,
-        // A scratch database on DATABASE_URL's server; no configuration needed.
+        // Scratch databases on DATABASE_URL's server; no configuration needed.
+        Command::Bench(bench::BenchCommand::Heartbeats {
+            droplets,
+            seconds,
+            connections,
+        }) => bench_heartbeats::run(droplets, seconds, connections).await,
         Command::Bench(bench::BenchCommand::Ignition {
             redis_url,
             tenants,
