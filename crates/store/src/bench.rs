@@ -105,6 +105,8 @@ async fn timed_leads_query(
 pub struct SeededSidecar {
     /// Its workspace.
     pub workspace_id: uuid::Uuid,
+    /// Our droplet id.
+    pub droplet_id: uuid::Uuid,
     /// The cloud's droplet id.
     pub provider_id: i64,
     /// Its raw sidecar token.
@@ -115,6 +117,16 @@ impl Database {
     /// Seeds `n` ACTIVE_HEALTHY droplets, one per workspace, each with a sidecar token, in
     /// three statements (`genesis bench heartbeats`; a real fleet gets there by ignition).
     pub async fn bench_sidecars_seed(&self, n: usize) -> Result<Vec<SeededSidecar>, StoreError> {
+        let providers: Vec<i64> = (0..n as i64).map(|i| 900_000_000 + i).collect();
+        self.bench_sidecars_seed_for(&providers).await
+    }
+
+    /// The same, for droplets that exist in a (simulated) cloud under these ids.
+    pub async fn bench_sidecars_seed_for(
+        &self,
+        provider_ids: &[i64],
+    ) -> Result<Vec<SeededSidecar>, StoreError> {
+        let n = provider_ids.len();
         let run = uuid::Uuid::now_v7().simple().to_string();
         let mut ws = Vec::with_capacity(n);
         let mut slugs = Vec::with_capacity(n);
@@ -122,17 +134,19 @@ impl Database {
         let mut providers = Vec::with_capacity(n);
         let mut hashes = Vec::with_capacity(n);
         let mut out = Vec::with_capacity(n);
-        for i in 0..n {
+        for (i, &provider) in provider_ids.iter().enumerate() {
             let w = uuid::Uuid::now_v7();
             let (token, hash) = crate::handshake::new_token();
             ws.push(w);
             slugs.push(format!("hb_{}_{i}", &run[run.len() - 8..]));
-            droplets.push(uuid::Uuid::now_v7());
-            providers.push(900_000_000 + i as i64);
+            let d = uuid::Uuid::now_v7();
+            droplets.push(d);
+            providers.push(provider);
             hashes.push(hash);
             out.push(SeededSidecar {
                 workspace_id: w,
-                provider_id: 900_000_000 + i as i64,
+                droplet_id: d,
+                provider_id: provider,
                 token,
             });
         }
@@ -165,6 +179,21 @@ impl Database {
         .await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// When each of `droplets` first became ZOMBIE at or after `since` (from the audit log).
+    pub async fn bench_zombie_times(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT subject, min(occurred_at) FROM genesis.audit_log
+             WHERE event = 'DROPLET_STATE_CHANGED' AND details->>'to' = 'ZOMBIE' AND occurred_at >= $1
+             GROUP BY subject",
+        )
+        .bind(since)
+        .fetch_all(&mut *self.read().await?)
+        .await?)
     }
 
     /// Droplets whose last heartbeat arrived at or after `since` (durability check).

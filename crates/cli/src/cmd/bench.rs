@@ -75,6 +75,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         connections: usize,
     },
+    /// Zombie detection at fleet scale: N droplets heartbeating, a share killed, time to
+    /// ZOMBIE in heartbeat intervals.
+    Zombies {
+        /// Redis to use (the reboot queue).
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Droplets.
+        #[arg(long, default_value_t = 15_000)]
+        droplets: usize,
+        /// Share killed, percent.
+        #[arg(long, default_value_t = 1.0)]
+        kill_percent: f64,
+        /// Heartbeat interval, seconds (spec 54.1: 60; compressed here).
+        #[arg(long, default_value_t = 5)]
+        interval_s: u64,
+    },
     /// No-op job throughput of the Redis queue, and BullMQ's on the same Redis in the same run.
     Queue {
         /// Redis to use.
@@ -174,6 +190,12 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
             seconds,
             connections,
         } => super::bench_heartbeats::run(droplets, seconds, connections).await,
+        BenchCommand::Zombies {
+            redis_url,
+            droplets,
+            kill_percent,
+            interval_s,
+        } => super::bench_zombies::run(&redis_url, droplets, kill_percent, interval_s).await,
         BenchCommand::Ignition {
             redis_url,
             tenants,

@@ -6,6 +6,7 @@ pub mod bench_ignition;
 pub mod bench_queue;
 pub mod bench_sidecar;
 pub mod bench_sim;
+pub mod bench_zombies;
 pub mod config;
 pub mod db;
 pub mod leads;
@@ -99,6 +100,12 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
             seconds,
             connections,
         }) => bench_heartbeats::run(droplets, seconds, connections).await,
+        Command::Bench(bench::BenchCommand::Zombies {
+            redis_url,
+            droplets,
+            kill_percent,
+            interval_s,
+        }) => bench_zombies::run(&redis_url, droplets, kill_percent, interval_s).await,
         Command::Bench(bench::BenchCommand::Ignition {
             redis_url,
             tenants,
