@@ -30,6 +30,12 @@ use sha2::{Digest, Sha256};
 /// Memory assumed when a sidecar does not say (spec 50.1's smallest droplet).
 const DEFAULT_MEMORY_MB: u64 = 1024;
 
+struct Pending {
+    at: chrono::DateTime<Utc>,
+    heartbeat: Heartbeat,
+    sample: ResourceSample,
+}
+
 struct Cached {
     db: usize,
     identity: SidecarIdentity,
@@ -41,8 +47,9 @@ pub struct HeartbeatSink {
     stores: RegionalStore,
     token_ttl: Duration,
     tokens: Mutex<HashMap<[u8; 32], Cached>>,
-    /// Per database (index into `stores.distinct()`): droplet → its latest heartbeat.
-    pending: Mutex<HashMap<usize, HashMap<DropletId, BeatRow>>>,
+    /// Per database (index into `stores.distinct()`): droplet → its latest heartbeat, kept
+    /// parsed (only the latest of each droplet is ever serialized, at flush time).
+    pending: Mutex<HashMap<usize, HashMap<DropletId, Pending>>>,
 }
 
 /// Who a token belongs to, and which database holds it.
@@ -122,26 +129,27 @@ impl HeartbeatSink {
     }
 
     /// Buffers a heartbeat from an authenticated sidecar.
-    pub fn accept(&self, who: Authenticated, hb: &Heartbeat) -> Result<(), serde_json::Error> {
+    pub fn accept(&self, who: Authenticated, hb: Heartbeat) {
         let total = if hb.memory_total_mb > 0 {
             hb.memory_total_mb
         } else {
             DEFAULT_MEMORY_MB
         };
-        let row = BeatRow {
-            droplet: who.identity.droplet_id,
+        let sample = ResourceSample {
+            cpu: hb.cpu_usage_percent,
+            memory: (hb.memory_usage_mb as f64 * 100.0 / total as f64) as f32,
+            disk: hb.disk_usage_percent,
+        };
+        let pending = Pending {
             at: Utc::now(),
-            payload: serde_json::to_value(hb)?,
-            sample: ResourceSample {
-                cpu: hb.cpu_usage_percent,
-                memory: (hb.memory_usage_mb as f64 * 100.0 / total as f64) as f32,
-                disk: hb.disk_usage_percent,
-            },
+            heartbeat: hb,
+            sample,
         };
         if let Ok(mut p) = self.pending.lock() {
-            p.entry(who.db).or_default().insert(row.droplet, row);
+            p.entry(who.db)
+                .or_default()
+                .insert(who.identity.droplet_id, pending);
         }
-        Ok(())
     }
 
     /// Heartbeats waiting for the next flush.
@@ -154,14 +162,22 @@ impl HeartbeatSink {
 
     /// Writes everything buffered; returns how many heartbeats were recorded.
     pub async fn flush(&self) -> Result<usize, StoreError> {
-        let batches: Vec<(usize, HashMap<DropletId, BeatRow>)> = match self.pending.lock() {
+        let batches: Vec<(usize, HashMap<DropletId, Pending>)> = match self.pending.lock() {
             Ok(mut p) => p.drain().collect(),
             Err(_) => return Ok(0),
         };
         let mut written = 0;
         let mut first_error = None;
         for (db, beats) in batches {
-            let rows: Vec<BeatRow> = beats.values().cloned().collect();
+            let rows: Vec<BeatRow> = beats
+                .iter()
+                .map(|(id, p)| BeatRow {
+                    droplet: *id,
+                    at: p.at,
+                    payload: serde_json::to_value(&p.heartbeat).unwrap_or_default(),
+                    sample: p.sample,
+                })
+                .collect();
             match self.stores.distinct()[db]
                 .heartbeats_record(&rows, "heartbeat")
                 .await

@@ -68,8 +68,14 @@ pub struct HealthCounters {
     pub all_low: u16,
 }
 
-fn bump(counter: u16, hit: bool) -> u16 {
-    if hit { counter.saturating_add(1) } else { 0 }
+/// Counts a hit, up to `cap` (the rules only ask "at least `cap` in a row?", and a counter
+/// that stops moving lets the store skip rewriting a steady droplet's counters).
+fn bump(counter: u16, hit: bool, cap: u16) -> u16 {
+    if hit {
+        counter.saturating_add(1).min(cap)
+    } else {
+        0
+    }
 }
 
 impl HealthCounters {
@@ -77,12 +83,17 @@ impl HealthCounters {
     /// any: `ResourcesHigh` for a healthy one, `ResourcesRecovered` for a degraded one.
     pub fn observe(&mut self, state: DropletState, sample: ResourceSample) -> Option<DropletEvent> {
         use thresholds::*;
-        self.cpu_high = bump(self.cpu_high, sample.cpu > CPU_HIGH);
-        self.memory_high = bump(self.memory_high, sample.memory > MEMORY_HIGH);
-        self.disk_high = bump(self.disk_high, sample.disk > DISK_HIGH);
+        self.cpu_high = bump(self.cpu_high, sample.cpu > CPU_HIGH, CPU_MEMORY_RUN);
+        self.memory_high = bump(
+            self.memory_high,
+            sample.memory > MEMORY_HIGH,
+            CPU_MEMORY_RUN,
+        );
+        self.disk_high = bump(self.disk_high, sample.disk > DISK_HIGH, DISK_RUN);
         self.all_low = bump(
             self.all_low,
             sample.cpu < CPU_LOW && sample.memory < MEMORY_LOW && sample.disk < DISK_LOW,
+            RECOVERY_RUN,
         );
         let high = self.cpu_high >= CPU_MEMORY_RUN
             || self.memory_high >= CPU_MEMORY_RUN

@@ -145,8 +145,9 @@ impl Database {
                 what: "droplet state",
                 value: r.state.clone(),
             })?;
-            let mut counters: HealthCounters =
+            let before: HealthCounters =
                 serde_json::from_value(r.health_counters).unwrap_or_default();
+            let mut counters = before;
             let Some(sample) = sample_of.get(&r.id) else {
                 continue;
             };
@@ -156,8 +157,11 @@ impl Database {
                 }
                 _ => counters.observe(state, *sample),
             };
-            counter_ids.push(r.id);
-            counter_values.push(serde_json::to_value(counters).unwrap_or_default());
+            // A steady droplet's capped counters stop changing: nothing to write.
+            if counters != before {
+                counter_ids.push(r.id);
+                counter_values.push(serde_json::to_value(counters).unwrap_or_default());
+            }
             if let Some(event) = event {
                 events.push(BeatTransition {
                     droplet: DropletId::from_uuid(r.id),
@@ -166,15 +170,17 @@ impl Database {
                 });
             }
         }
-        sqlx::query!(
-            r#"UPDATE genesis.droplets d SET health_counters = c.counters
+        if !counter_ids.is_empty() {
+            sqlx::query!(
+                r#"UPDATE genesis.droplets d SET health_counters = c.counters
                FROM unnest($1::uuid[], $2::jsonb[]) AS c(id, counters)
                WHERE d.id = c.id"#,
-            &counter_ids,
-            &counter_values,
-        )
-        .execute(&mut *self.app.acquire().await?)
-        .await?;
+                &counter_ids,
+                &counter_values,
+            )
+            .execute(&mut *self.app.acquire().await?)
+            .await?;
+        }
         let mut applied = Vec::new();
         for t in events {
             let mut tx = self.app.begin().await?;
