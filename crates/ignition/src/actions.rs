@@ -92,6 +92,31 @@ fn reach(ig: &Ignition) -> Result<Reach, StepError> {
     })
 }
 
+/// The watchdog's rows for the workflows a deploy step reported.
+fn desired_from(deploy_output: &Value, active: bool) -> Vec<genesis_store::DesiredWorkflowRow> {
+    let version = deploy_output["template_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    deploy_output["workflows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| genesis_store::DesiredWorkflowRow {
+            workflow_id: w["id"].as_str().unwrap_or_default().to_owned(),
+            key: w["key"].as_str().unwrap_or_default().to_owned(),
+            active,
+            template_version: version.clone(),
+        })
+        .collect()
+}
+
+fn desired_rows(ig: &Ignition, active: bool) -> Vec<genesis_store::DesiredWorkflowRow> {
+    ig.output(IgnitionStep::WorkflowsDeploying)
+        .map(|o| desired_from(o, active))
+        .unwrap_or_default()
+}
+
 fn params(ig: &Ignition) -> Result<IgnitionParams, StepError> {
     serde_json::from_value(ig.params.clone())
         .map_err(|e| StepError::Fail(format!("saga parameters unreadable: {e}")))
@@ -153,6 +178,9 @@ impl<C: Cloud> Igniter<C> {
                         )
                         .await?;
                 }
+                // The watchdog's desired state: these run, active.
+                db.droplet_workflows_put(ig.droplet_id, &desired_rows(ig, true))
+                    .await?;
                 Ok(Act::Done(json!({ "active": deployed.len() })))
             }
         }
@@ -366,10 +394,13 @@ impl<C: Cloud> Igniter<C> {
             }
             deployed.push(json!({ "key": w.key, "id": workflow_id, "webhook_url": webhook_url }));
         }
-        Ok(Act::Done(json!({
+        let out = json!({
             "template_version": self.templates.version,
             "workflows": deployed,
-        })))
+        });
+        let rows = desired_from(&out, false);
+        db.droplet_workflows_put(ig.droplet_id, &rows).await?;
+        Ok(Act::Done(out))
     }
 
     /// Runs `step`'s undo action once; returns what it did (for the saga log).
@@ -410,7 +441,8 @@ impl<C: Cloud> Igniter<C> {
             }
             IgnitionStep::WorkflowsDeploying => {
                 let n = db.webhook_delete_workspace(ws.id, actor).await?;
-                Ok(json!({ "webhooks_deleted": n }))
+                let w = db.droplet_workflows_delete(ig.droplet_id).await?;
+                Ok(json!({ "webhooks_deleted": n, "desired_workflows_deleted": w }))
             }
             IgnitionStep::Activating => {
                 // Best effort: the droplet (and with it every workflow) is deleted two undo

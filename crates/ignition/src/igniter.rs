@@ -166,6 +166,11 @@ impl<C> Igniter<C> {
         &self.cloud
     }
 
+    /// Its signed-command client (shared with the watchdog's heals).
+    pub fn sidecar(&self) -> &SidecarClient {
+        &self.sidecar
+    }
+
     /// The queue its moves run on.
     pub fn bus(&self) -> &Bus {
         &self.bus

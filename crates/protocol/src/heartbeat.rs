@@ -53,6 +53,38 @@ pub struct Heartbeat {
     /// Commands refused since the last heartbeat (spec 51.3's audit trail).
     #[serde(default)]
     pub refused_commands: Vec<Refusal>,
+    /// What n8n runs (spec 43.1: the watchdog compares it with the database).
+    #[serde(default)]
+    pub workflows: Vec<WorkflowState>,
+    /// Which credentials n8n holds (never their data).
+    #[serde(default)]
+    pub credentials: Vec<CredentialState>,
+}
+
+/// One workflow as n8n reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowState {
+    /// n8n's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it is active.
+    pub active: bool,
+}
+
+/// One credential as n8n reports it (never its data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialState {
+    /// n8n's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When its OAuth token expires (Unix seconds), when known.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 /// `POST /api/v1/sidecar/metrics`, every `metrics_interval_s`: counts, never lead data.

@@ -13,7 +13,7 @@ pub mod webhook;
 
 pub use command::{Command, CommandName, CommandReply};
 pub use handshake::{HandshakeRequest, HandshakeResponse, SidecarConfig};
-pub use heartbeat::{Heartbeat, MetricsReport, N8nStatus};
+pub use heartbeat::{CredentialState, Heartbeat, MetricsReport, N8nStatus, WorkflowState};
 pub use jwt::{CommandClaims, CommandSigner, CommandVerifier, Refusal, RefusalReason};
 pub use sealed::{SealedSecret, SealingKey};
 pub use webhook::{WebhookSigner, WebhookVerifier};

@@ -8,7 +8,8 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use genesis_n8n::bootstrap::{BootstrapOptions, bootstrap};
 use genesis_protocol::handshake::Versions;
 use genesis_protocol::{
-    CommandVerifier, HandshakeRequest, HandshakeResponse, Heartbeat, MetricsReport, N8nStatus,
+    CommandVerifier, CredentialState, HandshakeRequest, HandshakeResponse, Heartbeat,
+    MetricsReport, N8nStatus, WorkflowState,
 };
 
 use crate::commands::Executor;
@@ -221,17 +222,45 @@ pub async fn heartbeat<R: ContainerRuntime>(
         host.disk_percent,
         host.memory_total_mb,
     );
-    let (active, pending) = if status == N8nStatus::Running {
-        let active = executor
+    let (workflows, credentials, pending) = if status == N8nStatus::Running {
+        let workflows: Vec<WorkflowState> = executor
             .n8n
             .workflow_list()
             .await
-            .map(|w| w.iter().filter(|w| w.active).count() as u32)
-            .unwrap_or(0);
-        (active, executor.pending_executions().await.unwrap_or(0))
+            .map(|w| {
+                w.into_iter()
+                    .map(|w| WorkflowState {
+                        id: w.id,
+                        name: w.name,
+                        active: w.active,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let credentials: Vec<CredentialState> = executor
+            .n8n
+            .credential_list()
+            .await
+            .map(|c| {
+                c.into_iter()
+                    .map(|c| CredentialState {
+                        id: c.id,
+                        name: c.name,
+                        kind: c.kind,
+                        expires_at: None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            workflows,
+            credentials,
+            executor.pending_executions().await.unwrap_or(0),
+        )
     } else {
-        (0, 0)
+        (Vec::new(), Vec::new(), 0)
     };
+    let active = workflows.iter().filter(|w| w.active).count() as u32;
     Heartbeat {
         workspace_id: settings.workspace_id,
         droplet_id: settings.droplet_id,
@@ -251,6 +280,8 @@ pub async fn heartbeat<R: ContainerRuntime>(
         disk_usage_percent: disk,
         uptime_seconds: rt.uptime_s,
         refused_commands: service.take_refusals(),
+        workflows,
+        credentials,
     }
 }
 

@@ -301,6 +301,12 @@ impl Database {
         Ok(id)
     }
 
+    /// Resolves the droplet's open alert of `kind`, if any.
+    pub async fn alert_resolve(&self, droplet: DropletId, kind: &str) -> Result<(), StoreError> {
+        let mut conn = self.app.acquire().await?;
+        resolve_in(&mut conn, droplet, kind).await
+    }
+
     /// Alerts, newest first; `open_only` hides resolved ones.
     pub async fn alert_list(&self, open_only: bool, limit: i64) -> Result<Vec<Alert>, StoreError> {
         Ok(sqlx::query_as!(
@@ -413,5 +419,106 @@ impl Database {
             .collect();
         out.reverse();
         Ok(out)
+    }
+}
+
+/// A workflow a droplet should run (the watchdog's desired state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredWorkflowRow {
+    /// n8n's id on the droplet.
+    pub workflow_id: String,
+    /// The template's key (`lead-intake`).
+    pub key: String,
+    /// Should it be active.
+    pub active: bool,
+    /// The template version deployed.
+    pub template_version: String,
+}
+
+impl Database {
+    /// Records (or updates) what a droplet should run.
+    pub async fn droplet_workflows_put(
+        &self,
+        droplet: DropletId,
+        rows: &[DesiredWorkflowRow],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<String> = rows.iter().map(|r| r.workflow_id.clone()).collect();
+        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+        let active: Vec<bool> = rows.iter().map(|r| r.active).collect();
+        let versions: Vec<String> = rows.iter().map(|r| r.template_version.clone()).collect();
+        sqlx::query!(
+            r#"INSERT INTO genesis.droplet_workflows (droplet_id, workflow_id, key, active, template_version)
+               SELECT $1, w, k, a, v FROM unnest($2::text[], $3::text[], $4::bool[], $5::text[]) AS t(w, k, a, v)
+               ON CONFLICT (droplet_id, workflow_id) DO UPDATE
+               SET key = EXCLUDED.key, active = EXCLUDED.active,
+                   template_version = EXCLUDED.template_version, updated_at = now()"#,
+            droplet.as_uuid(),
+            &ids,
+            &keys,
+            &active,
+            &versions,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// What a droplet should run.
+    pub async fn droplet_workflows(
+        &self,
+        droplet: DropletId,
+    ) -> Result<Vec<DesiredWorkflowRow>, StoreError> {
+        Ok(sqlx::query_as!(
+            DesiredWorkflowRow,
+            r#"SELECT workflow_id, key, active, template_version FROM genesis.droplet_workflows
+               WHERE droplet_id = $1 ORDER BY key"#,
+            droplet.as_uuid(),
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// Forgets what a droplet should run (its ignition was undone).
+    pub async fn droplet_workflows_delete(&self, droplet: DropletId) -> Result<u64, StoreError> {
+        Ok(sqlx::query!(
+            "DELETE FROM genesis.droplet_workflows WHERE droplet_id = $1",
+            droplet.as_uuid(),
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?
+        .rows_affected())
+    }
+
+    /// Droplets the watchdog checks: serving, with a heartbeat that carries an inventory.
+    pub async fn droplets_watched(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(Droplet, serde_json::Value)>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at,
+                      last_heartbeat AS "hb!"
+               FROM genesis.droplets
+               WHERE state IN ('ACTIVE_HEALTHY', 'ACTIVE_DEGRADED', 'DRIFT_DETECTED')
+                 AND last_heartbeat ? 'workflows'
+               ORDER BY id LIMIT $1"#,
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let d = Droplet::try_from(crate::droplets::DropletRow {
+                    id: r.id,
+                    workspace_id: r.workspace_id,
+                    provider_id: r.provider_id,
+                    region: r.region,
+                    state: r.state,
+                    version: r.version,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                })?;
+                Ok((d, r.hb))
+            })
+            .collect()
     }
 }

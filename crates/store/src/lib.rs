@@ -33,7 +33,9 @@ pub use audit::{AuditEntry, AuditEvent};
 pub use db::{Database, DbOptions, Pooler};
 pub use droplets::Droplet;
 pub use error::StoreError;
-pub use fleet::{Alert, BeatRow, BeatTransition, FleetCounts, NewAlert, Silent, StateChange};
+pub use fleet::{
+    Alert, BeatRow, BeatTransition, DesiredWorkflowRow, FleetCounts, NewAlert, Silent, StateChange,
+};
 pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionStart, Notification, WebhookEntry};
 pub use leader::Leadership;
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};

@@ -98,6 +98,12 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
                 stop_rx.clone(),
             ));
+            tokio::spawn(watchdog_loop(
+                stores.clone(),
+                ig.clone(),
+                Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
+                stop_rx.clone(),
+            ));
             // One worker runs every queue of the fleet's set.
             let jobs = genesis_control::workers::jobs::FleetJobs::new(
                 genesis_ignition::IgnitionJobs::new(ig.clone()),
@@ -242,6 +248,41 @@ async fn zombie_loop(
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "zombie pass failed"),
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Spec 43's watchdog, on whichever replica leads it, once per heartbeat interval (each pass
+/// sees every droplet's latest inventory).
+async fn watchdog_loop(
+    stores: genesis_store::RegionalStore,
+    ig: Arc<Ig>,
+    heartbeat_interval: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let watchdog = Arc::new(genesis_control::workers::watchdog::Watchdog::new(
+        stores.clone(),
+        ig.cloud().clone(),
+        ig.sidecar().clone(),
+    ));
+    let coordinator = stores.distinct()[0].clone();
+    genesis_control::workers::leader::run_as_leader(
+        coordinator,
+        "watchdog",
+        heartbeat_interval.max(Duration::from_secs(1)),
+        stop,
+        || {
+            let w = watchdog.clone();
+            async move {
+                match w.reconcile().await {
+                    Ok(r) if !r.drifts.is_empty() => {
+                        tracing::warn!(drifts = ?r.drifts, healed = r.healed, "watchdog pass");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "watchdog pass failed"),
                 }
             }
         },

@@ -248,3 +248,105 @@ async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orp
     assert_eq!(status, 422);
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn drift_is_detected_audited_and_healed_and_a_missing_partition_is_an_alert() {
+    use genesis_control::workers::watchdog::Watchdog;
+    let w = world(Options::default()).await;
+    let mut tenants = Vec::new();
+    for slug in ["drift_a", "drift_b"] {
+        let ws = w.create_workspace(slug).await;
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+        tenants.push(ws);
+    }
+    let stores = genesis_store::RegionalStore::single(w.t.db.clone());
+    let watchdog = Watchdog::new(stores, w.cloud.clone(), w.sidecar.clone());
+    let droplet = |ws: WorkspaceId| {
+        let db = w.t.db.clone();
+        async move { db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone() }
+    };
+    let a = droplet(tenants[0]).await;
+    let b = droplet(tenants[1]).await;
+    // A heartbeat with the inventory has arrived: nothing drifts.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let clean = watchdog.reconcile().await.expect("pass");
+    assert_eq!(clean.checked, 2, "{clean:?}");
+    assert!(clean.drifts.is_empty(), "{clean:?}");
+
+    // Drift on a: one workflow switched off behind our back, one made by hand.
+    let n8n = w.hook.n8n(a.provider_id.expect("provider")).expect("n8n");
+    let desired = w.t.db.droplet_workflows(a.id).await.expect("desired");
+    assert_eq!(desired.len(), 3);
+    assert!(n8n.chaos_set_active(&desired[0].workflow_id, false));
+    let stray = n8n.chaos_add_workflow("Made by hand", true);
+    // Missing partition on b.
+    genesis_store::PartitionManager::new(w.t.db.clone())
+        .drop(tenants[1], "chaos")
+        .await
+        .expect("drop");
+
+    // Within one heartbeat and one pass: detected, audited, healed.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let found = watchdog.reconcile().await.expect("pass");
+    assert_eq!(found.drifts.get("state_mismatch"), Some(&1), "{found:?}");
+    assert_eq!(found.drifts.get("orphan_workflow"), Some(&1), "{found:?}");
+    assert_eq!(found.drifts.get("missing_partition"), Some(&1), "{found:?}");
+    assert_eq!(found.healed, 2, "{found:?}");
+    let flows = n8n.workflow_summary();
+    assert!(
+        flows.iter().all(|f| f.0 != stray),
+        "the stray workflow is gone"
+    );
+    assert!(
+        flows.iter().all(|f| f.2),
+        "every template workflow is active again: {flows:?}"
+    );
+    for (d, want) in [
+        (a.id, DropletState::DriftDetected),
+        (b.id, DropletState::DriftDetected),
+    ] {
+        assert_eq!(w.t.db.droplet_get(d).await.expect("droplet").state, want);
+    }
+    let alerts = w.t.db.alert_list(true, 50).await.expect("alerts");
+    let kinds: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|x| (x.kind.as_str(), x.severity.as_str()))
+        .collect();
+    assert!(
+        kinds.contains(&("missing_partition", "CRITICAL")),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&("state_mismatch", "HIGH")), "{kinds:?}");
+    let audited =
+        w.t.db
+            .audit_list(None, Some("DRIFT_HEALED"), 10)
+            .await
+            .expect("audit");
+    assert_eq!(audited.len(), 2);
+
+    // The next heartbeat shows the heal: a recovers, b (no auto-heal) stays flagged.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after = watchdog.reconcile().await.expect("pass");
+    assert_eq!(after.recovered, 1, "{after:?}");
+    assert_eq!(
+        w.t.db.droplet_get(a.id).await.expect("a").state,
+        DropletState::ActiveHealthy
+    );
+    assert_eq!(
+        w.t.db.droplet_get(b.id).await.expect("b").state,
+        DropletState::DriftDetected
+    );
+    let open: Vec<String> =
+        w.t.db
+            .alert_list(true, 50)
+            .await
+            .expect("alerts")
+            .into_iter()
+            .map(|x| x.kind)
+            .collect();
+    assert_eq!(open, ["missing_partition"], "a's alerts are resolved");
+    w.finish().await;
+}

@@ -59,6 +59,12 @@ pub struct World {
     pub hook: Arc<SidecarHook>,
     pub cloud: Arc<DigitalOcean>,
     pub igniter: Arc<Igniter<DigitalOcean>>,
+    /// Signed commands to the world's sidecars (the control plane's key).
+    #[allow(
+        dead_code,
+        reason = "used by the fleet tests, which share these helpers"
+    )]
+    pub sidecar: SidecarClient,
     pub bus: Bus,
     stop_worker: watch::Sender<bool>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -135,6 +141,7 @@ pub async fn world(opts: Options) -> World {
         Some(t) => t,
         None => TemplateSet::golden().expect("golden"),
     };
+    let sidecar_for_tests = sidecar.clone();
     let igniter = Arc::new(Igniter::new(
         stores.clone(),
         cloud.clone(),
@@ -188,6 +195,7 @@ pub async fn world(opts: Options) -> World {
         hook,
         cloud,
         igniter,
+        sidecar: sidecar_for_tests,
         bus,
         stop_worker: watch::channel(false).0,
         worker: None,

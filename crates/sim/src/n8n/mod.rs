@@ -184,6 +184,42 @@ impl FakeN8n {
             .collect()
     }
 
+    /// Chaos: flips a workflow's active flag behind the control plane's back (drift, spec
+    /// 43.2's `state_mismatch`). False if there is no such workflow.
+    pub fn chaos_set_active(&self, id: &str, active: bool) -> bool {
+        match self.lock().workflows.get_mut(id) {
+            Some(w) => {
+                w.active = active;
+                w.updated_at = now_iso();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Chaos: a workflow someone made by hand in the tenant's n8n (spec 43.2's
+    /// `orphan_workflow`). Returns its id.
+    pub fn chaos_add_workflow(&self, name: &str, active: bool) -> String {
+        let mut s = self.lock();
+        let id = s.new_id();
+        let now = now_iso();
+        let w = Workflow {
+            id: id.clone(),
+            name: name.to_owned(),
+            active,
+            nodes: vec![serde_json::json!({
+                "name": "Every hour", "type": "n8n-nodes-base.scheduleTrigger",
+                "typeVersion": 1, "position": [0, 0], "parameters": {}
+            })],
+            connections: serde_json::json!({}),
+            settings: serde_json::json!({}),
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        s.workflows.insert(id.clone(), w);
+        id
+    }
+
     /// Executions recorded so far (for tests and the dashboard).
     pub fn execution_count(&self) -> usize {
         self.lock().executions.len()
