@@ -128,6 +128,24 @@ async fn baseline_server() -> Result<SocketAddr, CliError> {
     Ok(addr)
 }
 
+/// A control plane that only serves sidecars (no API token, no ignition): what the
+/// heartbeat and zombie benchmarks drive.
+pub(crate) fn sidecar_facing_state(stores: RegionalStore, token_ttl: Duration) -> AppState {
+    AppState {
+        stores: stores.clone(),
+        redis: None,
+        router: Arc::new(TenantRouter::default()),
+        metrics: None,
+        api_token_sha256: None,
+        command_signer: None,
+        igniter: None,
+        heartbeats: Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
+            stores, token_ttl,
+        )),
+        sidecar_config: genesis_protocol::SidecarConfig::default(),
+    }
+}
+
 /// Runs the benchmark.
 pub async fn run(droplets: usize, seconds: u64, connections: usize) -> Result<(), CliError> {
     if droplets == 0 || seconds == 0 || connections == 0 {
@@ -154,20 +172,7 @@ async fn run_on(
     eprintln!("seeding {droplets} droplets with sidecar tokens");
     let sidecars = Arc::new(t.db.bench_sidecars_seed(droplets).await?);
     let stores = RegionalStore::single(t.db.clone());
-    let state = AppState {
-        stores: stores.clone(),
-        redis: None,
-        router: Arc::new(TenantRouter::default()),
-        metrics: None,
-        api_token_sha256: None,
-        command_signer: None,
-        igniter: None,
-        heartbeats: Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
-            stores,
-            Duration::from_secs(60),
-        )),
-        sidecar_config: genesis_protocol::SidecarConfig::default(),
-    };
+    let state = sidecar_facing_state(stores, Duration::from_secs(60));
     let sink = state.heartbeats.clone();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use genesis_cloud::{ClientOptions, Cloud, CreateDroplet, DigitalOcean, ImageRef};
-use genesis_control::AppState;
 use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
-use genesis_core::TenantRouter;
 use genesis_queue::{Bus, GovernorConfig};
 use genesis_sim::digitalocean::{SimConfig, Simulator, serve};
 use genesis_store::{RegionalStore, testing::TestDb};
@@ -106,20 +104,8 @@ async fn run_on(
     let sidecars = Arc::new(t.db.bench_sidecars_seed_for(&providers).await?);
 
     let stores = RegionalStore::single(t.db.clone());
-    let state = AppState {
-        stores: stores.clone(),
-        redis: None,
-        router: Arc::new(TenantRouter::default()),
-        metrics: None,
-        api_token_sha256: None,
-        command_signer: None,
-        igniter: None,
-        heartbeats: Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
-            stores.clone(),
-            Duration::from_secs(600),
-        )),
-        sidecar_config: genesis_protocol::SidecarConfig::default(),
-    };
+    let state =
+        super::bench_heartbeats::sidecar_facing_state(stores.clone(), Duration::from_secs(600));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("bind")?;
