@@ -124,6 +124,7 @@ bold "Where to look"
 cat <<INFO
   API          $api/api/v1/workspaces   (header: $auth)
   Health       $api/healthz   $api/readyz
+  Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>
   Metrics      $api/metrics
   Database     psql "$GENESIS_DATABASE__URL"   then  \\d+ genesis.leads   or   SELECT * FROM genesis.audit_log;
   Server log   ${TMPDIR:-/tmp}/genesis-demo-serve.log
