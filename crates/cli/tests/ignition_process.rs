@@ -62,6 +62,50 @@ impl Env {
     }
 }
 
+/// The environment of a control plane on `cp_port` using the simulator on `sim_port`.
+fn stack_env(
+    db_url: &str,
+    redis: &str,
+    set: &str,
+    sim_port: u16,
+    cp_port: u16,
+    heartbeat_s: u64,
+) -> Env {
+    let sim_url = format!("http://127.0.0.1:{sim_port}");
+    let cp_url = format!("http://127.0.0.1:{cp_port}");
+    let listen = format!("127.0.0.1:{cp_port}");
+    let heartbeat = heartbeat_s.to_string();
+    Env {
+        vars: [
+            ("GENESIS_LOG", "warn"),
+            ("GENESIS_DATABASE__URL", db_url),
+            ("GENESIS_REDIS__URL", redis),
+            ("GENESIS_SERVER__LISTEN", listen.as_str()),
+            ("GENESIS_SERVER__API_TOKEN", TOKEN),
+            ("GENESIS_SERVER__COMMAND_KEY", COMMAND_KEY),
+            ("GENESIS_CLOUD__URL", sim_url.as_str()),
+            ("GENESIS_CLOUD__TOKEN", "sim-token"),
+            ("GENESIS_CLOUD__PER_MINUTE", "100000"),
+            ("GENESIS_CLOUD__PER_HOUR", "1000000"),
+            (
+                "GENESIS_IGNITION__SIDECAR_URL",
+                "http://{ip}:8443/sidecar/v1/commands",
+            ),
+            ("GENESIS_IGNITION__REQUIRE_DIGESTS", "false"),
+            ("GENESIS_IGNITION__LEASE_S", "3"),
+            ("GENESIS_IGNITION__QUEUE_SET", set),
+            ("GENESIS_VAULT__CURRENT", "1"),
+            ("GENESIS_VAULT__KEYS__1", VAULT_KEY),
+            ("GENESIS_SIDECAR__HEARTBEAT_INTERVAL_S", heartbeat.as_str()),
+            ("GENESIS_API_URL", cp_url.as_str()),
+            ("GENESIS_API_TOKEN", TOKEN),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    }
+}
+
 async fn wait_http(url: &str) {
     let http = reqwest::Client::new();
     for _ in 0..300 {
@@ -136,35 +180,7 @@ async fn a_killed_control_plane_resumes_its_ignitions() {
     let (sim_port, cp_port) = (free_port(), free_port());
     let sim_url = format!("http://127.0.0.1:{sim_port}");
     let cp_url = format!("http://127.0.0.1:{cp_port}");
-    let env = Env {
-        vars: [
-            ("GENESIS_LOG", "warn"),
-            ("GENESIS_DATABASE__URL", db_url.as_str()),
-            ("GENESIS_REDIS__URL", redis.as_str()),
-            ("GENESIS_SERVER__LISTEN", &format!("127.0.0.1:{cp_port}")),
-            ("GENESIS_SERVER__API_TOKEN", TOKEN),
-            ("GENESIS_SERVER__COMMAND_KEY", COMMAND_KEY),
-            ("GENESIS_CLOUD__URL", sim_url.as_str()),
-            ("GENESIS_CLOUD__TOKEN", "sim-token"),
-            ("GENESIS_CLOUD__PER_MINUTE", "100000"),
-            ("GENESIS_CLOUD__PER_HOUR", "1000000"),
-            (
-                "GENESIS_IGNITION__SIDECAR_URL",
-                "http://{ip}:8443/sidecar/v1/commands",
-            ),
-            ("GENESIS_IGNITION__REQUIRE_DIGESTS", "false"),
-            ("GENESIS_IGNITION__LEASE_S", "3"),
-            ("GENESIS_IGNITION__QUEUE_SET", set.as_str()),
-            ("GENESIS_VAULT__CURRENT", "1"),
-            ("GENESIS_VAULT__KEYS__1", VAULT_KEY),
-            ("GENESIS_SIDECAR__HEARTBEAT_INTERVAL_S", "2"),
-            ("GENESIS_API_URL", cp_url.as_str()),
-            ("GENESIS_API_TOKEN", TOKEN),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-    };
+    let env = stack_env(&db_url, &redis, &set, sim_port, cp_port, 2);
     // Creates take 1.7 to 3.7 s and boots 1 to 2.7 s: long enough to kill a saga mid-step.
     let _sim = env.spawn(&[
         "sim-cloud",
@@ -233,6 +249,110 @@ async fn a_killed_control_plane_resumes_its_ignitions() {
         assert_eq!(droplets.len(), 1, "exactly one droplet for {ws}");
     }
     drop(cp);
+    let bus = genesis_queue::Bus::connect(
+        &redis,
+        &set,
+        genesis_queue::config::fleet_queues(),
+        genesis_queue::GovernorConfig::default(),
+    )
+    .await
+    .expect("bus");
+    let _ = bus.destroy().await;
+    let _ = std::fs::remove_dir_all(&disks);
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_control_planes_reboot_each_zombie_exactly_once() {
+    let t = TestDb::create().await.expect("test database");
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let db_url = format!("{}/{}", url.rsplit_once('/').expect("db").0, t.name);
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let set = format!("z{}", uuid::Uuid::now_v7().simple());
+    let disks = std::env::temp_dir().join(format!("genesis-proc-{set}"));
+    let (sim_port, cp1, cp2) = (free_port(), free_port(), free_port());
+    let sim_url = format!("http://127.0.0.1:{sim_port}");
+    let one = stack_env(&db_url, &redis, &set, sim_port, cp1, 1);
+    let two = stack_env(&db_url, &redis, &set, sim_port, cp2, 1);
+    let _sim = one.spawn(&[
+        "sim-cloud",
+        "--listen",
+        &format!("127.0.0.1:{sim_port}"),
+        "--per-minute",
+        "100000",
+        "--per-hour",
+        "1000000",
+        "--sidecars",
+        disks.to_str().expect("utf-8 path"),
+    ]);
+    wait_http(&format!("{sim_url}/v2/regions")).await;
+    // Two replicas on one database and one queue set, as behind a load balancer.
+    let _a = one.spawn(&["serve"]);
+    let _b = two.spawn(&["serve"]);
+    wait_http(&format!("http://127.0.0.1:{cp1}/healthz")).await;
+    wait_http(&format!("http://127.0.0.1:{cp2}/healthz")).await;
+
+    let mut droplets = Vec::new();
+    for slug in ["zombie_a", "zombie_b", "steady_c"] {
+        let ws = created_id(&create(&one, slug, &["--wait"]));
+        let d = t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
+        droplets.push(d);
+    }
+    let http = reqwest::Client::new();
+    for d in &droplets[..2] {
+        let r = http
+            .post(format!(
+                "{sim_url}/sim/v1/droplets/{}/go-dark",
+                d.provider_id.expect("provider")
+            ))
+            .send()
+            .await
+            .expect("go-dark");
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    // Both zombies are rebooted and come back.
+    let reboots_of = |d: &genesis_store::Droplet, audit: &[genesis_store::AuditEntry]| {
+        audit
+            .iter()
+            .filter(|a| {
+                a.subject.as_deref() == Some(&d.id.to_string()) && a.details["to"] == "REBOOTING"
+            })
+            .count()
+    };
+    let mut back = false;
+    for _ in 0..600 {
+        let audit =
+            t.db.audit_list(None, Some("DROPLET_STATE_CHANGED"), 1_000)
+                .await
+                .expect("audit");
+        let mut done = 0;
+        for d in &droplets[..2] {
+            let state = t.db.droplet_get(d.id).await.expect("droplet").state;
+            if reboots_of(d, &audit) > 0 && state == genesis_core::DropletState::ActiveHealthy {
+                done += 1;
+            }
+        }
+        if done == 2 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "both zombies rebooted and back");
+    // Let both detectors run a few more passes, then count.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let audit =
+        t.db.audit_list(None, Some("DROPLET_STATE_CHANGED"), 1_000)
+            .await
+            .expect("audit");
+    for d in &droplets[..2] {
+        assert_eq!(reboots_of(d, &audit), 1, "{}: exactly one reboot", d.id);
+    }
+    assert_eq!(
+        reboots_of(&droplets[2], &audit),
+        0,
+        "the steady droplet was left alone"
+    );
     let bus = genesis_queue::Bus::connect(
         &redis,
         &set,
