@@ -16,6 +16,48 @@ const TOKEN: &str = "process-test-api-token";
 const COMMAND_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
 const VAULT_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
+/// What one process test owns: a scratch database, a queue set, the droplets' disks.
+struct Scratch {
+    t: TestDb,
+    db_url: String,
+    redis: String,
+    set: String,
+    disks: std::path::PathBuf,
+}
+
+impl Scratch {
+    async fn new(prefix: &str) -> Self {
+        let t = TestDb::create().await.expect("test database");
+        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let db_url = format!("{}/{}", url.rsplit_once('/').expect("db").0, t.name);
+        let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let set = format!("{prefix}{}", uuid::Uuid::now_v7().simple());
+        let disks = std::env::temp_dir().join(format!("genesis-proc-{set}"));
+        Self {
+            t,
+            db_url,
+            redis,
+            set,
+            disks,
+        }
+    }
+
+    /// Drops the queue set's keys, the disks and the database.
+    async fn cleanup(self) {
+        let bus = genesis_queue::Bus::connect(
+            &self.redis,
+            &self.set,
+            genesis_queue::config::fleet_queues(),
+            genesis_queue::GovernorConfig::default(),
+        )
+        .await
+        .expect("bus");
+        let _ = bus.destroy().await;
+        let _ = std::fs::remove_dir_all(&self.disks);
+        self.t.cleanup().await.expect("cleanup");
+    }
+}
+
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -171,16 +213,18 @@ fn created_id(o: &std::process::Output) -> WorkspaceId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_control_plane_resumes_its_ignitions() {
-    let t = TestDb::create().await.expect("test database");
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let db_url = format!("{}/{}", url.rsplit_once('/').expect("db").0, t.name);
-    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let set = format!("p{}", uuid::Uuid::now_v7().simple());
-    let disks = std::env::temp_dir().join(format!("genesis-proc-{set}"));
+    let scratch = Scratch::new("p").await;
+    let (t, db_url, redis, set, disks) = (
+        &scratch.t,
+        &scratch.db_url,
+        &scratch.redis,
+        &scratch.set,
+        &scratch.disks,
+    );
     let (sim_port, cp_port) = (free_port(), free_port());
     let sim_url = format!("http://127.0.0.1:{sim_port}");
     let cp_url = format!("http://127.0.0.1:{cp_port}");
-    let env = stack_env(&db_url, &redis, &set, sim_port, cp_port, 2);
+    let env = stack_env(db_url, redis, set, sim_port, cp_port, 2);
     // Creates take 1.7 to 3.7 s and boots 1 to 2.7 s: long enough to kill a saga mid-step.
     let _sim = env.spawn(&[
         "sim-cloud",
@@ -207,7 +251,7 @@ async fn a_killed_control_plane_resumes_its_ignitions() {
         ("killed_handshaking", IgnitionStep::HandshakePending),
     ] {
         let ws = created_id(&create(&env, slug, &["--ignite"]));
-        wait_step(&t, ws, step).await;
+        wait_step(t, ws, step).await;
         drop(cp); // SIGKILL, mid-step
         cp = env.spawn(&["serve"]);
         wait_http(&format!("{cp_url}/healthz")).await;
@@ -249,31 +293,23 @@ async fn a_killed_control_plane_resumes_its_ignitions() {
         assert_eq!(droplets.len(), 1, "exactly one droplet for {ws}");
     }
     drop(cp);
-    let bus = genesis_queue::Bus::connect(
-        &redis,
-        &set,
-        genesis_queue::config::fleet_queues(),
-        genesis_queue::GovernorConfig::default(),
-    )
-    .await
-    .expect("bus");
-    let _ = bus.destroy().await;
-    let _ = std::fs::remove_dir_all(&disks);
-    t.cleanup().await.expect("cleanup");
+    scratch.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_control_planes_reboot_each_zombie_exactly_once() {
-    let t = TestDb::create().await.expect("test database");
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let db_url = format!("{}/{}", url.rsplit_once('/').expect("db").0, t.name);
-    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let set = format!("z{}", uuid::Uuid::now_v7().simple());
-    let disks = std::env::temp_dir().join(format!("genesis-proc-{set}"));
+    let scratch = Scratch::new("z").await;
+    let (t, db_url, redis, set, disks) = (
+        &scratch.t,
+        &scratch.db_url,
+        &scratch.redis,
+        &scratch.set,
+        &scratch.disks,
+    );
     let (sim_port, cp1, cp2) = (free_port(), free_port(), free_port());
     let sim_url = format!("http://127.0.0.1:{sim_port}");
-    let one = stack_env(&db_url, &redis, &set, sim_port, cp1, 1);
-    let two = stack_env(&db_url, &redis, &set, sim_port, cp2, 1);
+    let one = stack_env(db_url, redis, set, sim_port, cp1, 1);
+    let two = stack_env(db_url, redis, set, sim_port, cp2, 1);
     let _sim = one.spawn(&[
         "sim-cloud",
         "--listen",
@@ -353,15 +389,5 @@ async fn two_control_planes_reboot_each_zombie_exactly_once() {
         0,
         "the steady droplet was left alone"
     );
-    let bus = genesis_queue::Bus::connect(
-        &redis,
-        &set,
-        genesis_queue::config::fleet_queues(),
-        genesis_queue::GovernorConfig::default(),
-    )
-    .await
-    .expect("bus");
-    let _ = bus.destroy().await;
-    let _ = std::fs::remove_dir_all(&disks);
-    t.cleanup().await.expect("cleanup");
+    scratch.cleanup().await;
 }

@@ -33,6 +33,24 @@ pub struct Droplet {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A [`DropletRow`] from any query record that selects the droplet's columns by their names
+/// (queries that add columns of their own get anonymous record types).
+macro_rules! droplet_row {
+    ($r:expr) => {
+        $crate::droplets::DropletRow {
+            id: $r.id,
+            workspace_id: $r.workspace_id,
+            provider_id: $r.provider_id,
+            region: $r.region,
+            state: $r.state,
+            version: $r.version,
+            created_at: $r.created_at,
+            updated_at: $r.updated_at,
+        }
+    };
+}
+pub(crate) use droplet_row;
+
 pub(crate) struct DropletRow {
     pub(crate) id: Uuid,
     pub(crate) workspace_id: Uuid,

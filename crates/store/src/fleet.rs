@@ -221,16 +221,7 @@ impl Database {
         .await?;
         rows.into_iter()
             .map(|r| {
-                let droplet = Droplet::try_from(crate::droplets::DropletRow {
-                    id: r.id,
-                    workspace_id: r.workspace_id,
-                    provider_id: r.provider_id,
-                    region: r.region,
-                    state: r.state,
-                    version: r.version,
-                    created_at: r.created_at,
-                    updated_at: r.updated_at,
-                })?;
+                let droplet = Droplet::try_from(crate::droplets::droplet_row!(r))?;
                 Ok(Silent {
                     droplet,
                     last_heartbeat_at: r.last,
@@ -507,16 +498,7 @@ impl Database {
         .await?;
         rows.into_iter()
             .map(|r| {
-                let d = Droplet::try_from(crate::droplets::DropletRow {
-                    id: r.id,
-                    workspace_id: r.workspace_id,
-                    provider_id: r.provider_id,
-                    region: r.region,
-                    state: r.state,
-                    version: r.version,
-                    created_at: r.created_at,
-                    updated_at: r.updated_at,
-                })?;
+                let d = Droplet::try_from(crate::droplets::droplet_row!(r))?;
                 Ok((d, r.hb))
             })
             .collect()
