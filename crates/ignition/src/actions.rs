@@ -371,6 +371,7 @@ impl<C: Cloud> Igniter<C> {
                         template: w.body.clone(),
                         mapping: mapping.clone(),
                         activate: false,
+                        template_version: Some(self.templates.version.clone()),
                     },
                 )
                 .await?;

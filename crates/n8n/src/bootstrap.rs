@@ -22,7 +22,7 @@ use crate::error::N8nError;
 use crate::secret_file::{read_optional, write_private};
 
 /// The public-API scopes the sidecar uses (names from n8n 2.8.4's `@n8n/permissions`).
-pub const SIDECAR_SCOPES: [&str; 13] = [
+pub const SIDECAR_SCOPES: [&str; 17] = [
     "workflow:create",
     "workflow:read",
     "workflow:update",
@@ -36,6 +36,10 @@ pub const SIDECAR_SCOPES: [&str; 13] = [
     "credential:update",
     "credential:delete",
     "credential:list",
+    "tag:create",
+    "tag:list",
+    "workflowTags:update",
+    "workflowTags:list",
 ];
 
 /// Where and how to bootstrap.

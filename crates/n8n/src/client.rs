@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::N8nError;
-use crate::types::{CredentialCreated, Execution, Page, Workflow, WorkflowDraft};
+use crate::types::{CredentialCreated, Execution, Page, Tag, Workflow, WorkflowDraft};
 
 /// A client for one n8n. Cheap to clone.
 #[derive(Clone)]
@@ -194,6 +194,42 @@ impl N8n {
             "workflow",
         )
         .await
+    }
+
+    /// Every tag.
+    pub async fn tag_list(&self) -> Result<Vec<Tag>, N8nError> {
+        self.all("/tags", "tag").await
+    }
+
+    /// The id of the tag named `name`, creating it when missing. Tag names are unique in
+    /// n8n, so a concurrent creation (409) is settled by reading the winner's id.
+    pub async fn tag_ensure(&self, name: &str) -> Result<String, N8nError> {
+        let find = |tags: Vec<Tag>| tags.into_iter().find(|t| t.name == name).map(|t| t.id);
+        if let Some(id) = find(self.tag_list().await?) {
+            return Ok(id);
+        }
+        match self
+            .call::<Tag>(Method::POST, "/tags", Some(&json!({ "name": name })), "tag")
+            .await
+        {
+            Ok(t) => Ok(t.id),
+            Err(N8nError::Status { status: 409, .. }) => find(self.tag_list().await?)
+                .ok_or_else(|| N8nError::NotFound(format!("tag {name}"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces a workflow's tags with `tag_ids`.
+    pub async fn workflow_tags_set(&self, id: &str, tag_ids: &[String]) -> Result<(), N8nError> {
+        let body: Vec<Value> = tag_ids.iter().map(|t| json!({ "id": t })).collect();
+        self.call::<Vec<Tag>>(
+            Method::PUT,
+            &format!("/workflows/{id}/tags"),
+            Some(&Value::Array(body)),
+            "workflow",
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Creates a credential; `data` must match the type's schema.

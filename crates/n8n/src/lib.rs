@@ -15,7 +15,9 @@ pub mod types;
 pub use client::N8n;
 pub use error::N8nError;
 pub use mapper::{MapError, map_template, template_variables, verify_credentials};
-pub use types::{CredentialCreated, Execution, Workflow, WorkflowDraft};
+pub use types::{
+    CredentialCreated, Execution, TEMPLATE_TAG_PREFIX, Tag, Workflow, WorkflowDraft, template_tag,
+};
 
 /// The n8n release this crate is written against.
 pub const N8N_VERSION: &str = "2.8.4";

@@ -91,6 +91,39 @@ pub struct Workflow {
     /// ISO 8601.
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// Its tags (read-only in a workflow write; set through `/workflows/{id}/tags`).
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+impl Workflow {
+    /// The Golden Template version this workflow was deployed from, read from its
+    /// [`TEMPLATE_TAG_PREFIX`] tag: what the watchdog compares (spec 43.2 `version_mismatch`).
+    pub fn template_version(&self) -> Option<&str> {
+        self.tags
+            .iter()
+            .find_map(|t| t.name.strip_prefix(TEMPLATE_TAG_PREFIX))
+    }
+}
+
+/// The prefix of the tag that records a workflow's template version (`tpl:2026.11.1`).
+/// Tags are n8n's own way to label workflows, survive restarts and show in its editor, so
+/// the version travels with the workflow instead of living in a side file of the sidecar.
+/// Short, because n8n limits tag names to 24 characters.
+pub const TEMPLATE_TAG_PREFIX: &str = "tpl:";
+
+/// The tag name for `version`.
+pub fn template_tag(version: &str) -> String {
+    format!("{TEMPLATE_TAG_PREFIX}{version}")
+}
+
+/// One n8n tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// n8n's id.
+    pub id: String,
+    /// Its unique name.
+    pub name: String,
 }
 
 /// `POST /credentials` and `PATCH /credentials/{id}` answers (never the data).

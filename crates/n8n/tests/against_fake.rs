@@ -327,3 +327,52 @@ async fn n8n_refuses_what_the_real_one_refuses() {
     );
     assert_eq!(v.len(), 3, "{v:#?}");
 }
+
+#[tokio::test]
+async fn template_version_tags_are_created_once_and_replaced() {
+    let h = Harness::start().await;
+    let n8n = bootstrap(&h.http, &h.options())
+        .await
+        .expect("bootstrap")
+        .client;
+    let draft = WorkflowDraft {
+        name: "tagged".into(),
+        nodes: vec![json!({"name": "Hook", "type": "n8n-nodes-base.webhook",
+            "typeVersion": 2, "position": [0, 0], "parameters": {"path": "t", "httpMethod": "POST"}})],
+        connections: json!({}),
+        settings: json!({}),
+    };
+    let wf = n8n.workflow_create(&draft).await.expect("create");
+    assert_eq!(wf.template_version(), None);
+
+    let old = n8n
+        .tag_ensure(&genesis_n8n::template_tag("2026.11.1"))
+        .await
+        .expect("tag");
+    assert_eq!(
+        n8n.tag_ensure("tpl:2026.11.1").await.expect("again"),
+        old,
+        "an existing tag is found, not duplicated"
+    );
+    let mine = n8n.tag_ensure("operator-label").await.expect("tag");
+    n8n.workflow_tags_set(&wf.id, &[old.clone(), mine.clone()])
+        .await
+        .expect("set");
+    let got = n8n.workflow_get(&wf.id).await.expect("get");
+    assert_eq!(got.template_version(), Some("2026.11.1"));
+    assert_eq!(got.tags.len(), 2);
+    let listed = n8n.workflow_list().await.expect("list");
+    assert_eq!(listed[0].template_version(), Some("2026.11.1"));
+
+    // n8n's own limits: names are unique and at most 24 characters; unknown tag ids refused.
+    assert!(matches!(
+        n8n.tag_ensure("tpl:a-version-name-far-too-long").await,
+        Err(N8nError::BadRequest(_))
+    ));
+    assert!(matches!(
+        n8n.workflow_tags_set(&wf.id, &["nope".into()]).await,
+        Err(N8nError::BadRequest(_))
+    ));
+    assert_eq!(n8n.tag_list().await.expect("tags").len(), 2);
+    h.assert_contract_kept();
+}

@@ -127,6 +127,10 @@ pub enum Command {
         /// Activate after creating.
         #[serde(default)]
         activate: bool,
+        /// The Golden Template version, recorded on the workflow as an n8n tag so the
+        /// watchdog can tell which version runs (spec 43.2 `version_mismatch`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template_version: Option<String>,
     },
     /// Replace a workflow's definition with a newly mapped template.
     UpdateWorkflow {
@@ -136,6 +140,9 @@ pub enum Command {
         template: serde_json::Value,
         /// Placeholders to replace.
         mapping: TemplateMapping,
+        /// The Golden Template version (see `DeployWorkflow`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template_version: Option<String>,
     },
     /// Activate.
     ActivateWorkflow {

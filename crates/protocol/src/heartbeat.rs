@@ -70,6 +70,9 @@ pub struct WorkflowState {
     pub name: String,
     /// Whether it is active.
     pub active: bool,
+    /// The Golden Template version it was deployed from (its `tpl:` tag), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<String>,
 }
 
 /// One credential as n8n reports it (never its data).

@@ -230,6 +230,7 @@ pub async fn heartbeat<R: ContainerRuntime>(
             .map(|w| {
                 w.into_iter()
                     .map(|w| WorkflowState {
+                        template_version: w.template_version().map(str::to_owned),
                         id: w.id,
                         name: w.name,
                         active: w.active,

@@ -219,6 +219,30 @@ impl<R: ContainerRuntime> Executor<R> {
         })
     }
 
+    /// Labels `wf` with `version`'s template tag, replacing an older version's tag and
+    /// keeping every other tag (an operator's own labels survive a redeploy).
+    async fn tag_version(
+        &self,
+        wf: &genesis_n8n::Workflow,
+        version: &str,
+    ) -> Result<(), genesis_n8n::N8nError> {
+        if wf.template_version() == Some(version) {
+            return Ok(());
+        }
+        let tag = self
+            .n8n
+            .tag_ensure(&genesis_n8n::template_tag(version))
+            .await?;
+        let mut ids: Vec<String> = wf
+            .tags
+            .iter()
+            .filter(|t| !t.name.starts_with(genesis_n8n::TEMPLATE_TAG_PREFIX))
+            .map(|t| t.id.clone())
+            .collect();
+        ids.push(tag);
+        self.n8n.workflow_tags_set(&wf.id, &ids).await
+    }
+
     /// Runs one command.
     pub async fn run(&self, cmd: Command) -> Result<CommandReply, CommandFailure> {
         let action = cmd.name();
@@ -237,6 +261,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 template,
                 mapping,
                 activate,
+                template_version,
             } => {
                 let draft = self.mapped_draft(action, &template, &mapping).await?;
                 // The mapped name is the idempotency key: a retried deploy updates the
@@ -255,6 +280,9 @@ impl<R: ContainerRuntime> Executor<R> {
                     }
                     None => self.n8n.workflow_create(&draft).await.map_err(n8n)?,
                 };
+                if let Some(v) = &template_version {
+                    self.tag_version(&wf, v).await.map_err(n8n)?;
+                }
                 if activate {
                     self.n8n.workflow_activate(&wf.id).await.map_err(n8n)?;
                 }
@@ -268,12 +296,17 @@ impl<R: ContainerRuntime> Executor<R> {
                 workflow_id,
                 template,
                 mapping,
+                template_version,
             } => {
                 let draft = self.mapped_draft(action, &template, &mapping).await?;
-                self.n8n
+                let wf = self
+                    .n8n
                     .workflow_update(&workflow_id, &draft)
                     .await
                     .map_err(n8n)?;
+                if let Some(v) = &template_version {
+                    self.tag_version(&wf, v).await.map_err(n8n)?;
+                }
                 CommandReply::UpdateWorkflow { success: true }
             }
             Command::ActivateWorkflow { workflow_id } => {

@@ -239,6 +239,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         template: template.clone(),
         mapping: mapping.clone(),
         activate: true,
+        template_version: Some("2026.11.1".into()),
     };
     let (status, body) = send(&http, &url, &token(CommandName::DeployWorkflow), &deploy).await;
     assert_eq!(status, 200, "{body}");
@@ -250,6 +251,8 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         panic!("not a deploy reply")
     };
     let webhook_url = webhook_url.expect("a webhook");
+    let n8n = hook.n8n(droplet.id).expect("the droplet's n8n");
+    assert_eq!(n8n.workflow_tag_names(&workflow_id), ["tpl:2026.11.1"]);
     assert_eq!(
         webhook_url,
         format!("http://{ip}:5678/webhook/in-{}", ws.simple())
@@ -275,9 +278,10 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let mut partial = mapping.clone();
     partial.variables.remove("YOUR_COMPANY_NAME");
     let bad = Command::DeployWorkflow {
-        template,
+        template: template.clone(),
         mapping: partial,
         activate: false,
+        template_version: None,
     };
     let (status, body) = send(&http, &url, &token(CommandName::DeployWorkflow), &bad).await;
     assert_eq!(
@@ -285,6 +289,22 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         (422, Some("unmapped_placeholder")),
         "{body}"
     );
+
+    // A redeploy of a newer version updates the same workflow and moves its version tag.
+    let newer = Command::DeployWorkflow {
+        template,
+        mapping: mapping.clone(),
+        activate: true,
+        template_version: Some("2026.12.0".into()),
+    };
+    let (status, body) = send(&http, &url, &token(CommandName::DeployWorkflow), &newer).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["result"]["workflow_id"],
+        workflow_id.as_str(),
+        "{body}"
+    );
+    assert_eq!(n8n.workflow_tag_names(&workflow_id), ["tpl:2026.12.0"]);
 
     // Refusals over HTTP: a replayed token, a token for another command.
     let once = token(CommandName::HealthCheck);

@@ -109,6 +109,7 @@ pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Pa
             template: template(),
             mapping: mapping.clone(),
             activate: true,
+            template_version: Some("2026.11.1".into()),
         },
     )
     .await
@@ -153,13 +154,19 @@ pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Pa
             workflow_id: workflow_id.clone(),
             template: template(),
             mapping,
+            template_version: Some("2026.12.0".into()),
         },
     )
     .await;
+    let updated = n8n.workflow_get(&workflow_id).await.expect("get");
+    assert_eq!(updated.name, "Suite for Acme Two");
     assert_eq!(
-        n8n.workflow_get(&workflow_id).await.expect("get").name,
-        "Suite for Acme Two"
+        updated.template_version(),
+        Some("2026.12.0"),
+        "the version tag moved: {:?}",
+        updated.tags
     );
+    assert_eq!(updated.tags.len(), 1, "{:?}", updated.tags);
 
     let CommandReply::CollectMetrics(m) = run(&exec, Command::CollectMetrics).await else {
         panic!("not metrics")

@@ -15,7 +15,7 @@ use super::{FakeN8n, error, now_iso};
 
 /// Scopes an owner's API key may carry (n8n 2.8.4, `OWNER_API_KEY_SCOPES`, the parts the
 /// fake serves plus their neighbours).
-const OWNER_SCOPES: [&str; 20] = [
+const OWNER_SCOPES: [&str; 24] = [
     "workflow:create",
     "workflow:read",
     "workflow:update",
@@ -36,6 +36,10 @@ const OWNER_SCOPES: [&str; 20] = [
     "tag:read",
     "tag:list",
     "tag:create",
+    "tag:update",
+    "tag:delete",
+    "workflowTags:update",
+    "workflowTags:list",
 ];
 
 fn session(headers: &HeaderMap, n8n: &FakeN8n) -> bool {
@@ -219,6 +223,13 @@ fn needed(method: &str, route: &str) -> &'static str {
         ("PATCH", "/api/v1/credentials/{id}") => "credential:update",
         ("DELETE", "/api/v1/credentials/{id}") => "credential:delete",
         ("GET", "/api/v1/credentials/schema/{kind}") => "credential:create",
+        ("GET", "/api/v1/workflows/{id}/tags") => "workflowTags:list",
+        ("PUT", "/api/v1/workflows/{id}/tags") => "workflowTags:update",
+        ("GET", "/api/v1/tags") => "tag:list",
+        ("POST", "/api/v1/tags") => "tag:create",
+        ("GET", "/api/v1/tags/{id}") => "tag:read",
+        ("PUT", "/api/v1/tags/{id}") => "tag:update",
+        ("DELETE", "/api/v1/tags/{id}") => "tag:delete",
         ("GET", "/api/v1/executions") => "execution:list",
         ("GET", "/api/v1/executions/{id}") => "execution:read",
         _ => "global:owner",

@@ -12,6 +12,7 @@ mod auth;
 mod credentials;
 mod executions;
 pub mod runtime;
+mod tags;
 mod workflows;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -59,6 +60,16 @@ pub(crate) struct Workflow {
     settings: Value,
     created_at: String,
     updated_at: String,
+    /// The workflow's tags, as n8n renders them (copies, see `tags`).
+    tags: Vec<Value>,
+}
+
+/// One n8n tag.
+pub(crate) struct Tag {
+    id: String,
+    name: String,
+    created_at: String,
+    updated_at: String,
 }
 
 pub(crate) struct Credential {
@@ -85,6 +96,7 @@ pub(crate) struct State {
     api_keys: HashMap<String, Vec<String>>,
     workflows: BTreeMap<String, Workflow>,
     credentials: BTreeMap<String, Credential>,
+    tags: BTreeMap<String, Tag>,
     executions: BTreeMap<u64, Execution>,
     next_execution: u64,
     rng: StdRng,
@@ -142,6 +154,7 @@ impl FakeN8n {
                 api_keys: HashMap::new(),
                 workflows: BTreeMap::new(),
                 credentials: BTreeMap::new(),
+                tags: BTreeMap::new(),
                 executions: BTreeMap::new(),
                 next_execution: 1,
                 rng,
@@ -215,9 +228,30 @@ impl FakeN8n {
             settings: serde_json::json!({}),
             created_at: now.clone(),
             updated_at: now,
+            tags: Vec::new(),
         };
         s.workflows.insert(id.clone(), w);
         id
+    }
+
+    /// Chaos: someone deleted a workflow in the tenant's n8n by hand (spec 43.2's
+    /// `orphan_db_record`). False if there is no such workflow.
+    pub fn chaos_delete_workflow(&self, id: &str) -> bool {
+        self.lock().workflows.remove(id).is_some()
+    }
+
+    /// The names of a workflow's tags (empty when there is no such workflow).
+    pub fn workflow_tag_names(&self, id: &str) -> Vec<String> {
+        self.lock()
+            .workflows
+            .get(id)
+            .map(|w| {
+                w.tags
+                    .iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Executions recorded so far (for tests and the dashboard).
@@ -239,6 +273,15 @@ impl FakeN8n {
                     .delete(workflows::delete),
             )
             .route("/api/v1/workflows/{id}/activate", post(workflows::activate))
+            .route(
+                "/api/v1/workflows/{id}/tags",
+                get(tags::workflow_get).put(tags::workflow_put),
+            )
+            .route("/api/v1/tags", get(tags::list).post(tags::create))
+            .route(
+                "/api/v1/tags/{id}",
+                get(tags::get_one).put(tags::update).delete(tags::delete),
+            )
             .route(
                 "/api/v1/workflows/{id}/deactivate",
                 post(workflows::deactivate),

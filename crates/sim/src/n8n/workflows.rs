@@ -40,7 +40,7 @@ pub(super) fn render(w: &Workflow) -> Value {
         "connections": w.connections,
         "settings": w.settings,
         "staticData": null,
-        "tags": [],
+        "tags": w.tags,
     })
 }
 
@@ -109,6 +109,7 @@ pub async fn create(State(n8n): State<FakeN8n>, Json(body): Json<Value>) -> Resp
         settings,
         created_at: now.clone(),
         updated_at: now,
+        tags: Vec::new(),
     };
     let out = render(&w);
     s.workflows.insert(id, w);
