@@ -6,6 +6,7 @@
 //! - [`actions`]: one action and one undo action per step of spec 41.1.
 //! - [`executor`]: moves a saga, recording every move in its log.
 //! - [`jobs`]: those moves as jobs on the `ignition` queue.
+//! - [`oauth`]: refreshing tenants' OAuth tokens (the `credential_expired` heal).
 //! - [`reaper`]: deletes droplets no workspace owns.
 //! - [`sidecar_client`]: signed commands to sidecars.
 
@@ -14,6 +15,7 @@ pub mod cloud_init;
 pub mod executor;
 pub mod igniter;
 pub mod jobs;
+pub mod oauth;
 pub mod reaper;
 pub mod sidecar_client;
 pub mod templates;
@@ -23,5 +25,6 @@ pub use cloud_init::{CloudInitError, IgnitionEnv, Images, render};
 pub use executor::Advance;
 pub use igniter::{IgniteError, Igniter, IgnitionParams, IgnitionSettings};
 pub use jobs::IgnitionJobs;
+pub use oauth::{OAuthError, OAuthRefresher};
 pub use sidecar_client::{CommandError, SidecarClient};
 pub use templates::{TemplateError, TemplateSet};

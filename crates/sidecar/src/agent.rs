@@ -14,6 +14,7 @@ use genesis_protocol::{
 
 use crate::commands::Executor;
 use crate::config::Settings;
+use crate::expiry::CredentialExpiry;
 use crate::runtime::ContainerRuntime;
 use crate::server::CommandService;
 use crate::state::SidecarState;
@@ -160,15 +161,20 @@ pub async fn start<R: ContainerRuntime>(
     let config = state.config.unwrap_or_default();
     let verifier = CommandVerifier::new(&key, settings.workspace_id, settings.droplet_id)
         .map_err(|e| SidecarError::Handshake(format!("the command key is unusable: {e}")))?;
-    let executor = Arc::new(Executor::new(
-        n8n,
-        runtime,
-        Arc::new(state.sealing),
-        settings.webhook_base_url.clone(),
-        http.clone(),
-        settings.n8n_ready_timeout,
-        settings.host_stats.clone(),
-    ));
+    let executor = Arc::new(
+        Executor::new(
+            n8n,
+            runtime,
+            Arc::new(state.sealing),
+            settings.webhook_base_url.clone(),
+            http.clone(),
+            settings.n8n_ready_timeout,
+            settings.host_stats.clone(),
+        )
+        .with_credential_expiry(CredentialExpiry::load(
+            settings.state_dir.join("credential-expiry.json"),
+        )),
+    );
     let service = CommandService::new(verifier, executor.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -245,10 +251,10 @@ pub async fn heartbeat<R: ContainerRuntime>(
             .map(|c| {
                 c.into_iter()
                     .map(|c| CredentialState {
+                        expires_at: executor.expiry.get(&c.id),
                         id: c.id,
                         name: c.name,
                         kind: c.kind,
-                        expires_at: None,
                     })
                     .collect()
             })

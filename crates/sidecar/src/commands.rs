@@ -10,6 +10,7 @@ use genesis_n8n::{MapError, N8n, N8nError, WorkflowDraft, map_template, verify_c
 use genesis_protocol::command::{CommandFailure, SwapOutcome, TemplateMapping};
 use genesis_protocol::{Command, CommandName, CommandReply, MetricsReport, N8nStatus, SealingKey};
 
+use crate::expiry::CredentialExpiry;
 use crate::runtime::ContainerRuntime;
 use crate::sysstats::{self, CpuMeter};
 
@@ -32,6 +33,9 @@ pub struct Executor<R> {
     ready_timeout: Duration,
     cpu: CpuMeter,
     stats: sysstats::HostStats,
+    /// OAuth expiry of the credentials this sidecar injected (in memory unless
+    /// [`Executor::with_credential_expiry`] gives it a file).
+    pub expiry: CredentialExpiry,
 }
 
 fn fail(action: CommandName, code: &str, message: impl Into<String>) -> CommandFailure {
@@ -82,7 +86,15 @@ impl<R: ContainerRuntime> Executor<R> {
             ready_timeout,
             cpu: CpuMeter::default(),
             stats,
+            expiry: CredentialExpiry::default(),
         }
+    }
+
+    /// Keeps the credential expiry notes in `notes` (a file in the state directory, so a
+    /// restarted sidecar still reports them).
+    pub fn with_credential_expiry(mut self, notes: CredentialExpiry) -> Self {
+        self.expiry = notes;
+        self
     }
 
     /// n8n's readiness, from its probe and the runtime.
@@ -355,6 +367,8 @@ impl<R: ContainerRuntime> Executor<R> {
                             .id
                     }
                 };
+                self.expiry
+                    .record(&id, &data, chrono::Utc::now().timestamp());
                 CommandReply::InjectCredential { credential_id: id }
             }
             Command::RotateCredential {
@@ -366,6 +380,8 @@ impl<R: ContainerRuntime> Executor<R> {
                     .credential_patch(&credential_id, &data)
                     .await
                     .map_err(n8n)?;
+                self.expiry
+                    .record(&credential_id, &data, chrono::Utc::now().timestamp());
                 CommandReply::RotateCredential { success: true }
             }
             Command::RestartN8n => {

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod expiry;
 pub mod runtime;
 pub mod server;
 pub mod state;

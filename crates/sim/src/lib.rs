@@ -7,4 +7,5 @@ pub mod contract;
 pub mod digitalocean;
 pub mod docker;
 pub mod fleet;
+pub mod google_oauth;
 pub mod n8n;
