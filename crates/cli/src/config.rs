@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 
 /// Top-level sections, the only prefixes environment overrides may use.
-const SECTIONS: [&str; 9] = [
-    "server", "database", "redis", "ohio", "log", "cloud", "ignition", "vault", "sidecar",
+const SECTIONS: [&str; 10] = [
+    "server", "database", "redis", "ohio", "log", "cloud", "ignition", "vault", "sidecar", "oauth",
 ];
 
 /// The whole configuration.
@@ -54,6 +54,9 @@ pub struct Config {
     /// What sidecars are told at handshake.
     #[serde(default)]
     pub sidecar: crate::config_ignition::SidecarSection,
+    /// OAuth providers' token endpoints (the watchdog refreshes expired tokens).
+    #[serde(default)]
+    pub oauth: crate::config_ignition::OAuthConfig,
 }
 
 /// `[server]`
@@ -348,6 +351,9 @@ impl Config {
             &self.vault,
             &self.sidecar,
         ));
+        if reqwest::Url::parse(&self.oauth.google_token_url).is_err() {
+            out.push(problem("oauth.google_token_url", "not a URL"));
+        }
         if let Some(o) = &self.ohio {
             if let Err(e) = WorkspaceId::parse(&o.workspace_id) {
                 out.push(problem("ohio.workspace_id", e.to_string()));

@@ -1,6 +1,7 @@
 //! The configuration sections ignition needs: `[cloud]` (where droplets come from),
 //! `[ignition]` (what they run and how long each step may take), `[vault]` (the master keys
-//! credentials are encrypted under) and `[sidecar]` (what sidecars are told at handshake).
+//! credentials are encrypted under), `[sidecar]` (what sidecars are told at handshake) and
+//! `[oauth]` (where tenants' OAuth tokens are refreshed).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -209,6 +210,28 @@ impl VaultConfig {
         MasterKeys::new(current, keys)
             .map(Some)
             .map_err(|e| problem("vault.current", e.to_string()))
+    }
+}
+
+/// `[oauth]`: where tenants' OAuth tokens are refreshed (spec 43.3's `credential_expired`
+/// heal). `genesis sim-cloud` serves a fake Google token endpoint at `/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Google's token endpoint.
+    #[serde(default = "default_google_token_url")]
+    pub google_token_url: String,
+}
+
+fn default_google_token_url() -> String {
+    genesis_ignition::oauth::GOOGLE_TOKEN_URL.into()
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            google_token_url: default_google_token_url(),
+        }
     }
 }
 

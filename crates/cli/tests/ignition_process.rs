@@ -389,5 +389,12 @@ async fn two_control_planes_reboot_each_zombie_exactly_once() {
         0,
         "the steady droplet was left alone"
     );
+    // Both replicas' watchdogs watched throughout (ignitions, reboots): heartbeats taken
+    // before a deploy or while n8n restarted never read as missing workflows.
+    let noise =
+        t.db.audit_list(None, Some("DRIFT_DETECTED"), 100)
+            .await
+            .expect("audit");
+    assert!(noise.is_empty(), "no drift was made up: {noise:#?}");
     scratch.cleanup().await;
 }

@@ -30,6 +30,16 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
+    /// Every type, in spec 43.2's order.
+    pub const ALL: [DriftKind; 6] = [
+        DriftKind::OrphanWorkflow,
+        DriftKind::OrphanDbRecord,
+        DriftKind::StateMismatch,
+        DriftKind::MissingPartition,
+        DriftKind::CredentialExpired,
+        DriftKind::VersionMismatch,
+    ];
+
     /// Spec 43.2's severity.
     pub fn severity(self) -> &'static str {
         match self {

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::cloud_init::{IgnitionEnv, render};
 use crate::igniter::{Igniter, IgnitionParams, droplet_name, workspace_tag};
 use crate::sidecar_client::CommandError;
+use crate::templates::WorkflowTemplate;
 
 /// What an action did.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,13 +70,13 @@ fn transient(e: CloudError) -> StepError {
 }
 
 /// Where a completed handshake left the droplet: what commands need.
-struct Reach {
-    ip: String,
-    provider_id: i64,
-    sidecar_key: String,
+pub(crate) struct Reach {
+    pub(crate) ip: String,
+    pub(crate) provider_id: i64,
+    pub(crate) sidecar_key: String,
 }
 
-fn reach(ig: &Ignition) -> Result<Reach, StepError> {
+pub(crate) fn reach(ig: &Ignition) -> Result<Reach, StepError> {
     let drop = ig
         .output(IgnitionStep::DropletProvisioning)
         .ok_or_else(|| StepError::Fail("no droplet recorded".into()))?;
@@ -107,6 +108,7 @@ fn desired_from(deploy_output: &Value, active: bool) -> Vec<genesis_store::Desir
             key: w["key"].as_str().unwrap_or_default().to_owned(),
             active,
             template_version: version.clone(),
+            error: None,
         })
         .collect()
 }
@@ -117,13 +119,13 @@ fn desired_rows(ig: &Ignition, active: bool) -> Vec<genesis_store::DesiredWorkfl
         .unwrap_or_default()
 }
 
-fn params(ig: &Ignition) -> Result<IgnitionParams, StepError> {
+pub(crate) fn params(ig: &Ignition) -> Result<IgnitionParams, StepError> {
     serde_json::from_value(ig.params.clone())
         .map_err(|e| StepError::Fail(format!("saga parameters unreadable: {e}")))
 }
 
 impl<C: Cloud> Igniter<C> {
-    fn vault_keys(&self) -> Result<&genesis_store::MasterKeys, StepError> {
+    pub(crate) fn vault_keys(&self) -> Result<&genesis_store::MasterKeys, StepError> {
         self.vault
             .as_deref()
             .ok_or_else(|| StepError::Fail("the vault has no master key configured".into()))
@@ -313,13 +315,14 @@ impl<C: Cloud> Igniter<C> {
         Ok(Act::Done(json!({ "credentials": injected })))
     }
 
-    async fn deploy_workflows(
+    /// The mapping that turns the Golden Template into this tenant's workflows: the
+    /// credentials the ignition injected, the platform's variables and the onboarding values.
+    pub(crate) async fn mapping_for(
         &self,
         ig: &Ignition,
         ws: &Workspace,
         db: &Database,
-    ) -> Result<Act, StepError> {
-        let r = reach(ig)?;
+    ) -> Result<TemplateMapping, StepError> {
         let p = params(ig)?;
         let mut mapping = TemplateMapping::default();
         let injected = ig
@@ -359,40 +362,67 @@ impl<C: Cloud> Igniter<C> {
                 mapping.variables.entry(var).or_insert_with(|| v.to_owned());
             }
         }
+        Ok(mapping)
+    }
+
+    /// Deploys one template workflow (created, or updated in place by name), tagged with the
+    /// template set's version; answers n8n's id and the webhook URL, recorded in the registry.
+    pub(crate) async fn deploy_one(
+        &self,
+        r: &Reach,
+        ws: &Workspace,
+        db: &Database,
+        w: &WorkflowTemplate,
+        mapping: &TemplateMapping,
+        activate: bool,
+    ) -> Result<(String, Option<String>), StepError> {
+        let reply = self
+            .sidecar
+            .send(
+                &r.ip,
+                ws.id.as_uuid(),
+                r.provider_id,
+                &Command::DeployWorkflow {
+                    template: w.body.clone(),
+                    mapping: mapping.clone(),
+                    activate,
+                    template_version: Some(self.templates.version.clone()),
+                },
+            )
+            .await?;
+        let CommandReply::DeployWorkflow {
+            workflow_id,
+            webhook_url,
+        } = reply
+        else {
+            return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
+        };
+        if let Some(url) = &webhook_url {
+            db.webhook_register(
+                ws.id,
+                &WebhookEntry {
+                    name: w.key.clone(),
+                    workflow_id: workflow_id.clone(),
+                    url: url.clone(),
+                },
+            )
+            .await?;
+        }
+        Ok((workflow_id, webhook_url))
+    }
+
+    async fn deploy_workflows(
+        &self,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+    ) -> Result<Act, StepError> {
+        let r = reach(ig)?;
+        let mapping = self.mapping_for(ig, ws, db).await?;
         let mut deployed = Vec::new();
         for w in &self.templates.workflows {
-            let reply = self
-                .sidecar
-                .send(
-                    &r.ip,
-                    ws.id.as_uuid(),
-                    r.provider_id,
-                    &Command::DeployWorkflow {
-                        template: w.body.clone(),
-                        mapping: mapping.clone(),
-                        activate: false,
-                        template_version: Some(self.templates.version.clone()),
-                    },
-                )
-                .await?;
-            let CommandReply::DeployWorkflow {
-                workflow_id,
-                webhook_url,
-            } = reply
-            else {
-                return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
-            };
-            if let Some(url) = &webhook_url {
-                db.webhook_register(
-                    ws.id,
-                    &WebhookEntry {
-                        name: w.key.clone(),
-                        workflow_id: workflow_id.clone(),
-                        url: url.clone(),
-                    },
-                )
-                .await?;
-            }
+            let (workflow_id, webhook_url) =
+                self.deploy_one(&r, ws, db, w, &mapping, false).await?;
             deployed.push(json!({ "key": w.key, "id": workflow_id, "webhook_url": webhook_url }));
         }
         let out = json!({

@@ -8,6 +8,7 @@
 //! - [`jobs`]: those moves as jobs on the `ignition` queue.
 //! - [`oauth`]: refreshing tenants' OAuth tokens (the `credential_expired` heal).
 //! - [`reaper`]: deletes droplets no workspace owns.
+//! - [`upkeep`]: redeploying workflows and refreshing OAuth tokens of ignited tenants.
 //! - [`sidecar_client`]: signed commands to sidecars.
 
 pub mod actions;
@@ -19,6 +20,7 @@ pub mod oauth;
 pub mod reaper;
 pub mod sidecar_client;
 pub mod templates;
+pub mod upkeep;
 
 pub use actions::{Act, StepError};
 pub use cloud_init::{CloudInitError, IgnitionEnv, Images, render};

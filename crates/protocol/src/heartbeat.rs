@@ -59,6 +59,12 @@ pub struct Heartbeat {
     /// Which credentials n8n holds (never their data).
     #[serde(default)]
     pub credentials: Vec<CredentialState>,
+    /// When the sidecar began reading `workflows` and `credentials` (Unix ms, its clock);
+    /// absent when it could not read them whole, and then the lists mean nothing. The
+    /// watchdog compares only inventories taken after the database last changed what the
+    /// droplet should run, so a report older than a deploy never reads as drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_at_ms: Option<i64>,
 }
 
 /// One workflow as n8n reports it.

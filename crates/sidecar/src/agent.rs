@@ -228,44 +228,17 @@ pub async fn heartbeat<R: ContainerRuntime>(
         host.disk_percent,
         host.memory_total_mb,
     );
-    let (workflows, credentials, pending) = if status == N8nStatus::Running {
-        let workflows: Vec<WorkflowState> = executor
-            .n8n
-            .workflow_list()
-            .await
-            .map(|w| {
-                w.into_iter()
-                    .map(|w| WorkflowState {
-                        template_version: w.template_version().map(str::to_owned),
-                        id: w.id,
-                        name: w.name,
-                        active: w.active,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let credentials: Vec<CredentialState> = executor
-            .n8n
-            .credential_list()
-            .await
-            .map(|c| {
-                c.into_iter()
-                    .map(|c| CredentialState {
-                        expires_at: executor.expiry.get(&c.id),
-                        id: c.id,
-                        name: c.name,
-                        kind: c.kind,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    let (inventory, pending) = if status == N8nStatus::Running {
         (
-            workflows,
-            credentials,
+            inventory(executor).await,
             executor.pending_executions().await.unwrap_or(0),
         )
     } else {
-        (Vec::new(), Vec::new(), 0)
+        (None, 0)
+    };
+    let (workflows, credentials, inventory_at_ms) = match inventory {
+        Some(i) => (i.workflows, i.credentials, Some(i.taken_at_ms)),
+        None => (Vec::new(), Vec::new(), None),
     };
     let active = workflows.iter().filter(|w| w.active).count() as u32;
     Heartbeat {
@@ -289,7 +262,55 @@ pub async fn heartbeat<R: ContainerRuntime>(
         refused_commands: service.take_refusals(),
         workflows,
         credentials,
+        inventory_at_ms,
     }
+}
+
+/// What n8n runs, read whole or not at all.
+struct Inventory {
+    workflows: Vec<WorkflowState>,
+    credentials: Vec<CredentialState>,
+    taken_at_ms: i64,
+}
+
+/// Reads n8n's workflows and credentials. `None` when either list fails: a partial or
+/// empty inventory would tell the watchdog that workflows vanished (spec 43.2's
+/// `orphan_db_record`) when n8n merely did not answer.
+async fn inventory<R: ContainerRuntime>(executor: &Executor<R>) -> Option<Inventory> {
+    let taken_at_ms = chrono::Utc::now().timestamp_millis();
+    let workflows = executor
+        .n8n
+        .workflow_list()
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "n8n's workflow list failed; no inventory"))
+        .ok()?
+        .into_iter()
+        .map(|w| WorkflowState {
+            template_version: w.template_version().map(str::to_owned),
+            id: w.id,
+            name: w.name,
+            active: w.active,
+        })
+        .collect();
+    let credentials = executor
+        .n8n
+        .credential_list()
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "n8n's credential list failed; no inventory"))
+        .ok()?
+        .into_iter()
+        .map(|c| CredentialState {
+            expires_at: executor.expiry.get(&c.id),
+            id: c.id,
+            name: c.name,
+            kind: c.kind,
+        })
+        .collect();
+    Some(Inventory {
+        workflows,
+        credentials,
+        taken_at_ms,
+    })
 }
 
 async fn post<T: serde::Serialize>(

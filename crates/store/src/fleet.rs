@@ -413,6 +413,19 @@ impl Database {
     }
 }
 
+/// A droplet the watchdog looks at, with its latest report.
+#[derive(Debug, Clone)]
+pub struct WatchedDroplet {
+    /// The droplet.
+    pub droplet: Droplet,
+    /// Its latest heartbeat (with the workflow and credential inventory).
+    pub heartbeat: serde_json::Value,
+    /// When that heartbeat arrived (names the report a heal answers).
+    pub heartbeat_at: DateTime<Utc>,
+    /// When the database last changed what the droplet should run.
+    pub desired_at: Option<DateTime<Utc>>,
+}
+
 /// A workflow a droplet should run (the watchdog's desired state).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DesiredWorkflowRow {
@@ -424,6 +437,9 @@ pub struct DesiredWorkflowRow {
     pub active: bool,
     /// The template version deployed.
     pub template_version: String,
+    /// Why the campaign this workflow runs is in error (it vanished from n8n), until a
+    /// redeploy replaces the row.
+    pub error: Option<String>,
 }
 
 impl Database {
@@ -442,7 +458,7 @@ impl Database {
                SELECT $1, w, k, a, v FROM unnest($2::text[], $3::text[], $4::bool[], $5::text[]) AS t(w, k, a, v)
                ON CONFLICT (droplet_id, workflow_id) DO UPDATE
                SET key = EXCLUDED.key, active = EXCLUDED.active,
-                   template_version = EXCLUDED.template_version, updated_at = now()"#,
+                   template_version = EXCLUDED.template_version, error = NULL, updated_at = now()"#,
             droplet.as_uuid(),
             &ids,
             &keys,
@@ -461,12 +477,95 @@ impl Database {
     ) -> Result<Vec<DesiredWorkflowRow>, StoreError> {
         Ok(sqlx::query_as!(
             DesiredWorkflowRow,
-            r#"SELECT workflow_id, key, active, template_version FROM genesis.droplet_workflows
+            r#"SELECT workflow_id, key, active, template_version, error FROM genesis.droplet_workflows
                WHERE droplet_id = $1 ORDER BY key"#,
             droplet.as_uuid(),
         )
         .fetch_all(&mut *self.read().await?)
         .await?)
+    }
+
+    /// Marks the campaign run by `workflow_id` as in error (spec 43.3's heal of
+    /// `orphan_db_record`), tells the tenant through the notifications outbox, and audits it,
+    /// in one transaction. False when the row is gone or already marked.
+    pub async fn droplet_workflow_mark_error(
+        &self,
+        workspace: WorkspaceId,
+        droplet: DropletId,
+        workflow_id: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let key = sqlx::query_scalar!(
+            r#"UPDATE genesis.droplet_workflows SET error = $3, updated_at = now()
+               WHERE droplet_id = $1 AND workflow_id = $2 AND error IS NULL
+               RETURNING key"#,
+            droplet.as_uuid(),
+            workflow_id,
+            reason,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(key) = key else {
+            return Ok(false);
+        };
+        sqlx::query!(
+            r#"INSERT INTO genesis.notifications (workspace_id, kind, subject, body)
+               VALUES ($1, 'CAMPAIGN_ERROR', $2, $3)"#,
+            workspace.as_uuid(),
+            format!("Your {key} workflow stopped: it is missing from your n8n"),
+            serde_json::json!({ "workflow_id": workflow_id, "key": key, "reason": reason }),
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "watchdog", "CAMPAIGN_MARKED_ERROR")
+                .workspace(workspace)
+                .subject(droplet.to_string())
+                .details(
+                    serde_json::json!({ "workflow_id": workflow_id, "key": key, "reason": reason }),
+                ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Clears a campaign's error: its workflow is back in n8n (the report that showed it
+    /// missing was wrong, or someone restored it). Audited in the same transaction. False
+    /// when it was not in error.
+    pub async fn droplet_workflow_clear_error(
+        &self,
+        workspace: WorkspaceId,
+        droplet: DropletId,
+        workflow_id: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let cleared = sqlx::query_scalar!(
+            r#"UPDATE genesis.droplet_workflows SET error = NULL, updated_at = now()
+               WHERE droplet_id = $1 AND workflow_id = $2 AND error IS NOT NULL
+               RETURNING key"#,
+            droplet.as_uuid(),
+            workflow_id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(key) = cleared else {
+            return Ok(false);
+        };
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "watchdog", "CAMPAIGN_ERROR_CLEARED")
+                .workspace(workspace)
+                .subject(droplet.to_string())
+                .details(serde_json::json!({ "workflow_id": workflow_id, "key": key })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Forgets what a droplet should run (its ignition was undone).
@@ -480,17 +579,17 @@ impl Database {
         .rows_affected())
     }
 
-    /// Droplets the watchdog checks: serving, with a heartbeat that carries an inventory.
-    pub async fn droplets_watched(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(Droplet, serde_json::Value)>, StoreError> {
+    /// Serving droplets whose latest heartbeat carries an inventory, with that heartbeat and
+    /// when it arrived: what the watchdog compares with the database.
+    pub async fn droplets_watched(&self, limit: i64) -> Result<Vec<WatchedDroplet>, StoreError> {
         let rows = sqlx::query!(
             r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at,
-                      last_heartbeat AS "hb!"
-               FROM genesis.droplets
+                      last_heartbeat AS "hb!", last_heartbeat_at AS "hb_at!",
+                      (SELECT max(w.updated_at) FROM genesis.droplet_workflows w
+                        WHERE w.droplet_id = d.id) AS desired_at
+               FROM genesis.droplets d
                WHERE state IN ('ACTIVE_HEALTHY', 'ACTIVE_DEGRADED', 'DRIFT_DETECTED')
-                 AND last_heartbeat ? 'workflows'
+                 AND last_heartbeat ? 'inventory_at_ms' AND last_heartbeat_at IS NOT NULL
                ORDER BY id LIMIT $1"#,
             limit,
         )
@@ -498,8 +597,13 @@ impl Database {
         .await?;
         rows.into_iter()
             .map(|r| {
-                let d = Droplet::try_from(crate::droplets::droplet_row!(r))?;
-                Ok((d, r.hb))
+                let droplet = Droplet::try_from(crate::droplets::droplet_row!(r))?;
+                Ok(WatchedDroplet {
+                    droplet,
+                    heartbeat: r.hb,
+                    heartbeat_at: r.hb_at,
+                    desired_at: r.desired_at,
+                })
             })
             .collect()
     }

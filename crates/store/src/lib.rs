@@ -35,6 +35,7 @@ pub use droplets::Droplet;
 pub use error::StoreError;
 pub use fleet::{
     Alert, BeatRow, BeatTransition, DesiredWorkflowRow, FleetCounts, NewAlert, Silent, StateChange,
+    WatchedDroplet,
 };
 pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionStart, Notification, WebhookEntry};
 pub use leader::Leadership;

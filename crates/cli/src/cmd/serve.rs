@@ -100,16 +100,23 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             ));
             tokio::spawn(watchdog_loop(
                 stores.clone(),
-                ig.clone(),
+                ig.bus().clone(),
                 Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
                 stop_rx.clone(),
             ));
+            let oauth = genesis_ignition::OAuthRefresher::new(&cfg.oauth.google_token_url)
+                .map_err(|e| CliError::Runtime(anyhow::anyhow!("oauth: {e}")))?;
             // One worker runs every queue of the fleet's set.
             let jobs = genesis_control::workers::jobs::FleetJobs::new(
                 genesis_ignition::IgnitionJobs::new(ig.clone()),
                 genesis_control::workers::zombies::RebootJobs::new(
                     stores.clone(),
                     ig.cloud().clone(),
+                ),
+                genesis_control::workers::heals::HealJobs::new(
+                    stores.clone(),
+                    ig.clone(),
+                    Some(oauth),
                 ),
             );
             let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, cfg.ignition.workers);
@@ -259,14 +266,13 @@ async fn zombie_loop(
 /// sees every droplet's latest inventory).
 async fn watchdog_loop(
     stores: genesis_store::RegionalStore,
-    ig: Arc<Ig>,
+    bus: genesis_queue::Bus,
     heartbeat_interval: Duration,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let watchdog = Arc::new(genesis_control::workers::watchdog::Watchdog::new(
         stores.clone(),
-        ig.cloud().clone(),
-        ig.sidecar().clone(),
+        bus,
     ));
     let coordinator = stores.distinct()[0].clone();
     genesis_control::workers::leader::run_as_leader(
@@ -279,7 +285,7 @@ async fn watchdog_loop(
             async move {
                 match w.reconcile().await {
                     Ok(r) if !r.drifts.is_empty() => {
-                        tracing::warn!(drifts = ?r.drifts, healed = r.healed, "watchdog pass");
+                        tracing::warn!(drifts = ?r.drifts, heals_queued = r.queued, "watchdog pass");
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "watchdog pass failed"),

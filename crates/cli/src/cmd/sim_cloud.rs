@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve, serve_metadata};
+use genesis_sim::digitalocean::{
+    Faults, SimConfig, Simulator, Timings, serve_metadata, serve_with,
+};
 
 use super::CliError;
 
@@ -105,10 +107,18 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
         tracing::info!(address = %addr, "metadata service listening (/metadata/v1)");
         tokio::spawn(serve_metadata(ml, sim.clone(), std::future::pending()));
     }
-    tracing::info!(address = %a.listen, "DigitalOcean simulator listening (/v2, /sim/v1, /metadata/v1)");
-    serve(listener, sim.clone(), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    tracing::info!(address = %a.listen, "DigitalOcean simulator listening (/v2, /sim/v1, /metadata/v1; Google's OAuth /token)");
+    // Google's token endpoint rides on the same listener (another host in reality), so
+    // `[oauth] google_token_url = "<this address>/token"` refreshes tenants' tokens here.
+    let google = genesis_sim::google_oauth::FakeGoogleOAuth::new();
+    serve_with(
+        listener,
+        sim.clone(),
+        move |r| r.merge(google.router()),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
     .await
     .context("serving the simulator")?;
     if let Some(path) = &a.state_file {

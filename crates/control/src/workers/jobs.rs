@@ -6,18 +6,24 @@ use genesis_cloud::Cloud;
 use genesis_ignition::IgnitionJobs;
 use genesis_queue::{Claimed, Handler, JobError};
 
+use super::heals::{HealJobs, SECURITY_QUEUE, TEMPLATE_QUEUE};
 use super::zombies::{REBOOT_QUEUE, RebootJobs};
 
 /// Routes claimed jobs to the handler of their queue.
 pub struct FleetJobs<C> {
     ignition: IgnitionJobs<C>,
     reboot: RebootJobs<C>,
+    heals: HealJobs<C>,
 }
 
 impl<C> FleetJobs<C> {
     /// The fleet's handlers.
-    pub fn new(ignition: IgnitionJobs<C>, reboot: RebootJobs<C>) -> Self {
-        Self { ignition, reboot }
+    pub fn new(ignition: IgnitionJobs<C>, reboot: RebootJobs<C>, heals: HealJobs<C>) -> Self {
+        Self {
+            ignition,
+            reboot,
+            heals,
+        }
     }
 }
 
@@ -26,6 +32,7 @@ impl<C: Cloud + 'static> Handler for FleetJobs<C> {
         match job.queue.as_str() {
             genesis_ignition::jobs::QUEUE => self.ignition.handle(job).await,
             REBOOT_QUEUE => self.reboot.handle(job).await,
+            TEMPLATE_QUEUE | SECURITY_QUEUE => self.heals.handle(job).await,
             other => Err(JobError::Permanent(format!(
                 "no handler for queue {other:?} in this build"
             ))),

@@ -4,9 +4,11 @@
 //! - [`zombies`]: spec 54.4's zombie recovery (detect, confirm with the cloud, ZOMBIE,
 //!   reboot job, REBOOTING, ORPHAN with a review item when the heartbeat never returns).
 //! - [`jobs`]: one handler for every queue of the fleet's set.
-//! - [`watchdog`]: spec 43's drift detection and heals.
+//! - [`watchdog`]: spec 43's drift detection; it queues heals.
+//! - [`heals`]: spec 43.3's heal actions, as jobs on the `template` and `security` queues.
 //! - [`leader`]: runs a singleton reconciler only while this replica holds its leadership.
 
+pub mod heals;
 pub mod jobs;
 pub mod leader;
 pub mod watchdog;

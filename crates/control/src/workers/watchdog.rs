@@ -1,38 +1,58 @@
 //! The state-reconciliation watchdog (spec 43), as a reconciler run by the leader only.
 //!
 //! Each pass compares, for every serving droplet, what the database says it should run (the
-//! workflows its ignition deployed, its workspace's partition) with what its sidecar last
-//! reported (the workflow and credential inventory in its heartbeat), through the pure rules
-//! of `genesis_core::drift`. Then it:
+//! workflows its ignition or a redeploy recorded, its workspace's partition) with what its
+//! sidecar last reported (workflows with their active flag and template version tag,
+//! credentials with their OAuth expiry), through the pure rules of `genesis_core::drift`.
+//! Then it:
 //! - opens an alert per drift type (refreshing an open one), and audits the detection;
 //! - moves the droplet to DRIFT_DETECTED through its state machine;
-//! - heals what spec 43.3 allows, through signed sidecar commands: `state_mismatch` syncs
-//!   n8n to the database, `orphan_workflow` deactivates and deletes the stray workflow;
+//! - queues one heal job per auto-healable drift ([`super::heals`]): workflow heals on the
+//!   `template` queue, OAuth refreshes on the `security` queue (spec 52.1), so heals share
+//!   the fleet's governor (its rate limit and concurrency) with every other fleet job;
 //! - once a later pass finds nothing, moves the droplet back to ACTIVE_HEALTHY and resolves
 //!   its alerts.
 //!
-//! # Caveats
-//! - Heals run inline, one droplet after another, on the single leader; that bounds their
-//!   rate. Fleet-wide heals through the `template` queue come with rollouts (issue 8).
-//! - `version_mismatch` needs the template version in the sidecar's inventory, and
-//!   `credential_expired` needs OAuth expiry from n8n; neither is reported yet, so neither is
-//!   detected yet. `orphan_db_record` and `missing_partition` raise alerts only.
+//! # Guarantees
+//! - A drift seen in one heartbeat is healed at most once: the job id names the droplet,
+//!   the drift and the heartbeat it was seen in, so later passes over the same report add
+//!   nothing. If the heal fails for good, the next heartbeat that still shows the drift
+//!   queues a fresh attempt (the heartbeat interval bounds the retry rate).
+//! - `missing_partition` is never healed (spec 43.2): it is a CRITICAL alert for a person.
+//! - Only whole inventories taken after the last change to the desired state are compared
+//!   (the sidecar stamps each inventory and sends none when n8n does not answer), so a late
+//!   or partial report never reads as missing workflows.
+//! - A campaign already marked in error (a healed `orphan_db_record`) is no longer expected
+//!   in n8n until a redeploy replaces it; if its workflow shows up again, the error is
+//!   cleared, and it is never deleted as an orphan.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::time::Duration;
 
-use genesis_cloud::Cloud;
 use genesis_core::drift::{
     ActualCredential, ActualWorkflow, DesiredWorkflow, Drift, DriftInput, DriftKind, detect,
 };
 use genesis_core::{DropletEvent, DropletState};
-use genesis_ignition::SidecarClient;
-use genesis_protocol::command::Command;
 use genesis_protocol::{CredentialState, WorkflowState};
+use genesis_queue::{AddOutcome, Bus};
 use genesis_store::{
     AuditEvent, Database, Droplet, NewAlert, PartitionManager, RegionalStore, StoreError,
+    WatchedDroplet,
 };
 use serde::Serialize;
+
+use super::heals::{HealPayload, heal_queue};
+
+/// Whether `w`'s latest inventory was taken after the database last changed what the droplet
+/// should run. An older one (taken while a deploy was running, and received after it was
+/// recorded) would show the new workflows as missing.
+fn inventory_is_current(w: &WatchedDroplet) -> bool {
+    let Some(taken) = w.heartbeat["inventory_at_ms"].as_i64() else {
+        return false;
+    };
+    w.desired_at
+        .is_none_or(|changed| taken > changed.timestamp_millis())
+}
 
 /// What one pass did: the reconciler's status value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -41,61 +61,63 @@ pub struct WatchdogReport {
     pub checked: usize,
     /// Drifts found, by type.
     pub drifts: BTreeMap<String, usize>,
-    /// Heals sent.
-    pub healed: usize,
+    /// Heal jobs queued (new ones only).
+    pub queued: usize,
+    /// Droplets left for a later pass: their latest inventory predates the last change to
+    /// what they should run.
+    pub deferred: usize,
+    /// Campaigns in error whose workflow is back in n8n, cleared.
+    pub restored: usize,
     /// Droplets back to ACTIVE_HEALTHY.
     pub recovered: usize,
 }
 
+/// Why a pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchdogError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue.
+    #[error(transparent)]
+    Queue(#[from] genesis_queue::QueueError),
+}
+
 /// The watchdog.
-pub struct Watchdog<C> {
+pub struct Watchdog {
     stores: RegionalStore,
-    cloud: Arc<C>,
-    sidecar: SidecarClient,
+    bus: Bus,
     actor: String,
 }
 
-impl<C: Cloud> Watchdog<C> {
-    /// A watchdog over every regional database, healing through `sidecar`.
-    pub fn new(stores: RegionalStore, cloud: Arc<C>, sidecar: SidecarClient) -> Self {
+impl Watchdog {
+    /// A watchdog over every regional database, queueing heals on `bus` (which must know
+    /// the `template` and `security` queues).
+    pub fn new(stores: RegionalStore, bus: Bus) -> Self {
         Self {
             stores,
-            cloud,
-            sidecar,
+            bus,
             actor: "watchdog".into(),
         }
     }
 
     /// One pass.
-    pub async fn reconcile(&self) -> Result<WatchdogReport, StoreError> {
+    pub async fn reconcile(&self) -> Result<WatchdogReport, WatchdogError> {
         let mut report = WatchdogReport::default();
         let now = chrono::Utc::now().timestamp();
-        for db in self.stores.distinct() {
-            for (droplet, hb) in db.droplets_watched(10_000).await? {
+        for (i, db) in self.stores.distinct().iter().enumerate() {
+            for watched in db.droplets_watched(10_000).await? {
+                if !inventory_is_current(&watched) {
+                    report.deferred += 1;
+                    continue;
+                }
                 report.checked += 1;
-                let drifts = self.compare(db, &droplet, &hb, now).await?;
+                let droplet = &watched.droplet;
+                let drifts = self.compare(db, &watched, now, &mut report).await?;
                 if drifts.is_empty() {
                     if droplet.state == DropletState::DriftDetected
-                        && db
-                            .droplet_transition(
-                                droplet.id,
-                                droplet.version,
-                                DropletEvent::DriftHealed,
-                                &self.actor,
-                            )
-                            .await
-                            .is_ok()
+                        && self.recover(db, droplet).await?
                     {
-                        for kind in [
-                            DriftKind::OrphanWorkflow,
-                            DriftKind::OrphanDbRecord,
-                            DriftKind::StateMismatch,
-                            DriftKind::MissingPartition,
-                            DriftKind::CredentialExpired,
-                            DriftKind::VersionMismatch,
-                        ] {
-                            db.alert_resolve(droplet.id, kind.code()).await?;
-                        }
                         report.recovered += 1;
                     }
                     continue;
@@ -103,23 +125,31 @@ impl<C: Cloud> Watchdog<C> {
                 for d in &drifts {
                     *report.drifts.entry(d.kind.code().to_owned()).or_default() += 1;
                 }
-                self.record(db, &droplet, &drifts).await?;
-                report.healed += self.heal(db, &droplet, &drifts).await;
+                self.record(db, droplet, &drifts).await?;
+                report.queued += self.queue_heals(i, &watched, &drifts).await?;
             }
         }
         Ok(report)
     }
 
+    /// The drifts of one droplet. Campaigns already in error (a healed `orphan_db_record`)
+    /// are not expected in n8n, but their workflows are not strangers either: one that shows
+    /// up again clears the error instead of being deleted as an orphan.
     async fn compare(
         &self,
         db: &Database,
-        droplet: &Droplet,
-        hb: &serde_json::Value,
+        watched: &WatchedDroplet,
         now: i64,
+        report: &mut WatchdogReport,
     ) -> Result<Vec<Drift>, StoreError> {
-        let desired: Vec<DesiredWorkflow> = db
+        let droplet = &watched.droplet;
+        let hb = &watched.heartbeat;
+        let (live, errored): (Vec<_>, Vec<_>) = db
             .droplet_workflows(droplet.id)
             .await?
+            .into_iter()
+            .partition(|r| r.error.is_none());
+        let desired: Vec<DesiredWorkflow> = live
             .into_iter()
             .map(|r| DesiredWorkflow {
                 workflow_id: r.workflow_id,
@@ -134,7 +164,7 @@ impl<C: Cloud> Watchdog<C> {
                 .map(|w| ActualWorkflow {
                     workflow_id: w.id,
                     active: w.active,
-                    template_version: None,
+                    template_version: w.template_version,
                 })
                 .collect();
         let credentials: Vec<ActualCredential> =
@@ -150,7 +180,7 @@ impl<C: Cloud> Watchdog<C> {
             .get(droplet.workspace_id)
             .await?
             .is_some();
-        Ok(detect(
+        let mut drifts = detect(
             &DriftInput {
                 desired: &desired,
                 actual: &actual,
@@ -158,7 +188,50 @@ impl<C: Cloud> Watchdog<C> {
                 partition_exists,
             },
             now,
-        ))
+        );
+        for row in &errored {
+            if actual.iter().any(|a| a.workflow_id == row.workflow_id)
+                && db
+                    .droplet_workflow_clear_error(
+                        droplet.workspace_id,
+                        droplet.id,
+                        &row.workflow_id,
+                        &self.actor,
+                    )
+                    .await?
+            {
+                report.restored += 1;
+            }
+        }
+        drifts.retain(|d| {
+            d.kind != DriftKind::OrphanWorkflow
+                || !errored
+                    .iter()
+                    .any(|r| d.subject.as_deref() == Some(r.workflow_id.as_str()))
+        });
+        Ok(drifts)
+    }
+
+    /// Back to ACTIVE_HEALTHY with every drift alert resolved; false if another actor moved
+    /// the droplet first.
+    async fn recover(&self, db: &Database, droplet: &Droplet) -> Result<bool, StoreError> {
+        match db
+            .droplet_transition(
+                droplet.id,
+                droplet.version,
+                DropletEvent::DriftHealed,
+                &self.actor,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::VersionConflict { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        for kind in DriftKind::ALL {
+            db.alert_resolve(droplet.id, kind.code()).await?;
+        }
+        Ok(true)
     }
 
     async fn record(
@@ -215,81 +288,41 @@ impl<C: Cloud> Watchdog<C> {
         Ok(())
     }
 
-    /// Sends spec 43.3's heals; returns how many succeeded (failures retry next pass).
-    async fn heal(&self, db: &Database, droplet: &Droplet, drifts: &[Drift]) -> usize {
-        let Some(provider) = droplet.provider_id else {
-            return 0;
-        };
-        let ip = match self.cloud.droplet_get(provider).await {
-            Ok(d) => match d.public_ipv4() {
-                Some(ip) => ip.to_owned(),
-                None => return 0,
-            },
-            Err(e) => {
-                tracing::warn!(droplet = %droplet.id, error = %e, "cannot reach the droplet to heal");
-                return 0;
-            }
-        };
-        let desired: BTreeMap<String, bool> = db
-            .droplet_workflows(droplet.id)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| (r.workflow_id, r.active))
-            .collect();
-        let mut healed = 0;
+    /// Queues a heal per auto-healable drift; answers how many jobs were new.
+    async fn queue_heals(
+        &self,
+        db_index: usize,
+        watched: &WatchedDroplet,
+        drifts: &[Drift],
+    ) -> Result<usize, WatchdogError> {
+        let mut queued = 0;
         for d in drifts.iter().filter(|d| d.kind.auto_healable()) {
-            let Some(id) = d.subject.clone() else {
+            let Some(subject) = d.subject.clone() else {
                 continue;
             };
-            let commands = match d.kind {
-                DriftKind::StateMismatch => vec![if desired.get(&id).copied().unwrap_or(false) {
-                    Command::ActivateWorkflow {
-                        workflow_id: id.clone(),
-                    }
-                } else {
-                    Command::DeactivateWorkflow {
-                        workflow_id: id.clone(),
-                    }
-                }],
-                DriftKind::OrphanWorkflow => vec![
-                    Command::DeactivateWorkflow {
-                        workflow_id: id.clone(),
-                    },
-                    Command::DeleteWorkflow {
-                        workflow_id: id.clone(),
-                    },
-                ],
-                _ => continue,
-            };
-            let mut ok = true;
-            for cmd in &commands {
-                if let Err(e) = self
-                    .sidecar
-                    .send(&ip, droplet.workspace_id.as_uuid(), provider, cmd)
-                    .await
-                {
-                    // Deactivating an inactive workflow may fail; deleting is what counts.
-                    if !matches!(cmd, Command::DeactivateWorkflow { .. }) {
-                        tracing::warn!(droplet = %droplet.id, error = %e, "heal failed; next pass retries");
-                        ok = false;
-                    }
-                }
-            }
-            if ok {
-                healed += 1;
-                let _ = db
-                    .audit_record(
-                        &AuditEvent::new(&self.actor, "watchdog", "DRIFT_HEALED")
-                            .workspace(droplet.workspace_id)
-                            .subject(droplet.id.to_string())
-                            .details(
-                                serde_json::json!({ "kind": d.kind.code(), "workflow_id": id }),
-                            ),
-                    )
-                    .await;
+            let job_id = format!(
+                "heal-{}-{}-{}-{}",
+                watched.droplet.id,
+                d.kind.code(),
+                subject,
+                watched.heartbeat_at.timestamp_millis()
+            );
+            let payload = serde_json::to_string(&HealPayload {
+                db: db_index,
+                droplet: watched.droplet.id.as_uuid(),
+                kind: d.kind,
+                subject,
+            })
+            .unwrap_or_default();
+            if self
+                .bus
+                .add(heal_queue(d.kind), &job_id, &payload, Duration::ZERO)
+                .await?
+                == AddOutcome::Created
+            {
+                queued += 1;
             }
         }
-        healed
+        Ok(queued)
     }
 }

@@ -249,61 +249,147 @@ async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orp
     w.finish().await;
 }
 
+/// Polls until `n` heals have been audited (they run as queue jobs after the pass).
+async fn wait_heals(w: &helpers::World, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let done =
+            w.t.db
+                .audit_list(None, Some("DRIFT_HEALED"), 100)
+                .await
+                .expect("audit")
+                .len();
+        if done >= n {
+            assert_eq!(done, n, "no heal ran twice");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {done} of {n} heals ran"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn drift_is_detected_audited_and_healed_and_a_missing_partition_is_an_alert() {
+async fn each_drift_type_is_detected_audited_and_healed_through_the_queue() {
     use genesis_control::workers::watchdog::Watchdog;
     let w = world(Options::default()).await;
+    // c's Gmail token has already expired when it is injected.
+    let expired_ms = (Utc::now().timestamp() - 60) * 1000;
+    let mut oauth_creds = credentials();
+    oauth_creds["credentials"]["gmail"]["oauthTokenData"] = serde_json::json!({
+        "access_token": "ya29.old", "refresh_token": "1//tenant-c", "expiry_date": expired_ms
+    });
     let mut tenants = Vec::new();
-    for slug in ["drift_a", "drift_b"] {
+    for (slug, creds) in [
+        ("drift_a", credentials()),
+        ("drift_b", credentials()),
+        ("drift_c", oauth_creds),
+    ] {
         let ws = w.create_workspace(slug).await;
-        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), creds)
             .await;
         let got = w.wait_finished(ws, Duration::from_secs(60)).await;
         assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
         tenants.push(ws);
     }
     let stores = genesis_store::RegionalStore::single(w.t.db.clone());
-    let watchdog = Watchdog::new(stores, w.cloud.clone(), w.sidecar.clone());
+    let watchdog = Watchdog::new(stores, w.bus.clone());
     let droplet = |ws: WorkspaceId| {
         let db = w.t.db.clone();
         async move { db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone() }
     };
     let a = droplet(tenants[0]).await;
     let b = droplet(tenants[1]).await;
-    // A heartbeat with the inventory has arrived: nothing drifts.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let clean = watchdog.reconcile().await.expect("pass");
-    assert_eq!(clean.checked, 2, "{clean:?}");
-    assert!(clean.drifts.is_empty(), "{clean:?}");
+    let c = droplet(tenants[2]).await;
 
-    // Drift on a: one workflow switched off behind our back, one made by hand.
+    // credential_expired: c's first inventory shows the expired token; the heal refreshes
+    // it with Google, vaults it and rotates it into n8n.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let first = watchdog.reconcile().await.expect("pass");
+    assert_eq!(first.checked, 3, "{first:?}");
+    assert_eq!(
+        first.drifts,
+        BTreeMap::from([("credential_expired".to_owned(), 1)]),
+        "{first:?}"
+    );
+    assert_eq!(first.queued, 1);
+    assert_eq!(
+        watchdog.reconcile().await.expect("pass").queued,
+        0,
+        "a drift seen in one heartbeat is queued once"
+    );
+    wait_heals(&w, 1).await;
+    assert_eq!(w.google.refreshes(), 1);
+    let ig =
+        w.t.db
+            .ignition_latest(tenants[2])
+            .await
+            .expect("db")
+            .expect("ignition");
+    let slot = ig.params["credentials"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .find(|s| s["kind"] == "gmailOAuth2")
+        .and_then(|s| s["id"].as_str())
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .expect("gmail slot");
+    let keys = genesis_store::MasterKeys::new(1, BTreeMap::from([(1, [7u8; 32])])).expect("keys");
+    let vaulted =
+        w.t.db
+            .vault_get(&keys, tenants[2], slot)
+            .await
+            .expect("vault");
+    let vaulted: serde_json::Value = serde_json::from_slice(&vaulted.secret).expect("json");
+    assert_ne!(vaulted["oauthTokenData"]["access_token"], "ya29.old");
+    assert_eq!(vaulted["oauthTokenData"]["refresh_token"], "1//tenant-c");
+    assert_eq!(
+        vaulted["clientSecret"], "gsecret",
+        "the rest of the data is kept"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let fresh = watchdog.reconcile().await.expect("pass");
+    assert!(fresh.drifts.is_empty(), "{fresh:?}");
+    assert_eq!(fresh.recovered, 1, "{fresh:?}");
+    assert_eq!(
+        w.t.db.droplet_get(c.id).await.expect("c").state,
+        DropletState::ActiveHealthy
+    );
+
+    // Four drifts on a, made in its n8n behind our back; a missing partition on b.
     let n8n = w.hook.n8n(a.provider_id.expect("provider")).expect("n8n");
     let desired = w.t.db.droplet_workflows(a.id).await.expect("desired");
     assert_eq!(desired.len(), 3);
-    assert!(n8n.chaos_set_active(&desired[0].workflow_id, false));
+    let (switched, deleted, retagged) = (
+        desired[0].workflow_id.clone(),
+        desired[1].workflow_id.clone(),
+        desired[2].workflow_id.clone(),
+    );
+    assert_eq!(n8n.workflow_tag_names(&retagged), ["tpl:2026.11.1"]);
+    assert!(n8n.chaos_set_active(&switched, false));
+    assert!(n8n.chaos_delete_workflow(&deleted));
+    assert!(n8n.chaos_retag(&retagged, "tpl:2026.10.0"));
     let stray = n8n.chaos_add_workflow("Made by hand", true);
-    // Missing partition on b.
     genesis_store::PartitionManager::new(w.t.db.clone())
         .drop(tenants[1], "chaos")
         .await
         .expect("drop");
 
-    // Within one heartbeat and one pass: detected, audited, healed.
+    // Within one heartbeat and one pass: all five detected, the four healable ones queued.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let found = watchdog.reconcile().await.expect("pass");
-    assert_eq!(found.drifts.get("state_mismatch"), Some(&1), "{found:?}");
-    assert_eq!(found.drifts.get("orphan_workflow"), Some(&1), "{found:?}");
-    assert_eq!(found.drifts.get("missing_partition"), Some(&1), "{found:?}");
-    assert_eq!(found.healed, 2, "{found:?}");
-    let flows = n8n.workflow_summary();
-    assert!(
-        flows.iter().all(|f| f.0 != stray),
-        "the stray workflow is gone"
-    );
-    assert!(
-        flows.iter().all(|f| f.2),
-        "every template workflow is active again: {flows:?}"
-    );
+    for kind in [
+        "state_mismatch",
+        "orphan_workflow",
+        "orphan_db_record",
+        "version_mismatch",
+        "missing_partition",
+    ] {
+        assert_eq!(found.drifts.get(kind), Some(&1), "{kind}: {found:?}");
+    }
+    assert_eq!(found.queued, 4, "{found:?}");
     for (d, want) in [
         (a.id, DropletState::DriftDetected),
         (b.id, DropletState::DriftDetected),
@@ -315,22 +401,69 @@ async fn drift_is_detected_audited_and_healed_and_a_missing_partition_is_an_aler
         .iter()
         .map(|x| (x.kind.as_str(), x.severity.as_str()))
         .collect();
+    for want in [
+        ("missing_partition", "CRITICAL"),
+        ("state_mismatch", "HIGH"),
+        ("orphan_db_record", "HIGH"),
+        ("orphan_workflow", "MEDIUM"),
+        ("version_mismatch", "MEDIUM"),
+    ] {
+        assert!(kinds.contains(&want), "{want:?} in {kinds:?}");
+    }
+    wait_heals(&w, 5).await;
+
+    // The heals, as spec 43.3 describes them.
+    let flows = n8n.workflow_summary();
+    assert!(flows.iter().all(|f| f.0 != stray), "the stray is deleted");
     assert!(
-        kinds.contains(&("missing_partition", "CRITICAL")),
-        "{kinds:?}"
+        flows.iter().any(|f| f.0 == switched && f.2),
+        "the switched-off workflow is active again: {flows:?}"
     );
-    assert!(kinds.contains(&("state_mismatch", "HIGH")), "{kinds:?}");
-    let audited =
+    assert_eq!(
+        n8n.workflow_tag_names(&retagged),
+        ["tpl:2026.11.1"],
+        "the old version is redeployed at the current one"
+    );
+    let rows = w.t.db.droplet_workflows(a.id).await.expect("desired");
+    let gone = rows
+        .iter()
+        .find(|r| r.workflow_id == deleted)
+        .expect("row kept");
+    assert!(
+        gone.error.as_deref().is_some_and(|e| e.contains("missing")),
+        "{gone:?}"
+    );
+    let notes = w.t.db.notification_list(tenants[0]).await.expect("outbox");
+    assert!(
+        notes.iter().any(|n| n.kind == "CAMPAIGN_ERROR"),
+        "{notes:?}"
+    );
+    let healed: Vec<String> =
         w.t.db
             .audit_list(None, Some("DRIFT_HEALED"), 10)
             .await
-            .expect("audit");
-    assert_eq!(audited.len(), 2);
+            .expect("audit")
+            .into_iter()
+            .filter_map(|e| e.details["kind"].as_str().map(str::to_owned))
+            .collect();
+    for kind in [
+        "credential_expired",
+        "state_mismatch",
+        "orphan_workflow",
+        "orphan_db_record",
+        "version_mismatch",
+    ] {
+        assert!(
+            healed.iter().any(|k| k == kind),
+            "{kind} healed: {healed:?}"
+        );
+    }
 
-    // The next heartbeat shows the heal: a recovers, b (no auto-heal) stays flagged.
+    // The next heartbeat shows the heals: a recovers, b (no auto-heal) stays flagged.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let after = watchdog.reconcile().await.expect("pass");
     assert_eq!(after.recovered, 1, "{after:?}");
+    assert_eq!(after.queued, 0, "{after:?}");
     assert_eq!(
         w.t.db.droplet_get(a.id).await.expect("a").state,
         DropletState::ActiveHealthy
@@ -347,6 +480,10 @@ async fn drift_is_detected_audited_and_healed_and_a_missing_partition_is_an_aler
             .into_iter()
             .map(|x| x.kind)
             .collect();
-    assert_eq!(open, ["missing_partition"], "a's alerts are resolved");
+    assert_eq!(
+        open,
+        ["missing_partition"],
+        "the healed drifts' alerts are resolved"
+    );
     w.finish().await;
 }

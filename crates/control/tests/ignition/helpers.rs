@@ -10,11 +10,12 @@ use genesis_cloud::{ClientOptions, Cloud, DigitalOcean};
 use genesis_control::AppState;
 use genesis_core::{IgnitionStep, TenantRouter, WorkspaceId};
 use genesis_ignition::{
-    Igniter, IgnitionJobs, IgnitionSettings, Images, SidecarClient, TemplateSet,
+    Igniter, IgnitionJobs, IgnitionSettings, Images, OAuthRefresher, SidecarClient, TemplateSet,
 };
 use genesis_queue::{Bus, GovernorConfig, QueueConfig, Worker};
 use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve};
 use genesis_sim::fleet::SidecarHook;
+use genesis_sim::google_oauth::FakeGoogleOAuth;
 use genesis_store::{MasterKeys, RegionalStore, testing::TestDb};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -66,6 +67,13 @@ pub struct World {
     )]
     pub sidecar: SidecarClient,
     pub bus: Bus,
+    /// Google's token endpoint, faked (the watchdog's OAuth refreshes go there).
+    #[allow(
+        dead_code,
+        reason = "used by the fleet tests, which share these helpers"
+    )]
+    pub google: FakeGoogleOAuth,
+    oauth: OAuthRefresher,
     stop_worker: watch::Sender<bool>,
     worker: Option<tokio::task::JoinHandle<()>>,
     root: std::path::PathBuf,
@@ -105,6 +113,14 @@ pub async fn world(opts: Options) -> World {
     o.per_minute = 100_000;
     o.per_hour = 1_000_000;
     let cloud = Arc::new(DigitalOcean::new(o).expect("client"));
+    let google = FakeGoogleOAuth::new();
+    let gl = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let oauth = OAuthRefresher::new(&format!("http://{}/token", gl.local_addr().expect("addr")))
+        .expect("oauth client");
+    let google_app = google.router();
+    tokio::spawn(async move { axum::serve(gl, google_app).await });
 
     // The queue, on a key prefix of its own.
     let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -114,7 +130,9 @@ pub async fn world(opts: Options) -> World {
         &set,
         vec![
             QueueConfig::new("ignition", 1, 50),
+            QueueConfig::new("security", 2, 100),
             QueueConfig::new("reboot", 2, 25),
+            QueueConfig::new("template", 3, 100),
         ],
         GovernorConfig {
             backoff_base: Duration::from_millis(50),
@@ -197,6 +215,8 @@ pub async fn world(opts: Options) -> World {
         igniter,
         sidecar: sidecar_for_tests,
         bus,
+        google,
+        oauth,
         stop_worker: watch::channel(false).0,
         worker: None,
         root,
@@ -218,6 +238,11 @@ impl World {
             genesis_control::workers::zombies::RebootJobs::new(
                 genesis_store::RegionalStore::single(self.t.db.clone()),
                 self.cloud.clone(),
+            ),
+            genesis_control::workers::heals::HealJobs::new(
+                genesis_store::RegionalStore::single(self.t.db.clone()),
+                self.igniter.clone(),
+                Some(self.oauth.clone()),
             ),
         );
         let worker = Worker::new(self.bus.clone(), jobs, 16);

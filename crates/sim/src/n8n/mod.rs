@@ -240,6 +240,42 @@ impl FakeN8n {
         self.lock().workflows.remove(id).is_some()
     }
 
+    /// Chaos: someone re-tagged a workflow by hand, e.g. back to an older template version
+    /// (spec 43.2's `version_mismatch`). Its tags become the one tag `name`, created when
+    /// missing. False if there is no such workflow.
+    pub fn chaos_retag(&self, id: &str, name: &str) -> bool {
+        let mut s = self.lock();
+        if !s.workflows.contains_key(id) {
+            return false;
+        }
+        let tag_id = match s.tags.values().find(|t| t.name == name) {
+            Some(t) => t.id.clone(),
+            None => {
+                let tag_id = s.new_id();
+                let now = now_iso();
+                s.tags.insert(
+                    tag_id.clone(),
+                    Tag {
+                        id: tag_id.clone(),
+                        name: name.to_owned(),
+                        created_at: now.clone(),
+                        updated_at: now,
+                    },
+                );
+                tag_id
+            }
+        };
+        let rendered = s.tags.get(&tag_id).map(tags::render);
+        match (s.workflows.get_mut(id), rendered) {
+            (Some(w), Some(t)) => {
+                w.tags = vec![t];
+                w.updated_at = now_iso();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The names of a workflow's tags (empty when there is no such workflow).
     pub fn workflow_tag_names(&self, id: &str) -> Vec<String> {
         self.lock()

@@ -1,0 +1,150 @@
+//! Keeping an ignited tenant the way its ignition left it: the actions the watchdog's heals
+//! (spec 43.3) and template rollouts need, built from the same pieces as the saga's steps.
+//!
+//! Both read the tenant's latest completed ignition: where its droplet is and the key its
+//! sidecar seals to, which credentials went into n8n under which ids, and the template
+//! mapping. Both are idempotent: a redeploy updates workflows in place by name, and a refresh
+//! replaces the credential's data.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use genesis_cloud::Cloud;
+use genesis_core::{IgnitionStep, SagaPhase};
+use genesis_protocol::SealedSecret;
+use genesis_protocol::command::{Command, CommandReply};
+use genesis_store::{Database, DesiredWorkflowRow, Ignition, Workspace};
+
+use crate::actions::{StepError, params, reach};
+use crate::igniter::Igniter;
+use crate::oauth::{OAuthError, OAuthRefresher};
+
+impl From<OAuthError> for StepError {
+    fn from(e: OAuthError) -> Self {
+        if e.is_transient() {
+            StepError::Transient(e.to_string())
+        } else {
+            StepError::Fail(e.to_string())
+        }
+    }
+}
+
+impl<C: Cloud> Igniter<C> {
+    async fn completed_ignition(&self, ws: &Workspace) -> Result<(Database, Ignition), StepError> {
+        let db = self.stores.for_region(ws.region).clone();
+        match db.ignition_latest(ws.id).await? {
+            Some(ig) if ig.phase == SagaPhase::Done => Ok((db, ig)),
+            _ => Err(StepError::Fail(format!(
+                "workspace {} has no completed ignition",
+                ws.id
+            ))),
+        }
+    }
+
+    /// Deploys the current template set's workflows named in `keys` (every one when `None`)
+    /// to the workspace's droplet again, each keeping the active flag the database wants,
+    /// and records them at the current template version. Answers the rows written.
+    pub async fn redeploy(
+        &self,
+        ws: &Workspace,
+        keys: Option<&BTreeSet<String>>,
+    ) -> Result<Vec<DesiredWorkflowRow>, StepError> {
+        let (db, ig) = self.completed_ignition(ws).await?;
+        let r = reach(&ig)?;
+        let mapping = self.mapping_for(&ig, ws, &db).await?;
+        let wanted: BTreeMap<String, bool> = db
+            .droplet_workflows(ig.droplet_id)
+            .await?
+            .into_iter()
+            .map(|row| (row.key, row.active))
+            .collect();
+        let mut rows = Vec::new();
+        for w in self
+            .templates
+            .workflows
+            .iter()
+            .filter(|w| keys.is_none_or(|k| k.contains(&w.key)))
+        {
+            let active = wanted.get(&w.key).copied().unwrap_or(true);
+            let (workflow_id, _) = self.deploy_one(&r, ws, &db, w, &mapping, active).await?;
+            rows.push(DesiredWorkflowRow {
+                workflow_id,
+                key: w.key.clone(),
+                active,
+                template_version: self.templates.version.clone(),
+                error: None,
+            });
+        }
+        db.droplet_workflows_put(ig.droplet_id, &rows).await?;
+        Ok(rows)
+    }
+
+    /// Refreshes the OAuth token of the credential n8n knows as `n8n_credential_id` with its
+    /// provider, stores the new data in the vault, and rotates it into n8n. Answers the new
+    /// expiry (Unix seconds).
+    pub async fn refresh_oauth(
+        &self,
+        ws: &Workspace,
+        oauth: &OAuthRefresher,
+        n8n_credential_id: &str,
+    ) -> Result<i64, StepError> {
+        let (db, ig) = self.completed_ignition(ws).await?;
+        let r = reach(&ig)?;
+        let p = params(&ig)?;
+        let placeholder = ig
+            .output(IgnitionStep::CredentialsInjecting)
+            .and_then(|o| o["credentials"].as_object())
+            .and_then(|m| {
+                m.iter()
+                    .find(|(_, c)| c["id"].as_str() == Some(n8n_credential_id))
+                    .map(|(k, _)| k.clone())
+            })
+            .ok_or_else(|| {
+                StepError::Fail(format!(
+                    "credential {n8n_credential_id} was not injected by the ignition"
+                ))
+            })?;
+        let slot = p
+            .credentials
+            .iter()
+            .find(|s| s.placeholder == placeholder)
+            .ok_or_else(|| StepError::Fail(format!("no credential slot for {placeholder}")))?;
+        let keys = self.vault_keys()?;
+        let stored = db.vault_get(keys, ws.id, slot.id).await?;
+        let data: serde_json::Value = serde_json::from_slice(&stored.secret)
+            .map_err(|_| StepError::Fail(format!("the vault's {} is not JSON", slot.name)))?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let fresh = oauth.refresh(&slot.kind, &data, now_ms).await?;
+        let bytes = fresh.to_string().into_bytes();
+        db.vault_put(
+            keys,
+            ws.id,
+            slot.id,
+            &slot.kind,
+            &slot.name,
+            &bytes,
+            &self.settings.actor,
+        )
+        .await?;
+        let sealed = SealedSecret::seal(&r.sidecar_key, &bytes)
+            .map_err(|e| StepError::Fail(format!("sealing {}: {e}", slot.name)))?;
+        let reply = self
+            .sidecar
+            .send(
+                &r.ip,
+                ws.id.as_uuid(),
+                r.provider_id,
+                &Command::RotateCredential {
+                    credential_id: n8n_credential_id.to_owned(),
+                    data: sealed,
+                },
+            )
+            .await?;
+        if !matches!(reply, CommandReply::RotateCredential { success: true }) {
+            return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
+        }
+        Ok(fresh["oauthTokenData"]["expiry_date"]
+            .as_i64()
+            .map(|ms| ms / 1000)
+            .unwrap_or_default())
+    }
+}
