@@ -13,6 +13,7 @@ pub mod ignition;
 pub mod lead;
 pub mod onboarding;
 pub mod region;
+pub mod rollout;
 pub mod routing;
 pub mod slug;
 pub mod tier;
