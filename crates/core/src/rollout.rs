@@ -475,3 +475,26 @@ mod tests {
         }
     }
 }
+
+/// Which droplets a rollout updates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RolloutScope {
+    /// Every serving droplet.
+    All,
+    /// One region's.
+    Region {
+        /// The region.
+        region: crate::Region,
+    },
+    /// One tier's.
+    Tier {
+        /// The tier.
+        tier: crate::Tier,
+    },
+    /// These workspaces' droplets.
+    Workspaces {
+        /// The workspaces.
+        ids: Vec<crate::WorkspaceId>,
+    },
+}

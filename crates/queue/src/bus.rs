@@ -397,6 +397,67 @@ impl Bus {
         Ok(())
     }
 
+    /// Publishes an event of `kind` with `fields` on the events stream, next to the queue's
+    /// own (capped like them): how work built on jobs (a rollout's batches) reports progress
+    /// to whoever watches the stream.
+    pub async fn publish(&self, kind: &str, fields: &[(&str, String)]) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(format!("{}:events", self.prefix))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("type")
+            .arg(kind);
+        for (k, v) in fields {
+            cmd.arg(*k).arg(v);
+        }
+        let _: String = cmd.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// The latest `n` events of `kind` on the events stream, newest last, as field maps.
+    /// Reads the stream backwards a page at a time (it is capped, so this ends).
+    pub async fn events(
+        &self,
+        kind: &str,
+        n: usize,
+    ) -> Result<Vec<std::collections::BTreeMap<String, String>>, QueueError> {
+        let mut conn = self.conn.clone();
+        let mut out = Vec::new();
+        let mut end = String::from("+");
+        while out.len() < n {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+                .arg(format!("{}:events", self.prefix))
+                .arg(&end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(1_000)
+                .query_async(&mut conn)
+                .await?;
+            let Some(last) = reply.ids.last() else {
+                break;
+            };
+            end = format!("({}", last.id);
+            for e in &reply.ids {
+                let fields: std::collections::BTreeMap<String, String> = e
+                    .map
+                    .iter()
+                    .map(|(k, v)| {
+                        let v: String = redis::from_redis_value(v.clone()).unwrap_or_default();
+                        (k.clone(), v)
+                    })
+                    .collect();
+                if fields.get("type").map(String::as_str) == Some(kind) && out.len() < n {
+                    out.push(fields);
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Stops claims from `queue` (running jobs finish).
     pub async fn pause(&self, queue: &str) -> Result<(), QueueError> {
         self.set_paused(queue, true).await

@@ -22,6 +22,7 @@ pub mod leads;
 pub mod legacy;
 pub mod partitions;
 pub mod regions;
+pub mod rollouts;
 pub mod settings;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
@@ -42,6 +43,7 @@ pub use leader::Leadership;
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
 pub use partitions::{LEAD_BUCKETS, PartitionInfo, PartitionManager, PartitionOutcome};
 pub use regions::RegionalStore;
+pub use rollouts::{BatchTally, NewRollout, Rollout, RolloutTarget};
 pub use settings::{SettingCheck, SettingLevel};
 pub use tenant::{Caller, RefusalReason, TenantSession};
 pub use vault::{MasterKeys, VaultCredential, VaultPlaintext};

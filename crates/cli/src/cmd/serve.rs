@@ -104,6 +104,11 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
                 stop_rx.clone(),
             ));
+            tokio::spawn(rollout_loop(
+                stores.clone(),
+                ig.bus().clone(),
+                stop_rx.clone(),
+            ));
             let oauth = genesis_ignition::OAuthRefresher::new(&cfg.oauth.google_token_url)
                 .map_err(|e| CliError::Runtime(anyhow::anyhow!("oauth: {e}")))?;
             // One worker runs every queue of the fleet's set.
@@ -118,6 +123,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                     ig.clone(),
                     Some(oauth),
                 ),
+                genesis_control::workers::rollouts::RolloutJobs::new(stores.clone(), ig.clone()),
             );
             let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, cfg.ignition.workers);
             let mut rx = stop_rx.clone();
@@ -255,6 +261,39 @@ async fn zombie_loop(
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "zombie pass failed"),
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Spec 56's rollout conductor, on whichever replica leads it, every second (a batch's
+/// end is noticed within a second; the conductor's own pause between batches is policy).
+async fn rollout_loop(
+    stores: genesis_store::RegionalStore,
+    bus: genesis_queue::Bus,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let conductor = Arc::new(genesis_control::workers::rollouts::RolloutConductor::new(
+        stores.clone(),
+        bus,
+    ));
+    let coordinator = stores.distinct()[0].clone();
+    genesis_control::workers::leader::run_as_leader(
+        coordinator,
+        "rollouts",
+        Duration::from_secs(1),
+        stop,
+        || {
+            let c = conductor.clone();
+            async move {
+                match c.reconcile().await {
+                    Ok(r) if r.batches_judged + r.batches_started > 0 => {
+                        tracing::info!(report = ?r, "rollout pass");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "rollout pass failed"),
                 }
             }
         },

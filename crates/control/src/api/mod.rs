@@ -4,6 +4,7 @@ pub mod body;
 pub mod fleet;
 pub mod ignition;
 pub mod leads;
+pub mod rollouts;
 pub mod workspaces;
 
 use axum::{Router, routing::get};
@@ -25,6 +26,14 @@ pub fn routes() -> Router<AppState> {
             "/workspaces/{id}/ignite",
             axum::routing::post(ignition::ignite),
         )
+        .route("/rollouts", get(rollouts::list).post(rollouts::start))
+        .route("/rollouts/{id}", get(rollouts::get))
+        .route("/rollouts/{id}/pause", axum::routing::post(rollouts::pause))
+        .route(
+            "/rollouts/{id}/resume",
+            axum::routing::post(rollouts::resume),
+        )
+        .route("/rollouts/{id}/abort", axum::routing::post(rollouts::abort))
         .route(
             "/workspaces/{id}/leads",
             get(leads::page).post(leads::import),

@@ -7,6 +7,7 @@ use genesis_ignition::IgnitionJobs;
 use genesis_queue::{Claimed, Handler, JobError};
 
 use super::heals::{HealJobs, SECURITY_QUEUE, TEMPLATE_QUEUE};
+use super::rollouts::{ROLLOUT_JOB_PREFIX, RolloutJobs};
 use super::zombies::{REBOOT_QUEUE, RebootJobs};
 
 /// Routes claimed jobs to the handler of their queue.
@@ -14,15 +15,22 @@ pub struct FleetJobs<C> {
     ignition: IgnitionJobs<C>,
     reboot: RebootJobs<C>,
     heals: HealJobs<C>,
+    rollouts: RolloutJobs<C>,
 }
 
 impl<C> FleetJobs<C> {
     /// The fleet's handlers.
-    pub fn new(ignition: IgnitionJobs<C>, reboot: RebootJobs<C>, heals: HealJobs<C>) -> Self {
+    pub fn new(
+        ignition: IgnitionJobs<C>,
+        reboot: RebootJobs<C>,
+        heals: HealJobs<C>,
+        rollouts: RolloutJobs<C>,
+    ) -> Self {
         Self {
             ignition,
             reboot,
             heals,
+            rollouts,
         }
     }
 }
@@ -32,6 +40,11 @@ impl<C: Cloud + 'static> Handler for FleetJobs<C> {
         match job.queue.as_str() {
             genesis_ignition::jobs::QUEUE => self.ignition.handle(job).await,
             REBOOT_QUEUE => self.reboot.handle(job).await,
+            // The template queue carries rollout updates and workflow heals; the job id says
+            // which.
+            TEMPLATE_QUEUE if job.id.starts_with(ROLLOUT_JOB_PREFIX) => {
+                self.rollouts.handle(job).await
+            }
             TEMPLATE_QUEUE | SECURITY_QUEUE => self.heals.handle(job).await,
             other => Err(JobError::Permanent(format!(
                 "no handler for queue {other:?} in this build"

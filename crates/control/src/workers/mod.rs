@@ -6,10 +6,12 @@
 //! - [`jobs`]: one handler for every queue of the fleet's set.
 //! - [`watchdog`]: spec 43's drift detection; it queues heals.
 //! - [`heals`]: spec 43.3's heal actions, as jobs on the `template` and `security` queues.
+//! - [`rollouts`]: spec 56's template rollouts (the conductor and the per-droplet updates).
 //! - [`leader`]: runs a singleton reconciler only while this replica holds its leadership.
 
 pub mod heals;
 pub mod jobs;
 pub mod leader;
+pub mod rollouts;
 pub mod watchdog;
 pub mod zombies;

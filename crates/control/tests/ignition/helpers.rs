@@ -244,6 +244,10 @@ impl World {
                 self.igniter.clone(),
                 Some(self.oauth.clone()),
             ),
+            genesis_control::workers::rollouts::RolloutJobs::new(
+                genesis_store::RegionalStore::single(self.t.db.clone()),
+                self.igniter.clone(),
+            ),
         );
         let worker = Worker::new(self.bus.clone(), jobs, 16);
         self.worker = Some(tokio::spawn(async move {

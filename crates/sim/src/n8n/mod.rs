@@ -100,6 +100,10 @@ pub(crate) struct State {
     executions: BTreeMap<u64, Execution>,
     next_execution: u64,
     rng: StdRng,
+    /// Workflow creations and updates accepted so far.
+    workflow_writes: u64,
+    /// Chaos: refuse workflow writes (a broken n8n, for rollout failure rates).
+    refuse_writes: bool,
 }
 
 impl State {
@@ -158,6 +162,8 @@ impl FakeN8n {
                 executions: BTreeMap::new(),
                 next_execution: 1,
                 rng,
+                workflow_writes: 0,
+                refuse_writes: false,
             })),
         }
     }
@@ -274,6 +280,18 @@ impl FakeN8n {
             }
             _ => false,
         }
+    }
+
+    /// Chaos: from now on every workflow creation or update is refused with n8n's 400 (or
+    /// accepted again with `false`).
+    pub fn chaos_refuse_writes(&self, refuse: bool) {
+        self.lock().refuse_writes = refuse;
+    }
+
+    /// Workflow creations and updates accepted so far (how a test sees that a droplet was
+    /// updated, and how many times).
+    pub fn workflow_writes(&self) -> u64 {
+        self.lock().workflow_writes
     }
 
     /// The names of a workflow's tags (empty when there is no such workflow).

@@ -91,6 +91,18 @@ fn parse_write(body: &Value) -> Result<(String, Vec<Value>, Value, Value), Strin
     Ok((name.to_owned(), nodes.clone(), connections, settings))
 }
 
+/// The chaos refusal of a workflow write, or `None` (and the write is counted).
+fn refused(s: &mut super::State) -> Option<Response> {
+    if s.refuse_writes {
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            "request/body/nodes could not be saved (chaos: writes refused)",
+        ));
+    }
+    s.workflow_writes += 1;
+    None
+}
+
 /// `POST /api/v1/workflows` (created inactive).
 pub async fn create(State(n8n): State<FakeN8n>, Json(body): Json<Value>) -> Response {
     let (name, nodes, connections, settings) = match parse_write(&body) {
@@ -98,6 +110,9 @@ pub async fn create(State(n8n): State<FakeN8n>, Json(body): Json<Value>) -> Resp
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let mut s = n8n.lock();
+    if let Some(refused) = refused(&mut s) {
+        return refused;
+    }
     let id = s.new_id();
     let now = now_iso();
     let w = Workflow {
@@ -194,6 +209,12 @@ pub async fn update(
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let mut s = n8n.lock();
+    if !s.workflows.contains_key(&id) {
+        return not_found();
+    }
+    if let Some(refused) = refused(&mut s) {
+        return refused;
+    }
     let Some(w) = s.workflows.get_mut(&id) else {
         return not_found();
     };

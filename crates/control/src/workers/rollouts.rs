@@ -1,0 +1,323 @@
+//! Fleet template rollouts (spec 56): the conductor, a reconciler run by the leader, and the
+//! per-droplet update jobs any replica runs from the `template` queue.
+//!
+//! [`RolloutConductor::reconcile`], for every RUNNING rollout:
+//! 1. when the current batch is not queued yet and its start time has come, queues one
+//!    update job per pending droplet (the job id names the rollout and the droplet, so a
+//!    droplet is never queued twice) and announces the batch on the events stream;
+//! 2. when every droplet of the batch has an outcome, judges it with the rollout's policy
+//!    (spec 56.3): abort (cancelling what is left), pause for a person, or continue after
+//!    the pause between batches; after the last batch the rollout is COMPLETED.
+//!
+//! A pause moves past the judged batch first, so a resume continues with the next one.
+//!
+//! [`RolloutJobs`]: redeploys the droplet's workflows at the rollout's template version
+//! through its sidecar (the UUID mapper maps them again), and records the outcome once. A
+//! hibernating droplet is DEFERRED: it gets the version when it wakes. A transient failure is
+//! retried twice by the queue, then counts as a failure.
+//!
+//! Progress is published on the queue's events stream as `rollout_batch` events (rollout,
+//! batch, pending, done, failed, deferred) and `rollout_status` events.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use genesis_cloud::Cloud;
+use genesis_core::rollout::{RolloutEvent, RolloutStatus, Verdict};
+use genesis_core::{DropletId, DropletState, Region};
+use genesis_ignition::{Igniter, StepError};
+use genesis_queue::{Bus, Claimed, Handler, JobError};
+use genesis_store::{BatchTally, Database, RegionalStore, Rollout, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::heals::TEMPLATE_QUEUE;
+
+/// The job-id prefix of rollout updates on the `template` queue (heals share the queue).
+pub const ROLLOUT_JOB_PREFIX: &str = "rollout-";
+
+/// How many runs a transiently failing update gets before it counts as failed.
+const ATTEMPTS: u32 = 3;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConductorReport {
+    /// Batches whose jobs were queued.
+    pub batches_started: usize,
+    /// Update jobs queued.
+    pub jobs_queued: usize,
+    /// Batches judged.
+    pub batches_judged: usize,
+    /// Rollouts paused, aborted, completed by this pass.
+    pub paused: usize,
+    /// See `paused`.
+    pub aborted: usize,
+    /// See `paused`.
+    pub completed: usize,
+}
+
+/// Why a pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The queue.
+    #[error(transparent)]
+    Queue(#[from] genesis_queue::QueueError),
+}
+
+/// One droplet's update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutPayload {
+    /// The rollout.
+    pub rollout: uuid::Uuid,
+    /// The droplet.
+    pub droplet: uuid::Uuid,
+    /// Its region (which database holds it).
+    pub region: Region,
+}
+
+/// The leader's rollout reconciler.
+pub struct RolloutConductor {
+    stores: RegionalStore,
+    bus: Bus,
+    actor: String,
+}
+
+impl RolloutConductor {
+    /// A conductor over these databases (rollouts live in the first), queueing on `bus`.
+    pub fn new(stores: RegionalStore, bus: Bus) -> Self {
+        Self {
+            stores,
+            bus,
+            actor: "rollout-conductor".into(),
+        }
+    }
+
+    fn coordinator(&self) -> Database {
+        self.stores.distinct()[0].clone()
+    }
+
+    /// One pass.
+    pub async fn reconcile(&self) -> Result<ConductorReport, RolloutError> {
+        let mut report = ConductorReport::default();
+        let db = self.coordinator();
+        for r in db.rollouts_running().await? {
+            match self.step(&db, &r, &mut report).await {
+                Ok(()) | Err(RolloutError::Store(StoreError::VersionConflict { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn step(
+        &self,
+        db: &Database,
+        r: &Rollout,
+        report: &mut ConductorReport,
+    ) -> Result<(), RolloutError> {
+        if r.current_batch >= r.batches {
+            db.rollout_move(r.id, r.version, RolloutEvent::Finish, None, &self.actor)
+                .await?;
+            self.status_event(r.id, RolloutStatus::Completed, None)
+                .await?;
+            report.completed += 1;
+            return Ok(());
+        }
+        if !r.batch_queued {
+            if Utc::now() < r.next_batch_at {
+                return Ok(());
+            }
+            let targets = db.rollout_batch_targets(r.id, r.current_batch).await?;
+            for t in targets.iter().filter(|t| t.status == "PENDING") {
+                let payload = serde_json::to_string(&RolloutPayload {
+                    rollout: r.id,
+                    droplet: t.droplet.as_uuid(),
+                    region: t.region,
+                })
+                .unwrap_or_default();
+                let id = format!("{ROLLOUT_JOB_PREFIX}{}-{}", r.id, t.droplet);
+                if self
+                    .bus
+                    .add(TEMPLATE_QUEUE, &id, &payload, std::time::Duration::ZERO)
+                    .await?
+                    == genesis_queue::AddOutcome::Created
+                {
+                    report.jobs_queued += 1;
+                }
+            }
+            if db.rollout_batch_queued(r.id, r.version).await? {
+                report.batches_started += 1;
+            }
+            return Ok(());
+        }
+        let batches = db.rollout_batches(r.id).await?;
+        let Some(batch) = batches.iter().find(|b| b.batch == r.current_batch).copied() else {
+            // An empty batch (cannot happen with planned sizes): move on.
+            db.rollout_batch_advance(r.id, r.version, Utc::now())
+                .await?;
+            return Ok(());
+        };
+        self.batch_event(r.id, &batch).await?;
+        if batch.pending > 0 {
+            return Ok(());
+        }
+        report.batches_judged += 1;
+        let overall = batches.iter().filter(|b| b.batch <= r.current_batch).fold(
+            BatchTally::default(),
+            |mut acc, b| {
+                acc.done += b.done;
+                acc.failed += b.failed;
+                acc
+            },
+        );
+        let next_at =
+            Utc::now() + chrono::Duration::from_std(r.policy.pause_between).unwrap_or_default();
+        match r.policy.judge(batch.tally(), overall.tally()) {
+            Verdict::Abort(reason) => {
+                db.rollout_move(
+                    r.id,
+                    r.version,
+                    RolloutEvent::Abort,
+                    Some(&reason),
+                    &self.actor,
+                )
+                .await?;
+                db.rollout_cancel_pending(r.id).await?;
+                self.status_event(r.id, RolloutStatus::Aborted, Some(&reason))
+                    .await?;
+                report.aborted += 1;
+            }
+            Verdict::Pause(reason) => {
+                if db.rollout_batch_advance(r.id, r.version, next_at).await? {
+                    db.rollout_move(
+                        r.id,
+                        r.version + 1,
+                        RolloutEvent::Pause,
+                        Some(&reason),
+                        &self.actor,
+                    )
+                    .await?;
+                    self.status_event(r.id, RolloutStatus::Paused, Some(&reason))
+                        .await?;
+                    report.paused += 1;
+                }
+            }
+            Verdict::Continue => {
+                db.rollout_batch_advance(r.id, r.version, next_at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn batch_event(&self, rollout: uuid::Uuid, b: &BatchTally) -> Result<(), RolloutError> {
+        self.bus
+            .publish(
+                "rollout_batch",
+                &[
+                    ("rollout", rollout.to_string()),
+                    ("batch", b.batch.to_string()),
+                    ("pending", b.pending.to_string()),
+                    ("done", b.done.to_string()),
+                    ("failed", b.failed.to_string()),
+                    ("deferred", b.deferred.to_string()),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn status_event(
+        &self,
+        rollout: uuid::Uuid,
+        status: RolloutStatus,
+        reason: Option<&str>,
+    ) -> Result<(), RolloutError> {
+        self.bus
+            .publish(
+                "rollout_status",
+                &[
+                    ("rollout", rollout.to_string()),
+                    ("status", status.code().to_owned()),
+                    ("reason", reason.unwrap_or_default().to_owned()),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Runs rollout update jobs.
+pub struct RolloutJobs<C> {
+    stores: RegionalStore,
+    igniter: Arc<Igniter<C>>,
+}
+
+impl<C> RolloutJobs<C> {
+    /// Updates through `igniter` (its template set is the version this replica deploys).
+    pub fn new(stores: RegionalStore, igniter: Arc<Igniter<C>>) -> Self {
+        Self { stores, igniter }
+    }
+}
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
+    async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
+        let p: RolloutPayload = serde_json::from_str(&job.payload)
+            .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
+        let coord = self.stores.distinct()[0].clone();
+        let droplet_id = DropletId::from_uuid(p.droplet);
+        let finish = |status: &'static str, error: Option<String>| {
+            let coord = coord.clone();
+            async move {
+                coord
+                    .rollout_target_finish(p.rollout, droplet_id, status, error.as_deref())
+                    .await
+                    .map(|_| ())
+                    .map_err(retry)
+            }
+        };
+        if coord
+            .rollout_target_status(p.rollout, droplet_id)
+            .await
+            .map_err(retry)?
+            .as_deref()
+            != Some("PENDING")
+        {
+            return Ok(());
+        }
+        let rollout = coord.rollout_get(p.rollout).await.map_err(retry)?;
+        if rollout.status == RolloutStatus::Aborted {
+            return finish("CANCELLED", None).await;
+        }
+        if self.igniter.templates().version != rollout.target_version {
+            return finish(
+                "FAILED",
+                Some(format!(
+                    "this control plane carries template version {}, not {}",
+                    self.igniter.templates().version,
+                    rollout.target_version
+                )),
+            )
+            .await;
+        }
+        let db = self.stores.for_region(p.region).clone();
+        let droplet = db.droplet_get(droplet_id).await.map_err(retry)?;
+        if droplet.state == DropletState::Hibernating {
+            return finish("DEFERRED", Some("hibernating: updated on wake".into())).await;
+        }
+        let ws = db
+            .workspace_get(droplet.workspace_id)
+            .await
+            .map_err(retry)?;
+        match self.igniter.redeploy(&ws, None).await {
+            Ok(_) => finish("DONE", None).await,
+            Err(StepError::Transient(m)) if job.attempt < ATTEMPTS => Err(JobError::Retry(m)),
+            Err(StepError::Transient(m) | StepError::Fail(m)) => finish("FAILED", Some(m)).await,
+        }
+    }
+}

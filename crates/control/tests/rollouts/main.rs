@@ -1,0 +1,260 @@
+//! Template rollouts end to end (spec 56.3): 200 virtual droplets with their real sidecars
+//! and fake n8n, updated batch by batch through signed commands. Injected per-droplet failure
+//! rates of 2 %, 5 % and 12 % make the rollout continue, pause, and abort, exactly as spec
+//! 56.3 describes; a resume continues where the pause stopped; no droplet is updated twice.
+
+#[path = "../ignition/helpers.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the ignition tests; not every helper is used here"
+)]
+mod helpers;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use genesis_control::workers::rollouts::RolloutConductor;
+use genesis_core::{DropletId, WorkspaceId};
+use genesis_sim::n8n::FakeN8n;
+use helpers::{Options, World, credentials, world};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Each droplet's fake n8n.
+struct Fleet {
+    n8n: BTreeMap<DropletId, FakeN8n>,
+}
+
+impl Fleet {
+    fn writes(&self) -> BTreeMap<DropletId, u64> {
+        self.n8n
+            .iter()
+            .map(|(d, n)| (*d, n.workflow_writes()))
+            .collect()
+    }
+
+    fn refuse(&self, droplets: &[DropletId], on: bool) {
+        for d in droplets {
+            self.n8n[d].chaos_refuse_writes(on);
+        }
+    }
+}
+
+/// Runs the conductor until the rollout stops moving on its own (paused or final).
+async fn drive(w: &World, conductor: &RolloutConductor, id: Uuid) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        conductor.reconcile().await.expect("pass");
+        let (status, r) = w.get(&format!("/api/v1/rollouts/{id}")).await;
+        assert_eq!(status, 200, "{r}");
+        if r["status"] != "RUNNING" {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rollout never stopped: {r:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn batch(w: &World, id: Uuid, n: i32) -> Vec<DropletId> {
+    w.t.db
+        .rollout_batch_targets(id, n)
+        .await
+        .expect("targets")
+        .into_iter()
+        .map(|t| t.droplet)
+        .collect()
+}
+
+async fn start(w: &World, body: Value) -> Uuid {
+    let (status, r) = w.post("/api/v1/rollouts", body).await;
+    assert_eq!(status, 201, "{r}");
+    Uuid::parse_str(r["id"].as_str().expect("id")).expect("uuid")
+}
+
+fn changed(
+    before: &BTreeMap<DropletId, u64>,
+    after: &BTreeMap<DropletId, u64>,
+    d: &DropletId,
+) -> u64 {
+    after[d] - before[d]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
+    let w = world(Options::default()).await;
+    const TENANTS: usize = 200;
+    let mut tenants: Vec<WorkspaceId> = Vec::new();
+    for i in 0..TENANTS {
+        let ws = w.create_workspace(&format!("roll_{i}")).await;
+        let (status, _) = w
+            .post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        assert_eq!(status, 202);
+        tenants.push(ws);
+    }
+    let mut fleet = Fleet {
+        n8n: BTreeMap::new(),
+    };
+    for ws in &tenants {
+        let got = w.wait_finished(*ws, Duration::from_secs(120)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+        let d = w.t.db.droplet_live_for_workspace(*ws).await.expect("rows")[0].clone();
+        let n8n = w
+            .hook
+            .n8n(d.provider_id.expect("provider"))
+            .expect("its n8n");
+        fleet.n8n.insert(d.id, n8n);
+    }
+    let conductor = RolloutConductor::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+    );
+
+    // Bad requests are refused, naming the field.
+    let (status, r) = w
+        .post("/api/v1/rollouts", json!({"scenario": "yolo"}))
+        .await;
+    assert_eq!(
+        (status, r["field"].as_str()),
+        (422, Some("scenario")),
+        "{r}"
+    );
+    let (status, r) = w
+        .post(
+            "/api/v1/rollouts",
+            json!({"scenario": "bug_fix", "target_version": "1999.1.1"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{r}");
+    let (status, r) = w
+        .post(
+            "/api/v1/rollouts",
+            json!({"scenario": "bug_fix", "pause_at_percent": 150}),
+        )
+        .await;
+    assert_eq!(status, 422, "{r}");
+
+    // 2 %: two failures in each batch of 100. Both batches continue; the rollout completes.
+    let one = start(&w, json!({"scenario": "bug_fix", "pause_between_s": 1})).await;
+    let (b0, b1) = (batch(&w, one, 0).await, batch(&w, one, 1).await);
+    assert_eq!((b0.len(), b1.len()), (100, 100), "spec 56.3's batch size");
+    let broken: Vec<DropletId> = b0[..2].iter().chain(&b1[..2]).copied().collect();
+    fleet.refuse(&broken, true);
+    let before = fleet.writes();
+    let r = drive(&w, &conductor, one).await;
+    assert_eq!(r["status"], "COMPLETED", "{r:#}");
+    assert_eq!(
+        (r["totals"]["done"].as_i64(), r["totals"]["failed"].as_i64()),
+        (Some(196), Some(4))
+    );
+    assert_eq!(r["failures"].as_array().map(Vec::len), Some(4), "{r:#}");
+    let after = fleet.writes();
+    for d in fleet.n8n.keys() {
+        let want = if broken.contains(d) { 0 } else { 3 };
+        assert_eq!(
+            changed(&before, &after, d),
+            want,
+            "{d}: three workflows updated once"
+        );
+    }
+    fleet.refuse(&broken, false);
+
+    // 5 %: five failures in the first batch. The rollout pauses after it, and the second
+    // batch is untouched until a person resumes; then it continues with that batch only.
+    let two = start(&w, json!({"scenario": "bug_fix", "pause_between_s": 0})).await;
+    let (b0, b1) = (batch(&w, two, 0).await, batch(&w, two, 1).await);
+    fleet.refuse(&b0[..5], true);
+    let before = fleet.writes();
+    let r = drive(&w, &conductor, two).await;
+    assert_eq!(r["status"], "PAUSED", "{r:#}");
+    assert!(
+        r["reason"].as_str().is_some_and(|m| m.contains("5 of 100")),
+        "{r:#}"
+    );
+    assert_eq!(r["per_batch"][1]["pending"], 100, "{r:#}");
+    let at_pause = fleet.writes();
+    assert!(b1.iter().all(|d| changed(&before, &at_pause, d) == 0));
+    let (status, _) = w
+        .post("/api/v1/rollouts", json!({"scenario": "bug_fix"}))
+        .await;
+    assert_eq!(status, 409, "one rollout in flight at a time");
+    let (status, _) = w
+        .post(&format!("/api/v1/rollouts/{two}/pause"), json!({}))
+        .await;
+    assert_eq!(status, 409, "a paused rollout cannot pause");
+    fleet.refuse(&b0[..5], false);
+    let (status, r) = w
+        .post(&format!("/api/v1/rollouts/{two}/resume"), json!({}))
+        .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("RUNNING")),
+        "{r}"
+    );
+    let r = drive(&w, &conductor, two).await;
+    assert_eq!(r["status"], "COMPLETED", "{r:#}");
+    assert_eq!(
+        (r["totals"]["done"].as_i64(), r["totals"]["failed"].as_i64()),
+        (Some(195), Some(5))
+    );
+    let end = fleet.writes();
+    assert!(
+        b0.iter().all(|d| changed(&at_pause, &end, d) == 0),
+        "the first batch is not sent again after the resume"
+    );
+    assert!(b1.iter().all(|d| changed(&at_pause, &end, d) == 3));
+
+    // 12 %: twelve failures in the first batch, at or above 10 % overall: abort; the second
+    // batch is cancelled and never sent.
+    let three = start(&w, json!({"scenario": "bug_fix", "pause_between_s": 0})).await;
+    let (b0, b1) = (batch(&w, three, 0).await, batch(&w, three, 1).await);
+    fleet.refuse(&b0[..12], true);
+    let before = fleet.writes();
+    let r = drive(&w, &conductor, three).await;
+    assert_eq!(r["status"], "ABORTED", "{r:#}");
+    assert!(
+        r["reason"].as_str().is_some_and(|m| m.contains("abort")),
+        "{r:#}"
+    );
+    assert_eq!(r["per_batch"][1]["cancelled"], 100, "{r:#}");
+    let end = fleet.writes();
+    assert!(b1.iter().all(|d| changed(&before, &end, d) == 0));
+    let (status, _) = w
+        .post(&format!("/api/v1/rollouts/{three}/resume"), json!({}))
+        .await;
+    assert_eq!(status, 409, "an aborted rollout stays aborted");
+
+    // Progress went out on the queue's event stream; every move was audited.
+    let events = w.bus.events("rollout_status", 10).await.expect("events");
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.get("status").map(String::as_str))
+        .collect();
+    assert_eq!(statuses, ["COMPLETED", "PAUSED", "COMPLETED", "ABORTED"]);
+    assert!(
+        !w.bus
+            .events("rollout_batch", 5)
+            .await
+            .expect("events")
+            .is_empty()
+    );
+    for (action, n) in [
+        ("ROLLOUT_STARTED", 3),
+        ("ROLLOUT_PAUSED", 1),
+        ("ROLLOUT_RESUMED", 1),
+        ("ROLLOUT_COMPLETED", 2),
+        ("ROLLOUT_ABORTED", 1),
+    ] {
+        let got =
+            w.t.db
+                .audit_list(None, Some(action), 10)
+                .await
+                .expect("audit")
+                .len();
+        assert_eq!(got, n, "{action}");
+    }
+    w.finish().await;
+}
