@@ -64,7 +64,7 @@ pub struct RolloutView {
 fn percent_bp(field: &str, v: Option<f64>, default: Option<u32>) -> Result<Option<u32>, Problem> {
     match v {
         None => Ok(default),
-        Some(p) if p == 0.0 => Ok(None),
+        Some(0.0) => Ok(None),
         Some(p) if p.is_finite() && p > 0.0 && p <= 100.0 => Ok(Some((p * 100.0).round() as u32)),
         Some(_) => Err(Problem::invalid_field(
             field,
