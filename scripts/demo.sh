@@ -121,11 +121,16 @@ bold "Tenants"
 step "genesis tenants list"
 $bin tenants list
 
+bold "A fleet template rollout (spec 56): signed redeploys to every droplet, batch by batch"
+step "genesis rollouts start --scenario bug_fix --batch-size 2 --pause-between-s 1 --wait"
+$bin rollouts start --scenario bug_fix --batch-size 2 --pause-between-s 1 --wait
+
 bold "Where to look"
 cat <<INFO
   API          $api/api/v1/workspaces   (header: $auth)
   Health       $api/healthz   $api/readyz
   Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>
+  Rollouts     $bin rollouts status   (or $api/api/v1/rollouts)
   Metrics      $api/metrics
   Database     psql "$GENESIS_DATABASE__URL"   then  \\d+ genesis.leads   or   SELECT * FROM genesis.audit_log;
   Server log   ${TMPDIR:-/tmp}/genesis-demo-serve.log

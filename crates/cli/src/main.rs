@@ -48,6 +48,10 @@ enum Command {
     /// progress bar), get, list.
     #[command(subcommand)]
     Tenants(cmd::tenants::TenantsCommand),
+    /// Fleet template rollouts through the control plane's API: start (with --wait: a live
+    /// progress bar), status, pause, resume, abort.
+    #[command(subcommand)]
+    Rollouts(cmd::rollouts::RolloutsCommand),
     /// Lead data administration.
     #[command(subcommand)]
     Leads(cmd::leads::LeadsCommand),

@@ -1,5 +1,6 @@
 //! Subcommand implementations. `run` maps every outcome to an exit code.
 
+pub mod api_client;
 pub mod bench;
 pub mod bench_heartbeats;
 pub mod bench_ignition;
@@ -10,6 +11,7 @@ pub mod bench_zombies;
 pub mod config;
 pub mod db;
 pub mod leads;
+pub mod rollouts;
 pub mod serve;
 pub mod sim_cloud;
 pub mod tenants;
@@ -159,6 +161,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Workspaces(c) => workspaces::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
         Command::Tenants(c) => tenants::run(c, cfg, out).await,
+        Command::Rollouts(c) => rollouts::run(c, cfg, out).await,
         Command::Bench(c) => bench::run(c, cfg).await,
         Command::Config(_) | Command::SimCloud(_) | Command::Sidecar(_) => {
             unreachable!("handled before configuration is required")

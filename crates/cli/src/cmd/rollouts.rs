@@ -1,0 +1,309 @@
+//! `genesis rollouts`: fleet template rollouts through the control plane's API (spec 56):
+//! start one (with `--wait`, a live progress bar until it stops), show one or all, pause,
+//! resume, abort.
+//!
+//! Exit codes of `start --wait` and `status --watch`: 0 when the rollout completed, 4 when it
+//! paused (a person must resume or abort it), 1 when it was aborted.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use super::CliError;
+use super::api_client::{Api, ApiArgs};
+use crate::config::Config;
+use crate::output::{Output, print};
+
+/// `genesis rollouts ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutsCommand {
+    /// Start a rollout of the template version this control plane carries.
+    Start(StartArgs),
+    /// One rollout batch by batch (or, without an id, the latest ones).
+    Status {
+        /// Rollout id.
+        id: Option<String>,
+        /// Follow it with a progress bar until it stops.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop starting batches (queued updates still finish).
+    Pause {
+        /// Rollout id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Continue a paused rollout with its next batch.
+    Resume {
+        /// Rollout id.
+        id: String,
+        /// Follow it with a progress bar until it stops.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Cancel every droplet not updated yet.
+    Abort {
+        /// Rollout id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// `genesis rollouts start`
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Spec 56.1's scenario: security_patch, bug_fix, feature, config_change.
+    #[arg(long)]
+    pub scenario: String,
+    /// Which droplets: all, region:<code>, tier:<tier>, workspaces:<id>,<id>...
+    #[arg(long, default_value = "all")]
+    pub scope: String,
+    /// Droplets per batch (0: one batch).
+    #[arg(long)]
+    pub batch_size: Option<u32>,
+    /// Seconds between batches.
+    #[arg(long)]
+    pub pause_between_s: Option<u64>,
+    /// Pause when a batch's failures reach this percentage (0 never pauses).
+    #[arg(long)]
+    pub pause_at_percent: Option<f64>,
+    /// Abort when all failures reach this percentage (0 never aborts).
+    #[arg(long)]
+    pub abort_at_percent: Option<f64>,
+    /// The first batch's size (then batches double).
+    #[arg(long)]
+    pub canary: Option<u32>,
+    /// Follow it with a progress bar until it stops.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// The API's scope object for `--scope`.
+fn scope(raw: &str) -> Result<Value, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--scope {raw:?}: expected all, region:<code>, tier:<tier> or workspaces:<id>,<id>"
+        ))
+    };
+    if raw == "all" {
+        return Ok(json!({"kind": "all"}));
+    }
+    let (kind, value) = raw.split_once(':').ok_or_else(bad)?;
+    Ok(match kind {
+        "region" => json!({"kind": "region", "region": value}),
+        "tier" => json!({"kind": "tier", "tier": value}),
+        "workspaces" => json!({
+            "kind": "workspaces",
+            "ids": value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>()
+        }),
+        _ => return Err(bad()),
+    })
+}
+
+/// Runs a rollouts command.
+pub async fn run(cmd: RolloutsCommand, cfg: Config, out: Output) -> Result<(), CliError> {
+    match cmd {
+        RolloutsCommand::Start(a) => {
+            let api = Api::new(&a.api, &cfg)?;
+            let mut body = json!({ "scenario": a.scenario, "scope": scope(&a.scope)? });
+            for (k, v) in [
+                ("batch_size", a.batch_size.map(Value::from)),
+                ("pause_between_s", a.pause_between_s.map(Value::from)),
+                ("pause_at_percent", a.pause_at_percent.map(Value::from)),
+                ("abort_at_percent", a.abort_at_percent.map(Value::from)),
+                ("canary", a.canary.map(Value::from)),
+            ] {
+                if let Some(v) = v {
+                    body[k] = v;
+                }
+            }
+            let r = api
+                .ok(reqwest::Method::POST, "/api/v1/rollouts", Some(&body))
+                .await?;
+            let id = r["id"].as_str().unwrap_or_default().to_owned();
+            eprintln!(
+                "rollout {id} of template {} started: {} droplets in {} batches",
+                r["target_version"].as_str().unwrap_or("?"),
+                r["totals"]["pending"].as_i64().unwrap_or(0),
+                r["batches"].as_i64().unwrap_or(0)
+            );
+            if a.wait {
+                follow(&api, &id, out).await
+            } else {
+                show(out, &r);
+                Ok(())
+            }
+        }
+        RolloutsCommand::Status { id, watch, api } => {
+            let api = Api::new(&api, &cfg)?;
+            match id {
+                Some(id) if watch => follow(&api, &id, out).await,
+                Some(id) => {
+                    let r = api
+                        .ok(
+                            reqwest::Method::GET,
+                            &format!("/api/v1/rollouts/{id}"),
+                            None,
+                        )
+                        .await?;
+                    show(out, &r);
+                    Ok(())
+                }
+                None => {
+                    let list = api
+                        .ok(reqwest::Method::GET, "/api/v1/rollouts", None)
+                        .await?;
+                    let rows = list
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| {
+                            vec![
+                                r["id"].as_str().unwrap_or_default().to_owned(),
+                                r["target_version"].as_str().unwrap_or_default().to_owned(),
+                                r["scenario"].as_str().unwrap_or_default().to_owned(),
+                                r["status"].as_str().unwrap_or_default().to_owned(),
+                                format!(
+                                    "{}/{}",
+                                    r["current_batch"].as_i64().unwrap_or(0),
+                                    r["batches"].as_i64().unwrap_or(0)
+                                ),
+                                r["created_at"].as_str().unwrap_or_default().to_owned(),
+                            ]
+                        })
+                        .collect();
+                    print(
+                        out,
+                        &list,
+                        &["ID", "VERSION", "SCENARIO", "STATUS", "BATCH", "STARTED"],
+                        rows,
+                    );
+                    Ok(())
+                }
+            }
+        }
+        RolloutsCommand::Pause { id, api } => {
+            control(&Api::new(&api, &cfg)?, &id, "pause", out).await
+        }
+        RolloutsCommand::Abort { id, api } => {
+            control(&Api::new(&api, &cfg)?, &id, "abort", out).await
+        }
+        RolloutsCommand::Resume { id, wait, api } => {
+            let api = Api::new(&api, &cfg)?;
+            if wait {
+                api.ok(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/rollouts/{id}/resume"),
+                    Some(&json!({})),
+                )
+                .await?;
+                follow(&api, &id, out).await
+            } else {
+                control(&api, &id, "resume", out).await
+            }
+        }
+    }
+}
+
+async fn control(api: &Api, id: &str, action: &str, out: Output) -> Result<(), CliError> {
+    let r = api
+        .ok(
+            reqwest::Method::POST,
+            &format!("/api/v1/rollouts/{id}/{action}"),
+            Some(&json!({})),
+        )
+        .await?;
+    show(out, &r);
+    Ok(())
+}
+
+/// Polls the rollout with a progress bar until it is no longer RUNNING.
+async fn follow(api: &Api, id: &str, out: Output) -> Result<(), CliError> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let r = loop {
+        let r = api
+            .ok(
+                reqwest::Method::GET,
+                &format!("/api/v1/rollouts/{id}"),
+                None,
+            )
+            .await?;
+        let t = &r["totals"];
+        let n = |k: &str| t[k].as_i64().unwrap_or(0).max(0) as u64;
+        bar.set_length(n("pending") + n("done") + n("failed") + n("deferred") + n("cancelled"));
+        bar.set_position(n("done") + n("failed") + n("deferred") + n("cancelled"));
+        bar.set_message(format!(
+            "batch {}/{} · done {} · failed {} · deferred {}",
+            (r["current_batch"].as_i64().unwrap_or(0) + 1).min(r["batches"].as_i64().unwrap_or(0)),
+            r["batches"].as_i64().unwrap_or(0),
+            n("done"),
+            n("failed"),
+            n("deferred"),
+        ));
+        if r["status"] != "RUNNING" {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    bar.finish_and_clear();
+    show(out, &r);
+    let reason = r["reason"].as_str().unwrap_or("no reason recorded");
+    match r["status"].as_str() {
+        Some("COMPLETED") => Ok(()),
+        Some("PAUSED") => {
+            eprintln!("paused: {reason}; `genesis rollouts resume {id}` or `abort {id}`");
+            std::process::exit(4);
+        }
+        _ => Err(CliError::Runtime(anyhow::anyhow!(
+            "rollout aborted: {reason}"
+        ))),
+    }
+}
+
+fn show(out: Output, r: &Value) {
+    let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    let mut rows = vec![
+        vec!["id".to_owned(), s("id")],
+        vec!["version".to_owned(), s("target_version")],
+        vec!["scenario".to_owned(), s("scenario")],
+        vec!["status".to_owned(), s("status")],
+    ];
+    if let Some(reason) = r["reason"].as_str() {
+        rows.push(vec!["reason".into(), reason.to_owned()]);
+    }
+    for b in r["per_batch"].as_array().into_iter().flatten() {
+        let n = |k: &str| b[k].as_i64().unwrap_or(0);
+        rows.push(vec![
+            format!("  batch {}", n("batch") + 1),
+            format!(
+                "done {} · failed {} · pending {} · deferred {} · cancelled {}",
+                n("done"),
+                n("failed"),
+                n("pending"),
+                n("deferred"),
+                n("cancelled")
+            ),
+        ]);
+    }
+    for f in r["failures"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("  failed {}", f["droplet"].as_str().unwrap_or_default()),
+            f["error"].as_str().unwrap_or_default().to_owned(),
+        ]);
+    }
+    print(out, r, &["FIELD", "VALUE"], rows);
+}
