@@ -307,3 +307,23 @@ fn show(out: Output, r: &Value) {
     }
     print(out, r, &["FIELD", "VALUE"], rows);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_into_the_api_objects() {
+        assert_eq!(scope("all").ok(), Some(json!({"kind": "all"})));
+        assert_eq!(
+            scope("region:us-east").ok(),
+            Some(json!({"kind": "region", "region": "us-east"}))
+        );
+        assert_eq!(
+            scope("workspaces:a, b,").ok(),
+            Some(json!({"kind": "workspaces", "ids": ["a", "b"]}))
+        );
+        assert!(matches!(scope("everything"), Err(CliError::Usage(m)) if m.contains("--scope")));
+        assert!(scope("planet:mars").is_err());
+    }
+}
