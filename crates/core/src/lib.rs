@@ -8,6 +8,7 @@
 pub mod drift;
 pub mod droplet;
 pub mod health;
+pub mod hibernation;
 pub mod ids;
 pub mod ignition;
 pub mod lead;
