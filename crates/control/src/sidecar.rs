@@ -123,11 +123,23 @@ pub async fn metrics_report(
         Ok(v) => v,
         Err(e) => return Problem::invalid_field("body", e.to_string()).into_response(),
     };
-    match db
+    if let Err(e) = db
         .droplet_report_record(who.identity.droplet_id, &value, true)
         .await
     {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => Problem::from(e).into_response(),
+        return Problem::from(e).into_response();
     }
+    // Executions are activity (spec 55.1): a tenant whose workflows run is not idle.
+    if m.total_executions > 0
+        && let Err(e) = db
+            .activity_touch(
+                who.identity.workspace_id,
+                genesis_store::ActivityKind::Execution,
+                chrono::Utc::now(),
+            )
+            .await
+    {
+        return Problem::from(e).into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -65,7 +65,8 @@ impl Default for GovernorConfig {
     }
 }
 
-/// The queues of spec 52.1 with their priority and concurrency.
+/// The queues of spec 52.1 with their priority and concurrency, and `hibernation` (spec 55's
+/// power-downs, which fit none of them).
 pub fn fleet_queues() -> Vec<QueueConfig> {
     vec![
         QueueConfig::new("ignition", 1, 50),
@@ -74,5 +75,6 @@ pub fn fleet_queues() -> Vec<QueueConfig> {
         QueueConfig::new("template", 3, 100),
         QueueConfig::new("health", 4, 500),
         QueueConfig::new("metric", 4, 200),
+        QueueConfig::new("hibernation", 4, 50),
     ]
 }

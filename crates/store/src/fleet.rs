@@ -533,6 +533,24 @@ impl Database {
         Ok(true)
     }
 
+    /// Moves what a droplet should run to template `version` without deploying it (a
+    /// rollout reached a hibernating droplet; the watchdog deploys it on wake).
+    pub async fn droplet_workflows_set_version(
+        &self,
+        droplet: DropletId,
+        version: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query!(
+            r#"UPDATE genesis.droplet_workflows SET template_version = $2, updated_at = now()
+               WHERE droplet_id = $1 AND template_version <> $2"#,
+            droplet.as_uuid(),
+            version,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?
+        .rows_affected())
+    }
+
     /// Clears a campaign's error: its workflow is back in n8n (the report that showed it
     /// missing was wrong, or someone restored it). Audited in the same transaction. False
     /// when it was not in error.

@@ -16,6 +16,7 @@ pub mod droplets;
 pub mod error;
 pub mod fleet;
 pub mod handshake;
+pub mod hibernation;
 pub mod ignitions;
 pub mod leader;
 pub mod leads;
@@ -38,6 +39,7 @@ pub use fleet::{
     Alert, BeatRow, BeatTransition, DesiredWorkflowRow, FleetCounts, NewAlert, Silent, StateChange,
     WatchedDroplet,
 };
+pub use hibernation::{ActivityKind, HibernationCandidate, HibernationTotals};
 pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionStart, Notification, WebhookEntry};
 pub use leader::Leadership;
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};

@@ -104,6 +104,11 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
                 stop_rx.clone(),
             ));
+            tokio::spawn(hibernation_loop(
+                stores.clone(),
+                ig.bus().clone(),
+                stop_rx.clone(),
+            ));
             tokio::spawn(rollout_loop(
                 stores.clone(),
                 ig.bus().clone(),
@@ -124,6 +129,12 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                     Some(oauth),
                 ),
                 genesis_control::workers::rollouts::RolloutJobs::new(stores.clone(), ig.clone()),
+                genesis_control::workers::hibernation::HibernateJobs::new(
+                    stores.clone(),
+                    ig.cloud().clone(),
+                    ig.sidecar().clone(),
+                    Default::default(),
+                ),
             );
             let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, cfg.ignition.workers);
             let mut rx = stop_rx.clone();
@@ -261,6 +272,40 @@ async fn zombie_loop(
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "zombie pass failed"),
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Spec 55's hibernation reconciler, on whichever replica leads it, every minute (its
+/// thresholds are days; its notice is a day).
+async fn hibernation_loop(
+    stores: genesis_store::RegionalStore,
+    bus: genesis_queue::Bus,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let hibernator = Arc::new(genesis_control::workers::hibernation::Hibernator::new(
+        stores.clone(),
+        bus,
+        Default::default(),
+    ));
+    let coordinator = stores.distinct()[0].clone();
+    genesis_control::workers::leader::run_as_leader(
+        coordinator,
+        "hibernation",
+        Duration::from_secs(60),
+        stop,
+        || {
+            let h = hibernator.clone();
+            async move {
+                match h.reconcile().await {
+                    Ok(r) if r.noticed + r.queued > 0 => {
+                        tracing::info!(report = ?r, "hibernation pass");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "hibernation pass failed"),
                 }
             }
         },

@@ -110,7 +110,44 @@ pub async fn import(
         }
     };
     store.commit().await?;
+    wake_for_service_call(&state, &db, &id);
     Ok(Json(report))
+}
+
+/// A managed-service call for a hibernating tenant wakes it (spec 55.3), in the background:
+/// the leads live in PostgreSQL, so the call itself need not wait for the droplet.
+fn wake_for_service_call(state: &AppState, db: &Database, raw_id: &str) {
+    let (Ok(id), Some(igniter)) = (workspace_id(raw_id), state.igniter.clone()) else {
+        return;
+    };
+    if let TenantRoute::Legacy(_) = state.router.route(id) {
+        return;
+    }
+    let db = db.clone();
+    tokio::spawn(async move {
+        if let Err(e) = db
+            .activity_touch(
+                id,
+                genesis_store::ActivityKind::Campaign,
+                chrono::Utc::now(),
+            )
+            .await
+        {
+            tracing::warn!(workspace = %id, error = %e, "recording activity failed");
+        }
+        match crate::workers::hibernation::wake(
+            &db,
+            igniter.cloud().as_ref(),
+            id,
+            "service_call",
+            "leads-api",
+        )
+        .await
+        {
+            Ok(_) | Err(crate::workers::hibernation::WakeError::NoDroplet) => {}
+            Err(e) => tracing::warn!(workspace = %id, error = %e, "wake on a service call failed"),
+        }
+    });
 }
 
 /// `GET /api/v1/workspaces/{id}/leads` query.

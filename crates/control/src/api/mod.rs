@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod fleet;
+pub mod hibernation;
 pub mod ignition;
 pub mod leads;
 pub mod rollouts;
@@ -22,6 +23,15 @@ pub fn routes() -> Router<AppState> {
         .route("/fleet/health", get(fleet::health))
         .route("/droplets/{id}", get(fleet::droplet))
         .route("/alerts", get(fleet::alerts))
+        .route("/fleet/hibernation", get(hibernation::savings))
+        .route(
+            "/workspaces/{id}/wake",
+            axum::routing::post(hibernation::wake_workspace),
+        )
+        .route(
+            "/workspaces/{id}/hibernation",
+            axum::routing::put(hibernation::hold),
+        )
         .route(
             "/workspaces/{id}/ignite",
             axum::routing::post(ignition::ignite),

@@ -7,6 +7,7 @@ use genesis_ignition::IgnitionJobs;
 use genesis_queue::{Claimed, Handler, JobError};
 
 use super::heals::{HealJobs, SECURITY_QUEUE, TEMPLATE_QUEUE};
+use super::hibernation::{HIBERNATION_QUEUE, HibernateJobs};
 use super::rollouts::{ROLLOUT_JOB_PREFIX, RolloutJobs};
 use super::zombies::{REBOOT_QUEUE, RebootJobs};
 
@@ -16,6 +17,7 @@ pub struct FleetJobs<C> {
     reboot: RebootJobs<C>,
     heals: HealJobs<C>,
     rollouts: RolloutJobs<C>,
+    hibernate: HibernateJobs<C>,
 }
 
 impl<C> FleetJobs<C> {
@@ -25,12 +27,14 @@ impl<C> FleetJobs<C> {
         reboot: RebootJobs<C>,
         heals: HealJobs<C>,
         rollouts: RolloutJobs<C>,
+        hibernate: HibernateJobs<C>,
     ) -> Self {
         Self {
             ignition,
             reboot,
             heals,
             rollouts,
+            hibernate,
         }
     }
 }
@@ -46,6 +50,7 @@ impl<C: Cloud + 'static> Handler for FleetJobs<C> {
                 self.rollouts.handle(job).await
             }
             TEMPLATE_QUEUE | SECURITY_QUEUE => self.heals.handle(job).await,
+            HIBERNATION_QUEUE => self.hibernate.handle(job).await,
             other => Err(JobError::Permanent(format!(
                 "no handler for queue {other:?} in this build"
             ))),

@@ -7,9 +7,11 @@
 //! - [`watchdog`]: spec 43's drift detection; it queues heals.
 //! - [`heals`]: spec 43.3's heal actions, as jobs on the `template` and `security` queues.
 //! - [`rollouts`]: spec 56's template rollouts (the conductor and the per-droplet updates).
+//! - [`hibernation`]: spec 55's hibernation (notice, final metrics, power-off) and wake.
 //! - [`leader`]: runs a singleton reconciler only while this replica holds its leadership.
 
 pub mod heals;
+pub mod hibernation;
 pub mod jobs;
 pub mod leader;
 pub mod rollouts;

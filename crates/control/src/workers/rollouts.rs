@@ -13,7 +13,8 @@
 //!
 //! [`RolloutJobs`]: redeploys the droplet's workflows at the rollout's template version
 //! through its sidecar (the UUID mapper maps them again), and records the outcome once. A
-//! hibernating droplet is DEFERRED: it gets the version when it wakes. A transient failure is
+//! hibernating droplet is DEFERRED: its desired version changes at once, and the watchdog's
+//! `version_mismatch` heal deploys it when the droplet wakes. A transient failure is
 //! retried twice by the queue, then counts as a failure.
 //!
 //! Progress is published on the queue's events stream as `rollout_batch` events (rollout,
@@ -308,6 +309,11 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
         let db = self.stores.for_region(p.region).clone();
         let droplet = db.droplet_get(droplet_id).await.map_err(retry)?;
         if droplet.state == DropletState::Hibernating {
+            // The desired state moves now; on wake the watchdog sees the old version tag in
+            // n8n (version_mismatch) and its heal redeploys this version.
+            db.droplet_workflows_set_version(droplet.id, &rollout.target_version)
+                .await
+                .map_err(retry)?;
             return finish("DEFERRED", Some("hibernating: updated on wake".into())).await;
         }
         let ws = db

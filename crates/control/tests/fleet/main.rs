@@ -487,3 +487,155 @@ async fn each_drift_type_is_detected_audited_and_healed_through_the_queue() {
     );
     w.finish().await;
 }
+
+/// Makes a tenant look idle for a month: its droplet was created 30 days ago (activity
+/// counts from there) and nothing happened since.
+async fn backdate(w: &helpers::World, droplet: genesis_core::DropletId) {
+    sqlx::query(
+        "UPDATE genesis.droplets SET created_at = now() - interval '30 days' WHERE id = $1",
+    )
+    .bind(droplet.as_uuid())
+    .execute(w.t.db.owner_pool())
+    .await
+    .expect("backdate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_tenant_is_noticed_hibernated_and_woken_with_its_workflows() {
+    use genesis_cloud::{Cloud, DropletStatus};
+    use genesis_control::workers::hibernation::{HibernationSettings, Hibernator};
+    let w = world(Options::default()).await;
+    let mut tenants = Vec::new();
+    for slug in ["sleepy", "held", "busy"] {
+        let ws = w.create_workspace(slug).await;
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+        tenants.push(ws);
+    }
+    let droplets: Vec<genesis_store::Droplet> = {
+        let mut v = Vec::new();
+        for ws in &tenants {
+            v.push(w.t.db.droplet_live_for_workspace(*ws).await.expect("rows")[0].clone());
+        }
+        v
+    };
+    for d in &droplets {
+        backdate(&w, d.id).await;
+    }
+    // "held" asks never to hibernate; "busy" signed in an hour ago.
+    let (status, _) = w
+        .put(
+            &format!("/api/v1/workspaces/{}/hibernation", tenants[1]),
+            serde_json::json!({"hold": true}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    w.t.db
+        .activity_touch(
+            tenants[2],
+            genesis_store::ActivityKind::Login,
+            Utc::now() - chrono::Duration::hours(1),
+        )
+        .await
+        .expect("login");
+
+    let hibernator = Hibernator::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+        HibernationSettings {
+            notice: Duration::from_secs(1),
+            ..HibernationSettings::default()
+        },
+    );
+    // First pass: only the idle tenant is eligible; it gets the notice, nothing powers off.
+    let first = hibernator.reconcile().await.expect("pass");
+    assert_eq!(
+        (first.eligible, first.noticed, first.queued),
+        (1, 1, 0),
+        "{first:?}"
+    );
+    let notes = w.t.db.notification_list(tenants[0]).await.expect("outbox");
+    assert!(
+        notes.iter().any(|n| n.kind == "HIBERNATION_NOTICE"),
+        "{notes:?}"
+    );
+    assert!(
+        w.t.db
+            .notification_list(tenants[1])
+            .await
+            .expect("outbox")
+            .is_empty()
+    );
+    // After the notice has run out: the hibernate job powers it down.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second = hibernator.reconcile().await.expect("pass");
+    assert_eq!((second.noticed, second.queued), (0, 1), "{second:?}");
+    wait_state(&w, droplets[0].id, DropletState::Hibernating).await;
+    let provider = droplets[0].provider_id.expect("provider");
+    assert_eq!(
+        w.cloud.droplet_get(provider).await.expect("cloud").status,
+        DropletStatus::Off,
+        "powered off at the cloud"
+    );
+    for d in &droplets[1..] {
+        assert_eq!(
+            w.t.db.droplet_get(d.id).await.expect("droplet").state,
+            DropletState::ActiveHealthy,
+            "held and busy tenants stay up"
+        );
+    }
+    let (_, saved) = w.get("/api/v1/fleet/hibernation").await;
+    assert_eq!(saved["hibernating_now"], 1, "{saved}");
+    assert_eq!(saved["monthly_rate_cents"], 350, "{saved}");
+
+    // Wake (spec 55.3): WAKING at once, ACTIVE_HEALTHY with the first heartbeat, and the
+    // tenant's workflows are active again.
+    let (status, body) = w
+        .post(
+            &format!("/api/v1/workspaces/{}/wake", tenants[0]),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (202, Some("waking")),
+        "{body}"
+    );
+    wait_state(&w, droplets[0].id, DropletState::ActiveHealthy).await;
+    let flows = w.hook.n8n(provider).expect("n8n").workflow_summary();
+    assert_eq!(flows.len(), 3);
+    assert!(flows.iter().all(|f| f.2), "{flows:?}");
+    let (status, body) = w
+        .post(
+            &format!("/api/v1/workspaces/{}/wake", tenants[0]),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("awake")),
+        "{body}"
+    );
+    let trip: Vec<String> =
+        w.t.db
+            .droplet_history(droplets[0].id, 50)
+            .await
+            .expect("history")
+            .into_iter()
+            .filter_map(|h| h.to)
+            .collect();
+    assert!(
+        trip.ends_with(&[
+            "HIBERNATING".to_owned(),
+            "WAKING".into(),
+            "ACTIVE_HEALTHY".into()
+        ]),
+        "{trip:?}"
+    );
+    // Waking counted as activity: no notice is pending, so the next pass leaves it alone.
+    let after = hibernator.reconcile().await.expect("pass");
+    assert_eq!(after.queued, 0, "{after:?}");
+    w.finish().await;
+}

@@ -133,6 +133,7 @@ pub async fn world(opts: Options) -> World {
             QueueConfig::new("security", 2, 100),
             QueueConfig::new("reboot", 2, 25),
             QueueConfig::new("template", 3, 100),
+            QueueConfig::new("hibernation", 4, 50),
         ],
         GovernorConfig {
             backoff_base: Duration::from_millis(50),
@@ -248,6 +249,15 @@ impl World {
                 genesis_store::RegionalStore::single(self.t.db.clone()),
                 self.igniter.clone(),
             ),
+            genesis_control::workers::hibernation::HibernateJobs::new(
+                genesis_store::RegionalStore::single(self.t.db.clone()),
+                self.cloud.clone(),
+                self.sidecar.clone(),
+                genesis_control::workers::hibernation::HibernationSettings {
+                    shutdown_wait: Duration::from_secs(10),
+                    ..Default::default()
+                },
+            ),
         );
         let worker = Worker::new(self.bus.clone(), jobs, 16);
         self.worker = Some(tokio::spawn(async move {
@@ -268,9 +278,21 @@ impl World {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    #[allow(
+        dead_code,
+        reason = "used by the fleet tests, which share these helpers"
+    )]
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(TOKEN)
             .json(&body)
             .send()
