@@ -48,6 +48,20 @@ pub struct SidecarClient {
     url_template: String,
 }
 
+/// How long a command that changes n8n's container may take, when longer than the client's
+/// usual timeout: a swap waits for a quiet period, pulls, starts and health-checks the new
+/// container, and may roll back (spec 56.2); a restart waits for readiness. A caller that gave
+/// up earlier would retry while the first run is still rolling back.
+fn long_running(cmd: &Command) -> Option<Duration> {
+    match cmd {
+        Command::SwapContainer { quiet_wait_s, .. } => {
+            Some(Duration::from_secs(quiet_wait_s.saturating_add(300)))
+        }
+        Command::RestartN8n => Some(Duration::from_secs(300)),
+        _ => None,
+    }
+}
+
 impl SidecarClient {
     /// `url_template` is the command endpoint with `{ip}` for the droplet's address, e.g.
     /// `https://{ip}/sidecar/v1/commands` behind Caddy, `http://{ip}:8443/sidecar/v1/commands`
@@ -89,11 +103,11 @@ impl SidecarClient {
                 body: format!("cannot sign: {e}"),
             })?;
         let url = self.url_template.replace("{ip}", ip);
-        let resp = self
-            .http
-            .post(&url)
-            .bearer_auth(token)
-            .json(cmd)
+        let mut req = self.http.post(&url).bearer_auth(token).json(cmd);
+        if let Some(t) = long_running(cmd) {
+            req = req.timeout(t);
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| CommandError::Unreachable(format!("{url}: {e}")))?;

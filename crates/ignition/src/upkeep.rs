@@ -148,3 +148,34 @@ impl<C: Cloud> Igniter<C> {
             .unwrap_or_default())
     }
 }
+
+impl<C: Cloud> Igniter<C> {
+    /// Swaps the workspace's n8n container to `image` (spec 56.2: pull while serving, wait
+    /// for a quiet period, swap, health-check, roll back when unhealthy). Answers the sidecar's
+    /// outcome; a rollback is an outcome, not an error.
+    pub async fn swap_n8n(
+        &self,
+        ws: &Workspace,
+        image: &str,
+        quiet_wait_s: u64,
+    ) -> Result<genesis_protocol::command::SwapOutcome, StepError> {
+        let (_, ig) = self.completed_ignition(ws).await?;
+        let r = reach(&ig)?;
+        let reply = self
+            .sidecar
+            .send(
+                &r.ip,
+                ws.id.as_uuid(),
+                r.provider_id,
+                &Command::SwapContainer {
+                    image: image.to_owned(),
+                    quiet_wait_s,
+                },
+            )
+            .await?;
+        match reply {
+            CommandReply::SwapContainer(outcome) => Ok(outcome),
+            other => Err(StepError::Fail(format!("unexpected reply {other:?}"))),
+        }
+    }
+}

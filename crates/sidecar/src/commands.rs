@@ -36,6 +36,10 @@ pub struct Executor<R> {
     /// OAuth expiry of the credentials this sidecar injected (in memory unless
     /// [`Executor::with_credential_expiry`] gives it a file).
     pub expiry: CredentialExpiry,
+    /// Held while n8n's container is being restarted or swapped: a second such command (a
+    /// retry from a caller that gave up waiting) waits for the first instead of finding n8n
+    /// down half-way.
+    container: tokio::sync::Mutex<()>,
 }
 
 fn fail(action: CommandName, code: &str, message: impl Into<String>) -> CommandFailure {
@@ -87,6 +91,7 @@ impl<R: ContainerRuntime> Executor<R> {
             cpu: CpuMeter::default(),
             stats,
             expiry: CredentialExpiry::default(),
+            container: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -385,6 +390,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 CommandReply::RotateCredential { success: true }
             }
             Command::RestartN8n => {
+                let _container = self.container.lock().await;
                 let pid = self
                     .runtime
                     .restart()
@@ -431,6 +437,7 @@ impl<R: ContainerRuntime> Executor<R> {
         quiet_wait_s: u64,
     ) -> Result<SwapOutcome, CommandFailure> {
         let rt = |e: crate::runtime::RuntimeError| fail(action, "runtime", e.to_string());
+        let _container = self.container.lock().await;
         self.runtime.pull(image).await.map_err(rt)?;
         let until = Instant::now() + Duration::from_secs(quiet_wait_s);
         loop {

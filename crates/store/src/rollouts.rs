@@ -26,6 +26,9 @@ pub struct Rollout {
     pub id: Uuid,
     /// The template version it deploys.
     pub target_version: String,
+    /// When set, the rollout swaps n8n's container to this image (spec 56.2) instead of
+    /// redeploying workflows.
+    pub n8n_image: Option<String>,
     /// Spec 56.1's scenario.
     pub scenario: Scenario,
     /// Batches and thresholds.
@@ -108,6 +111,8 @@ impl BatchTally {
 pub struct NewRollout {
     /// The template version.
     pub target_version: String,
+    /// An n8n image to swap to instead (spec 56.2).
+    pub n8n_image: Option<String>,
     /// Spec 56.1's scenario.
     pub scenario: Scenario,
     /// Batches and thresholds.
@@ -121,6 +126,7 @@ pub struct NewRollout {
 struct RolloutRow {
     id: Uuid,
     target_version: String,
+    n8n_image: Option<String>,
     scenario: String,
     policy: serde_json::Value,
     scope: serde_json::Value,
@@ -143,6 +149,7 @@ impl TryFrom<RolloutRow> for Rollout {
         Ok(Rollout {
             id: r.id,
             target_version: r.target_version,
+            n8n_image: r.n8n_image,
             scenario: Scenario::parse(&r.scenario)
                 .ok_or_else(|| corrupt("rollout scenario", r.scenario.clone()))?,
             policy: serde_json::from_value(r.policy.clone())
@@ -198,8 +205,8 @@ impl Database {
         let mut tx = self.app.begin().await?;
         sqlx::query!(
             r#"INSERT INTO genesis.rollouts
-                 (id, target_version, scenario, policy, scope, status, batches, created_by)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                 (id, target_version, scenario, policy, scope, status, batches, created_by, n8n_image)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
             id,
             new.target_version,
             new.scenario.code(),
@@ -208,6 +215,7 @@ impl Database {
             status.code(),
             batches,
             actor,
+            new.n8n_image,
         )
         .execute(&mut *tx)
         .await
@@ -234,6 +242,7 @@ impl Database {
                 .subject(id.to_string())
                 .details(serde_json::json!({
                     "target_version": new.target_version,
+                    "n8n_image": new.n8n_image,
                     "scenario": new.scenario.code(),
                     "scope": new.scope,
                     "droplets": new.targets.len(),
@@ -247,7 +256,7 @@ impl Database {
 
     /// One rollout.
     pub async fn rollout_get(&self, id: Uuid) -> Result<Rollout, StoreError> {
-        sqlx::query_as!(RolloutRow, "SELECT id, target_version, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts WHERE id = $1", id)
+        sqlx::query_as!(RolloutRow, "SELECT id, target_version, n8n_image, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts WHERE id = $1", id)
             .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or(StoreError::NotFound { what: "rollout" })?
@@ -258,7 +267,7 @@ impl Database {
     pub async fn rollout_list(&self, limit: i64) -> Result<Vec<Rollout>, StoreError> {
         sqlx::query_as!(
             RolloutRow,
-            "SELECT id, target_version, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts ORDER BY created_at DESC LIMIT $1",
+            "SELECT id, target_version, n8n_image, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts ORDER BY created_at DESC LIMIT $1",
             limit
         )
         .fetch_all(&mut *self.read().await?)
@@ -272,7 +281,7 @@ impl Database {
     pub async fn rollouts_running(&self) -> Result<Vec<Rollout>, StoreError> {
         sqlx::query_as!(
             RolloutRow,
-            "SELECT id, target_version, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts WHERE status = 'RUNNING' ORDER BY created_at"
+            "SELECT id, target_version, n8n_image, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts WHERE status = 'RUNNING' ORDER BY created_at"
         )
         .fetch_all(&mut *self.read().await?)
         .await?

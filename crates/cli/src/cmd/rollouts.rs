@@ -62,6 +62,9 @@ pub struct StartArgs {
     /// Spec 56.1's scenario: security_patch, bug_fix, feature, config_change.
     #[arg(long)]
     pub scenario: String,
+    /// Swap n8n's container to this image (spec 56.2) instead of redeploying workflows.
+    #[arg(long)]
+    pub n8n_image: Option<String>,
     /// Which droplets: all, region:<code>, tier:<tier>, workspaces:<id>,<id>...
     #[arg(long, default_value = "all")]
     pub scope: String,
@@ -121,6 +124,7 @@ pub async fn run(cmd: RolloutsCommand, cfg: Config, out: Output) -> Result<(), C
                 ("pause_at_percent", a.pause_at_percent.map(Value::from)),
                 ("abort_at_percent", a.abort_at_percent.map(Value::from)),
                 ("canary", a.canary.map(Value::from)),
+                ("n8n_image", a.n8n_image.clone().map(Value::from)),
             ] {
                 if let Some(v) = v {
                     body[k] = v;

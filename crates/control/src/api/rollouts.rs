@@ -27,6 +27,9 @@ pub struct StartRequest {
     /// The template version; must be the one this control plane carries (the default).
     #[serde(default)]
     pub target_version: Option<String>,
+    /// Swap n8n's container to this image (spec 56.2) instead of redeploying workflows.
+    #[serde(default)]
+    pub n8n_image: Option<String>,
     /// Which droplets (default: all).
     #[serde(default)]
     pub scope: Option<RolloutScope>,
@@ -151,6 +154,16 @@ pub async fn start(
             ),
         ));
     }
+    if let Some(image) = &req.n8n_image
+        && (image.trim().is_empty()
+            || image.chars().any(char::is_whitespace)
+            || !(image.contains(':') || image.contains('@')))
+    {
+        return Err(Problem::invalid_field(
+            "n8n_image",
+            "must be an image reference with a tag or digest (n8nio/n8n:2.8.5)",
+        ));
+    }
     let policy = policy_of(&req, scenario)?;
     let scope = req.scope.clone().unwrap_or(RolloutScope::All);
     let mut candidates = Vec::new();
@@ -173,6 +186,7 @@ pub async fn start(
         .rollout_create(
             &NewRollout {
                 target_version,
+                n8n_image: req.n8n_image.clone(),
                 scenario,
                 policy,
                 scope,

@@ -17,6 +17,10 @@
 //! `version_mismatch` heal deploys it when the droplet wakes. A transient failure is
 //! retried twice by the queue, then counts as a failure.
 //!
+//! A rollout with an `n8n_image` swaps each droplet's n8n container instead (spec 56.2's
+//! blue-green update through `SWAP_CONTAINER`); a container that fails its health check is
+//! rolled back by the sidecar and counts as a failure.
+//!
 //! Progress is published on the queue's events stream as `rollout_batch` events (rollout,
 //! batch, pending, done, failed, deferred) and `rollout_status` events.
 
@@ -27,6 +31,7 @@ use genesis_cloud::Cloud;
 use genesis_core::rollout::{RolloutEvent, RolloutStatus, Verdict};
 use genesis_core::{DropletId, DropletState, Region};
 use genesis_ignition::{Igniter, StepError};
+use genesis_protocol::command::SwapOutcome;
 use genesis_queue::{Bus, Claimed, Handler, JobError};
 use genesis_store::{BatchTally, Database, RegionalStore, Rollout, StoreError};
 use serde::{Deserialize, Serialize};
@@ -35,6 +40,9 @@ use super::heals::TEMPLATE_QUEUE;
 
 /// The job-id prefix of rollout updates on the `template` queue (heals share the queue).
 pub const ROLLOUT_JOB_PREFIX: &str = "rollout-";
+
+/// How long a container swap waits for n8n to go quiet (spec 56.2 step 3), seconds.
+const SWAP_QUIET_WAIT_S: u64 = 120;
 
 /// How many runs a transiently failing update gets before it counts as failed.
 const ATTEMPTS: u32 = 3;
@@ -295,7 +303,8 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
         if rollout.status == RolloutStatus::Aborted {
             return finish("CANCELLED", None).await;
         }
-        if self.igniter.templates().version != rollout.target_version {
+        if rollout.n8n_image.is_none() && self.igniter.templates().version != rollout.target_version
+        {
             return finish(
                 "FAILED",
                 Some(format!(
@@ -320,6 +329,22 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
             .workspace_get(droplet.workspace_id)
             .await
             .map_err(retry)?;
+        if let Some(image) = &rollout.n8n_image {
+            return match self.igniter.swap_n8n(&ws, image, SWAP_QUIET_WAIT_S).await {
+                Ok(SwapOutcome::Swapped { .. }) => finish("DONE", None).await,
+                Ok(SwapOutcome::RolledBack { reason }) => {
+                    finish(
+                        "FAILED",
+                        Some(format!("{image} was unhealthy, rolled back: {reason}")),
+                    )
+                    .await
+                }
+                Err(StepError::Transient(m)) if job.attempt < ATTEMPTS => Err(JobError::Retry(m)),
+                Err(StepError::Transient(m) | StepError::Fail(m)) => {
+                    finish("FAILED", Some(m)).await
+                }
+            };
+        }
         match self.igniter.redeploy(&ws, None).await {
             Ok(_) => finish("DONE", None).await,
             Err(StepError::Transient(m)) if job.attempt < ATTEMPTS => Err(JobError::Retry(m)),

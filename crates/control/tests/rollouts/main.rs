@@ -227,13 +227,70 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
         .await;
     assert_eq!(status, 409, "an aborted rollout stays aborted");
 
+    // An n8n image rollout (spec 56.2): a good image swaps; a broken one fails its health
+    // check, the sidecar rolls back, and a security patch accepts the failures.
+    let (status, r) = w
+        .post(
+            "/api/v1/rollouts",
+            json!({"scenario": "security_patch", "n8n_image": "latest please"}),
+        )
+        .await;
+    assert_eq!(
+        (status, r["field"].as_str()),
+        (422, Some("n8n_image")),
+        "{r}"
+    );
+    let good: Vec<String> = tenants[..3].iter().map(ToString::to_string).collect();
+    let four = start(
+        &w,
+        json!({"scenario": "security_patch", "n8n_image": "n8nio/n8n:2.8.5",
+               "scope": {"kind": "workspaces", "ids": good}}),
+    )
+    .await;
+    let r = drive(&w, &conductor, four).await;
+    assert_eq!(r["status"], "COMPLETED", "{r:#}");
+    assert_eq!(r["totals"]["done"], 3, "{r:#}");
+    let bad: Vec<String> = tenants[3..6].iter().map(ToString::to_string).collect();
+    let five = start(
+        &w,
+        json!({"scenario": "security_patch", "n8n_image": "n8nio/n8n:broken",
+               "scope": {"kind": "workspaces", "ids": bad}}),
+    )
+    .await;
+    let r = drive(&w, &conductor, five).await;
+    assert_eq!(
+        r["status"], "COMPLETED",
+        "a security patch accepts failures: {r:#}"
+    );
+    assert_eq!(r["totals"]["failed"], 3, "{r:#}");
+    assert!(
+        r["failures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|f| f["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("rolled back"))),
+        "{r:#}"
+    );
+
     // Progress went out on the queue's event stream; every move was audited.
     let events = w.bus.events("rollout_status", 10).await.expect("events");
     let statuses: Vec<&str> = events
         .iter()
         .filter_map(|e| e.get("status").map(String::as_str))
         .collect();
-    assert_eq!(statuses, ["COMPLETED", "PAUSED", "COMPLETED", "ABORTED"]);
+    assert_eq!(
+        statuses,
+        [
+            "COMPLETED",
+            "PAUSED",
+            "COMPLETED",
+            "ABORTED",
+            "COMPLETED",
+            "COMPLETED"
+        ]
+    );
     assert!(
         !w.bus
             .events("rollout_batch", 5)
@@ -242,10 +299,10 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             .is_empty()
     );
     for (action, n) in [
-        ("ROLLOUT_STARTED", 3),
+        ("ROLLOUT_STARTED", 5),
         ("ROLLOUT_PAUSED", 1),
         ("ROLLOUT_RESUMED", 1),
-        ("ROLLOUT_COMPLETED", 2),
+        ("ROLLOUT_COMPLETED", 4),
         ("ROLLOUT_ABORTED", 1),
     ] {
         let got =
