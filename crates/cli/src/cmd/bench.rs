@@ -62,6 +62,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         workers: u32,
     },
+    /// Wake (spec 55.3): N tenants ignited, hibernated, then woken at once; the control
+    /// plane's share of a wake with the simulated boot delay excluded.
+    Wake {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Tenants.
+        #[arg(long, default_value_t = 100)]
+        tenants: usize,
+        /// How long a power action takes in the simulator, seconds (the boot delay).
+        #[arg(long, default_value_t = 10)]
+        boot_s: u64,
+    },
     /// Heartbeat ingestion: sustained heartbeats/s and latency, every one authenticated and
     /// recorded, against a bare JSON route in the same run.
     Heartbeats {
@@ -203,6 +216,11 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
             concurrency,
             workers,
         } => super::bench_ignition::run(&redis_url, tenants, realistic, concurrency, workers).await,
+        BenchCommand::Wake {
+            redis_url,
+            tenants,
+            boot_s,
+        } => super::bench_wake::run(&redis_url, tenants, boot_s).await,
     }
 }
 

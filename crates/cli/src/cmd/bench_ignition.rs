@@ -27,9 +27,9 @@ use serde_json::json;
 
 use super::CliError;
 
-const TOKEN: &str = "bench-api-token-0123456789";
+pub(crate) const TOKEN: &str = "bench-api-token-0123456789";
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -66,10 +66,6 @@ async fn run_on(
     concurrency: usize,
     workers: u32,
 ) -> Result<(), CliError> {
-    let stores = RegionalStore::single(t.db.clone());
-    let run_id = uuid::Uuid::now_v7().simple().to_string();
-    let disks = std::env::temp_dir().join(format!("genesis-bench-ign-{run_id}"));
-    let hook = SidecarHook::new(disks.clone());
     let timings = if realistic {
         // 30 to 45 s from the create call to a booted droplet.
         Timings {
@@ -80,99 +76,8 @@ async fn run_on(
     } else {
         Timings::INSTANT
     };
-    let sim = Simulator::new(SimConfig {
-        per_window: 1_000_000,
-        per_long_window: 10_000_000,
-        timings,
-        ..SimConfig::default()
-    })
-    .with_boot_hook(hook);
-    let sl = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("bind")?;
-    let sim_url = format!("http://{}", sl.local_addr().context("addr")?);
-    tokio::spawn(serve(sl, sim.clone(), std::future::pending()));
-    let mut o = ClientOptions::new(&sim_url, "bench");
-    o.per_minute = 1_000_000;
-    o.per_hour = 10_000_000;
-    o.poll_interval = Duration::from_millis(50);
-    let cloud = Arc::new(DigitalOcean::new(o).map_err(|e| CliError::Runtime(e.into()))?);
-    let set = format!("bench{run_id}");
-    let bus = Bus::connect(
-        redis_url,
-        &set,
-        genesis_queue::config::fleet_queues(),
-        GovernorConfig::default(),
-    )
-    .await
-    .map_err(|e| CliError::Usage(format!("redis at {redis_url}: {e}")))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("bind")?;
-    let base = format!("http://{}", listener.local_addr().context("addr")?);
-    let signer = Arc::new(
-        genesis_protocol::CommandSigner::generate().map_err(|e| CliError::Runtime(e.into()))?,
-    );
-    let sidecar = SidecarClient::new(
-        signer.clone(),
-        "http://{ip}:8443/sidecar/v1/commands",
-        Duration::from_secs(30),
-    )
-    .map_err(|e| CliError::Runtime(e.into()))?;
-    let keys = MasterKeys::new(1, BTreeMap::from([(1, rand_key())]))
-        .map_err(|e| CliError::Runtime(e.into()))?;
-    let igniter = Arc::new(Igniter::new(
-        stores.clone(),
-        cloud,
-        sidecar,
-        Some(Arc::new(keys)),
-        Arc::new(TemplateSet::golden().map_err(|e| CliError::Runtime(e.into()))?),
-        IgnitionSettings {
-            dashboard_url: base.clone(),
-            images: Images {
-                caddy: "caddy:2.8".into(),
-                n8n: "n8nio/n8n:2.8.4".into(),
-                sidecar: "genesis-sidecar:bench".into(),
-            },
-            require_digests: false,
-            droplet_size: "s-1vcpu-1gb".into(),
-            droplet_image: "ubuntu-22-04-x64".into(),
-            timeouts: BTreeMap::new(),
-            inline_wait: Duration::from_secs(2),
-            lease: Duration::from_secs(60),
-            actor: "ignition".into(),
-        },
-        bus.clone(),
-    ));
-    let state = AppState {
-        stores: stores.clone(),
-        redis: None,
-        router: Arc::new(TenantRouter::default()),
-        metrics: None,
-        api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
-        command_signer: Some(signer),
-        igniter: Some(igniter.clone()),
-        heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
-            stores.clone(),
-            std::time::Duration::from_secs(60),
-        )),
-        sidecar_config: genesis_protocol::SidecarConfig::default(),
-    };
-    tokio::spawn(genesis_control::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let worker = Worker::new(bus.clone(), IgnitionJobs::new(igniter), workers.max(1));
-    let worker = tokio::spawn(async move {
-        worker
-            .run(async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            })
-            .await
-    });
-
+    let stack = Stack::start(t, redis_url, timings, workers, 60).await?;
+    let base = stack.base.clone();
     eprintln!(
         "igniting {tenants} tenants ({}), {concurrency} requests at a time",
         if realistic {
@@ -187,10 +92,7 @@ async fn run_on(
     let requested = started.elapsed();
     let finished = wait_all(t, &ids, started).await?;
     let wall = started.elapsed();
-    let _ = stop_tx.send(true);
-    let _ = worker.await;
-    let _ = bus.destroy().await;
-    let _ = std::fs::remove_dir_all(&disks);
+    stack.finish().await;
 
     let failed = finished
         .iter()
@@ -222,6 +124,161 @@ async fn run_on(
     Ok(())
 }
 
+/// The whole stack in one process: a scratch database, the simulator whose droplets boot the
+/// real sidecar and a fake n8n, the real DigitalOcean client, the queue on its own key
+/// prefix, the control plane's HTTP API, and a worker running every fleet job. Shared by the
+/// benchmarks that need real tenants (`ignition`, `wake`).
+pub(crate) struct Stack {
+    /// The API's base URL.
+    pub base: String,
+    /// The cloud client.
+    pub cloud: Arc<DigitalOcean>,
+    /// The queue.
+    pub bus: Bus,
+    disks: std::path::PathBuf,
+    stop: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<Result<(), genesis_queue::QueueError>>,
+}
+
+impl Stack {
+    /// Starts it; sidecars heartbeat every `heartbeat_s`.
+    pub async fn start(
+        t: &TestDb,
+        redis_url: &str,
+        timings: Timings,
+        workers: u32,
+        heartbeat_s: u64,
+    ) -> Result<Self, CliError> {
+        let stores = RegionalStore::single(t.db.clone());
+        let run_id = uuid::Uuid::now_v7().simple().to_string();
+        let disks = std::env::temp_dir().join(format!("genesis-bench-{run_id}"));
+        let hook = SidecarHook::new(disks.clone());
+        let sim = Simulator::new(SimConfig {
+            per_window: 1_000_000,
+            per_long_window: 10_000_000,
+            timings,
+            ..SimConfig::default()
+        })
+        .with_boot_hook(hook);
+        let sl = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind")?;
+        let sim_url = format!("http://{}", sl.local_addr().context("addr")?);
+        tokio::spawn(serve(sl, sim.clone(), std::future::pending()));
+        let mut o = ClientOptions::new(&sim_url, "bench");
+        o.per_minute = 1_000_000;
+        o.per_hour = 10_000_000;
+        o.poll_interval = Duration::from_millis(50);
+        let cloud = Arc::new(DigitalOcean::new(o).map_err(|e| CliError::Runtime(e.into()))?);
+        let set = format!("bench{run_id}");
+        let bus = Bus::connect(
+            redis_url,
+            &set,
+            genesis_queue::config::fleet_queues(),
+            GovernorConfig::default(),
+        )
+        .await
+        .map_err(|e| CliError::Usage(format!("redis at {redis_url}: {e}")))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind")?;
+        let base = format!("http://{}", listener.local_addr().context("addr")?);
+        let signer = Arc::new(
+            genesis_protocol::CommandSigner::generate().map_err(|e| CliError::Runtime(e.into()))?,
+        );
+        let sidecar = SidecarClient::new(
+            signer.clone(),
+            "http://{ip}:8443/sidecar/v1/commands",
+            Duration::from_secs(30),
+        )
+        .map_err(|e| CliError::Runtime(e.into()))?;
+        let keys = MasterKeys::new(1, BTreeMap::from([(1, rand_key())]))
+            .map_err(|e| CliError::Runtime(e.into()))?;
+        let igniter = Arc::new(Igniter::new(
+            stores.clone(),
+            cloud.clone(),
+            sidecar.clone(),
+            Some(Arc::new(keys)),
+            Arc::new(TemplateSet::golden().map_err(|e| CliError::Runtime(e.into()))?),
+            IgnitionSettings {
+                dashboard_url: base.clone(),
+                images: Images {
+                    caddy: "caddy:2.8".into(),
+                    n8n: "n8nio/n8n:2.8.4".into(),
+                    sidecar: "genesis-sidecar:bench".into(),
+                },
+                require_digests: false,
+                droplet_size: "s-1vcpu-1gb".into(),
+                droplet_image: "ubuntu-22-04-x64".into(),
+                timeouts: BTreeMap::new(),
+                inline_wait: Duration::from_secs(2),
+                lease: Duration::from_secs(60),
+                actor: "ignition".into(),
+            },
+            bus.clone(),
+        ));
+        let state = AppState {
+            stores: stores.clone(),
+            redis: None,
+            router: Arc::new(TenantRouter::default()),
+            metrics: None,
+            api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
+            command_signer: Some(signer),
+            igniter: Some(igniter.clone()),
+            heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
+                stores.clone(),
+                std::time::Duration::from_secs(60),
+            )),
+            sidecar_config: genesis_protocol::SidecarConfig {
+                heartbeat_interval_s: heartbeat_s,
+                ..genesis_protocol::SidecarConfig::default()
+            },
+        };
+        tokio::spawn(genesis_control::serve(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let jobs = genesis_control::workers::jobs::FleetJobs::new(
+            IgnitionJobs::new(igniter.clone()),
+            genesis_control::workers::zombies::RebootJobs::new(stores.clone(), cloud.clone()),
+            genesis_control::workers::heals::HealJobs::new(stores.clone(), igniter.clone(), None),
+            genesis_control::workers::rollouts::RolloutJobs::new(stores.clone(), igniter.clone()),
+            genesis_control::workers::hibernation::HibernateJobs::new(
+                stores.clone(),
+                cloud.clone(),
+                sidecar,
+                Default::default(),
+            ),
+        );
+        let worker = Worker::new(bus.clone(), jobs, workers.max(1));
+        let worker = tokio::spawn(async move {
+            worker
+                .run(async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        Ok(Self {
+            base,
+            cloud,
+            bus,
+            disks,
+            stop,
+            worker,
+        })
+    }
+
+    /// Stops the worker and removes what the run left (queue keys, droplet disks).
+    pub async fn finish(self) {
+        let _ = self.stop.send(true);
+        let _ = self.worker.await;
+        let _ = self.bus.destroy().await;
+        let _ = std::fs::remove_dir_all(&self.disks);
+    }
+}
+
 fn rand_key() -> [u8; 32] {
     let mut k = [0u8; 32];
     k.copy_from_slice(&uuid::Uuid::new_v4().as_bytes().repeat(2));
@@ -229,7 +286,7 @@ fn rand_key() -> [u8; 32] {
 }
 
 /// Creates and ignites every tenant over the API, `concurrency` requests at a time.
-async fn start_all(
+pub(crate) async fn start_all(
     http: &reqwest::Client,
     base: &str,
     tenants: usize,
@@ -274,14 +331,14 @@ async fn start_all(
     Ok(ids)
 }
 
-struct Finished {
+pub(crate) struct Finished {
     phase: SagaPhase,
     busy_ms: i64,
     e2e_ms: i64,
 }
 
 /// Waits until every saga is final, showing progress.
-async fn wait_all(
+pub(crate) async fn wait_all(
     t: &TestDb,
     ids: &[WorkspaceId],
     started: Instant,

@@ -7,6 +7,7 @@ pub mod bench_ignition;
 pub mod bench_queue;
 pub mod bench_sidecar;
 pub mod bench_sim;
+pub mod bench_wake;
 pub mod bench_zombies;
 pub mod config;
 pub mod db;
