@@ -62,6 +62,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         workers: u32,
     },
+    /// Template rollout (spec 52.3): N tenants ignited, then one rollout over all of them,
+    /// every update a signed command to the droplet's own sidecar; wall time against the
+    /// governor's bound.
+    Rollout {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Virtual droplets.
+        #[arg(long, default_value_t = 1_000)]
+        droplets: usize,
+        /// Spec 56.1's scenario (security_patch: one immediate batch).
+        #[arg(long, default_value = "security_patch")]
+        scenario: String,
+    },
     /// Wake (spec 55.3): N tenants ignited, hibernated, then woken at once; the control
     /// plane's share of a wake with the simulated boot delay excluded.
     Wake {
@@ -216,6 +230,11 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
             concurrency,
             workers,
         } => super::bench_ignition::run(&redis_url, tenants, realistic, concurrency, workers).await,
+        BenchCommand::Rollout {
+            redis_url,
+            droplets,
+            scenario,
+        } => super::bench_rollout::run(&redis_url, droplets, &scenario).await,
         BenchCommand::Wake {
             redis_url,
             tenants,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_heartbeats;
 pub mod bench_ignition;
 pub mod bench_queue;
+pub mod bench_rollout;
 pub mod bench_sidecar;
 pub mod bench_sim;
 pub mod bench_wake;
