@@ -29,6 +29,29 @@ pub mod thresholds {
     pub const OFF_CENTS_PER_MONTH: i64 = 50;
     /// Seconds in the month the prices are quoted for (730 hours, as clouds bill).
     pub const MONTH_S: i64 = 730 * 3600;
+    /// How early a High-Priority tenant is woken before a scheduled campaign (spec 55.4
+    /// strategy 2), seconds.
+    pub const PREWARM_LEAD_S: i64 = 5 * 60;
+    /// How early a Standard tenant is woken before one: the wake time of spec 55.3.
+    pub const STANDARD_WAKE_LEAD_S: i64 = 60;
+    /// Idle time after which a pre-warmed tenant hibernates again (spec 55.4), seconds.
+    pub const PREWARM_IDLE_S: i64 = 2 * 3600;
+}
+
+/// How long before a scheduled campaign a hibernating tenant of `tier` is woken (`None`:
+/// the tier never hibernates).
+pub fn wake_lead_s(tier: Tier) -> Option<i64> {
+    match tier {
+        Tier::Enterprise => None,
+        Tier::HighPriority => Some(thresholds::PREWARM_LEAD_S),
+        Tier::Standard => Some(thresholds::STANDARD_WAKE_LEAD_S),
+    }
+}
+
+/// Whether a tenant a pre-warm woke at `prewarmed_at` should hibernate again at `now` (no
+/// activity since: the pre-warm cleared nothing the tenant did).
+pub fn prewarm_expired(prewarmed_at: i64, now: i64) -> bool {
+    now - prewarmed_at >= thresholds::PREWARM_IDLE_S
 }
 
 const DAY: i64 = 86_400;
@@ -204,6 +227,15 @@ mod tests {
                 Some(b) => assert!(got.contains(&b), "{name}: {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn spec_55_4_lead_times_and_idle_rehibernation() {
+        assert_eq!(wake_lead_s(Tier::HighPriority), Some(300));
+        assert_eq!(wake_lead_s(Tier::Standard), Some(60));
+        assert_eq!(wake_lead_s(Tier::Enterprise), None);
+        assert!(!prewarm_expired(NOW - 2 * 3600 + 1, NOW));
+        assert!(prewarm_expired(NOW - 2 * 3600, NOW));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct HibernationCandidate {
     pub activity: Activity,
     /// When the 24-hour notice went out, if it did.
     pub notice_at: Option<DateTime<Utc>>,
+    /// When a pre-warm woke it, if that is why it is up (no activity since).
+    pub prewarmed_at: Option<DateTime<Utc>>,
     /// Executions waiting or running in its last heartbeat (spec 56.2's quiet period).
     pub pending_executions: i64,
 }
@@ -68,7 +70,7 @@ impl Database {
                  last_campaign_at = GREATEST(workspace_activity.last_campaign_at, EXCLUDED.last_campaign_at),
                  last_execution_at = GREATEST(workspace_activity.last_execution_at, EXCLUDED.last_execution_at),
                  last_login_at = GREATEST(workspace_activity.last_login_at, EXCLUDED.last_login_at),
-                 notice_at = NULL, updated_at = now()"#,
+                 notice_at = NULL, prewarmed_at = NULL, updated_at = now()"#,
             workspace.as_uuid(),
             c,
             e,
@@ -117,7 +119,7 @@ impl Database {
             r#"SELECT d.id, d.workspace_id, d.provider_id, d.region, d.state, d.version,
                       d.created_at, d.updated_at, w.tier, w.status AS ws_status,
                       a.last_campaign_at, a.last_execution_at, a.last_login_at,
-                      COALESCE(a.hibernation_hold, false) AS "hold!", a.notice_at,
+                      COALESCE(a.hibernation_hold, false) AS "hold!", a.notice_at, a.prewarmed_at,
                       COALESCE((d.last_heartbeat->>'pending_executions')::bigint, 0) AS "pending!"
                FROM genesis.droplets d
                JOIN genesis.workspaces w ON w.id = d.workspace_id
@@ -147,6 +149,7 @@ impl Database {
                     },
                     droplet,
                     notice_at: r.notice_at,
+                    prewarmed_at: r.prewarmed_at,
                     pending_executions: r.pending,
                 })
             })
@@ -270,6 +273,67 @@ impl Database {
         .await?;
         tx.commit().await?;
         Ok(moved)
+    }
+
+    /// Sets (or clears) a tenant's next scheduled campaign start.
+    pub async fn campaign_schedule_set(
+        &self,
+        workspace: WorkspaceId,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"INSERT INTO genesis.workspace_activity (workspace_id, next_campaign_at) VALUES ($1, $2)
+               ON CONFLICT (workspace_id) DO UPDATE SET next_campaign_at = $2, updated_at = now()"#,
+            workspace.as_uuid(),
+            next,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// Hibernating droplets whose tenant's next campaign starts before `horizon` (tier
+    /// `tier`), with that start: what must wake now.
+    pub async fn hibernating_due(
+        &self,
+        tier: Tier,
+        horizon: DateTime<Utc>,
+    ) -> Result<Vec<(WorkspaceId, DateTime<Utc>)>, StoreError> {
+        sqlx::query!(
+            r#"SELECT d.workspace_id, a.next_campaign_at AS "next!"
+               FROM genesis.droplets d
+               JOIN genesis.workspaces w ON w.id = d.workspace_id
+               JOIN genesis.workspace_activity a ON a.workspace_id = d.workspace_id
+               WHERE d.state = 'HIBERNATING' AND w.tier = $1
+                 AND a.next_campaign_at IS NOT NULL AND a.next_campaign_at <= $2
+               ORDER BY a.next_campaign_at"#,
+            tier.code(),
+            horizon,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(|r| {
+            WorkspaceId::from_uuid(r.workspace_id)
+                .map(|w| (w, r.next))
+                .map_err(|_| StoreError::Corrupt {
+                    what: "workspace id",
+                    value: r.workspace_id.to_string(),
+                })
+        })
+        .collect()
+    }
+
+    /// Records that a pre-warm woke the tenant (it hibernates again after 2 idle hours).
+    pub async fn prewarmed(&self, workspace: WorkspaceId) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"INSERT INTO genesis.workspace_activity (workspace_id, prewarmed_at) VALUES ($1, now())
+               ON CONFLICT (workspace_id) DO UPDATE SET prewarmed_at = now(), updated_at = now()"#,
+            workspace.as_uuid(),
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?;
+        Ok(())
     }
 
     /// Hibernation so far, for the savings figure.

@@ -106,7 +106,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             ));
             tokio::spawn(hibernation_loop(
                 stores.clone(),
-                ig.bus().clone(),
+                ig.clone(),
                 stop_rx.clone(),
             ));
             tokio::spawn(rollout_loop(
@@ -279,29 +279,30 @@ async fn zombie_loop(
     .await;
 }
 
-/// Spec 55's hibernation reconciler, on whichever replica leads it, every minute (its
-/// thresholds are days; its notice is a day).
+/// Spec 55's hibernation reconciler, on whichever replica leads it, every 30 s (its
+/// thresholds are days, but a scheduled campaign's wake lead is a minute).
 async fn hibernation_loop(
     stores: genesis_store::RegionalStore,
-    bus: genesis_queue::Bus,
+    ig: Arc<Ig>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let hibernator = Arc::new(genesis_control::workers::hibernation::Hibernator::new(
         stores.clone(),
-        bus,
+        ig.bus().clone(),
+        ig.cloud().clone(),
         Default::default(),
     ));
     let coordinator = stores.distinct()[0].clone();
     genesis_control::workers::leader::run_as_leader(
         coordinator,
         "hibernation",
-        Duration::from_secs(60),
+        Duration::from_secs(30),
         stop,
         || {
             let h = hibernator.clone();
             async move {
                 match h.reconcile().await {
-                    Ok(r) if r.noticed + r.queued > 0 => {
+                    Ok(r) if r.noticed + r.queued + r.woken > 0 => {
                         tracing::info!(report = ?r, "hibernation pass");
                     }
                     Ok(_) => {}

@@ -67,6 +67,27 @@ pub async fn hold(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `PUT /api/v1/workspaces/{id}/schedule` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// When the tenant's next campaign starts (RFC 3339), or null for none.
+    pub next_campaign_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `PUT /api/v1/workspaces/{id}/schedule`: the next scheduled campaign. A hibernating tenant
+/// is woken ahead of it (spec 55.3; High-Priority tenants 5 minutes ahead, spec 55.4).
+pub async fn schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ScheduleRequest>,
+) -> Result<StatusCode, Problem> {
+    let id = workspace_id(&id)?;
+    let (_, db) = state.stores.workspace_find(id).await?;
+    db.campaign_schedule_set(id, req.next_campaign_at).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// What hibernation has saved (spec 55.2's figures).
 #[derive(Debug, Serialize)]
 pub struct Savings {

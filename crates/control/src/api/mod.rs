@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
             axum::routing::put(hibernation::hold),
         )
         .route(
+            "/workspaces/{id}/schedule",
+            axum::routing::put(hibernation::schedule),
+        )
+        .route(
             "/workspaces/{id}/ignite",
             axum::routing::post(ignition::ignite),
         )

@@ -15,22 +15,27 @@
 //! [`wake`] (spec 55.3): WAKING, episode closed, `power_on`; the first heartbeat brings the
 //! droplet back to ACTIVE_HEALTHY (heartbeat ingestion applies that rule).
 //!
+//! Scheduled campaigns (spec 55.3, 55.4): each pass wakes hibernating tenants whose next
+//! campaign starts within their tier's lead (Standard: 60 s, the wake time; High-Priority:
+//! 5 minutes, the pre-warm). A pre-warmed tenant with no activity for 2 hours is hibernated
+//! again without a new notice.
+//!
 //! # Caveats
 //! - Step 3 stops n8n through the cloud's graceful shutdown, not through a sidecar command:
 //!   spec 51.4's thirteen commands have no "stop n8n". The quiet-period check above stands in
 //!   for the sidecar's own wait.
-//! - Pre-warming and the hot-standby pool of spec 55.4 are not built yet.
+//! - The hot-standby pool of spec 55.4 (strategy 3) is not built yet.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use genesis_cloud::{Cloud, CloudError, DropletStatus, PowerAction};
-use genesis_core::hibernation::eligible;
-use genesis_core::{DropletId, DropletState, WorkspaceId};
+use genesis_core::hibernation::{eligible, prewarm_expired, wake_lead_s};
+use genesis_core::{DropletId, DropletState, Tier, WorkspaceId};
 use genesis_ignition::SidecarClient;
 use genesis_protocol::command::Command;
 use genesis_queue::{Bus, Claimed, Handler, JobError};
-use genesis_store::{Database, Droplet, RegionalStore, StoreError};
+use genesis_store::{ActivityKind, Database, Droplet, RegionalStore, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// The hibernation queue (alongside spec 52.1's six: hibernating is neither a template
@@ -71,6 +76,8 @@ pub struct HibernationReport {
     pub withdrawn: usize,
     /// Hibernate jobs queued.
     pub queued: usize,
+    /// Hibernating tenants woken for a scheduled campaign (or pre-warmed ahead of one).
+    pub woken: usize,
 }
 
 /// Why a pass stopped.
@@ -91,20 +98,82 @@ struct HibernatePayload {
 }
 
 /// The leader's hibernation reconciler.
-pub struct Hibernator {
+pub struct Hibernator<C> {
     stores: RegionalStore,
     bus: Bus,
+    cloud: Arc<C>,
     settings: HibernationSettings,
 }
 
-impl Hibernator {
-    /// A reconciler over these databases, queueing on `bus`.
-    pub fn new(stores: RegionalStore, bus: Bus, settings: HibernationSettings) -> Self {
+impl<C: Cloud> Hibernator<C> {
+    /// A reconciler over these databases, queueing on `bus`, waking through `cloud`.
+    pub fn new(
+        stores: RegionalStore,
+        bus: Bus,
+        cloud: Arc<C>,
+        settings: HibernationSettings,
+    ) -> Self {
         Self {
             stores,
             bus,
+            cloud,
             settings,
         }
+    }
+
+    /// Queues the hibernation of `droplet` (one job per droplet version).
+    async fn queue(&self, db_index: usize, droplet: &Droplet) -> Result<bool, HibernationError> {
+        let payload = serde_json::to_string(&HibernatePayload {
+            db: db_index,
+            droplet: droplet.id.as_uuid(),
+        })
+        .unwrap_or_default();
+        let id = format!("hibernate-{}-{}", droplet.id, droplet.version);
+        Ok(self
+            .bus
+            .add(HIBERNATION_QUEUE, &id, &payload, Duration::ZERO)
+            .await?
+            == genesis_queue::AddOutcome::Created)
+    }
+
+    /// Wakes hibernating tenants whose scheduled campaign is near (spec 55.3's scheduled
+    /// trigger; for High-Priority, spec 55.4's pre-warm 5 minutes ahead), and consumes the
+    /// schedule so one campaign wakes a tenant once.
+    async fn wake_scheduled(
+        &self,
+        db: &Database,
+        report: &mut HibernationReport,
+    ) -> Result<(), HibernationError> {
+        let now = chrono::Utc::now();
+        for tier in [Tier::HighPriority, Tier::Standard] {
+            let Some(lead) = wake_lead_s(tier) else {
+                continue;
+            };
+            let horizon = now + chrono::Duration::seconds(lead);
+            for (ws, _) in db.hibernating_due(tier, horizon).await? {
+                let trigger = if tier == Tier::HighPriority {
+                    "prewarm"
+                } else {
+                    "campaign"
+                };
+                match wake(db, self.cloud.as_ref(), ws, trigger, &self.settings.actor).await {
+                    Ok(_) => {
+                        db.campaign_schedule_set(ws, None).await?;
+                        if tier == Tier::HighPriority {
+                            db.prewarmed(ws).await?;
+                        } else {
+                            db.activity_touch(ws, ActivityKind::Campaign, now).await?;
+                        }
+                        report.woken += 1;
+                    }
+                    Err(WakeError::Store(e)) => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(workspace = %ws, error = %e, "scheduled wake failed; next pass retries");
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One pass.
@@ -113,9 +182,25 @@ impl Hibernator {
         let now = chrono::Utc::now();
         let notice = chrono::Duration::from_std(self.settings.notice).unwrap_or_default();
         for (i, db) in self.stores.distinct().iter().enumerate() {
+            self.wake_scheduled(db, &mut report).await?;
             for c in db.hibernation_candidates(10_000).await? {
                 report.checked += 1;
                 let ws = c.droplet.workspace_id;
+                if let Some(at) = c.prewarmed_at {
+                    // Up only because of a pre-warm: back to sleep after 2 idle hours, with
+                    // no new notice (spec 55.4), unless it may not hibernate at all.
+                    let may = c.activity.tier != Tier::Enterprise
+                        && c.activity.workspace_active
+                        && !c.activity.manual_hold;
+                    if may
+                        && prewarm_expired(at.timestamp(), now.timestamp())
+                        && c.pending_executions == 0
+                        && self.queue(i, &c.droplet).await?
+                    {
+                        report.queued += 1;
+                    }
+                    continue;
+                }
                 if !eligible(&c.activity, now.timestamp()) {
                     if c.notice_at.is_some() {
                         db.hibernation_notice_clear(ws).await?;
@@ -136,18 +221,7 @@ impl Hibernator {
                 if now < noticed_at + notice || c.pending_executions > 0 {
                     continue;
                 }
-                let payload = serde_json::to_string(&HibernatePayload {
-                    db: i,
-                    droplet: c.droplet.id.as_uuid(),
-                })
-                .unwrap_or_default();
-                let id = format!("hibernate-{}-{}", c.droplet.id, c.droplet.version);
-                if self
-                    .bus
-                    .add(HIBERNATION_QUEUE, &id, &payload, Duration::ZERO)
-                    .await?
-                    == genesis_queue::AddOutcome::Created
-                {
+                if self.queue(i, &c.droplet).await? {
                     report.queued += 1;
                 }
             }

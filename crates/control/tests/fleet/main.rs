@@ -544,6 +544,7 @@ async fn an_idle_tenant_is_noticed_hibernated_and_woken_with_its_workflows() {
     let hibernator = Hibernator::new(
         genesis_store::RegionalStore::single(w.t.db.clone()),
         w.bus.clone(),
+        w.cloud.clone(),
         HibernationSettings {
             notice: Duration::from_secs(1),
             ..HibernationSettings::default()
@@ -637,5 +638,112 @@ async fn an_idle_tenant_is_noticed_hibernated_and_woken_with_its_workflows() {
     // Waking counted as activity: no notice is pending, so the next pass leaves it alone.
     let after = hibernator.reconcile().await.expect("pass");
     assert_eq!(after.queued, 0, "{after:?}");
+    w.finish().await;
+}
+
+/// Powers a droplet off through the cloud and records HIBERNATING, as a hibernate job does.
+async fn hibernate_now(w: &helpers::World, ws: WorkspaceId) -> genesis_store::Droplet {
+    use genesis_cloud::{Cloud, PowerAction};
+    let d = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
+    let a = w
+        .cloud
+        .droplet_action(d.provider_id.expect("provider"), PowerAction::PowerOff)
+        .await
+        .expect("power off");
+    w.cloud
+        .action_wait(a.id, Duration::from_secs(10))
+        .await
+        .expect("off");
+    w.t.db
+        .droplet_hibernated(d.id, d.version, &serde_json::Value::Null, "test")
+        .await
+        .expect("hibernated")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scheduled_campaigns_wake_tenants_ahead_and_prewarmed_ones_sleep_again() {
+    use genesis_control::workers::hibernation::{HibernationSettings, Hibernator};
+    let w = world(Options::default()).await;
+    let mut tenants = Vec::new();
+    for slug in ["vip", "standard"] {
+        let ws = w.create_workspace(slug).await;
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+        tenants.push(ws);
+    }
+    sqlx::query("UPDATE genesis.workspaces SET tier = 'high-priority' WHERE id = $1")
+        .bind(tenants[0].as_uuid())
+        .execute(w.t.db.owner_pool())
+        .await
+        .expect("tier");
+    let vip = hibernate_now(&w, tenants[0]).await;
+    let standard = hibernate_now(&w, tenants[1]).await;
+    let hibernator = Hibernator::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+        w.cloud.clone(),
+        HibernationSettings::default(),
+    );
+    let schedule = |ws: WorkspaceId, secs: i64| {
+        let at = Utc::now() + chrono::Duration::seconds(secs);
+        let w = &w;
+        async move {
+            let (status, body) = w
+                .put(
+                    &format!("/api/v1/workspaces/{ws}/schedule"),
+                    serde_json::json!({ "next_campaign_at": at }),
+                )
+                .await;
+            assert_eq!(status, 204, "{body}");
+        }
+    };
+
+    // A campaign in 4 minutes: the High-Priority tenant is pre-warmed now (5-minute lead),
+    // the Standard one waits for its 60-second wake lead.
+    schedule(tenants[0], 240).await;
+    schedule(tenants[1], 240).await;
+    let r = hibernator.reconcile().await.expect("pass");
+    assert_eq!(r.woken, 1, "{r:?}");
+    wait_state(&w, vip.id, DropletState::ActiveHealthy).await;
+    assert_eq!(
+        w.t.db
+            .droplet_get(standard.id)
+            .await
+            .expect("droplet")
+            .state,
+        DropletState::Hibernating
+    );
+    schedule(tenants[1], 30).await;
+    let r = hibernator.reconcile().await.expect("pass");
+    assert_eq!(r.woken, 1, "{r:?}");
+    wait_state(&w, standard.id, DropletState::ActiveHealthy).await;
+    assert_eq!(
+        hibernator.reconcile().await.expect("pass").woken,
+        0,
+        "a schedule wakes a tenant once"
+    );
+
+    // Two idle hours after its pre-warm, the High-Priority tenant sleeps again, without a
+    // new 24-hour notice; the Standard one started its campaign, so it stays up.
+    sqlx::query(
+        "UPDATE genesis.workspace_activity SET prewarmed_at = now() - interval '121 minutes' WHERE workspace_id = $1",
+    )
+    .bind(tenants[0].as_uuid())
+    .execute(w.t.db.owner_pool())
+    .await
+    .expect("backdate");
+    let r = hibernator.reconcile().await.expect("pass");
+    assert_eq!((r.queued, r.noticed), (1, 0), "{r:?}");
+    wait_state(&w, vip.id, DropletState::Hibernating).await;
+    assert_eq!(
+        w.t.db
+            .droplet_get(standard.id)
+            .await
+            .expect("droplet")
+            .state,
+        DropletState::ActiveHealthy
+    );
     w.finish().await;
 }
