@@ -9,7 +9,9 @@
 //! 4. moves droplets stuck in REBOOTING past the deadline (5 minutes) to ORPHAN and opens a
 //!    manual-review alert;
 //! 5. re-queues the reboot of any ZOMBIE whose job was lost (the job id makes that a no-op
-//!    when it was not).
+//!    when it was not);
+//! 6. treats a droplet WAKING past its deadline (spec 55.3) like a zombie when it is powered
+//!    on, and asks for the power-on again when it is still off.
 //!
 //! [`RebootJobs`] (any replica): power-cycles the droplet through the cloud and moves it to
 //! REBOOTING. The first heartbeat afterwards brings it back to ACTIVE_HEALTHY (heartbeat
@@ -41,6 +43,9 @@ pub struct ZombieSettings {
     pub heartbeat_interval: Duration,
     /// How long a reboot may take to bring the heartbeat back (spec 54.4: 5 minutes).
     pub reboot_deadline: Duration,
+    /// How long a wake may take before a powered-on but silent droplet counts as a zombie
+    /// (spec 55.3 expects under 60 s; 5 minutes, as for a reboot).
+    pub wake_deadline: Duration,
     /// Droplets examined per pass and database.
     pub batch: i64,
     /// The actor in audit events.
@@ -52,6 +57,7 @@ impl Default for ZombieSettings {
         Self {
             heartbeat_interval: Duration::from_secs(60),
             reboot_deadline: Duration::from_secs(300),
+            wake_deadline: Duration::from_secs(300),
             batch: 1_000,
             actor: "zombie-detector".into(),
         }
@@ -71,6 +77,9 @@ pub struct ZombieReport {
     pub orphaned: usize,
     /// Reboot jobs re-queued for zombies already known.
     pub requeued: usize,
+    /// Wakes past their deadline: silent but powered on (now zombies), or still off (power
+    /// requested again).
+    pub stuck_wakes: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -122,6 +131,7 @@ impl<C: Cloud> ZombieDetector<C> {
         let mut report = ZombieReport::default();
         for (i, db) in self.stores.distinct().iter().enumerate() {
             self.find_zombies(i, db, &mut report).await?;
+            self.expire_wakes(i, db, &mut report).await?;
             self.expire_reboots(db, &mut report).await?;
             self.requeue_lost(i, db, &mut report).await?;
         }
@@ -188,6 +198,65 @@ impl<C: Cloud> ZombieDetector<C> {
                 // A heartbeat (or another replica) moved it meanwhile: nothing to do.
                 Err(StoreError::VersionConflict { .. }) => {}
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// A droplet WAKING past the deadline never sent its first heartbeat. Powered on, it is
+    /// a zombie like any other (the state machine's WAKING → ZOMBIE) and gets its reboot; still
+    /// off, the power-on was lost and is asked for again.
+    async fn expire_wakes(
+        &self,
+        i: usize,
+        db: &Database,
+        report: &mut ZombieReport,
+    ) -> Result<(), ZombieError> {
+        let before = Utc::now()
+            - chrono::Duration::from_std(self.settings.wake_deadline)
+                .unwrap_or(chrono::Duration::MAX);
+        for d in db
+            .droplets_in_state_since(DropletState::Waking, before, self.settings.batch)
+            .await?
+        {
+            let Some(provider) = d.provider_id else {
+                continue;
+            };
+            let power = match power_of(self.cloud.droplet_get(provider).await) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(droplet = %d.id, error = %e, "cannot confirm power; next pass");
+                    continue;
+                }
+            };
+            report.stuck_wakes += 1;
+            match power {
+                CloudPower::Running => match db
+                    .droplet_transition(
+                        d.id,
+                        d.version,
+                        DropletEvent::HeartbeatsMissed,
+                        &self.settings.actor,
+                    )
+                    .await
+                {
+                    Ok(z) => {
+                        self.queue_reboot(i, &z).await?;
+                        tracing::warn!(droplet = %z.id, provider, "woken but silent: reboot queued");
+                    }
+                    Err(StoreError::VersionConflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                },
+                CloudPower::Off => {
+                    if let Err(e) = self
+                        .cloud
+                        .droplet_action(provider, PowerAction::PowerOn)
+                        .await
+                    {
+                        tracing::warn!(droplet = %d.id, error = %e, "power-on asked again failed");
+                    }
+                }
+                CloudPower::Provisioning | CloudPower::Gone => {}
             }
         }
         Ok(())

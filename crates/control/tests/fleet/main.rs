@@ -747,3 +747,50 @@ async fn scheduled_campaigns_wake_tenants_ahead_and_prewarmed_ones_sleep_again()
     );
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wake_that_never_reports_becomes_a_zombie_and_then_an_orphan() {
+    let w = world(Options::default()).await;
+    let ws = w.create_workspace("insomniac").await;
+    w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+        .await;
+    let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+    assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+    let d = hibernate_now(&w, ws).await;
+    // The machine powers on but its software never comes up.
+    w.sim.never_boot_again(d.provider_id.expect("provider"));
+    let (status, _) = w
+        .post(
+            &format!("/api/v1/workspaces/{ws}/wake"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let detector = ZombieDetector::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.cloud.clone(),
+        w.bus.clone(),
+        ZombieSettings {
+            heartbeat_interval: Duration::from_secs(1),
+            wake_deadline: Duration::from_secs(1),
+            reboot_deadline: Duration::from_secs(1),
+            ..ZombieSettings::default()
+        },
+    );
+    assert_eq!(
+        detector.reconcile().await.expect("pass").stuck_wakes,
+        0,
+        "within its deadline a wake is left alone"
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let r = detector.reconcile().await.expect("pass");
+    assert_eq!(r.stuck_wakes, 1, "{r:?}");
+    wait_state(&w, d.id, DropletState::Rebooting).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(detector.reconcile().await.expect("pass").orphaned, 1);
+    assert_eq!(
+        w.t.db.droplet_get(d.id).await.expect("droplet").state,
+        DropletState::Orphan
+    );
+    w.finish().await;
+}
