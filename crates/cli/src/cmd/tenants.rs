@@ -41,6 +41,26 @@ pub enum TenantsCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Wake a hibernating tenant (spec 55.3); with --wait, until its droplet reports again.
+    Wake {
+        /// Workspace id.
+        id: String,
+        /// Wait until the droplet is ACTIVE_HEALTHY.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Keep a tenant from hibernating (spec 55.1's manual hold), or lift the hold.
+    Hold {
+        /// Workspace id.
+        id: String,
+        /// Lift the hold instead of setting it.
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Tenants in slug order.
     List {
         /// Page size (1 to 500).
@@ -144,6 +164,35 @@ pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), Cl
             let api = Api::new(&api, &cfg)?;
             ignite(&api, &id, &credentials(&c)?, wait, out).await
         }
+        TenantsCommand::Wake { id, wait, api } => {
+            let api = Api::new(&api, &cfg)?;
+            wake(&api, &id, wait, out).await
+        }
+        TenantsCommand::Hold { id, off, api } => {
+            let api = Api::new(&api, &cfg)?;
+            let (status, v) = api
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/v1/workspaces/{id}/hibernation"),
+                    Some(&json!({ "hold": !off })),
+                )
+                .await?;
+            if status != 204 {
+                return Err(CliError::Usage(format!(
+                    "{status}: {}",
+                    v["detail"].as_str().unwrap_or("refused")
+                )));
+            }
+            eprintln!(
+                "{id}: {}",
+                if off {
+                    "hold lifted; it may hibernate when idle"
+                } else {
+                    "held awake"
+                }
+            );
+            Ok(())
+        }
         TenantsCommand::Get { id, api } => {
             let api = Api::new(&api, &cfg)?;
             let ws = api.workspace(&id).await?;
@@ -176,6 +225,62 @@ pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), Cl
             );
             Ok(())
         }
+    }
+}
+
+/// Wakes a tenant; with `wait`, follows its droplet until it reports again.
+async fn wake(api: &Api, id: &str, wait: bool, out: Output) -> Result<(), CliError> {
+    let r = api
+        .ok(
+            reqwest::Method::POST,
+            &format!("/api/v1/workspaces/{id}/wake"),
+            Some(&json!({})),
+        )
+        .await?;
+    let Some(droplet) = r["droplet"].as_str().map(str::to_owned) else {
+        eprintln!(
+            "{id} is not asleep ({})",
+            r["state"].as_str().unwrap_or("?")
+        );
+        print(out, &r, &["FIELD", "VALUE"], vec![]);
+        return Ok(());
+    };
+    eprintln!("{id}: powering on droplet {droplet}");
+    if !wait {
+        print(out, &r, &["FIELD", "VALUE"], vec![]);
+        return Ok(());
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let started = std::time::Instant::now();
+    loop {
+        let d = api
+            .ok(
+                reqwest::Method::GET,
+                &format!("/api/v1/droplets/{droplet}"),
+                None,
+            )
+            .await?;
+        let state = d["state"].as_str().unwrap_or_default().to_owned();
+        bar.set_message(format!(
+            "{state} ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        ));
+        if state == "ACTIVE_HEALTHY" {
+            bar.finish_and_clear();
+            eprintln!(
+                "{id} is awake after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bar.finish_and_clear();
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "{id} is still {state} after 10 minutes"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
