@@ -76,6 +76,26 @@ pub(crate) struct Reach {
     pub(crate) sidecar_key: String,
 }
 
+impl Reach {
+    /// Sends `cmd` to this droplet's sidecar on behalf of `ws`.
+    pub(crate) async fn send(
+        &self,
+        client: &crate::SidecarClient,
+        ws: &Workspace,
+        cmd: &Command,
+    ) -> Result<CommandReply, CommandError> {
+        client
+            .send(&self.ip, ws.id.as_uuid(), self.provider_id, cmd)
+            .await
+    }
+
+    /// Seals credential `name`'s data to this droplet's sidecar key.
+    pub(crate) fn seal(&self, name: &str, data: &[u8]) -> Result<SealedSecret, StepError> {
+        SealedSecret::seal(&self.sidecar_key, data)
+            .map_err(|e| StepError::Fail(format!("sealing {name}: {e}")))
+    }
+}
+
 pub(crate) fn reach(ig: &Ignition) -> Result<Reach, StepError> {
     let drop = ig
         .output(IgnitionStep::DropletProvisioning)
@@ -171,14 +191,12 @@ impl<C: Cloud> Igniter<C> {
                     .unwrap_or_default();
                 for w in &deployed {
                     let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
-                    self.sidecar
-                        .send(
-                            &r.ip,
-                            ws.id.as_uuid(),
-                            r.provider_id,
-                            &Command::ActivateWorkflow { workflow_id },
-                        )
-                        .await?;
+                    r.send(
+                        &self.sidecar,
+                        ws,
+                        &Command::ActivateWorkflow { workflow_id },
+                    )
+                    .await?;
                 }
                 // The watchdog's desired state: these run, active.
                 db.droplet_workflows_put(ig.droplet_id, &desired_rows(ig, true))
@@ -289,14 +307,11 @@ impl<C: Cloud> Igniter<C> {
         let mut injected = serde_json::Map::new();
         for slot in &p.credentials {
             let secret = db.vault_get(keys, ws.id, slot.id).await?;
-            let sealed = SealedSecret::seal(&r.sidecar_key, &secret.secret)
-                .map_err(|e| StepError::Fail(format!("sealing {}: {e}", slot.name)))?;
-            let reply = self
-                .sidecar
+            let sealed = r.seal(&slot.name, &secret.secret)?;
+            let reply = r
                 .send(
-                    &r.ip,
-                    ws.id.as_uuid(),
-                    r.provider_id,
+                    &self.sidecar,
+                    ws,
                     &Command::InjectCredential {
                         name: slot.name.clone(),
                         credential_type: slot.kind.clone(),
@@ -376,12 +391,10 @@ impl<C: Cloud> Igniter<C> {
         mapping: &TemplateMapping,
         activate: bool,
     ) -> Result<(String, Option<String>), StepError> {
-        let reply = self
-            .sidecar
+        let reply = r
             .send(
-                &r.ip,
-                ws.id.as_uuid(),
-                r.provider_id,
+                &self.sidecar,
+                ws,
                 &Command::DeployWorkflow {
                     template: w.body.clone(),
                     mapping: mapping.clone(),
@@ -484,12 +497,7 @@ impl<C: Cloud> Igniter<C> {
                     for w in out["workflows"].as_array().into_iter().flatten() {
                         let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
                         let cmd = Command::DeactivateWorkflow { workflow_id };
-                        if self
-                            .sidecar
-                            .send(&r.ip, ws.id.as_uuid(), r.provider_id, &cmd)
-                            .await
-                            .is_ok()
-                        {
+                        if r.send(&self.sidecar, ws, &cmd).await.is_ok() {
                             deactivated += 1;
                         }
                     }

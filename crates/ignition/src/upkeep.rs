@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use genesis_cloud::Cloud;
 use genesis_core::{IgnitionStep, SagaPhase};
-use genesis_protocol::SealedSecret;
 use genesis_protocol::command::{Command, CommandReply};
 use genesis_store::{Database, DesiredWorkflowRow, Ignition, Workspace};
 
@@ -125,14 +124,11 @@ impl<C: Cloud> Igniter<C> {
             &self.settings.actor,
         )
         .await?;
-        let sealed = SealedSecret::seal(&r.sidecar_key, &bytes)
-            .map_err(|e| StepError::Fail(format!("sealing {}: {e}", slot.name)))?;
-        let reply = self
-            .sidecar
+        let sealed = r.seal(&slot.name, &bytes)?;
+        let reply = r
             .send(
-                &r.ip,
-                ws.id.as_uuid(),
-                r.provider_id,
+                &self.sidecar,
+                ws,
                 &Command::RotateCredential {
                     credential_id: n8n_credential_id.to_owned(),
                     data: sealed,
@@ -161,12 +157,10 @@ impl<C: Cloud> Igniter<C> {
     ) -> Result<genesis_protocol::command::SwapOutcome, StepError> {
         let (_, ig) = self.completed_ignition(ws).await?;
         let r = reach(&ig)?;
-        let reply = self
-            .sidecar
+        let reply = r
             .send(
-                &r.ip,
-                ws.id.as_uuid(),
-                r.provider_id,
+                &self.sidecar,
+                ws,
                 &Command::SwapContainer {
                     image: image.to_owned(),
                     quiet_wait_s,

@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use genesis_cloud::Cloud;
+use genesis_core::DropletState;
 use genesis_core::drift::DriftKind;
-use genesis_core::{DropletId, DropletState};
 use genesis_ignition::{Igniter, OAuthRefresher, StepError};
 use genesis_protocol::command::Command;
 use genesis_queue::{Claimed, Handler, JobError};
@@ -50,6 +50,15 @@ pub struct HealPayload {
     pub kind: DriftKind,
     /// The workflow or credential (n8n's id).
     pub subject: String,
+}
+
+impl super::droplet_job::DropletPayload for HealPayload {
+    fn db(&self) -> usize {
+        self.db
+    }
+    fn droplet(&self) -> uuid::Uuid {
+        self.droplet
+    }
 }
 
 /// Runs heal jobs.
@@ -218,18 +227,7 @@ impl<C: Cloud + 'static> HealJobs<C> {
 
 impl<C: Cloud + 'static> Handler for HealJobs<C> {
     async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
-        let p: HealPayload = serde_json::from_str(&job.payload)
-            .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let db = self
-            .stores
-            .distinct()
-            .get(p.db)
-            .ok_or_else(|| JobError::Permanent(format!("no database #{}", p.db)))?
-            .clone();
-        let droplet = db
-            .droplet_get(DropletId::from_uuid(p.droplet))
-            .await
-            .map_err(retry)?;
+        let (p, db, droplet) = super::droplet_job::load::<HealPayload>(&self.stores, job).await?;
         if !matches!(
             droplet.state,
             DropletState::DriftDetected

@@ -97,6 +97,15 @@ struct HibernatePayload {
     droplet: uuid::Uuid,
 }
 
+impl super::droplet_job::DropletPayload for HibernatePayload {
+    fn db(&self) -> usize {
+        self.db
+    }
+    fn droplet(&self) -> uuid::Uuid {
+        self.droplet
+    }
+}
+
 /// The leader's hibernation reconciler.
 pub struct Hibernator<C> {
     stores: RegionalStore,
@@ -337,18 +346,8 @@ impl<C: Cloud + 'static> HibernateJobs<C> {
 
 impl<C: Cloud + 'static> Handler for HibernateJobs<C> {
     async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
-        let p: HibernatePayload = serde_json::from_str(&job.payload)
-            .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let db = self
-            .stores
-            .distinct()
-            .get(p.db)
-            .ok_or_else(|| JobError::Permanent(format!("no database #{}", p.db)))?
-            .clone();
-        let droplet = db
-            .droplet_get(DropletId::from_uuid(p.droplet))
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let (_, db, droplet) =
+            super::droplet_job::load::<HibernatePayload>(&self.stores, job).await?;
         if !matches!(
             droplet.state,
             DropletState::ActiveHealthy | DropletState::ActiveDegraded

@@ -10,6 +10,7 @@
 //! - [`hibernation`]: spec 55's hibernation (notice, final metrics, power-off) and wake.
 //! - [`leader`]: runs a singleton reconciler only while this replica holds its leadership.
 
+mod droplet_job;
 pub mod heals;
 pub mod hibernation;
 pub mod jobs;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use chrono::Utc;
 use genesis_cloud::{Cloud, CloudError, PowerAction};
 use genesis_core::health::{expects_heartbeats, is_zombie, silent_long_enough};
-use genesis_core::{CloudPower, DropletEvent, DropletId, DropletState};
+use genesis_core::{CloudPower, DropletEvent, DropletState};
 use genesis_queue::{Bus, Claimed, Handler, JobError};
 use genesis_store::{Database, Droplet, NewAlert, RegionalStore, StoreError};
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,15 @@ pub struct ZombieReport {
 struct RebootPayload {
     db: usize,
     droplet: uuid::Uuid,
+}
+
+impl super::droplet_job::DropletPayload for RebootPayload {
+    fn db(&self) -> usize {
+        self.db
+    }
+    fn droplet(&self) -> uuid::Uuid {
+        self.droplet
+    }
 }
 
 /// Why a pass stopped early.
@@ -370,17 +379,7 @@ impl<C> RebootJobs<C> {
 
 impl<C: Cloud + 'static> Handler for RebootJobs<C> {
     async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
-        let p: RebootPayload = serde_json::from_str(&job.payload)
-            .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let db = self
-            .stores
-            .distinct()
-            .get(p.db)
-            .ok_or_else(|| JobError::Permanent(format!("no database #{}", p.db)))?;
-        let droplet = db
-            .droplet_get(DropletId::from_uuid(p.droplet))
-            .await
-            .map_err(|e| JobError::Retry(e.to_string()))?;
+        let (_, db, droplet) = super::droplet_job::load::<RebootPayload>(&self.stores, job).await?;
         if droplet.state != DropletState::Zombie {
             // Already rebooted (a retried job) or it came back by itself.
             return Ok(());
