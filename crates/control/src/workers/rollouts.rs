@@ -318,6 +318,15 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
         let db = self.stores.for_region(p.region).clone();
         let droplet = db.droplet_get(droplet_id).await.map_err(retry)?;
         if droplet.state == DropletState::Hibernating {
+            if rollout.n8n_image.is_some() {
+                // No desired image is recorded per droplet yet, so nothing would apply it
+                // on wake: say so instead of pretending.
+                return finish(
+                    "DEFERRED",
+                    Some("hibernating: not swapped; roll the image out again once it wakes".into()),
+                )
+                .await;
+            }
             // The desired state moves now; on wake the watchdog sees the old version tag in
             // n8n (version_mismatch) and its heal redeploys this version.
             db.droplet_workflows_set_version(droplet.id, &rollout.target_version)

@@ -226,6 +226,7 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
         .post(&format!("/api/v1/rollouts/{three}/resume"), json!({}))
         .await;
     assert_eq!(status, 409, "an aborted rollout stays aborted");
+    fleet.refuse(&b0[..12], false);
 
     // An n8n image rollout (spec 56.2): a good image swaps; a broken one fails its health
     // check, the sidecar rolls back, and a security patch accepts the failures.
@@ -274,6 +275,48 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
         "{r:#}"
     );
 
+    // A hibernating droplet is deferred to its wake, not counted as a failure.
+    {
+        use genesis_cloud::{Cloud, PowerAction};
+        let ws = tenants[10];
+        let d = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
+        let a = w
+            .cloud
+            .droplet_action(d.provider_id.expect("provider"), PowerAction::PowerOff)
+            .await
+            .expect("off");
+        w.cloud
+            .action_wait(a.id, Duration::from_secs(10))
+            .await
+            .expect("off");
+        w.t.db
+            .droplet_hibernated(d.id, d.version, &Value::Null, "test")
+            .await
+            .expect("hibernated");
+        let before = fleet.writes();
+        let ids: Vec<String> = [ws, tenants[11]].iter().map(ToString::to_string).collect();
+        let six = start(
+            &w,
+            json!({"scenario": "bug_fix", "scope": {"kind": "workspaces", "ids": ids}}),
+        )
+        .await;
+        let r = drive(&w, &conductor, six).await;
+        assert_eq!(r["status"], "COMPLETED", "{r:#}");
+        assert_eq!(
+            (
+                r["totals"]["done"].as_i64(),
+                r["totals"]["deferred"].as_i64()
+            ),
+            (Some(1), Some(1)),
+            "{r:#}"
+        );
+        assert_eq!(
+            changed(&before, &fleet.writes(), &d.id),
+            0,
+            "nothing is sent to a powered-off droplet"
+        );
+    }
+
     // Progress went out on the queue's event stream; every move was audited.
     let events = w.bus.events("rollout_status", 10).await.expect("events");
     let statuses: Vec<&str> = events
@@ -288,6 +331,7 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             "COMPLETED",
             "ABORTED",
             "COMPLETED",
+            "COMPLETED",
             "COMPLETED"
         ]
     );
@@ -299,10 +343,10 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             .is_empty()
     );
     for (action, n) in [
-        ("ROLLOUT_STARTED", 5),
+        ("ROLLOUT_STARTED", 6),
         ("ROLLOUT_PAUSED", 1),
         ("ROLLOUT_RESUMED", 1),
-        ("ROLLOUT_COMPLETED", 4),
+        ("ROLLOUT_COMPLETED", 5),
         ("ROLLOUT_ABORTED", 1),
     ] {
         let got =
