@@ -227,17 +227,28 @@ impl Database {
         actor: &str,
     ) -> Result<Droplet, StoreError> {
         let mut tx = self.app.begin().await?;
-        let current = fetch_in(&mut tx, id).await?;
-        if current.version != expected_version {
-            return Err(StoreError::VersionConflict {
-                what: "droplet",
-                expected: expected_version,
-            });
-        }
+        let current = fetch_at_version_in(&mut tx, id, expected_version).await?;
         let next = transition_in(&mut tx, &current, event, actor).await?;
         tx.commit().await?;
         Ok(next)
     }
+}
+
+/// One droplet, read inside a transaction, provided it is still at `version` (the caller's
+/// optimistic check before a transition).
+pub(crate) async fn fetch_at_version_in(
+    conn: &mut PgConnection,
+    id: DropletId,
+    version: i64,
+) -> Result<Droplet, StoreError> {
+    let current = fetch_in(conn, id).await?;
+    if current.version != version {
+        return Err(StoreError::VersionConflict {
+            what: "droplet",
+            expected: version,
+        });
+    }
+    Ok(current)
 }
 
 /// One droplet, read inside a transaction.

@@ -8,7 +8,7 @@ use genesis_core::{DropletEvent, DropletId, Tier, WorkspaceId};
 use serde::Serialize;
 
 use crate::audit::record;
-use crate::droplets::{fetch_in, transition_in};
+use crate::droplets::{fetch_at_version_in, transition_in};
 use crate::{AuditEvent, Database, Droplet, StoreError};
 
 /// A kind of tenant activity (spec 55.1's criteria).
@@ -218,13 +218,7 @@ impl Database {
         actor: &str,
     ) -> Result<Droplet, StoreError> {
         let mut tx = self.app.begin().await?;
-        let current = fetch_in(&mut tx, droplet).await?;
-        if current.version != version {
-            return Err(StoreError::VersionConflict {
-                what: "droplet",
-                expected: version,
-            });
-        }
+        let current = fetch_at_version_in(&mut tx, droplet, version).await?;
         let moved = transition_in(&mut tx, &current, DropletEvent::Hibernated, actor).await?;
         sqlx::query!(
             r#"INSERT INTO genesis.hibernations (workspace_id, droplet_id, final_metrics)
@@ -255,13 +249,7 @@ impl Database {
         actor: &str,
     ) -> Result<Droplet, StoreError> {
         let mut tx = self.app.begin().await?;
-        let current = fetch_in(&mut tx, droplet).await?;
-        if current.version != version {
-            return Err(StoreError::VersionConflict {
-                what: "droplet",
-                expected: version,
-            });
-        }
+        let current = fetch_at_version_in(&mut tx, droplet, version).await?;
         let moved = transition_in(&mut tx, &current, DropletEvent::WakeRequested, actor).await?;
         sqlx::query!(
             r#"UPDATE genesis.hibernations SET woken_at = now(), wake_trigger = $2
