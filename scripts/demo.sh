@@ -33,6 +33,8 @@ export GENESIS_CLOUD__TOKEN="demo"
 export GENESIS_CLOUD__PER_MINUTE=100000
 export GENESIS_CLOUD__PER_HOUR=1000000
 export GENESIS_OAUTH__GOOGLE_TOKEN_URL="http://127.0.0.1:$sim_port/token"
+# One warm standby per region (spec 55.4's hot-standby pool; the default is 30 in all).
+export GENESIS_STANDBY__TOTAL="${GENESIS_STANDBY__TOTAL:-5}"
 export GENESIS_IGNITION__SIDECAR_URL='http://{ip}:8443/sidecar/v1/commands'
 export GENESIS_IGNITION__REQUIRE_DIGESTS=false
 export GENESIS_IGNITION__QUEUE_SET="demo$port"

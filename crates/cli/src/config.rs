@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 
 /// Top-level sections, the only prefixes environment overrides may use.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server", "database", "redis", "ohio", "log", "cloud", "ignition", "vault", "sidecar", "oauth",
+    "standby",
 ];
 
 /// The whole configuration.
@@ -57,6 +58,9 @@ pub struct Config {
     /// OAuth providers' token endpoints (the watchdog refreshes expired tokens).
     #[serde(default)]
     pub oauth: crate::config_ignition::OAuthConfig,
+    /// The hot-standby pool (spec 55.4 strategy 3).
+    #[serde(default)]
+    pub standby: crate::config_ignition::StandbyConfig,
 }
 
 /// `[server]`
@@ -353,6 +357,14 @@ impl Config {
         ));
         if reqwest::Url::parse(&self.oauth.google_token_url).is_err() {
             out.push(problem("oauth.google_token_url", "not a URL"));
+        }
+        for r in self.standby.regions.keys() {
+            if Region::parse(r).is_err() {
+                out.push(problem(
+                    format!("standby.regions.{r}"),
+                    "not a region (us-east, us-west, eu-west, eu-north, apac)",
+                ));
+            }
         }
         if let Some(o) = &self.ohio {
             if let Err(e) = WorkspaceId::parse(&o.workspace_id) {

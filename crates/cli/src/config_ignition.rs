@@ -235,6 +235,45 @@ impl Default for OAuthConfig {
     }
 }
 
+/// `[standby]`: the hot-standby pool of warm blank droplets (spec 55.4 strategy 3) that
+/// serves a waking High-Priority tenant while its own droplet boots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandbyConfig {
+    /// Standbys in all, spread evenly over the regions (spec 55.4: 30). 0 turns the pool off.
+    #[serde(default = "default_standby_total")]
+    pub total: usize,
+    /// Per-region sizes that replace the even spread for the regions they name.
+    #[serde(default)]
+    pub regions: std::collections::BTreeMap<String, usize>,
+}
+
+fn default_standby_total() -> usize {
+    30
+}
+
+impl Default for StandbyConfig {
+    fn default() -> Self {
+        Self {
+            total: default_standby_total(),
+            regions: Default::default(),
+        }
+    }
+}
+
+impl StandbyConfig {
+    /// Warm standbys wanted per region (unknown region names are refused by validation).
+    pub fn sizes(&self) -> std::collections::BTreeMap<genesis_core::Region, usize> {
+        let mut sizes = genesis_control::workers::standby::StandbySettings::spread(self.total);
+        for (name, n) in &self.regions {
+            if let Ok(r) = genesis_core::Region::parse(name) {
+                sizes.insert(r, *n);
+            }
+        }
+        sizes
+    }
+}
+
 /// `[sidecar]`: what every sidecar is told at its handshake.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -129,6 +129,8 @@ fn stack_env(
             ("GENESIS_CLOUD__TOKEN", "sim-token"),
             ("GENESIS_CLOUD__PER_MINUTE", "100000"),
             ("GENESIS_CLOUD__PER_HOUR", "1000000"),
+            // No hot-standby pool: this test counts the fleet's droplets.
+            ("GENESIS_STANDBY__TOTAL", "0"),
             (
                 "GENESIS_IGNITION__SIDECAR_URL",
                 "http://{ip}:8443/sidecar/v1/commands",

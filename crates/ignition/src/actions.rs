@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use genesis_cloud::{Cloud, CloudError, CreateDroplet, DropletStatus, ImageRef};
-use genesis_core::{DropletEvent, DropletState, IgnitionStep};
+use genesis_core::{DropletEvent, DropletId, DropletState, IgnitionStep, Region, WorkspaceId};
 use genesis_protocol::SealedSecret;
 use genesis_protocol::command::{Command, CommandReply, CredentialRef, TemplateMapping};
 use genesis_store::{Database, Ignition, PartitionManager, StoreError, WebhookEntry, Workspace};
@@ -74,18 +74,20 @@ pub(crate) struct Reach {
     pub(crate) ip: String,
     pub(crate) provider_id: i64,
     pub(crate) sidecar_key: String,
+    /// The workspace the sidecar was booted for: every command's `sub`. A tenant's own
+    /// droplet's is the tenant; a hot standby's is its pool, whatever tenant it serves.
+    pub(crate) identity: uuid::Uuid,
 }
 
 impl Reach {
-    /// Sends `cmd` to this droplet's sidecar on behalf of `ws`.
+    /// Sends `cmd` to this droplet's sidecar, scoped to the sidecar's own identity.
     pub(crate) async fn send(
         &self,
         client: &crate::SidecarClient,
-        ws: &Workspace,
         cmd: &Command,
     ) -> Result<CommandReply, CommandError> {
         client
-            .send(&self.ip, ws.id.as_uuid(), self.provider_id, cmd)
+            .send(&self.ip, self.identity, self.provider_id, cmd)
             .await
     }
 
@@ -104,6 +106,7 @@ pub(crate) fn reach(ig: &Ignition) -> Result<Reach, StepError> {
         .output(IgnitionStep::HandshakePending)
         .ok_or_else(|| StepError::Fail("no handshake recorded".into()))?;
     Ok(Reach {
+        identity: ig.workspace_id.as_uuid(),
         ip: drop["ip"].as_str().unwrap_or_default().to_owned(),
         provider_id: drop["provider_id"].as_i64().unwrap_or_default(),
         sidecar_key: hs["sidecar_public_key"]
@@ -191,12 +194,8 @@ impl<C: Cloud> Igniter<C> {
                     .unwrap_or_default();
                 for w in &deployed {
                     let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
-                    r.send(
-                        &self.sidecar,
-                        ws,
-                        &Command::ActivateWorkflow { workflow_id },
-                    )
-                    .await?;
+                    r.send(&self.sidecar, &Command::ActivateWorkflow { workflow_id })
+                        .await?;
                 }
                 // The watchdog's desired state: these run, active.
                 db.droplet_workflows_put(ig.droplet_id, &desired_rows(ig, true))
@@ -236,34 +235,15 @@ impl<C: Cloud> Igniter<C> {
                 let created = match existing {
                     Some(d) => d,
                     None => {
-                        let token = db
-                            .provisioning_token_issue(ws.id, ig.droplet_id, actor)
-                            .await?;
-                        let env = IgnitionEnv {
-                            dashboard_url: self.settings.dashboard_url.clone(),
-                            workspace_id: ws.id.as_uuid(),
-                            provisioning_token: token,
-                            region: ws.region.code().to_owned(),
-                        };
-                        let user_data =
-                            render(&env, &self.settings.images, self.settings.require_digests)
-                                .map_err(|e| StepError::Fail(format!("cloud-init: {e}")))?;
-                        let req = CreateDroplet {
+                        self.create_machine(
+                            db,
+                            ws.id,
+                            ws.region,
+                            ig.droplet_id,
                             name,
-                            region: ws.region.datacenters()[0].to_owned(),
-                            size: self.settings.droplet_size.clone(),
-                            image: ImageRef::Slug(self.settings.droplet_image.clone()),
-                            user_data: Some(user_data),
-                            tags: vec!["genesis".into(), tag],
-                            ssh_keys: Vec::new(),
-                            vpc_uuid: None,
-                        };
-                        // The client already retried 5xx and timeouts; what is left is final.
-                        self.cloud
-                            .droplet_create(&req)
-                            .await
-                            .map_err(|e| StepError::Fail(format!("cloud: create droplet: {e}")))?
-                            .0
+                            vec!["genesis".into(), tag],
+                        )
+                        .await?
                     }
                 };
                 db.droplet_set_provider(ig.droplet_id, created.id).await?;
@@ -295,6 +275,47 @@ impl<C: Cloud> Igniter<C> {
         }
     }
 
+    /// Asks the cloud for a machine whose cloud-init boots a sidecar for `owner` with a
+    /// fresh one-time provisioning token for droplet row `droplet`.
+    pub(crate) async fn create_machine(
+        &self,
+        db: &Database,
+        owner: WorkspaceId,
+        region: Region,
+        droplet: DropletId,
+        name: String,
+        tags: Vec<String>,
+    ) -> Result<genesis_cloud::Droplet, StepError> {
+        let token = db
+            .provisioning_token_issue(owner, droplet, &self.settings.actor)
+            .await?;
+        let env = IgnitionEnv {
+            dashboard_url: self.settings.dashboard_url.clone(),
+            workspace_id: owner.as_uuid(),
+            provisioning_token: token,
+            region: region.code().to_owned(),
+        };
+        let user_data = render(&env, &self.settings.images, self.settings.require_digests)
+            .map_err(|e| StepError::Fail(format!("cloud-init: {e}")))?;
+        let req = CreateDroplet {
+            name,
+            region: region.datacenters()[0].to_owned(),
+            size: self.settings.droplet_size.clone(),
+            image: ImageRef::Slug(self.settings.droplet_image.clone()),
+            user_data: Some(user_data),
+            tags,
+            ssh_keys: Vec::new(),
+            vpc_uuid: None,
+        };
+        // The client already retried 5xx and timeouts; what is left is final.
+        Ok(self
+            .cloud
+            .droplet_create(&req)
+            .await
+            .map_err(|e| StepError::Fail(format!("cloud: create droplet: {e}")))?
+            .0)
+    }
+
     async fn inject_credentials(
         &self,
         ig: &Ignition,
@@ -302,6 +323,19 @@ impl<C: Cloud> Igniter<C> {
         db: &Database,
     ) -> Result<Act, StepError> {
         let r = reach(ig)?;
+        let injected = self.inject_into(&r, ig, ws, db).await?;
+        Ok(Act::Done(json!({ "credentials": injected })))
+    }
+
+    /// Seals every credential of the ignition's parameters from the vault to `r`'s sidecar
+    /// and injects it; answers, per template placeholder, the id and name n8n gave it.
+    pub(crate) async fn inject_into(
+        &self,
+        r: &Reach,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+    ) -> Result<serde_json::Map<String, Value>, StepError> {
         let p = params(ig)?;
         let keys = self.vault_keys()?;
         let mut injected = serde_json::Map::new();
@@ -311,7 +345,6 @@ impl<C: Cloud> Igniter<C> {
             let reply = r
                 .send(
                     &self.sidecar,
-                    ws,
                     &Command::InjectCredential {
                         name: slot.name.clone(),
                         credential_type: slot.kind.clone(),
@@ -327,7 +360,7 @@ impl<C: Cloud> Igniter<C> {
                 json!({ "id": credential_id, "name": slot.name }),
             );
         }
-        Ok(Act::Done(json!({ "credentials": injected })))
+        Ok(injected)
     }
 
     /// The mapping that turns the Golden Template into this tenant's workflows: the
@@ -338,12 +371,24 @@ impl<C: Cloud> Igniter<C> {
         ws: &Workspace,
         db: &Database,
     ) -> Result<TemplateMapping, StepError> {
-        let p = params(ig)?;
-        let mut mapping = TemplateMapping::default();
         let injected = ig
             .output(IgnitionStep::CredentialsInjecting)
             .and_then(|o| o["credentials"].as_object().cloned())
             .unwrap_or_default();
+        self.mapping_with(ig, ws, db, injected).await
+    }
+
+    /// The mapping for credentials injected under these n8n ids (`injected`, per placeholder,
+    /// as [`Self::inject_into`] answers): the same tenant on another droplet has other ids.
+    pub(crate) async fn mapping_with(
+        &self,
+        ig: &Ignition,
+        ws: &Workspace,
+        db: &Database,
+        injected: serde_json::Map<String, Value>,
+    ) -> Result<TemplateMapping, StepError> {
+        let p = params(ig)?;
+        let mut mapping = TemplateMapping::default();
         for (placeholder, c) in injected {
             mapping.credentials.insert(
                 placeholder,
@@ -394,7 +439,6 @@ impl<C: Cloud> Igniter<C> {
         let reply = r
             .send(
                 &self.sidecar,
-                ws,
                 &Command::DeployWorkflow {
                     template: w.body.clone(),
                     mapping: mapping.clone(),
@@ -497,7 +541,7 @@ impl<C: Cloud> Igniter<C> {
                     for w in out["workflows"].as_array().into_iter().flatten() {
                         let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
                         let cmd = Command::DeactivateWorkflow { workflow_id };
-                        if r.send(&self.sidecar, ws, &cmd).await.is_ok() {
+                        if r.send(&self.sidecar, &cmd).await.is_ok() {
                             deactivated += 1;
                         }
                     }

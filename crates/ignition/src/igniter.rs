@@ -200,6 +200,12 @@ impl<C> Igniter<C> {
             }
         }
         let db = self.stores.for_region(ws.region);
+        if db.is_standby_pool(ws.id).await? {
+            return Err(IgniteError::State(
+                "this workspace owns a hot-standby pool; it is not a tenant and is never ignited"
+                    .into(),
+            ));
+        }
         if ws.status == WorkspaceStatus::Provisioning
             && let Some(running) = db.ignition_latest(ws.id).await?
             && !running.phase.is_final()

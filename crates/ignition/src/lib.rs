@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod oauth;
 pub mod reaper;
 pub mod sidecar_client;
+pub mod standby;
 pub mod templates;
 pub mod upkeep;
 

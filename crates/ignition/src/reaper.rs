@@ -4,8 +4,9 @@
 //! number of times.
 //!
 //! A droplet is owned when its `ws-<uuid>` tag names a workspace that either has an ignition
-//! in flight (the saga may not have recorded the droplet yet) or has a live droplet row with
-//! that cloud id.
+//! in flight (the saga may not have recorded the droplet yet), or has a live droplet row with
+//! that cloud id, or a live row whose cloud id is not recorded yet (a hot standby's create in
+//! flight).
 
 use genesis_cloud::Cloud;
 use genesis_core::WorkspaceId;
@@ -54,12 +55,14 @@ impl<C: Cloud> Igniter<C> {
                             .ignition_latest(ws)
                             .await?
                             .is_some_and(|ig| !ig.phase.is_final());
+                        // A live row without a cloud id is a create in flight (a standby's
+                        // has no saga): its machine may not be recorded yet.
                         in_flight
                             || db
                                 .droplet_live_for_workspace(ws)
                                 .await?
                                 .iter()
-                                .any(|row| row.provider_id == Some(d.id))
+                                .any(|row| row.provider_id.is_none_or(|p| p == d.id))
                     }
                     Err(StoreError::NotFound { .. }) => false,
                     Err(e) => return Err(e.into()),

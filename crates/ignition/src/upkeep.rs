@@ -13,7 +13,9 @@ use genesis_core::{IgnitionStep, SagaPhase};
 use genesis_protocol::command::{Command, CommandReply};
 use genesis_store::{Database, DesiredWorkflowRow, Ignition, Workspace};
 
-use crate::actions::{StepError, params, reach};
+use genesis_protocol::command::TemplateMapping;
+
+use crate::actions::{Reach, StepError, params, reach};
 use crate::igniter::Igniter;
 use crate::oauth::{OAuthError, OAuthRefresher};
 
@@ -28,7 +30,10 @@ impl From<OAuthError> for StepError {
 }
 
 impl<C: Cloud> Igniter<C> {
-    async fn completed_ignition(&self, ws: &Workspace) -> Result<(Database, Ignition), StepError> {
+    pub(crate) async fn completed_ignition(
+        &self,
+        ws: &Workspace,
+    ) -> Result<(Database, Ignition), StepError> {
         let db = self.stores.for_region(ws.region).clone();
         match db.ignition_latest(ws.id).await? {
             Some(ig) if ig.phase == SagaPhase::Done => Ok((db, ig)),
@@ -50,6 +55,23 @@ impl<C: Cloud> Igniter<C> {
         let (db, ig) = self.completed_ignition(ws).await?;
         let r = reach(&ig)?;
         let mapping = self.mapping_for(&ig, ws, &db).await?;
+        let rows = self.deploy_wanted(&r, ws, &db, &ig, &mapping, keys).await?;
+        db.droplet_workflows_put(ig.droplet_id, &rows).await?;
+        Ok(rows)
+    }
+
+    /// Deploys the current template set's workflows named in `keys` (every one when `None`)
+    /// through `r`, each with the active flag the tenant's own droplet wants (active when it
+    /// has none yet), and answers the rows at the current template version.
+    pub(crate) async fn deploy_wanted(
+        &self,
+        r: &Reach,
+        ws: &Workspace,
+        db: &Database,
+        ig: &Ignition,
+        mapping: &TemplateMapping,
+        keys: Option<&BTreeSet<String>>,
+    ) -> Result<Vec<DesiredWorkflowRow>, StepError> {
         let wanted: BTreeMap<String, bool> = db
             .droplet_workflows(ig.droplet_id)
             .await?
@@ -64,7 +86,7 @@ impl<C: Cloud> Igniter<C> {
             .filter(|w| keys.is_none_or(|k| k.contains(&w.key)))
         {
             let active = wanted.get(&w.key).copied().unwrap_or(true);
-            let (workflow_id, _) = self.deploy_one(&r, ws, &db, w, &mapping, active).await?;
+            let (workflow_id, _) = self.deploy_one(r, ws, db, w, mapping, active).await?;
             rows.push(DesiredWorkflowRow {
                 workflow_id,
                 key: w.key.clone(),
@@ -73,7 +95,6 @@ impl<C: Cloud> Igniter<C> {
                 error: None,
             });
         }
-        db.droplet_workflows_put(ig.droplet_id, &rows).await?;
         Ok(rows)
     }
 
@@ -128,7 +149,6 @@ impl<C: Cloud> Igniter<C> {
         let reply = r
             .send(
                 &self.sidecar,
-                ws,
                 &Command::RotateCredential {
                     credential_id: n8n_credential_id.to_owned(),
                     data: sealed,
@@ -160,7 +180,6 @@ impl<C: Cloud> Igniter<C> {
         let reply = r
             .send(
                 &self.sidecar,
-                ws,
                 &Command::SwapContainer {
                     image: image.to_owned(),
                     quiet_wait_s,

@@ -98,35 +98,9 @@ impl Database {
         actor: &str,
     ) -> Result<Droplet, StoreError> {
         let mut tx = self.app.begin().await?;
-        let row = sqlx::query_as!(
-            DropletRow,
-            r#"INSERT INTO genesis.droplets (id, workspace_id, region, state)
-               VALUES ($1, $2, $3, $4)
-               RETURNING id, workspace_id, provider_id, region, state, version, created_at, updated_at"#,
-            id.as_uuid(),
-            workspace.as_uuid(),
-            region.code(),
-            DropletState::Pending.code(),
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if crate::error::sqlstate(&e).as_deref() == Some("23503") {
-                StoreError::NotFound { what: "workspace" }
-            } else {
-                StoreError::Database(e)
-            }
-        })?;
-        record(
-            &mut tx,
-            &AuditEvent::new(actor, "droplet", "DROPLET_REGISTERED")
-                .workspace(workspace)
-                .subject(id.to_string())
-                .details(serde_json::json!({ "state": DropletState::Pending.code() })),
-        )
-        .await?;
+        let droplet = register_in(&mut tx, id, workspace, region, actor).await?;
         tx.commit().await?;
-        row.try_into()
+        Ok(droplet)
     }
 
     /// One droplet.
@@ -173,29 +147,9 @@ impl Database {
     /// audited transaction. A missing or already terminated droplet is fine: returns `false`.
     pub async fn droplet_terminate(&self, id: DropletId, actor: &str) -> Result<bool, StoreError> {
         let mut tx = self.app.begin().await?;
-        let current = match fetch_in(&mut tx, id).await {
-            Ok(d) => d,
-            Err(StoreError::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if current.state.is_final() {
-            return Ok(false);
-        }
-        transition_in(&mut tx, &current, DropletEvent::Destroyed, actor).await?;
-        sqlx::query!(
-            "UPDATE genesis.sidecar_tokens SET revoked_at = now() WHERE droplet_id = $1 AND revoked_at IS NULL",
-            id.as_uuid(),
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "UPDATE genesis.provisioning_tokens SET consumed_at = now() WHERE droplet_id = $1 AND consumed_at IS NULL",
-            id.as_uuid(),
-        )
-        .execute(&mut *tx)
-        .await?;
+        let done = terminate_in(&mut tx, id, actor).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(done)
     }
 
     /// A workspace's droplets that are not TERMINATED.
@@ -306,4 +260,73 @@ pub(crate) async fn transition_in(
     )
     .await?;
     row.try_into()
+}
+
+/// Registers a PENDING droplet row, audited, inside the caller's transaction.
+pub(crate) async fn register_in(
+    conn: &mut PgConnection,
+    id: DropletId,
+    workspace: WorkspaceId,
+    region: Region,
+    actor: &str,
+) -> Result<Droplet, StoreError> {
+    let row = sqlx::query_as!(
+        DropletRow,
+        r#"INSERT INTO genesis.droplets (id, workspace_id, region, state)
+           VALUES ($1, $2, $3, $4)
+           RETURNING id, workspace_id, provider_id, region, state, version, created_at, updated_at"#,
+        id.as_uuid(),
+        workspace.as_uuid(),
+        region.code(),
+        DropletState::Pending.code(),
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        if crate::error::sqlstate(&e).as_deref() == Some("23503") {
+            StoreError::NotFound { what: "workspace" }
+        } else {
+            StoreError::Database(e)
+        }
+    })?;
+    record(
+        conn,
+        &AuditEvent::new(actor, "droplet", "DROPLET_REGISTERED")
+            .workspace(workspace)
+            .subject(id.to_string())
+            .details(serde_json::json!({ "state": DropletState::Pending.code() })),
+    )
+    .await?;
+    row.try_into()
+}
+
+/// Moves a droplet to TERMINATED through its state machine and revokes its tokens, inside
+/// the caller's transaction. `false` when there is no such droplet or it already ended.
+pub(crate) async fn terminate_in(
+    conn: &mut PgConnection,
+    id: DropletId,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let current = match fetch_in(conn, id).await {
+        Ok(d) => d,
+        Err(StoreError::NotFound { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if current.state.is_final() {
+        return Ok(false);
+    }
+    transition_in(conn, &current, DropletEvent::Destroyed, actor).await?;
+    sqlx::query!(
+        "UPDATE genesis.sidecar_tokens SET revoked_at = now() WHERE droplet_id = $1 AND revoked_at IS NULL",
+        id.as_uuid(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "UPDATE genesis.provisioning_tokens SET consumed_at = now() WHERE droplet_id = $1 AND consumed_at IS NULL",
+        id.as_uuid(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
 }

@@ -25,6 +25,7 @@ pub mod partitions;
 pub mod regions;
 pub mod rollouts;
 pub mod settings;
+pub mod standby;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -47,6 +48,7 @@ pub use partitions::{LEAD_BUCKETS, PartitionInfo, PartitionManager, PartitionOut
 pub use regions::RegionalStore;
 pub use rollouts::{BatchTally, NewRollout, Rollout, RolloutTarget};
 pub use settings::{SettingCheck, SettingLevel};
+pub use standby::{StandbyDroplet, WakeWithoutStandby};
 pub use tenant::{Caller, RefusalReason, TenantSession};
 pub use vault::{MasterKeys, VaultCredential, VaultPlaintext};
 pub use workspaces::{NewWorkspace, Workspace};

@@ -178,7 +178,8 @@ impl Database {
         .try_into()
     }
 
-    /// Workspaces in slug order, after `after` (keyset pagination).
+    /// Tenant workspaces in slug order, after `after` (keyset pagination). The standby pools'
+    /// reserved workspaces are not tenants and are left out.
     pub async fn workspace_list(
         &self,
         after: Option<&Slug>,
@@ -189,6 +190,7 @@ impl Database {
             r#"SELECT id, slug, name, region, tier, status, onboarding, version, created_at, updated_at
                FROM genesis.workspaces
                WHERE ($1::text IS NULL OR slug > $1)
+                 AND NOT EXISTS (SELECT 1 FROM genesis.standby_pools p WHERE p.workspace_id = genesis.workspaces.id)
                ORDER BY slug LIMIT $2"#,
             after.map(|s| s.as_str()),
             limit,

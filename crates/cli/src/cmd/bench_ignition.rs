@@ -251,6 +251,7 @@ impl Stack {
                 sidecar,
                 Default::default(),
             ),
+            genesis_control::workers::standby::StandbyJobs::new(stores.clone(), igniter.clone()),
         );
         let worker = Worker::new(bus.clone(), jobs, workers.max(1));
         let worker = tokio::spawn(async move {

@@ -114,6 +114,12 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 ig.bus().clone(),
                 stop_rx.clone(),
             ));
+            tokio::spawn(standby_loop(
+                stores.clone(),
+                ig.clone(),
+                cfg.standby.sizes(),
+                stop_rx.clone(),
+            ));
             let oauth = genesis_ignition::OAuthRefresher::new(&cfg.oauth.google_token_url)
                 .map_err(|e| CliError::Runtime(anyhow::anyhow!("oauth: {e}")))?;
             // One worker runs every queue of the fleet's set.
@@ -135,6 +141,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                     ig.sidecar().clone(),
                     Default::default(),
                 ),
+                genesis_control::workers::standby::StandbyJobs::new(stores.clone(), ig.clone()),
             );
             let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, cfg.ignition.workers);
             let mut rx = stop_rx.clone();
@@ -340,6 +347,45 @@ async fn rollout_loop(
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "rollout pass failed"),
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// The hot-standby pool (spec 55.4), on whichever replica leads it, every second: a waking
+/// High-Priority tenant is claimed a standby within a second of its wake.
+async fn standby_loop(
+    stores: genesis_store::RegionalStore,
+    ig: Arc<Ig>,
+    sizes: std::collections::BTreeMap<genesis_core::Region, usize>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let pool = Arc::new(genesis_control::workers::standby::StandbyPool::new(
+        stores.clone(),
+        ig.bus().clone(),
+        ig.clone(),
+        genesis_control::workers::standby::StandbySettings {
+            sizes,
+            ..Default::default()
+        },
+    ));
+    let coordinator = stores.distinct()[0].clone();
+    genesis_control::workers::leader::run_as_leader(
+        coordinator,
+        "standby",
+        Duration::from_secs(1),
+        stop,
+        || {
+            let p = pool.clone();
+            async move {
+                match p.reconcile().await {
+                    Ok(r) if r.claims + r.swap_backs + r.destroyed + r.created > 0 => {
+                        tracing::info!(report = ?r, "standby pass");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "standby pass failed"),
                 }
             }
         },

@@ -116,3 +116,34 @@ pub async fn savings(State(state): State<AppState>) -> Result<Json<Savings>, Pro
         totals,
     }))
 }
+
+/// One region's hot-standby pool.
+#[derive(Debug, Default, Serialize)]
+pub struct StandbyRegion {
+    /// Warm and unclaimed: a wake here is served within seconds.
+    pub ready: usize,
+    /// Still booting.
+    pub warming: usize,
+    /// Serving a waking tenant (or being prepared for one).
+    pub serving: usize,
+}
+
+/// `GET /api/v1/fleet/standby`: the hot-standby pool per region (spec 55.4 strategy 3).
+pub async fn standby(
+    State(state): State<AppState>,
+) -> Result<Json<std::collections::BTreeMap<String, StandbyRegion>>, Problem> {
+    let mut out: std::collections::BTreeMap<String, StandbyRegion> = Default::default();
+    for db in state.stores.distinct() {
+        for s in db.standby_live().await? {
+            let r = out.entry(s.droplet.region.code().to_owned()).or_default();
+            if s.claimed_by.is_some() {
+                r.serving += 1;
+            } else if s.droplet.state == genesis_core::DropletState::ActiveHealthy {
+                r.ready += 1;
+            } else {
+                r.warming += 1;
+            }
+        }
+    }
+    Ok(Json(out))
+}

@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/droplets/{id}", get(fleet::droplet))
         .route("/alerts", get(fleet::alerts))
         .route("/fleet/hibernation", get(hibernation::savings))
+        .route("/fleet/standby", get(hibernation::standby))
         .route(
             "/workspaces/{id}/wake",
             axum::routing::post(hibernation::wake_workspace),

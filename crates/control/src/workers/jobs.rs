@@ -9,6 +9,7 @@ use genesis_queue::{Claimed, Handler, JobError};
 use super::heals::{HealJobs, SECURITY_QUEUE, TEMPLATE_QUEUE};
 use super::hibernation::{HIBERNATION_QUEUE, HibernateJobs};
 use super::rollouts::{ROLLOUT_JOB_PREFIX, RolloutJobs};
+use super::standby::{STANDBY_JOB_PREFIX, StandbyJobs};
 use super::zombies::{REBOOT_QUEUE, RebootJobs};
 
 /// Routes claimed jobs to the handler of their queue.
@@ -18,6 +19,7 @@ pub struct FleetJobs<C> {
     heals: HealJobs<C>,
     rollouts: RolloutJobs<C>,
     hibernate: HibernateJobs<C>,
+    standby: StandbyJobs<C>,
 }
 
 impl<C> FleetJobs<C> {
@@ -28,6 +30,7 @@ impl<C> FleetJobs<C> {
         heals: HealJobs<C>,
         rollouts: RolloutJobs<C>,
         hibernate: HibernateJobs<C>,
+        standby: StandbyJobs<C>,
     ) -> Self {
         Self {
             ignition,
@@ -35,6 +38,7 @@ impl<C> FleetJobs<C> {
             heals,
             rollouts,
             hibernate,
+            standby,
         }
     }
 }
@@ -50,6 +54,10 @@ impl<C: Cloud + 'static> Handler for FleetJobs<C> {
                 self.rollouts.handle(job).await
             }
             TEMPLATE_QUEUE | SECURITY_QUEUE => self.heals.handle(job).await,
+            // The hibernation queue carries hibernations and the hot-standby pool's jobs.
+            HIBERNATION_QUEUE if job.id.starts_with(STANDBY_JOB_PREFIX) => {
+                self.standby.handle(job).await
+            }
             HIBERNATION_QUEUE => self.hibernate.handle(job).await,
             other => Err(JobError::Permanent(format!(
                 "no handler for queue {other:?} in this build"

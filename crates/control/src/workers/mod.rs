@@ -8,6 +8,7 @@
 //! - [`heals`]: spec 43.3's heal actions, as jobs on the `template` and `security` queues.
 //! - [`rollouts`]: spec 56's template rollouts (the conductor and the per-droplet updates).
 //! - [`hibernation`]: spec 55's hibernation (notice, final metrics, power-off) and wake.
+//! - [`standby`]: spec 55.4's hot-standby pool (claim on wake, serve, swap back, refill).
 //! - [`leader`]: runs a singleton reconciler only while this replica holds its leadership.
 
 mod droplet_job;
@@ -16,5 +17,6 @@ pub mod hibernation;
 pub mod jobs;
 pub mod leader;
 pub mod rollouts;
+pub mod standby;
 pub mod watchdog;
 pub mod zombies;

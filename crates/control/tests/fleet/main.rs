@@ -10,6 +10,7 @@
     reason = "shared with the ignition tests; not every helper is used here"
 )]
 mod helpers;
+mod standby;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

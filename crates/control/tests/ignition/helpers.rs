@@ -258,6 +258,10 @@ impl World {
                     ..Default::default()
                 },
             ),
+            genesis_control::workers::standby::StandbyJobs::new(
+                genesis_store::RegionalStore::single(self.t.db.clone()),
+                self.igniter.clone(),
+            ),
         );
         let worker = Worker::new(self.bus.clone(), jobs, 16);
         self.worker = Some(tokio::spawn(async move {
