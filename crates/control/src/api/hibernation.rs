@@ -22,16 +22,36 @@ pub async fn wake_workspace(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
-    let id = workspace_id(&id)?;
+    touch_and_wake(&state, &id, ActivityKind::Campaign, "api", "operator").await
+}
+
+/// `POST /api/v1/workspaces/{id}/logins` (spec 55.3's dashboard-login trigger): the tenant's
+/// dashboard reports a sign-in. It counts as activity (spec 55.1) and wakes a hibernating
+/// tenant, so its automations are up by the time the page has loaded; answers as `wake`.
+pub async fn login(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    touch_and_wake(&state, &id, ActivityKind::Login, "login", "dashboard").await
+}
+
+/// Records `kind` for the workspace now, then wakes it if it sleeps (audited as `actor`).
+async fn touch_and_wake(
+    state: &AppState,
+    raw_id: &str,
+    kind: ActivityKind,
+    trigger: &str,
+    actor: &str,
+) -> Result<(StatusCode, Json<WakeOutcome>), Problem> {
+    let id = workspace_id(raw_id)?;
     let Some(igniter) = state.igniter.clone() else {
         return Err(Problem::unavailable(
             "waking needs the cloud configured on this control plane ([cloud] and [redis])",
         ));
     };
     let (_, db) = state.stores.workspace_find(id).await?;
-    db.activity_touch(id, ActivityKind::Campaign, chrono::Utc::now())
-        .await?;
-    let outcome = wake(db, igniter.cloud().as_ref(), id, "api", "operator")
+    db.activity_touch(id, kind, chrono::Utc::now()).await?;
+    let outcome = wake(db, igniter.cloud().as_ref(), id, trigger, actor)
         .await
         .map_err(|e| match e {
             WakeError::Store(s) => s.into(),

@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(hibernation::wake_workspace),
         )
         .route(
+            "/workspaces/{id}/logins",
+            axum::routing::post(hibernation::login),
+        )
+        .route(
             "/workspaces/{id}/hibernation",
             axum::routing::put(hibernation::hold),
         )

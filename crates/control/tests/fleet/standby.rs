@@ -84,16 +84,31 @@ async fn a_waking_high_priority_tenant_serves_from_a_warm_standby_and_swaps_back
 
     let own = hibernate_now(&w, ws).await;
     let own_provider = own.provider_id.expect("provider");
-    // Wake: the reconciler (every second in `genesis serve`) claims the standby, the job
-    // puts the tenant on it. The test's clock runs from the wake request.
+    // Someone signs in to the tenant's dashboard (spec 55.3's login trigger): the droplet
+    // powers on, the reconciler (every second in `genesis serve`) claims the standby and the
+    // job puts the tenant on it. The test's clock runs from the sign-in.
     let woke = Instant::now();
     let (status, body) = w
         .post(
-            &format!("/api/v1/workspaces/{ws}/wake"),
+            &format!("/api/v1/workspaces/{ws}/logins"),
             serde_json::json!({}),
         )
         .await;
-    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (202, Some("waking")),
+        "{body}"
+    );
+    let (trigger, login): (Option<String>, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "SELECT h.wake_trigger, a.last_login_at FROM genesis.hibernations h
+         JOIN genesis.workspace_activity a USING (workspace_id) WHERE h.droplet_id = $1",
+    )
+    .bind(own.id.as_uuid())
+    .fetch_one(w.t.db.owner_pool())
+    .await
+    .expect("episode");
+    assert_eq!(trigger.as_deref(), Some("login"));
+    assert!(login.is_some(), "the sign-in counts as activity");
     let (mut claims, mut refills) = (0, 0);
     let served = loop {
         let pass = pool.reconcile().await.expect("pass");
