@@ -117,6 +117,30 @@ impl Database {
         .try_into()
     }
 
+    /// The states of these droplets (missing ones are left out): one query for a list a
+    /// reconciler checks every pass.
+    pub async fn droplet_states(
+        &self,
+        ids: &[DropletId],
+    ) -> Result<Vec<(DropletId, DropletState)>, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|d| d.as_uuid()).collect();
+        sqlx::query!(
+            "SELECT id, state FROM genesis.droplets WHERE id = ANY($1)",
+            &ids,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok((
+                DropletId::from_uuid(r.id),
+                DropletState::from_code(&r.state)
+                    .ok_or_else(|| StoreError::corrupt_state(&r.state))?,
+            ))
+        })
+        .collect()
+    }
+
     /// Records the cloud's id for a droplet (once known; the handshake may have recorded it
     /// first, and then it must agree).
     pub async fn droplet_set_provider(

@@ -431,18 +431,96 @@ impl Database {
         status: &str,
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
+        self.rollout_target_move(id, droplet, "PENDING", status, error)
+            .await
+    }
+
+    /// Moves a DEFERRED target (a droplet that was hibernating) to its outcome once the
+    /// update was applied on wake. False when it was not deferred.
+    pub async fn rollout_target_settle(
+        &self,
+        id: Uuid,
+        droplet: DropletId,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.rollout_target_move(id, droplet, "DEFERRED", status, error)
+            .await
+    }
+
+    async fn rollout_target_move(
+        &self,
+        id: Uuid,
+        droplet: DropletId,
+        from: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
         Ok(sqlx::query!(
             r#"UPDATE genesis.rollout_targets SET status = $3, error = $4, updated_at = now()
-               WHERE rollout_id = $1 AND droplet_id = $2 AND status = 'PENDING'"#,
+               WHERE rollout_id = $1 AND droplet_id = $2 AND status = $5"#,
             id,
             droplet.as_uuid(),
             status,
             error,
+            from,
         )
         .execute(&mut *self.app.acquire().await?)
         .await?
         .rows_affected()
             == 1)
+    }
+
+    /// Image rollouts' DEFERRED targets, the newest image rollout's only per droplet (an
+    /// older image is superseded: see [`Self::rollout_supersede_deferred`]).
+    pub async fn rollout_deferred_images(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, DropletId, Region)>, StoreError> {
+        sqlx::query!(
+            r#"SELECT DISTINCT ON (t.droplet_id) t.rollout_id, t.droplet_id, t.region
+               FROM genesis.rollout_targets t JOIN genesis.rollouts r ON r.id = t.rollout_id
+               WHERE t.status = 'DEFERRED' AND r.n8n_image IS NOT NULL
+               ORDER BY t.droplet_id, r.created_at DESC
+               LIMIT $1"#,
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok((
+                r.rollout_id,
+                DropletId::from_uuid(r.droplet_id),
+                Region::parse(&r.region).map_err(|_| StoreError::Corrupt {
+                    what: "target region",
+                    value: r.region.clone(),
+                })?,
+            ))
+        })
+        .collect()
+    }
+
+    /// Cancels the droplet's DEFERRED targets of image rollouts older than `rollout`: on
+    /// wake only the newest image is swapped in. Answers how many.
+    pub async fn rollout_supersede_deferred(
+        &self,
+        rollout: Uuid,
+        droplet: DropletId,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query!(
+            r#"UPDATE genesis.rollout_targets t
+               SET status = 'CANCELLED', error = 'superseded by rollout ' || $1::uuid::text,
+                   updated_at = now()
+               FROM genesis.rollouts r
+               WHERE r.id = t.rollout_id AND t.droplet_id = $2 AND t.status = 'DEFERRED'
+                 AND t.rollout_id <> $1 AND r.n8n_image IS NOT NULL"#,
+            rollout,
+            droplet.as_uuid(),
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?
+        .rows_affected())
     }
 
     /// Cancels every PENDING target (an aborted rollout sends nothing more).

@@ -342,7 +342,7 @@ async fn rollout_loop(
             let c = conductor.clone();
             async move {
                 match c.reconcile().await {
-                    Ok(r) if r.batches_judged + r.batches_started > 0 => {
+                    Ok(r) if r.batches_judged + r.batches_started + r.woken_swaps > 0 => {
                         tracing::info!(report = ?r, "rollout pass");
                     }
                     Ok(_) => {}

@@ -19,7 +19,10 @@
 //!
 //! A rollout with an `n8n_image` swaps each droplet's n8n container instead (spec 56.2's
 //! blue-green update through `SWAP_CONTAINER`); a container that fails its health check is
-//! rolled back by the sidecar and counts as a failure.
+//! rolled back by the sidecar and counts as a failure. A hibernating droplet is DEFERRED and
+//! swapped when it is awake again: every pass, the conductor queues the swap of deferred
+//! droplets that woke (the newest image rollout's only), and the target settles to DONE or
+//! FAILED then.
 //!
 //! Progress is published on the queue's events stream as `rollout_batch` events (rollout,
 //! batch, pending, done, failed, deferred) and `rollout_status` events.
@@ -62,6 +65,8 @@ pub struct ConductorReport {
     pub aborted: usize,
     /// See `paused`.
     pub completed: usize,
+    /// Swaps queued for droplets an image rollout deferred and that are awake again.
+    pub woken_swaps: usize,
 }
 
 /// Why a pass stopped.
@@ -84,6 +89,10 @@ pub struct RolloutPayload {
     pub droplet: uuid::Uuid,
     /// Its region (which database holds it).
     pub region: Region,
+    /// Applies a DEFERRED image update to a droplet that has woken (its target is DEFERRED,
+    /// not PENDING).
+    #[serde(default)]
+    pub on_wake: bool,
 }
 
 /// The leader's rollout reconciler.
@@ -117,7 +126,61 @@ impl RolloutConductor {
                 Err(e) => return Err(e),
             }
         }
+        self.swap_woken(&db, &mut report).await?;
         Ok(report)
+    }
+
+    /// Queues the swap of every droplet an image rollout deferred while it hibernated and
+    /// that is awake now (the newest image only: older deferred images are superseded).
+    /// Template rollouts need no such pass: their deferred droplets' desired version moved,
+    /// and the watchdog's `version_mismatch` heal deploys it on wake.
+    async fn swap_woken(
+        &self,
+        db: &Database,
+        report: &mut ConductorReport,
+    ) -> Result<(), RolloutError> {
+        let deferred = db.rollout_deferred_images(10_000).await?;
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        let mut by_region: std::collections::BTreeMap<Region, Vec<DropletId>> = Default::default();
+        for (_, d, region) in &deferred {
+            by_region.entry(*region).or_default().push(*d);
+        }
+        let mut awake = std::collections::HashSet::new();
+        for (region, ids) in by_region {
+            for (id, state) in self.stores.for_region(region).droplet_states(&ids).await? {
+                if matches!(
+                    state,
+                    DropletState::ActiveHealthy | DropletState::ActiveDegraded
+                ) {
+                    awake.insert(id);
+                }
+            }
+        }
+        for (rollout, droplet, region) in deferred {
+            if !awake.contains(&droplet) {
+                continue;
+            }
+            db.rollout_supersede_deferred(rollout, droplet).await?;
+            let payload = serde_json::to_string(&RolloutPayload {
+                rollout,
+                droplet: droplet.as_uuid(),
+                region,
+                on_wake: true,
+            })
+            .unwrap_or_default();
+            let id = format!("{ROLLOUT_JOB_PREFIX}{rollout}-{droplet}-wake");
+            if self
+                .bus
+                .add(TEMPLATE_QUEUE, &id, &payload, std::time::Duration::ZERO)
+                .await?
+                == genesis_queue::AddOutcome::Created
+            {
+                report.woken_swaps += 1;
+            }
+        }
+        Ok(())
     }
 
     async fn step(
@@ -144,6 +207,7 @@ impl RolloutConductor {
                     rollout: r.id,
                     droplet: t.droplet.as_uuid(),
                     region: t.region,
+                    on_wake: false,
                 })
                 .unwrap_or_default();
                 let id = format!("{ROLLOUT_JOB_PREFIX}{}-{}", r.id, t.droplet);
@@ -280,28 +344,41 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
         let coord = self.stores.distinct()[0].clone();
         let droplet_id = DropletId::from_uuid(p.droplet);
+        let on_wake = p.on_wake;
         let finish = |status: &'static str, error: Option<String>| {
             let coord = coord.clone();
             async move {
-                coord
-                    .rollout_target_finish(p.rollout, droplet_id, status, error.as_deref())
-                    .await
-                    .map(|_| ())
-                    .map_err(retry)
+                if on_wake {
+                    coord
+                        .rollout_target_settle(p.rollout, droplet_id, status, error.as_deref())
+                        .await
+                } else {
+                    coord
+                        .rollout_target_finish(p.rollout, droplet_id, status, error.as_deref())
+                        .await
+                }
+                .map(|_| ())
+                .map_err(retry)
             }
         };
+        let expected = if on_wake { "DEFERRED" } else { "PENDING" };
         if coord
             .rollout_target_status(p.rollout, droplet_id)
             .await
             .map_err(retry)?
             .as_deref()
-            != Some("PENDING")
+            != Some(expected)
         {
             return Ok(());
         }
         let rollout = coord.rollout_get(p.rollout).await.map_err(retry)?;
         if rollout.status == RolloutStatus::Aborted {
-            return finish("CANCELLED", None).await;
+            // An aborted image is not swapped in on wake either.
+            return finish(
+                "CANCELLED",
+                on_wake.then(|| "the rollout was aborted".into()),
+            )
+            .await;
         }
         if rollout.n8n_image.is_none() && self.igniter.templates().version != rollout.target_version
         {
@@ -318,14 +395,13 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
         let db = self.stores.for_region(p.region).clone();
         let droplet = db.droplet_get(droplet_id).await.map_err(retry)?;
         if droplet.state == DropletState::Hibernating {
+            if on_wake {
+                // Asleep again before the swap ran: it stays deferred until the next wake.
+                return Ok(());
+            }
             if rollout.n8n_image.is_some() {
-                // No desired image is recorded per droplet yet, so nothing would apply it
-                // on wake: say so instead of pretending.
-                return finish(
-                    "DEFERRED",
-                    Some("hibernating: not swapped; roll the image out again once it wakes".into()),
-                )
-                .await;
+                // The conductor swaps it once it is awake again (`swap_woken`).
+                return finish("DEFERRED", Some("hibernating: swapped on wake".into())).await;
             }
             // The desired state moves now; on wake the watchdog sees the old version tag in
             // n8n (version_mismatch) and its heal redeploys this version.

@@ -315,6 +315,55 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             0,
             "nothing is sent to a powered-off droplet"
         );
+
+        // An image rollout defers it too, and the conductor swaps it once it is awake.
+        let seven = start(
+            &w,
+            json!({"scenario": "security_patch", "n8n_image": "n8nio/n8n:2.8.5",
+                   "scope": {"kind": "workspaces", "ids": [ws.to_string()]}}),
+        )
+        .await;
+        let r = drive(&w, &conductor, seven).await;
+        assert_eq!(r["totals"]["deferred"], 1, "{r:#}");
+        assert_eq!(
+            conductor.reconcile().await.expect("pass").woken_swaps,
+            0,
+            "nothing is swapped while it sleeps"
+        );
+        let (status, _) = w
+            .post(&format!("/api/v1/workspaces/{ws}/wake"), json!({}))
+            .await;
+        assert_eq!(status, 202);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while w.t.db.droplet_get(d.id).await.expect("droplet").state
+            != genesis_core::DropletState::ActiveHealthy
+        {
+            assert!(tokio::time::Instant::now() < deadline, "never woke");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(conductor.reconcile().await.expect("pass").woken_swaps, 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, r) = w.get(&format!("/api/v1/rollouts/{seven}")).await;
+            if r["totals"]["deferred"] == 0 {
+                assert_eq!(
+                    (r["totals"]["done"].as_i64(), r["status"].as_str()),
+                    (Some(1), Some("COMPLETED")),
+                    "{r:#}"
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the deferred swap never settled: {r:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            conductor.reconcile().await.expect("pass").woken_swaps,
+            0,
+            "swapped once"
+        );
     }
 
     // Progress went out on the queue's event stream; every move was audited.
@@ -332,6 +381,7 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             "ABORTED",
             "COMPLETED",
             "COMPLETED",
+            "COMPLETED",
             "COMPLETED"
         ]
     );
@@ -343,10 +393,10 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             .is_empty()
     );
     for (action, n) in [
-        ("ROLLOUT_STARTED", 6),
+        ("ROLLOUT_STARTED", 7),
         ("ROLLOUT_PAUSED", 1),
         ("ROLLOUT_RESUMED", 1),
-        ("ROLLOUT_COMPLETED", 5),
+        ("ROLLOUT_COMPLETED", 6),
         ("ROLLOUT_ABORTED", 1),
     ] {
         let got =
