@@ -54,7 +54,9 @@ pub struct Running<R> {
 /// An HTTP client whose connections leave from `settings.bind_ip` (a virtual droplet's own
 /// address, so the metadata service and the control plane see the droplet).
 pub fn http_client(settings: &Settings) -> Result<reqwest::Client, SidecarError> {
-    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(15));
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .pool_idle_timeout(settings.idle_connection_timeout);
     if let Some(ip) = settings.bind_ip {
         b = b.local_address(ip);
     }
@@ -176,12 +178,6 @@ pub async fn start<R: ContainerRuntime>(
         )),
     );
     let service = CommandService::new(verifier, executor.clone());
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| SidecarError::Io(format!("binding {}: {e}", settings.listen)))?;
-    let command_addr = listener
-        .local_addr()
-        .map_err(|e| SidecarError::Io(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -189,13 +185,33 @@ pub async fn start<R: ContainerRuntime>(
     });
     let app = service.router();
     let mut server_stop = stop_rx.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
+    let command_addr = match settings.attach.clone() {
+        Some(shared) => {
+            let addr = settings.listen;
+            shared.attach(addr, app);
+            tokio::spawn(async move {
                 let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+                shared.detach(addr);
+            });
+            addr
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| SidecarError::Io(format!("binding {}: {e}", settings.listen)))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| SidecarError::Io(e.to_string()))?;
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = server_stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+            });
+            addr
+        }
+    };
     let heartbeats = tokio::spawn(report_loop(
         http,
         settings,

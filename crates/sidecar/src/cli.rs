@@ -88,6 +88,8 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
         owner_email: a.owner_email,
         n8n_ready_timeout: Duration::from_secs(a.n8n_ready_timeout_s),
         host_stats: Default::default(),
+        attach: None,
+        idle_connection_timeout: crate::config::IDLE_CONNECTION_TIMEOUT,
     };
     if a.droplet_id.is_none() {
         let http = agent::http_client(&settings)?;

@@ -70,7 +70,18 @@ pub struct Settings {
     pub n8n_ready_timeout: Duration,
     /// Where heartbeat resource figures come from (the machine, unless simulated).
     pub host_stats: crate::sysstats::HostStats,
+    /// Serve commands through this shared listener instead of binding `listen` (the
+    /// simulator's virtual droplets at fleet scale; `None` on a real droplet).
+    pub attach: Option<std::sync::Arc<dyn crate::server::Attach>>,
+    /// How long an idle outgoing connection (to n8n, the control plane) is kept: a real
+    /// droplet keeps it across heartbeats; thousands of virtual droplets in one process
+    /// cannot afford to.
+    pub idle_connection_timeout: Duration,
 }
+
+/// [`Settings::idle_connection_timeout`] on a real droplet: longer than the heartbeat
+/// interval, so every heartbeat reuses one TLS connection.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The parts of [`Settings`] that come from the env file.
 #[derive(Debug, Clone)]

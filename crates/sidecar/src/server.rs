@@ -19,6 +19,16 @@ use serde_json::json;
 use crate::commands::Executor;
 use crate::runtime::ContainerRuntime;
 
+/// A listener shared by many sidecars, which routes each connection to the router attached
+/// for the address it was made to. One process that simulates thousands of droplets cannot
+/// open a listening socket for each (see `genesis_sim::vhost`).
+pub trait Attach: std::fmt::Debug + Send + Sync {
+    /// Serves `router` for connections to `addr` from now on.
+    fn attach(&self, addr: std::net::SocketAddr, router: Router);
+    /// Stops serving `addr`.
+    fn detach(&self, addr: std::net::SocketAddr);
+}
+
 /// The command endpoint's state.
 pub struct CommandService<R> {
     verifier: CommandVerifier,

@@ -9,3 +9,4 @@ pub mod docker;
 pub mod fleet;
 pub mod google_oauth;
 pub mod n8n;
+pub mod vhost;

@@ -75,6 +75,10 @@ pub enum BenchCommand {
         /// Spec 56.1's scenario (security_patch: one immediate batch).
         #[arg(long, default_value = "security_patch")]
         scenario: String,
+        /// Give every droplet its own listeners and long-lived connections, as before
+        /// shared listeners (a baseline; about 8 open files per droplet, so ~2,000 fit).
+        #[arg(long)]
+        own_listeners: bool,
     },
     /// Wake (spec 55.3): N tenants ignited, hibernated, then woken at once; the control
     /// plane's share of a wake with the simulated boot delay excluded.
@@ -234,7 +238,8 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
             redis_url,
             droplets,
             scenario,
-        } => super::bench_rollout::run(&redis_url, droplets, &scenario).await,
+            own_listeners,
+        } => super::bench_rollout::run(&redis_url, droplets, &scenario, !own_listeners).await,
         BenchCommand::Wake {
             redis_url,
             tenants,

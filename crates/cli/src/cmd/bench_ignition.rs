@@ -76,7 +76,7 @@ async fn run_on(
     } else {
         Timings::INSTANT
     };
-    let stack = Stack::start(t, redis_url, timings, workers, 60).await?;
+    let stack = Stack::start(t, redis_url, timings, workers, 60, false).await?;
     let base = stack.base.clone();
     eprintln!(
         "igniting {tenants} tenants ({}), {concurrency} requests at a time",
@@ -141,18 +141,34 @@ pub(crate) struct Stack {
 }
 
 impl Stack {
-    /// Starts it; sidecars heartbeat every `heartbeat_s`.
+    /// Starts it; sidecars heartbeat every `heartbeat_s`. With `shared_listeners`, every
+    /// droplet's sidecar and n8n are served through one listener per port (fleet scale:
+    /// `genesis_sim::vhost`).
     pub async fn start(
         t: &TestDb,
         redis_url: &str,
         timings: Timings,
         workers: u32,
         heartbeat_s: u64,
+        shared_listeners: bool,
     ) -> Result<Self, CliError> {
         let stores = RegionalStore::single(t.db.clone());
         let run_id = uuid::Uuid::now_v7().simple().to_string();
         let disks = std::env::temp_dir().join(format!("genesis-bench-{run_id}"));
-        let hook = SidecarHook::new(disks.clone());
+        let hook = if shared_listeners {
+            let hosts = genesis_sim::vhost::VirtualHosts::new();
+            for port in [
+                genesis_sim::fleet::SIDECAR_PORT,
+                genesis_sim::fleet::N8N_PORT,
+            ] {
+                hosts.listen(port).await.with_context(|| {
+                    format!("listening on port {port} for every virtual droplet")
+                })?;
+            }
+            SidecarHook::with_shared_listeners(disks.clone(), hosts)
+        } else {
+            SidecarHook::new(disks.clone())
+        };
         let sim = Simulator::new(SimConfig {
             per_window: 1_000_000,
             per_long_window: 10_000_000,

@@ -44,7 +44,7 @@ async fn run_on(t: &TestDb, redis_url: &str, tenants: usize, boot_s: u64) -> Res
         power: Span::fixed(boot),
         ..Timings::INSTANT
     };
-    let stack = Stack::start(t, redis_url, timings, 16, 1).await?;
+    let stack = Stack::start(t, redis_url, timings, 16, 1, false).await?;
     eprintln!("igniting {tenants} tenants");
     let started = Instant::now();
     let http = reqwest::Client::new();

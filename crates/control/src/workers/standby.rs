@@ -271,7 +271,8 @@ impl<C: Cloud> StandbyPool<C> {
                         report.claims += 1;
                     }
                     Ok(None) => {
-                        tracing::warn!(tenant = %want.workspace, region = %want.region.code(), "no warm standby; the tenant waits for its own droplet");
+                        // Every pass until its own droplet is up: counted, not logged each time.
+                        tracing::debug!(tenant = %want.workspace, region = %want.region.code(), "no warm standby; the tenant waits for its own droplet");
                         report.unserved += 1;
                     }
                     // Claimed concurrently by another pass: nothing to do.

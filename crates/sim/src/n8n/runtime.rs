@@ -4,6 +4,7 @@
 //! a swap to it fails its health check and rolls back.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use genesis_sidecar::runtime::{ContainerRuntime, LogRing, RuntimeError, RuntimeStatus};
@@ -11,9 +12,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{FakeN8n, serve};
+use crate::vhost::VirtualHosts;
+use genesis_sidecar::server::Attach;
+
+/// How a started n8n is served.
+enum Serving {
+    /// On its own listener, with the signal that stops it.
+    Own(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>),
+    /// Attached to a shared listener ([`crate::vhost`]).
+    Shared,
+}
 
 struct Inner {
-    server: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
+    server: Option<Serving>,
     image: String,
     previous: Option<String>,
     started: Instant,
@@ -23,6 +34,7 @@ struct Inner {
 pub struct InProcessN8n {
     addr: SocketAddr,
     n8n: FakeN8n,
+    shared: Option<Arc<VirtualHosts>>,
     inner: tokio::sync::Mutex<Inner>,
     logs: LogRing,
 }
@@ -38,9 +50,21 @@ impl std::fmt::Debug for InProcessN8n {
 impl InProcessN8n {
     /// Serves `n8n` on `addr` as `image`.
     pub async fn start(addr: SocketAddr, n8n: FakeN8n, image: &str) -> Result<Self, RuntimeError> {
+        Self::start_on(addr, n8n, image, None).await
+    }
+
+    /// Serves `n8n` at `addr` as `image`, through `shared` listeners when given (fleet-scale
+    /// simulations) or on a listener of its own.
+    pub async fn start_on(
+        addr: SocketAddr,
+        n8n: FakeN8n,
+        image: &str,
+        shared: Option<Arc<VirtualHosts>>,
+    ) -> Result<Self, RuntimeError> {
         let rt = Self {
             addr,
             n8n,
+            shared,
             inner: tokio::sync::Mutex::new(Inner {
                 server: None,
                 image: image.to_owned(),
@@ -66,6 +90,12 @@ impl InProcessN8n {
             self.log(format!("n8n {} exited during start-up", inner.image));
             return Ok(());
         }
+        if let Some(hosts) = &self.shared {
+            hosts.attach(self.addr, self.n8n.router());
+            inner.server = Some(Serving::Shared);
+            self.log(format!("n8n {} ready on {}", inner.image, self.addr));
+            return Ok(());
+        }
         // A previous server on this address may still be closing its last connection.
         let mut attempts = 0;
         let listener = loop {
@@ -84,17 +114,25 @@ impl InProcessN8n {
         let handle = tokio::spawn(serve(listener, self.n8n.clone(), async {
             let _ = rx.await;
         }));
-        inner.server = Some((tx, handle));
+        inner.server = Some(Serving::Own(tx, handle));
         self.log(format!("n8n {} ready on {}", inner.image, self.addr));
         Ok(())
     }
 
     async fn halt(&self, inner: &mut Inner) {
-        if let Some((tx, handle)) = inner.server.take() {
-            let _ = tx.send(());
-            let _ = handle.await;
-            self.log(format!("n8n {} stopped", inner.image));
+        match inner.server.take() {
+            Some(Serving::Own(tx, handle)) => {
+                let _ = tx.send(());
+                let _ = handle.await;
+            }
+            Some(Serving::Shared) => {
+                if let Some(hosts) = &self.shared {
+                    hosts.detach(self.addr);
+                }
+            }
+            None => return,
         }
+        self.log(format!("n8n {} stopped", inner.image));
     }
 
     /// Stops serving (the droplet halted).
