@@ -15,6 +15,12 @@ use clap::{Parser, Subcommand};
 
 use crate::output::Output;
 
+/// mimalloc instead of glibc's malloc: the control plane (and every simulated droplet in the
+/// fleet benchmarks) allocates and frees many short-lived JSON documents across threads,
+/// where glibc spent a quarter of the CPU in `malloc`/`free` (perf, `genesis bench rollout`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Genesis Engine control plane.
 #[derive(Debug, Parser)]
 #[command(name = "genesis", version, about, propagate_version = true)]
