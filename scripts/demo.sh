@@ -127,12 +127,17 @@ bold "A fleet template rollout (spec 56): signed redeploys to every droplet, bat
 step "genesis rollouts start --scenario bug_fix --batch-size 2 --pause-between-s 1 --wait"
 $bin rollouts start --scenario bug_fix --batch-size 2 --pause-between-s 1 --wait
 
+bold "The hot-standby pool (spec 55.4): warm blank droplets that serve a waking High-Priority tenant"
+step "GET /api/v1/fleet/standby"
+curl -s -H "$auth" "$api/api/v1/fleet/standby"; echo
+
 bold "Where to look"
 cat <<INFO
   API          $api/api/v1/workspaces   (header: $auth)
   Health       $api/healthz   $api/readyz
   Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>
   Rollouts     $bin rollouts status   (or $api/api/v1/rollouts)
+  Hibernation  $api/api/v1/fleet/hibernation   $api/api/v1/fleet/standby   $bin tenants wake|hold <id>
   Metrics      $api/metrics
   Database     psql "$GENESIS_DATABASE__URL"   then  \\d+ genesis.leads   or   SELECT * FROM genesis.audit_log;
   Server log   ${TMPDIR:-/tmp}/genesis-demo-serve.log

@@ -176,10 +176,12 @@ impl Watchdog {
                     expires_at: c.expires_at,
                 })
                 .collect();
+        // A hot standby's pool holds no leads, so it has no partition to miss.
         let partition_exists = PartitionManager::new(db.clone())
             .get(droplet.workspace_id)
             .await?
-            .is_some();
+            .is_some()
+            || db.is_standby_pool(droplet.workspace_id).await?;
         let mut drifts = detect(
             &DriftInput {
                 desired: &desired,

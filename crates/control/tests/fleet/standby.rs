@@ -79,6 +79,22 @@ async fn a_waking_high_priority_tenant_serves_from_a_warm_standby_and_swaps_back
         !list.to_string().contains("standby_pool"),
         "the pool's workspace is listed as a tenant: {list}"
     );
+    // The watchdog watches the standby like any droplet; its pool has no leads, so no
+    // partition is missing.
+    let watchdog = genesis_control::workers::watchdog::Watchdog::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let watched = loop {
+        let r = watchdog.reconcile().await.expect("watchdog");
+        if r.checked >= 2 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no inventory reported: {r:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(watched.drifts.is_empty(), "{watched:?}");
     let home_hooks = w.t.db.webhook_list(ws).await.expect("hooks");
     assert!(!home_hooks.is_empty());
 
