@@ -126,17 +126,15 @@ impl Database {
                SET last_heartbeat_at = b.at, last_heartbeat = b.payload
                FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS b(id, at, payload)
                WHERE d.id = b.id AND d.state <> 'TERMINATED'
-               RETURNING d.id, d.state, d.health_counters"#,
+               RETURNING d.id, d.state, d.health_counters, d.state_since"#,
             &ids,
             &ats,
             &payloads,
         )
         .fetch_all(&mut *self.app.acquire().await?)
         .await?;
-        let sample_of: BTreeMap<Uuid, ResourceSample> = beats
-            .iter()
-            .map(|b| (b.droplet.as_uuid(), b.sample))
-            .collect();
+        let beat_of: BTreeMap<Uuid, &BeatRow> =
+            beats.iter().map(|b| (b.droplet.as_uuid(), b)).collect();
         let mut counter_ids = Vec::with_capacity(rows.len());
         let mut counter_values = Vec::with_capacity(rows.len());
         let mut events = Vec::new();
@@ -148,14 +146,17 @@ impl Database {
             let before: HealthCounters =
                 serde_json::from_value(r.health_counters).unwrap_or_default();
             let mut counters = before;
-            let Some(sample) = sample_of.get(&r.id) else {
+            let Some(beat) = beat_of.get(&r.id) else {
                 continue;
             };
             let event = match state {
+                // Only a beat received after the reboot or wake began speaks for the new
+                // boot: one buffered before it (flushed late) was sent by the machine that
+                // was just powered off or restarted.
                 DropletState::Rebooting | DropletState::Waking => {
-                    Some(DropletEvent::HeartbeatResumed)
+                    (beat.at > r.state_since).then_some(DropletEvent::HeartbeatResumed)
                 }
-                _ => counters.observe(state, *sample),
+                _ => counters.observe(state, beat.sample),
             };
             // A steady droplet's capped counters stop changing: nothing to write.
             if counters != before {

@@ -66,6 +66,71 @@ async fn droplet_transitions_are_checked_versioned_and_audited() {
     t.cleanup().await.expect("cleanup");
 }
 
+/// Heartbeats are buffered and flushed in batches, so one can reach the database after the
+/// droplet was restarted or powered off. Found in CI: a beat sent just before a hibernation
+/// ended the wake that followed it, so a droplet whose software never came back read healthy.
+#[tokio::test]
+async fn a_beat_received_before_a_reboot_does_not_end_it() {
+    use genesis_core::ResourceSample;
+    use genesis_store::BeatRow;
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let ws = provision(db, "stale_beat").await;
+    let id = DropletId::new();
+    db.droplet_register(id, ws.id, Region::EuWest, "test")
+        .await
+        .expect("register");
+    let mut version = 0;
+    for event in [
+        DropletEvent::Booted,
+        DropletEvent::CloudInitFinished,
+        DropletEvent::HandshakeCompleted,
+    ] {
+        version = db
+            .droplet_transition(id, version, event, "test")
+            .await
+            .expect("up")
+            .version;
+    }
+    let beat = |at| BeatRow {
+        droplet: id,
+        at,
+        payload: serde_json::json!({}),
+        sample: ResourceSample {
+            cpu: 10.0,
+            memory: 10.0,
+            disk: 10.0,
+        },
+    };
+    let before_the_reboot = beat(chrono::Utc::now());
+    for event in [DropletEvent::HeartbeatsMissed, DropletEvent::RebootIssued] {
+        version = db
+            .droplet_transition(id, version, event, "test")
+            .await
+            .expect("reboot")
+            .version;
+    }
+    let applied = db
+        .heartbeats_record(&[before_the_reboot], "hb")
+        .await
+        .expect("record");
+    assert!(applied.is_empty(), "{applied:?}");
+    assert_eq!(
+        db.droplet_get(id).await.expect("get").state,
+        DropletState::Rebooting
+    );
+    let applied = db
+        .heartbeats_record(&[beat(chrono::Utc::now())], "hb")
+        .await
+        .expect("record");
+    assert_eq!(applied.len(), 1);
+    assert_eq!(
+        db.droplet_get(id).await.expect("get").state,
+        DropletState::ActiveHealthy
+    );
+    t.cleanup().await.expect("cleanup");
+}
+
 #[tokio::test]
 async fn workspace_status_follows_the_tenant_lifecycle() {
     let t = TestDb::create().await.expect("test database");
