@@ -426,16 +426,15 @@ impl<C: Cloud> Igniter<C> {
     }
 
     /// Deploys one template workflow (created, or updated in place by name), tagged with the
-    /// template set's version; answers n8n's id and the webhook URL, recorded in the registry.
-    pub(crate) async fn deploy_one(
+    /// template set's version; answers n8n's id and the webhook it exposes, for
+    /// [`Self::deploy_each`] to register with the others.
+    async fn deploy_one(
         &self,
         r: &Reach,
-        ws: &Workspace,
-        db: &Database,
         w: &WorkflowTemplate,
         mapping: &TemplateMapping,
         activate: bool,
-    ) -> Result<(String, Option<String>), StepError> {
+    ) -> Result<(String, Option<WebhookEntry>), StepError> {
         let reply = r
             .send(
                 &self.sidecar,
@@ -454,18 +453,43 @@ impl<C: Cloud> Igniter<C> {
         else {
             return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
         };
-        if let Some(url) = &webhook_url {
-            db.webhook_register(
-                ws.id,
-                &WebhookEntry {
-                    name: w.key.clone(),
-                    workflow_id: workflow_id.clone(),
-                    url: url.clone(),
-                },
-            )
-            .await?;
+        let webhook = webhook_url.map(|url| WebhookEntry {
+            name: w.key.clone(),
+            workflow_id: workflow_id.clone(),
+            url,
+        });
+        Ok((workflow_id, webhook))
+    }
+
+    /// Deploys each template with its active flag, in order, then registers the webhooks of
+    /// all of them in one write. When one fails, the webhooks of those already deployed are
+    /// registered before the error is answered: the registry names every webhook n8n
+    /// serves, so an undo or a retry finds them.
+    pub(crate) async fn deploy_each<'t>(
+        &self,
+        r: &Reach,
+        ws: &Workspace,
+        db: &Database,
+        templates: impl Iterator<Item = (&'t WorkflowTemplate, bool)>,
+        mapping: &TemplateMapping,
+    ) -> Result<Vec<(&'t WorkflowTemplate, String, Option<WebhookEntry>)>, StepError> {
+        let mut deployed = Vec::new();
+        let mut failure = None;
+        for (w, activate) in templates {
+            match self.deploy_one(r, w, mapping, activate).await {
+                Ok((id, hook)) => deployed.push((w, id, hook)),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
-        Ok((workflow_id, webhook_url))
+        let hooks: Vec<WebhookEntry> = deployed.iter().filter_map(|(_, _, h)| h.clone()).collect();
+        db.webhooks_register(ws.id, &hooks).await?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(deployed),
+        }
     }
 
     async fn deploy_workflows(
@@ -476,12 +500,15 @@ impl<C: Cloud> Igniter<C> {
     ) -> Result<Act, StepError> {
         let r = reach(ig)?;
         let mapping = self.mapping_for(ig, ws, db).await?;
-        let mut deployed = Vec::new();
-        for w in &self.templates.workflows {
-            let (workflow_id, webhook_url) =
-                self.deploy_one(&r, ws, db, w, &mapping, false).await?;
-            deployed.push(json!({ "key": w.key, "id": workflow_id, "webhook_url": webhook_url }));
-        }
+        let each = self.templates.workflows.iter().map(|w| (w, false));
+        let deployed: Vec<Value> = self
+            .deploy_each(&r, ws, db, each, &mapping)
+            .await?
+            .into_iter()
+            .map(|(w, id, hook)| {
+                json!({ "key": w.key, "id": id, "webhook_url": hook.map(|h| h.url) })
+            })
+            .collect();
         let out = json!({
             "template_version": self.templates.version,
             "workflows": deployed,

@@ -78,24 +78,24 @@ impl<C: Cloud> Igniter<C> {
             .into_iter()
             .map(|row| (row.key, row.active))
             .collect();
-        let mut rows = Vec::new();
-        for w in self
+        let each = self
             .templates
             .workflows
             .iter()
             .filter(|w| keys.is_none_or(|k| k.contains(&w.key)))
-        {
-            let active = wanted.get(&w.key).copied().unwrap_or(true);
-            let (workflow_id, _) = self.deploy_one(r, ws, db, w, mapping, active).await?;
-            rows.push(DesiredWorkflowRow {
+            .map(|w| (w, wanted.get(&w.key).copied().unwrap_or(true)));
+        Ok(self
+            .deploy_each(r, ws, db, each, mapping)
+            .await?
+            .into_iter()
+            .map(|(w, workflow_id, _)| DesiredWorkflowRow {
                 workflow_id,
                 key: w.key.clone(),
-                active,
+                active: wanted.get(&w.key).copied().unwrap_or(true),
                 template_version: self.templates.version.clone(),
                 error: None,
-            });
-        }
-        Ok(rows)
+            })
+            .collect())
     }
 
     /// Refreshes the OAuth token of the credential n8n knows as `n8n_credential_id` with its

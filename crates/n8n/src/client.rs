@@ -147,6 +147,21 @@ impl N8n {
         self.all("/workflows", "workflow").await
     }
 
+    /// The workflow named exactly `name`, if any. n8n filters by name on its side (a
+    /// substring match), so a lookup costs the matching workflows, not the whole list:
+    /// deploying one workflow to a droplet that runs many stays one small read.
+    pub async fn workflow_find(&self, name: &str) -> Result<Option<Workflow>, N8nError> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("name", name)
+            .append_pair("excludePinnedData", "true")
+            .finish();
+        Ok(self
+            .all::<Workflow>(&format!("/workflows?{query}"), "workflow")
+            .await?
+            .into_iter()
+            .find(|w| w.name == name))
+    }
+
     /// Replaces a workflow's definition (n8n keeps its active state).
     pub async fn workflow_update(
         &self,

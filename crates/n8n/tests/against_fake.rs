@@ -376,3 +376,58 @@ async fn template_version_tags_are_created_once_and_replaced() {
     assert_eq!(n8n.tag_list().await.expect("tags").len(), 2);
     h.assert_contract_kept();
 }
+
+#[tokio::test]
+async fn a_workflow_is_found_by_exact_name_and_an_active_one_is_republished_on_update() {
+    let h = Harness::start().await;
+    let n8n = bootstrap(&h.http, &h.options())
+        .await
+        .expect("bootstrap")
+        .client;
+    let hook = |path: &str| {
+        vec![json!({"name": "Hook", "type": "n8n-nodes-base.webhook",
+            "typeVersion": 2, "position": [0, 0], "parameters": {"path": path, "httpMethod": "POST"}})]
+    };
+    let draft = |name: &str, path: &str| WorkflowDraft {
+        name: name.into(),
+        nodes: hook(path),
+        connections: json!({}),
+        settings: json!({}),
+    };
+    let intake = n8n
+        .workflow_create(&draft("Lead Intake", "intake"))
+        .await
+        .expect("create");
+    let longer = n8n
+        .workflow_create(&draft("Lead Intake (copy)", "copy"))
+        .await
+        .expect("create");
+    // n8n's filter is a substring match: the client keeps only the exact name.
+    let found = n8n.workflow_find("Lead Intake").await.expect("find");
+    assert_eq!(found.map(|w| w.id), Some(intake.id.clone()));
+    assert_eq!(n8n.workflow_find("Intake").await.expect("find"), None);
+    assert_eq!(
+        n8n.workflow_find("Lead Intake (copy)")
+            .await
+            .expect("find")
+            .map(|w| w.id),
+        Some(longer.id.clone())
+    );
+
+    // An active workflow stays active through an update that can be published...
+    n8n.workflow_activate(&intake.id).await.expect("activate");
+    n8n.workflow_activate(&longer.id).await.expect("activate");
+    let updated = n8n
+        .workflow_update(&intake.id, &draft("Lead Intake", "intake-v2"))
+        .await
+        .expect("update");
+    assert!(updated.active);
+    // ...and is unpublished, with n8n's reason, by one that cannot (its webhook is taken).
+    assert!(matches!(
+        n8n.workflow_update(&intake.id, &draft("Lead Intake", "copy"))
+            .await,
+        Err(N8nError::BadRequest(m)) if m.contains("conflict")
+    ));
+    assert!(!n8n.workflow_get(&intake.id).await.expect("get").active);
+    h.assert_contract_kept();
+}

@@ -40,6 +40,10 @@ pub struct Executor<R> {
     /// retry from a caller that gave up waiting) waits for the first instead of finding n8n
     /// down half-way.
     container: tokio::sync::Mutex<()>,
+    /// n8n's tag ids by name, as learned: a rollout tags every workflow with the same
+    /// version tag, and remembering its id saves a tag listing per workflow. A tag deleted
+    /// in n8n since is noticed when n8n refuses its id, and looked up again.
+    tag_ids: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 fn fail(action: CommandName, code: &str, message: impl Into<String>) -> CommandFailure {
@@ -92,6 +96,7 @@ impl<R: ContainerRuntime> Executor<R> {
             stats,
             expiry: CredentialExpiry::default(),
             container: tokio::sync::Mutex::new(()),
+            tag_ids: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -246,18 +251,34 @@ impl<R: ContainerRuntime> Executor<R> {
         if wf.template_version() == Some(version) {
             return Ok(());
         }
-        let tag = self
-            .n8n
-            .tag_ensure(&genesis_n8n::template_tag(version))
-            .await?;
-        let mut ids: Vec<String> = wf
-            .tags
-            .iter()
-            .filter(|t| !t.name.starts_with(genesis_n8n::TEMPLATE_TAG_PREFIX))
-            .map(|t| t.id.clone())
-            .collect();
-        ids.push(tag);
-        self.n8n.workflow_tags_set(&wf.id, &ids).await
+        let name = genesis_n8n::template_tag(version);
+        let with = |tag: String| {
+            let mut ids: Vec<String> = wf
+                .tags
+                .iter()
+                .filter(|t| !t.name.starts_with(genesis_n8n::TEMPLATE_TAG_PREFIX))
+                .map(|t| t.id.clone())
+                .collect();
+            ids.push(tag);
+            ids
+        };
+        let known = self.tag_ids.lock().ok().and_then(|m| m.get(&name).cloned());
+        if let Some(tag) = known {
+            match self.n8n.workflow_tags_set(&wf.id, &with(tag)).await {
+                // The tag may have been deleted in n8n since: forget it, look it up again.
+                Err(N8nError::BadRequest(_) | N8nError::NotFound(_)) => {
+                    if let Ok(mut m) = self.tag_ids.lock() {
+                        m.remove(&name);
+                    }
+                }
+                settled => return settled,
+            }
+        }
+        let tag = self.n8n.tag_ensure(&name).await?;
+        if let Ok(mut m) = self.tag_ids.lock() {
+            m.insert(name, tag.clone());
+        }
+        self.n8n.workflow_tags_set(&wf.id, &with(tag)).await
     }
 
     /// Runs one command.
@@ -283,13 +304,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 let draft = self.mapped_draft(action, &template, &mapping).await?;
                 // The mapped name is the idempotency key: a retried deploy updates the
                 // workflow it created the first time instead of making a second one.
-                let existing = self
-                    .n8n
-                    .workflow_list()
-                    .await
-                    .map_err(n8n)?
-                    .into_iter()
-                    .find(|w| w.name == draft.name);
+                let existing = self.n8n.workflow_find(&draft.name).await.map_err(n8n)?;
                 let wf = match existing {
                     Some(w) => {
                         self.n8n.workflow_update(&w.id, &draft).await.map_err(n8n)?;
@@ -300,7 +315,9 @@ impl<R: ContainerRuntime> Executor<R> {
                 if let Some(v) = &template_version {
                     self.tag_version(&wf, v).await.map_err(n8n)?;
                 }
-                if activate {
+                // n8n re-publishes an active workflow on update, so only an inactive one
+                // needs the activation call (a fleet rollout saves one request per workflow).
+                if activate && !wf.active {
                     self.n8n.workflow_activate(&wf.id).await.map_err(n8n)?;
                 }
                 CommandReply::DeployWorkflow {

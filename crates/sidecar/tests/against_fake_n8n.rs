@@ -11,12 +11,10 @@ async fn sidecar_commands_drive_the_fake_n8n() {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(serve(
-        listener,
-        FakeN8n::new(FakeN8nConfig::default()),
-        std::future::pending(),
-    ));
+    let n8n = FakeN8n::new(FakeN8nConfig::default());
+    tokio::spawn(serve(listener, n8n.clone(), std::future::pending()));
     let dir = std::env::temp_dir().join(format!("genesis-suite-{}", uuid::Uuid::now_v7().simple()));
-    suite::sidecar_commands_drive_n8n(&url, &dir).await;
+    let delete_tag = |name: &str| assert!(n8n.chaos_delete_tag(name), "no tag {name}");
+    suite::sidecar_commands_drive_n8n(&url, &dir, Some(&delete_tag)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,6 +13,6 @@ async fn sidecar_commands_drive_a_real_n8n() {
         "genesis-real-n8n-{}",
         uuid::Uuid::now_v7().simple()
     ));
-    suite::sidecar_commands_drive_n8n(&url, &dir).await;
+    suite::sidecar_commands_drive_n8n(&url, &dir, None).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -661,21 +661,32 @@ impl Database {
         Ok(n)
     }
 
-    /// Registers (or replaces) a webhook of the tenant's workflows.
-    pub async fn webhook_register(
+    /// Registers (or replaces) webhooks of the tenant's workflows, all in one statement: a
+    /// fleet rollout redeploys every tenant's workflows, and one write per tenant instead of
+    /// one per webhook is a measurable share of its database load.
+    pub async fn webhooks_register(
         &self,
         workspace: WorkspaceId,
-        entry: &WebhookEntry,
+        entries: &[WebhookEntry],
     ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let workflows: Vec<&str> = entries.iter().map(|e| e.workflow_id.as_str()).collect();
+        let urls: Vec<&str> = entries.iter().map(|e| e.url.as_str()).collect();
         sqlx::query!(
             r#"INSERT INTO genesis.webhook_registry (workspace_id, name, workflow_id, url)
-               VALUES ($1, $2, $3, $4)
+               SELECT $1, e.name, e.workflow_id, e.url
+               FROM unnest($2::text[], $3::text[], $4::text[]) AS e(name, workflow_id, url)
                ON CONFLICT (workspace_id, name) DO UPDATE
-               SET workflow_id = EXCLUDED.workflow_id, url = EXCLUDED.url"#,
+               SET workflow_id = EXCLUDED.workflow_id, url = EXCLUDED.url
+               WHERE (webhook_registry.workflow_id, webhook_registry.url)
+                     IS DISTINCT FROM (EXCLUDED.workflow_id, EXCLUDED.url)"#,
             workspace.as_uuid(),
-            entry.name,
-            entry.workflow_id,
-            entry.url,
+            &names as &[&str],
+            &workflows as &[&str],
+            &urls as &[&str],
         )
         .execute(&mut *self.app.acquire().await?)
         .await?;

@@ -38,9 +38,40 @@ async fn run(exec: &Executor<ExternalRuntime>, cmd: Command) -> CommandReply {
         .unwrap_or_else(|f| panic!("{name}: {} {}", f.code, f.message))
 }
 
+/// Deploys the suite's template, active, at `version`: n8n's id and the webhook URL.
+async fn deploy(
+    exec: &Executor<ExternalRuntime>,
+    mapping: &TemplateMapping,
+    version: &str,
+) -> (String, Option<String>) {
+    match run(
+        exec,
+        Command::DeployWorkflow {
+            template: template(),
+            mapping: mapping.clone(),
+            activate: true,
+            template_version: Some(version.into()),
+        },
+    )
+    .await
+    {
+        CommandReply::DeployWorkflow {
+            workflow_id,
+            webhook_url,
+        } => (workflow_id, webhook_url),
+        other => panic!("not a deploy reply: {other:?}"),
+    }
+}
+
 /// Bootstrap, inject a credential, deploy a mapped template with a Webhook trigger, activate,
-/// call the webhook, see the execution, update, deactivate, delete.
-pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Path) {
+/// call the webhook, see the execution, update, deactivate, delete. With `delete_tag` (a way
+/// to delete a tag by name behind the sidecar's back, which its API key may not do), also
+/// that a tag deleted in n8n is noticed and replaced.
+pub async fn sidecar_commands_drive_n8n(
+    n8n_url: &str,
+    state_dir: &std::path::Path,
+    delete_tag: Option<&dyn Fn(&str)>,
+) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -100,22 +131,7 @@ pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Pa
     ] {
         mapping.variables.insert(k.into(), v);
     }
-    let CommandReply::DeployWorkflow {
-        workflow_id,
-        webhook_url,
-    } = run(
-        &exec,
-        Command::DeployWorkflow {
-            template: template(),
-            mapping: mapping.clone(),
-            activate: true,
-            template_version: Some("2026.11.1".into()),
-        },
-    )
-    .await
-    else {
-        panic!("not a deploy reply")
-    };
+    let (workflow_id, webhook_url) = deploy(&exec, &mapping, "2026.11.1").await;
     let webhook_url = webhook_url.expect("webhook url");
     assert!(
         webhook_url.ends_with(&format!("/webhook/{path}")),
@@ -153,7 +169,7 @@ pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Pa
         Command::UpdateWorkflow {
             workflow_id: workflow_id.clone(),
             template: template(),
-            mapping,
+            mapping: mapping.clone(),
             template_version: Some("2026.12.0".into()),
         },
     )
@@ -167,6 +183,22 @@ pub async fn sidecar_commands_drive_n8n(n8n_url: &str, state_dir: &std::path::Pa
         updated.tags
     );
     assert_eq!(updated.tags.len(), 1, "{:?}", updated.tags);
+
+    // Someone deletes the version tag in n8n: the sidecar, which remembers its id, notices
+    // when n8n refuses it and tags with a fresh one. Deploying again updates in place, and
+    // the active workflow stays active (n8n re-publishes it on update).
+    let stale = updated.tags[0].id.clone();
+    if let Some(delete) = delete_tag {
+        delete("tpl:2026.12.0");
+    }
+    let (again, _) = deploy(&exec, &mapping, "2026.12.0").await;
+    assert_eq!(again, workflow_id, "deployed in place, by name");
+    let redeployed = n8n.workflow_get(&workflow_id).await.expect("get");
+    assert_eq!(redeployed.template_version(), Some("2026.12.0"));
+    if delete_tag.is_some() {
+        assert_ne!(redeployed.tags[0].id, stale);
+    }
+    assert!(redeployed.active);
 
     let CommandReply::CollectMetrics(m) = run(&exec, Command::CollectMetrics).await else {
         panic!("not metrics")

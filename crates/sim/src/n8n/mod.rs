@@ -246,6 +246,23 @@ impl FakeN8n {
         self.lock().workflows.remove(id).is_some()
     }
 
+    /// Chaos: someone deleted the tag `name` by hand; the workflows that carried it lose
+    /// it. False if there is no such tag.
+    pub fn chaos_delete_tag(&self, name: &str) -> bool {
+        let mut s = self.lock();
+        let Some(id) = s
+            .tags
+            .values()
+            .find(|t| t.name == name)
+            .map(|t| t.id.clone())
+        else {
+            return false;
+        };
+        s.tags.remove(&id);
+        tags::refresh_workflows(&mut s, &id);
+        true
+    }
+
     /// Chaos: someone re-tagged a workflow by hand, e.g. back to an older template version
     /// (spec 43.2's `version_mismatch`). Its tags become the one tag `name`, created when
     /// missing. False if there is no such workflow.

@@ -59,7 +59,7 @@ fn conflict(s: &N8nState, name: &str, except: Option<&str>) -> bool {
 }
 
 /// Re-copies tag `id` into every workflow that carries it (or drops it when deleted).
-fn refresh_workflows(s: &mut N8nState, id: &str) {
+pub(super) fn refresh_workflows(s: &mut N8nState, id: &str) {
     let current = s.tags.get(id).map(render);
     for w in s.workflows.values_mut() {
         if let Some(pos) = w.tags.iter().position(|t| t["id"] == id) {

@@ -140,6 +140,8 @@ pub struct ListQuery {
     workflow_id: Option<String>,
     active: Option<bool>,
     status: Option<String>,
+    /// `/workflows`: names containing it (n8n's `LIKE '%name%'`).
+    name: Option<String>,
 }
 
 impl ListQuery {
@@ -181,6 +183,7 @@ pub async fn list(State(n8n): State<FakeN8n>, Query(q): Query<ListQuery>) -> Res
         .workflows
         .values()
         .filter(|w| q.active.is_none_or(|a| a == w.active))
+        .filter(|w| q.name.as_deref().is_none_or(|n| w.name.contains(n)))
         .map(render)
         .collect();
     Json(page(items, &q)).into_response()
@@ -215,6 +218,12 @@ pub async fn update(
     if let Some(refused) = refused(&mut s) {
         return refused;
     }
+    // n8n re-publishes an active workflow with its new definition; when that fails, the
+    // update is kept but the workflow is unpublished, and the caller hears why.
+    let republish = match s.workflows.get(&id) {
+        Some(w) if w.active => Some(activation_refusal(&s.workflows, &id, &nodes)),
+        _ => None,
+    };
     let Some(w) = s.workflows.get_mut(&id) else {
         return not_found();
     };
@@ -223,6 +232,10 @@ pub async fn update(
     w.connections = connections;
     w.settings = settings;
     w.updated_at = now_iso();
+    if let Some(Some(refusal)) = republish {
+        w.active = false;
+        return error(StatusCode::BAD_REQUEST, refusal);
+    }
     Json(render(w)).into_response()
 }
 
@@ -246,6 +259,28 @@ fn is_trigger(node: &Value) -> bool {
         && (t == "n8n-nodes-base.webhook" || t.ends_with("Trigger"))
 }
 
+/// Why n8n would refuse to publish workflow `id` with `nodes`: no node can start it, or its
+/// webhook is another active workflow's.
+fn activation_refusal(
+    workflows: &std::collections::BTreeMap<String, Workflow>,
+    id: &str,
+    nodes: &[Value],
+) -> Option<String> {
+    if !nodes.iter().any(is_trigger) {
+        return Some("Workflow has no node to start the workflow - at least one trigger, poller or webhook node is required".into());
+    }
+    let hook = webhook_of(nodes)?;
+    workflows
+        .values()
+        .any(|o| o.id != id && o.active && webhook_of(&o.nodes).as_ref() == Some(&hook))
+        .then(|| {
+            format!(
+                "There is a conflict with one of the webhooks: {} {} is already registered",
+                hook.0, hook.1
+            )
+        })
+}
+
 /// `POST /api/v1/workflows/{id}/activate`.
 pub async fn activate(
     State(n8n): State<FakeN8n>,
@@ -257,25 +292,8 @@ pub async fn activate(
     let Some(w) = s.workflows.get(&id) else {
         return not_found();
     };
-    if !w.nodes.iter().any(is_trigger) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Workflow has no node to start the workflow - at least one trigger, poller or webhook node is required",
-        );
-    }
-    let hook = webhook_of(&w.nodes);
-    if let Some(h) = &hook
-        && s.workflows
-            .values()
-            .any(|o| o.id != id && o.active && webhook_of(&o.nodes).as_ref() == Some(h))
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "There is a conflict with one of the webhooks: {} {} is already registered",
-                h.0, h.1
-            ),
-        );
+    if let Some(refusal) = activation_refusal(&s.workflows, &id, &w.nodes) {
+        return error(StatusCode::BAD_REQUEST, refusal);
     }
     let Some(w) = s.workflows.get_mut(&id) else {
         return not_found();
