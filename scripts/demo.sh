@@ -77,6 +77,13 @@ done
 step "curl $api/readyz"
 curl -s "$api/readyz"; echo
 
+bold "God Mode (spec 44): the first operator, and a refused sign-in (audited as LOGIN_FAILED)"
+step "genesis admin create-operator --email ops@genesis.local"
+operator_password=$($bin admin create-operator --email ops@genesis.local | sed -n 's/^password: //p')
+echo "password: $operator_password"
+step "curl -d 'email=ops@genesis.local&password=wrong' $api/god/sign-in"
+curl -s -o /dev/null -w 'HTTP %{http_code}\n' -d 'email=ops@genesis.local&password=wrong' "$api/god/sign-in"
+
 onboarding=(--onboarding sender_email=ada@acme.example --onboarding name=Ada
   --onboarding company_name=Acme --onboarding "calendly_link_1=https://cal.example/ada")
 credentials=(--credential 'gmail={"clientId":"demo.apps.example","clientSecret":"demo"}'
@@ -133,6 +140,7 @@ curl -s -H "$auth" "$api/api/v1/fleet/standby"; echo
 
 bold "Where to look"
 cat <<INFO
+  God Mode     http://localhost:$port/god   (sign in as ops@genesis.local / $operator_password)
   API          $api/api/v1/workspaces   (header: $auth)
   Health       $api/healthz   $api/readyz
   Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>

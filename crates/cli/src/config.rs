@@ -61,6 +61,65 @@ pub struct Config {
     /// The hot-standby pool (spec 55.4 strategy 3).
     #[serde(default)]
     pub standby: crate::config_ignition::StandbyConfig,
+    /// God Mode's operator sign-in (spec 44).
+    #[serde(default)]
+    pub god_mode: GodModeConfig,
+}
+
+/// `[god_mode]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GodModeConfig {
+    /// How long an operator stays signed in, seconds.
+    #[serde(default = "default_session_ttl_s")]
+    pub session_ttl_s: u64,
+    /// Mark the session cookie `Secure`: browsers then send it over HTTPS only (and to
+    /// localhost). Turn off only to serve God Mode over plain HTTP to another host.
+    #[serde(default = "default_true")]
+    pub secure_cookies: bool,
+    /// Refused sign-ins of one address within `failure_window_s` before it is locked out
+    /// for the rest of the window.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: i64,
+    /// See `max_failures`, seconds.
+    #[serde(default = "default_failure_window_s")]
+    pub failure_window_s: u64,
+}
+
+fn default_session_ttl_s() -> u64 {
+    12 * 3600
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_failures() -> i64 {
+    5
+}
+fn default_failure_window_s() -> u64 {
+    15 * 60
+}
+
+impl Default for GodModeConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_s: default_session_ttl_s(),
+            secure_cookies: true,
+            max_failures: default_max_failures(),
+            failure_window_s: default_failure_window_s(),
+        }
+    }
+}
+
+impl GodModeConfig {
+    /// The control plane's settings.
+    pub fn settings(&self) -> genesis_control::god::GodSettings {
+        genesis_control::god::GodSettings {
+            session_ttl: std::time::Duration::from_secs(self.session_ttl_s),
+            secure_cookies: self.secure_cookies,
+            max_failures: self.max_failures,
+            failure_window: std::time::Duration::from_secs(self.failure_window_s),
+        }
+    }
 }
 
 /// `[server]`

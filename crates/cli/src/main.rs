@@ -58,6 +58,9 @@ enum Command {
     /// progress bar), status, pause, resume, abort.
     #[command(subcommand)]
     Rollouts(cmd::rollouts::RolloutsCommand),
+    /// God Mode operators: `create-operator` makes the first one.
+    #[command(subcommand)]
+    Admin(cmd::admin::AdminCommand),
     /// Lead data administration.
     #[command(subcommand)]
     Leads(cmd::leads::LeadsCommand),

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod god;
 pub mod health;
 pub mod heartbeats;
 pub mod problem;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(sidecar::metrics_report),
         )
         .nest("/api/v1", api)
+        .merge(god::routes(state.clone()))
         .fallback(|| async { Problem::not_found("route") })
         .layer(middleware::from_fn(record_http_metrics))
         .with_state(state)
@@ -83,7 +85,8 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sink = state.heartbeats.clone();
     let flusher = tokio::spawn(async move { sink.run(HEARTBEAT_FLUSH, stopped).await });
-    let result = axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);

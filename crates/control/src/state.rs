@@ -28,4 +28,6 @@ pub struct AppState {
     pub sidecar_config: genesis_protocol::SidecarConfig,
     /// Starts ignitions; `None` when the cloud or the queue is not configured (ignite: 503).
     pub igniter: Option<Arc<genesis_ignition::Igniter<genesis_cloud::DigitalOcean>>>,
+    /// God Mode's sign-in settings.
+    pub god: crate::god::GodSettings,
 }

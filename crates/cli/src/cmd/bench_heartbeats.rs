@@ -132,6 +132,7 @@ async fn baseline_server() -> Result<SocketAddr, CliError> {
 /// heartbeat and zombie benchmarks drive.
 pub(crate) fn sidecar_facing_state(stores: RegionalStore, token_ttl: Duration) -> AppState {
     AppState {
+        god: Default::default(),
         stores: stores.clone(),
         redis: None,
         router: Arc::new(TenantRouter::default()),

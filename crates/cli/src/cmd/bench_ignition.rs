@@ -234,6 +234,7 @@ impl Stack {
             bus.clone(),
         ));
         let state = AppState {
+            god: Default::default(),
             stores: stores.clone(),
             redis: None,
             router: Arc::new(TenantRouter::default()),

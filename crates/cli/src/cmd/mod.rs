@@ -1,5 +1,6 @@
 //! Subcommand implementations. `run` maps every outcome to an exit code.
 
+pub mod admin;
 pub mod api_client;
 pub mod bench;
 pub mod bench_heartbeats;
@@ -162,6 +163,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Db(c) => db::run(c, cfg, out).await,
         Command::Workspaces(c) => workspaces::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
+        Command::Admin(c) => admin::run(c, cfg).await,
         Command::Tenants(c) => tenants::run(c, cfg, out).await,
         Command::Rollouts(c) => rollouts::run(c, cfg, out).await,
         Command::Bench(c) => bench::run(c, cfg).await,

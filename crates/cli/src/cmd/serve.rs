@@ -52,6 +52,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let signer = Arc::new(signer);
     let igniter = build_igniter(&cfg, &stores, signer.clone()).await?;
     let state = AppState {
+        god: cfg.god_mode.settings(),
         stores: stores.clone(),
         redis,
         router: Arc::new(TenantRouter::new(cfg.legacy_tenant())),

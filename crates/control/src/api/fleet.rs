@@ -17,6 +17,12 @@ use crate::{AppState, Problem};
 /// `GET /api/v1/fleet/health`: live droplets per state and per region, all databases
 /// together.
 pub async fn health(State(state): State<AppState>) -> Result<Json<FleetCounts>, Problem> {
+    Ok(Json(fleet_totals(&state).await?))
+}
+
+/// Droplets per region and state over every regional database (the API and God Mode's
+/// overview show the same figures).
+pub async fn fleet_totals(state: &AppState) -> Result<FleetCounts, Problem> {
     let mut out = FleetCounts::default();
     for db in state.stores.distinct() {
         let c = db.fleet_counts().await?;
@@ -31,7 +37,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<FleetCounts>, 
         }
         out.total += c.total;
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// One droplet as operators see it.

@@ -122,6 +122,11 @@ pub struct Savings {
 
 /// `GET /api/v1/fleet/hibernation`.
 pub async fn savings(State(state): State<AppState>) -> Result<Json<Savings>, Problem> {
+    Ok(Json(savings_now(&state).await?))
+}
+
+/// Hibernation's savings so far over every regional database.
+pub async fn savings_now(state: &AppState) -> Result<Savings, Problem> {
     let mut totals = HibernationTotals::default();
     for db in state.stores.distinct() {
         let t = db.hibernation_totals().await?;
@@ -129,12 +134,12 @@ pub async fn savings(State(state): State<AppState>) -> Result<Json<Savings>, Pro
         totals.episodes += t.episodes;
         totals.hibernated_seconds += t.hibernated_seconds;
     }
-    Ok(Json(Savings {
+    Ok(Savings {
         saved_cents: savings_cents(totals.hibernated_seconds),
         monthly_rate_cents: totals.hibernating_now
             * savings_cents(genesis_core::hibernation::thresholds::MONTH_S),
         totals,
-    }))
+    })
 }
 
 /// One region's hot-standby pool.

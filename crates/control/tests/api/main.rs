@@ -8,6 +8,8 @@ use genesis_store::{RegionalStore, testing::TestDb};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
+mod god_mode;
+
 const TOKEN: &str = "test-token-0123456789";
 
 struct App {
@@ -28,8 +30,13 @@ fn metrics_handle() -> PrometheusHandle {
 }
 
 async fn spawn_app_with(token: Option<&str>) -> App {
+    spawn_app_full(token, Default::default()).await
+}
+
+async fn spawn_app_full(token: Option<&str>, god: genesis_control::god::GodSettings) -> App {
     let t = TestDb::create().await.expect("test database");
     let state = AppState {
+        god,
         stores: RegionalStore::single(t.db.clone()),
         redis: std::env::var("REDIS_URL")
             .ok()

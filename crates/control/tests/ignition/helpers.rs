@@ -185,6 +185,7 @@ pub async fn world(opts: Options) -> World {
         bus.clone(),
     ));
     let state = AppState {
+        god: Default::default(),
         stores: stores.clone(),
         redis: redis::Client::open(redis.as_str()).ok(),
         router: Arc::new(TenantRouter::default()),

@@ -1,0 +1,107 @@
+//! `genesis admin create-operator`: the first God Mode operator (and any later one).
+//!
+//! The password comes from standard input (`--password-stdin`, for scripts) or is generated
+//! and printed once; it is never taken from the command line, where `ps` and shell history
+//! would keep it.
+
+use std::io::Read;
+
+use clap::Subcommand;
+use genesis_control::god::session::{MIN_PASSWORD, hash_password, new_token};
+
+use super::CliError;
+use crate::config::Config;
+
+/// Operator administration.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a God Mode operator. Prints the password once when it generates one.
+    CreateOperator {
+        /// The operator's e-mail address (the sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// A plausible e-mail address: something@something, no spaces.
+fn parse_email(raw: &str) -> Result<String, CliError> {
+    let email = raw.trim().to_lowercase();
+    let valid = email
+        .split_once('@')
+        .is_some_and(|(user, host)| !user.is_empty() && !host.is_empty() && !host.contains('@'))
+        && !email.contains(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(CliError::Usage(format!(
+            "--email {raw:?} is not an e-mail address"
+        )))
+    }
+}
+
+/// Runs an admin command.
+pub async fn run(cmd: AdminCommand, cfg: Config) -> Result<(), CliError> {
+    match cmd {
+        AdminCommand::CreateOperator {
+            email,
+            password_stdin,
+        } => {
+            let email = parse_email(&email)?;
+            let (password, generated) = if password_stdin {
+                let mut p = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut p)
+                    .map_err(|e| CliError::Usage(format!("reading the password: {e}")))?;
+                (p.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (new_token(), true)
+            };
+            let hash = tokio::task::spawn_blocking(move || {
+                hash_password(&password).map(|h| (h, password))
+            })
+            .await
+            .map_err(|e| CliError::Runtime(e.into()))?
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "{e} (a generated one has 43; at least {MIN_PASSWORD} are needed)"
+                ))
+            })?;
+            let stores = cfg.regional_store()?;
+            let op = stores.distinct()[0]
+                .operator_create(&email, &hash.0, "cli")
+                .await?;
+            eprintln!("operator {} created", op.email);
+            if generated {
+                println!("password: {}", hash.1);
+                eprintln!("(shown once; it is stored only as an argon2id hash)");
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_lower_cased_and_checked() {
+        assert_eq!(
+            parse_email(" Ops@Example.COM ").expect("valid"),
+            "ops@example.com"
+        );
+        for bad in [
+            "",
+            "ops",
+            "@example.com",
+            "ops@",
+            "a b@example.com",
+            "a@b@c",
+        ] {
+            assert!(parse_email(bad).is_err(), "{bad:?}");
+        }
+    }
+}

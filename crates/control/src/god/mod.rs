@@ -1,0 +1,40 @@
+//! God Mode (spec 44): the operators' dashboard, served by the control plane as plain
+//! server-rendered pages under `/god`, behind operator sign-in ([`session`]).
+//!
+//! Routes:
+//! - `GET|POST /god/sign-in`: the only God Mode route open without a session;
+//! - `POST /god/sign-out`;
+//! - `GET /god`: the fleet overview ([`pages`]);
+//! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
+//!   session, never a redirect).
+
+pub mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+pub use session::GodSettings;
+
+/// God Mode's routes, ready to merge into the control plane's router.
+pub fn routes(state: AppState) -> Router<AppState> {
+    let guarded = Router::new()
+        .route("/god", get(pages::overview))
+        .route("/god/sign-out", post(pages::sign_out))
+        .route("/god/api/fleet", get(pages::overview_json))
+        // Unknown God Mode paths too: without a session, nothing says what exists.
+        .route("/god/{*rest}", get(pages::not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            session::require_operator,
+        ));
+    Router::new()
+        .route(
+            session::SIGN_IN,
+            get(pages::sign_in_page).post(pages::sign_in),
+        )
+        .merge(guarded)
+}

@@ -1,0 +1,346 @@
+//! Operator sign-in for God Mode: argon2id passwords, session cookies, CSRF tokens, and the
+//! middleware that keeps every God Mode route behind a session.
+//!
+//! # Guarantees
+//! - A password is only ever kept as an argon2id PHC string (OWASP's parameters: 19 MiB,
+//!   two passes); a session token only as its SHA-256. Neither is logged.
+//! - The cookie is `HttpOnly` and `SameSite=Strict`, and `Secure` unless
+//!   [`GodSettings::secure_cookies`] is off (plain-HTTP demos on loopback).
+//! - Every state-changing request carries the session's CSRF token (derived from the
+//!   session token, so nothing more is stored), and a cross-site `Origin` is refused even
+//!   before that.
+//! - Without a live session, a page answers 303 to the sign-in page and a God Mode API call
+//!   answers 401: nothing is rendered, nothing is read.
+//! - An unknown address costs the same password check as a known one, so the time a
+//!   refusal takes does not say which addresses exist.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use genesis_store::Operator;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::{AppState, Problem};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "genesis_session";
+/// The form field (and header, for scripts) carrying the CSRF token.
+pub const CSRF_FIELD: &str = "csrf";
+/// Where God Mode lives.
+pub const ROOT: &str = "/god";
+/// The sign-in page.
+pub const SIGN_IN: &str = "/god/sign-in";
+
+/// God Mode's knobs (`[god_mode]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct GodSettings {
+    /// How long a session lives without signing in again.
+    pub session_ttl: Duration,
+    /// Mark the cookie `Secure` (browsers then send it over HTTPS only, and over plain
+    /// HTTP to localhost). Off only for plain-HTTP setups on other hosts.
+    pub secure_cookies: bool,
+    /// Refused sign-ins of one address within `failure_window` before further attempts are
+    /// refused without a password check.
+    pub max_failures: i64,
+    /// See `max_failures`.
+    pub failure_window: Duration,
+}
+
+impl Default for GodSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: true,
+            max_failures: 5,
+            failure_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// Too short to be worth hashing.
+    #[error("a password needs at least {0} characters")]
+    TooShort(usize),
+    /// The hasher refused (never expected with fixed parameters).
+    #[error("hashing failed: {0}")]
+    Hash(String),
+}
+
+/// The shortest password `create-operator` accepts.
+pub const MIN_PASSWORD: usize = 12;
+
+/// The argon2id PHC string of `password`, with a fresh random salt.
+pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(PasswordError::TooShort(MIN_PASSWORD));
+    }
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// True when `password` matches `phc`. A malformed stored hash matches nothing.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash to check passwords against when the address is unknown, so that answer takes
+/// as long as a wrong password.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password, never valid").unwrap_or_default())
+}
+
+/// A random session token (256 bits), as the cookie carries it.
+pub fn new_token() -> String {
+    let mut t = [0u8; 32];
+    rand::rng().fill_bytes(&mut t);
+    URL_SAFE_NO_PAD.encode(t)
+}
+
+/// What the database keeps of a token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The CSRF token of the session holding `token`: forms echo it back, and a forged request
+/// from another site cannot know it.
+pub fn csrf_token(token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"genesis god-mode csrf\0");
+    h.update(token.as_bytes());
+    URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// Equality that takes as long whatever the inputs (both sides are hashed first).
+fn same(a: &str, b: &str) -> bool {
+    Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
+}
+
+/// The `Set-Cookie` value opening a session.
+pub fn session_cookie(token: &str, settings: &GodSettings) -> String {
+    let secure = if settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        settings.session_ttl.as_secs()
+    )
+}
+
+/// The `Set-Cookie` value ending it in the browser.
+pub fn cleared_cookie(settings: &GodSettings) -> String {
+    let secure = if settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+/// The session token the request's cookie carries, if any.
+pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
+/// The signed-in operator of a request, put there by [`require_operator`].
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// Who.
+    pub operator: Operator,
+    /// The session's CSRF token, for the forms a page renders.
+    pub csrf: String,
+    /// The session's token digest (sign-out revokes it).
+    pub token_sha256: [u8; 32],
+}
+
+impl SignedIn {
+    /// True when `submitted` is this session's CSRF token.
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        same(&self.csrf, submitted)
+    }
+}
+
+/// True when the request's `Origin` (if any) is this host: browsers send it on every
+/// cross-site POST, so a mismatch is a forgery whatever else it carries.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| !host.is_empty() && rest == host)
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/god/api/")
+}
+
+/// Puts [`SignedIn`] on the request, or answers for the missing session: 303 to the
+/// sign-in page (with the page asked for, to come back to) or, under `/god/api/`, 401.
+pub async fn require_operator(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let token = cookie_token(req.headers()).map(str::to_owned);
+    let found = match &token {
+        Some(t) => state.stores.distinct()[0]
+            .operator_session(&token_digest(t))
+            .await
+            .map(|o| o.map(|o| (o, t))),
+        None => Ok(None),
+    };
+    let signed_in = match found {
+        Ok(Some((operator, t))) => SignedIn {
+            operator,
+            csrf: csrf_token(t),
+            token_sha256: token_digest(t),
+        },
+        Ok(None) if is_api(&path) => {
+            return Problem::unauthorized("sign in to God Mode first").into_response();
+        }
+        Ok(None) => {
+            let back = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| ROOT.into());
+            let query = form_urlencoded_pair("next", &back);
+            return Redirect::to(&format!("{SIGN_IN}?{query}")).into_response();
+        }
+        Err(e) => return Problem::from(e).into_response(),
+    };
+    if req.method() != axum::http::Method::GET && !same_origin(req.headers()) {
+        return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    }
+    req.extensions_mut().insert(signed_in);
+    next.run(req).await
+}
+
+/// `name=value`, URL-encoded.
+pub fn form_urlencoded_pair(name: &str, value: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair(name, value)
+        .finish()
+}
+
+/// Where to go after signing in: `next` when it is a God Mode page of this site, else the
+/// overview (an open redirect would let a phishing link borrow our sign-in page).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if (n == ROOT || n.starts_with("/god/") || n.starts_with("/god?"))
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !is_api(n) =>
+        {
+            n.to_owned()
+        }
+        _ => ROOT.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let h = hash_password("correct horse battery").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterY", &h));
+        assert!(!verify_password("correct horse battery", "not a hash"));
+        assert!(matches!(
+            hash_password("short"),
+            Err(PasswordError::TooShort(MIN_PASSWORD))
+        ));
+        assert_ne!(
+            hash_password("correct horse battery").expect("hash"),
+            h,
+            "a fresh salt each time"
+        );
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_csrf_is_per_session() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "a=1; genesis_session=tok; b=2".parse().expect("header"),
+        );
+        assert_eq!(cookie_token(&h), Some("tok"));
+        h.insert(header::COOKIE, "genesis_session=".parse().expect("header"));
+        assert_eq!(cookie_token(&h), None);
+        assert_ne!(csrf_token("a"), csrf_token("b"));
+        assert_eq!(csrf_token("a"), csrf_token("a"));
+        let c = session_cookie("tok", &GodSettings::default());
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"));
+    }
+
+    #[test]
+    fn only_local_god_mode_pages_are_returned_to() {
+        assert_eq!(safe_next(Some("/god/droplets/x")), "/god/droplets/x");
+        assert_eq!(safe_next(Some("/god")), "/god");
+        for bad in [
+            "https://evil.example/god",
+            "//evil.example/god/",
+            "/god/api/fleet",
+            "/api/v1/workspaces",
+            "/godzilla",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/god", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/god");
+    }
+
+    #[test]
+    fn cross_site_origins_are_told_apart() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "127.0.0.1:8080".parse().expect("host"));
+        assert!(
+            same_origin(&h),
+            "no Origin: not a browser's cross-site POST"
+        );
+        h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().expect("o"));
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, "https://evil.example".parse().expect("o"));
+        assert!(!same_origin(&h));
+    }
+}

@@ -1,0 +1,269 @@
+//! God Mode's sign-in and access control over real HTTP: sessions, CSRF, audit.
+
+use genesis_control::god::GodSettings;
+use genesis_control::god::session::hash_password;
+use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+
+use super::{App, spawn_app_full, spawn_app_with};
+
+const EMAIL: &str = "ops@genesis.test";
+const PASSWORD: &str = "a long enough password";
+
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new(app: &App) -> Self {
+        Self {
+            http: no_redirects(),
+            base: app.base.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            r = r.header(COOKIE, c);
+        }
+        r.send().await.expect("get")
+    }
+
+    async fn post(&self, path: &str, body: String, origin: Option<&str>) -> reqwest::Response {
+        let mut r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(c) = &self.cookie {
+            r = r.header(COOKIE, c);
+        }
+        if let Some(o) = origin {
+            r = r.header(ORIGIN, o);
+        }
+        r.send().await.expect("post")
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> reqwest::Response {
+        let r = self
+            .post(
+                "/god/sign-in",
+                form(&[("email", email), ("password", password), ("next", "/god")]),
+                None,
+            )
+            .await;
+        if let Some(c) = r.headers().get(SET_COOKIE) {
+            let c = c.to_str().expect("ascii");
+            self.cookie = c.split(';').next().map(str::to_owned);
+        }
+        r
+    }
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap_or_default().to_owned()
+}
+
+async fn with_operator(app: &App) {
+    let hash = hash_password(PASSWORD).expect("hash");
+    app.t
+        .db
+        .operator_create(EMAIL, &hash, "test")
+        .await
+        .expect("operator");
+}
+
+async fn audit_reasons(app: &App, event: &str) -> Vec<String> {
+    app.t
+        .db
+        .audit_list(None, Some(event), 50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.details["reason"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_god_mode_route_needs_a_session() {
+    let app = spawn_app_with(None).await;
+    let b = Browser::new(&app);
+    for page in ["/god", "/god/heatmap", "/god/droplets/x?tab=audit"] {
+        let r = b.get(page).await;
+        assert_eq!(r.status(), 303, "{page}");
+        let to = location(&r);
+        assert!(to.starts_with("/god/sign-in?next="), "{page} → {to}");
+        assert!(r.text().await.expect("body").is_empty(), "nothing rendered");
+    }
+    assert_eq!(
+        location(&b.get("/god").await),
+        "/god/sign-in?next=%2Fgod",
+        "the page asked for is where sign-in returns"
+    );
+    let r = b.get("/god/api/fleet").await;
+    assert_eq!(r.status(), 401, "an API call is refused, not redirected");
+    let r = b.post("/god/sign-out", form(&[("csrf", "x")]), None).await;
+    assert_eq!(r.status(), 303);
+    // A made-up cookie is no session either.
+    let mut forged = Browser::new(&app);
+    forged.cookie = Some("genesis_session=forged".into());
+    assert_eq!(forged.get("/god/api/fleet").await.status(), 401);
+    // The sign-in page itself is open.
+    let r = b.get("/god/sign-in").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.expect("body").contains(r#"type="password""#));
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_sees_the_fleet_and_signs_out() {
+    let app = spawn_app_with(Some(super::TOKEN)).await;
+    with_operator(&app).await;
+    let mut b = Browser::new(&app);
+
+    let r = b.sign_in(EMAIL, "not the password").await;
+    assert_eq!(r.status(), 401);
+    assert!(b.cookie.is_none());
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("Wrong e-mail or password.")
+    );
+    let r = b.sign_in("nobody@genesis.test", PASSWORD).await;
+    assert_eq!(r.status(), 401, "an unknown address reads the same");
+    assert_eq!(
+        audit_reasons(&app, "LOGIN_FAILED").await,
+        ["unknown_operator", "wrong_password"],
+        "spec 63.1: refused sign-ins are audited, newest first"
+    );
+
+    let r = b.sign_in(" OPS@genesis.test ", PASSWORD).await;
+    assert_eq!(r.status(), 303, "addresses are case-insensitive");
+    assert_eq!(location(&r), "/god");
+    let set = r.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert_eq!(
+        app.t
+            .db
+            .audit_list(None, Some("LOGIN_SUCCESS"), 5)
+            .await
+            .expect("a")
+            .len(),
+        1
+    );
+
+    let r = b.get("/god").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.expect("page");
+    assert!(html.contains("Fleet overview") && html.contains(EMAIL));
+    let csrf = csrf_of(&html);
+
+    // The JSON behind the page agrees with the API.
+    let fleet: serde_json::Value = b.get("/god/api/fleet").await.json().await.expect("json");
+    let (_, api) = app.get("/api/v1/fleet/health").await;
+    assert_eq!(fleet["fleet"], api);
+
+    // Sign-out needs the session's CSRF token, from this site.
+    let r = b
+        .post("/god/sign-out", form(&[("csrf", "forged")]), None)
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = b
+        .post(
+            "/god/sign-out",
+            form(&[("csrf", &csrf)]),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(r.status(), 403, "a cross-site form is refused");
+    assert_eq!(b.get("/god").await.status(), 200, "still signed in");
+    let r = b
+        .post("/god/sign-out", form(&[("csrf", &csrf)]), None)
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()[SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .contains("Max-Age=0")
+    );
+    // The old cookie is worth nothing now, even replayed.
+    assert_eq!(b.get("/god").await.status(), 303);
+    assert_eq!(b.get("/god/api/fleet").await.status(), 401);
+    assert_eq!(
+        app.t
+            .db
+            .audit_list(None, Some("LOGOUT"), 5)
+            .await
+            .expect("a")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_address_for_the_window() {
+    let app = spawn_app_full(
+        None,
+        GodSettings {
+            max_failures: 2,
+            ..GodSettings::default()
+        },
+    )
+    .await;
+    with_operator(&app).await;
+    let mut b = Browser::new(&app);
+    for _ in 0..2 {
+        assert_eq!(b.sign_in(EMAIL, "guess").await.status(), 401);
+    }
+    let r = b.sign_in(EMAIL, PASSWORD).await;
+    assert_eq!(r.status(), 429, "even the right password, once locked");
+    assert!(b.cookie.is_none());
+    assert_eq!(
+        audit_reasons(&app, "LOGIN_FAILED").await[0],
+        "too_many_failures"
+    );
+    // Another address is not affected.
+    let hash = hash_password(PASSWORD).expect("hash");
+    app.t
+        .db
+        .operator_create("second@genesis.test", &hash, "test")
+        .await
+        .expect("operator");
+    assert_eq!(
+        b.sign_in("second@genesis.test", PASSWORD).await.status(),
+        303
+    );
+}

@@ -1,0 +1,213 @@
+//! God Mode's operators and their sign-in sessions (spec 44, audited as spec 63.1's
+//! LOGIN_SUCCESS / LOGIN_FAILED).
+//!
+//! This module stores and checks; it never sees a password or a session token in clear.
+//! Hashing passwords (argon2id) and minting tokens is the control plane's job: the store
+//! receives the PHC string and the token's SHA-256, so neither a log of its queries nor a
+//! dump of its tables signs anyone in.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{AuditEvent, Database, StoreError, audit::record};
+
+/// An operator as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// Stable id.
+    pub id: Uuid,
+    /// Lower-case e-mail address; the sign-in name.
+    pub email: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a sign-in attempt needs to check a password.
+#[derive(Debug, Clone)]
+pub struct OperatorCredentials {
+    /// The account.
+    pub operator: Operator,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// A disabled account never signs in, whatever the password.
+    pub disabled: bool,
+}
+
+/// A session being opened.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    /// SHA-256 of the cookie's token.
+    pub token_sha256: &'a [u8; 32],
+    /// Who signed in.
+    pub operator: Uuid,
+    /// When the session ends on its own.
+    pub expires_at: DateTime<Utc>,
+    /// Where the sign-in came from (an address), for the audit trail.
+    pub client: Option<&'a str>,
+}
+
+fn actor(email: &str) -> String {
+    format!("operator:{email}")
+}
+
+impl Database {
+    /// Creates an operator, audited. `email` must already be lower case (the check
+    /// constraint refuses anything else); a taken address is a [`StoreError::Conflict`].
+    pub async fn operator_create(
+        &self,
+        email: &str,
+        password_hash: &str,
+        by: &str,
+    ) -> Result<Operator, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let row = sqlx::query!(
+            r#"INSERT INTO genesis.operators (id, email, password_hash) VALUES ($1, $2, $3)
+               ON CONFLICT (email) DO NOTHING
+               RETURNING id, email, created_at"#,
+            Uuid::now_v7(),
+            email,
+            password_hash,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Conflict {
+            field: "email",
+            value: email.to_owned(),
+        })?;
+        let mut event = AuditEvent::new(by, "security", "OPERATOR_CREATED");
+        event.subject = Some(row.email.clone());
+        record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(Operator {
+            id: row.id,
+            email: row.email,
+            created_at: row.created_at,
+        })
+    }
+
+    /// The account signing in as `email` (already lower case), if there is one.
+    pub async fn operator_credentials(
+        &self,
+        email: &str,
+    ) -> Result<Option<OperatorCredentials>, StoreError> {
+        Ok(sqlx::query!(
+            r#"SELECT id, email, created_at, password_hash, disabled_at IS NOT NULL AS "disabled!"
+               FROM genesis.operators WHERE email = $1"#,
+            email,
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .map(|r| OperatorCredentials {
+            operator: Operator {
+                id: r.id,
+                email: r.email,
+                created_at: r.created_at,
+            },
+            password_hash: r.password_hash,
+            disabled: r.disabled,
+        }))
+    }
+
+    /// Opens a session and audits LOGIN_SUCCESS in the same transaction.
+    pub async fn operator_session_open(
+        &self,
+        session: NewSession<'_>,
+        email: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.app.begin().await?;
+        sqlx::query!(
+            r#"INSERT INTO genesis.operator_sessions (token_sha256, operator_id, expires_at, client)
+               VALUES ($1, $2, $3, $4)"#,
+            &session.token_sha256[..],
+            session.operator,
+            session.expires_at,
+            session.client,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let mut event = AuditEvent::new(actor(email), "security", "LOGIN_SUCCESS");
+        event.details = serde_json::json!({ "client": session.client });
+        record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audits a refused sign-in (spec 63.1's LOGIN_FAILED): the address tried, from where,
+    /// and why, never the password.
+    pub async fn operator_login_failed(
+        &self,
+        email: &str,
+        client: Option<&str>,
+        reason: &'static str,
+    ) -> Result<(), StoreError> {
+        let mut event = AuditEvent::new(actor(email), "security", "LOGIN_FAILED");
+        event.details = serde_json::json!({ "client": client, "reason": reason });
+        record(&mut *self.app.acquire().await?, &event).await?;
+        Ok(())
+    }
+
+    /// Sign-ins refused for `email` since `since` (the brake on password guessing).
+    pub async fn operator_failures_since(
+        &self,
+        email: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM genesis.audit_log
+               WHERE event = 'LOGIN_FAILED' AND actor = $1 AND occurred_at >= $2"#,
+            actor(email),
+            since,
+        )
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// The operator a live session belongs to: neither expired, revoked, nor of a disabled
+    /// account. `None` for anything else, which callers treat as "not signed in".
+    pub async fn operator_session(
+        &self,
+        token_sha256: &[u8; 32],
+    ) -> Result<Option<Operator>, StoreError> {
+        Ok(sqlx::query!(
+            r#"SELECT o.id, o.email, o.created_at
+               FROM genesis.operator_sessions s JOIN genesis.operators o ON o.id = s.operator_id
+               WHERE s.token_sha256 = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
+                 AND o.disabled_at IS NULL"#,
+            &token_sha256[..],
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .map(|r| Operator {
+            id: r.id,
+            email: r.email,
+            created_at: r.created_at,
+        }))
+    }
+
+    /// Ends a session (sign-out), audited as LOGOUT. False when it was not live.
+    pub async fn operator_session_revoke(
+        &self,
+        token_sha256: &[u8; 32],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let Some(email) = sqlx::query_scalar!(
+            r#"UPDATE genesis.operator_sessions s SET revoked_at = now()
+               FROM genesis.operators o
+               WHERE s.token_sha256 = $1 AND s.revoked_at IS NULL AND o.id = s.operator_id
+               RETURNING o.email"#,
+            &token_sha256[..],
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        record(
+            &mut tx,
+            &AuditEvent::new(actor(&email), "security", "LOGOUT"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
