@@ -95,6 +95,17 @@ pub struct NewAlert<'a> {
     pub details: &'a serde_json::Value,
 }
 
+/// One droplet in God Mode's health heatmap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetCell {
+    /// The droplet.
+    pub id: Uuid,
+    /// Its region's code.
+    pub region: String,
+    /// Its state's code.
+    pub state: String,
+}
+
 /// Droplets per region and state.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FleetCounts {
@@ -310,6 +321,19 @@ impl Database {
                ORDER BY id DESC LIMIT $2"#,
             open_only,
             limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// Every live droplet as one heatmap cell: id, region and state, by region then id (a
+    /// droplet keeps its place in the map while its colour changes). Three narrow columns,
+    /// one sequential read: 15,000 rows stay well under God Mode's 300 ms budget.
+    pub async fn fleet_cells(&self) -> Result<Vec<FleetCell>, StoreError> {
+        Ok(sqlx::query_as!(
+            FleetCell,
+            r#"SELECT id, region, state FROM genesis.droplets
+               WHERE state <> 'TERMINATED' ORDER BY region, id"#
         )
         .fetch_all(&mut *self.read().await?)
         .await?)

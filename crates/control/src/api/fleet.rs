@@ -59,7 +59,13 @@ pub async fn droplet(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<DropletDetail>, Problem> {
-    let id = uuid::Uuid::parse_str(&id)
+    Ok(Json(droplet_detail(&state, &id).await?))
+}
+
+/// The droplet `raw_id` names, from whichever regional database holds it, with its last
+/// heartbeat and state history (the API and God Mode's droplet page show the same).
+pub async fn droplet_detail(state: &AppState, raw_id: &str) -> Result<DropletDetail, Problem> {
+    let id = uuid::Uuid::parse_str(raw_id)
         .map(DropletId::from_uuid)
         .map_err(|e| Problem::invalid_field("id", e))?;
     for db in state.stores.distinct() {
@@ -67,12 +73,12 @@ pub async fn droplet(
             Ok(droplet) => {
                 let last = db.droplet_last_heartbeat(id).await?;
                 let history = db.droplet_history(id, 500).await?;
-                return Ok(Json(DropletDetail {
+                return Ok(DropletDetail {
                     droplet,
                     last_heartbeat_at: last.as_ref().map(|(at, _)| *at),
                     last_heartbeat: last.map(|(_, hb)| hb),
                     history,
-                }));
+                });
             }
             Err(genesis_store::StoreError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),

@@ -5,9 +5,13 @@
 //! - `GET|POST /god/sign-in`: the only God Mode route open without a session;
 //! - `POST /god/sign-out`;
 //! - `GET /god`: the fleet overview ([`pages`]);
+//! - `GET /god/heatmap`, `GET /god/droplets/{id}`: the health heatmap and a droplet's page
+//!   ([`fleet_pages`]);
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
+pub mod fleet_pages;
+pub mod layout;
 pub mod pages;
 pub mod session;
 
@@ -23,6 +27,8 @@ pub use session::GodSettings;
 pub fn routes(state: AppState) -> Router<AppState> {
     let guarded = Router::new()
         .route("/god", get(pages::overview))
+        .route("/god/heatmap", get(fleet_pages::heatmap))
+        .route("/god/droplets/{id}", get(fleet_pages::droplet))
         .route("/god/sign-out", post(pages::sign_out))
         .route("/god/api/fleet", get(pages::overview_json))
         // Unknown God Mode paths too: without a session, nothing says what exists.

@@ -267,3 +267,102 @@ async fn repeated_failures_lock_the_address_for_the_window() {
         303
     );
 }
+
+/// Signs `b` in as the test operator (created first).
+async fn signed_in(app: &App) -> Browser {
+    with_operator(app).await;
+    let mut b = Browser::new(app);
+    assert_eq!(b.sign_in(EMAIL, PASSWORD).await.status(), 303);
+    b
+}
+
+#[tokio::test]
+async fn the_heatmap_has_one_cell_per_droplet_and_each_opens_its_page() {
+    use genesis_core::{DropletEvent, DropletId, Region, WorkspaceId};
+    let app = spawn_app_with(Some(super::TOKEN)).await;
+    let b = signed_in(&app).await;
+    let mut healthy = Vec::new();
+    for (slug, region, n) in [
+        ("heat_eu", Region::EuWest, 700),
+        ("heat_us", Region::UsEast, 300),
+    ] {
+        let (status, ws, _) = app
+            .post(
+                "/api/v1/workspaces",
+                serde_json::json!({"name": slug, "slug": slug, "region": region.code(), "tier": "standard"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{ws}");
+        let ws: WorkspaceId = ws["id"].as_str().expect("id").parse().expect("uuid");
+        for i in 0..n {
+            let id = DropletId::new();
+            app.t
+                .db
+                .droplet_register(id, ws, region, "test")
+                .await
+                .expect("droplet");
+            if i % 100 == 0 {
+                for (v, e) in [
+                    DropletEvent::Booted,
+                    DropletEvent::CloudInitFinished,
+                    DropletEvent::HandshakeCompleted,
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    app.t
+                        .db
+                        .droplet_transition(id, v as i64, e, "test")
+                        .await
+                        .expect("up");
+                }
+                healthy.push(id);
+            }
+        }
+    }
+    let html = b.get("/god/heatmap").await.text().await.expect("page");
+    let cells = html.matches(r#"<a class="s-"#).count();
+    assert_eq!(cells, 1_000, "one cell per droplet");
+    assert_eq!(
+        html.matches(r#"<a class="s-ACTIVE_HEALTHY""#).count(),
+        healthy.len()
+    );
+    assert_eq!(
+        html.matches(r#"<a class="s-PENDING""#).count(),
+        1_000 - healthy.len()
+    );
+    let eu = html.find(r#"data-region="eu-west""#).expect("eu block");
+    let us = html.find(r#"data-region="us-east""#).expect("us block");
+    assert!(eu < us, "regions in order");
+    // Every cell links to its droplet; one of them opens with its timeline.
+    let link = format!(r#"href="droplets/{}""#, healthy[0]);
+    assert!(html.contains(&link), "{link}");
+    let r = b.get(&format!("/god/droplets/{}", healthy[0])).await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.expect("page");
+    for expected in [
+        "ACTIVE_HEALTHY",
+        "HANDSHAKE_PENDING",
+        "HANDSHAKE_COMPLETED",
+        "eu-west",
+    ] {
+        assert!(page.contains(expected), "{expected} on the droplet page");
+    }
+    assert_eq!(b.get("/god/droplets/not-a-uuid").await.status(), 404);
+    assert_eq!(
+        b.get(&format!("/god/droplets/{}", DropletId::new()))
+            .await
+            .status(),
+        404
+    );
+    // Without a session, neither page says anything.
+    let stranger = Browser::new(&app);
+    assert_eq!(stranger.get("/god/heatmap").await.status(), 303);
+    assert_eq!(
+        stranger
+            .get(&format!("/god/droplets/{}", healthy[0]))
+            .await
+            .status(),
+        303
+    );
+}

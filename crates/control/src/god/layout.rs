@@ -1,0 +1,74 @@
+//! The frame every God Mode page shares: head, style, navigation. HTML is built with `maud`,
+//! which escapes every interpolated value: tenant-supplied text (names, error messages) can
+//! never become markup. No script is needed to read a page.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+use super::session::{CSRF_FIELD, ROOT, SignedIn};
+
+const STYLE: &str = r#"
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d232b;background:#f4f6f8}
+header{display:flex;align-items:center;gap:1.5rem;padding:.7rem 1.5rem;background:#141b24;color:#fff}
+header a{color:#cfe3ff;text-decoration:none}header .who{margin-left:auto;opacity:.8}
+main{padding:1.5rem;max-width:1200px}h1{font-size:1.4rem;margin:.2rem 0 1rem}
+.cards{display:flex;flex-wrap:wrap;gap:1rem}.card{background:#fff;border-radius:8px;padding:1rem 1.2rem;box-shadow:0 1px 3px #0002;min-width:10rem}
+.card b{display:block;font-size:1.8rem}table{border-collapse:collapse;background:#fff;margin:1rem 0}
+td,th{padding:.35rem .8rem;border-bottom:1px solid #e4e8ec;text-align:right}th:first-child,td:first-child{text-align:left}
+form.inline{display:inline}button{font:inherit;cursor:pointer}
+.signin{max-width:22rem;margin:12vh auto;background:#fff;padding:2rem;border-radius:10px;box-shadow:0 2px 8px #0003}
+.signin label{display:block;margin:.8rem 0 .2rem}.signin input{width:100%;box-sizing:border-box;padding:.5rem;font:inherit}
+.signin button{margin-top:1.2rem;width:100%;padding:.6rem;background:#1f6feb;color:#fff;border:0;border-radius:6px}
+.error{color:#b42318;background:#fee4e2;padding:.5rem .7rem;border-radius:6px}
+.grid{display:flex;flex-wrap:wrap;gap:1px;margin:.4rem 0 1.2rem}.grid a{width:7px;height:7px;display:block}
+.legend span{display:inline-block;margin-right:1rem}.legend i{display:inline-block;width:10px;height:10px;margin-right:.3rem}
+.s-ACTIVE_HEALTHY{background:#2da44e}.s-ACTIVE_DEGRADED{background:#d4a72c}.s-DRIFT_DETECTED{background:#e16f24}
+.s-HIBERNATING{background:#8c959f}.s-WAKING{background:#54aeff}.s-ZOMBIE{background:#cf222e}.s-REBOOTING{background:#8250df}
+.s-ORPHAN{background:#82071e}.s-FAILED{background:#24292f}.s-MAINTENANCE{background:#bf8700}
+.s-PENDING,.s-INITIALIZING,.s-HANDSHAKE_PENDING{background:#d0d7de}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:.3rem 1.2rem}dl.facts dt{color:#57606a}
+"#;
+
+/// A whole page: `body` under the navigation bar (none on the sign-in page, `who` = None).
+pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Genesis God Mode" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                @if let Some(s) = who {
+                    header {
+                        strong { "Genesis God Mode" }
+                        a href=(ROOT) { "Fleet" }
+                        a href="/god/heatmap" { "Heatmap" }
+                        span.who { (s.operator.email) }
+                        form.inline method="post" action="/god/sign-out" {
+                            input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
+                            button type="submit" id="sign-out" { "Sign out" }
+                        }
+                    }
+                }
+                (body)
+            }
+        }
+    }
+}
+
+/// `markup` as an HTML response that no cache keeps (pages show live, private data).
+pub fn html_response(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        markup.into_string(),
+    )
+        .into_response()
+}
