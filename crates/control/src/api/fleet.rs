@@ -115,9 +115,19 @@ pub async fn alerts(
     if !(1..=500).contains(&limit) {
         return Err(Problem::invalid_field("limit", "must be between 1 and 500"));
     }
+    Ok(Json(alerts_of(&state, !q.all, limit).await?))
+}
+
+/// The newest `limit` alerts over every regional database (only open ones when
+/// `open_only`), with the open ones counted per kind.
+pub async fn alerts_of(
+    state: &AppState,
+    open_only: bool,
+    limit: i64,
+) -> Result<AlertList, Problem> {
     let mut items = Vec::new();
     for db in state.stores.distinct() {
-        items.extend(db.alert_list(!q.all, limit).await?);
+        items.extend(db.alert_list(open_only, limit).await?);
     }
     items.sort_by_key(|a| std::cmp::Reverse(a.opened_at));
     items.truncate(limit as usize);
@@ -125,8 +135,8 @@ pub async fn alerts(
     for a in items.iter().filter(|a| a.resolved_at.is_none()) {
         *open_by_kind.entry(a.kind.clone()).or_default() += 1;
     }
-    Ok(Json(AlertList {
+    Ok(AlertList {
         items,
         open_by_kind,
-    }))
+    })
 }

@@ -19,7 +19,7 @@ use super::body::ApiJson;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/rollouts` body. Absent fields take the scenario's defaults (spec 56.3).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     /// Spec 56.1's scenario: `security_patch`, `bug_fix`, `feature`, `config_change`.
@@ -130,6 +130,19 @@ pub async fn start(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<StartRequest>,
 ) -> Result<impl IntoResponse, Problem> {
+    Ok((
+        StatusCode::CREATED,
+        Json(start_rollout(&state, &req, "operator").await?),
+    ))
+}
+
+/// Plans the batches of `req` over every droplet in scope and starts the rollout, audited as
+/// `actor` (the API's bearer token and God Mode's signed-in operators share this).
+pub async fn start_rollout(
+    state: &AppState,
+    req: &StartRequest,
+    actor: &str,
+) -> Result<RolloutView, Problem> {
     let Some(igniter) = state.igniter.clone() else {
         return Err(Problem::unavailable(
             "rollouts need ignition configured on this control plane ([cloud] and [redis])",
@@ -164,7 +177,7 @@ pub async fn start(
             "must be an image reference with a tag or digest (n8nio/n8n:2.8.5)",
         ));
     }
-    let policy = policy_of(&req, scenario)?;
+    let policy = policy_of(req, scenario)?;
     let scope = req.scope.clone().unwrap_or(RolloutScope::All);
     let mut candidates = Vec::new();
     for db in state.stores.distinct() {
@@ -192,7 +205,7 @@ pub async fn start(
                 scope,
                 targets,
             },
-            "operator",
+            actor,
         )
         .await
         .map_err(|e| match e {
@@ -202,7 +215,7 @@ pub async fn start(
             ),
             other => other.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(view(&state, rollout).await?)))
+    view(state, rollout).await
 }
 
 /// `GET /api/v1/rollouts`: the newest 50.
@@ -219,10 +232,15 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RolloutView>, Problem> {
+    Ok(Json(rollout_view(&state, &id).await?))
+}
+
+/// The rollout `raw_id` names, with its batches' outcomes.
+pub async fn rollout_view(state: &AppState, raw_id: &str) -> Result<RolloutView, Problem> {
     let r = state.stores.distinct()[0]
-        .rollout_get(rollout_id(&id)?)
+        .rollout_get(rollout_id(raw_id)?)
         .await?;
-    Ok(Json(view(&state, r).await?))
+    view(state, r).await
 }
 
 async fn control(
@@ -230,6 +248,17 @@ async fn control(
     id: &str,
     event: RolloutEvent,
 ) -> Result<Json<RolloutView>, Problem> {
+    Ok(Json(control_rollout(state, id, event, "operator").await?))
+}
+
+/// Pauses, resumes or aborts the rollout `id` as `actor`; a move its state does not allow
+/// is a 409 that says why.
+pub async fn control_rollout(
+    state: &AppState,
+    id: &str,
+    event: RolloutEvent,
+    actor: &str,
+) -> Result<RolloutView, Problem> {
     let db = &state.stores.distinct()[0];
     let id = rollout_id(id)?;
     let current = db.rollout_get(id).await?;
@@ -239,7 +268,7 @@ async fn control(
         _ => None,
     };
     let moved = db
-        .rollout_move(id, current.version, event, reason, "operator")
+        .rollout_move(id, current.version, event, reason, actor)
         .await
         .map_err(|e| match e {
             StoreError::Invalid { message, .. } => Problem::conflict("status", message),
@@ -251,7 +280,7 @@ async fn control(
     if event == RolloutEvent::Abort {
         db.rollout_cancel_pending(id).await?;
     }
-    Ok(Json(view(state, moved).await?))
+    view(state, moved).await
 }
 
 /// `POST /api/v1/rollouts/{id}/pause`: no new batch starts (queued updates still finish).

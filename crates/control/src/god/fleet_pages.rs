@@ -14,6 +14,7 @@ use genesis_core::DropletState;
 use maud::html;
 
 use super::layout::{html_response, page};
+use super::pages::found_or_page;
 use super::session::SignedIn;
 use crate::api::fleet::droplet_detail;
 use crate::{AppState, Problem};
@@ -67,13 +68,9 @@ pub async fn droplet(
     Extension(me): Extension<SignedIn>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let d = match droplet_detail(&state, &id).await {
+    let d = match found_or_page(droplet_detail(&state, &id).await, &me)? {
         Ok(d) => d,
-        // A mistyped or unknown id is a page, not a JSON problem.
-        Err(p) if matches!(p.status, 400 | 404 | 422) => {
-            return Ok(super::pages::not_found(Extension(me)).await);
-        }
-        Err(p) => return Err(p),
+        Err(page) => return Ok(page),
     };
     let hb = d.last_heartbeat.clone().unwrap_or_default();
     let workflows = hb["workflows"].as_array().cloned().unwrap_or_default();

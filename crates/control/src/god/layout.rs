@@ -27,6 +27,8 @@ form.inline{display:inline}button{font:inherit;cursor:pointer}
 .s-HIBERNATING{background:#8c959f}.s-WAKING{background:#54aeff}.s-ZOMBIE{background:#cf222e}.s-REBOOTING{background:#8250df}
 .s-ORPHAN{background:#82071e}.s-FAILED{background:#24292f}.s-MAINTENANCE{background:#bf8700}
 .s-PENDING,.s-INITIALIZING,.s-HANDSHAKE_PENDING{background:#d0d7de}
+.quiet{color:#57606a}.progress{background:#e4e8ec;height:14px;border-radius:7px;overflow:hidden;max-width:40rem}
+.progress div{background:#2da44e;height:100%}.progress.small{height:8px;width:10rem}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.3rem 1.2rem}dl.facts dt{color:#57606a}
 "#;
 
@@ -47,6 +49,8 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                         strong { "Genesis God Mode" }
                         a href=(ROOT) { "Fleet" }
                         a href="/god/heatmap" { "Heatmap" }
+                        a href="/god/alerts" { "Watchdog" }
+                        a href="/god/rollouts" { "Rollouts" }
                         span.who { (s.operator.email) }
                         form.inline method="post" action="/god/sign-out" {
                             input type="hidden" name=(CSRF_FIELD) value=(s.csrf);

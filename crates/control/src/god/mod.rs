@@ -7,13 +7,19 @@
 //! - `GET /god`: the fleet overview ([`pages`]);
 //! - `GET /god/heatmap`, `GET /god/droplets/{id}`: the health heatmap and a droplet's page
 //!   ([`fleet_pages`]);
+//! - `GET /god/alerts`: the watchdog's open detections, manual reviews and heals
+//!   ([`watch_pages`]);
+//! - `GET|POST /god/rollouts`, `GET /god/rollouts/{id}`, `POST /god/rollouts/{id}/{action}`,
+//!   and the live `GET /god/api/rollouts/{id}/events` stream ([`rollout_pages`]);
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
 pub mod fleet_pages;
 pub mod layout;
 pub mod pages;
+pub mod rollout_pages;
 pub mod session;
+pub mod watch_pages;
 
 use axum::Router;
 use axum::middleware;
@@ -28,6 +34,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let guarded = Router::new()
         .route("/god", get(pages::overview))
         .route("/god/heatmap", get(fleet_pages::heatmap))
+        .route("/god/alerts", get(watch_pages::alerts))
+        .route(
+            "/god/rollouts",
+            get(rollout_pages::list).post(rollout_pages::start),
+        )
+        .route("/god/rollouts/{id}", get(rollout_pages::detail))
+        .route("/god/rollouts/{id}/{action}", post(rollout_pages::control))
+        .route("/god/api/rollouts/{id}", get(rollout_pages::json))
+        .route("/god/api/rollouts/{id}/events", get(rollout_pages::events))
         .route("/god/droplets/{id}", get(fleet_pages::droplet))
         .route("/god/sign-out", post(pages::sign_out))
         .route("/god/api/fleet", get(pages::overview_json))

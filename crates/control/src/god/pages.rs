@@ -149,11 +149,7 @@ pub async fn sign_out(
     Extension(me): Extension<SignedIn>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, Problem> {
-    if !me.csrf_matches(&form.csrf) {
-        return Err(Problem::forbidden(
-            "the form's CSRF token does not match the session",
-        ));
-    }
+    me.check_csrf(&form.csrf)?;
     state.stores.distinct()[0]
         .operator_session_revoke(&me.token_sha256)
         .await?;
@@ -228,14 +224,32 @@ pub async fn overview(
     ))
 }
 
-/// Any other God Mode path, once signed in.
-pub async fn not_found(Extension(me): Extension<SignedIn>) -> Response {
+/// The not-found page.
+pub fn not_found_page(me: &SignedIn) -> Response {
     html_response(
         StatusCode::NOT_FOUND,
         page(
             "Not found",
-            Some(&me),
+            Some(me),
             html! { main { h1 { "Not found" } p { a href=(ROOT) { "Back to the fleet" } } } },
         ),
     )
+}
+
+/// Any other God Mode path, once signed in.
+pub async fn not_found(Extension(me): Extension<SignedIn>) -> Response {
+    not_found_page(&me)
+}
+
+/// `found`, or, for a malformed or unknown id, the not-found page (a page, not a JSON
+/// problem); other refusals stay errors.
+pub fn found_or_page<T>(
+    found: Result<T, Problem>,
+    me: &SignedIn,
+) -> Result<Result<T, Response>, Problem> {
+    match found {
+        Ok(v) => Ok(Ok(v)),
+        Err(p) if matches!(p.status, 400 | 404 | 422) => Ok(Err(not_found_page(me))),
+        Err(p) => Err(p),
+    }
 }

@@ -189,6 +189,18 @@ impl SignedIn {
     pub fn csrf_matches(&self, submitted: &str) -> bool {
         same(&self.csrf, submitted)
     }
+
+    /// A 403 unless `submitted` is this session's CSRF token: every state-changing form
+    /// goes through this.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), Problem> {
+        if self.csrf_matches(submitted) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(
+                "the form's CSRF token does not match the session",
+            ))
+        }
+    }
 }
 
 /// True when the request's `Origin` (if any) is this host: browsers send it on every

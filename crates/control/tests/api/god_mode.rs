@@ -366,3 +366,84 @@ async fn the_heatmap_has_one_cell_per_droplet_and_each_opens_its_page() {
         303
     );
 }
+
+#[tokio::test]
+async fn the_watchdog_page_separates_reviews_drift_and_heals_and_escapes_text() {
+    use genesis_core::{DropletId, Region, WorkspaceId};
+    use genesis_store::{AuditEvent, NewAlert};
+    let app = spawn_app_with(Some(super::TOKEN)).await;
+    let b = signed_in(&app).await;
+    let (_, ws, _) = app
+        .post(
+            "/api/v1/workspaces",
+            serde_json::json!({"name": "Watched", "slug": "watched", "region": "eu-west", "tier": "standard"}),
+        )
+        .await;
+    let ws: WorkspaceId = ws["id"].as_str().expect("id").parse().expect("uuid");
+    let orphan = DropletId::new();
+    let drifted = DropletId::new();
+    for d in [orphan, drifted] {
+        app.t
+            .db
+            .droplet_register(d, ws, Region::EuWest, "test")
+            .await
+            .expect("droplet");
+    }
+    for (droplet, kind, summary) in [
+        (
+            orphan,
+            "manual_review",
+            "never came back <script>alert(1)</script>",
+        ),
+        (drifted, "version_mismatch", "n8n runs tpl:2026.10.0"),
+    ] {
+        app.t
+            .db
+            .alert_raise(
+                &NewAlert {
+                    workspace: Some(ws),
+                    droplet: Some(droplet),
+                    kind,
+                    severity: "HIGH",
+                    summary,
+                    details: &serde_json::json!({}),
+                },
+                "watchdog",
+            )
+            .await
+            .expect("alert");
+    }
+    let mut conn = app.t.db.app_pool().acquire().await.expect("conn");
+    genesis_store::audit::record(
+        &mut conn,
+        &AuditEvent::new("watchdog", "watchdog", "DRIFT_HEALED")
+            .subject(drifted.to_string())
+            .details(serde_json::json!({"kind": "missing_workflow"})),
+    )
+    .await
+    .expect("audit");
+
+    let r = b.get("/god/alerts").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("page");
+    let section = |id: &str| {
+        let at = html
+            .find(&format!(r#"id="{id}""#))
+            .unwrap_or_else(|| panic!("{id}"));
+        html[at..]
+            .split("</table>")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(section("review").contains("manual_review"));
+    assert!(!section("review").contains("version_mismatch"));
+    assert!(section("drift").contains("version_mismatch"));
+    assert!(section("healed").contains("missing_workflow"));
+    assert!(section("healed").contains(&format!("droplets/{drifted}")));
+    assert!(
+        html.contains("&lt;script&gt;") && !html.contains("<script>alert"),
+        "tenant text is escaped"
+    );
+    assert_eq!(Browser::new(&app).get("/god/alerts").await.status(), 303);
+}

@@ -409,3 +409,196 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
     }
     w.finish().await;
 }
+
+/// The text of every server-sent event of `resp` until `end` (or `within` runs out), as
+/// (event, data) pairs.
+async fn read_events(mut resp: reqwest::Response, within: Duration) -> Vec<(String, String)> {
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        if buf.contains("event: end") {
+            break;
+        }
+    }
+    buf.split("\n\n")
+        .filter_map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            event.map(|e| (e, data))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_starts_a_rollout_in_god_mode_and_watches_it_finish() {
+    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+    let w = world(Options::default()).await;
+    const TENANTS: usize = 6;
+    let mut tenants = Vec::new();
+    for i in 0..TENANTS {
+        let ws = w.create_workspace(&format!("god_{i}")).await;
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        tenants.push(ws);
+    }
+    for ws in &tenants {
+        let got = w.wait_finished(*ws, Duration::from_secs(120)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+    }
+    let hash = genesis_control::god::session::hash_password("operator password").expect("hash");
+    w.t.db
+        .operator_create("ops@genesis.test", &hash, "test")
+        .await
+        .expect("operator");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = |pairs: &[(&str, &str)]| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let post = |path: &str, body: String, cookie: Option<&str>| {
+        let mut r = http
+            .post(format!("{}{path}", w.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(c) = cookie {
+            r = r.header(COOKIE, c);
+        }
+        r.send()
+    };
+    let r = post(
+        "/god/sign-in",
+        form(&[
+            ("email", "ops@genesis.test"),
+            ("password", "operator password"),
+        ]),
+        None,
+    )
+    .await
+    .expect("sign in");
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()[SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let get = |path: String| {
+        http.get(format!("{}{path}", w.base))
+            .header(COOKIE, &cookie)
+            .send()
+    };
+    let page = get("/god/rollouts".into())
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let at = page.find(r#"name="csrf" value=""#).expect("csrf field") + 19;
+    let csrf = page[at..].split('"').next().expect("token").to_owned();
+
+    // Start from the form: bug_fix, batches of 2, no pause between them.
+    let r = post(
+        "/god/rollouts",
+        form(&[
+            ("csrf", &csrf),
+            ("scenario", "bug_fix"),
+            ("batch_size", "2"),
+            ("pause_between_s", "0"),
+        ]),
+        Some(&cookie),
+    )
+    .await
+    .expect("start");
+    assert_eq!(r.status(), 303);
+    let location = r.headers()[LOCATION].to_str().expect("ascii").to_owned();
+    let id = Uuid::parse_str(location.trim_start_matches("/god/rollouts/")).expect("uuid");
+    let rollout = w.t.db.rollout_get(id).await.expect("rollout");
+    assert_eq!(
+        rollout.created_by, "operator:ops@genesis.test",
+        "audited by name"
+    );
+    assert_eq!(rollout.batches, 3);
+
+    // Watch it live while the conductor works.
+    let stream = get(format!("/god/api/rollouts/{id}/events"))
+        .await
+        .expect("events");
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let watching = tokio::spawn(read_events(stream, Duration::from_secs(120)));
+    let conductor = RolloutConductor::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+    );
+    let end = drive(&w, &conductor, id).await;
+    assert_eq!(end["status"], "COMPLETED", "{end:#}");
+    let events = watching.await.expect("join");
+    assert_eq!(
+        events.last().map(|e| e.0.as_str()),
+        Some("end"),
+        "{events:?}"
+    );
+    let progress: Vec<Value> = events
+        .iter()
+        .filter(|(e, _)| e == "progress")
+        .map(|(_, d)| serde_json::from_str(d).expect("json"))
+        .collect();
+    assert!(progress.len() >= 2, "{progress:?}");
+    let last = progress.last().expect("a progress event");
+    assert_eq!(last["status"], "COMPLETED");
+    assert_eq!(last["totals"]["done"], TENANTS as i64);
+    assert_eq!(last["totals"]["pending"], 0);
+    assert_eq!(last["per_batch"].as_array().map(Vec::len), Some(3));
+
+    // The page says so too; pausing a finished rollout is refused with the reason, as a page.
+    let html = get(format!("/god/rollouts/{id}"))
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains(r#"<b id="status">COMPLETED</b>"#), "{html}");
+    assert!(html.contains(r#"<span id="percent">100</span>"#));
+    let r = post(
+        &format!("/god/rollouts/{id}/pause"),
+        form(&[("csrf", &csrf)]),
+        Some(&cookie),
+    )
+    .await
+    .expect("pause");
+    assert_eq!(r.status(), 409);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    // A forged form changes nothing.
+    let r = post(
+        &format!("/god/rollouts/{id}/abort"),
+        form(&[("csrf", "forged")]),
+        Some(&cookie),
+    )
+    .await
+    .expect("abort");
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        w.t.db.rollout_get(id).await.expect("rollout").status.code(),
+        "COMPLETED"
+    );
+    w.finish().await;
+}

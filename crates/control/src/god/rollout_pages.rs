@@ -1,0 +1,352 @@
+//! Template rollouts in God Mode (spec 44.1 "Template Rollout", spec 56): the list, a start
+//! form, and each rollout's page with per-batch progress that updates live from a
+//! server-sent event stream, and the pause / resume / abort buttons.
+//!
+//! Everything an operator does here goes through the same functions as the API
+//! (`api::rollouts`), audited under the operator's own name. The page reads fine without
+//! script; the small inline script only keeps it current.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use genesis_core::rollout::{RolloutEvent, Scenario};
+use maud::{Markup, PreEscaped, html};
+use serde::Deserialize;
+
+use super::layout::{html_response, page};
+use super::pages::found_or_page;
+use super::session::{CSRF_FIELD, SignedIn};
+use crate::api::rollouts::{
+    RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
+};
+use crate::{AppState, Problem};
+
+/// How often the event stream reads the rollout again.
+const TICK: Duration = Duration::from_secs(1);
+
+fn actor(me: &SignedIn) -> String {
+    format!("operator:{}", me.operator.email)
+}
+
+/// A refusal as a page: what was wrong, and the way back.
+fn problem_page(me: &SignedIn, p: &Problem, back: &str) -> Response {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+    html_response(
+        status,
+        page(
+            "Refused",
+            Some(me),
+            html! { main { h1 { (p.title) } p.error role="alert" { (p.detail) } p { a href=(back) { "Back" } } } },
+        ),
+    )
+}
+
+fn csrf_input(me: &SignedIn) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(me.csrf); }
+}
+
+/// `GET /god/rollouts`: the newest rollouts and the start form.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+) -> Result<Response, Problem> {
+    let rollouts = state.stores.distinct()[0].rollout_list(50).await?;
+    let body = html! {
+        main {
+            h1 { "Template rollouts" }
+            form #start method="post" action="/god/rollouts" {
+                (csrf_input(&me))
+                label { "Scenario " select name="scenario" {
+                    @for s in Scenario::ALL { option value=(s.code()) { (s.code()) } }
+                } }
+                " "
+                label { "Batch size " input type="number" name="batch_size" min="0" placeholder="default"; }
+                " "
+                label { "Pause between batches (s) " input type="number" name="pause_between_s" min="0" placeholder="default"; }
+                " "
+                button type="submit" id="start-rollout" { "Start a rollout" }
+            }
+            table #rollouts {
+                tr { th { "Started" } th { "Scenario" } th { "Version" } th { "Status" } th { "Batch" } th { "By" } }
+                @for r in &rollouts {
+                    tr {
+                        td { a href={ "rollouts/" (r.id) } { (r.created_at.format("%Y-%m-%d %H:%M:%S")) } }
+                        td { (r.scenario.code()) }
+                        td { (r.target_version) }
+                        td { (r.status.code()) }
+                        td { (r.current_batch.min(r.batches)) " / " (r.batches) }
+                        td { (r.created_by) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page("Rollouts", Some(&me), body),
+    ))
+}
+
+/// The start form.
+#[derive(Debug, Deserialize)]
+pub struct StartForm {
+    csrf: String,
+    scenario: String,
+    #[serde(default)]
+    batch_size: String,
+    #[serde(default)]
+    pause_between_s: String,
+}
+
+/// An optional number field: empty means "the scenario's default".
+fn optional<T: std::str::FromStr>(field: &str, raw: &str) -> Result<Option<T>, Problem> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse()
+        .map(Some)
+        .map_err(|_| Problem::invalid_field(field, "must be a whole number of at least 0"))
+}
+
+/// `POST /god/rollouts`: starts one and opens its page.
+pub async fn start(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+    Form(form): Form<StartForm>,
+) -> Result<Response, Problem> {
+    me.check_csrf(&form.csrf)?;
+    let started = async {
+        let req = StartRequest {
+            scenario: form.scenario.clone(),
+            batch_size: optional("batch_size", &form.batch_size)?,
+            pause_between_s: optional("pause_between_s", &form.pause_between_s)?,
+            ..StartRequest::default()
+        };
+        start_rollout(&state, &req, &actor(&me)).await
+    }
+    .await;
+    Ok(match started {
+        Ok(v) => Redirect::to(&format!("/god/rollouts/{}", v.rollout.id)).into_response(),
+        Err(p) => problem_page(&me, &p, "/god/rollouts"),
+    })
+}
+
+fn percent(part: i64, whole: i64) -> i64 {
+    if whole <= 0 { 100 } else { part * 100 / whole }
+}
+
+/// `GET /god/rollouts/{id}`.
+pub async fn detail(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let v = match found_or_page(rollout_view(&state, &id).await, &me)? {
+        Ok(v) => v,
+        Err(page) => return Ok(page),
+    };
+    let r = &v.rollout;
+    let all =
+        v.totals.pending + v.totals.done + v.totals.failed + v.totals.deferred + v.totals.cancelled;
+    let settled = all - v.totals.pending;
+    let body = html! {
+        main {
+            h1 { "Rollout " code { (r.id.to_string().get(..8).unwrap_or_default()) } }
+            p {
+                (r.scenario.code()) " to " b { (r.target_version) }
+                @if let Some(img) = &r.n8n_image { " (n8n image " code { (img) } ")" }
+                ", started by " (r.created_by) "."
+            }
+            p #status-line {
+                "Status: " b #status { (r.status.code()) }
+                @if let Some(why) = &r.reason { " — " span #reason { (why) } }
+            }
+            div.progress { div #overall style={ "width:" (percent(settled, all)) "%" } {} }
+            p { span #settled { (settled) } " of " (all) " droplets settled ("
+                span #percent { (percent(settled, all)) } " %): "
+                span #done { (v.totals.done) } " done, " span #failed { (v.totals.failed) } " failed, "
+                span #deferred { (v.totals.deferred) } " deferred, " span #cancelled { (v.totals.cancelled) } " cancelled." }
+            div #controls {
+                @for (action, label) in [("pause", "Pause"), ("resume", "Resume"), ("abort", "Abort")] {
+                    form.inline method="post" action={ (r.id) "/" (action) } {
+                        (csrf_input(&me))
+                        button type="submit" id={ (action) "-rollout" } { (label) }
+                    }
+                    " "
+                }
+            }
+            h2 { "Batches" }
+            table #batches {
+                tr { th { "Batch" } th { "Progress" } th { "Pending" } th { "Done" } th { "Failed" } th { "Deferred" } th { "Cancelled" } }
+                @for b in &v.per_batch {
+                    @let size = b.pending + b.done + b.failed + b.deferred + b.cancelled;
+                    tr data-batch=(b.batch) {
+                        td { (b.batch + 1) }
+                        td { div.progress.small { div style={ "width:" (percent(size - b.pending, size)) "%" } {} } }
+                        td.pending { (b.pending) } td.done { (b.done) } td.failed { (b.failed) }
+                        td.deferred { (b.deferred) } td.cancelled { (b.cancelled) }
+                    }
+                }
+            }
+            @if !v.failures.is_empty() {
+                h2 { "Failures" }
+                table #failures {
+                    tr { th { "Droplet" } th { "Why" } }
+                    @for f in &v.failures {
+                        tr { td { a href={ "../droplets/" (f.droplet) } { code { (f.droplet) } } } td { (f.error.as_deref().unwrap_or("")) } }
+                    }
+                }
+            }
+            script { (PreEscaped(LIVE_SCRIPT.replace("ROLLOUT_ID", &r.id.to_string()))) }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page("Rollout", Some(&me), body),
+    ))
+}
+
+/// Keeps the page current from `/god/api/rollouts/{id}/events` (no build step, no library).
+const LIVE_SCRIPT: &str = r#"
+(function(){
+  if(!window.EventSource) return;
+  var es=new EventSource('/god/api/rollouts/ROLLOUT_ID/events');
+  function set(id,v){var e=document.getElementById(id); if(e) e.textContent=v;}
+  es.addEventListener('progress',function(m){
+    var v=JSON.parse(m.data), t=v.totals;
+    var all=t.pending+t.done+t.failed+t.deferred+t.cancelled, settled=all-t.pending;
+    var pct=all>0?Math.floor(settled*100/all):100;
+    set('status',v.status); set('settled',settled); set('percent',pct);
+    set('done',t.done); set('failed',t.failed); set('deferred',t.deferred); set('cancelled',t.cancelled);
+    var bar=document.getElementById('overall'); if(bar) bar.style.width=pct+'%';
+    v.per_batch.forEach(function(b){
+      var row=document.querySelector('tr[data-batch="'+b.batch+'"]'); if(!row) return;
+      ['pending','done','failed','deferred','cancelled'].forEach(function(k){
+        var c=row.querySelector('td.'+k); if(c) c.textContent=b[k];});
+      var size=b.pending+b.done+b.failed+b.deferred+b.cancelled;
+      var w=row.querySelector('.progress div'); if(w) w.style.width=(size>0?Math.floor((size-b.pending)*100/size):100)+'%';
+    });
+  });
+  es.addEventListener('end',function(){es.close();});
+})();
+"#;
+
+/// A form carrying only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct ControlForm {
+    csrf: String,
+}
+
+/// `POST /god/rollouts/{id}/{action}`: pause, resume or abort, then back to the page.
+pub async fn control(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<ControlForm>,
+) -> Result<Response, Problem> {
+    me.check_csrf(&form.csrf)?;
+    let event = match action.as_str() {
+        "pause" => RolloutEvent::Pause,
+        "resume" => RolloutEvent::Resume,
+        "abort" => RolloutEvent::Abort,
+        _ => return Err(Problem::not_found("action")),
+    };
+    let back = format!("/god/rollouts/{id}");
+    Ok(
+        match control_rollout(&state, &id, event, &actor(&me)).await {
+            Ok(_) => Redirect::to(&back).into_response(),
+            Err(p) => problem_page(&me, &p, &back),
+        },
+    )
+}
+
+/// What each `progress` event carries: the rollout's status and its batches.
+#[derive(Debug, serde::Serialize)]
+struct Progress<'a> {
+    status: &'a str,
+    totals: &'a genesis_store::BatchTally,
+    per_batch: &'a [genesis_store::BatchTally],
+}
+
+fn progress_event(v: &RolloutView) -> Event {
+    let p = Progress {
+        status: v.rollout.status.code(),
+        totals: &v.totals,
+        per_batch: &v.per_batch,
+    };
+    Event::default()
+        .event("progress")
+        .data(serde_json::to_string(&p).unwrap_or_default())
+}
+
+/// Where an event stream is.
+enum Phase {
+    /// The view read when the request came: sent at once.
+    First(Box<RolloutView>),
+    /// Read again after a tick.
+    Poll,
+    /// The rollout is final: say `end`.
+    End,
+    /// Nothing more.
+    Closed,
+}
+
+/// The `progress` event of `v`, and what follows it.
+fn step(v: &RolloutView) -> (Result<Event, Infallible>, Phase) {
+    let next = if v.rollout.status.is_final() {
+        Phase::End
+    } else {
+        Phase::Poll
+    };
+    (Ok(progress_event(v)), next)
+}
+
+/// `GET /god/api/rollouts/{id}/events`: a `progress` event now and every second, then
+/// `end` once the rollout is final (or gone).
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let first = rollout_view(&state, &id).await?;
+    let stream = futures_util::stream::unfold(
+        (state, id, Phase::First(Box::new(first))),
+        |(state, id, phase)| async move {
+            let (event, next) = match phase {
+                Phase::Closed => return None,
+                Phase::End => (
+                    Ok(Event::default().event("end").data("final")),
+                    Phase::Closed,
+                ),
+                Phase::First(v) => step(&v),
+                Phase::Poll => {
+                    tokio::time::sleep(TICK).await;
+                    match rollout_view(&state, &id).await {
+                        Ok(v) => step(&v),
+                        Err(_) => (
+                            Ok(Event::default().event("end").data("gone")),
+                            Phase::Closed,
+                        ),
+                    }
+                }
+            };
+            Some((event, (state, id, next)))
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `GET /god/api/rollouts/{id}`: the rollout as JSON (what the page's script could poll
+/// where server-sent events are blocked).
+pub async fn json(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RolloutView>, Problem> {
+    Ok(Json(rollout_view(&state, &id).await?))
+}
