@@ -14,6 +14,7 @@ pub mod ignition;
 pub mod lead;
 pub mod onboarding;
 pub mod region;
+pub mod region_health;
 pub mod rollout;
 pub mod routing;
 pub mod slug;

@@ -113,8 +113,26 @@ pub struct FleetCounts {
     pub by_region: BTreeMap<String, BTreeMap<String, i64>>,
     /// state → count, all regions.
     pub by_state: BTreeMap<String, i64>,
+    /// tier → count: what the fleet costs and which promises it carries (enterprise never
+    /// hibernates).
+    pub by_tier: BTreeMap<String, i64>,
     /// All live droplets.
     pub total: i64,
+}
+
+/// An ignition saga still running or unwinding, as the overview lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnitionInFlight {
+    /// The saga.
+    pub id: Uuid,
+    /// Its tenant.
+    pub workspace_id: Uuid,
+    /// `RUNNING` or `UNWINDING`.
+    pub phase: String,
+    /// The step being done (or undone).
+    pub step: Option<String>,
+    /// When the saga started.
+    pub started_at: DateTime<Utc>,
 }
 
 impl Database {
@@ -357,7 +375,39 @@ impl Database {
             *out.by_state.entry(r.state).or_default() += r.n;
             out.total += r.n;
         }
+        let tiers = sqlx::query!(
+            r#"SELECT w.tier, count(*) AS "n!" FROM genesis.droplets d
+               JOIN genesis.workspaces w ON w.id = d.workspace_id
+               WHERE d.state <> 'TERMINATED' GROUP BY w.tier"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        out.by_tier = tiers.into_iter().map(|r| (r.tier, r.n)).collect();
         Ok(out)
+    }
+
+    /// How many ignitions are in flight, and the `limit` oldest of them (the ones an
+    /// operator should look at first).
+    pub async fn ignitions_in_flight(
+        &self,
+        limit: i64,
+    ) -> Result<(i64, Vec<IgnitionInFlight>), StoreError> {
+        let mut conn = self.read().await?;
+        let n = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM genesis.ignitions
+               WHERE phase IN ('RUNNING', 'UNWINDING')"#
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let oldest = sqlx::query_as!(
+            IgnitionInFlight,
+            r#"SELECT id, workspace_id, phase, step, started_at FROM genesis.ignitions
+               WHERE phase IN ('RUNNING', 'UNWINDING') ORDER BY started_at LIMIT $1"#,
+            limit
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok((n, oldest))
     }
 
     /// A droplet by the cloud's id.

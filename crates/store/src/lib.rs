@@ -38,8 +38,8 @@ pub use db::{Database, DbOptions, Pooler};
 pub use droplets::Droplet;
 pub use error::StoreError;
 pub use fleet::{
-    Alert, BeatRow, BeatTransition, DesiredWorkflowRow, FleetCell, FleetCounts, NewAlert, Silent,
-    StateChange, WatchedDroplet,
+    Alert, BeatRow, BeatTransition, DesiredWorkflowRow, FleetCell, FleetCounts, IgnitionInFlight,
+    NewAlert, Silent, StateChange, WatchedDroplet,
 };
 pub use hibernation::{ActivityKind, HibernationCandidate, HibernationTotals};
 pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionStart, Notification, WebhookEntry};

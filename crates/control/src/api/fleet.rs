@@ -35,6 +35,9 @@ pub async fn fleet_totals(state: &AppState) -> Result<FleetCounts, Problem> {
         for (s, n) in c.by_state {
             *out.by_state.entry(s).or_default() += n;
         }
+        for (t, n) in c.by_tier {
+            *out.by_tier.entry(t).or_default() += n;
+        }
         out.total += c.total;
     }
     Ok(out)

@@ -47,7 +47,7 @@ pub async fn heatmap(
                 }
             }
             @for (region, cells) in &regions {
-                h2 { (region) " " small { "(" (cells.len()) ")" } }
+                h2 id=(region) { (region) " " small { "(" (cells.len()) ")" } }
                 div.grid data-region=(region) {
                     @for c in cells {
                         a class={ "s-" (c.state) } href={ "droplets/" (c.id) } {}

@@ -29,6 +29,8 @@ form.inline{display:inline}button{font:inherit;cursor:pointer}
 .s-PENDING,.s-INITIALIZING,.s-HANDSHAKE_PENDING{background:#d0d7de}
 .quiet{color:#57606a}.progress{background:#e4e8ec;height:14px;border-radius:7px;overflow:hidden;max-width:40rem}
 .progress div{background:#2da44e;height:100%}.progress.small{height:8px;width:10rem}
+.badge{padding:.1rem .5rem;border-radius:4px;color:#fff;font-size:.85em}.b-HEALTHY{background:#2da44e}
+.b-DEGRADED{background:#bf8700}.b-CRITICAL{background:#cf222e}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.3rem 1.2rem}dl.facts dt{color:#57606a}
 "#;
 
@@ -49,6 +51,7 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                         strong { "Genesis God Mode" }
                         a href=(ROOT) { "Fleet" }
                         a href="/god/heatmap" { "Heatmap" }
+                        a href="/god/regions" { "Regions" }
                         a href="/god/alerts" { "Watchdog" }
                         a href="/god/rollouts" { "Rollouts" }
                         span.who { (s.operator.email) }

@@ -7,6 +7,7 @@
 //! - `GET /god`: the fleet overview ([`pages`]);
 //! - `GET /god/heatmap`, `GET /god/droplets/{id}`: the health heatmap and a droplet's page
 //!   ([`fleet_pages`]);
+//! - `GET /god/regions`: each region's health ([`region_pages`]);
 //! - `GET /god/alerts`: the watchdog's open detections, manual reviews and heals
 //!   ([`watch_pages`]);
 //! - `GET|POST /god/rollouts`, `GET /god/rollouts/{id}`, `POST /god/rollouts/{id}/{action}`,
@@ -17,6 +18,7 @@
 pub mod fleet_pages;
 pub mod layout;
 pub mod pages;
+pub mod region_pages;
 pub mod rollout_pages;
 pub mod session;
 pub mod watch_pages;
@@ -35,6 +37,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god", get(pages::overview))
         .route("/god/heatmap", get(fleet_pages::heatmap))
         .route("/god/alerts", get(watch_pages::alerts))
+        .route("/god/regions", get(region_pages::regions))
+        .route("/god/api/regions", get(region_pages::json))
         .route(
             "/god/rollouts",
             get(rollout_pages::list).post(rollout_pages::start),

@@ -167,12 +167,39 @@ pub struct Overview {
     pub fleet: genesis_store::FleetCounts,
     /// Hibernation savings (spec 55.2).
     pub hibernation: Savings,
+    /// Ignition sagas running or unwinding.
+    pub ignitions: IgnitionsInFlight,
+}
+
+/// Ignitions in flight over every regional database.
+#[derive(Debug, Default, Serialize)]
+pub struct IgnitionsInFlight {
+    /// How many.
+    pub count: i64,
+    /// The oldest few: a saga that stays here long is stuck.
+    pub oldest: Vec<genesis_store::IgnitionInFlight>,
+}
+
+/// How many in-flight ignitions the overview lists by name.
+const IGNITIONS_LISTED: usize = 10;
+
+async fn ignitions_of(state: &AppState) -> Result<IgnitionsInFlight, Problem> {
+    let mut out = IgnitionsInFlight::default();
+    for db in state.stores.distinct() {
+        let (n, oldest) = db.ignitions_in_flight(IGNITIONS_LISTED as i64).await?;
+        out.count += n;
+        out.oldest.extend(oldest);
+    }
+    out.oldest.sort_by_key(|i| i.started_at);
+    out.oldest.truncate(IGNITIONS_LISTED);
+    Ok(out)
 }
 
 async fn overview_of(state: &AppState) -> Result<Overview, Problem> {
     Ok(Overview {
         fleet: fleet_totals(state).await?,
         hibernation: savings_now(state).await?,
+        ignitions: ignitions_of(state).await?,
     })
 }
 
@@ -203,6 +230,28 @@ pub async fn overview(
                 div.card #savings {
                     b { (dollars(o.hibernation.saved_cents)) }
                     "saved by hibernation (" (o.hibernation.totals.hibernating_now) " asleep now)"
+                }
+                div.card #ignitions { b { (o.ignitions.count) } "ignitions in flight" }
+            }
+            h2 { "By tier" }
+            table #tiers {
+                tr { th { "Tier" } th { "Droplets" } }
+                @for (tier, n) in &o.fleet.by_tier {
+                    tr data-tier=(tier) { td { (tier) } td { (n) } }
+                }
+            }
+            @if !o.ignitions.oldest.is_empty() {
+                h2 { "Ignitions in flight " small.quiet { "(oldest first)" } }
+                table #ignitions-in-flight {
+                    tr { th { "Workspace" } th { "Phase" } th { "Step" } th { "Started" } }
+                    @for i in &o.ignitions.oldest {
+                        tr {
+                            td { code { (i.workspace_id) } }
+                            td { (i.phase) }
+                            td { (i.step.as_deref().unwrap_or("—")) }
+                            td { (i.started_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                        }
+                    }
                 }
             }
             h2 { "By region" }

@@ -447,3 +447,103 @@ async fn the_watchdog_page_separates_reviews_drift_and_heals_and_escapes_text() 
     );
     assert_eq!(Browser::new(&app).get("/god/alerts").await.status(), 303);
 }
+
+/// Registers `n` droplets of `ws` in `region` and walks each through `events`.
+async fn droplets_in(
+    app: &App,
+    ws: genesis_core::WorkspaceId,
+    region: genesis_core::Region,
+    n: usize,
+    events: &[genesis_core::DropletEvent],
+) {
+    for _ in 0..n {
+        let id = genesis_core::DropletId::new();
+        app.t
+            .db
+            .droplet_register(id, ws, region, "test")
+            .await
+            .expect("droplet");
+        for (v, e) in events.iter().enumerate() {
+            app.t
+                .db
+                .droplet_transition(id, v as i64, *e, "test")
+                .await
+                .expect("transition");
+        }
+    }
+}
+
+async fn workspace(app: &App, slug: &str, region: &str, tier: &str) -> genesis_core::WorkspaceId {
+    let (status, ws, _) = app
+        .post(
+            "/api/v1/workspaces",
+            serde_json::json!({"name": slug, "slug": slug, "region": region, "tier": tier}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ws}");
+    ws["id"].as_str().expect("id").parse().expect("uuid")
+}
+
+#[tokio::test]
+async fn regions_are_judged_from_their_droplets_and_the_overview_counts_tiers() {
+    use genesis_core::{DropletEvent as E, Region};
+    let app = spawn_app_with(Some(super::TOKEN)).await;
+    let b = signed_in(&app).await;
+    let up = [E::Booted, E::CloudInitFinished, E::HandshakeCompleted];
+    let degraded = [
+        E::Booted,
+        E::CloudInitFinished,
+        E::HandshakeCompleted,
+        E::ResourcesHigh,
+    ];
+    let us = workspace(&app, "reg_us", "us-east", "standard").await;
+    droplets_in(&app, us, Region::UsEast, 10, &up).await;
+    let eu = workspace(&app, "reg_eu", "eu-west", "enterprise").await;
+    droplets_in(&app, eu, Region::EuWest, 19, &up).await;
+    droplets_in(&app, eu, Region::EuWest, 1, &degraded).await;
+    let ap = workspace(&app, "reg_ap", "apac", "high-priority").await;
+    droplets_in(&app, ap, Region::Apac, 3, &up).await;
+    droplets_in(&app, ap, Region::Apac, 2, &degraded).await;
+
+    let r = b.get("/god/api/regions").await;
+    assert_eq!(r.status(), 200);
+    let regions: serde_json::Value = r.json().await.expect("json");
+    let status_of = |code: &str| {
+        regions
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|v| v["region"] == code)
+            .unwrap_or_else(|| panic!("{code} listed: {regions}"))
+            .clone()
+    };
+    assert_eq!(status_of("us-east")["status"], "HEALTHY");
+    assert_eq!(status_of("eu-west")["status"], "DEGRADED");
+    assert_eq!(status_of("eu-west")["impaired"], 1);
+    assert_eq!(status_of("apac")["status"], "CRITICAL", "60 % healthy");
+    assert_eq!(
+        status_of("us-west")["total"],
+        0,
+        "a region without droplets is listed"
+    );
+    let html = b.get("/god/regions").await.text().await.expect("page");
+    assert!(html.contains(r#"data-region="apac" data-status="CRITICAL""#));
+    assert!(html.contains("60.0 %"), "the healthy share is shown");
+
+    let fleet: serde_json::Value = b.get("/god/api/fleet").await.json().await.expect("json");
+    assert_eq!(fleet["fleet"]["by_tier"]["standard"], 10);
+    assert_eq!(fleet["fleet"]["by_tier"]["enterprise"], 20);
+    assert_eq!(fleet["fleet"]["by_tier"]["high-priority"], 5);
+    assert_eq!(fleet["ignitions"]["count"], 0);
+    let html = b.get("/god").await.text().await.expect("page");
+    assert!(
+        html.contains(r#"<tr data-tier="enterprise"><td>enterprise</td><td>20</td>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"id="ignitions""#));
+    // The JSON is for signed-in operators only.
+    assert_eq!(
+        Browser::new(&app).get("/god/api/regions").await.status(),
+        401
+    );
+}
