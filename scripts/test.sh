@@ -5,14 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?run through scripts/with-services.sh (make test)}"
 
-# The PgBouncer isolation test needs Debian's pgbouncer (spec 40.2).
-if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+# Debian packages some tests need: pgbouncer (the PgBouncer isolation test, spec 40.2),
+# chromium and chromium-driver (God Mode's browser test). Installed with apt when running as
+# root; otherwise the one command to run is printed.
+missing=()
+command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    echo "[test] installing pgbouncer with apt" >&2
+    echo "[test] installing ${missing[*]} with apt" >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "The PgBouncer tests need pgbouncer: sudo apt-get install -y pgbouncer" >&2
+    echo "Some tests need: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
 fi
@@ -21,6 +27,9 @@ fi
 # The fake n8n is checked against n8n's own OpenAPI document (from its npm tarball, cached).
 GENESIS_N8N_OPENAPI="$(scripts/fetch-n8n-openapi.sh)"
 export GENESIS_N8N_OPENAPI
+
+# Screenshots of the browser test land here (CI keeps them as artifacts).
+export GENESIS_ARTIFACTS="${GENESIS_ARTIFACTS:-$PWD/target/artifacts/browser}"
 
 export SQLX_OFFLINE=true
 if cargo nextest --version >/dev/null 2>&1; then

@@ -16,7 +16,7 @@ main{padding:1.5rem;max-width:1200px}h1{font-size:1.4rem;margin:.2rem 0 1rem}
 .cards{display:flex;flex-wrap:wrap;gap:1rem}.card{background:#fff;border-radius:8px;padding:1rem 1.2rem;box-shadow:0 1px 3px #0002;min-width:10rem}
 .card b{display:block;font-size:1.8rem}table{border-collapse:collapse;background:#fff;margin:1rem 0}
 td,th{padding:.35rem .8rem;border-bottom:1px solid #e4e8ec;text-align:right}th:first-child,td:first-child{text-align:left}
-form.inline{display:inline}button{font:inherit;cursor:pointer}
+[hidden]{display:none!important}form.inline{display:inline}button{font:inherit;cursor:pointer}
 .signin{max-width:22rem;margin:12vh auto;background:#fff;padding:2rem;border-radius:10px;box-shadow:0 2px 8px #0003}
 .signin label{display:block;margin:.8rem 0 .2rem}.signin input{width:100%;box-sizing:border-box;padding:.5rem;font:inherit}
 .signin button{margin-top:1.2rem;width:100%;padding:.6rem;background:#1f6feb;color:#fff;border:0;border-radius:6px}

@@ -29,7 +29,7 @@ fn sign_in_form(next: &str, error: Option<&str>, email: &str) -> Markup {
         "Sign in",
         None,
         html! {
-            form.signin method="post" action=(SIGN_IN) {
+            main { form.signin method="post" action=(SIGN_IN) {
                 h1 { "Genesis God Mode" }
                 @if let Some(e) = error { p.error role="alert" { (e) } }
                 input type="hidden" name="next" value=(next);
@@ -38,7 +38,7 @@ fn sign_in_form(next: &str, error: Option<&str>, email: &str) -> Markup {
                 label for="password" { "Password" }
                 input #password type="password" name="password" required autocomplete="current-password";
                 button type="submit" id="sign-in" { "Sign in" }
-            }
+            } }
         },
     )
 }

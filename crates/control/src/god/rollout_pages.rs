@@ -174,8 +174,10 @@ pub async fn detail(
                 span #done { (v.totals.done) } " done, " span #failed { (v.totals.failed) } " failed, "
                 span #deferred { (v.totals.deferred) } " deferred, " span #cancelled { (v.totals.cancelled) } " cancelled." }
             div #controls {
-                @for (action, label) in [("pause", "Pause"), ("resume", "Resume"), ("abort", "Abort")] {
-                    form.inline method="post" action={ (r.id) "/" (action) } {
+                // Each button shows only while it applies; the live script keeps that true.
+                @for (action, label, when) in CONTROLS {
+                    form.inline method="post" action={ (r.id) "/" (action) } data-when=(when)
+                        hidden[!when.split(' ').any(|s| s == r.status.code())] {
                         (csrf_input(&me))
                         button type="submit" id={ (action) "-rollout" } { (label) }
                     }
@@ -213,6 +215,13 @@ pub async fn detail(
     ))
 }
 
+/// The control buttons: action, label, and the statuses in which it applies.
+const CONTROLS: [(&str, &str, &str); 3] = [
+    ("pause", "Pause", "RUNNING"),
+    ("resume", "Resume", "PAUSED"),
+    ("abort", "Abort", "RUNNING PAUSED"),
+];
+
 /// Keeps the page current from `/god/api/rollouts/{id}/events` (no build step, no library).
 const LIVE_SCRIPT: &str = r#"
 (function(){
@@ -226,6 +235,8 @@ const LIVE_SCRIPT: &str = r#"
     set('status',v.status); set('settled',settled); set('percent',pct);
     set('done',t.done); set('failed',t.failed); set('deferred',t.deferred); set('cancelled',t.cancelled);
     var bar=document.getElementById('overall'); if(bar) bar.style.width=pct+'%';
+    document.querySelectorAll('#controls form').forEach(function(f){
+      f.hidden=f.dataset.when.split(' ').indexOf(v.status)<0;});
     v.per_batch.forEach(function(b){
       var row=document.querySelector('tr[data-batch="'+b.batch+'"]'); if(!row) return;
       ['pending','done','failed','deferred','cancelled'].forEach(function(k){

@@ -1,0 +1,452 @@
+//! God Mode in a real headless Chromium (Debian's `chromium` and `chromium-driver`), driven
+//! over WebDriver with `fantoccini`: what an operator does all day, clicked through the way
+//! a person would, against the whole stack (real sidecars, fake n8n, PostgreSQL, Redis).
+//!
+//! `make test` (and CI) installs Chromium and its driver when they are missing; run alone,
+//! this test says how to install them instead of skipping. Screenshots of every page visited
+//! are written to `target/artifacts/browser/` (or `$GENESIS_ARTIFACTS`), and the README's
+//! screenshot is one of them.
+
+#[path = "../ignition/helpers.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the ignition tests; not every helper is used here"
+)]
+mod helpers;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use genesis_control::workers::rollouts::RolloutConductor;
+use genesis_core::{DropletEvent, DropletId, Region};
+use helpers::{Options, credentials, world};
+use serde_json::{Value, json};
+
+const EMAIL: &str = "ops@genesis.test";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A running `chromedriver`, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+async fn start_driver() -> Driver {
+    let program = find_program("GENESIS_CHROMEDRIVER", &["chromedriver"]).unwrap_or_else(|| {
+        panic!(
+            "chromedriver not found: `make test` installs it; by hand, \
+             `sudo apt-get install -y chromium chromium-driver` (or set GENESIS_CHROMEDRIVER)"
+        )
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(&program)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{}/status", driver.url)).send().await
+            && let Ok(v) = r.json::<Value>().await
+            && v["value"]["ready"] == true
+        {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not become ready on {}", driver.url);
+}
+
+async fn open_browser(driver: &Driver) -> Client {
+    let mut options = json!({
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+            "--window-size=1400,1000",
+        ],
+    });
+    if let Some(chromium) = find_program("GENESIS_CHROMIUM", &["chromium", "chromium-browser"]) {
+        options["binary"] = json!(chromium);
+    }
+    let caps = json!({ "browserName": "chrome", "goog:chromeOptions": options });
+    let Value::Object(caps) = caps else {
+        unreachable!("a JSON object literal")
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("GENESIS_ARTIFACTS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts/browser"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).expect("artifacts directory");
+    dir
+}
+
+async fn screenshot(b: &Client, name: &str) {
+    let png = b.screenshot().await.expect("screenshot");
+    std::fs::write(artifacts().join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+async fn text_of(b: &Client, css: &str) -> String {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+async fn displayed(b: &Client, css: &str) -> bool {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .is_displayed()
+        .await
+        .expect("displayed")
+}
+
+async fn path_of(b: &Client) -> String {
+    b.current_url().await.expect("url").path().to_owned()
+}
+
+/// Waits for the browser to reach a page whose path `is` (a click returns before the page
+/// it leads to has loaded), and returns that path.
+async fn arrive(b: &Client, what: &str, is: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let path = path_of(b).await;
+        if is(&path) && b.find(Locator::Css("main")).await.is_ok() {
+            return path;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached {what}: still on {path}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `check` until it holds, up to `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_in(b: &Client, email: &str, password: &str) {
+    // After a refusal the form keeps the e-mail typed: replace it.
+    let field = b
+        .find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email field");
+    field.clear().await.expect("clear");
+    field.send_keys(email).await.expect("type");
+    b.find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password field")
+        .send_keys(password)
+        .await
+        .expect("type");
+    b.find(Locator::Css("form button[type=submit]"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+}
+
+/// The events that take crowd droplet `i` to its state: mostly serving, some asleep, a few
+/// degraded, drifting, lost or still booting.
+fn crowd_events(i: usize) -> Vec<DropletEvent> {
+    use DropletEvent as E;
+    let up = vec![E::Booted, E::CloudInitFinished, E::HandshakeCompleted];
+    let then = |e: E| {
+        let mut v = up.clone();
+        v.push(e);
+        v
+    };
+    match i % 40 {
+        0..=27 => up,
+        28..=33 => then(E::Hibernated),
+        34 | 35 => then(E::ResourcesHigh),
+        36 => then(E::DriftFound),
+        37 => then(E::HeartbeatsMissed),
+        _ => vec![E::Booted],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_works_through_god_mode_in_a_real_browser() {
+    let w = world(Options::default()).await;
+    // Four tenants ignited through the whole stack: they are what the rollout updates.
+    let mut tenants = Vec::new();
+    for i in 0..4 {
+        let ws = w.create_workspace(&format!("browser_{i}")).await;
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        tenants.push(ws);
+    }
+    for ws in &tenants {
+        let got = w.wait_finished(*ws, Duration::from_secs(120)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+    }
+    // And a thousand more droplets of a tenant not yet live (no rollout touches them), in a
+    // fleet's usual mix of states, for the heatmap.
+    let crowd = w.create_workspace("browser_crowd").await;
+    let mut crowd_healthy = 0;
+    for i in 0..1_000 {
+        let region = [Region::UsEast, Region::EuWest, Region::UsWest][i % 3];
+        let id = DropletId::new();
+        w.t.db
+            .droplet_register(id, crowd, region, "test")
+            .await
+            .expect("droplet");
+        let events = crowd_events(i);
+        if events.len() == 3 {
+            crowd_healthy += 1;
+        }
+        for (v, e) in events.iter().enumerate() {
+            w.t.db
+                .droplet_transition(id, v as i64, *e, "test")
+                .await
+                .expect("transition");
+        }
+    }
+    let hash = genesis_control::god::session::hash_password(PASSWORD).expect("hash");
+    w.t.db
+        .operator_create(EMAIL, &hash, "test")
+        .await
+        .expect("operator");
+    // Chromium treats localhost as a secure origin, so the Secure session cookie is kept
+    // over plain HTTP there (as in `make demo`).
+    let base = w.base.replace("127.0.0.1", "localhost");
+
+    let driver = start_driver().await;
+    let b = open_browser(&driver).await;
+
+    // Without a session, God Mode sends the browser to sign in.
+    b.goto(&format!("{base}/god")).await.expect("goto");
+    arrive(&b, "/god/sign-in", |p| p == "/god/sign-in").await;
+
+    // A wrong password is refused, and says so.
+    sign_in(&b, EMAIL, "not the password").await;
+    b.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(".error"))
+        .await
+        .expect("the refusal is shown");
+    assert_eq!(path_of(&b).await, "/god/sign-in");
+    assert_eq!(text_of(&b, ".error").await, "Wrong e-mail or password.");
+    screenshot(&b, "sign-in-refused").await;
+    let failed =
+        w.t.db
+            .audit_list(None, Some("LOGIN_FAILED"), 10)
+            .await
+            .expect("audit");
+    assert_eq!(failed.len(), 1, "the refusal is audited");
+
+    // The right one lands on the fleet overview, whose counts are the API's.
+    sign_in(&b, EMAIL, PASSWORD).await;
+    arrive(&b, "/god", |p| p == "/god").await;
+    let (status, api) = w.get("/api/v1/fleet/health").await;
+    assert_eq!(status, 200, "{api}");
+    assert_eq!(
+        text_of(&b, "#total b").await,
+        api["total"].to_string(),
+        "{api}"
+    );
+    assert_eq!(api["total"], 1_004);
+    let cards = b
+        .find_all(Locator::Css(".card[data-state]"))
+        .await
+        .expect("cards");
+    assert_eq!(cards.len(), api["by_state"].as_object().expect("map").len());
+    for card in cards {
+        let state = card.attr("data-state").await.expect("attr").expect("state");
+        let n = card
+            .find(Locator::Css("b"))
+            .await
+            .expect("figure")
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(n, api["by_state"][&state].to_string(), "{state}");
+    }
+    screenshot(&b, "overview").await;
+
+    // Regional status: every region, each judged.
+    b.find(Locator::LinkText("Regions"))
+        .await
+        .expect("nav")
+        .click()
+        .await
+        .expect("click");
+    arrive(&b, "/god/regions", |p| p == "/god/regions").await;
+    let rows = b
+        .find_all(Locator::Css("#regions tr[data-region]"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), Region::ALL.len());
+    // us-east: 1 zombie of ~300 counted, and some degraded: degraded, not critical.
+    let us_east = b
+        .find(Locator::Css(r#"#regions tr[data-region="us-east"]"#))
+        .await
+        .expect("row");
+    assert_eq!(
+        us_east.attr("data-status").await.expect("attr").as_deref(),
+        Some("DEGRADED")
+    );
+    screenshot(&b, "regions").await;
+
+    // The heatmap: one cell per droplet.
+    b.find(Locator::LinkText("Heatmap"))
+        .await
+        .expect("nav")
+        .click()
+        .await
+        .expect("click");
+    arrive(&b, "/god/heatmap", |p| p == "/god/heatmap").await;
+    let cells = b
+        .find_all(Locator::Css(".grid a"))
+        .await
+        .expect("cells")
+        .len();
+    assert_eq!(cells, 1_004, "one cell per droplet");
+    let healthy = b
+        .find_all(Locator::Css(".grid a.s-ACTIVE_HEALTHY"))
+        .await
+        .expect("cells");
+    assert_eq!(healthy.len(), 4 + crowd_healthy, "the serving droplets");
+    screenshot(&b, "heatmap").await;
+
+    // A cell opens its droplet.
+    healthy[0].click().await.expect("click");
+    arrive(&b, "a droplet's page", |p| p.starts_with("/god/droplets/")).await;
+    let page = b.source().await.expect("html");
+    assert!(
+        page.contains("ACTIVE_HEALTHY"),
+        "the droplet's state is shown"
+    );
+    assert!(
+        page.contains("HANDSHAKE_COMPLETED"),
+        "its timeline is shown"
+    );
+    screenshot(&b, "droplet").await;
+
+    // A rollout started from the form reaches 100 % on its page, live (no reload).
+    b.find(Locator::LinkText("Rollouts"))
+        .await
+        .expect("nav")
+        .click()
+        .await
+        .expect("click");
+    b.find(Locator::Css("select[name=scenario] option[value=bug_fix]"))
+        .await
+        .expect("scenario")
+        .click()
+        .await
+        .expect("choose");
+    for (field, value) in [("batch_size", "2"), ("pause_between_s", "0")] {
+        b.find(Locator::Css(&format!("input[name={field}]")))
+            .await
+            .expect("field")
+            .send_keys(value)
+            .await
+            .expect("type");
+    }
+    b.find(Locator::Id("start-rollout"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    let path = arrive(&b, "the rollout's page", |p| {
+        p.len() > "/god/rollouts/".len() && p.starts_with("/god/rollouts/")
+    })
+    .await;
+    let id = uuid::Uuid::parse_str(path.trim_start_matches("/god/rollouts/"))
+        .unwrap_or_else(|_| panic!("on the rollout's page: {path}"));
+    assert_eq!(text_of(&b, "#percent").await, "0");
+    assert!(displayed(&b, "#pause-rollout").await && displayed(&b, "#abort-rollout").await);
+    assert!(
+        !displayed(&b, "#resume-rollout").await,
+        "nothing to resume yet"
+    );
+    let conductor = RolloutConductor::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+    );
+    let conducting = tokio::spawn(async move {
+        loop {
+            conductor.reconcile().await.expect("conductor pass");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    eventually(Duration::from_secs(120), "the page shows 100 %", || async {
+        text_of(&b, "#percent").await == "100" && text_of(&b, "#status").await == "COMPLETED"
+    })
+    .await;
+    conducting.abort();
+    assert_eq!(path_of(&b).await, path, "the page updated itself");
+    assert_eq!(text_of(&b, "#done").await, "4");
+    for control in ["#pause-rollout", "#resume-rollout", "#abort-rollout"] {
+        assert!(!displayed(&b, control).await, "{control} after the end");
+    }
+    assert_eq!(
+        w.t.db.rollout_get(id).await.expect("rollout").created_by,
+        format!("operator:{EMAIL}")
+    );
+    screenshot(&b, "rollout").await;
+
+    // Signing out ends the session: God Mode asks to sign in again.
+    b.find(Locator::Id("sign-out"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    arrive(&b, "/god/sign-in", |p| p == "/god/sign-in").await;
+    b.goto(&format!("{base}/god/heatmap")).await.expect("goto");
+    arrive(&b, "/god/sign-in", |p| p == "/god/sign-in").await;
+    b.close().await.expect("close");
+}
