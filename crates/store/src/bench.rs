@@ -181,6 +181,43 @@ impl Database {
         Ok(out)
     }
 
+    /// Seeds a fleet for God Mode's benchmark: `n` workspaces over every region and tier,
+    /// one droplet each, in a production-like mix of states (70 % healthy, 15 % asleep, and
+    /// a few degraded, drifting, lost and booting), each with a heartbeat. Two statements.
+    pub async fn bench_fleet_seed(&self, n: usize) -> Result<(), StoreError> {
+        let run = uuid::Uuid::now_v7().simple().to_string();
+        let mut tx = self.app.begin().await?;
+        sqlx::query(
+            "INSERT INTO genesis.workspaces (id, slug, name, region, tier, status)
+             SELECT gen_random_uuid(), 'gm_' || $2 || '_' || i, 'gm_' || $2 || '_' || i,
+                    (ARRAY['us-east','us-west','eu-west','eu-north','apac'])[1 + i % 5],
+                    (ARRAY['standard','standard','standard','high-priority','enterprise'])[1 + (i / 5) % 5],
+                    'ACTIVE'
+             FROM generate_series(0, $1 - 1) AS i",
+        )
+        .bind(n as i64)
+        .bind(&run[run.len() - 8..])
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO genesis.droplets (id, workspace_id, provider_id, region, state,
+                                           last_heartbeat_at, last_heartbeat)
+             SELECT gen_random_uuid(), w.id, 800000000 + row_number() OVER (ORDER BY w.id), w.region,
+                    CASE WHEN r < 70 THEN 'ACTIVE_HEALTHY' WHEN r < 85 THEN 'HIBERNATING'
+                         WHEN r < 90 THEN 'ACTIVE_DEGRADED' WHEN r < 93 THEN 'DRIFT_DETECTED'
+                         WHEN r < 95 THEN 'ZOMBIE' WHEN r < 96 THEN 'REBOOTING'
+                         WHEN r < 97 THEN 'ORPHAN' ELSE 'INITIALIZING' END,
+                    now(), '{\"cpu\": 12.5, \"memory\": 41.0, \"disk\": 33.0}'::jsonb
+             FROM (SELECT id, region, abs(hashtext(id::text)) % 100 AS r
+                   FROM genesis.workspaces WHERE slug LIKE 'gm\\_' || $1 || '\\_%') AS w",
+        )
+        .bind(&run[run.len() - 8..])
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// When each of `droplets` first became ZOMBIE at or after `since` (from the audit log).
     pub async fn bench_zombie_times(
         &self,

@@ -93,6 +93,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         boot_s: u64,
     },
+    /// God Mode at fleet scale: server time (p50/p99) and weight of the overview, heatmap
+    /// and regional pages over N droplets, against the sign-in page as baseline.
+    GodMode {
+        /// Droplets (one per workspace).
+        #[arg(long, default_value_t = 15_000)]
+        droplets: usize,
+        /// Timed requests per page.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
     /// Heartbeat ingestion: sustained heartbeats/s and latency, every one authenticated and
     /// recorded, against a bare JSON route in the same run.
     Heartbeats {
@@ -221,6 +231,9 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
             seconds,
             connections,
         } => super::bench_heartbeats::run(droplets, seconds, connections).await,
+        BenchCommand::GodMode { droplets, requests } => {
+            super::bench_god_mode::run(droplets, requests).await
+        }
         BenchCommand::Zombies {
             redis_url,
             droplets,

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api_client;
 pub mod bench;
+pub mod bench_god_mode;
 pub mod bench_heartbeats;
 pub mod bench_ignition;
 pub mod bench_queue;
@@ -105,6 +106,9 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
             seconds,
             connections,
         }) => bench_heartbeats::run(droplets, seconds, connections).await,
+        Command::Bench(bench::BenchCommand::GodMode { droplets, requests }) => {
+            bench_god_mode::run(droplets, requests).await
+        }
         Command::Bench(bench::BenchCommand::Zombies {
             redis_url,
             droplets,

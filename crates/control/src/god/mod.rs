@@ -56,10 +56,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
             state,
             session::require_operator,
         ));
+    // Pages are compressed when the browser accepts gzip: the heatmap of a 15,000-droplet
+    // fleet is ~1.3 MB of near-identical cells, a few dozen KB gzipped (BENCHMARKS.md). The
+    // live event stream is left alone (tower-http never compresses `text/event-stream`).
     Router::new()
         .route(
             session::SIGN_IN,
             get(pages::sign_in_page).post(pages::sign_in),
         )
         .merge(guarded)
+        .layer(tower_http::compression::CompressionLayer::new())
 }
