@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: migrate, start the DigitalOcean simulator (droplets boot the real sidecar and a
 # fake n8n) and the control plane, ignite tenants through the real API and CLI (partition,
-# droplet, handshake, credentials, workflows), seed leads, show a rollback, and say where to
-# look. Ctrl-C stops it all.
+# droplet, handshake, credentials, workflows), seed leads, show a rollback, ignite a fleet of
+# 200 more (DEMO_TENANTS) with a progress bar, inject a little chaos for God Mode to show, and
+# say where to look. Ctrl-C stops it all.
 # (DEMO_EXIT=1 exits after the walkthrough instead of serving until Ctrl-C.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -137,6 +138,20 @@ $bin rollouts start --scenario bug_fix --batch-size 2 --pause-between-s 1 --wait
 bold "The hot-standby pool (spec 55.4): warm blank droplets that serve a waking High-Priority tenant"
 step "GET /api/v1/fleet/standby"
 curl -s -H "$auth" "$api/api/v1/fleet/standby"; echo
+
+tenants=${DEMO_TENANTS:-200}
+bold "A fleet for God Mode: $tenants more tenants, ignited through the API, 16 at a time"
+step "genesis demo populate --tenants $tenants"
+$bin demo populate --tenants "$tenants"
+
+bold "A little chaos (spec 45), through the simulator's operator endpoints"
+step "genesis demo chaos --zombies 3 --lost 1 --drift 1 --degraded 2"
+$bin demo chaos --zombies 3 --lost 1 --drift 1 --degraded 2
+cat <<CHAOS
+  Within a minute God Mode shows it: zombies (3 missed heartbeats) rebooted back to health,
+  the lost one ORPHAN for manual review, the drifted workflow found and healed by the
+  watchdog, the hot ones ACTIVE_DEGRADED (5 heartbeats above 80 % CPU).
+CHAOS
 
 bold "Where to look"
 cat <<INFO

@@ -58,6 +58,10 @@ enum Command {
     /// progress bar), status, pause, resume, abort.
     #[command(subcommand)]
     Rollouts(cmd::rollouts::RolloutsCommand),
+    /// Give a demo fleet something to show: ignite N tenants with one progress bar, then
+    /// make a few droplets misbehave through the simulator.
+    #[command(subcommand)]
+    Demo(cmd::demo::DemoCommand),
     /// God Mode operators: `create-operator` makes the first one.
     #[command(subcommand)]
     Admin(cmd::admin::AdminCommand),

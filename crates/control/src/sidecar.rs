@@ -104,6 +104,72 @@ pub async fn heartbeat(
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Error types one report may name, and how long a name may be: a report is aggregate
+/// counts by class, and a sidecar gone wrong must not fill the history with noise.
+const MAX_ERROR_TYPES: usize = 50;
+const MAX_ERROR_TYPE_LEN: usize = 100;
+
+/// Refuses a report that cannot be right: a period that ends before it starts or in the
+/// future (clocks may differ by a few minutes), a rate outside 0..=1, or too many error
+/// types.
+fn check_report(
+    m: &genesis_protocol::MetricsReport,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Problem> {
+    if !(m.success_rate.is_finite() && (0.0..=1.0).contains(&m.success_rate)) {
+        return Err(Problem::invalid_field(
+            "success_rate",
+            "must be between 0 and 1",
+        ));
+    }
+    if m.error_types.len() > MAX_ERROR_TYPES
+        || m.error_types
+            .keys()
+            .any(|k| k.is_empty() || k.len() > MAX_ERROR_TYPE_LEN)
+    {
+        return Err(Problem::invalid_field(
+            "error_types",
+            format!("at most {MAX_ERROR_TYPES} types, each 1 to {MAX_ERROR_TYPE_LEN} characters"),
+        ));
+    }
+    match (m.period_start_ms, m.period_end_ms) {
+        (None, None) => Ok(()),
+        (Some(start), Some(end))
+            if start <= end && end <= now.timestamp_millis() + 5 * 60 * 1_000 =>
+        {
+            Ok(())
+        }
+        _ => Err(Problem::invalid_field(
+            "period_end_ms",
+            "the period must have a start and an end, in order, and not end in the future",
+        )),
+    }
+}
+
+/// What a report adds to the fleet's history: counts, with the rate and mean turned back
+/// into sums so that buckets add up.
+fn figures_of(m: &genesis_protocol::MetricsReport) -> genesis_store::MetricsFigures {
+    let executions = i64::try_from(m.total_executions).unwrap_or(i64::MAX);
+    let rate = if m.success_rate.is_finite() {
+        m.success_rate.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    genesis_store::MetricsFigures {
+        executions,
+        succeeded: (rate * executions as f64).round() as i64,
+        duration_ms_sum: i64::try_from(m.avg_duration_ms)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(executions),
+        emails_sent: i64::try_from(m.email_sent_count).unwrap_or(i64::MAX),
+        errors: m
+            .error_types
+            .iter()
+            .map(|(t, n)| (t.clone(), i64::try_from(*n).unwrap_or(i64::MAX)))
+            .collect(),
+    }
+}
+
 /// `POST /api/v1/sidecar/metrics` (spec 44.2): records the droplet's latest aggregate counts.
 pub async fn metrics_report(
     State(state): State<AppState>,
@@ -114,6 +180,9 @@ pub async fn metrics_report(
         Ok(b) => b,
         Err(e) => return Problem::invalid_field("body", e.body_text()).into_response(),
     };
+    if let Err(p) = check_report(&m, chrono::Utc::now()) {
+        return p.into_response();
+    }
     let who = match authenticate(&state, &headers, None).await {
         Ok(ok) => ok,
         Err(r) => return r,
@@ -126,6 +195,16 @@ pub async fn metrics_report(
     if let Err(e) = db
         .droplet_report_record(who.identity.droplet_id, &value, true)
         .await
+    {
+        return Problem::from(e).into_response();
+    }
+    // A report that names its period goes into the fleet's history (spec 44.2), once.
+    if let Some(end) = m
+        .period_end_ms
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        && let Err(e) = db
+            .fleet_metrics_add(who.identity.droplet_id, end, &figures_of(&m))
+            .await
     {
         return Problem::from(e).into_response();
     }

@@ -110,4 +110,14 @@ pub struct MetricsReport {
     pub email_sent_count: u64,
     /// Error counts by type (node type or error class, never a message).
     pub error_types: BTreeMap<String, u64>,
+    /// The period counted, Unix milliseconds, start included and end excluded: the
+    /// executions that started in it. The next report starts where this one ended, so the
+    /// control plane can add reports up into the fleet's history without counting an
+    /// execution twice, and drop a report it already has (a retried delivery). A report
+    /// without a period is kept as the droplet's latest figures only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start_ms: Option<i64>,
+    /// End of the period (see `period_start_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end_ms: Option<i64>,
 }

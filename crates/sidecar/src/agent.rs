@@ -63,6 +63,13 @@ pub fn http_client(settings: &Settings) -> Result<reqwest::Client, SidecarError>
     b.build().map_err(|e| SidecarError::Io(e.to_string()))
 }
 
+fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -363,6 +370,9 @@ async fn report_loop<R: ContainerRuntime>(
     let mut hb = tokio::time::interval(Duration::from_secs(config.heartbeat_interval_s.max(1)));
     let mut metrics = tokio::time::interval(Duration::from_secs(config.metrics_interval_s.max(1)));
     metrics.tick().await; // the first report waits a full interval
+    // Each report counts the executions since the last one delivered; an undelivered
+    // report's period is folded into the next.
+    let mut period_start = unix_now_ms();
     loop {
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
@@ -376,12 +386,15 @@ async fn report_loop<R: ContainerRuntime>(
                 }
             }
             _ = metrics.tick() => {
-                let report: MetricsReport = match executor.metrics().await {
-                    Ok(m) => m,
-                    Err(e) => { tracing::warn!(error = %e, "metrics unavailable"); continue; }
-                };
-                if let Err(e) = post(&http, &metrics_url, &token, &report).await {
-                    tracing::warn!(error = %e, "metrics not delivered");
+                let period_end = unix_now_ms();
+                let report: MetricsReport =
+                    match executor.metrics_in(Some((period_start, period_end))).await {
+                        Ok(m) => m,
+                        Err(e) => { tracing::warn!(error = %e, "metrics unavailable"); continue; }
+                    };
+                match post(&http, &metrics_url, &token, &report).await {
+                    Ok(()) => period_start = period_end,
+                    Err(e) => tracing::warn!(error = %e, "metrics not delivered"),
                 }
             }
         }

@@ -184,7 +184,22 @@ impl<R: ContainerRuntime> Executor<R> {
 
     /// Aggregate counts over the executions n8n keeps (spec 44.2: no lead data).
     pub async fn metrics(&self) -> Result<MetricsReport, N8nError> {
-        let executions = self.n8n.execution_list(None).await?;
+        self.metrics_in(None).await
+    }
+
+    /// The same over the executions that started in `period` (Unix ms, start included, end
+    /// excluded), which the report carries: what the periodic report sends, so that reports
+    /// add up without counting an execution twice.
+    pub async fn metrics_in(&self, period: Option<(i64, i64)>) -> Result<MetricsReport, N8nError> {
+        let mut executions = self.n8n.execution_list(None).await?;
+        if let Some((start, end)) = period {
+            executions.retain(|e| {
+                e.started_at
+                    .as_deref()
+                    .and_then(chrono_ms)
+                    .is_some_and(|t| start <= t && t < end)
+            });
+        }
         let email_workflows: BTreeSet<String> = self
             .n8n
             .workflow_list()
@@ -238,6 +253,8 @@ impl<R: ContainerRuntime> Executor<R> {
                 })
                 .count() as u64,
             error_types,
+            period_start_ms: period.map(|p| p.0),
+            period_end_ms: period.map(|p| p.1),
         })
     }
 

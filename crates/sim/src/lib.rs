@@ -7,6 +7,7 @@ pub mod contract;
 pub mod digitalocean;
 pub mod docker;
 pub mod fleet;
+pub mod fleet_admin;
 pub mod google_oauth;
 pub mod n8n;
 pub mod vhost;

@@ -84,13 +84,14 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
         }
         _ => Simulator::new(cfg),
     };
-    let sim = match &a.sidecars {
+    let (sim, hook) = match &a.sidecars {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             tracing::info!(dir = %dir.display(), "droplets boot the real sidecar and a fake n8n");
-            sim.with_boot_hook(genesis_sim::fleet::SidecarHook::new(dir.clone()))
+            let hook = genesis_sim::fleet::SidecarHook::new(dir.clone());
+            (sim.with_boot_hook(hook.clone()), Some(hook))
         }
-        None => sim,
+        None => (sim, None),
     };
     if let Some(json) = &a.faults {
         let faults: Faults = serde_json::from_str(json)
@@ -114,7 +115,14 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
     serve_with(
         listener,
         sim.clone(),
-        move |r| r.merge(google.router()),
+        move |r| {
+            // Chaos inside virtual droplets (drift, load) when they run the sidecar.
+            let r = r.merge(google.router());
+            match hook {
+                Some(h) => r.merge(genesis_sim::fleet_admin::router(h)),
+                None => r,
+            }
+        },
         async {
             let _ = tokio::signal::ctrl_c().await;
         },

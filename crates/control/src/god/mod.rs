@@ -8,6 +8,7 @@
 //! - `GET /god/heatmap`, `GET /god/droplets/{id}`: the health heatmap and a droplet's page
 //!   ([`fleet_pages`]);
 //! - `GET /god/regions`: each region's health ([`region_pages`]);
+//! - `GET /god/metrics`: the metric aggregator's charts ([`metrics_pages`]);
 //! - `GET /god/alerts`: the watchdog's open detections, manual reviews and heals
 //!   ([`watch_pages`]);
 //! - `GET|POST /god/rollouts`, `GET /god/rollouts/{id}`, `POST /god/rollouts/{id}/{action}`,
@@ -17,6 +18,7 @@
 
 pub mod fleet_pages;
 pub mod layout;
+pub mod metrics_pages;
 pub mod pages;
 pub mod region_pages;
 pub mod rollout_pages;
@@ -38,6 +40,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/heatmap", get(fleet_pages::heatmap))
         .route("/god/alerts", get(watch_pages::alerts))
         .route("/god/regions", get(region_pages::regions))
+        .route("/god/metrics", get(metrics_pages::metrics))
+        .route("/god/api/metrics", get(metrics_pages::json))
         .route("/god/api/regions", get(region_pages::json))
         .route(
             "/god/rollouts",

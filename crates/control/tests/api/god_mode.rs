@@ -547,3 +547,128 @@ async fn regions_are_judged_from_their_droplets_and_the_overview_counts_tiers() 
         401
     );
 }
+
+#[tokio::test]
+async fn sidecar_reports_add_up_into_the_metrics_page_once_each() {
+    let app = spawn_app_with(Some(super::TOKEN)).await;
+    let b = signed_in(&app).await;
+    // Three droplets with sidecar tokens (eu-west, as the seed puts them).
+    let sidecars = app.t.db.bench_sidecars_seed(3).await.expect("seed");
+    let now = chrono::Utc::now().timestamp_millis();
+    let report =
+        |executions: u64, rate: f64, ms: u64, emails: u64, errors: serde_json::Value, end: i64| {
+            serde_json::json!({
+                "total_executions": executions, "success_rate": rate, "avg_duration_ms": ms,
+                "email_sent_count": emails, "error_types": errors,
+                "period_start_ms": end - 900_000, "period_end_ms": end,
+            })
+        };
+    let post = |token: String, body: serde_json::Value| {
+        let http = app.http.clone();
+        let url = format!("{}/api/v1/sidecar/metrics", app.base);
+        async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    let reports = [
+        report(100, 0.9, 200, 40, serde_json::json!({"error": 10}), now),
+        report(300, 1.0, 100, 150, serde_json::json!({}), now),
+        report(
+            100,
+            0.5,
+            600,
+            0,
+            serde_json::json!({"error": 30, "crashed": 20}),
+            now,
+        ),
+    ];
+    for (s, r) in sidecars.iter().zip(&reports) {
+        assert_eq!(post(s.token.clone(), r.clone()).await, 204);
+    }
+    // A retried delivery (same period) is not counted twice; an older one neither.
+    assert_eq!(
+        post(sidecars[0].token.clone(), reports[0].clone()).await,
+        204
+    );
+    let older = report(999, 1.0, 1, 999, serde_json::json!({}), now - 60_000);
+    assert_eq!(post(sidecars[1].token.clone(), older).await, 204);
+    // Reports that cannot be right are refused, before anything is recorded.
+    for bad in [
+        report(1, 1.5, 1, 0, serde_json::json!({}), now + 1_000),
+        report(1, 1.0, 1, 0, serde_json::json!({}), now + 3_600_000),
+    ] {
+        assert_eq!(post(sidecars[2].token.clone(), bad).await, 422);
+    }
+    assert_eq!(
+        post("not-a-token".into(), reports[0].clone()).await,
+        401,
+        "only sidecars report"
+    );
+
+    let r = b.get("/god/api/metrics?hours=6").await;
+    assert_eq!(r.status(), 200);
+    let m: serde_json::Value = r.json().await.expect("json");
+    let t = &m["totals"];
+    assert_eq!(t["executions"], 500);
+    assert_eq!(t["reports"], 3);
+    assert_eq!(t["emails_sent"], 190);
+    // (90 + 300 + 50) / 500 succeeded; (100·200 + 300·100 + 100·600) / 500 ms.
+    assert!(
+        (t["success_rate"].as_f64().expect("rate") - 0.88).abs() < 1e-9,
+        "{t}"
+    );
+    assert!(
+        (t["avg_duration_ms"].as_f64().expect("mean") - 220.0).abs() < 1e-9,
+        "{t}"
+    );
+    assert_eq!(
+        m["top_errors"],
+        serde_json::json!([["error", 40], ["crashed", 20]])
+    );
+    assert_eq!(
+        m["buckets"].as_array().expect("buckets").len(),
+        24,
+        "6 h of 15 min"
+    );
+    let filled: Vec<&serde_json::Value> = m["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .filter(|b| b["executions"] != 0)
+        .collect();
+    assert_eq!(
+        filled.len(),
+        1,
+        "all three in the bucket their period ends in"
+    );
+    let other: serde_json::Value = b
+        .get("/god/api/metrics?hours=6&region=us-east")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(other["totals"]["executions"], 0, "by region");
+
+    let html = b.get("/god/metrics").await.text().await.expect("page");
+    assert!(
+        html.contains(r#"<div class="card" id="executions"><b>500</b>"#),
+        "{html}"
+    );
+    assert!(html.contains("88.0 %"));
+    assert_eq!(
+        html.matches("<rect ").count(),
+        2,
+        "one executions bar and one emails bar (the only bucket with reports)"
+    );
+    assert!(html.contains("<td>crashed</td><td>20</td>"));
+    assert_eq!(b.get("/god/api/metrics?hours=0").await.status(), 422);
+    assert_eq!(b.get("/god/api/metrics?region=mars").await.status(), 422);
+    assert_eq!(Browser::new(&app).get("/god/metrics").await.status(), 303);
+}

@@ -217,7 +217,11 @@ fn crowd_events(i: usize) -> Vec<DropletEvent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_works_through_god_mode_in_a_real_browser() {
-    let w = world(Options::default()).await;
+    let w = world(Options {
+        metrics_interval_s: 1,
+        ..Options::default()
+    })
+    .await;
     // Four tenants ignited through the whole stack: they are what the rollout updates.
     let mut tenants = Vec::new();
     for i in 0..4 {
@@ -337,6 +341,32 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
         Some("DEGRADED")
     );
     screenshot(&b, "regions").await;
+
+    // The metric aggregator: the sidecars' reports (one a second here) arrive.
+    b.find(Locator::LinkText("Metrics"))
+        .await
+        .expect("nav")
+        .click()
+        .await
+        .expect("click");
+    arrive(&b, "/god/metrics", |p| p == "/god/metrics").await;
+    eventually(
+        Duration::from_secs(30),
+        "metric reports on the page",
+        || async {
+            b.refresh().await.expect("reload");
+            text_of(&b, "#reports b").await.parse::<u64>().unwrap_or(0) >= 4
+        },
+    )
+    .await;
+    assert_eq!(
+        b.find_all(Locator::Css("figure.chart svg"))
+            .await
+            .expect("charts")
+            .len(),
+        4
+    );
+    screenshot(&b, "metrics").await;
 
     // The heatmap: one cell per droplet.
     b.find(Locator::LinkText("Heatmap"))

@@ -35,6 +35,8 @@ pub struct Options {
     pub worker: bool,
     /// How long the simulated cloud takes.
     pub timings: Timings,
+    /// Seconds between sidecars' metric reports (spec 44.2's 900 by default).
+    pub metrics_interval_s: u64,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             templates: None,
             worker: true,
             timings: Timings::INSTANT,
+            metrics_interval_s: 900,
         }
     }
 }
@@ -199,7 +202,7 @@ pub async fn world(opts: Options) -> World {
         )),
         sidecar_config: genesis_protocol::SidecarConfig {
             heartbeat_interval_s: 1,
-            ..Default::default()
+            metrics_interval_s: opts.metrics_interval_s,
         },
     };
     tokio::spawn(genesis_control::serve(

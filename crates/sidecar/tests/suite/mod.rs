@@ -204,6 +204,16 @@ pub async fn sidecar_commands_drive_n8n(
         panic!("not metrics")
     };
     assert!(m.total_executions >= 1 && m.success_rate > 0.0, "{m:?}");
+    // The periodic report counts the executions that started in its period, and says which.
+    let all = exec.metrics_in(Some((0, i64::MAX))).await.expect("metrics");
+    assert_eq!(all.total_executions, m.total_executions);
+    assert_eq!(
+        (all.period_start_ms, all.period_end_ms),
+        (Some(0), Some(i64::MAX))
+    );
+    let long_ago = exec.metrics_in(Some((0, 1_000))).await.expect("metrics");
+    assert_eq!(long_ago.total_executions, 0, "nothing started in 1970");
+    assert_eq!(m.period_end_ms, None, "a collected report names no period");
 
     run(
         &exec,
