@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod command_journal;
 pub mod god;
 pub mod health;
 pub mod heartbeats;

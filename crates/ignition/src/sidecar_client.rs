@@ -11,8 +11,37 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use genesis_protocol::CommandSigner;
-use genesis_protocol::command::{Command, CommandFailure, CommandReply};
+use genesis_protocol::command::{Command, CommandFailure, CommandName, CommandReply};
 use uuid::Uuid;
+
+/// What happened to one command: what the control plane keeps for the droplet's page.
+#[derive(Debug, Clone)]
+pub struct CommandRecord {
+    /// The tenant.
+    pub workspace: Uuid,
+    /// The cloud's droplet id.
+    pub provider_id: i64,
+    /// The command.
+    pub action: CommandName,
+    /// When it was sent.
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+    /// Until the answer or the failure, ms.
+    pub elapsed_ms: i64,
+    /// `ok`, `failed`, `refused` or `unreachable`.
+    pub outcome: &'static str,
+    /// The error, when there was one.
+    pub detail: Option<String>,
+}
+
+/// Where a [`SidecarClient`] reports each command it sent. Recording must not block: the
+/// command's caller is waiting.
+pub trait CommandJournal: Send + Sync {
+    /// Takes one record.
+    fn record(&self, record: CommandRecord);
+}
+
+/// The longest error kept in a record.
+const DETAIL_CHARS: usize = 300;
 
 /// A command that did not succeed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,6 +75,7 @@ pub struct SidecarClient {
     http: reqwest::Client,
     signer: Arc<CommandSigner>,
     url_template: String,
+    journal: Option<Arc<dyn CommandJournal>>,
 }
 
 /// How long a command that changes n8n's container may take, when longer than the client's
@@ -83,11 +113,55 @@ impl SidecarClient {
             http,
             signer,
             url_template: url_template.into(),
+            journal: None,
         })
     }
 
-    /// Runs `cmd` on the sidecar of droplet `droplet_id` (the cloud's id) at `ip`.
+    /// The same client, reporting every command it sends to `journal`.
+    pub fn with_journal(mut self, journal: Arc<dyn CommandJournal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Runs `cmd` on the sidecar of droplet `droplet_id` (the cloud's id) at `ip`, and
+    /// reports how it went to the journal, if there is one.
     pub async fn send(
+        &self,
+        ip: &str,
+        workspace: Uuid,
+        droplet_id: i64,
+        cmd: &Command,
+    ) -> Result<CommandReply, CommandError> {
+        let Some(journal) = &self.journal else {
+            return self.send_unrecorded(ip, workspace, droplet_id, cmd).await;
+        };
+        let sent_at = chrono::Utc::now();
+        let started = std::time::Instant::now();
+        let result = self.send_unrecorded(ip, workspace, droplet_id, cmd).await;
+        let (outcome, detail) = match &result {
+            Ok(_) => ("ok", None),
+            Err(e) => (
+                match e {
+                    CommandError::Unreachable(_) => "unreachable",
+                    CommandError::Refused { .. } => "refused",
+                    CommandError::Failed(_) => "failed",
+                },
+                Some(e.to_string().chars().take(DETAIL_CHARS).collect()),
+            ),
+        };
+        journal.record(CommandRecord {
+            workspace,
+            provider_id: droplet_id,
+            action: cmd.name(),
+            sent_at,
+            elapsed_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            outcome,
+            detail,
+        });
+        result
+    }
+
+    async fn send_unrecorded(
         &self,
         ip: &str,
         workspace: Uuid,

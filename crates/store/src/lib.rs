@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod bench;
 pub mod bootstrap;
+pub mod command_journal;
 pub mod db;
 pub mod droplets;
 pub mod error;

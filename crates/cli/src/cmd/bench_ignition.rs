@@ -202,12 +202,26 @@ impl Stack {
         let signer = Arc::new(
             genesis_protocol::CommandSigner::generate().map_err(|e| CliError::Runtime(e.into()))?,
         );
+        // Commands are journaled as in `genesis serve` (the flusher runs as long as the
+        // process: a benchmark is one run).
+        let journal = Arc::new(genesis_control::command_journal::JournalSink::new(
+            t.db.clone(),
+        ));
+        tokio::spawn({
+            let journal = journal.clone();
+            async move {
+                journal
+                    .run(Duration::from_secs(1), tokio::sync::watch::channel(false).1)
+                    .await
+            }
+        });
         let sidecar = SidecarClient::new(
             signer.clone(),
             "http://{ip}:8443/sidecar/v1/commands",
             Duration::from_secs(30),
         )
-        .map_err(|e| CliError::Runtime(e.into()))?;
+        .map_err(|e| CliError::Runtime(e.into()))?
+        .with_journal(journal);
         let keys = MasterKeys::new(1, BTreeMap::from([(1, rand_key())]))
             .map_err(|e| CliError::Runtime(e.into()))?;
         let igniter = Arc::new(Igniter::new(

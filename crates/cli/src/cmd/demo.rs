@@ -271,8 +271,8 @@ impl Sim {
     async fn droplet_of(&self, workspace: &str) -> Result<Option<i64>, CliError> {
         let v: Value = self
             .http
-            .get(format!("{}/v2/droplets", self.base))
-            .query(&[("tag_name", format!("ws-{workspace}"))])
+            // A workspace id is a UUID: nothing in it needs escaping.
+            .get(format!("{}/v2/droplets?tag_name=ws-{workspace}", self.base))
             .bearer_auth(&self.token)
             .send()
             .await

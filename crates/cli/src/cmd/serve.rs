@@ -50,7 +50,12 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     }
     .map_err(|e| CliError::Runtime(e.into()))?;
     let signer = Arc::new(signer);
-    let igniter = build_igniter(&cfg, &stores, signer.clone()).await?;
+    // Every command sent to a sidecar is journaled (God Mode's droplet page), in the
+    // coordinator database, flushed every second.
+    let journal = Arc::new(genesis_control::command_journal::JournalSink::new(
+        stores.distinct()[0].clone(),
+    ));
+    let igniter = build_igniter(&cfg, &stores, signer.clone(), journal.clone()).await?;
     let state = AppState {
         god: cfg.god_mode.settings(),
         stores: stores.clone(),
@@ -74,6 +79,10 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     tracing::info!(address = %cfg.server.listen, "control plane listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let journaling = tokio::spawn({
+        let (journal, rx) = (journal.clone(), stop_rx.clone());
+        async move { journal.run(Duration::from_secs(1), rx).await }
+    });
     let http = tokio::spawn({
         let mut rx = stop_rx.clone();
         async move {
@@ -167,6 +176,8 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             .context("ignition worker task")?
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("ignition worker: {e}")))?;
     }
+    // The last commands' records are written before the process ends.
+    let _ = journaling.await;
     tracing::info!("control plane stopped");
     Ok(())
 }
@@ -178,6 +189,7 @@ async fn build_igniter(
     cfg: &Config,
     stores: &genesis_store::RegionalStore,
     signer: Arc<genesis_protocol::CommandSigner>,
+    journal: Arc<genesis_control::command_journal::JournalSink>,
 ) -> Result<Option<Arc<Ig>>, CliError> {
     let (Some(token), Some(redis_url)) = (&cfg.cloud.token, &cfg.redis.url) else {
         tracing::warn!(
@@ -215,7 +227,8 @@ async fn build_igniter(
         cfg.ignition.sidecar_url.clone(),
         std::time::Duration::from_secs(30),
     )
-    .map_err(|e| CliError::Runtime(e.into()))?;
+    .map_err(|e| CliError::Runtime(e.into()))?
+    .with_journal(journal);
     let settings = genesis_ignition::IgnitionSettings {
         dashboard_url: cfg
             .ignition

@@ -55,7 +55,12 @@ pub struct DropletDetail {
     pub last_heartbeat: Option<serde_json::Value>,
     /// Its state changes, oldest first.
     pub history: Vec<StateChange>,
+    /// The latest commands sent to its sidecar and how they went, newest first.
+    pub commands: Vec<genesis_store::command_journal::CommandEntry>,
 }
+
+/// Commands shown with a droplet.
+const RECENT_COMMANDS: i64 = 20;
 
 /// `GET /api/v1/droplets/{id}`.
 pub async fn droplet(
@@ -76,11 +81,25 @@ pub async fn droplet_detail(state: &AppState, raw_id: &str) -> Result<DropletDet
             Ok(droplet) => {
                 let last = db.droplet_last_heartbeat(id).await?;
                 let history = db.droplet_history(id, 500).await?;
+                // The journal is in the coordinator database, by the cloud's id.
+                let commands = match droplet.provider_id {
+                    Some(pid) => {
+                        state.stores.distinct()[0]
+                            .command_journal_recent(
+                                droplet.workspace_id.as_uuid(),
+                                pid,
+                                RECENT_COMMANDS,
+                            )
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
                 return Ok(DropletDetail {
                     droplet,
                     last_heartbeat_at: last.as_ref().map(|(at, _)| *at),
                     last_heartbeat: last.map(|(_, hb)| hb),
                     history,
+                    commands,
                 });
             }
             Err(genesis_store::StoreError::NotFound { .. }) => continue,

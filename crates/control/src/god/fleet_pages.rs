@@ -62,7 +62,8 @@ pub async fn heatmap(
     ))
 }
 
-/// `GET /god/droplets/{id}`: state, last heartbeat, workflows and the state timeline.
+/// `GET /god/droplets/{id}`: state, last heartbeat, workflows, recent commands and the
+/// state timeline.
 pub async fn droplet(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
@@ -100,6 +101,23 @@ pub async fn droplet(
                         td { (w["name"].as_str().unwrap_or_default()) }
                         td { (if w["active"].as_bool().unwrap_or(false) { "yes" } else { "no" }) }
                         td { (w["template_version"].as_str().unwrap_or("—")) }
+                    }
+                }
+            }
+            h2 { "Recent commands" }
+            @if d.commands.is_empty() {
+                p.quiet #no-commands { "No command sent in the last 7 days." }
+            } @else {
+                table #commands {
+                    tr { th { "Sent" } th { "Command" } th { "Result" } th { "Took" } th { "Detail" } }
+                    @for c in &d.commands {
+                        tr data-outcome=(c.outcome) {
+                            td { (c.sent_at.format("%Y-%m-%d %H:%M:%S")) }
+                            td { code { (c.action) } }
+                            td { span class={ "badge o-" (c.outcome) } { (c.outcome) } }
+                            td { (c.elapsed_ms) " ms" }
+                            td { (c.detail.as_deref().unwrap_or("")) }
+                        }
                     }
                 }
             }

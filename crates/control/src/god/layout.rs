@@ -31,6 +31,7 @@ td,th{padding:.35rem .8rem;border-bottom:1px solid #e4e8ec;text-align:right}th:f
 .progress div{background:#2da44e;height:100%}.progress.small{height:8px;width:10rem}
 .badge{padding:.1rem .5rem;border-radius:4px;color:#fff;font-size:.85em}.b-HEALTHY{background:#2da44e}
 .b-DEGRADED{background:#bf8700}.b-CRITICAL{background:#cf222e}
+.o-ok{background:#2da44e}.o-failed,.o-refused{background:#cf222e}.o-unreachable{background:#bf8700}
 figure.chart{margin:1rem 0;background:#fff;padding:.6rem .8rem;border-radius:8px;box-shadow:0 1px 3px #0002;max-width:1000px}
 figure.chart figcaption{font-weight:600;margin-bottom:.3rem}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.3rem 1.2rem}dl.facts dt{color:#57606a}

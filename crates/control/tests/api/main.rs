@@ -8,6 +8,7 @@ use genesis_store::{RegionalStore, testing::TestDb};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
+mod command_journal;
 mod god_mode;
 
 const TOKEN: &str = "test-token-0123456789";

@@ -152,12 +152,25 @@ pub async fn world(opts: Options) -> World {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let signer = Arc::new(genesis_protocol::CommandSigner::generate().expect("key"));
+    // Commands are journaled as in `genesis serve`, flushed often.
+    let journal = Arc::new(genesis_control::command_journal::JournalSink::new(
+        t.db.clone(),
+    ));
+    tokio::spawn({
+        let journal = journal.clone();
+        async move {
+            journal
+                .run(Duration::from_millis(100), watch::channel(false).1)
+                .await
+        }
+    });
     let sidecar = SidecarClient::new(
         signer.clone(),
         "http://{ip}:8443/sidecar/v1/commands",
         Duration::from_secs(10),
     )
-    .expect("sidecar client");
+    .expect("sidecar client")
+    .with_journal(journal);
     let keys = MasterKeys::new(1, BTreeMap::from([(1, [7u8; 32])])).expect("keys");
     let templates = match opts.templates {
         Some(t) => t,

@@ -600,5 +600,33 @@ async fn an_operator_starts_a_rollout_in_god_mode_and_watches_it_finish() {
         w.t.db.rollout_get(id).await.expect("rollout").status.code(),
         "COMPLETED"
     );
+
+    // A droplet's page lists the commands it was sent and how they went: its ignition's
+    // deploys, then the rollout's.
+    let droplet = batch(&w, id, 0).await[0];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let html = loop {
+        let html = get(format!("/god/droplets/{droplet}"))
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        if html.matches("<code>DEPLOY_WORKFLOW</code>").count() >= 6
+            || tokio::time::Instant::now() > deadline
+        {
+            break html;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        html.matches("<code>DEPLOY_WORKFLOW</code>").count() >= 6,
+        "three deploys at ignition, three in the rollout: {html}"
+    );
+    assert!(html.contains(r#"<tr data-outcome="ok">"#));
+    assert!(!html.contains(r#"data-outcome="failed""#));
+    let (status, api) = w.get(&format!("/api/v1/droplets/{droplet}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(api["commands"][0]["outcome"], "ok", "{api}");
     w.finish().await;
 }

@@ -1,0 +1,117 @@
+//! The control plane's side of the command journal: [`JournalSink`] takes what the
+//! [`SidecarClient`](genesis_ignition::SidecarClient) reports about each command it sent,
+//! buffers it in memory and writes it to the coordinator database in one statement per
+//! flush (the droplet page's "recent commands", spec 44.1).
+//!
+//! # Guarantees
+//! - Sending a command never waits for the journal: recording is a push onto a buffer.
+//! - A failed flush keeps its entries for the next one; the buffer holds at most
+//!   [`MAX_BUFFERED`] entries, and beyond that the oldest are dropped and counted
+//!   (`genesis_command_journal_dropped_total`): a journal must not take the control plane
+//!   down with it while the database is away.
+//! - Entries older than the retention (`genesis_store::command_journal::COMMAND_JOURNAL_DAYS`)
+//!   are pruned by the flusher about once an hour.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use genesis_ignition::sidecar_client::{CommandJournal, CommandRecord};
+use genesis_store::command_journal::CommandEntry;
+use genesis_store::{Database, StoreError};
+
+/// The most entries buffered between flushes.
+pub const MAX_BUFFERED: usize = 100_000;
+
+/// How often old entries are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// Buffers command records and writes them in batches.
+pub struct JournalSink {
+    db: Database,
+    pending: Mutex<VecDeque<CommandEntry>>,
+    last_prune: Mutex<Option<Instant>>,
+}
+
+impl JournalSink {
+    /// A sink writing to `db` (the coordinator database).
+    pub fn new(db: Database) -> Self {
+        Self {
+            db,
+            pending: Mutex::new(VecDeque::new()),
+            last_prune: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<CommandEntry>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes what is buffered; on failure puts it back (in front of newer entries).
+    /// Returns how many entries were written.
+    pub async fn flush(&self) -> Result<usize, StoreError> {
+        let batch: Vec<CommandEntry> = self.lock().drain(..).collect();
+        if !batch.is_empty()
+            && let Err(e) = self.db.command_journal_append(&batch).await
+        {
+            let mut pending = self.lock();
+            for entry in batch.into_iter().rev() {
+                pending.push_front(entry);
+            }
+            trim(&mut pending);
+            return Err(e);
+        }
+        let prune_due = {
+            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if prune_due {
+            self.db.command_journal_prune().await?;
+        }
+        Ok(batch.len())
+    }
+
+    /// Flushes every `every` until `stop` turns true, then once more.
+    pub async fn run(&self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+            if let Err(e) = self.flush().await {
+                tracing::warn!(error = %e, "command journal not written; kept for the next flush");
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+fn trim(pending: &mut VecDeque<CommandEntry>) {
+    let over = pending.len().saturating_sub(MAX_BUFFERED);
+    if over > 0 {
+        pending.drain(..over);
+        metrics::counter!("genesis_command_journal_dropped_total").increment(over as u64);
+    }
+}
+
+impl CommandJournal for JournalSink {
+    fn record(&self, r: CommandRecord) {
+        let mut pending = self.lock();
+        pending.push_back(CommandEntry {
+            workspace_id: r.workspace,
+            provider_id: r.provider_id,
+            action: r.action.code().to_owned(),
+            sent_at: r.sent_at,
+            elapsed_ms: r.elapsed_ms,
+            outcome: r.outcome.to_owned(),
+            detail: r.detail,
+        });
+        trim(&mut pending);
+    }
+}
