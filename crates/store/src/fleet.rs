@@ -560,6 +560,21 @@ impl Database {
         .await?)
     }
 
+    /// When what `droplet` should run last changed (none: nothing recorded). Read after
+    /// [`Self::droplet_workflows`], it tells whether those rows may be newer than an
+    /// inventory they are compared with.
+    pub async fn droplet_workflows_changed_at(
+        &self,
+        droplet: DropletId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT max(updated_at) FROM genesis.droplet_workflows WHERE droplet_id = $1"#,
+            droplet.as_uuid(),
+        )
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+
     /// Marks the campaign run by `workflow_id` as in error (spec 43.3's heal of
     /// `orphan_db_record`), tells the tenant through the notifications outbox, and audits it,
     /// in one transaction. False when the row is gone or already marked.

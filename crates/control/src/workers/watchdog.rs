@@ -111,9 +111,12 @@ impl Watchdog {
                     report.deferred += 1;
                     continue;
                 }
-                report.checked += 1;
                 let droplet = &watched.droplet;
-                let drifts = self.compare(db, &watched, now, &mut report).await?;
+                let Some(drifts) = self.compare(db, &watched, now, &mut report).await? else {
+                    report.deferred += 1;
+                    continue;
+                };
+                report.checked += 1;
                 if drifts.is_empty() {
                     if droplet.state == DropletState::DriftDetected
                         && self.recover(db, droplet).await?
@@ -132,7 +135,9 @@ impl Watchdog {
         Ok(report)
     }
 
-    /// The drifts of one droplet. Campaigns already in error (a healed `orphan_db_record`)
+    /// The drifts of one droplet, or none when what it should run changed after its
+    /// inventory was taken (a deploy finished between the pass's listing and this read: the
+    /// next heartbeat will show it). Campaigns already in error (a healed `orphan_db_record`)
     /// are not expected in n8n, but their workflows are not strangers either: one that shows
     /// up again clears the error instead of being deleted as an orphan.
     async fn compare(
@@ -141,14 +146,21 @@ impl Watchdog {
         watched: &WatchedDroplet,
         now: i64,
         report: &mut WatchdogReport,
-    ) -> Result<Vec<Drift>, StoreError> {
+    ) -> Result<Option<Vec<Drift>>, StoreError> {
         let droplet = &watched.droplet;
         let hb = &watched.heartbeat;
-        let (live, errored): (Vec<_>, Vec<_>) = db
-            .droplet_workflows(droplet.id)
-            .await?
-            .into_iter()
-            .partition(|r| r.error.is_none());
+        let rows = db.droplet_workflows(droplet.id).await?;
+        // Read after the rows: a change that lands in between shows here, so the check errs
+        // on the side of waiting.
+        let changed = db.droplet_workflows_changed_at(droplet.id).await?;
+        let current = WatchedDroplet {
+            desired_at: changed,
+            ..watched.clone()
+        };
+        if !inventory_is_current(&current) {
+            return Ok(None);
+        }
+        let (live, errored): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.error.is_none());
         let desired: Vec<DesiredWorkflow> = live
             .into_iter()
             .map(|r| DesiredWorkflow {
@@ -211,7 +223,7 @@ impl Watchdog {
                     .iter()
                     .any(|r| d.subject.as_deref() == Some(r.workflow_id.as_str()))
         });
-        Ok(drifts)
+        Ok(Some(drifts))
     }
 
     /// Back to ACTIVE_HEALTHY with every drift alert resolved; false if another actor moved

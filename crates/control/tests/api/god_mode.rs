@@ -117,7 +117,17 @@ async fn audit_reasons(app: &App, event: &str) -> Vec<String> {
 async fn every_god_mode_route_needs_a_session() {
     let app = spawn_app_with(None).await;
     let b = Browser::new(&app);
-    for page in ["/god", "/god/heatmap", "/god/droplets/x?tab=audit"] {
+    for page in [
+        "/god",
+        "/god/heatmap",
+        "/god/regions",
+        "/god/metrics?hours=6",
+        "/god/alerts",
+        "/god/rollouts",
+        "/god/rollouts/x",
+        "/god/droplets/x?tab=audit",
+        "/god/no-such-page",
+    ] {
         let r = b.get(page).await;
         assert_eq!(r.status(), 303, "{page}");
         let to = location(&r);
@@ -129,8 +139,27 @@ async fn every_god_mode_route_needs_a_session() {
         "/god/sign-in?next=%2Fgod",
         "the page asked for is where sign-in returns"
     );
-    let r = b.get("/god/api/fleet").await;
-    assert_eq!(r.status(), 401, "an API call is refused, not redirected");
+    for api in [
+        "/god/api/fleet",
+        "/god/api/regions",
+        "/god/api/metrics",
+        "/god/api/rollouts/x",
+        "/god/api/rollouts/x/events",
+    ] {
+        let r = b.get(api).await;
+        assert_eq!(
+            r.status(),
+            401,
+            "{api}: an API call is refused, not redirected"
+        );
+    }
+    for (form, body) in [
+        ("/god/rollouts", "scenario=bug_fix"),
+        ("/god/rollouts/x/abort", "csrf=x"),
+    ] {
+        let r = b.post(form, body.to_owned(), None).await;
+        assert_eq!(r.status(), 303, "{form}: to sign in, nothing done");
+    }
     let r = b.post("/god/sign-out", form(&[("csrf", "x")]), None).await;
     assert_eq!(r.status(), 303);
     // A made-up cookie is no session either.
