@@ -75,6 +75,21 @@ impl JournalSink {
         Ok(batch.len())
     }
 
+    /// A sink writing to `db`, and its flusher running every `every` until `stop` turns
+    /// true (what `genesis serve`, the benchmarks and the tests all start).
+    pub fn start(
+        db: Database,
+        every: Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> (std::sync::Arc<Self>, tokio::task::JoinHandle<()>) {
+        let sink = std::sync::Arc::new(Self::new(db));
+        let flusher = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.run(every, stop).await }
+        });
+        (sink, flusher)
+    }
+
     /// Flushes every `every` until `stop` turns true, then once more.
     pub async fn run(&self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {

@@ -204,17 +204,11 @@ impl Stack {
         );
         // Commands are journaled as in `genesis serve` (the flusher runs as long as the
         // process: a benchmark is one run).
-        let journal = Arc::new(genesis_control::command_journal::JournalSink::new(
+        let (journal, _) = genesis_control::command_journal::JournalSink::start(
             t.db.clone(),
-        ));
-        tokio::spawn({
-            let journal = journal.clone();
-            async move {
-                journal
-                    .run(Duration::from_secs(1), tokio::sync::watch::channel(false).1)
-                    .await
-            }
-        });
+            Duration::from_secs(1),
+            tokio::sync::watch::channel(false).1,
+        );
         let sidecar = SidecarClient::new(
             signer.clone(),
             "http://{ip}:8443/sidecar/v1/commands",

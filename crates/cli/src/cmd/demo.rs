@@ -331,40 +331,23 @@ async fn chaos(api: &Api, sim: &Sim, prefix: &str, counts: [usize; 4]) -> Result
     ];
     for (kind, (what, n)) in plan.iter().enumerate() {
         for (slug, droplet) in victims.by_ref().take(*n) {
-            let done = match kind {
-                0 => {
-                    sim.act(
-                        reqwest::Method::POST,
-                        &format!("/sim/v1/droplets/{droplet}/go-dark"),
-                        None,
-                    )
-                    .await
-                }
-                1 => {
-                    sim.act(
-                        reqwest::Method::POST,
-                        &format!("/sim/v1/droplets/{droplet}/go-dark?forever=true"),
-                        None,
-                    )
-                    .await
-                }
-                2 => {
-                    sim.act(
-                        reqwest::Method::POST,
-                        &format!("/sim/v1/droplets/{droplet}/drift"),
-                        None,
-                    )
-                    .await
-                }
-                _ => {
-                    sim.act(
-                        reqwest::Method::PUT,
-                        &format!("/sim/v1/droplets/{droplet}/load"),
-                        Some(json!({"cpu": 97.0, "memory": 45.0, "disk": 30.0})),
-                    )
-                    .await
-                }
+            let (method, action, body) = match kind {
+                0 => (reqwest::Method::POST, "go-dark", None),
+                1 => (reqwest::Method::POST, "go-dark?forever=true", None),
+                2 => (reqwest::Method::POST, "drift", None),
+                _ => (
+                    reqwest::Method::PUT,
+                    "load",
+                    Some(json!({"cpu": 97.0, "memory": 45.0, "disk": 30.0})),
+                ),
             };
+            let done = sim
+                .act(
+                    method,
+                    &format!("/sim/v1/droplets/{droplet}/{action}"),
+                    body,
+                )
+                .await;
             let note = if done { "" } else { " (the simulator refused)" };
             eprintln!("  {slug} (droplet {droplet}) {what}{note}");
         }

@@ -50,11 +50,14 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     }
     .map_err(|e| CliError::Runtime(e.into()))?;
     let signer = Arc::new(signer);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Every command sent to a sidecar is journaled (God Mode's droplet page), in the
     // coordinator database, flushed every second.
-    let journal = Arc::new(genesis_control::command_journal::JournalSink::new(
+    let (journal, journaling) = genesis_control::command_journal::JournalSink::start(
         stores.distinct()[0].clone(),
-    ));
+        Duration::from_secs(1),
+        stop_rx.clone(),
+    );
     let igniter = build_igniter(&cfg, &stores, signer.clone(), journal.clone()).await?;
     let state = AppState {
         god: cfg.god_mode.settings(),
@@ -78,11 +81,6 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     tracing::info!(address = %cfg.server.listen, "control plane listening");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let journaling = tokio::spawn({
-        let (journal, rx) = (journal.clone(), stop_rx.clone());
-        async move { journal.run(Duration::from_secs(1), rx).await }
-    });
     let http = tokio::spawn({
         let mut rx = stop_rx.clone();
         async move {

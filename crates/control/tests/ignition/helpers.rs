@@ -153,17 +153,11 @@ pub async fn world(opts: Options) -> World {
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let signer = Arc::new(genesis_protocol::CommandSigner::generate().expect("key"));
     // Commands are journaled as in `genesis serve`, flushed often.
-    let journal = Arc::new(genesis_control::command_journal::JournalSink::new(
+    let (journal, _) = genesis_control::command_journal::JournalSink::start(
         t.db.clone(),
-    ));
-    tokio::spawn({
-        let journal = journal.clone();
-        async move {
-            journal
-                .run(Duration::from_millis(100), watch::channel(false).1)
-                .await
-        }
-    });
+        Duration::from_millis(100),
+        watch::channel(false).1,
+    );
     let sidecar = SidecarClient::new(
         signer.clone(),
         "http://{ip}:8443/sidecar/v1/commands",
