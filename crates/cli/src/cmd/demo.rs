@@ -300,26 +300,39 @@ async fn chaos(api: &Api, sim: &Sim, prefix: &str, counts: [usize; 4]) -> Result
     // Victims are live standard-tier tenants (spec 55: the others have promises to keep),
     // spread over the batch.
     let known = existing(api, prefix).await?;
+    // Live standard tenants, every 7th first so the chaos is spread over the fleet.
+    let live: Vec<(&String, &Value)> = known
+        .iter()
+        .filter(|(_, ws)| ws["status"] == "ACTIVE" && ws["tier"] == "standard")
+        .collect();
+    let spread = live.iter().skip(3).step_by(7).chain(
+        live.iter()
+            .enumerate()
+            .filter(|(i, _)| *i < 3 || (i - 3) % 7 != 0)
+            .map(|(_, t)| t),
+    );
     let mut victims = Vec::new();
-    for (slug, ws) in known.iter().skip(3).step_by(7) {
+    for (slug, ws) in spread {
         if victims.len() == wanted {
             break;
-        }
-        if ws["status"] != "ACTIVE" || ws["tier"] != "standard" {
-            continue;
         }
         if let Some(droplet) = sim
             .droplet_of(ws["id"].as_str().unwrap_or_default())
             .await?
         {
-            victims.push((slug.clone(), droplet));
+            victims.push(((*slug).clone(), droplet));
         }
     }
-    if victims.len() < wanted {
+    if victims.is_empty() {
         return Err(CliError::Usage(format!(
-            "only {} live standard tenants named {prefix}_NNN found, {wanted} wanted: run `genesis demo populate` first",
-            victims.len()
+            "no live standard tenant named {prefix}_NNN: run `genesis demo populate` first"
         )));
+    }
+    if victims.len() < wanted {
+        eprintln!(
+            "only {} live standard tenants named {prefix}_NNN: some of the {wanted} asked for are left out",
+            victims.len()
+        );
     }
     let mut victims = victims.into_iter();
     let [zombies, lost, drift, degraded] = counts;
