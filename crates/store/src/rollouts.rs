@@ -535,6 +535,20 @@ impl Database {
         .rows_affected())
     }
 
+    /// How many of a batch's targets have no outcome yet: an index-only count of the
+    /// pending ones, which the conductor asks every pass (the full tally reads every target
+    /// of the rollout).
+    pub async fn rollout_batch_pending(&self, id: Uuid, batch: i32) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM genesis.rollout_targets
+               WHERE rollout_id = $1 AND batch = $2 AND status = 'PENDING'"#,
+            id,
+            batch,
+        )
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+
     /// Outcomes per batch, in batch order.
     pub async fn rollout_batches(&self, id: Uuid) -> Result<Vec<BatchTally>, StoreError> {
         Ok(sqlx::query!(

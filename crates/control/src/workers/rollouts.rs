@@ -100,7 +100,13 @@ pub struct RolloutConductor {
     stores: RegionalStore,
     bus: Bus,
     actor: String,
+    /// When each running rollout's last progress event went out.
+    progress_sent: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, std::time::Instant>>,
 }
+
+/// While a batch runs, its progress goes out at most this often (each event counts every
+/// target of the rollout; a pass only needs to know whether the batch is done).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl RolloutConductor {
     /// A conductor over these databases (rollouts live in the first), queueing on `bus`.
@@ -109,6 +115,20 @@ impl RolloutConductor {
             stores,
             bus,
             actor: "rollout-conductor".into(),
+            progress_sent: Default::default(),
+        }
+    }
+
+    /// Whether a progress event for `rollout` is due now (and, if so, notes it as sent).
+    fn progress_due(&self, rollout: uuid::Uuid) -> bool {
+        let mut sent = self.progress_sent.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match sent.get(&rollout) {
+            Some(at) if now.duration_since(*at) < PROGRESS_EVERY => false,
+            _ => {
+                sent.insert(rollout, now);
+                true
+            }
         }
     }
 
@@ -120,7 +140,12 @@ impl RolloutConductor {
     pub async fn reconcile(&self) -> Result<ConductorReport, RolloutError> {
         let mut report = ConductorReport::default();
         let db = self.coordinator();
-        for r in db.rollouts_running().await? {
+        let running = db.rollouts_running().await?;
+        self.progress_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| running.iter().any(|r| r.id == *id));
+        for r in running {
             match self.step(&db, &r, &mut report).await {
                 Ok(()) | Err(RolloutError::Store(StoreError::VersionConflict { .. })) => {}
                 Err(e) => return Err(e),
@@ -222,6 +247,19 @@ impl RolloutConductor {
             }
             if db.rollout_batch_queued(r.id, r.version).await? {
                 report.batches_started += 1;
+            }
+            return Ok(());
+        }
+        // A batch still running needs no full tally, only a progress event now and then.
+        if db.rollout_batch_pending(r.id, r.current_batch).await? > 0 {
+            if self.progress_due(r.id)
+                && let Some(b) = db
+                    .rollout_batches(r.id)
+                    .await?
+                    .iter()
+                    .find(|b| b.batch == r.current_batch)
+            {
+                self.batch_event(r.id, b).await?;
             }
             return Ok(());
         }
