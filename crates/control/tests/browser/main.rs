@@ -14,6 +14,7 @@
 )]
 mod helpers;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -27,7 +28,9 @@ use serde_json::{Value, json};
 const EMAIL: &str = "ops@genesis.test";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A running `chromedriver`, stopped when dropped.
+/// A running `chromedriver` in a process group of its own, which Chromium joins: dropping
+/// it kills the whole group, so a test that fails before closing its browser leaves no
+/// Chromium behind (killing only the driver would orphan it, still running).
 struct Driver {
     child: Child,
     url: String,
@@ -35,6 +38,10 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -64,6 +71,7 @@ async fn start_driver() -> Driver {
         .expect("a free port")
         .port();
     let child = Command::new(&program)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
