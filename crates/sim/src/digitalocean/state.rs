@@ -169,7 +169,11 @@ impl World {
     pub fn new() -> Self {
         let mut w = World {
             next_id: 100_000_000,
-            next_ip: 1,
+            // Each simulator starts at a random /24 of the /10, so that two of them on one
+            // machine (parallel test processes, a benchmark beside a demo) do not hand out
+            // the same addresses, whose sidecar and n8n ports would then clash. 14,000 blocks
+            // leave room for ~600,000 droplets above the last start.
+            next_ip: 1 + 256 * rand::random_range(0..14_000u32),
             ..World::default()
         };
         for b in catalog::IMAGES {
