@@ -91,19 +91,48 @@ impl JournalSink {
     }
 
     /// Flushes every `every` until `stop` turns true, then once more.
-    pub async fn run(&self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(&self, every: Duration, stop: tokio::sync::watch::Receiver<bool>) {
+        let mut pace = Pace::new(every, stop);
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => {}
-            }
+            let stopping = pace.wait().await;
             if let Err(e) = self.flush().await {
                 tracing::warn!(error = %e, "command journal not written; kept for the next flush");
             }
-            if *stop.borrow() {
+            if stopping {
                 return;
             }
         }
+    }
+}
+
+/// The flusher's clock: one interval, cut short when a stop is asked for.
+///
+/// When every sender of the stop channel is gone, nothing can stop the flusher any more and
+/// it keeps its interval for the life of the process. (It used to spin there: a closed
+/// channel is always "changed", and a benchmark that dropped its sender lost a good part of
+/// a core to an empty flush loop.)
+struct Pace {
+    every: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+    stoppable: bool,
+}
+
+impl Pace {
+    fn new(every: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self {
+            every,
+            stop,
+            stoppable: true,
+        }
+    }
+
+    /// Waits for the next flush; answers whether it is the last one.
+    async fn wait(&mut self) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(self.every) => {}
+            changed = self.stop.changed(), if self.stoppable => self.stoppable = changed.is_ok(),
+        }
+        *self.stop.borrow()
     }
 }
 
@@ -128,5 +157,43 @@ impl CommandJournal for JournalSink {
             detail: r.detail,
         });
         trim(&mut pending);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_sender_the_flusher_keeps_its_interval() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        drop(tx);
+        let mut pace = Pace::new(Duration::from_secs(1), rx);
+        let start = tokio::time::Instant::now();
+        for _ in 0..3 {
+            assert!(!pace.wait().await, "nobody asked it to stop");
+        }
+        // The first wait may end early (the channel's closing is a change); the others
+        // each take the whole interval.
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_cuts_the_interval_short() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut pace = Pace::new(Duration::from_secs(60), rx);
+        let start = tokio::time::Instant::now();
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = tx.send(true);
+            tx
+        });
+        assert!(pace.wait().await, "the stop is seen");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        drop(stopper.await);
     }
 }

@@ -425,33 +425,62 @@ impl<C: Cloud> Igniter<C> {
         Ok(mapping)
     }
 
-    /// Deploys one template workflow (created, or updated in place by name), tagged with the
-    /// template set's version; answers n8n's id and the webhook it exposes, for
-    /// [`Self::deploy_each`] to register with the others.
+    /// Deploys one template workflow, tagged with the template set's version; answers n8n's
+    /// id and the webhook it exposes, for [`Self::deploy_each`] to register with the others.
+    ///
+    /// With `known`, the id the droplet's n8n gave this workflow before, it is updated by
+    /// that id (`UPDATE_WORKFLOW`): the sidecar then need not look the workflow up by name
+    /// first, one request to n8n fewer per workflow of a rollout. When n8n no longer has that
+    /// id (deleted behind our back: the watchdog's heal), it is deployed by name
+    /// (`DEPLOY_WORKFLOW`, created or updated in place).
     async fn deploy_one(
         &self,
         r: &Reach,
         w: &WorkflowTemplate,
         mapping: &TemplateMapping,
         activate: bool,
+        known: Option<&str>,
     ) -> Result<(String, Option<WebhookEntry>), StepError> {
-        let reply = r
-            .send(
-                &self.sidecar,
-                &Command::DeployWorkflow {
+        let version = Some(self.templates.version.clone());
+        let by_id = match known {
+            Some(id) => {
+                let update = Command::UpdateWorkflow {
+                    workflow_id: id.to_owned(),
+                    template: w.body.clone(),
+                    mapping: mapping.clone(),
+                    template_version: version.clone(),
+                    activate,
+                };
+                match r.send(&self.sidecar, &update).await {
+                    Ok(CommandReply::UpdateWorkflow { webhook_url, .. }) => {
+                        Some((id.to_owned(), webhook_url))
+                    }
+                    Ok(other) => {
+                        return Err(StepError::Fail(format!("unexpected reply {other:?}")));
+                    }
+                    Err(CommandError::Failed(f)) if f.code == "n8n_not_found" => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => None,
+        };
+        let (workflow_id, webhook_url) = match by_id {
+            Some(done) => done,
+            None => {
+                let deploy = Command::DeployWorkflow {
                     template: w.body.clone(),
                     mapping: mapping.clone(),
                     activate,
-                    template_version: Some(self.templates.version.clone()),
-                },
-            )
-            .await?;
-        let CommandReply::DeployWorkflow {
-            workflow_id,
-            webhook_url,
-        } = reply
-        else {
-            return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
+                    template_version: version,
+                };
+                match r.send(&self.sidecar, &deploy).await? {
+                    CommandReply::DeployWorkflow {
+                        workflow_id,
+                        webhook_url,
+                    } => (workflow_id, webhook_url),
+                    other => return Err(StepError::Fail(format!("unexpected reply {other:?}"))),
+                }
+            }
         };
         let webhook = webhook_url.map(|url| WebhookEntry {
             name: w.key.clone(),
@@ -461,7 +490,8 @@ impl<C: Cloud> Igniter<C> {
         Ok((workflow_id, webhook))
     }
 
-    /// Deploys each template with its active flag, in order, then registers the webhooks of
+    /// Deploys each template with its active flag (by the id n8n knows it under, when one is
+    /// given: see [`Self::deploy_one`]), in order, then registers the webhooks of
     /// all of them in one write. When one fails, the webhooks of those already deployed are
     /// registered before the error is answered: the registry names every webhook n8n
     /// serves, so an undo or a retry finds them.
@@ -470,13 +500,16 @@ impl<C: Cloud> Igniter<C> {
         r: &Reach,
         ws: &Workspace,
         db: &Database,
-        templates: impl Iterator<Item = (&'t WorkflowTemplate, bool)>,
+        templates: impl Iterator<Item = (&'t WorkflowTemplate, bool, Option<String>)>,
         mapping: &TemplateMapping,
     ) -> Result<Vec<(&'t WorkflowTemplate, String, Option<WebhookEntry>)>, StepError> {
         let mut deployed = Vec::new();
         let mut failure = None;
-        for (w, activate) in templates {
-            match self.deploy_one(r, w, mapping, activate).await {
+        for (w, activate, known) in templates {
+            match self
+                .deploy_one(r, w, mapping, activate, known.as_deref())
+                .await
+            {
                 Ok((id, hook)) => deployed.push((w, id, hook)),
                 Err(e) => {
                     failure = Some(e);
@@ -500,7 +533,7 @@ impl<C: Cloud> Igniter<C> {
     ) -> Result<Act, StepError> {
         let r = reach(ig)?;
         let mapping = self.mapping_for(ig, ws, db).await?;
-        let each = self.templates.workflows.iter().map(|w| (w, false));
+        let each = self.templates.workflows.iter().map(|w| (w, false, None));
         let deployed: Vec<Value> = self
             .deploy_each(&r, ws, db, each, &mapping)
             .await?

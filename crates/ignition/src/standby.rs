@@ -75,7 +75,14 @@ impl<C: Cloud> Igniter<C> {
         let injected = self.inject_into(&r, &ig, tenant, &db).await?;
         let mapping = self.mapping_with(&ig, tenant, &db, injected).await?;
         let rows = self
-            .deploy_wanted(&r, tenant, &db, &ig, &mapping, None)
+            .deploy_wanted(
+                crate::upkeep::DeployTarget::Elsewhere(&r),
+                tenant,
+                &db,
+                &ig,
+                &mapping,
+                None,
+            )
             .await?;
         db.droplet_workflows_put(standby.id, &rows).await?;
         Ok(rows)

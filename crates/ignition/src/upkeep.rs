@@ -29,6 +29,15 @@ impl From<OAuthError> for StepError {
     }
 }
 
+/// Where a redeploy's commands go: see [`Igniter::deploy_wanted`].
+#[derive(Clone, Copy)]
+pub(crate) enum DeployTarget<'r> {
+    /// The droplet the tenant's workflow rows describe.
+    OwnDroplet(&'r Reach),
+    /// Another droplet (a warm standby serving the tenant).
+    Elsewhere(&'r Reach),
+}
+
 impl<C: Cloud> Igniter<C> {
     pub(crate) async fn completed_ignition(
         &self,
@@ -55,35 +64,60 @@ impl<C: Cloud> Igniter<C> {
         let (db, ig) = self.completed_ignition(ws).await?;
         let r = reach(&ig)?;
         let mapping = self.mapping_for(&ig, ws, &db).await?;
-        let rows = self.deploy_wanted(&r, ws, &db, &ig, &mapping, keys).await?;
+        let rows = self
+            .deploy_wanted(DeployTarget::OwnDroplet(&r), ws, &db, &ig, &mapping, keys)
+            .await?;
         db.droplet_workflows_put(ig.droplet_id, &rows).await?;
         Ok(rows)
     }
 
     /// Deploys the current template set's workflows named in `keys` (every one when `None`)
-    /// through `r`, each with the active flag the tenant's own droplet wants (active when it
+    /// to `target`, each with the active flag the tenant's own droplet wants (active when it
     /// has none yet), and answers the rows at the current template version.
+    ///
+    /// `target` is the tenant's own droplet, whose n8n knows the workflows under the ids
+    /// its rows record (they are updated by id), or another one (a warm standby), where they
+    /// are deployed by name.
     pub(crate) async fn deploy_wanted(
         &self,
-        r: &Reach,
+        target: DeployTarget<'_>,
         ws: &Workspace,
         db: &Database,
         ig: &Ignition,
         mapping: &TemplateMapping,
         keys: Option<&BTreeSet<String>>,
     ) -> Result<Vec<DesiredWorkflowRow>, StepError> {
-        let wanted: BTreeMap<String, bool> = db
+        let (r, in_place) = match target {
+            DeployTarget::OwnDroplet(r) => (r, true),
+            DeployTarget::Elsewhere(r) => (r, false),
+        };
+        let rows: BTreeMap<String, DesiredWorkflowRow> = db
             .droplet_workflows(ig.droplet_id)
             .await?
             .into_iter()
-            .map(|row| (row.key, row.active))
+            .map(|row| (row.key.clone(), row))
+            .collect();
+        let wanted: BTreeMap<&str, bool> = rows
+            .iter()
+            .map(|(k, row)| (k.as_str(), row.active))
             .collect();
         let each = self
             .templates
             .workflows
             .iter()
             .filter(|w| keys.is_none_or(|k| k.contains(&w.key)))
-            .map(|w| (w, wanted.get(&w.key).copied().unwrap_or(true)));
+            .map(|w| {
+                let known = rows
+                    .get(&w.key)
+                    .filter(|_| in_place)
+                    .map(|row| row.workflow_id.clone())
+                    .filter(|id| !id.is_empty());
+                (
+                    w,
+                    wanted.get(w.key.as_str()).copied().unwrap_or(true),
+                    known,
+                )
+            });
         Ok(self
             .deploy_each(r, ws, db, each, mapping)
             .await?
@@ -91,7 +125,7 @@ impl<C: Cloud> Igniter<C> {
             .map(|(w, workflow_id, _)| DesiredWorkflowRow {
                 workflow_id,
                 key: w.key.clone(),
-                active: wanted.get(&w.key).copied().unwrap_or(true),
+                active: wanted.get(w.key.as_str()).copied().unwrap_or(true),
                 template_version: self.templates.version.clone(),
                 error: None,
             })

@@ -143,6 +143,10 @@ pub enum Command {
         /// The Golden Template version (see `DeployWorkflow`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         template_version: Option<String>,
+        /// Activate after updating when n8n has it inactive (a redeploy by id keeps the
+        /// active flag the control plane wants, as `DeployWorkflow` does).
+        #[serde(default)]
+        activate: bool,
     },
     /// Activate.
     ActivateWorkflow {
@@ -275,6 +279,10 @@ pub enum CommandReply {
     UpdateWorkflow {
         /// Always true (failures are errors).
         success: bool,
+        /// Production webhook URL, when the workflow starts with a Webhook node (a new
+        /// template version may move it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook_url: Option<String>,
     },
     /// Activated.
     ActivateWorkflow {

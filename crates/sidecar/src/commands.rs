@@ -44,7 +44,18 @@ pub struct Executor<R> {
     /// version tag, and remembering its id saves a tag listing per workflow. A tag deleted
     /// in n8n since is noticed when n8n refuses its id, and looked up again.
     tag_ids: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Credential ids n8n listed lately, and when: see [`CREDENTIALS_FRESH`].
+    known_credentials: std::sync::Mutex<Option<(Instant, BTreeSet<String>)>>,
 }
+
+/// How long a listing of n8n's credentials vouches for the ids in it. A deploy checks that
+/// every credential its workflow names exists; a rollout deploys a droplet's workflows one
+/// after the other within a fraction of a second, and listing the credentials before each
+/// was a quarter of the sidecar's requests to n8n. An id missing from a fresh listing is
+/// looked up again (it may have just been injected); only a credential deleted in n8n's own
+/// interface within this window goes unseen, and n8n then reports it on the workflow's
+/// first execution.
+pub const CREDENTIALS_FRESH: Duration = Duration::from_secs(10);
 
 fn fail(action: CommandName, code: &str, message: impl Into<String>) -> CommandFailure {
     CommandFailure {
@@ -97,6 +108,7 @@ impl<R: ContainerRuntime> Executor<R> {
             expiry: CredentialExpiry::default(),
             container: tokio::sync::Mutex::new(()),
             tag_ids: std::sync::Mutex::new(BTreeMap::new()),
+            known_credentials: std::sync::Mutex::new(None),
         }
     }
 
@@ -143,16 +155,37 @@ impl<R: ContainerRuntime> Executor<R> {
         mapping: &TemplateMapping,
     ) -> Result<WorkflowDraft, CommandFailure> {
         let mapped = map_template(template, mapping).map_err(|e| map_failure(action, e))?;
-        let existing: BTreeSet<String> = self
-            .n8n
-            .credential_list()
-            .await
-            .map_err(|e| n8n_failure(action, e))?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        verify_credentials(&mapped, &existing).map_err(|e| map_failure(action, e))?;
+        if !self.lately_listed(&mapped) {
+            let existing: BTreeSet<String> = self
+                .n8n
+                .credential_list()
+                .await
+                .map_err(|e| n8n_failure(action, e))?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            verify_credentials(&mapped, &existing).map_err(|e| map_failure(action, e))?;
+            if let Ok(mut known) = self.known_credentials.lock() {
+                *known = Some((Instant::now(), existing));
+            }
+        }
         WorkflowDraft::from_document(&mapped).map_err(|e| n8n_failure(action, e))
+    }
+
+    /// The production webhook URL of a workflow that starts with a Webhook node.
+    fn webhook_url_of(&self, draft: &WorkflowDraft) -> Option<String> {
+        webhook_of(&draft.nodes)
+            .map(|(_, path)| format!("{}/webhook/{path}", self.webhook_base_url))
+    }
+
+    /// Whether a listing younger than [`CREDENTIALS_FRESH`] names every credential of the
+    /// mapped workflow.
+    fn lately_listed(&self, mapped: &serde_json::Value) -> bool {
+        self.known_credentials.lock().is_ok_and(|known| {
+            known.as_ref().is_some_and(|(at, ids)| {
+                at.elapsed() < CREDENTIALS_FRESH && verify_credentials(mapped, ids).is_ok()
+            })
+        })
     }
 
     fn open(
@@ -338,8 +371,7 @@ impl<R: ContainerRuntime> Executor<R> {
                     self.n8n.workflow_activate(&wf.id).await.map_err(n8n)?;
                 }
                 CommandReply::DeployWorkflow {
-                    webhook_url: webhook_of(&draft.nodes)
-                        .map(|(_, path)| format!("{}/webhook/{path}", self.webhook_base_url)),
+                    webhook_url: self.webhook_url_of(&draft),
                     workflow_id: wf.id,
                 }
             }
@@ -348,6 +380,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 template,
                 mapping,
                 template_version,
+                activate,
             } => {
                 let draft = self.mapped_draft(action, &template, &mapping).await?;
                 let wf = self
@@ -358,7 +391,13 @@ impl<R: ContainerRuntime> Executor<R> {
                 if let Some(v) = &template_version {
                     self.tag_version(&wf, v).await.map_err(n8n)?;
                 }
-                CommandReply::UpdateWorkflow { success: true }
+                if activate && !wf.active {
+                    self.n8n.workflow_activate(&wf.id).await.map_err(n8n)?;
+                }
+                CommandReply::UpdateWorkflow {
+                    success: true,
+                    webhook_url: self.webhook_url_of(&draft),
+                }
             }
             Command::ActivateWorkflow { workflow_id } => {
                 self.n8n

@@ -63,6 +63,71 @@ async fn deploy(
     }
 }
 
+/// A deploy right after another (the sidecar's listing of n8n's credentials is fresh) still
+/// refuses a credential n8n does not have, and accepts one injected since that listing.
+async fn credentials_are_checked_even_when_lately_listed(
+    exec: &Executor<ExternalRuntime>,
+    public: &str,
+    mapping: &TemplateMapping,
+) {
+    let mut other = mapping.clone();
+    other
+        .variables
+        .insert("YOUR_COMPANY_NAME".into(), "Other Co".into());
+    other.variables.insert(
+        "YOUR_WEBHOOK_PATH".into(),
+        format!("suite-other-{}", uuid::Uuid::now_v7().simple()),
+    );
+    other.credentials.insert(
+        "TEMPLATE_HEADER_UUID".into(),
+        CredentialRef {
+            id: "NoSuchCredential".into(),
+            name: "Suite header".into(),
+        },
+    );
+    let deploy_other = |m: &TemplateMapping| Command::DeployWorkflow {
+        template: template(),
+        mapping: m.clone(),
+        activate: false,
+        template_version: None,
+    };
+    let refused = exec
+        .run(deploy_other(&other))
+        .await
+        .expect_err("a credential n8n does not have is refused");
+    assert_eq!(refused.code, "unknown_credential", "{}", refused.message);
+
+    let CommandReply::InjectCredential { credential_id } = run(
+        exec,
+        Command::InjectCredential {
+            name: "Suite header two".into(),
+            credential_type: "httpHeaderAuth".into(),
+            data: SealedSecret::seal(public, br#"{"name":"X-Genesis","value":"two"}"#)
+                .expect("seal"),
+        },
+    )
+    .await
+    else {
+        panic!("not an inject reply")
+    };
+    other.credentials.insert(
+        "TEMPLATE_HEADER_UUID".into(),
+        CredentialRef {
+            id: credential_id.clone(),
+            name: "Suite header two".into(),
+        },
+    );
+    let CommandReply::DeployWorkflow { workflow_id, .. } = run(exec, deploy_other(&other)).await
+    else {
+        panic!("not a deploy reply")
+    };
+    run(exec, Command::DeleteWorkflow { workflow_id }).await;
+    exec.n8n
+        .credential_delete(&credential_id)
+        .await
+        .expect("clean up");
+}
+
 /// Bootstrap, inject a credential, deploy a mapped template with a Webhook trigger, activate,
 /// call the webhook, see the execution, update, deactivate, delete. With `delete_tag` (a way
 /// to delete a tag by name behind the sidecar's back, which its API key may not do), also
@@ -137,6 +202,7 @@ pub async fn sidecar_commands_drive_n8n(
         webhook_url.ends_with(&format!("/webhook/{path}")),
         "{webhook_url}"
     );
+    credentials_are_checked_even_when_lately_listed(&exec, &public, &mapping).await;
 
     let r = http
         .post(&webhook_url)
@@ -164,16 +230,24 @@ pub async fn sidecar_commands_drive_n8n(
     mapping
         .variables
         .insert("YOUR_COMPANY_NAME".into(), "Acme Two".into());
-    run(
+    let CommandReply::UpdateWorkflow {
+        success: true,
+        webhook_url: Some(moved),
+    } = run(
         &exec,
         Command::UpdateWorkflow {
             workflow_id: workflow_id.clone(),
             template: template(),
             mapping: mapping.clone(),
             template_version: Some("2026.12.0".into()),
+            activate: false,
         },
     )
-    .await;
+    .await
+    else {
+        panic!("not an update reply with a webhook")
+    };
+    assert_eq!(moved, webhook_url, "the path is the same mapping's");
     let updated = n8n.workflow_get(&workflow_id).await.expect("get");
     assert_eq!(updated.name, "Suite for Acme Two");
     assert_eq!(
@@ -233,6 +307,29 @@ pub async fn sidecar_commands_drive_n8n(
         404,
         "an inactive workflow's webhook is not registered"
     );
+    // Updated by id with `activate`, as a rollout redeploys a workflow the control plane
+    // wants active: it is active again, and its webhook answers.
+    run(
+        &exec,
+        Command::UpdateWorkflow {
+            workflow_id: workflow_id.clone(),
+            template: template(),
+            mapping: mapping.clone(),
+            template_version: Some("2026.12.1".into()),
+            activate: true,
+        },
+    )
+    .await;
+    let reactivated = n8n.workflow_get(&workflow_id).await.expect("get");
+    assert!(reactivated.active);
+    assert_eq!(reactivated.template_version(), Some("2026.12.1"));
+    run(
+        &exec,
+        Command::DeactivateWorkflow {
+            workflow_id: workflow_id.clone(),
+        },
+    )
+    .await;
     run(
         &exec,
         Command::DeleteWorkflow {
