@@ -138,6 +138,7 @@ pub(crate) struct Stack {
     disks: std::path::PathBuf,
     stop: tokio::sync::watch::Sender<bool>,
     worker: tokio::task::JoinHandle<Result<(), genesis_queue::QueueError>>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Stack {
@@ -259,12 +260,13 @@ impl Stack {
                 ..genesis_protocol::SidecarConfig::default()
             },
         };
-        tokio::spawn(genesis_control::serve(
-            listener,
-            state,
-            std::future::pending(),
-        ));
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
+        let api = tokio::spawn(genesis_control::serve(listener, state, {
+            let mut stopped = stop.subscribe();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        }));
         let jobs = genesis_control::workers::jobs::FleetJobs::new(
             IgnitionJobs::new(igniter.clone()),
             genesis_control::workers::zombies::RebootJobs::new(stores.clone(), cloud.clone()),
@@ -293,13 +295,18 @@ impl Stack {
             disks,
             stop,
             worker,
+            api,
         })
     }
 
-    /// Stops the worker and removes what the run left (queue keys, droplet disks).
+    /// Stops the worker and the API, and removes what the run left (queue keys, droplet
+    /// disks). The API stops before the scratch database goes, so the fleet's last
+    /// heartbeats find no API rather than an API without a database (which logged an error
+    /// for each).
     pub async fn finish(self) {
         let _ = self.stop.send(true);
         let _ = self.worker.await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.api).await;
         let _ = self.bus.destroy().await;
         let _ = std::fs::remove_dir_all(&self.disks);
     }
