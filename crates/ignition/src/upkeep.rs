@@ -97,10 +97,8 @@ impl<C: Cloud> Igniter<C> {
             .into_iter()
             .map(|row| (row.key.clone(), row))
             .collect();
-        let wanted: BTreeMap<&str, bool> = rows
-            .iter()
-            .map(|(k, row)| (k.as_str(), row.active))
-            .collect();
+        // Active unless the tenant's own droplet has it inactive (active when it has none yet).
+        let wanted_active = |key: &str| rows.get(key).is_none_or(|row| row.active);
         let each = self
             .templates
             .workflows
@@ -112,11 +110,7 @@ impl<C: Cloud> Igniter<C> {
                     .filter(|_| in_place)
                     .map(|row| row.workflow_id.clone())
                     .filter(|id| !id.is_empty());
-                (
-                    w,
-                    wanted.get(w.key.as_str()).copied().unwrap_or(true),
-                    known,
-                )
+                (w, wanted_active(&w.key), known)
             });
         Ok(self
             .deploy_each(r, ws, db, each, mapping)
@@ -125,7 +119,7 @@ impl<C: Cloud> Igniter<C> {
             .map(|(w, workflow_id, _)| DesiredWorkflowRow {
                 workflow_id,
                 key: w.key.clone(),
-                active: wanted.get(w.key.as_str()).copied().unwrap_or(true),
+                active: wanted_active(&w.key),
                 template_version: self.templates.version.clone(),
                 error: None,
             })
