@@ -6,6 +6,8 @@
 //! # Guarantees
 //! - A loaded set is usable: every workflow parses, every credential placeholder a workflow
 //!   uses is declared in the manifest, names and keys are unique.
+//! - Every trigger node carries a `webhookId`, so the URL n8n serves it at does not depend on
+//!   the id n8n gives the workflow (`genesis_n8n::webhooks`).
 //! - [`TemplateSet::variables`] is exactly the set of `YOUR_...` placeholders of all workflows,
 //!   so an ignition can refuse a missing onboarding value before it starts anything.
 
@@ -170,6 +172,11 @@ impl TemplateSet {
                     "two workflows are named {name:?}"
                 )));
             }
+            if let Some(node) = trigger_without_webhook_id(&body) {
+                return Err(TemplateError::Inconsistent(format!(
+                    "{file}: trigger node {node:?} has no webhookId (n8n would serve it under the workflow's id)"
+                )));
+            }
             for used in credential_placeholders(&body) {
                 if !placeholders.contains(&used) {
                     return Err(TemplateError::Inconsistent(format!(
@@ -203,6 +210,22 @@ fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, Te
         file: file.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// The name of a trigger node (a Webhook node, or any `...Trigger` but the manual one) that
+/// has no `webhookId`.
+fn trigger_without_webhook_id(workflow: &Value) -> Option<String> {
+    workflow["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| {
+            let t = n["type"].as_str().unwrap_or_default();
+            let trigger = t == genesis_n8n::webhooks::WEBHOOK_NODE
+                || (t.ends_with("Trigger") && t != "n8n-nodes-base.manualTrigger");
+            trigger && n["webhookId"].as_str().is_none_or(str::is_empty)
+        })
+        .map(|n| n["name"].as_str().unwrap_or_default().to_owned())
 }
 
 /// Credential ids of the form `TEMPLATE_..._UUID` in nodes' `credentials`.
@@ -250,6 +273,24 @@ mod tests {
         assert_eq!(
             TemplateSet::load(&dir).expect("loads"),
             TemplateSet::golden().expect("golden")
+        );
+    }
+
+    #[test]
+    fn a_trigger_without_a_webhook_id_is_refused() {
+        let mut files: BTreeMap<String, String> = GOLDEN
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect();
+        let mut intake: Value = serde_json::from_str(&files["lead-intake.json"]).expect("json");
+        intake["nodes"][0]
+            .as_object_mut()
+            .map(|n| n.remove("webhookId"));
+        files.insert("lead-intake.json".into(), intake.to_string());
+        let err = TemplateSet::from_files(&files).expect_err("refused");
+        assert!(
+            err.to_string().contains("lead-intake.json") && err.to_string().contains("webhookId"),
+            "{err}"
         );
     }
 

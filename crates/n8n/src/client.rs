@@ -217,7 +217,9 @@ impl N8n {
     }
 
     /// The id of the tag named `name`, creating it when missing. Tag names are unique in
-    /// n8n, so a concurrent creation (409) is settled by reading the winner's id.
+    /// n8n, so a concurrent creation (409) is settled by reading the winner's id. n8n 2.8.4
+    /// also answers 409 to a name it cannot store (empty, or over 24 characters); with no
+    /// winner to read, that is reported as the refusal it is.
     pub async fn tag_ensure(&self, name: &str) -> Result<String, N8nError> {
         let find = |tags: Vec<Tag>| tags.into_iter().find(|t| t.name == name).map(|t| t.id);
         if let Some(id) = find(self.tag_list().await?) {
@@ -228,8 +230,13 @@ impl N8n {
             .await
         {
             Ok(t) => Ok(t.id),
-            Err(N8nError::Status { status: 409, .. }) => find(self.tag_list().await?)
-                .ok_or_else(|| N8nError::NotFound(format!("tag {name}"))),
+            Err(N8nError::Status { status: 409, .. }) => {
+                find(self.tag_list().await?).ok_or_else(|| {
+                    N8nError::BadRequest(format!(
+                        "n8n refused the tag name {name:?} (tag names are 1 to 24 characters)"
+                    ))
+                })
+            }
             Err(e) => Err(e),
         }
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod mapper;
 pub mod secret_file;
 pub mod types;
+pub mod webhooks;
 
 pub use client::N8n;
 pub use error::N8nError;
@@ -18,6 +19,7 @@ pub use mapper::{MapError, map_template, template_variables, verify_credentials}
 pub use types::{
     CredentialCreated, Execution, TEMPLATE_TAG_PREFIX, Tag, Workflow, WorkflowDraft, template_tag,
 };
+pub use webhooks::{ProductionWebhook, production_webhooks};
 
 /// The n8n release this crate is written against.
 pub const N8N_VERSION: &str = "2.8.4";

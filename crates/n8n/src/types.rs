@@ -44,28 +44,6 @@ impl WorkflowDraft {
                 .unwrap_or_else(|| Value::Object(Default::default())),
         })
     }
-
-    /// Path and method of the first Webhook trigger node, if any.
-    pub fn webhook(&self) -> Option<(String, String)> {
-        webhook_of(&self.nodes)
-    }
-}
-
-/// The first `n8n-nodes-base.webhook` node's (method, path).
-pub fn webhook_of(nodes: &[Value]) -> Option<(String, String)> {
-    nodes
-        .iter()
-        .find(|n| n.get("type").and_then(Value::as_str) == Some("n8n-nodes-base.webhook"))
-        .and_then(|n| {
-            let p = n.get("parameters")?;
-            let path = p.get("path")?.as_str()?.trim_matches('/').to_owned();
-            let method = p
-                .get("httpMethod")
-                .and_then(Value::as_str)
-                .unwrap_or("GET")
-                .to_uppercase();
-            Some((method, path))
-        })
 }
 
 /// A workflow as n8n returns it.

@@ -198,13 +198,16 @@ async fn a_mapped_template_deploys_runs_updates_and_goes_away() {
     verify_credentials(&mapped, &existing).expect("every credential exists");
 
     let draft = WorkflowDraft::from_document(&mapped).expect("draft");
-    let (method, path) = draft.webhook().expect("a webhook trigger");
-    assert_eq!((method.as_str(), path.as_str()), ("POST", "leads-3f0c"));
     let wf = n8n.workflow_create(&draft).await.expect("create");
     assert!(!wf.active);
     assert_eq!(wf.name, "Inbound leads for Acme");
+    let hooks = genesis_n8n::production_webhooks(&wf.id, &draft.nodes);
+    assert_eq!(
+        (hooks[0].method.as_str(), hooks[0].path.as_str()),
+        ("POST", "leads-3f0c")
+    );
 
-    let hook = format!("{}/webhook/{path}", h.base);
+    let hook = hooks[0].url(&h.base);
     let call = || {
         h.http
             .post(&hook)
@@ -364,14 +367,15 @@ async fn template_version_tags_are_created_once_and_replaced() {
     let listed = n8n.workflow_list().await.expect("list");
     assert_eq!(listed[0].template_version(), Some("2026.11.1"));
 
-    // n8n's own limits: names are unique and at most 24 characters; unknown tag ids refused.
+    // n8n's own limits: names are unique and at most 24 characters (n8n 2.8.4 answers a
+    // longer one 409, as a duplicate); unknown tag ids are refused with 404.
     assert!(matches!(
         n8n.tag_ensure("tpl:a-version-name-far-too-long").await,
-        Err(N8nError::BadRequest(_))
+        Err(N8nError::BadRequest(m)) if m.contains("24 characters")
     ));
     assert!(matches!(
         n8n.workflow_tags_set(&wf.id, &["nope".into()]).await,
-        Err(N8nError::BadRequest(_))
+        Err(N8nError::NotFound(_))
     ));
     assert_eq!(n8n.tag_list().await.expect("tags").len(), 2);
     h.assert_contract_kept();
@@ -385,8 +389,10 @@ async fn a_workflow_is_found_by_exact_name_and_an_active_one_is_republished_on_u
         .expect("bootstrap")
         .client;
     let hook = |path: &str| {
-        vec![json!({"name": "Hook", "type": "n8n-nodes-base.webhook",
-            "typeVersion": 2, "position": [0, 0], "parameters": {"path": path, "httpMethod": "POST"}})]
+        vec![
+            json!({"name": "Hook", "type": "n8n-nodes-base.webhook", "webhookId": path,
+            "typeVersion": 2, "position": [0, 0], "parameters": {"path": path, "httpMethod": "POST"}}),
+        ]
     };
     let draft = |name: &str, path: &str| WorkflowDraft {
         name: name.into(),
@@ -422,12 +428,39 @@ async fn a_workflow_is_found_by_exact_name_and_an_active_one_is_republished_on_u
         .await
         .expect("update");
     assert!(updated.active);
-    // ...and is unpublished, with n8n's reason, by one that cannot (its webhook is taken).
+    // ...and one that cannot be published (its webhook is taken) is refused with n8n's
+    // reason, yet saved: n8n 2.8.4 keeps it active, registered at its old webhook, which
+    // then answers 500.
     assert!(matches!(
         n8n.workflow_update(&intake.id, &draft("Lead Intake", "copy"))
             .await,
         Err(N8nError::BadRequest(m)) if m.contains("conflict")
     ));
-    assert!(!n8n.workflow_get(&intake.id).await.expect("get").active);
+    let kept = n8n.workflow_get(&intake.id).await.expect("get");
+    assert!(kept.active);
+    assert_eq!(kept.nodes[0]["parameters"]["path"], "copy");
+    let old = h
+        .http
+        .post(format!("{}/webhook/intake-v2", h.base))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(old.status(), 500);
+    // A workflow with no trigger at all is refused the same way, with n8n's words.
+    let none = WorkflowDraft {
+        name: "Lead Intake (copy)".into(),
+        nodes: vec![
+            json!({"name": "Nothing", "type": "n8n-nodes-base.noOp", "typeVersion": 1,
+            "position": [0, 0], "parameters": {}}),
+        ],
+        connections: json!({}),
+        settings: json!({}),
+    };
+    assert!(matches!(
+        n8n.workflow_update(&longer.id, &none).await,
+        Err(N8nError::BadRequest(m)) if m.contains("has no trigger node")
+    ));
+    assert!(n8n.workflow_get(&longer.id).await.expect("get").active);
     h.assert_contract_kept();
 }

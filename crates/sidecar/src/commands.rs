@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use genesis_n8n::types::webhook_of;
 use genesis_n8n::{MapError, N8n, N8nError, WorkflowDraft, map_template, verify_credentials};
 use genesis_protocol::command::{CommandFailure, SwapOutcome, TemplateMapping};
 use genesis_protocol::{Command, CommandName, CommandReply, MetricsReport, N8nStatus, SealingKey};
@@ -172,10 +171,12 @@ impl<R: ContainerRuntime> Executor<R> {
         WorkflowDraft::from_document(&mapped).map_err(|e| n8n_failure(action, e))
     }
 
-    /// The production webhook URL of a workflow that starts with a Webhook node.
-    fn webhook_url_of(&self, draft: &WorkflowDraft) -> Option<String> {
-        webhook_of(&draft.nodes)
-            .map(|(_, path)| format!("{}/webhook/{path}", self.webhook_base_url))
+    /// The production URL of workflow `workflow_id`'s first Webhook node, by n8n's own rules
+    /// (`genesis_n8n::webhooks`): what the control plane records and hands out.
+    fn webhook_url_of(&self, workflow_id: &str, draft: &WorkflowDraft) -> Option<String> {
+        genesis_n8n::production_webhooks(workflow_id, &draft.nodes)
+            .first()
+            .map(|h| h.url(&self.webhook_base_url))
     }
 
     /// Whether a listing younger than [`CREDENTIALS_FRESH`] names every credential of the
@@ -371,7 +372,7 @@ impl<R: ContainerRuntime> Executor<R> {
                     self.n8n.workflow_activate(&wf.id).await.map_err(n8n)?;
                 }
                 CommandReply::DeployWorkflow {
-                    webhook_url: self.webhook_url_of(&draft),
+                    webhook_url: self.webhook_url_of(&wf.id, &draft),
                     workflow_id: wf.id,
                 }
             }
@@ -396,7 +397,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 }
                 CommandReply::UpdateWorkflow {
                     success: true,
-                    webhook_url: self.webhook_url_of(&draft),
+                    webhook_url: self.webhook_url_of(&wf.id, &draft),
                 }
             }
             Command::ActivateWorkflow { workflow_id } => {

@@ -253,9 +253,14 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let webhook_url = webhook_url.expect("a webhook");
     let n8n = hook.n8n(droplet.id).expect("the droplet's n8n");
     assert_eq!(n8n.workflow_tag_names(&workflow_id), ["tpl:2026.11.1"]);
+    // No webhookId on this template's trigger: n8n serves it under the workflow's id and
+    // the node's name.
     assert_eq!(
         webhook_url,
-        format!("http://{ip}:5678/webhook/in-{}", ws.simple())
+        format!(
+            "http://{ip}:5678/webhook/{workflow_id}/inbound/in-{}",
+            ws.simple()
+        )
     );
     let r = http
         .post(&webhook_url)

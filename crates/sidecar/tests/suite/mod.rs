@@ -128,6 +128,109 @@ async fn credentials_are_checked_even_when_lately_listed(
         .expect("clean up");
 }
 
+/// What n8n 2.8.4 does where the fake n8n once differed from it (issue 18): a Webhook node
+/// without a `webhookId` is served under the workflow's id and its percent-encoded name;
+/// an active workflow updated to one n8n cannot publish stays active, and its old webhook
+/// answers 500; tag names over 24 characters get 409 and unknown tag ids 404.
+async fn n8n_quirks_hold(exec: &Executor<ExternalRuntime>, http: &reqwest::Client, n8n_url: &str) {
+    let path = format!("quirk-{}", uuid::Uuid::now_v7().simple());
+    let hook = json!({"name": "Lead Webhook", "type": "n8n-nodes-base.webhook",
+        "typeVersion": 2, "position": [0, 0],
+        "parameters": {"httpMethod": "POST", "path": path, "options": {}}});
+    let doc = |nodes: Vec<Value>| {
+        json!({"name": format!("Quirks {path}"), "nodes": nodes, "connections": {},
+               "settings": {"executionOrder": "v1"}})
+    };
+    let CommandReply::DeployWorkflow {
+        workflow_id,
+        webhook_url,
+    } = run(
+        exec,
+        Command::DeployWorkflow {
+            template: doc(vec![hook.clone()]),
+            mapping: TemplateMapping::default(),
+            activate: true,
+            template_version: None,
+        },
+    )
+    .await
+    else {
+        panic!("not a deploy reply")
+    };
+    let webhook_url = webhook_url.expect("a webhook URL");
+    assert_eq!(
+        webhook_url,
+        format!(
+            "{}/webhook/{workflow_id}/lead%2520webhook/{path}",
+            n8n_url.trim_end_matches('/')
+        ),
+        "n8n registers the encoded name, so the URL encodes it again"
+    );
+    let call = |url: String| {
+        let http = http.clone();
+        async move {
+            http.post(url)
+                .json(&json!({"email": "quirk@example.com"}))
+                .send()
+                .await
+                .expect("webhook")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(webhook_url.clone()).await, 200);
+    assert_eq!(
+        call(webhook_url.replace("%2520", "%20")).await,
+        404,
+        "the URL n8n's editor shows is not the one it serves"
+    );
+
+    // An update n8n cannot publish (no trigger left) is refused but saved; the workflow
+    // stays active and its old webhook fails.
+    let noop = json!({"name": "Nothing", "type": "n8n-nodes-base.noOp", "typeVersion": 1,
+        "position": [0, 0], "parameters": {}});
+    let refused = exec
+        .run(Command::UpdateWorkflow {
+            workflow_id: workflow_id.clone(),
+            template: doc(vec![noop]),
+            mapping: TemplateMapping::default(),
+            template_version: None,
+            activate: false,
+        })
+        .await
+        .expect_err("n8n cannot publish a workflow with no trigger");
+    assert_eq!(refused.code, "n8n_rejected", "{}", refused.message);
+    assert!(
+        refused.message.contains("no trigger node"),
+        "{}",
+        refused.message
+    );
+    let kept = exec.n8n.workflow_get(&workflow_id).await.expect("get");
+    assert!(kept.active, "n8n keeps it active");
+    assert_eq!(kept.nodes[0]["type"], "n8n-nodes-base.noOp", "and saved");
+    assert_eq!(call(webhook_url.clone()).await, 500);
+
+    // Tags: a name n8n cannot store is a 409 (reported as a refusal), an unknown id a 404.
+    assert!(matches!(
+        exec.n8n.tag_ensure("tpl:a-version-name-far-too-long").await,
+        Err(genesis_n8n::N8nError::BadRequest(m)) if m.contains("24 characters")
+    ));
+    assert!(matches!(
+        exec.n8n
+            .workflow_tags_set(&workflow_id, &["NoSuchTagId0000".into()])
+            .await,
+        Err(genesis_n8n::N8nError::NotFound(_))
+    ));
+    run(
+        exec,
+        Command::DeactivateWorkflow {
+            workflow_id: workflow_id.clone(),
+        },
+    )
+    .await;
+    run(exec, Command::DeleteWorkflow { workflow_id }).await;
+}
+
 /// Bootstrap, inject a credential, deploy a mapped template with a Webhook trigger, activate,
 /// call the webhook, see the execution, update, deactivate, delete. With `delete_tag` (a way
 /// to delete a tag by name behind the sidecar's back, which its API key may not do), also
@@ -203,6 +306,7 @@ pub async fn sidecar_commands_drive_n8n(
         "{webhook_url}"
     );
     credentials_are_checked_even_when_lately_listed(&exec, &public, &mapping).await;
+    n8n_quirks_hold(&exec, &http, n8n_url).await;
 
     let r = http
         .post(&webhook_url)

@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::workflows::{ListQuery, page, webhook_of};
+use super::workflows::{ListQuery, page};
 use super::{Execution, FakeN8n, error, now_iso};
 
 fn render(e: &Execution) -> Value {
@@ -52,6 +52,29 @@ pub async fn get_one(State(n8n): State<FakeN8n>, Path(id): Path<String>) -> Resp
     }
 }
 
+/// Why a registration no longer leads anywhere: the workflow was updated after it was
+/// published and n8n could not publish the update (no trigger left, a webhook taken). n8n
+/// 2.8.4 then fails every call to the old URL with a 500 and a JavaScript error, which is
+/// what the fake answers too.
+fn stale_registration(
+    w: &super::Workflow,
+    hook: &genesis_n8n::ProductionWebhook,
+) -> Option<&'static str> {
+    let current = genesis_n8n::production_webhooks(&w.id, &w.nodes);
+    if current.contains(hook) {
+        return None;
+    }
+    let node_there = w
+        .nodes
+        .iter()
+        .any(|n| n.get("name").and_then(Value::as_str) == Some(hook.node.as_str()));
+    Some(if node_there {
+        "Cannot read properties of undefined (reading 'node')"
+    } else {
+        "Cannot read properties of null (reading 'disabled')"
+    })
+}
+
 /// `ANY /webhook/{path}`: runs the active workflow listening there.
 pub async fn webhook(
     State(n8n): State<FakeN8n>,
@@ -61,12 +84,14 @@ pub async fn webhook(
     let method = req.method().as_str().to_uppercase();
     let path = path.trim_matches('/').to_owned();
     let mut s = n8n.lock();
-    let Some(workflow_id) = s
-        .workflows
-        .values()
-        .find(|w| w.active && webhook_of(&w.nodes) == Some((method.clone(), path.clone())))
-        .map(|w| w.id.clone())
-    else {
+    let found = s.workflows.values().find_map(|w| {
+        let hook = w
+            .registered
+            .iter()
+            .find(|h| w.active && h.matches(&method, &path))?;
+        Some((w.id.clone(), stale_registration(w, hook)))
+    });
+    let Some((workflow_id, stale)) = found else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({
@@ -77,6 +102,13 @@ pub async fn webhook(
         )
             .into_response();
     };
+    if let Some(message) = stale {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"code": 0, "message": message})),
+        )
+            .into_response();
+    }
     let id = s.next_execution;
     s.next_execution += 1;
     let now = now_iso();

@@ -62,6 +62,10 @@ pub(crate) struct Workflow {
     updated_at: String,
     /// The workflow's tags, as n8n renders them (copies, see `tags`).
     tags: Vec<Value>,
+    /// The webhooks registered when it was last published (n8n's `webhook_entity` rows):
+    /// what its production URLs answer to. An update that n8n cannot re-publish leaves the
+    /// old registrations in place while the definition changes under them.
+    registered: Vec<genesis_n8n::ProductionWebhook>,
 }
 
 /// One n8n tag.
@@ -209,6 +213,11 @@ impl FakeN8n {
         match self.lock().workflows.get_mut(id) {
             Some(w) => {
                 w.active = active;
+                w.registered = if active {
+                    genesis_n8n::production_webhooks(&w.id, &w.nodes)
+                } else {
+                    Vec::new()
+                };
                 w.updated_at = now_iso();
                 true
             }
@@ -235,6 +244,7 @@ impl FakeN8n {
             created_at: now.clone(),
             updated_at: now,
             tags: Vec::new(),
+            registered: Vec::new(),
         };
         s.workflows.insert(id.clone(), w);
         id

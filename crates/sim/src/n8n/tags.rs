@@ -2,9 +2,11 @@
 //! mark the Golden Template version a workflow was deployed from (the watchdog's
 //! `version_mismatch`, spec 43.2).
 //!
-//! As in n8n: tag names are unique (409 on a duplicate), at most 24 characters, and a
+//! As in n8n 2.8.4: tag names are unique (409 on a duplicate), at most 24 characters, and a
 //! workflow's `tags` are the full tag objects. A workflow keeps copies of its tags' objects,
-//! refreshed when a tag is renamed or deleted.
+//! refreshed when a tag is renamed or deleted. n8n answers a name that its database refuses
+//! (empty, or over 24 characters) as it answers a duplicate, 409 "Tag already exists", and
+//! an unknown tag id in a workflow's tags with 404 "Some tags not found".
 
 use axum::{
     Json,
@@ -28,26 +30,42 @@ fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found")
 }
 
-/// The name of a tag write, or n8n's 400.
-fn parse_name(body: &Value) -> Result<String, String> {
+/// Why a tag write is refused: the request's shape (400) or the name (n8n's 409).
+enum NameRefusal {
+    Shape(String),
+    Name,
+}
+
+/// n8n's answer to a refused tag name.
+fn refuse(r: NameRefusal) -> Response {
+    match r {
+        NameRefusal::Shape(m) => error(StatusCode::BAD_REQUEST, m),
+        NameRefusal::Name => error(StatusCode::CONFLICT, "Tag already exists"),
+    }
+}
+
+/// The name of a tag write.
+fn parse_name(body: &Value) -> Result<String, NameRefusal> {
     let Some(obj) = body.as_object() else {
-        return Err("request/body must be object".into());
+        return Err(NameRefusal::Shape("request/body must be object".into()));
     };
     if let Some(extra) = obj
         .keys()
         .find(|k| !["id", "name", "createdAt", "updatedAt"].contains(&k.as_str()))
     {
-        return Err(format!(
+        return Err(NameRefusal::Shape(format!(
             "request/body must NOT have additional properties: {extra}"
-        ));
+        )));
     }
     let name = obj
         .get("name")
         .and_then(Value::as_str)
-        .ok_or_else(|| String::from("request/body must have required property 'name'"))?
+        .ok_or_else(|| {
+            NameRefusal::Shape("request/body must have required property 'name'".into())
+        })?
         .trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(format!("Tag name must be 1 to {MAX_NAME} characters long"));
+        return Err(NameRefusal::Name);
     }
     Ok(name.to_owned())
 }
@@ -77,7 +95,7 @@ pub(super) fn refresh_workflows(s: &mut N8nState, id: &str) {
 pub async fn create(State(n8n): State<FakeN8n>, Json(body): Json<Value>) -> Response {
     let name = match parse_name(&body) {
         Ok(n) => n,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(r) => return refuse(r),
     };
     let mut s = n8n.lock();
     if conflict(&s, &name, None) {
@@ -118,7 +136,7 @@ pub async fn update(
 ) -> Response {
     let name = match parse_name(&body) {
         Ok(n) => n,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(r) => return refuse(r),
     };
     let mut s = n8n.lock();
     if !s.tags.contains_key(&id) {
@@ -191,7 +209,7 @@ pub async fn workflow_put(
                 tags.push(render(t))
             }
             Some(_) => {}
-            None => return error(StatusCode::BAD_REQUEST, "Some tags not found"),
+            None => return error(StatusCode::NOT_FOUND, "Some tags not found"),
         }
     }
     let Some(w) = s.workflows.get_mut(&id) else {

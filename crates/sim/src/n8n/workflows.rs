@@ -125,6 +125,7 @@ pub async fn create(State(n8n): State<FakeN8n>, Json(body): Json<Value>) -> Resp
         created_at: now.clone(),
         updated_at: now,
         tags: Vec::new(),
+        registered: Vec::new(),
     };
     let out = render(&w);
     s.workflows.insert(id, w);
@@ -218,8 +219,9 @@ pub async fn update(
     if let Some(refused) = refused(&mut s) {
         return refused;
     }
-    // n8n re-publishes an active workflow with its new definition; when that fails, the
-    // update is kept but the workflow is unpublished, and the caller hears why.
+    // n8n re-publishes an active workflow with its new definition. When that fails, n8n
+    // 2.8.4 keeps the new definition and the workflow stays active, still registered at
+    // its old webhooks, which then answer 500; the caller hears why with a 400.
     let republish = match s.workflows.get(&id) {
         Some(w) if w.active => Some(activation_refusal(&s.workflows, &id, &nodes)),
         _ => None,
@@ -232,9 +234,10 @@ pub async fn update(
     w.connections = connections;
     w.settings = settings;
     w.updated_at = now_iso();
-    if let Some(Some(refusal)) = republish {
-        w.active = false;
-        return error(StatusCode::BAD_REQUEST, refusal);
+    match republish {
+        Some(Some(refusal)) => return error(StatusCode::BAD_REQUEST, refusal),
+        Some(None) => w.registered = production_webhooks(&w.id, &w.nodes),
+        None => {}
     }
     Json(render(w)).into_response()
 }
@@ -246,6 +249,12 @@ pub async fn delete(State(n8n): State<FakeN8n>, Path(id): Path<String>) -> Respo
         None => not_found(),
     }
 }
+
+/// n8n 2.8.4's refusal to publish a workflow that nothing can start.
+pub(super) const NO_TRIGGER: &str = "Workflow cannot be activated because it has no trigger node. At least one trigger, webhook, or polling node is required.";
+/// n8n 2.8.4's refusal to publish a workflow whose webhook another workflow holds (it names
+/// neither).
+const CONFLICT: &str = "There is a conflict with one of the webhooks.";
 
 /// A node that can start a workflow on its own (not the manual trigger).
 fn is_trigger(node: &Value) -> bool {
@@ -259,26 +268,27 @@ fn is_trigger(node: &Value) -> bool {
         && (t == "n8n-nodes-base.webhook" || t.ends_with("Trigger"))
 }
 
-/// Why n8n would refuse to publish workflow `id` with `nodes`: no node can start it, or its
-/// webhook is another active workflow's.
+/// Why n8n would refuse to publish workflow `id` with `nodes`: no node can start it, or one
+/// of its webhooks is another active workflow's.
 fn activation_refusal(
     workflows: &std::collections::BTreeMap<String, Workflow>,
     id: &str,
     nodes: &[Value],
 ) -> Option<String> {
     if !nodes.iter().any(is_trigger) {
-        return Some("Workflow has no node to start the workflow - at least one trigger, poller or webhook node is required".into());
+        return Some(NO_TRIGGER.into());
     }
-    let hook = webhook_of(nodes)?;
+    let hooks = production_webhooks(id, nodes);
     workflows
         .values()
-        .any(|o| o.id != id && o.active && webhook_of(&o.nodes).as_ref() == Some(&hook))
-        .then(|| {
-            format!(
-                "There is a conflict with one of the webhooks: {} {} is already registered",
-                hook.0, hook.1
-            )
+        .filter(|o| o.id != id)
+        .flat_map(|o| &o.registered)
+        .any(|theirs| {
+            hooks
+                .iter()
+                .any(|h| h.method == theirs.method && h.path == theirs.path)
         })
+        .then(|| CONFLICT.to_owned())
 }
 
 /// `POST /api/v1/workflows/{id}/activate`.
@@ -299,6 +309,7 @@ pub async fn activate(
         return not_found();
     };
     w.active = true;
+    w.registered = production_webhooks(&w.id, &w.nodes);
     w.updated_at = now_iso();
     Json(render(w)).into_response()
 }
@@ -310,9 +321,9 @@ pub async fn deactivate(State(n8n): State<FakeN8n>, Path(id): Path<String>) -> R
         return not_found();
     };
     w.active = false;
+    w.registered.clear();
     w.updated_at = now_iso();
     Json(render(w)).into_response()
 }
 
-/// (METHOD, path) of a workflow's first Webhook node, read as n8n reads it.
-pub(super) use genesis_n8n::types::webhook_of;
+pub(super) use genesis_n8n::production_webhooks;
