@@ -42,6 +42,9 @@ export GENESIS_IGNITION__QUEUE_SET="demo$port"
 export GENESIS_VAULT__CURRENT=1
 export GENESIS_VAULT__KEYS__1="$(head -c 32 /dev/urandom | base64)"
 export GENESIS_SIDECAR__HEARTBEAT_INTERVAL_S=10
+# A droplet that never boots is given up after 15 s here (spec 41.1 allows 10 minutes), so
+# the demo's rollback does not keep you waiting.
+export GENESIS_IGNITION__TIMEOUTS_S__HANDSHAKE_PENDING=15
 export GENESIS_API_URL="http://127.0.0.1:$port"
 export GENESIS_API_TOKEN="$GENESIS_SERVER__API_TOKEN"
 export GENESIS_LOG="${GENESIS_LOG:-warn}"
@@ -108,11 +111,20 @@ step "genesis tenants create --slug no_onboarding --wait (the templates need onb
 $bin tenants create --name "No onboarding" --slug no_onboarding --region eu-west \
   "${credentials[@]}" --wait || true
 
-bold "A failed ignition rolls back everything (spec 50.6): n8n refuses this OpenAI credential"
+bold "Credentials are checked against n8n 2.8.4's own credential types before anything starts"
 step "genesis tenants create --slug bad_key --credential 'openai={\"organizationId\":\"x\"}' --wait"
 $bin tenants create --name "Bad key" --slug bad_key --region eu-west "${onboarding[@]}" \
   --credential 'gmail={"clientId":"c","clientSecret":"s"}' --credential 'openai={"organizationId":"x"}' \
   --wait || true
+
+bold "A failed ignition rolls back everything (spec 50.6): this droplet never boots"
+step "curl -X PUT $GENESIS_CLOUD__URL/sim/v1/faults -d '{\"never_boot_rate\":1.0}'"
+curl -s -o /dev/null -X PUT -H 'content-type: application/json' -d '{"never_boot_rate":1.0}' \
+  "$GENESIS_CLOUD__URL/sim/v1/faults"
+step "genesis tenants create --slug never_boots ... --wait   (the handshake times out after 15 s)"
+$bin tenants create --name "Never boots" --slug never_boots --region eu-west "${onboarding[@]}" \
+  "${credentials[@]}" --wait || true
+curl -s -o /dev/null -X PUT -H 'content-type: application/json' -d '{}' "$GENESIS_CLOUD__URL/sim/v1/faults"
 
 bold "Seeding leads through tenant sessions (COPY, RLS enforced)"
 step "genesis leads seed --workspace acme_corp --count 20000"

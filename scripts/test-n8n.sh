@@ -4,24 +4,7 @@
 # against it (crates/sidecar/tests/real_n8n.rs). The first run downloads ~2 GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-version=2.8.4
-dir="${GENESIS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/genesis}/n8n-real-$version"
-command -v npm >/dev/null || { echo "test-n8n needs Node.js 20 and npm" >&2; exit 1; }
-if [ ! -x "$dir/node_modules/.bin/n8n" ]; then
-  mkdir -p "$dir"
-  # n8n's dependency xlsx points at a non-registry URL; the override takes the same code
-  # from the registry.
-  cat > "$dir/package.json" <<JSON
-{
-  "name": "genesis-n8n-runner",
-  "private": true,
-  "dependencies": { "n8n": "$version" },
-  "overrides": { "xlsx": "npm:@e965/xlsx@0.20.2" }
-}
-JSON
-  echo "[test-n8n] installing n8n $version into $dir (first run only)" >&2
-  (cd "$dir" && npm install --no-audit --no-fund --omit=dev)
-fi
+dir="$(scripts/n8n-install.sh)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
@@ -41,7 +24,7 @@ N8N_DYNAMIC_BANNERS_ENABLED=false N8N_PERSONALIZATION_ENABLED=false \
 N8N_RUNNERS_BROKER_PORT="$broker" N8N_SECURE_COOKIE=false \
   "$dir/node_modules/.bin/n8n" start >"$log" 2>&1 &
 n8n_pid=$!
-echo "[test-n8n] n8n $version starting on 127.0.0.1:$port (log: $log)" >&2
+echo "[test-n8n] n8n 2.8.4 starting on 127.0.0.1:$port (log: $log)" >&2
 
 export GENESIS_REAL_N8N_URL="http://127.0.0.1:$port"
 status=0

@@ -156,7 +156,12 @@ impl IgnitionConfig {
     pub fn timeouts(&self) -> BTreeMap<IgnitionStep, Duration> {
         self.timeouts_s
             .iter()
-            .filter_map(|(k, v)| Some((IgnitionStep::from_code(k)?, Duration::from_secs(*v))))
+            .filter_map(|(k, v)| {
+                Some((
+                    IgnitionStep::from_code(&k.to_ascii_uppercase())?,
+                    Duration::from_secs(*v),
+                ))
+            })
             .collect()
     }
 }
@@ -333,7 +338,8 @@ pub fn problems(
         ));
     }
     for k in ignition.timeouts_s.keys() {
-        if IgnitionStep::from_code(k).is_none() {
+        // Any case: environment overrides arrive lower-cased.
+        if IgnitionStep::from_code(&k.to_ascii_uppercase()).is_none() {
             out.push(problem(
                 format!("ignition.timeouts_s.{k}"),
                 format!(

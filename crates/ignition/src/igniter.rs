@@ -238,12 +238,27 @@ impl<C> Igniter<C> {
                     field: field.clone(),
                     message: format!("missing: the templates need a {} credential", spec.kind),
                 })?;
-            if !data.is_object() {
-                return Err(IgniteError::Invalid {
-                    field,
-                    message: "must be an object (the credential's data as n8n takes it)".into(),
-                });
-            }
+            // Shaped into what n8n's schema for the type demands (checked against the pinned
+            // n8n's own credential types), so that n8n accepts it at step 4: a field only the
+            // tenant can give is named now, before anything is started.
+            let data = genesis_n8n::CredentialTypes::pinned()
+                .get(&spec.kind)
+                .ok_or_else(|| IgniteError::Invalid {
+                    field: field.clone(),
+                    message: format!(
+                        "n8n {} has no credential type {}",
+                        genesis_n8n::N8N_VERSION,
+                        spec.kind
+                    ),
+                })?
+                .shape(data)
+                .map_err(|problem| IgniteError::Invalid {
+                    field: match problem.field() {
+                        Some(f) => format!("{field}.{f}"),
+                        None => field.clone(),
+                    },
+                    message: credential_message(&problem, &spec.kind),
+                })?;
             let id = Uuid::now_v7();
             slots.push(CredentialSlot {
                 id,
@@ -360,6 +375,24 @@ impl<C> Igniter<C> {
             }
         }
         Ok(n)
+    }
+}
+
+/// A credential problem in words for the person who sent it (the field is already named
+/// in the problem's `field`).
+fn credential_message(problem: &genesis_n8n::CredentialProblem, kind: &str) -> String {
+    use genesis_n8n::CredentialProblem as P;
+    match problem {
+        P::NotAnObject => format!("must be an object of the {kind} credential's fields"),
+        P::Missing { .. } => format!("missing: n8n's {kind} credential needs it"),
+        P::Unknown { known, .. } => {
+            format!("n8n's {kind} credential has no such field (its fields: {known})")
+        }
+        P::WrongType { expected, .. } => format!("must be a {expected}"),
+        P::NotAnOption { allowed, .. } => format!("must be one of {allowed}"),
+        P::NotAllowed {
+            dependant, value, ..
+        } => format!("only allowed when {dependant} is {value}"),
     }
 }
 

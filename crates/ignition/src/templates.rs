@@ -149,6 +149,21 @@ impl TemplateSet {
         let mut keys = BTreeSet::new();
         let mut placeholders = BTreeSet::new();
         for c in &manifest.credentials {
+            if genesis_n8n::CredentialTypes::pinned()
+                .get(&c.kind)
+                .is_none()
+            {
+                return Err(TemplateError::Inconsistent(format!(
+                    "credential {:?} has type {:?}, which is not one of the pinned n8n {} types ({})",
+                    c.key,
+                    c.kind,
+                    genesis_n8n::N8N_VERSION,
+                    genesis_n8n::CredentialTypes::pinned()
+                        .names()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
             if !keys.insert(c.key.clone()) || !placeholders.insert(c.placeholder.clone()) {
                 return Err(TemplateError::Inconsistent(format!(
                     "credential {:?} is declared twice",

@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod client;
+pub mod credential_types;
 pub mod error;
 pub mod mapper;
 pub mod secret_file;
@@ -14,6 +15,7 @@ pub mod types;
 pub mod webhooks;
 
 pub use client::N8n;
+pub use credential_types::{CredentialProblem, CredentialType, CredentialTypes};
 pub use error::N8nError;
 pub use mapper::{MapError, map_template, template_variables, verify_credentials};
 pub use types::{

@@ -161,15 +161,24 @@ async fn a_mapped_template_deploys_runs_updates_and_goes_away() {
         .expect("bootstrap")
         .client;
 
+    // n8n 2.8.4's schema wants `header` spelt out (its `if` holds when it is absent).
+    assert!(matches!(
+        n8n.credential_create("Acme OpenAI", "openAiApi", &json!({"apiKey": "sk-test"})).await,
+        Err(N8nError::BadRequest(m)) if m.contains("headerName")
+    ));
     let cred = n8n
-        .credential_create("Acme OpenAI", "openAiApi", &json!({"apiKey": "sk-test"}))
+        .credential_create(
+            "Acme OpenAI",
+            "openAiApi",
+            &json!({"apiKey": "sk-test", "header": false}),
+        )
         .await
         .expect("credential");
     assert_eq!(cred.kind, "openAiApi");
     let schema = n8n.credential_schema("openAiApi").await.expect("schema");
     assert_eq!(schema["required"], json!(["apiKey"]));
     assert!(matches!(
-        n8n.credential_create("x", "openAiApi", &json!({})).await,
+        n8n.credential_create("x", "openAiApi", &json!({"header": false})).await,
         Err(N8nError::BadRequest(m)) if m.contains("apiKey")
     ));
 
@@ -246,7 +255,7 @@ async fn a_mapped_template_deploys_runs_updates_and_goes_away() {
             .active
     );
     assert_eq!(call().await.expect("call").status(), 404);
-    n8n.credential_patch(&cred.id, &json!({"apiKey": "sk-rotated"}))
+    n8n.credential_patch(&cred.id, &json!({"apiKey": "sk-rotated", "header": false}))
         .await
         .expect("rotate");
     n8n.workflow_delete(&wf.id).await.expect("delete");

@@ -61,6 +61,8 @@ pub struct SidecarHook {
     /// Shared listeners for every droplet's sidecar and n8n (fleet-scale runs), instead of
     /// two listening sockets per droplet.
     shared: Option<Arc<VirtualHosts>>,
+    /// Chaos for every droplet's n8n, present and future: refuse credential writes.
+    refuse_credentials: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SidecarHook {
@@ -104,7 +106,23 @@ impl SidecarHook {
             live: Mutex::new(HashMap::new()),
             ready_timeout,
             shared,
+            refuse_credentials: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Chaos: every droplet's n8n, booted now or later, refuses credential writes as an n8n
+    /// whose credential types differ from the pinned ones would (or accepts them again).
+    pub fn chaos_refuse_credentials(&self, refuse: bool) {
+        self.refuse_credentials
+            .store(refuse, std::sync::atomic::Ordering::SeqCst);
+        for d in self
+            .disks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            d.n8n.chaos_refuse_credentials(refuse);
+        }
     }
 
     /// Droplets whose sidecar runs now.
@@ -147,6 +165,10 @@ impl SidecarHook {
             state_dir: self.root.join(format!("droplet-{id}")),
             load: Arc::new(Mutex::new(CALM)),
         });
+        d.n8n.chaos_refuse_credentials(
+            self.refuse_credentials
+                .load(std::sync::atomic::Ordering::SeqCst),
+        );
         (d.n8n.clone(), d.state_dir.clone(), d.load.clone())
     }
 

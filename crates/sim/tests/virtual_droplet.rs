@@ -195,8 +195,11 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let token = |a: CommandName| signer.sign(ws, droplet.id, a, now()).expect("sign");
 
     // A credential, sealed to the sidecar's key from the handshake.
-    let sealed =
-        SealedSecret::seal(&hs.sidecar_public_key, br#"{"apiKey":"sk-acme"}"#).expect("seal");
+    let sealed = SealedSecret::seal(
+        &hs.sidecar_public_key,
+        br#"{"apiKey":"sk-acme","header":false}"#,
+    )
+    .expect("seal");
     let inject = Command::InjectCredential {
         name: "Acme OpenAI".into(),
         credential_type: "openAiApi".into(),

@@ -79,19 +79,52 @@ async fn a_droplet_whose_boot_fails_is_deleted_after_the_handshake_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_credential_n8n_refuses_unwinds_droplet_partition_and_vault() {
     let w = world(Options::default()).await;
+    // An n8n whose credential types are not the pinned ones refuses what the control
+    // plane shaped for the pinned ones.
+    w.hook.chaos_refuse_credentials(true);
     let ws = w.create_workspace("bad_credential").await;
-    // n8n's schema for openAiApi requires apiKey.
-    let body = json!({"credentials": {
-        "gmail": {"clientId": "c", "clientSecret": "s"},
-        "openai": {"organizationId": "org-without-a-key"}
-    }});
     let (status, _) = w
-        .post(&format!("/api/v1/workspaces/{ws}/ignite"), body)
+        .post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
         .await;
     assert_eq!(status, 202);
     let got = assert_unwound(&w, ws, IgnitionStep::CredentialsInjecting).await;
     let error = got["ignition"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("apiKey"), "{error}");
+    w.finish().await;
+}
+
+/// Credential data n8n's schema would refuse is refused at the door, naming the field, and
+/// starts nothing: the payloads README once documented (`openai={"apiKey":...}`,
+/// `gmail={"clientId":...,"clientSecret":...}`) are shaped into what n8n 2.8.4 takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credential_data_n8n_would_refuse_is_named_at_ignite_and_starts_nothing() {
+    let w = world(Options::default()).await;
+    let ws = w.create_workspace("named_fields").await;
+    for (body, field) in [
+        (
+            json!({"credentials": {"gmail": {"clientId": "c", "clientSecret": "s"},
+                "openai": {"organizationId": "org-without-a-key"}}}),
+            "credentials.openai.apiKey",
+        ),
+        (
+            json!({"credentials": {"gmail": {"clientId": "c"}, "openai": {"apiKey": "sk"}}}),
+            "credentials.gmail.clientSecret",
+        ),
+        (
+            json!({"credentials": {"gmail": {"clientId": "c", "clientSecret": "s"},
+                "openai": {"apiKey": "sk", "api_key": "sk"}}}),
+            "credentials.openai.api_key",
+        ),
+    ] {
+        let (status, problem) = w
+            .post(&format!("/api/v1/workspaces/{ws}/ignite"), body)
+            .await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    let (_, got) = w.get(&format!("/api/v1/workspaces/{ws}")).await;
+    assert_eq!(got["status"], "PENDING", "{got}");
+    assert!(got["ignition"].is_null(), "nothing started: {got}");
     w.finish().await;
 }
 

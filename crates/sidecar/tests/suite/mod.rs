@@ -231,6 +231,55 @@ async fn n8n_quirks_hold(exec: &Executor<ExternalRuntime>, http: &reqwest::Clien
     run(exec, Command::DeleteWorkflow { workflow_id }).await;
 }
 
+/// n8n's credential schemas are the pinned ones, and data shaped from what a tenant gives
+/// (the README's payloads) is accepted where the same data unshaped is refused.
+async fn credential_types_are_the_pinned_ones(exec: &Executor<ExternalRuntime>, public: &str) {
+    let types = genesis_n8n::CredentialTypes::pinned();
+    for name in types.names() {
+        let live = exec
+            .n8n
+            .credential_schema(name)
+            .await
+            .unwrap_or_else(|e| panic!("schema of {name}: {e}"));
+        let pinned = types.get(name).expect("pinned").json_schema();
+        assert_eq!(live, pinned, "n8n's schema of {name} is not the pinned one");
+    }
+    for (kind, given) in [
+        ("openAiApi", json!({"apiKey": "sk-suite"})),
+        (
+            "gmailOAuth2",
+            json!({"clientId": "cid.apps.example", "clientSecret": "gsecret",
+                "oauthTokenData": {"access_token": "ya29.a", "refresh_token": "1//r",
+                    "expiry_date": 1_900_000_000_000_i64}}),
+        ),
+    ] {
+        let inject = |data: &Value, name: &str| Command::InjectCredential {
+            name: name.into(),
+            credential_type: kind.into(),
+            data: SealedSecret::seal(public, data.to_string().as_bytes()).expect("seal"),
+        };
+        let refused = exec
+            .run(inject(&given, &format!("Suite raw {kind}")))
+            .await
+            .expect_err("unshaped data is refused");
+        assert_eq!(refused.code, "n8n_rejected", "{}", refused.message);
+        let shaped = types
+            .get(kind)
+            .expect("pinned")
+            .shape(&given)
+            .expect("shaped");
+        let CommandReply::InjectCredential { credential_id } =
+            run(exec, inject(&shaped, &format!("Suite shaped {kind}"))).await
+        else {
+            panic!("not an inject reply")
+        };
+        exec.n8n
+            .credential_delete(&credential_id)
+            .await
+            .expect("clean up");
+    }
+}
+
 /// Bootstrap, inject a credential, deploy a mapped template with a Webhook trigger, activate,
 /// call the webhook, see the execution, update, deactivate, delete. With `delete_tag` (a way
 /// to delete a tag by name behind the sidecar's back, which its API key may not do), also
@@ -307,6 +356,7 @@ pub async fn sidecar_commands_drive_n8n(
     );
     credentials_are_checked_even_when_lately_listed(&exec, &public, &mapping).await;
     n8n_quirks_hold(&exec, &http, n8n_url).await;
+    credential_types_are_the_pinned_ones(&exec, &public).await;
 
     let r = http
         .post(&webhook_url)

@@ -1,4 +1,6 @@
-//! `/api/v1/credentials...`, with a small catalog of credential types and their schemas.
+//! `/api/v1/credentials...`, checked against n8n 2.8.4's own credential types
+//! (`genesis_n8n::credential_types`): data n8n would refuse is refused here too, with n8n's
+//! status and words, and `GET /credentials/schema/{type}` answers n8n's schema.
 
 use axum::{
     Json,
@@ -6,40 +8,25 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use genesis_n8n::CredentialTypes;
 use serde_json::{Value, json};
 
 use super::workflows::{ListQuery, page};
 use super::{Credential, FakeN8n, error, now_iso};
 
-/// Credential types the fake knows, with their required data fields.
-const TYPES: [(&str, &[&str]); 6] = [
-    ("httpHeaderAuth", &["name", "value"]),
-    ("openAiApi", &["apiKey"]),
-    ("gmailOAuth2", &["clientId", "clientSecret"]),
-    ("googleSheetsOAuth2Api", &["clientId", "clientSecret"]),
-    ("postgres", &["host", "database", "user", "password"]),
-    ("supabaseApi", &["host", "serviceRole"]),
-];
-
-fn required_fields(kind: &str) -> Option<&'static [&'static str]> {
-    TYPES.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f)
-}
+/// What a refused credential write answers under chaos.
+const CHAOS_REFUSAL: &str =
+    "request.body.data requires property \"apiKey\" (chaos: credential writes refused)";
 
 fn render(c: &Credential) -> Value {
     json!({"id": c.id, "name": c.name, "type": c.kind, "createdAt": c.created_at, "updatedAt": c.updated_at})
 }
 
 fn check_data(kind: &str, data: &Value) -> Result<(), String> {
-    let Some(fields) = required_fields(kind) else {
-        return Err(format!("req.body.type is not a known type: {kind}"));
+    let Some(t) = CredentialTypes::pinned().get(kind) else {
+        return Err("req.body.type is not a known type".into());
     };
-    let Some(obj) = data.as_object() else {
-        return Err("request/body/data must be object".into());
-    };
-    if let Some(missing) = fields.iter().find(|f| !obj.contains_key(**f)) {
-        return Err(format!("request.body.data requires property \"{missing}\""));
-    }
-    Ok(())
+    t.check(data).map_err(|p| p.n8n_message())
 }
 
 /// `POST /api/v1/credentials`.
@@ -58,6 +45,9 @@ pub async fn create(State(n8n): State<FakeN8n>, Json(body): Json<Value>) -> Resp
         return error(StatusCode::BAD_REQUEST, m);
     }
     let mut s = n8n.lock();
+    if s.refuse_credentials {
+        return error(StatusCode::BAD_REQUEST, CHAOS_REFUSAL);
+    }
     let id = s.new_id();
     let now = now_iso();
     let c = Credential {
@@ -80,6 +70,9 @@ pub async fn patch(
     Json(body): Json<Value>,
 ) -> Response {
     let mut s = n8n.lock();
+    if s.refuse_credentials {
+        return error(StatusCode::BAD_REQUEST, CHAOS_REFUSAL);
+    }
     let Some(c) = s.credentials.get_mut(&id) else {
         return error(StatusCode::NOT_FOUND, "Credential not found");
     };
@@ -137,16 +130,8 @@ pub async fn list(State(n8n): State<FakeN8n>, Query(q): Query<ListQuery>) -> Res
 
 /// `GET /api/v1/credentials/schema/{kind}`.
 pub async fn schema(Path(kind): Path<String>) -> Response {
-    match required_fields(&kind) {
-        Some(fields) => {
-            let props: serde_json::Map<String, Value> = fields
-                .iter()
-                .map(|f| ((*f).to_owned(), json!({"type": "string"})))
-                .collect();
-            Json(json!({"additionalProperties": false, "type": "object",
-                "properties": props, "required": fields}))
-            .into_response()
-        }
-        None => error(StatusCode::NOT_FOUND, format!("No credential type {kind}")),
+    match CredentialTypes::pinned().get(&kind) {
+        Some(t) => Json(t.json_schema()).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
     }
 }

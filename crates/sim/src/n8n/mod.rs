@@ -108,6 +108,9 @@ pub(crate) struct State {
     workflow_writes: u64,
     /// Chaos: refuse workflow writes (a broken n8n, for rollout failure rates).
     refuse_writes: bool,
+    /// Chaos: refuse credential writes as n8n refuses data its schema does not allow (an
+    /// n8n whose credential types are not the pinned ones).
+    refuse_credentials: bool,
 }
 
 impl State {
@@ -168,6 +171,7 @@ impl FakeN8n {
                 rng,
                 workflow_writes: 0,
                 refuse_writes: false,
+                refuse_credentials: false,
             })),
         }
     }
@@ -313,6 +317,13 @@ impl FakeN8n {
     /// accepted again with `false`).
     pub fn chaos_refuse_writes(&self, refuse: bool) {
         self.lock().refuse_writes = refuse;
+    }
+
+    /// Chaos: from now on every credential creation or update is refused with n8n's 400, as
+    /// an n8n whose credential types differ from the pinned ones would refuse the data (or
+    /// accepted again with `false`).
+    pub fn chaos_refuse_credentials(&self, refuse: bool) {
+        self.lock().refuse_credentials = refuse;
     }
 
     /// Workflow creations and updates accepted so far (how a test sees that a droplet was
