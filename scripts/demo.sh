@@ -93,13 +93,26 @@ onboarding=(--onboarding sender_email=ada@acme.example --onboarding name=Ada
 credentials=(--credential 'gmail={"clientId":"demo.apps.example","clientSecret":"demo"}'
   --credential 'openai={"apiKey":"sk-demo"}')
 bold "Igniting tenants (spec 41.1: partition, droplet, handshake, credentials, workflows, activation)"
-for spec in "Acme Corp:acme_corp:eu-west:standard" "Startup XYZ:startup_xyz:us-east:high-priority" \
-            "Enterprise 123:enterprise_123:apac:enterprise"; do
+step "genesis tenants create --name 'Acme Corp' --slug acme_corp --region eu-west --tier standard ... --wait"
+$bin -o json tenants create --name "Acme Corp" --slug acme_corp --region eu-west --tier standard \
+  "${onboarding[@]}" "${credentials[@]}" --wait >"${TMPDIR:-/tmp}/genesis-demo-acme.json"
+acme_hook=$(python3 -c 'import json,sys; w=json.load(open(sys.argv[1])); print(next(h["url"] for h in w["webhooks"] if h["name"]=="lead-intake"))' "${TMPDIR:-/tmp}/genesis-demo-acme.json")
+acme_token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["lead_intake_token"])' "${TMPDIR:-/tmp}/genesis-demo-acme.json")
+echo "acme_corp is ACTIVE; its lead-intake webhook: $acme_hook"
+for spec in "Startup XYZ:startup_xyz:us-east:high-priority" "Enterprise 123:enterprise_123:apac:enterprise"; do
   IFS=: read -r name slug region tier <<<"$spec"
   step "genesis tenants create --name '$name' --slug $slug --region $region --tier $tier ... --wait"
   $bin tenants create --name "$name" --slug "$slug" --region "$region" --tier "$tier" \
     "${onboarding[@]}" "${credentials[@]}" --wait
 done
+
+bold "A lead through the Golden Template: the tenant's webhook, its n8n, and back into its partition"
+step "curl -X POST $acme_hook -H 'X-Genesis-Token: <shown once at ignite>' -d '{\"email\":\"lin@lead.example\"}'"
+curl -s -X POST -H 'content-type: application/json' -H "X-Genesis-Token: $acme_token" \
+  -d '{"email":"lin@lead.example","first_name":"Lin","company":"Lead Co"}' "$acme_hook"; echo
+step "the same without the token (n8n refuses it)"
+curl -s -o /dev/null -w 'HTTP %{http_code}\n' -X POST -H 'content-type: application/json' \
+  -d '{"email":"mallory@lead.example"}' "$acme_hook"
 
 bold "Bad input is refused with problem+json, naming the field, before anything starts"
 step "POST /api/v1/workspaces {slug: 'a;drop table x'}"

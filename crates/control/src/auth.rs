@@ -21,6 +21,74 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether `token` is the operator's API token.
+fn is_operator(state: &AppState, token: &str) -> bool {
+    state
+        .api_token_sha256
+        .is_some_and(|expected| constant_time_eq(&token_digest(token), &expected))
+}
+
+/// The shape of a workspace token (`gws_` and 43 base64url characters): anything else is
+/// refused before the database is asked.
+fn looks_like_workspace_token(token: &str) -> bool {
+    token.strip_prefix("gws_").is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Refuses the request unless it carries the operator's token, or the ingest token of the
+/// workspace the path names (`/workspaces/{id}/...`). A workspace's token used on another
+/// workspace's path is refused exactly like a wrong token: tokens are scoped.
+pub async fn require_api_or_workspace_token(
+    State(state): State<AppState>,
+    axum::extract::Path(params): axum::extract::Path<std::collections::HashMap<String, String>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = bearer(&req) else {
+        return Problem::unauthorized("missing bearer token").into_response();
+    };
+    if is_operator(&state, token) {
+        return next.run(req).await;
+    }
+    let workspace = params
+        .get("id")
+        .and_then(|id| genesis_core::WorkspaceId::parse(id).ok());
+    let valid = match workspace {
+        Some(ws) if looks_like_workspace_token(token) => {
+            let checked = match state.stores.workspace_find(ws).await {
+                Ok((_, db)) => {
+                    db.workspace_token_valid(ws, token, genesis_store::WorkspaceTokenKind::Ingest)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(valid) => valid,
+                Err(genesis_store::StoreError::NotFound { .. }) => false,
+                Err(e) => return Problem::from(e).into_response(),
+            }
+        }
+        _ => false,
+    };
+    if valid {
+        return next.run(req).await;
+    }
+    metrics::counter!("genesis_api_auth_failures_total").increment(1);
+    tracing::warn!("API call with a wrong or mis-scoped bearer token");
+    Problem::unauthorized("wrong bearer token").into_response()
+}
+
 /// Refuses the request unless it carries the configured bearer token.
 pub async fn require_api_token(
     State(state): State<AppState>,
@@ -31,12 +99,7 @@ pub async fn require_api_token(
         return Problem::unauthorized("the API is disabled: no server.api_token is configured")
             .into_response();
     };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
+    match bearer(&req) {
         Some(token) if constant_time_eq(&token_digest(token), &expected) => next.run(req).await,
         Some(_) => {
             metrics::counter!("genesis_api_auth_failures_total").increment(1);

@@ -27,10 +27,17 @@ pub use state::AppState;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let api = api::routes().layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_api_token,
-    ));
+    let api = api::routes()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_token,
+        ))
+        .merge(
+            api::workspace_token_routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_or_workspace_token,
+            )),
+        );
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

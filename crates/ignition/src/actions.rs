@@ -375,19 +375,17 @@ impl<C: Cloud> Igniter<C> {
             .output(IgnitionStep::CredentialsInjecting)
             .and_then(|o| o["credentials"].as_object().cloned())
             .unwrap_or_default();
-        self.mapping_with(ig, ws, db, injected).await
+        self.mapping_with(ws, db, injected).await
     }
 
     /// The mapping for credentials injected under these n8n ids (`injected`, per placeholder,
     /// as [`Self::inject_into`] answers): the same tenant on another droplet has other ids.
     pub(crate) async fn mapping_with(
         &self,
-        ig: &Ignition,
         ws: &Workspace,
         db: &Database,
         injected: serde_json::Map<String, Value>,
     ) -> Result<TemplateMapping, StepError> {
-        let p = params(ig)?;
         let mut mapping = TemplateMapping::default();
         for (placeholder, c) in injected {
             mapping.credentials.insert(
@@ -398,8 +396,6 @@ impl<C: Cloud> Igniter<C> {
                 },
             );
         }
-        let keys = self.vault_keys()?;
-        let token = db.vault_get(keys, ws.id, p.webhook_token).await?;
         let partition = PartitionManager::new(db.clone())
             .get(ws.id)
             .await?
@@ -408,10 +404,6 @@ impl<C: Cloud> Igniter<C> {
         let platform = [
             ("YOUR_WORKSPACE_ID", ws.id.to_string()),
             ("YOUR_DASHBOARD_URL", self.settings.dashboard_url.clone()),
-            (
-                "YOUR_WEBHOOK_TOKEN",
-                String::from_utf8_lossy(&token.secret).into_owned(),
-            ),
             ("YOUR_LEADS_TABLE", partition),
         ];
         for (k, v) in platform {

@@ -15,28 +15,51 @@ use std::time::Duration;
 use genesis_core::{DropletId, IgnitionStep, Region, WorkspaceId, WorkspaceStatus};
 use genesis_queue::Bus;
 use genesis_store::{
-    IgnitionStart, MasterKeys, RegionalStore, StoreError, VaultPlaintext, Workspace,
+    IgnitionSecrets, IgnitionStart, MasterKeys, NewWorkspaceToken, RegionalStore, StoreError,
+    VaultPlaintext, Workspace, WorkspaceTokenKind,
 };
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::cloud_init::Images;
 use crate::sidecar_client::SidecarClient;
-use crate::templates::TemplateSet;
+use crate::templates::{PlatformSecret, TemplateSet};
 
 /// Variables the platform fills in itself (spec 53.3); every other `YOUR_...` placeholder is
 /// an onboarding value.
-pub const PLATFORM_VARIABLES: [&str; 4] = [
+pub const PLATFORM_VARIABLES: [&str; 3] = [
     "YOUR_WORKSPACE_ID",
     "YOUR_DASHBOARD_URL",
-    "YOUR_WEBHOOK_TOKEN",
     "YOUR_LEADS_TABLE",
 ];
 
-/// The vault kind of the generated webhook token (never injected into n8n as a credential;
-/// the templates receive it as `YOUR_WEBHOOK_TOKEN`).
-pub const WEBHOOK_TOKEN_KIND: &str = "genesis:webhook_token";
+/// The header the lead-intake webhook demands its token in (n8n's Webhook node with header
+/// auth answers 403 without it).
+pub const WEBHOOK_TOKEN_HEADER: &str = "X-Genesis-Token";
+
+/// A fresh token: `prefix` and 32 random bytes in base64url (the prefix says what it is when
+/// one turns up in a log or a leak scanner).
+fn new_token(prefix: &str) -> String {
+    use base64::Engine as _;
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+/// What an ignite request got: the saga, and the lead-intake webhook's token when this
+/// request made it. The token is shown this once; only the vault keeps it after.
+#[derive(Debug)]
+pub struct Ignited {
+    /// The saga started, or the one already in flight.
+    pub start: IgnitionStart,
+    /// The lead-intake webhook's token (`X-Genesis-Token`), for a newly started saga.
+    pub webhook_token: Option<String>,
+}
 
 /// How the control plane provisions droplets.
 #[derive(Debug, Clone)]
@@ -93,8 +116,10 @@ pub struct CredentialSlot {
 pub struct IgnitionParams {
     /// The credentials to inject.
     pub credentials: Vec<CredentialSlot>,
-    /// Vault id of the generated webhook token.
-    pub webhook_token: Uuid,
+    /// Vault id of the webhook token of sagas started before the token became a credential
+    /// (kept so their parameters still read; unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_token: Option<Uuid>,
     /// The Golden Template version deployed.
     pub template_version: String,
 }
@@ -188,7 +213,7 @@ impl<C> Igniter<C> {
         &self,
         ws: &Workspace,
         credentials: &BTreeMap<String, serde_json::Value>,
-    ) -> Result<IgnitionStart, IgniteError> {
+    ) -> Result<Ignited, IgniteError> {
         match ws.status {
             WorkspaceStatus::Pending
             | WorkspaceStatus::RollbackComplete
@@ -210,34 +235,67 @@ impl<C> Igniter<C> {
             && let Some(running) = db.ignition_latest(ws.id).await?
             && !running.phase.is_final()
         {
-            return Ok(IgnitionStart::AlreadyRunning(running));
+            return Ok(Ignited {
+                start: IgnitionStart::AlreadyRunning(running),
+                webhook_token: None,
+            });
         }
         self.check_onboarding(ws)?;
-        let known: BTreeSet<&str> = self
+        let tenant_keys: BTreeSet<&str> = self
             .templates
             .credentials
             .iter()
+            .filter(|c| c.platform.is_none())
             .map(|c| c.key.as_str())
             .collect();
-        if let Some(unknown) = credentials.keys().find(|k| !known.contains(k.as_str())) {
+        if let Some(unknown) = credentials
+            .keys()
+            .find(|k| !tenant_keys.contains(k.as_str()))
+        {
+            let made_here = self.templates.credentials.iter().any(|c| &c.key == unknown);
             return Err(IgniteError::Invalid {
                 field: format!("credentials.{unknown}"),
-                message: format!(
-                    "the templates need no such credential (they need: {})",
-                    known.iter().copied().collect::<Vec<_>>().join(", ")
-                ),
+                message: if made_here {
+                    "the platform makes this credential itself; do not send it".into()
+                } else {
+                    format!(
+                        "the templates need no such credential (they need: {})",
+                        tenant_keys.iter().copied().collect::<Vec<_>>().join(", ")
+                    )
+                },
             });
         }
         let mut slots = Vec::new();
         let mut secrets: Vec<(Uuid, String, String, Vec<u8>)> = Vec::new();
+        let mut tokens = Vec::new();
+        let mut webhook_token = None;
         for spec in &self.templates.credentials {
             let field = format!("credentials.{}", spec.key);
-            let data = credentials
-                .get(&spec.key)
-                .ok_or_else(|| IgniteError::Invalid {
-                    field: field.clone(),
-                    message: format!("missing: the templates need a {} credential", spec.kind),
-                })?;
+            let data = match spec.platform {
+                Some(PlatformSecret::WebhookToken) => {
+                    let token = new_token("whk_");
+                    let data = json!({"name": WEBHOOK_TOKEN_HEADER, "value": token});
+                    webhook_token = Some(token);
+                    data
+                }
+                Some(PlatformSecret::IngestToken) => {
+                    let token = new_token("gws_");
+                    tokens.push(NewWorkspaceToken::of(&token, WorkspaceTokenKind::Ingest));
+                    json!({"name": "Authorization", "value": format!("Bearer {token}")})
+                }
+                None => {
+                    credentials
+                        .get(&spec.key)
+                        .cloned()
+                        .ok_or_else(|| IgniteError::Invalid {
+                            field: field.clone(),
+                            message: format!(
+                                "missing: the templates need a {} credential",
+                                spec.kind
+                            ),
+                        })?
+                }
+            };
             // Shaped into what n8n's schema for the type demands (checked against the pinned
             // n8n's own credential types), so that n8n accepts it at step 4: a field only the
             // tenant can give is named now, before anything is started.
@@ -251,7 +309,7 @@ impl<C> Igniter<C> {
                         spec.kind
                     ),
                 })?
-                .shape(data)
+                .shape(&data)
                 .map_err(|problem| IgniteError::Invalid {
                     field: match problem.field() {
                         Some(f) => format!("{field}.{f}"),
@@ -273,19 +331,9 @@ impl<C> Igniter<C> {
                 data.to_string().into_bytes(),
             ));
         }
-        let mut token = [0u8; 32];
-        rand::rng().fill_bytes(&mut token);
-        let webhook_token = Uuid::now_v7();
-        let token_hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
-        secrets.push((
-            webhook_token,
-            WEBHOOK_TOKEN_KIND.to_owned(),
-            "webhook token".to_owned(),
-            token_hex.into_bytes(),
-        ));
         let params = IgnitionParams {
             credentials: slots,
-            webhook_token,
+            webhook_token: None,
             template_version: self.templates.version.clone(),
         };
         let params = serde_json::to_value(&params).map_err(|e| IgniteError::Invalid {
@@ -307,15 +355,28 @@ impl<C> Igniter<C> {
                 ws.id,
                 DropletId::new(),
                 &params,
-                &plain,
+                &IgnitionSecrets {
+                    credentials: &plain,
+                    tokens: &tokens,
+                },
                 self.vault.as_deref(),
                 &self.settings.actor,
             )
             .await?;
-        if let IgnitionStart::Started(ig) = &started {
-            self.schedule(ws.region, ig.id, Duration::ZERO).await?;
+        match &started {
+            IgnitionStart::Started(ig) => {
+                self.schedule(ws.region, ig.id, Duration::ZERO).await?;
+                Ok(Ignited {
+                    start: started,
+                    webhook_token,
+                })
+            }
+            // Another request won the race: its token is the one in the vault.
+            IgnitionStart::AlreadyRunning(_) => Ok(Ignited {
+                start: started,
+                webhook_token: None,
+            }),
         }
-        Ok(started)
     }
 
     fn check_onboarding(&self, ws: &Workspace) -> Result<(), IgniteError> {

@@ -26,8 +26,10 @@ pub mod upkeep;
 pub use actions::{Act, StepError};
 pub use cloud_init::{CloudInitError, IgnitionEnv, Images, render};
 pub use executor::Advance;
-pub use igniter::{IgniteError, Igniter, IgnitionParams, IgnitionSettings};
+pub use igniter::{
+    IgniteError, Ignited, Igniter, IgnitionParams, IgnitionSettings, WEBHOOK_TOKEN_HEADER,
+};
 pub use jobs::IgnitionJobs;
 pub use oauth::{OAuthError, OAuthRefresher};
 pub use sidecar_client::{CommandError, SidecarClient};
-pub use templates::{TemplateError, TemplateSet};
+pub use templates::{PlatformSecret, TemplateError, TemplateSet};

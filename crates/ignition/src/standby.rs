@@ -73,7 +73,7 @@ impl<C: Cloud> Igniter<C> {
             identity: standby.workspace_id.as_uuid(),
         };
         let injected = self.inject_into(&r, &ig, tenant, &db).await?;
-        let mapping = self.mapping_with(&ig, tenant, &db, injected).await?;
+        let mapping = self.mapping_with(tenant, &db, injected).await?;
         let rows = self
             .deploy_wanted(
                 crate::upkeep::DeployTarget::Elsewhere(&r),

@@ -29,6 +29,22 @@ pub struct CredentialSpec {
     pub kind: String,
     /// The credential's name in the tenant's n8n (also its idempotency key there).
     pub name: String,
+    /// Set when the platform makes this credential itself instead of asking the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformSecret>,
+}
+
+/// A credential the platform makes for every tenant and injects into its n8n (an
+/// `httpHeaderAuth` credential, so n8n itself checks or sends the header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformSecret {
+    /// The token the lead-intake webhook demands in `X-Genesis-Token` (n8n's Webhook node
+    /// with header auth answers 403 without it); shown to the tenant once, at ignite.
+    WebhookToken,
+    /// The workspace token the templates call the control plane back with (`Authorization:
+    /// Bearer`): it may import and read that workspace's leads, nothing else.
+    IngestToken,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +180,12 @@ impl TemplateSet {
                         .join(", ")
                 )));
             }
+            if c.platform.is_some() && c.kind != "httpHeaderAuth" {
+                return Err(TemplateError::Inconsistent(format!(
+                    "credential {:?} is made by the platform, so its type must be httpHeaderAuth, not {:?}",
+                    c.key, c.kind
+                )));
+            }
             if !keys.insert(c.key.clone()) || !placeholders.insert(c.placeholder.clone()) {
                 return Err(TemplateError::Inconsistent(format!(
                     "credential {:?} is declared twice",
@@ -266,13 +288,30 @@ mod tests {
         let set = TemplateSet::golden().expect("golden set");
         assert_eq!(set.workflows.len(), 3);
         let kinds: Vec<&str> = set.credentials.iter().map(|c| c.kind.as_str()).collect();
-        assert_eq!(kinds, ["gmailOAuth2", "openAiApi"]);
+        assert_eq!(
+            kinds,
+            [
+                "gmailOAuth2",
+                "openAiApi",
+                "httpHeaderAuth",
+                "httpHeaderAuth"
+            ]
+        );
+        let made: Vec<Option<PlatformSecret>> =
+            set.credentials.iter().map(|c| c.platform).collect();
+        assert_eq!(
+            made,
+            [
+                None,
+                None,
+                Some(PlatformSecret::WebhookToken),
+                Some(PlatformSecret::IngestToken)
+            ]
+        );
         let vars = set.variables();
         for v in [
             "YOUR_WORKSPACE_ID",
             "YOUR_DASHBOARD_URL",
-            "YOUR_WEBHOOK_TOKEN",
-            "YOUR_LEADS_TABLE",
             "YOUR_SENDER_EMAIL",
             "YOUR_NAME",
             "YOUR_COMPANY_NAME",

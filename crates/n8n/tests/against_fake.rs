@@ -36,6 +36,7 @@ fn n8n_contract() -> Contract {
 
 struct Harness {
     base: String,
+    n8n: FakeN8n,
     contract: Arc<ContractLog>,
     http: reqwest::Client,
     dir: std::path::PathBuf,
@@ -49,14 +50,15 @@ impl Harness {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let log = contract.clone();
+        let n8n = FakeN8n::new(FakeN8nConfig {
+            ready_after: Duration::from_millis(100),
+            // As n8n 2.8.4: ready before /rest is mounted.
+            rest_after: Duration::from_millis(400),
+            ..FakeN8nConfig::default()
+        });
         tokio::spawn(serve_with(
             listener,
-            FakeN8n::new(FakeN8nConfig {
-                ready_after: Duration::from_millis(100),
-                // As n8n 2.8.4: ready before /rest is mounted.
-                rest_after: Duration::from_millis(400),
-                ..FakeN8nConfig::default()
-            }),
+            n8n.clone(),
             move |r| checked(r, log),
             std::future::pending(),
         ));
@@ -68,6 +70,7 @@ impl Harness {
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self {
             base,
+            n8n,
             contract,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -239,8 +242,26 @@ async fn a_mapped_template_deploys_runs_updates_and_goes_away() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].mode, "webhook");
     assert_eq!(runs[0].workflow_id.as_deref(), Some(wf.id.as_str()));
-    let one = n8n.execution_get(&runs[0].id).await.expect("execution");
-    assert_eq!(one.status, "success");
+    // The OpenAI node is not one the fake can run (nor would a real n8n reach OpenAI with
+    // this key): the execution fails, naming the node, instead of passing for success.
+    let mut one = n8n.execution_get(&runs[0].id).await.expect("execution");
+    for _ in 0..50 {
+        if one.status != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        one = n8n.execution_get(&runs[0].id).await.expect("execution");
+    }
+    assert_eq!(one.status, "error");
+    assert!(!one.finished);
+    let outcomes = h.n8n.execution_outcomes();
+    assert!(
+        outcomes[0]
+            .1
+            .as_deref()
+            .is_some_and(|m| m.contains("@n8n/n8n-nodes-langchain.openAi")),
+        "{outcomes:?}"
+    );
 
     // Updates take only the four writable fields; n8n refuses versionId and friends.
     let mut renamed = draft.clone();

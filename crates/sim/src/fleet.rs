@@ -155,11 +155,14 @@ impl SidecarHook {
         }
     }
 
-    fn disk(&self, id: i64) -> (FakeN8n, PathBuf, Arc<Mutex<HostSample>>) {
+    fn disk(&self, id: i64, ip: IpAddr) -> (FakeN8n, PathBuf, Arc<Mutex<HostSample>>) {
         let mut disks = self.disks.lock().unwrap_or_else(|p| p.into_inner());
         let d = disks.entry(id).or_insert_with(|| Disk {
             n8n: FakeN8n::new(FakeN8nConfig {
                 seed: id as u64,
+                // Its workflows' calls out leave from the droplet's address, as on a real
+                // droplet.
+                http_from: Some(ip),
                 ..FakeN8nConfig::default()
             }),
             state_dir: self.root.join(format!("droplet-{id}")),
@@ -189,7 +192,7 @@ impl SidecarHook {
             }
         };
         let ip = IpAddr::V4(ctx.public_ipv4);
-        let (n8n, state_dir, load) = self.disk(id);
+        let (n8n, state_dir, load) = self.disk(id, ip);
         let runtime = match InProcessN8n::start_on(
             SocketAddr::new(ip, N8N_PORT),
             n8n,

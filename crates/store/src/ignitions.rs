@@ -17,6 +17,17 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::vault::{MasterKeys, VaultPlaintext, vault_put_in};
+use crate::workspace_tokens::NewWorkspaceToken;
+
+/// The secrets an ignition starts with, stored in its first transaction: the credentials
+/// (encrypted into the vault) and the workspace tokens (by digest).
+#[derive(Default)]
+pub struct IgnitionSecrets<'a> {
+    /// Vault credentials.
+    pub credentials: &'a [VaultPlaintext<'a>],
+    /// Workspace tokens.
+    pub tokens: &'a [NewWorkspaceToken],
+}
 use crate::workspaces::transition_in;
 use crate::{AuditEvent, Database, StoreError, audit::record};
 
@@ -258,10 +269,11 @@ impl Database {
         workspace: WorkspaceId,
         droplet: DropletId,
         params: &serde_json::Value,
-        credentials: &[VaultPlaintext<'_>],
+        secrets: &IgnitionSecrets<'_>,
         keys: Option<&MasterKeys>,
         actor: &str,
     ) -> Result<IgnitionStart, StoreError> {
+        let credentials = secrets.credentials;
         let mut tx = self.app.begin().await?;
         // Serialize starts per workspace on its row.
         sqlx::query!(
@@ -306,6 +318,9 @@ impl Database {
             for c in credentials {
                 vault_put_in(&mut tx, keys, workspace, c, actor).await?;
             }
+        }
+        for t in secrets.tokens {
+            crate::workspace_tokens::workspace_token_insert(&mut tx, workspace, t).await?;
         }
         log(&mut tx, id, first, "action_started", None, None).await?;
         record(

@@ -33,6 +33,7 @@ pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod vault;
+pub mod workspace_tokens;
 pub mod workspaces;
 
 pub use audit::{AuditEntry, AuditEvent};
@@ -44,7 +45,9 @@ pub use fleet::{
     NewAlert, Silent, StateChange, WatchedDroplet,
 };
 pub use hibernation::{ActivityKind, HibernationCandidate, HibernationTotals};
-pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionStart, Notification, WebhookEntry};
+pub use ignitions::{
+    Ignition, IgnitionLogEntry, IgnitionSecrets, IgnitionStart, Notification, WebhookEntry,
+};
 pub use leader::Leadership;
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
 pub use metrics::{MetricsBucket, MetricsFigures};
@@ -56,4 +59,5 @@ pub use settings::{SettingCheck, SettingLevel};
 pub use standby::{StandbyDroplet, WakeWithoutStandby};
 pub use tenant::{Caller, RefusalReason, TenantSession};
 pub use vault::{MasterKeys, VaultCredential, VaultPlaintext};
+pub use workspace_tokens::{NewWorkspaceToken, WorkspaceTokenKind};
 pub use workspaces::{NewWorkspace, Workspace};

@@ -167,8 +167,8 @@ impl Database {
         .await?)
     }
 
-    /// Deletes every credential of a workspace (ignition rollback, tenant deletion); returns
-    /// how many.
+    /// Deletes every credential and every workspace token of a workspace (ignition rollback,
+    /// tenant deletion); returns how many credentials.
     pub async fn vault_delete_workspace(
         &self,
         workspace: WorkspaceId,
@@ -182,11 +182,12 @@ impl Database {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let tokens = crate::workspace_tokens::workspace_tokens_delete(&mut tx, workspace).await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, "vault", "VAULT_WORKSPACE_PURGED")
                 .workspace(workspace)
-                .details(serde_json::json!({"credentials": n})),
+                .details(serde_json::json!({"credentials": n, "tokens": tokens})),
         )
         .await?;
         tx.commit().await?;

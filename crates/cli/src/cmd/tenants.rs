@@ -328,6 +328,9 @@ fn show(out: Output, ws: &Value) {
             h["url"].as_str().unwrap_or_default().to_owned(),
         ]);
     }
+    if let Some(t) = ws["lead_intake_token"].as_str() {
+        rows.push(vec!["lead intake token (shown once)".into(), t.to_owned()]);
+    }
     print(out, ws, &["FIELD", "VALUE"], rows);
 }
 
@@ -346,6 +349,16 @@ async fn ignite(
         )
         .await?;
     eprintln!("ignition {} started", ig["id"].as_str().unwrap_or_default());
+    // The lead-intake token is shown this once: the vault keeps it, nothing shows it again.
+    let token = ig["lead_intake"]["token"].as_str().map(str::to_owned);
+    if let Some(t) = &token {
+        eprintln!(
+            "lead intake: send {} with every lead (shown once): {t}",
+            ig["lead_intake"]["header"]
+                .as_str()
+                .unwrap_or("X-Genesis-Token")
+        );
+    }
     if !wait {
         show(out, &json!({"id": id, "ignition": ig}));
         return Ok(());
@@ -377,6 +390,10 @@ async fn ignite(
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     bar.finish_and_clear();
+    let mut ws = ws;
+    if let (Some(t), Some(obj)) = (token, ws.as_object_mut()) {
+        obj.insert("lead_intake_token".into(), Value::String(t));
+    }
     show(out, &ws);
     match ws["ignition"]["phase"].as_str() {
         Some("DONE") => {

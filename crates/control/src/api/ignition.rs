@@ -116,6 +116,28 @@ pub async fn view(db: &Database, ig: &Ignition) -> Result<IgnitionView, StoreErr
     })
 }
 
+/// How to call the lead-intake webhook: shown once, in the answer that started the saga.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeadIntakeAccess {
+    /// The header n8n checks.
+    pub header: &'static str,
+    /// Its value (kept only in the vault after this answer).
+    pub token: String,
+    /// Where the URL appears once the workflows are deployed.
+    pub url_at: String,
+}
+
+/// The answer to an ignite request.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgniteAnswer {
+    /// The saga.
+    #[serde(flatten)]
+    pub ignition: IgnitionView,
+    /// The lead-intake webhook's token, when this request started the saga.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_intake: Option<LeadIntakeAccess>,
+}
+
 /// Starts an ignition: 202 with the new saga, or 200 with the one already in flight.
 pub async fn ignite(
     State(state): State<AppState>,
@@ -142,9 +164,20 @@ pub async fn ignite(
             }
         })?;
     let db = state.stores.for_region(ws.region);
-    let (status, ig) = match started {
+    let (status, ig) = match started.start {
         IgnitionStart::Started(ig) => (StatusCode::ACCEPTED, ig),
         IgnitionStart::AlreadyRunning(ig) => (StatusCode::OK, ig),
     };
-    Ok((status, Json(view(db, &ig).await?)))
+    let lead_intake = started.webhook_token.map(|token| LeadIntakeAccess {
+        header: genesis_ignition::WEBHOOK_TOKEN_HEADER,
+        token,
+        url_at: format!("GET /api/v1/workspaces/{id} (webhooks, name lead-intake)"),
+    });
+    Ok((
+        status,
+        Json(IgniteAnswer {
+            ignition: view(db, &ig).await?,
+            lead_intake,
+        }),
+    ))
 }

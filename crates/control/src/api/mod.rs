@@ -53,8 +53,13 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(rollouts::resume),
         )
         .route("/rollouts/{id}/abort", axum::routing::post(rollouts::abort))
-        .route(
-            "/workspaces/{id}/leads",
-            get(leads::page).post(leads::import),
-        )
+}
+
+/// Routes a workspace's own token may call as well as the operator's: the calls the Golden
+/// Template makes back from the tenant's n8n.
+pub fn workspace_token_routes() -> Router<AppState> {
+    Router::new().route(
+        "/workspaces/{id}/leads",
+        get(leads::page).post(leads::import),
+    )
 }

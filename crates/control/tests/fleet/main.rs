@@ -368,7 +368,13 @@ async fn each_drift_type_is_detected_audited_and_healed_through_the_queue() {
         desired[1].workflow_id.clone(),
         desired[2].workflow_id.clone(),
     );
-    assert_eq!(n8n.workflow_tag_names(&retagged), ["tpl:2026.11.1"]);
+    let current = format!(
+        "tpl:{}",
+        genesis_ignition::TemplateSet::golden()
+            .expect("golden")
+            .version
+    );
+    assert_eq!(n8n.workflow_tag_names(&retagged), std::slice::from_ref(&current));
     assert!(n8n.chaos_set_active(&switched, false));
     assert!(n8n.chaos_delete_workflow(&deleted));
     assert!(n8n.chaos_retag(&retagged, "tpl:2026.10.0"));
@@ -422,7 +428,7 @@ async fn each_drift_type_is_detected_audited_and_healed_through_the_queue() {
     );
     assert_eq!(
         n8n.workflow_tag_names(&retagged),
-        ["tpl:2026.11.1"],
+        [current],
         "the old version is redeployed at the current one"
     );
     let rows = w.t.db.droplet_workflows(a.id).await.expect("desired");

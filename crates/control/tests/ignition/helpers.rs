@@ -463,11 +463,12 @@ pub struct Residue {
 
 impl Residue {
     /// What one ignited tenant owns: a droplet (in the cloud and in the database), its
-    /// partition, two credentials and the webhook token in the vault, one webhook.
+    /// partition, four credentials in the vault (Gmail and OpenAI from the tenant; the
+    /// lead-intake token and the API token the platform made), one webhook.
     pub const IGNITED: Residue = Residue {
         cloud_droplets: 1,
         partition: true,
-        vault_rows: 3,
+        vault_rows: 4,
         webhook_rows: 1,
         live_droplet_rows: 1,
     };

@@ -50,8 +50,13 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
     let n8n = w.hook.n8n(provider).expect("the droplet's n8n");
     let creds = n8n.credential_summary();
     let kinds: Vec<&str> = creds.iter().map(|c| c.2.as_str()).collect();
-    assert_eq!(kinds.len(), 2, "{creds:?}");
+    assert_eq!(kinds.len(), 4, "{creds:?}");
     assert!(kinds.contains(&"gmailOAuth2") && kinds.contains(&"openAiApi"));
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "httpHeaderAuth").count(),
+        2,
+        "the lead-intake token and the API token: {creds:?}"
+    );
     let flows = n8n.workflow_summary();
     assert_eq!(flows.len(), 3, "{flows:?}");
     assert!(flows.iter().all(|f| f.2), "all active: {flows:?}");
@@ -75,11 +80,93 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A lead posted to the lead-intake webhook, with the token the ignite answer showed once,
+    // goes through the tenant's n8n and comes back to the control plane with the
+    // workspace's own API token: it lands in the tenant's partition.
+    let token = ig["lead_intake"]["token"]
+        .as_str()
+        .expect("the token, shown once");
+    assert_eq!(ig["lead_intake"]["header"], "X-Genesis-Token");
+    let http = reqwest::Client::new();
+    let post = |token: Option<&str>, email: &str| {
+        let mut req = http
+            .post(url)
+            .json(&json!({"email": email, "first_name": "Lin", "utm_source": "ads"}));
+        if let Some(t) = token {
+            req = req.header("X-Genesis-Token", t);
+        }
+        req.send()
+    };
+    let r = post(Some(token), "lin@lead.example")
+        .await
+        .expect("webhook");
+    assert_eq!(r.status(), 200);
+    let report: serde_json::Value = r.json().await.expect("the import report");
+    assert_eq!(report["inserted"], 1, "{report}");
+    let (_, leads) = w.get(&format!("/api/v1/workspaces/{ws}/leads")).await;
+    let emails: Vec<&str> = leads["items"]
+        .as_array()
+        .expect("leads")
+        .iter()
+        .filter_map(|l| l["email"].as_str())
+        .collect();
+    assert_eq!(emails, ["lin@lead.example"], "{leads}");
+    // n8n itself refuses a caller without the token, or with another.
+    for wrong in [None, Some("whk_not-the-token")] {
+        let r = post(wrong, "mallory@lead.example").await.expect("webhook");
+        assert_eq!(r.status(), 403, "{wrong:?}");
+    }
+    // A lead the control plane refuses fails the execution; the caller hears so.
+    let r = post(Some(token), "not-an-email").await.expect("webhook");
+    assert_eq!(r.status(), 500);
+    // The API token in the tenant's n8n reaches that workspace's leads and nothing else.
+    let api = creds
+        .iter()
+        .find(|c| c.1 == "Genesis API")
+        .and_then(|c| n8n.credential_data(&c.0))
+        .expect("the API credential");
+    let bearer = api["value"].as_str().expect("value").to_owned();
+    assert!(bearer.starts_with("Bearer gws_"), "{api}");
+    let other = w.create_workspace("someone_else").await;
+    let as_tenant = |method: reqwest::Method, path: String| {
+        http.request(method, format!("{}{path}", w.base))
+            .header("authorization", &bearer)
+            .json(&json!({}))
+            .send()
+    };
+    for (method, path, expected) in [
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/workspaces/{ws}/leads"),
+            200,
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/workspaces/{other}/leads"),
+            401,
+        ),
+        (reqwest::Method::GET, "/api/v1/workspaces".to_owned(), 401),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/workspaces/{ws}"),
+            401,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/workspaces/{ws}/wake"),
+            401,
+        ),
+    ] {
+        let r = as_tenant(method.clone(), path.clone()).await.expect("call");
+        assert_eq!(r.status(), expected, "{method} {path}");
+    }
+
     // Igniting again is refused: the workspace is active.
     let (status, p) = w
         .post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
         .await;
     assert_eq!(status, 409, "{p}");
+    assert!(p.get("lead_intake").is_none(), "the token is shown once");
     // Every move is audited.
     let audit =
         w.t.db

@@ -94,7 +94,7 @@ async fn every_action_and_every_undo_run_twice_changes_nothing_the_second_time()
         .expect("droplet")["provider_id"]
         .as_i64()
         .expect("provider id");
-    assert_eq!(n8n_counts(&w, provider), (2, 3, 3));
+    assert_eq!(n8n_counts(&w, provider), (4, 3, 3));
     assert_eq!(w.residue(ws).await, Residue::IGNITED);
 
     // Undo, each twice, in reverse: the second run finds nothing left to do.
@@ -146,7 +146,7 @@ async fn a_crash_between_any_action_and_its_record_resumes_without_duplicates() 
             .expect("droplet")["provider_id"]
             .as_i64()
             .expect("provider id");
-        assert_eq!(n8n_counts(&w, provider), (2, 3, 3), "saga {id}");
+        assert_eq!(n8n_counts(&w, provider), (4, 3, 3), "saga {id}");
         assert_eq!(w.residue(*ws).await.cloud_droplets, 1, "saga {id}");
     }
     // Recovery again, with nothing unfinished, does nothing.

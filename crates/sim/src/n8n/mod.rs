@@ -10,7 +10,9 @@
 
 mod auth;
 mod credentials;
+mod engine;
 mod executions;
+pub mod expr;
 pub mod runtime;
 mod tags;
 mod workflows;
@@ -39,6 +41,9 @@ pub struct FakeN8nConfig {
     pub rest_after: Duration,
     /// Seed of generated ids.
     pub seed: u64,
+    /// The address the HTTP Request node's requests leave from (a virtual droplet's own, so
+    /// the control plane sees the droplet; any when `None`).
+    pub http_from: Option<std::net::IpAddr>,
 }
 
 impl Default for FakeN8nConfig {
@@ -47,6 +52,7 @@ impl Default for FakeN8nConfig {
             ready_after: Duration::ZERO,
             rest_after: Duration::ZERO,
             seed: 1,
+            http_from: None,
         }
     }
 }
@@ -88,9 +94,12 @@ pub(crate) struct Credential {
 pub(crate) struct Execution {
     id: u64,
     workflow_id: String,
+    /// `running`, `success` or `error`.
     status: &'static str,
     started_at: String,
-    stopped_at: String,
+    stopped_at: Option<String>,
+    /// What `includeData=true` shows: `{resultData: {runData, lastNodeExecuted, error}}`.
+    data: Value,
 }
 
 pub(crate) struct State {
@@ -132,6 +141,9 @@ impl State {
 pub struct FakeN8n {
     cfg: Arc<FakeN8nConfig>,
     state: Arc<Mutex<State>>,
+    /// The HTTP Request node's client, made when a workflow first needs it: thousands of
+    /// virtual droplets whose workflows never call out pay nothing for it.
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
 }
 
 impl std::fmt::Debug for FakeN8n {
@@ -157,6 +169,7 @@ impl FakeN8n {
     pub fn new(cfg: FakeN8nConfig) -> Self {
         let rng = StdRng::seed_from_u64(cfg.seed);
         Self {
+            http: Arc::new(std::sync::OnceLock::new()),
             cfg: Arc::new(cfg),
             state: Arc::new(Mutex::new(State {
                 started: Instant::now(),
@@ -174,6 +187,22 @@ impl FakeN8n {
                 refuse_credentials: false,
             })),
         }
+    }
+
+    /// The client the HTTP Request node uses (idle connections close after 2 s: a virtual
+    /// droplet's workflows call out rarely).
+    pub(crate) fn http(&self) -> reqwest::Client {
+        self.http
+            .get_or_init(|| {
+                let mut b = reqwest::Client::builder()
+                    .pool_idle_timeout(Duration::from_secs(2))
+                    .user_agent("axios/1.12.0");
+                if let Some(ip) = self.cfg.http_from {
+                    b = b.local_address(ip);
+                }
+                b.build().unwrap_or_default()
+            })
+            .clone()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -209,6 +238,12 @@ impl FakeN8n {
             .values()
             .map(|c| (c.id.clone(), c.name.clone(), c.kind.clone()))
             .collect()
+    }
+
+    /// A credential's data, as whoever holds the droplet could read it from n8n's database
+    /// (tests use it to play that attacker); `None` when there is no such credential.
+    pub fn credential_data(&self, id: &str) -> Option<Value> {
+        self.lock().credentials.get(id).map(|c| c.data.clone())
     }
 
     /// Chaos: flips a workflow's active flag behind the control plane's back (drift, spec
@@ -349,6 +384,24 @@ impl FakeN8n {
     /// Executions recorded so far (for tests and the dashboard).
     pub fn execution_count(&self) -> usize {
         self.lock().executions.len()
+    }
+
+    /// Each execution's `(status, error message)`, oldest first: how a test sees what a
+    /// workflow did.
+    pub fn execution_outcomes(&self) -> Vec<(String, Option<String>)> {
+        self.lock()
+            .executions
+            .values()
+            .map(|e| {
+                (
+                    e.status.to_owned(),
+                    e.data
+                        .pointer("/resultData/error/message")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                )
+            })
+            .collect()
     }
 
     /// The HTTP surface.

@@ -143,6 +143,8 @@ pub struct ListQuery {
     status: Option<String>,
     /// `/workflows`: names containing it (n8n's `LIKE '%name%'`).
     name: Option<String>,
+    /// `/executions`: include each execution's run data.
+    include_data: Option<bool>,
 }
 
 impl ListQuery {
@@ -165,6 +167,11 @@ impl ListQuery {
     /// The status filter of `/executions`.
     pub fn status(&self) -> Option<&str> {
         self.status.as_deref()
+    }
+
+    /// `includeData` of `/executions`.
+    pub fn include_data(&self) -> bool {
+        self.include_data.unwrap_or(false)
     }
 }
 
