@@ -9,9 +9,9 @@ demo:
 test:
 	scripts/with-services.sh scripts/test.sh
 
-# Opt-in: the sidecar suite against a real n8n 2.8.4 installed with npm (not in CI).
+# Only the tests that run a real n8n 2.8.4 (make test runs them too).
 test-n8n:
-	scripts/test-n8n.sh
+	scripts/with-services.sh scripts/test-n8n.sh
 
 build:
 	cargo build --workspace

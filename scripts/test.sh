@@ -28,6 +28,11 @@ fi
 GENESIS_N8N_OPENAPI="$(scripts/fetch-n8n-openapi.sh)"
 export GENESIS_N8N_OPENAPI
 
+# A real n8n 2.8.4 for the tests that hold the droplet path to it (installed with npm into a
+# cache once: ~5 minutes and 2.3 GB the first time, nothing after).
+GENESIS_N8N_HOME="$(scripts/n8n-install.sh)"
+export GENESIS_N8N_HOME
+
 # Screenshots of the browser test land here (CI keeps them as artifacts).
 export GENESIS_ARTIFACTS="${GENESIS_ARTIFACTS:-$PWD/target/artifacts/browser}"
 

@@ -172,15 +172,25 @@ impl SidecarClient {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        // The token names the exact bytes sent (`bh`), so the body is serialized once, here.
+        let body = serde_json::to_vec(cmd).map_err(|e| CommandError::Refused {
+            status: 0,
+            body: format!("cannot encode the command: {e}"),
+        })?;
         let token = self
             .signer
-            .sign(workspace, droplet_id, cmd.name(), now)
+            .sign(workspace, droplet_id, cmd.name(), &body, now)
             .map_err(|e| CommandError::Refused {
                 status: 0,
                 body: format!("cannot sign: {e}"),
             })?;
         let url = self.url_template.replace("{ip}", ip);
-        let mut req = self.http.post(&url).bearer_auth(token).json(cmd);
+        let mut req = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(t) = long_running(cmd) {
             req = req.timeout(t);
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::jwt::Refusal;
+use crate::jwt::{Refusal, RefusalReason};
 
 /// What the sidecar sees of its n8n.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,9 +50,14 @@ pub struct Heartbeat {
     pub disk_usage_percent: f32,
     /// Seconds since n8n (the container) started.
     pub uptime_seconds: u64,
-    /// Commands refused since the last heartbeat (spec 51.3's audit trail).
+    /// The latest commands refused since the last heartbeat, at most 20 (spec 51.3's audit
+    /// trail); `refusal_counts` counts them all.
     #[serde(default)]
     pub refused_commands: Vec<Refusal>,
+    /// Every command refused since the last heartbeat, by reason (rate-limited requests
+    /// included, which are never listed one by one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub refusal_counts: BTreeMap<RefusalReason, u64>,
     /// What n8n runs (spec 43.1: the watchdog compares it with the database).
     #[serde(default)]
     pub workflows: Vec<WorkflowState>,

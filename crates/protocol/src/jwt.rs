@@ -6,6 +6,11 @@
 //! an explicit `now`, so every refusal has its own reason code and tests can move the clock.
 //! The header is read before anything else, and only `EdDSA` is accepted: `alg: none` and
 //! HS256 tokens keyed with the public key are refused as `bad_algorithm`.
+//!
+//! A token also names the exact body it was signed for: `bh` is the SHA-256 of the request
+//! body, base64url. A genuine token for `DELETE_WORKFLOW` cannot be replayed with another
+//! workflow's id in the body: the sidecar hashes what it received and refuses a mismatch as
+//! `body_mismatch`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -41,6 +46,8 @@ pub struct CommandClaims {
     pub droplet_id: i64,
     /// The one command it permits.
     pub action: CommandName,
+    /// SHA-256 of the exact request body it permits, base64url without padding.
+    pub bh: String,
     /// Unique id (UUID v7): a command runs at most once.
     pub jti: String,
     /// Issued at (Unix seconds).
@@ -51,15 +58,29 @@ pub struct CommandClaims {
     pub exp: u64,
 }
 
+/// `bh` of a body: SHA-256, base64url without padding.
+pub fn body_hash(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(body))
+}
+
 impl CommandClaims {
-    /// Claims for `action` on one droplet, valid from `now` for five minutes.
-    pub fn new(workspace: Uuid, droplet_id: i64, action: CommandName, now: u64) -> Self {
+    /// Claims for `action` with exactly `body` on one droplet, valid from `now` for five
+    /// minutes.
+    pub fn new(
+        workspace: Uuid,
+        droplet_id: i64,
+        action: CommandName,
+        body: &[u8],
+        now: u64,
+    ) -> Self {
         Self {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             sub: workspace,
             droplet_id,
             action,
+            bh: body_hash(body),
             jti: Uuid::now_v7().to_string(),
             iat: now,
             nbf: now,
@@ -140,15 +161,19 @@ impl CommandSigner {
         crate::b64().encode(self.public)
     }
 
-    /// A token for `action` on one droplet, valid from `now` (Unix seconds).
+    /// A token for `action` with exactly `body` on one droplet, valid from `now` (Unix
+    /// seconds).
     pub fn sign(
         &self,
         workspace: Uuid,
         droplet_id: i64,
         action: CommandName,
+        body: &[u8],
         now: u64,
     ) -> Result<String, KeyError> {
-        self.sign_claims(&CommandClaims::new(workspace, droplet_id, action, now))
+        self.sign_claims(&CommandClaims::new(
+            workspace, droplet_id, action, body, now,
+        ))
     }
 
     /// A token for arbitrary claims (tests build bad ones with it).
@@ -189,6 +214,10 @@ pub enum RefusalReason {
     WrongAction,
     /// `jti` was used before.
     Replayed,
+    /// `bh` is not the hash of the body received: a genuine token carried another body.
+    BodyMismatch,
+    /// Too many requests from one source: refused before any token was read.
+    RateLimited,
 }
 
 impl RefusalReason {
@@ -208,7 +237,9 @@ impl RefusalReason {
             | R::WrongWorkspace
             | R::WrongDroplet
             | R::WrongAction
-            | R::Replayed => 403,
+            | R::Replayed
+            | R::BodyMismatch => 403,
+            R::RateLimited => 429,
         }
     }
 }
@@ -289,16 +320,33 @@ impl CommandVerifier {
         self.refusals.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// Counts a refusal decided before any token was read (a rate limit).
+    pub fn count_refusal(&self, reason: RefusalReason) {
+        if let Ok(mut r) = self.refusals.lock() {
+            *r.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Remembers `jti` as used until its token expires at `exp`: a sidecar that restarts
+    /// reloads the ids it accepted, so a token used before the restart stays spent.
+    pub fn remember(&self, jti: &str, exp: u64) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(jti.to_owned(), exp);
+        }
+    }
+
     /// Checks `token` (None when the request had no bearer token) for the command `action`
-    /// found in the body, at `now` (Unix seconds). On success the `jti` is spent.
+    /// found in `body`, the exact bytes received, at `now` (Unix seconds). On success the
+    /// `jti` is spent.
     pub fn verify(
         &self,
         token: Option<&str>,
         action: CommandName,
+        body: &[u8],
         now: u64,
     ) -> Result<CommandClaims, Refusal> {
         let mut jti = None;
-        let outcome = self.check(token, action, now, &mut jti);
+        let outcome = self.check(token, action, body, now, &mut jti);
         outcome.map_err(|reason| {
             if let Ok(mut r) = self.refusals.lock() {
                 *r.entry(reason).or_default() += 1;
@@ -316,6 +364,7 @@ impl CommandVerifier {
         &self,
         token: Option<&str>,
         action: CommandName,
+        body: &[u8],
         now: u64,
         jti_out: &mut Option<String>,
     ) -> Result<CommandClaims, RefusalReason> {
@@ -384,6 +433,9 @@ impl CommandVerifier {
         }
         if c.action != action {
             return Err(R::WrongAction);
+        }
+        if c.bh != body_hash(body) {
+            return Err(R::BodyMismatch);
         }
         let mut seen = self.seen.lock().map_err(|_| R::Replayed)?;
         // Forget ids whose tokens can no longer be presented anyway.

@@ -10,19 +10,32 @@ use uuid::Uuid;
 
 const NOW: u64 = 1_800_000_000;
 const DROPLET: i64 = 4242;
+/// The body a token is signed for.
+const BODY: &[u8] = br#"{"action":"DELETE_WORKFLOW","payload":{"workflow_id":"a1"}}"#;
 
 fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The EdDSA key whose seed is `seed`, as `jsonwebtoken` signs with it (for hand-made
+/// tokens).
+fn signer_key(seed: &[u8; 32]) -> jsonwebtoken::EncodingKey {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let der = ed25519_dalek::SigningKey::from_bytes(seed)
+        .to_pkcs8_der()
+        .expect("der");
+    jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())
+}
+
 #[test]
 fn every_bad_token_is_refused_for_its_own_reason_and_counted() {
     let ws = Uuid::now_v7();
-    let signer = CommandSigner::generate().expect("key");
+    let seed = [9u8; 32];
+    let signer = CommandSigner::from_seed(&seed).expect("key");
     let impostor = CommandSigner::generate().expect("key");
     let v = CommandVerifier::new(&signer.public_key_b64(), ws, DROPLET).expect("verifier");
-    let act = CommandName::DeployWorkflow;
-    let good = || CommandClaims::new(ws, DROPLET, act, NOW);
+    let act = CommandName::DeleteWorkflow;
+    let good = || CommandClaims::new(ws, DROPLET, act, BODY, NOW);
     let sign = |c: &CommandClaims| signer.sign_claims(c).expect("sign");
 
     let token = sign(&good());
@@ -160,7 +173,7 @@ fn every_bad_token_is_refused_for_its_own_reason_and_counted() {
         (
             "token for another command",
             Some(sign(&good())),
-            CommandName::DeleteWorkflow,
+            CommandName::DeactivateWorkflow,
             NOW,
             RefusalReason::WrongAction,
         ),
@@ -168,18 +181,48 @@ fn every_bad_token_is_refused_for_its_own_reason_and_counted() {
     let mut want: BTreeMap<RefusalReason, u64> = BTreeMap::new();
     for (name, token, body_action, now, reason) in &cases {
         let r = v
-            .verify(token.as_deref(), *body_action, *now)
+            .verify(token.as_deref(), *body_action, BODY, *now)
             .expect_err(name);
         assert_eq!(r.reason, *reason, "{name}");
         assert_eq!(r.action, Some(*body_action), "{name}");
         *want.entry(*reason).or_default() += 1;
     }
 
+    // A genuine token carried with another body (another workflow to delete) is refused.
+    let swapped = v
+        .verify(
+            Some(&sign(&good())),
+            act,
+            br#"{"action":"DELETE_WORKFLOW","payload":{"workflow_id":"b2"}}"#,
+            NOW,
+        )
+        .expect_err("body swapped");
+    assert_eq!(swapped.reason, RefusalReason::BodyMismatch);
+    *want.entry(RefusalReason::BodyMismatch).or_default() += 1;
+    // A token that names no body at all is not a command token.
+    let mut no_bh = serde_json::to_value(good()).expect("json");
+    no_bh.as_object_mut().map(|c| c.remove("bh"));
+    let unbound = jsonwebtoken::encode(
+        &{
+            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+            h.kid = Some(signer.key_id().to_owned());
+            h
+        },
+        &no_bh,
+        &signer_key(&seed),
+    )
+    .expect("sign");
+    let r = v.verify(Some(&unbound), act, BODY, NOW).expect_err("no bh");
+    assert_eq!(r.reason, RefusalReason::Malformed);
+    *want.entry(RefusalReason::Malformed).or_default() += 1;
+
     // A good token works once, within the leeway, and never again.
     let once = sign(&good());
-    let claims = v.verify(Some(&once), act, NOW + 10).expect("valid");
+    let claims = v.verify(Some(&once), act, BODY, NOW + 10).expect("valid");
     assert_eq!((claims.sub, claims.droplet_id), (ws, DROPLET));
-    let replay = v.verify(Some(&once), act, NOW + 20).expect_err("replayed");
+    let replay = v
+        .verify(Some(&once), act, BODY, NOW + 20)
+        .expect_err("replayed");
     assert_eq!(replay.reason, RefusalReason::Replayed);
     assert_eq!(replay.jti.as_deref(), Some(claims.jti.as_str()));
     *want.entry(RefusalReason::Replayed).or_default() += 1;
@@ -196,7 +239,7 @@ fn tokens_name_their_key_and_a_rotation_trusts_both_keys() {
     let new = CommandSigner::generate().expect("key");
     assert_ne!(old.key_id(), new.key_id());
     let act = CommandName::HealthCheck;
-    let claims = || CommandClaims::new(ws, DROPLET, act, NOW);
+    let claims = || CommandClaims::new(ws, DROPLET, act, BODY, NOW);
     let token = new.sign_claims(&claims()).expect("sign");
     let header: serde_json::Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -207,13 +250,15 @@ fn tokens_name_their_key_and_a_rotation_trusts_both_keys() {
     assert_eq!(header["kid"], new.key_id());
 
     let mut v = CommandVerifier::new(&old.public_key_b64(), ws, DROPLET).expect("verifier");
-    let refused = v.verify(Some(&token), act, NOW).expect_err("unknown key");
+    let refused = v
+        .verify(Some(&token), act, BODY, NOW)
+        .expect_err("unknown key");
     assert_eq!(refused.reason, RefusalReason::BadSignature);
     v.trust(&new.public_key_b64()).expect("trust");
-    v.verify(Some(&token), act, NOW)
+    v.verify(Some(&token), act, BODY, NOW)
         .expect("the new key is trusted");
     let from_old = old.sign_claims(&claims()).expect("sign");
-    v.verify(Some(&from_old), act, NOW)
+    v.verify(Some(&from_old), act, BODY, NOW)
         .expect("the old key still is, during the overlap");
 }
 

@@ -184,7 +184,25 @@ pub async fn start<R: ContainerRuntime>(
             settings.state_dir.join("credential-expiry.json"),
         )),
     );
-    let service = CommandService::new(verifier, executor.clone());
+    // The ids of commands accepted before a restart stay spent.
+    let (used, live) = crate::guard::UsedIds::open(
+        settings.state_dir.join("used-commands.log"),
+        settings.sync_state,
+        unix_now(),
+    )
+    .map_err(|e| SidecarError::Io(format!("the used-command log: {e}")))?;
+    for (jti, exp) in &live {
+        verifier.remember(jti, *exp);
+    }
+    let service = CommandService::guarded(
+        verifier,
+        executor.clone(),
+        crate::server::Guarding {
+            used: Some(used),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            limiter: crate::guard::SourceLimiter::default(),
+        },
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -210,6 +228,7 @@ pub async fn start<R: ContainerRuntime>(
                 .local_addr()
                 .map_err(|e| SidecarError::Io(e.to_string()))?;
             tokio::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = server_stop.wait_for(|s| *s).await;
@@ -264,7 +283,8 @@ pub async fn heartbeat<R: ContainerRuntime>(
         None => (Vec::new(), Vec::new(), None),
     };
     let active = workflows.iter().filter(|w| w.active).count() as u32;
-    Heartbeat {
+    let refused = service.take_refusals();
+    let mut beat = Heartbeat {
         workspace_id: settings.workspace_id,
         droplet_id: settings.droplet_id,
         state: if status == N8nStatus::Running {
@@ -282,11 +302,39 @@ pub async fn heartbeat<R: ContainerRuntime>(
         memory_total_mb: total_mb,
         disk_usage_percent: disk,
         uptime_seconds: rt.uptime_s,
-        refused_commands: service.take_refusals(),
+        refused_commands: Vec::new(),
+        refusal_counts: Default::default(),
         workflows,
         credentials,
         inventory_at_ms,
+    };
+    beat.refused_commands = refused.latest.into();
+    beat.refusal_counts = refused.counts;
+    cap_size(&mut beat);
+    beat
+}
+
+/// The largest heartbeat a sidecar sends, in bytes of JSON. The control plane accepts up to
+/// 2 MiB; a beat is a few kilobytes, and only an n8n with thousands of workflows comes near
+/// this.
+pub const MAX_HEARTBEAT_BYTES: usize = 256 * 1024;
+
+/// Keeps `beat` under [`MAX_HEARTBEAT_BYTES`]: an inventory that does not fit is left out
+/// whole (the watchdog then compares nothing this time, rather than a part that would read
+/// as missing workflows).
+fn cap_size(beat: &mut Heartbeat) {
+    let size = serde_json::to_vec(beat).map(|v| v.len()).unwrap_or(0);
+    if size <= MAX_HEARTBEAT_BYTES {
+        return;
     }
+    tracing::warn!(
+        size,
+        workflows = beat.workflows.len(),
+        "the heartbeat is too large; leaving the inventory out"
+    );
+    beat.workflows.clear();
+    beat.credentials.clear();
+    beat.inventory_at_ms = None;
 }
 
 /// What n8n runs, read whole or not at all.
@@ -378,12 +426,15 @@ async fn report_loop<R: ContainerRuntime>(
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             _ = hb.tick() => {
                 let beat = heartbeat(&settings, &executor, &service).await;
-                let refused = beat.refused_commands.clone();
                 if let Err(e) = post(&http, &hb_url, &token, &beat).await {
                     tracing::warn!(error = %e, at = unix_now(), "heartbeat not delivered");
                     // Refusals are evidence: keep them for the next beat.
-                    service.requeue_refusals(refused);
+                    service.requeue_refusals(crate::guard::Taken {
+                        counts: beat.refusal_counts,
+                        latest: beat.refused_commands.into(),
+                    });
                 }
+                service.forget_idle_sources();
             }
             _ = metrics.tick() => {
                 let period_end = unix_now_ms();

@@ -58,6 +58,10 @@ pub struct SidecarArgs {
     /// Seconds to wait for n8n to be ready.
     #[arg(long, default_value_t = 120)]
     n8n_ready_timeout_s: u64,
+    /// A peer (the droplet's Caddy) whose `X-Forwarded-For` names the real source of a
+    /// command; repeat for several.
+    #[arg(long)]
+    trusted_proxy: Vec<IpAddr>,
 }
 
 #[derive(Debug, Parser)]
@@ -90,6 +94,8 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
         host_stats: Default::default(),
         attach: None,
         idle_connection_timeout: crate::config::IDLE_CONNECTION_TIMEOUT,
+        trusted_proxies: a.trusted_proxy.clone(),
+        sync_state: true,
     };
     if a.droplet_id.is_none() {
         let http = agent::http_client(&settings)?;

@@ -77,6 +77,12 @@ pub struct Settings {
     /// droplet keeps it across heartbeats; thousands of virtual droplets in one process
     /// cannot afford to.
     pub idle_connection_timeout: Duration,
+    /// Peers trusted to name a request's real source in `X-Forwarded-For` (the droplet's
+    /// Caddy, which alone reaches the sidecar's port).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Flush the ids of accepted commands to the disk before running them (a real droplet,
+    /// whose power can fail; a virtual droplet's restart keeps the page cache).
+    pub sync_state: bool,
 }
 
 /// [`Settings::idle_connection_timeout`] on a real droplet: longer than the heartbeat

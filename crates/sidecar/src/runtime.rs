@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -157,11 +157,14 @@ impl ProcessRuntime {
 
     fn spawn(&self, image: &str) -> Result<Running, RuntimeError> {
         let mut cmd = tokio::process::Command::new(&self.spec.program);
+        // Its own process group: n8n starts child processes of its own (task runners),
+        // and stopping n8n must stop them too.
         cmd.args(substitute(&self.spec.args, image))
             .envs(self.spec.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd
             .spawn()
@@ -192,14 +195,56 @@ impl ProcessRuntime {
 
     async fn replace(&self, image: &str) -> Result<Option<u32>, RuntimeError> {
         let mut s = self.state.lock().await;
-        if let Some(mut r) = s.running.take() {
-            let _ = r.child.kill().await;
+        if let Some(r) = s.running.take() {
+            stop_group(r).await;
         }
         let r = self.spawn(image)?;
         let pid = r.child.id();
         s.running = Some(r);
         s.image = image.to_owned();
         Ok(pid)
+    }
+}
+
+/// How long a stopped process group has to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Signals the whole process group of `r`'s child.
+fn signal_group(r: &Running, signal: nix::sys::signal::Signal) {
+    if let Some(pid) = r.child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
+
+/// Stops `r`'s process group: SIGTERM (n8n finishes what it is doing and closes its
+/// database), then SIGKILL for whatever is left after [`STOP_GRACE`].
+async fn stop_group(mut r: Running) {
+    signal_group(&r, nix::sys::signal::Signal::SIGTERM);
+    if tokio::time::timeout(STOP_GRACE, r.child.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the process did not stop within {STOP_GRACE:?}; killing it");
+    }
+    signal_group(&r, nix::sys::signal::Signal::SIGKILL);
+    let _ = r.child.wait().await;
+}
+
+impl ProcessRuntime {
+    /// Stops the process and its children (the droplet halts), gracefully first.
+    pub async fn stop(&self) {
+        if let Some(r) = self.state.lock().await.running.take() {
+            stop_group(r).await;
+        }
+    }
+}
+
+impl Drop for ProcessRuntime {
+    /// Nothing outlives the runtime: a dropped runtime kills its process group at once.
+    fn drop(&mut self) {
+        if let Some(r) = self.state.get_mut().running.as_ref() {
+            signal_group(r, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
 
@@ -290,6 +335,48 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
+    }
+
+    /// n8n starts task runners of its own; stopping n8n must not leave them behind.
+    #[tokio::test]
+    async fn stopping_stops_the_children_too() {
+        let rt = ProcessRuntime::start(ProcessSpec {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                "sleep 30 & echo child $!; exec sleep 30".into(),
+            ],
+            env: vec![],
+            pull: None,
+            image: "v1".into(),
+        })
+        .await
+        .expect("start");
+        assert!(wait_for_log(&rt, "child ").await);
+        let child: u32 = rt
+            .logs(10)
+            .await
+            .iter()
+            .find_map(|l| l.strip_prefix("child ")?.trim().parse().ok())
+            .expect("the child's pid");
+        // Alive: listed, and not a zombie waiting for whoever inherited it to reap it.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+        };
+        assert!(alive());
+        rt.stop().await;
+        for _ in 0..50 {
+            if !alive() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!alive(), "the child {child} outlived the stop");
+        assert!(!rt.status().await.running);
     }
 
     #[tokio::test]

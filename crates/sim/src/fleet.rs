@@ -5,6 +5,11 @@
 //!
 //! A droplet's "disk" (the sidecar's state directory and its n8n's data) survives power
 //! cycles and is wiped when the droplet is deleted.
+//!
+//! With [`RealN8n`], the first droplets to boot run a real n8n 2.8.4 process instead of the
+//! fake (installed by `scripts/n8n-install.sh`), listening on the droplet's address, with
+//! its data on the droplet's disk; the sidecar owns it through its process runtime, as it
+//! owns the container on a real droplet.
 
 use crate::vhost::VirtualHosts;
 use genesis_sidecar::sysstats::{HostSample, HostStats};
@@ -28,8 +33,36 @@ pub const N8N_PORT: u16 = 5678;
 /// The sidecar's command port on a droplet.
 pub const SIDECAR_PORT: u16 = 8443;
 
+/// Droplets that run a real n8n 2.8.4 process instead of the fake.
+#[derive(Debug, Clone)]
+pub struct RealN8n {
+    /// Where `scripts/n8n-install.sh` installed n8n (it holds `node_modules/.bin/n8n`).
+    pub install_dir: PathBuf,
+    /// How many droplets, the first to boot, get one. Hot standbys (tagged
+    /// `genesis-standby`) are not counted: they serve nobody until claimed, and a real n8n
+    /// costs a few hundred megabytes.
+    pub droplets: usize,
+}
+
+/// The tag of the hot-standby pool's droplets.
+const STANDBY_TAG: &str = "genesis-standby";
+
+impl RealN8n {
+    /// The n8n program, if the install is there.
+    pub fn program(&self) -> Option<PathBuf> {
+        let p = self.install_dir.join("node_modules/.bin/n8n");
+        p.exists().then_some(p)
+    }
+}
+
+/// How long a real n8n may take to answer its readiness probe after a start (about 30 s on
+/// two cores; more while other droplets boot).
+const REAL_N8N_READY: Duration = Duration::from_secs(240);
+
 struct Disk {
     n8n: FakeN8n,
+    /// Runs a real n8n instead of `n8n`.
+    real: bool,
     state_dir: PathBuf,
     /// What the droplet's heartbeats report: virtual droplets share one host, so the host's
     /// own figures would say nothing about any one of them.
@@ -63,6 +96,8 @@ pub struct SidecarHook {
     shared: Option<Arc<VirtualHosts>>,
     /// Chaos for every droplet's n8n, present and future: refuse credential writes.
     refuse_credentials: std::sync::atomic::AtomicBool,
+    /// Real n8n processes for the first droplets.
+    real: Option<RealN8n>,
 }
 
 impl std::fmt::Debug for SidecarHook {
@@ -94,10 +129,25 @@ impl SidecarHook {
         Self::build(root, Duration::from_secs(20), Some(hosts))
     }
 
+    /// Droplets of which the first `real.droplets` to boot run a real n8n process; the
+    /// others the fake.
+    pub fn with_real_n8n(root: PathBuf, ready_timeout: Duration, real: RealN8n) -> Arc<Self> {
+        Self::build_with(root, ready_timeout, None, Some(real))
+    }
+
     fn build(
         root: PathBuf,
         ready_timeout: Duration,
         shared: Option<Arc<VirtualHosts>>,
+    ) -> Arc<Self> {
+        Self::build_with(root, ready_timeout, shared, None)
+    }
+
+    fn build_with(
+        root: PathBuf,
+        ready_timeout: Duration,
+        shared: Option<Arc<VirtualHosts>>,
+        real: Option<RealN8n>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -107,7 +157,17 @@ impl SidecarHook {
             ready_timeout,
             shared,
             refuse_credentials: std::sync::atomic::AtomicBool::new(false),
+            real,
         })
+    }
+
+    /// Whether droplet `id` runs a real n8n (false if it never booted).
+    pub fn runs_real_n8n(&self, id: i64) -> bool {
+        self.disks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .is_some_and(|d| d.real)
     }
 
     /// Chaos: every droplet's n8n, booted now or later, refuses credential writes as an n8n
@@ -155,9 +215,17 @@ impl SidecarHook {
         }
     }
 
-    fn disk(&self, id: i64, ip: IpAddr) -> (FakeN8n, PathBuf, Arc<Mutex<HostSample>>) {
+    fn disk(
+        &self,
+        id: i64,
+        ip: IpAddr,
+        standby: bool,
+    ) -> (FakeN8n, PathBuf, Arc<Mutex<HostSample>>, bool) {
         let mut disks = self.disks.lock().unwrap_or_else(|p| p.into_inner());
+        let real_so_far = disks.values().filter(|d| d.real).count();
+        let real = !standby && self.real.as_ref().is_some_and(|r| real_so_far < r.droplets);
         let d = disks.entry(id).or_insert_with(|| Disk {
+            real,
             n8n: FakeN8n::new(FakeN8nConfig {
                 seed: id as u64,
                 // Its workflows' calls out leave from the droplet's address, as on a real
@@ -172,7 +240,7 @@ impl SidecarHook {
             self.refuse_credentials
                 .load(std::sync::atomic::Ordering::SeqCst),
         );
-        (d.n8n.clone(), d.state_dir.clone(), d.load.clone())
+        (d.n8n.clone(), d.state_dir.clone(), d.load.clone(), d.real)
     }
 
     async fn run(self: Arc<Self>, ctx: BootContext, stop: oneshot::Receiver<()>) {
@@ -192,21 +260,8 @@ impl SidecarHook {
             }
         };
         let ip = IpAddr::V4(ctx.public_ipv4);
-        let (n8n, state_dir, load) = self.disk(id, ip);
-        let runtime = match InProcessN8n::start_on(
-            SocketAddr::new(ip, N8N_PORT),
-            n8n,
-            genesis_n8n::N8N_VERSION,
-            self.shared.clone(),
-        )
-        .await
-        {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                tracing::warn!(droplet = id, error = %e, "n8n did not start");
-                return;
-            }
-        };
+        let standby = ctx.tags.iter().any(|t| t == STANDBY_TAG);
+        let (n8n, state_dir, load, real) = self.disk(id, ip, standby);
         let mut settings = Settings {
             dashboard_url: env.dashboard_url,
             workspace_id: env.workspace_id,
@@ -215,11 +270,15 @@ impl SidecarHook {
             droplet_id: 0,
             n8n_url: format!("http://{ip}:{N8N_PORT}"),
             webhook_base_url: format!("http://{ip}:{N8N_PORT}"),
-            state_dir,
+            state_dir: state_dir.clone(),
             listen: SocketAddr::new(ip, SIDECAR_PORT),
             bind_ip: Some(ip),
             owner_email: "owner@genesis.local".into(),
-            n8n_ready_timeout: self.ready_timeout,
+            n8n_ready_timeout: if real {
+                self.ready_timeout.max(REAL_N8N_READY)
+            } else {
+                self.ready_timeout
+            },
             host_stats: HostStats::Simulated(load),
             attach: self
                 .shared
@@ -230,6 +289,9 @@ impl SidecarHook {
             } else {
                 genesis_sidecar::config::IDLE_CONNECTION_TIMEOUT
             },
+            trusted_proxies: Vec::new(),
+            // A virtual droplet's restart keeps the host's page cache: no fsync per command.
+            sync_state: false,
         };
         // Ask the metadata service who we are, as the sidecar does on DigitalOcean.
         let meta = ctx.metadata_url.clone().unwrap_or_default();
@@ -238,7 +300,6 @@ impl SidecarHook {
                 Ok(found) => settings.droplet_id = found,
                 Err(e) => {
                     tracing::warn!(droplet = id, error = %e, "no droplet id");
-                    runtime.stop().await;
                     return;
                 }
             },
@@ -247,24 +308,108 @@ impl SidecarHook {
                 return;
             }
         }
-        let (halt_tx, halt_rx) = oneshot::channel::<()>();
-        let started = genesis_sidecar::agent::start(settings, runtime.clone(), async {
-            let _ = halt_rx.await;
-        })
-        .await;
-        match started {
-            Ok(running) => {
-                let _ = stop.await;
-                let _ = halt_tx.send(());
-                let _ = running.heartbeats.await;
+        match (real, self.real.as_ref()) {
+            (true, Some(spec)) => {
+                let runtime = match start_real_n8n(spec, &state_dir, ip).await {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        tracing::warn!(droplet = id, error = %e, "the real n8n did not start");
+                        return;
+                    }
+                };
+                serve_sidecar(id, settings, runtime.clone(), stop).await;
+                runtime.stop().await;
             }
-            Err(e) => {
-                tracing::warn!(droplet = id, error = %e, "the sidecar did not start");
-                let _ = stop.await;
+            _ => {
+                let runtime = match InProcessN8n::start_on(
+                    SocketAddr::new(ip, N8N_PORT),
+                    n8n,
+                    genesis_n8n::N8N_VERSION,
+                    self.shared.clone(),
+                )
+                .await
+                {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        tracing::warn!(droplet = id, error = %e, "n8n did not start");
+                        return;
+                    }
+                };
+                serve_sidecar(id, settings, runtime.clone(), stop).await;
+                runtime.stop().await;
             }
         }
-        runtime.stop().await;
     }
+}
+
+/// Runs the real sidecar on `runtime` until the droplet halts (`stop`).
+async fn serve_sidecar<R: genesis_sidecar::runtime::ContainerRuntime>(
+    id: i64,
+    settings: Settings,
+    runtime: Arc<R>,
+    stop: oneshot::Receiver<()>,
+) {
+    let (halt_tx, halt_rx) = oneshot::channel::<()>();
+    let started = genesis_sidecar::agent::start(settings, runtime, async {
+        let _ = halt_rx.await;
+    })
+    .await;
+    match started {
+        Ok(running) => {
+            let _ = stop.await;
+            let _ = halt_tx.send(());
+            let _ = running.heartbeats.await;
+        }
+        Err(e) => {
+            tracing::warn!(droplet = id, error = %e, "the sidecar did not start");
+            let _ = stop.await;
+        }
+    }
+}
+
+/// Starts a real n8n 2.8.4 for the droplet at `ip`: on its address, port 5678, its data on
+/// the droplet's disk, telemetry off, its webhooks announced at its own address. Its task
+/// runner's broker takes a free loopback port (n8n's runners always dial 127.0.0.1).
+async fn start_real_n8n(
+    spec: &RealN8n,
+    state_dir: &std::path::Path,
+    ip: IpAddr,
+) -> Result<genesis_sidecar::runtime::ProcessRuntime, String> {
+    let program = spec.program().ok_or_else(|| {
+        format!(
+            "no n8n in {} (run scripts/n8n-install.sh)",
+            spec.install_dir.display()
+        )
+    })?;
+    let data = state_dir.join("n8n-data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let broker = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port for n8n's task broker: {e}"))?
+        .port();
+    let env = [
+        ("N8N_USER_FOLDER", data.display().to_string()),
+        ("N8N_PORT", N8N_PORT.to_string()),
+        ("N8N_LISTEN_ADDRESS", ip.to_string()),
+        ("N8N_HOST", ip.to_string()),
+        ("N8N_PROTOCOL", "http".into()),
+        ("WEBHOOK_URL", format!("http://{ip}:{N8N_PORT}/")),
+        ("N8N_RUNNERS_BROKER_PORT", broker.to_string()),
+        ("N8N_DIAGNOSTICS_ENABLED", "false".into()),
+        ("N8N_VERSION_NOTIFICATIONS_ENABLED", "false".into()),
+        ("N8N_DYNAMIC_BANNERS_ENABLED", "false".into()),
+        ("N8N_PERSONALIZATION_ENABLED", "false".into()),
+        ("N8N_SECURE_COOKIE", "false".into()),
+    ];
+    genesis_sidecar::runtime::ProcessRuntime::start(genesis_sidecar::runtime::ProcessSpec {
+        program: program.display().to_string(),
+        args: vec!["start".into()],
+        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        pull: None,
+        image: genesis_n8n::N8N_VERSION.into(),
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 impl BootHook for SidecarHook {

@@ -107,8 +107,10 @@ impl genesis_sidecar::server::Attach for VirtualHosts {
 async fn dispatch(
     State(hosts): State<Arc<VirtualHosts>>,
     ConnectInfo(ends): ConnectInfo<Ends>,
-    req: Request,
+    mut req: Request,
 ) -> Response {
+    // The attached router sees the peer as it would on a listener of its own.
+    req.extensions_mut().insert(ConnectInfo(ends.peer));
     if !ends.peer.ip().is_loopback() {
         return StatusCode::FORBIDDEN.into_response();
     }

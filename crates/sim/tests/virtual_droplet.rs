@@ -96,7 +96,8 @@ async fn send(http: &reqwest::Client, url: &str, token: &str, cmd: &Command) -> 
     let r = http
         .post(url)
         .bearer_auth(token)
-        .json(cmd)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(cmd).expect("json"))
         .send()
         .await
         .expect("command");
@@ -192,7 +193,13 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let http = reqwest::Client::new();
     let url = format!("http://{ip}:{SIDECAR_PORT}/sidecar/v1/commands");
     let signer = dashboard.signer.clone();
-    let token = |a: CommandName| signer.sign(ws, droplet.id, a, now()).expect("sign");
+    // A token for exactly this command's body.
+    let token = |c: &Command| {
+        let body = serde_json::to_vec(c).expect("json");
+        signer
+            .sign(ws, droplet.id, c.name(), &body, now())
+            .expect("sign")
+    };
 
     // A credential, sealed to the sidecar's key from the handshake.
     let sealed = SealedSecret::seal(
@@ -205,7 +212,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         credential_type: "openAiApi".into(),
         data: sealed,
     };
-    let (status, body) = send(&http, &url, &token(CommandName::InjectCredential), &inject).await;
+    let (status, body) = send(&http, &url, &token(&inject), &inject).await;
     assert_eq!(status, 200, "{body}");
     let reply: CommandReply = serde_json::from_value(body).expect("reply");
     let CommandReply::InjectCredential { credential_id } = reply else {
@@ -244,7 +251,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         activate: true,
         template_version: Some("2026.11.1".into()),
     };
-    let (status, body) = send(&http, &url, &token(CommandName::DeployWorkflow), &deploy).await;
+    let (status, body) = send(&http, &url, &token(&deploy), &deploy).await;
     assert_eq!(status, 200, "{body}");
     let CommandReply::DeployWorkflow {
         workflow_id,
@@ -275,7 +282,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let (status, body) = send(
         &http,
         &url,
-        &token(CommandName::CollectMetrics),
+        &token(&Command::CollectMetrics),
         &Command::CollectMetrics,
     )
     .await;
@@ -291,7 +298,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         activate: false,
         template_version: None,
     };
-    let (status, body) = send(&http, &url, &token(CommandName::DeployWorkflow), &bad).await;
+    let (status, body) = send(&http, &url, &token(&bad), &bad).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (422, Some("unmapped_placeholder")),
@@ -305,7 +312,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         activate: true,
         template_version: Some("2026.12.0".into()),
     };
-    let (status, body) = send(&http, &url, &token(CommandName::DeployWorkflow), &newer).await;
+    let (status, body) = send(&http, &url, &token(&newer), &newer).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["result"]["workflow_id"],
@@ -315,14 +322,14 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     assert_eq!(n8n.workflow_tag_names(&workflow_id), ["tpl:2026.12.0"]);
 
     // Refusals over HTTP: a replayed token, a token for another command.
-    let once = token(CommandName::HealthCheck);
+    let once = token(&Command::HealthCheck);
     assert_eq!(send(&http, &url, &once, &Command::HealthCheck).await.0, 200);
     let (status, body) = send(&http, &url, &once, &Command::HealthCheck).await;
     assert_eq!((status, body["refused"].as_str()), (403, Some("replayed")));
     let (status, _) = send(
         &http,
         &url,
-        &token(CommandName::HealthCheck),
+        &token(&Command::HealthCheck),
         &Command::RestartN8n,
     )
     .await;
@@ -350,7 +357,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let (status, body) = send(
         &http,
         &url,
-        &token(CommandName::SwapContainer),
+        &token(&swap("n8nio/n8n:2.8.5")),
         &swap("n8nio/n8n:2.8.5"),
     )
     .await;
@@ -362,7 +369,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let (status, body) = send(
         &http,
         &url,
-        &token(CommandName::SwapContainer),
+        &token(&swap("n8nio/n8n:broken")),
         &swap("n8nio/n8n:broken"),
     )
     .await;
@@ -384,7 +391,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
     let (status, body) = send(
         &http,
         &url,
-        &token(CommandName::GetLogs),
+        &token(&Command::GetLogs { lines: 50 }),
         &Command::GetLogs { lines: 50 },
     )
     .await;
@@ -408,7 +415,7 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
             },
         ),
     ] {
-        let (status, body) = send(&http, &url, &token(name), &cmd).await;
+        let (status, body) = send(&http, &url, &token(&cmd), &cmd).await;
         assert_eq!(status, 200, "{name}: {body}");
     }
 

@@ -55,6 +55,23 @@ pub struct SimCloudArgs {
     /// cloud-init, on the droplet's 127.64/10 address, with its disk under this directory.
     #[arg(long, value_name = "DIR")]
     sidecars: Option<PathBuf>,
+    /// With `--sidecars`: the first N droplets to boot (hot standbys aside) run a real n8n
+    /// 2.8.4 process instead of the fake (installed by `scripts/n8n-install.sh`; see
+    /// `--n8n-home`).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "sidecars")]
+    real_n8n: usize,
+    /// Where n8n 2.8.4 is installed (the directory `scripts/n8n-install.sh` prints).
+    #[arg(long, env = "GENESIS_N8N_HOME", value_name = "DIR")]
+    n8n_home: Option<PathBuf>,
+}
+
+/// The default place `scripts/n8n-install.sh` installs n8n.
+fn default_n8n_home() -> Option<PathBuf> {
+    let cache = std::env::var_os("GENESIS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("genesis")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/genesis")))?;
+    Some(cache.join(format!("n8n-real-{}", genesis_n8n::N8N_VERSION)))
 }
 
 /// Serves until Ctrl-C.
@@ -87,8 +104,37 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
     let (sim, hook) = match &a.sidecars {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            tracing::info!(dir = %dir.display(), "droplets boot the real sidecar and a fake n8n");
-            let hook = genesis_sim::fleet::SidecarHook::new(dir.clone());
+            let hook = if a.real_n8n > 0 {
+                let real =
+                    genesis_sim::fleet::RealN8n {
+                        install_dir: a.n8n_home.clone().or_else(default_n8n_home).ok_or_else(
+                            || {
+                                CliError::Usage(
+                                    "--real-n8n needs --n8n-home (or GENESIS_N8N_HOME)".into(),
+                                )
+                            },
+                        )?,
+                        droplets: a.real_n8n,
+                    };
+                if real.program().is_none() {
+                    return Err(CliError::Usage(format!(
+                        "--real-n8n: no n8n {} in {} (install it with scripts/n8n-install.sh, \
+                         or point --n8n-home at the directory it prints)",
+                        genesis_n8n::N8N_VERSION,
+                        real.install_dir.display()
+                    )));
+                }
+                tracing::info!(dir = %dir.display(), real = a.real_n8n, n8n = %real.install_dir.display(),
+                    "droplets boot the real sidecar; the first ones a real n8n, the others a fake");
+                genesis_sim::fleet::SidecarHook::with_real_n8n(
+                    dir.clone(),
+                    Duration::from_secs(20),
+                    real,
+                )
+            } else {
+                tracing::info!(dir = %dir.display(), "droplets boot the real sidecar and a fake n8n");
+                genesis_sim::fleet::SidecarHook::new(dir.clone())
+            };
             (sim.with_boot_hook(hook.clone()), Some(hook))
         }
         None => (sim, None),

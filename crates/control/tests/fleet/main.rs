@@ -374,7 +374,10 @@ async fn each_drift_type_is_detected_audited_and_healed_through_the_queue() {
             .expect("golden")
             .version
     );
-    assert_eq!(n8n.workflow_tag_names(&retagged), std::slice::from_ref(&current));
+    assert_eq!(
+        n8n.workflow_tag_names(&retagged),
+        std::slice::from_ref(&current)
+    );
     assert!(n8n.chaos_set_active(&switched, false));
     assert!(n8n.chaos_delete_workflow(&deleted));
     assert!(n8n.chaos_retag(&retagged, "tpl:2026.10.0"));

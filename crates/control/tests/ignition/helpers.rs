@@ -37,6 +37,8 @@ pub struct Options {
     pub timings: Timings,
     /// Seconds between sidecars' metric reports (spec 44.2's 900 by default).
     pub metrics_interval_s: u64,
+    /// The first droplet runs a real n8n 2.8.4 (installed where `GENESIS_N8N_HOME` says).
+    pub real_n8n: bool,
 }
 
 impl Default for Options {
@@ -51,8 +53,21 @@ impl Default for Options {
             worker: true,
             timings: Timings::INSTANT,
             metrics_interval_s: 900,
+            real_n8n: false,
         }
     }
+}
+
+/// Where the real n8n is installed: `GENESIS_N8N_HOME`, which `make test` sets after
+/// `scripts/n8n-install.sh`.
+pub fn real_n8n_home() -> std::path::PathBuf {
+    let home = std::env::var_os("GENESIS_N8N_HOME").unwrap_or_else(|| {
+        panic!(
+            "GENESIS_N8N_HOME is not set: run `make test`, or export \
+             GENESIS_N8N_HOME=$(scripts/n8n-install.sh)"
+        )
+    });
+    std::path::PathBuf::from(home)
 }
 
 pub struct World {
@@ -94,7 +109,18 @@ pub async fn world(opts: Options) -> World {
 
     // The simulator, its droplets booting the real sidecar.
     let root = std::env::temp_dir().join(format!("genesis-ign-{}", uuid::Uuid::now_v7().simple()));
-    let hook = SidecarHook::with_ready_timeout(root.clone(), Duration::from_secs(20));
+    let hook = if opts.real_n8n {
+        SidecarHook::with_real_n8n(
+            root.clone(),
+            Duration::from_secs(20),
+            genesis_sim::fleet::RealN8n {
+                install_dir: real_n8n_home(),
+                droplets: 1,
+            },
+        )
+    } else {
+        SidecarHook::with_ready_timeout(root.clone(), Duration::from_secs(20))
+    };
     let mut sim = Simulator::new(SimConfig {
         per_window: 100_000,
         per_long_window: 1_000_000,
@@ -161,7 +187,11 @@ pub async fn world(opts: Options) -> World {
     let sidecar = SidecarClient::new(
         signer.clone(),
         "http://{ip}:8443/sidecar/v1/commands",
-        Duration::from_secs(10),
+        if opts.real_n8n {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(10)
+        },
     )
     .expect("sidecar client")
     .with_journal(journal);

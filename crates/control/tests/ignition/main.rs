@@ -3,6 +3,7 @@
 
 mod failures;
 mod helpers;
+mod real_n8n;
 mod recovery;
 
 use std::time::Duration;
