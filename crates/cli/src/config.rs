@@ -138,6 +138,11 @@ pub struct ServerConfig {
     /// cannot be commanded after a restart.
     #[serde(default)]
     pub command_key: Option<String>,
+    /// Load balancers in front of the control plane, whose `X-Forwarded-For` names a
+    /// request's real source (sidecar handshakes are accepted only from their droplet's
+    /// address). Empty: the peer is the source.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_listen() -> String {
@@ -150,6 +155,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_token: None,
             command_key: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

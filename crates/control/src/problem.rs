@@ -102,6 +102,16 @@ impl Problem {
         )
     }
 
+    /// Too many requests from one source; retry later.
+    pub fn too_many(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            detail.to_string(),
+        )
+    }
+
     /// A dependency is down or busy; retry later.
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
         Self::new(

@@ -1,20 +1,107 @@
 //! `POST /api/v1/sidecar/handshake` (spec 42.2, DESIGN §3.2): a sidecar trades its one-time
 //! provisioning token for a sidecar token and the key that signs its commands. No API token:
-//! the provisioning token is the credential. Every refusal is a 401 without details (the
-//! audit log has the reason), so a caller cannot probe which tokens exist.
+//! the provisioning token is the credential, and it counts only from the droplet it was
+//! issued for ([`crate::attest`]). Every refusal is a 401 without details (the audit log has
+//! the reason), so a caller cannot probe which tokens exist.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse, response::Response};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    Extension, Json,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+    response::Response,
+};
+use genesis_cloud::Cloud;
 use genesis_core::Region;
 use genesis_protocol::{HandshakeRequest, HandshakeResponse};
-use genesis_store::handshake::HandshakeClaim;
+use genesis_store::handshake::{
+    HandshakeClaim, HandshakeExpectation, HandshakeRefusal, HandshakeRefusalRecord,
+};
 
 use crate::{AppState, Problem};
 
-/// Completes a handshake.
+/// Why a handshake did not go through.
+enum Refused {
+    /// For good (401, audited).
+    Because(HandshakeRefusal),
+    /// The attestation could not be made now (503: the sidecar tries again).
+    Unavailable(String),
+}
+
+/// Checks that a handshake comes from the droplet the token was issued for (module doc of
+/// [`crate::attest`]); answers the address to record when it was learned from the cloud.
+async fn attest(
+    state: &AppState,
+    expected: &HandshakeExpectation,
+    claimed_provider: i64,
+    source: IpAddr,
+) -> Result<Option<String>, Refused> {
+    if expected.provider_id.is_some_and(|p| p != claimed_provider) {
+        return Err(Refused::Because(HandshakeRefusal::Mismatch));
+    }
+    let (address, learned) = match &expected.public_ipv4 {
+        Some(ip) => (ip.clone(), false),
+        None => {
+            // The ignition has not recorded the address yet: ask the cloud, and check that
+            // the droplet is the workspace's and sits in its region.
+            let Some(cloud) = state.igniter.as_ref().map(|i| i.cloud().clone()) else {
+                return Err(Refused::Unavailable(
+                    "no cloud is configured to attest the handshake".into(),
+                ));
+            };
+            let d = match cloud.droplet_get(claimed_provider).await {
+                Ok(d) => d,
+                Err(genesis_cloud::CloudError::NotFound) => {
+                    return Err(Refused::Because(HandshakeRefusal::NotAttested));
+                }
+                Err(e) => return Err(Refused::Unavailable(e.to_string())),
+            };
+            let tag = format!("ws-{}", expected.workspace_id.as_uuid());
+            if !d.tags.contains(&tag)
+                || !expected
+                    .region
+                    .datacenters()
+                    .contains(&d.region.slug.as_str())
+            {
+                return Err(Refused::Because(HandshakeRefusal::NotAttested));
+            }
+            match d.public_ipv4() {
+                Some(ip) => (ip.to_owned(), true),
+                None => return Err(Refused::Because(HandshakeRefusal::NotAttested)),
+            }
+        }
+    };
+    if address.parse::<IpAddr>().ok() != Some(source) {
+        return Err(Refused::Because(HandshakeRefusal::NotAttested));
+    }
+    Ok(learned.then_some(address))
+}
+
+/// Completes a handshake: attested (see [`crate::attest`]), then the token is consumed.
 pub async fn handshake(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: Result<Json<HandshakeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    let gate = state.handshakes.clone();
+    let source = gate.source(peer.map(|Extension(ConnectInfo(a))| a), &headers);
+    // Unauthenticated traffic: a quota per source before anything is parsed or looked up.
+    if let Some(ip) = source
+        && !gate.admit(ip)
+    {
+        metrics::counter!("genesis_handshakes_total", "outcome" => "rate_limited").increment(1);
+        let mut r =
+            Problem::too_many("too many handshakes from this address; try again in a minute")
+                .into_response();
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("60"),
+        );
+        return r;
+    }
     let Json(req) = match body {
         Ok(b) => b,
         Err(e) => {
@@ -33,16 +120,9 @@ pub async fn handshake(
         return Problem::invalid_field("region", format!("{:?} is not a region", req.region))
             .into_response();
     };
-    let db = state.stores.for_region(region);
-    let claim = HandshakeClaim {
-        provisioning_token: &req.provisioning_token,
-        workspace_id: req.workspace_id,
-        provider_id: req.droplet_id,
-        webhook_base_url: &req.webhook_base_url,
-        sidecar_public_key: &req.sidecar_public_key,
-    };
-    match db.handshake_complete(&claim, "sidecar").await {
-        Ok(Ok(done)) => {
+    let outcome = complete(&state, &req, region, source).await;
+    match outcome {
+        Ok(done) => {
             metrics::counter!("genesis_handshakes_total", "outcome" => "completed").increment(1);
             Json(HandshakeResponse {
                 sidecar_token: done.sidecar_token,
@@ -52,12 +132,82 @@ pub async fn handshake(
             })
             .into_response()
         }
-        Ok(Err(reason)) => {
+        Err(Refused::Unavailable(why)) => {
+            tracing::warn!(%why, workspace = %req.workspace_id, "handshake cannot be attested now");
+            Problem::unavailable("the handshake cannot be checked now; try again").into_response()
+        }
+        Err(Refused::Because(reason)) => {
             metrics::counter!("genesis_handshakes_total", "outcome" => "refused").increment(1);
-            tracing::warn!(?reason, workspace = %req.workspace_id, "handshake refused");
+            tracing::warn!(?reason, workspace = %req.workspace_id, ?source, "handshake refused");
+            if let Some(suppressed) = gate.audit_slot(source) {
+                let source = source.map(|s| s.to_string());
+                let record = HandshakeRefusalRecord {
+                    workspace_id: req.workspace_id,
+                    provider_id: req.droplet_id,
+                    reason,
+                    source: source.as_deref(),
+                    suppressed,
+                };
+                let db = state.stores.for_region(region);
+                if let Err(e) = db.handshake_refusal_record(&record, "sidecar").await {
+                    tracing::error!(error = %e, "the handshake refusal could not be audited");
+                }
+            }
             Problem::unauthorized("the provisioning token is not valid").into_response()
         }
-        Err(e) => Problem::from(e).into_response(),
+    }
+}
+
+/// The handshake's checks and the token's consumption.
+async fn complete(
+    state: &AppState,
+    req: &HandshakeRequest,
+    region: Region,
+    source: Option<IpAddr>,
+) -> Result<genesis_store::handshake::HandshakeDone, Refused> {
+    let store = |e: genesis_store::StoreError| Refused::Unavailable(e.to_string());
+    let Some(source) = source else {
+        return Err(Refused::Because(HandshakeRefusal::NotAttested));
+    };
+    let Ok(workspace) = genesis_core::WorkspaceId::from_uuid(req.workspace_id) else {
+        return Err(Refused::Because(HandshakeRefusal::Unknown));
+    };
+    let db = match state.stores.workspace_find(workspace).await {
+        Ok((ws, _)) if ws.region != region => {
+            return Err(Refused::Because(HandshakeRefusal::WrongRegion));
+        }
+        Ok((ws, _)) => state.stores.for_region(ws.region),
+        Err(genesis_store::StoreError::NotFound { .. }) => {
+            return Err(Refused::Because(HandshakeRefusal::Unknown));
+        }
+        Err(e) => return Err(store(e)),
+    };
+    let claim = HandshakeClaim {
+        provisioning_token: &req.provisioning_token,
+        workspace_id: req.workspace_id,
+        provider_id: req.droplet_id,
+        webhook_base_url: &req.webhook_base_url,
+        sidecar_public_key: &req.sidecar_public_key,
+    };
+    if let Some(expected) = db
+        .handshake_expectation(&req.provisioning_token)
+        .await
+        .map_err(store)?
+    {
+        if expected.workspace_id != workspace {
+            return Err(Refused::Because(HandshakeRefusal::Mismatch));
+        }
+        if let Some(ip) = attest(state, &expected, req.droplet_id, source).await? {
+            db.droplet_set_address(expected.droplet_id, &ip)
+                .await
+                .map_err(store)?;
+        }
+    }
+    // An unknown, used or expired token has no expectation: the store says which it is.
+    match db.handshake_complete(&claim, "sidecar").await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(reason)) => Err(Refused::Because(reason)),
+        Err(e) => Err(store(e)),
     }
 }
 

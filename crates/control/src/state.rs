@@ -30,4 +30,7 @@ pub struct AppState {
     pub igniter: Option<Arc<genesis_ignition::Igniter<genesis_cloud::DigitalOcean>>>,
     /// God Mode's sign-in settings.
     pub god: crate::god::GodSettings,
+    /// The gate in front of sidecar handshakes: per-source quotas, audit budget, trusted
+    /// proxies.
+    pub handshakes: Arc<crate::attest::HandshakeGate>,
 }

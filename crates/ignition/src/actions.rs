@@ -257,6 +257,9 @@ impl<C: Cloud> Igniter<C> {
             .map_err(transient)?;
         match (d.status, d.public_ipv4()) {
             (DropletStatus::Active, Some(ip)) => {
+                // The address the cloud reports is the only one the sidecar's handshake is
+                // accepted from.
+                db.droplet_set_address(ig.droplet_id, ip).await?;
                 let current = db.droplet_get(ig.droplet_id).await?;
                 if current.state == DropletState::Pending {
                     // The handshake may move it first; losing that race is fine.

@@ -9,6 +9,7 @@ pub mod handshake;
 pub mod heartbeat;
 pub mod jwt;
 pub mod sealed;
+pub mod source;
 pub mod webhook;
 
 pub use command::{Command, CommandName, CommandReply};

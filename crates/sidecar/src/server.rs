@@ -65,7 +65,6 @@ pub struct Guarding {
     pub limiter: SourceLimiter,
 }
 
-
 impl<R: ContainerRuntime> CommandService<R> {
     /// A service verifying with `verifier` and running with `executor`, keeping accepted
     /// ids in memory only (tests).

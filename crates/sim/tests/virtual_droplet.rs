@@ -5,201 +5,37 @@
 //! back without a second handshake.
 //!
 //! The control plane here is a stand-in that speaks the handshake and heartbeat contract
-//! (`genesis_protocol`); the real endpoints arrive with the ignition issue.
+//! (`standin`); `crates/control/tests` run the same droplets against the real one.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod standin;
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-    routing::post,
-};
-use genesis_cloud::{ClientOptions, Cloud, CreateDroplet, DigitalOcean, PowerAction};
+use std::time::Duration;
+
+use genesis_cloud::{Cloud, PowerAction};
 use genesis_protocol::command::{CredentialRef, SwapOutcome, TemplateMapping};
-use genesis_protocol::{
-    Command, CommandName, CommandReply, CommandSigner, HandshakeRequest, HandshakeResponse,
-    Heartbeat, RefusalReason, SealedSecret, SidecarConfig,
-};
-use genesis_sim::digitalocean::{SimConfig, Simulator, serve};
-use genesis_sim::fleet::{SIDECAR_PORT, SidecarHook};
-use serde_json::{Value, json};
-use uuid::Uuid;
-
-const PROVISIONING_TOKEN: &str = "pt-one-time";
-
-#[derive(Default)]
-struct Seen {
-    handshakes: Vec<HandshakeRequest>,
-    refused_handshakes: u32,
-    heartbeats: Vec<Heartbeat>,
-}
-
-#[derive(Clone)]
-struct Dashboard {
-    signer: Arc<CommandSigner>,
-    seen: Arc<Mutex<Seen>>,
-}
-
-async fn handshake(State(d): State<Dashboard>, Json(req): Json<HandshakeRequest>) -> Response {
-    let mut seen = d.seen.lock().expect("lock");
-    // Single use: a second handshake with the same token is refused.
-    if req.provisioning_token != PROVISIONING_TOKEN || !seen.handshakes.is_empty() {
-        seen.refused_handshakes += 1;
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    seen.handshakes.push(req);
-    Json(HandshakeResponse {
-        sidecar_token: "st-30-days".into(),
-        command_public_key: d.signer.public_key_b64(),
-        command_key_id: d.signer.key_id().to_owned(),
-        config: SidecarConfig {
-            heartbeat_interval_s: 1,
-            metrics_interval_s: 3600,
-        },
-    })
-    .into_response()
-}
-
-async fn heartbeat(
-    State(d): State<Dashboard>,
-    headers: HeaderMap,
-    Json(hb): Json<Heartbeat>,
-) -> Response {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer st-30-days") {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    d.seen.lock().expect("lock").heartbeats.push(hb);
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-async fn send(http: &reqwest::Client, url: &str, token: &str, cmd: &Command) -> (u16, Value) {
-    let r = http
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(cmd).expect("json"))
-        .send()
-        .await
-        .expect("command");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
+use genesis_protocol::{Command, CommandName, CommandReply, RefusalReason, SealedSecret};
+use serde_json::json;
+use standin::{World, send, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_virtual_droplet_runs_the_real_sidecar() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .try_init();
-    let ws = Uuid::now_v7();
-    let dashboard = Dashboard {
-        signer: Arc::new(CommandSigner::generate().expect("key")),
-        seen: Arc::new(Mutex::new(Seen::default())),
-    };
-    let dl = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let dashboard_url = format!("http://{}", dl.local_addr().expect("addr"));
-    let app = Router::new()
-        .route("/api/v1/sidecar/handshake", post(handshake))
-        .route("/api/v1/sidecar/heartbeat", post(heartbeat))
-        .route(
-            "/api/v1/sidecar/metrics",
-            post(|| async { StatusCode::NO_CONTENT }),
-        )
-        .with_state(dashboard.clone());
-    tokio::spawn(async move { axum::serve(dl, app).await });
-
-    let root = std::env::temp_dir().join(format!("genesis-fleet-{}", ws.simple()));
-    let hook = SidecarHook::with_ready_timeout(root.clone(), Duration::from_secs(2));
-    let sim = Simulator::new(SimConfig::default()).with_boot_hook(hook.clone());
-    let sl = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let sim_url = format!("http://{}", sl.local_addr().expect("addr"));
-    tokio::spawn(serve(sl, sim, std::future::pending()));
-
-    let mut o = ClientOptions::new(&sim_url, "t");
-    o.poll_interval = Duration::from_millis(10);
-    let cloud = DigitalOcean::new(o).expect("client");
-    // The real cloud-init document the control plane sends (images by tag: the simulator
-    // pulls nothing).
-    let user_data = genesis_ignition::render(
-        &genesis_ignition::IgnitionEnv {
-            dashboard_url: dashboard_url.clone(),
-            workspace_id: ws,
-            provisioning_token: PROVISIONING_TOKEN.into(),
-            region: "eu-west".into(),
-        },
-        &genesis_ignition::Images {
-            caddy: "caddy:2".into(),
-            n8n: "n8nio/n8n:2.8.4".into(),
-            sidecar: "genesis-sidecar:dev".into(),
-        },
-        false,
-    )
-    .expect("cloud-init");
-    let (droplet, action) = cloud
-        .droplet_create(&CreateDroplet {
-            name: "tenant-acme".into(),
-            region: "fra1".into(),
-            size: "s-1vcpu-1gb".into(),
-            image: "ubuntu-22-04-x64".into(),
-            user_data: Some(user_data),
-            tags: vec![format!("ws-{ws}")],
-            ssh_keys: vec![],
-            vpc_uuid: None,
-        })
-        .await
-        .expect("create");
-    cloud
-        .action_wait(action.expect("action").id, Duration::from_secs(5))
-        .await
-        .expect("active");
-    let ip = droplet.public_ipv4().expect("address").to_owned();
-
-    // Boot: metadata, n8n bootstrap, handshake, heartbeats.
-    let seen = dashboard.seen.clone();
-    wait_for("a heartbeat from the droplet", || {
-        seen.lock().expect("lock").heartbeats.iter().any(|h| {
-            h.droplet_id == droplet.id && h.n8n_status == genesis_protocol::N8nStatus::Running
-        })
-    })
-    .await;
+    let w = World::boot().await;
+    let (ws, droplet, ip, hook, cloud, root) = (
+        w.ws,
+        w.droplet.clone(),
+        w.ip.clone(),
+        w.hook.clone(),
+        &w.cloud,
+        w.root.clone(),
+    );
+    let seen = w.dashboard.seen.clone();
     let hs = seen.lock().expect("lock").handshakes[0].clone();
     assert_eq!((hs.workspace_id, hs.droplet_id), (ws, droplet.id));
     assert_eq!(hs.webhook_base_url, format!("http://{ip}:5678"));
 
     let http = reqwest::Client::new();
-    let url = format!("http://{ip}:{SIDECAR_PORT}/sidecar/v1/commands");
-    let signer = dashboard.signer.clone();
-    // A token for exactly this command's body.
-    let token = |c: &Command| {
-        let body = serde_json::to_vec(c).expect("json");
-        signer
-            .sign(ws, droplet.id, c.name(), &body, now())
-            .expect("sign")
-    };
+    let url = w.command_url();
+    let token = |c: &Command| w.token(c);
 
     // A credential, sealed to the sidecar's key from the handshake.
     let sealed = SealedSecret::seal(

@@ -7,8 +7,12 @@
 //!   In the same transaction it records the webhook URL and the sidecar's key, moves the
 //!   droplet to `ACTIVE_HEALTHY` through its state machine (each step audited), and issues a
 //!   sidecar token (30 days, hashed).
-//! - A refused handshake writes a `HANDSHAKE_REFUSED` audit event with its reason and changes
-//!   nothing else.
+//! - A refused handshake changes nothing; the control plane writes its `HANDSHAKE_REFUSED`
+//!   audit event (rate-limited per source, so a flood of bad handshakes cannot flood the
+//!   audit log).
+//! - Before the token is consumed, [`Database::handshake_expectation`] tells the control
+//!   plane which droplet it was issued for and the address the cloud reported for it: a
+//!   handshake from anywhere else is refused and the token stays unused.
 
 use chrono::{DateTime, Duration, Utc};
 use genesis_core::{DropletEvent, DropletId, DropletState, WorkspaceId};
@@ -52,6 +56,44 @@ pub enum HandshakeRefusal {
     Mismatch,
     /// The droplet cannot become active from where it is (e.g. terminated).
     WrongState,
+    /// The request names another region than the workspace's.
+    WrongRegion,
+    /// The request did not come from the address the cloud reports for the droplet.
+    NotAttested,
+    /// Too many handshakes from one address: refused before the token was looked at.
+    RateLimited,
+}
+
+/// What a valid provisioning token expects of its handshake: the droplet it was issued for
+/// and, once the cloud reported it, that droplet's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeExpectation {
+    /// The workspace the token was issued for.
+    pub workspace_id: WorkspaceId,
+    /// Its droplet row.
+    pub droplet_id: DropletId,
+    /// The cloud's id, once the create was accepted.
+    pub provider_id: Option<i64>,
+    /// The public address the cloud reported, once it did.
+    pub public_ipv4: Option<String>,
+    /// The droplet's region.
+    pub region: genesis_core::Region,
+}
+
+/// A refused handshake, as the audit log keeps it.
+#[derive(Debug, Clone)]
+pub struct HandshakeRefusalRecord<'a> {
+    /// The workspace the request named.
+    pub workspace_id: Uuid,
+    /// The droplet id the request named.
+    pub provider_id: i64,
+    /// Why it was refused.
+    pub reason: HandshakeRefusal,
+    /// The address it came from.
+    pub source: Option<&'a str>,
+    /// Refusals from the same source not written since the last one that was (audit writes
+    /// are rate-limited per source).
+    pub suppressed: u64,
 }
 
 /// What the sidecar sends, as far as the database is concerned.
@@ -153,9 +195,8 @@ impl Database {
             Some(_) => None,
         };
         if let Some(reason) = refusal {
-            // Nothing was consumed (or the consumption is undone): only the audit event stays.
+            // Nothing was consumed (or the consumption is undone); the caller audits it.
             tx.rollback().await?;
-            self.handshake_refused(claim, reason, actor).await?;
             return Ok(Err(reason));
         }
         let Some(row) = consumed else {
@@ -168,8 +209,6 @@ impl Database {
         let mut droplet: Droplet = crate::droplets::fetch_in(&mut tx, droplet_id).await?;
         if droplet.provider_id.is_some_and(|p| p != claim.provider_id) {
             tx.rollback().await?;
-            self.handshake_refused(claim, HandshakeRefusal::Mismatch, actor)
-                .await?;
             return Ok(Err(HandshakeRefusal::Mismatch));
         }
         // The handshake proves the droplet booted and ran its cloud-init.
@@ -193,8 +232,6 @@ impl Database {
         }
         if droplet.state != DropletState::ActiveHealthy {
             tx.rollback().await?;
-            self.handshake_refused(claim, HandshakeRefusal::WrongState, actor)
-                .await?;
             return Ok(Err(HandshakeRefusal::WrongState));
         }
         sqlx::query!(
@@ -238,18 +275,75 @@ impl Database {
         }))
     }
 
-    async fn handshake_refused(
+    /// Writes a `HANDSHAKE_REFUSED` audit event (the control plane decides which refusals
+    /// are written: writes are rate-limited per source, and the count of those skipped goes
+    /// into the next one).
+    pub async fn handshake_refusal_record(
         &self,
-        claim: &HandshakeClaim<'_>,
-        reason: HandshakeRefusal,
+        r: &HandshakeRefusalRecord<'_>,
         actor: &str,
     ) -> Result<(), StoreError> {
-        let mut event = AuditEvent::new(actor, "handshake", "HANDSHAKE_REFUSED")
-            .details(serde_json::json!({"reason": reason, "provider_id": claim.provider_id}));
-        if let Ok(ws) = WorkspaceId::from_uuid(claim.workspace_id) {
+        let mut event =
+            AuditEvent::new(actor, "handshake", "HANDSHAKE_REFUSED").details(serde_json::json!({
+                "reason": r.reason,
+                "provider_id": r.provider_id,
+                "source": r.source,
+                "suppressed": r.suppressed,
+            }));
+        if let Ok(ws) = WorkspaceId::from_uuid(r.workspace_id) {
             event = event.workspace(ws);
         }
         self.audit_record(&event).await.map(|_| ())
+    }
+
+    /// What a still-valid provisioning token expects of its handshake; `None` for a token
+    /// that is unknown, used or expired (then [`Self::handshake_complete`] says which).
+    /// Reads only: nothing is consumed.
+    pub async fn handshake_expectation(
+        &self,
+        provisioning_token: &str,
+    ) -> Result<Option<HandshakeExpectation>, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT t.workspace_id, t.droplet_id, d.provider_id, d.public_ipv4, d.region
+               FROM genesis.provisioning_tokens t
+               JOIN genesis.droplets d ON d.id = t.droplet_id
+               WHERE t.token_hash = $1 AND t.consumed_at IS NULL AND t.expires_at > now()"#,
+            hash(provisioning_token),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(HandshakeExpectation {
+            workspace_id: WorkspaceId::from_uuid(r.workspace_id).map_err(|e| {
+                StoreError::Corrupt {
+                    what: "provisioning token",
+                    value: e.to_string(),
+                }
+            })?,
+            droplet_id: DropletId::from_uuid(r.droplet_id),
+            provider_id: r.provider_id,
+            public_ipv4: r.public_ipv4,
+            region: genesis_core::Region::parse(&r.region).map_err(|e| StoreError::Corrupt {
+                what: "droplet region",
+                value: e.to_string(),
+            })?,
+        }))
+    }
+
+    /// Records the public address the cloud reported for a droplet.
+    pub async fn droplet_set_address(
+        &self,
+        droplet: DropletId,
+        public_ipv4: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE genesis.droplets SET public_ipv4 = $2 WHERE id = $1 AND public_ipv4 IS DISTINCT FROM $2",
+            droplet.as_uuid(),
+            public_ipv4,
+        )
+        .execute(&mut *self.app.acquire().await?)
+        .await?;
+        Ok(())
     }
 
     /// What a completed handshake recorded on the droplet: its webhook base URL and its

@@ -133,6 +133,7 @@ async fn baseline_server() -> Result<SocketAddr, CliError> {
 pub(crate) fn sidecar_facing_state(stores: RegionalStore, token_ttl: Duration) -> AppState {
     AppState {
         god: Default::default(),
+        handshakes: Default::default(),
         stores: stores.clone(),
         redis: None,
         router: Arc::new(TenantRouter::default()),

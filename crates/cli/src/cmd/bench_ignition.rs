@@ -244,6 +244,7 @@ impl Stack {
         ));
         let state = AppState {
             god: Default::default(),
+            handshakes: Default::default(),
             stores: stores.clone(),
             redis: None,
             router: Arc::new(TenantRouter::default()),

@@ -61,6 +61,9 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let igniter = build_igniter(&cfg, &stores, signer.clone(), journal.clone()).await?;
     let state = AppState {
         god: cfg.god_mode.settings(),
+        handshakes: std::sync::Arc::new(genesis_control::attest::HandshakeGate::new(
+            cfg.server.trusted_proxies.clone(),
+        )),
         stores: stores.clone(),
         redis,
         router: Arc::new(TenantRouter::new(cfg.legacy_tenant())),

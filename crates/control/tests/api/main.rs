@@ -38,6 +38,7 @@ async fn spawn_app_full(token: Option<&str>, god: genesis_control::god::GodSetti
     let t = TestDb::create().await.expect("test database");
     let state = AppState {
         god,
+        handshakes: Default::default(),
         stores: RegionalStore::single(t.db.clone()),
         redis: std::env::var("REDIS_URL")
             .ok()
@@ -337,6 +338,10 @@ async fn a_sidecar_hand_shakes_once_and_a_replay_is_refused_and_audited() {
         .provisioning_token_issue(ws.id, droplet, "ignition")
         .await
         .expect("token");
+    // The cloud reported the droplet at 127.0.0.1 (where this test's requests come from).
+    db.droplet_set_address(droplet, "127.0.0.1")
+        .await
+        .expect("address");
     let body = json!({
         "provisioning_token": token,
         "workspace_id": ws.id.as_uuid(),
@@ -346,8 +351,87 @@ async fn a_sidecar_hand_shakes_once_and_a_replay_is_refused_and_audited() {
         "sidecar_public_key": "c2lkZWNhcg==",
         "versions": {"sidecar": "0.1.0", "n8n": "2.8.4"}
     });
-    // No API token: the provisioning token is the credential.
     let url = format!("{}/api/v1/sidecar/handshake", app.base);
+
+    // The token leaked (it is in the droplet's user-data): used from another address, with
+    // the attacker's own key, it is refused, audited, and stays unused.
+    // Each refusal below comes from an address of its own: audit writes are rate-limited
+    // per source.
+    let from = |last: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .expect("client")
+    };
+    let elsewhere = from(2);
+    let post_from = |last: u8, body: &Value| {
+        let (client, url, body) = (from(last), url.clone(), body.clone());
+        async move {
+            client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .expect("handshake")
+                .status()
+        }
+    };
+    let audited = || {
+        let db = db.clone();
+        async move {
+            db.audit_list(Some(ws.id), Some("HANDSHAKE_REFUSED"), 50)
+                .await
+                .expect("audit")
+        }
+    };
+    let mut stolen = body.clone();
+    stolen["sidecar_public_key"] = json!(genesis_protocol::SealingKey::generate().public_key_b64());
+    let r = elsewhere
+        .post(&url)
+        .json(&stolen)
+        .send()
+        .await
+        .expect("handshake");
+    assert_eq!(r.status(), 401);
+    // Naming another region than the workspace's is refused too.
+    let mut wrong_region = body.clone();
+    wrong_region["region"] = json!("us-east");
+    assert_eq!(post_from(5, &wrong_region).await, 401);
+    let refused = audited().await;
+    let reasons: Vec<&str> = refused
+        .iter()
+        .filter_map(|e| e.details["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"not_attested"), "{reasons:?}");
+    assert!(reasons.contains(&"wrong_region"), "{reasons:?}");
+    assert!(
+        refused.iter().any(|e| e.details["source"] == "127.0.0.2"),
+        "the refusal names its source"
+    );
+    // A flood from the thief's address is held to a handful of attempts, and to one audit
+    // row per ten seconds.
+    let mut limited = 0;
+    for _ in 0..30 {
+        let r = elsewhere
+            .post(&url)
+            .json(&stolen)
+            .send()
+            .await
+            .expect("handshake");
+        if r.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 20, "{limited} of 30 were held to the quota");
+    let after = audited().await.len();
+    assert_eq!(
+        after,
+        refused.len(),
+        "the flood wrote nothing more to the audit log"
+    );
+
+    // From the droplet's own address, in its region: accepted. No API token: the
+    // provisioning token is the credential.
     let r = app
         .http
         .post(&url)
@@ -374,22 +458,11 @@ async fn a_sidecar_hand_shakes_once_and_a_replay_is_refused_and_audited() {
         genesis_core::DropletState::ActiveHealthy
     );
 
-    let replay = app
-        .http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .expect("replay");
+    let replay = from(3).post(&url).json(&body).send().await.expect("replay");
     assert_eq!(replay.status(), 401);
     let problem: Value = replay.json().await.expect("problem");
     assert!(problem["type"].is_string(), "{problem}");
-    let refused = db
-        .audit_list(Some(ws.id), Some("HANDSHAKE_REFUSED"), 10)
-        .await
-        .expect("audit");
-    assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0].details["reason"], "consumed");
+    assert_eq!(audited().await[0].details["reason"], "consumed");
 
     // An expired token: 401 too, audited as expired, and no sidecar token.
     let second = DropletId::new();
@@ -408,19 +481,8 @@ async fn a_sidecar_hand_shakes_once_and_a_replay_is_refused_and_audited() {
     let mut expired_body = body.clone();
     expired_body["provisioning_token"] = json!(stale);
     expired_body["droplet_id"] = json!(778);
-    let expired = app
-        .http
-        .post(&url)
-        .json(&expired_body)
-        .send()
-        .await
-        .expect("expired");
-    assert_eq!(expired.status(), 401);
-    let refused = db
-        .audit_list(Some(ws.id), Some("HANDSHAKE_REFUSED"), 10)
-        .await
-        .expect("audit");
-    assert_eq!(refused[0].details["reason"], "expired");
+    assert_eq!(post_from(4, &expired_body).await, 401);
+    assert_eq!(audited().await[0].details["reason"], "expired");
     assert_eq!(
         db.droplet_get(second).await.expect("droplet").state,
         genesis_core::DropletState::Pending,

@@ -88,18 +88,34 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
             .err(),
         Some(HandshakeRefusal::Unknown)
     );
+    // The store refuses without writing to the audit log: the control plane decides which
+    // refusals are written (rate-limited per source) and writes them through this.
+    assert!(
+        db.audit_list(None, Some("HANDSHAKE_REFUSED"), 10)
+            .await
+            .expect("audit")
+            .is_empty()
+    );
+    db.handshake_refusal_record(
+        &genesis_store::handshake::HandshakeRefusalRecord {
+            workspace_id: ws.id.as_uuid(),
+            provider_id: 9,
+            reason: HandshakeRefusal::NotAttested,
+            source: Some("203.0.113.9"),
+            suppressed: 41,
+        },
+        "sidecar",
+    )
+    .await
+    .expect("audited");
     let refused = db
-        .audit_list(None, Some("HANDSHAKE_REFUSED"), 10)
+        .audit_list(Some(ws.id), Some("HANDSHAKE_REFUSED"), 10)
         .await
         .expect("audit");
-    let reasons: Vec<_> = refused
-        .iter()
-        .map(|e| e.details["reason"].clone())
-        .collect();
-    assert_eq!(refused.len(), 3, "{reasons:?}");
-    for want in ["mismatch", "consumed", "unknown"] {
-        assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
-    }
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].details["reason"], "not_attested");
+    assert_eq!(refused[0].details["source"], "203.0.113.9");
+    assert_eq!(refused[0].details["suppressed"], 41);
     // The droplet walked its state machine, each step audited.
     let steps = db
         .audit_list(Some(ws.id), Some("DROPLET_STATE_CHANGED"), 10)

@@ -1,0 +1,141 @@
+//! Who may hand-shake, and what a refused handshake may cost (DESIGN §3.2).
+//!
+//! A provisioning token sits in the droplet's user-data, which DigitalOcean keeps serving to
+//! whoever asks from inside the droplet, and which leaks wherever user-data leaks. So the
+//! token alone proves nothing: a handshake is accepted only
+//! - from the address the cloud reports for the droplet the token was issued for (the
+//!   address the ignition recorded when the cloud reported it, else the cloud API's answer,
+//!   which must also carry the workspace's tag and sit in the workspace's region), and
+//! - for the workspace's own region.
+//!
+//! Unauthenticated traffic must not cost more than it is worth: each source address has a
+//! quota of handshake attempts, checked before the database is asked, and the audit log
+//! gets at most one `HANDSHAKE_REFUSED` per source per [`AUDIT_EVERY`] (and at most
+//! [`AUDIT_PER_SECOND`] in all), each carrying how many were skipped before it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// Handshake attempts one source may make per minute (a droplet makes one, and retries a
+/// few times while the control plane is unreachable).
+pub const HANDSHAKES_PER_MINUTE: u32 = 10;
+/// At most one refusal per source is audited in this long.
+pub const AUDIT_EVERY: Duration = Duration::from_secs(10);
+/// At most this many refusals are audited per second, from all sources together.
+pub const AUDIT_PER_SECOND: u32 = 20;
+/// Sources whose skipped refusals are remembered (the oldest are forgotten beyond it).
+const AUDIT_SOURCES: usize = 10_000;
+
+/// The gate in front of `POST /api/v1/sidecar/handshake`.
+pub struct HandshakeGate {
+    trusted_proxies: Vec<IpAddr>,
+    attempts: DefaultKeyedRateLimiter<IpAddr>,
+    audit_global: DefaultDirectRateLimiter,
+    audit: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+}
+
+impl std::fmt::Debug for HandshakeGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeGate")
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HandshakeGate {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+impl HandshakeGate {
+    /// A gate that believes `X-Forwarded-For` only from `trusted_proxies` (the load
+    /// balancer in front of the control plane).
+    pub fn new(trusted_proxies: Vec<IpAddr>) -> Self {
+        let per_minute = NonZeroU32::new(HANDSHAKES_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+        let per_second = NonZeroU32::new(AUDIT_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        Self {
+            trusted_proxies,
+            attempts: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(per_minute)),
+            audit_global: RateLimiter::direct(Quota::per_second(per_second)),
+            audit: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The address a request came from: the peer, or, when the peer is a trusted proxy,
+    /// the last address that proxy appended to `X-Forwarded-For`.
+    pub fn source(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        Some(genesis_protocol::source::real_source(
+            peer?.ip(),
+            &self.trusted_proxies,
+            forwarded,
+        ))
+    }
+
+    /// Whether `source` may attempt one more handshake now.
+    pub fn admit(&self, source: IpAddr) -> bool {
+        let ok = self.attempts.check_key(&source).is_ok();
+        if self.attempts.len() > AUDIT_SOURCES {
+            self.attempts.retain_recent();
+        }
+        ok
+    }
+
+    /// Whether a refusal from `source` is written to the audit log now: `Some(skipped)`
+    /// (how many from it were not written since the last that was), or `None` (not
+    /// written; it is counted towards the next).
+    pub fn audit_slot(&self, source: Option<IpAddr>) -> Option<u64> {
+        let key = source.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let mut seen = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let due = seen
+            .get(&key)
+            .is_none_or(|(last, _)| now.duration_since(*last) >= AUDIT_EVERY);
+        if due && self.audit_global.check().is_ok() {
+            let skipped = seen.insert(key, (now, 0)).map_or(0, |(_, n)| n);
+            if seen.len() > AUDIT_SOURCES {
+                seen.retain(|_, (last, _)| now.duration_since(*last) < AUDIT_EVERY);
+            }
+            return Some(skipped);
+        }
+        seen.entry(key).or_insert((now, 0)).1 += 1;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn a_source_gets_a_handful_of_attempts_and_one_audit_row_per_interval() {
+        let gate = HandshakeGate::default();
+        let a = ip("203.0.113.9");
+        let admitted = (0..100).filter(|_| gate.admit(a)).count();
+        assert_eq!(admitted, HANDSHAKES_PER_MINUTE as usize);
+        assert!(
+            gate.admit(ip("198.51.100.1")),
+            "another source has its own quota"
+        );
+        assert_eq!(
+            gate.audit_slot(Some(a)),
+            Some(0),
+            "the first refusal is written"
+        );
+        for _ in 0..500 {
+            assert_eq!(gate.audit_slot(Some(a)), None, "then skipped, and counted");
+        }
+        assert_eq!(gate.audit_slot(Some(ip("198.51.100.1"))), Some(0));
+    }
+}
