@@ -4,8 +4,11 @@
 //!
 //! # Guarantees
 //! - Every heartbeat is authenticated by its sidecar token. Verified tokens are cached for
-//!   `token_ttl` (by SHA-256, never in clear), so a revoked token keeps working for at most
-//!   that long; unknown tokens are never cached and always cost a database lookup.
+//!   `token_ttl` (by SHA-256, never in clear), and never past their own expiry, so a revoked
+//!   token keeps working for at most that long; unknown tokens are never cached and always
+//!   cost a database lookup.
+//! - A token within [`TokenPolicy::renew_before`] of its end is renewed on heartbeat (spec
+//!   65.1): the answer carries the new one, and the old one works until it expires.
 //! - An accepted heartbeat is in PostgreSQL within one flush interval (only the latest per
 //!   droplet is kept: an older one in the same batch carries nothing the newer lacks).
 //! - A failed flush puts its heartbeats back (unless a newer one arrived) and is retried at
@@ -42,10 +45,30 @@ struct Cached {
     until: Instant,
 }
 
+/// How long sidecar tokens live and when they are renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// A token's life (spec 42.3, 65.1: 30 days).
+    pub ttl: Duration,
+    /// Renew a token presented this close to its end (7 days: a droplet that hibernated
+    /// for a week still wakes with a working token).
+    pub renew_before: Duration,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(30 * 86_400),
+            renew_before: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
 /// Buffers authenticated heartbeats and flushes them in batches.
 pub struct HeartbeatSink {
     stores: RegionalStore,
     token_ttl: Duration,
+    policy: TokenPolicy,
     tokens: Mutex<HashMap<[u8; 32], Cached>>,
     /// Per database (index into `stores.distinct()`): droplet → its latest heartbeat, kept
     /// parsed (only the latest of each droplet is ever serialized, at flush time).
@@ -67,9 +90,26 @@ impl HeartbeatSink {
         Self {
             stores,
             token_ttl,
+            policy: TokenPolicy::default(),
             tokens: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same sink, issuing and renewing sidecar tokens by `policy`.
+    pub fn with_token_policy(mut self, policy: TokenPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// How sidecar tokens live and are renewed.
+    pub fn token_policy(&self) -> TokenPolicy {
+        self.policy
+    }
+
+    /// The stores it writes to.
+    pub fn stores(&self) -> &RegionalStore {
+        &self.stores
     }
 
     /// The owner of `token`, if it is a valid sidecar token (and, when `workspace` is given,
@@ -84,6 +124,7 @@ impl HeartbeatSink {
         if let Ok(cache) = self.tokens.lock()
             && let Some(c) = cache.get(&key)
             && c.until > now
+            && c.identity.expires_at > Utc::now()
         {
             return Ok(
                 matches_workspace(c.identity, workspace).then_some(Authenticated {

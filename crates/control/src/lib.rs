@@ -52,6 +52,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(sidecar::heartbeat),
         )
         .route(
+            "/api/v1/sidecar/reattest",
+            axum::routing::post(sidecar::reattest),
+        )
+        .route(
             "/api/v1/sidecar/metrics",
             axum::routing::post(sidecar::metrics_report),
         )

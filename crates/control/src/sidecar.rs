@@ -139,20 +139,7 @@ pub async fn handshake(
         Err(Refused::Because(reason)) => {
             metrics::counter!("genesis_handshakes_total", "outcome" => "refused").increment(1);
             tracing::warn!(?reason, workspace = %req.workspace_id, ?source, "handshake refused");
-            if let Some(suppressed) = gate.audit_slot(source) {
-                let source = source.map(|s| s.to_string());
-                let record = HandshakeRefusalRecord {
-                    workspace_id: req.workspace_id,
-                    provider_id: req.droplet_id,
-                    reason,
-                    source: source.as_deref(),
-                    suppressed,
-                };
-                let db = state.stores.for_region(region);
-                if let Err(e) = db.handshake_refusal_record(&record, "sidecar").await {
-                    tracing::error!(error = %e, "the handshake refusal could not be audited");
-                }
-            }
+            audit_refusal(&state, source, req.workspace_id, req.droplet_id, reason).await;
             Problem::unauthorized("the provisioning token is not valid").into_response()
         }
     }
@@ -204,7 +191,9 @@ async fn complete(
         }
     }
     // An unknown, used or expired token has no expectation: the store says which it is.
-    match db.handshake_complete(&claim, "sidecar").await {
+    let ttl = chrono::Duration::from_std(state.heartbeats.token_policy().ttl)
+        .unwrap_or(genesis_store::handshake::SIDECAR_TTL);
+    match db.handshake_complete(&claim, ttl, "sidecar").await {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(reason)) => Err(Refused::Because(reason)),
         Err(e) => Err(store(e)),
@@ -249,9 +238,177 @@ pub async fn heartbeat(
         Ok(ok) => ok,
         Err(r) => return r,
     };
+    count_refusals(&hb);
     state.heartbeats.accept(who, hb);
     metrics::counter!("genesis_heartbeats_total").increment(1);
+    // A token near its end is renewed here (spec 65.1); the old one works until it expires.
+    let policy = state.heartbeats.token_policy();
+    let left = (who.identity.expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    if left < policy.renew_before
+        && let Some(token) = bearer_token(&headers)
+    {
+        let db = &state.stores.distinct()[who.db];
+        let ttl =
+            chrono::Duration::from_std(policy.ttl).unwrap_or(genesis_store::handshake::SIDECAR_TTL);
+        match db.sidecar_token_renew(token, ttl, "sidecar").await {
+            Ok(Some(issued)) => {
+                metrics::counter!("genesis_sidecar_tokens_renewed_total").increment(1);
+                return Json(genesis_protocol::HeartbeatAnswer {
+                    renewed: Some(genesis_protocol::RenewedToken {
+                        sidecar_token: issued.token,
+                        expires_at_ms: issued.expires_at.timestamp_millis(),
+                    }),
+                })
+                .into_response();
+            }
+            Ok(None) => {}
+            // The heartbeat is taken; the renewal is tried again at the next one.
+            Err(e) => tracing::warn!(error = %e, "sidecar token renewal failed"),
+        }
+    }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Counts the command refusals a sidecar reports, by reason (spec 51.3: every refused
+/// command is counted).
+fn count_refusals(hb: &genesis_protocol::Heartbeat) {
+    for (reason, n) in &hb.refusal_counts {
+        let reason = serde_json::to_value(reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into());
+        metrics::counter!("genesis_sidecar_command_refusals_total", "reason" => reason)
+            .increment(*n);
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// `POST /api/v1/sidecar/reattest`: a sidecar whose token expired (a droplet that slept
+/// past its token's end) gets a new one, without a provisioning token: the request must
+/// come from the address the cloud reports for the droplet, in the workspace's region, and
+/// the token is sealed to the X25519 key the sidecar hand-shook with, so only that sidecar
+/// can read it.
+pub async fn reattest(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Result<Json<genesis_protocol::ReattestRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let gate = state.handshakes.clone();
+    let source = gate.source(peer.map(|Extension(ConnectInfo(a))| a), &headers);
+    if let Some(ip) = source
+        && !gate.admit(ip)
+    {
+        return Problem::too_many("too many attempts from this address; try again in a minute")
+            .into_response();
+    }
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return Problem::invalid_field("body", e.body_text()).into_response(),
+    };
+    match reattest_checked(&state, &req, source).await {
+        Ok(answer) => {
+            metrics::counter!("genesis_reattestations_total", "outcome" => "reattested")
+                .increment(1);
+            Json(answer).into_response()
+        }
+        Err(Refused::Unavailable(why)) => {
+            tracing::warn!(%why, "re-attestation cannot be made now");
+            Problem::unavailable("the droplet cannot be attested now; try again").into_response()
+        }
+        Err(Refused::Because(reason)) => {
+            metrics::counter!("genesis_reattestations_total", "outcome" => "refused").increment(1);
+            tracing::warn!(?reason, workspace = %req.workspace_id, ?source, "re-attestation refused");
+            audit_refusal(&state, source, req.workspace_id, req.droplet_id, reason).await;
+            Problem::unauthorized("the droplet could not be attested").into_response()
+        }
+    }
+}
+
+async fn reattest_checked(
+    state: &AppState,
+    req: &genesis_protocol::ReattestRequest,
+    source: Option<IpAddr>,
+) -> Result<genesis_protocol::ReattestResponse, Refused> {
+    let store = |e: genesis_store::StoreError| Refused::Unavailable(e.to_string());
+    let no = |r| Err(Refused::Because(r));
+    let (Some(source), Ok(region)) = (source, Region::parse(&req.region)) else {
+        return no(HandshakeRefusal::NotAttested);
+    };
+    let Ok(workspace) = genesis_core::WorkspaceId::from_uuid(req.workspace_id) else {
+        return no(HandshakeRefusal::Unknown);
+    };
+    let db = match state.stores.workspace_find(workspace).await {
+        Ok((ws, _)) if ws.region != region => return no(HandshakeRefusal::WrongRegion),
+        Ok((ws, _)) => state.stores.for_region(ws.region),
+        Err(genesis_store::StoreError::NotFound { .. }) => return no(HandshakeRefusal::Unknown),
+        Err(e) => return Err(store(e)),
+    };
+    let target = match db.reattest_target(req.droplet_id).await.map_err(store)? {
+        Some(t) if t.droplet.workspace_id == workspace => t,
+        _ => return no(HandshakeRefusal::Mismatch),
+    };
+    let (Some(address), Some(key)) = (&target.public_ipv4, &target.sidecar_public_key) else {
+        return no(HandshakeRefusal::NotAttested);
+    };
+    if address.parse::<IpAddr>().ok() != Some(source) {
+        return no(HandshakeRefusal::NotAttested);
+    }
+    let ttl = chrono::Duration::from_std(state.heartbeats.token_policy().ttl)
+        .unwrap_or(genesis_store::handshake::SIDECAR_TTL);
+    let issued = db
+        .sidecar_token_reissue(&target.droplet, &source.to_string(), ttl, "sidecar")
+        .await
+        .map_err(store)?;
+    let sealed =
+        genesis_protocol::SealedSecret::seal(key, issued.token.as_bytes()).map_err(|e| {
+            Refused::Unavailable(format!("the droplet's recorded key cannot seal: {e}"))
+        })?;
+    Ok(genesis_protocol::ReattestResponse {
+        sealed_token: sealed,
+        expires_at_ms: issued.expires_at.timestamp_millis(),
+    })
+}
+
+/// Writes a `HANDSHAKE_REFUSED` audit event, if the gate's budget for `source` allows
+/// (with the count of those skipped since the last one written).
+async fn audit_refusal(
+    state: &AppState,
+    source: Option<IpAddr>,
+    workspace_id: uuid::Uuid,
+    provider_id: i64,
+    reason: HandshakeRefusal,
+) {
+    let Some(suppressed) = state.handshakes.audit_slot(source) else {
+        return;
+    };
+    let source = source.map(|s| s.to_string());
+    let record = HandshakeRefusalRecord {
+        workspace_id,
+        provider_id,
+        reason,
+        source: source.as_deref(),
+        suppressed,
+    };
+    // The workspace's database when it exists; the home database otherwise.
+    let db = match genesis_core::WorkspaceId::from_uuid(workspace_id) {
+        Ok(ws) => match state.stores.workspace_find(ws).await {
+            Ok((_, db)) => db.clone(),
+            Err(_) => state.stores.distinct()[0].clone(),
+        },
+        Err(_) => state.stores.distinct()[0].clone(),
+    };
+    if let Err(e) = db.handshake_refusal_record(&record, "sidecar").await {
+        tracing::error!(error = %e, "the refusal could not be audited");
+    }
 }
 
 /// Error types one report may name, and how long a name may be: a report is aggregate

@@ -64,3 +64,44 @@ pub struct HandshakeResponse {
     /// Reporting intervals.
     pub config: SidecarConfig,
 }
+
+/// A sidecar token the control plane issued in place of one near its end (spec 65.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewedToken {
+    /// The new token: use it from now on; the old one works until it expires.
+    pub sidecar_token: String,
+    /// When the new token expires (Unix milliseconds).
+    pub expires_at_ms: i64,
+}
+
+/// The answer to a heartbeat that carries something (`204 No Content` otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    /// A renewed sidecar token, when the one presented is near its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<RenewedToken>,
+}
+
+/// `POST /api/v1/sidecar/reattest`: a sidecar whose token expired asks for a new one. No
+/// token: it is accepted only from the droplet's own address (as the handshake), and the
+/// new token is sealed to the X25519 key the sidecar hand-shook with, so only that sidecar
+/// can read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReattestRequest {
+    /// The workspace the droplet serves.
+    pub workspace_id: Uuid,
+    /// The cloud's droplet id.
+    pub droplet_id: i64,
+    /// The workspace's region.
+    pub region: String,
+}
+
+/// The answer to a re-attestation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReattestResponse {
+    /// The new sidecar token, sealed to the sidecar's X25519 key.
+    pub sealed_token: crate::SealedSecret,
+    /// When it expires (Unix milliseconds).
+    pub expires_at_ms: i64,
+}

@@ -13,7 +13,10 @@ pub mod source;
 pub mod webhook;
 
 pub use command::{Command, CommandName, CommandReply};
-pub use handshake::{HandshakeRequest, HandshakeResponse, SidecarConfig};
+pub use handshake::{
+    HandshakeRequest, HandshakeResponse, HeartbeatAnswer, ReattestRequest, ReattestResponse,
+    RenewedToken, SidecarConfig,
+};
 pub use heartbeat::{CredentialState, Heartbeat, MetricsReport, N8nStatus, WorkflowState};
 pub use jwt::{CommandClaims, CommandSigner, CommandVerifier, Refusal, RefusalReason};
 pub use sealed::{SealedSecret, SealingKey};

@@ -168,13 +168,14 @@ pub async fn start<R: ContainerRuntime>(
         ));
     };
     let config = state.config.unwrap_or_default();
+    let sealing = Arc::new(state.sealing);
     let verifier = CommandVerifier::new(&key, settings.workspace_id, settings.droplet_id)
         .map_err(|e| SidecarError::Handshake(format!("the command key is unusable: {e}")))?;
     let executor = Arc::new(
         Executor::new(
             n8n,
             runtime,
-            Arc::new(state.sealing),
+            sealing.clone(),
             settings.webhook_base_url.clone(),
             http.clone(),
             settings.n8n_ready_timeout,
@@ -245,6 +246,7 @@ pub async fn start<R: ContainerRuntime>(
         config,
         executor.clone(),
         service.clone(),
+        sealing,
         stop_rx,
     ));
     Ok(Running {
@@ -384,12 +386,20 @@ async fn inventory<R: ContainerRuntime>(executor: &Executor<R>) -> Option<Invent
     })
 }
 
+/// How a report was received.
+enum Delivery {
+    /// Taken (and maybe answered with a renewed token).
+    Taken(Option<genesis_protocol::RenewedToken>),
+    /// The token was refused: it expired, or was revoked.
+    Unauthorized,
+}
+
 async fn post<T: serde::Serialize>(
     http: &reqwest::Client,
     url: &str,
     token: &str,
     body: &T,
-) -> Result<(), String> {
+) -> Result<Delivery, String> {
     let r = http
         .post(url)
         .bearer_auth(token)
@@ -397,22 +407,80 @@ async fn post<T: serde::Serialize>(
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    if r.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("status {}", r.status()))
+    match r.status() {
+        reqwest::StatusCode::UNAUTHORIZED => Ok(Delivery::Unauthorized),
+        s if s == reqwest::StatusCode::OK => {
+            let answer: genesis_protocol::HeartbeatAnswer = r.json().await.unwrap_or_default();
+            Ok(Delivery::Taken(answer.renewed))
+        }
+        s if s.is_success() => Ok(Delivery::Taken(None)),
+        s => Err(format!("status {s}")),
     }
 }
 
+/// Asks the control plane for a new token after the old one was refused (a droplet that
+/// slept past its token's end): accepted from this droplet's address only, and sealed to
+/// this sidecar's key.
+async fn reattest(
+    http: &reqwest::Client,
+    settings: &Settings,
+    sealing: &genesis_protocol::SealingKey,
+) -> Result<String, String> {
+    let url = format!("{}/api/v1/sidecar/reattest", settings.dashboard_url);
+    let req = genesis_protocol::ReattestRequest {
+        workspace_id: settings.workspace_id,
+        droplet_id: settings.droplet_id,
+        region: settings.region.clone(),
+    };
+    let r = http
+        .post(&url)
+        .json(&req)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("the control plane refused it ({})", r.status()));
+    }
+    let answer: genesis_protocol::ReattestResponse = r
+        .json()
+        .await
+        .map_err(|e| format!("unreadable answer: {e}"))?;
+    let raw = sealing
+        .open(&answer.sealed_token)
+        .map_err(|e| format!("the sealed token does not open: {e}"))?;
+    String::from_utf8(raw).map_err(|_| "the token is not text".into())
+}
+
+/// Keeps `token` as the sidecar token, in memory and in the state file.
+fn adopt(settings: &Settings, current: &mut String, token: String, why: &str) {
+    match SidecarState::load_or_create(&settings.state_dir).and_then(|mut s| {
+        s.sidecar_token = Some(token.clone());
+        s.save()
+    }) {
+        Ok(()) => tracing::info!("sidecar token {why}"),
+        Err(e) => tracing::warn!(error = %e, "the new sidecar token is in use but not saved"),
+    }
+    *current = token;
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the loop's whole world, passed once"
+)]
 async fn report_loop<R: ContainerRuntime>(
     http: reqwest::Client,
     settings: Settings,
-    token: String,
+    mut token: String,
     config: genesis_protocol::SidecarConfig,
     executor: Arc<Executor<R>>,
     service: Arc<CommandService<R>>,
+    sealing: Arc<genesis_protocol::SealingKey>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // After a refused token, re-attestation is tried at most this often (doubling to 5
+    // minutes while the control plane keeps refusing).
+    let mut reattest_after = tokio::time::Instant::now();
+    let mut reattest_wait = Duration::from_secs(config.heartbeat_interval_s.max(1));
     let hb_url = format!("{}/api/v1/sidecar/heartbeat", settings.dashboard_url);
     let metrics_url = format!("{}/api/v1/sidecar/metrics", settings.dashboard_url);
     let mut hb = tokio::time::interval(Duration::from_secs(config.heartbeat_interval_s.max(1)));
@@ -426,13 +494,38 @@ async fn report_loop<R: ContainerRuntime>(
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             _ = hb.tick() => {
                 let beat = heartbeat(&settings, &executor, &service).await;
-                if let Err(e) = post(&http, &hb_url, &token, &beat).await {
-                    tracing::warn!(error = %e, at = unix_now(), "heartbeat not delivered");
-                    // Refusals are evidence: keep them for the next beat.
-                    service.requeue_refusals(crate::guard::Taken {
-                        counts: beat.refusal_counts,
-                        latest: beat.refused_commands.into(),
-                    });
+                let delivered = post(&http, &hb_url, &token, &beat).await;
+                match delivered {
+                    Ok(Delivery::Taken(renewed)) => {
+                        if let Some(r) = renewed {
+                            adopt(&settings, &mut token, r.sidecar_token, "renewed");
+                        }
+                    }
+                    other => {
+                        if let Err(e) = &other {
+                            tracing::warn!(error = %e, at = unix_now(), "heartbeat not delivered");
+                        }
+                        // Refusals are evidence: keep them for the next beat.
+                        service.requeue_refusals(crate::guard::Taken {
+                            counts: beat.refusal_counts,
+                            latest: beat.refused_commands.into(),
+                        });
+                        if matches!(other, Ok(Delivery::Unauthorized))
+                            && tokio::time::Instant::now() >= reattest_after
+                        {
+                            match reattest(&http, &settings, &sealing).await {
+                                Ok(t) => {
+                                    adopt(&settings, &mut token, t, "re-attested");
+                                    reattest_wait = Duration::from_secs(config.heartbeat_interval_s.max(1));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the token was refused and re-attestation failed");
+                                    reattest_after = tokio::time::Instant::now() + reattest_wait;
+                                    reattest_wait = (reattest_wait * 2).min(Duration::from_secs(300));
+                                }
+                            }
+                        }
+                    }
                 }
                 service.forget_idle_sources();
             }
@@ -444,7 +537,8 @@ async fn report_loop<R: ContainerRuntime>(
                         Err(e) => { tracing::warn!(error = %e, "metrics unavailable"); continue; }
                     };
                 match post(&http, &metrics_url, &token, &report).await {
-                    Ok(()) => period_start = period_end,
+                    Ok(Delivery::Taken(_)) => period_start = period_end,
+                    Ok(Delivery::Unauthorized) => tracing::warn!("metrics not delivered: the token was refused"),
                     Err(e) => tracing::warn!(error = %e, "metrics not delivered"),
                 }
             }

@@ -127,6 +127,50 @@ pub struct SidecarIdentity {
     pub workspace_id: WorkspaceId,
     /// Droplet.
     pub droplet_id: DropletId,
+    /// When the token presented expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A freshly issued sidecar token (the raw token is returned once; only its hash is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The raw token.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What re-attesting a droplet needs to know of it.
+#[derive(Debug, Clone)]
+pub struct ReattestTarget {
+    /// The droplet row.
+    pub droplet: Droplet,
+    /// The address the cloud reported for it, when recorded.
+    pub public_ipv4: Option<String>,
+    /// Its sidecar's X25519 key from the handshake: the new token is sealed to it.
+    pub sidecar_public_key: Option<String>,
+}
+
+/// Inserts a sidecar token for `droplet` valid for `ttl`.
+async fn sidecar_token_insert(
+    tx: &mut sqlx::PgConnection,
+    workspace: uuid::Uuid,
+    droplet: uuid::Uuid,
+    ttl: Duration,
+) -> Result<IssuedToken, StoreError> {
+    let (token, token_hash) = new_token();
+    let expires_at = sqlx::query_scalar!(
+        r#"INSERT INTO genesis.sidecar_tokens (token_hash, workspace_id, droplet_id, expires_at)
+           VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+           RETURNING expires_at"#,
+        token_hash,
+        workspace,
+        droplet,
+        ttl.num_milliseconds() as f64 / 1000.0,
+    )
+    .fetch_one(tx)
+    .await?;
+    Ok(IssuedToken { token, expires_at })
 }
 
 impl Database {
@@ -160,10 +204,12 @@ impl Database {
         Ok(token)
     }
 
-    /// Completes a handshake, or refuses it (audited either way).
+    /// Completes a handshake, issuing a sidecar token valid for `ttl` (spec 42.3: 30 days),
+    /// or refuses it (the caller audits refusals).
     pub async fn handshake_complete(
         &self,
         claim: &HandshakeClaim<'_>,
+        ttl: Duration,
         actor: &str,
     ) -> Result<Result<HandshakeDone, HandshakeRefusal>, StoreError> {
         let token_hash = hash(claim.provisioning_token);
@@ -245,17 +291,7 @@ impl Database {
         )
         .execute(&mut *tx)
         .await?;
-        let (token, token_hash) = new_token();
-        sqlx::query!(
-            r#"INSERT INTO genesis.sidecar_tokens (token_hash, workspace_id, droplet_id, expires_at)
-               VALUES ($1, $2, $3, now() + make_interval(secs => $4))"#,
-            token_hash,
-            row.workspace_id,
-            row.droplet_id,
-            SIDECAR_TTL.num_seconds() as f64,
-        )
-        .execute(&mut *tx)
-        .await?;
+        let issued = sidecar_token_insert(&mut tx, row.workspace_id, row.droplet_id, ttl).await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, "handshake", "HANDSHAKE_COMPLETED")
@@ -270,7 +306,7 @@ impl Database {
         tx.commit().await?;
         droplet.provider_id = Some(claim.provider_id);
         Ok(Ok(HandshakeDone {
-            sidecar_token: token,
+            sidecar_token: issued.token,
             droplet,
         }))
     }
@@ -418,7 +454,103 @@ impl Database {
             Some(SidecarIdentity {
                 workspace_id: WorkspaceId::from_uuid(r.workspace_id).ok()?,
                 droplet_id: DropletId::from_uuid(r.droplet_id),
+                expires_at: expires,
             })
         }))
+    }
+
+    /// Renews a valid sidecar token near its end (spec 65.1): a new token valid for `ttl`,
+    /// while the old one works until it expires. At most once per ten minutes per old token:
+    /// a renewal whose answer was lost is made again on a later heartbeat, not on every one.
+    /// `None` when the token is not valid or was renewed lately.
+    pub async fn sidecar_token_renew(
+        &self,
+        token: &str,
+        ttl: Duration,
+        actor: &str,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let Some(row) = sqlx::query!(
+            r#"UPDATE genesis.sidecar_tokens SET renewed_at = now()
+               WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now()
+                 AND (renewed_at IS NULL OR renewed_at < now() - interval '10 minutes')
+               RETURNING workspace_id, droplet_id, expires_at"#,
+            hash(token),
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let issued = sidecar_token_insert(&mut tx, row.workspace_id, row.droplet_id, ttl).await?;
+        let mut event = AuditEvent::new(actor, "handshake", "SIDECAR_TOKEN_RENEWED")
+            .subject(row.droplet_id.to_string())
+            .details(serde_json::json!({
+                "old_expires_at": row.expires_at,
+                "expires_at": issued.expires_at,
+            }));
+        if let Ok(ws) = WorkspaceId::from_uuid(row.workspace_id) {
+            event = event.workspace(ws);
+        }
+        record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(Some(issued))
+    }
+
+    /// The live droplet the cloud knows as `provider_id`, with what re-attesting it needs;
+    /// `None` when there is none (or it is gone).
+    pub async fn reattest_target(
+        &self,
+        provider_id: i64,
+    ) -> Result<Option<ReattestTarget>, StoreError> {
+        let droplet = match self.droplet_by_provider(provider_id).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if droplet.state.is_final() {
+            return Ok(None);
+        }
+        let row = sqlx::query!(
+            r#"SELECT public_ipv4, sidecar_public_key FROM genesis.droplets WHERE id = $1"#,
+            droplet.id.as_uuid(),
+        )
+        .fetch_one(&mut *self.read().await?)
+        .await?;
+        Ok(Some(ReattestTarget {
+            droplet,
+            public_ipv4: row.public_ipv4,
+            sidecar_public_key: row.sidecar_public_key,
+        }))
+    }
+
+    /// Issues a new sidecar token to a droplet that re-attested (its old token expired):
+    /// audited as `SIDECAR_REATTESTED`.
+    pub async fn sidecar_token_reissue(
+        &self,
+        droplet: &Droplet,
+        source: &str,
+        ttl: Duration,
+        actor: &str,
+    ) -> Result<IssuedToken, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let issued = sidecar_token_insert(
+            &mut tx,
+            droplet.workspace_id.as_uuid(),
+            droplet.id.as_uuid(),
+            ttl,
+        )
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "handshake", "SIDECAR_REATTESTED")
+                .workspace(droplet.workspace_id)
+                .subject(droplet.id.to_string())
+                .details(serde_json::json!({"source": source, "expires_at": issued.expires_at})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(issued)
     }
 }

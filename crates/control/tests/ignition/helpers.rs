@@ -39,6 +39,8 @@ pub struct Options {
     pub metrics_interval_s: u64,
     /// The first droplet runs a real n8n 2.8.4 (installed where `GENESIS_N8N_HOME` says).
     pub real_n8n: bool,
+    /// How sidecar tokens live and are renewed (a compressed clock in the renewal test).
+    pub token_policy: genesis_control::heartbeats::TokenPolicy,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             timings: Timings::INSTANT,
             metrics_interval_s: 900,
             real_n8n: false,
+            token_policy: Default::default(),
         }
     }
 }
@@ -94,7 +97,7 @@ pub struct World {
     oauth: OAuthRefresher,
     stop_worker: watch::Sender<bool>,
     worker: Option<tokio::task::JoinHandle<()>>,
-    root: std::path::PathBuf,
+    pub root: std::path::PathBuf,
 }
 
 pub async fn world(opts: Options) -> World {
@@ -234,10 +237,13 @@ pub async fn world(opts: Options) -> World {
         api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
         command_signer: Some(signer),
         igniter: Some(igniter.clone()),
-        heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
-            stores.clone(),
-            std::time::Duration::from_secs(60),
-        )),
+        heartbeats: std::sync::Arc::new(
+            genesis_control::heartbeats::HeartbeatSink::new(
+                stores.clone(),
+                std::time::Duration::from_secs(60),
+            )
+            .with_token_policy(opts.token_policy),
+        ),
         sidecar_config: genesis_protocol::SidecarConfig {
             heartbeat_interval_s: 1,
             metrics_interval_s: opts.metrics_interval_s,

@@ -5,6 +5,7 @@ mod failures;
 mod helpers;
 mod real_n8n;
 mod recovery;
+mod tokens;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The atomic handshake: single use, expiry, mismatch, the droplet's state machine, audit.
 
 use genesis_core::{DropletEvent, DropletId, DropletState, Region};
-use genesis_store::handshake::{HandshakeClaim, HandshakeRefusal};
+use genesis_store::handshake::{HandshakeClaim, HandshakeRefusal, SIDECAR_TTL};
 use genesis_store::testing::TestDb;
 use sqlx::Connection;
 
@@ -45,7 +45,7 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
     let other = uuid::Uuid::now_v7();
     foreign.workspace_id = other;
     assert_eq!(
-        db.handshake_complete(&foreign, "sidecar")
+        db.handshake_complete(&foreign, SIDECAR_TTL, "sidecar")
             .await
             .expect("db")
             .err(),
@@ -53,7 +53,7 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
     );
 
     let done = db
-        .handshake_complete(&claim(&ws, &token), "sidecar")
+        .handshake_complete(&claim(&ws, &token), SIDECAR_TTL, "sidecar")
         .await
         .expect("db")
         .expect("accepted");
@@ -75,14 +75,14 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
 
     // A replay gets nothing.
     assert_eq!(
-        db.handshake_complete(&claim(&ws, &token), "sidecar")
+        db.handshake_complete(&claim(&ws, &token), SIDECAR_TTL, "sidecar")
             .await
             .expect("db")
             .err(),
         Some(HandshakeRefusal::Consumed)
     );
     assert_eq!(
-        db.handshake_complete(&claim(&ws, "never-issued"), "sidecar")
+        db.handshake_complete(&claim(&ws, "never-issued"), SIDECAR_TTL, "sidecar")
             .await
             .expect("db")
             .err(),
@@ -144,7 +144,7 @@ async fn an_expired_token_or_a_dead_droplet_is_refused() {
         .expect("age");
     let expired = claim(&ws, &token);
     assert_eq!(
-        db.handshake_complete(&expired, "sidecar")
+        db.handshake_complete(&expired, SIDECAR_TTL, "sidecar")
             .await
             .expect("db")
             .err(),
@@ -164,7 +164,7 @@ async fn an_expired_token_or_a_dead_droplet_is_refused() {
         .expect("issue");
     let dead_claim = claim(&ws, &token);
     assert_eq!(
-        db.handshake_complete(&dead_claim, "sidecar")
+        db.handshake_complete(&dead_claim, SIDECAR_TTL, "sidecar")
             .await
             .expect("db")
             .err(),
