@@ -58,6 +58,10 @@ enum Command {
     /// progress bar), status, pause, resume, abort.
     #[command(subcommand)]
     Rollouts(cmd::rollouts::RolloutsCommand),
+    /// One droplet through the control plane's API: get, and its sidecar's health, logs,
+    /// restart of n8n and image pull.
+    #[command(subcommand)]
+    Droplets(cmd::droplets::DropletsCommand),
     /// Give a demo fleet something to show: ignite N tenants with one progress bar, then
     /// make a few droplets misbehave through the simulator.
     #[command(subcommand)]

@@ -2,6 +2,7 @@
 //! Prometheus metrics. Handlers parse, authorize, and call one store method; nothing else.
 
 pub mod api;
+pub mod app;
 pub mod attest;
 pub mod auth;
 pub mod command_journal;

@@ -122,6 +122,26 @@ impl Problem {
         )
     }
 
+    /// A droplet's sidecar refused a command or the command failed there.
+    pub fn bad_gateway(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "droplet-command-failed",
+            "The droplet did not do it",
+            detail.to_string(),
+        )
+    }
+
+    /// A droplet's sidecar did not answer in time.
+    pub fn gateway_timeout(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "droplet-unreachable",
+            "The droplet did not answer",
+            detail.to_string(),
+        )
+    }
+
     /// Our fault. The detail stays generic; the cause goes to the log.
     pub fn internal() -> Self {
         Self::new(

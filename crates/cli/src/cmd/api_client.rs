@@ -26,6 +26,7 @@ pub struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
+    timeout: Option<Duration>,
 }
 
 impl Api {
@@ -52,7 +53,15 @@ impl Api {
             base: base.trim_end_matches('/').to_owned(),
             token,
             http,
+            timeout: None,
         })
+    }
+
+    /// The same client, waiting up to `timeout` for each answer (for calls that wait on a
+    /// droplet, longer than the usual 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     pub async fn call(
@@ -67,6 +76,9 @@ impl Api {
             .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
+        }
+        if let Some(t) = self.timeout {
+            req = req.timeout(t);
         }
         let resp = req
             .send()

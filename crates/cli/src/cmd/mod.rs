@@ -15,6 +15,7 @@ pub mod bench_zombies;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod droplets;
 pub mod leads;
 pub mod rollouts;
 pub mod serve;
@@ -171,6 +172,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Admin(c) => admin::run(c, cfg).await,
         Command::Tenants(c) => tenants::run(c, cfg, out).await,
         Command::Rollouts(c) => rollouts::run(c, cfg, out).await,
+        Command::Droplets(c) => droplets::run(c, cfg, out).await,
         Command::Demo(c) => demo::run(c, cfg).await,
         Command::Bench(c) => bench::run(c, cfg).await,
         Command::Config(_) | Command::SimCloud(_) | Command::Sidecar(_) => {

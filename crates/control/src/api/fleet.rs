@@ -8,7 +8,6 @@ use axum::{
     extract::{Path, Query, State},
 };
 use chrono::{DateTime, Utc};
-use genesis_core::DropletId;
 use genesis_store::{Alert, Droplet, FleetCounts, StateChange};
 use serde::{Deserialize, Serialize};
 
@@ -73,40 +72,25 @@ pub async fn droplet(
 /// The droplet `raw_id` names, from whichever regional database holds it, with its last
 /// heartbeat and state history (the API and God Mode's droplet page show the same).
 pub async fn droplet_detail(state: &AppState, raw_id: &str) -> Result<DropletDetail, Problem> {
-    let id = uuid::Uuid::parse_str(raw_id)
-        .map(DropletId::from_uuid)
-        .map_err(|e| Problem::invalid_field("id", e))?;
-    for db in state.stores.distinct() {
-        match db.droplet_get(id).await {
-            Ok(droplet) => {
-                let last = db.droplet_last_heartbeat(id).await?;
-                let history = db.droplet_history(id, 500).await?;
-                // The journal is in the coordinator database, by the cloud's id.
-                let commands = match droplet.provider_id {
-                    Some(pid) => {
-                        state.stores.distinct()[0]
-                            .command_journal_recent(
-                                droplet.workspace_id.as_uuid(),
-                                pid,
-                                RECENT_COMMANDS,
-                            )
-                            .await?
-                    }
-                    None => Vec::new(),
-                };
-                return Ok(DropletDetail {
-                    droplet,
-                    last_heartbeat_at: last.as_ref().map(|(at, _)| *at),
-                    last_heartbeat: last.map(|(_, hb)| hb),
-                    history,
-                    commands,
-                });
-            }
-            Err(genesis_store::StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+    let (db, droplet) = crate::app::droplets::locate(state, raw_id).await?;
+    let last = db.droplet_last_heartbeat(droplet.id).await?;
+    let history = db.droplet_history(droplet.id, 500).await?;
+    // The journal is in the coordinator database, by the cloud's id.
+    let commands = match droplet.provider_id {
+        Some(pid) => {
+            state.stores.distinct()[0]
+                .command_journal_recent(droplet.workspace_id.as_uuid(), pid, RECENT_COMMANDS)
+                .await?
         }
-    }
-    Err(Problem::not_found("droplet"))
+        None => Vec::new(),
+    };
+    Ok(DropletDetail {
+        droplet,
+        last_heartbeat_at: last.as_ref().map(|(at, _)| *at),
+        last_heartbeat: last.map(|(_, hb)| hb),
+        history,
+        commands,
+    })
 }
 
 /// `GET /api/v1/alerts` query.

@@ -1,6 +1,7 @@
 //! `/api/v1` routes.
 
 pub mod body;
+pub mod droplet_ops;
 pub mod fleet;
 pub mod hibernation;
 pub mod ignition;
@@ -22,6 +23,10 @@ pub fn routes() -> Router<AppState> {
         .route("/workspaces/{id}", get(workspaces::get))
         .route("/fleet/health", get(fleet::health))
         .route("/droplets/{id}", get(fleet::droplet))
+        .route(
+            "/droplets/{id}/{action}",
+            axum::routing::post(droplet_ops::run_op),
+        )
         .route("/alerts", get(fleet::alerts))
         .route("/fleet/hibernation", get(hibernation::savings))
         .route("/fleet/standby", get(hibernation::standby))

@@ -93,6 +93,7 @@ pub async fn droplet(
                 dt { "CPU / memory / disk" } dd { (fact("cpu_usage_percent")) " % / " (fact("memory_usage_mb")) " MiB / " (fact("disk_usage_percent")) " %" }
                 dt { "Executions pending" } dd { (fact("pending_executions")) }
             }
+            (super::droplet_ops_pages::forms(&me, &d.droplet.id.to_string()))
             h2 { "Workflows" }
             table #workflows {
                 tr { th { "Name" } th { "Active" } th { "Template version" } }

@@ -83,3 +83,21 @@ pub fn html_response(status: StatusCode, markup: Markup) -> Response {
     )
         .into_response()
 }
+
+/// A refusal as a page: what was wrong, and the way back.
+pub fn problem_page(me: &SignedIn, p: &crate::Problem, back: &str) -> Response {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+    html_response(
+        status,
+        page(
+            "Refused",
+            Some(me),
+            html! { main { h1 { (p.title) } p.error role="alert" { (p.detail) } p { a href=(back) { "Back" } } } },
+        ),
+    )
+}
+
+/// The hidden field every state-changing form carries.
+pub fn csrf_input(me: &SignedIn) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(me.csrf); }
+}

@@ -16,6 +16,7 @@
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
+pub mod droplet_ops_pages;
 pub mod fleet_pages;
 pub mod layout;
 pub mod metrics_pages;
@@ -52,6 +53,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/api/rollouts/{id}", get(rollout_pages::json))
         .route("/god/api/rollouts/{id}/events", get(rollout_pages::events))
         .route("/god/droplets/{id}", get(fleet_pages::droplet))
+        .route(
+            "/god/droplets/{id}/ops/{op}",
+            post(droplet_ops_pages::run_op),
+        )
         .route("/god/sign-out", post(pages::sign_out))
         .route("/god/api/fleet", get(pages::overview_json))
         // Unknown God Mode paths too: without a session, nothing says what exists.

@@ -16,12 +16,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use genesis_core::rollout::{RolloutEvent, Scenario};
-use maud::{Markup, PreEscaped, html};
+use maud::{PreEscaped, html};
 use serde::Deserialize;
 
-use super::layout::{html_response, page};
+use super::layout::{csrf_input, html_response, page, problem_page};
 use super::pages::found_or_page;
-use super::session::{CSRF_FIELD, SignedIn};
+use super::session::SignedIn;
 use crate::api::rollouts::{
     RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
 };
@@ -29,27 +29,6 @@ use crate::{AppState, Problem};
 
 /// How often the event stream reads the rollout again.
 const TICK: Duration = Duration::from_secs(1);
-
-fn actor(me: &SignedIn) -> String {
-    format!("operator:{}", me.operator.email)
-}
-
-/// A refusal as a page: what was wrong, and the way back.
-fn problem_page(me: &SignedIn, p: &Problem, back: &str) -> Response {
-    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-    html_response(
-        status,
-        page(
-            "Refused",
-            Some(me),
-            html! { main { h1 { (p.title) } p.error role="alert" { (p.detail) } p { a href=(back) { "Back" } } } },
-        ),
-    )
-}
-
-fn csrf_input(me: &SignedIn) -> Markup {
-    html! { input type="hidden" name=(CSRF_FIELD) value=(me.csrf); }
-}
 
 /// `GET /god/rollouts`: the newest rollouts and the start form.
 pub async fn list(
@@ -129,7 +108,7 @@ pub async fn start(
             pause_between_s: optional("pause_between_s", &form.pause_between_s)?,
             ..StartRequest::default()
         };
-        start_rollout(&state, &req, &actor(&me)).await
+        start_rollout(&state, &req, &me.actor()).await
     }
     .await;
     Ok(match started {
@@ -271,7 +250,7 @@ pub async fn control(
     };
     let back = format!("/god/rollouts/{id}");
     Ok(
-        match control_rollout(&state, &id, event, &actor(&me)).await {
+        match control_rollout(&state, &id, event, &me.actor()).await {
             Ok(_) => Redirect::to(&back).into_response(),
             Err(p) => problem_page(&me, &p, &back),
         },

@@ -185,6 +185,11 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
+    /// How the audit log names this operator.
+    pub fn actor(&self) -> String {
+        format!("operator:{}", self.operator.email)
+    }
+
     /// True when `submitted` is this session's CSRF token.
     pub fn csrf_matches(&self, submitted: &str) -> bool {
         same(&self.csrf, submitted)

@@ -329,6 +329,43 @@ impl World {
         }
     }
 
+    /// Creates an operator and signs it in to God Mode: a client that does not follow
+    /// redirects, and the session cookie (`name=value`).
+    #[allow(
+        dead_code,
+        reason = "used by the rollout tests, which share these helpers"
+    )]
+    pub async fn god_session(&self) -> (reqwest::Client, String) {
+        let hash = genesis_control::god::session::hash_password("operator password").expect("hash");
+        self.t
+            .db
+            .operator_create("ops@genesis.test", &hash, "test")
+            .await
+            .expect("operator");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let r = http
+            .post(format!("{}/god/sign-in", self.base))
+            .form(&[
+                ("email", "ops@genesis.test"),
+                ("password", "operator password"),
+            ])
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(r.status(), 303);
+        let cookie = r.headers()[reqwest::header::SET_COOKIE]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("cookie")
+            .to_owned();
+        (http, cookie)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, path, body).await
     }

@@ -439,7 +439,7 @@ async fn read_events(mut resp: reqwest::Response, within: Duration) -> Vec<(Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operator_starts_a_rollout_in_god_mode_and_watches_it_finish() {
-    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+    use reqwest::header::{COOKIE, LOCATION};
     let w = world(Options::default()).await;
     const TENANTS: usize = 6;
     let mut tenants = Vec::new();
@@ -453,15 +453,7 @@ async fn an_operator_starts_a_rollout_in_god_mode_and_watches_it_finish() {
         let got = w.wait_finished(*ws, Duration::from_secs(120)).await;
         assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
     }
-    let hash = genesis_control::god::session::hash_password("operator password").expect("hash");
-    w.t.db
-        .operator_create("ops@genesis.test", &hash, "test")
-        .await
-        .expect("operator");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let (http, cookie) = w.god_session().await;
     let form = |pairs: &[(&str, &str)]| {
         let mut s = form_urlencoded::Serializer::new(String::new());
         for (k, v) in pairs {
@@ -479,24 +471,6 @@ async fn an_operator_starts_a_rollout_in_god_mode_and_watches_it_finish() {
         }
         r.send()
     };
-    let r = post(
-        "/god/sign-in",
-        form(&[
-            ("email", "ops@genesis.test"),
-            ("password", "operator password"),
-        ]),
-        None,
-    )
-    .await
-    .expect("sign in");
-    assert_eq!(r.status(), 303);
-    let cookie = r.headers()[SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("cookie")
-        .to_owned();
     let get = |path: String| {
         http.get(format!("{}{path}", w.base))
             .header(COOKIE, &cookie)

@@ -1,0 +1,124 @@
+//! The droplet page's buttons: a health check, the newest log lines, a restart of n8n and
+//! an image pull, each through [`crate::app::droplet_ops`] under the operator's own name,
+//! and each answered with a page showing what the sidecar said.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{Extension, Form};
+use genesis_protocol::command::CommandReply;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{csrf_input, html_response, page, problem_page};
+use super::session::SignedIn;
+use crate::app::droplet_ops::{DEFAULT_LOG_LINES, DropletOp, MAX_LOG_LINES, run};
+use crate::{AppState, Problem};
+
+/// The forms, for the droplet page.
+pub fn forms(me: &SignedIn, droplet: &str) -> Markup {
+    let to = |op: &str| format!("/god/droplets/{droplet}/ops/{op}");
+    html! {
+        section #droplet-ops {
+            h2 { "Commands" }
+            form.inline method="post" action=(to("health")) {
+                (csrf_input(me)) button type="submit" { "Health check" }
+            }
+            form.inline method="post" action=(to("logs")) {
+                (csrf_input(me))
+                label { "Lines " input type="number" name="lines" min="1" max=(MAX_LOG_LINES) value=(DEFAULT_LOG_LINES); }
+                " " button type="submit" { "Show logs" }
+            }
+            form.inline method="post" action=(to("restart")) {
+                (csrf_input(me))
+                button type="submit" onclick="return confirm('Restart n8n on this droplet? Running executions stop.')" { "Restart n8n" }
+            }
+            form.inline method="post" action=(to("pull")) {
+                (csrf_input(me))
+                label { "Image " input type="text" name="image" placeholder="n8nio/n8n:2.8.4" required; }
+                " " button type="submit" { "Pull image" }
+            }
+        }
+    }
+}
+
+/// What a form sends.
+#[derive(Debug, Deserialize)]
+pub struct OpForm {
+    csrf: String,
+    #[serde(default)]
+    lines: Option<String>,
+    #[serde(default)]
+    image: Option<String>,
+}
+
+/// `POST /god/droplets/{id}/ops/{op}`.
+pub async fn run_op(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+    Path((id, op)): Path<(String, String)>,
+    Form(form): Form<OpForm>,
+) -> Result<Response, Problem> {
+    me.check_csrf(&form.csrf)?;
+    let back = format!("/god/droplets/{id}");
+    let lines = match form.lines.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let p = Problem::invalid_field("lines", "must be a whole number");
+                return Ok(problem_page(&me, &p, &back));
+            }
+        },
+    };
+    let result = match DropletOp::parse(&op, lines, form.image.as_deref()) {
+        Ok(op) => run(&state, &id, &op, &me.actor()).await,
+        Err(p) => Err(p),
+    };
+    let r = match result {
+        Ok(r) => r,
+        Err(p) => return Ok(problem_page(&me, &p, &back)),
+    };
+    let body = html! {
+        main {
+            h1 { code { (r.action) } " on droplet " code { (r.droplet_id) } }
+            (reply(&r.reply))
+            p { a href=(back) { "Back to the droplet" } }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page(&r.action, Some(&me), body),
+    ))
+}
+
+fn reply(reply: &CommandReply) -> Markup {
+    match reply {
+        CommandReply::GetLogs { logs } => html! {
+            @if logs.is_empty() {
+                p.quiet #logs-empty { "n8n has written nothing yet." }
+            } @else {
+                pre #logs { @for line in logs { (line) "\n" } }
+            }
+        },
+        CommandReply::HealthCheck {
+            n8n_status,
+            disk_usage_percent,
+            memory_usage_mb,
+            cpu_usage_percent,
+        } => html! {
+            dl.facts #health {
+                dt { "n8n" } dd { (format!("{n8n_status:?}").to_lowercase()) }
+                dt { "CPU" } dd { (format!("{cpu_usage_percent:.1}")) " %" }
+                dt { "Memory" } dd { (memory_usage_mb) " MiB" }
+                dt { "Disk" } dd { (format!("{disk_usage_percent:.1}")) " %" }
+            }
+        },
+        CommandReply::RestartN8n { new_pid, .. } => html! {
+            p #restarted { "n8n restarted and answers again"
+                @if let Some(pid) = new_pid { " (process " (pid) ")" } "." }
+        },
+        CommandReply::PullImage { .. } => html! { p #pulled { "The image is on the droplet." } },
+        other => html! { pre { (serde_json::to_string_pretty(other).unwrap_or_default()) } },
+    }
+}

@@ -1,0 +1,193 @@
+//! An operator's commands to one droplet (issue 18 finding 5): logs, health, restart and
+//! pull reach the droplet's real sidecar through the API and through God Mode's droplet
+//! page, each audited before it is sent and journaled with how it went.
+
+use std::time::Duration;
+
+use reqwest::header::COOKIE;
+use serde_json::json;
+
+use crate::helpers::{Options, credentials, world};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_reads_logs_checks_health_restarts_n8n_and_pulls_an_image() {
+    let w = world(Options::default()).await;
+    let ws = w.create_workspace("droplet_ops").await;
+    w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+        .await;
+    let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+    assert_eq!(got["status"], "ACTIVE", "{got:#}");
+    let row = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
+    let id = row.id;
+    let path = |op: &str| format!("/api/v1/droplets/{id}/{op}");
+
+    let (s, health) = w.post(&path("health"), json!({})).await;
+    assert_eq!(s, 200, "{health}");
+    assert_eq!(health["action"], "HEALTH_CHECK");
+    assert_eq!(
+        health["reply"]["result"]["n8n_status"], "running",
+        "{health}"
+    );
+
+    let (s, logs) = w.post(&path("logs"), json!({"lines": 3})).await;
+    assert_eq!(s, 200, "{logs}");
+    let lines = logs["reply"]["result"]["logs"].as_array().expect("lines");
+    assert!(lines.len() <= 3, "{logs}");
+
+    let (s, restart) = w.post(&path("restart"), json!({})).await;
+    assert_eq!(s, 200, "{restart}");
+    assert_eq!(restart["reply"]["result"]["success"], true);
+    let (s, after) = w.post(&path("health"), json!({})).await;
+    assert_eq!(
+        (s, &after["reply"]["result"]["n8n_status"]),
+        (200, &json!("running"))
+    );
+
+    let (s, pull) = w
+        .post(&path("pull"), json!({"image": "n8nio/n8n:2.8.4"}))
+        .await;
+    assert_eq!(s, 200, "{pull}");
+
+    // Bad input is refused before anything is sent or audited.
+    for (op, body, field) in [
+        ("logs", json!({"lines": 0}), "lines"),
+        ("logs", json!({"lines": 2001}), "lines"),
+        ("pull", json!({"image": "n8nio/n8n"}), "image"),
+        ("pull", json!({}), "image"),
+    ] {
+        let (s, p) = w.post(&path(op), body).await;
+        assert_eq!((s, p["field"].as_str()), (422, Some(field)), "{op}: {p}");
+    }
+    let (s, p) = w
+        .post(&path("logs"), json!({"lines": 3, "follow": true}))
+        .await;
+    assert_eq!(s, 400, "unknown fields are refused: {p}");
+    let (s, _) = w.post(&path("reboot"), json!({})).await;
+    assert_eq!(s, 404);
+    let (s, _) = w
+        .post(
+            &format!("/api/v1/droplets/{}/health", uuid::Uuid::now_v7()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = w
+        .post("/api/v1/droplets/not-a-uuid/health", json!({}))
+        .await;
+    assert_eq!(s, 422);
+    let anonymous = w
+        .http
+        .post(format!("{}{}", w.base, path("restart")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), 401);
+
+    // God Mode: the droplet page carries the buttons; a form without the session's CSRF
+    // token is refused; with it, the logs come back as a page.
+    let (http, cookie) = w.god_session().await;
+    let page = http
+        .get(format!("{}/god/droplets/{id}", w.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    for op in ["health", "logs", "restart", "pull"] {
+        assert!(
+            page.contains(&format!(r#"action="/god/droplets/{id}/ops/{op}""#)),
+            "no {op} button"
+        );
+    }
+    let at = page.find(r#"name="csrf" value=""#).expect("csrf field") + 19;
+    let csrf = page[at..].split('"').next().expect("token").to_owned();
+    let forged = http
+        .post(format!("{}/god/droplets/{id}/ops/restart", w.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), 403);
+    let logs_page = http
+        .post(format!("{}/god/droplets/{id}/ops/logs", w.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("lines", "5")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(logs_page.status(), 200);
+    let html = logs_page.text().await.expect("html");
+    assert!(html.contains("GET_LOGS"), "{html}");
+    let refused = http
+        .post(format!("{}/god/droplets/{id}/ops/pull", w.base))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("image", "latest please")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 422);
+
+    // Audited before sending: the four API commands and the operator's logs request, and
+    // nothing for what was refused.
+    let audit =
+        w.t.db
+            .audit_list(Some(ws), Some("ACTION_TAKEN"), 50)
+            .await
+            .expect("audit");
+    let mut actions: Vec<(String, String)> = audit
+        .iter()
+        .map(|e| {
+            (
+                e.actor.clone(),
+                e.details["action"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            ("operator", "GET_LOGS"),
+            ("operator", "HEALTH_CHECK"),
+            ("operator", "HEALTH_CHECK"),
+            ("operator", "PULL_IMAGE"),
+            ("operator", "RESTART_N8N"),
+            ("operator:ops@genesis.test", "GET_LOGS"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|e| e.subject.as_deref() == Some(&*id.to_string()))
+    );
+
+    // Journaled with their outcome, on the droplet's page.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, d) = w.get(&format!("/api/v1/droplets/{id}")).await;
+        let ours: Vec<_> = d["commands"]
+            .as_array()
+            .expect("commands")
+            .iter()
+            .filter(|c| {
+                ["GET_LOGS", "HEALTH_CHECK", "RESTART_N8N", "PULL_IMAGE"]
+                    .contains(&c["action"].as_str().unwrap_or_default())
+            })
+            .cloned()
+            .collect();
+        if ours.len() >= 6 {
+            assert!(ours.iter().all(|c| c["outcome"] == "ok"), "{ours:#?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not journaled: {d:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.finish().await;
+}
