@@ -6,12 +6,16 @@ cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?run through scripts/with-services.sh (make test)}"
 
 # Debian packages some tests need: pgbouncer (the PgBouncer isolation test, spec 40.2),
-# chromium and chromium-driver (God Mode's browser test). Installed with apt when running as
+# chromium and chromium-driver (God Mode's browser test), caddy and cloud-init. Installed with apt when running as
 # root; otherwise the one command to run is printed.
 missing=()
 command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# Caddy and cloud-init check the droplet's rendered documents, and Caddy fronts a simulated
+# droplet on the command path (issue 18).
+command -v caddy >/dev/null || missing+=(caddy)
+command -v cloud-init >/dev/null || missing+=(cloud-init)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "[test] installing ${missing[*]} with apt" >&2
@@ -22,7 +26,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# Debian's package starts a pgbouncer service on 6432; our tests start their own.
+# Debian's package starts a pgbouncer service on 6432; our tests start their own. Its caddy
+# package starts a service on :80 and localhost:2019 where systemd runs; ours use neither.
 
 # The fake n8n is checked against n8n's own OpenAPI document (from its npm tarball, cached).
 GENESIS_N8N_OPENAPI="$(scripts/fetch-n8n-openapi.sh)"

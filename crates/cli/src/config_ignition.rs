@@ -97,6 +97,34 @@ pub struct IgnitionConfig {
     /// The queue set (Redis key prefix `genesis:{gov:<set>}`) shared by this fleet's workers.
     #[serde(default = "default_queue_set")]
     pub queue_set: String,
+    /// Addresses or CIDRs allowed to SSH into droplets (the fleet firewall's port 22);
+    /// empty: nobody.
+    #[serde(default)]
+    pub operator_ssh_cidrs: Vec<String>,
+    /// The fleet's Cloud Firewall (created by name when missing, applied by the `genesis` tag).
+    #[serde(default = "default_firewall_name")]
+    pub firewall_name: String,
+    /// Put droplets in their region's default VPC.
+    #[serde(default = "default_true")]
+    pub use_vpc: bool,
+    /// Wildcard DNS domain naming droplets by address (`203-0-113-5.<suffix>`): Caddy's
+    /// certificate and n8n's webhook URLs use that name.
+    #[serde(default = "default_host_suffix")]
+    pub host_suffix: String,
+    /// ACME contact address for the droplets' certificates.
+    #[serde(default)]
+    pub acme_email: Option<String>,
+    /// PEM file of a CA to trust for sidecar commands, besides the public roots (the
+    /// simulator's Caddy uses its own internal CA).
+    #[serde(default)]
+    pub sidecar_ca_file: Option<String>,
+}
+
+fn default_firewall_name() -> String {
+    "genesis-droplets".into()
+}
+fn default_host_suffix() -> String {
+    "sslip.io".into()
 }
 
 fn default_lease_s() -> u64 {
@@ -107,13 +135,13 @@ fn default_queue_set() -> String {
 }
 
 fn default_sidecar_url() -> String {
-    "https://{ip}/sidecar/v1/commands".into()
+    "https://{host}/sidecar/v1/commands".into()
 }
 fn default_size() -> String {
     "s-1vcpu-1gb".into()
 }
 fn default_image() -> String {
-    "ubuntu-22-04-x64".into()
+    "ubuntu-24-04-x64".into()
 }
 fn default_true() -> bool {
     true
@@ -129,6 +157,45 @@ fn default_sidecar_image() -> String {
 }
 fn default_workers() -> u32 {
     32
+}
+
+/// Whether `raw` is an IPv4/IPv6 address or CIDR, as the firewall takes it.
+pub fn is_cidr(raw: &str) -> bool {
+    let (addr, prefix) = raw.split_once('/').unwrap_or((raw, ""));
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    prefix.is_empty() || prefix.parse::<u8>().is_ok_and(|p| p <= max)
+}
+
+impl IgnitionConfig {
+    /// The droplets' network settings, checked.
+    pub fn network(&self) -> Result<genesis_ignition::network::DropletNetwork, String> {
+        if let Some(bad) = self.operator_ssh_cidrs.iter().find(|c| !is_cidr(c)) {
+            return Err(format!(
+                "ignition.operator_ssh_cidrs: {bad:?} is not an address or CIDR (198.51.100.0/24)"
+            ));
+        }
+        if self.host_suffix.is_empty()
+            || !self
+                .host_suffix
+                .split('.')
+                .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+        {
+            return Err(format!(
+                "ignition.host_suffix: {:?} is not a domain name",
+                self.host_suffix
+            ));
+        }
+        Ok(genesis_ignition::network::DropletNetwork {
+            firewall_name: self.firewall_name.clone(),
+            operator_ssh_cidrs: self.operator_ssh_cidrs.clone(),
+            use_vpc: self.use_vpc,
+            host_suffix: self.host_suffix.clone(),
+            acme_email: self.acme_email.clone(),
+        })
+    }
 }
 
 impl Default for IgnitionConfig {
@@ -147,6 +214,12 @@ impl Default for IgnitionConfig {
             workers: default_workers(),
             lease_s: default_lease_s(),
             queue_set: default_queue_set(),
+            operator_ssh_cidrs: Vec::new(),
+            firewall_name: default_firewall_name(),
+            use_vpc: true,
+            host_suffix: default_host_suffix(),
+            acme_email: None,
+            sidecar_ca_file: None,
         }
     }
 }

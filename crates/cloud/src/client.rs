@@ -30,7 +30,7 @@ use crate::{
     Cloud, CloudError,
     types::{
         Action, ActionEnvelope, ActionStatus, ApiErrorBody, CreateDroplet, Droplet,
-        DropletEnvelope, Image, PowerAction, Region, Size, Snapshot,
+        DropletEnvelope, Firewall, Image, PowerAction, Region, Size, Snapshot, Vpc,
     },
 };
 
@@ -544,6 +544,38 @@ impl Cloud for DigitalOcean {
 
     async fn sizes(&self) -> Result<Vec<Size>, CloudError> {
         self.list_all("/v2/sizes", "sizes").await
+    }
+
+    async fn firewall_list(&self) -> Result<Vec<Firewall>, CloudError> {
+        self.list_all("/v2/firewalls", "firewalls").await
+    }
+
+    async fn firewall_create(&self, firewall: &Firewall) -> Result<Firewall, CloudError> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            firewall: Firewall,
+        }
+        let body = serde_json::to_value(firewall).map_err(|e| CloudError::Refused {
+            status: 0,
+            id: "client".into(),
+            message: format!("cannot encode the firewall: {e}"),
+            field: None,
+        })?;
+        // A create is not idempotent: a retry after a lost answer would make a second
+        // firewall. Callers list first (`ensure`), and only rejected requests are retried.
+        let env: Envelope = self
+            .json(
+                Method::POST,
+                "/v2/firewalls",
+                Some(&body),
+                Retry::OnlyRejected,
+            )
+            .await?;
+        Ok(env.firewall)
+    }
+
+    async fn vpc_list(&self) -> Result<Vec<Vpc>, CloudError> {
+        self.list_all("/v2/vpcs", "vpcs").await
     }
 
     async fn action_get(&self, id: i64) -> Result<Action, CloudError> {

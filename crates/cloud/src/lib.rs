@@ -9,8 +9,8 @@ pub mod types;
 pub use client::{ClientOptions, DigitalOcean};
 pub use error::CloudError;
 pub use types::{
-    Action, ActionStatus, CreateDroplet, Droplet, DropletStatus, Image, ImageRef, PowerAction,
-    Region, Size, Snapshot,
+    Action, ActionStatus, CreateDroplet, Droplet, DropletStatus, Firewall, FirewallTargets, Image,
+    ImageRef, InboundRule, OutboundRule, PowerAction, Region, Size, Snapshot, Vpc,
 };
 
 use std::future::Future;
@@ -69,6 +69,15 @@ pub trait Cloud: Send + Sync {
     fn regions(&self) -> impl Future<Output = Result<Vec<Region>, CloudError>> + Send;
     /// Droplet sizes.
     fn sizes(&self) -> impl Future<Output = Result<Vec<Size>, CloudError>> + Send;
+    /// Every Cloud Firewall of the account.
+    fn firewall_list(&self) -> impl Future<Output = Result<Vec<Firewall>, CloudError>> + Send;
+    /// Creates a Cloud Firewall.
+    fn firewall_create(
+        &self,
+        firewall: &Firewall,
+    ) -> impl Future<Output = Result<Firewall, CloudError>> + Send;
+    /// Every VPC network of the account.
+    fn vpc_list(&self) -> impl Future<Output = Result<Vec<Vpc>, CloudError>> + Send;
     /// One action.
     fn action_get(&self, id: i64) -> impl Future<Output = Result<Action, CloudError>> + Send;
     /// Polls an action until `completed` (Ok) or `errored` / the deadline (Err).

@@ -53,6 +53,9 @@ pub struct Droplet {
     /// Snapshots taken of it.
     #[serde(default)]
     pub snapshot_ids: Vec<i64>,
+    /// The VPC network it is in.
+    #[serde(default)]
+    pub vpc_uuid: Option<String>,
 }
 
 impl Droplet {
@@ -333,4 +336,75 @@ pub struct Size {
     pub regions: Vec<String>,
     /// Whether it can be ordered.
     pub available: bool,
+}
+
+/// Where a firewall rule lets traffic come from (inbound) or go to (outbound).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallTargets {
+    /// IPv4/IPv6 addresses and CIDRs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Droplets by tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// One inbound rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundRule {
+    /// `tcp`, `udp` or `icmp`.
+    pub protocol: String,
+    /// One port, a range (`8000-9000`), or `0` for all.
+    pub ports: String,
+    /// Who may connect.
+    pub sources: FirewallTargets,
+}
+
+/// One outbound rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundRule {
+    /// `tcp`, `udp` or `icmp`.
+    pub protocol: String,
+    /// One port, a range, or `0` for all.
+    pub ports: String,
+    /// Where to.
+    pub destinations: FirewallTargets,
+}
+
+/// A Cloud Firewall as the fleet asks for it (`POST /v2/firewalls`) and reads it back.
+/// DigitalOcean drops whatever no rule allows, outbound included: a firewall with inbound
+/// rules only would cut droplets off from their package mirrors and the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firewall {
+    /// Its id (empty in a create).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// Name (letters, digits, `.`, `-`, `_`).
+    pub name: String,
+    /// What may come in.
+    #[serde(default)]
+    pub inbound_rules: Vec<InboundRule>,
+    /// What may go out.
+    #[serde(default)]
+    pub outbound_rules: Vec<OutboundRule>,
+    /// Droplets it applies to by tag.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A VPC network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vpc {
+    /// Its UUID (a droplet create's `vpc_uuid`).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Region slug (`nyc1`, `fra1`, ...).
+    pub region: String,
+    /// Private range, e.g. `10.116.0.0/20`.
+    #[serde(default)]
+    pub ip_range: String,
+    /// The region's default network.
+    #[serde(default)]
+    pub default: bool,
 }

@@ -264,3 +264,87 @@ async fn a_hanging_server_produces_a_timeout() {
     ));
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn the_fleet_firewall_and_region_vpcs_keep_the_contract() {
+    use genesis_cloud::{Firewall, FirewallTargets, InboundRule, OutboundRule};
+    let h = Harness::start(SimConfig::default()).await;
+    let c = h.client();
+    let everywhere = FirewallTargets {
+        addresses: vec!["0.0.0.0/0".into(), "::/0".into()],
+        tags: vec![],
+    };
+    let wanted = Firewall {
+        id: String::new(),
+        name: "genesis-droplets".into(),
+        inbound_rules: vec![
+            InboundRule {
+                protocol: "tcp".into(),
+                ports: "443".into(),
+                sources: everywhere.clone(),
+            },
+            InboundRule {
+                protocol: "tcp".into(),
+                ports: "22".into(),
+                sources: FirewallTargets {
+                    addresses: vec!["198.51.100.0/24".into()],
+                    tags: vec![],
+                },
+            },
+        ],
+        outbound_rules: vec![OutboundRule {
+            protocol: "tcp".into(),
+            ports: "0".into(),
+            destinations: everywhere,
+        }],
+        tags: vec!["genesis".into()],
+    };
+    assert!(c.firewall_list().await.expect("list").is_empty());
+    let made = c.firewall_create(&wanted).await.expect("create");
+    assert!(!made.id.is_empty());
+    let listed = c.firewall_list().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (&listed[0].inbound_rules, &listed[0].tags),
+        (&wanted.inbound_rules, &wanted.tags)
+    );
+
+    // A firewall without rules, or with a port that is not one, is refused.
+    let mut empty = wanted.clone();
+    empty.inbound_rules.clear();
+    empty.outbound_rules.clear();
+    let mut bad_port = wanted.clone();
+    bad_port.inbound_rules[0].ports = "99999".into();
+    for bad in [empty, bad_port] {
+        match c.firewall_create(&bad).await {
+            Err(CloudError::Refused { status: 422, .. }) => {}
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    // Every region has a default VPC, and a droplet may join only its own region's.
+    let vpcs = c.vpc_list().await.expect("vpcs");
+    let fra = vpcs
+        .iter()
+        .find(|v| v.region == "fra1" && v.default)
+        .expect("fra1's default VPC");
+    let nyc = vpcs
+        .iter()
+        .find(|v| v.region == "nyc3" && v.default)
+        .expect("nyc3's default VPC");
+    let mut req = create_req("in-vpc", "v1");
+    req.region = "fra1".into();
+    req.vpc_uuid = Some(fra.id.clone());
+    let (d, _) = c.droplet_create(&req).await.expect("create in fra1's VPC");
+    assert_eq!(d.vpc_uuid.as_deref(), Some(fra.id.as_str()));
+    let mut wrong = create_req("wrong-vpc", "v2");
+    wrong.region = "fra1".into();
+    wrong.vpc_uuid = Some(nyc.id.clone());
+    assert!(matches!(
+        c.droplet_create(&wrong).await,
+        Err(CloudError::Refused { status: 422, .. })
+    ));
+    // The refused bodies broke no schema (DigitalOcean checks those on its server); the
+    // rest kept the contract both ways.
+    h.assert_contract_kept();
+}

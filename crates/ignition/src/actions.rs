@@ -298,17 +298,36 @@ impl<C: Cloud> Igniter<C> {
             provisioning_token: token,
             region: region.code().to_owned(),
         };
-        let user_data = render(&env, &self.settings.images, self.settings.require_digests)
-            .map_err(|e| StepError::Fail(format!("cloud-init: {e}")))?;
+        let user_data = render(
+            &env,
+            &self.settings.images,
+            &self.settings.network,
+            self.settings.require_digests,
+        )
+        .map_err(|e| StepError::Fail(format!("cloud-init: {e}")))?;
+        let datacenter = region.datacenters()[0];
+        let net = &self.settings.network;
+        self.network
+            .ensure_firewall(&*self.cloud, net)
+            .await
+            .map_err(|e| StepError::Fail(format!("cloud: fleet firewall: {e}")))?;
+        let vpc_uuid = if net.use_vpc {
+            self.network
+                .region_vpc(&*self.cloud, datacenter)
+                .await
+                .map_err(|e| StepError::Fail(format!("cloud: VPC of {datacenter}: {e}")))?
+        } else {
+            None
+        };
         let req = CreateDroplet {
             name,
-            region: region.datacenters()[0].to_owned(),
+            region: datacenter.to_owned(),
             size: self.settings.droplet_size.clone(),
             image: ImageRef::Slug(self.settings.droplet_image.clone()),
             user_data: Some(user_data),
             tags,
             ssh_keys: Vec::new(),
-            vpc_uuid: None,
+            vpc_uuid,
         };
         // The client already retried 5xx and timeouts; what is left is final.
         Ok(self

@@ -86,6 +86,8 @@ pub struct IgnitionSettings {
     pub lease: Duration,
     /// The actor recorded in audit events.
     pub actor: String,
+    /// Firewall, VPC and public hostnames of droplets.
+    pub network: crate::network::DropletNetwork,
 }
 
 impl IgnitionSettings {
@@ -156,6 +158,7 @@ pub struct Igniter<C> {
     pub(crate) templates: Arc<TemplateSet>,
     pub(crate) settings: IgnitionSettings,
     pub(crate) bus: Bus,
+    pub(crate) network: crate::network::NetworkCache,
 }
 
 impl<C> Igniter<C> {
@@ -177,6 +180,7 @@ impl<C> Igniter<C> {
             templates,
             settings,
             bus,
+            network: Default::default(),
         }
     }
 

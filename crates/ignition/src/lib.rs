@@ -6,6 +6,7 @@
 //! - [`actions`]: one action and one undo action per step of spec 41.1.
 //! - [`executor`]: moves a saga, recording every move in its log.
 //! - [`jobs`]: those moves as jobs on the `ignition` queue.
+//! - [`network`]: the fleet's Cloud Firewall and each region's VPC.
 //! - [`oauth`]: refreshing tenants' OAuth tokens (the `credential_expired` heal).
 //! - [`reaper`]: deletes droplets no workspace owns.
 //! - [`upkeep`]: redeploying workflows and refreshing OAuth tokens of ignited tenants.
@@ -16,6 +17,7 @@ pub mod cloud_init;
 pub mod executor;
 pub mod igniter;
 pub mod jobs;
+pub mod network;
 pub mod oauth;
 pub mod reaper;
 pub mod sidecar_client;

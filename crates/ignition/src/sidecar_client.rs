@@ -75,7 +75,19 @@ pub struct SidecarClient {
     http: reqwest::Client,
     signer: Arc<CommandSigner>,
     url_template: String,
+    host_suffix: Option<String>,
     journal: Option<Arc<dyn CommandJournal>>,
+}
+
+/// How the client reaches sidecars over HTTPS.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// PEM certificates to trust besides the public roots (a private CA in front of the
+    /// droplets, or the simulator's Caddy's internal CA).
+    pub extra_root_pem: Option<Vec<u8>>,
+    /// Domain naming droplets by address: `{host}` in the URL template becomes
+    /// `203-0-113-5.<suffix>` (see `network::DropletNetwork::hostname`).
+    pub host_suffix: Option<String>,
 }
 
 /// How long a command that changes n8n's container may take, when longer than the client's
@@ -101,18 +113,49 @@ impl SidecarClient {
         url_template: impl Into<String>,
         timeout: Duration,
     ) -> Result<Self, CommandError> {
+        Self::with_options(signer, url_template, timeout, ClientTls::default())
+    }
+
+    /// [`Self::new`], with `{host}` in the template and extra trusted roots (`tls`).
+    pub fn with_options(
+        signer: Arc<CommandSigner>,
+        url_template: impl Into<String>,
+        timeout: Duration,
+        tls: ClientTls,
+    ) -> Result<Self, CommandError> {
+        let url_template = url_template.into();
+        if url_template.contains("{host}") && tls.host_suffix.is_none() {
+            return Err(CommandError::Unreachable(
+                "the sidecar URL names {host} but no host suffix is configured".into(),
+            ));
+        }
         // One control plane talks to 15,000 sidecars: an idle connection is kept for the
         // commands of one update (milliseconds apart), not for the next one minutes later.
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(5));
+        if let Some(pem) = &tls.extra_root_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                CommandError::Unreachable(format!("the sidecar CA is not PEM: {e}"))
+            })?;
+            if certs.is_empty() {
+                return Err(CommandError::Unreachable(
+                    "the sidecar CA file holds no certificate".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| CommandError::Unreachable(e.to_string()))?;
         Ok(Self {
             http,
             signer,
-            url_template: url_template.into(),
+            url_template,
+            host_suffix: tls.host_suffix,
             journal: None,
         })
     }
@@ -184,7 +227,10 @@ impl SidecarClient {
                 status: 0,
                 body: format!("cannot sign: {e}"),
             })?;
-        let url = self.url_template.replace("{ip}", ip);
+        let mut url = self.url_template.replace("{ip}", ip);
+        if let Some(suffix) = &self.host_suffix {
+            url = url.replace("{host}", &crate::network::hostname(ip, suffix));
+        }
         let mut req = self
             .http
             .post(&url)

@@ -58,7 +58,7 @@ pub enum Command {
 }
 
 /// The parts of a cloud-config document the fleet uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct CloudConfig {
     /// Files to write before commands run.
     #[serde(default)]
@@ -66,6 +66,9 @@ pub struct CloudConfig {
     /// Commands to run, in order, at first boot.
     #[serde(default)]
     pub runcmd: Vec<Command>,
+    /// Packages to install before the commands run (names, or `[name, version]`).
+    #[serde(default)]
+    pub packages: Vec<serde_norway::Value>,
 }
 
 impl CloudConfig {
@@ -92,6 +95,31 @@ impl CloudConfig {
             });
         }
         Ok(cfg)
+    }
+
+    /// Whether `packages` installs a Docker engine and its compose plugin (Ubuntu's
+    /// `docker.io` + `docker-compose-v2`, or Docker's `docker-ce` + `docker-compose-plugin`).
+    pub fn installs_docker(&self) -> bool {
+        let names: Vec<&str> = self
+            .packages
+            .iter()
+            .filter_map(|p| match p {
+                serde_norway::Value::String(s) => Some(s.as_str()),
+                serde_norway::Value::Sequence(v) => v.first().and_then(|n| n.as_str()),
+                _ => None,
+            })
+            .collect();
+        let has = |n: &str| names.contains(&n);
+        (has("docker.io") && has("docker-compose-v2"))
+            || (has("docker-ce") && has("docker-compose-plugin"))
+    }
+
+    /// Whether a command runs `docker`.
+    pub fn runs_docker(&self) -> bool {
+        self.runcmd.iter().any(|c| match c {
+            Command::Argv(a) => a.first().is_some_and(|p| p == "docker"),
+            Command::Shell(s) => s.split_whitespace().any(|w| w == "docker"),
+        })
     }
 
     /// The file written at `path`, if any.
@@ -165,5 +193,28 @@ mod tests {
             CloudConfig::parse("#cloud-config\n"),
             Ok(CloudConfig::default())
         );
+    }
+
+    #[test]
+    fn docker_comes_from_the_image_or_from_packages() {
+        let bare = CloudConfig::parse("#cloud-config\nruncmd:\n  - [docker, compose, up, -d]\n")
+            .expect("parses");
+        assert!(bare.runs_docker() && !bare.installs_docker());
+        let ubuntu = CloudConfig::parse(
+            "#cloud-config\npackages: [docker.io, docker-compose-v2]\nruncmd:\n  - docker compose up -d\n",
+        )
+        .expect("parses");
+        assert!(ubuntu.runs_docker() && ubuntu.installs_docker());
+        let no_compose =
+            CloudConfig::parse("#cloud-config\npackages: [docker.io]\n").expect("parses");
+        assert!(
+            !no_compose.installs_docker(),
+            "compose v2 is a package of its own"
+        );
+        let pinned = CloudConfig::parse(
+            "#cloud-config\npackages: [[docker-ce, '5:27.0'], docker-compose-plugin]\n",
+        )
+        .expect("parses");
+        assert!(pinned.installs_docker());
     }
 }

@@ -245,6 +245,14 @@ impl SidecarHook {
 
     async fn run(self: Arc<Self>, ctx: BootContext, stop: oneshot::Receiver<()>) {
         let id = ctx.droplet_id;
+        if ctx.cloud_config.runs_docker() && !ctx.has_docker {
+            // As on DigitalOcean: `docker compose up` fails, and nothing starts.
+            tracing::warn!(
+                droplet = id,
+                "cloud-init runs docker, but the image has none and the document installs none"
+            );
+            return;
+        }
         let Some(file) = ctx.cloud_config.file(ENV_FILE) else {
             tracing::warn!(
                 droplet = id,

@@ -234,11 +234,12 @@ impl Stack {
                 },
                 require_digests: false,
                 droplet_size: "s-1vcpu-1gb".into(),
-                droplet_image: "ubuntu-22-04-x64".into(),
+                droplet_image: "ubuntu-24-04-x64".into(),
                 timeouts: BTreeMap::new(),
                 inline_wait: Duration::from_secs(2),
                 lease: Duration::from_secs(60),
                 actor: "ignition".into(),
+                network: Default::default(),
             },
             bus.clone(),
         ));

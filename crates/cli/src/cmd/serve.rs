@@ -223,12 +223,23 @@ async fn build_igniter(
     if vault.is_none() {
         tracing::warn!("vault has no master key: ignitions that carry credentials are refused");
     }
-    let sidecar = genesis_ignition::SidecarClient::new(
+    let network = cfg.ignition.network().map_err(CliError::Usage)?;
+    let ca = match &cfg.ignition.sidecar_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            CliError::Usage(format!("ignition.sidecar_ca_file: cannot read {path}: {e}"))
+        })?),
+        None => None,
+    };
+    let sidecar = genesis_ignition::SidecarClient::with_options(
         signer,
         cfg.ignition.sidecar_url.clone(),
         std::time::Duration::from_secs(30),
+        genesis_ignition::sidecar_client::ClientTls {
+            extra_root_pem: ca,
+            host_suffix: Some(network.host_suffix.clone()),
+        },
     )
-    .map_err(|e| CliError::Runtime(e.into()))?
+    .map_err(|e| CliError::Usage(e.to_string()))?
     .with_journal(journal);
     let settings = genesis_ignition::IgnitionSettings {
         dashboard_url: cfg
@@ -248,6 +259,7 @@ async fn build_igniter(
         inline_wait: std::time::Duration::from_secs(2),
         lease: std::time::Duration::from_secs(cfg.ignition.lease_s),
         actor: "ignition".into(),
+        network,
     };
     Ok(Some(Arc::new(genesis_ignition::Igniter::new(
         stores.clone(),

@@ -219,11 +219,12 @@ pub async fn world(opts: Options) -> World {
             },
             require_digests: false,
             droplet_size: "s-1vcpu-1gb".into(),
-            droplet_image: "ubuntu-22-04-x64".into(),
+            droplet_image: "ubuntu-24-04-x64".into(),
             timeouts: opts.timeouts,
             inline_wait: Duration::from_millis(500),
             lease: Duration::from_secs(30),
             actor: "ignition".into(),
+            network: Default::default(),
         },
         bus.clone(),
     ));

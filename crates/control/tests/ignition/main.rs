@@ -50,6 +50,30 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
             .expect("record")
             .expect("handshake recorded");
     assert!(url.starts_with(&webhook_base), "{url} vs {webhook_base}");
+    // Behind the fleet's Cloud Firewall (443 and 80 only: no SSH range is configured) and
+    // in its region's default VPC.
+    let firewalls = genesis_cloud::Cloud::firewall_list(&*w.cloud)
+        .await
+        .expect("firewalls");
+    assert_eq!(firewalls.len(), 1, "{firewalls:?}");
+    assert_eq!(firewalls[0].tags, ["genesis"]);
+    let open: Vec<&str> = firewalls[0]
+        .inbound_rules
+        .iter()
+        .map(|r| r.ports.as_str())
+        .collect();
+    assert_eq!(open, ["443", "80"]);
+    let cloud_droplet = genesis_cloud::Cloud::droplet_get(&*w.cloud, provider)
+        .await
+        .expect("droplet");
+    let vpcs = genesis_cloud::Cloud::vpc_list(&*w.cloud)
+        .await
+        .expect("vpcs");
+    let vpc = vpcs
+        .iter()
+        .find(|v| Some(&v.id) == cloud_droplet.vpc_uuid.as_ref())
+        .expect("the droplet is in a VPC");
+    assert!(vpc.default && vpc.region == cloud_droplet.region.slug);
     let n8n = w.hook.n8n(provider).expect("the droplet's n8n");
     let creds = n8n.credential_summary();
     let kinds: Vec<&str> = creds.iter().map(|c| c.2.as_str()).collect();

@@ -31,6 +31,9 @@ pub struct BootContext {
     pub tags: Vec<String>,
     /// The parsed cloud-init document.
     pub cloud_config: CloudConfig,
+    /// Whether Docker is there once cloud-init has run: the image has it (a Docker
+    /// marketplace image, or a snapshot of a droplet that had it), or the document installs it.
+    pub has_docker: bool,
     /// Base URL of the metadata service (`.../metadata/v1/...`), when one is served.
     pub metadata_url: Option<String>,
     /// Changes on every power transition; a hook can use it to ignore stale work.
@@ -204,6 +207,11 @@ impl Simulator {
                 public_ipv4: d.ip,
                 tags: d.tags.clone(),
                 cloud_config: cfg.clone(),
+                has_docker: super::catalog::IMAGES
+                    .iter()
+                    .find(|i| i.id == d.image_id)
+                    .is_none_or(|i| i.slug.contains("docker"))
+                    || cfg.installs_docker(),
                 metadata_url: self.metadata_url.get().cloned(),
                 generation,
             });

@@ -97,11 +97,16 @@ pub const SIZES: [SizeSpec; 3] = [
 ];
 
 /// Public images.
-pub const IMAGES: [BaseImage; 2] = [
+pub const IMAGES: [BaseImage; 3] = [
     BaseImage {
         id: 129_211_873,
         slug: "ubuntu-22-04-x64",
         name: "22.04 (LTS) x64",
+    },
+    BaseImage {
+        id: 160_832_621,
+        slug: "ubuntu-24-04-x64",
+        name: "24.04 (LTS) x64",
     },
     BaseImage {
         id: 112_929_454,

@@ -80,6 +80,13 @@ pub async fn create(
     {
         return unprocessable("user_data is limited to 64 KiB.");
     }
+    if req
+        .vpc_uuid
+        .as_ref()
+        .is_some_and(|v| *v != catalog::default_vpc(&region))
+    {
+        return unprocessable("The VPC you specified does not exist in the Droplet's region.");
+    }
     let tags = req.tags.unwrap_or_default();
     if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
         return unprocessable(format!("Tags are invalid: {bad:?}."));

@@ -25,6 +25,7 @@ mod droplets;
 mod gate;
 mod images;
 mod metadata;
+mod networks;
 mod render;
 mod state;
 
@@ -372,6 +373,11 @@ impl Simulator {
             )
             .route("/v2/regions", get(images::regions))
             .route("/v2/sizes", get(images::sizes))
+            .route("/v2/vpcs", get(networks::vpcs))
+            .route(
+                "/v2/firewalls",
+                get(networks::firewalls).post(networks::create_firewall),
+            )
             .route_layer(middleware::from_fn_with_state(self.clone(), gate::gate));
         Router::new()
             .merge(api)

@@ -137,6 +137,9 @@ pub struct World {
     pub actions: BTreeMap<i64, ActionRecord>,
     pub next_id: i64,
     pub next_ip: u32,
+    /// Cloud Firewalls, as rendered.
+    #[serde(default)]
+    pub firewalls: Vec<serde_json::Value>,
     #[serde(skip)]
     pub pending: Vec<i64>,
     #[serde(skip)]

@@ -188,6 +188,7 @@ impl World {
                 n8n: "n8nio/n8n:2.8.4".into(),
                 sidecar: "genesis-sidecar:dev".into(),
             },
+            &Default::default(),
             false,
         )
         .expect("cloud-init");
@@ -196,7 +197,7 @@ impl World {
                 name: "tenant-acme".into(),
                 region: "fra1".into(),
                 size: "s-1vcpu-1gb".into(),
-                image: "ubuntu-22-04-x64".into(),
+                image: "ubuntu-24-04-x64".into(),
                 user_data: Some(user_data),
                 tags: vec![format!("ws-{ws}")],
                 ssh_keys: vec![],
