@@ -36,7 +36,11 @@ export GENESIS_CLOUD__PER_HOUR=1000000
 export GENESIS_OAUTH__GOOGLE_TOKEN_URL="http://127.0.0.1:$sim_port/token"
 # One warm standby per region (spec 55.4's hot-standby pool; the default is 30 in all).
 export GENESIS_STANDBY__TOTAL="${GENESIS_STANDBY__TOTAL:-5}"
-export GENESIS_IGNITION__SIDECAR_URL='http://{ip}:8443/sidecar/v1/commands'
+# The first tenant's droplet has real Caddy in front (as on DigitalOcean, with the simulator's
+# CA instead of ACME): commands go there over HTTPS; the other droplets refuse that port and
+# take them on the sidecar's own.
+export GENESIS_IGNITION__SIDECAR_URL='https://{ip}:9443/sidecar/v1/commands'
+export GENESIS_IGNITION__SIDECAR_URL_FALLBACK='http://{ip}:8443/sidecar/v1/commands'
 export GENESIS_IGNITION__REQUIRE_DIGESTS=false
 export GENESIS_IGNITION__QUEUE_SET="demo$port"
 export GENESIS_VAULT__CURRENT=1
@@ -62,6 +66,7 @@ $bin db check || echo "(a required setting is off on this server: see the NOT OK
 
 disks="${TMPDIR:-/tmp}/genesis-demo-droplets"
 rm -rf "$disks"
+export GENESIS_IGNITION__SIDECAR_CA_FILE="$disks/ca/sim-ca.crt"
 # With n8n 2.8.4 installed (scripts/n8n-install.sh, or a `make test` before), the first
 # tenant's droplet runs a real n8n; every other droplet runs the fake.
 real_n8n=()
@@ -71,11 +76,15 @@ if [ -x "$n8n_home/node_modules/.bin/n8n" ]; then
   real_n8n=(--real-n8n 1 --n8n-home "$n8n_home")
   real_note="; the first tenant gets a real n8n 2.8.4"
 fi
-bold "Starting the DigitalOcean simulator on 127.0.0.1:$sim_port (droplets boot the real sidecar + a fake n8n$real_note)"
-step "genesis sim-cloud --pace realistic --speed 20 --sidecars $disks ${real_n8n[*]}"
+bold "Starting the DigitalOcean simulator on 127.0.0.1:$sim_port (droplets boot the real sidecar + a fake n8n$real_note; the first one real Caddy in front)"
+step "genesis sim-cloud --pace realistic --speed 20 --sidecars $disks --caddy 1 ${real_n8n[*]}"
 $bin sim-cloud --listen "127.0.0.1:$sim_port" --pace realistic --speed 20 --per-minute 100000 \
-  --per-hour 1000000 --sidecars "$disks" "${real_n8n[@]}" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
+  --per-hour 1000000 --sidecars "$disks" --caddy 1 "${real_n8n[@]}" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
 sim_pid=$!
+for _ in $(seq 1 100); do
+  [ -s "$GENESIS_IGNITION__SIDECAR_CA_FILE" ] && break
+  sleep 0.1
+done
 bold "Starting the control plane on $api"
 $bin serve >"${TMPDIR:-/tmp}/genesis-demo-serve.log" 2>&1 &
 serve_pid=$!
@@ -112,13 +121,25 @@ for spec in "Startup XYZ:startup_xyz:us-east:high-priority" "Enterprise 123:ente
     "${onboarding[@]}" "${credentials[@]}" --wait
 done
 
-bold "A lead through the Golden Template: the tenant's webhook, its n8n, and back into its partition"
-step "curl -X POST $acme_hook -H 'X-Genesis-Token: <shown once at ignite>' -d '{\"email\":\"lin@lead.example\"}'"
-curl -s -X POST -H 'content-type: application/json' -H "X-Genesis-Token: $acme_token" \
+bold "A lead through the Golden Template: the droplet's Caddy, its n8n, and back into the tenant's partition"
+ca="$GENESIS_IGNITION__SIDECAR_CA_FILE"
+step "curl --cacert <simulator CA> -X POST $acme_hook -H 'X-Genesis-Token: <shown once at ignite>' -d '{\"email\":\"lin@lead.example\"}'"
+curl -s --cacert "$ca" -X POST -H 'content-type: application/json' -H "X-Genesis-Token: $acme_token" \
   -d '{"email":"lin@lead.example","first_name":"Lin","company":"Lead Co"}' "$acme_hook"; echo
 step "the same without the token (n8n refuses it)"
-curl -s -o /dev/null -w 'HTTP %{http_code}\n' -X POST -H 'content-type: application/json' \
+curl -s --cacert "$ca" -o /dev/null -w 'HTTP %{http_code}\n' -X POST -H 'content-type: application/json' \
   -d '{"email":"mallory@lead.example"}' "$acme_hook"
+acme_host=$(printf %s "$acme_hook" | sed -E 's#^https://([^/]+)/.*#\1#')
+step "curl --cacert <simulator CA> https://$acme_host/rest/settings   (n8n's own API is not public: Caddy answers 404)"
+curl -s --cacert "$ca" -o /dev/null -w 'HTTP %{http_code}\n' "https://$acme_host/rest/settings"
+acme_droplet=$(python3 -c 'import json,sys; w=json.load(open(sys.argv[1])); print(w["droplets"][0]["id"])' "${TMPDIR:-/tmp}/genesis-demo-acme.json" 2>/dev/null || true)
+if [ -n "$acme_droplet" ]; then
+  bold "Operator commands to one droplet, signed and sent over HTTPS through its Caddy (audited, journaled)"
+  step "genesis droplets health $acme_droplet"
+  $bin droplets health "$acme_droplet"
+  step "genesis droplets logs $acme_droplet -n 5"
+  $bin droplets logs "$acme_droplet" -n 5
+fi
 
 bold "Bad input is refused with problem+json, naming the field, before anything starts"
 step "POST /api/v1/workspaces {slug: 'a;drop table x'}"

@@ -118,6 +118,10 @@ pub struct IgnitionConfig {
     /// simulator's Caddy uses its own internal CA).
     #[serde(default)]
     pub sidecar_ca_file: Option<String>,
+    /// Where to send a command when `sidecar_url` refuses the connection (a simulated fleet
+    /// where only some droplets have Caddy in front); unset in production.
+    #[serde(default)]
+    pub sidecar_url_fallback: Option<String>,
 }
 
 fn default_firewall_name() -> String {
@@ -171,10 +175,11 @@ pub fn is_cidr(raw: &str) -> bool {
 
 impl IgnitionConfig {
     /// The droplets' network settings, checked.
-    pub fn network(&self) -> Result<genesis_ignition::network::DropletNetwork, String> {
+    pub fn network(&self) -> Result<genesis_ignition::network::DropletNetwork, Problem> {
         if let Some(bad) = self.operator_ssh_cidrs.iter().find(|c| !is_cidr(c)) {
-            return Err(format!(
-                "ignition.operator_ssh_cidrs: {bad:?} is not an address or CIDR (198.51.100.0/24)"
+            return Err(problem(
+                "ignition.operator_ssh_cidrs",
+                format!("{bad:?} is not an address or CIDR (198.51.100.0/24)"),
             ));
         }
         if self.host_suffix.is_empty()
@@ -183,9 +188,9 @@ impl IgnitionConfig {
                 .split('.')
                 .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
         {
-            return Err(format!(
-                "ignition.host_suffix: {:?} is not a domain name",
-                self.host_suffix
+            return Err(problem(
+                "ignition.host_suffix",
+                format!("{:?} is not a domain name", self.host_suffix),
             ));
         }
         Ok(genesis_ignition::network::DropletNetwork {
@@ -220,6 +225,7 @@ impl Default for IgnitionConfig {
             host_suffix: default_host_suffix(),
             acme_email: None,
             sidecar_ca_file: None,
+            sidecar_url_fallback: None,
         }
     }
 }
@@ -404,11 +410,14 @@ pub fn problems(
             "the request budget must be positive",
         ));
     }
-    if !ignition.sidecar_url.contains("{ip}") {
+    if !(ignition.sidecar_url.contains("{ip}") || ignition.sidecar_url.contains("{host}")) {
         out.push(problem(
             "ignition.sidecar_url",
-            "must contain {ip} (the droplet's address)",
+            "must contain {host} (the droplet's name) or {ip} (its address)",
         ));
+    }
+    if let Err(p) = ignition.network() {
+        out.push(p);
     }
     for k in ignition.timeouts_s.keys() {
         // Any case: environment overrides arrive lower-cased.

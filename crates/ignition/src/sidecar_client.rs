@@ -76,6 +76,7 @@ pub struct SidecarClient {
     signer: Arc<CommandSigner>,
     url_template: String,
     host_suffix: Option<String>,
+    fallback_template: Option<String>,
     journal: Option<Arc<dyn CommandJournal>>,
 }
 
@@ -156,8 +157,17 @@ impl SidecarClient {
             signer,
             url_template,
             host_suffix: tls.host_suffix,
+            fallback_template: None,
             journal: None,
         })
+    }
+
+    /// The same client, sending to `template` when the first endpoint refuses the
+    /// connection: a simulated fleet where only some droplets have Caddy in front (a refused
+    /// connection is the only failure retried, since nothing reached a sidecar).
+    pub fn with_fallback(mut self, template: impl Into<String>) -> Self {
+        self.fallback_template = Some(template.into());
+        self
     }
 
     /// The same client, reporting every command it sends to `journal`.
@@ -227,23 +237,34 @@ impl SidecarClient {
                 status: 0,
                 body: format!("cannot sign: {e}"),
             })?;
-        let mut url = self.url_template.replace("{ip}", ip);
-        if let Some(suffix) = &self.host_suffix {
-            url = url.replace("{host}", &crate::network::hostname(ip, suffix));
+        let post = |template: &str| {
+            let mut url = template.replace("{ip}", ip);
+            if let Some(suffix) = &self.host_suffix {
+                url = url.replace("{host}", &crate::network::hostname(ip, suffix));
+            }
+            let mut req = self
+                .http
+                .post(&url)
+                .bearer_auth(&token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            if let Some(t) = long_running(cmd) {
+                req = req.timeout(t);
+            }
+            (url, req.send())
+        };
+        let (mut url, sent) = post(&self.url_template);
+        let mut result = sent.await;
+        // A refused connection never reached a sidecar (the token is still unused), so the
+        // fallback endpoint may take the same request.
+        if let (Err(e), Some(fallback)) = (&result, &self.fallback_template)
+            && e.is_connect()
+        {
+            let (u, sent) = post(fallback);
+            url = u;
+            result = sent.await;
         }
-        let mut req = self
-            .http
-            .post(&url)
-            .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(t) = long_running(cmd) {
-            req = req.timeout(t);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| CommandError::Unreachable(format!("{url}: {e}")))?;
+        let resp = result.map_err(|e| CommandError::Unreachable(format!("{url}: {e}")))?;
         let status = resp.status().as_u16();
         let body = resp
             .text()

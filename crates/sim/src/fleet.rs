@@ -98,6 +98,10 @@ pub struct SidecarHook {
     refuse_credentials: std::sync::atomic::AtomicBool,
     /// Real n8n processes for the first droplets.
     real: Option<RealN8n>,
+    /// Real Caddy in front of the first droplets whose cloud-init writes a Caddyfile: the
+    /// front, how many droplets, and which have one (a rebooted droplet keeps its Caddy).
+    caddy: std::sync::OnceLock<(crate::caddy::CaddyFront, usize)>,
+    caddy_droplets: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl std::fmt::Debug for SidecarHook {
@@ -135,6 +139,28 @@ impl SidecarHook {
         Self::build_with(root, ready_timeout, None, Some(real))
     }
 
+    /// Puts real Caddy in front of the first `droplets` droplets booted from now on (hot
+    /// standbys aside; see [`crate::caddy`]): commands to them go to
+    /// `https://<ip>:9443/sidecar/v1/commands`, trusting `front.ca_cert()`. A second call
+    /// keeps the first front.
+    pub fn front_with_caddy(&self, front: crate::caddy::CaddyFront, droplets: usize) {
+        let _ = self.caddy.set((front, droplets));
+    }
+
+    /// Whether droplet `id` boots behind Caddy (deciding it at its first boot).
+    fn behind_caddy(&self, id: i64, standby: bool, limit: usize) -> bool {
+        let Ok(mut chosen) = self.caddy_droplets.lock() else {
+            return false;
+        };
+        if chosen.contains(&id) {
+            return true;
+        }
+        if standby || chosen.len() >= limit {
+            return false;
+        }
+        chosen.insert(id)
+    }
+
     fn build(
         root: PathBuf,
         ready_timeout: Duration,
@@ -157,6 +183,8 @@ impl SidecarHook {
             ready_timeout,
             shared,
             refuse_credentials: std::sync::atomic::AtomicBool::new(false),
+            caddy: std::sync::OnceLock::new(),
+            caddy_droplets: Mutex::new(Default::default()),
             real,
         })
     }
@@ -314,6 +342,31 @@ impl SidecarHook {
             Err(e) => {
                 tracing::warn!(droplet = id, error = %e, "no HTTP client");
                 return;
+            }
+        }
+        // Caddy in front, as on a droplet: only when the document configures it.
+        let mut _caddy = None;
+        if let (Some((front, limit)), Some(file)) = (
+            self.caddy.get(),
+            ctx.cloud_config.file(crate::caddy::CADDYFILE),
+        ) && self.behind_caddy(id, standby, *limit)
+        {
+            match front
+                .start(&file.content, ip, &state_dir.join("caddy"))
+                .await
+            {
+                Ok(child) => {
+                    // Caddy reaches the sidecar from the host's loopback source address.
+                    settings.trusted_proxies = vec![IpAddr::from([127, 0, 0, 1])];
+                    // n8n's webhooks are public through Caddy only, as on a droplet.
+                    settings.webhook_base_url =
+                        format!("https://{ip}:{}", crate::caddy::HTTPS_PORT);
+                    _caddy = Some(child);
+                }
+                Err(e) => {
+                    tracing::warn!(droplet = id, error = %e, "Caddy did not start");
+                    return;
+                }
             }
         }
         match (real, self.real.as_ref()) {

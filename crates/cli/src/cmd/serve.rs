@@ -223,7 +223,10 @@ async fn build_igniter(
     if vault.is_none() {
         tracing::warn!("vault has no master key: ignitions that carry credentials are refused");
     }
-    let network = cfg.ignition.network().map_err(CliError::Usage)?;
+    let network = cfg
+        .ignition
+        .network()
+        .map_err(|p| CliError::Usage(format!("{}: {}", p.field, p.message)))?;
     let ca = match &cfg.ignition.sidecar_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
             CliError::Usage(format!("ignition.sidecar_ca_file: cannot read {path}: {e}"))
@@ -239,7 +242,11 @@ async fn build_igniter(
             host_suffix: Some(network.host_suffix.clone()),
         },
     )
-    .map_err(|e| CliError::Usage(e.to_string()))?
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let sidecar = match &cfg.ignition.sidecar_url_fallback {
+        Some(url) => sidecar.with_fallback(url.clone()),
+        None => sidecar,
+    }
     .with_journal(journal);
     let settings = genesis_ignition::IgnitionSettings {
         dashboard_url: cfg

@@ -60,6 +60,12 @@ pub struct SimCloudArgs {
     /// `--n8n-home`).
     #[arg(long, value_name = "N", default_value_t = 0, requires = "sidecars")]
     real_n8n: usize,
+    /// With `--sidecars`: the first N droplets to boot (hot standbys aside) get Debian's
+    /// Caddy in front, with the Caddyfile their cloud-init wrote, on https://<ip>:9443 and a
+    /// simulator CA kept in the sidecars directory (its path is logged: give it to the
+    /// control plane as ignition.sidecar_ca_file).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "sidecars")]
+    caddy: usize,
     /// Where n8n 2.8.4 is installed (the directory `scripts/n8n-install.sh` prints).
     #[arg(long, env = "GENESIS_N8N_HOME", value_name = "DIR")]
     n8n_home: Option<PathBuf>,
@@ -135,6 +141,13 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
                 tracing::info!(dir = %dir.display(), "droplets boot the real sidecar and a fake n8n");
                 genesis_sim::fleet::SidecarHook::new(dir.clone())
             };
+            if a.caddy > 0 {
+                let front = genesis_sim::caddy::CaddyFront::prepare(&dir.join("ca"))
+                    .map_err(|e| CliError::Usage(format!("--caddy: {e}")))?;
+                tracing::info!(droplets = a.caddy, ca = %front.ca_cert().display(),
+                    "the first droplets get Caddy in front on https://<ip>:9443");
+                hook.front_with_caddy(front, a.caddy);
+            }
             (sim.with_boot_hook(hook.clone()), Some(hook))
         }
         None => (sim, None),

@@ -95,6 +95,8 @@ pub struct WorkspaceDetail {
     pub ignition: Option<super::ignition::IgnitionView>,
     /// Its registered webhooks (after a successful ignition).
     pub webhooks: Vec<genesis_store::WebhookEntry>,
+    /// Its live droplets (usually one; `genesis droplets ...` takes their ids).
+    pub droplets: Vec<genesis_store::Droplet>,
 }
 
 /// One workspace, with where its ignition stands.
@@ -113,10 +115,12 @@ pub async fn get(
     };
     let ws = db.workspace_get(id).await?;
     let webhooks = db.webhook_list(ws.id).await?;
+    let droplets = db.droplet_live_for_workspace(ws.id).await?;
     Ok(Json(WorkspaceDetail {
         workspace: ws,
         ignition,
         webhooks,
+        droplets,
     }))
 }
 

@@ -41,6 +41,8 @@ pub struct Options {
     pub real_n8n: bool,
     /// How sidecar tokens live and are renewed (a compressed clock in the renewal test).
     pub token_policy: genesis_control::heartbeats::TokenPolicy,
+    /// Real Caddy in front of every droplet, and commands over HTTPS through it.
+    pub caddy: bool,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             metrics_interval_s: 900,
             real_n8n: false,
             token_policy: Default::default(),
+            caddy: false,
         }
     }
 }
@@ -187,14 +190,29 @@ pub async fn world(opts: Options) -> World {
         Duration::from_millis(100),
         watch::channel(false).1,
     );
-    let sidecar = SidecarClient::new(
+    let (url, tls) = if opts.caddy {
+        let front = genesis_sim::caddy::CaddyFront::prepare(&root.join("ca")).expect("caddy");
+        let ca = std::fs::read(front.ca_cert()).expect("the CA");
+        hook.front_with_caddy(front, usize::MAX);
+        (
+            "https://{ip}:9443/sidecar/v1/commands",
+            genesis_ignition::sidecar_client::ClientTls {
+                extra_root_pem: Some(ca),
+                host_suffix: None,
+            },
+        )
+    } else {
+        ("http://{ip}:8443/sidecar/v1/commands", Default::default())
+    };
+    let sidecar = SidecarClient::with_options(
         signer.clone(),
-        "http://{ip}:8443/sidecar/v1/commands",
+        url,
         if opts.real_n8n {
             Duration::from_secs(60)
         } else {
             Duration::from_secs(10)
         },
+        tls,
     )
     .expect("sidecar client")
     .with_journal(journal);

@@ -1,6 +1,7 @@
 //! The ignition saga end to end (spec 41, 42, 50.6): real PostgreSQL, Redis, control plane,
 //! DigitalOcean simulator, sidecars and fake n8n, all over HTTP.
 
+mod caddy;
 mod droplet_ops;
 mod failures;
 mod helpers;
