@@ -8,6 +8,13 @@ use std::path::Path;
 
 /// Atomically replaces `path` with `bytes`, readable by the owner only.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_private_with(path, bytes, true)
+}
+
+/// [`write_private`], flushing to the disk before the rename only when `sync` (a virtual
+/// droplet's files outlive its "power failures" in the page cache; an fsync each would
+/// cost the host's disk for nothing).
+pub fn write_private_with(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -19,7 +26,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .open(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if sync {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
 }
 

@@ -181,8 +181,9 @@ pub async fn start<R: ContainerRuntime>(
             settings.n8n_ready_timeout,
             settings.host_stats.clone(),
         )
-        .with_credential_expiry(CredentialExpiry::load(
+        .with_credential_expiry(CredentialExpiry::load_with(
             settings.state_dir.join("credential-expiry.json"),
+            settings.sync_state,
         )),
     );
     // The ids of commands accepted before a restart stay spent.

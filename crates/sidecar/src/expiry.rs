@@ -32,6 +32,8 @@ pub fn expiry_of(data: &Value, now: i64) -> Option<i64> {
 #[derive(Debug, Default)]
 pub struct CredentialExpiry {
     file: Option<PathBuf>,
+    /// Flush the file to the disk on each change (a real droplet).
+    sync: bool,
     notes: Mutex<BTreeMap<String, i64>>,
 }
 
@@ -39,12 +41,18 @@ impl CredentialExpiry {
     /// Notes kept in `file` (read now; an unreadable or missing file starts empty, because a
     /// lost note only means one credential reports no expiry until its next rotation).
     pub fn load(file: PathBuf) -> Self {
+        Self::load_with(file, true)
+    }
+
+    /// [`Self::load`], flushing each change to the disk only when `sync`.
+    pub fn load_with(file: PathBuf, sync: bool) -> Self {
         let notes = std::fs::read(&file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         Self {
             file: Some(file),
+            sync,
             notes: Mutex::new(notes),
         }
     }
@@ -57,13 +65,14 @@ impl CredentialExpiry {
     /// OAuth token loses any earlier note.
     pub fn record(&self, id: &str, data: &Value, now: i64) {
         let mut notes = self.lock();
-        match expiry_of(data, now) {
-            Some(at) => notes.insert(id.to_owned(), at),
-            None => notes.remove(id),
+        let changed = match expiry_of(data, now) {
+            Some(at) => notes.insert(id.to_owned(), at) != Some(at),
+            None => notes.remove(id).is_some(),
         };
-        if let Some(file) = &self.file {
+        // Most credentials (API keys, header tokens) carry no expiry: nothing to write.
+        if let (true, Some(file)) = (changed, &self.file) {
             let bytes = serde_json::to_vec(&*notes).unwrap_or_default();
-            if let Err(e) = genesis_n8n::secret_file::write_private(file, &bytes) {
+            if let Err(e) = genesis_n8n::secret_file::write_private_with(file, &bytes, self.sync) {
                 tracing::warn!(error = %e, "cannot save credential expiry notes");
             }
         }
@@ -96,6 +105,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("expiry-{}", std::process::id()));
         let file = dir.join("credential-expiry.json");
         let notes = CredentialExpiry::load(file.clone());
+        notes.record("k", &json!({"apiKey": "sk"}), 1_000);
+        assert!(!file.exists(), "a credential without expiry writes nothing");
         notes.record("c1", &json!({"oauthTokenData": {"expires_in": 60}}), 1_000);
         notes.record("c2", &json!({"apiKey": "sk"}), 1_000);
         let again = CredentialExpiry::load(file.clone());

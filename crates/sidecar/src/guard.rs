@@ -133,7 +133,8 @@ pub struct UsedIds {
     /// Flush each id to the disk before the command runs (a real droplet: its power can
     /// fail); a virtual droplet's "restart" keeps the page cache anyway.
     sync: bool,
-    lines: Mutex<usize>,
+    /// The open log (appended to) and how many lines it holds.
+    log: Mutex<(Option<std::fs::File>, usize)>,
 }
 
 /// Lines after which the file is rewritten with only live ids.
@@ -147,23 +148,28 @@ impl UsedIds {
         sync: bool,
         now: u64,
     ) -> Result<(Self, Vec<(String, u64)>), std::io::Error> {
-        let live = Self::read_live(&file, now)?;
+        let (live, all) = Self::read_live(&file, now)?;
         let me = Self {
             file,
             sync,
-            lines: Mutex::new(0),
+            log: Mutex::new((None, all)),
         };
-        me.rewrite(&live)?;
+        // Rewritten only when something expired: a droplet's start does not cost a file
+        // replacement and its fsync for nothing (the first id creates the file).
+        if live.len() != all {
+            me.rewrite(&live)?;
+        }
         Ok((me, live))
     }
 
-    fn read_live(file: &PathBuf, now: u64) -> Result<Vec<(String, u64)>, std::io::Error> {
+    /// The live ids, and how many lines the file holds.
+    fn read_live(file: &PathBuf, now: u64) -> Result<(Vec<(String, u64)>, usize), std::io::Error> {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
-        Ok(text
+        let live = text
             .lines()
             .filter_map(|l| {
                 let (jti, exp) = l.split_once(' ')?;
@@ -171,32 +177,46 @@ impl UsedIds {
                 (now < exp.saturating_add(genesis_protocol::jwt::LEEWAY_S))
                     .then(|| (jti.to_owned(), exp))
             })
-            .collect())
+            .collect();
+        Ok((live, text.lines().count()))
     }
 
     fn rewrite(&self, live: &[(String, u64)]) -> Result<(), std::io::Error> {
         let text: String = live.iter().map(|(j, e)| format!("{j} {e}\n")).collect();
-        genesis_n8n::secret_file::write_private(&self.file, text.as_bytes())?;
-        *self.lines.lock().unwrap_or_else(|p| p.into_inner()) = live.len();
+        genesis_n8n::secret_file::write_private_with(&self.file, text.as_bytes(), self.sync)?;
+        // The old handle points at the replaced file.
+        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = (None, live.len());
         Ok(())
     }
 
     /// Records `jti` (its token expires at `exp`) before its command runs. An error means
     /// the command must not run: its id could be replayed after a restart.
     pub fn record(&self, jti: &str, exp: u64, now: u64) -> Result<(), std::io::Error> {
-        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        if *lines >= COMPACT_AFTER {
-            let mut live = Self::read_live(&self.file, now)?;
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.1 >= COMPACT_AFTER {
+            let (mut live, _) = Self::read_live(&self.file, now)?;
             live.push((jti.to_owned(), exp));
-            drop(lines);
+            drop(log);
             return self.rewrite(&live);
         }
-        let mut f = std::fs::OpenOptions::new().append(true).open(&self.file)?;
+        if log.0.is_none() {
+            use std::os::unix::fs::OpenOptionsExt;
+            log.0 = Some(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    .open(&self.file)?,
+            );
+        }
+        let Some(f) = log.0.as_mut() else {
+            return Err(std::io::Error::other("the used-id log is not open"));
+        };
         f.write_all(format!("{jti} {exp}\n").as_bytes())?;
         if self.sync {
             f.sync_data()?;
         }
-        *lines += 1;
+        log.1 += 1;
         Ok(())
     }
 }
@@ -257,14 +277,34 @@ mod tests {
         let file = dir.join("used-commands.log");
         let (ids, live) = UsedIds::open(file.clone(), true, 1_000).expect("open");
         assert!(live.is_empty());
+        assert!(
+            !file.exists(),
+            "a start with nothing to keep writes nothing"
+        );
         ids.record("a", 1_300, 1_000).expect("record");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file)
+            .expect("created")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         ids.record("b", 1_010, 1_000).expect("record");
-        let (_, live) = UsedIds::open(file.clone(), true, 1_100).expect("reopen");
+        let (again, live) = UsedIds::open(file.clone(), true, 1_100).expect("reopen");
         assert_eq!(
             live,
             [("a".to_owned(), 1_300)],
             "b expired (with the leeway)"
         );
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("log"),
+            "a 1300\n",
+            "trimmed at the reopen"
+        );
+        again
+            .record("c", 1_400, 1_100)
+            .expect("record after a rewrite");
+        let (_, live) = UsedIds::open(file.clone(), true, 1_100).expect("reopen");
+        assert_eq!(live.len(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

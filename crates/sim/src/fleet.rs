@@ -147,6 +147,27 @@ impl SidecarHook {
         let _ = self.caddy.set((front, droplets));
     }
 
+    /// Stops every droplet's sidecar and the processes it runs (real n8n, Caddy), waiting up
+    /// to `within` for them: what `genesis sim-cloud` does before it exits, so no process
+    /// outlives the simulator.
+    pub async fn shutdown(&self, within: Duration) {
+        let live: Vec<Live> = match self.live.lock() {
+            Ok(mut l) => l.drain().map(|(_, v)| v).collect(),
+            Err(_) => return,
+        };
+        let mut tasks = Vec::with_capacity(live.len());
+        for mut l in live {
+            if let Some(stop) = l.stop.take() {
+                let _ = stop.send(());
+            }
+            tasks.push(l.task);
+        }
+        let all = await_each(tasks);
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!("some droplets did not stop in time");
+        }
+    }
+
     /// Whether droplet `id` boots behind Caddy (deciding it at its first boot).
     fn behind_caddy(&self, id: i64, standby: bool, limit: usize) -> bool {
         let Ok(mut chosen) = self.caddy_droplets.lock() else {
@@ -471,6 +492,12 @@ async fn start_real_n8n(
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+async fn await_each(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 impl BootHook for SidecarHook {

@@ -171,27 +171,46 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
     // Google's token endpoint rides on the same listener (another host in reality), so
     // `[oauth] google_token_url = "<this address>/token"` refreshes tenants' tokens here.
     let google = genesis_sim::google_oauth::FakeGoogleOAuth::new();
+    let hook_for_routes = hook.clone();
     serve_with(
         listener,
         sim.clone(),
         move |r| {
             // Chaos inside virtual droplets (drift, load) when they run the sidecar.
             let r = r.merge(google.router());
-            match hook {
+            match hook_for_routes {
                 Some(h) => r.merge(genesis_sim::fleet_admin::router(h)),
                 None => r,
             }
         },
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
+        stop_signal(),
     )
     .await
     .context("serving the simulator")?;
+    if let Some(h) = &hook {
+        // Real n8n processes and Caddy would otherwise outlive the simulator.
+        h.shutdown(Duration::from_secs(30)).await;
+    }
     if let Some(path) = &a.state_file {
         sim.save(path)
             .with_context(|| format!("saving state to {}", path.display()))?;
         tracing::info!(file = %path.display(), "state saved");
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what `make demo`'s cleanup and process supervisors send).
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
