@@ -168,9 +168,7 @@ pub async fn start_rollout(
         ));
     }
     if let Some(image) = &req.n8n_image
-        && (image.trim().is_empty()
-            || image.chars().any(char::is_whitespace)
-            || !(image.contains(':') || image.contains('@')))
+        && !crate::app::droplet_ops::is_image_reference(image)
     {
         return Err(Problem::invalid_field(
             "n8n_image",
