@@ -84,6 +84,35 @@ pub struct GodModeConfig {
     /// See `max_failures`, seconds.
     #[serde(default = "default_failure_window_s")]
     pub failure_window_s: u64,
+    /// Sign-in attempts one source address may make per minute.
+    #[serde(default = "default_sign_ins_per_minute")]
+    pub sign_ins_per_minute: u32,
+    /// Password checks (argon2id, 19 MiB and tens of ms each) that may run at once;
+    /// 0 means half the cores.
+    #[serde(default)]
+    pub password_checks: usize,
+    /// Sign-ins that may wait for a password check; the rest are told to come back (503).
+    #[serde(default = "default_sign_in_queue")]
+    pub sign_in_queue: usize,
+    /// How long a throttled or busy sign-in refusal is held before it is sent, ms (a
+    /// client that waits for its answer then cannot flood the HTTP server with retries).
+    #[serde(default = "default_refusal_delay_ms")]
+    pub refusal_delay_ms: u64,
+    /// Where God Mode is reached, e.g. `https://ops.example.com`: a state-changing request
+    /// must carry exactly this `Origin`. Unset: the request's own host, over HTTPS when
+    /// `secure_cookies` is on and the host is not a loopback address, else over HTTP.
+    #[serde(default)]
+    pub public_origin: Option<String>,
+}
+
+fn default_sign_ins_per_minute() -> u32 {
+    10
+}
+fn default_sign_in_queue() -> usize {
+    32
+}
+fn default_refusal_delay_ms() -> u64 {
+    1000
 }
 
 fn default_session_ttl_s() -> u64 {
@@ -106,6 +135,11 @@ impl Default for GodModeConfig {
             secure_cookies: true,
             max_failures: default_max_failures(),
             failure_window_s: default_failure_window_s(),
+            sign_ins_per_minute: default_sign_ins_per_minute(),
+            password_checks: 0,
+            sign_in_queue: default_sign_in_queue(),
+            refusal_delay_ms: default_refusal_delay_ms(),
+            public_origin: None,
         }
     }
 }
@@ -118,6 +152,26 @@ impl GodModeConfig {
             secure_cookies: self.secure_cookies,
             max_failures: self.max_failures,
             failure_window: std::time::Duration::from_secs(self.failure_window_s),
+            public_origin: self.public_origin.clone(),
+        }
+    }
+
+    /// The sign-in guard's limits; `trusted_proxies` as for the rest of the server.
+    pub fn sign_in_limits(
+        &self,
+        trusted_proxies: Vec<std::net::IpAddr>,
+    ) -> genesis_control::god::sign_in_guard::SignInLimits {
+        use genesis_control::god::sign_in_guard::{SignInLimits, default_hashers};
+        SignInLimits {
+            per_source_per_minute: self.sign_ins_per_minute,
+            hashers: match self.password_checks {
+                0 => default_hashers(),
+                n => n,
+            },
+            max_waiting: self.sign_in_queue,
+            refusal_delay: std::time::Duration::from_millis(self.refusal_delay_ms),
+            trusted_proxies,
+            ..SignInLimits::default()
         }
     }
 }

@@ -13,14 +13,14 @@
 //! gets at most one `HANDSHAKE_REFUSED` per source per [`AUDIT_EVERY`] (and at most
 //! [`AUDIT_PER_SECOND`] in all), each carrying how many were skipped before it.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::audit_budget::AuditBudget;
 
 /// Handshake attempts one source may make per minute (a droplet makes one, and retries a
 /// few times while the control plane is unreachable).
@@ -29,15 +29,14 @@ pub const HANDSHAKES_PER_MINUTE: u32 = 10;
 pub const AUDIT_EVERY: Duration = Duration::from_secs(10);
 /// At most this many refusals are audited per second, from all sources together.
 pub const AUDIT_PER_SECOND: u32 = 20;
-/// Sources whose skipped refusals are remembered (the oldest are forgotten beyond it).
+/// Sources whose attempts are tracked before idle ones are forgotten.
 const AUDIT_SOURCES: usize = 10_000;
 
 /// The gate in front of `POST /api/v1/sidecar/handshake`.
 pub struct HandshakeGate {
     trusted_proxies: Vec<IpAddr>,
     attempts: DefaultKeyedRateLimiter<IpAddr>,
-    audit_global: DefaultDirectRateLimiter,
-    audit: Mutex<HashMap<IpAddr, (Instant, u64)>>,
+    audit: AuditBudget<IpAddr>,
 }
 
 impl std::fmt::Debug for HandshakeGate {
@@ -59,12 +58,10 @@ impl HandshakeGate {
     /// balancer in front of the control plane).
     pub fn new(trusted_proxies: Vec<IpAddr>) -> Self {
         let per_minute = NonZeroU32::new(HANDSHAKES_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
-        let per_second = NonZeroU32::new(AUDIT_PER_SECOND).unwrap_or(NonZeroU32::MIN);
         Self {
             trusted_proxies,
             attempts: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(per_minute)),
-            audit_global: RateLimiter::direct(Quota::per_second(per_second)),
-            audit: Mutex::new(HashMap::new()),
+            audit: AuditBudget::new(AUDIT_EVERY, AUDIT_PER_SECOND),
         }
     }
 
@@ -92,21 +89,8 @@ impl HandshakeGate {
     /// (how many from it were not written since the last that was), or `None` (not
     /// written; it is counted towards the next).
     pub fn audit_slot(&self, source: Option<IpAddr>) -> Option<u64> {
-        let key = source.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let mut seen = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let due = seen
-            .get(&key)
-            .is_none_or(|(last, _)| now.duration_since(*last) >= AUDIT_EVERY);
-        if due && self.audit_global.check().is_ok() {
-            let skipped = seen.insert(key, (now, 0)).map_or(0, |(_, n)| n);
-            if seen.len() > AUDIT_SOURCES {
-                seen.retain(|_, (last, _)| now.duration_since(*last) < AUDIT_EVERY);
-            }
-            return Some(skipped);
-        }
-        seen.entry(key).or_insert((now, 0)).1 += 1;
-        None
+        self.audit
+            .slot(source.unwrap_or(IpAddr::from([0, 0, 0, 0])))
     }
 }
 

@@ -4,8 +4,11 @@
 pub mod api;
 pub mod app;
 pub mod attest;
+pub mod audit_budget;
 pub mod auth;
 pub mod command_journal;
+pub mod extract;
+pub mod front_door;
 pub mod god;
 pub mod health;
 pub mod heartbeats;
@@ -63,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(god::routes(state.clone()))
         .fallback(|| async { Problem::not_found("route") })
+        .layer(middleware::from_fn(front_door::problems_only))
+        .layer(middleware::from_fn(front_door::security_headers))
         .layer(middleware::from_fn(record_http_metrics))
         .with_state(state)
 }

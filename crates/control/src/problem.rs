@@ -60,6 +60,38 @@ impl Problem {
         )
     }
 
+    /// The body is in a format this route does not read.
+    pub fn unsupported_media(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail.to_string(),
+        )
+    }
+
+    /// The route exists, but not for this method; `allowed` is what the `Allow` header says.
+    pub fn method_not_allowed(method: &str, allowed: &str) -> Self {
+        let detail = if allowed.is_empty() {
+            format!("{method} is not allowed here")
+        } else {
+            format!("{method} is not allowed here; this route accepts {allowed}")
+        };
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            detail,
+        )
+    }
+
+    /// Any other status, with its standard reason as the title.
+    pub fn with_status(status: StatusCode, detail: impl std::fmt::Display) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error");
+        let kind = title.to_ascii_lowercase().replace(' ', "-");
+        Self::new(status, &kind, title, detail.to_string())
+    }
+
     /// Nothing here by that name.
     pub fn not_found(what: &str) -> Self {
         Self::new(

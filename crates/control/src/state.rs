@@ -33,4 +33,7 @@ pub struct AppState {
     /// The gate in front of sidecar handshakes: per-source quotas, audit budget, trusted
     /// proxies.
     pub handshakes: Arc<crate::attest::HandshakeGate>,
+    /// The gate in front of God Mode sign-ins: per-source quotas, bounded password checks,
+    /// audit budget.
+    pub sign_ins: Arc<crate::god::sign_in_guard::SignInGuard>,
 }

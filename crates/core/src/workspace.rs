@@ -9,8 +9,10 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// A workspace's display name: 1 to 200 characters after trimming, no control characters
-/// (names end up in e-mails, dashboards and log lines).
+/// A workspace's display name: 1 to 200 characters after trimming, with no control
+/// characters and no invisible formatting characters (names end up in e-mails, dashboards
+/// and log lines, where a newline forges a log line, a bidi override makes `evil.exe` read as
+/// `exe.live`, and a zero-width space makes two names that look the same differ).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct WorkspaceName(String);
@@ -27,6 +29,31 @@ pub enum WorkspaceNameError {
     /// Contains a control character (newline, escape, ...).
     #[error("contains a control character")]
     ControlCharacter,
+    /// Contains an invisible formatting character: a bidirectional override or isolate, a
+    /// zero-width character, or a byte-order mark.
+    #[error("contains an invisible formatting character (U+{0:04X})")]
+    InvisibleCharacter(u32),
+}
+
+/// The first character of `s` that changes how text around it is displayed without being
+/// seen itself: the bidi embeddings, overrides, isolates and marks, the zero-width space,
+/// the word joiner and invisible operators, the Mongolian vowel separator and the
+/// byte-order mark. The zero-width joiner and non-joiner are real parts of emoji sequences
+/// (👩‍💻) and of Persian and Indic spellings, so they pass between two non-ASCII characters,
+/// and nowhere else (where they could only make two names that look alike differ).
+fn invisible_format(s: &str) -> Option<char> {
+    let chars: Vec<char> = s.chars().collect();
+    chars.iter().enumerate().find_map(|(i, &c)| {
+        let always = matches!(c,
+            '\u{061C}' | '\u{180E}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}');
+        let joiner = matches!(c, '\u{200C}' | '\u{200D}');
+        let between_non_ascii = i > 0
+            && chars.get(i - 1).is_some_and(|p| !p.is_ascii())
+            && chars.get(i + 1).is_some_and(|n| !n.is_ascii());
+        (always || (joiner && !between_non_ascii)).then_some(c)
+    })
 }
 
 impl WorkspaceName {
@@ -41,6 +68,9 @@ impl WorkspaceName {
         }
         if s.chars().any(char::is_control) {
             return Err(WorkspaceNameError::ControlCharacter);
+        }
+        if let Some(c) = invisible_format(s) {
+            return Err(WorkspaceNameError::InvisibleCharacter(u32::from(c)));
         }
         Ok(Self(s.to_owned()))
     }
@@ -176,6 +206,40 @@ impl fmt::Display for WorkspaceStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_refuse_what_a_reader_cannot_see() {
+        for (raw, code) in [
+            ("invoice\u{202E}fdp.exe", 0x202E),
+            ("Acme\u{200B}Corp", 0x200B),
+            ("\u{2067}Acme", 0x2067),
+            ("Acme\u{FEFF}", 0xFEFF),
+            ("a\u{2060}b", 0x2060),
+            ("Acme\u{200D}Corp", 0x200D),
+            ("\u{200C}Acme", 0x200C),
+        ] {
+            assert_eq!(
+                WorkspaceName::parse(raw),
+                Err(WorkspaceNameError::InvisibleCharacter(code)),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(
+            WorkspaceName::parse("Acme\u{85}Corp"),
+            Err(WorkspaceNameError::ControlCharacter)
+        );
+        for ok in [
+            "Acme Corp",
+            "Café Zürich",
+            "東京ラボ",
+            "שלום עולם",
+            "مرحبا",
+            "👩‍💻 Labs",
+            "می\u{200C}خواهم",
+        ] {
+            assert_eq!(WorkspaceName::parse(ok).map(|n| n.0), Ok(ok.to_owned()));
+        }
+    }
 
     #[test]
     fn deletion_is_reversible_only_in_grace() {

@@ -133,33 +133,96 @@ impl Database {
     }
 
     /// Audits a refused sign-in (spec 63.1's LOGIN_FAILED): the address tried, from where,
-    /// and why, never the password.
+    /// and why, never the password. `held_back` is how many refusals from the same source
+    /// were not audited one by one before this one (the control plane's audit budget).
     pub async fn operator_login_failed(
         &self,
         email: &str,
         client: Option<&str>,
         reason: &'static str,
+        held_back: u64,
     ) -> Result<(), StoreError> {
         let mut event = AuditEvent::new(actor(email), "security", "LOGIN_FAILED");
-        event.details = serde_json::json!({ "client": client, "reason": reason });
+        event.details = serde_json::json!({
+            "client": client,
+            "reason": reason,
+            "held_back": held_back,
+        });
         record(&mut *self.app.acquire().await?, &event).await?;
         Ok(())
     }
 
-    /// Sign-ins refused for `email` since `since` (the brake on password guessing).
-    pub async fn operator_failures_since(
+    /// Refused sign-ins for `email` from `source` in the current window of `window` (the
+    /// brake on password guessing: per account and source, so that guesses from elsewhere
+    /// do not lock the operator out).
+    pub async fn sign_in_failures(
         &self,
         email: &str,
-        since: DateTime<Utc>,
+        source: &str,
+        window: std::time::Duration,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM genesis.audit_log
-               WHERE event = 'LOGIN_FAILED' AND actor = $1 AND occurred_at >= $2"#,
-            actor(email),
-            since,
+            r#"SELECT failures::bigint AS "n!" FROM genesis.sign_in_failures
+               WHERE email = $1 AND source = $2
+                 AND window_start > now() - $3::float8 * interval '1 second'"#,
+            email,
+            source,
+            window.as_secs_f64(),
         )
-        .fetch_one(&mut *self.read().await?)
-        .await?)
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .unwrap_or(0))
+    }
+
+    /// Counts one refused sign-in of `email` from `source`, starting a new window when the
+    /// last one has passed, and forgets pairs idle for longer than `window`.
+    pub async fn sign_in_failure_note(
+        &self,
+        email: &str,
+        source: &str,
+        window: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.app.begin().await?;
+        sqlx::query!(
+            r#"DELETE FROM genesis.sign_in_failures
+               WHERE last_at < now() - $1::float8 * interval '1 second'"#,
+            window.as_secs_f64(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            r#"INSERT INTO genesis.sign_in_failures AS f (email, source, failures, window_start, last_at)
+               VALUES ($1, $2, 1, now(), now())
+               ON CONFLICT (email, source) DO UPDATE SET
+                 failures = CASE WHEN f.window_start > now() - $3::float8 * interval '1 second'
+                                 THEN f.failures + 1 ELSE 1 END,
+                 window_start = CASE WHEN f.window_start > now() - $3::float8 * interval '1 second'
+                                     THEN f.window_start ELSE now() END,
+                 last_at = now()"#,
+            email,
+            source,
+            window.as_secs_f64(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets the refused sign-ins of `email` from `source` (after a successful one).
+    pub async fn sign_in_failures_clear(
+        &self,
+        email: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "DELETE FROM genesis.sign_in_failures WHERE email = $1 AND source = $2",
+            email,
+            source,
+        )
+        .execute(&self.app)
+        .await?;
+        Ok(())
     }
 
     /// The operator a live session belongs to: neither expired, revoked, nor of a disabled

@@ -103,6 +103,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
+    /// A flood of bad God Mode sign-ins against a running `genesis serve`: its peak RSS and
+    /// the p99 of other API calls, guarded and with the guard lifted, in the same run.
+    SignInFlood {
+        /// Concurrent clients signing in with made-up addresses.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// How long the flood lasts, seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// Heartbeat ingestion: sustained heartbeats/s and latency, every one authenticated and
     /// recorded, against a bare JSON route in the same run.
     Heartbeats {
@@ -234,6 +244,10 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
         BenchCommand::GodMode { droplets, requests } => {
             super::bench_god_mode::run(droplets, requests).await
         }
+        BenchCommand::SignInFlood {
+            concurrency,
+            seconds,
+        } => super::bench_sign_in_flood::run(concurrency, seconds).await,
         BenchCommand::Zombies {
             redis_url,
             droplets,

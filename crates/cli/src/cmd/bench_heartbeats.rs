@@ -134,6 +134,7 @@ pub(crate) fn sidecar_facing_state(stores: RegionalStore, token_ttl: Duration) -
     AppState {
         god: Default::default(),
         handshakes: Default::default(),
+        sign_ins: Default::default(),
         stores: stores.clone(),
         redis: None,
         router: Arc::new(TenantRouter::default()),

@@ -246,6 +246,7 @@ impl Stack {
         let state = AppState {
             god: Default::default(),
             handshakes: Default::default(),
+            sign_ins: Default::default(),
             stores: stores.clone(),
             redis: None,
             router: Arc::new(TenantRouter::default()),

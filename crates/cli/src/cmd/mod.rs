@@ -9,6 +9,7 @@ pub mod bench_ignition;
 pub mod bench_queue;
 pub mod bench_rollout;
 pub mod bench_sidecar;
+pub mod bench_sign_in_flood;
 pub mod bench_sim;
 pub mod bench_wake;
 pub mod bench_zombies;
@@ -111,6 +112,10 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         Command::Bench(bench::BenchCommand::GodMode { droplets, requests }) => {
             bench_god_mode::run(droplets, requests).await
         }
+        Command::Bench(bench::BenchCommand::SignInFlood {
+            concurrency,
+            seconds,
+        }) => bench_sign_in_flood::run(concurrency, seconds).await,
         Command::Bench(bench::BenchCommand::Zombies {
             redis_url,
             droplets,

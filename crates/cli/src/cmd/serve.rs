@@ -64,6 +64,10 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         handshakes: std::sync::Arc::new(genesis_control::attest::HandshakeGate::new(
             cfg.server.trusted_proxies.clone(),
         )),
+        sign_ins: std::sync::Arc::new(genesis_control::god::sign_in_guard::SignInGuard::new(
+            cfg.god_mode
+                .sign_in_limits(cfg.server.trusted_proxies.clone()),
+        )),
         stores: stores.clone(),
         redis,
         router: Arc::new(TenantRouter::new(cfg.legacy_tenant())),

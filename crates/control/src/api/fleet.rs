@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
 };
 use chrono::{DateTime, Utc};
 use genesis_store::{Alert, Droplet, FleetCounts, StateChange};
 use serde::{Deserialize, Serialize};
 
+use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
 /// `GET /api/v1/fleet/health`: live droplets per state and per region, all databases
@@ -115,7 +116,7 @@ pub struct AlertList {
 /// `GET /api/v1/alerts`.
 pub async fn alerts(
     State(state): State<AppState>,
-    Query(q): Query<AlertQuery>,
+    ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> Result<Json<AlertList>, Problem> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

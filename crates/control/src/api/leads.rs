@@ -3,13 +3,14 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
 };
 use genesis_core::{Email, LeadStatus, TenantRoute};
 use genesis_store::{Caller, Database, ImportReport, LeadCursor, LeadPage, NewLead};
 use serde::Deserialize;
 
 use super::body::{ApiJson, required, workspace_id};
+use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
 /// The API acts for an operator (the bearer token); per-tenant credentials arrive with the
@@ -162,7 +163,7 @@ pub struct PageQuery {
 pub async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<LeadPage>, Problem> {
     let status = match &q.status {
         Some(s) => LeadStatus::parse(s).map_err(|e| Problem::invalid_field("status", e))?,

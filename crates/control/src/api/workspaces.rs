@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{StatusCode, header},
     response::IntoResponse,
 };
@@ -13,6 +13,7 @@ use genesis_store::{NewWorkspace, Workspace};
 use serde::{Deserialize, Serialize};
 
 use super::body::{ApiJson, required, workspace_id};
+use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces` body. Every field is optional here so that a missing one is
@@ -145,7 +146,7 @@ pub struct WorkspaceList {
 /// Workspaces across regions, in slug order.
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<WorkspaceList>, Problem> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {

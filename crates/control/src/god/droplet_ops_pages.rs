@@ -2,10 +2,10 @@
 //! an image pull, each through [`crate::app::droplet_ops`] under the operator's own name,
 //! and each answered with a page showing what the sidecar said.
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::{Extension, Form};
 use genesis_protocol::command::CommandReply;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::layout::{csrf_input, html_response, page, problem_page};
 use super::session::SignedIn;
 use crate::app::droplet_ops::{DEFAULT_LOG_LINES, DropletOp, MAX_LOG_LINES, run};
+use crate::extract::ApiForm;
 use crate::{AppState, Problem};
 
 /// The forms, for the droplet page.
@@ -57,7 +58,7 @@ pub async fn run_op(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
     Path((id, op)): Path<(String, String)>,
-    Form(form): Form<OpForm>,
+    ApiForm(form): ApiForm<OpForm>,
 ) -> Result<Response, Problem> {
     me.check_csrf(&form.csrf)?;
     let back = format!("/god/droplets/{id}");

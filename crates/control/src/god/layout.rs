@@ -1,6 +1,8 @@
 //! The frame every God Mode page shares: head, style, navigation. HTML is built with `maud`,
 //! which escapes every interpolated value: tenant-supplied text (names, error messages) can
-//! never become markup. No script is needed to read a page.
+//! never become markup. No script is needed to read a page, and none is inline: the style
+//! sheet and the rollout page's live script are files under `/god/assets/`, so the
+//! Content-Security-Policy can refuse every inline script ([`crate::front_door`]).
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,7 +10,9 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::session::{CSRF_FIELD, ROOT, SignedIn};
 
-const STYLE: &str = r#"
+/// God Mode's style sheet, served at [`STYLE_PATH`] (the Content-Security-Policy allows no
+/// inline `<style>` element).
+pub const STYLE: &str = r#"
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d232b;background:#f4f6f8}
 header{display:flex;align-items:center;gap:1.5rem;padding:.7rem 1.5rem;background:#141b24;color:#fff}
 header a{color:#cfe3ff;text-decoration:none}header .who{margin-left:auto;opacity:.8}
@@ -37,6 +41,9 @@ figure.chart figcaption{font-weight:600;margin-bottom:.3rem}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.3rem 1.2rem}dl.facts dt{color:#57606a}
 "#;
 
+/// Where [`STYLE`] is served.
+pub const STYLE_PATH: &str = "/god/assets/god.css";
+
 /// A whole page: `body` under the navigation bar (none on the sign-in page, `who` = None).
 pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
     html! {
@@ -46,7 +53,7 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Genesis God Mode" }
-                style { (maud::PreEscaped(STYLE)) }
+                link rel="stylesheet" href=(STYLE_PATH);
             }
             body {
                 @if let Some(s) = who {
@@ -100,4 +107,25 @@ pub fn problem_page(me: &SignedIn, p: &crate::Problem, back: &str) -> Response {
 /// The hidden field every state-changing form carries.
 pub fn csrf_input(me: &SignedIn) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(me.csrf); }
+}
+
+/// `GET /god/assets/{name}`: the style sheet and scripts, open without a session (the
+/// sign-in page needs the style; neither holds anything private).
+pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let (body, content_type) = match name.as_str() {
+        "god.css" => (STYLE, "text/css; charset=utf-8"),
+        "rollout-live.js" => (
+            super::rollout_pages::LIVE_SCRIPT,
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return crate::Problem::not_found("asset").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
 }

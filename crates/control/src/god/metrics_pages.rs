@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{html_response, page};
 use super::session::SignedIn;
+use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
 /// The bucket width the store aggregates by.
@@ -150,7 +151,7 @@ pub async fn metrics_of(
 /// `GET /god/api/metrics`.
 pub async fn json(
     State(state): State<AppState>,
-    Query(q): Query<MetricsQuery>,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
 ) -> Result<Json<MetricsView>, Problem> {
     Ok(Json(
         metrics_of(&state, q.hours.unwrap_or(24), q.region).await?,
@@ -237,7 +238,7 @@ fn millis(v: f64) -> String {
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
-    Query(q): Query<MetricsQuery>,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
 ) -> Result<Response, Problem> {
     let v = metrics_of(&state, q.hours.unwrap_or(24), q.region).await?;
     let series = |f: fn(&BucketView) -> Option<f64>| v.buckets.iter().map(f).collect::<Vec<_>>();

@@ -2,7 +2,8 @@
 //! server-rendered pages under `/god`, behind operator sign-in ([`session`]).
 //!
 //! Routes:
-//! - `GET|POST /god/sign-in`: the only God Mode route open without a session;
+//! - `GET|POST /god/sign-in` and `GET /god/assets/{name}` (style sheet, scripts): the only
+//!   God Mode routes open without a session;
 //! - `POST /god/sign-out`;
 //! - `GET /god`: the fleet overview ([`pages`]);
 //! - `GET /god/heatmap`, `GET /god/droplets/{id}`: the health heatmap and a droplet's page
@@ -24,6 +25,7 @@ pub mod pages;
 pub mod region_pages;
 pub mod rollout_pages;
 pub mod session;
+pub mod sign_in_guard;
 pub mod watch_pages;
 
 use axum::Router;
@@ -33,6 +35,9 @@ use axum::routing::{get, post};
 use crate::AppState;
 
 pub use session::GodSettings;
+
+/// The largest sign-in form read (bytes).
+pub const SIGN_IN_BODY_LIMIT: usize = 16 * 1024;
 
 /// God Mode's routes, ready to merge into the control plane's router.
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -71,8 +76,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route(
             session::SIGN_IN,
-            get(pages::sign_in_page).post(pages::sign_in),
+            get(pages::sign_in_page).post(pages::sign_in).layer(
+                // A sign-in form is a few hundred bytes; nothing bigger is read.
+                axum::extract::DefaultBodyLimit::max(SIGN_IN_BODY_LIMIT),
+            ),
         )
+        .route("/god/assets/{name}", get(layout::asset))
         .merge(guarded)
         .layer(tower_http::compression::CompressionLayer::new())
 }

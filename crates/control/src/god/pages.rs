@@ -2,20 +2,21 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form, Json};
+use axum::{Extension, Json};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::layout::{html_response, page};
 use super::session::{
     ROOT, SIGN_IN, SignedIn, cleared_cookie, decoy_hash, new_token, safe_next, same_origin,
-    session_cookie, token_digest, verify_password,
+    session_cookie, token_digest,
 };
 use crate::api::fleet::fleet_totals;
 use crate::api::hibernation::{Savings, savings_now};
+use crate::extract::{ApiForm, ApiQuery};
 use crate::{AppState, Problem};
 
 /// `?next=` of the sign-in page.
@@ -44,7 +45,7 @@ fn sign_in_form(next: &str, error: Option<&str>, email: &str) -> Markup {
 }
 
 /// `GET /god/sign-in`.
-pub async fn sign_in_page(Query(q): Query<NextQuery>) -> Response {
+pub async fn sign_in_page(ApiQuery(q): ApiQuery<NextQuery>) -> Response {
     html_response(
         StatusCode::OK,
         sign_in_form(&safe_next(q.next.as_deref()), None, ""),
@@ -59,64 +60,120 @@ pub struct SignInForm {
     next: Option<String>,
 }
 
-/// `POST /god/sign-in`: checks the password (argon2id, off the async workers), opens a
-/// session and sets its cookie; a refusal is audited as LOGIN_FAILED and says only "wrong
-/// e-mail or password". Past `max_failures` in the window, the address is refused without
-/// a check until the window has passed.
+/// `POST /god/sign-in`: checks the password (argon2id, off the async workers, within the
+/// [`SignInGuard`](super::sign_in_guard::SignInGuard)'s limits), opens a session and sets its
+/// cookie. A refusal says only "wrong e-mail or password", is counted against the address
+/// *from this source*, and is audited as LOGIN_FAILED within the audit budget. Past
+/// `max_failures` in the window, this source is refused for that address without a check
+/// until the window has passed; other sources are not.
 pub async fn sign_in(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: axum::http::HeaderMap,
-    Form(form): Form<SignInForm>,
+    ApiForm(form): ApiForm<SignInForm>,
 ) -> Result<Response, Problem> {
-    if !same_origin(&headers) {
-        return Ok((StatusCode::FORBIDDEN, "cross-site sign-in refused").into_response());
+    if !same_origin(&headers, &state.god) {
+        return Err(Problem::forbidden("cross-site sign-in refused"));
     }
-    let db = state.stores.distinct()[0].clone();
-    let settings = &state.god;
+    let guard = &state.sign_ins;
+    let source = guard.source(peer.map(|Extension(ConnectInfo(a))| a), &headers);
+    let client = source.to_string();
     let email = form.email.trim().to_lowercase();
     let next = safe_next(form.next.as_deref());
-    let client = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
-    let since = chrono::Utc::now()
-        - chrono::Duration::from_std(settings.failure_window).unwrap_or(chrono::Duration::zero());
-    if db.operator_failures_since(&email, since).await? >= settings.max_failures {
-        db.operator_login_failed(&email, client.as_deref(), "too_many_failures")
-            .await?;
-        return Ok(html_response(
+    let db = state.stores.distinct()[0].clone();
+    let settings = &state.god;
+    let refused_page = |status: StatusCode, message: &str, retry_after: Option<u64>| {
+        let mut r = html_response(status, sign_in_form(&next, Some(message), &email));
+        if let Some(s) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        r
+    };
+    if !guard.admit(source) {
+        metrics::counter!("genesis_sign_ins_total", "outcome" => "throttled").increment(1);
+        if let Some(held_back) = guard.throttled_audit.slot(source) {
+            db.operator_login_failed(&email, Some(&client), "throttled", held_back)
+                .await?;
+        }
+        guard.delay_refusal().await;
+        return Ok(refused_page(
             StatusCode::TOO_MANY_REQUESTS,
-            sign_in_form(
-                &next,
-                Some(
-                    "Too many failed sign-ins for this address. Wait a few minutes and try again.",
-                ),
-                &email,
-            ),
+            "Too many sign-in attempts from your address. Wait a minute and try again.",
+            Some(60),
+        ));
+    }
+    let busy_page = |busy: super::sign_in_guard::Busy| {
+        metrics::counter!("genesis_sign_ins_total", "outcome" => "busy").increment(1);
+        refused_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{}.", capitalise(&busy.to_string())),
+            Some(5),
+        )
+    };
+    // Nothing more (no database read) is spent on an attempt that could not be checked.
+    if guard.saturated() {
+        guard.delay_refusal().await;
+        return Ok(busy_page(super::sign_in_guard::Busy::Saturated));
+    }
+    let audit_refusal = |reason: &'static str| {
+        let db = db.clone();
+        let (email, client) = (email.clone(), client.clone());
+        async move {
+            match guard.failures_audit.slot(source) {
+                Some(held_back) => {
+                    db.operator_login_failed(&email, Some(&client), reason, held_back)
+                        .await
+                }
+                None => Ok(()),
+            }
+        }
+    };
+    if db
+        .sign_in_failures(&email, &client, settings.failure_window)
+        .await?
+        >= settings.max_failures
+    {
+        metrics::counter!("genesis_sign_ins_total", "outcome" => "locked").increment(1);
+        audit_refusal("too_many_failures").await?;
+        return Ok(refused_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins for this address. Wait a few minutes and try again.",
+            Some(settings.failure_window.as_secs()),
         ));
     }
     let account = db.operator_credentials(&email).await?;
-    let (hash, known) = match &account {
-        Some(a) => (a.password_hash.clone(), true),
-        None => (decoy_hash().to_owned(), false),
+    let hash = account
+        .as_ref()
+        .map_or_else(|| decoy_hash().to_owned(), |a| a.password_hash.clone());
+    let matches = match guard.check_password(form.password, hash).await {
+        Ok(m) => m,
+        Err(busy) => {
+            guard.delay_refusal().await;
+            return Ok(busy_page(busy));
+        }
     };
-    let password = form.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
     let refusal = match &account {
-        _ if !known => Some("unknown_operator"),
+        None => Some("unknown_operator"),
         Some(a) if a.disabled => Some("disabled"),
         _ if !matches => Some("wrong_password"),
         _ => None,
     };
     let Some(account) = account.filter(|_| refusal.is_none()) else {
-        db.operator_login_failed(&email, client.as_deref(), refusal.unwrap_or("refused"))
+        let reason = refusal.unwrap_or("refused");
+        metrics::counter!("genesis_sign_ins_total", "outcome" => reason).increment(1);
+        db.sign_in_failure_note(&email, &client, settings.failure_window)
             .await?;
-        tracing::warn!(email = %email, reason = ?refusal, "God Mode sign-in refused");
-        return Ok(html_response(
+        audit_refusal(reason).await?;
+        tracing::warn!(email = %email, %source, reason, "God Mode sign-in refused");
+        return Ok(refused_page(
             StatusCode::UNAUTHORIZED,
-            sign_in_form(&next, Some("Wrong e-mail or password."), &email),
+            "Wrong e-mail or password.",
+            None,
         ));
     };
+    metrics::counter!("genesis_sign_ins_total", "outcome" => "ok").increment(1);
+    db.sign_in_failures_clear(&email, &client).await?;
     let token = new_token();
     let expires_at = chrono::Utc::now()
         + chrono::Duration::from_std(settings.session_ttl).unwrap_or(chrono::Duration::hours(1));
@@ -125,7 +182,7 @@ pub async fn sign_in(
             token_sha256: &token_digest(&token),
             operator: account.operator.id,
             expires_at,
-            client: client.as_deref(),
+            client: Some(&client),
         },
         &email,
     )
@@ -135,6 +192,14 @@ pub async fn sign_in(
         Redirect::to(&next),
     )
         .into_response())
+}
+
+/// `s` with its first letter in upper case (error messages start lower case, sentences not).
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// A form that only carries the CSRF token.
@@ -147,7 +212,7 @@ pub struct CsrfForm {
 pub async fn sign_out(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
-    Form(form): Form<CsrfForm>,
+    ApiForm(form): ApiForm<CsrfForm>,
 ) -> Result<Response, Problem> {
     me.check_csrf(&form.csrf)?;
     state.stores.distinct()[0]

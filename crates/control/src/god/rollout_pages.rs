@@ -10,13 +10,13 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Extension;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
 use genesis_core::rollout::{RolloutEvent, Scenario};
-use maud::{PreEscaped, html};
+use maud::html;
 use serde::Deserialize;
 
 use super::layout::{csrf_input, html_response, page, problem_page};
@@ -25,6 +25,7 @@ use super::session::SignedIn;
 use crate::api::rollouts::{
     RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
 };
+use crate::extract::ApiForm;
 use crate::{AppState, Problem};
 
 /// How often the event stream reads the rollout again.
@@ -98,7 +99,7 @@ fn optional<T: std::str::FromStr>(field: &str, raw: &str) -> Result<Option<T>, P
 pub async fn start(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
-    Form(form): Form<StartForm>,
+    ApiForm(form): ApiForm<StartForm>,
 ) -> Result<Response, Problem> {
     me.check_csrf(&form.csrf)?;
     let started = async {
@@ -185,7 +186,7 @@ pub async fn detail(
                     }
                 }
             }
-            script { (PreEscaped(LIVE_SCRIPT.replace("ROLLOUT_ID", &r.id.to_string()))) }
+            script src="/god/assets/rollout-live.js" data-rollout=(r.id) {}
         }
     };
     Ok(html_response(
@@ -202,10 +203,13 @@ const CONTROLS: [(&str, &str, &str); 3] = [
 ];
 
 /// Keeps the page current from `/god/api/rollouts/{id}/events` (no build step, no library).
-const LIVE_SCRIPT: &str = r#"
+/// Served as a file (`/god/assets/rollout-live.js`); the rollout's id comes from its tag's
+/// `data-rollout`.
+pub const LIVE_SCRIPT: &str = r#"
 (function(){
-  if(!window.EventSource) return;
-  var es=new EventSource('/god/api/rollouts/ROLLOUT_ID/events');
+  var me=document.currentScript, id=me&&me.dataset.rollout;
+  if(!window.EventSource||!id) return;
+  var es=new EventSource('/god/api/rollouts/'+encodeURIComponent(id)+'/events');
   function set(id,v){var e=document.getElementById(id); if(e) e.textContent=v;}
   es.addEventListener('progress',function(m){
     var v=JSON.parse(m.data), t=v.totals;
@@ -239,7 +243,7 @@ pub async fn control(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<ControlForm>,
+    ApiForm(form): ApiForm<ControlForm>,
 ) -> Result<Response, Problem> {
     me.check_csrf(&form.csrf)?;
     let event = match action.as_str() {

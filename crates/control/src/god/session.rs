@@ -20,7 +20,7 @@ use std::time::Duration;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
@@ -53,6 +53,8 @@ pub struct GodSettings {
     pub max_failures: i64,
     /// See `max_failures`.
     pub failure_window: Duration,
+    /// Where God Mode is reached (`https://ops.example.com`); see [`same_origin`].
+    pub public_origin: Option<String>,
 }
 
 impl Default for GodSettings {
@@ -62,6 +64,7 @@ impl Default for GodSettings {
             secure_cookies: true,
             max_failures: 5,
             failure_window: Duration::from_secs(15 * 60),
+            public_origin: None,
         }
     }
 }
@@ -208,19 +211,46 @@ impl SignedIn {
     }
 }
 
-/// True when the request's `Origin` (if any) is this host: browsers send it on every
+/// True when the request's `Origin` (if any) is God Mode's own: browsers send it on every
 /// cross-site POST, so a mismatch is a forgery whatever else it carries.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+///
+/// The scheme counts as much as the host: a page on `http://ops.example.com` (a network
+/// attacker can serve one) is another origin than `https://ops.example.com`. God Mode's
+/// origin is [`GodSettings::public_origin`] when configured; otherwise the request's `Host`
+/// over HTTPS, or over HTTP when cookies are not `Secure` or the host is a loopback address
+/// (where `make demo` serves plain HTTP and browsers still send `Secure` cookies).
+pub fn same_origin(headers: &HeaderMap, settings: &GodSettings) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true;
     };
+    if let Some(expected) = &settings.public_origin {
+        return origin.eq_ignore_ascii_case(expected.trim_end_matches('/'));
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| !host.is_empty() && rest == host)
+    let scheme = if settings.secure_cookies && !is_loopback(host) {
+        "https"
+    } else {
+        "http"
+    };
+    !host.is_empty()
+        && origin.split_once("://").is_some_and(|(s, rest)| {
+            s.eq_ignore_ascii_case(scheme) && rest.eq_ignore_ascii_case(host)
+        })
+}
+
+/// Whether `host` (a `Host` header: name or address, and maybe a port) is this machine.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn is_api(path: &str) -> bool {
@@ -263,8 +293,8 @@ pub async fn require_operator(
         }
         Err(e) => return Problem::from(e).into_response(),
     };
-    if req.method() != axum::http::Method::GET && !same_origin(req.headers()) {
-        return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    if req.method() != axum::http::Method::GET && !same_origin(req.headers(), &state.god) {
+        return Problem::forbidden("cross-site request refused").into_response();
     }
     req.extensions_mut().insert(signed_in);
     next.run(req).await
@@ -278,13 +308,16 @@ pub fn form_urlencoded_pair(name: &str, value: &str) -> String {
 }
 
 /// Where to go after signing in: `next` when it is a God Mode page of this site, else the
-/// overview (an open redirect would let a phishing link borrow our sign-in page).
+/// overview (an open redirect would let a phishing link borrow our sign-in page). Only
+/// visible ASCII passes: a newline or a raw non-ASCII character cannot go in a `Location`
+/// header (browsers percent-encode them; anything else is not a browser following a link).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if (n == ROOT || n.starts_with("/god/") || n.starts_with("/god?"))
                 && !n.starts_with("//")
                 && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic())
                 && !is_api(n) =>
         {
             n.to_owned()
@@ -341,23 +374,77 @@ mod tests {
             "/god/api/fleet",
             "/api/v1/workspaces",
             "/godzilla",
+            "/god/x\r\nSet-Cookie: a=b",
+            "/god/\n",
+            "/god/caf\u{e9}",
+            "/god/a b",
         ] {
             assert_eq!(safe_next(Some(bad)), "/god", "{bad}");
         }
         assert_eq!(safe_next(None), "/god");
+        // Whatever comes in, the answer is a valid Location header.
+        for raw in ["/god/\u{0}", "/god/\u{7f}", "/god/\t", "/god?q=%0d%0a"] {
+            let n = safe_next(Some(raw));
+            assert!(
+                axum::http::HeaderValue::try_from(n.as_str()).is_ok(),
+                "{raw:?}"
+            );
+        }
     }
 
     #[test]
-    fn cross_site_origins_are_told_apart() {
+    fn cross_site_origins_are_told_apart_by_scheme_too() {
+        let plain = GodSettings {
+            secure_cookies: false,
+            ..GodSettings::default()
+        };
+        let secure = GodSettings::default();
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "127.0.0.1:8080".parse().expect("host"));
         assert!(
-            same_origin(&h),
+            same_origin(&h, &secure),
             "no Origin: not a browser's cross-site POST"
         );
         h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().expect("o"));
-        assert!(same_origin(&h));
+        assert!(same_origin(&h, &secure), "loopback is served over HTTP");
         h.insert(header::ORIGIN, "https://evil.example".parse().expect("o"));
-        assert!(!same_origin(&h));
+        assert!(!same_origin(&h, &secure));
+
+        h.insert(header::HOST, "ops.example.com".parse().expect("host"));
+        h.insert(header::ORIGIN, "http://ops.example.com".parse().expect("o"));
+        assert!(
+            !same_origin(&h, &secure),
+            "HTTP is another origin than HTTPS"
+        );
+        assert!(
+            same_origin(&h, &plain),
+            "unless God Mode is served over HTTP"
+        );
+        h.insert(
+            header::ORIGIN,
+            "https://ops.example.com".parse().expect("o"),
+        );
+        assert!(same_origin(&h, &secure));
+        assert!(!same_origin(&h, &plain));
+
+        let pinned = GodSettings {
+            public_origin: Some("https://god.example.com/".into()),
+            ..GodSettings::default()
+        };
+        assert!(
+            !same_origin(&h, &pinned),
+            "the configured origin wins over Host"
+        );
+        h.insert(
+            header::ORIGIN,
+            "https://god.example.com".parse().expect("o"),
+        );
+        assert!(same_origin(&h, &pinned));
+        for host in ["localhost:1", "[::1]:8080", "127.0.0.9"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["localhost.evil.example", "10.0.0.1:80", "example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
     }
 }

@@ -4,10 +4,12 @@ use genesis_control::god::GodSettings;
 use genesis_control::god::session::hash_password;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
-use super::{App, spawn_app_full, spawn_app_with};
+use genesis_control::god::sign_in_guard::SignInLimits;
 
-const EMAIL: &str = "ops@genesis.test";
-const PASSWORD: &str = "a long enough password";
+use super::{App, spawn_app_guarded, spawn_app_with};
+
+pub(crate) const EMAIL: &str = "ops@genesis.test";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A client that shows redirects instead of following them.
 fn no_redirects() -> reqwest::Client {
@@ -17,7 +19,7 @@ fn no_redirects() -> reqwest::Client {
         .expect("client")
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         s.append_pair(k, v);
@@ -25,35 +27,50 @@ fn form(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
-    cookie: Option<String>,
+    pub(crate) cookie: Option<String>,
+    /// Sent as `X-Forwarded-For` (the test app trusts its loopback peer as a proxy when
+    /// told to): where this browser appears to be.
+    pub(crate) from: Option<String>,
 }
 
 impl Browser {
-    fn new(app: &App) -> Self {
+    pub(crate) fn new(app: &App) -> Self {
         Self {
             http: no_redirects(),
             base: app.base.clone(),
             cookie: None,
+            from: None,
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(f) = &self.from {
+            r = r.header("x-forwarded-for", f);
+        }
         if let Some(c) = &self.cookie {
             r = r.header(COOKIE, c);
         }
         r.send().await.expect("get")
     }
 
-    async fn post(&self, path: &str, body: String, origin: Option<&str>) -> reqwest::Response {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: String,
+        origin: Option<&str>,
+    ) -> reqwest::Response {
         let mut r = self
             .http
             .post(format!("{}{path}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body);
+        if let Some(f) = &self.from {
+            r = r.header("x-forwarded-for", f);
+        }
         if let Some(c) = &self.cookie {
             r = r.header(COOKIE, c);
         }
@@ -63,7 +80,7 @@ impl Browser {
         r.send().await.expect("post")
     }
 
-    async fn sign_in(&mut self, email: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str) -> reqwest::Response {
         let r = self
             .post(
                 "/god/sign-in",
@@ -93,7 +110,7 @@ fn csrf_of(html: &str) -> String {
     html[at..].split('"').next().unwrap_or_default().to_owned()
 }
 
-async fn with_operator(app: &App) {
+pub(crate) async fn with_operator(app: &App) {
     let hash = hash_password(PASSWORD).expect("hash");
     app.t
         .db
@@ -102,7 +119,7 @@ async fn with_operator(app: &App) {
         .expect("operator");
 }
 
-async fn audit_reasons(app: &App, event: &str) -> Vec<String> {
+pub(crate) async fn audit_reasons(app: &App, event: &str) -> Vec<String> {
     app.t
         .db
         .audit_list(None, Some(event), 50)
@@ -263,28 +280,43 @@ async fn an_operator_signs_in_sees_the_fleet_and_signs_out() {
 }
 
 #[tokio::test]
-async fn repeated_failures_lock_the_address_for_the_window() {
-    let app = spawn_app_full(
+async fn repeated_failures_lock_the_address_from_that_source_only() {
+    let app = spawn_app_guarded(
         None,
         GodSettings {
             max_failures: 2,
             ..GodSettings::default()
         },
+        SignInLimits {
+            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
+            ..SignInLimits::default()
+        },
     )
     .await;
     with_operator(&app).await;
-    let mut b = Browser::new(&app);
+    let mut attacker = Browser::new(&app);
+    attacker.from = Some("203.0.113.66".into());
     for _ in 0..2 {
-        assert_eq!(b.sign_in(EMAIL, "guess").await.status(), 401);
+        assert_eq!(attacker.sign_in(EMAIL, "guess").await.status(), 401);
     }
-    let r = b.sign_in(EMAIL, PASSWORD).await;
-    assert_eq!(r.status(), 429, "even the right password, once locked");
-    assert!(b.cookie.is_none());
+    let r = attacker.sign_in(EMAIL, PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "even the right password, from there, once locked"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(attacker.cookie.is_none());
     assert_eq!(
         audit_reasons(&app, "LOGIN_FAILED").await[0],
         "too_many_failures"
     );
-    // Another address is not affected.
+    // The operator, elsewhere, is not locked out by someone else's guesses.
+    let mut operator = Browser::new(&app);
+    operator.from = Some("198.51.100.10".into());
+    assert_eq!(operator.sign_in(EMAIL, PASSWORD).await.status(), 303);
+    assert!(operator.cookie.is_some());
+    // Another address is not affected, even from the attacker's source.
     let hash = hash_password(PASSWORD).expect("hash");
     app.t
         .db
@@ -292,7 +324,10 @@ async fn repeated_failures_lock_the_address_for_the_window() {
         .await
         .expect("operator");
     assert_eq!(
-        b.sign_in("second@genesis.test", PASSWORD).await.status(),
+        attacker
+            .sign_in("second@genesis.test", PASSWORD)
+            .await
+            .status(),
         303
     );
 }

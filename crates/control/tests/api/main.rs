@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
 mod command_journal;
+mod front_door;
 mod god_mode;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -35,10 +36,21 @@ async fn spawn_app_with(token: Option<&str>) -> App {
 }
 
 async fn spawn_app_full(token: Option<&str>, god: genesis_control::god::GodSettings) -> App {
+    spawn_app_guarded(token, god, Default::default()).await
+}
+
+async fn spawn_app_guarded(
+    token: Option<&str>,
+    god: genesis_control::god::GodSettings,
+    sign_ins: genesis_control::god::sign_in_guard::SignInLimits,
+) -> App {
     let t = TestDb::create().await.expect("test database");
     let state = AppState {
         god,
         handshakes: Default::default(),
+        sign_ins: Arc::new(genesis_control::god::sign_in_guard::SignInGuard::new(
+            sign_ins,
+        )),
         stores: RegionalStore::single(t.db.clone()),
         redis: std::env::var("REDIS_URL")
             .ok()
@@ -154,6 +166,16 @@ async fn bad_input_names_the_field_and_creates_nothing() {
             422,
             "id",
         ),
+        (
+            json!({"name": "invoice\u{202E}fdp.exe", "slug": "ok_5", "region": "apac"}),
+            422,
+            "name",
+        ),
+        (
+            json!({"name": "Acme\u{200B}Corp", "slug": "ok_6", "region": "apac"}),
+            422,
+            "name",
+        ),
     ];
     for (body, status, field) in cases {
         let (got, problem, headers) = app.post("/api/v1/workspaces", body.clone()).await;
@@ -166,11 +188,17 @@ async fn bad_input_names_the_field_and_creates_nothing() {
                 .is_some_and(|t| t.starts_with("/problems/"))
         );
     }
-    // Unknown fields and non-JSON are malformed bodies.
+    // An unknown field is named (a typo is then obvious); non-JSON is a malformed body.
     let (status, p, _) = app
         .post("/api/v1/workspaces", json!({"name": "x", "slugg": "y"}))
         .await;
-    assert_eq!((status, &p["type"]), (400, &json!("/problems/bad-body")));
+    assert_eq!((status, &p["field"]), (422, &json!("slugg")), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("slugg unknown field")),
+        "{p}"
+    );
     let r = app
         .send(
             app.http

@@ -182,6 +182,20 @@ where
 }
 
 async fn sign_in(b: &Client, email: &str, password: &str) {
+    // The style sheet is a file the Content-Security-Policy allows (no inline <style>): the
+    // page is styled, not bare.
+    let background = b
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        background,
+        json!("rgb(244, 246, 248)"),
+        "the style sheet applies"
+    );
     // After a refusal the form keeps the e-mail typed: replace it.
     let field = b
         .find(Locator::Css("input[name=email]"))

@@ -249,6 +249,7 @@ pub async fn world(opts: Options) -> World {
     let state = AppState {
         god: Default::default(),
         handshakes: Default::default(),
+        sign_ins: Default::default(),
         stores: stores.clone(),
         redis: redis::Client::open(redis.as_str()).ok(),
         router: Arc::new(TenantRouter::default()),
