@@ -1,6 +1,8 @@
 //! `genesis serve`: the control plane: its HTTP server and, when a cloud and Redis are
-//! configured, the ignition worker (with start-up recovery of unfinished sagas and the
-//! orphan reaper), side by side; whichever stops first is reported.
+//! configured, the fleet worker and the background loops (with start-up recovery of
+//! unfinished sagas), side by side under a [`Supervisor`](super::supervise::Supervisor):
+//! whichever stops first is named with its reason, the rest are stopped and awaited, and
+//! the process exits non-zero when one failed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,102 +90,120 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     tracing::info!(address = %cfg.server.listen, "control plane listening");
-    let http = tokio::spawn({
+    let mut tasks = super::supervise::Supervisor::default();
+    tasks.spawn("http server", {
         let mut rx = stop_rx.clone();
         async move {
             serve(listener, state, async move {
                 let _ = rx.wait_for(|s| *s).await;
             })
             .await
+            .map_err(|e| e.to_string())
         }
     });
-    let worker = match igniter {
-        Some(ig) => {
-            let recovered = ig
-                .recover()
-                .await
-                .map_err(|e| CliError::Runtime(anyhow::anyhow!("ignition recovery: {e}")))?;
-            if recovered > 0 {
-                tracing::info!(sagas = recovered, "resuming unfinished ignitions");
-            }
-            tokio::spawn(reap_loop(ig.clone(), stop_rx.clone()));
-            tokio::spawn(zombie_loop(
+    tasks.spawn("command journal", async move {
+        journaling.await.map_err(|e| e.to_string())
+    });
+    if let Some(ig) = igniter {
+        let recovered = ig
+            .recover()
+            .await
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("ignition recovery: {e}")))?;
+        if recovered > 0 {
+            tracing::info!(sagas = recovered, "resuming unfinished ignitions");
+        }
+        tasks.spawn(
+            "orphan reaper",
+            looping(reap_loop(ig.clone(), stop_rx.clone())),
+        );
+        tasks.spawn(
+            "zombie detector",
+            looping(zombie_loop(
                 stores.clone(),
                 ig.clone(),
                 Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
                 stop_rx.clone(),
-            ));
-            tokio::spawn(watchdog_loop(
+            )),
+        );
+        tasks.spawn(
+            "watchdog",
+            looping(watchdog_loop(
                 stores.clone(),
                 ig.bus().clone(),
                 Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
                 stop_rx.clone(),
-            ));
-            tokio::spawn(hibernation_loop(
+            )),
+        );
+        tasks.spawn(
+            "hibernation",
+            looping(hibernation_loop(
                 stores.clone(),
                 ig.clone(),
                 stop_rx.clone(),
-            ));
-            tokio::spawn(rollout_loop(
+            )),
+        );
+        tasks.spawn(
+            "rollout conductor",
+            looping(rollout_loop(
                 stores.clone(),
                 ig.bus().clone(),
                 stop_rx.clone(),
-            ));
-            tokio::spawn(standby_loop(
+            )),
+        );
+        tasks.spawn(
+            "standby pool",
+            looping(standby_loop(
                 stores.clone(),
                 ig.clone(),
                 cfg.standby.sizes(),
                 stop_rx.clone(),
-            ));
-            let oauth = genesis_ignition::OAuthRefresher::new(&cfg.oauth.google_token_url)
-                .map_err(|e| CliError::Runtime(anyhow::anyhow!("oauth: {e}")))?;
-            // One worker runs every queue of the fleet's set.
-            let jobs = genesis_control::workers::jobs::FleetJobs::new(
-                genesis_ignition::IgnitionJobs::new(ig.clone()),
-                genesis_control::workers::zombies::RebootJobs::new(
-                    stores.clone(),
-                    ig.cloud().clone(),
-                ),
-                genesis_control::workers::heals::HealJobs::new(
-                    stores.clone(),
-                    ig.clone(),
-                    Some(oauth),
-                ),
-                genesis_control::workers::rollouts::RolloutJobs::new(stores.clone(), ig.clone()),
-                genesis_control::workers::hibernation::HibernateJobs::new(
-                    stores.clone(),
-                    ig.cloud().clone(),
-                    ig.sidecar().clone(),
-                    Default::default(),
-                ),
-                genesis_control::workers::standby::StandbyJobs::new(stores.clone(), ig.clone()),
-            );
-            let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, cfg.ignition.workers);
-            let mut rx = stop_rx.clone();
-            Some(tokio::spawn(async move {
-                worker
-                    .run(async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    })
-                    .await
-            }))
-        }
-        None => None,
-    };
-    shutdown_signal().await;
-    tracing::info!("stopping: draining requests and running jobs");
-    let _ = stop_tx.send(true);
-    http.await
-        .context("HTTP server task")?
-        .context("serving HTTP")?;
-    if let Some(w) = worker {
-        w.await
-            .context("ignition worker task")?
-            .map_err(|e| CliError::Runtime(anyhow::anyhow!("ignition worker: {e}")))?;
+            )),
+        );
+        let oauth = genesis_ignition::OAuthRefresher::new(&cfg.oauth.google_token_url)
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("oauth: {e}")))?;
+        // One worker runs every queue of the fleet's set.
+        let jobs = genesis_control::workers::jobs::FleetJobs::new(
+            genesis_ignition::IgnitionJobs::new(ig.clone()),
+            genesis_control::workers::zombies::RebootJobs::new(stores.clone(), ig.cloud().clone()),
+            genesis_control::workers::heals::HealJobs::new(stores.clone(), ig.clone(), Some(oauth)),
+            genesis_control::workers::rollouts::RolloutJobs::new(stores.clone(), ig.clone()),
+            genesis_control::workers::hibernation::HibernateJobs::new(
+                stores.clone(),
+                ig.cloud().clone(),
+                ig.sidecar().clone(),
+                Default::default(),
+            ),
+            genesis_control::workers::standby::StandbyJobs::new(stores.clone(), ig.clone()),
+        );
+        let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, cfg.ignition.workers);
+        let mut rx = stop_rx.clone();
+        tasks.spawn("fleet worker", async move {
+            worker
+                .run(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+        });
     }
-    // The last commands' records are written before the process ends.
-    let _ = journaling.await;
-    tracing::info!("control plane stopped");
+    let outcome = tasks
+        .run(shutdown_signal(), move || {
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    match outcome {
+        Ok(()) => {
+            tracing::info!("control plane stopped");
+            Ok(())
+        }
+        Err(why) => Err(CliError::Runtime(anyhow::anyhow!(why))),
+    }
+}
+
+/// A background loop as a supervised task: loops end only when told to stop, so reaching
+/// the end is `Ok` (the supervisor treats an end before the stop as a failure).
+async fn looping(l: impl Future<Output = ()>) -> Result<(), String> {
+    l.await;
     Ok(())
 }
 
