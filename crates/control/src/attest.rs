@@ -14,13 +14,12 @@
 //! [`AUDIT_PER_SECOND`] in all), each carrying how many were skipped before it.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::audit_budget::AuditBudget;
+use crate::source_quota::SourceQuota;
 
 /// Handshake attempts one source may make per minute (a droplet makes one, and retries a
 /// few times while the control plane is unreachable).
@@ -29,20 +28,16 @@ pub const HANDSHAKES_PER_MINUTE: u32 = 10;
 pub const AUDIT_EVERY: Duration = Duration::from_secs(10);
 /// At most this many refusals are audited per second, from all sources together.
 pub const AUDIT_PER_SECOND: u32 = 20;
-/// Sources whose attempts are tracked before idle ones are forgotten.
-const AUDIT_SOURCES: usize = 10_000;
-
 /// The gate in front of `POST /api/v1/sidecar/handshake`.
 pub struct HandshakeGate {
-    trusted_proxies: Vec<IpAddr>,
-    attempts: DefaultKeyedRateLimiter<IpAddr>,
+    attempts: SourceQuota,
     audit: AuditBudget<IpAddr>,
 }
 
 impl std::fmt::Debug for HandshakeGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakeGate")
-            .field("trusted_proxies", &self.trusted_proxies)
+            .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
 }
@@ -57,10 +52,8 @@ impl HandshakeGate {
     /// A gate that believes `X-Forwarded-For` only from `trusted_proxies` (the load
     /// balancer in front of the control plane).
     pub fn new(trusted_proxies: Vec<IpAddr>) -> Self {
-        let per_minute = NonZeroU32::new(HANDSHAKES_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
         Self {
-            trusted_proxies,
-            attempts: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(per_minute)),
+            attempts: SourceQuota::new(HANDSHAKES_PER_MINUTE, trusted_proxies),
             audit: AuditBudget::new(AUDIT_EVERY, AUDIT_PER_SECOND),
         }
     }
@@ -68,21 +61,12 @@ impl HandshakeGate {
     /// The address a request came from: the peer, or, when the peer is a trusted proxy,
     /// the last address that proxy appended to `X-Forwarded-For`.
     pub fn source(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        Some(genesis_protocol::source::real_source(
-            peer?.ip(),
-            &self.trusted_proxies,
-            forwarded,
-        ))
+        self.attempts.source(peer, headers)
     }
 
     /// Whether `source` may attempt one more handshake now.
     pub fn admit(&self, source: IpAddr) -> bool {
-        let ok = self.attempts.check_key(&source).is_ok();
-        if self.attempts.len() > AUDIT_SOURCES {
-            self.attempts.retain_recent();
-        }
-        ok
+        self.attempts.admit(source)
     }
 
     /// Whether a refusal from `source` is written to the audit log now: `Some(skipped)`

@@ -14,6 +14,7 @@ pub mod health;
 pub mod heartbeats;
 pub mod problem;
 pub mod sidecar;
+pub mod source_quota;
 pub mod state;
 pub mod workers;
 

@@ -31,7 +31,7 @@
 //! - A wrong address and a wrong password cost the same: both go through the same queue and
 //!   the same argon2id check (the unknown address against a decoy hash).
 //! - The memory the guard holds is bounded: a fixed pool, a fixed queue, and a per-source
-//!   table that forgets idle sources past [`MAX_SOURCES`].
+//!   table that forgets idle sources past [`crate::source_quota::MAX_SOURCES`].
 //! - Refusals write a bounded number of audit rows (see [`crate::audit_budget`]).
 //!
 //! # Caveats
@@ -39,20 +39,16 @@
 //!   refused as busy: sign-in fails closed.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::oneshot;
 
 use crate::audit_budget::AuditBudget;
-
-/// Sources tracked by the per-source limiter before idle ones are forgotten.
-pub const MAX_SOURCES: usize = 10_000;
+use crate::source_quota::SourceQuota;
 
 /// Refusals held back at once; beyond this, they are sent at once (a sleeping task is
 /// small, but not free).
@@ -117,7 +113,7 @@ struct Job {
 /// The guard; one per control plane, shared by every sign-in.
 pub struct SignInGuard {
     limits: SignInLimits,
-    attempts: DefaultKeyedRateLimiter<IpAddr>,
+    attempts: SourceQuota,
     queue: Option<SyncSender<Job>>,
     queued: Arc<AtomicUsize>,
     delayed: AtomicUsize,
@@ -144,7 +140,6 @@ impl Default for SignInGuard {
 impl SignInGuard {
     /// A guard with these limits, and its checker threads (they end with the guard).
     pub fn new(limits: SignInLimits) -> Self {
-        let per_minute = NonZeroU32::new(limits.per_source_per_minute).unwrap_or(NonZeroU32::MIN);
         let (tx, rx) = sync_channel::<Job>(limits.max_waiting);
         let rx = Arc::new(Mutex::new(rx));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -160,7 +155,10 @@ impl SignInGuard {
             }
         }
         Self {
-            attempts: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(per_minute)),
+            attempts: SourceQuota::new(
+                limits.per_source_per_minute,
+                limits.trusted_proxies.clone(),
+            ),
             queue: (started > 0).then_some(tx),
             queued,
             delayed: AtomicUsize::new(0),
@@ -170,28 +168,18 @@ impl SignInGuard {
         }
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &SignInLimits {
-        &self.limits
-    }
-
     /// The address an attempt came from: the peer, or the address a trusted proxy appended
     /// to `X-Forwarded-For`. Without a peer (never over TCP), every such attempt shares one
     /// "unknown" source, which is limited like any other.
     pub fn source(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| {
-            genesis_protocol::source::real_source(p.ip(), &self.limits.trusted_proxies, forwarded)
-        })
+        self.attempts
+            .source(peer, headers)
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
 
     /// Whether `source` may make one more attempt now.
     pub fn admit(&self, source: IpAddr) -> bool {
-        let ok = self.attempts.check_key(&source).is_ok();
-        if self.attempts.len() > MAX_SOURCES {
-            self.attempts.retain_recent();
-        }
-        ok
+        self.attempts.admit(source)
     }
 
     /// Holds a throttled or busy refusal for [`SignInLimits::refusal_delay`] (see the
