@@ -156,11 +156,8 @@ impl GodModeConfig {
         }
     }
 
-    /// The sign-in guard's limits; `trusted_proxies` as for the rest of the server.
-    pub fn sign_in_limits(
-        &self,
-        trusted_proxies: Vec<std::net::IpAddr>,
-    ) -> genesis_control::god::sign_in_guard::SignInLimits {
+    /// The sign-in guard's limits (the control plane's builder adds `server.trusted_proxies`).
+    pub fn sign_in_limits(&self) -> genesis_control::god::sign_in_guard::SignInLimits {
         use genesis_control::god::sign_in_guard::{SignInLimits, default_hashers};
         SignInLimits {
             per_source_per_minute: self.sign_ins_per_minute,
@@ -170,7 +167,6 @@ impl GodModeConfig {
             },
             max_waiting: self.sign_in_queue,
             refusal_delay: std::time::Duration::from_millis(self.refusal_delay_ms),
-            trusted_proxies,
             ..SignInLimits::default()
         }
     }

@@ -7,6 +7,7 @@ pub mod attest;
 pub mod audit_budget;
 pub mod auth;
 pub mod command_journal;
+pub mod control_plane;
 pub mod extract;
 pub mod front_door;
 pub mod god;
@@ -16,6 +17,7 @@ pub mod problem;
 pub mod sidecar;
 pub mod source_quota;
 pub mod state;
+pub mod supervise;
 pub mod workers;
 
 use std::time::Instant;
@@ -28,6 +30,7 @@ use axum::{
     routing::get,
 };
 
+pub use control_plane::{ControlPlane, ControlPlaneBuilder, FleetSettings};
 pub use problem::Problem;
 pub use state::AppState;
 

@@ -402,9 +402,9 @@ async fn audit_refusal(
     let db = match genesis_core::WorkspaceId::from_uuid(workspace_id) {
         Ok(ws) => match state.stores.workspace_find(ws).await {
             Ok((_, db)) => db.clone(),
-            Err(_) => state.stores.distinct()[0].clone(),
+            Err(_) => state.stores.coordinator().clone(),
         },
-        Err(_) => state.stores.distinct()[0].clone(),
+        Err(_) => state.stores.coordinator().clone(),
     };
     if let Err(e) = db.handshake_refusal_record(&record, "sidecar").await {
         tracing::error!(error = %e, "the refusal could not be audited");

@@ -36,4 +36,6 @@ pub struct AppState {
     /// The gate in front of God Mode sign-ins: per-source quotas, bounded password checks,
     /// audit budget.
     pub sign_ins: Arc<crate::god::sign_in_guard::SignInGuard>,
+    /// The wake-up bells of the reconcilers this process drives.
+    pub wakers: crate::workers::driver::Wakers,
 }

@@ -200,6 +200,11 @@ impl<C> Igniter<C> {
         &self.sidecar
     }
 
+    /// The regional databases it records in.
+    pub fn stores(&self) -> &RegionalStore {
+        &self.stores
+    }
+
     /// The queue its moves run on.
     pub fn bus(&self) -> &Bus {
         &self.bus

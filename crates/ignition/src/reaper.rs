@@ -81,10 +81,10 @@ impl<C: Cloud> Igniter<C> {
                     event = event.workspace(ws);
                     match self.stores.workspace_find(ws).await {
                         Ok((w, _)) => self.stores.for_region(w.region),
-                        Err(_) => &self.stores.distinct()[0],
+                        Err(_) => self.stores.coordinator(),
                     }
                 }
-                None => &self.stores.distinct()[0],
+                None => self.stores.coordinator(),
             };
             db.audit_record(&event).await?;
             tracing::info!(droplet = d.id, name = %d.name, "reaped an orphan droplet");

@@ -73,3 +73,89 @@ impl Leadership {
         &self.name
     }
 }
+
+/// A reconciler's published status, as the leader last wrote it.
+#[derive(Debug, Clone)]
+pub struct ReconcilerStatusRow {
+    /// The reconciler.
+    pub name: String,
+    /// The replica that wrote it (host and process).
+    pub replica: String,
+    /// The status (the driver's JSON).
+    pub status: serde_json::Value,
+    /// When it was written.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The channel reconciler wake-ups are sent on (`NOTIFY`), so that the replica that leads
+/// a reconciler hears a wake asked of any replica.
+pub const WAKE_CHANNEL: &str = "genesis_reconciler_wake";
+
+impl Database {
+    /// Replaces `name`'s published status.
+    pub async fn reconciler_status_put(
+        &self,
+        name: &str,
+        replica: &str,
+        status: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"INSERT INTO genesis.reconciler_status (name, replica, status, updated_at)
+               VALUES ($1, $2, $3, now())
+               ON CONFLICT (name) DO UPDATE
+               SET replica = EXCLUDED.replica, status = EXCLUDED.status, updated_at = now()"#,
+            name,
+            replica,
+            status,
+        )
+        .execute(&self.app)
+        .await?;
+        Ok(())
+    }
+
+    /// Every published status, by name.
+    pub async fn reconciler_statuses(&self) -> Result<Vec<ReconcilerStatusRow>, StoreError> {
+        Ok(sqlx::query_as!(
+            ReconcilerStatusRow,
+            r#"SELECT name, replica, status, updated_at FROM genesis.reconciler_status
+               ORDER BY name"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// Asks whichever replica leads `name` to run a pass now.
+    pub async fn reconciler_wake(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query!("SELECT pg_notify($1, $2)", WAKE_CHANNEL, name)
+            .execute(&self.app)
+            .await?;
+        Ok(())
+    }
+
+    /// Listens for reconciler wake-ups (see [`Database::reconciler_wake`]).
+    pub async fn reconciler_wakes(&self) -> Result<ReconcilerWakes, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.app).await?;
+        listener.listen(WAKE_CHANNEL).await?;
+        Ok(ReconcilerWakes { listener })
+    }
+}
+
+/// A stream of reconciler names whose wake was asked.
+pub struct ReconcilerWakes {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for ReconcilerWakes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconcilerWakes").finish_non_exhaustive()
+    }
+}
+
+impl ReconcilerWakes {
+    /// The next name asked to wake. After a lost connection the listener reconnects by
+    /// itself (wakes sent meanwhile are lost: they are hints, the periodic pass is the
+    /// guarantee).
+    pub async fn next(&mut self) -> Result<String, StoreError> {
+        Ok(self.listener.recv().await?.payload().to_owned())
+    }
+}

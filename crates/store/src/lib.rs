@@ -48,12 +48,12 @@ pub use hibernation::{ActivityKind, HibernationCandidate, HibernationTotals};
 pub use ignitions::{
     Ignition, IgnitionLogEntry, IgnitionSecrets, IgnitionStart, Notification, WebhookEntry,
 };
-pub use leader::Leadership;
+pub use leader::{Leadership, ReconcilerStatusRow, ReconcilerWakes};
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
 pub use metrics::{MetricsBucket, MetricsFigures};
 pub use operators::{NewSession, Operator, OperatorCredentials};
 pub use partitions::{LEAD_BUCKETS, PartitionInfo, PartitionManager, PartitionOutcome};
-pub use regions::RegionalStore;
+pub use regions::{COORDINATOR, RegionalStore, Shard};
 pub use rollouts::{BatchTally, NewRollout, Rollout, RolloutTarget};
 pub use settings::{SettingCheck, SettingLevel};
 pub use standby::{StandbyDroplet, WakeWithoutStandby};

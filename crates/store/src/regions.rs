@@ -11,11 +11,45 @@ use genesis_core::{Region, WorkspaceId};
 
 use crate::{Database, StoreError, Workspace};
 
+/// The region whose database coordinates the fleet: it holds what belongs to no one
+/// region (rollouts, operators and their sessions, the command journal, leader locks,
+/// reconciler statuses).
+pub const COORDINATOR: Region = Region::UsEast;
+
 /// The databases of all regions.
 #[derive(Debug, Clone)]
 pub struct RegionalStore {
     by_region: BTreeMap<Region, usize>,
     distinct: Vec<Database>,
+    /// The regions each of `distinct` serves, in [`Region::ALL`]'s order.
+    served: Vec<Vec<Region>>,
+}
+
+/// One distinct database and the regions it serves; named by the first of them (the name
+/// job payloads and statuses carry: indexes change when the configuration is reordered,
+/// region codes do not).
+#[derive(Debug, Clone, Copy)]
+pub struct Shard<'a> {
+    /// The regions it serves (at least one).
+    pub regions: &'a [Region],
+    /// The database.
+    pub db: &'a Database,
+}
+
+impl Shard<'_> {
+    /// The region that names this database.
+    pub fn region(&self) -> Region {
+        self.regions[0]
+    }
+
+    /// The codes of the regions it serves, joined with `+` (`us-east+us-west`).
+    pub fn label(&self) -> String {
+        self.regions
+            .iter()
+            .map(|r| r.code())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
 }
 
 impl RegionalStore {
@@ -24,10 +58,18 @@ impl RegionalStore {
         let mut by_region = BTreeMap::new();
         let mut distinct = Vec::new();
         for (regions, db) in groups {
+            if regions.is_empty() {
+                continue;
+            }
             let idx = distinct.len();
             distinct.push(db);
             for r in regions {
-                by_region.insert(r, idx);
+                if by_region.insert(r, idx).is_some() {
+                    return Err(StoreError::Invalid {
+                        field: "database.regions",
+                        message: format!("region {r} is given two databases"),
+                    });
+                }
             }
         }
         if let Some(missing) = Region::ALL.iter().find(|r| !by_region.contains_key(r)) {
@@ -36,9 +78,18 @@ impl RegionalStore {
                 message: format!("no database configured for region {missing}"),
             });
         }
+        let served = (0..distinct.len())
+            .map(|i| {
+                Region::ALL
+                    .into_iter()
+                    .filter(|r| by_region[r] == i)
+                    .collect()
+            })
+            .collect();
         Ok(Self {
             by_region,
             distinct,
+            served,
         })
     }
 
@@ -47,6 +98,29 @@ impl RegionalStore {
         Self {
             by_region: Region::ALL.iter().map(|r| (*r, 0)).collect(),
             distinct: vec![db],
+            served: vec![Region::ALL.to_vec()],
+        }
+    }
+
+    /// The coordinating database (see [`COORDINATOR`]).
+    pub fn coordinator(&self) -> &Database {
+        self.for_region(COORDINATOR)
+    }
+
+    /// Each distinct database once, with the regions it serves (fan-out by name).
+    pub fn shards(&self) -> impl Iterator<Item = Shard<'_>> {
+        self.distinct
+            .iter()
+            .zip(&self.served)
+            .map(|(db, regions)| Shard { regions, db })
+    }
+
+    /// The shard that serves `region`.
+    pub fn shard_of(&self, region: Region) -> Shard<'_> {
+        let i = self.by_region[&region];
+        Shard {
+            regions: &self.served[i],
+            db: &self.distinct[i],
         }
     }
 

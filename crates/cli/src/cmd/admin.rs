@@ -70,7 +70,8 @@ pub async fn run(cmd: AdminCommand, cfg: Config) -> Result<(), CliError> {
                 ))
             })?;
             let stores = cfg.regional_store()?;
-            let op = stores.distinct()[0]
+            let op = stores
+                .coordinator()
                 .operator_create(&email, &hash.0, "cli")
                 .await?;
             eprintln!("operator {} created", op.email);

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use genesis_control::AppState;
-use genesis_core::TenantRouter;
 use genesis_store::{RegionalStore, bench::SeededSidecar, testing::TestDb};
 use serde_json::json;
 
@@ -131,22 +130,11 @@ async fn baseline_server() -> Result<SocketAddr, CliError> {
 /// A control plane that only serves sidecars (no API token, no ignition): what the
 /// heartbeat and zombie benchmarks drive.
 pub(crate) fn sidecar_facing_state(stores: RegionalStore, token_ttl: Duration) -> AppState {
-    AppState {
-        god: Default::default(),
-        handshakes: Default::default(),
-        sign_ins: Default::default(),
-        stores: stores.clone(),
-        redis: None,
-        router: Arc::new(TenantRouter::default()),
-        metrics: None,
-        api_token_sha256: None,
-        command_signer: None,
-        igniter: None,
-        heartbeats: Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
-            stores, token_ttl,
-        )),
-        sidecar_config: genesis_protocol::SidecarConfig::default(),
-    }
+    genesis_control::ControlPlane::builder(stores)
+        .token_ttl(token_ttl)
+        .build()
+        .state()
+        .clone()
 }
 
 /// Runs the benchmark.

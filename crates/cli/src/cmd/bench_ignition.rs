@@ -14,12 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use genesis_cloud::{ClientOptions, DigitalOcean};
-use genesis_control::AppState;
-use genesis_core::{IgnitionStep, SagaPhase, TenantRouter, WorkspaceId};
-use genesis_ignition::{
-    Igniter, IgnitionJobs, IgnitionSettings, Images, SidecarClient, TemplateSet,
-};
-use genesis_queue::{Bus, GovernorConfig, Worker};
+use genesis_control::{ControlPlane, FleetSettings};
+use genesis_core::{IgnitionStep, SagaPhase, WorkspaceId};
+use genesis_ignition::{Igniter, IgnitionSettings, Images, SidecarClient, TemplateSet};
+use genesis_queue::{Bus, GovernorConfig};
 use genesis_sim::digitalocean::{SimConfig, Simulator, Span, Timings, serve};
 use genesis_sim::fleet::SidecarHook;
 use genesis_store::{MasterKeys, RegionalStore, testing::TestDb};
@@ -137,8 +135,7 @@ pub(crate) struct Stack {
     pub bus: Bus,
     disks: std::path::PathBuf,
     stop: tokio::sync::watch::Sender<bool>,
-    worker: tokio::task::JoinHandle<Result<(), genesis_queue::QueueError>>,
-    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    control_plane: tokio::task::JoinHandle<Result<(), String>>,
 }
 
 impl Stack {
@@ -203,13 +200,15 @@ impl Stack {
         let signer = Arc::new(
             genesis_protocol::CommandSigner::generate().map_err(|e| CliError::Runtime(e.into()))?,
         );
-        // Commands are journaled as in `genesis serve` (the flusher runs as long as the
-        // process: a benchmark is one run).
-        let (journal, _) = genesis_control::command_journal::JournalSink::start(
-            t.db.clone(),
-            Duration::from_secs(1),
-            tokio::sync::watch::channel(false).1,
-        );
+        // Built as `genesis serve` builds it; commands are journaled as there.
+        let mut builder = ControlPlane::builder(stores.clone())
+            .api_token(Some(TOKEN))
+            .command_signer(signer.clone())
+            .sidecar_config(genesis_protocol::SidecarConfig {
+                heartbeat_interval_s: heartbeat_s,
+                ..genesis_protocol::SidecarConfig::default()
+            });
+        let journal = builder.command_journal(Duration::from_secs(1));
         let sidecar = SidecarClient::new(
             signer.clone(),
             "http://{ip}:8443/sidecar/v1/commands",
@@ -243,73 +242,43 @@ impl Stack {
             },
             bus.clone(),
         ));
-        let state = AppState {
-            god: Default::default(),
-            handshakes: Default::default(),
-            sign_ins: Default::default(),
-            stores: stores.clone(),
-            redis: None,
-            router: Arc::new(TenantRouter::default()),
-            metrics: None,
-            api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
-            command_signer: Some(signer),
-            igniter: Some(igniter.clone()),
-            heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
-                stores.clone(),
-                std::time::Duration::from_secs(60),
-            )),
-            sidecar_config: genesis_protocol::SidecarConfig {
-                heartbeat_interval_s: heartbeat_s,
-                ..genesis_protocol::SidecarConfig::default()
-            },
-        };
+        // The fleet worker runs every queue, as in `genesis serve`; the reconcilers are the
+        // benchmarks' own business.
+        let control_plane = builder
+            .fleet(
+                igniter,
+                FleetSettings {
+                    workers: workers.max(1),
+                    reconcilers: false,
+                    ..FleetSettings::default()
+                },
+            )
+            .build();
         let (stop, mut stop_rx) = tokio::sync::watch::channel(false);
-        let api = tokio::spawn(genesis_control::serve(listener, state, {
-            let mut stopped = stop.subscribe();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
+        let control_plane = tokio::spawn(control_plane.run(listener, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
         }));
-        let jobs = genesis_control::workers::jobs::FleetJobs::new(
-            IgnitionJobs::new(igniter.clone()),
-            genesis_control::workers::zombies::RebootJobs::new(stores.clone(), cloud.clone()),
-            genesis_control::workers::heals::HealJobs::new(stores.clone(), igniter.clone(), None),
-            genesis_control::workers::rollouts::RolloutJobs::new(stores.clone(), igniter.clone()),
-            genesis_control::workers::hibernation::HibernateJobs::new(
-                stores.clone(),
-                cloud.clone(),
-                sidecar,
-                Default::default(),
-            ),
-            genesis_control::workers::standby::StandbyJobs::new(stores.clone(), igniter.clone()),
-        );
-        let worker = Worker::new(bus.clone(), jobs, workers.max(1));
-        let worker = tokio::spawn(async move {
-            worker
-                .run(async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                })
-                .await
-        });
         Ok(Self {
             base,
             cloud,
             bus,
             disks,
             stop,
-            worker,
-            api,
+            control_plane,
         })
     }
 
-    /// Stops the worker and the API, and removes what the run left (queue keys, droplet
-    /// disks). The API stops before the scratch database goes, so the fleet's last
+    /// Stops the control plane (worker and API), and removes what the run left (queue keys,
+    /// droplet disks). The API stops before the scratch database goes, so the fleet's last
     /// heartbeats find no API rather than an API without a database (which logged an error
     /// for each).
     pub async fn finish(self) {
         let _ = self.stop.send(true);
-        let _ = self.worker.await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.api).await;
+        if let Ok(Ok(Err(why))) =
+            tokio::time::timeout(Duration::from_secs(30), self.control_plane).await
+        {
+            eprintln!("warning: the control plane stopped badly: {why}");
+        }
         let _ = self.bus.destroy().await;
         let _ = std::fs::remove_dir_all(&self.disks);
     }

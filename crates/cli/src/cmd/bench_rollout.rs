@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::rollouts::RolloutConductor;
 use genesis_sim::digitalocean::Timings;
 use genesis_store::{RegionalStore, testing::TestDb};

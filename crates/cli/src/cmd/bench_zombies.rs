@@ -178,26 +178,15 @@ async fn run_on(
             ..ZombieSettings::default()
         },
     ));
-    let db = t.db.clone();
-    let det_stop = stop_rx.clone();
+    // Driven as in `genesis serve`: leader election, a pass a quarter interval apart.
     let every = (interval / 4).max(Duration::from_millis(250));
-    tokio::spawn(async move {
-        genesis_control::workers::leader::run_as_leader(
-            db,
-            "zombie-detector",
-            every,
-            det_stop,
-            || {
-                let d = detector.clone();
-                async move {
-                    if let Err(e) = d.reconcile().await {
-                        tracing::warn!(error = %e, "zombie pass failed");
-                    }
-                }
-            },
-        )
-        .await;
-    });
+    tokio::spawn(genesis_control::workers::driver::drive(
+        detector,
+        every,
+        t.db.clone(),
+        Default::default(),
+        stop_rx.clone(),
+    ));
 
     eprintln!("warming up: 2 heartbeat intervals");
     tokio::time::sleep(interval * 2 + Duration::from_millis(500)).await;

@@ -21,7 +21,6 @@ pub mod leads;
 pub mod rollouts;
 pub mod serve;
 pub mod sim_cloud;
-pub mod supervise;
 pub mod tenants;
 pub mod workspaces;
 

@@ -79,7 +79,9 @@ pub async fn droplet_detail(state: &AppState, raw_id: &str) -> Result<DropletDet
     // The journal is in the coordinator database, by the cloud's id.
     let commands = match droplet.provider_id {
         Some(pid) => {
-            state.stores.distinct()[0]
+            state
+                .stores
+                .coordinator()
                 .command_journal_recent(droplet.workspace_id.as_uuid(), pid, RECENT_COMMANDS)
                 .await?
         }
@@ -146,4 +148,28 @@ pub async fn alerts_of(
         items,
         open_by_kind,
     })
+}
+
+/// `GET /api/v1/fleet/reconcilers` body.
+#[derive(Debug, Serialize)]
+pub struct ReconcilerList {
+    /// Every reconciler, in name order.
+    pub items: Vec<crate::app::reconcilers::ReconcilerView>,
+}
+
+/// `GET /api/v1/fleet/reconcilers`: what each background reconciler last did.
+pub async fn reconcilers(State(state): State<AppState>) -> Result<Json<ReconcilerList>, Problem> {
+    Ok(Json(ReconcilerList {
+        items: crate::app::reconcilers::list(&state).await?,
+    }))
+}
+
+/// `POST /api/v1/fleet/reconcilers/{name}/wake`: the reconciler's leader runs a pass now
+/// (202: asked; the pass shows in the status when it has run).
+pub async fn wake_reconciler(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::http::StatusCode, Problem> {
+    crate::app::reconcilers::wake(&state, &name).await?;
+    Ok(axum::http::StatusCode::ACCEPTED)
 }

@@ -23,7 +23,7 @@ async fn database_for(state: &AppState, raw_id: &str) -> Result<Database, Proble
     let id = workspace_id(raw_id)?;
     if let TenantRoute::Legacy(_) = state.router.route(id) {
         // The legacy tenant has no workspace row; its table lives in the home database.
-        return Ok(state.stores.distinct()[0].clone());
+        return Ok(state.stores.coordinator().clone());
     }
     Ok(state.stores.workspace_find(id).await?.1.clone())
 }

@@ -22,6 +22,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/workspaces/{id}", get(workspaces::get))
         .route("/fleet/health", get(fleet::health))
+        .route("/fleet/reconcilers", get(fleet::reconcilers))
+        .route(
+            "/fleet/reconcilers/{name}/wake",
+            axum::routing::post(fleet::wake_reconciler),
+        )
         .route("/droplets/{id}", get(fleet::droplet))
         .route(
             "/droplets/{id}/{action}",

@@ -94,7 +94,7 @@ fn policy_of(req: &StartRequest, scenario: Scenario) -> Result<RolloutPolicy, Pr
 }
 
 async fn view(state: &AppState, rollout: Rollout) -> Result<RolloutView, Problem> {
-    let db = &state.stores.distinct()[0];
+    let db = state.stores.coordinator();
     let per_batch = db.rollout_batches(rollout.id).await?;
     let mut totals = BatchTally {
         batch: -1,
@@ -193,7 +193,9 @@ pub async fn start_rollout(
             targets.push((droplet, ws, region, batch as i32));
         }
     }
-    let rollout = state.stores.distinct()[0]
+    let rollout = state
+        .stores
+        .coordinator()
         .rollout_create(
             &NewRollout {
                 target_version,
@@ -218,7 +220,7 @@ pub async fn start_rollout(
 
 /// `GET /api/v1/rollouts`: the newest 50.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Rollout>>, Problem> {
-    Ok(Json(state.stores.distinct()[0].rollout_list(50).await?))
+    Ok(Json(state.stores.coordinator().rollout_list(50).await?))
 }
 
 fn rollout_id(raw: &str) -> Result<Uuid, Problem> {
@@ -235,7 +237,9 @@ pub async fn get(
 
 /// The rollout `raw_id` names, with its batches' outcomes.
 pub async fn rollout_view(state: &AppState, raw_id: &str) -> Result<RolloutView, Problem> {
-    let r = state.stores.distinct()[0]
+    let r = state
+        .stores
+        .coordinator()
         .rollout_get(rollout_id(raw_id)?)
         .await?;
     view(state, r).await
@@ -257,7 +261,7 @@ pub async fn control_rollout(
     event: RolloutEvent,
     actor: &str,
 ) -> Result<RolloutView, Problem> {
-    let db = &state.stores.distinct()[0];
+    let db = state.stores.coordinator();
     let id = rollout_id(id)?;
     let current = db.rollout_get(id).await?;
     let reason = match event {

@@ -4,3 +4,4 @@
 
 pub mod droplet_ops;
 pub mod droplets;
+pub mod reconcilers;

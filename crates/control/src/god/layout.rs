@@ -65,6 +65,7 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                         a href="/god/metrics" { "Metrics" }
                         a href="/god/alerts" { "Watchdog" }
                         a href="/god/rollouts" { "Rollouts" }
+                        a href="/god/reconcilers" { "Reconcilers" }
                         span.who { (s.operator.email) }
                         form.inline method="post" action="/god/sign-out" {
                             input type="hidden" name=(CSRF_FIELD) value=(s.csrf);

@@ -14,6 +14,8 @@
 //!   ([`watch_pages`]);
 //! - `GET|POST /god/rollouts`, `GET /god/rollouts/{id}`, `POST /god/rollouts/{id}/{action}`,
 //!   and the live `GET /god/api/rollouts/{id}/events` stream ([`rollout_pages`]);
+//! - `GET /god/reconcilers`: what each background reconciler last did, and a button to
+//!   run one now ([`reconciler_pages`]);
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
@@ -22,6 +24,7 @@ pub mod fleet_pages;
 pub mod layout;
 pub mod metrics_pages;
 pub mod pages;
+pub mod reconciler_pages;
 pub mod region_pages;
 pub mod rollout_pages;
 pub mod session;
@@ -46,6 +49,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/heatmap", get(fleet_pages::heatmap))
         .route("/god/alerts", get(watch_pages::alerts))
         .route("/god/regions", get(region_pages::regions))
+        .route("/god/reconcilers", get(reconciler_pages::list))
+        .route("/god/reconcilers/{name}/wake", post(reconciler_pages::wake))
         .route("/god/metrics", get(metrics_pages::metrics))
         .route("/god/api/metrics", get(metrics_pages::json))
         .route("/god/api/regions", get(region_pages::json))

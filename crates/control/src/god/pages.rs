@@ -80,7 +80,7 @@ pub async fn sign_in(
     let client = source.to_string();
     let email = form.email.trim().to_lowercase();
     let next = safe_next(form.next.as_deref());
-    let db = state.stores.distinct()[0].clone();
+    let db = state.stores.coordinator().clone();
     let settings = &state.god;
     let refused_page = |status: StatusCode, message: &str, retry_after: Option<u64>| {
         let mut r = html_response(status, sign_in_form(&next, Some(message), &email));
@@ -215,7 +215,9 @@ pub async fn sign_out(
     ApiForm(form): ApiForm<CsrfForm>,
 ) -> Result<Response, Problem> {
     me.check_csrf(&form.csrf)?;
-    state.stores.distinct()[0]
+    state
+        .stores
+        .coordinator()
         .operator_session_revoke(&me.token_sha256)
         .await?;
     Ok((

@@ -267,7 +267,9 @@ pub async fn require_operator(
     let path = req.uri().path().to_owned();
     let token = cookie_token(req.headers()).map(str::to_owned);
     let found = match &token {
-        Some(t) => state.stores.distinct()[0]
+        Some(t) => state
+            .stores
+            .coordinator()
             .operator_session(&token_digest(t))
             .await
             .map(|o| o.map(|o| (o, t))),

@@ -70,8 +70,6 @@ pub struct SignInLimits {
     pub max_wait: Duration,
     /// How long a throttled or busy refusal is held before it is sent.
     pub refusal_delay: Duration,
-    /// Addresses of proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for SignInLimits {
@@ -82,7 +80,6 @@ impl Default for SignInLimits {
             max_waiting: 32,
             max_wait: Duration::from_secs(3),
             refusal_delay: Duration::from_secs(1),
-            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -133,13 +130,14 @@ impl std::fmt::Debug for SignInGuard {
 
 impl Default for SignInGuard {
     fn default() -> Self {
-        Self::new(SignInLimits::default())
+        Self::new(SignInLimits::default(), Vec::new())
     }
 }
 
 impl SignInGuard {
-    /// A guard with these limits, and its checker threads (they end with the guard).
-    pub fn new(limits: SignInLimits) -> Self {
+    /// A guard with these limits, believing `X-Forwarded-For` only from `trusted_proxies`,
+    /// and its checker threads (they end with the guard).
+    pub fn new(limits: SignInLimits, trusted_proxies: Vec<IpAddr>) -> Self {
         let (tx, rx) = sync_channel::<Job>(limits.max_waiting);
         let rx = Arc::new(Mutex::new(rx));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -155,10 +153,7 @@ impl SignInGuard {
             }
         }
         Self {
-            attempts: SourceQuota::new(
-                limits.per_source_per_minute,
-                limits.trusted_proxies.clone(),
-            ),
+            attempts: SourceQuota::new(limits.per_source_per_minute, trusted_proxies),
             queue: (started > 0).then_some(tx),
             queued,
             delayed: AtomicUsize::new(0),
@@ -257,10 +252,13 @@ mod tests {
 
     #[test]
     fn a_source_gets_its_attempts_and_others_keep_theirs() {
-        let guard = SignInGuard::new(SignInLimits {
-            per_source_per_minute: 3,
-            ..SignInLimits::default()
-        });
+        let guard = SignInGuard::new(
+            SignInLimits {
+                per_source_per_minute: 3,
+                ..SignInLimits::default()
+            },
+            Vec::new(),
+        );
         let a: IpAddr = "203.0.113.7".parse().expect("ip");
         let b: IpAddr = "198.51.100.7".parse().expect("ip");
         assert_eq!((0..50).filter(|_| guard.admit(a)).count(), 3);
@@ -269,12 +267,15 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn checks_past_the_queue_are_refused_at_once_and_the_rest_are_answered() {
-        let guard = Arc::new(SignInGuard::new(SignInLimits {
-            hashers: 1,
-            max_waiting: 2,
-            max_wait: Duration::from_secs(30),
-            ..SignInLimits::default()
-        }));
+        let guard = Arc::new(SignInGuard::new(
+            SignInLimits {
+                hashers: 1,
+                max_waiting: 2,
+                max_wait: Duration::from_secs(30),
+                ..SignInLimits::default()
+            },
+            Vec::new(),
+        ));
         let phc = super::super::session::hash_password("correct horse battery").expect("hash");
         let attempts: Vec<_> = (0..40)
             .map(|_| {

@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use genesis_cloud::Cloud;
-use genesis_core::DropletState;
 use genesis_core::drift::DriftKind;
+use genesis_core::{DropletState, Region};
 use genesis_ignition::{Igniter, OAuthRefresher, StepError};
 use genesis_protocol::command::Command;
 use genesis_queue::{Claimed, Handler, JobError};
@@ -42,8 +42,8 @@ pub fn heal_queue(kind: DriftKind) -> &'static str {
 /// One heal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealPayload {
-    /// Index of the droplet's database in the regional store's distinct list.
-    pub db: usize,
+    /// The droplet's region (whose database holds it).
+    pub region: Region,
     /// The droplet.
     pub droplet: uuid::Uuid,
     /// The drift.
@@ -53,8 +53,8 @@ pub struct HealPayload {
 }
 
 impl super::droplet_job::DropletPayload for HealPayload {
-    fn db(&self) -> usize {
-        self.db
+    fn region(&self) -> Region {
+        self.region
     }
     fn droplet(&self) -> uuid::Uuid {
         self.droplet

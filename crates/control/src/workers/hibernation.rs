@@ -1,7 +1,7 @@
 //! Hibernation and wake (spec 55): a reconciler run by the leader, the hibernate jobs any
 //! replica runs from the `hibernation` queue, and the wake sequence.
 //!
-//! [`Hibernator::reconcile`] applies spec 55.1's rule (`genesis_core::hibernation`) to every
+//! [`Hibernator`] (a [`Reconciler`]) applies spec 55.1's rule (`genesis_core::hibernation`) to every
 //! serving droplet. An eligible tenant gets the 24-hour notice (spec 55.2 step 1, through the
 //! notifications outbox); any activity withdraws it. When the notice has run out and the
 //! tenant is still eligible and n8n is quiet (no pending executions in its last heartbeat),
@@ -31,12 +31,14 @@ use std::time::Duration;
 
 use genesis_cloud::{Cloud, CloudError, DropletStatus, PowerAction};
 use genesis_core::hibernation::{eligible, prewarm_expired, wake_lead_s};
-use genesis_core::{DropletId, DropletState, Tier, WorkspaceId};
+use genesis_core::{DropletId, DropletState, Region, Tier, WorkspaceId};
 use genesis_ignition::SidecarClient;
 use genesis_protocol::command::Command;
 use genesis_queue::{Bus, Claimed, Handler, JobError};
 use genesis_store::{ActivityKind, Database, Droplet, RegionalStore, StoreError};
 use serde::{Deserialize, Serialize};
+
+use super::reconciler::{Merge, Part, Reconciler};
 
 /// The hibernation queue (alongside spec 52.1's six: hibernating is neither a template
 /// update nor a reboot, and must not wait behind them).
@@ -93,13 +95,13 @@ pub enum HibernationError {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HibernatePayload {
-    db: usize,
+    region: Region,
     droplet: uuid::Uuid,
 }
 
 impl super::droplet_job::DropletPayload for HibernatePayload {
-    fn db(&self) -> usize {
-        self.db
+    fn region(&self) -> Region {
+        self.region
     }
     fn droplet(&self) -> uuid::Uuid {
         self.droplet
@@ -131,9 +133,9 @@ impl<C: Cloud> Hibernator<C> {
     }
 
     /// Queues the hibernation of `droplet` (one job per droplet version).
-    async fn queue(&self, db_index: usize, droplet: &Droplet) -> Result<bool, HibernationError> {
+    async fn queue(&self, droplet: &Droplet) -> Result<bool, HibernationError> {
         let payload = serde_json::to_string(&HibernatePayload {
-            db: db_index,
+            region: droplet.region,
             droplet: droplet.id.as_uuid(),
         })
         .unwrap_or_default();
@@ -184,13 +186,34 @@ impl<C: Cloud> Hibernator<C> {
         }
         Ok(())
     }
+}
 
-    /// One pass.
-    pub async fn reconcile(&self) -> Result<HibernationReport, HibernationError> {
+impl Merge for HibernationReport {
+    fn merge(&mut self, o: Self) {
+        self.checked += o.checked;
+        self.eligible += o.eligible;
+        self.noticed += o.noticed;
+        self.withdrawn += o.withdrawn;
+        self.queued += o.queued;
+        self.woken += o.woken;
+    }
+}
+
+impl<C: Cloud + 'static> Reconciler for Hibernator<C> {
+    type Report = HibernationReport;
+    type Error = HibernationError;
+    const NAME: &'static str = "hibernation";
+
+    fn stores(&self) -> &RegionalStore {
+        &self.stores
+    }
+
+    async fn reconcile_part(&self, part: &Part) -> Result<HibernationReport, HibernationError> {
         let mut report = HibernationReport::default();
         let now = chrono::Utc::now();
         let notice = chrono::Duration::from_std(self.settings.notice).unwrap_or_default();
-        for (i, db) in self.stores.distinct().iter().enumerate() {
+        let db = &part.db;
+        {
             self.wake_scheduled(db, &mut report).await?;
             for c in db.hibernation_candidates(10_000).await? {
                 report.checked += 1;
@@ -204,7 +227,7 @@ impl<C: Cloud> Hibernator<C> {
                     if may
                         && prewarm_expired(at.timestamp(), now.timestamp())
                         && c.pending_executions == 0
-                        && self.queue(i, &c.droplet).await?
+                        && self.queue(&c.droplet).await?
                     {
                         report.queued += 1;
                     }
@@ -230,12 +253,16 @@ impl<C: Cloud> Hibernator<C> {
                 if now < noticed_at + notice || c.pending_executions > 0 {
                     continue;
                 }
-                if self.queue(i, &c.droplet).await? {
+                if self.queue(&c.droplet).await? {
                     report.queued += 1;
                 }
             }
         }
         Ok(report)
+    }
+
+    fn noteworthy(r: &HibernationReport) -> bool {
+        r.noticed + r.queued + r.woken > 0
     }
 }
 

@@ -22,6 +22,30 @@ pub struct FleetJobs<C> {
     standby: StandbyJobs<C>,
 }
 
+impl<C: genesis_cloud::Cloud> FleetJobs<C> {
+    /// Every handler, over `igniter`'s databases, cloud, sidecar client and queue.
+    pub fn for_igniter(
+        igniter: std::sync::Arc<genesis_ignition::Igniter<C>>,
+        oauth: Option<genesis_ignition::OAuthRefresher>,
+        hibernation: super::hibernation::HibernationSettings,
+    ) -> Self {
+        let stores = igniter.stores().clone();
+        Self::new(
+            IgnitionJobs::new(igniter.clone()),
+            RebootJobs::new(stores.clone(), igniter.cloud().clone()),
+            HealJobs::new(stores.clone(), igniter.clone(), oauth),
+            RolloutJobs::new(stores.clone(), igniter.clone()),
+            HibernateJobs::new(
+                stores.clone(),
+                igniter.cloud().clone(),
+                igniter.sidecar().clone(),
+                hibernation,
+            ),
+            StandbyJobs::new(stores, igniter),
+        )
+    }
+}
+
 impl<C> FleetJobs<C> {
     /// The fleet's handlers.
     pub fn new(

@@ -9,13 +9,17 @@
 //! - [`rollouts`]: spec 56's template rollouts (the conductor and the per-droplet updates).
 //! - [`hibernation`]: spec 55's hibernation (notice, final metrics, power-off) and wake.
 //! - [`standby`]: spec 55.4's hot-standby pool (claim on wake, serve, swap back, refill).
-//! - [`leader`]: runs a singleton reconciler only while this replica holds its leadership.
+//! - [`reaper`]: deletes tagged droplets no live workspace owns.
+//! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
+//!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
+pub mod driver;
 mod droplet_job;
 pub mod heals;
 pub mod hibernation;
 pub mod jobs;
-pub mod leader;
+pub mod reaper;
+pub mod reconciler;
 pub mod rollouts;
 pub mod standby;
 pub mod watchdog;

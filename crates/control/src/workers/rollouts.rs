@@ -1,7 +1,7 @@
 //! Fleet template rollouts (spec 56): the conductor, a reconciler run by the leader, and the
 //! per-droplet update jobs any replica runs from the `template` queue.
 //!
-//! [`RolloutConductor::reconcile`], for every RUNNING rollout:
+//! [`RolloutConductor`] (a [`Reconciler`] over the whole fleet), for every RUNNING rollout:
 //! 1. when the current batch is not queued yet and its start time has come, queues one
 //!    update job per pending droplet (the job id names the rollout and the droplet, so a
 //!    droplet is never queued twice) and announces the batch on the events stream;
@@ -40,6 +40,7 @@ use genesis_store::{BatchTally, Database, RegionalStore, Rollout, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::heals::TEMPLATE_QUEUE;
+use super::reconciler::{Merge, Part, Reconciler, Scope};
 
 /// The job-id prefix of rollout updates on the `template` queue (heals share the queue).
 pub const ROLLOUT_JOB_PREFIX: &str = "rollout-";
@@ -130,29 +131,6 @@ impl RolloutConductor {
                 true
             }
         }
-    }
-
-    fn coordinator(&self) -> Database {
-        self.stores.distinct()[0].clone()
-    }
-
-    /// One pass.
-    pub async fn reconcile(&self) -> Result<ConductorReport, RolloutError> {
-        let mut report = ConductorReport::default();
-        let db = self.coordinator();
-        let running = db.rollouts_running().await?;
-        self.progress_sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|id, _| running.iter().any(|r| r.id == *id));
-        for r in running {
-            match self.step(&db, &r, &mut report).await {
-                Ok(()) | Err(RolloutError::Store(StoreError::VersionConflict { .. })) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.swap_woken(&db, &mut report).await?;
-        Ok(report)
     }
 
     /// Queues the swap of every droplet an image rollout deferred while it hibernated and
@@ -359,6 +337,55 @@ impl RolloutConductor {
     }
 }
 
+impl Merge for ConductorReport {
+    fn merge(&mut self, o: Self) {
+        self.batches_started += o.batches_started;
+        self.jobs_queued += o.jobs_queued;
+        self.batches_judged += o.batches_judged;
+        self.paused += o.paused;
+        self.aborted += o.aborted;
+        self.completed += o.completed;
+        self.woken_swaps += o.woken_swaps;
+    }
+}
+
+impl Reconciler for RolloutConductor {
+    type Report = ConductorReport;
+    type Error = RolloutError;
+    const NAME: &'static str = "rollouts";
+
+    fn stores(&self) -> &RegionalStore {
+        &self.stores
+    }
+
+    fn scope(&self) -> Scope {
+        Scope::Fleet
+    }
+
+    async fn reconcile_part(&self, part: &Part) -> Result<ConductorReport, RolloutError> {
+        let mut report = ConductorReport::default();
+        // Rollouts live in the coordinating database (the fleet part's).
+        let db = part.db.clone();
+        let running = db.rollouts_running().await?;
+        self.progress_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| running.iter().any(|r| r.id == *id));
+        for r in running {
+            match self.step(&db, &r, &mut report).await {
+                Ok(()) | Err(RolloutError::Store(StoreError::VersionConflict { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.swap_woken(&db, &mut report).await?;
+        Ok(report)
+    }
+
+    fn noteworthy(r: &ConductorReport) -> bool {
+        r.batches_judged + r.batches_started + r.woken_swaps > 0
+    }
+}
+
 /// Runs rollout update jobs.
 pub struct RolloutJobs<C> {
     stores: RegionalStore,
@@ -380,7 +407,7 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
     async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
         let p: RolloutPayload = serde_json::from_str(&job.payload)
             .map_err(|e| JobError::Permanent(format!("bad payload: {e}")))?;
-        let coord = self.stores.distinct()[0].clone();
+        let coord = self.stores.coordinator().clone();
         let droplet_id = DropletId::from_uuid(p.droplet);
         let on_wake = p.on_wake;
         let finish = |status: &'static str, error: Option<String>| {

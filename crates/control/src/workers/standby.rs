@@ -23,13 +23,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesis_cloud::{Cloud, CloudError};
-use genesis_core::{DropletId, DropletState, Region, WorkspaceId};
+use genesis_core::{DropletState, Region, WorkspaceId};
 use genesis_ignition::{Igniter, StepError};
 use genesis_queue::{Bus, Claimed, Handler, JobError};
 use genesis_store::{Database, RegionalStore, StandbyDroplet, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::hibernation::HIBERNATION_QUEUE;
+use super::reconciler::{Merge, Part, Reconciler, Retry};
 
 /// Job ids of standby jobs start with this (they share the hibernation queue: both move
 /// tenants between machines at wake and sleep).
@@ -44,7 +45,8 @@ pub struct StandbySettings {
     pub serve_deadline: Duration,
     /// A standby not ready within this is destroyed and replaced.
     pub create_deadline: Duration,
-    /// At most this many standbys are created per pass (the cloud's rate limit is shared).
+    /// At most this many standbys are created per database per pass (the cloud's rate
+    /// limit is shared).
     pub max_creates_per_pass: usize,
     /// Who the audit log names.
     pub actor: String,
@@ -122,15 +124,15 @@ enum Step {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StandbyPayload {
-    db: usize,
+    region: Region,
     droplet: uuid::Uuid,
     tenant: uuid::Uuid,
     step: Step,
 }
 
 impl super::droplet_job::DropletPayload for StandbyPayload {
-    fn db(&self) -> usize {
-        self.db
+    fn region(&self) -> Region {
+        self.region
     }
     fn droplet(&self) -> uuid::Uuid {
         self.droplet
@@ -182,14 +184,13 @@ impl<C: Cloud> StandbyPool<C> {
 
     async fn queue(
         &self,
-        db_index: usize,
-        standby: DropletId,
+        standby: &genesis_store::Droplet,
         tenant: WorkspaceId,
         step: Step,
     ) -> Result<bool, StandbyError> {
         let payload = serde_json::to_string(&StandbyPayload {
-            db: db_index,
-            droplet: standby.as_uuid(),
+            region: standby.region,
+            droplet: standby.id.as_uuid(),
             tenant: tenant.as_uuid(),
             step,
         })
@@ -198,7 +199,7 @@ impl<C: Cloud> StandbyPool<C> {
             Step::Serve => "serve",
             Step::SwapBack => "back",
         };
-        let id = format!("{STANDBY_JOB_PREFIX}{kind}-{standby}");
+        let id = format!("{STANDBY_JOB_PREFIX}{kind}-{}", standby.id);
         Ok(self
             .bus
             .add(HIBERNATION_QUEUE, &id, &payload, Duration::ZERO)
@@ -210,7 +211,6 @@ impl<C: Cloud> StandbyPool<C> {
     /// give up a claim that never served.
     async fn tend_claim(
         &self,
-        db_index: usize,
         db: &Database,
         s: &StandbyDroplet,
         tenant: WorkspaceId,
@@ -244,30 +244,48 @@ impl<C: Cloud> StandbyPool<C> {
                     DropletState::ActiveHealthy | DropletState::ActiveDegraded
                 )
             });
-        if home_ready
-            && self
-                .queue(db_index, s.droplet.id, tenant, Step::SwapBack)
-                .await?
-        {
+        if home_ready && self.queue(&s.droplet, tenant, Step::SwapBack).await? {
             report.swap_backs += 1;
         }
         Ok(())
     }
+}
 
-    /// One pass.
-    pub async fn reconcile(&self) -> Result<StandbyReport, StandbyError> {
+impl Merge for StandbyReport {
+    fn merge(&mut self, o: Self) {
+        self.ready += o.ready;
+        self.warming += o.warming;
+        self.claimed += o.claimed;
+        self.claims += o.claims;
+        self.unserved += o.unserved;
+        self.swap_backs += o.swap_backs;
+        self.destroyed += o.destroyed;
+        self.created += o.created;
+    }
+}
+
+impl<C: Cloud + 'static> Reconciler for StandbyPool<C> {
+    type Report = StandbyReport;
+    type Error = StandbyError;
+    const NAME: &'static str = "standby";
+
+    fn stores(&self) -> &RegionalStore {
+        &self.stores
+    }
+
+    async fn reconcile_part(&self, part: &Part) -> Result<StandbyReport, StandbyError> {
         let mut report = StandbyReport::default();
         let now = chrono::Utc::now();
         let mut free: BTreeMap<Region, usize> = BTreeMap::new();
-        for (i, db) in self.stores.distinct().iter().enumerate() {
+        let db = &part.db;
+        {
             for want in db.standby_wanted().await? {
                 match db
                     .standby_claim(want.region, want.workspace, &self.settings.actor)
                     .await
                 {
                     Ok(Some(s)) => {
-                        self.queue(i, s.droplet.id, want.workspace, Step::Serve)
-                            .await?;
+                        self.queue(&s.droplet, want.workspace, Step::Serve).await?;
                         report.claims += 1;
                     }
                     Ok(None) => {
@@ -283,7 +301,7 @@ impl<C: Cloud> StandbyPool<C> {
             for s in db.standby_live().await? {
                 if let Some(tenant) = s.claimed_by {
                     report.claimed += 1;
-                    self.tend_claim(i, db, &s, tenant, &mut report).await?;
+                    self.tend_claim(db, &s, tenant, &mut report).await?;
                     continue;
                 }
                 let stale = now
@@ -312,7 +330,13 @@ impl<C: Cloud> StandbyPool<C> {
                 *free.entry(s.droplet.region).or_default() += 1;
             }
         }
-        for (region, want) in &self.settings.sizes {
+        // The pool of each region this database serves.
+        for (region, want) in self
+            .settings
+            .sizes
+            .iter()
+            .filter(|(r, _)| part.regions.contains(r))
+        {
             let have = free.get(region).copied().unwrap_or(0);
             for _ in have..*want {
                 if report.created >= self.settings.max_creates_per_pass {
@@ -329,6 +353,17 @@ impl<C: Cloud> StandbyPool<C> {
             }
         }
         Ok(report)
+    }
+
+    fn noteworthy(r: &StandbyReport) -> bool {
+        r.claims + r.swap_backs + r.destroyed + r.created > 0
+    }
+
+    fn error_policy(&self, error: &StandbyError) -> Retry {
+        match error {
+            StandbyError::Cloud(e) => super::reaper::cloud_retry(e),
+            _ => Retry::Backoff,
+        }
     }
 }
 

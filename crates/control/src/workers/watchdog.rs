@@ -42,6 +42,7 @@ use genesis_store::{
 use serde::Serialize;
 
 use super::heals::{HealPayload, heal_queue};
+use super::reconciler::{Merge, Part, Reconciler};
 
 /// Whether `w`'s latest inventory was taken after the database last changed what the droplet
 /// should run. An older one (taken while a deploy was running, and received after it was
@@ -99,40 +100,6 @@ impl Watchdog {
             bus,
             actor: "watchdog".into(),
         }
-    }
-
-    /// One pass.
-    pub async fn reconcile(&self) -> Result<WatchdogReport, WatchdogError> {
-        let mut report = WatchdogReport::default();
-        let now = chrono::Utc::now().timestamp();
-        for (i, db) in self.stores.distinct().iter().enumerate() {
-            for watched in db.droplets_watched(10_000).await? {
-                if !inventory_is_current(&watched) {
-                    report.deferred += 1;
-                    continue;
-                }
-                let droplet = &watched.droplet;
-                let Some(drifts) = self.compare(db, &watched, now, &mut report).await? else {
-                    report.deferred += 1;
-                    continue;
-                };
-                report.checked += 1;
-                if drifts.is_empty() {
-                    if droplet.state == DropletState::DriftDetected
-                        && self.recover(db, droplet).await?
-                    {
-                        report.recovered += 1;
-                    }
-                    continue;
-                }
-                for d in &drifts {
-                    *report.drifts.entry(d.kind.code().to_owned()).or_default() += 1;
-                }
-                self.record(db, droplet, &drifts).await?;
-                report.queued += self.queue_heals(i, &watched, &drifts).await?;
-            }
-        }
-        Ok(report)
     }
 
     /// The drifts of one droplet, or none when what it should run changed after its
@@ -305,7 +272,6 @@ impl Watchdog {
     /// Queues a heal per auto-healable drift; answers how many jobs were new.
     async fn queue_heals(
         &self,
-        db_index: usize,
         watched: &WatchedDroplet,
         drifts: &[Drift],
     ) -> Result<usize, WatchdogError> {
@@ -322,7 +288,7 @@ impl Watchdog {
                 watched.heartbeat_at.timestamp_millis()
             );
             let payload = serde_json::to_string(&HealPayload {
-                db: db_index,
+                region: watched.droplet.region,
                 droplet: watched.droplet.id.as_uuid(),
                 kind: d.kind,
                 subject,
@@ -338,5 +304,66 @@ impl Watchdog {
             }
         }
         Ok(queued)
+    }
+}
+
+impl Merge for WatchdogReport {
+    fn merge(&mut self, o: Self) {
+        self.checked += o.checked;
+        for (kind, n) in o.drifts {
+            *self.drifts.entry(kind).or_default() += n;
+        }
+        self.queued += o.queued;
+        self.deferred += o.deferred;
+        self.restored += o.restored;
+        self.recovered += o.recovered;
+    }
+}
+
+impl Reconciler for Watchdog {
+    type Report = WatchdogReport;
+    type Error = WatchdogError;
+    const NAME: &'static str = "watchdog";
+
+    fn stores(&self) -> &RegionalStore {
+        &self.stores
+    }
+
+    async fn reconcile_part(&self, part: &Part) -> Result<WatchdogReport, WatchdogError> {
+        let mut report = WatchdogReport::default();
+        let now = chrono::Utc::now().timestamp();
+        let db = &part.db;
+        {
+            for watched in db.droplets_watched(10_000).await? {
+                if !inventory_is_current(&watched) {
+                    report.deferred += 1;
+                    continue;
+                }
+                let droplet = &watched.droplet;
+                let Some(drifts) = self.compare(db, &watched, now, &mut report).await? else {
+                    report.deferred += 1;
+                    continue;
+                };
+                report.checked += 1;
+                if drifts.is_empty() {
+                    if droplet.state == DropletState::DriftDetected
+                        && self.recover(db, droplet).await?
+                    {
+                        report.recovered += 1;
+                    }
+                    continue;
+                }
+                for d in &drifts {
+                    *report.drifts.entry(d.kind.code().to_owned()).or_default() += 1;
+                }
+                self.record(db, droplet, &drifts).await?;
+                report.queued += self.queue_heals(&watched, &drifts).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    fn noteworthy(r: &WatchdogReport) -> bool {
+        !r.drifts.is_empty()
     }
 }

@@ -1,6 +1,6 @@
 //! Spec 54.4's zombie recovery, as a reconciler and a queue handler.
 //!
-//! [`ZombieDetector::reconcile`] (one pass, run by the leader only):
+//! [`ZombieDetector`] (a [`Reconciler`] over each regional database, run by the leader only):
 //! 1. finds droplets that should be reporting but have been silent for 3 whole heartbeat
 //!    windows (the database knows every heartbeat to within one flush interval);
 //! 2. asks the cloud whether each is powered on (a droplet that is off or gone is not a
@@ -25,10 +25,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::reconciler::{Merge, Part, Reconciler};
+
 use chrono::Utc;
 use genesis_cloud::{Cloud, CloudError, PowerAction};
 use genesis_core::health::{expects_heartbeats, is_zombie, silent_long_enough};
-use genesis_core::{CloudPower, DropletEvent, DropletState};
+use genesis_core::{CloudPower, DropletEvent, DropletState, Region};
 use genesis_queue::{Bus, Claimed, Handler, JobError};
 use genesis_store::{Database, Droplet, NewAlert, RegionalStore, StoreError};
 use serde::{Deserialize, Serialize};
@@ -84,13 +86,13 @@ pub struct ZombieReport {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct RebootPayload {
-    db: usize,
+    region: Region,
     droplet: uuid::Uuid,
 }
 
 impl super::droplet_job::DropletPayload for RebootPayload {
-    fn db(&self) -> usize {
-        self.db
+    fn region(&self) -> Region {
+        self.region
     }
     fn droplet(&self) -> uuid::Uuid {
         self.droplet
@@ -135,21 +137,8 @@ impl<C: Cloud> ZombieDetector<C> {
         }
     }
 
-    /// One pass over every database.
-    pub async fn reconcile(&self) -> Result<ZombieReport, ZombieError> {
-        let mut report = ZombieReport::default();
-        for (i, db) in self.stores.distinct().iter().enumerate() {
-            self.find_zombies(i, db, &mut report).await?;
-            self.expire_wakes(i, db, &mut report).await?;
-            self.expire_reboots(db, &mut report).await?;
-            self.requeue_lost(i, db, &mut report).await?;
-        }
-        Ok(report)
-    }
-
     async fn find_zombies(
         &self,
-        i: usize,
         db: &Database,
         report: &mut ZombieReport,
     ) -> Result<(), ZombieError> {
@@ -200,7 +189,7 @@ impl<C: Cloud> ZombieDetector<C> {
                 .await
             {
                 Ok(z) => {
-                    self.queue_reboot(i, &z).await?;
+                    self.queue_reboot(&z).await?;
                     report.zombies += 1;
                     tracing::warn!(droplet = %z.id, provider, silent_s = silence.as_secs(), "zombie: reboot queued");
                 }
@@ -217,7 +206,6 @@ impl<C: Cloud> ZombieDetector<C> {
     /// off, the power-on was lost and is asked for again.
     async fn expire_wakes(
         &self,
-        i: usize,
         db: &Database,
         report: &mut ZombieReport,
     ) -> Result<(), ZombieError> {
@@ -250,7 +238,7 @@ impl<C: Cloud> ZombieDetector<C> {
                     .await
                 {
                     Ok(z) => {
-                        self.queue_reboot(i, &z).await?;
+                        self.queue_reboot(&z).await?;
                         tracing::warn!(droplet = %z.id, provider, "woken but silent: reboot queued");
                     }
                     Err(StoreError::VersionConflict { .. }) => {}
@@ -321,7 +309,6 @@ impl<C: Cloud> ZombieDetector<C> {
 
     async fn requeue_lost(
         &self,
-        i: usize,
         db: &Database,
         report: &mut ZombieReport,
     ) -> Result<(), ZombieError> {
@@ -332,7 +319,7 @@ impl<C: Cloud> ZombieDetector<C> {
             .droplets_in_state_since(DropletState::Zombie, before, self.settings.batch)
             .await?
         {
-            if self.queue_reboot(i, &z).await? {
+            if self.queue_reboot(&z).await? {
                 report.requeued += 1;
             }
         }
@@ -340,9 +327,9 @@ impl<C: Cloud> ZombieDetector<C> {
     }
 
     /// Queues the reboot of zombie `z`; false when the job already existed.
-    async fn queue_reboot(&self, i: usize, z: &Droplet) -> Result<bool, ZombieError> {
+    async fn queue_reboot(&self, z: &Droplet) -> Result<bool, ZombieError> {
         let payload = serde_json::to_string(&RebootPayload {
-            db: i,
+            region: z.region,
             droplet: z.id.as_uuid(),
         })
         .unwrap_or_default();
@@ -356,6 +343,40 @@ impl<C: Cloud> ZombieDetector<C> {
             )
             .await?;
         Ok(outcome == genesis_queue::AddOutcome::Created)
+    }
+}
+
+impl Merge for ZombieReport {
+    fn merge(&mut self, o: Self) {
+        self.silent += o.silent;
+        self.zombies += o.zombies;
+        self.not_running += o.not_running;
+        self.orphaned += o.orphaned;
+        self.requeued += o.requeued;
+        self.stuck_wakes += o.stuck_wakes;
+    }
+}
+
+impl<C: Cloud + 'static> Reconciler for ZombieDetector<C> {
+    type Report = ZombieReport;
+    type Error = ZombieError;
+    const NAME: &'static str = "zombie-detector";
+
+    fn stores(&self) -> &RegionalStore {
+        &self.stores
+    }
+
+    async fn reconcile_part(&self, part: &Part) -> Result<ZombieReport, ZombieError> {
+        let mut report = ZombieReport::default();
+        self.find_zombies(&part.db, &mut report).await?;
+        self.expire_wakes(&part.db, &mut report).await?;
+        self.expire_reboots(&part.db, &mut report).await?;
+        self.requeue_lost(&part.db, &mut report).await?;
+        Ok(report)
+    }
+
+    fn noteworthy(r: &ZombieReport) -> bool {
+        r.zombies + r.orphaned > 0
     }
 }
 

@@ -301,7 +301,6 @@ async fn many_sources_at_once_wait_in_a_bounded_queue_or_are_told_to_come_back()
             max_waiting: 4,
             max_wait: Duration::from_millis(300),
             refusal_delay: Duration::from_millis(20),
-            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
             ..SignInLimits::default()
         },
     )

@@ -287,10 +287,7 @@ async fn repeated_failures_lock_the_address_from_that_source_only() {
             max_failures: 2,
             ..GodSettings::default()
         },
-        SignInLimits {
-            trusted_proxies: vec!["127.0.0.1".parse().expect("ip")],
-            ..SignInLimits::default()
-        },
+        SignInLimits::default(),
     )
     .await;
     with_operator(&app).await;

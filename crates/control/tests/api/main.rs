@@ -2,8 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use genesis_control::{AppState, auth::token_digest};
-use genesis_core::{TenantRouter, WorkspaceId};
+use genesis_core::WorkspaceId;
 use genesis_store::{RegionalStore, testing::TestDb};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
@@ -11,6 +10,7 @@ use serde_json::{Value, json};
 mod command_journal;
 mod front_door;
 mod god_mode;
+mod reconcilers;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -45,38 +45,28 @@ async fn spawn_app_guarded(
     sign_ins: genesis_control::god::sign_in_guard::SignInLimits,
 ) -> App {
     let t = TestDb::create().await.expect("test database");
-    let state = AppState {
-        god,
-        handshakes: Default::default(),
-        sign_ins: Arc::new(genesis_control::god::sign_in_guard::SignInGuard::new(
-            sign_ins,
-        )),
-        stores: RegionalStore::single(t.db.clone()),
-        redis: std::env::var("REDIS_URL")
-            .ok()
-            .and_then(|u| redis::Client::open(u).ok()),
-        router: Arc::new(TenantRouter::default()),
-        metrics: Some(metrics_handle()),
-        api_token_sha256: token.map(token_digest),
-        command_signer: Some(Arc::new(
+    let control_plane = genesis_control::ControlPlane::builder(RegionalStore::single(t.db.clone()))
+        .god(god)
+        .sign_in_limits(sign_ins)
+        // The loopback peer stands for the load balancer: tests name other sources with
+        // `X-Forwarded-For`.
+        .trusted_proxies(vec![std::net::IpAddr::from([127, 0, 0, 1])])
+        .redis(
+            std::env::var("REDIS_URL")
+                .ok()
+                .and_then(|u| redis::Client::open(u).ok()),
+        )
+        .metrics(metrics_handle())
+        .api_token(token)
+        .command_signer(Arc::new(
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
-        )),
-        igniter: None,
-        heartbeats: std::sync::Arc::new(genesis_control::heartbeats::HeartbeatSink::new(
-            RegionalStore::single(t.db.clone()),
-            std::time::Duration::from_secs(60),
-        )),
-        sidecar_config: Default::default(),
-    };
+        ))
+        .build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(genesis_control::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    tokio::spawn(control_plane.run(listener, std::future::pending()));
     App {
         base,
         http: reqwest::Client::new(),

@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::rollouts::RolloutConductor;
 use genesis_core::{DropletEvent, DropletId, Region};
 use helpers::{Options, credentials, world};

@@ -10,13 +10,15 @@
     reason = "shared with the ignition tests; not every helper is used here"
 )]
 mod helpers;
+mod reconcilers;
 mod standby;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use genesis_control::workers::leader::run_as_leader;
+use genesis_control::workers::driver::drive;
+use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
 use genesis_core::{DropletState, WorkspaceId};
 use genesis_sidecar::sysstats::HostSample;
@@ -88,25 +90,13 @@ async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orp
             w.bus.clone(),
             settings.clone(),
         ));
-        let db = w.t.db.clone();
-        let stopped = stopped.clone();
-        loops.push(tokio::spawn(async move {
-            run_as_leader(
-                db,
-                "zombie-detector",
-                Duration::from_millis(200),
-                stopped,
-                || {
-                    let d = detector.clone();
-                    async move {
-                        if let Err(e) = d.reconcile().await {
-                            tracing::warn!(error = %e, "zombie pass failed");
-                        }
-                    }
-                },
-            )
-            .await;
-        }));
+        loops.push(tokio::spawn(drive(
+            detector,
+            Duration::from_millis(200),
+            w.t.db.clone(),
+            Default::default(),
+            stopped.clone(),
+        )));
     }
     // The world's worker runs reboot jobs too (every queue of the set).
     drop(stores);

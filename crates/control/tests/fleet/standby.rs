@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use genesis_cloud::Cloud;
+use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::standby::{StandbyPool, StandbySettings};
 use genesis_core::{DropletState, Region};
 use genesis_sim::digitalocean::Timings;

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesis_cloud::{ClientOptions, Cloud, DigitalOcean};
-use genesis_control::AppState;
-use genesis_core::{IgnitionStep, TenantRouter, WorkspaceId};
+use genesis_core::{IgnitionStep, WorkspaceId};
 use genesis_ignition::{
-    Igniter, IgnitionJobs, IgnitionSettings, Images, OAuthRefresher, SidecarClient, TemplateSet,
+    Igniter, IgnitionSettings, Images, OAuthRefresher, SidecarClient, TemplateSet,
 };
 use genesis_queue::{Bus, GovernorConfig, QueueConfig, Worker};
 use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve};
@@ -184,12 +183,17 @@ pub async fn world(opts: Options) -> World {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let signer = Arc::new(genesis_protocol::CommandSigner::generate().expect("key"));
-    // Commands are journaled as in `genesis serve`, flushed often.
-    let (journal, _) = genesis_control::command_journal::JournalSink::start(
-        t.db.clone(),
-        Duration::from_millis(100),
-        watch::channel(false).1,
-    );
+    // Built as `genesis serve` builds it; commands are journaled as there, flushed often.
+    let mut builder = genesis_control::ControlPlane::builder(stores.clone())
+        .redis(redis::Client::open(redis.as_str()).ok())
+        .api_token(Some(TOKEN))
+        .command_signer(signer.clone())
+        .token_policy(opts.token_policy)
+        .sidecar_config(genesis_protocol::SidecarConfig {
+            heartbeat_interval_s: 1,
+            metrics_interval_s: opts.metrics_interval_s,
+        });
+    let journal = builder.command_journal(Duration::from_millis(100));
     let (url, tls) = if opts.caddy {
         let front = genesis_sim::caddy::CaddyFront::prepare(&root.join("ca")).expect("caddy");
         let ca = std::fs::read(front.ca_cert()).expect("the CA");
@@ -246,34 +250,18 @@ pub async fn world(opts: Options) -> World {
         },
         bus.clone(),
     ));
-    let state = AppState {
-        god: Default::default(),
-        handshakes: Default::default(),
-        sign_ins: Default::default(),
-        stores: stores.clone(),
-        redis: redis::Client::open(redis.as_str()).ok(),
-        router: Arc::new(TenantRouter::default()),
-        metrics: None,
-        api_token_sha256: Some(genesis_control::auth::token_digest(TOKEN)),
-        command_signer: Some(signer),
-        igniter: Some(igniter.clone()),
-        heartbeats: std::sync::Arc::new(
-            genesis_control::heartbeats::HeartbeatSink::new(
-                stores.clone(),
-                std::time::Duration::from_secs(60),
-            )
-            .with_token_policy(opts.token_policy),
-        ),
-        sidecar_config: genesis_protocol::SidecarConfig {
-            heartbeat_interval_s: 1,
-            metrics_interval_s: opts.metrics_interval_s,
-        },
-    };
-    tokio::spawn(genesis_control::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    // The tests run (and kill) their own worker, and drive reconcilers themselves.
+    let control_plane = builder
+        .fleet(
+            igniter.clone(),
+            genesis_control::FleetSettings {
+                workers: 0,
+                reconcilers: false,
+                ..Default::default()
+            },
+        )
+        .build();
+    tokio::spawn(control_plane.run(listener, std::future::pending()));
     let mut w = World {
         t,
         base,
@@ -302,34 +290,13 @@ impl World {
         let (tx, mut rx) = watch::channel(false);
         self.stop_worker = tx;
         // One worker runs every queue of the set, as in `genesis serve`.
-        let jobs = genesis_control::workers::jobs::FleetJobs::new(
-            IgnitionJobs::new(self.igniter.clone()),
-            genesis_control::workers::zombies::RebootJobs::new(
-                genesis_store::RegionalStore::single(self.t.db.clone()),
-                self.cloud.clone(),
-            ),
-            genesis_control::workers::heals::HealJobs::new(
-                genesis_store::RegionalStore::single(self.t.db.clone()),
-                self.igniter.clone(),
-                Some(self.oauth.clone()),
-            ),
-            genesis_control::workers::rollouts::RolloutJobs::new(
-                genesis_store::RegionalStore::single(self.t.db.clone()),
-                self.igniter.clone(),
-            ),
-            genesis_control::workers::hibernation::HibernateJobs::new(
-                genesis_store::RegionalStore::single(self.t.db.clone()),
-                self.cloud.clone(),
-                self.sidecar.clone(),
-                genesis_control::workers::hibernation::HibernationSettings {
-                    shutdown_wait: Duration::from_secs(10),
-                    ..Default::default()
-                },
-            ),
-            genesis_control::workers::standby::StandbyJobs::new(
-                genesis_store::RegionalStore::single(self.t.db.clone()),
-                self.igniter.clone(),
-            ),
+        let jobs = genesis_control::workers::jobs::FleetJobs::for_igniter(
+            self.igniter.clone(),
+            Some(self.oauth.clone()),
+            genesis_control::workers::hibernation::HibernationSettings {
+                shutdown_wait: Duration::from_secs(10),
+                ..Default::default()
+            },
         );
         let worker = Worker::new(self.bus.clone(), jobs, 16);
         self.worker = Some(tokio::spawn(async move {

@@ -13,6 +13,7 @@ mod helpers;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::rollouts::RolloutConductor;
 use genesis_core::{DropletId, WorkspaceId};
 use genesis_sim::n8n::FakeN8n;

@@ -1,4 +1,4 @@
-//! Runs a process's long-lived tasks side by side and keeps `serve`'s promise: it waits on
+//! Runs the control plane's long-lived tasks side by side and keeps `serve`'s promise: it waits on
 //! every one of them, says which stopped and why, and fails when one did.
 //!
 //! Written here rather than taken from a crate: it is a `JoinSet`, a name per task id and a

@@ -1,0 +1,401 @@
+//! The control plane, assembled in one place (issue 19; HOUSE_STYLE: Nexus's server
+//! context): `genesis serve`, every test helper and every benchmark build it with the same
+//! [`ControlPlaneBuilder`], so there is one wiring to get right.
+//!
+//! [`ControlPlane::run`] keeps `serve`'s promise: the HTTP server, the command journal, the
+//! fleet worker, the wake-up listener and every reconciler run under one
+//! [`Supervisor`]; whichever stops first is named with its reason, the rest are stopped and
+//! awaited, and the run fails when one did.
+//!
+//! This module is the composition root: it alone knows every part (HTTP, God Mode, the
+//! application layer, the workers), so the parts need not know each other.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesis_cloud::DigitalOcean;
+use genesis_core::{LegacyTenant, Region, TenantRouter};
+use genesis_ignition::{Igniter, OAuthRefresher};
+use genesis_protocol::{CommandSigner, SidecarConfig};
+use genesis_store::RegionalStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+use crate::command_journal::JournalSink;
+use crate::god::GodSettings;
+use crate::god::sign_in_guard::{SignInGuard, SignInLimits};
+use crate::heartbeats::{HeartbeatSink, TokenPolicy};
+use crate::supervise::Supervisor;
+use crate::workers::driver::{Wakers, drive};
+use crate::workers::hibernation::{HibernationSettings, Hibernator};
+use crate::workers::jobs::FleetJobs;
+use crate::workers::reaper::OrphanReaper;
+use crate::workers::reconciler::Reconciler;
+use crate::workers::rollouts::RolloutConductor;
+use crate::workers::standby::{StandbyPool, StandbySettings};
+use crate::workers::watchdog::Watchdog;
+use crate::workers::zombies::{ZombieDetector, ZombieSettings};
+use crate::{AppState, auth::token_digest};
+
+/// The igniter of a real control plane (DigitalOcean's API, or a simulator that speaks it).
+pub type FleetIgniter = Igniter<DigitalOcean>;
+
+/// What the fleet side runs, besides the igniter.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// Concurrent jobs of the fleet worker; 0 runs no worker (a test that runs its own).
+    pub workers: u32,
+    /// Whether this process runs the reconcilers (each only while it leads it).
+    pub reconcilers: bool,
+    /// The sidecars' heartbeat interval (the zombie detector's and the watchdog's pace).
+    pub heartbeat_interval: Duration,
+    /// Warm standbys wanted per region (spec 55.4).
+    pub standby_sizes: BTreeMap<Region, usize>,
+    /// Refreshes OAuth credentials for heals; `None` leaves expired credentials to people.
+    pub oauth: Option<OAuthRefresher>,
+    /// The hibernation flow's timings.
+    pub hibernation: HibernationSettings,
+    /// How often the orphan reaper runs.
+    pub reap_every: Duration,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            reconcilers: true,
+            heartbeat_interval: Duration::from_secs(60),
+            standby_sizes: BTreeMap::new(),
+            oauth: None,
+            hibernation: HibernationSettings::default(),
+            reap_every: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Builds a [`ControlPlane`]; every setting has a default a development machine can run.
+pub struct ControlPlaneBuilder {
+    stores: RegionalStore,
+    redis: Option<redis::Client>,
+    legacy: Option<LegacyTenant>,
+    metrics: Option<PrometheusHandle>,
+    api_token: Option<String>,
+    command_signer: Option<Arc<CommandSigner>>,
+    sidecar_config: SidecarConfig,
+    god: GodSettings,
+    sign_in_limits: SignInLimits,
+    trusted_proxies: Vec<IpAddr>,
+    token_policy: Option<TokenPolicy>,
+    token_ttl: Duration,
+    fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
+    stop: (watch::Sender<bool>, watch::Receiver<bool>),
+    tasks: Supervisor,
+}
+
+impl ControlPlaneBuilder {
+    /// Redis, for readiness (and the queues' own clients).
+    pub fn redis(mut self, client: Option<redis::Client>) -> Self {
+        self.redis = client;
+        self
+    }
+
+    /// The Ohio router's legacy tenant.
+    pub fn legacy_tenant(mut self, legacy: Option<LegacyTenant>) -> Self {
+        self.legacy = legacy;
+        self
+    }
+
+    /// What `/metrics` renders.
+    pub fn metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
+    /// The API's bearer token; without one, `/api/v1` refuses every call.
+    pub fn api_token(mut self, token: Option<&str>) -> Self {
+        self.api_token = token.map(str::to_owned);
+        self
+    }
+
+    /// The key sidecar commands are signed with; without one, handshakes are refused.
+    pub fn command_signer(mut self, signer: Arc<CommandSigner>) -> Self {
+        self.command_signer = Some(signer);
+        self
+    }
+
+    /// What sidecars are told at their handshake.
+    pub fn sidecar_config(mut self, config: SidecarConfig) -> Self {
+        self.sidecar_config = config;
+        self
+    }
+
+    /// God Mode's sign-in settings.
+    pub fn god(mut self, god: GodSettings) -> Self {
+        self.god = god;
+        self
+    }
+
+    /// The limits on God Mode sign-ins.
+    pub fn sign_in_limits(mut self, limits: SignInLimits) -> Self {
+        self.sign_in_limits = limits;
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-For` is believed (the load balancer).
+    pub fn trusted_proxies(mut self, proxies: Vec<IpAddr>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// How long a cached sidecar token is believed before the database is asked again.
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl = ttl;
+        self
+    }
+
+    /// When sidecar tokens are renewed on heartbeat.
+    pub fn token_policy(mut self, policy: TokenPolicy) -> Self {
+        self.token_policy = Some(policy);
+        self
+    }
+
+    /// Starts the command journal (every command sent to a sidecar, for God Mode's droplet
+    /// page), flushed every `every` into the coordinating database; its flusher runs with
+    /// the control plane. The sink goes to the sidecar client the igniter is built with.
+    pub fn command_journal(&mut self, every: Duration) -> Arc<JournalSink> {
+        let (sink, flusher) = JournalSink::start(
+            self.stores.coordinator().clone(),
+            every,
+            self.stop.1.clone(),
+        );
+        self.tasks.spawn("command journal", async move {
+            flusher.await.map_err(|e| e.to_string())
+        });
+        sink
+    }
+
+    /// The fleet side: ignition, its worker and the reconcilers.
+    pub fn fleet(mut self, igniter: Arc<FleetIgniter>, settings: FleetSettings) -> Self {
+        self.fleet = Some((igniter, settings));
+        self
+    }
+
+    /// The control plane.
+    pub fn build(self) -> ControlPlane {
+        let mut heartbeats = HeartbeatSink::new(self.stores.clone(), self.token_ttl);
+        if let Some(policy) = self.token_policy {
+            heartbeats = heartbeats.with_token_policy(policy);
+        }
+        let wakers = Wakers::default();
+        let state = AppState {
+            stores: self.stores,
+            redis: self.redis,
+            router: Arc::new(TenantRouter::new(self.legacy)),
+            metrics: self.metrics,
+            api_token_sha256: self.api_token.as_deref().map(token_digest),
+            command_signer: self.command_signer,
+            heartbeats: Arc::new(heartbeats),
+            sidecar_config: self.sidecar_config,
+            igniter: self.fleet.as_ref().map(|(ig, _)| ig.clone()),
+            god: self.god,
+            sign_ins: Arc::new(SignInGuard::new(
+                self.sign_in_limits,
+                self.trusted_proxies.clone(),
+            )),
+            handshakes: Arc::new(crate::attest::HandshakeGate::new(self.trusted_proxies)),
+            wakers,
+        };
+        ControlPlane {
+            state,
+            fleet: self.fleet.map(|(_, s)| s),
+            stop: self.stop,
+            tasks: self.tasks,
+        }
+    }
+}
+
+/// A control plane, ready to run.
+pub struct ControlPlane {
+    state: AppState,
+    fleet: Option<FleetSettings>,
+    stop: (watch::Sender<bool>, watch::Receiver<bool>),
+    tasks: Supervisor,
+}
+
+impl ControlPlane {
+    /// A builder over these regional databases.
+    pub fn builder(stores: RegionalStore) -> ControlPlaneBuilder {
+        ControlPlaneBuilder {
+            stores,
+            redis: None,
+            legacy: None,
+            metrics: None,
+            api_token: None,
+            command_signer: None,
+            sidecar_config: SidecarConfig::default(),
+            god: GodSettings::default(),
+            sign_in_limits: SignInLimits::default(),
+            trusted_proxies: Vec::new(),
+            token_policy: None,
+            token_ttl: Duration::from_secs(60),
+            fleet: None,
+            stop: watch::channel(false),
+            tasks: Supervisor::default(),
+        }
+    }
+
+    /// What the handlers share.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves on `listener` and runs everything else until `stop_requested` resolves or a
+    /// task stops; then stops the rest and waits for them. `Err` names the first task that
+    /// failed, and why. Unfinished ignitions are resumed first.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        stop_requested: impl Future<Output = ()>,
+    ) -> Result<(), String> {
+        let ControlPlane {
+            state,
+            fleet,
+            stop: (stop_tx, stop_rx),
+            mut tasks,
+        } = self;
+        if let (Some(ig), Some(settings)) = (state.igniter.clone(), fleet) {
+            let recovered = ig
+                .recover()
+                .await
+                .map_err(|e| format!("ignition recovery: {e}"))?;
+            if recovered > 0 {
+                tracing::info!(sagas = recovered, "resuming unfinished ignitions");
+            }
+            if settings.workers > 0 {
+                let jobs = FleetJobs::for_igniter(
+                    ig.clone(),
+                    settings.oauth.clone(),
+                    settings.hibernation.clone(),
+                );
+                let worker = genesis_queue::Worker::new(ig.bus().clone(), jobs, settings.workers);
+                let mut rx = stop_rx.clone();
+                tasks.spawn("fleet worker", async move {
+                    worker
+                        .run(async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                });
+            }
+            if settings.reconcilers {
+                spawn_reconcilers(&mut tasks, &state, &ig, &settings, &stop_rx);
+            }
+        }
+        tasks.spawn("http server", {
+            let mut rx = stop_rx.clone();
+            let state = state.clone();
+            async move {
+                crate::serve(listener, state, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+            }
+        });
+        tasks
+            .run(stop_requested, move || {
+                let _ = stop_tx.send(true);
+            })
+            .await
+    }
+}
+
+/// Every reconciler of the fleet, each under the driver, and the listener that brings
+/// wake-ups asked of other replicas.
+fn spawn_reconcilers(
+    tasks: &mut Supervisor,
+    state: &AppState,
+    ig: &Arc<FleetIgniter>,
+    settings: &FleetSettings,
+    stop: &watch::Receiver<bool>,
+) {
+    let stores = &state.stores;
+    let beat = settings.heartbeat_interval;
+    let zombies = ZombieDetector::new(
+        stores.clone(),
+        ig.cloud().clone(),
+        ig.bus().clone(),
+        ZombieSettings {
+            heartbeat_interval: beat,
+            ..ZombieSettings::default()
+        },
+    );
+    let watchdog = Watchdog::new(stores.clone(), ig.bus().clone());
+    let hibernation = Hibernator::new(
+        stores.clone(),
+        ig.bus().clone(),
+        ig.cloud().clone(),
+        settings.hibernation.clone(),
+    );
+    let rollouts = RolloutConductor::new(stores.clone(), ig.bus().clone());
+    let standby = StandbyPool::new(
+        stores.clone(),
+        ig.bus().clone(),
+        ig.clone(),
+        StandbySettings {
+            sizes: settings.standby_sizes.clone(),
+            ..Default::default()
+        },
+    );
+    let reaper = OrphanReaper::new(ig.clone());
+    // A few times per heartbeat interval: a zombie is declared within a quarter interval
+    // of its third missed window.
+    supervise(
+        tasks,
+        state,
+        zombies,
+        (beat / 4).max(Duration::from_millis(250)),
+        stop,
+    );
+    // Once per heartbeat interval: each pass sees every droplet's latest inventory.
+    supervise(
+        tasks,
+        state,
+        watchdog,
+        beat.max(Duration::from_secs(1)),
+        stop,
+    );
+    // Every 30 s: thresholds are days, but a scheduled campaign's wake lead is a minute.
+    supervise(tasks, state, hibernation, Duration::from_secs(30), stop);
+    // Every second: a batch's end is noticed within a second.
+    supervise(tasks, state, rollouts, Duration::from_secs(1), stop);
+    // Every second: a waking High-Priority tenant is claimed a standby within a second.
+    supervise(tasks, state, standby, Duration::from_secs(1), stop);
+    supervise(tasks, state, reaper, settings.reap_every, stop);
+    let wakers = state.wakers.clone();
+    let coordinator = stores.coordinator().clone();
+    let rx = stop.clone();
+    tasks.spawn("reconciler wake-ups", async move {
+        wakers.listen(coordinator, rx).await;
+        Ok(())
+    });
+}
+
+fn supervise<R: Reconciler>(
+    tasks: &mut Supervisor,
+    state: &AppState,
+    reconciler: R,
+    every: Duration,
+    stop: &watch::Receiver<bool>,
+) {
+    let bell = state.wakers.bell(R::NAME);
+    let coordinator = state.stores.coordinator().clone();
+    let stop = stop.clone();
+    tasks.spawn(R::NAME, async move {
+        drive(Arc::new(reconciler), every, coordinator, bell, stop).await;
+        Ok(())
+    });
+}
