@@ -8,21 +8,25 @@
 //!
 //! Only this crate writes SQL.
 
+pub mod alerts;
 pub mod audit;
 pub mod bench;
 pub mod bootstrap;
 pub mod command_journal;
 pub mod db;
+pub mod desired_workflows;
 pub mod droplets;
 pub mod error;
 pub mod fleet;
 pub mod handshake;
+pub mod heartbeats;
 pub mod hibernation;
 pub mod ignitions;
 pub mod leader;
 pub mod leads;
 pub mod legacy;
 pub mod metrics;
+pub mod notifications;
 pub mod operators;
 pub mod partitions;
 pub mod regions;
@@ -33,24 +37,24 @@ pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod vault;
+pub mod webhooks;
 pub mod workspace_tokens;
 pub mod workspaces;
 
+pub use alerts::{Alert, NewAlert};
 pub use audit::{AuditEntry, AuditEvent};
 pub use db::{Database, DbOptions, Pooler};
+pub use desired_workflows::{DesiredWorkflowRow, WatchedDroplet};
 pub use droplets::Droplet;
 pub use error::StoreError;
-pub use fleet::{
-    Alert, BeatRow, BeatTransition, DesiredWorkflowRow, FleetCell, FleetCounts, IgnitionInFlight,
-    NewAlert, Silent, StateChange, WatchedDroplet,
-};
+pub use fleet::{FleetCell, FleetCounts, IgnitionInFlight, StateChange};
+pub use heartbeats::{BeatRow, BeatTransition, Silent};
 pub use hibernation::{ActivityKind, HibernationCandidate, HibernationTotals};
-pub use ignitions::{
-    Ignition, IgnitionLogEntry, IgnitionSecrets, IgnitionStart, Notification, WebhookEntry,
-};
+pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionSecrets, IgnitionStart};
 pub use leader::{Leadership, ReconcilerStatusRow, ReconcilerWakes};
 pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
 pub use metrics::{MetricsBucket, MetricsFigures};
+pub use notifications::Notification;
 pub use operators::{NewSession, Operator, OperatorCredentials};
 pub use partitions::{LEAD_BUCKETS, PartitionInfo, PartitionManager, PartitionOutcome};
 pub use regions::{COORDINATOR, RegionalStore, Shard};
@@ -59,5 +63,6 @@ pub use settings::{SettingCheck, SettingLevel};
 pub use standby::{StandbyDroplet, WakeWithoutStandby};
 pub use tenant::{Caller, RefusalReason, TenantSession};
 pub use vault::{MasterKeys, VaultCredential, VaultPlaintext};
+pub use webhooks::WebhookEntry;
 pub use workspace_tokens::{NewWorkspaceToken, WorkspaceTokenKind};
 pub use workspaces::{NewWorkspace, Workspace};
