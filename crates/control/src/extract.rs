@@ -124,6 +124,17 @@ pub fn people_text(text: &str) -> String {
     readable(strip_framing(text))
 }
 
+/// Parses a workspace's `{id}` path segment.
+pub fn workspace_id(raw: &str) -> Result<genesis_core::WorkspaceId, Problem> {
+    genesis_core::WorkspaceId::parse(raw).map_err(|e| Problem::invalid_field("id", e))
+}
+
+/// A required string field: missing → problem naming it.
+pub fn required<'a>(field: &str, v: &'a Option<String>) -> Result<&'a str, Problem> {
+    v.as_deref()
+        .ok_or_else(|| Problem::invalid_field(field, "is required"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

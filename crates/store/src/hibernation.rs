@@ -312,6 +312,29 @@ impl Database {
         .collect()
     }
 
+    /// Hibernating tenants with a managed-service call (campaign activity) since they went
+    /// to sleep: the calls are recorded at once, the wake follows on the hibernation pass
+    /// (spec 55.3), so a call is never lost to a crash between the two.
+    pub async fn hibernating_with_new_activity(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        sqlx::query_scalar!(
+            r#"SELECT DISTINCT d.workspace_id
+               FROM genesis.droplets d
+               JOIN genesis.hibernations h ON h.droplet_id = d.id AND h.woken_at IS NULL
+               JOIN genesis.workspace_activity a ON a.workspace_id = d.workspace_id
+               WHERE d.state = 'HIBERNATING' AND a.last_campaign_at > h.hibernated_at"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(|id| {
+            WorkspaceId::from_uuid(id).map_err(|_| StoreError::Corrupt {
+                what: "workspace id",
+                value: id.to_string(),
+            })
+        })
+        .collect()
+    }
+
     /// Records that a pre-warm woke the tenant (it hibernates again after 2 idle hours).
     pub async fn prewarmed(&self, workspace: WorkspaceId) -> Result<(), StoreError> {
         sqlx::query!(

@@ -167,4 +167,38 @@ impl RegionalStore {
         }
         Ok(false)
     }
+
+    /// Creates a workspace in its region's database under a globally unique slug: the slug
+    /// is claimed in the coordinating database first (atomic, whichever region asks), and
+    /// given back if the workspace cannot be created. `Conflict` when the slug is taken.
+    pub async fn workspace_create_unique(
+        &self,
+        new: &crate::workspaces::NewWorkspace,
+        actor: &str,
+    ) -> Result<Workspace, StoreError> {
+        let taken = || StoreError::Conflict {
+            field: "slug",
+            value: new.slug.as_str().to_owned(),
+        };
+        // Workspaces created before claims existed are only in their region's table.
+        if self.slug_taken(&new.slug).await? {
+            return Err(taken());
+        }
+        if !self.coordinator().slug_claim(&new.slug, new.region).await? {
+            return Err(taken());
+        }
+        match self
+            .for_region(new.region)
+            .workspace_create(new, actor)
+            .await
+        {
+            Ok(ws) => Ok(ws),
+            Err(e) => {
+                if let Err(release) = self.coordinator().slug_release(&new.slug).await {
+                    tracing::warn!(slug = new.slug.as_str(), error = %release, "a slug claim could not be given back");
+                }
+                Err(e)
+            }
+        }
+    }
 }

@@ -137,6 +137,35 @@ pub(crate) async fn insert_workspace(
 }
 
 impl Database {
+    /// Claims `slug` for a workspace of `region` (in the coordinating database); false when
+    /// it is claimed already.
+    pub async fn slug_claim(
+        &self,
+        slug: &genesis_core::Slug,
+        region: genesis_core::Region,
+    ) -> Result<bool, StoreError> {
+        let claimed = sqlx::query!(
+            "INSERT INTO genesis.slug_claims (slug, region) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            slug.as_str(),
+            region.code(),
+        )
+        .execute(&self.app)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    /// Gives a claim back (its workspace could not be created).
+    pub async fn slug_release(&self, slug: &genesis_core::Slug) -> Result<(), StoreError> {
+        sqlx::query!(
+            "DELETE FROM genesis.slug_claims WHERE slug = $1",
+            slug.as_str()
+        )
+        .execute(&self.app)
+        .await?;
+        Ok(())
+    }
+
     /// Creates a workspace row and nothing else: its partition, droplet and credentials are
     /// the ignition saga's to create (and to undo).
     pub async fn workspace_create(

@@ -6,78 +6,19 @@ use axum::{
     http::{StatusCode, header},
     response::IntoResponse,
 };
-use std::collections::BTreeMap;
 
-use genesis_core::{Onboarding, Region, Slug, Tier, WorkspaceId, WorkspaceName};
-use genesis_store::{NewWorkspace, Workspace};
-use serde::{Deserialize, Serialize};
-
-use super::body::{ApiJson, required, workspace_id};
+use super::body::ApiJson;
+use crate::app::workspaces as app;
+use crate::app::workspaces::{CreateWorkspace, ListQuery, WorkspaceDetail, WorkspaceList};
 use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
-/// `POST /api/v1/workspaces` body. Every field is optional here so that a missing one is
-/// reported by name, like an invalid one.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateWorkspace {
-    /// Optional caller-chosen id (idempotent retries).
-    pub id: Option<String>,
-    /// Display name.
-    pub name: Option<String>,
-    /// Slug.
-    pub slug: Option<String>,
-    /// Region code.
-    pub region: Option<String>,
-    /// Tier code; `standard` when absent.
-    pub tier: Option<String>,
-    /// Values the Golden Template's variables need (spec 53.3), e.g. `sender_email`.
-    pub onboarding: Option<BTreeMap<String, String>>,
-}
-
-impl CreateWorkspace {
-    /// Parses every field; the first bad one is reported.
-    pub fn parse(&self) -> Result<NewWorkspace, Problem> {
-        Ok(NewWorkspace {
-            id: match &self.id {
-                Some(raw) => {
-                    WorkspaceId::parse(raw).map_err(|e| Problem::invalid_field("id", e))?
-                }
-                None => WorkspaceId::new(),
-            },
-            name: WorkspaceName::parse(required("name", &self.name)?)
-                .map_err(|e| Problem::invalid_field("name", e))?,
-            slug: Slug::parse(required("slug", &self.slug)?)
-                .map_err(|e| Problem::invalid_field("slug", e))?,
-            region: Region::parse(required("region", &self.region)?)
-                .map_err(|e| Problem::invalid_field("region", e))?,
-            tier: match &self.tier {
-                Some(t) => Tier::parse(t).map_err(|e| Problem::invalid_field("tier", e))?,
-                None => Tier::Standard,
-            },
-            onboarding: Onboarding::parse(self.onboarding.clone().unwrap_or_default())
-                .map_err(|e| Problem::invalid_field("onboarding", e))?,
-        })
-    }
-}
-
-/// Creates a workspace (a row in its region's database, status PENDING); its partition,
-/// droplet and credentials come with its ignition.
+/// `POST /api/v1/workspaces`: creates a workspace (201, with its `Location`).
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWorkspace>,
 ) -> Result<impl IntoResponse, Problem> {
-    let new = body.parse()?;
-    // Slugs are global (they appear in URLs and partition names) while each region's database
-    // only knows its own tenants.
-    if state.stores.slug_taken(&new.slug).await? {
-        return Err(Problem::conflict(
-            "slug",
-            format!("slug {:?} is already in use", new.slug.as_str()),
-        ));
-    }
-    let db = state.stores.for_region(new.region);
-    let ws = db.workspace_create(&new, "api").await?;
+    let ws = app::create(&state, &body, "api").await?;
     let location = format!("/api/v1/workspaces/{}", ws.id);
     Ok((
         StatusCode::CREATED,
@@ -86,86 +27,18 @@ pub async fn create(
     ))
 }
 
-/// A workspace with its latest ignition.
-#[derive(Debug, Serialize)]
-pub struct WorkspaceDetail {
-    /// The workspace.
-    #[serde(flatten)]
-    pub workspace: Workspace,
-    /// Its latest ignition, if it was ever ignited.
-    pub ignition: Option<super::ignition::IgnitionView>,
-    /// Its registered webhooks (after a successful ignition).
-    pub webhooks: Vec<genesis_store::WebhookEntry>,
-    /// Its live droplets (usually one; `genesis droplets ...` takes their ids).
-    pub droplets: Vec<genesis_store::Droplet>,
-}
-
-/// One workspace, with where its ignition stands.
+/// `GET /api/v1/workspaces/{id}`: one workspace, with where its ignition stands.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<WorkspaceDetail>, Problem> {
-    let id = workspace_id(&id)?;
-    let (found, _) = state.stores.workspace_find(id).await?;
-    let db = state.stores.for_region(found.region);
-    // The ignition first, then the workspace: a saga's last move changes both in one
-    // transaction, so whoever sees the saga finished also sees the workspace's final status.
-    let ignition = match db.ignition_latest(id).await? {
-        Some(ig) => Some(super::ignition::view(db, &ig).await?),
-        None => None,
-    };
-    let ws = db.workspace_get(id).await?;
-    let webhooks = db.webhook_list(ws.id).await?;
-    let droplets = db.droplet_live_for_workspace(ws.id).await?;
-    Ok(Json(WorkspaceDetail {
-        workspace: ws,
-        ignition,
-        webhooks,
-        droplets,
-    }))
+    Ok(Json(app::detail(&state, &id).await?))
 }
 
-/// `GET /api/v1/workspaces` query.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    /// Return slugs after this one.
-    pub after: Option<String>,
-    /// Page size, 1 to 500 (default 100).
-    pub limit: Option<i64>,
-}
-
-/// A page of workspaces.
-#[derive(Debug, Serialize)]
-pub struct WorkspaceList {
-    /// In slug order.
-    pub items: Vec<Workspace>,
-    /// Pass as `after` for the next page.
-    pub next: Option<String>,
-}
-
-/// Workspaces across regions, in slug order.
+/// `GET /api/v1/workspaces`: workspaces across regions, in slug order.
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<WorkspaceList>, Problem> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "must be between 1 and 500"));
-    }
-    let after = q
-        .after
-        .as_deref()
-        .map(Slug::parse)
-        .transpose()
-        .map_err(|e| Problem::invalid_field("after", e))?;
-    let mut items = Vec::new();
-    for db in state.stores.distinct() {
-        items.extend(db.workspace_list(after.as_ref(), limit).await?);
-    }
-    items.sort_by(|a, b| a.slug.cmp(&b.slug));
-    items.truncate(limit as usize);
-    let next = (items.len() as i64 == limit)
-        .then(|| items.last().map(|w| w.slug.to_string()))
-        .flatten();
-    Ok(Json(WorkspaceList { items, next }))
+    Ok(Json(app::list(&state, &q).await?))
 }

@@ -1,7 +1,15 @@
-//! Business logic the API and God Mode share: handlers parse and authorise, then call one
-//! function here (DESIGN: `app/`, one module per resource). Older resources still keep theirs
-//! beside their handlers in `api/`; they move here as they are touched.
+//! Business logic the API and God Mode share (DESIGN: `app/`, one module per resource):
+//! handlers in `api/` and `god/` parse and authorise, then call one function here, and
+//! render what it returns. Nothing here knows HTTP beyond the error it returns
+//! ([`crate::Problem`], which carries its status); imports run `api`/`god` → `app` →
+//! (`workers`, store, ignition, queue), never back.
 
 pub mod droplet_ops;
 pub mod droplets;
+pub mod fleet;
+pub mod hibernation;
+pub mod ignition;
+pub mod leads;
 pub mod reconcilers;
+pub mod rollouts;
+pub mod workspaces;

@@ -16,7 +16,7 @@ use maud::html;
 use super::layout::{html_response, page};
 use super::pages::found_or_page;
 use super::session::SignedIn;
-use crate::api::fleet::droplet_detail;
+use crate::app::fleet::droplet_detail;
 use crate::{AppState, Problem};
 
 /// `GET /god/heatmap`.

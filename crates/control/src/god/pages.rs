@@ -14,8 +14,8 @@ use super::session::{
     ROOT, SIGN_IN, SignedIn, cleared_cookie, decoy_hash, new_token, safe_next, same_origin,
     session_cookie, token_digest,
 };
-use crate::api::fleet::fleet_totals;
-use crate::api::hibernation::{Savings, savings_now};
+use crate::app::fleet::fleet_totals;
+use crate::app::hibernation::{Savings, savings_now};
 use crate::extract::{ApiForm, ApiQuery};
 use crate::{AppState, Problem};
 

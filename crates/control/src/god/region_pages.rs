@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::layout::{html_response, page};
 use super::session::SignedIn;
-use crate::api::fleet::fleet_totals;
+use crate::app::fleet::fleet_totals;
 use crate::{AppState, Problem};
 
 /// One region as the page and `/god/api/regions` show it.

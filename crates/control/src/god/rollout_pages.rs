@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::layout::{csrf_input, html_response, page, problem_page};
 use super::pages::found_or_page;
 use super::session::SignedIn;
-use crate::api::rollouts::{
+use crate::app::rollouts::{
     RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
 };
 use crate::extract::ApiForm;

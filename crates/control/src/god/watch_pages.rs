@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 use super::layout::{html_response, page};
 use super::session::SignedIn;
-use crate::api::fleet::alerts_of;
+use crate::app::fleet::alerts_of;
 use crate::{AppState, Problem};
 
 /// Alerts shown at most, and heals listed.

@@ -147,6 +147,34 @@ impl<C: Cloud> Hibernator<C> {
             == genesis_queue::AddOutcome::Created)
     }
 
+    /// Wakes hibernating tenants that had a managed-service call since they went to sleep
+    /// (spec 55.3's service-call trigger; the API records the call and rings this
+    /// reconciler).
+    async fn wake_called(
+        &self,
+        db: &Database,
+        report: &mut HibernationReport,
+    ) -> Result<(), HibernationError> {
+        for ws in db.hibernating_with_new_activity().await? {
+            match wake(
+                db,
+                self.cloud.as_ref(),
+                ws,
+                "service_call",
+                &self.settings.actor,
+            )
+            .await
+            {
+                Ok(_) => report.woken += 1,
+                Err(WakeError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(workspace = %ws, error = %e, "wake on a service call failed; next pass retries");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Wakes hibernating tenants whose scheduled campaign is near (spec 55.3's scheduled
     /// trigger; for High-Priority, spec 55.4's pre-warm 5 minutes ahead), and consumes the
     /// schedule so one campaign wakes a tenant once.
@@ -215,6 +243,7 @@ impl<C: Cloud + 'static> Reconciler for Hibernator<C> {
         let db = &part.db;
         {
             self.wake_scheduled(db, &mut report).await?;
+            self.wake_called(db, &mut report).await?;
             for c in db.hibernation_candidates(10_000).await? {
                 report.checked += 1;
                 let ws = c.droplet.workspace_id;

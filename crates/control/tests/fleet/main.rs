@@ -748,6 +748,75 @@ async fn scheduled_campaigns_wake_tenants_ahead_and_prewarmed_ones_sleep_again()
     w.finish().await;
 }
 
+/// A managed-service call (a lead import) for a hibernating tenant is recorded before it is
+/// answered, and wakes the tenant through the hibernation reconciler, rung through the
+/// database from the replica that took the call (spec 55.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lead_import_for_a_hibernating_tenant_wakes_it_through_the_reconciler() {
+    use genesis_control::workers::driver::Wakers;
+    use genesis_control::workers::hibernation::{HibernationSettings, Hibernator};
+    let w = world(Options::default()).await;
+    let ws = w.create_workspace("sleeper").await;
+    w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+        .await;
+    let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+    assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+    let asleep = hibernate_now(&w, ws).await;
+
+    // The reconciler leads on "another replica": its period is far longer than the test,
+    // so only the ring can make it pass again after its first pass.
+    let hibernator = std::sync::Arc::new(Hibernator::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+        w.cloud.clone(),
+        HibernationSettings::default(),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let wakers = Wakers::default();
+    let bell = wakers.bell("hibernation");
+    let listening = tokio::spawn({
+        let (wakers, db, stopped) = (wakers.clone(), w.t.db.clone(), stopped.clone());
+        async move { wakers.listen(db, stopped).await }
+    });
+    let driving = tokio::spawn(drive(
+        hibernator.clone(),
+        Duration::from_secs(3600),
+        w.t.db.clone(),
+        bell,
+        stopped,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.t.db.droplet_get(asleep.id).await.expect("droplet").state,
+        DropletState::Hibernating,
+        "nothing wakes it before the call"
+    );
+
+    let (status, body) = w
+        .post(
+            &format!("/api/v1/workspaces/{ws}/leads"),
+            serde_json::json!({ "leads": [{ "email": "a@example.com" }] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_state(&w, asleep.id, DropletState::ActiveHealthy).await;
+    let woken: Option<String> =
+        sqlx::query_scalar("SELECT wake_trigger FROM genesis.hibernations WHERE droplet_id = $1")
+            .bind(asleep.id.as_uuid())
+            .fetch_one(w.t.db.owner_pool())
+            .await
+            .expect("episode");
+    assert_eq!(woken.as_deref(), Some("service_call"));
+    assert_eq!(
+        hibernator.reconcile().await.expect("pass").woken,
+        0,
+        "a call wakes a tenant once"
+    );
+    let _ = stop.send(true);
+    let _ = tokio::join!(driving, listening);
+    w.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wake_that_never_reports_becomes_a_zombie_and_then_an_orphan() {
     let w = world(Options::default()).await;

@@ -11,4 +11,5 @@ mod ohio;
 mod partitions;
 mod pgbouncer;
 mod privileges;
+mod slugs;
 mod vault;

@@ -1,0 +1,189 @@
+//! A workspace's leads: bulk import and keyset-paginated listing, routed by the Ohio router
+//! and opened through the tenant gate.
+
+use genesis_core::{DropletState, Email, LeadStatus, TenantRoute, WorkspaceId};
+use genesis_store::{ActivityKind, Caller, Database, ImportReport, LeadCursor, LeadPage, NewLead};
+use serde::Deserialize;
+
+use crate::extract::{required, workspace_id};
+use crate::{AppState, Problem};
+
+/// The API acts for an operator (the bearer token); per-tenant credentials arrive with the
+/// tenant-facing API.
+fn caller() -> Caller {
+    Caller::Operator("api".into())
+}
+
+/// The database holding workspace `raw_id`'s leads.
+async fn database_for(state: &AppState, raw_id: &str) -> Result<Database, Problem> {
+    let id = workspace_id(raw_id)?;
+    if let TenantRoute::Legacy(_) = state.router.route(id) {
+        // The legacy tenant has no workspace row; its table lives in the home database.
+        return Ok(state.stores.coordinator().clone());
+    }
+    Ok(state.stores.workspace_find(id).await?.1.clone())
+}
+
+/// One lead of an import body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadInput {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    status: Option<String>,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/workspaces/{id}/leads` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    leads: Vec<LeadInput>,
+}
+
+fn parse_lead(i: usize, l: &LeadInput) -> Result<NewLead, Problem> {
+    let field = |f: &str| format!("leads[{i}].{f}");
+    let email = Email::parse(required(&field("email"), &l.email)?)
+        .map_err(|e| Problem::invalid_field(field("email"), e))?;
+    let mut lead = NewLead::with_email(email);
+    lead.first_name = l.first_name.clone();
+    lead.last_name = l.last_name.clone();
+    lead.company = l.company.clone();
+    if let Some(s) = &l.status {
+        lead.status =
+            LeadStatus::parse(s).map_err(|e| Problem::invalid_field(field("status"), e))?;
+    }
+    if let Some(d) = &l.data {
+        if !d.is_object() {
+            return Err(Problem::invalid_field(
+                field("data"),
+                "must be a JSON object",
+            ));
+        }
+        lead.data = d.clone();
+    }
+    Ok(lead)
+}
+
+/// A managed-service call for a hibernating tenant wakes it (spec 55.3). The call is
+/// recorded as activity before anything else, so it is never lost; the wake itself is the
+/// hibernation reconciler's (it wakes every hibernating tenant called since it went to
+/// sleep), and is asked for at once when this tenant is asleep.
+async fn note_service_call(
+    state: &AppState,
+    db: &Database,
+    id: WorkspaceId,
+) -> Result<(), Problem> {
+    if let TenantRoute::Legacy(_) = state.router.route(id) {
+        return Ok(());
+    }
+    db.activity_touch(id, ActivityKind::Campaign, chrono::Utc::now())
+        .await?;
+    Ok(())
+}
+
+/// Rings the hibernation reconciler when `id` is asleep (a hint: its next pass wakes the
+/// tenant anyway).
+async fn wake_if_asleep(state: &AppState, db: &Database, id: WorkspaceId) {
+    if state.igniter.is_none() {
+        return;
+    }
+    let asleep = match db.droplet_live_for_workspace(id).await {
+        Ok(ds) => ds.iter().any(|d| d.state == DropletState::Hibernating),
+        Err(e) => {
+            tracing::warn!(workspace = %id, error = %e, "cannot tell whether the tenant sleeps; its next hibernation pass will");
+            return;
+        }
+    };
+    if asleep
+        && let Err(e) = state
+            .wakers
+            .wake(state.stores.coordinator(), "hibernation")
+            .await
+    {
+        tracing::warn!(workspace = %id, error = %e, "could not ring the hibernation reconciler; its next pass wakes the tenant");
+    }
+}
+
+/// Imports leads into workspace `raw_id` (all or nothing; duplicates by address are
+/// skipped and counted), as a managed-service call that wakes a hibernating tenant.
+pub async fn import(
+    state: &AppState,
+    raw_id: &str,
+    body: &ImportBody,
+) -> Result<ImportReport, Problem> {
+    if body.leads.len() > 50_000 {
+        return Err(Problem::invalid_field(
+            "leads",
+            "at most 50,000 leads per request",
+        ));
+    }
+    let leads = body
+        .leads
+        .iter()
+        .enumerate()
+        .map(|(i, l)| parse_lead(i, l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id = workspace_id(raw_id)?;
+    let db = database_for(state, raw_id).await?;
+    note_service_call(state, &db, id).await?;
+    let mut store = db.leads_open(&state.router, &caller(), raw_id).await?;
+    let report = match &mut store {
+        genesis_store::LeadStore::Sovereign(s) => s.lead_import(&leads).await?,
+        genesis_store::LeadStore::Legacy(_) => {
+            let mut inserted = 0;
+            for l in &leads {
+                match store.insert(l).await {
+                    Ok(_) => inserted += 1,
+                    Err(genesis_store::StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            ImportReport {
+                received: leads.len() as u64,
+                inserted,
+                duplicates: leads.len() as u64 - inserted,
+            }
+        }
+    };
+    store.commit().await?;
+    wake_if_asleep(state, &db, id).await;
+    Ok(report)
+}
+
+/// One page of workspace `raw_id`'s leads, newest first.
+pub async fn page(state: &AppState, raw_id: &str, q: &PageQuery) -> Result<LeadPage, Problem> {
+    let status = match &q.status {
+        Some(s) => LeadStatus::parse(s).map_err(|e| Problem::invalid_field("status", e))?,
+        None => LeadStatus::New,
+    };
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(str::parse::<LeadCursor>)
+        .transpose()
+        .map_err(|e| Problem::invalid_field("cursor", e))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            "must be between 1 and 1000",
+        ));
+    }
+    let db = database_for(state, raw_id).await?;
+    let mut store = db.leads_open(&state.router, &caller(), raw_id).await?;
+    let page = store.page(status, cursor, limit).await?;
+    store.commit().await?;
+    Ok(page)
+}
+
+/// `GET /api/v1/workspaces/{id}/leads` query.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
