@@ -153,9 +153,71 @@ impl fmt::Display for SagaPhase {
     }
 }
 
+/// One entry of a saga's log: a step's action or undo action started, finished, or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaEvent {
+    /// The action began.
+    ActionStarted,
+    /// The action completed (its output is the entry's detail).
+    ActionDone,
+    /// The action failed for good (the error is the detail).
+    ActionFailed,
+    /// The undo action began.
+    UndoStarted,
+    /// The undo action completed.
+    UndoDone,
+    /// The undo action failed (an operator must look).
+    UndoFailed,
+}
+
+impl SagaEvent {
+    /// Every event.
+    pub const ALL: [SagaEvent; 6] = [
+        SagaEvent::ActionStarted,
+        SagaEvent::ActionDone,
+        SagaEvent::ActionFailed,
+        SagaEvent::UndoStarted,
+        SagaEvent::UndoDone,
+        SagaEvent::UndoFailed,
+    ];
+
+    /// The stable code (stored, and shown by the API).
+    pub fn code(self) -> &'static str {
+        match self {
+            SagaEvent::ActionStarted => "action_started",
+            SagaEvent::ActionDone => "action_done",
+            SagaEvent::ActionFailed => "action_failed",
+            SagaEvent::UndoStarted => "undo_started",
+            SagaEvent::UndoDone => "undo_done",
+            SagaEvent::UndoFailed => "undo_failed",
+        }
+    }
+
+    /// Parses a stored code; `None` means corruption.
+    pub fn from_code(code: &str) -> Option<Self> {
+        SagaEvent::ALL.into_iter().find(|e| e.code() == code)
+    }
+}
+
+impl fmt::Display for SagaEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saga_event_codes_round_trip_and_match_serde() {
+        for e in SagaEvent::ALL {
+            assert_eq!(SagaEvent::from_code(e.code()), Some(e));
+            assert_eq!(serde_json::json!(e), serde_json::json!(e.code()));
+        }
+        assert_eq!(SagaEvent::from_code("ACTION_DONE"), None);
+    }
 
     #[test]
     fn steps_walk_in_spec_order_and_codes_round_trip() {

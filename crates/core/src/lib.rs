@@ -24,7 +24,7 @@ pub mod workspace;
 pub use droplet::{CloudPower, DropletEvent, DropletState, IllegalTransition};
 pub use health::{HealthCounters, ResourceSample};
 pub use ids::{DropletId, IdParseError, WorkspaceId};
-pub use ignition::{IgnitionStep, SagaPhase};
+pub use ignition::{IgnitionStep, SagaEvent, SagaPhase};
 pub use lead::{Email, EmailError, LeadStatus, LeadStatusError};
 pub use onboarding::{Onboarding, OnboardingError};
 pub use region::{Region, RegionParseError};

@@ -9,27 +9,42 @@
 //! - An action that must wait (a booting droplet, a handshake) returns [`Act::Wait`]; it never
 //!   sleeps for long, so the executor decides whether to wait here or in a delayed job.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use genesis_cloud::{Cloud, CloudError, CreateDroplet, DropletStatus, ImageRef};
 use genesis_core::{DropletEvent, DropletId, DropletState, IgnitionStep, Region, WorkspaceId};
 use genesis_protocol::SealedSecret;
-use genesis_protocol::command::{Command, CommandReply, CredentialRef, TemplateMapping};
+use genesis_protocol::command::{
+    Command, CommandReply, CredentialRef, FailureCode, TemplateMapping,
+};
 use genesis_store::{Database, Ignition, PartitionManager, StoreError, WebhookEntry, Workspace};
 use serde_json::{Value, json};
 
 use crate::cloud_init::{IgnitionEnv, render};
 use crate::igniter::{Igniter, IgnitionParams, droplet_name, workspace_tag};
+use crate::outputs::{
+    ActivateOutput, CredentialsOutput, DeployOutput, DeployedWorkflow, DropletOutput,
+    HandshakeOutput, InjectedCredential, PartitionOutput, StepOutput,
+};
 use crate::sidecar_client::CommandError;
 use crate::templates::WorkflowTemplate;
 
 /// What an action did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Act {
-    /// Completed with this output (recorded in the saga log; later steps read it).
+    /// Completed with this output (recorded in the saga log; later steps read it through
+    /// its [`StepOutput`] type).
     Done(Value),
     /// Not yet: look again after this long (the step's timeout still runs).
     Wait(Duration),
+}
+
+impl Act {
+    /// Completed with `output`.
+    pub fn done(output: &impl StepOutput) -> Self {
+        Act::Done(output.to_json())
+    }
 }
 
 /// Why an action did not complete.
@@ -65,8 +80,14 @@ impl From<CommandError> for StepError {
     }
 }
 
+/// A cloud error as a step error, by its own retryability: a rate limit or an outage is
+/// worth waiting for; a refusal is not.
 fn transient(e: CloudError) -> StepError {
-    StepError::Transient(format!("cloud: {e}"))
+    if e.is_retryable() {
+        StepError::Transient(format!("cloud: {e}"))
+    } else {
+        StepError::Fail(format!("cloud: {e}"))
+    }
 }
 
 /// Where a completed handshake left the droplet: what commands need.
@@ -99,47 +120,29 @@ impl Reach {
 }
 
 pub(crate) fn reach(ig: &Ignition) -> Result<Reach, StepError> {
-    let drop = ig
-        .output(IgnitionStep::DropletProvisioning)
-        .ok_or_else(|| StepError::Fail("no droplet recorded".into()))?;
-    let hs = ig
-        .output(IgnitionStep::HandshakePending)
-        .ok_or_else(|| StepError::Fail("no handshake recorded".into()))?;
+    let drop = DropletOutput::of(ig)?;
+    let hs = HandshakeOutput::of(ig)?;
     Ok(Reach {
         identity: ig.workspace_id.as_uuid(),
-        ip: drop["ip"].as_str().unwrap_or_default().to_owned(),
-        provider_id: drop["provider_id"].as_i64().unwrap_or_default(),
-        sidecar_key: hs["sidecar_public_key"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        ip: drop.ip,
+        provider_id: drop.provider_id,
+        sidecar_key: hs.sidecar_public_key,
     })
 }
 
 /// The watchdog's rows for the workflows a deploy step reported.
-fn desired_from(deploy_output: &Value, active: bool) -> Vec<genesis_store::DesiredWorkflowRow> {
-    let version = deploy_output["template_version"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    deploy_output["workflows"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn desired_from(deployed: &DeployOutput, active: bool) -> Vec<genesis_store::DesiredWorkflowRow> {
+    deployed
+        .workflows
+        .iter()
         .map(|w| genesis_store::DesiredWorkflowRow {
-            workflow_id: w["id"].as_str().unwrap_or_default().to_owned(),
-            key: w["key"].as_str().unwrap_or_default().to_owned(),
+            workflow_id: w.id.clone(),
+            key: w.key.clone(),
             active,
-            template_version: version.clone(),
+            template_version: deployed.template_version.clone(),
             error: None,
         })
         .collect()
-}
-
-fn desired_rows(ig: &Ignition, active: bool) -> Vec<genesis_store::DesiredWorkflowRow> {
-    ig.output(IgnitionStep::WorkflowsDeploying)
-        .map(|o| desired_from(o, active))
-        .unwrap_or_default()
 }
 
 pub(crate) fn params(ig: &Ignition) -> Result<IgnitionParams, StepError> {
@@ -167,7 +170,9 @@ impl<C: Cloud> Igniter<C> {
                 let outcome = PartitionManager::new(db.clone())
                     .ensure(ws.id, &self.settings.actor)
                     .await?;
-                Ok(Act::Done(json!({ "partition": format!("{outcome:?}") })))
+                Ok(Act::done(&PartitionOutput {
+                    partition: format!("{outcome:?}"),
+                }))
             }
             IgnitionStep::DropletProvisioning => self.provision_droplet(ig, ws, db).await,
             IgnitionStep::HandshakePending => {
@@ -176,10 +181,10 @@ impl<C: Cloud> Igniter<C> {
                     Some((webhook_base_url, sidecar_public_key))
                         if droplet.state == DropletState::ActiveHealthy =>
                     {
-                        Ok(Act::Done(json!({
-                            "webhook_base_url": webhook_base_url,
-                            "sidecar_public_key": sidecar_public_key,
-                        })))
+                        Ok(Act::done(&HandshakeOutput {
+                            webhook_base_url,
+                            sidecar_public_key,
+                        }))
                     }
                     _ => Ok(Act::Wait(Duration::from_millis(200))),
                 }
@@ -188,19 +193,18 @@ impl<C: Cloud> Igniter<C> {
             IgnitionStep::WorkflowsDeploying => self.deploy_workflows(ig, ws, db).await,
             IgnitionStep::Activating => {
                 let r = reach(ig)?;
-                let deployed = ig
-                    .output(IgnitionStep::WorkflowsDeploying)
-                    .and_then(|o| o["workflows"].as_array().cloned())
-                    .unwrap_or_default();
-                for w in &deployed {
-                    let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
+                let deployed = DeployOutput::of(ig)?;
+                for w in &deployed.workflows {
+                    let workflow_id = w.id.clone();
                     r.send(&self.sidecar, &Command::ActivateWorkflow { workflow_id })
                         .await?;
                 }
                 // The watchdog's desired state: these run, active.
-                db.droplet_workflows_put(ig.droplet_id, &desired_rows(ig, true))
+                db.droplet_workflows_put(ig.droplet_id, &desired_from(&deployed, true))
                     .await?;
-                Ok(Act::Done(json!({ "active": deployed.len() })))
+                Ok(Act::done(&ActivateOutput {
+                    active: deployed.workflows.len(),
+                }))
             }
         }
     }
@@ -272,7 +276,10 @@ impl<C: Cloud> Igniter<C> {
                         )
                         .await;
                 }
-                Ok(Act::Done(json!({ "provider_id": provider_id, "ip": ip })))
+                Ok(Act::done(&DropletOutput {
+                    provider_id,
+                    ip: ip.to_owned(),
+                }))
             }
             _ => Ok(Act::Wait(Duration::from_millis(250))),
         }
@@ -345,8 +352,8 @@ impl<C: Cloud> Igniter<C> {
         db: &Database,
     ) -> Result<Act, StepError> {
         let r = reach(ig)?;
-        let injected = self.inject_into(&r, ig, ws, db).await?;
-        Ok(Act::Done(json!({ "credentials": injected })))
+        let credentials = self.inject_into(&r, ig, ws, db).await?;
+        Ok(Act::done(&CredentialsOutput { credentials }))
     }
 
     /// Seals every credential of the ignition's parameters from the vault to `r`'s sidecar
@@ -357,10 +364,10 @@ impl<C: Cloud> Igniter<C> {
         ig: &Ignition,
         ws: &Workspace,
         db: &Database,
-    ) -> Result<serde_json::Map<String, Value>, StepError> {
+    ) -> Result<BTreeMap<String, InjectedCredential>, StepError> {
         let p = params(ig)?;
         let keys = self.vault_keys()?;
-        let mut injected = serde_json::Map::new();
+        let mut injected = BTreeMap::new();
         for slot in &p.credentials {
             let secret = db.vault_get(keys, ws.id, slot.id).await?;
             let sealed = r.seal(&slot.name, &secret.secret)?;
@@ -379,7 +386,10 @@ impl<C: Cloud> Igniter<C> {
             };
             injected.insert(
                 slot.placeholder.clone(),
-                json!({ "id": credential_id, "name": slot.name }),
+                InjectedCredential {
+                    id: credential_id,
+                    name: slot.name.clone(),
+                },
             );
         }
         Ok(injected)
@@ -393,10 +403,7 @@ impl<C: Cloud> Igniter<C> {
         ws: &Workspace,
         db: &Database,
     ) -> Result<TemplateMapping, StepError> {
-        let injected = ig
-            .output(IgnitionStep::CredentialsInjecting)
-            .and_then(|o| o["credentials"].as_object().cloned())
-            .unwrap_or_default();
+        let injected = CredentialsOutput::of(ig)?.credentials;
         self.mapping_with(ws, db, injected).await
     }
 
@@ -406,15 +413,15 @@ impl<C: Cloud> Igniter<C> {
         &self,
         ws: &Workspace,
         db: &Database,
-        injected: serde_json::Map<String, Value>,
+        injected: BTreeMap<String, InjectedCredential>,
     ) -> Result<TemplateMapping, StepError> {
         let mut mapping = TemplateMapping::default();
         for (placeholder, c) in injected {
             mapping.credentials.insert(
                 placeholder,
                 CredentialRef {
-                    id: c["id"].as_str().unwrap_or_default().to_owned(),
-                    name: c["name"].as_str().unwrap_or_default().to_owned(),
+                    id: c.id,
+                    name: c.name,
                 },
             );
         }
@@ -422,7 +429,7 @@ impl<C: Cloud> Igniter<C> {
             .get(ws.id)
             .await?
             .map(|i| format!("genesis.{}", i.partition_name))
-            .unwrap_or_default();
+            .ok_or_else(|| StepError::Fail("the workspace has no lead partition".into()))?;
         let platform = [
             ("YOUR_WORKSPACE_ID", ws.id.to_string()),
             ("YOUR_DASHBOARD_URL", self.settings.dashboard_url.clone()),
@@ -472,7 +479,7 @@ impl<C: Cloud> Igniter<C> {
                     Ok(other) => {
                         return Err(StepError::Fail(format!("unexpected reply {other:?}")));
                     }
-                    Err(CommandError::Failed(f)) if f.code == "n8n_not_found" => None,
+                    Err(CommandError::Failed(f)) if f.code == FailureCode::N8nNotFound => None,
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -548,21 +555,23 @@ impl<C: Cloud> Igniter<C> {
         let r = reach(ig)?;
         let mapping = self.mapping_for(ig, ws, db).await?;
         let each = self.templates.workflows.iter().map(|w| (w, false, None));
-        let deployed: Vec<Value> = self
+        let workflows = self
             .deploy_each(&r, ws, db, each, &mapping)
             .await?
             .into_iter()
-            .map(|(w, id, hook)| {
-                json!({ "key": w.key, "id": id, "webhook_url": hook.map(|h| h.url) })
+            .map(|(w, id, hook)| DeployedWorkflow {
+                key: w.key.clone(),
+                id,
+                webhook_url: hook.map(|h| h.url),
             })
             .collect();
-        let out = json!({
-            "template_version": self.templates.version,
-            "workflows": deployed,
-        });
+        let out = DeployOutput {
+            template_version: self.templates.version.clone(),
+            workflows,
+        };
         let rows = desired_from(&out, false);
         db.droplet_workflows_put(ig.droplet_id, &rows).await?;
-        Ok(Act::Done(out))
+        Ok(Act::done(&out))
     }
 
     /// Runs `step`'s undo action once; returns what it did (for the saga log).
@@ -610,11 +619,9 @@ impl<C: Cloud> Igniter<C> {
                 // Best effort: the droplet (and with it every workflow) is deleted two undo
                 // actions later, so an unreachable sidecar does not block the unwind.
                 let mut deactivated = 0;
-                if let (Ok(r), Some(out)) = (reach(ig), ig.output(IgnitionStep::WorkflowsDeploying))
-                {
-                    for w in out["workflows"].as_array().into_iter().flatten() {
-                        let workflow_id = w["id"].as_str().unwrap_or_default().to_owned();
-                        let cmd = Command::DeactivateWorkflow { workflow_id };
+                if let (Ok(r), Ok(out)) = (reach(ig), DeployOutput::of(ig)) {
+                    for w in out.workflows {
+                        let cmd = Command::DeactivateWorkflow { workflow_id: w.id };
                         if r.send(&self.sidecar, &cmd).await.is_ok() {
                             deactivated += 1;
                         }

@@ -19,6 +19,7 @@ pub mod igniter;
 pub mod jobs;
 pub mod network;
 pub mod oauth;
+pub mod outputs;
 pub mod reaper;
 pub mod sidecar_client;
 pub mod standby;

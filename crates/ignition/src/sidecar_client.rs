@@ -65,7 +65,11 @@ pub enum CommandError {
 impl CommandError {
     /// Whether waiting and trying again may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CommandError::Unreachable(_))
+        match self {
+            CommandError::Unreachable(_) => true,
+            CommandError::Failed(f) => f.code.is_transient(),
+            _ => false,
+        }
     }
 }
 

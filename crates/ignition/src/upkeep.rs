@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use genesis_cloud::Cloud;
-use genesis_core::{IgnitionStep, SagaPhase};
+use genesis_core::SagaPhase;
 use genesis_protocol::command::{Command, CommandReply};
 use genesis_store::{Database, DesiredWorkflowRow, Ignition, Workspace};
 
@@ -138,19 +138,17 @@ impl<C: Cloud> Igniter<C> {
         let (db, ig) = self.completed_ignition(ws).await?;
         let r = reach(&ig)?;
         let p = params(&ig)?;
-        let placeholder = ig
-            .output(IgnitionStep::CredentialsInjecting)
-            .and_then(|o| o["credentials"].as_object())
-            .and_then(|m| {
-                m.iter()
-                    .find(|(_, c)| c["id"].as_str() == Some(n8n_credential_id))
-                    .map(|(k, _)| k.clone())
-            })
-            .ok_or_else(|| {
-                StepError::Fail(format!(
-                    "credential {n8n_credential_id} was not injected by the ignition"
-                ))
-            })?;
+        let placeholder =
+            <crate::outputs::CredentialsOutput as crate::outputs::StepOutput>::of(&ig)?
+                .credentials
+                .into_iter()
+                .find(|(_, c)| c.id == n8n_credential_id)
+                .map(|(k, _)| k)
+                .ok_or_else(|| {
+                    StepError::Fail(format!(
+                        "credential {n8n_credential_id} was not injected by the ignition"
+                    ))
+                })?;
         let slot = p
             .credentials
             .iter()

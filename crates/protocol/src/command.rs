@@ -332,13 +332,92 @@ pub enum CommandReply {
     CollectMetrics(MetricsReport),
 }
 
+/// Why an accepted command failed: the sidecar's stable codes, in one place for the sidecar
+/// (which sends them and picks the HTTP status) and the control plane (which decides from
+/// them whether to retry). On the wire, snake_case (`n8n_unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// n8n has no such workflow or credential.
+    N8nNotFound,
+    /// n8n refused the request as invalid.
+    N8nRejected,
+    /// n8n refused the sidecar's API key.
+    N8nUnauthorized,
+    /// n8n did not answer (starting, restarting, down).
+    N8nUnavailable,
+    /// n8n answered with an error of its own.
+    N8nError,
+    /// The template names a credential the mapping does not have.
+    UnknownCredential,
+    /// The template is not a workflow.
+    NotAWorkflow,
+    /// A placeholder of the template has no value.
+    UnmappedPlaceholder,
+    /// The sealed secret could not be opened or read.
+    SealedSecret,
+    /// The container runtime failed (pull, start, stop).
+    Runtime,
+    /// A container swap failed and so did putting the old container back.
+    RollbackFailed,
+    /// A code this build does not know (a newer sidecar's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl FailureCode {
+    /// Whether the same command may succeed later without anything changing: n8n was not
+    /// answering (starting, restarting). A runtime failure is not: a missing image stays
+    /// missing.
+    pub fn is_transient(self) -> bool {
+        matches!(self, FailureCode::N8nUnavailable)
+    }
+
+    /// The HTTP status the sidecar answers with: 502 when something behind it failed,
+    /// 404 when n8n has no such thing, 422 when the command cannot be carried out.
+    pub fn http_status(self) -> u16 {
+        match self {
+            FailureCode::N8nUnavailable
+            | FailureCode::Runtime
+            | FailureCode::RollbackFailed
+            | FailureCode::N8nError => 502,
+            FailureCode::N8nNotFound => 404,
+            _ => 422,
+        }
+    }
+
+    /// The wire code.
+    pub fn code(self) -> &'static str {
+        match self {
+            FailureCode::N8nNotFound => "n8n_not_found",
+            FailureCode::N8nRejected => "n8n_rejected",
+            FailureCode::N8nUnauthorized => "n8n_unauthorized",
+            FailureCode::N8nUnavailable => "n8n_unavailable",
+            FailureCode::N8nError => "n8n_error",
+            FailureCode::UnknownCredential => "unknown_credential",
+            FailureCode::NotAWorkflow => "not_a_workflow",
+            FailureCode::UnmappedPlaceholder => "unmapped_placeholder",
+            FailureCode::SealedSecret => "sealed_secret",
+            FailureCode::Runtime => "runtime",
+            FailureCode::RollbackFailed => "rollback_failed",
+            FailureCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// A command that failed after it was accepted (the JWT was fine).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandFailure {
     /// The command.
     pub action: CommandName,
-    /// Stable code, e.g. `unmapped_placeholder`, `n8n_unavailable`.
-    pub code: String,
+    /// Why.
+    pub code: FailureCode,
     /// Human explanation naming what was wrong.
     pub message: String,
 }
@@ -346,6 +425,23 @@ pub struct CommandFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_codes_keep_their_wire_names_and_tolerate_new_ones() {
+        for (c, wire) in [
+            (FailureCode::N8nUnavailable, "n8n_unavailable"),
+            (FailureCode::UnmappedPlaceholder, "unmapped_placeholder"),
+            (FailureCode::RollbackFailed, "rollback_failed"),
+        ] {
+            assert_eq!(serde_json::json!(c), serde_json::json!(wire));
+            assert_eq!(c.code(), wire);
+        }
+        let newer: FailureCode =
+            serde_json::from_value(serde_json::json!("disk_full")).expect("unknown code");
+        assert_eq!(newer, FailureCode::Unknown);
+        assert!(FailureCode::N8nUnavailable.is_transient());
+        assert!(!FailureCode::N8nRejected.is_transient());
+    }
 
     #[test]
     fn wire_names_round_trip_and_match_the_body_tag() {

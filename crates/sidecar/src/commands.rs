@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use genesis_n8n::{MapError, N8n, N8nError, WorkflowDraft, map_template, verify_credentials};
-use genesis_protocol::command::{CommandFailure, SwapOutcome, TemplateMapping};
+use genesis_protocol::command::{CommandFailure, FailureCode, SwapOutcome, TemplateMapping};
 use genesis_protocol::{Command, CommandName, CommandReply, MetricsReport, N8nStatus, SealingKey};
 
 use crate::expiry::CredentialExpiry;
@@ -56,30 +56,30 @@ pub struct Executor<R> {
 /// first execution.
 pub const CREDENTIALS_FRESH: Duration = Duration::from_secs(10);
 
-fn fail(action: CommandName, code: &str, message: impl Into<String>) -> CommandFailure {
+fn fail(action: CommandName, code: FailureCode, message: impl Into<String>) -> CommandFailure {
     CommandFailure {
         action,
-        code: code.into(),
+        code,
         message: message.into(),
     }
 }
 
 fn n8n_failure(action: CommandName, e: N8nError) -> CommandFailure {
     let code = match &e {
-        N8nError::NotFound(_) => "n8n_not_found",
-        N8nError::BadRequest(_) => "n8n_rejected",
-        N8nError::Unauthorized(_) => "n8n_unauthorized",
-        N8nError::Transport(_) => "n8n_unavailable",
-        _ => "n8n_error",
+        N8nError::NotFound(_) => FailureCode::N8nNotFound,
+        N8nError::BadRequest(_) => FailureCode::N8nRejected,
+        N8nError::Unauthorized(_) => FailureCode::N8nUnauthorized,
+        N8nError::Transport(_) => FailureCode::N8nUnavailable,
+        _ => FailureCode::N8nError,
     };
     fail(action, code, e.to_string())
 }
 
 fn map_failure(action: CommandName, e: MapError) -> CommandFailure {
     let code = match &e {
-        MapError::UnknownCredential { .. } => "unknown_credential",
-        MapError::NotAWorkflow(_) => "not_a_workflow",
-        _ => "unmapped_placeholder",
+        MapError::UnknownCredential { .. } => FailureCode::UnknownCredential,
+        MapError::NotAWorkflow(_) => FailureCode::NotAWorkflow,
+        _ => FailureCode::UnmappedPlaceholder,
     };
     fail(action, code, e.to_string())
 }
@@ -197,9 +197,14 @@ impl<R: ContainerRuntime> Executor<R> {
         let plain = self
             .sealing
             .open(sealed)
-            .map_err(|e| fail(action, "sealed_secret", e.to_string()))?;
-        serde_json::from_slice(&plain)
-            .map_err(|_| fail(action, "sealed_secret", "the sealed data is not JSON"))
+            .map_err(|e| fail(action, FailureCode::SealedSecret, e.to_string()))?;
+        serde_json::from_slice(&plain).map_err(|_| {
+            fail(
+                action,
+                FailureCode::SealedSecret,
+                "the sealed data is not JSON",
+            )
+        })
     }
 
     async fn wait_ready(&self, timeout: Duration) -> bool {
@@ -469,11 +474,11 @@ impl<R: ContainerRuntime> Executor<R> {
                     .runtime
                     .restart()
                     .await
-                    .map_err(|e| fail(action, "runtime", e.to_string()))?;
+                    .map_err(|e| fail(action, FailureCode::Runtime, e.to_string()))?;
                 if !self.wait_ready(self.ready_timeout).await {
                     return Err(fail(
                         action,
-                        "n8n_unavailable",
+                        FailureCode::N8nUnavailable,
                         "n8n did not come back after the restart",
                     ));
                 }
@@ -486,7 +491,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 self.runtime
                     .pull(&image)
                     .await
-                    .map_err(|e| fail(action, "runtime", e.to_string()))?;
+                    .map_err(|e| fail(action, FailureCode::Runtime, e.to_string()))?;
                 CommandReply::PullImage { success: true }
             }
             Command::SwapContainer {
@@ -510,7 +515,8 @@ impl<R: ContainerRuntime> Executor<R> {
         image: &str,
         quiet_wait_s: u64,
     ) -> Result<SwapOutcome, CommandFailure> {
-        let rt = |e: crate::runtime::RuntimeError| fail(action, "runtime", e.to_string());
+        let rt =
+            |e: crate::runtime::RuntimeError| fail(action, FailureCode::Runtime, e.to_string());
         let _container = self.container.lock().await;
         self.runtime.pull(image).await.map_err(rt)?;
         let until = Instant::now() + Duration::from_secs(quiet_wait_s);
@@ -536,7 +542,7 @@ impl<R: ContainerRuntime> Executor<R> {
         if !self.wait_ready(self.ready_timeout).await {
             return Err(fail(
                 action,
-                "rollback_failed",
+                FailureCode::RollbackFailed,
                 format!("{image} was unhealthy and the previous container did not come back"),
             ));
         }

@@ -209,13 +209,8 @@ async fn command<R: ContainerRuntime>(
         Ok(reply) => Json(reply).into_response(),
         Err(failure) => {
             tracing::warn!(%action, code = %failure.code, message = %failure.message, "command failed");
-            let status = match failure.code.as_str() {
-                "n8n_unavailable" | "runtime" | "rollback_failed" | "n8n_error" => {
-                    StatusCode::BAD_GATEWAY
-                }
-                "n8n_not_found" => StatusCode::NOT_FOUND,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
+            let status = StatusCode::from_u16(failure.code.http_status())
+                .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
             (status, Json(failure)).into_response()
         }
     }

@@ -11,7 +11,7 @@
 //! - At most one saga is in flight per workspace (a partial unique index).
 
 use chrono::{DateTime, Utc};
-use genesis_core::{DropletId, IgnitionStep, SagaPhase, WorkspaceEvent, WorkspaceId};
+use genesis_core::{DropletId, IgnitionStep, SagaEvent, SagaPhase, WorkspaceEvent, WorkspaceId};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -137,9 +137,8 @@ impl TryFrom<IgnitionRow> for Ignition {
 pub struct IgnitionLogEntry {
     /// The step.
     pub step: IgnitionStep,
-    /// `action_started`, `action_done`, `action_failed`, `undo_started`, `undo_done`,
-    /// `undo_failed`.
-    pub event: String,
+    /// What happened.
+    pub event: SagaEvent,
     /// When.
     pub at: DateTime<Utc>,
     /// For `*_done` and `*_failed`: how long the step took.
@@ -161,7 +160,7 @@ async fn log(
     conn: &mut PgConnection,
     ignition: Uuid,
     step: IgnitionStep,
-    event: &str,
+    event: SagaEvent,
     elapsed_ms: Option<i64>,
     detail: Option<&serde_json::Value>,
 ) -> Result<(), StoreError> {
@@ -170,7 +169,7 @@ async fn log(
            VALUES ($1, $2, $3, $4, $5)"#,
         ignition,
         step.code(),
-        event,
+        event.code(),
         elapsed_ms,
         detail,
     )
@@ -296,7 +295,7 @@ impl Database {
         for t in secrets.tokens {
             crate::workspace_tokens::workspace_token_insert(&mut tx, workspace, t).await?;
         }
-        log(&mut tx, id, first, "action_started", None, None).await?;
+        log(&mut tx, id, first, SagaEvent::ActionStarted, None, None).await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, "provisioning", "IGNITION_STARTED")
@@ -375,7 +374,10 @@ impl Database {
                     what: "ignition step",
                     value: r.step.clone(),
                 })?,
-                event: r.event,
+                event: SagaEvent::from_code(&r.event).ok_or(StoreError::Corrupt {
+                    what: "ignition log event",
+                    value: r.event.clone(),
+                })?,
                 at: r.at,
                 elapsed_ms: r.elapsed_ms,
                 detail: r.detail,
@@ -406,7 +408,7 @@ impl Database {
             &mut tx,
             from.id,
             step,
-            "action_done",
+            SagaEvent::ActionDone,
             Some(took),
             Some(output),
         )
@@ -416,7 +418,7 @@ impl Database {
             .subject(from.id.to_string())
             .details(serde_json::json!({"step": step.code(), "elapsed_ms": took}));
         match next {
-            Some(n) => log(&mut tx, from.id, n, "action_started", None, None).await?,
+            Some(n) => log(&mut tx, from.id, n, SagaEvent::ActionStarted, None, None).await?,
             None => {
                 transition_in(
                     &mut tx,
@@ -465,12 +467,12 @@ impl Database {
             &mut tx,
             from.id,
             step,
-            "action_failed",
+            SagaEvent::ActionFailed,
             Some(took),
             Some(&detail),
         )
         .await?;
-        log(&mut tx, from.id, step, "undo_started", None, None).await?;
+        log(&mut tx, from.id, step, SagaEvent::UndoStarted, None, None).await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, "provisioning", "IGNITION_STEP_FAILED")
@@ -507,7 +509,7 @@ impl Database {
             &mut tx,
             from.id,
             step,
-            "undo_done",
+            SagaEvent::UndoDone,
             Some(took),
             Some(detail),
         )
@@ -521,7 +523,7 @@ impl Database {
         )
         .await?;
         match prev {
-            Some(p) => log(&mut tx, from.id, p, "undo_started", None, None).await?,
+            Some(p) => log(&mut tx, from.id, p, SagaEvent::UndoStarted, None, None).await?,
             None => {
                 transition_in(
                     &mut tx,
@@ -571,7 +573,7 @@ impl Database {
             &mut conn,
             from.id,
             step,
-            "undo_failed",
+            SagaEvent::UndoFailed,
             Some(elapsed_ms(from.step_started_at)),
             Some(&detail),
         )

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use genesis_core::{IgnitionStep, SagaPhase, WorkspaceId};
+use genesis_core::{IgnitionStep, SagaEvent, SagaPhase, WorkspaceId};
 use genesis_ignition::IgniteError;
 use genesis_store::{Database, Ignition, IgnitionStart, StoreError};
 use serde::{Deserialize, Serialize};
@@ -68,20 +68,20 @@ pub async fn view(db: &Database, ig: &Ignition) -> Result<IgnitionView, StoreErr
         .into_iter()
         .map(|step| {
             let last = log.iter().rev().find(|e| e.step == step);
-            let status = match last.map(|e| e.event.as_str()) {
+            let status = match last.map(|e| e.event) {
                 None => "pending",
-                Some("action_started") => "running",
-                Some("action_done") => "done",
-                Some("action_failed") => "failed",
-                Some("undo_started" | "undo_failed") => "undoing",
-                Some("undo_done") => "undone",
-                Some(_) => "pending",
+                Some(SagaEvent::ActionStarted) => "running",
+                Some(SagaEvent::ActionDone) => "done",
+                Some(SagaEvent::ActionFailed) => "failed",
+                Some(SagaEvent::UndoStarted | SagaEvent::UndoFailed) => "undoing",
+                Some(SagaEvent::UndoDone) => "undone",
             };
             let elapsed_ms = log
                 .iter()
                 .rev()
                 .find(|e| {
-                    e.step == step && matches!(e.event.as_str(), "action_done" | "action_failed")
+                    e.step == step
+                        && matches!(e.event, SagaEvent::ActionDone | SagaEvent::ActionFailed)
                 })
                 .and_then(|e| e.elapsed_ms);
             StepView {

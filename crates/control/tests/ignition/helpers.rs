@@ -492,7 +492,7 @@ pub async fn assert_unwound(w: &World, ws: WorkspaceId, failed: IgnitionStep) ->
             .await
             .expect("log")
             .into_iter()
-            .filter(|e| e.event == "undo_done")
+            .filter(|e| e.event == genesis_core::SagaEvent::UndoDone)
             .map(|e| e.step)
             .collect();
     let want: Vec<IgnitionStep> = IgnitionStep::ALL

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesis_n8n::bootstrap::{BootstrapOptions, bootstrap};
-use genesis_protocol::command::{CredentialRef, TemplateMapping};
+use genesis_protocol::command::{CredentialRef, FailureCode, TemplateMapping};
 use genesis_protocol::{Command, CommandReply, SealedSecret, SealingKey};
 use genesis_sidecar::commands::Executor;
 use genesis_sidecar::runtime::ExternalRuntime;
@@ -95,7 +95,12 @@ async fn credentials_are_checked_even_when_lately_listed(
         .run(deploy_other(&other))
         .await
         .expect_err("a credential n8n does not have is refused");
-    assert_eq!(refused.code, "unknown_credential", "{}", refused.message);
+    assert_eq!(
+        refused.code,
+        FailureCode::UnknownCredential,
+        "{}",
+        refused.message
+    );
 
     let CommandReply::InjectCredential { credential_id } = run(
         exec,
@@ -199,7 +204,12 @@ async fn n8n_quirks_hold(exec: &Executor<ExternalRuntime>, http: &reqwest::Clien
         })
         .await
         .expect_err("n8n cannot publish a workflow with no trigger");
-    assert_eq!(refused.code, "n8n_rejected", "{}", refused.message);
+    assert_eq!(
+        refused.code,
+        FailureCode::N8nRejected,
+        "{}",
+        refused.message
+    );
     assert!(
         refused.message.contains("no trigger node"),
         "{}",
@@ -262,7 +272,12 @@ async fn credential_types_are_the_pinned_ones(exec: &Executor<ExternalRuntime>, 
             .run(inject(&given, &format!("Suite raw {kind}")))
             .await
             .expect_err("unshaped data is refused");
-        assert_eq!(refused.code, "n8n_rejected", "{}", refused.message);
+        assert_eq!(
+            refused.code,
+            FailureCode::N8nRejected,
+            "{}",
+            refused.message
+        );
         let shaped = types
             .get(kind)
             .expect("pinned")

@@ -47,7 +47,12 @@ async fn two_regions_racing_for_one_slug_get_one_workspace() {
     let mut again = bad.clone();
     again.slug = genesis_core::Slug::parse("released_twin").expect("slug");
     again.id = first.id; // same id: the insert fails on the primary key
-    assert!(stores.workspace_create_unique(&again, "test").await.is_err());
+    assert!(
+        stores
+            .workspace_create_unique(&again, "test")
+            .await
+            .is_err()
+    );
     let mut fresh = new_workspace("x");
     fresh.slug = again.slug.clone();
     fresh.region = Region::UsEast;
