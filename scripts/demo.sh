@@ -191,6 +191,16 @@ bold "The hot-standby pool (spec 55.4): warm blank droplets that serve a waking 
 step "GET /api/v1/fleet/standby"
 curl -s -H "$auth" "$api/api/v1/fleet/standby"; echo
 
+bold "The background reconcilers: each runs on the replica that leads it, part by part (God Mode: Reconcilers)"
+step "GET /api/v1/fleet/reconcilers"
+curl -s -H "$auth" "$api/api/v1/fleet/reconcilers" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["items"]:
+    s = r.get("status") or {}
+    parts = ", ".join(p["part"] + (" failing: " + p["last_error"] if p.get("consecutive_failures") else " ok") for p in s.get("parts", []))
+    print("  %-16s %-10s %4d passes  %s" % (r["name"], r["liveness"], s.get("passes", 0), parts))
+' || true
+
 tenants=${DEMO_TENANTS:-200}
 bold "A fleet for God Mode: $tenants more tenants, ignited through the API, 16 at a time"
 step "genesis demo populate --tenants $tenants"

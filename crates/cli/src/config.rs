@@ -103,6 +103,10 @@ pub struct GodModeConfig {
     /// `secure_cookies` is on and the host is not a loopback address, else over HTTP.
     #[serde(default)]
     pub public_origin: Option<String>,
+    /// Refuse operators who have not enrolled a second factor (`genesis admin
+    /// operator-totp`). Operators who have one are always asked for its code.
+    #[serde(default)]
+    pub require_totp: bool,
 }
 
 fn default_sign_ins_per_minute() -> u32 {
@@ -140,6 +144,7 @@ impl Default for GodModeConfig {
             sign_in_queue: default_sign_in_queue(),
             refusal_delay_ms: default_refusal_delay_ms(),
             public_origin: None,
+            require_totp: false,
         }
     }
 }
@@ -153,6 +158,7 @@ impl GodModeConfig {
             max_failures: self.max_failures,
             failure_window: std::time::Duration::from_secs(self.failure_window_s),
             public_origin: self.public_origin.clone(),
+            require_second_factor: self.require_totp,
         }
     }
 

@@ -89,6 +89,7 @@ pub struct ControlPlaneBuilder {
     trusted_proxies: Vec<IpAddr>,
     token_policy: Option<TokenPolicy>,
     token_ttl: Duration,
+    vault: Option<Arc<genesis_store::MasterKeys>>,
     fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -149,6 +150,12 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// The vault's master keys (operators' second factors).
+    pub fn vault(mut self, keys: Option<Arc<genesis_store::MasterKeys>>) -> Self {
+        self.vault = keys;
+        self
+    }
+
     /// How long a cached sidecar token is believed before the database is asked again.
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = ttl;
@@ -206,6 +213,7 @@ impl ControlPlaneBuilder {
             )),
             handshakes: Arc::new(crate::attest::HandshakeGate::new(self.trusted_proxies)),
             wakers,
+            vault: self.vault,
         };
         ControlPlane {
             state,
@@ -240,6 +248,7 @@ impl ControlPlane {
             trusted_proxies: Vec::new(),
             token_policy: None,
             token_ttl: Duration::from_secs(60),
+            vault: None,
             fleet: None,
             stop: watch::channel(false),
             tasks: Supervisor::default(),

@@ -36,6 +36,9 @@ pub struct AppState {
     /// The gate in front of God Mode sign-ins: per-source quotas, bounded password checks,
     /// audit budget.
     pub sign_ins: Arc<crate::god::sign_in_guard::SignInGuard>,
+    /// The vault's master keys: open operators' second-factor secrets (and the igniter's
+    /// credentials). `None` refuses every operator with a second factor.
+    pub vault: Option<Arc<genesis_store::MasterKeys>>,
     /// The wake-up bells of the reconcilers this process drives.
     pub wakers: crate::workers::driver::Wakers,
 }

@@ -62,7 +62,7 @@ pub use rollouts::{BatchTally, NewRollout, Rollout, RolloutTarget};
 pub use settings::{SettingCheck, SettingLevel};
 pub use standby::{StandbyDroplet, WakeWithoutStandby};
 pub use tenant::{Caller, RefusalReason, TenantSession};
-pub use vault::{MasterKeys, VaultCredential, VaultPlaintext};
+pub use vault::{MasterKeys, Sealed, VaultCredential, VaultPlaintext};
 pub use webhooks::WebhookEntry;
 pub use workspace_tokens::{NewWorkspaceToken, WorkspaceTokenKind};
 pub use workspaces::{NewWorkspace, Workspace};

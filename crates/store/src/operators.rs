@@ -31,6 +31,15 @@ pub struct OperatorCredentials {
     pub password_hash: String,
     /// A disabled account never signs in, whatever the password.
     pub disabled: bool,
+    /// The second factor's secret, sealed (see [`totp_aad`]), when one is enrolled.
+    pub totp: Option<crate::Sealed>,
+}
+
+/// Associated data of an operator's sealed TOTP secret: it opens for this operator only.
+pub fn totp_aad(operator: Uuid) -> Vec<u8> {
+    let mut v = b"genesis-operator-totp-v1".to_vec();
+    v.extend_from_slice(operator.as_bytes());
+    v
 }
 
 /// A session being opened.
@@ -91,7 +100,8 @@ impl Database {
         email: &str,
     ) -> Result<Option<OperatorCredentials>, StoreError> {
         Ok(sqlx::query!(
-            r#"SELECT id, email, created_at, password_hash, disabled_at IS NOT NULL AS "disabled!"
+            r#"SELECT id, email, created_at, password_hash, disabled_at IS NOT NULL AS "disabled!",
+                      totp_key_version, totp_nonce, totp_ciphertext
                FROM genesis.operators WHERE email = $1"#,
             email,
         )
@@ -105,7 +115,68 @@ impl Database {
             },
             password_hash: r.password_hash,
             disabled: r.disabled,
+            totp: match (r.totp_key_version, r.totp_nonce, r.totp_ciphertext) {
+                (Some(key_version), Some(nonce), Some(ciphertext)) => Some(crate::Sealed {
+                    key_version,
+                    nonce,
+                    ciphertext,
+                }),
+                _ => None,
+            },
         }))
+    }
+
+    /// Enrolls (or replaces) `email`'s second factor: `secret`, sealed with `keys`, audited
+    /// OPERATOR_TOTP_ENROLLED. `NotFound` for an unknown address.
+    pub async fn operator_totp_enroll(
+        &self,
+        keys: &crate::MasterKeys,
+        email: &str,
+        secret: &[u8],
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.app.begin().await?;
+        let id = sqlx::query_scalar!("SELECT id FROM genesis.operators WHERE email = $1", email)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound { what: "operator" })?;
+        let sealed = keys.seal(secret, &totp_aad(id))?;
+        sqlx::query!(
+            r#"UPDATE genesis.operators
+               SET totp_key_version = $2, totp_nonce = $3, totp_ciphertext = $4,
+                   totp_last_step = NULL
+               WHERE id = $1"#,
+            id,
+            sealed.key_version,
+            sealed.nonce,
+            sealed.ciphertext,
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "operator", "OPERATOR_TOTP_ENROLLED")
+                .subject(email.to_owned())
+                .details(serde_json::json!({ "key_version": sealed.key_version })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Uses up time step `step` of `operator`'s second factor: false when a code of this
+    /// step or a later one was already accepted (a replay).
+    pub async fn operator_totp_use(&self, operator: Uuid, step: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query!(
+            r#"UPDATE genesis.operators SET totp_last_step = $2
+               WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)"#,
+            operator,
+            step,
+        )
+        .execute(&self.app)
+        .await?
+        .rows_affected()
+            == 1)
     }
 
     /// Opens a session and audits LOGIN_SUCCESS in the same transaction.

@@ -56,6 +56,62 @@ impl MasterKeys {
     }
 }
 
+/// A secret sealed under a master key: what the database stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The master key's version.
+    pub key_version: i32,
+    /// The random 96-bit nonce.
+    pub nonce: Vec<u8>,
+    /// Ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+}
+
+impl MasterKeys {
+    /// Encrypts `secret` under the current key, bound to `aad` (it opens only with the same).
+    pub fn seal(&self, secret: &[u8], aad: &[u8]) -> Result<Sealed, StoreError> {
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher(self.current)?
+            .encrypt(&Nonce::from(nonce), Payload { msg: secret, aad })
+            .map_err(|_| StoreError::Invalid {
+                field: "secret",
+                message: "encryption failed".into(),
+            })?;
+        Ok(Sealed {
+            key_version: self.current as i32,
+            nonce: nonce.to_vec(),
+            ciphertext,
+        })
+    }
+
+    /// Decrypts what [`MasterKeys::seal`] made with the same `aad`.
+    pub fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let nonce: [u8; 12] =
+            sealed
+                .nonce
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt {
+                    what: "sealed secret nonce",
+                    value: format!("{} bytes", sealed.nonce.len()),
+                })?;
+        self.cipher(u32::try_from(sealed.key_version).unwrap_or(u32::MAX))?
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &sealed.ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| StoreError::Corrupt {
+                what: "sealed secret",
+                value: "does not decrypt (wrong key or tampered)".into(),
+            })
+    }
+}
+
 /// Associated data: the ciphertext only opens for this workspace and credential.
 fn aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
     let mut v = b"genesis-vault-v1".to_vec();
@@ -215,21 +271,7 @@ pub(crate) async fn vault_put_in(
     plain: &VaultPlaintext<'_>,
     actor: &str,
 ) -> Result<(), StoreError> {
-    let mut nonce = [0u8; 12];
-    OsRng.fill_bytes(&mut nonce);
-    let ciphertext = keys
-        .cipher(keys.current)?
-        .encrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: plain.secret,
-                aad: &aad(workspace, plain.credential),
-            },
-        )
-        .map_err(|_| StoreError::Invalid {
-            field: "secret",
-            message: "encryption failed".into(),
-        })?;
+    let sealed = keys.seal(plain.secret, &aad(workspace, plain.credential))?;
     sqlx::query!(
         r#"INSERT INTO genesis.vault_credentials
              (workspace_id, credential_id, kind, name, key_version, nonce, ciphertext)
@@ -241,9 +283,9 @@ pub(crate) async fn vault_put_in(
         plain.credential,
         plain.kind,
         plain.name,
-        keys.current as i32,
-        &nonce[..],
-        ciphertext,
+        sealed.key_version,
+        &sealed.nonce[..],
+        sealed.ciphertext,
     )
     .execute(&mut *conn)
     .await?;

@@ -24,6 +24,14 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Enrol (or replace) an operator's second factor (TOTP). Prints, once, the
+    /// `otpauth://` URI and the key for an authenticator app; from then on God Mode asks the
+    /// operator for a code. Needs the vault's master key (`[vault]`), which seals the secret.
+    OperatorTotp {
+        /// The operator's e-mail address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// A plausible e-mail address: something@something, no spaces.
@@ -79,6 +87,36 @@ pub async fn run(cmd: AdminCommand, cfg: Config) -> Result<(), CliError> {
                 println!("password: {}", hash.1);
                 eprintln!("(shown once; it is stored only as an argon2id hash)");
             }
+            Ok(())
+        }
+        AdminCommand::OperatorTotp { email } => {
+            use genesis_control::god::second_factor::{base32, new_secret, otpauth_uri};
+            let email = parse_email(&email)?;
+            let keys = cfg
+                .vault
+                .master_keys()
+                .map_err(|p| CliError::Usage(p.to_string()))?
+                .ok_or_else(|| {
+                    CliError::Usage(
+                        "vault.keys is not set: the second factor's secret is sealed with the vault's master key".into(),
+                    )
+                })?;
+            let secret = new_secret();
+            let stores = cfg.regional_store()?;
+            stores
+                .coordinator()
+                .operator_totp_enroll(&keys, &email, &secret, "cli")
+                .await
+                .map_err(|e| match e {
+                    genesis_store::StoreError::NotFound { .. } => {
+                        CliError::Usage(format!("no operator {email}: create it first"))
+                    }
+                    other => other.into(),
+                })?;
+            eprintln!("second factor enrolled for {email}; add it to an authenticator app:");
+            println!("uri: {}", otpauth_uri(&secret, &email));
+            println!("key: {}", base32(&secret));
+            eprintln!("(shown once; it is stored only sealed with the vault's master key)");
             Ok(())
         }
     }

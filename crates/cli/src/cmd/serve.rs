@@ -30,7 +30,23 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         tracing::warn!("server.api_token is not set: /api/v1 refuses every request");
     }
     let signer = Arc::new(command_signer(&cfg)?);
+    let vault = cfg
+        .vault
+        .master_keys()
+        .map_err(|p| CliError::Usage(p.to_string()))?
+        .map(Arc::new);
+    if vault.is_none() {
+        tracing::warn!(
+            "vault has no master key: ignitions that carry credentials, and operators with a second factor, are refused"
+        );
+    }
+    if !cfg.god_mode.require_totp {
+        tracing::warn!(
+            "god_mode.require_totp is off: operators without a second factor sign in with a password alone"
+        );
+    }
     let mut builder = ControlPlane::builder(stores.clone())
+        .vault(vault.clone())
         .redis(redis)
         .metrics(metrics)
         .api_token(cfg.server.api_token.as_deref())
@@ -45,7 +61,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .legacy_tenant(cfg.legacy_tenant());
     // Every command sent to a sidecar is journaled (God Mode's droplet page).
     let journal = builder.command_journal(Duration::from_secs(1));
-    if let Some(igniter) = build_igniter(&cfg, &stores, signer, journal).await? {
+    if let Some(igniter) = build_igniter(&cfg, &stores, signer, journal, vault).await? {
         let oauth = genesis_ignition::OAuthRefresher::new(&cfg.oauth.google_token_url)
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("oauth: {e}")))?;
         builder = builder.fleet(
@@ -104,6 +120,7 @@ async fn build_igniter(
     stores: &genesis_store::RegionalStore,
     signer: Arc<genesis_protocol::CommandSigner>,
     journal: Arc<genesis_control::command_journal::JournalSink>,
+    vault: Option<Arc<genesis_store::MasterKeys>>,
 ) -> Result<Option<Arc<Ig>>, CliError> {
     let (Some(token), Some(redis_url)) = (&cfg.cloud.token, &cfg.redis.url) else {
         tracing::warn!(
@@ -129,13 +146,6 @@ async fn build_igniter(
         None => genesis_ignition::TemplateSet::golden(),
     }
     .map_err(|e| CliError::Usage(format!("ignition.templates_dir: {e}")))?;
-    let vault = cfg
-        .vault
-        .master_keys()
-        .map_err(|p| CliError::Usage(p.to_string()))?;
-    if vault.is_none() {
-        tracing::warn!("vault has no master key: ignitions that carry credentials are refused");
-    }
     let network = cfg
         .ignition
         .network()
@@ -185,7 +195,7 @@ async fn build_igniter(
         stores.clone(),
         Arc::new(cloud),
         sidecar,
-        vault.map(Arc::new),
+        vault,
         Arc::new(templates),
         settings,
         bus,

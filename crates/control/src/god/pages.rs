@@ -38,6 +38,8 @@ fn sign_in_form(next: &str, error: Option<&str>, email: &str) -> Markup {
                 input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
                 label for="password" { "Password" }
                 input #password type="password" name="password" required autocomplete="current-password";
+                label for="code" { "Code from your authenticator app (if you enrolled one)" }
+                input #code type="text" name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" autocomplete="one-time-code";
                 button type="submit" id="sign-in" { "Sign in" }
             } }
         },
@@ -57,12 +59,15 @@ pub async fn sign_in_page(ApiQuery(q): ApiQuery<NextQuery>) -> Response {
 pub struct SignInForm {
     email: String,
     password: String,
+    /// The second factor's code (operators who enrolled one).
+    #[serde(default)]
+    code: Option<String>,
     next: Option<String>,
 }
 
 /// `POST /god/sign-in`: checks the password (argon2id, off the async workers, within the
 /// [`SignInGuard`](super::sign_in_guard::SignInGuard)'s limits), opens a session and sets its
-/// cookie. A refusal says only "wrong e-mail or password", is counted against the address
+/// cookie. An operator with a second factor must also give a fresh code ([`second_factor`](super::second_factor)). A refusal says only "wrong e-mail, password or code", is counted against the address
 /// *from this source*, and is audited as LOGIN_FAILED within the audit budget. Past
 /// `max_failures` in the window, this source is refused for that address without a check
 /// until the window has passed; other sources are not.
@@ -153,12 +158,17 @@ pub async fn sign_in(
             return Ok(busy_page(busy));
         }
     };
-    let refusal = match &account {
+    let mut refusal = match &account {
         None => Some("unknown_operator"),
         Some(a) if a.disabled => Some("disabled"),
         _ if !matches => Some("wrong_password"),
         _ => None,
     };
+    // The second factor, only once the password is right (a wrong password learns nothing
+    // about whether the account has one).
+    if let (None, Some(a)) = (refusal, &account) {
+        refusal = second_factor_refusal(&state, &db, a, form.code.as_deref()).await?;
+    }
     let Some(account) = account.filter(|_| refusal.is_none()) else {
         let reason = refusal.unwrap_or("refused");
         metrics::counter!("genesis_sign_ins_total", "outcome" => reason).increment(1);
@@ -166,11 +176,16 @@ pub async fn sign_in(
             .await?;
         audit_refusal(reason).await?;
         tracing::warn!(email = %email, %source, reason, "God Mode sign-in refused");
-        return Ok(refused_page(
-            StatusCode::UNAUTHORIZED,
-            "Wrong e-mail or password.",
-            None,
-        ));
+        let message = match reason {
+            "second_factor_required" => {
+                "This account has no second factor yet, and this control plane requires one. Enrol one with `genesis admin operator-totp`."
+            }
+            "second_factor_unavailable" => {
+                "The second factor cannot be checked: this control plane has no vault key. Ask whoever runs it."
+            }
+            _ => "Wrong e-mail, password or code.",
+        };
+        return Ok(refused_page(StatusCode::UNAUTHORIZED, message, None));
     };
     metrics::counter!("genesis_sign_ins_total", "outcome" => "ok").increment(1);
     db.sign_in_failures_clear(&email, &client).await?;
@@ -192,6 +207,45 @@ pub async fn sign_in(
         Redirect::to(&next),
     )
         .into_response())
+}
+
+/// Why an operator whose password was right is still refused, if they are: a missing,
+/// wrong or replayed second-factor code, or none enrolled where one is required.
+async fn second_factor_refusal(
+    state: &AppState,
+    db: &genesis_store::Database,
+    account: &genesis_store::OperatorCredentials,
+    code: Option<&str>,
+) -> Result<Option<&'static str>, Problem> {
+    let Some(sealed) = &account.totp else {
+        return Ok(state
+            .god
+            .require_second_factor
+            .then_some("second_factor_required"));
+    };
+    let Some(keys) = &state.vault else {
+        tracing::error!("an operator has a second factor but the vault has no master key");
+        return Ok(Some("second_factor_unavailable"));
+    };
+    let secret = keys
+        .open(
+            sealed,
+            &genesis_store::operators::totp_aad(account.operator.id),
+        )
+        .map_err(Problem::from)?;
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
+    let step = super::second_factor::check(&secret, code.unwrap_or_default(), now)
+        .map_err(|e| {
+            tracing::error!(operator = %account.operator.email, error = %e, "second factor unusable");
+            Problem::internal()
+        })?;
+    let Some(step) = step else {
+        return Ok(Some("wrong_code"));
+    };
+    let fresh = db
+        .operator_totp_use(account.operator.id, i64::try_from(step).unwrap_or(i64::MAX))
+        .await?;
+    Ok((!fresh).then_some("replayed_code"))
 }
 
 /// `s` with its first letter in upper case (error messages start lower case, sentences not).

@@ -55,6 +55,9 @@ pub struct GodSettings {
     pub failure_window: Duration,
     /// Where God Mode is reached (`https://ops.example.com`); see [`same_origin`].
     pub public_origin: Option<String>,
+    /// Refuse operators without an enrolled second factor (TOTP). Operators with one are
+    /// always asked for a code.
+    pub require_second_factor: bool,
 }
 
 impl Default for GodSettings {
@@ -65,6 +68,7 @@ impl Default for GodSettings {
             max_failures: 5,
             failure_window: Duration::from_secs(15 * 60),
             public_origin: None,
+            require_second_factor: false,
         }
     }
 }

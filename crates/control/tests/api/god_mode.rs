@@ -202,7 +202,7 @@ async fn an_operator_signs_in_sees_the_fleet_and_signs_out() {
         r.text()
             .await
             .expect("body")
-            .contains("Wrong e-mail or password.")
+            .contains("Wrong e-mail, password or code.")
     );
     let r = b.sign_in("nobody@genesis.test", PASSWORD).await;
     assert_eq!(r.status(), 401, "an unknown address reads the same");

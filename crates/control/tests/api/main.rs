@@ -11,6 +11,7 @@ mod command_journal;
 mod front_door;
 mod god_mode;
 mod reconcilers;
+mod second_factor;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -57,6 +58,7 @@ async fn spawn_app_guarded(
                 .and_then(|u| redis::Client::open(u).ok()),
         )
         .metrics(metrics_handle())
+        .vault(Some(Arc::new(test_vault())))
         .api_token(token)
         .command_signer(Arc::new(
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
@@ -72,6 +74,12 @@ async fn spawn_app_guarded(
         http: reqwest::Client::new(),
         t,
     }
+}
+
+/// The vault key every test app is given (operators' second factors are sealed with it).
+fn test_vault() -> genesis_store::MasterKeys {
+    genesis_store::MasterKeys::new(1, std::collections::BTreeMap::from([(1, [5u8; 32])]))
+        .expect("keys")
 }
 
 async fn spawn_app() -> App {

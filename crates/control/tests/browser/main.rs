@@ -303,7 +303,10 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
         .await
         .expect("the refusal is shown");
     assert_eq!(path_of(&b).await, "/god/sign-in");
-    assert_eq!(text_of(&b, ".error").await, "Wrong e-mail or password.");
+    assert_eq!(
+        text_of(&b, ".error").await,
+        "Wrong e-mail, password or code."
+    );
     screenshot(&b, "sign-in-refused").await;
     let failed =
         w.t.db
