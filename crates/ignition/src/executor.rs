@@ -99,7 +99,7 @@ impl<C: Cloud> Igniter<C> {
                                 Err(e) => return Err(e),
                             }
                         }
-                        Err(StepError::Fail(e)) => match self.fail(&ig, step, &e).await {
+                        Err(StepError::Fail(e)) => match self.fail(db, &ig, step, &e).await {
                             Ok(_) | Err(StoreError::VersionConflict { .. }) => continue,
                             Err(e) => return Err(e),
                         },
@@ -118,7 +118,7 @@ impl<C: Cloud> Igniter<C> {
                                 waiting_for(step)
                             ),
                         };
-                        self.fail(&ig, step, &why).await
+                        self.fail(db, &ig, step, &why).await
                     } else if started.elapsed() < self.settings.inline_wait {
                         let nap = wait.min(left);
                         tokio::time::sleep(nap).await;
@@ -167,8 +167,11 @@ impl<C: Cloud> Igniter<C> {
         }
     }
 
+    /// Records `step`'s failure in `db`, the saga's own regional database (the caller holds
+    /// it: no region is looked up again).
     async fn fail(
         &self,
+        db: &genesis_store::Database,
         ig: &Ignition,
         step: IgnitionStep,
         why: &str,
@@ -180,7 +183,6 @@ impl<C: Cloud> Igniter<C> {
         ) {
             // Spec 50.5: a droplet that never hand-shook failed to provision (still booting:
             // FAILED) or is an orphan (booted, never called home: ORPHAN) until it is deleted.
-            let db = self.stores.for_region(self.region_of(ig).await?);
             if let Ok(d) = db.droplet_get(ig.droplet_id).await {
                 let event = match d.state {
                     DropletState::HandshakePending => Some(DropletEvent::HandshakeTimedOut),
@@ -196,12 +198,7 @@ impl<C: Cloud> Igniter<C> {
                 }
             }
         }
-        let db = self.stores.for_region(self.region_of(ig).await?);
         db.ignition_step_failed(ig, why, &self.settings.actor).await
-    }
-
-    async fn region_of(&self, ig: &Ignition) -> Result<Region, StoreError> {
-        Ok(self.stores.workspace_find(ig.workspace_id).await?.0.region)
     }
 
     /// Runs one step's action by itself and records nothing: the idempotency test helper
