@@ -213,6 +213,18 @@ impl Database {
         &self.options
     }
 
+    /// Where a connection that needs its own server session goes (a leader's advisory lock,
+    /// a `LISTEN`): the runtime login when it is direct; the administrator login when the
+    /// runtime one goes through PgBouncer in transaction mode, which hands each transaction
+    /// to whichever server connection is free, so a session lock or a `LISTEN` would stay
+    /// behind on a connection other clients then use.
+    pub(crate) fn session_options(&self) -> &sqlx::postgres::PgConnectOptions {
+        match self.options.pooler {
+            Pooler::Direct => &self.options.app,
+            Pooler::PgBouncerTransaction => &self.options.admin,
+        }
+    }
+
     /// A runtime connection for reads. Behind PgBouncer in transaction mode a statement
     /// outside a transaction may be parsed on one server connection and executed on another,
     /// so there reads run inside one; on a direct connection they do not, which saves the

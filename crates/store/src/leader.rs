@@ -41,7 +41,7 @@ fn key_of(name: &str) -> i32 {
 impl Database {
     /// Tries to become the leader of `name`; `None` when another session leads.
     pub async fn leader_try(&self, name: &str) -> Result<Option<Leadership>, StoreError> {
-        let mut conn = PgConnection::connect_with(&self.options.app).await?;
+        let mut conn = PgConnection::connect_with(self.session_options()).await?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
             .bind(LEADER_NS)
             .bind(key_of(name))
@@ -99,6 +99,9 @@ impl Database {
         replica: &str,
         status: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        // In a transaction: behind PgBouncer in transaction mode a statement outside one
+        // may be parsed and executed on different server connections.
+        let mut tx = self.app.begin().await?;
         sqlx::query!(
             r#"INSERT INTO genesis.reconciler_status (name, replica, status, updated_at)
                VALUES ($1, $2, $3, now())
@@ -108,8 +111,9 @@ impl Database {
             replica,
             status,
         )
-        .execute(&self.app)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -126,15 +130,22 @@ impl Database {
 
     /// Asks whichever replica leads `name` to run a pass now.
     pub async fn reconciler_wake(&self, name: &str) -> Result<(), StoreError> {
+        // Sent at commit; in a transaction for PgBouncer's sake (see above).
+        let mut tx = self.app.begin().await?;
         sqlx::query!("SELECT pg_notify($1, $2)", WAKE_CHANNEL, name)
-            .execute(&self.app)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Listens for reconciler wake-ups (see [`Database::reconciler_wake`]).
     pub async fn reconciler_wakes(&self) -> Result<ReconcilerWakes, StoreError> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.app).await?;
+        // A pool of one for the listener's own session (see `session_options`).
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(self.session_options().clone());
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
         listener.listen(WAKE_CHANNEL).await?;
         Ok(ReconcilerWakes { listener })
     }

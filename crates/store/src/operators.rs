@@ -167,16 +167,18 @@ impl Database {
     /// Uses up time step `step` of `operator`'s second factor: false when a code of this
     /// step or a later one was already accepted (a replay).
     pub async fn operator_totp_use(&self, operator: Uuid, step: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query!(
+        let mut tx = self.app.begin().await?;
+        let used = sqlx::query!(
             r#"UPDATE genesis.operators SET totp_last_step = $2
                WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)"#,
             operator,
             step,
         )
-        .execute(&self.app)
+        .execute(&mut *tx)
         .await?
-        .rows_affected()
-            == 1)
+        .rows_affected();
+        tx.commit().await?;
+        Ok(used == 1)
     }
 
     /// Opens a session and audits LOGIN_SUCCESS in the same transaction.

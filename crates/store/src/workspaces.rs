@@ -144,14 +144,16 @@ impl Database {
         slug: &genesis_core::Slug,
         region: genesis_core::Region,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.app.begin().await?;
         let claimed = sqlx::query!(
             "INSERT INTO genesis.slug_claims (slug, region) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             slug.as_str(),
             region.code(),
         )
-        .execute(&self.app)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         Ok(claimed == 1)
     }
 

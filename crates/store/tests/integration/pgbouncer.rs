@@ -133,3 +133,70 @@ async fn isolation_holds_through_pgbouncer_in_transaction_mode() {
     drop(bouncer);
     t.cleanup().await.expect("cleanup");
 }
+
+/// What needs a server session of its own (a leader's advisory lock, a `LISTEN`) still works
+/// when the runtime login goes through PgBouncer in transaction mode: there, the server
+/// connection changes hands after every transaction and `DISCARD ALL` drops session locks
+/// and listeners, so these connect past the pooler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_and_wake_ups_hold_through_pgbouncer_in_transaction_mode() {
+    let t = TestDb::create().await.expect("test database");
+    let bouncer = start_bouncer(&t.db.options().admin);
+    let app = PgConnectOptions::from_str(&format!(
+        "postgres://genesis_app@127.0.0.1:{}/{}",
+        bouncer.port, t.name
+    ))
+    .expect("url");
+    let via = Database::connect_lazy(t.options_via(app, Pooler::PgBouncerTransaction));
+
+    let mut held = via
+        .leader_try("pgbouncer-test")
+        .await
+        .expect("try")
+        .expect("the first contender leads");
+    // Traffic through the pooler meanwhile (it would reset a shared server connection).
+    for _ in 0..5 {
+        via.settings_check()
+            .await
+            .expect("a query through the pooler");
+    }
+    assert!(
+        held.still_held().await,
+        "the lock outlives other transactions"
+    );
+    assert!(
+        via.leader_try("pgbouncer-test")
+            .await
+            .expect("try")
+            .is_none(),
+        "a second contender does not lead while the first does"
+    );
+    drop(held);
+    let mut again = None;
+    for _ in 0..50 {
+        again = via.leader_try("pgbouncer-test").await.expect("try");
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the lock goes with its holder's session");
+
+    let mut wakes = via.reconciler_wakes().await.expect("listen");
+    for _ in 0..5 {
+        via.settings_check()
+            .await
+            .expect("a query through the pooler");
+    }
+    via.reconciler_wake("watchdog").await.expect("notify");
+    let got = tokio::time::timeout(Duration::from_secs(5), wakes.next())
+        .await
+        .expect("the wake arrives")
+        .expect("listener");
+    assert_eq!(got, "watchdog");
+    drop(again);
+    drop(wakes);
+    via.close().await;
+    drop(bouncer);
+    t.cleanup().await.expect("cleanup");
+}
