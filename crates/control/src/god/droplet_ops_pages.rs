@@ -32,7 +32,7 @@ pub fn forms(me: &SignedIn, droplet: &str) -> Markup {
             }
             form.inline method="post" action=(to("restart")) {
                 (csrf_input(me))
-                button type="submit" onclick="return confirm('Restart n8n on this droplet? Running executions stop.')" { "Restart n8n" }
+                button #restart-n8n type="submit" data-confirm="Restart n8n on this droplet? Running executions stop." { "Restart n8n" }
             }
             form.inline method="post" action=(to("pull")) {
                 (csrf_input(me))

@@ -54,6 +54,7 @@ pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Genesis God Mode" }
                 link rel="stylesheet" href=(STYLE_PATH);
+                script src="/god/assets/confirm.js" defer {}
             }
             body {
                 @if let Some(s) = who {
@@ -110,11 +111,22 @@ pub fn csrf_input(me: &SignedIn) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(me.csrf); }
 }
 
+/// Asks before a form is sent when its button (or the form) carries `data-confirm`: a file,
+/// not an inline `onclick`, which the Content-Security-Policy refuses (and the browser then
+/// sends the form without asking).
+pub const CONFIRM_SCRIPT: &str = r#"document.addEventListener('submit', function (e) {
+  var b = e.submitter, f = e.target;
+  var ask = (b && b.dataset && b.dataset.confirm) || (f.dataset && f.dataset.confirm);
+  if (ask && !window.confirm(ask)) { e.preventDefault(); }
+});
+"#;
+
 /// `GET /god/assets/{name}`: the style sheet and scripts, open without a session (the
 /// sign-in page needs the style; neither holds anything private).
 pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     let (body, content_type) = match name.as_str() {
         "god.css" => (STYLE, "text/css; charset=utf-8"),
+        "confirm.js" => (CONFIRM_SCRIPT, "text/javascript; charset=utf-8"),
         "rollout-live.js" => (
             super::rollout_pages::LIVE_SCRIPT,
             "text/javascript; charset=utf-8",

@@ -429,6 +429,20 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
     );
     screenshot(&b, "droplet").await;
 
+    // Restarting n8n asks first (a script file: the CSP refuses inline handlers); saying no
+    // sends nothing.
+    let droplet_path = path_of(&b).await;
+    b.find(Locator::Id("restart-n8n"))
+        .await
+        .expect("restart button")
+        .click()
+        .await
+        .expect("click");
+    let asked = b.get_alert_text().await.expect("a confirmation dialog");
+    assert!(asked.contains("Restart n8n"), "{asked}");
+    b.dismiss_alert().await.expect("dismiss");
+    assert_eq!(path_of(&b).await, droplet_path, "nothing was sent");
+
     // A rollout started from the form reaches 100 % on its page, live (no reload).
     b.find(Locator::LinkText("Rollouts"))
         .await
