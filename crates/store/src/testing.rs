@@ -62,3 +62,21 @@ impl TestDb {
         Ok(())
     }
 }
+
+/// Two regional databases: eu-west alone on one, every other region (the coordinator's
+/// us-east included) on the other, listed eu-west first, so a test sees that nothing
+/// depends on the configuration's order. Clean both up at the end.
+pub async fn two_regions() -> Result<(TestDb, TestDb, crate::RegionalStore), StoreError> {
+    use genesis_core::Region;
+    let home = TestDb::create().await?;
+    let eu = TestDb::create().await?;
+    let others: Vec<Region> = Region::ALL
+        .into_iter()
+        .filter(|r| *r != Region::EuWest)
+        .collect();
+    let stores = crate::RegionalStore::new(vec![
+        (vec![Region::EuWest], eu.db.clone()),
+        (others, home.db.clone()),
+    ])?;
+    Ok((home, eu, stores))
+}

@@ -100,8 +100,9 @@ async fn wake_if_asleep(state: &AppState, db: &Database, id: WorkspaceId) {
     };
     if asleep
         && let Err(e) = state
-            .wakers
-            .wake(state.stores.coordinator(), "hibernation")
+            .stores
+            .coordinator()
+            .reconciler_wake("hibernation")
             .await
     {
         tracing::warn!(workspace = %id, error = %e, "could not ring the hibernation reconciler; its next pass wakes the tenant");

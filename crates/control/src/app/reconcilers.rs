@@ -98,11 +98,8 @@ pub async fn wake(state: &AppState, name: &str) -> Result<(), Problem> {
     let Some(name) = RECONCILERS.iter().find(|n| **n == name) else {
         return Err(Problem::not_found("reconciler"));
     };
-    state
-        .wakers
-        .wake(state.stores.coordinator(), name)
-        .await
-        .map_err(Problem::from)
+    // The leader hears it through its listener, on this replica or another.
+    Ok(state.stores.coordinator().reconciler_wake(name).await?)
 }
 
 #[cfg(test)]

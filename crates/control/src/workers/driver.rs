@@ -11,8 +11,9 @@
 //!   consecutive failures, next retry) in the coordinating database, throttled to one write
 //!   per [`PUBLISH_EVERY`] unless an error is new or the pass was asked for, so that any
 //!   replica can show it.
-//! - A wake ([`Wakers::wake`]) reaches the leader on any replica (PostgreSQL `NOTIFY`) and
-//!   starts a pass at once; parts in back-off stay in back-off.
+//! - A wake (`Database::reconciler_wake`, a PostgreSQL `NOTIFY`) reaches the leader on any
+//!   replica, this one included, through [`Wakers::listen`], and starts a pass at once;
+//!   parts in back-off stay in back-off.
 //!
 //! # Caveats
 //! - Parts run one after another, as the loops did before the driver: one slow database
@@ -85,27 +86,12 @@ impl Wakers {
             .clone()
     }
 
-    /// Rings `name`'s bell in this process; false when no reconciler of that name runs here.
-    pub fn ring(&self, name: &str) -> bool {
+    /// Rings `name`'s bell, if a reconciler of that name runs in this process.
+    fn ring(&self, name: &str) {
         let bells = self.bells.lock().unwrap_or_else(|p| p.into_inner());
-        match bells.get(name) {
-            Some(b) => {
-                b.notify_one();
-                true
-            }
-            None => false,
+        if let Some(b) = bells.get(name) {
+            b.notify_one();
         }
-    }
-
-    /// Asks the leader of `name`, on whichever replica, to run a pass now.
-    pub async fn wake(
-        &self,
-        coordinator: &Database,
-        name: &str,
-    ) -> Result<(), genesis_store::StoreError> {
-        // Ring here at once (the leader may be this process), and tell the others.
-        self.ring(name);
-        coordinator.reconciler_wake(name).await
     }
 
     /// Rings the bells named by wake-ups sent from any replica, until `stop`.
@@ -125,9 +111,7 @@ impl Wakers {
                 tokio::select! {
                     _ = stop.changed() => return,
                     next = wakes.next() => match next {
-                        Ok(name) => {
-                            self.ring(&name);
-                        }
+                        Ok(name) => self.ring(&name),
                         Err(e) => {
                             tracing::warn!(error = %e, "reconciler wake-ups interrupted");
                             break;

@@ -68,24 +68,6 @@ impl Reconciler for Flaky {
     }
 }
 
-/// Two databases: eu-west alone, every other region (the coordinator's us-east too) on
-/// the other.
-async fn two_regions() -> (TestDb, TestDb, RegionalStore) {
-    let home = TestDb::create().await.expect("db");
-    let eu = TestDb::create().await.expect("db");
-    let others: Vec<Region> = Region::ALL
-        .into_iter()
-        .filter(|r| *r != Region::EuWest)
-        .collect();
-    // eu-west's group first: the coordinator is us-east's database whatever the order.
-    let stores = RegionalStore::new(vec![
-        (vec![Region::EuWest], eu.db.clone()),
-        (others, home.db.clone()),
-    ])
-    .expect("stores");
-    (home, eu, stores)
-}
-
 async fn published(db: &genesis_store::Database) -> Option<ReconcilerStatus> {
     db.reconciler_statuses()
         .await
@@ -113,7 +95,7 @@ async fn wait_for(
 }
 
 async fn failing_part_does_not_stop_the_others(panic: bool) {
-    let (home, eu, stores) = two_regions().await;
+    let (home, eu, stores) = genesis_store::testing::two_regions().await.expect("dbs");
     // Named by region, whatever the configuration's order: the coordinator is us-east's.
     assert_eq!(
         stores.coordinator().options().admin.get_database(),
@@ -221,10 +203,7 @@ async fn one_leader_at_a_time_and_a_wake_reaches_it_from_another_replica() {
     let first = wait_for(&t.db, "a first pass", |s| s.passes >= 1).await;
     // Let the listeners start, then wake from a third party (the database, as the API does).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    Wakers::default()
-        .wake(&t.db, "test-flaky")
-        .await
-        .expect("wake");
+    t.db.reconciler_wake("test-flaky").await.expect("wake");
     let second = wait_for(&t.db, "a pass after the wake", |s| s.passes > first.passes).await;
     assert_eq!(second.passes, first.passes + 1);
     let passed: Vec<u32> = replicas

@@ -102,16 +102,21 @@ fn start_bouncer(server: &PgConnectOptions) -> Bouncer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn isolation_holds_through_pgbouncer_in_transaction_mode() {
-    let t = TestDb::create().await.expect("test database");
-    let bouncer = start_bouncer(&t.db.options().admin);
+/// `t`'s options with the runtime login going through `bouncer` in transaction mode.
+fn through(bouncer: &Bouncer, t: &TestDb) -> genesis_store::DbOptions {
     let app = PgConnectOptions::from_str(&format!(
         "postgres://genesis_app@127.0.0.1:{}/{}",
         bouncer.port, t.name
     ))
     .expect("url");
-    let mut opts = t.options_via(app, Pooler::PgBouncerTransaction);
+    t.options_via(app, Pooler::PgBouncerTransaction)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_holds_through_pgbouncer_in_transaction_mode() {
+    let t = TestDb::create().await.expect("test database");
+    let bouncer = start_bouncer(&t.db.options().admin);
+    let mut opts = through(&bouncer, &t);
     opts.app_pool_size = 8;
     let via = Database::connect_lazy(opts);
     // Concurrency forces PgBouncer to hand server connections between clients.
@@ -142,12 +147,7 @@ async fn isolation_holds_through_pgbouncer_in_transaction_mode() {
 async fn leadership_and_wake_ups_hold_through_pgbouncer_in_transaction_mode() {
     let t = TestDb::create().await.expect("test database");
     let bouncer = start_bouncer(&t.db.options().admin);
-    let app = PgConnectOptions::from_str(&format!(
-        "postgres://genesis_app@127.0.0.1:{}/{}",
-        bouncer.port, t.name
-    ))
-    .expect("url");
-    let via = Database::connect_lazy(t.options_via(app, Pooler::PgBouncerTransaction));
+    let via = Database::connect_lazy(through(&bouncer, &t));
 
     let mut held = via
         .leader_try("pgbouncer-test")

@@ -2,23 +2,13 @@
 //! moment (the API checked, then created, and both passed the check) end with one workspace.
 
 use genesis_core::{Region, WorkspaceId};
-use genesis_store::{RegionalStore, StoreError, testing::TestDb};
+use genesis_store::{StoreError, testing};
 
 use super::helpers::new_workspace;
 
 #[tokio::test]
 async fn two_regions_racing_for_one_slug_get_one_workspace() {
-    let home = TestDb::create().await.expect("db");
-    let eu = TestDb::create().await.expect("db");
-    let others: Vec<Region> = Region::ALL
-        .into_iter()
-        .filter(|r| *r != Region::EuWest)
-        .collect();
-    let stores = RegionalStore::new(vec![
-        (others, home.db.clone()),
-        (vec![Region::EuWest], eu.db.clone()),
-    ])
-    .expect("stores");
+    let (home, eu, stores) = testing::two_regions().await.expect("dbs");
     for round in 0..20 {
         let mut a = new_workspace("race");
         a.region = Region::EuWest;
