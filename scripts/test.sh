@@ -16,6 +16,8 @@ command -v chromedriver >/dev/null || missing+=(chromium-driver)
 # droplet on the command path (issue 18).
 command -v caddy >/dev/null || missing+=(caddy)
 command -v cloud-init >/dev/null || missing+=(cloud-init)
+# schemathesis (the API contract test) is installed from PyPI into a virtualenv.
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "[test] installing ${missing[*]} with apt" >&2
@@ -37,6 +39,11 @@ export GENESIS_N8N_OPENAPI
 # cache once: ~5 minutes and 2.3 GB the first time, nothing after).
 GENESIS_N8N_HOME="$(scripts/n8n-install.sh)"
 export GENESIS_N8N_HOME
+
+# schemathesis 4.32.5 checks the API against its OpenAPI document (installed with pip into a
+# cache once, ~30 seconds).
+GENESIS_SCHEMATHESIS="$(scripts/schemathesis-install.sh)"
+export GENESIS_SCHEMATHESIS
 
 # Screenshots of the browser test land here (CI keeps them as artifacts).
 export GENESIS_ARTIFACTS="${GENESIS_ARTIFACTS:-$PWD/target/artifacts/browser}"

@@ -36,17 +36,23 @@ pub use state::AppState;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let api = api::routes()
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_token,
-        ))
-        .merge(
-            api::workspace_token_routes().route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_or_workspace_token,
-            )),
-        );
+    let (api, paths) = utoipa_axum::router::OpenApiRouter::new()
+        .nest(
+            "/api/v1",
+            api::routes()
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_api_token,
+                ))
+                .merge(
+                    api::workspace_token_routes().route_layer(middleware::from_fn_with_state(
+                        state.clone(),
+                        auth::require_api_or_workspace_token,
+                    )),
+                ),
+        )
+        .split_for_parts();
+    let openapi = api::doc::finish(paths);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -67,7 +73,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/sidecar/metrics",
             axum::routing::post(sidecar::metrics_report),
         )
-        .nest("/api/v1", api)
+        .merge(api)
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new(api::doc::DOCS_PATH)
+                .url(api::doc::OPENAPI_PATH, openapi),
+        )
         .merge(god::routes(state.clone()))
         .fallback(|| async { Problem::not_found("route") })
         .layer(middleware::from_fn(front_door::problems_only))

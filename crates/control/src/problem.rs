@@ -10,12 +10,14 @@ use genesis_store::StoreError;
 use serde::Serialize;
 
 /// A problem response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Stable identifier of the problem kind, e.g. `/problems/invalid-field`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: String,
     /// Short summary of the kind.
+    #[schema(value_type = String)]
     pub title: &'static str,
     /// HTTP status.
     pub status: u16,
@@ -205,6 +207,10 @@ impl From<StoreError> for Problem {
                 Problem::conflict(field, format!("{field} {value:?} is already in use"))
             }
             StoreError::Invalid { field, message } => Problem::invalid_field(field, message),
+            StoreError::NoLeadPartition => Problem::conflict(
+                "id",
+                "this workspace has no lead table yet: it is created when the workspace is ignited",
+            ),
             StoreError::AccessRefused(reason) => {
                 Problem::forbidden(format!("tenant access refused ({reason})"))
             }

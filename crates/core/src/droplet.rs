@@ -18,7 +18,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Where a droplet is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DropletState {
     /// The cloud API was called; the droplet is being created.
@@ -108,7 +108,7 @@ pub struct IllegalTransition {
 /// vendor-neutral facts (DigitalOcean: `new`, `active`, `off`, `archive`; a 404 is `Gone`).
 /// The cloud never decides our state by itself: it only implies an event, which then goes
 /// through [`DropletState::next`] like any other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CloudPower {
     /// Still being created.

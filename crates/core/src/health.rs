@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::droplet::{CloudPower, DropletEvent, DropletState};
 
 /// Resource use from one heartbeat, in percent.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceSample {
     /// CPU.
     pub cpu: f32,
@@ -56,7 +56,7 @@ pub mod thresholds {
 
 /// Consecutive-heartbeat counters of one droplet: the whole memory the rules need. Small and
 /// serializable, so it is stored with the droplet and any replica can continue it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthCounters {
     /// Heartbeats in a row with CPU above 80 %.
     pub cpu_high: u16,

@@ -57,7 +57,7 @@ pub fn prewarm_expired(prewarmed_at: i64, now: i64) -> bool {
 const DAY: i64 = 86_400;
 
 /// The facts about one tenant (Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Activity {
     /// Its tier.
     pub tier: Tier,
@@ -76,7 +76,7 @@ pub struct Activity {
 }
 
 /// Why a tenant may not hibernate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Blocker {
     /// Enterprise never hibernates (spec 55.4).

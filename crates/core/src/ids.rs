@@ -43,7 +43,7 @@ fn parse_strict_uuid(raw: &str) -> Result<Uuid, IdParseError> {
 }
 
 /// The identity of one tenant (one workspace, one droplet, one lead partition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct WorkspaceId(Uuid);
 
@@ -118,7 +118,7 @@ impl<'de> Deserialize<'de> for WorkspaceId {
 
 /// Our own identity of a droplet row (not DigitalOcean's numeric id, which is only known once
 /// the cloud has accepted the create call and is stored beside it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct DropletId(Uuid);
 

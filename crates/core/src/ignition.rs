@@ -22,7 +22,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// One step of the ignition saga, in spec 41.1's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IgnitionStep {
     /// Create the tenant's lead partition. Undo: drop it.
@@ -104,7 +116,7 @@ impl fmt::Display for IgnitionStep {
 }
 
 /// Where a saga is as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SagaPhase {
     /// Running actions forward.

@@ -17,6 +17,7 @@ pub mod region;
 pub mod region_health;
 pub mod rollout;
 pub mod routing;
+pub mod schema;
 pub mod slug;
 pub mod tier;
 pub mod workspace;

@@ -26,7 +26,7 @@ pub const CRITICAL_SHARE: f64 = 0.80;
 pub const CRITICAL_LOST_SHARE: f64 = 0.05;
 
 /// A region's verdict.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RegionStatus {
     /// Nothing needs an operator.
@@ -50,7 +50,7 @@ impl RegionStatus {
 }
 
 /// One region's droplets, grouped the way an operator reads them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RegionHealth {
     /// Every live droplet of the region.
     pub total: i64,

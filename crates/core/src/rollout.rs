@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Spec 56.1's update scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
     /// Critical security patch: immediate push, accept failures.
@@ -97,19 +97,26 @@ impl fmt::Display for Scenario {
     }
 }
 
+/// The largest batch (or canary) a policy may name: more droplets than any fleet holds, so
+/// a bigger number can only be a typing mistake.
+pub const MAX_BATCH: u32 = 100_000;
+
 /// How a rollout proceeds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolloutPolicy {
     /// Droplets per batch; 0 means all in one batch.
+    #[schema(maximum = 100_000)]
     pub batch_size: u32,
-    /// Wait between a batch's end and the next batch's start.
+    /// Wait between a batch's end and the next batch's start, in milliseconds.
     #[serde(with = "millis")]
+    #[schema(value_type = u64, maximum = 86_400_000)]
     pub pause_between: Duration,
     /// Pause when a batch's failures reach this share, in basis points (500 = 5 %).
     pub pause_at_bp: Option<u32>,
     /// Abort when failures reach this share of all attempts so far, in basis points.
     pub abort_at_bp: Option<u32>,
     /// The first batch's size, after which batches double up to `batch_size`.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub canary: Option<u32>,
 }
 
@@ -150,6 +157,17 @@ impl RolloutPolicy {
                 return Err(PolicyError {
                     field,
                     message: format!("must be above 0 % and at most 100 % (got {bp} bp)"),
+                });
+            }
+        }
+        for (field, v) in [
+            ("batch_size", Some(self.batch_size)),
+            ("canary", self.canary),
+        ] {
+            if v.is_some_and(|n| n > MAX_BATCH) {
+                return Err(PolicyError {
+                    field,
+                    message: format!("must be at most {MAX_BATCH} droplets"),
                 });
             }
         }
@@ -226,7 +244,7 @@ fn percent(bp: u32) -> String {
 }
 
 /// Outcomes counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tally {
     /// Updated.
     pub done: u32,
@@ -253,7 +271,7 @@ pub enum Verdict {
 }
 
 /// A rollout's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RolloutStatus {
     /// Batches are being sent.
@@ -477,7 +495,7 @@ mod tests {
 }
 
 /// Which droplets a rollout updates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RolloutScope {
     /// Every serving droplet.

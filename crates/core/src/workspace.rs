@@ -95,7 +95,7 @@ impl<'de> Deserialize<'de> for WorkspaceName {
 }
 
 /// A workspace's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkspaceStatus {
     /// Created, never ignited: a row and nothing else (no partition, no droplet).

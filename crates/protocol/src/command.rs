@@ -234,7 +234,7 @@ impl Command {
 }
 
 /// How a blue-green swap ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum SwapOutcome {
     /// The new container is serving.
@@ -250,7 +250,7 @@ pub enum SwapOutcome {
 }
 
 /// A command's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     tag = "action",
     content = "result",

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::jwt::{Refusal, RefusalReason};
 
 /// What the sidecar sees of its n8n.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum N8nStatus {
     /// Answers its readiness probe.
@@ -102,7 +102,7 @@ pub struct CredentialState {
 }
 
 /// `POST /api/v1/sidecar/metrics`, every `metrics_interval_s`: counts, never lead data.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsReport {
     /// Executions in the period.

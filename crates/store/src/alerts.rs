@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{AuditEvent, Database, StoreError, audit::record};
 
 /// An alert for people.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Id.
     pub id: i64,

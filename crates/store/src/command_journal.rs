@@ -15,7 +15,7 @@ use crate::{Database, StoreError};
 pub const COMMAND_JOURNAL_DAYS: i32 = 7;
 
 /// One command and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CommandEntry {
     /// The tenant.
     pub workspace_id: Uuid,

@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use crate::{AuditEvent, Database, StoreError, audit::record};
 
 /// A stored droplet.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Droplet {
     /// Our id.
     pub id: DropletId,

@@ -51,6 +51,10 @@ pub enum StoreError {
         /// The stored value.
         value: String,
     },
+    /// The tenant's lead partition does not exist yet: it is created by the workspace's
+    /// ignition, so leads cannot be stored before.
+    #[error("the workspace has no lead table yet")]
+    NoLeadPartition,
     /// Tenant access refused (fail-closed); the refusal has been audited.
     #[error("tenant access refused: {0}")]
     AccessRefused(crate::tenant::RefusalReason),
@@ -85,6 +89,19 @@ impl StoreError {
             what: "state",
             value: value.to_owned(),
         }
+    }
+}
+
+/// A row that no partition takes (SQLSTATE 23514 from the partition router, as opposed to a
+/// CHECK constraint's) becomes [`StoreError::NoLeadPartition`].
+pub(crate) fn no_partition_or(e: sqlx::Error) -> StoreError {
+    let unrouted = e.as_database_error().is_some_and(|d| {
+        d.code().as_deref() == Some("23514") && d.message().starts_with("no partition of relation")
+    });
+    if unrouted {
+        StoreError::NoLeadPartition
+    } else {
+        StoreError::Database(e)
     }
 }
 

@@ -22,7 +22,7 @@ pub struct FleetCell {
 }
 
 /// Droplets per region and state.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct FleetCounts {
     /// region → state → count.
     pub by_region: BTreeMap<String, BTreeMap<String, i64>>,
@@ -133,7 +133,7 @@ impl Database {
 }
 
 /// One state change of a droplet, from the audit log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StateChange {
     /// When.
     pub at: DateTime<Utc>,

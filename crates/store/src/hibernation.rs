@@ -38,7 +38,7 @@ pub struct HibernationCandidate {
 }
 
 /// What hibernation has saved so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HibernationTotals {
     /// Droplets hibernating now.
     pub hibernating_now: i64,

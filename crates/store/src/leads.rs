@@ -54,7 +54,7 @@ impl NewLead {
 }
 
 /// A stored lead.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Lead {
     /// Lead id (UUID v7).
     pub id: Uuid,
@@ -151,12 +151,13 @@ impl FromStr for LeadCursor {
 }
 
 /// One page of leads.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LeadPage {
     /// Newest first.
     pub items: Vec<Lead>,
     /// Where the next page starts; `None` on the last page.
     #[serde(serialize_with = "serialize_cursor")]
+    #[schema(value_type = Option<String>)]
     pub next: Option<LeadCursor>,
 }
 
@@ -168,7 +169,7 @@ fn serialize_cursor<S: serde::Serializer>(c: &Option<LeadCursor>, s: S) -> Resul
 }
 
 /// What a bulk import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Rows sent.
     pub received: u64,
@@ -224,7 +225,10 @@ impl TenantSession {
         )
         .fetch_one(&mut *self.tx)
         .await
-        .map_err(|e| crate::error::conflict_or(e, "email", lead.email.as_str()))?;
+        .map_err(|e| match crate::error::no_partition_or(e) {
+            StoreError::Database(e) => crate::error::conflict_or(e, "email", lead.email.as_str()),
+            other => other,
+        })?;
         row.try_into()
     }
 
@@ -282,7 +286,8 @@ impl TenantSession {
         )
         .bind(self.workspace.as_uuid())
         .execute(&mut *self.tx)
-        .await?
+        .await
+        .map_err(crate::error::no_partition_or)?
         .rows_affected();
         let received = leads.len() as u64;
         Ok(ImportReport {

@@ -20,7 +20,7 @@ use crate::error::conflict_or;
 use crate::{AuditEvent, Database, StoreError};
 
 /// A rollout.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Rollout {
     /// Its id.
     pub id: Uuid,
@@ -58,7 +58,7 @@ pub struct Rollout {
 }
 
 /// A droplet a rollout updates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RolloutTarget {
     /// The droplet.
     pub droplet: DropletId,
@@ -75,7 +75,7 @@ pub struct RolloutTarget {
 }
 
 /// Outcomes of a batch (or of the whole rollout).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BatchTally {
     /// The batch (-1 for the whole rollout).
     pub batch: i32,

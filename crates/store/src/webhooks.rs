@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{AuditEvent, Database, StoreError, audit::record};
 
 /// A webhook the tenant's workflows expose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WebhookEntry {
     /// The workflow's template name.
     pub name: String,

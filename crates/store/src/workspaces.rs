@@ -28,7 +28,7 @@ pub struct NewWorkspace {
 }
 
 /// A stored workspace.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     /// Tenant id.
     pub id: WorkspaceId,

@@ -9,11 +9,12 @@ use axum::{
 };
 use serde::Deserialize;
 
+use super::doc;
 use crate::app::droplet_ops::{DropletOp, DropletOpResult, run};
 use crate::{AppState, Problem};
 
 /// The optional arguments.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpArgs {
     /// Log lines (logs).
@@ -22,7 +23,42 @@ pub struct OpArgs {
     pub image: Option<String>,
 }
 
+/// The operations, as the path spells them (parsed by [`DropletOp::parse`]).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum DropletAction {
+    /// The newest lines of n8n's output.
+    Logs,
+    /// n8n's status and the droplet's load.
+    Health,
+    /// Restart n8n.
+    Restart,
+    /// Pull an image ahead of a swap.
+    Pull,
+}
+
 /// `POST /api/v1/droplets/{id}/{action}`.
+#[utoipa::path(
+    post,
+    path = "/droplets/{id}/{action}",
+    summary = "Sends one command to a droplet's sidecar: logs, health, restart or pull.",
+    tag = "droplets",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The droplet's id (ours)"),
+        ("action" = inline(DropletAction), Path, description = "What to ask its sidecar"),
+    ),
+    request_body(content = Option<OpArgs>, description = "Optional arguments; may be empty"),
+    responses(
+        (status = 200, description = "The sidecar's reply.", body = DropletOpResult),
+        doc::NotFound,
+        doc::Conflict,
+        (status = 502, description = "The sidecar refused the command, or it failed there.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The sidecar did not answer in time.", body = Problem,
+            content_type = "application/problem+json"),
+    )
+)]
 pub async fn run_op(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,

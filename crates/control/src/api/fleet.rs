@@ -7,6 +7,7 @@ use axum::{
 };
 use genesis_store::FleetCounts;
 
+use super::doc;
 use crate::app::fleet::{
     AlertList, AlertQuery, DropletDetail, ReconcilerList, alerts_of, droplet_detail, fleet_totals,
 };
@@ -15,11 +16,29 @@ use crate::{AppState, Problem};
 
 /// `GET /api/v1/fleet/health`: live droplets per state and per region, all databases
 /// together.
+#[utoipa::path(
+    get,
+    path = "/fleet/health",
+    tag = "fleet",
+    responses((status = 200, description = "Live droplets counted.", body = FleetCounts))
+)]
 pub async fn health(State(state): State<AppState>) -> Result<Json<FleetCounts>, Problem> {
     Ok(Json(fleet_totals(&state).await?))
 }
 
 /// `GET /api/v1/droplets/{id}`.
+#[utoipa::path(
+    get,
+    path = "/droplets/{id}",
+    summary = "One droplet, with its last heartbeat, history and recent commands.",
+    tag = "droplets",
+    params(("id" = uuid::Uuid, Path, description = "The droplet's id (ours, not the cloud's)")),
+    responses(
+        (status = 200, description = "The droplet, its last heartbeat, history and commands.",
+            body = DropletDetail),
+        doc::NotFound,
+    )
+)]
 pub async fn droplet(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -28,6 +47,14 @@ pub async fn droplet(
 }
 
 /// `GET /api/v1/alerts`.
+#[utoipa::path(
+    get,
+    path = "/alerts",
+    summary = "Alerts across regions, newest first.",
+    tag = "fleet",
+    params(AlertQuery),
+    responses((status = 200, description = "Alerts, newest first.", body = AlertList))
+)]
 pub async fn alerts(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AlertQuery>,
@@ -40,6 +67,12 @@ pub async fn alerts(
 }
 
 /// `GET /api/v1/fleet/reconcilers`: what each background reconciler last did.
+#[utoipa::path(
+    get,
+    path = "/fleet/reconcilers",
+    tag = "fleet",
+    responses((status = 200, description = "Every reconciler, in name order.", body = ReconcilerList))
+)]
 pub async fn reconcilers(State(state): State<AppState>) -> Result<Json<ReconcilerList>, Problem> {
     Ok(Json(ReconcilerList {
         items: crate::app::reconcilers::list(&state).await?,
@@ -48,6 +81,16 @@ pub async fn reconcilers(State(state): State<AppState>) -> Result<Json<Reconcile
 
 /// `POST /api/v1/fleet/reconcilers/{name}/wake`: the reconciler's leader runs a pass now
 /// (202: asked; the pass shows in the status when it has run).
+#[utoipa::path(
+    post,
+    path = "/fleet/reconcilers/{name}/wake",
+    tag = "fleet",
+    params(("name" = String, Path, description = "The reconciler's name, as the list shows it")),
+    responses(
+        (status = 202, description = "Asked; the pass shows in its status once it has run."),
+        doc::NotFound,
+    )
+)]
 pub async fn wake_reconciler(
     State(state): State<AppState>,
     Path(name): Path<String>,

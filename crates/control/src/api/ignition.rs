@@ -9,11 +9,26 @@ use axum::{
 };
 
 use super::body::{ApiJson, workspace_id};
-use crate::app::ignition::{self as app, IgniteRequest};
+use super::doc;
+use crate::app::ignition::{self as app, IgniteAnswer, IgniteRequest};
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces/{id}/ignite`: 202 with the new saga, or 200 with the one
 /// already in flight.
+#[utoipa::path(
+    post,
+    path = "/workspaces/{id}/ignite",
+    tag = "ignition",
+    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    request_body = IgniteRequest,
+    responses(
+        (status = 202, description = "Started; the lead-intake token is shown this once.",
+            body = IgniteAnswer),
+        (status = 200, description = "An ignition was already in flight.", body = IgniteAnswer),
+        doc::NotFound,
+        doc::Conflict,
+    )
+)]
 pub async fn ignite(
     State(state): State<AppState>,
     Path(id): Path<String>,

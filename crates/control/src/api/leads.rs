@@ -8,12 +8,25 @@ use axum::{
 use genesis_store::{ImportReport, LeadPage};
 
 use super::body::ApiJson;
+use super::doc;
 use crate::app::leads::{ImportBody, PageQuery};
 use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces/{id}/leads`: imports leads (all or nothing; duplicates by
 /// address are skipped and counted).
+#[utoipa::path(
+    post,
+    path = "/workspaces/{id}/leads",
+    tag = "leads",
+    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    request_body = ImportBody,
+    responses(
+        (status = 200, description = "Imported.", body = ImportReport),
+        doc::Conflict,
+        doc::NotFound,
+    )
+)]
 pub async fn import(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -23,6 +36,16 @@ pub async fn import(
 }
 
 /// `GET /api/v1/workspaces/{id}/leads`: one page of leads, newest first.
+#[utoipa::path(
+    get,
+    path = "/workspaces/{id}/leads",
+    tag = "leads",
+    params(("id" = uuid::Uuid, Path, description = "The workspace's id"), PageQuery),
+    responses(
+        (status = 200, description = "One page, newest first.", body = LeadPage),
+        doc::NotFound,
+    )
+)]
 pub async fn page(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -1,6 +1,7 @@
-//! `/api/v1` routes.
+//! `/api/v1` routes, each registered with its OpenAPI description (see [`doc`]).
 
 pub mod body;
+pub mod doc;
 pub mod droplet_ops;
 pub mod fleet;
 pub mod hibernation;
@@ -9,67 +10,44 @@ pub mod leads;
 pub mod rollouts;
 pub mod workspaces;
 
-use axum::{Router, routing::get};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-/// The versioned API.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/workspaces",
-            get(workspaces::list).post(workspaces::create),
-        )
-        .route("/workspaces/{id}", get(workspaces::get))
-        .route("/fleet/health", get(fleet::health))
-        .route("/fleet/reconcilers", get(fleet::reconcilers))
-        .route(
-            "/fleet/reconcilers/{name}/wake",
-            axum::routing::post(fleet::wake_reconciler),
-        )
-        .route("/droplets/{id}", get(fleet::droplet))
-        .route(
-            "/droplets/{id}/{action}",
-            axum::routing::post(droplet_ops::run_op),
-        )
-        .route("/alerts", get(fleet::alerts))
-        .route("/fleet/hibernation", get(hibernation::savings))
-        .route("/fleet/standby", get(hibernation::standby))
-        .route(
-            "/workspaces/{id}/wake",
-            axum::routing::post(hibernation::wake_workspace),
-        )
-        .route(
-            "/workspaces/{id}/logins",
-            axum::routing::post(hibernation::login),
-        )
-        .route(
-            "/workspaces/{id}/hibernation",
-            axum::routing::put(hibernation::hold),
-        )
-        .route(
-            "/workspaces/{id}/schedule",
-            axum::routing::put(hibernation::schedule),
-        )
-        .route(
-            "/workspaces/{id}/ignite",
-            axum::routing::post(ignition::ignite),
-        )
-        .route("/rollouts", get(rollouts::list).post(rollouts::start))
-        .route("/rollouts/{id}", get(rollouts::get))
-        .route("/rollouts/{id}/pause", axum::routing::post(rollouts::pause))
-        .route(
-            "/rollouts/{id}/resume",
-            axum::routing::post(rollouts::resume),
-        )
-        .route("/rollouts/{id}/abort", axum::routing::post(rollouts::abort))
+/// The versioned API that only the operator's token may call.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(workspaces::get))
+        .routes(routes!(fleet::health))
+        .routes(routes!(fleet::reconcilers))
+        .routes(routes!(fleet::wake_reconciler))
+        .routes(routes!(fleet::droplet))
+        .routes(routes!(droplet_ops::run_op))
+        .routes(routes!(fleet::alerts))
+        .routes(routes!(hibernation::savings))
+        .routes(routes!(hibernation::standby))
+        .routes(routes!(hibernation::wake_workspace))
+        .routes(routes!(hibernation::login))
+        .routes(routes!(hibernation::hold))
+        .routes(routes!(hibernation::schedule))
+        .routes(routes!(ignition::ignite))
+        .routes(routes!(rollouts::list, rollouts::start))
+        .routes(routes!(rollouts::get))
+        .routes(routes!(rollouts::control))
 }
 
 /// Routes a workspace's own token may call as well as the operator's: the calls the Golden
 /// Template makes back from the tenant's n8n.
-pub fn workspace_token_routes() -> Router<AppState> {
-    Router::new().route(
-        "/workspaces/{id}/leads",
-        get(leads::page).post(leads::import),
-    )
+pub fn workspace_token_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(leads::page, leads::import))
+}
+
+/// The API's OpenAPI document, as `GET /api/v1/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, paths) = OpenApiRouter::<AppState>::new()
+        .nest("/api/v1", routes().merge(workspace_token_routes()))
+        .split_for_parts();
+    doc::finish(paths)
 }

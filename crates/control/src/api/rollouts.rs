@@ -14,12 +14,23 @@ use genesis_core::rollout::RolloutEvent;
 use genesis_store::Rollout;
 
 use super::body::ApiJson;
+use super::doc;
 use crate::app::rollouts::{
     RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
 };
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/rollouts`: plans the batches over every droplet in scope and starts.
+#[utoipa::path(
+    post,
+    path = "/rollouts",
+    tag = "rollouts",
+    request_body = StartRequest,
+    responses(
+        (status = 201, description = "Planned and started.", body = RolloutView),
+        doc::Conflict,
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<StartRequest>,
@@ -31,11 +42,28 @@ pub async fn start(
 }
 
 /// `GET /api/v1/rollouts`: the newest 50.
+#[utoipa::path(
+    get,
+    path = "/rollouts",
+    tag = "rollouts",
+    responses((status = 200, description = "The newest 50, newest first.", body = Vec<Rollout>))
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Rollout>>, Problem> {
     Ok(Json(state.stores.coordinator().rollout_list(50).await?))
 }
 
 /// `GET /api/v1/rollouts/{id}`.
+#[utoipa::path(
+    get,
+    path = "/rollouts/{id}",
+    summary = "One rollout, batch by batch, with its failures.",
+    tag = "rollouts",
+    params(("id" = uuid::Uuid, Path, description = "The rollout's id")),
+    responses(
+        (status = 200, description = "The rollout, batch by batch.", body = RolloutView),
+        doc::NotFound,
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -43,34 +71,47 @@ pub async fn get(
     Ok(Json(rollout_view(&state, &id).await?))
 }
 
-/// `POST /api/v1/rollouts/{id}/pause`: no new batch starts (queued updates still finish).
-pub async fn pause(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<RolloutView>, Problem> {
-    control(&state, &id, RolloutEvent::Pause).await
+/// What an operator may do to a running rollout, as the path spells it (for the document;
+/// [`control`] reads the segment itself, so that an unknown action is a 404 like any
+/// unknown route).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum RolloutAction {
+    /// No new batch starts (queued updates still finish).
+    Pause,
+    /// Continues with the next batch.
+    Resume,
+    /// Cancels every droplet not updated yet.
+    Abort,
 }
 
-/// `POST /api/v1/rollouts/{id}/resume`: continues with the next batch.
-pub async fn resume(
+/// `POST /api/v1/rollouts/{id}/{pause|resume|abort}`.
+#[utoipa::path(
+    post,
+    path = "/rollouts/{id}/{action}",
+    tag = "rollouts",
+    summary = "Pauses, resumes or aborts a rollout.",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The rollout's id"),
+        ("action" = inline(RolloutAction), Path, description = "`pause`: no new batch starts \
+            (queued updates still finish); `resume`: continues with the next batch; `abort`: \
+            cancels every droplet not updated yet"),
+    ),
+    responses(
+        (status = 200, description = "Done.", body = RolloutView),
+        doc::NotFound,
+        doc::Conflict,
+    )
+)]
+pub async fn control(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<RolloutView>, Problem> {
-    control(&state, &id, RolloutEvent::Resume).await
-}
-
-/// `POST /api/v1/rollouts/{id}/abort`: cancels every droplet not updated yet.
-pub async fn abort(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<RolloutView>, Problem> {
-    control(&state, &id, RolloutEvent::Abort).await
-}
-
-async fn control(
-    state: &AppState,
-    id: &str,
-    event: RolloutEvent,
-) -> Result<Json<RolloutView>, Problem> {
-    Ok(Json(control_rollout(state, id, event, "operator").await?))
+    let event = match action.as_str() {
+        "pause" => RolloutEvent::Pause,
+        "resume" => RolloutEvent::Resume,
+        "abort" => RolloutEvent::Abort,
+        _ => return Err(Problem::not_found("rollout action")),
+    };
+    Ok(Json(control_rollout(&state, &id, event, "operator").await?))
 }

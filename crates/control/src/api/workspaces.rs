@@ -8,12 +8,25 @@ use axum::{
 };
 
 use super::body::ApiJson;
+use super::doc;
 use crate::app::workspaces as app;
 use crate::app::workspaces::{CreateWorkspace, ListQuery, WorkspaceDetail, WorkspaceList};
 use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
+use genesis_store::Workspace;
 
 /// `POST /api/v1/workspaces`: creates a workspace (201, with its `Location`).
+#[utoipa::path(
+    post,
+    path = "/workspaces",
+    tag = "workspaces",
+    request_body = CreateWorkspace,
+    responses(
+        (status = 201, description = "Created; `Location` names it.", body = Workspace,
+            headers(("Location" = String, description = "The new workspace's URL"))),
+        doc::Conflict,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWorkspace>,
@@ -28,6 +41,16 @@ pub async fn create(
 }
 
 /// `GET /api/v1/workspaces/{id}`: one workspace, with where its ignition stands.
+#[utoipa::path(
+    get,
+    path = "/workspaces/{id}",
+    tag = "workspaces",
+    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    responses(
+        (status = 200, description = "The workspace.", body = WorkspaceDetail),
+        doc::NotFound,
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -36,6 +59,13 @@ pub async fn get(
 }
 
 /// `GET /api/v1/workspaces`: workspaces across regions, in slug order.
+#[utoipa::path(
+    get,
+    path = "/workspaces",
+    tag = "workspaces",
+    params(ListQuery),
+    responses((status = 200, description = "One page, in slug order.", body = WorkspaceList))
+)]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,

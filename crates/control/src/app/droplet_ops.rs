@@ -113,7 +113,7 @@ pub fn is_image_reference(image: &str) -> bool {
 }
 
 /// What the sidecar answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DropletOpResult {
     /// The droplet (our id).
     pub droplet_id: uuid::Uuid,

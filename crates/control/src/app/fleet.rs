@@ -33,7 +33,7 @@ pub async fn fleet_totals(state: &AppState) -> Result<FleetCounts, Problem> {
 }
 
 /// One droplet as operators see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DropletDetail {
     /// The droplet.
     #[serde(flatten)]
@@ -78,7 +78,8 @@ pub async fn droplet_detail(state: &AppState, raw_id: &str) -> Result<DropletDet
 }
 
 /// `GET /api/v1/alerts` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// Include resolved alerts (default: open only).
     #[serde(default)]
@@ -88,7 +89,7 @@ pub struct AlertQuery {
 }
 
 /// Alerts across regions, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AlertList {
     /// The alerts.
     pub items: Vec<Alert>,
@@ -120,7 +121,7 @@ pub async fn alerts_of(
 }
 
 /// `GET /api/v1/fleet/reconcilers` body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReconcilerList {
     /// Every reconciler, in name order.
     pub items: Vec<crate::app::reconcilers::ReconcilerView>,

@@ -41,7 +41,7 @@ pub async fn touch_and_wake(
 }
 
 /// `PUT /api/v1/workspaces/{id}/hibernation` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     /// Never hibernate while set (spec 55.1's manual hold).
@@ -49,7 +49,7 @@ pub struct HoldRequest {
 }
 
 /// `PUT /api/v1/workspaces/{id}/schedule` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
     /// When the tenant's next campaign starts (RFC 3339), or null for none.
@@ -57,7 +57,7 @@ pub struct ScheduleRequest {
 }
 
 /// What hibernation has saved (spec 55.2's figures).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Savings {
     /// Episodes and time, every database together.
     #[serde(flatten)]
@@ -86,7 +86,7 @@ pub async fn savings_now(state: &AppState) -> Result<Savings, Problem> {
 }
 
 /// One region's hot-standby pool.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct StandbyRegion {
     /// Warm and unclaimed: a wake here is served within seconds.
     pub ready: usize,

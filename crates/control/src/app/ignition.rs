@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{AppState, Problem};
 /// `POST /api/v1/workspaces/{id}/ignite` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IgniteRequest {
     /// Credential data by the template set's credential key (`gmail`, `openai`).
@@ -21,7 +21,7 @@ pub struct IgniteRequest {
 }
 
 /// One step as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepView {
     /// Step code.
     pub step: IgnitionStep,
@@ -32,7 +32,7 @@ pub struct StepView {
 }
 
 /// An ignition as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IgnitionView {
     /// Saga id.
     pub id: Uuid,
@@ -109,7 +109,7 @@ pub async fn view(db: &Database, ig: &Ignition) -> Result<IgnitionView, StoreErr
 }
 
 /// How to call the lead-intake webhook: shown once, in the answer that started the saga.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LeadIntakeAccess {
     /// The header n8n checks.
     pub header: &'static str,
@@ -120,7 +120,7 @@ pub struct LeadIntakeAccess {
 }
 
 /// The answer to an ignite request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IgniteAnswer {
     /// The saga.
     #[serde(flatten)]

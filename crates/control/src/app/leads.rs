@@ -25,22 +25,32 @@ async fn database_for(state: &AppState, raw_id: &str) -> Result<Database, Proble
 }
 
 /// One lead of an import body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadInput {
+    /// The lead's address (unique per workspace; a duplicate is skipped and counted).
+    #[schema(value_type = Email, required = true)]
     email: Option<String>,
+    /// Given name.
     first_name: Option<String>,
+    /// Family name.
     last_name: Option<String>,
+    /// Company.
     company: Option<String>,
+    /// Funnel status; `new` when absent.
+    #[schema(value_type = Option<LeadStatus>)]
     status: Option<String>,
+    /// Enrichment data: a JSON object.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<serde_json::Value>,
 }
 
 /// `POST /api/v1/workspaces/{id}/leads` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportBody {
+    /// The leads, all stored or none.
     leads: Vec<LeadInput>,
 }
 
@@ -49,9 +59,9 @@ fn parse_lead(i: usize, l: &LeadInput) -> Result<NewLead, Problem> {
     let email = Email::parse(required(&field("email"), &l.email)?)
         .map_err(|e| Problem::invalid_field(field("email"), e))?;
     let mut lead = NewLead::with_email(email);
-    lead.first_name = l.first_name.clone();
-    lead.last_name = l.last_name.clone();
-    lead.company = l.company.clone();
+    lead.first_name = text(&field("first_name"), &l.first_name)?;
+    lead.last_name = text(&field("last_name"), &l.last_name)?;
+    lead.company = text(&field("company"), &l.company)?;
     if let Some(s) = &l.status {
         lead.status =
             LeadStatus::parse(s).map_err(|e| Problem::invalid_field(field("status"), e))?;
@@ -63,9 +73,58 @@ fn parse_lead(i: usize, l: &LeadInput) -> Result<NewLead, Problem> {
                 "must be a JSON object",
             ));
         }
+        if let Some(path) = nul_in(d, String::new()) {
+            return Err(Problem::invalid_field(
+                field("data"),
+                format!("holds a NUL character (\\u0000) at {path}, which cannot be stored"),
+            ));
+        }
         lead.data = d.clone();
     }
     Ok(lead)
+}
+
+/// The longest name or company a lead may carry, in characters.
+const MAX_LEAD_TEXT: usize = 300;
+
+/// A lead's free-text field: at most [`MAX_LEAD_TEXT`] characters and no control
+/// characters (PostgreSQL cannot store a NUL at all, and a newline or escape in a name only
+/// breaks the e-mails and pages that show it).
+fn text(field: &str, v: &Option<String>) -> Result<Option<String>, Problem> {
+    let Some(v) = v else { return Ok(None) };
+    if v.chars().count() > MAX_LEAD_TEXT {
+        return Err(Problem::invalid_field(
+            field,
+            format!("is longer than {MAX_LEAD_TEXT} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Problem::invalid_field(
+            field,
+            "contains a control character",
+        ));
+    }
+    Ok(Some(v.clone()))
+}
+
+/// Where in `v` a string or key holds a NUL (PostgreSQL's `jsonb` refuses `\u0000`), as a
+/// JSON path such as `.a[2]`.
+fn nul_in(v: &serde_json::Value, at: String) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0').then_some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item, format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.contains('\0') {
+                Some(format!("{at} (a key)"))
+            } else {
+                nul_in(item, format!("{at}.{k}"))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// A managed-service call for a hibernating tenant wakes it (spec 55.3). The call is
@@ -182,9 +241,14 @@ pub async fn page(state: &AppState, raw_id: &str, q: &PageQuery) -> Result<LeadP
 }
 
 /// `GET /api/v1/workspaces/{id}/leads` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Only leads in this status.
+    #[param(value_type = Option<LeadStatus>)]
     status: Option<String>,
+    /// Where the page starts: the previous page's `next`.
     cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
     limit: Option<i64>,
 }

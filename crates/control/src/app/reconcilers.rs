@@ -18,7 +18,7 @@ pub const RECONCILERS: &[&str] = &[
 ];
 
 /// How a reconciler is doing, as far as its published status tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Liveness {
     /// Its leader published recently, and no part is failing.
@@ -33,7 +33,7 @@ pub enum Liveness {
 }
 
 /// One reconciler.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReconcilerView {
     /// Its name.
     pub name: String,

@@ -12,10 +12,11 @@ use uuid::Uuid;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/rollouts` body. Absent fields take the scenario's defaults (spec 56.3).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     /// Spec 56.1's scenario: `security_patch`, `bug_fix`, `feature`, `config_change`.
+    #[schema(value_type = Scenario)]
     pub scenario: String,
     /// The template version; must be the one this control plane carries (the default).
     #[serde(default)]
@@ -28,23 +29,28 @@ pub struct StartRequest {
     pub scope: Option<RolloutScope>,
     /// Droplets per batch (0: one batch).
     #[serde(default)]
+    #[schema(maximum = 100_000)]
     pub batch_size: Option<u32>,
     /// Seconds between batches.
     #[serde(default)]
+    #[schema(maximum = 86_400)]
     pub pause_between_s: Option<u64>,
     /// Pause when a batch's failures reach this percentage (0 never pauses).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub pause_at_percent: Option<f64>,
     /// Abort when all failures so far reach this percentage (0 never aborts).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub abort_at_percent: Option<f64>,
     /// The first batch's size (then batches double).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub canary: Option<u32>,
 }
 
 /// A rollout as operators see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RolloutView {
     /// The rollout.
     #[serde(flatten)]
@@ -81,8 +87,14 @@ fn policy_of(req: &StartRequest, scenario: Scenario) -> Result<RolloutPolicy, Pr
         abort_at_bp: percent_bp("abort_at_percent", req.abort_at_percent, d.abort_at_bp)?,
         canary: req.canary.or(d.canary),
     };
-    p.validate()
-        .map_err(|e| Problem::invalid_field(e.field, e.message))?;
+    p.validate().map_err(|e| {
+        // The request names the pause in seconds.
+        let field = match e.field {
+            "pause_between" => "pause_between_s",
+            f => f,
+        };
+        Problem::invalid_field(field, e.message)
+    })?;
     Ok(p)
 }
 

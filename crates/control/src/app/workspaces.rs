@@ -11,18 +11,23 @@ use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces` body. Every field is optional here so that a missing one is
 /// reported by name, like an invalid one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
     /// Optional caller-chosen id (idempotent retries).
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub id: Option<String>,
     /// Display name.
+    #[schema(value_type = WorkspaceName, required = true)]
     pub name: Option<String>,
     /// Slug.
+    #[schema(value_type = Slug, required = true)]
     pub slug: Option<String>,
     /// Region code.
+    #[schema(value_type = Region, required = true)]
     pub region: Option<String>,
     /// Tier code; `standard` when absent.
+    #[schema(value_type = Option<Tier>)]
     pub tier: Option<String>,
     /// Values the Golden Template's variables need (spec 53.3), e.g. `sender_email`.
     pub onboarding: Option<BTreeMap<String, String>>,
@@ -55,7 +60,7 @@ impl CreateWorkspace {
 }
 
 /// A workspace with its latest ignition.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceDetail {
     /// The workspace.
     #[serde(flatten)]
@@ -69,16 +74,18 @@ pub struct WorkspaceDetail {
 }
 
 /// `GET /api/v1/workspaces` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Return slugs after this one.
+    #[param(value_type = Option<Slug>)]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 100).
     pub limit: Option<i64>,
 }
 
 /// A page of workspaces.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkspaceList {
     /// In slug order.
     pub items: Vec<Workspace>,

@@ -36,7 +36,7 @@ use super::reconciler::{Reconciler, Retry, backoff};
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(5);
 
 /// What one part last did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartStatus {
     /// The part (`us-east+us-west`, or `fleet`).
     pub part: String,
@@ -55,7 +55,7 @@ pub struct PartStatus {
 }
 
 /// What a reconciler last did, as its leader publishes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReconcilerStatus {
     /// Its name.
     pub name: String,

@@ -429,7 +429,7 @@ impl<C: Cloud + 'static> Handler for HibernateJobs<C> {
 }
 
 /// What a wake found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum WakeOutcome {
     /// It was hibernating (or already waking): it is powering on.

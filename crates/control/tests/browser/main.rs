@@ -518,5 +518,22 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
     arrive(&b, "/god/sign-in", |p| p == "/god/sign-in").await;
     b.goto(&format!("{base}/god/heatmap")).await.expect("goto");
     arrive(&b, "/god/sign-in", |p| p == "/god/sign-in").await;
+
+    // The API's browsable documentation renders under the same Content-Security-Policy, and
+    // lists the operations of the OpenAPI document.
+    b.goto(&format!("{base}/api/v1/docs/")).await.expect("goto");
+    eventually(
+        Duration::from_secs(20),
+        "the API docs list operations",
+        || async {
+            b.find_all(Locator::Css(".opblock-summary-path"))
+                .await
+                .is_ok_and(|ops| ops.len() >= 20)
+        },
+    )
+    .await;
+    let title = text_of(&b, ".information-container .title").await;
+    assert!(title.contains("Genesis Engine"), "{title}");
+    screenshot(&b, "api-docs").await;
     b.close().await.expect("close");
 }

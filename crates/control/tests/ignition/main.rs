@@ -2,6 +2,7 @@
 //! DigitalOcean simulator, sidecars and fake n8n, all over HTTP.
 
 mod caddy;
+mod contract;
 mod droplet_ops;
 mod failures;
 mod helpers;
