@@ -163,8 +163,8 @@ impl GodModeConfig {
     }
 
     /// The sign-in guard's limits (the control plane's builder adds `server.trusted_proxies`).
-    pub fn sign_in_limits(&self) -> genesis_control::god::sign_in_guard::SignInLimits {
-        use genesis_control::god::sign_in_guard::{SignInLimits, default_hashers};
+    pub fn sign_in_limits(&self) -> genesis_control::sign_in_guard::SignInLimits {
+        use genesis_control::sign_in_guard::{SignInLimits, default_hashers};
         SignInLimits {
             per_source_per_minute: self.sign_ins_per_minute,
             hashers: match self.password_checks {

@@ -23,10 +23,12 @@ use genesis_store::RegionalStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
+use crate::AppState;
 use crate::command_journal::JournalSink;
+use crate::credentials::token_digest;
 use crate::god::GodSettings;
-use crate::god::sign_in_guard::{SignInGuard, SignInLimits};
 use crate::heartbeats::{HeartbeatSink, TokenPolicy};
+use crate::sign_in_guard::{SignInGuard, SignInLimits};
 use crate::supervise::Supervisor;
 use crate::workers::driver::{Wakers, drive};
 use crate::workers::hibernation::{HibernationSettings, Hibernator};
@@ -37,7 +39,6 @@ use crate::workers::rollouts::RolloutConductor;
 use crate::workers::standby::{StandbyPool, StandbySettings};
 use crate::workers::watchdog::Watchdog;
 use crate::workers::zombies::{ZombieDetector, ZombieSettings};
-use crate::{AppState, auth::token_digest};
 
 /// The igniter of a real control plane (DigitalOcean's API, or a simulator that speaks it).
 pub type FleetIgniter = Igniter<DigitalOcean>;

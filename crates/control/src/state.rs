@@ -35,7 +35,7 @@ pub struct AppState {
     pub handshakes: Arc<crate::attest::HandshakeGate>,
     /// The gate in front of God Mode sign-ins: per-source quotas, bounded password checks,
     /// audit budget.
-    pub sign_ins: Arc<crate::god::sign_in_guard::SignInGuard>,
+    pub sign_ins: Arc<crate::sign_in_guard::SignInGuard>,
     /// The vault's master keys: open operators' second-factor secrets (and the igniter's
     /// credentials). `None` refuses every operator with a second factor.
     pub vault: Option<Arc<genesis_store::MasterKeys>>,

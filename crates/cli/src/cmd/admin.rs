@@ -7,7 +7,7 @@
 use std::io::Read;
 
 use clap::Subcommand;
-use genesis_control::god::session::{MIN_PASSWORD, hash_password, new_token};
+use genesis_control::credentials::{MIN_PASSWORD, hash_password, new_token};
 
 use super::CliError;
 use crate::config::Config;
@@ -90,7 +90,7 @@ pub async fn run(cmd: AdminCommand, cfg: Config) -> Result<(), CliError> {
             Ok(())
         }
         AdminCommand::OperatorTotp { email } => {
-            use genesis_control::god::second_factor::{base32, new_secret, otpauth_uri};
+            use genesis_control::second_factor::{base32, new_secret, otpauth_uri};
             let email = parse_email(&email)?;
             let keys = cfg
                 .vault

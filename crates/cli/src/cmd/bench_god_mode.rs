@@ -60,7 +60,7 @@ async fn run_on(t: &TestDb, droplets: usize, requests: usize) -> Result<(), CliE
     let seeded = Instant::now();
     t.db.bench_fleet_seed(droplets).await?;
     eprintln!("seeded in {:.1} s", seeded.elapsed().as_secs_f64());
-    let hash = genesis_control::god::session::hash_password(PASSWORD).map_err(runtime)?;
+    let hash = genesis_control::credentials::hash_password(PASSWORD).map_err(runtime)?;
     t.db.operator_create(EMAIL, &hash, "bench").await?;
 
     let state = sidecar_facing_state(RegionalStore::single(t.db.clone()), Duration::from_secs(60));

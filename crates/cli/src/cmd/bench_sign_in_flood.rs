@@ -51,7 +51,7 @@ pub async fn run(concurrency: usize, seconds: u64) -> Result<(), CliError> {
 
 async fn run_on(t: &TestDb, concurrency: usize, seconds: u64) -> Result<(), CliError> {
     let hash =
-        genesis_control::god::session::hash_password("bench operator password").map_err(runtime)?;
+        genesis_control::credentials::hash_password("bench operator password").map_err(runtime)?;
     t.db.operator_create("ops@bench.local", &hash, "bench")
         .await?;
     let admin = std::env::var("DATABASE_URL")

@@ -49,7 +49,7 @@ pub async fn start(
     responses((status = 200, description = "The newest 50, newest first.", body = Vec<Rollout>))
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Rollout>>, Problem> {
-    Ok(Json(state.stores.coordinator().rollout_list(50).await?))
+    Ok(Json(crate::app::rollouts::recent(&state).await?))
 }
 
 /// `GET /api/v1/rollouts/{id}`.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use genesis_store::{Alert, Droplet, FleetCounts, StateChange};
 use serde::{Deserialize, Serialize};
 
+use crate::app::hibernation::{Savings, savings_now};
 use crate::{AppState, Problem};
 
 /// Droplets per region and state over every regional database (the API and God Mode's
@@ -125,4 +126,75 @@ pub async fn alerts_of(
 pub struct ReconcilerList {
     /// Every reconciler, in name order.
     pub items: Vec<crate::app::reconcilers::ReconcilerView>,
+}
+
+/// What the fleet overview shows (also served as JSON at `/god/api/fleet`).
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    /// Droplets per state and region.
+    pub fleet: genesis_store::FleetCounts,
+    /// Hibernation savings (spec 55.2).
+    pub hibernation: Savings,
+    /// Ignition sagas running or unwinding.
+    pub ignitions: IgnitionsInFlight,
+}
+
+/// Ignitions in flight over every regional database.
+#[derive(Debug, Default, Serialize)]
+pub struct IgnitionsInFlight {
+    /// How many.
+    pub count: i64,
+    /// The oldest few: a saga that stays here long is stuck.
+    pub oldest: Vec<genesis_store::IgnitionInFlight>,
+}
+
+/// How many in-flight ignitions the overview lists by name.
+const IGNITIONS_LISTED: usize = 10;
+
+async fn ignitions_of(state: &AppState) -> Result<IgnitionsInFlight, Problem> {
+    let mut out = IgnitionsInFlight::default();
+    for db in state.stores.distinct() {
+        let (n, oldest) = db.ignitions_in_flight(IGNITIONS_LISTED as i64).await?;
+        out.count += n;
+        out.oldest.extend(oldest);
+    }
+    out.oldest.sort_by_key(|i| i.started_at);
+    out.oldest.truncate(IGNITIONS_LISTED);
+    Ok(out)
+}
+
+/// The fleet overview: droplets, hibernation savings, ignitions in flight.
+pub async fn overview(state: &AppState) -> Result<Overview, Problem> {
+    Ok(Overview {
+        fleet: fleet_totals(state).await?,
+        hibernation: savings_now(state).await?,
+        ignitions: ignitions_of(state).await?,
+    })
+}
+
+/// Every live droplet's cell of the health heatmap, per region code.
+pub async fn heatmap_cells(
+    state: &AppState,
+) -> Result<BTreeMap<String, Vec<genesis_store::FleetCell>>, Problem> {
+    let mut regions: BTreeMap<String, Vec<genesis_store::FleetCell>> = BTreeMap::new();
+    for db in state.stores.distinct() {
+        for cell in db.fleet_cells().await? {
+            regions.entry(cell.region.clone()).or_default().push(cell);
+        }
+    }
+    Ok(regions)
+}
+
+/// The newest `limit` drift heals (audited DRIFT_HEALED) over every regional database.
+pub async fn recent_heals(
+    state: &AppState,
+    limit: i64,
+) -> Result<Vec<genesis_store::AuditEntry>, Problem> {
+    let mut heals = Vec::new();
+    for db in state.stores.distinct() {
+        heals.extend(db.audit_list(None, Some("DRIFT_HEALED"), limit).await?);
+    }
+    heals.sort_by_key(|h| std::cmp::Reverse(h.occurred_at));
+    heals.truncate(usize::try_from(limit).unwrap_or_default());
+    Ok(heals)
 }

@@ -10,6 +10,8 @@ pub mod fleet;
 pub mod hibernation;
 pub mod ignition;
 pub mod leads;
+pub mod metrics;
+pub mod operators;
 pub mod reconcilers;
 pub mod rollouts;
 pub mod workspaces;

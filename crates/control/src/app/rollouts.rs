@@ -257,3 +257,11 @@ pub async fn control_rollout(
     }
     view(state, moved).await
 }
+
+/// How many rollouts the lists show.
+pub const LISTED: i64 = 50;
+
+/// The newest [`LISTED`] rollouts, newest first.
+pub async fn recent(state: &AppState) -> Result<Vec<Rollout>, Problem> {
+    Ok(state.stores.coordinator().rollout_list(LISTED).await?)
+}

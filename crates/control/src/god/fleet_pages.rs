@@ -16,7 +16,7 @@ use maud::html;
 use super::layout::{html_response, page};
 use super::pages::found_or_page;
 use super::session::SignedIn;
-use crate::app::fleet::droplet_detail;
+use crate::app::fleet::{droplet_detail, heatmap_cells};
 use crate::{AppState, Problem};
 
 /// `GET /god/heatmap`.
@@ -24,12 +24,7 @@ pub async fn heatmap(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
 ) -> Result<Response, Problem> {
-    let mut regions: BTreeMap<String, Vec<genesis_store::FleetCell>> = BTreeMap::new();
-    for db in state.stores.distinct() {
-        for cell in db.fleet_cells().await? {
-            regions.entry(cell.region.clone()).or_default().push(cell);
-        }
-    }
+    let regions = heatmap_cells(&state).await?;
     let mut per_state: BTreeMap<&str, usize> = BTreeMap::new();
     for cell in regions.values().flatten() {
         *per_state.entry(cell.state.as_str()).or_default() += 1;

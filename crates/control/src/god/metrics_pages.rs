@@ -5,147 +5,24 @@
 //! Charts are inline SVG drawn here, one bar or point per bucket: no script, no library,
 //! and a window of a week is 672 buckets, well within what SVG draws at once.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
-use chrono::{DateTime, Duration, DurationRound, Utc};
 use maud::{Markup, html};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::layout::{html_response, page};
 use super::session::SignedIn;
+use crate::app::metrics::{BucketView, MetricsView, metrics_of};
 use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
-
-/// The bucket width the store aggregates by.
-const BUCKET_MINUTES: i64 = 15;
-/// The longest window a page shows (a week).
-const MAX_HOURS: u32 = 168;
-/// Error types listed.
-const TOP_ERRORS: i64 = 10;
 
 /// `?hours=` (1 to 168, default 24) and `?region=` (default: all).
 #[derive(Debug, Deserialize)]
 pub struct MetricsQuery {
     hours: Option<u32>,
     region: Option<String>,
-}
-
-/// One 15-minute bucket as charted.
-#[derive(Debug, Clone, Serialize)]
-pub struct BucketView {
-    /// Start of the bucket.
-    pub bucket: DateTime<Utc>,
-    /// Reports that arrived for it.
-    pub reports: i64,
-    /// Executions.
-    pub executions: i64,
-    /// Succeeded / executions (none without executions).
-    pub success_rate: Option<f64>,
-    /// Mean duration, ms (none without executions).
-    pub avg_duration_ms: Option<f64>,
-    /// Emails sent.
-    pub emails_sent: i64,
-}
-
-/// The whole window.
-#[derive(Debug, Serialize)]
-pub struct MetricsView {
-    /// Hours shown.
-    pub hours: u32,
-    /// The region shown, or all.
-    pub region: Option<String>,
-    /// Every bucket of the window, oldest first, empty ones included (a gap in reports is
-    /// something to see, not to hide).
-    pub buckets: Vec<BucketView>,
-    /// The window's sums.
-    pub totals: BucketView,
-    /// The most frequent error types in the window.
-    pub top_errors: Vec<(String, i64)>,
-}
-
-fn view_of(
-    bucket: DateTime<Utc>,
-    reports: i64,
-    executions: i64,
-    succeeded: i64,
-    duration_ms_sum: i64,
-    emails_sent: i64,
-) -> BucketView {
-    let per = |x: i64| (executions > 0).then(|| x as f64 / executions as f64);
-    BucketView {
-        bucket,
-        reports,
-        executions,
-        success_rate: per(succeeded),
-        avg_duration_ms: per(duration_ms_sum),
-        emails_sent,
-    }
-}
-
-/// The window ending now, over every regional database.
-pub async fn metrics_of(
-    state: &AppState,
-    hours: u32,
-    region: Option<String>,
-) -> Result<MetricsView, Problem> {
-    if !(1..=MAX_HOURS).contains(&hours) {
-        return Err(Problem::invalid_field(
-            "hours",
-            format!("must be between 1 and {MAX_HOURS}"),
-        ));
-    }
-    if let Some(r) = &region {
-        genesis_core::Region::parse(r).map_err(|e| Problem::invalid_field("region", e))?;
-    }
-    let width = Duration::minutes(BUCKET_MINUTES);
-    let now = Utc::now();
-    let last = now.duration_trunc(width).unwrap_or(now);
-    let first = last - Duration::hours(i64::from(hours)) + width;
-    // bucket → (reports, executions, succeeded, duration sum, emails)
-    let mut sums: BTreeMap<DateTime<Utc>, [i64; 5]> = BTreeMap::new();
-    let mut errors: BTreeMap<String, i64> = BTreeMap::new();
-    for db in state.stores.distinct() {
-        for b in db.fleet_metrics_series(first, region.as_deref()).await? {
-            let s = sums.entry(b.bucket).or_default();
-            for (slot, v) in s.iter_mut().zip([
-                b.reports,
-                b.executions,
-                b.succeeded,
-                b.duration_ms_sum,
-                b.emails_sent,
-            ]) {
-                *slot += v;
-            }
-        }
-        for (t, n) in db.fleet_metric_top_errors(first, TOP_ERRORS).await? {
-            *errors.entry(t).or_default() += n;
-        }
-    }
-    let mut buckets = Vec::new();
-    let mut total = [0i64; 5];
-    let mut at = first;
-    while at <= last {
-        let s = sums.get(&at).copied().unwrap_or_default();
-        for (t, v) in total.iter_mut().zip(s) {
-            *t += v;
-        }
-        buckets.push(view_of(at, s[0], s[1], s[2], s[3], s[4]));
-        at += width;
-    }
-    let mut top_errors: Vec<(String, i64)> = errors.into_iter().collect();
-    top_errors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top_errors.truncate(TOP_ERRORS as usize);
-    Ok(MetricsView {
-        hours,
-        region,
-        totals: view_of(first, total[0], total[1], total[2], total[3], total[4]),
-        buckets,
-        top_errors,
-    })
 }
 
 /// `GET /god/api/metrics`.

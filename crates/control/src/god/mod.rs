@@ -27,9 +27,7 @@ pub mod pages;
 pub mod reconciler_pages;
 pub mod region_pages;
 pub mod rollout_pages;
-pub mod second_factor;
 pub mod session;
-pub mod sign_in_guard;
 pub mod watch_pages;
 
 use axum::Router;

@@ -36,7 +36,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
 ) -> Result<Response, Problem> {
-    let rollouts = state.stores.coordinator().rollout_list(50).await?;
+    let rollouts = crate::app::rollouts::recent(&state).await?;
     let body = html! {
         main {
             h1 { "Template rollouts" }

@@ -14,11 +14,8 @@
 //! - An unknown address costs the same password check as a known one, so the time a
 //!   refusal takes does not say which addresses exist.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
@@ -26,9 +23,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use genesis_store::Operator;
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::credentials::token_digest;
 use crate::{AppState, Problem};
 
 /// The session cookie's name.
@@ -71,64 +68,6 @@ impl Default for GodSettings {
             require_second_factor: false,
         }
     }
-}
-
-/// Why a password could not be hashed.
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordError {
-    /// Too short to be worth hashing.
-    #[error("a password needs at least {0} characters")]
-    TooShort(usize),
-    /// The hasher refused (never expected with fixed parameters).
-    #[error("hashing failed: {0}")]
-    Hash(String),
-}
-
-/// The shortest password `create-operator` accepts.
-pub const MIN_PASSWORD: usize = 12;
-
-/// The argon2id PHC string of `password`, with a fresh random salt.
-pub fn hash_password(password: &str) -> Result<String, PasswordError> {
-    if password.chars().count() < MIN_PASSWORD {
-        return Err(PasswordError::TooShort(MIN_PASSWORD));
-    }
-    let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
-}
-
-/// True when `password` matches `phc`. A malformed stored hash matches nothing.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// A hash to check passwords against when the address is unknown, so that answer takes
-/// as long as a wrong password.
-pub fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash_password("decoy password, never valid").unwrap_or_default())
-}
-
-/// A random session token (256 bits), as the cookie carries it.
-pub fn new_token() -> String {
-    let mut t = [0u8; 32];
-    rand::rng().fill_bytes(&mut t);
-    URL_SAFE_NO_PAD.encode(t)
-}
-
-/// What the database keeps of a token.
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 /// The CSRF token of the session holding `token`: forms echo it back, and a forged request
@@ -335,24 +274,6 @@ pub fn safe_next(next: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_verify_only_themselves() {
-        let h = hash_password("correct horse battery").expect("hash");
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse battery", &h));
-        assert!(!verify_password("correct horse batterY", &h));
-        assert!(!verify_password("correct horse battery", "not a hash"));
-        assert!(matches!(
-            hash_password("short"),
-            Err(PasswordError::TooShort(MIN_PASSWORD))
-        ));
-        assert_ne!(
-            hash_password("correct horse battery").expect("hash"),
-            h,
-            "a fresh salt each time"
-        );
-    }
 
     #[test]
     fn the_cookie_is_found_among_others_and_csrf_is_per_session() {

@@ -10,6 +10,7 @@ use maud::{Markup, html};
 use super::layout::{html_response, page};
 use super::session::SignedIn;
 use crate::app::fleet::alerts_of;
+use crate::app::fleet::recent_heals;
 use crate::{AppState, Problem};
 
 /// Alerts shown at most, and heals listed.
@@ -33,12 +34,7 @@ pub async fn alerts(
     Extension(me): Extension<SignedIn>,
 ) -> Result<Response, Problem> {
     let open = alerts_of(&state, true, SHOWN).await?;
-    let mut heals = Vec::new();
-    for db in state.stores.distinct() {
-        heals.extend(db.audit_list(None, Some("DRIFT_HEALED"), SHOWN).await?);
-    }
-    heals.sort_by_key(|h| std::cmp::Reverse(h.occurred_at));
-    heals.truncate(SHOWN as usize);
+    let heals = recent_heals(&state, SHOWN).await?;
     let (review, drift): (Vec<_>, Vec<_>) =
         open.items.iter().partition(|a| a.kind == MANUAL_REVIEW);
     let table = |rows: &[&genesis_store::Alert], id: &str| {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use genesis_control::god::GodSettings;
-use genesis_control::god::sign_in_guard::SignInLimits;
+use genesis_control::sign_in_guard::SignInLimits;
 use reqwest::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use serde_json::Value;
 

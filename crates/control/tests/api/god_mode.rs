@@ -1,10 +1,10 @@
 //! God Mode's sign-in and access control over real HTTP: sessions, CSRF, audit.
 
+use genesis_control::credentials::hash_password;
 use genesis_control::god::GodSettings;
-use genesis_control::god::session::hash_password;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
-use genesis_control::god::sign_in_guard::SignInLimits;
+use genesis_control::sign_in_guard::SignInLimits;
 
 use super::{App, spawn_app_guarded, spawn_app_with};
 

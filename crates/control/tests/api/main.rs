@@ -44,7 +44,7 @@ async fn spawn_app_full(token: Option<&str>, god: genesis_control::god::GodSetti
 async fn spawn_app_guarded(
     token: Option<&str>,
     god: genesis_control::god::GodSettings,
-    sign_ins: genesis_control::god::sign_in_guard::SignInLimits,
+    sign_ins: genesis_control::sign_in_guard::SignInLimits,
 ) -> App {
     let t = TestDb::create().await.expect("test database");
     let control_plane = genesis_control::ControlPlane::builder(RegionalStore::single(t.db.clone()))

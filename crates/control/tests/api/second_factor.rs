@@ -2,7 +2,7 @@
 //! once, and, where the control plane requires it, no sign-in without one enrolled.
 
 use genesis_control::god::GodSettings;
-use genesis_control::god::second_factor::{code_at, new_secret};
+use genesis_control::second_factor::{code_at, new_secret};
 
 use super::god_mode::{Browser, EMAIL, PASSWORD, audit_reasons, form, with_operator};
 use super::{spawn_app_full, test_vault};

@@ -279,7 +279,7 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
                 .expect("transition");
         }
     }
-    let hash = genesis_control::god::session::hash_password(PASSWORD).expect("hash");
+    let hash = genesis_control::credentials::hash_password(PASSWORD).expect("hash");
     w.t.db
         .operator_create(EMAIL, &hash, "test")
         .await

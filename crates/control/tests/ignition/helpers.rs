@@ -323,7 +323,7 @@ impl World {
         reason = "used by the rollout tests, which share these helpers"
     )]
     pub async fn god_session(&self) -> (reqwest::Client, String) {
-        let hash = genesis_control::god::session::hash_password("operator password").expect("hash");
+        let hash = genesis_control::credentials::hash_password("operator password").expect("hash");
         self.t
             .db
             .operator_create("ops@genesis.test", &hash, "test")

@@ -241,7 +241,7 @@ fn check_passwords(rx: &Mutex<Receiver<Job>>, queued: &AtomicUsize, max_wait: Du
         if job.reply.is_closed() || job.queued_at.elapsed() > max_wait {
             continue;
         }
-        let ok = super::session::verify_password(&job.password, &job.phc);
+        let ok = crate::credentials::verify_password(&job.password, &job.phc);
         let _ = job.reply.send(ok);
     }
 }
@@ -276,7 +276,7 @@ mod tests {
             },
             Vec::new(),
         ));
-        let phc = super::super::session::hash_password("correct horse battery").expect("hash");
+        let phc = crate::credentials::hash_password("correct horse battery").expect("hash");
         let attempts: Vec<_> = (0..40)
             .map(|_| {
                 let (g, phc) = (guard.clone(), phc.clone());
