@@ -42,7 +42,10 @@ async fn every_operation_answers_as_its_openapi_document_says() {
         .args(["--url", &w.base])
         .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
         .args(["--checks", CHECKS])
-        .args(["--max-examples", "100", "--seed", "19", "--workers", "2"])
+        // One worker: with two, hypothesis parses lambda sources from two threads at once,
+        // and CPython 3.11 before 3.11.8 can fail that with "AST constructor recursion
+        // depth mismatch" (python/cpython#106905), an error in the tool, not in the API.
+        .args(["--max-examples", "100", "--seed", "19", "--workers", "1"])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args([
             "--request-timeout",
