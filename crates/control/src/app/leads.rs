@@ -73,10 +73,13 @@ fn parse_lead(i: usize, l: &LeadInput) -> Result<NewLead, Problem> {
                 "must be a JSON object",
             ));
         }
-        if let Some(path) = nul_in(d, String::new()) {
+        if let Some(path) = nul_in(d) {
             return Err(Problem::invalid_field(
                 field("data"),
-                format!("holds a NUL character (\\u0000) at {path}, which cannot be stored"),
+                format!(
+                    "holds a NUL character (\\u0000) at {}, which cannot be stored",
+                    path.trim_start()
+                ),
             ));
         }
         lead.data = d.clone();
@@ -108,19 +111,20 @@ fn text(field: &str, v: &Option<String>) -> Result<Option<String>, Problem> {
 }
 
 /// Where in `v` a string or key holds a NUL (PostgreSQL's `jsonb` refuses `\u0000`), as a
-/// JSON path such as `.a[2]`.
-fn nul_in(v: &serde_json::Value, at: String) -> Option<String> {
+/// JSON path such as `.a[2]`. The path is built on the way back from a find only, so a
+/// clean import (the usual case, up to 50,000 leads) allocates nothing here.
+fn nul_in(v: &serde_json::Value) -> Option<String> {
     match v {
-        serde_json::Value::String(s) => s.contains('\0').then_some(at),
+        serde_json::Value::String(s) => s.contains('\0').then(String::new),
         serde_json::Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(i, item)| nul_in(item, format!("{at}[{i}]"))),
+            .find_map(|(i, item)| nul_in(item).map(|rest| format!("[{i}]{rest}"))),
         serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
             if k.contains('\0') {
-                Some(format!("{at} (a key)"))
+                Some(" (a key)".to_owned())
             } else {
-                nul_in(item, format!("{at}.{k}"))
+                nul_in(item).map(|rest| format!(".{k}{rest}"))
             }
         }),
         _ => None,
