@@ -1,5 +1,6 @@
 # Two commands for a newcomer (README): `make demo` and `make test`.
-# Both start throwaway PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set.
+# Both start throwaway PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set; `make test`
+# also starts a throwaway 3-shard Redis Cluster unless REDIS_CLUSTER_URL is set.
 
 .PHONY: demo test test-n8n build lint sqlx-prepare sqlx-check bench-partitions ci
 
@@ -7,7 +8,7 @@ demo:
 	scripts/with-services.sh scripts/demo.sh
 
 test:
-	scripts/with-services.sh scripts/test.sh
+	GENESIS_REDIS_CLUSTER=1 scripts/with-services.sh scripts/test.sh
 
 # Only the tests that run a real n8n 2.8.4 (make test runs them too).
 test-n8n:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test. Expects DATABASE_URL (an administrator login) and REDIS_URL, as set up by
-# scripts/with-services.sh (`make test`). Each test creates its own database.
+# Runs every test. Expects DATABASE_URL (an administrator login), REDIS_URL and
+# REDIS_CLUSTER_URL, as set up by scripts/with-services.sh (`make test`). Each test creates its
+# own database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?run through scripts/with-services.sh (make test)}"
+: "${REDIS_CLUSTER_URL:?run through make test (GENESIS_REDIS_CLUSTER=1 scripts/with-services.sh)}"
 
 # Debian packages some tests need: pgbouncer (the PgBouncer isolation test, spec 40.2),
 # chromium and chromium-driver (God Mode's browser test), caddy and cloud-init. Installed with apt when running as

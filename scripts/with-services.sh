@@ -8,6 +8,9 @@
 #   its own data directory and a free port under a temp dir, and stopped (and deleted) when the
 #   command exits, however it exits. Servers already running (e.g. on 5432/6379) are never
 #   touched: ours listen on other ports.
+# - GENESIS_REDIS_CLUSTER=1 and REDIS_CLUSTER_URL unset (`make test`): a throwaway 3-shard
+#   Redis Cluster (one replica per shard) is
+#   started too (scripts/redis-cluster.sh), for the tests that run the queue on a cluster.
 # - Binaries missing: installed with apt when running as root, otherwise the one apt command
 #   to run is printed.
 set -euo pipefail
@@ -23,6 +26,7 @@ WORK=""
 PG_BIN=""
 PG_DATA=""
 REDIS_PORT=""
+CLUSTER_DIR=""
 cleanup() {
   local rc=$?
   set +e
@@ -33,6 +37,10 @@ cleanup() {
   if [ -n "$REDIS_PORT" ]; then
     log "stopping throwaway Redis"
     redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1
+  fi
+  if [ -n "$CLUSTER_DIR" ]; then
+    log "stopping throwaway Redis Cluster"
+    "$(dirname "$0")/redis-cluster.sh" stop "$CLUSTER_DIR"
   fi
   [ -n "$WORK" ] && rm -rf "$WORK"
   exit "$rc"
@@ -72,7 +80,9 @@ install_or_explain() {
 if [ -z "${DATABASE_URL:-}" ]; then
   [ -n "$(find_pg_bin)" ] || need_packages+=(postgresql)
 fi
-if [ -z "${REDIS_URL:-}" ]; then
+want_cluster=0
+[ "${GENESIS_REDIS_CLUSTER:-0}" = 1 ] && [ -z "${REDIS_CLUSTER_URL:-}" ] && want_cluster=1
+if [ -z "${REDIS_URL:-}" ] || [ "$want_cluster" = 1 ]; then
   command -v redis-server >/dev/null || need_packages+=(redis-server)
 fi
 # psql is used by the demo and the sqlx cache scripts even against a server of the user's.
@@ -93,7 +103,7 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
+if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ] || [ "$want_cluster" = 1 ]; then
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/genesis-services.XXXXXX")
   chmod 755 "$WORK"
 fi
@@ -145,6 +155,13 @@ if [ -z "${REDIS_URL:-}" ]; then
   done
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
   log "throwaway Redis on 127.0.0.1:$REDIS_PORT"
+fi
+
+if [ "$want_cluster" = 1 ]; then
+  CLUSTER_DIR="$WORK/redis-cluster"
+  REDIS_CLUSTER_URL=$("$(dirname "$0")/redis-cluster.sh" start "$CLUSTER_DIR")
+  export REDIS_CLUSTER_URL
+  log "throwaway Redis Cluster (3 shards, 1 replica each) at ${REDIS_CLUSTER_URL#redis+cluster://}"
 fi
 
 # Not `exec`: the trap above must run after the command to stop what we started.

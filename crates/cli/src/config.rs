@@ -278,7 +278,9 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`.
+    /// One node, `redis://host:port[/db]`, or a Redis Cluster by its seed nodes,
+    /// `redis+cluster://host:port,host:port` (a comma-separated list of `redis://` URLs
+    /// works too).
     #[serde(default)]
     pub url: Option<String>,
 }
@@ -466,9 +468,9 @@ impl Config {
             ));
         }
         if let Some(u) = &self.redis.url
-            && redis::Client::open(u.as_str()).is_err()
+            && let Err(e) = genesis_queue::RedisTarget::parse(u)
         {
-            out.push(problem("redis.url", "not a Redis URL (redis://host:port)"));
+            out.push(problem("redis.url", e.to_string()));
         }
         out.extend(crate::config_ignition::problems(
             &self.cloud,

@@ -79,7 +79,7 @@ impl Default for FleetSettings {
 /// Builds a [`ControlPlane`]; every setting has a default a development machine can run.
 pub struct ControlPlaneBuilder {
     stores: RegionalStore,
-    redis: Option<redis::Client>,
+    redis: Option<genesis_queue::RedisTarget>,
     legacy: Option<LegacyTenant>,
     metrics: Option<PrometheusHandle>,
     api_token: Option<String>,
@@ -97,9 +97,9 @@ pub struct ControlPlaneBuilder {
 }
 
 impl ControlPlaneBuilder {
-    /// Redis, for readiness (and the queues' own clients).
-    pub fn redis(mut self, client: Option<redis::Client>) -> Self {
-        self.redis = client;
+    /// Redis (a node or a cluster), for readiness; the queues hold their own connections.
+    pub fn redis(mut self, target: Option<genesis_queue::RedisTarget>) -> Self {
+        self.redis = target;
         self
     }
 
@@ -199,7 +199,9 @@ impl ControlPlaneBuilder {
         let wakers = Wakers::default();
         let state = AppState {
             stores: self.stores,
-            redis: self.redis,
+            redis: self
+                .redis
+                .map(|t| Arc::new(genesis_queue::redis_conn::LazyRedis::new(t))),
             router: Arc::new(TenantRouter::new(self.legacy)),
             metrics: self.metrics,
             api_token_sha256: self.api_token.as_deref().map(token_digest),

@@ -25,12 +25,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
     let redis = match &state.redis {
         None => json!({"ok": true, "configured": false}),
-        Some(client) => {
-            let result = async {
-                let mut conn = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING").query_async::<String>(&mut conn).await
-            }
-            .await;
+        Some(lazy) => {
+            let result = async { lazy.get().await?.ping().await }.await;
             ok &= result.is_ok();
             json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
         }

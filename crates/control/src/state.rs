@@ -11,8 +11,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub struct AppState {
     /// Per-region databases.
     pub stores: RegionalStore,
-    /// Redis (readiness now; queues and caches in later work).
-    pub redis: Option<redis::Client>,
+    /// Redis, a node or a cluster, connected on first use (readiness; the queues hold
+    /// their own connections).
+    pub redis: Option<Arc<genesis_queue::redis_conn::LazyRedis>>,
     /// The Ohio router.
     pub router: Arc<TenantRouter>,
     /// Renders `/metrics`.

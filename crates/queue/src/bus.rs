@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rand::Rng;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use serde_json::json;
 
 use crate::config::{GovernorConfig, QueueConfig};
+use crate::redis_conn::RedisConn;
 
 const COMMON: &str = include_str!("lua/common.lua");
 
@@ -96,10 +99,18 @@ pub struct Counts {
     pub stalled: u64,
 }
 
-/// A governed set of queues on one Redis.
+/// How long an add waits for a replica of its shard to have it (cluster only).
+const REPLICA_WAIT_MS: u64 = 250;
+/// After a shard's replica failed to acknowledge in time, how long adds stop waiting for one
+/// (so a shard left without a replica by a failover is not slowed down by every add).
+const REPLICA_RETRY_MS: u64 = 10_000;
+
+/// A governed set of queues on one Redis (a node or a cluster).
 #[derive(Clone)]
 pub struct Bus {
-    conn: ConnectionManager,
+    conn: RedisConn,
+    /// Unix ms until which adds do not wait for a replica (see [`Bus::add`]).
+    unreplicated_until: Arc<AtomicU64>,
     prefix: String,
     cfg: GovernorConfig,
     cfg_json: String,
@@ -171,9 +182,21 @@ fn parse_idle(reason: &Value, wait: &Value) -> Idle {
 }
 
 impl Bus {
-    /// A bus for the governed set `set` (one hash tag) with these queues.
+    /// A bus for the governed set `set` (one hash tag) with these queues, on the Redis node
+    /// or cluster at `redis_url` (see [`crate::redis_conn`] for the forms it takes).
     pub async fn connect(
         redis_url: &str,
+        set: &str,
+        queues: Vec<QueueConfig>,
+        cfg: GovernorConfig,
+    ) -> Result<Self, QueueError> {
+        let conn = RedisConn::connect(redis_url).await?;
+        Self::on(conn, set, queues, cfg)
+    }
+
+    /// A bus for the governed set `set` over an existing connection.
+    pub fn on(
+        conn: RedisConn,
         set: &str,
         queues: Vec<QueueConfig>,
         cfg: GovernorConfig,
@@ -194,8 +217,6 @@ impl Bus {
                 "max_concurrency, rate_max and max_attempts must be positive".into(),
             ));
         }
-        let client = redis::Client::open(redis_url)?;
-        let conn = ConnectionManager::new(client).await?;
         let mut sorted = queues;
         sorted.sort_by_key(|q| q.priority);
         let pace = cfg
@@ -220,6 +241,7 @@ impl Bus {
         .to_string();
         Ok(Self {
             conn,
+            unreplicated_until: Arc::new(AtomicU64::new(0)),
             prefix: format!("genesis:{{gov:{set}}}"),
             cfg,
             cfg_json,
@@ -252,7 +274,18 @@ impl Bus {
         }
     }
 
+    /// The connection (for readiness checks and tools that share it).
+    pub fn connection(&self) -> &RedisConn {
+        &self.conn
+    }
+
     /// Adds a job unless its id exists (ids are idempotency keys). `delay` postpones it.
+    ///
+    /// On a cluster, a new job is acknowledged only once a replica of its shard has it too
+    /// (`WAIT 1`, up to 250 ms), so a failover that promotes that replica keeps it. A shard
+    /// whose replica does not answer in time is written to without waiting for the next 10 s
+    /// (logged): a failover then can lose what the replica had not received, typically under
+    /// a millisecond of adds.
     pub async fn add(
         &self,
         queue: &str,
@@ -276,11 +309,43 @@ impl Bus {
             .arg(self.cfg.keep_completed.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
+        if created == 1 {
+            self.replicate(&mut conn).await?;
+        }
         Ok(if created == 1 {
             AddOutcome::Created
         } else {
             AddOutcome::Exists(state)
         })
+    }
+
+    /// Waits for one replica of the set's shard to have every write made so far on this
+    /// connection (cluster only; see [`Bus::add`]).
+    async fn replicate(&self, conn: &mut RedisConn) -> Result<(), QueueError> {
+        if !conn.is_cluster() {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if now < self.unreplicated_until.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let acked: i64 = conn
+            .on_primary_of(&self.prefix, redis::cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS))
+            .await?;
+        if acked < 1 {
+            self.unreplicated_until
+                .store(now + REPLICA_RETRY_MS, Ordering::Relaxed);
+            tracing::warn!(
+                set = %self.prefix,
+                "no replica of this queue set's Redis shard acknowledged an add within {REPLICA_WAIT_MS} ms; \
+                 adds are not waiting for one for {} s (a failover now may lose the latest adds)",
+                REPLICA_RETRY_MS / 1000
+            );
+        }
+        Ok(())
     }
 
     /// Claims up to `n` jobs for `worker`, highest priority first, within the governor.
@@ -621,13 +686,17 @@ impl Bus {
         let mut conn = self.conn.clone();
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}:*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
+            // On a cluster, SCAN walks one node: the one holding the set's slot.
+            let (next, keys): (u64, Vec<String>) = conn
+                .on_primary_of(
+                    &self.prefix,
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{}:*", self.prefix))
+                        .arg("COUNT")
+                        .arg(1000),
+                )
                 .await?;
             if !keys.is_empty() {
                 let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;

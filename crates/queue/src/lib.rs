@@ -8,10 +8,12 @@
 //! scripts, each one round trip, and a worker loop.
 //!
 //! # Redis layout
-//! Every key of one governed set of queues starts with `genesis:{gov:<set>}`; the hash tag
-//! puts them in one cluster slot, so each script is atomic on Redis Cluster too. (One slot per
-//! set, not one per queue: claiming must compare priorities across queues and check the
-//! global limits in the same atomic step.)
+//! One node or a Redis Cluster ([`redis_conn`]). Every key of one governed set of queues
+//! starts with `genesis:{gov:<set>}`; the hash tag puts them in one cluster slot, so each
+//! script is atomic on Redis Cluster too (a test watches every script's commands and checks
+//! their slots). One slot per set, not one per queue: claiming must compare priorities across
+//! queues and check the global limits in the same atomic step. Decision 78 says what that
+//! costs on a cluster and how to spread load (a set per region).
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -56,11 +58,17 @@
 //! must retry (ids make that safe). A lost claim, completion or failure replays as a stall:
 //! the job runs again. Without AOF (RDB snapshots only), everything since the last snapshot
 //! is lost, jobs included; do not run the fleet that way.
+//!
+//! On a cluster, a failover promotes a replica that may lack the primary's last writes
+//! (replication is asynchronous). An add is therefore acknowledged only once a replica has it
+//! (`WAIT`, see [`Bus::add`]); other lost writes replay as stalls, as above.
 
 pub mod bus;
 pub mod config;
+pub mod redis_conn;
 pub mod worker;
 
 pub use bus::{AddOutcome, Bus, Claimed, Counts, FailOutcome, QueueError};
 pub use config::{GovernorConfig, QueueConfig};
+pub use redis_conn::{RedisConn, RedisTarget};
 pub use worker::{Handler, JobError, Worker};

@@ -147,6 +147,10 @@ pub enum BenchCommand {
         /// Redis to use.
         #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
         redis_url: String,
+        /// A Redis Cluster (`redis+cluster://host:port,...`) to run the same workload on,
+        /// after the single node: the cluster's cost as a ratio.
+        #[arg(long)]
+        cluster_url: Option<String>,
         /// Jobs.
         #[arg(long, default_value_t = 100_000)]
         jobs: usize,
@@ -229,10 +233,20 @@ pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
         BenchCommand::Sidecar { idle_secs } => super::bench_sidecar::run(idle_secs).await,
         BenchCommand::Queue {
             redis_url,
+            cluster_url,
             jobs,
             concurrency,
             no_bullmq,
-        } => super::bench_queue::queue(&redis_url, jobs, concurrency, !no_bullmq).await,
+        } => {
+            super::bench_queue::queue(
+                &redis_url,
+                cluster_url.as_deref(),
+                jobs,
+                concurrency,
+                !no_bullmq,
+            )
+            .await
+        }
         BenchCommand::FleetUpdate { redis_url, jobs } => {
             super::bench_queue::fleet_update(&redis_url, jobs).await
         }

@@ -144,6 +144,7 @@ async fn bullmq(redis_url: &str, jobs: usize, concurrency: u32) -> Result<f64, C
 /// `genesis bench queue`.
 pub async fn queue(
     redis_url: &str,
+    cluster_url: Option<&str>,
     jobs: usize,
     concurrency: u32,
     with_bullmq: bool,
@@ -153,37 +154,33 @@ pub async fn queue(
             "--jobs and --concurrency must be positive".into(),
         ));
     }
-    let cfg = GovernorConfig {
-        max_concurrency: concurrency,
-        rate_max: u32::MAX,
-        keep_completed: Duration::ZERO,
-        ..GovernorConfig::default()
-    };
-    let bus = Bus::connect(
-        redis_url,
-        &set_name("q"),
-        vec![QueueConfig::new("noop", 1, concurrency)],
-        cfg,
-    )
-    .await
-    .map_err(|e| CliError::Runtime(e.into()))?;
-    eprintln!("adding {jobs} jobs ...");
-    fill(&bus, "noop", jobs).await?;
-    eprintln!("running them with concurrency {concurrency} ...");
-    let done = Arc::new(AtomicU64::new(0));
-    let worker = Worker::new(
-        bus.clone(),
-        Count {
-            done: done.clone(),
-            sleep: None,
-            starts: None,
-        },
-        concurrency,
-    );
-    let elapsed = drain(worker, &done, jobs as u64).await;
-    let _ = bus.destroy().await;
-    let ours = jobs as f64 / elapsed.as_secs_f64();
+    let (adds, ours) = ours(redis_url, jobs, concurrency).await?;
+    emit("queue", "genesis_adds_per_s", adds, "1/s", None, "", None);
     emit("queue", "genesis_jobs_per_s", ours, "1/s", None, "", None);
+    if let Some(cluster) = cluster_url {
+        eprintln!("the same on the cluster ...");
+        let (c_adds, c_jobs) = self::ours(cluster, jobs, concurrency).await?;
+        emit("queue", "cluster_adds_per_s", c_adds, "1/s", None, "", None);
+        emit("queue", "cluster_jobs_per_s", c_jobs, "1/s", None, "", None);
+        emit(
+            "queue",
+            "cluster_vs_node_adds",
+            c_adds / adds,
+            "x",
+            Some(1.0),
+            "",
+            None,
+        );
+        emit(
+            "queue",
+            "cluster_vs_node_jobs",
+            c_jobs / ours,
+            "x",
+            Some(1.0),
+            "",
+            None,
+        );
+    }
     if with_bullmq {
         eprintln!("running the same workload with BullMQ ...");
         let theirs = bullmq(redis_url, jobs, concurrency).await?;
@@ -199,6 +196,42 @@ pub async fn queue(
         );
     }
     Ok(())
+}
+
+/// Our queue on `redis_url`: adds per second (32 adders), then no-op jobs per second.
+async fn ours(redis_url: &str, jobs: usize, concurrency: u32) -> Result<(f64, f64), CliError> {
+    let cfg = GovernorConfig {
+        max_concurrency: concurrency,
+        rate_max: u32::MAX,
+        keep_completed: Duration::ZERO,
+        ..GovernorConfig::default()
+    };
+    let bus = Bus::connect(
+        redis_url,
+        &set_name("q"),
+        vec![QueueConfig::new("noop", 1, concurrency)],
+        cfg,
+    )
+    .await
+    .map_err(|e| CliError::Runtime(e.into()))?;
+    eprintln!("adding {jobs} jobs ...");
+    let started = Instant::now();
+    fill(&bus, "noop", jobs).await?;
+    let adds = jobs as f64 / started.elapsed().as_secs_f64();
+    eprintln!("running them with concurrency {concurrency} ...");
+    let done = Arc::new(AtomicU64::new(0));
+    let worker = Worker::new(
+        bus.clone(),
+        Count {
+            done: done.clone(),
+            sleep: None,
+            starts: None,
+        },
+        concurrency,
+    );
+    let elapsed = drain(worker, &done, jobs as u64).await;
+    let _ = bus.destroy().await;
+    Ok((adds, jobs as f64 / elapsed.as_secs_f64()))
 }
 
 /// `genesis bench fleet-update`.

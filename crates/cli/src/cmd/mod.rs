@@ -99,10 +99,20 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         }
         Command::Bench(bench::BenchCommand::Queue {
             redis_url,
+            cluster_url,
             jobs,
             concurrency,
             no_bullmq,
-        }) => bench_queue::queue(&redis_url, jobs, concurrency, !no_bullmq).await,
+        }) => {
+            bench_queue::queue(
+                &redis_url,
+                cluster_url.as_deref(),
+                jobs,
+                concurrency,
+                !no_bullmq,
+            )
+            .await
+        }
         // Scratch databases on DATABASE_URL's server; no configuration needed.
         Command::Bench(bench::BenchCommand::Heartbeats {
             droplets,

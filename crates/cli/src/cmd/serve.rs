@@ -23,7 +23,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .redis
         .url
         .as_deref()
-        .map(redis::Client::open)
+        .map(genesis_queue::RedisTarget::parse)
         .transpose()
         .map_err(|e| CliError::Usage(format!("redis.url: {e}")))?;
     if cfg.server.api_token.is_none() {

@@ -56,7 +56,7 @@ async fn spawn_app_guarded(
         .redis(
             std::env::var("REDIS_URL")
                 .ok()
-                .and_then(|u| redis::Client::open(u).ok()),
+                .and_then(|u| genesis_queue::RedisTarget::parse(&u).ok()),
         )
         .metrics(metrics_handle())
         .vault(Some(Arc::new(test_vault())))

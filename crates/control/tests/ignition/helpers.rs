@@ -185,7 +185,7 @@ pub async fn world(opts: Options) -> World {
     let signer = Arc::new(genesis_protocol::CommandSigner::generate().expect("key"));
     // Built as `genesis serve` builds it; commands are journaled as there, flushed often.
     let mut builder = genesis_control::ControlPlane::builder(stores.clone())
-        .redis(redis::Client::open(redis.as_str()).ok())
+        .redis(genesis_queue::RedisTarget::parse(&redis).ok())
         .api_token(Some(TOKEN))
         .command_signer(signer.clone())
         .token_policy(opts.token_policy)

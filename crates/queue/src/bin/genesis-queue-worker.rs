@@ -2,15 +2,17 @@
 //! queue benchmarks. Its jobs sleep for `--job-ms` (or forever when the payload says "hang")
 //! and record, in Redis keys of their own under `--record`, how many run at once (per queue
 //! and in all, with the maximum) and how many times each job completed. Those counters are
-//! independent of the queue's own bookkeeping, which is what the tests check.
+//! independent of the queue's own bookkeeping, which is what the tests check. On a Redis
+//! Cluster, give `--record` a hash tag (`{rec-1}`): its keys are updated together.
 
 use std::time::Duration;
 
-use genesis_queue::{Bus, Claimed, GovernorConfig, Handler, JobError, QueueConfig, Worker};
-use redis::aio::ConnectionManager;
+use genesis_queue::{
+    Bus, Claimed, GovernorConfig, Handler, JobError, QueueConfig, RedisConn, Worker,
+};
 
 struct Recorder {
-    conn: ConnectionManager,
+    conn: RedisConn,
     record: String,
     job: Duration,
     enter: redis::Script,
@@ -113,9 +115,8 @@ async fn main() -> std::process::ExitCode {
         ..GovernorConfig::default()
     };
     let run = async {
-        let bus = Bus::connect(&url, &set, queues(&spec), cfg).await?;
-        let client = redis::Client::open(url.as_str())?;
-        let conn = ConnectionManager::new(client).await?;
+        let conn = RedisConn::connect(&url).await?;
+        let bus = Bus::on(conn.clone(), &set, queues(&spec), cfg)?;
         let handler = Recorder {
             conn,
             record,

@@ -1,5 +1,6 @@
-//! The queue against real Redis (REDIS_URL, as `make test` sets it); each test has its own
-//! governed set, so tests run in parallel.
+// The queue's behaviour, included by `main.rs` once per kind of Redis (a node, a cluster),
+// each of which defines `redis_url()`. Each test has its own governed set, so tests run in
+// parallel.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,10 +11,6 @@ use genesis_queue::bus::Idle;
 use genesis_queue::{
     AddOutcome, Bus, Claimed, FailOutcome, GovernorConfig, Handler, JobError, QueueConfig, Worker,
 };
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").expect("REDIS_URL (make test starts Redis and sets it)")
-}
 
 async fn bus(queues: Vec<QueueConfig>, cfg: GovernorConfig) -> Bus {
     let set = format!("t{}", uuid::Uuid::now_v7().simple());
