@@ -2,7 +2,8 @@
 //! sidecar and a fake n8n) and `genesis serve`, killed with SIGKILL while a saga waits for a
 //! droplet to be created and while another waits for its handshake, then restarted: both
 //! sagas resume and finish with exactly one droplet each. `genesis tenants create --wait`
-//! follows a third ignition to ACTIVE.
+//! follows a third ignition to ACTIVE. Three replicas behind Caddy, on a Redis Cluster, run
+//! 100 ignitions and a rollout while one replica is killed and a Redis primary fails over.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -79,6 +80,24 @@ struct Env {
 }
 
 impl Env {
+    /// Sets (or replaces) one variable.
+    fn set(&mut self, key: &str, value: &str) {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Spawns with stderr (the log) written to `log`.
+    fn spawn_logged(&self, args: &[&str], log: &std::path::Path) -> Proc {
+        let file = std::fs::File::create(log).expect("log file");
+        Proc(
+            self.command(args)
+                .stdout(Stdio::null())
+                .stderr(file)
+                .spawn()
+                .expect("spawn genesis"),
+        )
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_genesis"));
         c.args(args).env_clear();
@@ -161,6 +180,27 @@ async fn wait_http(url: &str) {
     panic!("{url} never answered");
 }
 
+/// The simulated cloud on `port`, with high rate limits, booting real sidecars; instant
+/// unless `pace` says otherwise.
+async fn sim(env: &Env, port: u16, disks: &std::path::Path, pace: &[&str]) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "sim-cloud",
+        "--listen",
+        &listen,
+        "--per-minute",
+        "100000",
+        "--per-hour",
+        "1000000",
+        "--sidecars",
+        disks.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(pace);
+    let sim = env.spawn(&args);
+    wait_http(&format!("http://127.0.0.1:{port}/v2/regions")).await;
+    sim
+}
+
 async fn wait_step(t: &TestDb, ws: WorkspaceId, step: IgnitionStep) {
     for _ in 0..600 {
         if let Some(ig) = t.db.ignition_latest(ws).await.expect("saga")
@@ -203,8 +243,13 @@ fn create(env: &Env, slug: &str, extra: &[&str]) -> std::process::Output {
 }
 
 fn created_id(o: &std::process::Output) -> WorkspaceId {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    created_id_even_if_ignite_failed(o)
+}
+
+/// The id `tenants create` printed, whether or not its ignition was accepted.
+fn created_id_even_if_ignite_failed(o: &std::process::Output) -> WorkspaceId {
     let text = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{text}");
     let id = text
         .lines()
         .find_map(|l| l.strip_prefix("created ").and_then(|r| r.split('(').nth(1)))
@@ -228,22 +273,13 @@ async fn a_killed_control_plane_resumes_its_ignitions() {
     let cp_url = format!("http://127.0.0.1:{cp_port}");
     let env = stack_env(db_url, redis, set, sim_port, cp_port, 2);
     // Creates take 1.7 to 3.7 s and boots 1 to 2.7 s: long enough to kill a saga mid-step.
-    let _sim = env.spawn(&[
-        "sim-cloud",
-        "--listen",
-        &format!("127.0.0.1:{sim_port}"),
-        "--pace",
-        "realistic",
-        "--speed",
-        "15",
-        "--per-minute",
-        "100000",
-        "--per-hour",
-        "1000000",
-        "--sidecars",
-        disks.to_str().expect("utf-8 path"),
-    ]);
-    wait_http(&format!("{sim_url}/v2/regions")).await;
+    let _sim = sim(
+        &env,
+        sim_port,
+        disks,
+        &["--pace", "realistic", "--speed", "15"],
+    )
+    .await;
     let mut cp = env.spawn(&["serve"]);
     wait_http(&format!("{cp_url}/healthz")).await;
 
@@ -312,18 +348,7 @@ async fn two_control_planes_reboot_each_zombie_exactly_once() {
     let sim_url = format!("http://127.0.0.1:{sim_port}");
     let one = stack_env(db_url, redis, set, sim_port, cp1, 1);
     let two = stack_env(db_url, redis, set, sim_port, cp2, 1);
-    let _sim = one.spawn(&[
-        "sim-cloud",
-        "--listen",
-        &format!("127.0.0.1:{sim_port}"),
-        "--per-minute",
-        "100000",
-        "--per-hour",
-        "1000000",
-        "--sidecars",
-        disks.to_str().expect("utf-8 path"),
-    ]);
-    wait_http(&format!("{sim_url}/v2/regions")).await;
+    let _sim = sim(&one, sim_port, disks, &[]).await;
     // Two replicas on one database and one queue set, as behind a load balancer.
     let _a = one.spawn(&["serve"]);
     let _b = two.spawn(&["serve"]);
@@ -398,5 +423,318 @@ async fn two_control_planes_reboot_each_zombie_exactly_once() {
             .await
             .expect("audit");
     assert!(noise.is_empty(), "no drift was made up: {noise:#?}");
+    scratch.cleanup().await;
+}
+
+/// Caddy (Debian's) as the load balancer in front of `backends`, on `port`.
+fn load_balancer(dir: &std::path::Path, port: u16, backends: &[u16]) -> Proc {
+    let upstreams: Vec<String> = backends.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let caddyfile = format!(
+        "{{\n  admin off\n  auto_https off\n}}\nhttp://127.0.0.1:{port} {{\n  bind 127.0.0.1\n  \
+         reverse_proxy {} {{\n    lb_policy round_robin\n    lb_try_duration 5s\n    \
+         lb_try_interval 100ms\n    fail_duration 10s\n    health_uri /healthz\n    \
+         health_interval 1s\n    flush_interval -1\n  }}\n}}\n",
+        upstreams.join(" ")
+    );
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, caddyfile).expect("Caddyfile");
+    Proc(
+        Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&path)
+            .env("HOME", dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("caddy.log")).expect("log"))
+            .spawn()
+            .expect("caddy (apt-get install caddy)"),
+    )
+}
+
+/// One reconciler pass, as a replica logged it.
+#[derive(Debug, Clone)]
+struct Pass {
+    replica: usize,
+    reconciler: String,
+    part: String,
+    started_us: i64,
+    ended_us: i64,
+}
+
+fn passes_in(log: &std::path::Path, replica: usize) -> Vec<Pass> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "genesis_passes")
+        .filter_map(|v| {
+            let f = &v["fields"];
+            Some(Pass {
+                replica,
+                reconciler: f["reconciler"].as_str()?.to_owned(),
+                part: f["part"].as_str()?.to_owned(),
+                started_us: f["started_us"].as_i64()?,
+                ended_us: f["ended_us"].as_i64()?,
+            })
+        })
+        .collect()
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
+    const TENANTS: usize = 100;
+    let cluster = genesis_queue::testing::TestCluster::start();
+    let mut scratch = Scratch::new("r").await;
+    scratch.redis = cluster.url.clone();
+    let (t, db_url, set, disks) = (&scratch.t, &scratch.db_url, &scratch.set, &scratch.disks);
+    std::fs::create_dir_all(disks).expect("dir");
+    let sim_port = free_port();
+    let lb_port = free_port();
+    let mut ports = Vec::new();
+    while ports.len() < 3 {
+        let p = free_port();
+        if p != sim_port && p != lb_port && !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    let lb_url = format!("http://127.0.0.1:{lb_port}");
+    let sim_url = format!("http://127.0.0.1:{sim_port}");
+    let envs: Vec<Env> = ports
+        .iter()
+        .map(|p| {
+            let mut e = stack_env(db_url, &cluster.url, set, sim_port, *p, 5);
+            // Sidecars and the CLI reach the control plane through the load balancer.
+            e.set("GENESIS_IGNITION__DASHBOARD_URL", &lb_url);
+            e.set("GENESIS_API_URL", &lb_url);
+            e.set("GENESIS_LOG", "warn,genesis_passes=debug");
+            e.set("GENESIS_LOG__FORMAT", "json");
+            // Caddy is the peer of every request: trust its X-Forwarded-For, or every
+            // droplet's handshake counts against one address.
+            e.set("GENESIS_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]");
+            e
+        })
+        .collect();
+    let _sim = sim(&envs[0], sim_port, disks, &[]).await;
+    let logs: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| disks.join(format!("replica-{i}.log")))
+        .collect();
+    let mut replicas: Vec<Option<Proc>> = envs
+        .iter()
+        .zip(&logs)
+        .map(|(e, log)| Some(e.spawn_logged(&["serve"], log)))
+        .collect();
+    for p in &ports {
+        wait_http(&format!("http://127.0.0.1:{p}/healthz")).await;
+    }
+    let _lb = load_balancer(disks, lb_port, &ports);
+    wait_http(&format!("{lb_url}/healthz")).await;
+
+    // 100 ignitions through the load balancer; a third of the way in one replica is killed,
+    // two thirds in the Redis primary holding the queue set.
+    let mut tenants = Vec::new();
+    let mut killed_replica_at = 0;
+    let queue_prefix = format!("genesis:{{gov:{set}}}");
+    let redis_primary = cluster.primary_of(&queue_prefix).await;
+    for i in 0..TENANTS {
+        if i == TENANTS / 3 {
+            replicas[0] = None; // SIGKILL
+            killed_replica_at = now_us();
+        }
+        if i == 2 * TENANTS / 3 {
+            cluster.kill(redis_primary);
+        }
+        let env = &envs[1];
+        let slug = format!("tenant_{i}");
+        // A request in flight on a connection to the replica just killed gets a 502 from
+        // the load balancer; a user looks for the tenant and creates it again if missing.
+        let mut created = None;
+        for _ in 0..10 {
+            let o = tokio::task::block_in_place(|| create(env, &slug, &["--ignite"]));
+            if String::from_utf8_lossy(&o.stderr).contains("created ") {
+                created = Some((created_id_even_if_ignite_failed(&o), o.status.success()));
+                break;
+            }
+            let parsed = genesis_core::Slug::parse(&slug).expect("slug");
+            if let Ok(w) = t.db.workspace_get_by_slug(&parsed).await {
+                created = Some((w.id, false));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let (ws, mut ok) = created.unwrap_or_else(|| panic!("{slug} was never created"));
+        // What a user does after a 503 (Redis failing over): ignite again, until it takes.
+        for _ in 0..60 {
+            if ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let id = ws.to_string();
+            let again = tokio::task::block_in_place(|| {
+                env.command(&[
+                    "tenants",
+                    "ignite",
+                    &id,
+                    "--credential",
+                    r#"gmail={"clientId":"c","clientSecret":"s"}"#,
+                    "--credential",
+                    r#"openai={"apiKey":"sk-test"}"#,
+                ])
+                .output()
+                .expect("genesis tenants ignite")
+            });
+            ok = again.status.success();
+        }
+        assert!(ok, "{slug} was ignited in the end");
+        tenants.push(ws);
+    }
+
+    // Every saga ends; each tenant has one droplet or, rolled back, none.
+    let mut o = ClientOptions::new(&sim_url, "sim-token");
+    o.per_minute = 100_000;
+    o.per_hour = 1_000_000;
+    let cloud = DigitalOcean::new(o).expect("client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(400);
+    let mut done = 0;
+    for ws in &tenants {
+        let ig = loop {
+            let ig = t.db.ignition_latest(*ws).await.expect("saga").expect("one");
+            if ig.phase.is_final() {
+                break ig;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{ws}'s saga never ended: {ig:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let droplets = cloud
+            .droplet_list_by_tag(&format!("ws-{}", ws.as_uuid()))
+            .await
+            .expect("list");
+        match ig.phase {
+            SagaPhase::Done => {
+                done += 1;
+                assert_eq!(droplets.len(), 1, "exactly one droplet for {ws}");
+                let w = t.db.workspace_get(*ws).await.expect("workspace");
+                assert_eq!(w.status, genesis_core::WorkspaceStatus::Active, "{ws}");
+            }
+            _ => assert!(
+                droplets.is_empty(),
+                "{ws} rolled back and left {droplets:?}"
+            ),
+        }
+    }
+    let fleet = cloud.droplet_list_by_tag("genesis").await.expect("list");
+    assert_eq!(fleet.len(), done, "no orphan droplet");
+    assert!(
+        done >= TENANTS * 9 / 10,
+        "{done} of {TENANTS} ignitions finished"
+    );
+
+    // A rollout over them, through the load balancer.
+    let http = reqwest::Client::new();
+    let r: serde_json::Value = http
+        .post(format!("{lb_url}/api/v1/rollouts"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"scenario": "bug_fix", "pause_between_s": 0}))
+        .send()
+        .await
+        .expect("start rollout")
+        .json()
+        .await
+        .expect("json");
+    let id =
+        uuid::Uuid::parse_str(r["id"].as_str().unwrap_or_else(|| panic!("{r}"))).expect("uuid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let rollout = loop {
+        let r: serde_json::Value = http
+            .get(format!("{lb_url}/api/v1/rollouts/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("rollout")
+            .json()
+            .await
+            .expect("json");
+        if r["status"] != "RUNNING" {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollout never ended: {r:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(rollout["status"], "COMPLETED", "{rollout:#}");
+    let tally = t.db.rollout_batches(id).await.expect("batches");
+    let settled: i64 = tally.iter().map(|b| b.done).sum();
+    let open: i64 = tally
+        .iter()
+        .map(|b| b.pending + b.failed + b.deferred + b.cancelled)
+        .sum();
+    assert_eq!(
+        settled as usize, done,
+        "every target settled, DONE: {tally:?}"
+    );
+    assert_eq!(open, 0, "{tally:?}");
+
+    // No two replicas ran one reconciler's passes at the same time, and a reconciler the
+    // killed replica led moved to another within its interval.
+    let mut passes: Vec<Pass> = logs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| passes_in(l, i))
+        .collect();
+    assert!(!passes.is_empty(), "the replicas logged their passes");
+    passes.sort_by_key(|p| (p.reconciler.clone(), p.part.clone(), p.started_us));
+    for w in passes.windows(2) {
+        if w[0].reconciler == w[1].reconciler && w[0].replica != w[1].replica {
+            assert!(
+                w[1].started_us >= w[0].ended_us,
+                "{} ran on replicas {} and {} at once: {w:?}",
+                w[0].reconciler,
+                w[0].replica,
+                w[1].replica
+            );
+        }
+    }
+    let statuses = t.db.reconciler_statuses().await.expect("statuses");
+    let mut handovers = Vec::new();
+    for s in &statuses {
+        let led_by_killed = passes
+            .iter()
+            .any(|p| p.reconciler == s.name && p.replica == 0 && p.started_us < killed_replica_at);
+        if !led_by_killed {
+            continue;
+        }
+        let every_us = s.status["every_ms"].as_i64().unwrap_or(0) * 1_000;
+        if killed_replica_at + every_us + 1_000_000 > now_us() {
+            continue; // its interval outlasts the test
+        }
+        let next = passes
+            .iter()
+            .filter(|p| {
+                p.reconciler == s.name && p.replica != 0 && p.started_us > killed_replica_at
+            })
+            .map(|p| p.started_us)
+            .min()
+            .unwrap_or_else(|| panic!("{} never moved off the killed replica", s.name));
+        handovers.push((s.name.clone(), (next - killed_replica_at) as f64 / 1e6));
+        // Within one interval, plus a second of slack for the pass's own start.
+        assert!(
+            next - killed_replica_at <= every_us + 1_000_000,
+            "{} moved after {} s (every {} s)",
+            s.name,
+            (next - killed_replica_at) as f64 / 1e6,
+            every_us as f64 / 1e6
+        );
+    }
+    assert!(!handovers.is_empty(), "the killed replica led something");
+    eprintln!(
+        "leader hand-overs after the kill (s): {handovers:?}; {done}/{TENANTS} ignitions done"
+    );
+    drop(replicas);
     scratch.cleanup().await;
 }

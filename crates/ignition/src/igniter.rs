@@ -244,6 +244,10 @@ impl<C> Igniter<C> {
             && let Some(running) = db.ignition_latest(ws.id).await?
             && !running.phase.is_final()
         {
+            // A retry after the first move could not be queued (Redis unreachable, or failing
+            // over) must not leave the saga with no move until a replica restarts: queue one.
+            // Extra moves find nothing to do or lose the version race.
+            self.schedule(ws.region, running.id, Duration::ZERO).await?;
             return Ok(Ignited {
                 start: IgnitionStart::AlreadyRunning(running),
                 webhook_token: None,

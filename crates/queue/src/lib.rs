@@ -66,6 +66,7 @@
 pub mod bus;
 pub mod config;
 pub mod redis_conn;
+pub mod testing;
 pub mod worker;
 
 pub use bus::{AddOutcome, Bus, Claimed, Counts, FailOutcome, QueueError};

@@ -198,10 +198,21 @@ pub async fn drive<R: Reconciler>(
                 continue;
             }
             let started = Instant::now();
+            let started_at = Utc::now();
             let outcome = AssertUnwindSafe(reconciler.reconcile_part(&part))
                 .catch_unwind()
                 .await;
             let seconds = started.elapsed().as_secs_f64();
+            // Each pass's wall-clock span, from the replica's own log: how leadership can be
+            // checked from outside (no two replicas' passes of one reconciler overlap).
+            tracing::debug!(
+                target: "genesis_passes",
+                reconciler = R::NAME,
+                part = %part.label,
+                started_us = started_at.timestamp_micros(),
+                ended_us = Utc::now().timestamp_micros(),
+                "pass ran"
+            );
             let (outcome_label, error, retry) = match outcome {
                 Ok(Ok(report)) => {
                     if R::noteworthy(&report) {

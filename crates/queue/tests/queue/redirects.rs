@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use genesis_queue::{AddOutcome, Bus, GovernorConfig, QueueConfig};
 
-use crate::failover::primary_of;
+use genesis_queue::testing::primary_of;
 
 #[tokio::test]
 async fn a_node_that_does_not_hold_the_sets_slot_is_enough() {
