@@ -1,10 +1,9 @@
 //! [`Bus`]: the queue operations, each one Lua script and one round trip.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rand::Rng;
 use redis::{Script, Value};
@@ -274,14 +273,9 @@ impl Bus {
         }
     }
 
-    /// The connection (for readiness checks and tools that share it).
-    pub fn connection(&self) -> &RedisConn {
-        &self.conn
-    }
-
     /// Adds a job unless its id exists (ids are idempotency keys). `delay` postpones it.
     ///
-    /// On a cluster, a new job is acknowledged only once a replica of its shard has it too
+    /// On a cluster, a job is acknowledged only once a replica of its shard has it too
     /// (`WAIT 1`, up to 250 ms), so a failover that promotes that replica keeps it. A shard
     /// whose replica does not answer in time is written to without waiting for the next 10 s
     /// (logged): a failover then can lose what the replica had not received, typically under
@@ -309,9 +303,8 @@ impl Bus {
             .arg(self.cfg.keep_completed.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
-        if created == 1 {
-            self.replicate(&mut conn).await?;
-        }
+        // Also when the job existed: this may be the retry of an add whose wait failed.
+        self.replicate(&mut conn).await?;
         Ok(if created == 1 {
             AddOutcome::Created
         } else {

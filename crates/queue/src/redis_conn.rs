@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{Cmd, FromRedisValue, RedisFuture, RedisResult, Value};
 
 /// The number of hash slots of Redis Cluster.
@@ -195,10 +197,12 @@ impl RedisConn {
                 let mut conn = ConnectionManager::new_with_config(client, config).await?;
                 // A managed cluster is often given as one endpoint: talking to it as a single
                 // node would fail on every key another node holds (`MOVED`).
+                // (Some managed services rename INFO away: then it is taken for a node.)
                 let info: String = redis::cmd("INFO")
                     .arg("cluster")
                     .query_async(&mut conn)
-                    .await?;
+                    .await
+                    .unwrap_or_default();
                 if info.contains("cluster_enabled:1") {
                     tracing::info!(
                         node = %redact(url),
@@ -254,9 +258,25 @@ impl RedisConn {
         }
     }
 
-    /// Answers when every node answers `PING` (in a cluster, every primary and replica).
+    /// Answers when Redis can take writes: the node, or every primary of a cluster. A
+    /// replica that is down does not count: readiness would otherwise take every control
+    /// plane out of its load balancer for a spare's sake.
     pub async fn ping(&mut self) -> RedisResult<()> {
-        let _: Value = redis::cmd("PING").query_async(self).await?;
+        match &mut self.inner {
+            Inner::Node(c) => {
+                let _: Value = redis::cmd("PING").query_async(c).await?;
+            }
+            Inner::Cluster(c) => {
+                c.route_command(
+                    redis::cmd("PING"),
+                    RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::AllSucceeded),
+                    )),
+                )
+                .await?;
+            }
+        }
         Ok(())
     }
 }

@@ -51,4 +51,9 @@ async fn a_node_that_does_not_hold_the_sets_slot_is_enough() {
         assert_eq!(bus.counts("q").await.expect("counts").completed, 1, "{url}");
         bus.destroy().await.expect("clean");
     }
+    // Readiness's probe: every primary answers.
+    let mut conn = genesis_queue::RedisConn::connect(&cluster)
+        .await
+        .expect("connect");
+    conn.ping().await.expect("every primary answers");
 }
