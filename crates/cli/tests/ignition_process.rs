@@ -535,11 +535,27 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
     // two thirds in the Redis primary holding the queue set.
     let mut tenants = Vec::new();
     let mut killed_replica_at = 0;
+    let mut victim = 0;
     let queue_prefix = format!("genesis:{{gov:{set}}}");
     let redis_primary = cluster.primary_of(&queue_prefix).await;
     for i in 0..TENANTS {
         if i == TENANTS / 3 {
-            replicas[0] = None; // SIGKILL
+            // The victim is a leader: the replica whose log shows the latest pass.
+            let mut latest = None;
+            for _ in 0..100 {
+                latest = logs
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(r, l)| passes_in(l, r))
+                    .max_by_key(|p| p.ended_us)
+                    .map(|p| p.replica);
+                if latest.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            victim = latest.expect("some replica leads something");
+            replicas[victim] = None; // SIGKILL
             killed_replica_at = now_us();
         }
         if i == 2 * TENANTS / 3 {
@@ -703,9 +719,9 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
     let statuses = t.db.reconciler_statuses().await.expect("statuses");
     let mut handovers = Vec::new();
     for s in &statuses {
-        let led_by_killed = passes
-            .iter()
-            .any(|p| p.reconciler == s.name && p.replica == 0 && p.started_us < killed_replica_at);
+        let led_by_killed = passes.iter().any(|p| {
+            p.reconciler == s.name && p.replica == victim && p.started_us < killed_replica_at
+        });
         if !led_by_killed {
             continue;
         }
@@ -716,7 +732,7 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
         let next = passes
             .iter()
             .filter(|p| {
-                p.reconciler == s.name && p.replica != 0 && p.started_us > killed_replica_at
+                p.reconciler == s.name && p.replica != victim && p.started_us > killed_replica_at
             })
             .map(|p| p.started_us)
             .min()
