@@ -50,73 +50,98 @@ command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2
 mkdir -p "$dir"
 : >"$dir/ports"
 
-# Each node needs its port and its cluster bus port (port + 10000) free. Start from a
-# random base so that tests starting clusters side by side rarely meet.
-port=$((20000 + RANDOM % 9000))
-ports=()
-while [ ${#ports[@]} -lt "$nodes" ]; do
-  port=$((port + 1))
-  [ "$port" -lt 29990 ] || port=20001
-  if port_free "$port" && port_free $((port + 10000)); then
-    ports+=("$port")
-  fi
-done
-
-for p in "${ports[@]}"; do
-  mkdir -p "$dir/$p"
-  echo "$p" >>"$dir/ports"
-  redis-server --port "$p" --bind 127.0.0.1 --dir "$dir/$p" \
-    --cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" \
-    --cluster-node-timeout 1000 --cluster-require-full-coverage no \
-    --appendonly yes --appendfsync everysec --save "" \
-    --daemonize yes --pidfile "$dir/$p/redis.pid" --logfile "$dir/$p/redis.log" >/dev/null
-done
-for p in "${ports[@]}"; do
-  for _ in $(seq 1 100); do
-    redis-cli -p "$p" ping >/dev/null 2>&1 && break
-    sleep 0.05
+# Each node needs a port and a cluster bus port, both below the kernel's ephemeral range
+# (32768 and up), where an outgoing connection may hold a port at any moment: nodes listen on
+# 21000-25999 and their bus on the port minus 10000. A random base keeps clusters started
+# side by side apart; a node that still loses its port to a neighbour makes the attempt
+# start over elsewhere.
+start_nodes() {
+  local port p
+  port=$((21000 + RANDOM % 4900))
+  ports=()
+  while [ ${#ports[@]} -lt "$nodes" ]; do
+    port=$((port + 1))
+    [ "$port" -lt 25990 ] || port=21001
+    if port_free "$port" && port_free $((port - 10000)); then
+      ports+=("$port")
+    fi
   done
+  : >"$dir/ports"
+  for p in "${ports[@]}"; do
+    mkdir -p "$dir/$p"
+    echo "$p" >>"$dir/ports"
+    redis-server --port "$p" --cluster-port $((p - 10000)) --bind 127.0.0.1 --dir "$dir/$p" \
+      --cluster-enabled yes --cluster-config-file "$dir/$p/nodes.conf" \
+      --cluster-node-timeout 1000 --cluster-require-full-coverage no \
+      --appendonly yes --appendfsync everysec --save "" \
+      --daemonize yes --pidfile "$dir/$p/redis.pid" --logfile "$dir/$p/redis.log" >/dev/null || return 1
+  done
+  for p in "${ports[@]}"; do
+    for _ in $(seq 1 100); do
+      redis-cli -p "$p" ping >/dev/null 2>&1 && continue 2
+      sleep 0.05
+    done
+    return 1
+  done
+}
+
+started=0
+for _ in 1 2 3 4 5; do
+  if start_nodes; then
+    started=1
+    break
+  fi
+  stop
+  rm -rf "${dir:?}"/[0-9]*
 done
+if [ "$started" != 1 ]; then
+  echo "could not start $nodes Redis nodes (see $dir/*/redis.log)" >&2
+  exit 1
+fi
 
 addrs=()
 for p in "${ports[@]}"; do addrs+=("127.0.0.1:$p"); done
-if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes \
+if ! timeout 60 redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes \
   >"$dir/create.log" 2>&1; then
   cat "$dir/create.log" >&2
   stop
   exit 1
 fi
 
-# Ready when every node agrees every slot is served and sees every node.
-for _ in $(seq 1 200); do
-  ready=1
-  for p in "${ports[@]}"; do
-    info=$(redis-cli -p "$p" cluster info 2>/dev/null || true)
-    case "$info" in
-    *"cluster_state:ok"*"cluster_slots_ok:16384"*"cluster_known_nodes:$nodes"*) ;;
-    *) ready=0 ;;
-    esac
+# Waits (up to 20 s) until `$1 PORT` holds for every node.
+wait_nodes() {
+  local check=$1 p ok
+  for _ in $(seq 1 200); do
+    ok=1
+    for p in "${ports[@]}"; do
+      "$check" "$p" || { ok=0; break; }
+    done
+    [ "$ok" = 1 ] && return 0
+    sleep 0.1
   done
-  [ "$ready" = 1 ] && break
-  sleep 0.1
-done
-if [ "$ready" != 1 ]; then
+  return 1
+}
+# The node agrees every slot is served and sees every node.
+serving() {
+  case "$(redis-cli -p "$1" cluster info 2>/dev/null || true)" in
+  *"cluster_state:ok"*"cluster_slots_ok:16384"*"cluster_known_nodes:$nodes"*) return 0 ;;
+  esac
+  return 1
+}
+# A replica's link to its primary is up (a test may kill that primary next).
+synced() {
+  local info
+  info=$(redis-cli -p "$1" info replication 2>/dev/null || true)
+  case "$info" in
+  *"role:slave"*) [[ "$info" == *"master_link_status:up"* ]] ;;
+  *) return 0 ;;
+  esac
+}
+if ! wait_nodes serving || ! wait_nodes synced; then
   echo "the cluster in $dir did not become ready" >&2
   stop
   exit 1
 fi
-# Replicas must have synced before a test may kill their primary.
-for _ in $(seq 1 200); do
-  synced=1
-  for p in "${ports[@]}"; do
-    role=$(redis-cli -p "$p" info replication 2>/dev/null || true)
-    case "$role" in
-    *"role:slave"*) case "$role" in *"master_link_status:up"*) ;; *) synced=0 ;; esac ;;
-    esac
-  done
-  [ "$synced" = 1 ] && break
-  sleep 0.1
-done
 
 seeds=$(printf '127.0.0.1:%s,' "${ports[@]:0:$shards}")
 echo "redis+cluster://${seeds%,}"

@@ -2,8 +2,6 @@
 //! (`scripts/redis-cluster.sh` starts it), and where a key's slot is served. Panics on
 //! failure, as test support does.
 
-#![allow(clippy::expect_used, clippy::panic)]
-
 use std::path::PathBuf;
 
 use crate::redis_conn::{RedisConn, key_slot};

@@ -218,15 +218,16 @@ fn bench_workspace(run: &str, i: usize) -> Result<NewWorkspace, CliError> {
     })
 }
 
-/// Runs a benchmark.
-pub async fn run(cmd: BenchCommand, cfg: Config) -> Result<(), CliError> {
+/// Runs a benchmark; only `partitions` needs the configuration (the others make their own
+/// scratch databases and Redis sets).
+pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(), CliError> {
     match cmd {
         BenchCommand::Partitions {
             count,
             samples,
             churn,
             hold_secs,
-        } => partitions(cfg, count, samples, churn, hold_secs).await,
+        } => partitions(cfg?, count, samples, churn, hold_secs).await,
         BenchCommand::SimCloud { count, concurrency } => {
             super::bench_sim::run(count, concurrency).await
         }

@@ -90,58 +90,9 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
             genesis_sidecar::agent::SidecarError::Config(c) => CliError::Usage(c.to_string()),
             other => CliError::Runtime(other.into()),
         }),
-        // The simulator and sidecar benchmarks need no database either.
-        Command::Bench(bench::BenchCommand::SimCloud { count, concurrency }) => {
-            bench_sim::run(count, concurrency).await
-        }
-        Command::Bench(bench::BenchCommand::Sidecar { idle_secs }) => {
-            bench_sidecar::run(idle_secs).await
-        }
-        Command::Bench(bench::BenchCommand::Queue {
-            redis_url,
-            cluster_url,
-            jobs,
-            concurrency,
-            no_bullmq,
-        }) => {
-            bench_queue::queue(
-                &redis_url,
-                cluster_url.as_deref(),
-                jobs,
-                concurrency,
-                !no_bullmq,
-            )
-            .await
-        }
-        // Scratch databases on DATABASE_URL's server; no configuration needed.
-        Command::Bench(bench::BenchCommand::Heartbeats {
-            droplets,
-            seconds,
-            connections,
-        }) => bench_heartbeats::run(droplets, seconds, connections).await,
-        Command::Bench(bench::BenchCommand::GodMode { droplets, requests }) => {
-            bench_god_mode::run(droplets, requests).await
-        }
-        Command::Bench(bench::BenchCommand::SignInFlood {
-            concurrency,
-            seconds,
-        }) => bench_sign_in_flood::run(concurrency, seconds).await,
-        Command::Bench(bench::BenchCommand::Zombies {
-            redis_url,
-            droplets,
-            kill_percent,
-            interval_s,
-        }) => bench_zombies::run(&redis_url, droplets, kill_percent, interval_s).await,
-        Command::Bench(bench::BenchCommand::Ignition {
-            redis_url,
-            tenants,
-            realistic,
-            concurrency,
-            workers,
-        }) => bench_ignition::run(&redis_url, tenants, realistic, concurrency, workers).await,
-        Command::Bench(bench::BenchCommand::FleetUpdate { redis_url, jobs }) => {
-            bench_queue::fleet_update(&redis_url, jobs).await
-        }
+        // Benchmarks bring their own scratch databases and Redis sets; only `bench partitions`
+        // reads the configuration.
+        Command::Bench(c) => bench::run(c, cfg).await,
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,
             Err(e) => Err(e),
@@ -189,8 +140,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Rollouts(c) => rollouts::run(c, cfg, out).await,
         Command::Droplets(c) => droplets::run(c, cfg, out).await,
         Command::Demo(c) => demo::run(c, cfg).await,
-        Command::Bench(c) => bench::run(c, cfg).await,
-        Command::Config(_) | Command::SimCloud(_) | Command::Sidecar(_) => {
+        Command::Config(_) | Command::SimCloud(_) | Command::Sidecar(_) | Command::Bench(_) => {
             unreachable!("handled before configuration is required")
         }
     }
