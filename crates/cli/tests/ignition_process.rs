@@ -3,7 +3,9 @@
 //! droplet to be created and while another waits for its handshake, then restarted: both
 //! sagas resume and finish with exactly one droplet each. `genesis tenants create --wait`
 //! follows a third ignition to ACTIVE. Three replicas behind Caddy, on a Redis Cluster, run
-//! 100 ignitions and a rollout while one replica is killed and a Redis primary fails over.
+//! 100 ignitions while one replica is killed and a Redis primary fails over, then an
+//! operator signed in on one replica starts a rollout from another, watches it through the
+//! load balancer, and the replica conducting it is killed.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -482,6 +484,128 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// Makes an operator with `genesis admin create-operator`, signs in on the first replica
+/// and reads the rollouts page's CSRF token on the second: (cookie, csrf).
+async fn god_session(env: &Env, http: &reqwest::Client, ports: &[u16]) -> (String, String) {
+    use std::io::Write;
+    let mut make = env
+        .command(&[
+            "admin",
+            "create-operator",
+            "--email",
+            "ops@genesis.test",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("genesis admin create-operator");
+    make.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"operator password\n")
+        .expect("password");
+    let made = tokio::task::block_in_place(|| make.wait_with_output()).expect("wait");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let r = http
+        .post(format!("http://127.0.0.1:{}/god/sign-in", ports[0]))
+        .form(&[
+            ("email", "ops@genesis.test"),
+            ("password", "operator password"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(r.status(), 303, "signed in");
+    let cookie = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let page = http
+        .get(format!("http://127.0.0.1:{}/god/rollouts", ports[1]))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200, "the session holds on another replica");
+    let page = page.text().await.expect("html");
+    let at = page.find(r#"name="csrf" value=""#).expect("csrf field") + 19;
+    let csrf = page[at..].split('"').next().expect("token").to_owned();
+    (cookie, csrf)
+}
+
+/// Follows a rollout's server-sent events at `url` until `end`, reconnecting as a browser's
+/// `EventSource` does when the replica serving the stream goes away: (every (event, data)
+/// pair, reconnections).
+async fn watch_rollout(
+    http: reqwest::Client,
+    url: String,
+    cookie: String,
+) -> (Vec<(String, String)>, usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(400);
+    let mut events = Vec::new();
+    let mut reconnects = 0;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream never ended: {events:?}"
+        );
+        let resp = http
+            .get(&url)
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await;
+        let mut resp = match resp {
+            Ok(r) if r.status() == 200 => r,
+            _ => {
+                reconnects += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut buf = String::new();
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            if buf.contains("event: end") {
+                break;
+            }
+        }
+        // Whole events only: a block cut by a broken connection is dropped.
+        let complete = if buf.contains("event: end") {
+            buf.as_str()
+        } else {
+            buf.rfind("\n\n").map_or("", |at| &buf[..at])
+        };
+        for block in complete.split("\n\n") {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            if let Some(e) = event {
+                events.push((e, data));
+            }
+        }
+        if events.last().is_some_and(|(e, _)| e == "end") {
+            return (events, reconnects);
+        }
+        reconnects += 1;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
     const TENANTS: usize = 100;
@@ -534,7 +658,8 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
     // 100 ignitions through the load balancer; a third of the way in one replica is killed,
     // two thirds in the Redis primary holding the queue set.
     let mut tenants = Vec::new();
-    let mut killed_replica_at = 0;
+    // (replica, when) for every control plane killed.
+    let mut kills: Vec<(usize, i64)> = Vec::new();
     let mut victim = 0;
     let queue_prefix = format!("genesis:{{gov:{set}}}");
     let redis_primary = cluster.primary_of(&queue_prefix).await;
@@ -556,7 +681,7 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
             }
             victim = latest.expect("some replica leads something");
             replicas[victim] = None; // SIGKILL
-            killed_replica_at = now_us();
+            kills.push((victim, now_us()));
         }
         if i == 2 * TENANTS / 3 {
             cluster.kill(redis_primary);
@@ -649,41 +774,85 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
         "{done} of {TENANTS} ignitions finished"
     );
 
-    // A rollout over them, through the load balancer.
-    let http = reqwest::Client::new();
-    let r: serde_json::Value = http
-        .post(format!("{lb_url}/api/v1/rollouts"))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"scenario": "bug_fix", "pause_between_s": 0}))
+    // The killed replica comes back, as its supervisor would restart it, under a new log.
+    let mut logs = logs;
+    logs.push(disks.join("replica-restarted.log"));
+    replicas.push(Some(envs[victim].spawn_logged(&["serve"], &logs[3])));
+    wait_http(&format!("http://127.0.0.1:{}/healthz", ports[victim])).await;
+
+    // An operator signs in on one replica, reads the rollouts page on a second and starts a
+    // rollout from it on the third: the session and its CSRF token live in PostgreSQL.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let (cookie, csrf) = god_session(&envs[0], &http, &ports).await;
+    let r = http
+        .post(format!("http://127.0.0.1:{}/god/rollouts", ports[2]))
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("scenario", "bug_fix"),
+            ("batch_size", "5"),
+            ("pause_between_s", "0"),
+        ])
         .send()
         .await
-        .expect("start rollout")
-        .json()
-        .await
-        .expect("json");
-    let id =
-        uuid::Uuid::parse_str(r["id"].as_str().unwrap_or_else(|| panic!("{r}"))).expect("uuid");
+        .expect("start rollout");
+    assert_eq!(r.status(), 303, "{:?}", r.text().await);
+    let id = uuid::Uuid::parse_str(
+        r.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .expect("ascii")
+            .trim_start_matches("/god/rollouts/"),
+    )
+    .expect("uuid");
+
+    // The operator watches it live through the load balancer, as the page's EventSource does.
+    let watching = tokio::spawn(watch_rollout(
+        http.clone(),
+        format!("{lb_url}/god/api/rollouts/{id}/events"),
+        cookie.clone(),
+    ));
+
+    // Once its first targets are done, the replica conducting it is killed.
+    let conductor = loop {
+        let tally = t.db.rollout_batches(id).await.expect("batches");
+        if tally.iter().map(|b| b.done).sum::<i64>() > 0 {
+            let latest = logs
+                .iter()
+                .enumerate()
+                .flat_map(|(r, l)| passes_in(l, r))
+                .filter(|p| p.reconciler == "rollouts")
+                .max_by_key(|p| p.ended_us)
+                .map(|p| p.replica);
+            if let Some(r) = latest {
+                break r;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        t.db.rollout_get(id).await.expect("rollout").status.code(),
+        "RUNNING",
+        "the rollout was still running when its conductor was killed"
+    );
+    replicas[conductor] = None; // SIGKILL
+    kills.push((conductor, now_us()));
+
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    let rollout = loop {
-        let r: serde_json::Value = http
-            .get(format!("{lb_url}/api/v1/rollouts/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("rollout")
-            .json()
-            .await
-            .expect("json");
-        if r["status"] != "RUNNING" {
-            break r;
+    loop {
+        let status = t.db.rollout_get(id).await.expect("rollout").status;
+        if status.code() != "RUNNING" {
+            assert_eq!(status.code(), "COMPLETED", "{status:?}");
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the rollout never ended: {r:#}"
+            "the rollout never ended"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    assert_eq!(rollout["status"], "COMPLETED", "{rollout:#}");
+    }
     let tally = t.db.rollout_batches(id).await.expect("batches");
     let settled: i64 = tally.iter().map(|b| b.done).sum();
     let open: i64 = tally
@@ -695,8 +864,35 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
         "every target settled, DONE: {tally:?}"
     );
     assert_eq!(open, 0, "{tally:?}");
+    // Through the API too, on whichever replica answers.
+    let r: serde_json::Value = http
+        .get(format!("{lb_url}/api/v1/rollouts/{id}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("rollout")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["status"], "COMPLETED", "{r:#}");
 
-    // No two replicas ran one reconciler's passes at the same time, and a reconciler the
+    // The stream outlived its replica: it reconnected if it had to, and saw the end.
+    let (events, reconnects) = watching.await.expect("join");
+    assert_eq!(
+        events.last().map(|e| e.0.as_str()),
+        Some("end"),
+        "{events:?}"
+    );
+    let last: serde_json::Value = events
+        .iter()
+        .rev()
+        .find(|(e, _)| e == "progress")
+        .map(|(_, d)| serde_json::from_str(d).expect("json"))
+        .expect("a progress event");
+    assert_eq!(last["status"], "COMPLETED", "{last:#}");
+    assert_eq!(last["totals"]["done"], done as i64, "{last:#}");
+
+    // No two replicas ran one reconciler's passes at the same time, and a reconciler a
     // killed replica led moved to another within its interval.
     let mut passes: Vec<Pass> = logs
         .iter()
@@ -718,38 +914,52 @@ async fn three_replicas_survive_a_killed_replica_and_a_redis_failover() {
     }
     let statuses = t.db.reconciler_statuses().await.expect("statuses");
     let mut handovers = Vec::new();
-    for s in &statuses {
-        let led_by_killed = passes.iter().any(|p| {
-            p.reconciler == s.name && p.replica == victim && p.started_us < killed_replica_at
-        });
-        if !led_by_killed {
-            continue;
+    for (victim, killed_at) in &kills {
+        let (victim, killed_at) = (*victim, *killed_at);
+        for s in &statuses {
+            let led_by_killed = passes
+                .iter()
+                .any(|p| p.reconciler == s.name && p.replica == victim && p.started_us < killed_at);
+            if !led_by_killed {
+                continue;
+            }
+            let every_us = s.status["every_ms"].as_i64().unwrap_or(0) * 1_000;
+            if killed_at + every_us + 1_000_000 > now_us() {
+                continue; // its interval outlasts the test
+            }
+            // The restarted replica is another process, not the one killed.
+            let next = passes
+                .iter()
+                .filter(|p| {
+                    p.reconciler == s.name && p.replica != victim && p.started_us > killed_at
+                })
+                .map(|p| p.started_us)
+                .min()
+                .unwrap_or_else(|| panic!("{} never moved off killed replica {victim}", s.name));
+            let after_s = (next - killed_at) as f64 / 1e6;
+            handovers.push((victim, s.name.clone(), after_s));
+            // Within one interval, plus a second of slack for the pass's own start.
+            assert!(
+                next - killed_at <= every_us + 1_000_000,
+                "{} moved after {after_s} s (every {} s)",
+                s.name,
+                every_us as f64 / 1e6
+            );
         }
-        let every_us = s.status["every_ms"].as_i64().unwrap_or(0) * 1_000;
-        if killed_replica_at + every_us + 1_000_000 > now_us() {
-            continue; // its interval outlasts the test
-        }
-        let next = passes
-            .iter()
-            .filter(|p| {
-                p.reconciler == s.name && p.replica != victim && p.started_us > killed_replica_at
-            })
-            .map(|p| p.started_us)
-            .min()
-            .unwrap_or_else(|| panic!("{} never moved off the killed replica", s.name));
-        handovers.push((s.name.clone(), (next - killed_replica_at) as f64 / 1e6));
-        // Within one interval, plus a second of slack for the pass's own start.
-        assert!(
-            next - killed_replica_at <= every_us + 1_000_000,
-            "{} moved after {} s (every {} s)",
-            s.name,
-            (next - killed_replica_at) as f64 / 1e6,
-            every_us as f64 / 1e6
-        );
     }
-    assert!(!handovers.is_empty(), "the killed replica led something");
+    assert!(
+        handovers.iter().any(|(v, _, _)| *v == kills[0].0),
+        "the replica killed during the ignitions led something"
+    );
+    assert!(
+        handovers
+            .iter()
+            .any(|(v, name, _)| *v == conductor && name == "rollouts"),
+        "the rollout moved off its killed conductor: {handovers:?}"
+    );
     eprintln!(
-        "leader hand-overs after the kill (s): {handovers:?}; {done}/{TENANTS} ignitions done"
+        "leader hand-overs after the kills (replica, reconciler, s): {handovers:?}; \
+         {done}/{TENANTS} ignitions done; the event stream reconnected {reconnects} times"
     );
     drop(replicas);
     scratch.cleanup().await;
