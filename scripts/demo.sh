@@ -174,7 +174,7 @@ $bin leads seed --workspace startup_xyz --count 5000
 step "genesis leads count --workspace acme_corp"
 $bin leads count --workspace acme_corp
 
-acme=$($bin -o json workspaces get acme_corp | sed -n 's/.*"id": "\([^"]*\)".*/\1/p' | head -1)
+acme=$($bin -o json tenants get acme_corp | sed -n 's/.*"id": "\([^"]*\)".*/\1/p' | head -1)
 bold "Reading a page of leads through the API (newest first, keyset cursor)"
 step "GET /api/v1/workspaces/$acme/leads?status=replied&limit=3"
 curl -s -H "$auth" "$api/api/v1/workspaces/$acme/leads?status=replied&limit=3"; echo

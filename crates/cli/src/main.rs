@@ -3,10 +3,13 @@
 //! Exit codes scripts can trust: 0 success, 1 runtime failure, 2 bad usage or configuration,
 //! 3 a check that ran and found problems (`config check`, `db check`).
 
+#[macro_use]
+mod output;
 mod cmd;
 mod config;
 mod config_ignition;
-mod output;
+mod contexts;
+mod values;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,9 +24,50 @@ use crate::output::Output;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The top-level help: commands grouped by who uses them, then examples. (clap lists
+/// subcommands in one flat block; a test checks that this text names every one.)
+const COMMAND_GROUPS: &str = "\
+Tenants and the fleet, through a control plane's API:
+  tenants     Create, ignite (--wait shows progress), get, list, wake and hold tenants
+  rollouts    Template rollouts: start, list, status, pause, resume, abort
+  droplets    One droplet: get, health, logs, restart n8n, pull an image
+  auth        Log in to a control plane (saved as a context), log out, status
+  context     List the saved control planes, or switch to another
+
+Running a control plane:
+  serve       Run the control plane: API, God Mode, reconcilers
+  migrate     Create roles and schema, and apply migrations in every regional database
+  config      Check the configuration
+  db          Check the database server's settings (spec 40.2)
+  admin       Operators, and tenants straight against the database
+  leads       Lead data administration
+
+Development:
+  sim-cloud   Run the DigitalOcean API simulator
+  sidecar     Run the droplet agent
+  demo        Give a demo fleet something to show
+  bench       Benchmarks
+  completion  Print a shell completion script (bash, zsh, fish, ...)
+  help        Print this message or the help of a command
+
+Examples:
+  genesis auth login --api-url https://ops.example.com
+  genesis tenants create --name 'Acme Corp' --slug acme_corp --region eu-west \\
+    --onboarding sender_email=ada@acme.example --credential openai=@openai.json --wait
+  genesis tenants list -o json | jq -r '.items[].slug'
+  genesis rollouts start --scenario bug_fix --scope region:eu-west --wait
+  genesis completion bash > ~/.local/share/bash-completion/completions/genesis";
+
 /// Genesis Engine control plane.
 #[derive(Debug, Parser)]
-#[command(name = "genesis", version, about, propagate_version = true)]
+#[command(
+    name = "genesis",
+    version,
+    about = "Genesis Engine: the control plane that gives every tenant its own droplet.",
+    propagate_version = true,
+    help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n{before-help}Options:\n{options}",
+    before_help = COMMAND_GROUPS,
+)]
 struct Cli {
     /// Configuration file (TOML). `GENESIS_*` environment variables override it.
     #[arg(long, global = true, env = "GENESIS_CONFIG")]
@@ -47,9 +91,6 @@ enum Command {
     /// Database commands.
     #[command(subcommand)]
     Db(cmd::db::DbCommand),
-    /// Workspace (tenant) administration, directly against the store.
-    #[command(subcommand)]
-    Workspaces(cmd::workspaces::WorkspacesCommand),
     /// Tenants through the control plane's API: create, ignite (with --wait: a live
     /// progress bar), get, list.
     #[command(subcommand)]
@@ -79,6 +120,27 @@ enum Command {
     /// Benchmarks (JSON lines on stdout, progress on stderr).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Save a control plane's address and token (login), forget it, or check it.
+    #[command(subcommand)]
+    Auth(cmd::auth::AuthCommand),
+    /// Switch between saved control planes.
+    #[command(subcommand)]
+    Context(cmd::auth::ContextCommand),
+    /// Print a shell completion script: `genesis completion bash > /etc/bash_completion.d/genesis`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Writes `shell`'s completion script for every command to standard output.
+pub fn print_completion(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "genesis", &mut buf);
+    output::write_stdout(&buf);
 }
 
 fn main() -> ExitCode {
@@ -94,4 +156,30 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(cmd::run(cli.command, cli.config.as_deref(), cli.output))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_grouped_help_names_every_command() {
+        for sub in Cli::command().get_subcommands() {
+            if sub.is_hide_set() {
+                continue;
+            }
+            let name = sub.get_name();
+            assert!(
+                COMMAND_GROUPS.contains(&format!("\n  {name} ")),
+                "{name} is missing from COMMAND_GROUPS"
+            );
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -71,14 +71,7 @@ fn bad_arguments_name_the_flag_and_exit_2_before_any_sql() {
     ] {
         let o = genesis(
             &[
-                "workspaces",
-                "create",
-                "--name",
-                "X",
-                "--slug",
-                slug,
-                "--region",
-                region,
+                "admin", "tenants", "create", "--name", "X", "--slug", slug, "--region", region,
             ],
             &env,
         );
@@ -105,18 +98,11 @@ async fn create_get_duplicate_and_db_check_against_a_real_database() {
     );
     let env = [("GENESIS_DATABASE__URL", db_url.as_str())];
     let args = [
-        "workspaces",
-        "create",
-        "--name",
-        "Acme",
-        "--slug",
-        "acme",
-        "--region",
-        "eu-west",
+        "admin", "tenants", "create", "--name", "Acme", "--slug", "acme", "--region", "eu-west",
     ];
     let o = genesis(&args, &env);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = genesis(&["-o", "json", "workspaces", "get", "acme"], &env);
+    let o = genesis(&["-o", "json", "admin", "tenants", "get", "acme"], &env);
     let ws: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(ws["region"], "eu-west");
     let o = genesis(&args, &env);

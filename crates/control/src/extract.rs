@@ -124,11 +124,6 @@ pub fn people_text(text: &str) -> String {
     readable(strip_framing(text))
 }
 
-/// Parses a workspace's `{id}` path segment.
-pub fn workspace_id(raw: &str) -> Result<genesis_core::WorkspaceId, Problem> {
-    genesis_core::WorkspaceId::parse(raw).map_err(|e| Problem::invalid_field("id", e))
-}
-
 /// A required string field: missing → problem naming it.
 pub fn required<'a>(field: &str, v: &'a Option<String>) -> Result<&'a str, Problem> {
     v.as_deref()
@@ -148,7 +143,7 @@ mod tests {
         assert_eq!(p.field.as_deref(), Some("scope"));
         assert_eq!(
             p.detail,
-            "scope unknown variant \"mars\", expected \"fleet\" or \"region\""
+            "scope: unknown variant \"mars\", expected \"fleet\" or \"region\""
         );
         let q = field_problem(
             "Failed to deserialize query string: limit: invalid digit found in string",

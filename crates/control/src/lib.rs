@@ -14,6 +14,7 @@ pub mod front_door;
 pub mod god;
 pub mod health;
 pub mod heartbeats;
+pub mod index;
 pub mod problem;
 pub mod second_factor;
 pub mod sidecar;
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let openapi = api::doc::finish(paths);
     Router::new()
+        .route("/", get(index::index))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

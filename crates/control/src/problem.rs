@@ -46,7 +46,7 @@ impl Problem {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid-field",
             "Invalid field",
-            format!("{field} {detail}"),
+            format!("{field}: {detail}"),
         );
         p.field = Some(field);
         p
@@ -195,6 +195,13 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        // RFC 9110: a 401 names how to authenticate (RFC 6750's Bearer scheme for the API).
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"genesis\""),
+            );
+        }
         resp
     }
 }

@@ -120,6 +120,44 @@ pub struct RolloutPolicy {
     pub canary: Option<u32>,
 }
 
+/// A policy as people read it: the units `POST /api/v1/rollouts` and the CLI take (seconds
+/// and percent), not the stored ones (milliseconds and basis points).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    /// Droplets per batch; 0 means all in one batch.
+    pub batch_size: u32,
+    /// Wait between a batch's end and the next batch's start, in seconds.
+    pub pause_between_s: f64,
+    /// Pause when a batch's failures reach this percentage.
+    pub pause_at_percent: Option<f64>,
+    /// Abort when failures reach this percentage of all attempts so far.
+    pub abort_at_percent: Option<f64>,
+    /// The first batch's size, after which batches double up to `batch_size`.
+    pub canary: Option<u32>,
+}
+
+impl From<&RolloutPolicy> for PolicyView {
+    fn from(p: &RolloutPolicy) -> Self {
+        Self {
+            batch_size: p.batch_size,
+            pause_between_s: p.pause_between.as_secs_f64(),
+            pause_at_percent: p.pause_at_bp.map(|bp| f64::from(bp) / 100.0),
+            abort_at_percent: p.abort_at_bp.map(|bp| f64::from(bp) / 100.0),
+            canary: p.canary,
+        }
+    }
+}
+
+impl RolloutPolicy {
+    /// Serializes as a [`PolicyView`] (for API answers; storage keeps the exact units).
+    pub fn serialize_for_people<S: serde::Serializer>(
+        policy: &RolloutPolicy,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        PolicyView::from(policy).serialize(s)
+    }
+}
+
 mod millis {
     use std::time::Duration;
 
@@ -297,14 +335,43 @@ pub enum RolloutEvent {
     Finish,
 }
 
-/// A move the lifecycle does not allow.
+/// A move the lifecycle does not allow; its message says why, for the operator who asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a {from} rollout cannot {event}")]
 pub struct IllegalRolloutMove {
     /// Where it was.
     pub from: RolloutStatus,
     /// What was asked.
     pub event: &'static str,
+}
+
+impl fmt::Display for IllegalRolloutMove {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let asked = match self.event {
+            "pause" => "paused",
+            "resume" => "resumed",
+            "abort" => "aborted",
+            other => other,
+        };
+        match (self.from, self.event) {
+            (RolloutStatus::Completed, _) => write!(
+                f,
+                "this rollout has completed already, so it cannot be {asked}"
+            ),
+            (RolloutStatus::Aborted, _) => write!(
+                f,
+                "this rollout was aborted already, so it cannot be {asked}"
+            ),
+            (RolloutStatus::Paused, "pause") => f.write_str("this rollout is paused already"),
+            (RolloutStatus::Running, "resume") => {
+                f.write_str("this rollout is running, not paused: there is nothing to resume")
+            }
+            (from, _) => write!(
+                f,
+                "a rollout that is {} cannot be {asked}",
+                from.code().to_lowercase()
+            ),
+        }
+    }
 }
 
 impl RolloutStatus {

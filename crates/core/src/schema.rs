@@ -77,6 +77,31 @@ impl PartialSchema for Slug {
     }
 }
 
+/// A workspace as a path names it: its id or its slug (operators type either).
+///
+/// Only a schema: handlers resolve the text themselves (`app::workspaces::resolve`).
+pub struct WorkspaceRef;
+
+impl ToSchema for WorkspaceRef {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("WorkspaceRef")
+    }
+}
+
+impl PartialSchema for WorkspaceRef {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .description(Some("A workspace's id, or its slug."))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+            )
+            .item(Slug::schema())
+            .into()
+    }
+}
+
 impl PartialSchema for WorkspaceName {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()

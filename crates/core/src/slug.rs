@@ -26,7 +26,7 @@ pub enum SlugError {
         len: usize,
     },
     /// Contains a character outside `a-z`, `0-9`, `_`.
-    #[error("contains {found:?}; only lowercase letters, digits and '_' are allowed")]
+    #[error("{found:?} is not allowed: use lowercase letters, digits and '_'")]
     BadCharacter {
         /// The first offending character.
         found: char,

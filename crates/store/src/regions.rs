@@ -155,17 +155,29 @@ impl RegionalStore {
         Err(StoreError::NotFound { what: "workspace" })
     }
 
-    /// Whether a slug is taken in any region (slugs are global: they name partitions and
-    /// appear in URLs).
-    pub async fn slug_taken(&self, slug: &genesis_core::Slug) -> Result<bool, StoreError> {
+    /// The workspace with `slug`, in whichever region holds it (slugs are global).
+    pub async fn workspace_find_by_slug(
+        &self,
+        slug: &genesis_core::Slug,
+    ) -> Result<(Workspace, &Database), StoreError> {
         for db in &self.distinct {
             match db.workspace_get_by_slug(slug).await {
-                Ok(_) => return Ok(true),
+                Ok(ws) => return Ok((ws, db)),
                 Err(StoreError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Ok(false)
+        Err(StoreError::NotFound { what: "workspace" })
+    }
+
+    /// Whether a slug is taken in any region (slugs are global: they name partitions and
+    /// appear in URLs).
+    pub async fn slug_taken(&self, slug: &genesis_core::Slug) -> Result<bool, StoreError> {
+        match self.workspace_find_by_slug(slug).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a workspace in its region's database under a globally unique slug: the slug

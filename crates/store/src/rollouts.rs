@@ -31,7 +31,9 @@ pub struct Rollout {
     pub n8n_image: Option<String>,
     /// Spec 56.1's scenario.
     pub scenario: Scenario,
-    /// Batches and thresholds.
+    /// Batches and thresholds, in seconds and percent as they were asked for.
+    #[serde(serialize_with = "RolloutPolicy::serialize_for_people")]
+    #[schema(value_type = genesis_core::rollout::PolicyView)]
     pub policy: RolloutPolicy,
     /// Which droplets.
     pub scope: RolloutScope,
@@ -263,12 +265,19 @@ impl Database {
             .try_into()
     }
 
-    /// The newest rollouts first.
-    pub async fn rollout_list(&self, limit: i64) -> Result<Vec<Rollout>, StoreError> {
+    /// Up to `limit` rollouts, newest first, after rollout `after` in that order (keyset:
+    /// `(created_at, id)`, so a rollout started while an operator pages is never skipped or
+    /// shown twice).
+    pub async fn rollout_list(
+        &self,
+        limit: i64,
+        after: Option<uuid::Uuid>,
+    ) -> Result<Vec<Rollout>, StoreError> {
         sqlx::query_as!(
             RolloutRow,
-            "SELECT id, target_version, n8n_image, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts ORDER BY created_at DESC LIMIT $1",
-            limit
+            "SELECT id, target_version, n8n_image, scenario, policy, scope, status, reason, batches, current_batch, batch_queued, next_batch_at, version, created_by, created_at, updated_at FROM genesis.rollouts WHERE $2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM genesis.rollouts WHERE id = $2) ORDER BY created_at DESC, id DESC LIMIT $1",
+            limit,
+            after
         )
         .fetch_all(&mut *self.read().await?)
         .await?
@@ -291,7 +300,8 @@ impl Database {
     }
 
     /// Moves a rollout through its lifecycle (from version `version`), audited
-    /// `ROLLOUT_PAUSED`, `_RESUMED`, `_COMPLETED` or `_ABORTED` with `reason`.
+    /// `ROLLOUT_PAUSED`, `_RESUMED`, `_COMPLETED` or `_ABORTED` with `reason`. The reason
+    /// says why a rollout stopped, so a resume clears it unless it gives its own.
     pub async fn rollout_move(
         &self,
         id: Uuid,
@@ -311,7 +321,9 @@ impl Database {
         let mut tx = self.app.begin().await?;
         let moved = sqlx::query!(
             r#"UPDATE genesis.rollouts
-               SET status = $3, reason = COALESCE($4, reason), version = version + 1,
+               SET status = $3,
+                   reason = CASE WHEN $3 = 'RUNNING' THEN $4 ELSE COALESCE($4, reason) END,
+                   version = version + 1,
                    updated_at = now()
                WHERE id = $1 AND version = $2"#,
             id,

@@ -11,6 +11,7 @@ use genesis_control::credentials::{MIN_PASSWORD, hash_password, new_token};
 
 use super::CliError;
 use crate::config::Config;
+use crate::output::Output;
 
 /// Operator administration.
 #[derive(Debug, Subcommand)]
@@ -32,6 +33,11 @@ pub enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+    /// Tenants straight against the database, without a running control plane: create
+    /// (with its lead partition), list, get, drop-partition. `genesis tenants` does the
+    /// same through the API.
+    #[command(subcommand)]
+    Tenants(super::workspaces::WorkspacesCommand),
 }
 
 /// A plausible e-mail address: something@something, no spaces.
@@ -51,8 +57,9 @@ fn parse_email(raw: &str) -> Result<String, CliError> {
 }
 
 /// Runs an admin command.
-pub async fn run(cmd: AdminCommand, cfg: Config) -> Result<(), CliError> {
+pub async fn run(cmd: AdminCommand, cfg: Config, out: Output) -> Result<(), CliError> {
     match cmd {
+        AdminCommand::Tenants(c) => super::workspaces::run(c, cfg, out).await,
         AdminCommand::CreateOperator {
             email,
             password_stdin,
@@ -84,7 +91,7 @@ pub async fn run(cmd: AdminCommand, cfg: Config) -> Result<(), CliError> {
                 .await?;
             eprintln!("operator {} created", op.email);
             if generated {
-                println!("password: {}", hash.1);
+                outln!("password: {}", hash.1);
                 eprintln!("(shown once; it is stored only as an argon2id hash)");
             }
             Ok(())
@@ -114,8 +121,8 @@ pub async fn run(cmd: AdminCommand, cfg: Config) -> Result<(), CliError> {
                     other => other.into(),
                 })?;
             eprintln!("second factor enrolled for {email}; add it to an authenticator app:");
-            println!("uri: {}", otpauth_uri(&secret, &email));
-            println!("key: {}", base32(&secret));
+            outln!("uri: {}", otpauth_uri(&secret, &email));
+            outln!("key: {}", base32(&secret));
             eprintln!("(shown once; it is stored only sealed with the vault's master key)");
             Ok(())
         }

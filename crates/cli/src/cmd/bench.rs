@@ -187,7 +187,7 @@ fn emit(
     target: &str,
     ok: Option<bool>,
 ) {
-    println!(
+    outln!(
         "{}",
         json!({"bench": "partitions", "metric": metric, "value": (value * 1000.0).round() / 1000.0,
                "unit": unit, "baseline": baseline, "target": target, "ok": ok})

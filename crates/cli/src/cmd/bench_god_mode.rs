@@ -124,7 +124,7 @@ async fn run_on(t: &TestDb, droplets: usize, requests: usize) -> Result<(), CliE
         if !ok {
             failures.push(format!("{path}: p99 {p99:.1} ms"));
         }
-        println!(
+        outln!(
             "{}",
             json!({
                 "bench": "god_mode",

@@ -207,7 +207,7 @@ async fn run_on(
     let rate = load.sent as f64 / wall.as_secs_f64();
     let base_rate = base.sent as f64 / base_wall.as_secs_f64();
     let distinct = load.sent.min(droplets);
-    println!(
+    outln!(
         "{}",
         json!({
             "bench": "heartbeats",

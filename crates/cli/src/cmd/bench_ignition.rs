@@ -115,7 +115,7 @@ async fn run_on(
         "end_to_end_ms_p99": percentile(&e2e, 0.99),
         "end_to_end_ms_max": percentile(&e2e, 1.0),
     });
-    println!("{line}");
+    outln!("{line}");
     if failed > 0 {
         return Err(CliError::CheckFailed(format!("{failed} ignitions failed")));
     }

@@ -162,7 +162,7 @@ async fn run_on(
         .fold((0, 0), |(d, f), b| (d + b.done, f + b.failed));
     stack.finish().await;
     let bound = n as f64 / 200.0;
-    println!(
+    outln!(
         "{}",
         json!({
             "bench": "rollout",

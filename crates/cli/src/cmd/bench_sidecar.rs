@@ -137,7 +137,7 @@ pub async fn run(idle_secs: u64) -> Result<(), CliError> {
         ),
         ("sidecar_rss_peak", mib(peak), "MiB", "", None),
     ] {
-        println!(
+        outln!(
             "{}",
             json!({"bench": "sidecar", "metric": metric, "value": value, "unit": unit,
                 "baseline": null, "target": target, "ok": ok})

@@ -295,7 +295,7 @@ async fn measure(
     let flood = flood?;
     let refused = outcomes.refused.load(Ordering::Relaxed);
     let (quiet_p99, flood_p99) = (pct(&quiet, 0.99), pct(&flood, 0.99));
-    println!(
+    outln!(
         "{}",
         json!({
             "bench": "sign_in_flood",

@@ -109,7 +109,7 @@ pub async fn run(count: usize, concurrency: usize) -> Result<(), CliError> {
     // Each create is three requests: the idempotency lookup, the POST, and the action read.
     let requests = count as f64 * 3.0;
     let emit = |metric: &str, value: f64, unit: &str, target: &str, ok: Option<bool>| {
-        println!(
+        outln!(
             "{}",
             json!({"bench": "sim-cloud", "metric": metric, "value": (value * 1000.0).round() / 1000.0,
             "unit": unit, "baseline": null, "target": target, "ok": ok})

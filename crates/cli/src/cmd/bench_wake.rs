@@ -121,7 +121,7 @@ async fn run_on(t: &TestDb, redis_url: &str, tenants: usize, boot_s: u64) -> Res
     let boot_ms = boot.as_millis() as f64;
     let beyond: Vec<f64> = e2e.iter().map(|e| (e - boot_ms).max(0.0)).collect();
     let round = |x: f64| (x * 10.0).round() / 10.0;
-    println!(
+    outln!(
         "{}",
         json!({
             "bench": "wake",

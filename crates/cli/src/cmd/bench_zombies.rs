@@ -238,7 +238,7 @@ async fn run_on(
     };
     let i = interval.as_secs_f64();
     let round = |x: f64| (x * 100.0).round() / 100.0;
-    println!(
+    outln!(
         "{}",
         json!({
             "bench": "zombies",

@@ -49,7 +49,7 @@ pub async fn run(cmd: DbCommand, cfg: Config, out: Output) -> Result<(), CliErro
                     })
                     .collect();
                 if out == Output::Table {
-                    println!(
+                    outln!(
                         "database {}",
                         db.options().admin.get_database().unwrap_or("(default)")
                     );

@@ -112,7 +112,7 @@ pub async fn run(cmd: DemoCommand, cfg: Config) -> Result<(), CliError> {
                     "--tenants and --concurrency must be positive".into(),
                 ));
             }
-            populate(&Api::new(&api, &cfg)?, tenants, &prefix, concurrency).await
+            populate(&Api::new(&api, Some(&cfg))?, tenants, &prefix, concurrency).await
         }
         DemoCommand::Chaos {
             prefix,
@@ -122,7 +122,7 @@ pub async fn run(cmd: DemoCommand, cfg: Config) -> Result<(), CliError> {
             degraded,
             api,
         } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, Some(&cfg))?;
             let sim = Sim {
                 base: cfg.cloud.url.trim_end_matches('/').to_owned(),
                 token: cfg.cloud.token.clone().unwrap_or_default(),

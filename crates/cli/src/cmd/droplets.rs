@@ -61,10 +61,10 @@ pub enum DropletsCommand {
 }
 
 /// Runs a droplets command.
-pub async fn run(cmd: DropletsCommand, cfg: Config, out: Output) -> Result<(), CliError> {
+pub async fn run(cmd: DropletsCommand, cfg: Option<&Config>, out: Output) -> Result<(), CliError> {
     let (id, op, body, api) = match cmd {
         DropletsCommand::Get { id, api } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, cfg)?;
             let d = api
                 .ok(
                     reqwest::Method::GET,
@@ -108,7 +108,7 @@ pub async fn run(cmd: DropletsCommand, cfg: Config, out: Output) -> Result<(), C
             (id, "pull", Some(json!({"image": image})), api)
         }
     };
-    let mut api = Api::new(&api, &cfg)?;
+    let mut api = Api::new(&api, cfg)?;
     if op == "restart" {
         eprintln!("restarting n8n on droplet {id}; waiting until it answers again...");
         api = api.with_timeout(RESTART_TIMEOUT);
@@ -129,7 +129,7 @@ pub async fn run(cmd: DropletsCommand, cfg: Config, out: Output) -> Result<(), C
                 eprintln!("n8n has written nothing yet");
             }
             for line in lines {
-                println!("{}", line.as_str().unwrap_or_default());
+                outln!("{}", line.as_str().unwrap_or_default());
             }
         }
         (Output::Table, "health") => {
@@ -151,10 +151,10 @@ pub async fn run(cmd: DropletsCommand, cfg: Config, out: Output) -> Result<(), C
             );
         }
         (Output::Table, "restart") => match reply["new_pid"].as_u64() {
-            Some(pid) => println!("n8n restarted (process {pid}) and answers again"),
-            None => println!("n8n restarted and answers again"),
+            Some(pid) => outln!("n8n restarted (process {pid}) and answers again"),
+            None => outln!("n8n restarted and answers again"),
         },
-        (Output::Table, _) => println!("pulled"),
+        (Output::Table, _) => outln!("pulled"),
     }
     Ok(())
 }

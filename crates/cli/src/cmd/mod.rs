@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api_client;
+pub mod auth;
 pub mod bench;
 pub mod bench_god_mode;
 pub mod bench_heartbeats;
@@ -38,6 +39,10 @@ pub enum CliError {
     /// A check ran and found problems (exit 3); details were printed already.
     #[error("{0}")]
     CheckFailed(String),
+    /// The control plane refused a request, or something else answered (4xx: exit 2,
+    /// else 1). `-o json` prints its problem document.
+    #[error(transparent)]
+    Api(#[from] api_client::ApiError),
     /// Anything else (exit 1).
     #[error(transparent)]
     Runtime(#[from] anyhow::Error),
@@ -57,6 +62,43 @@ impl From<genesis_store::StoreError> for CliError {
             e => CliError::Runtime(e.into()),
         }
     }
+}
+
+/// Asks before something that cannot be undone. `yes` (the command's `--yes`) skips the
+/// question; without a terminal to ask on, the command is refused rather than assumed.
+pub fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(CliError::Usage(format!(
+            "{question} Add --yes to confirm (no terminal to ask on)."
+        )));
+    }
+    let answer = read_line(Some(&format!("{question} [y/N] ")), "the answer")?;
+    if matches!(answer.to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::Usage("nothing was changed".into()))
+    }
+}
+
+/// One line of standard input, trimmed, after `prompt` on stderr if given; `what` names it
+/// in the error.
+pub fn read_line(prompt: Option<&str>, what: &str) -> Result<String, CliError> {
+    use std::io::{BufRead, Write};
+    if let Some(p) = prompt {
+        eprint!("{p}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Usage(format!("reading {what}: {e}")))?;
+    Ok(line.trim().to_owned())
 }
 
 /// Loads configuration or explains why not.
@@ -93,6 +135,17 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         // Benchmarks bring their own scratch databases and Redis sets; only `bench partitions`
         // reads the configuration.
         Command::Bench(c) => bench::run(c, cfg).await,
+        // API commands need the API's address and token, from flags, the saved context or
+        // the configuration if there is one; never a database.
+        Command::Auth(c) => auth::run(c, out).await,
+        Command::Context(c) => auth::run_context(c, out),
+        Command::Completion { shell } => {
+            crate::print_completion(shell);
+            Ok(())
+        }
+        Command::Tenants(c) => tenants::run(c, cfg.as_ref().ok(), out).await,
+        Command::Rollouts(c) => rollouts::run(c, cfg.as_ref().ok(), out).await,
+        Command::Droplets(c) => droplets::run(c, cfg.as_ref().ok(), out).await,
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,
             Err(e) => Err(e),
@@ -107,6 +160,14 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         Err(CliError::CheckFailed(m)) => {
             eprintln!("{m}");
             ExitCode::from(3)
+        }
+        Err(CliError::Api(e)) => {
+            match out {
+                // Scripts get the problem document, status included, where they read.
+                Output::Json => crate::output::print(out, &e.problem, &[], Vec::new()),
+                Output::Table => eprintln!("error: {}", e.message),
+            }
+            ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
         Err(CliError::Runtime(e)) => {
             eprintln!("error: {e:#}");
@@ -133,14 +194,19 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
             Ok(())
         }
         Command::Db(c) => db::run(c, cfg, out).await,
-        Command::Workspaces(c) => workspaces::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
-        Command::Admin(c) => admin::run(c, cfg).await,
-        Command::Tenants(c) => tenants::run(c, cfg, out).await,
-        Command::Rollouts(c) => rollouts::run(c, cfg, out).await,
-        Command::Droplets(c) => droplets::run(c, cfg, out).await,
+        Command::Admin(c) => admin::run(c, cfg, out).await,
         Command::Demo(c) => demo::run(c, cfg).await,
-        Command::Config(_) | Command::SimCloud(_) | Command::Sidecar(_) | Command::Bench(_) => {
+        Command::Config(_)
+        | Command::SimCloud(_)
+        | Command::Sidecar(_)
+        | Command::Bench(_)
+        | Command::Auth(_)
+        | Command::Context(_)
+        | Command::Completion { .. }
+        | Command::Tenants(_)
+        | Command::Rollouts(_)
+        | Command::Droplets(_) => {
             unreachable!("handled before configuration is required")
         }
     }

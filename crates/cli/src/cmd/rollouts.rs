@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::CliError;
-use super::api_client::{Api, ApiArgs};
+use super::api_client::{Api, ApiArgs, ListArgs};
 use crate::config::Config;
 use crate::output::{Output, print};
 
@@ -27,6 +27,13 @@ pub enum RolloutsCommand {
         /// Follow it with a progress bar until it stops.
         #[arg(long)]
         watch: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Rollouts, newest first: every one, or --limit of them.
+    List {
+        #[command(flatten)]
+        page: ListArgs,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -47,10 +54,13 @@ pub enum RolloutsCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Cancel every droplet not updated yet.
+    /// Cancel every droplet not updated yet (asks first).
     Abort {
         /// Rollout id.
         id: String,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -59,8 +69,8 @@ pub enum RolloutsCommand {
 /// `genesis rollouts start`
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
-    /// Spec 56.1's scenario: security_patch, bug_fix, feature, config_change.
-    #[arg(long)]
+    /// Spec 56.1's scenario: it sets the default batches and thresholds.
+    #[arg(long, value_parser = crate::values::scenarios())]
     pub scenario: String,
     /// Swap n8n's container to this image (spec 56.2) instead of redeploying workflows.
     #[arg(long)]
@@ -113,10 +123,10 @@ fn scope(raw: &str) -> Result<Value, CliError> {
 }
 
 /// Runs a rollouts command.
-pub async fn run(cmd: RolloutsCommand, cfg: Config, out: Output) -> Result<(), CliError> {
+pub async fn run(cmd: RolloutsCommand, cfg: Option<&Config>, out: Output) -> Result<(), CliError> {
     match cmd {
         RolloutsCommand::Start(a) => {
-            let api = Api::new(&a.api, &cfg)?;
+            let api = Api::new(&a.api, cfg)?;
             let mut body = json!({ "scenario": a.scenario, "scope": scope(&a.scope)? });
             for (k, v) in [
                 ("batch_size", a.batch_size.map(Value::from)),
@@ -148,7 +158,7 @@ pub async fn run(cmd: RolloutsCommand, cfg: Config, out: Output) -> Result<(), C
             }
         }
         RolloutsCommand::Status { id, watch, api } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, cfg)?;
             match id {
                 Some(id) if watch => follow(&api, &id, out).await,
                 Some(id) => {
@@ -163,46 +173,31 @@ pub async fn run(cmd: RolloutsCommand, cfg: Config, out: Output) -> Result<(), C
                     Ok(())
                 }
                 None => {
-                    let list = api
-                        .ok(reqwest::Method::GET, "/api/v1/rollouts", None)
-                        .await?;
-                    let rows = list
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|r| {
-                            vec![
-                                r["id"].as_str().unwrap_or_default().to_owned(),
-                                r["target_version"].as_str().unwrap_or_default().to_owned(),
-                                r["scenario"].as_str().unwrap_or_default().to_owned(),
-                                r["status"].as_str().unwrap_or_default().to_owned(),
-                                format!(
-                                    "{}/{}",
-                                    r["current_batch"].as_i64().unwrap_or(0),
-                                    r["batches"].as_i64().unwrap_or(0)
-                                ),
-                                r["created_at"].as_str().unwrap_or_default().to_owned(),
-                            ]
-                        })
-                        .collect();
-                    print(
-                        out,
-                        &list,
-                        &["ID", "VERSION", "SCENARIO", "STATUS", "BATCH", "STARTED"],
-                        rows,
-                    );
-                    Ok(())
+                    let page = ListArgs {
+                        limit: None,
+                        after: None,
+                    };
+                    list(&api, page, out).await
                 }
             }
         }
+        RolloutsCommand::List { page, api } => list(&Api::new(&api, cfg)?, page, out).await,
         RolloutsCommand::Pause { id, api } => {
-            control(&Api::new(&api, &cfg)?, &id, "pause", out).await
+            control(&Api::new(&api, cfg)?, &id, "pause", out).await
         }
-        RolloutsCommand::Abort { id, api } => {
-            control(&Api::new(&api, &cfg)?, &id, "abort", out).await
+        RolloutsCommand::Abort { id, yes, api } => {
+            let api = Api::new(&api, cfg)?;
+            super::confirm(
+                &format!(
+                    "Abort rollout {id}? Droplets not updated yet are cancelled, and an \
+                     aborted rollout cannot be resumed."
+                ),
+                yes,
+            )?;
+            control(&api, &id, "abort", out).await
         }
         RolloutsCommand::Resume { id, wait, api } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, cfg)?;
             if wait {
                 api.ok(
                     reqwest::Method::POST,
@@ -216,6 +211,37 @@ pub async fn run(cmd: RolloutsCommand, cfg: Config, out: Output) -> Result<(), C
             }
         }
     }
+}
+
+/// Lists rollouts, newest first.
+async fn list(api: &Api, page: ListArgs, out: Output) -> Result<(), CliError> {
+    let list = api.list("/api/v1/rollouts", page).await?;
+    let rows = list
+        .items
+        .iter()
+        .map(|r| {
+            vec![
+                r["id"].as_str().unwrap_or_default().to_owned(),
+                r["target_version"].as_str().unwrap_or_default().to_owned(),
+                r["scenario"].as_str().unwrap_or_default().to_owned(),
+                r["status"].as_str().unwrap_or_default().to_owned(),
+                format!(
+                    "{}/{}",
+                    r["current_batch"].as_i64().unwrap_or(0),
+                    r["batches"].as_i64().unwrap_or(0)
+                ),
+                r["created_at"].as_str().unwrap_or_default().to_owned(),
+            ]
+        })
+        .collect();
+    print(
+        out,
+        &list,
+        &["ID", "VERSION", "SCENARIO", "STATUS", "BATCH", "STARTED"],
+        rows,
+    );
+    list.say_if_more("genesis rollouts list");
+    Ok(())
 }
 
 async fn control(api: &Api, id: &str, action: &str, out: Output) -> Result<(), CliError> {
@@ -237,7 +263,8 @@ async fn follow(api: &Api, id: &str, out: Output) -> Result<(), CliError> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    // The bar is drawn only once the first answer gave it a length: never a full bar at 0/0.
+    let mut drawing = false;
     let r = loop {
         let r = api
             .ok(
@@ -250,6 +277,10 @@ async fn follow(api: &Api, id: &str, out: Output) -> Result<(), CliError> {
         let n = |k: &str| t[k].as_i64().unwrap_or(0).max(0) as u64;
         bar.set_length(n("pending") + n("done") + n("failed") + n("deferred") + n("cancelled"));
         bar.set_position(n("done") + n("failed") + n("deferred") + n("cancelled"));
+        if !drawing {
+            bar.enable_steady_tick(Duration::from_millis(120));
+            drawing = true;
+        }
         bar.set_message(format!(
             "batch {}/{} · done {} · failed {} · deferred {}",
             (r["current_batch"].as_i64().unwrap_or(0) + 1).min(r["batches"].as_i64().unwrap_or(0)),
@@ -278,6 +309,27 @@ async fn follow(api: &Api, id: &str, out: Output) -> Result<(), CliError> {
     }
 }
 
+/// The policy in the units its flags take: `batches of 5 · 30 s between · pause at 5 %`.
+fn policy_text(p: &Value) -> String {
+    let mut parts = vec![match p["batch_size"].as_u64() {
+        Some(0) | None => "one batch".to_owned(),
+        Some(n) => format!("batches of {n}"),
+    }];
+    if let Some(c) = p["canary"].as_u64() {
+        parts.push(format!("canary {c}"));
+    }
+    parts.push(format!(
+        "{} s between",
+        p["pause_between_s"].as_f64().unwrap_or(0.0)
+    ));
+    for (key, what) in [("pause_at_percent", "pause"), ("abort_at_percent", "abort")] {
+        if let Some(v) = p[key].as_f64() {
+            parts.push(format!("{what} at {v} %"));
+        }
+    }
+    parts.join(" · ")
+}
+
 fn show(out: Output, r: &Value) {
     let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
     let mut rows = vec![
@@ -289,6 +341,7 @@ fn show(out: Output, r: &Value) {
     if let Some(reason) = r["reason"].as_str() {
         rows.push(vec!["reason".into(), reason.to_owned()]);
     }
+    rows.push(vec!["policy".into(), policy_text(&r["policy"])]);
     for b in r["per_batch"].as_array().into_iter().flatten() {
         let n = |k: &str| b[k].as_i64().unwrap_or(0);
         rows.push(vec![

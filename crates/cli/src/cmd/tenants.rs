@@ -1,7 +1,7 @@
 //! `genesis tenants`: tenants through the control plane's API (what an operator's laptop
 //! does): create and ignite with a live progress bar of the saga's steps, get, list.
 //!
-//! Unlike `genesis workspaces` (direct database administration), these commands go through
+//! Unlike `genesis admin tenants` (direct database administration), these commands go through
 //! `/api/v1` over HTTP, so they work against any control plane the token opens.
 
 use std::collections::BTreeMap;
@@ -11,9 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::CliError;
-use super::api_client::{Api, ApiArgs};
+use super::api_client::{Api, ApiArgs, ListArgs};
 use crate::config::Config;
-use crate::output::{Output, print};
+use crate::output::{Output, print, print_object};
 
 /// `genesis tenants ...`
 #[derive(Debug, clap::Subcommand)]
@@ -61,14 +61,10 @@ pub enum TenantsCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Tenants in slug order.
+    /// Tenants in slug order: every one, or --limit of them.
     List {
-        /// Page size (1 to 500).
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        /// Start after this slug.
-        #[arg(long)]
-        after: Option<String>,
+        #[command(flatten)]
+        page: ListArgs,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -83,11 +79,11 @@ pub struct CreateArgs {
     /// Slug (a-z, 0-9, _).
     #[arg(long)]
     pub slug: String,
-    /// Region code.
-    #[arg(long, default_value = "us-east")]
+    /// Region.
+    #[arg(long, default_value = "us-east", value_parser = crate::values::regions())]
     pub region: String,
     /// Tier.
-    #[arg(long, default_value = "standard")]
+    #[arg(long, default_value = "standard", value_parser = crate::values::tiers())]
     pub tier: String,
     /// Onboarding value `key=value` (spec 53.3: sender_email, name, company_name,
     /// calendly_link_1).
@@ -134,10 +130,10 @@ fn credentials(raw: &[String]) -> Result<Value, CliError> {
 }
 
 /// Runs a tenants command.
-pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), CliError> {
+pub async fn run(cmd: TenantsCommand, cfg: Option<&Config>, out: Output) -> Result<(), CliError> {
     match cmd {
         TenantsCommand::Create(a) => {
-            let api = Api::new(&a.api, &cfg)?;
+            let api = Api::new(&a.api, cfg)?;
             let creds = credentials(&a.credentials)?;
             let body = json!({
                 "name": a.name, "slug": a.slug, "region": a.region, "tier": a.tier,
@@ -148,10 +144,20 @@ pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), Cl
                 .await?;
             let id = ws["id"].as_str().unwrap_or_default().to_owned();
             eprintln!("created {} ({id})", a.slug);
+            let next = format!(
+                "`genesis tenants ignite {} --credential gmail=@gmail.json --credential \
+                 openai=@openai.json --wait`",
+                a.slug
+            );
             if a.ignite || a.wait {
-                ignite(&api, &id, &creds, a.wait, out).await
+                let result = ignite(&api, &id, &creds, a.wait, out).await;
+                if result.is_err() {
+                    eprintln!("{} stays PENDING; once fixed, ignite it: {next}", a.slug);
+                }
+                result
             } else {
                 show(out, &ws);
+                eprintln!("{} is PENDING until it is ignited: {next}", a.slug);
                 Ok(())
             }
         }
@@ -161,15 +167,15 @@ pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), Cl
             wait,
             api,
         } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, cfg)?;
             ignite(&api, &id, &credentials(&c)?, wait, out).await
         }
         TenantsCommand::Wake { id, wait, api } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, cfg)?;
             wake(&api, &id, wait, out).await
         }
         TenantsCommand::Hold { id, off, api } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, cfg)?;
             let (status, v) = api
                 .call(
                     reqwest::Method::PUT,
@@ -194,22 +200,17 @@ pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), Cl
             Ok(())
         }
         TenantsCommand::Get { id, api } => {
-            let api = Api::new(&api, &cfg)?;
+            let api = Api::new(&api, cfg)?;
             let ws = api.workspace(&id).await?;
             show(out, &ws);
             Ok(())
         }
-        TenantsCommand::List { limit, after, api } => {
-            let api = Api::new(&api, &cfg)?;
-            let mut path = format!("/api/v1/workspaces?limit={limit}");
-            if let Some(a) = after {
-                path.push_str(&format!("&after={a}"));
-            }
-            let page = api.ok(reqwest::Method::GET, &path, None).await?;
-            let rows = page["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
+        TenantsCommand::List { page, api } => {
+            let api = Api::new(&api, cfg)?;
+            let list = api.list("/api/v1/workspaces", page).await?;
+            let rows = list
+                .items
+                .iter()
                 .map(|w| {
                     ["slug", "id", "region", "tier", "status"]
                         .iter()
@@ -219,10 +220,11 @@ pub async fn run(cmd: TenantsCommand, cfg: Config, out: Output) -> Result<(), Cl
                 .collect();
             print(
                 out,
-                &page,
+                &list,
                 &["SLUG", "ID", "REGION", "TIER", "STATUS"],
                 rows,
             );
+            list.say_if_more("genesis tenants list");
             Ok(())
         }
     }
@@ -242,12 +244,12 @@ async fn wake(api: &Api, id: &str, wait: bool, out: Output) -> Result<(), CliErr
             "{id} is not asleep ({})",
             r["state"].as_str().unwrap_or("?")
         );
-        print(out, &r, &["FIELD", "VALUE"], vec![]);
+        print_object(out, &r);
         return Ok(());
     };
     eprintln!("{id}: powering on droplet {droplet}");
     if !wait {
-        print(out, &r, &["FIELD", "VALUE"], vec![]);
+        print_object(out, &r);
         return Ok(());
     }
     let bar = ProgressBar::new_spinner();

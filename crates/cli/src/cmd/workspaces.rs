@@ -1,5 +1,6 @@
-//! `genesis workspaces ...`: tenant administration straight against the store (the API
-//! offers the same through `/api/v1/workspaces`).
+//! `genesis admin tenants ...`: tenant administration straight against the store, for a
+//! machine with the database and no running control plane (`genesis tenants` does the same
+//! through `/api/v1/workspaces`).
 
 use clap::{Args, Subcommand};
 use genesis_core::{Region, Slug, Tier, WorkspaceId, WorkspaceName};
@@ -27,10 +28,13 @@ pub enum WorkspacesCommand {
         /// Workspace id or slug.
         workspace: String,
     },
-    /// Drop a workspace's lead partition and its data (idempotent).
+    /// Drop a workspace's lead partition and its data (idempotent; asks first).
     DropPartition {
         /// Workspace id or slug.
         workspace: String,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -43,11 +47,11 @@ pub struct CreateArgs {
     /// Slug: lowercase letters, digits and '_', at most 50.
     #[arg(long)]
     slug: String,
-    /// Region: us-east, us-west, eu-west, eu-north, apac.
-    #[arg(long)]
+    /// Region.
+    #[arg(long, value_parser = crate::values::regions())]
     region: String,
-    /// Tier: standard, high-priority, enterprise.
-    #[arg(long, default_value = "standard")]
+    /// Tier.
+    #[arg(long, default_value = "standard", value_parser = crate::values::tiers())]
     tier: String,
     /// Explicit id (for idempotent scripts).
     #[arg(long)]
@@ -65,14 +69,13 @@ pub async fn resolve(stores: &RegionalStore, key: &str) -> Result<Workspace, Cli
     }
     let slug = Slug::parse(key)
         .map_err(|e| CliError::Usage(format!("workspace {key:?}: not an id, and the slug {e}")))?;
-    for db in stores.distinct() {
-        match db.workspace_get_by_slug(&slug).await {
-            Ok(ws) => return Ok(ws),
-            Err(genesis_store::StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+    match stores.workspace_find_by_slug(&slug).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(genesis_store::StoreError::NotFound { .. }) => {
+            Err(CliError::Usage(format!("no workspace with slug {key:?}")))
         }
+        Err(e) => Err(e.into()),
     }
-    Err(CliError::Usage(format!("no workspace with slug {key:?}")))
 }
 
 fn rows(list: &[Workspace]) -> Vec<Vec<String>> {
@@ -135,8 +138,15 @@ pub async fn run(cmd: WorkspacesCommand, cfg: Config, out: Output) -> Result<(),
             let ws = resolve(&stores, &workspace).await?;
             print(out, &ws, &HEADERS, rows(std::slice::from_ref(&ws)));
         }
-        WorkspacesCommand::DropPartition { workspace } => {
+        WorkspacesCommand::DropPartition { workspace, yes } => {
             let ws = resolve(&stores, &workspace).await?;
+            super::confirm(
+                &format!(
+                    "Drop {}'s lead partition? Every lead in it is deleted.",
+                    ws.slug
+                ),
+                yes,
+            )?;
             let outcome = PartitionManager::new(stores.for_region(ws.region).clone())
                 .drop(ws.id, "cli")
                 .await?;

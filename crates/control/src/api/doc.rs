@@ -51,7 +51,7 @@ const UNSUPPORTED_MEDIA: (&str, &str) = (
             rollouts. Every error is RFC 9457 `application/problem+json`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    components(schemas(Problem)),
+    components(schemas(Problem, genesis_core::schema::WorkspaceRef)),
     tags(
         (name = "workspaces", description = "Tenants' workspaces"),
         (name = "ignition", description = "Bringing a workspace's droplet up (spec 41.1)"),

@@ -9,12 +9,13 @@ use axum::{
 };
 use genesis_store::ActivityKind;
 
-use super::body::{ApiJson, workspace_id};
+use super::body::ApiJson;
 use super::doc;
 use crate::app::hibernation::{
     self as app, HoldRequest, Savings, ScheduleRequest, StandbyRegion, WakeOutcome, savings_now,
     touch_and_wake,
 };
+use crate::app::workspaces::resolve;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces/{id}/wake` (spec 55.3's manual trigger): 202 while the droplet
@@ -24,7 +25,7 @@ use crate::{AppState, Problem};
     post,
     path = "/workspaces/{id}/wake",
     tag = "hibernation",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
     responses(
         (status = 202, description = "The droplet is powering on.", body = WakeOutcome),
         (status = 200, description = "It was awake already.", body = WakeOutcome),
@@ -38,7 +39,7 @@ pub async fn wake_workspace(
 ) -> Result<impl IntoResponse, Problem> {
     let outcome = touch_and_wake(
         &state,
-        workspace_id(&id)?,
+        resolve(&state, &id).await?,
         ActivityKind::Campaign,
         "api",
         "operator",
@@ -63,7 +64,7 @@ fn wake_response(outcome: WakeOutcome) -> (StatusCode, Json<WakeOutcome>) {
     post,
     path = "/workspaces/{id}/logins",
     tag = "hibernation",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
     responses(
         (status = 202, description = "The droplet is powering on.", body = WakeOutcome),
         (status = 200, description = "It was awake already.", body = WakeOutcome),
@@ -77,7 +78,7 @@ pub async fn login(
 ) -> Result<impl IntoResponse, Problem> {
     let outcome = touch_and_wake(
         &state,
-        workspace_id(&id)?,
+        resolve(&state, &id).await?,
         ActivityKind::Login,
         "login",
         "dashboard",
@@ -91,7 +92,7 @@ pub async fn login(
     put,
     path = "/workspaces/{id}/hibernation",
     tag = "hibernation",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
     request_body = HoldRequest,
     responses(
         (status = 204, description = "Set."),
@@ -103,7 +104,7 @@ pub async fn hold(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<StatusCode, Problem> {
-    app::hold(&state, workspace_id(&id)?, req.hold, "operator").await?;
+    app::hold(&state, resolve(&state, &id).await?, req.hold, "operator").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -113,7 +114,7 @@ pub async fn hold(
     put,
     path = "/workspaces/{id}/schedule",
     tag = "hibernation",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
     request_body = ScheduleRequest,
     responses(
         (status = 204, description = "Set."),
@@ -125,7 +126,7 @@ pub async fn schedule(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ScheduleRequest>,
 ) -> Result<StatusCode, Problem> {
-    app::schedule(&state, workspace_id(&id)?, req.next_campaign_at).await?;
+    app::schedule(&state, resolve(&state, &id).await?, req.next_campaign_at).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

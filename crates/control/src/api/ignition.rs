@@ -8,9 +8,10 @@ use axum::{
     response::IntoResponse,
 };
 
-use super::body::{ApiJson, workspace_id};
+use super::body::ApiJson;
 use super::doc;
 use crate::app::ignition::{self as app, IgniteAnswer, IgniteRequest};
+use crate::app::workspaces::resolve;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces/{id}/ignite`: 202 with the new saga, or 200 with the one
@@ -19,7 +20,7 @@ use crate::{AppState, Problem};
     post,
     path = "/workspaces/{id}/ignite",
     tag = "ignition",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
     request_body = IgniteRequest,
     responses(
         (status = 202, description = "Started; the lead-intake token is shown this once.",
@@ -34,7 +35,7 @@ pub async fn ignite(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<IgniteRequest>,
 ) -> Result<impl IntoResponse, Problem> {
-    let (started, answer) = app::ignite(&state, workspace_id(&id)?, &req).await?;
+    let (started, answer) = app::ignite(&state, resolve(&state, &id).await?, &req).await?;
     let status = if started {
         StatusCode::ACCEPTED
     } else {

@@ -19,7 +19,7 @@ use crate::{AppState, Problem};
     post,
     path = "/workspaces/{id}/leads",
     tag = "leads",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
     request_body = ImportBody,
     responses(
         (status = 200, description = "Imported.", body = ImportReport),
@@ -40,7 +40,7 @@ pub async fn import(
     get,
     path = "/workspaces/{id}/leads",
     tag = "leads",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id"), PageQuery),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug"), PageQuery),
     responses(
         (status = 200, description = "One page, newest first.", body = LeadPage),
         doc::NotFound,

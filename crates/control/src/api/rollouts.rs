@@ -11,12 +11,11 @@ use axum::{
     response::IntoResponse,
 };
 use genesis_core::rollout::RolloutEvent;
-use genesis_store::Rollout;
 
-use super::body::ApiJson;
+use super::body::{ApiJson, ApiQuery};
 use super::doc;
 use crate::app::rollouts::{
-    RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
+    ListQuery, RolloutList, RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
 };
 use crate::{AppState, Problem};
 
@@ -41,15 +40,19 @@ pub async fn start(
     ))
 }
 
-/// `GET /api/v1/rollouts`: the newest 50.
+/// `GET /api/v1/rollouts`: newest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/rollouts",
     tag = "rollouts",
-    responses((status = 200, description = "The newest 50, newest first.", body = Vec<Rollout>))
+    params(ListQuery),
+    responses((status = 200, description = "One page, newest first.", body = RolloutList))
 )]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Rollout>>, Problem> {
-    Ok(Json(crate::app::rollouts::recent(&state).await?))
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<RolloutList>, Problem> {
+    Ok(Json(crate::app::rollouts::page(&state, &q).await?))
 }
 
 /// `GET /api/v1/rollouts/{id}`.

@@ -45,7 +45,7 @@ pub async fn create(
     get,
     path = "/workspaces/{id}",
     tag = "workspaces",
-    params(("id" = uuid::Uuid, Path, description = "The workspace's id")),
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
     responses(
         (status = 200, description = "The workspace.", body = WorkspaceDetail),
         doc::NotFound,

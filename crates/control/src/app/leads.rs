@@ -5,7 +5,7 @@ use genesis_core::{DropletState, Email, LeadStatus, TenantRoute, WorkspaceId};
 use genesis_store::{ActivityKind, Caller, Database, ImportReport, LeadCursor, LeadPage, NewLead};
 use serde::Deserialize;
 
-use crate::extract::{required, workspace_id};
+use crate::extract::required;
 use crate::{AppState, Problem};
 
 /// The API acts for an operator (the bearer token); per-tenant credentials arrive with the
@@ -14,9 +14,8 @@ fn caller() -> Caller {
     Caller::Operator("api".into())
 }
 
-/// The database holding workspace `raw_id`'s leads.
-async fn database_for(state: &AppState, raw_id: &str) -> Result<Database, Problem> {
-    let id = workspace_id(raw_id)?;
+/// The database holding workspace `id`'s leads.
+async fn database_for(state: &AppState, id: WorkspaceId) -> Result<Database, Problem> {
     if let TenantRoute::Legacy(_) = state.router.route(id) {
         // The legacy tenant has no workspace row; its table lives in the home database.
         return Ok(state.stores.coordinator().clone());
@@ -191,10 +190,12 @@ pub async fn import(
         .enumerate()
         .map(|(i, l)| parse_lead(i, l))
         .collect::<Result<Vec<_>, _>>()?;
-    let id = workspace_id(raw_id)?;
-    let db = database_for(state, raw_id).await?;
+    let id = super::workspaces::resolve(state, raw_id).await?;
+    let db = database_for(state, id).await?;
     note_service_call(state, &db, id).await?;
-    let mut store = db.leads_open(&state.router, &caller(), raw_id).await?;
+    let mut store = db
+        .leads_open(&state.router, &caller(), &id.to_string())
+        .await?;
     let report = match &mut store {
         genesis_store::LeadStore::Sovereign(s) => s.lead_import(&leads).await?,
         genesis_store::LeadStore::Legacy(_) => {
@@ -237,8 +238,11 @@ pub async fn page(state: &AppState, raw_id: &str, q: &PageQuery) -> Result<LeadP
             "must be between 1 and 1000",
         ));
     }
-    let db = database_for(state, raw_id).await?;
-    let mut store = db.leads_open(&state.router, &caller(), raw_id).await?;
+    let id = super::workspaces::resolve(state, raw_id).await?;
+    let db = database_for(state, id).await?;
+    let mut store = db
+        .leads_open(&state.router, &caller(), &id.to_string())
+        .await?;
     let page = store.page(status, cursor, limit).await?;
     store.commit().await?;
     Ok(page)

@@ -263,5 +263,58 @@ pub const LISTED: i64 = 50;
 
 /// The newest [`LISTED`] rollouts, newest first.
 pub async fn recent(state: &AppState) -> Result<Vec<Rollout>, Problem> {
-    Ok(state.stores.coordinator().rollout_list(LISTED).await?)
+    Ok(state
+        .stores
+        .coordinator()
+        .rollout_list(LISTED, None)
+        .await?)
+}
+
+/// `GET /api/v1/rollouts` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Return the rollouts started before this one (the `next` of the previous page).
+    #[param(value_type = Option<uuid::Uuid>)]
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// A page of rollouts: the same shape as every other list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RolloutList {
+    /// Newest first.
+    pub items: Vec<Rollout>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub next: Option<String>,
+}
+
+/// One page of rollouts, newest first.
+pub async fn page(state: &AppState, q: &ListQuery) -> Result<RolloutList, Problem> {
+    let limit = q.limit.unwrap_or(LISTED);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 500"));
+    }
+    let db = state.stores.coordinator();
+    let after = match q.after.as_deref() {
+        Some(raw) => {
+            let id = uuid::Uuid::parse_str(raw)
+                .map_err(|_| Problem::invalid_field("after", "is not a rollout id"))?;
+            match db.rollout_get(id).await {
+                Ok(_) => Some(id),
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(Problem::invalid_field("after", "no rollout has this id"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => None,
+    };
+    let items = db.rollout_list(limit, after).await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(RolloutList { items, next })
 }

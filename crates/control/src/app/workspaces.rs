@@ -6,7 +6,7 @@ use genesis_core::{Onboarding, Region, Slug, Tier, WorkspaceId, WorkspaceName};
 use genesis_store::{NewWorkspace, Workspace};
 use serde::{Deserialize, Serialize};
 
-use crate::extract::{required, workspace_id};
+use crate::extract::required;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces` body. Every field is optional here so that a missing one is
@@ -104,9 +104,20 @@ pub async fn create(
     Ok(state.stores.workspace_create_unique(&new, actor).await?)
 }
 
-/// Workspace `raw_id`, with where its ignition stands.
+/// The workspace a path names by its id or by its slug, as operators type either. A slug
+/// no region holds is a 404, like an id; text that is neither is a 422 naming `id`.
+pub async fn resolve(state: &AppState, raw: &str) -> Result<WorkspaceId, Problem> {
+    if let Ok(id) = WorkspaceId::parse(raw) {
+        return Ok(id);
+    }
+    let slug = Slug::parse(raw)
+        .map_err(|_| Problem::invalid_field("id", "is neither a workspace id nor a slug"))?;
+    Ok(state.stores.workspace_find_by_slug(&slug).await?.0.id)
+}
+
+/// Workspace `raw_id` (an id or a slug), with where its ignition stands.
 pub async fn detail(state: &AppState, raw_id: &str) -> Result<WorkspaceDetail, Problem> {
-    let id = workspace_id(raw_id)?;
+    let id = resolve(state, raw_id).await?;
     let (found, _) = state.stores.workspace_find(id).await?;
     let db = state.stores.for_region(found.region);
     // The ignition first, then the workspace: a saga's last move changes both in one

@@ -195,7 +195,7 @@ async fn bad_input_names_the_field_and_creates_nothing() {
     assert!(
         p["detail"]
             .as_str()
-            .is_some_and(|d| d.starts_with("slugg unknown field")),
+            .is_some_and(|d| d.starts_with("slugg: unknown field")),
         "{p}"
     );
     let r = app
