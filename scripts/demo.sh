@@ -12,13 +12,14 @@ cd "$(dirname "$0")/.."
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step() { printf '\033[36m$ %s\033[0m\n' "$*"; }
 
-bold "Building genesis (first build takes a few minutes)"
-cargo build -q -p genesis-cli
+bold "Building genesis (the first build takes a few minutes)"
+cargo build -p genesis-cli
 bin=target/debug/genesis
 
 # The demo gets its own database on whatever server DATABASE_URL names.
 base=${DATABASE_URL%/*}
-psql -qX "$DATABASE_URL" -c "DROP DATABASE IF EXISTS genesis_demo WITH (FORCE)" >/dev/null
+PGOPTIONS='-c client_min_messages=warning' psql -qX "$DATABASE_URL" \
+  -c "DROP DATABASE IF EXISTS genesis_demo WITH (FORCE)" >/dev/null
 psql -qX "$DATABASE_URL" -c "CREATE DATABASE genesis_demo" >/dev/null
 port=8080
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
@@ -64,8 +65,8 @@ bold "Server settings against spec 40.2"
 step "genesis db check"
 $bin db check || echo "(a required setting is off on this server: see the NOT OK rows)"
 
-disks="${TMPDIR:-/tmp}/genesis-demo-droplets"
-rm -rf "$disks"
+# Per run: two demos side by side never touch each other's droplets.
+disks=$(mktemp -d "${TMPDIR:-/tmp}/genesis-demo-droplets.XXXXXX")
 export GENESIS_IGNITION__SIDECAR_CA_FILE="$disks/ca/sim-ca.crt"
 # With n8n 2.8.4 installed (scripts/n8n-install.sh, or a `make test` before), the first
 # tenant's droplet runs a real n8n; every other droplet runs the fake.
@@ -210,9 +211,10 @@ bold "A little chaos (spec 45), through the simulator's operator endpoints"
 step "genesis demo chaos --zombies 3 --lost 1 --drift 1 --degraded 2"
 $bin demo chaos --zombies 3 --lost 1 --drift 1 --degraded 2
 cat <<CHAOS
-  Within a minute God Mode shows it: zombies (3 missed heartbeats) rebooted back to health,
-  the lost one ORPHAN for manual review, the drifted workflow found and healed by the
-  watchdog, the hot ones ACTIVE_DEGRADED (5 heartbeats above 80 % CPU).
+  Within a minute God Mode shows the zombies (3 missed heartbeats) rebooted back to health,
+  the drifted workflow found and healed by the watchdog, and the hot ones ACTIVE_DEGRADED
+  (5 heartbeats above 80 % CPU). The lost one is rebooted too, and stays REBOOTING until spec
+  54.4's reboot deadline (5 minutes) passes; then it turns ORPHAN, for manual review.
 CHAOS
 
 bold "Where to look"
@@ -227,7 +229,12 @@ cat <<INFO
   Database     psql "$GENESIS_DATABASE__URL"   then  \\d+ genesis.leads   or   SELECT * FROM genesis.audit_log;
   Server log   ${TMPDIR:-/tmp}/genesis-demo-serve.log
   Simulator    $GENESIS_CLOUD__URL/v2/droplets   $GENESIS_CLOUD__URL/sim/v1/stats   (log: ${TMPDIR:-/tmp}/genesis-demo-sim.log)
-  A tenant     $bin tenants get <id>   (GENESIS_API_URL and GENESIS_API_TOKEN are exported above)
+  A tenant     $bin tenants get acme_corp
+
+  The CLI from another terminal, against this demo:
+    export GENESIS_API_URL=$api
+    export GENESIS_API_TOKEN=$GENESIS_SERVER__API_TOKEN
+  or save it as a context once: echo \$GENESIS_API_TOKEN | $bin auth login --api-url $api --name demo --token-stdin
 INFO
 
 if [ "${DEMO_EXIT:-0}" = "1" ]; then exit 0; fi

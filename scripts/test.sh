@@ -18,6 +18,8 @@ command -v chromedriver >/dev/null || missing+=(chromium-driver)
 # droplet on the command path (issue 18).
 command -v caddy >/dev/null || missing+=(caddy)
 command -v cloud-init >/dev/null || missing+=(cloud-init)
+# promtool checks the alert rules shipped in deploy/observability/.
+command -v promtool >/dev/null || missing+=(prometheus)
 # schemathesis (the API contract test) is installed from PyPI into a virtualenv.
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -49,6 +51,9 @@ export GENESIS_SCHEMATHESIS
 
 # Screenshots of the browser test land here (CI keeps them as artifacts).
 export GENESIS_ARTIFACTS="${GENESIS_ARTIFACTS:-$PWD/target/artifacts/browser}"
+
+echo "[test] promtool check rules deploy/observability/alerts.yml" >&2
+promtool check rules deploy/observability/alerts.yml >&2
 
 export SQLX_OFFLINE=true
 if cargo nextest --version >/dev/null 2>&1; then

@@ -42,14 +42,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus text exposition.
+/// Prometheus text exposition, with the fleet's figures read at this scrape.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match &state.metrics {
-        Some(h) => (
-            StatusCode::OK,
-            [("content-type", "text/plain; version=0.0.4")],
-            h.render(),
-        ),
+        Some(h) => {
+            crate::telemetry::refresh_fleet_gauges(&state).await;
+            (
+                StatusCode::OK,
+                [("content-type", "text/plain; version=0.0.4")],
+                h.render(),
+            )
+        }
         None => (
             StatusCode::NOT_FOUND,
             [("content-type", "text/plain; version=0.0.4")],

@@ -22,6 +22,7 @@ pub mod sign_in_guard;
 pub mod source_quota;
 pub mod state;
 pub mod supervise;
+pub mod telemetry;
 pub mod workers;
 
 use std::time::Instant;

@@ -117,6 +117,33 @@ impl Database {
         Ok((n, oldest))
     }
 
+    /// Workspaces per status code (every status present, none missing ones).
+    pub async fn workspace_status_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        Ok(sqlx::query!(
+            r#"SELECT status, count(*) AS "n!" FROM genesis.workspaces GROUP BY status"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(|r| (r.status, r.n))
+        .collect())
+    }
+
+    /// Ignitions in flight (running or unwinding) per step code; a saga between steps
+    /// counts under `none`.
+    pub async fn ignition_step_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        Ok(sqlx::query!(
+            r#"SELECT coalesce(step, 'none') AS "step!", count(*) AS "n!"
+               FROM genesis.ignitions WHERE phase IN ('RUNNING', 'UNWINDING')
+               GROUP BY 1"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(|r| (r.step, r.n))
+        .collect())
+    }
+
     /// A droplet by the cloud's id.
     pub async fn droplet_by_provider(&self, provider_id: i64) -> Result<Droplet, StoreError> {
         sqlx::query_as!(

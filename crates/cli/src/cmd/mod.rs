@@ -111,7 +111,13 @@ fn init_logging(cfg: Option<&Config>) {
     let filter =
         EnvFilter::try_from_env("GENESIS_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = cfg.is_some_and(|c| c.log.format == "json");
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours for a person at a terminal only: log files (`serve > log`) get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = if json {
         builder.json().try_init()
     } else {

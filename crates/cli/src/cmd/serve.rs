@@ -18,6 +18,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    genesis_control::telemetry::describe();
     let stores = cfg.regional_store()?;
     let redis = cfg
         .redis

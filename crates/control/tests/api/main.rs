@@ -26,9 +26,11 @@ fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .install_recorder()
-                .expect("one recorder per test process")
+                .expect("one recorder per test process");
+            genesis_control::telemetry::describe();
+            handle
         })
         .clone()
 }
@@ -106,6 +108,18 @@ impl App {
             .send(self.http.get(format!("{}{path}", self.base)))
             .await;
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `/metrics` as Prometheus reads it.
+    async fn scrape(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("req")
+            .text()
+            .await
+            .expect("text")
     }
 
     async fn workspace_count(&self) -> usize {
@@ -376,17 +390,66 @@ async fn leads_that_cannot_be_stored_are_refused_by_name_not_failed() {
 async fn metrics_expose_request_counters() {
     let app = spawn_app().await;
     app.get("/api/v1/workspaces").await;
-    let body = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("req")
-        .text()
-        .await
-        .expect("text");
+    let body = app.scrape().await;
     assert!(body.contains("genesis_http_requests_total"), "{body}");
     assert!(body.contains("route=\"/api/v1/workspaces\""), "{body}");
+    app.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn every_metric_family_says_what_it_is_and_the_fleet_is_counted_at_each_scrape() {
+    let app = spawn_app().await;
+    let body = app.scrape().await;
+    assert!(
+        body.contains("genesis_tenants{status=\"PENDING\"} 0"),
+        "{body}"
+    );
+    for name in ["alpha_one", "alpha_two"] {
+        let (status, _, _) = app
+            .post(
+                "/api/v1/workspaces",
+                json!({"name": name, "slug": name, "region": "eu-west"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    // The figures are at most FLEET_GAUGES_MAX_AGE old.
+    let mut body = app.scrape().await;
+    for _ in 0..40 {
+        if body.contains("genesis_tenants{status=\"PENDING\"} 2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        body = app.scrape().await;
+    }
+    assert!(
+        body.contains("genesis_tenants{status=\"PENDING\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("genesis_droplets{region=\"eu-west\",state=\"ACTIVE_HEALTHY\"} 0"),
+        "every region and state is present, zero included: {body}"
+    );
+    assert!(body.contains("genesis_rollouts_running 0"), "{body}");
+    assert!(
+        body.contains("genesis_ignitions_in_flight{step=\"none\"} 0"),
+        "{body}"
+    );
+    // Every family has HELP and TYPE lines, HELP first.
+    let mut helped = std::collections::BTreeSet::new();
+    let mut typed = 0;
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, text) = rest.split_once(' ').expect("name and text");
+            assert!(!text.trim().is_empty(), "{name} has an empty HELP");
+            helped.insert(name.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().expect("name");
+            assert!(helped.contains(name), "{name} has a TYPE and no HELP");
+            typed += 1;
+        }
+    }
+    assert!(typed >= 5, "{body}");
     app.t.cleanup().await.expect("cleanup");
 }
 
