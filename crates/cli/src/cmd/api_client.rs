@@ -84,12 +84,18 @@ const PAGE: u32 = 100;
 impl Api {
     /// The API as flags, the saved context or the configuration name it.
     pub fn new(args: &ApiArgs, cfg: Option<&Config>) -> Result<Self, CliError> {
-        let context = Contexts::default_path()
-            .ok()
-            .map(|p| Contexts::load(&p))
-            .transpose()
-            .map_err(|e| CliError::Usage(e.to_string()))?
-            .and_then(|c| c.current().map(|(_, ctx)| ctx.clone()));
+        // The contexts file is read only when the flags leave something open: a broken one
+        // must not stop a command that names its control plane in full.
+        let context = if args.api_url.is_some() && args.api_token.is_some() {
+            None
+        } else {
+            Contexts::default_path()
+                .ok()
+                .map(|p| Contexts::load(&p))
+                .transpose()
+                .map_err(|e| CliError::Usage(e.to_string()))?
+                .and_then(|c| c.current().map(|(_, ctx)| ctx.clone()))
+        };
         let base = args
             .api_url
             .clone()
