@@ -387,6 +387,15 @@ fn spawn_reconcilers(
     // Every second: a waking High-Priority tenant is claimed a standby within a second.
     supervise(tasks, state, standby, Duration::from_secs(1), stop);
     supervise(tasks, state, reaper, settings.reap_every, stop);
+    // Once a minute: fleet states over time, at the resolution the chart draws.
+    let sampler = crate::workers::fleet_sampler::FleetSampler::new(stores.clone());
+    supervise(
+        tasks,
+        state,
+        sampler,
+        crate::workers::fleet_sampler::EVERY,
+        stop,
+    );
     let wakers = state.wakers.clone();
     let coordinator = stores.coordinator().clone();
     let rx = stop.clone();

@@ -12,6 +12,8 @@
 //! - `Failed` is spec 50.5's outcome of a create or boot that never reached the handshake; it
 //!   differs from `Orphan` (a droplet that booted but never registered) only in the cleanup that
 //!   follows, and both end in `Terminated`.
+//! - `RebootIssued` is accepted from every serving state, not only from `Zombie`: an operator
+//!   reboots a droplet from God Mode (issue 21), and the same deadline then applies.
 
 use std::fmt;
 
@@ -186,7 +188,12 @@ impl DropletState {
                 S::ActiveHealthy | S::ActiveDegraded | S::DriftDetected | S::Waking,
                 E::HeartbeatsMissed,
             ) => Some(S::Zombie),
-            (S::Zombie, E::RebootIssued) => Some(S::Rebooting),
+            // The watchdog reboots a zombie; an operator may reboot any serving droplet
+            // (God Mode's Reboot). Either way the heartbeat must return within the deadline.
+            (
+                S::Zombie | S::ActiveHealthy | S::ActiveDegraded | S::DriftDetected,
+                E::RebootIssued,
+            ) => Some(S::Rebooting),
             (S::Rebooting, E::RebootTimedOut) => Some(S::Orphan),
             (s, E::MaintenanceStarted) if s != S::Maintenance => Some(S::Maintenance),
             (S::Maintenance, E::MaintenanceEnded) => Some(S::ActiveHealthy),
@@ -198,6 +205,27 @@ impl DropletState {
     /// True for the one state no event leaves.
     pub fn is_final(self) -> bool {
         self == DropletState::Terminated
+    }
+
+    /// The state in the words an operator uses (God Mode's cards, tooltips and messages);
+    /// [`DropletState::code`] stays the machine's name.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            DropletState::Pending => "being created",
+            DropletState::Initializing => "booting",
+            DropletState::HandshakePending => "waiting for its agent",
+            DropletState::ActiveHealthy => "healthy",
+            DropletState::ActiveDegraded => "under strain",
+            DropletState::DriftDetected => "drifted",
+            DropletState::Hibernating => "asleep",
+            DropletState::Waking => "waking",
+            DropletState::Zombie => "not responding",
+            DropletState::Rebooting => "rebooting",
+            DropletState::Orphan => "lost",
+            DropletState::Failed => "failed to start",
+            DropletState::Maintenance => "in maintenance",
+            DropletState::Terminated => "destroyed",
+        }
     }
 
     /// The stable code stored in the database and shown in APIs.

@@ -178,6 +178,20 @@ impl WorkspaceStatus {
         next.ok_or(IllegalWorkspaceTransition { from: self, event })
     }
 
+    /// The status in the words an operator uses (God Mode); [`WorkspaceStatus::code`] stays
+    /// the machine's name.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            WorkspaceStatus::Pending => "not started",
+            WorkspaceStatus::Provisioning => "starting",
+            WorkspaceStatus::Active => "live",
+            WorkspaceStatus::RollbackComplete => "start failed, cleaned up",
+            WorkspaceStatus::Suspended => "suspended",
+            WorkspaceStatus::PendingDeletion => "being deleted",
+            WorkspaceStatus::Terminated => "deleted",
+        }
+    }
+
     /// The stable code stored in the database and shown in APIs.
     pub fn code(self) -> &'static str {
         match self {

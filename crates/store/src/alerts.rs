@@ -31,6 +31,29 @@ pub struct Alert {
     pub opened_at: DateTime<Utc>,
     /// Resolved, if it was.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// When someone said they are on it.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Who did (an audit actor, e.g. `operator:ops@example.com`).
+    pub acknowledged_by: Option<String>,
+}
+
+/// What an operator does with an open alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAction {
+    /// "I am on it": the alert stays open, marked with who took it.
+    Acknowledge,
+    /// The problem is dealt with: the alert closes.
+    Resolve,
+}
+
+impl AlertAction {
+    /// The audit event this action writes.
+    pub fn event(self) -> &'static str {
+        match self {
+            AlertAction::Acknowledge => "ALERT_ACKNOWLEDGED",
+            AlertAction::Resolve => "ALERT_RESOLVED",
+        }
+    }
 }
 
 /// An alert to raise.
@@ -100,7 +123,7 @@ impl Database {
         Ok(sqlx::query_as!(
             Alert,
             r#"SELECT id, workspace_id, droplet_id, kind, severity, summary, details, opened_at,
-                      resolved_at
+                      resolved_at, acknowledged_at, acknowledged_by
                FROM genesis.alerts
                WHERE NOT $1 OR resolved_at IS NULL
                ORDER BY id DESC LIMIT $2"#,
@@ -109,6 +132,83 @@ impl Database {
         )
         .fetch_all(&mut *self.read().await?)
         .await?)
+    }
+}
+
+impl Database {
+    /// How many alerts are open (God Mode's navigation badge; the partial unique index on
+    /// open alerts answers it).
+    pub async fn alert_open_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM genesis.alerts WHERE resolved_at IS NULL"#
+        )
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// `droplet`'s open alerts, newest first.
+    pub async fn alert_open_for_droplet(
+        &self,
+        droplet: DropletId,
+    ) -> Result<Vec<Alert>, StoreError> {
+        Ok(sqlx::query_as!(
+            Alert,
+            r#"SELECT id, workspace_id, droplet_id, kind, severity, summary, details, opened_at,
+                      resolved_at, acknowledged_at, acknowledged_by
+               FROM genesis.alerts
+               WHERE droplet_id = $1 AND resolved_at IS NULL
+               ORDER BY id DESC"#,
+            droplet.as_uuid(),
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// Acknowledges or resolves `droplet`'s open alert of `kind` as `actor`, audited in the
+    /// same transaction. `NotFound` when no such alert is open; acknowledging twice keeps
+    /// the first name (the audit log has both).
+    pub async fn alert_act(
+        &self,
+        droplet: DropletId,
+        kind: &str,
+        action: AlertAction,
+        actor: &str,
+    ) -> Result<Alert, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let resolve = action == AlertAction::Resolve;
+        let alert = sqlx::query_as!(
+            Alert,
+            r#"UPDATE genesis.alerts SET
+                   resolved_at = CASE WHEN $3 THEN now() ELSE resolved_at END,
+                   acknowledged_at = coalesce(acknowledged_at, now()),
+                   acknowledged_by = coalesce(acknowledged_by, $4)
+               WHERE droplet_id = $1 AND kind = $2 AND resolved_at IS NULL
+               RETURNING id, workspace_id, droplet_id, kind, severity, summary, details,
+                         opened_at, resolved_at, acknowledged_at, acknowledged_by"#,
+            droplet.as_uuid(),
+            kind,
+            resolve,
+            actor,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound { what: "open alert" })?;
+        let mut event = AuditEvent::new(actor, "fleet", action.event())
+            .subject(alert.id.to_string())
+            .details(serde_json::json!({
+                "kind": alert.kind,
+                "droplet_id": alert.droplet_id,
+                "summary": alert.summary,
+            }));
+        if let Some(w) = alert
+            .workspace_id
+            .and_then(|w| WorkspaceId::from_uuid(w).ok())
+        {
+            event = event.workspace(w);
+        }
+        record(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(alert)
     }
 }
 

@@ -79,6 +79,24 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Which audit events to read (every field narrows; none set reads everything).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Actors starting with this (`operator:` for every operator, or one operator in full).
+    pub actor_prefix: Option<String>,
+    /// One tenant's events.
+    pub workspace: Option<WorkspaceId>,
+    /// One category (`fleet`, `support`, `security`, ...).
+    pub category: Option<String>,
+    /// Written at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Written before this.
+    pub until: Option<DateTime<Utc>>,
+    /// Only events after this `(occurred_at, id)` in newest-first order: the next page
+    /// starts below the last event shown. The key orders several regional logs together.
+    pub after: Option<(DateTime<Utc>, i64)>,
+}
+
 /// Appends `event` on `conn` (inside the caller's transaction when there is one).
 pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<i64, StoreError> {
     let id = sqlx::query_scalar!(
@@ -104,6 +122,62 @@ impl Database {
         let id = record(&mut tx, event).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// The newest `limit` events that `filter` lets through, newest first (God Mode's audit
+    /// viewer), by `(occurred_at, id)`.
+    pub async fn audit_search(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        // `LIKE` with the prefix's own `%`, `_` and `\` escaped: an actor is matched literally.
+        let actor_like = filter.actor_prefix.as_deref().map(|p| {
+            let escaped = p
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("{escaped}%")
+        });
+        Ok(sqlx::query_as!(
+            AuditEntry,
+            r#"SELECT id, occurred_at, actor, category, event, workspace_id, subject, details
+               FROM genesis.audit_log
+               WHERE ($1::text IS NULL OR actor LIKE $1)
+                 AND ($2::uuid IS NULL OR workspace_id = $2)
+                 AND ($3::text IS NULL OR category = $3)
+                 AND ($4::timestamptz IS NULL OR occurred_at >= $4)
+                 AND ($5::timestamptz IS NULL OR occurred_at < $5)
+                 AND ($6::timestamptz IS NULL OR (occurred_at, id) < ($6, $7::bigint))
+               ORDER BY occurred_at DESC, id DESC LIMIT $8"#,
+            actor_like,
+            filter.workspace.map(|w| w.as_uuid()),
+            filter.category,
+            filter.since,
+            filter.until,
+            filter.after.map(|(t, _)| t),
+            filter.after.map(|(_, id)| id),
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// The categories present in the log, for the viewer's filter.
+    pub async fn audit_categories(&self) -> Result<Vec<String>, StoreError> {
+        // A loose index scan over `audit_log_category_time_idx`: one probe per category,
+        // however long the log.
+        Ok(sqlx::query_scalar!(
+            r#"WITH RECURSIVE c(category) AS (
+                   (SELECT category FROM genesis.audit_log ORDER BY category LIMIT 1)
+                   UNION ALL
+                   SELECT (SELECT a.category FROM genesis.audit_log a
+                           WHERE a.category > c.category ORDER BY a.category LIMIT 1)
+                   FROM c WHERE c.category IS NOT NULL)
+               SELECT category AS "category!" FROM c WHERE category IS NOT NULL"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
     }
 
     /// The newest events, optionally for one workspace and/or one event code.

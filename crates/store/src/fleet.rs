@@ -19,6 +19,12 @@ pub struct FleetCell {
     pub region: String,
     /// Its state's code.
     pub state: String,
+    /// Its tenant's slug.
+    pub slug: String,
+    /// Its tenant's tier code.
+    pub tier: String,
+    /// When its last heartbeat arrived.
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// Droplets per region and state.
@@ -34,6 +40,22 @@ pub struct FleetCounts {
     /// All live droplets.
     pub total: i64,
 }
+
+/// Droplets in one state in one region at one minute (fleet states over time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FleetSample {
+    /// The minute.
+    pub sampled_at: DateTime<Utc>,
+    /// The region's code.
+    pub region: String,
+    /// The state's code.
+    pub state: String,
+    /// How many droplets.
+    pub droplets: i32,
+}
+
+/// How long fleet samples are kept (days).
+pub const FLEET_SAMPLES_KEPT_DAYS: i32 = 30;
 
 /// An ignition saga still running or unwinding, as the overview lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -51,14 +73,72 @@ pub struct IgnitionInFlight {
 }
 
 impl Database {
-    /// Every live droplet as one heatmap cell: id, region and state, by region then id (a
-    /// droplet keeps its place in the map while its colour changes). Three narrow columns,
-    /// one sequential read: 15,000 rows stay well under God Mode's 300 ms budget.
+    /// Every live droplet as one heatmap cell: id, region, state, its tenant's slug and
+    /// tier, and its last heartbeat, by region then id (a droplet keeps its place in the map
+    /// while its colour changes). Narrow columns and one hash join: 15,000 rows stay well
+    /// under God Mode's 300 ms budget (`genesis bench god-mode`).
     pub async fn fleet_cells(&self) -> Result<Vec<FleetCell>, StoreError> {
         Ok(sqlx::query_as!(
             FleetCell,
-            r#"SELECT id, region, state FROM genesis.droplets
-               WHERE state <> 'TERMINATED' ORDER BY region, id"#
+            r#"SELECT d.id, d.region, d.state, w.slug, w.tier, d.last_heartbeat_at
+               FROM genesis.droplets d JOIN genesis.workspaces w ON w.id = d.workspace_id
+               WHERE d.state <> 'TERMINATED' ORDER BY d.region, d.id"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// The public address the cloud reported for a droplet, once it did.
+    pub async fn droplet_public_ipv4(
+        &self,
+        droplet: DropletId,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT public_ipv4 FROM genesis.droplets WHERE id = $1"#,
+            droplet.as_uuid()
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .flatten())
+    }
+
+    /// Records this minute's droplets per region and state (once: a second sample in the
+    /// same minute, from another replica or a retried pass, changes nothing), and forgets
+    /// samples older than [`FLEET_SAMPLES_KEPT_DAYS`]. Returns the rows written.
+    pub async fn fleet_sample(&self) -> Result<u64, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let written = sqlx::query!(
+            r#"INSERT INTO genesis.fleet_samples (sampled_at, region, state, droplets)
+               SELECT date_trunc('minute', now()), region, state, count(*)::int
+               FROM genesis.droplets WHERE state <> 'TERMINATED' GROUP BY region, state
+               ON CONFLICT DO NOTHING"#
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query!(
+            r#"DELETE FROM genesis.fleet_samples WHERE sampled_at < now() - make_interval(days => $1)"#,
+            FLEET_SAMPLES_KEPT_DAYS,
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// Samples taken at or after `since`, optionally in one region, oldest first.
+    pub async fn fleet_samples_since(
+        &self,
+        since: DateTime<Utc>,
+        region: Option<&str>,
+    ) -> Result<Vec<FleetSample>, StoreError> {
+        Ok(sqlx::query_as!(
+            FleetSample,
+            r#"SELECT sampled_at, region, state, droplets FROM genesis.fleet_samples
+               WHERE sampled_at >= $1 AND ($2::text IS NULL OR region = $2)
+               ORDER BY sampled_at, region, state"#,
+            since,
+            region,
         )
         .fetch_all(&mut *self.read().await?)
         .await?)

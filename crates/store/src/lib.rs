@@ -41,13 +41,13 @@ pub mod webhooks;
 pub mod workspace_tokens;
 pub mod workspaces;
 
-pub use alerts::{Alert, NewAlert};
-pub use audit::{AuditEntry, AuditEvent};
+pub use alerts::{Alert, AlertAction, NewAlert};
+pub use audit::{AuditEntry, AuditEvent, AuditFilter};
 pub use db::{Database, DbOptions, Pooler};
 pub use desired_workflows::{DesiredWorkflowRow, WatchedDroplet};
 pub use droplets::Droplet;
 pub use error::StoreError;
-pub use fleet::{FleetCell, FleetCounts, IgnitionInFlight, StateChange};
+pub use fleet::{FleetCell, FleetCounts, FleetSample, IgnitionInFlight, StateChange};
 pub use heartbeats::{BeatRow, BeatTransition, Silent};
 pub use hibernation::{ActivityKind, HibernationCandidate, HibernationTotals};
 pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionSecrets, IgnitionStart};

@@ -233,6 +233,36 @@ impl Database {
         .collect()
     }
 
+    /// Tenants whose slug or name contains `text` (any case), or whose id or slug is
+    /// exactly it, exact matches first, then by slug: God Mode's search box. `text` is
+    /// matched literally (`%` and `_` are not wildcards). A sequential scan of a narrow
+    /// table: a few milliseconds at 15,000 tenants.
+    pub async fn workspace_search(
+        &self,
+        text: &str,
+        limit: i64,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        let exact_id = Uuid::parse_str(text).ok();
+        let needle = text.to_lowercase();
+        sqlx::query_as!(
+            WorkspaceRow,
+            r#"SELECT id, slug, name, region, tier, status, onboarding, version, created_at, updated_at
+               FROM genesis.workspaces
+               WHERE (id = $1 OR slug = $2
+                      OR strpos(slug, $2) > 0 OR strpos(lower(name), $2) > 0)
+                 AND NOT EXISTS (SELECT 1 FROM genesis.standby_pools p WHERE p.workspace_id = genesis.workspaces.id)
+               ORDER BY (id = $1 OR slug = $2) DESC, slug LIMIT $3"#,
+            exact_id,
+            needle,
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(Workspace::try_from)
+        .collect()
+    }
+
     /// Applies `event` through the tenant state machine, if the row is still at
     /// `expected_version`, and audits the change in the same transaction.
     pub async fn workspace_transition(

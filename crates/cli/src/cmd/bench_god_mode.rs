@@ -1,6 +1,7 @@
 //! `genesis bench god-mode`: how long God Mode's fleet pages take to serve at fleet scale
-//! (issue 9: fleet overview and heatmap with 15,000 droplets, p99 under 300 ms), and how
-//! much they weigh, plain and gzipped.
+//! (issue 9: fleet overview and heatmap with 15,000 droplets, p99 under 300 ms; issue 21:
+//! every page, the filtered heatmap, search, the audit log and a tenant's page too), and
+//! how much they weigh, plain and gzipped.
 //!
 //! A scratch database is seeded with N workspaces over every region and tier, one droplet
 //! each in a production-like mix of states; a control plane serves it on loopback; an
@@ -25,13 +26,21 @@ const PASSWORD: &str = "bench operator password";
 /// The p99 server time the issue asks of the overview and the heatmap.
 const TARGET_P99_MS: f64 = 300.0;
 
-/// Pages measured, with whether the target applies to them.
-const PAGES: [(&str, bool); 5] = [
+/// Pages measured, with whether the target applies to them (every page but the
+/// baseline); a tenant's page is added once a seeded slug is known.
+const PAGES: [(&str, bool); 12] = [
     ("/god/sign-in", false),
     ("/god", true),
     ("/god/heatmap", true),
-    ("/god/regions", false),
-    ("/god/api/fleet", false),
+    ("/god/heatmap?state=ACTIVE_HEALTHY&tier=standard", true),
+    ("/god/regions", true),
+    ("/god/alerts", true),
+    ("/god/metrics", true),
+    ("/god/rollouts", true),
+    ("/god/reconcilers", true),
+    ("/god/audit", true),
+    ("/god/search?q=gm_", true),
+    ("/god/api/fleet", true),
 ];
 
 /// Runs the benchmark.
@@ -97,9 +106,21 @@ async fn run_on(t: &TestDb, droplets: usize, requests: usize) -> Result<(), CliE
         .map(str::to_owned)
         .ok_or_else(|| runtime(anyhow::anyhow!("sign-in gave no session cookie")))?;
 
+    let some_tenant =
+        t.db.workspace_list(None, 1)
+            .await?
+            .into_iter()
+            .next()
+            .map(|w| format!("/god/tenants/{}", w.slug));
+    let pages: Vec<(String, bool)> = PAGES
+        .iter()
+        .map(|(p, t)| ((*p).to_owned(), *t))
+        .chain(some_tenant.map(|p| (p, true)))
+        .collect();
     let mut baseline_p99 = None;
     let mut failures = Vec::new();
-    for (path, targeted) in PAGES {
+    for (path, targeted) in &pages {
+        let (path, targeted) = (path.as_str(), *targeted);
         let plain = fetch(&http, &base, path, &cookie, false).await?;
         let gzip = fetch(&http, &base, path, &cookie, true).await?;
         // Warm-up, then the measured run (gzipped, as browsers ask).

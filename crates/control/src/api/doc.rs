@@ -130,6 +130,9 @@ problem_responses! {
     /// 409: the resource is in no state to do this, or a unique value is taken.
     Conflict = "409", "The resource is in no state to do this, or a unique value is taken; \
         `detail` says which.";
+    /// 503: a part this needs (the cloud API) did not answer, or none is configured.
+    Unavailable = "503", "The cloud API did not answer, or this control plane has none; \
+        try again later.";
 }
 
 /// A response whose body is a [`Problem`].

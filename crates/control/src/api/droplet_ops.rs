@@ -1,6 +1,8 @@
 //! `POST /api/v1/droplets/{id}/{logs|health|restart|pull}`: one command to one droplet's
 //! sidecar (see [`crate::app::droplet_ops`]). The body is optional JSON:
-//! `{"lines": 200}` for logs, `{"image": "n8nio/n8n:2.8.4"}` for pull.
+//! `{"lines": 200}` for logs, `{"image": "n8nio/n8n:2.8.4"}` for pull. And the same
+//! power and alert actions as God Mode's buttons: `POST .../power/{reboot|destroy}`,
+//! `POST .../alerts/{kind}/{acknowledge|resolve}`.
 
 use axum::{
     Json,
@@ -11,6 +13,8 @@ use serde::Deserialize;
 
 use super::doc;
 use crate::app::droplet_ops::{DropletOp, DropletOpResult, run};
+use crate::app::{alerts, droplet_power};
+use crate::auth::API_ACTOR;
 use crate::{AppState, Problem};
 
 /// The optional arguments.
@@ -70,5 +74,81 @@ pub async fn run_op(
         serde_json::from_slice(&body).map_err(Problem::bad_body)?
     };
     let op = DropletOp::parse(&action, args.lines, args.image.as_deref())?;
-    Ok(Json(run(&state, &id, &op, "operator").await?))
+    Ok(Json(run(&state, &id, &op, API_ACTOR).await?))
+}
+
+/// What an operator may do to a droplet's machine.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum PowerOp {
+    /// Power-cycle a serving or unresponsive droplet (it becomes REBOOTING).
+    Reboot,
+    /// Destroy a lost (ORPHAN) droplet at the cloud (it becomes TERMINATED).
+    Destroy,
+}
+
+/// `POST /api/v1/droplets/{id}/power/{op}`.
+#[utoipa::path(
+    post,
+    path = "/droplets/{id}/power/{op}",
+    summary = "Reboots a droplet, or destroys a lost (ORPHAN) one, through its state machine.",
+    tag = "droplets",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The droplet's id (ours)"),
+        ("op" = inline(PowerOp), Path, description = "What to do"),
+    ),
+    responses(
+        (status = 200, description = "The droplet as it is now.", body = genesis_store::Droplet),
+        doc::NotFound,
+        doc::Conflict,
+        doc::Unavailable,
+    )
+)]
+pub async fn power(
+    State(state): State<AppState>,
+    Path((id, op)): Path<(String, String)>,
+) -> Result<Json<genesis_store::Droplet>, Problem> {
+    Ok(Json(match op.as_str() {
+        "reboot" => droplet_power::reboot(&state, &id, API_ACTOR).await?,
+        "destroy" => droplet_power::destroy_orphan(&state, &id, API_ACTOR).await?,
+        _ => return Err(Problem::not_found("droplet action")),
+    }))
+}
+
+/// What an operator does with an open alert.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum AlertOp {
+    /// Mark it taken (it stays open).
+    Acknowledge,
+    /// Close it.
+    Resolve,
+}
+
+/// `POST /api/v1/droplets/{id}/alerts/{kind}/{action}`.
+#[utoipa::path(
+    post,
+    path = "/droplets/{id}/alerts/{kind}/{action}",
+    summary = "Acknowledges or resolves a droplet's open alert of one kind.",
+    tag = "droplets",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The droplet's id (ours)"),
+        ("kind" = String, Path, description = "The alert's kind (`manual_review`, a drift type, ...)"),
+        ("action" = inline(AlertOp), Path, description = "What to do"),
+    ),
+    responses(
+        (status = 200, description = "The alert as it is now.", body = genesis_store::Alert),
+        doc::NotFound,
+    )
+)]
+pub async fn alert(
+    State(state): State<AppState>,
+    Path((id, kind, action)): Path<(String, String, String)>,
+) -> Result<Json<genesis_store::Alert>, Problem> {
+    let action = alerts::parse_action(&action)?;
+    Ok(Json(
+        alerts::act(&state, &id, &kind, action, API_ACTOR).await?,
+    ))
 }

@@ -16,6 +16,7 @@ use crate::app::hibernation::{
     touch_and_wake,
 };
 use crate::app::workspaces::resolve;
+use crate::auth::API_ACTOR;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/workspaces/{id}/wake` (spec 55.3's manual trigger): 202 while the droplet
@@ -42,7 +43,7 @@ pub async fn wake_workspace(
         resolve(&state, &id).await?,
         ActivityKind::Campaign,
         "api",
-        "operator",
+        API_ACTOR,
     )
     .await?;
     Ok(wake_response(outcome))
@@ -104,7 +105,7 @@ pub async fn hold(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<StatusCode, Problem> {
-    app::hold(&state, resolve(&state, &id).await?, req.hold, "operator").await?;
+    app::hold(&state, resolve(&state, &id).await?, req.hold, API_ACTOR).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -25,6 +25,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(fleet::wake_reconciler))
         .routes(routes!(fleet::droplet))
         .routes(routes!(droplet_ops::run_op))
+        .routes(routes!(droplet_ops::power))
+        .routes(routes!(droplet_ops::alert))
         .routes(routes!(fleet::alerts))
         .routes(routes!(hibernation::savings))
         .routes(routes!(hibernation::standby))

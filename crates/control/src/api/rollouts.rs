@@ -17,6 +17,7 @@ use super::doc;
 use crate::app::rollouts::{
     ListQuery, RolloutList, RolloutView, StartRequest, control_rollout, rollout_view, start_rollout,
 };
+use crate::auth::API_ACTOR;
 use crate::{AppState, Problem};
 
 /// `POST /api/v1/rollouts`: plans the batches over every droplet in scope and starts.
@@ -36,7 +37,7 @@ pub async fn start(
 ) -> Result<impl IntoResponse, Problem> {
     Ok((
         StatusCode::CREATED,
-        Json(start_rollout(&state, &req, "operator").await?),
+        Json(start_rollout(&state, &req, API_ACTOR).await?),
     ))
 }
 
@@ -116,5 +117,5 @@ pub async fn control(
         "abort" => RolloutEvent::Abort,
         _ => return Err(Problem::not_found("rollout action")),
     };
-    Ok(Json(control_rollout(&state, &id, event, "operator").await?))
+    Ok(Json(control_rollout(&state, &id, event, API_ACTOR).await?))
 }

@@ -11,6 +11,7 @@ use super::body::ApiJson;
 use super::doc;
 use crate::app::workspaces as app;
 use crate::app::workspaces::{CreateWorkspace, ListQuery, WorkspaceDetail, WorkspaceList};
+use crate::auth::API_ACTOR;
 use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 use genesis_store::Workspace;
@@ -31,7 +32,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateWorkspace>,
 ) -> Result<impl IntoResponse, Problem> {
-    let ws = app::create(&state, &body, "api").await?;
+    let ws = app::create(&state, &body, API_ACTOR).await?;
     let location = format!("/api/v1/workspaces/{}", ws.id);
     Ok((
         StatusCode::CREATED,

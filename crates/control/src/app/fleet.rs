@@ -47,6 +47,12 @@ pub struct DropletDetail {
     pub history: Vec<StateChange>,
     /// The latest commands sent to its sidecar and how they went, newest first.
     pub commands: Vec<genesis_store::command_journal::CommandEntry>,
+    /// Its tenant's slug.
+    pub workspace_slug: String,
+    /// The public address the cloud reported for it, once it did.
+    pub public_ipv4: Option<String>,
+    /// Its open alerts, newest first.
+    pub open_alerts: Vec<Alert>,
 }
 
 /// Commands shown with a droplet.
@@ -69,12 +75,22 @@ pub async fn droplet_detail(state: &AppState, raw_id: &str) -> Result<DropletDet
         }
         None => Vec::new(),
     };
+    let workspace_slug = db
+        .workspace_get(droplet.workspace_id)
+        .await?
+        .slug
+        .to_string();
+    let public_ipv4 = db.droplet_public_ipv4(droplet.id).await?;
+    let open_alerts = db.alert_open_for_droplet(droplet.id).await?;
     Ok(DropletDetail {
         droplet,
         last_heartbeat_at: last.as_ref().map(|(at, _)| *at),
         last_heartbeat: last.map(|(_, hb)| hb),
         history,
         commands,
+        workspace_slug,
+        public_ipv4,
+        open_alerts,
     })
 }
 

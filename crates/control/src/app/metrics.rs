@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::{AppState, Problem};
 
 /// The bucket width the store aggregates by.
-const BUCKET_MINUTES: i64 = 15;
+pub const BUCKET_MINUTES: i64 = 15;
 /// The longest window a page shows (a week).
 pub const MAX_HOURS: u32 = 168;
 /// Error types listed.
@@ -128,5 +128,89 @@ pub async fn metrics_of(
         totals: view_of(first, total[0], total[1], total[2], total[3], total[4]),
         buckets,
         top_errors,
+    })
+}
+
+/// The most points a fleet-states line has: a month of minutes is averaged down to this.
+pub const FLEET_POINTS: i64 = 480;
+
+/// Fleet states over time: for each state, droplets per time step (all regions, or one).
+#[derive(Debug, Serialize)]
+pub struct FleetHistory {
+    /// The first step.
+    pub from: DateTime<Utc>,
+    /// Minutes per step (1 for up to 8 hours, more for longer windows).
+    pub step_minutes: i64,
+    /// Number of steps.
+    pub steps: usize,
+    /// state code → droplets per step (the mean of the minutes sampled in it; `None`
+    /// where nothing was sampled).
+    pub series: BTreeMap<String, Vec<Option<f64>>>,
+}
+
+/// Fleet states over the last `hours` (1 to 720: samples are kept 30 days), from the
+/// fleet sampler's once-a-minute counts.
+pub async fn fleet_history(
+    state: &AppState,
+    hours: u32,
+    region: Option<&str>,
+) -> Result<FleetHistory, Problem> {
+    const KEPT_HOURS: u32 = genesis_store::fleet::FLEET_SAMPLES_KEPT_DAYS as u32 * 24;
+    if !(1..=KEPT_HOURS).contains(&hours) {
+        return Err(Problem::invalid_field(
+            "hours",
+            format!("must be between 1 and {KEPT_HOURS}"),
+        ));
+    }
+    if let Some(r) = region {
+        genesis_core::Region::parse(r).map_err(|e| Problem::invalid_field("region", e))?;
+    }
+    let minutes = i64::from(hours) * 60;
+    let step_minutes = (minutes + FLEET_POINTS - 1) / FLEET_POINTS;
+    let steps = usize::try_from(minutes / step_minutes).unwrap_or_default();
+    let now = Utc::now();
+    // The window ends with the minute now running (the sampler's latest row is stamped
+    // with it).
+    let end = now.duration_trunc(Duration::minutes(1)).unwrap_or(now) + Duration::minutes(1);
+    let from = end - Duration::minutes(minutes);
+    // (state, step) → (sum over regions per minute, minutes seen)
+    let mut per_minute: BTreeMap<(String, DateTime<Utc>), i64> = BTreeMap::new();
+    for db in state.stores.distinct() {
+        for s in db.fleet_samples_since(from, region).await? {
+            *per_minute.entry((s.state, s.sampled_at)).or_default() += i64::from(s.droplets);
+        }
+    }
+    // A state missing from a sampled minute had no droplet then: each step's mean divides
+    // by the minutes sampled in it (any state), not only those that saw the state.
+    let step_of = |at: DateTime<Utc>| {
+        usize::try_from((at - from).num_minutes() / step_minutes)
+            .ok()
+            .filter(|i| *i < steps)
+    };
+    let mut seen = vec![std::collections::BTreeSet::new(); steps];
+    let mut sums: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for ((st, at), n) in per_minute {
+        let Some(i) = step_of(at) else { continue };
+        seen[i].insert(at);
+        sums.entry(st).or_insert_with(|| vec![0; steps])[i] += n;
+    }
+    let series = sums
+        .into_iter()
+        .map(|(st, v)| {
+            let means = v
+                .into_iter()
+                .zip(&seen)
+                .map(|(sum, minutes)| {
+                    (!minutes.is_empty()).then(|| sum as f64 / minutes.len() as f64)
+                })
+                .collect();
+            (st, means)
+        })
+        .collect();
+    Ok(FleetHistory {
+        from,
+        step_minutes,
+        steps,
+        series,
     })
 }

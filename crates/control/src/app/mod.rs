@@ -4,7 +4,10 @@
 //! ([`crate::Problem`], which carries its status); imports run `api`/`god` → `app` →
 //! (`workers`, store, ignition, queue), never back.
 
+pub mod alerts;
+pub mod audit;
 pub mod droplet_ops;
+pub mod droplet_power;
 pub mod droplets;
 pub mod fleet;
 pub mod hibernation;
@@ -14,4 +17,5 @@ pub mod metrics;
 pub mod operators;
 pub mod reconcilers;
 pub mod rollouts;
+pub mod support;
 pub mod workspaces;

@@ -9,6 +9,7 @@ use crate::{AppState, Problem};
 
 /// Every reconciler `serve` runs, by the name it publishes under.
 pub const RECONCILERS: &[&str] = &[
+    "fleet-sampler",
     "hibernation",
     "orphan-reaper",
     "rollouts",
@@ -117,6 +118,7 @@ mod tests {
             crate::workers::rollouts::RolloutConductor::NAME,
             crate::workers::standby::StandbyPool::<C>::NAME,
             crate::workers::reaper::OrphanReaper::<C>::NAME,
+            crate::workers::fleet_sampler::FleetSampler::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

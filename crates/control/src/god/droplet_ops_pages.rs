@@ -1,46 +1,98 @@
 //! The droplet page's buttons: a health check, the newest log lines, a restart of n8n and
 //! an image pull, each through [`crate::app::droplet_ops`] under the operator's own name,
-//! and each answered with a page showing what the sidecar said.
+//! and each answered with a page showing what the sidecar said; and a hard reboot and the
+//! destruction of a lost (ORPHAN) droplet, through [`crate::app::droplet_power`], each
+//! asked for confirmation first.
 
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
+use genesis_core::{DropletEvent, DropletState};
 use genesis_protocol::command::CommandReply;
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{csrf_input, html_response, page, problem_page};
-use super::session::SignedIn;
+use super::session::{SignedIn, safe_next};
 use crate::app::droplet_ops::{DEFAULT_LOG_LINES, DropletOp, MAX_LOG_LINES, run};
+use crate::app::droplet_power;
 use crate::extract::ApiForm;
 use crate::{AppState, Problem};
 
-/// The forms, for the droplet page.
-pub fn forms(me: &SignedIn, droplet: &str) -> Markup {
+/// The forms, for a droplet's section (its page or its tenant's); `back` is where the
+/// power buttons return. Buttons that cannot apply in `state` are not shown.
+pub fn forms(me: &SignedIn, droplet: &str, state: DropletState, back: &str) -> Markup {
     let to = |op: &str| format!("/god/droplets/{droplet}/ops/{op}");
+    let power = |op: &str| format!("/god/droplets/{droplet}/power/{op}");
     html! {
-        section #droplet-ops {
-            h2 { "Commands" }
+        section.droplet-ops #droplet-ops {
+            h3 { "Actions" }
             form.inline method="post" action=(to("health")) {
                 (csrf_input(me)) button type="submit" { "Health check" }
             }
+            " "
             form.inline method="post" action=(to("logs")) {
                 (csrf_input(me))
                 label { "Lines " input type="number" name="lines" min="1" max=(MAX_LOG_LINES) value=(DEFAULT_LOG_LINES); }
-                " " button type="submit" { "Show logs" }
+                " " button #show-logs type="submit" { "Show logs" }
             }
+            " "
             form.inline method="post" action=(to("restart")) {
                 (csrf_input(me))
                 button #restart-n8n type="submit" data-confirm="Restart n8n on this droplet? Running executions stop." { "Restart n8n" }
             }
+            " "
             form.inline method="post" action=(to("pull")) {
                 (csrf_input(me))
                 label { "Image " input type="text" name="image" placeholder="n8nio/n8n:2.8.4" required; }
                 " " button type="submit" { "Pull image" }
             }
+            @if state.next(DropletEvent::RebootIssued).is_ok() {
+                " "
+                form.inline method="post" action=(power("reboot")) {
+                    (csrf_input(me)) input type="hidden" name="back" value=(back);
+                    button.danger #reboot type="submit" data-confirm="Hard-reboot this droplet? Its tenant's n8n is down until it boots again (about a minute)." { "Reboot" }
+                }
+            }
+            @if state == DropletState::Orphan {
+                " "
+                form.inline method="post" action=(power("destroy")) {
+                    (csrf_input(me)) input type="hidden" name="back" value=(back);
+                    button.danger #destroy type="submit" data-confirm="Destroy this lost droplet at the cloud? This cannot be undone." { "Destroy" }
+                }
+            }
         }
     }
+}
+
+/// What a power button sends.
+#[derive(Debug, Deserialize)]
+pub struct PowerForm {
+    csrf: String,
+    #[serde(default)]
+    back: Option<String>,
+}
+
+/// `POST /god/droplets/{id}/power/{reboot|destroy}`: through the droplet's state machine,
+/// under the operator's name; then back to the page the button was on.
+pub async fn power(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+    Path((id, op)): Path<(String, String)>,
+    ApiForm(form): ApiForm<PowerForm>,
+) -> Result<Response, Problem> {
+    me.check_csrf(&form.csrf)?;
+    let back = safe_next(form.back.as_deref());
+    let done = match op.as_str() {
+        "reboot" => droplet_power::reboot(&state, &id, &me.actor()).await,
+        "destroy" => droplet_power::destroy_orphan(&state, &id, &me.actor()).await,
+        _ => Err(Problem::not_found("droplet action")),
+    };
+    Ok(match done {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(p) => problem_page(&me, &p, &back),
+    })
 }
 
 /// What a form sends.

@@ -14,11 +14,18 @@
 //!   ([`watch_pages`]);
 //! - `GET|POST /god/rollouts`, `GET /god/rollouts/{id}`, `POST /god/rollouts/{id}/{action}`,
 //!   and the live `GET /god/api/rollouts/{id}/events` stream ([`rollout_pages`]);
+//! - `GET /god/search`, `GET /god/tenants/{id or slug}`: finding a tenant, and everything
+//!   about it on one page ([`tenant_pages`]);
+//! - `POST /god/droplets/{id}/power/{reboot|destroy}` and
+//!   `POST /god/droplets/{id}/alerts/{kind}/{acknowledge|resolve}`: an operator's hands on a
+//!   droplet and its alerts ([`droplet_ops_pages`], [`watch_pages`]);
+//! - `GET /god/audit`: the audit-log viewer ([`audit_pages`]);
 //! - `GET /god/reconcilers`: what each background reconciler last did, and a button to
 //!   run one now ([`reconciler_pages`]);
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
+pub mod audit_pages;
 pub mod droplet_ops_pages;
 pub mod fleet_pages;
 pub mod layout;
@@ -28,6 +35,7 @@ pub mod reconciler_pages;
 pub mod region_pages;
 pub mod rollout_pages;
 pub mod session;
+pub mod tenant_pages;
 pub mod watch_pages;
 
 use axum::Router;
@@ -66,6 +74,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/god/droplets/{id}/ops/{op}",
             post(droplet_ops_pages::run_op),
         )
+        .route(
+            "/god/droplets/{id}/power/{op}",
+            post(droplet_ops_pages::power),
+        )
+        .route(
+            "/god/droplets/{id}/alerts/{kind}/{action}",
+            post(watch_pages::alert_action),
+        )
+        .route("/god/search", get(tenant_pages::search_page))
+        .route("/god/tenants/{id}", get(tenant_pages::tenant_page))
+        .route("/god/audit", get(audit_pages::audit))
         .route("/god/sign-out", post(pages::sign_out))
         .route("/god/api/fleet", get(pages::overview_json))
         // Unknown God Mode paths too: without a session, nothing says what exists.

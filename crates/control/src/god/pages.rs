@@ -6,10 +6,11 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
+use genesis_core::DropletState;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{html_response, page};
+use super::layout::{html_response, moment, page};
 use super::session::{
     ROOT, SIGN_IN, SignedIn, cleared_cookie, safe_next, same_origin, session_cookie,
 };
@@ -137,20 +138,35 @@ fn dollars(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
 }
 
-/// `GET /god`: the fleet overview (spec 44.1).
+/// `GET /god`: the fleet overview (spec 44.1). The figures refresh themselves every
+/// [`REFRESH_S`] seconds ([`LIVE_SCRIPT`]); when a refresh fails, the page says how old
+/// they are instead of passing them off as current.
 pub async fn overview(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
 ) -> Result<Response, Problem> {
     let o = crate::app::fleet::overview(&state).await?;
-    let states: Vec<&String> = o.fleet.by_state.keys().collect();
+    let states: Vec<DropletState> = o
+        .fleet
+        .by_state
+        .keys()
+        .filter_map(|code| DropletState::from_code(code))
+        .collect();
+    let now = chrono::Utc::now();
     let body = html! {
-        main {
+        main #overview data-refresh=(REFRESH_S) {
             h1 { "Fleet overview" }
+            p.quiet #freshness {
+                "As of " time #as-of datetime=(now.to_rfc3339()) { (now.format("%H:%M:%S UTC")) }
+                "; refreshes every " (REFRESH_S) " s."
+            }
             div.cards {
                 div.card #total { b { (o.fleet.total) } "droplets" }
-                @for (s, n) in &o.fleet.by_state {
-                    div.card data-state=(s) { b { (n) } (s) }
+                @for s in &states {
+                    div.card data-state=(s.code()) title=(s.code()) {
+                        b { (o.fleet.by_state[s.code()]) }
+                        i class={ "swatch s-" (s.code()) } {} (s.in_words())
+                    }
                 }
                 div.card #savings {
                     b { (dollars(o.hibernation.saved_cents)) }
@@ -168,28 +184,29 @@ pub async fn overview(
             @if !o.ignitions.oldest.is_empty() {
                 h2 { "Ignitions in flight " small.quiet { "(oldest first)" } }
                 table #ignitions-in-flight {
-                    tr { th { "Workspace" } th { "Phase" } th { "Step" } th { "Started" } }
+                    tr { th { "Tenant" } th.text { "Phase" } th.text { "Step" } th { "Started" } }
                     @for i in &o.ignitions.oldest {
                         tr {
-                            td { code { (i.workspace_id) } }
-                            td { (i.phase) }
-                            td { (i.step.as_deref().unwrap_or("—")) }
-                            td { (i.started_at.format("%Y-%m-%d %H:%M:%S UTC")) }
+                            td { a href={ "/god/tenants/" (i.workspace_id) } { code { (i.workspace_id) } } }
+                            td.text { (i.phase) }
+                            td.text { (i.step.as_deref().unwrap_or("—")) }
+                            td { (moment(i.started_at)) }
                         }
                     }
                 }
             }
             h2 { "By region" }
             table #regions {
-                tr { th { "Region" } @for s in &states { th { (s) } } th { "Total" } }
+                tr { th { "Region" } @for s in &states { th title=(s.code()) { (s.in_words()) } } th { "Total" } }
                 @for (region, counts) in &o.fleet.by_region {
                     tr data-region=(region) {
-                        td { (region) }
-                        @for s in &states { td { (counts.get(*s).copied().unwrap_or(0)) } }
+                        td { a href={ "/god/heatmap?region=" (region) } { (region) } }
+                        @for s in &states { td { (counts.get(s.code()).copied().unwrap_or(0)) } }
                         td { (counts.values().sum::<i64>()) }
                     }
                 }
             }
+            script src="/god/assets/overview-live.js" {}
         }
     };
     Ok(html_response(
@@ -197,6 +214,41 @@ pub async fn overview(
         page("Fleet overview", Some(&me), body),
     ))
 }
+
+/// Seconds between the overview's refreshes.
+pub const REFRESH_S: u32 = 10;
+
+/// Keeps the overview's figures current from `/god/api/fleet`, and marks them stale when
+/// that fails; a state appearing or disappearing reloads the page (its cards change).
+/// Served as a file: the Content-Security-Policy refuses inline scripts.
+pub const LIVE_SCRIPT: &str = r#"
+(function(){
+  var main=document.getElementById('overview'); if(!main||!window.fetch) return;
+  var every=(+main.dataset.refresh||10)*1000, asOf=document.getElementById('as-of');
+  var fresh=document.getElementById('freshness'), last=Date.now();
+  function ago(ms){var s=Math.round(ms/1000);return s<60?s+' s':Math.round(s/60)+' min';}
+  function tick(){
+    fetch('/god/api/fleet',{credentials:'same-origin'}).then(function(r){
+      if(!r.ok) throw new Error('HTTP '+r.status); return r.json();
+    }).then(function(o){
+      var cards=document.querySelectorAll('.card[data-state]'), seen=Object.keys(o.fleet.by_state);
+      if(cards.length!==seen.length){location.reload();return;}
+      cards.forEach(function(c){
+        var n=o.fleet.by_state[c.dataset.state]; if(n===undefined){location.reload();return;}
+        c.querySelector('b').textContent=n;});
+      document.querySelector('#total b').textContent=o.fleet.total;
+      document.querySelector('#ignitions b').textContent=o.ignitions.count;
+      last=Date.now(); var d=new Date(last);
+      asOf.textContent=d.toISOString().substring(11,19)+' UTC'; asOf.setAttribute('datetime',d.toISOString());
+      fresh.classList.remove('stale'); fresh.classList.add('quiet');
+    }).catch(function(){
+      fresh.classList.add('stale'); fresh.classList.remove('quiet');
+      asOf.textContent=new Date(last).toISOString().substring(11,19)+' UTC (stale: not updated for '+ago(Date.now()-last)+')';
+    });
+  }
+  setInterval(tick,every);
+})();
+"#;
 
 /// The not-found page.
 pub fn not_found_page(me: &SignedIn) -> Response {

@@ -15,11 +15,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use genesis_core::rollout::{RolloutEvent, Scenario};
+use genesis_core::rollout::{RolloutEvent, RolloutScope, Scenario};
+use genesis_core::{Region, Tier};
 use maud::html;
 use serde::Deserialize;
 
-use super::layout::{csrf_input, html_response, page, problem_page};
+use super::layout::{actor, csrf_input, html_response, moment, page, problem_page};
 use super::pages::found_or_page;
 use super::session::SignedIn;
 use crate::app::rollouts::{
@@ -37,31 +38,40 @@ pub async fn list(
     Extension(me): Extension<SignedIn>,
 ) -> Result<Response, Problem> {
     let rollouts = crate::app::rollouts::recent(&state).await?;
+    let carried = state
+        .igniter
+        .as_ref()
+        .map(|i| i.templates().version.clone());
     let body = html! {
         main {
             h1 { "Template rollouts" }
-            form #start method="post" action="/god/rollouts" {
+            form.filters #start method="post" action="/god/rollouts" {
                 (csrf_input(&me))
-                label { "Scenario " select name="scenario" {
+                p.quiet #carried-version { "Deploys template version " b { (carried.as_deref().unwrap_or("—")) }
+                    ", the one this control plane carries; or, with an image, swaps n8n's container instead." }
+                label { "Scenario" select name="scenario" {
                     @for s in Scenario::ALL { option value=(s.code()) { (s.code()) } }
                 } }
-                " "
-                label { "Batch size " input type="number" name="batch_size" min="0" placeholder="default"; }
-                " "
-                label { "Pause between batches (s) " input type="number" name="pause_between_s" min="0" placeholder="default"; }
-                " "
-                button type="submit" id="start-rollout" { "Start a rollout" }
+                label { "Droplets" select name="scope" {
+                    option value="all" { "every serving droplet" }
+                    @for r in Region::ALL { option value={ "region:" (r.code()) } { "region " (r.code()) } }
+                    @for t in Tier::ALL { option value={ "tier:" (t.code()) } { "tier " (t.code()) } }
+                } }
+                label { "n8n image (optional)" input type="text" name="n8n_image" placeholder="n8nio/n8n:2.8.4"; }
+                label { "Batch size" input type="number" name="batch_size" min="0" placeholder="default"; }
+                label { "Pause between batches (s)" input type="number" name="pause_between_s" min="0" placeholder="default"; }
+                button type="submit" id="start-rollout" data-confirm="Start this rollout now?" { "Start a rollout" }
             }
             table #rollouts {
                 tr { th { "Started" } th { "Scenario" } th { "Version" } th { "Status" } th { "Batch" } th { "By" } }
                 @for r in &rollouts {
                     tr {
-                        td { a href={ "rollouts/" (r.id) } { (r.created_at.format("%Y-%m-%d %H:%M:%S")) } }
+                        td { a href={ "/god/rollouts/" (r.id) } { (moment(r.created_at)) } }
                         td { (r.scenario.code()) }
                         td { (r.target_version) }
                         td { (r.status.code()) }
                         td { (r.current_batch.min(r.batches)) " / " (r.batches) }
-                        td { (r.created_by) }
+                        td { (actor(&r.created_by)) }
                     }
                 }
             }
@@ -82,6 +92,25 @@ pub struct StartForm {
     batch_size: String,
     #[serde(default)]
     pause_between_s: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    n8n_image: String,
+}
+
+/// The form's scope: `all`, `region:<code>` or `tier:<code>`.
+fn scope_field(raw: &str) -> Result<Option<RolloutScope>, Problem> {
+    let bad = || Problem::invalid_field("scope", "must be every droplet, one region or one tier");
+    Ok(Some(match raw.trim().split_once(':') {
+        None if raw.trim().is_empty() || raw.trim() == "all" => RolloutScope::All,
+        Some(("region", r)) => RolloutScope::Region {
+            region: Region::parse(r).map_err(|_| bad())?,
+        },
+        Some(("tier", t)) => RolloutScope::Tier {
+            tier: Tier::parse(t).map_err(|_| bad())?,
+        },
+        _ => return Err(bad()),
+    }))
 }
 
 /// An optional number field: empty means "the scenario's default".
@@ -107,6 +136,8 @@ pub async fn start(
             scenario: form.scenario.clone(),
             batch_size: optional("batch_size", &form.batch_size)?,
             pause_between_s: optional("pause_between_s", &form.pause_between_s)?,
+            scope: scope_field(&form.scope)?,
+            n8n_image: Some(form.n8n_image.trim().to_owned()).filter(|i| !i.is_empty()),
             ..StartRequest::default()
         };
         start_rollout(&state, &req, &me.actor()).await
@@ -136,19 +167,36 @@ pub async fn detail(
     let all =
         v.totals.pending + v.totals.done + v.totals.failed + v.totals.deferred + v.totals.cancelled;
     let settled = all - v.totals.pending;
+    let end = if r.status.is_final() {
+        r.updated_at
+    } else {
+        chrono::Utc::now()
+    };
+    let elapsed_s = (end - r.created_at).num_seconds().max(0);
+    // At the pace so far: only while running, and once something has settled.
+    let eta_s = (!r.status.is_final() && settled > 0 && v.totals.pending > 0)
+        .then(|| elapsed_s * v.totals.pending / settled);
     let body = html! {
         main {
             h1 { "Rollout " code { (r.id.to_string().get(..8).unwrap_or_default()) } }
             p {
                 (r.scenario.code()) " to " b { (r.target_version) }
                 @if let Some(img) = &r.n8n_image { " (n8n image " code { (img) } ")" }
-                ", started by " (r.created_by) "."
+                " on " (scope_words(&r.scope)) ", started by " (actor(&r.created_by)) "."
             }
             p #status-line {
                 "Status: " b #status { (r.status.code()) }
                 @if let Some(why) = &r.reason { " — " span #reason { (why) } }
             }
-            div.progress { div #overall style={ "width:" (percent(settled, all)) "%" } {} }
+            (split_bar("overall", &v.totals, all))
+            p #timing data-started=(r.created_at.to_rfc3339()) {
+                span #timing-label { (if r.status.is_final() { "Took " } else { "Running for " }) }
+                span #elapsed { (duration(elapsed_s)) }
+                span #eta-phrase hidden[eta_s.is_none()] {
+                    "; about " span #eta { (eta_s.map(duration).unwrap_or_default()) } " to go at this pace"
+                }
+                "."
+            }
             p { span #settled { (settled) } " of " (all) " droplets settled ("
                 span #percent { (percent(settled, all)) } " %): "
                 span #done { (v.totals.done) } " done, " span #failed { (v.totals.failed) } " failed, "
@@ -159,7 +207,7 @@ pub async fn detail(
                     form.inline method="post" action={ (r.id) "/" (action) } data-when=(when)
                         hidden[!when.split(' ').any(|s| s == r.status.code())] {
                         (csrf_input(&me))
-                        button type="submit" id={ (action) "-rollout" } { (label) }
+                        button type="submit" id={ (action) "-rollout" } data-confirm=[(action.starts_with("abort")).then_some("Abort this rollout? Droplets not yet updated are left as they are.")] { (label) }
                     }
                     " "
                 }
@@ -171,7 +219,7 @@ pub async fn detail(
                     @let size = b.pending + b.done + b.failed + b.deferred + b.cancelled;
                     tr data-batch=(b.batch) {
                         td { (b.batch + 1) }
-                        td { div.progress.small { div style={ "width:" (percent(size - b.pending, size)) "%" } {} } }
+                        td { (split_bar_small(b, size)) }
                         td.pending { (b.pending) } td.done { (b.done) } td.failed { (b.failed) }
                         td.deferred { (b.deferred) } td.cancelled { (b.cancelled) }
                     }
@@ -182,7 +230,7 @@ pub async fn detail(
                 table #failures {
                     tr { th { "Droplet" } th { "Why" } }
                     @for f in &v.failures {
-                        tr { td { a href={ "../droplets/" (f.droplet) } { code { (f.droplet) } } } td { (f.error.as_deref().unwrap_or("")) } }
+                        tr { td { a href={ "/god/droplets/" (f.droplet) } { code { (f.droplet) } } } td.text { (f.error.as_deref().unwrap_or("")) } }
                     }
                 }
             }
@@ -193,6 +241,55 @@ pub async fn detail(
         StatusCode::OK,
         page("Rollout", Some(&me), body),
     ))
+}
+
+/// `seconds` as people say it: "45 s", "3 min 20 s", "2 h 5 min".
+fn duration(seconds: i64) -> String {
+    match seconds {
+        ..=59 => format!("{} s", seconds.max(0)),
+        60..=3_599 => format!("{} min {} s", seconds / 60, seconds % 60),
+        _ => format!("{} h {} min", seconds / 3_600, seconds % 3_600 / 60),
+    }
+}
+
+fn scope_words(scope: &RolloutScope) -> String {
+    match scope {
+        RolloutScope::All => "every serving droplet".into(),
+        RolloutScope::Region { region } => format!("region {}", region.code()),
+        RolloutScope::Tier { tier } => format!("tier {}", tier.code()),
+        RolloutScope::Workspaces { ids } => format!("{} chosen tenants", ids.len()),
+    }
+}
+
+/// One bar split into done, failed, cancelled and deferred (pending is the grey rest), so
+/// an aborted rollout never looks finished.
+fn split_bar(id: &str, t: &genesis_store::BatchTally, all: i64) -> maud::Markup {
+    html! {
+        div.progress id=(id) role="img" aria-label={ (t.done) " done, " (t.failed) " failed, " (t.cancelled) " cancelled, " (t.deferred) " deferred, " (t.pending) " pending" } {
+            @for (class, n) in [("done", t.done), ("failed", t.failed), ("cancelled", t.cancelled), ("deferred", t.deferred)] {
+                span class={ "p-" (class) } data-part=(class) style={ "width:" (share(n, all)) "%" } {}
+            }
+        }
+    }
+}
+
+fn split_bar_small(b: &genesis_store::BatchTally, size: i64) -> maud::Markup {
+    html! {
+        div.progress.small {
+            @for (class, n) in [("done", b.done), ("failed", b.failed), ("cancelled", b.cancelled), ("deferred", b.deferred)] {
+                span class={ "p-" (class) } data-part=(class) style={ "width:" (share(n, size)) "%" } {}
+            }
+        }
+    }
+}
+
+/// `part` of `whole` in percent, with two decimals (bars of small parts stay visible).
+fn share(part: i64, whole: i64) -> String {
+    if whole <= 0 {
+        "0".into()
+    } else {
+        format!("{:.2}", part as f64 * 100.0 / whole as f64)
+    }
 }
 
 /// The control buttons: action, label, and the statuses in which it applies.
@@ -217,7 +314,20 @@ pub const LIVE_SCRIPT: &str = r#"
     var pct=all>0?Math.floor(settled*100/all):100;
     set('status',v.status); set('settled',settled); set('percent',pct);
     set('done',t.done); set('failed',t.failed); set('deferred',t.deferred); set('cancelled',t.cancelled);
-    var bar=document.getElementById('overall'); if(bar) bar.style.width=pct+'%';
+    function fill(bar,parts,whole){ if(!bar) return; bar.querySelectorAll('span[data-part]').forEach(function(sp){
+      sp.style.width=(whole>0?parts[sp.dataset.part]*100/whole:0)+'%';});}
+    fill(document.getElementById('overall'),t,all);
+    var timing=document.getElementById('timing'), el=document.getElementById('elapsed');
+    var final=/COMPLETED|ABORTED|FAILED/.test(v.status);
+    function dur(s){return s<60?s+' s':(s<3600?Math.floor(s/60)+' min '+(s%60)+' s':Math.floor(s/3600)+' h '+Math.floor(s%3600/60)+' min');}
+    var phrase=document.getElementById('eta-phrase');
+    if(timing&&el&&!timing.dataset.done){
+      var s=Math.max(0,Math.round((Date.now()-Date.parse(timing.dataset.started))/1000));
+      el.textContent=dur(s);
+      if(final){timing.dataset.done='1'; set('timing-label','Took ');}
+      if(phrase){phrase.hidden=final||settled===0||t.pending===0;
+        if(!phrase.hidden) set('eta',dur(Math.round(s*t.pending/settled)));}
+    }
     document.querySelectorAll('#controls form').forEach(function(f){
       f.hidden=f.dataset.when.split(' ').indexOf(v.status)<0;});
     v.per_batch.forEach(function(b){
@@ -225,7 +335,7 @@ pub const LIVE_SCRIPT: &str = r#"
       ['pending','done','failed','deferred','cancelled'].forEach(function(k){
         var c=row.querySelector('td.'+k); if(c) c.textContent=b[k];});
       var size=b.pending+b.done+b.failed+b.deferred+b.cancelled;
-      var w=row.querySelector('.progress div'); if(w) w.style.width=(size>0?Math.floor((size-b.pending)*100/size):100)+'%';
+      fill(row.querySelector('.progress'),b,size);
     });
   });
   es.addEventListener('end',function(){es.close();});

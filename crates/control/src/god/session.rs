@@ -128,6 +128,11 @@ pub struct SignedIn {
     pub csrf: String,
     /// The session's token digest (sign-out revokes it).
     pub token_sha256: [u8; 32],
+    /// The path asked for: the navigation marks the page it is on.
+    pub path: String,
+    /// Open alerts over the fleet, for the navigation's badge (pages only; `None` for the
+    /// JSON routes, which have no navigation).
+    pub open_alerts: Option<i64>,
 }
 
 impl SignedIn {
@@ -223,6 +228,8 @@ pub async fn require_operator(
             operator,
             csrf: csrf_token(t),
             token_sha256: token_digest(t),
+            path: path.clone(),
+            open_alerts: None,
         },
         Ok(None) if is_api(&path) => {
             return Problem::unauthorized("sign in to God Mode first").into_response();
@@ -240,6 +247,11 @@ pub async fn require_operator(
     };
     if req.method() != axum::http::Method::GET && !same_origin(req.headers(), &state.god) {
         return Problem::forbidden("cross-site request refused").into_response();
+    }
+    let mut signed_in = signed_in;
+    if !is_api(&path) && req.method() == axum::http::Method::GET {
+        // A badge that cannot be counted is left off rather than failing the page.
+        signed_in.open_alerts = crate::app::alerts::open_count(&state).await.ok();
     }
     req.extensions_mut().insert(signed_in);
     next.run(req).await

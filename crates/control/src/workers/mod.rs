@@ -15,6 +15,7 @@
 
 pub mod driver;
 mod droplet_job;
+pub mod fleet_sampler;
 pub mod heals;
 pub mod hibernation;
 pub mod jobs;

@@ -96,7 +96,7 @@ impl Browser {
     }
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get(LOCATION)
         .and_then(|l| l.to_str().ok())
@@ -105,7 +105,7 @@ fn location(r: &reqwest::Response) -> String {
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
     html[at..].split('"').next().unwrap_or_default().to_owned()
 }
@@ -330,7 +330,7 @@ async fn repeated_failures_lock_the_address_from_that_source_only() {
 }
 
 /// Signs `b` in as the test operator (created first).
-async fn signed_in(app: &App) -> Browser {
+pub(crate) async fn signed_in(app: &App) -> Browser {
     with_operator(app).await;
     let mut b = Browser::new(app);
     assert_eq!(b.sign_in(EMAIL, PASSWORD).await.status(), 303);
@@ -392,11 +392,43 @@ async fn the_heatmap_has_one_cell_per_droplet_and_each_opens_its_page() {
         html.matches(r#"<a class="s-PENDING""#).count(),
         1_000 - healthy.len()
     );
+    // Each cell names its tenant, state and heartbeat (tooltip and accessible name).
+    assert_eq!(
+        html.matches(r#"title="heat_us · being created · no heartbeat yet""#)
+            .count(),
+        297
+    );
+    // Filters narrow the map; the legend counts what each state would show.
+    let filtered = b
+        .get("/god/heatmap?state=ACTIVE_HEALTHY")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(filtered.matches(r#"<a class="s-"#).count(), healthy.len());
+    let filtered = b
+        .get("/god/heatmap?region=us-east&tier=standard")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(filtered.matches(r#"<a class="s-"#).count(), 300);
+    assert!(
+        filtered
+            .contains(r#"href="/god/heatmap?state=PENDING&amp;region=us-east&amp;tier=standard""#)
+    );
+    let none = b
+        .get("/god/heatmap?tier=enterprise")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(none.contains(r#"id="no-cells""#));
     let eu = html.find(r#"data-region="eu-west""#).expect("eu block");
     let us = html.find(r#"data-region="us-east""#).expect("us block");
     assert!(eu < us, "regions in order");
     // Every cell links to its droplet; one of them opens with its timeline.
-    let link = format!(r#"href="droplets/{}""#, healthy[0]);
+    let link = format!(r#"href="/god/droplets/{}""#, healthy[0]);
     assert!(html.contains(&link), "{link}");
     let r = b.get(&format!("/god/droplets/{}", healthy[0])).await;
     assert_eq!(r.status(), 200);

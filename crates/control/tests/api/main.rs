@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
 mod command_journal;
+mod console;
 mod front_door;
 mod god_mode;
 mod openapi;

@@ -15,6 +15,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
     assert_eq!(
         names,
         [
+            "fleet-sampler",
             "hibernation",
             "orphan-reaper",
             "rollouts",

@@ -369,6 +369,8 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
     screenshot(&b, "regions").await;
 
     // The metric aggregator: the sidecars' reports (one a second here) arrive.
+    // And the fleet sampler's minute (the reconciler is not running in this test).
+    w.t.db.fleet_sample().await.expect("fleet sample");
     b.find(Locator::LinkText("Metrics"))
         .await
         .expect("nav")
@@ -390,7 +392,15 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
             .await
             .expect("charts")
             .len(),
-        4
+        5
+    );
+    assert!(
+        b.find_all(Locator::Css(
+            "#chart-fleet-states [data-state=ACTIVE_HEALTHY]"
+        ))
+        .await
+        .is_ok_and(|l| l.len() == 1),
+        "the fleet's healthy droplets are drawn"
     );
     screenshot(&b, "metrics").await;
 
@@ -414,6 +424,56 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
         .expect("cells");
     assert_eq!(healthy.len(), 4 + crowd_healthy, "the serving droplets");
     screenshot(&b, "heatmap").await;
+    // Every cell is painted (a style rule the browser rejects leaves a cell invisible).
+    let unpainted = b
+        .execute(
+            "return Array.from(document.querySelectorAll('.grid a, .legend i'))
+               .filter(e => getComputedStyle(e).backgroundColor === 'rgba(0, 0, 0, 0)')
+               .map(e => e.className)",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(unpainted, json!([]), "cells without a colour");
+    // Each cell's tooltip (its accessible name too) says whose it is, how it is, and when
+    // it was last heard from.
+    let tip = healthy[0]
+        .attr("title")
+        .await
+        .expect("attr")
+        .unwrap_or_default();
+    assert!(
+        tip.starts_with("browser_") && tip.contains(" · healthy · heartbeat "),
+        "{tip}"
+    );
+    // Filter by state with the form, as an operator would.
+    b.find(Locator::Css(
+        "#filters select[name=state] option[value=ACTIVE_HEALTHY]",
+    ))
+    .await
+    .expect("state option")
+    .click()
+    .await
+    .expect("choose");
+    b.find(Locator::Id("apply-filters"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    eventually(Duration::from_secs(10), "the filtered map", || async {
+        b.current_url().await.is_ok_and(|u| {
+            u.query()
+                .unwrap_or_default()
+                .contains("state=ACTIVE_HEALTHY")
+        })
+    })
+    .await;
+    let shown = b.find_all(Locator::Css(".grid a")).await.expect("cells");
+    assert_eq!(shown.len(), 4 + crowd_healthy, "only the healthy droplets");
+    assert_eq!(text_of(&b, "#shown").await, (4 + crowd_healthy).to_string());
+    screenshot(&b, "heatmap-filtered").await;
+    let healthy = shown;
 
     // A cell opens its droplet.
     healthy[0].click().await.expect("click");
@@ -470,6 +530,9 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
         .click()
         .await
         .expect("click");
+    let asked = b.get_alert_text().await.expect("a confirmation dialog");
+    assert!(asked.contains("Start this rollout"), "{asked}");
+    b.accept_alert().await.expect("accept");
     let path = arrive(&b, "the rollout's page", |p| {
         p.len() > "/god/rollouts/".len() && p.starts_with("/god/rollouts/")
     })
@@ -499,6 +562,11 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
     conducting.abort();
     assert_eq!(path_of(&b).await, path, "the page updated itself");
     assert_eq!(text_of(&b, "#done").await, "4");
+    assert_eq!(text_of(&b, "#timing-label").await.trim(), "Took");
+    assert!(
+        !displayed(&b, "#eta-phrase").await,
+        "no ETA once it is over"
+    );
     for control in ["#pause-rollout", "#resume-rollout", "#abort-rollout"] {
         assert!(!displayed(&b, control).await, "{control} after the end");
     }
@@ -507,6 +575,120 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
         format!("operator:{EMAIL}")
     );
     screenshot(&b, "rollout").await;
+
+    // Search from the navigation bar: a tenant's slug opens its page, with its droplet,
+    // workflows, commands and audit trail.
+    let search = b
+        .find(Locator::Css("header input[name=q]"))
+        .await
+        .expect("search box");
+    search.send_keys("browser_1\n").await.expect("type");
+    arrive(&b, "the tenant's page", |p| p == "/god/tenants/browser_1").await;
+    assert!(displayed(&b, "section.tenant-droplet").await);
+    assert!(displayed(&b, "#tenant-audit").await);
+    assert_eq!(text_of(&b, "#tenant-status").await, "live");
+    screenshot(&b, "tenant").await;
+
+    // Reboot from the tenant's page: asked first, then done under the operator's name.
+    let section = b
+        .find(Locator::Css("section.tenant-droplet"))
+        .await
+        .expect("droplet");
+    let rebooted = section
+        .attr("data-droplet")
+        .await
+        .expect("attr")
+        .expect("id");
+    b.find(Locator::Id("reboot"))
+        .await
+        .expect("reboot button")
+        .click()
+        .await
+        .expect("click");
+    let asked = b.get_alert_text().await.expect("a confirmation dialog");
+    assert!(asked.contains("Hard-reboot"), "{asked}");
+    b.accept_alert().await.expect("accept");
+    arrive(&b, "back on the tenant's page", |p| {
+        p == "/god/tenants/browser_1"
+    })
+    .await;
+    let history =
+        w.t.db
+            .droplet_history(DropletId::from_uuid(rebooted.parse().expect("uuid")), 50)
+            .await
+            .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|c| c.to.as_deref() == Some("REBOOTING") && c.actor == format!("operator:{EMAIL}")),
+        "{history:?}"
+    );
+
+    // A lost droplet is destroyed from its page, after a confirmation.
+    let lost = DropletId::new();
+    w.t.db
+        .droplet_register(lost, crowd, Region::EuWest, "test")
+        .await
+        .expect("droplet");
+    for (v, e) in [
+        DropletEvent::Booted,
+        DropletEvent::CloudInitFinished,
+        DropletEvent::HandshakeTimedOut,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.t.db
+            .droplet_transition(lost, v as i64, e, "test")
+            .await
+            .expect("transition");
+    }
+    b.goto(&format!("{base}/god/droplets/{lost}"))
+        .await
+        .expect("goto");
+    assert_eq!(text_of(&b, "#state .state").await, "lost");
+    b.find(Locator::Id("destroy"))
+        .await
+        .expect("destroy button")
+        .click()
+        .await
+        .expect("click");
+    b.accept_alert().await.expect("accept");
+    eventually(
+        Duration::from_secs(10),
+        "the droplet is destroyed",
+        || async {
+            w.t.db
+                .droplet_get(lost)
+                .await
+                .is_ok_and(|d| d.state == genesis_core::DropletState::Terminated)
+        },
+    )
+    .await;
+
+    // At phone width every page still fits: nothing wider than the screen but tables,
+    // which scroll inside themselves.
+    b.set_window_size(420, 900).await.expect("resize");
+    for (path, name) in [
+        ("/god", "overview-phone"),
+        ("/god/tenants/browser_1", "tenant-phone"),
+    ] {
+        b.goto(&format!("{base}{path}")).await.expect("goto");
+        let width = b
+            .execute("return document.documentElement.scrollWidth", vec![])
+            .await
+            .expect("script");
+        let inner = b
+            .execute("return window.innerWidth", vec![])
+            .await
+            .expect("script");
+        assert!(
+            width.as_u64().unwrap_or(u64::MAX) <= inner.as_u64().unwrap_or(0),
+            "{path} is {width} px wide in a {inner} px window"
+        );
+        screenshot(&b, name).await;
+    }
+    b.set_window_size(1400, 1000).await.expect("resize");
 
     // Signing out ends the session: God Mode asks to sign in again.
     b.find(Locator::Id("sign-out"))

@@ -150,11 +150,11 @@ async fn an_operator_reads_logs_checks_health_restarts_n8n_and_pulls_an_image() 
     assert_eq!(
         actions,
         [
-            ("operator", "GET_LOGS"),
-            ("operator", "HEALTH_CHECK"),
-            ("operator", "HEALTH_CHECK"),
-            ("operator", "PULL_IMAGE"),
-            ("operator", "RESTART_N8N"),
+            ("operator:api-token", "GET_LOGS"),
+            ("operator:api-token", "HEALTH_CHECK"),
+            ("operator:api-token", "HEALTH_CHECK"),
+            ("operator:api-token", "PULL_IMAGE"),
+            ("operator:api-token", "RESTART_N8N"),
             ("operator:ops@genesis.test", "GET_LOGS"),
         ]
         .map(|(a, b)| (a.to_owned(), b.to_owned()))

@@ -1,0 +1,43 @@
+//! The audit log as operators read it (spec 63.1): filtered by actor, tenant, category and
+//! time, newest first, a page at a time over every regional database.
+
+use chrono::{DateTime, Utc};
+use genesis_store::{AuditEntry, AuditFilter};
+
+use crate::{AppState, Problem};
+
+/// Events per page.
+pub const PAGE: i64 = 100;
+
+/// One page of events and the key of the next one.
+#[derive(Debug)]
+pub struct AuditPage {
+    /// Newest first.
+    pub items: Vec<AuditEntry>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<(DateTime<Utc>, i64)>,
+}
+
+/// The newest [`PAGE`] events `filter` lets through, merged over the regional databases by
+/// `(occurred_at, id)`, the key each database orders by too.
+pub async fn search(state: &AppState, filter: &AuditFilter) -> Result<AuditPage, Problem> {
+    let mut items = Vec::new();
+    for db in state.stores.distinct() {
+        items.extend(db.audit_search(filter, PAGE).await?);
+    }
+    items.sort_by_key(|e| std::cmp::Reverse((e.occurred_at, e.id)));
+    items.truncate(PAGE as usize);
+    let next = (items.len() as i64 == PAGE)
+        .then(|| items.last().map(|e| (e.occurred_at, e.id)))
+        .flatten();
+    Ok(AuditPage { items, next })
+}
+
+/// The categories present in any regional log, sorted.
+pub async fn categories(state: &AppState) -> Result<Vec<String>, Problem> {
+    let mut all = std::collections::BTreeSet::new();
+    for db in state.stores.distinct() {
+        all.extend(db.audit_categories().await?);
+    }
+    Ok(all.into_iter().collect())
+}
