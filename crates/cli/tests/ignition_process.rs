@@ -310,6 +310,34 @@ async fn a_killed_control_plane_resumes_its_ignitions() {
     assert_eq!(shown["status"], "ACTIVE", "{shown:#}");
     assert_eq!(shown["webhooks"].as_array().map(Vec::len), Some(1));
 
+    // Prometheus sees the queues and the cloud's budget (issue 21).
+    let scrape = reqwest::get(format!("{cp_url}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let line = |prefix: &str| {
+        scrape
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert!(
+        line(r#"genesis_queue_jobs_total{queue="ignition",outcome="completed"}"#)
+            .is_some_and(|n| n >= 1.0),
+        "{scrape}"
+    );
+    assert!(
+        line(r#"genesis_queue_jobs{queue="ignition",status="waiting"}"#).is_some(),
+        "{scrape}"
+    );
+    assert!(
+        line("genesis_cloud_budget_remaining").is_some_and(|n| n > 0.0),
+        "{scrape}"
+    );
+
     let mut o = ClientOptions::new(&sim_url, "sim-token");
     o.per_minute = 100_000;
     o.per_hour = 1_000_000;

@@ -83,7 +83,13 @@ pub struct DigitalOcean {
     per_minute: Arc<DefaultDirectRateLimiter>,
     per_hour: Arc<DefaultDirectRateLimiter>,
     paused_until: Arc<Mutex<Option<Instant>>>,
+    /// The API's last `ratelimit-remaining` (requests left in its hourly window), or
+    /// [`UNKNOWN_BUDGET`] before any answer carried one: what operators watch run down.
+    budget_remaining: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// [`DigitalOcean::budget_remaining`] before the API said anything.
+const UNKNOWN_BUDGET: u64 = u64::MAX;
 
 impl std::fmt::Debug for DigitalOcean {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,6 +179,7 @@ impl DigitalOcean {
             )?)),
             opts: Arc::new(opts),
             paused_until: Arc::new(Mutex::new(None)),
+            budget_remaining: Arc::new(std::sync::atomic::AtomicU64::new(UNKNOWN_BUDGET)),
         })
     }
 
@@ -195,8 +202,26 @@ impl DigitalOcean {
         self.per_minute.until_ready().await;
     }
 
+    /// Requests the API said are left in its window (its last `ratelimit-remaining`), once
+    /// an answer carried the header.
+    pub fn budget_remaining(&self) -> Option<u64> {
+        match self
+            .budget_remaining
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            UNKNOWN_BUDGET => None,
+            n => Some(n),
+        }
+    }
+
     fn note_headers(&self, headers: &HeaderMap) {
         let num = |k: &str| headers.get(k)?.to_str().ok()?.parse::<u64>().ok();
+        if let Some(left) = num("ratelimit-remaining") {
+            self.budget_remaining.store(
+                left.min(UNKNOWN_BUDGET - 1),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         if let (Some(0), Some(reset)) = (num("ratelimit-remaining"), num("ratelimit-reset")) {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

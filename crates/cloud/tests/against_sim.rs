@@ -22,10 +22,17 @@ async fn droplet_lifecycle_create_power_delete() {
     };
     let h = Harness::start(cfg).await;
     let c = h.client();
+    assert_eq!(c.budget_remaining(), None, "unknown before the API says");
     let (d, action) = c
         .droplet_create(&create_req("tenant-a", "a"))
         .await
         .expect("create");
+    // The API's ratelimit-remaining, as operators' dashboards read it: one request spent.
+    let left = c
+        .budget_remaining()
+        .expect("the simulator sends ratelimit-remaining");
+    c.droplet_get(d.id).await.expect("get");
+    assert_eq!(c.budget_remaining(), Some(left - 1));
     assert_eq!(d.status, DropletStatus::New);
     assert!(d.tags.contains(&"genesis".to_string()) && d.tags.contains(&"ws-a".to_string()));
     let action = action.expect("create action");

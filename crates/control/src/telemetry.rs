@@ -142,6 +142,23 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "Ignition sagas running or unwinding, by step.",
     ),
+    (
+        "genesis_queue_jobs",
+        Kind::Gauge,
+        "Jobs in a queue now, by queue and status (waiting, delayed, active).",
+    ),
+    (
+        "genesis_queue_jobs_total",
+        Kind::Counter,
+        "Jobs a queue finished since its counters began, by queue and outcome (completed, \
+         failed, dead, stalled); rate() gives throughput.",
+    ),
+    (
+        "genesis_cloud_budget_remaining",
+        Kind::Gauge,
+        "Requests the cloud API says are left in its rate-limit window (its last \
+         ratelimit-remaining header).",
+    ),
 ];
 
 /// Registers the HELP text (and unit) of every family in [`FAMILIES`]. Called once, right
@@ -221,7 +238,45 @@ async fn refresh(state: &AppState) -> Result<(), genesis_store::StoreError> {
         gauge!("genesis_ignitions_in_flight", "step" => code).set(n as f64);
     }
     gauge!("genesis_rollouts_running").set(running as f64);
+    if let Some(ig) = &state.igniter {
+        queue_gauges(ig.bus()).await;
+        if let Some(left) = ig.cloud().budget_remaining() {
+            gauge!("genesis_cloud_budget_remaining").set(left as f64);
+        }
+    }
     Ok(())
+}
+
+/// Each queue's jobs now and its outcome counters. A queue that cannot be read (Redis
+/// away) keeps its last figures; the failure is logged once per scrape.
+async fn queue_gauges(bus: &genesis_queue::Bus) {
+    for queue in bus.queue_names() {
+        match bus.counts(&queue).await {
+            Ok(c) => {
+                for (status, n) in [
+                    ("waiting", c.waiting),
+                    ("delayed", c.delayed),
+                    ("active", c.active),
+                ] {
+                    gauge!("genesis_queue_jobs", "queue" => queue.clone(), "status" => status)
+                        .set(n as f64);
+                }
+                for (outcome, n) in [
+                    ("completed", c.completed),
+                    ("failed", c.failed),
+                    ("dead", c.dead),
+                    ("stalled", c.stalled),
+                ] {
+                    metrics::counter!("genesis_queue_jobs_total", "queue" => queue.clone(), "outcome" => outcome)
+                        .absolute(n);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue, error = %e, "queue figures not refreshed");
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

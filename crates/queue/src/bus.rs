@@ -265,6 +265,11 @@ impl Bus {
         &self.prefix
     }
 
+    /// The queues this bus serves, by name.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.queues.iter().map(|q| q.name.clone()).collect()
+    }
+
     fn queue_known(&self, queue: &str) -> Result<(), QueueError> {
         if self.queues.iter().any(|q| q.name == queue) {
             Ok(())

@@ -319,7 +319,9 @@ pub fn path_segment(raw: &str) -> String {
 }
 
 /// The server's problem document as an error people read: its detail, with the field in
-/// front when the detail does not already start with it.
+/// front for input that was refused (422) when the detail does not already start with it.
+/// A conflict's field names the resource's state, not something typed, and its detail is
+/// already a sentence ("the workspace has no droplet to wake").
 fn refusal(status: u16, problem: Value) -> ApiError {
     let detail = problem["detail"]
         .as_str()
@@ -327,7 +329,9 @@ fn refusal(status: u16, problem: Value) -> ApiError {
         .unwrap_or("the control plane refused the request")
         .to_owned();
     let message = match problem["field"].as_str() {
-        Some(f) if !f.is_empty() && !detail.starts_with(f) => format!("{f}: {detail}"),
+        Some(f) if status == 422 && !f.is_empty() && !detail.starts_with(f) => {
+            format!("{f}: {detail}")
+        }
         _ => detail,
     };
     ApiError {
@@ -389,6 +393,14 @@ mod tests {
             serde_json::json!({"detail": "slug \"a\" is already in use", "field": "slug"}),
         );
         assert_eq!(e.message, "slug \"a\" is already in use", "no field twice");
+        let e = refusal(
+            409,
+            serde_json::json!({"detail": "the workspace has no droplet to wake", "field": "id"}),
+        );
+        assert_eq!(
+            e.message, "the workspace has no droplet to wake",
+            "a conflict is a sentence"
+        );
         let e = refusal(503, serde_json::json!({"title": "Service Unavailable"}));
         assert_eq!(e.message, "Service Unavailable");
         assert!(!e.is_usage());
