@@ -248,6 +248,11 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
     assert_eq!(o.status.code(), Some(2));
     let problem: serde_json::Value = serde_json::from_slice(&o.stdout).expect("problem");
     assert_eq!(problem["status"], 404, "{problem}");
+    // A typed id stays inside its path segment: `../workspaces` is no way to another route.
+    let o = genesis(&["-o", "json", "rollouts", "status", "../workspaces"], &api);
+    let problem: serde_json::Value = serde_json::from_slice(&o.stdout).expect("problem");
+    assert_eq!(problem["status"], 422, "{problem}");
+    assert_eq!(problem["field"], "id", "{problem}");
     // A fixed value is checked, and listed, before any request.
     let o = genesis(&["rollouts", "start", "--scenario", "yolo"], &api);
     assert_eq!(o.status.code(), Some(2));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::CliError;
-use super::api_client::{Api, ApiArgs};
+use super::api_client::{Api, ApiArgs, path_segment};
 use crate::config::Config;
 use crate::output::{Output, print};
 
@@ -68,7 +68,7 @@ pub async fn run(cmd: DropletsCommand, cfg: Option<&Config>, out: Output) -> Res
             let d = api
                 .ok(
                     reqwest::Method::GET,
-                    &format!("/api/v1/droplets/{id}"),
+                    &format!("/api/v1/droplets/{}", path_segment(&id)),
                     None,
                 )
                 .await?;
@@ -116,7 +116,7 @@ pub async fn run(cmd: DropletsCommand, cfg: Option<&Config>, out: Output) -> Res
     let r = api
         .ok(
             reqwest::Method::POST,
-            &format!("/api/v1/droplets/{id}/{op}"),
+            &format!("/api/v1/droplets/{}/{op}", path_segment(&id)),
             body.as_ref(),
         )
         .await?;

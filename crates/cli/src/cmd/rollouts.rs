@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::CliError;
-use super::api_client::{Api, ApiArgs, ListArgs};
+use super::api_client::{Api, ApiArgs, ListArgs, path_segment};
 use crate::config::Config;
 use crate::output::{Output, print};
 
@@ -165,7 +165,7 @@ pub async fn run(cmd: RolloutsCommand, cfg: Option<&Config>, out: Output) -> Res
                     let r = api
                         .ok(
                             reqwest::Method::GET,
-                            &format!("/api/v1/rollouts/{id}"),
+                            &format!("/api/v1/rollouts/{}", path_segment(&id)),
                             None,
                         )
                         .await?;
@@ -201,7 +201,7 @@ pub async fn run(cmd: RolloutsCommand, cfg: Option<&Config>, out: Output) -> Res
             if wait {
                 api.ok(
                     reqwest::Method::POST,
-                    &format!("/api/v1/rollouts/{id}/resume"),
+                    &format!("/api/v1/rollouts/{}/resume", path_segment(&id)),
                     Some(&json!({})),
                 )
                 .await?;
@@ -248,7 +248,7 @@ async fn control(api: &Api, id: &str, action: &str, out: Output) -> Result<(), C
     let r = api
         .ok(
             reqwest::Method::POST,
-            &format!("/api/v1/rollouts/{id}/{action}"),
+            &format!("/api/v1/rollouts/{}/{action}", path_segment(id)),
             Some(&json!({})),
         )
         .await?;
@@ -269,7 +269,7 @@ async fn follow(api: &Api, id: &str, out: Output) -> Result<(), CliError> {
         let r = api
             .ok(
                 reqwest::Method::GET,
-                &format!("/api/v1/rollouts/{id}"),
+                &format!("/api/v1/rollouts/{}", path_segment(id)),
                 None,
             )
             .await?;

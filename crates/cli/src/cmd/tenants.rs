@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::CliError;
-use super::api_client::{Api, ApiArgs, ListArgs};
+use super::api_client::{Api, ApiArgs, ListArgs, path_segment};
 use crate::config::Config;
 use crate::output::{Output, print, print_object};
 
@@ -179,7 +179,7 @@ pub async fn run(cmd: TenantsCommand, cfg: Option<&Config>, out: Output) -> Resu
             let (status, v) = api
                 .call(
                     reqwest::Method::PUT,
-                    &format!("/api/v1/workspaces/{id}/hibernation"),
+                    &format!("/api/v1/workspaces/{}/hibernation", path_segment(&id)),
                     Some(&json!({ "hold": !off })),
                 )
                 .await?;
@@ -235,7 +235,7 @@ async fn wake(api: &Api, id: &str, wait: bool, out: Output) -> Result<(), CliErr
     let r = api
         .ok(
             reqwest::Method::POST,
-            &format!("/api/v1/workspaces/{id}/wake"),
+            &format!("/api/v1/workspaces/{}/wake", path_segment(id)),
             Some(&json!({})),
         )
         .await?;
@@ -346,7 +346,7 @@ async fn ignite(
     let ig = api
         .ok(
             reqwest::Method::POST,
-            &format!("/api/v1/workspaces/{id}/ignite"),
+            &format!("/api/v1/workspaces/{}/ignite", path_segment(id)),
             Some(creds),
         )
         .await?;
