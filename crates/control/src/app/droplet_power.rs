@@ -63,7 +63,16 @@ pub async fn reboot(state: &AppState, raw_id: &str, actor: &str) -> Result<Outco
         actor,
     )
     .await
-    .map_err(moved)
+    .map_err(|e| match e {
+        // The power cycle went out; only the mark did not: say so, or the operator reboots
+        // it a second time.
+        StoreError::VersionConflict { .. } => Problem::conflict(
+            "state",
+            "the droplet was power-cycled, but its state changed meanwhile, so it is not \
+             marked REBOOTING; reload its page before acting again",
+        ),
+        e => e.into(),
+    })
 }
 
 /// Destroys an ORPHAN at the cloud, marks it TERMINATED, and resolves its open alerts

@@ -25,8 +25,8 @@ pub struct SearchQuery {
     q: String,
 }
 
-/// `GET /god/search?q=`: one exact match opens its page; otherwise the matches, or a way
-/// to try again.
+/// `GET /god/search?q=`: an exact slug or id opens its tenant's page; otherwise the
+/// matches, or a way to try again.
 pub async fn search_page(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
@@ -41,10 +41,12 @@ pub async fn search_page(
         Found::Tenants(t) => Some(t),
         Found::TooShort => None,
     };
-    if let Some([only]) = tenants.as_deref()
-        && (only.slug.as_str() == q.to_lowercase() || only.id.to_string() == q.to_lowercase())
+    // Exact matches come first: an exact slug or id names one tenant, whatever else
+    // contains the text.
+    if let Some(first) = tenants.as_deref().and_then(<[_]>::first)
+        && (first.slug.as_str() == q.to_lowercase() || first.id.to_string() == q.to_lowercase())
     {
-        return Ok(Redirect::to(&format!("/god/tenants/{}", only.slug)).into_response());
+        return Ok(Redirect::to(&format!("/god/tenants/{}", first.slug)).into_response());
     }
     let body = html! {
         main {

@@ -78,6 +78,16 @@ async fn an_operator_finds_a_tenant_acts_on_its_alert_and_reads_the_audit_log() 
     assert_eq!(status, 200);
     assert!(html.contains(r#"data-slug="acme_corp""#) && html.contains(r#"data-slug="acme_labs""#));
     assert!(!html.contains(r#"data-slug="zeta""#), "{html}");
+    // An exact slug wins even among more partial matches than a page shows.
+    for i in 0..55 {
+        tenant(
+            &app,
+            &format!("zz_acme_corp_{i:02}"),
+            "Another Acme",
+            Region::UsEast,
+        )
+        .await;
+    }
     let r = b.get("/god/search?q=Acme_Corp").await;
     assert_eq!(
         (r.status().as_u16(), location(&r)),
