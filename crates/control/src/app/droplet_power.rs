@@ -12,9 +12,6 @@ use genesis_store::{AlertAction, Droplet, StoreError};
 use super::droplets::locate;
 use crate::{AppState, Problem};
 
-/// What the droplet became.
-pub type Outcome = Droplet;
-
 /// The cloud's id of `d`, or why there is none.
 fn provider_of(d: &Droplet) -> Result<i64, Problem> {
     d.provider_id
@@ -38,7 +35,7 @@ fn moved(e: StoreError) -> Problem {
 
 /// Power-cycles a serving droplet and marks it REBOOTING: its heartbeat must return within
 /// the zombie detector's reboot deadline, or it becomes ORPHAN with a review alert.
-pub async fn reboot(state: &AppState, raw_id: &str, actor: &str) -> Result<Outcome, Problem> {
+pub async fn reboot(state: &AppState, raw_id: &str, actor: &str) -> Result<Droplet, Problem> {
     let (db, droplet) = locate(state, raw_id).await?;
     if droplet.state.next(DropletEvent::RebootIssued).is_err() {
         return Err(Problem::conflict(
@@ -82,7 +79,7 @@ pub async fn destroy_orphan(
     state: &AppState,
     raw_id: &str,
     actor: &str,
-) -> Result<Outcome, Problem> {
+) -> Result<Droplet, Problem> {
     let (db, droplet) = locate(state, raw_id).await?;
     if droplet.state != DropletState::Orphan {
         return Err(Problem::conflict(

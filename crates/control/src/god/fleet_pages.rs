@@ -78,13 +78,13 @@ pub async fn heatmap(
     let everywhere: usize = regions.values().map(Vec::len).sum();
     // The legend counts what the other filters let through, so each entry says what
     // choosing it would show.
+    let others = HeatmapQuery {
+        state: String::new(),
+        region: q.region.clone(),
+        tier: q.tier.clone(),
+    };
     let mut per_state: BTreeMap<&str, usize> = BTreeMap::new();
     for c in regions.values().flatten() {
-        let others = HeatmapQuery {
-            state: String::new(),
-            region: q.region.clone(),
-            tier: q.tier.clone(),
-        };
         if others.keeps(c) {
             *per_state.entry(c.state.as_str()).or_default() += 1;
         }
