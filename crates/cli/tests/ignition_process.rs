@@ -337,6 +337,16 @@ async fn a_killed_control_plane_resumes_its_ignitions() {
         line("genesis_cloud_budget_remaining").is_some_and(|n| n > 0.0),
         "{scrape}"
     );
+    // The governor reports its limits (queue latencies need 16 jobs to be sampled: the
+    // queue's own tests check them).
+    assert!(
+        line(r#"genesis_governor_slots{limit="concurrency"}"#).is_some_and(|n| n >= 1.0),
+        "{scrape}"
+    );
+    assert!(
+        line(r#"genesis_governor_slots_used{limit="rate"}"#).is_some(),
+        "{scrape}"
+    );
 
     let mut o = ClientOptions::new(&sim_url, "sim-token");
     o.per_minute = 100_000;

@@ -154,6 +154,25 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
          failed, dead, stalled); rate() gives throughput.",
     ),
     (
+        "genesis_queue_latency_seconds",
+        Kind::Gauge,
+        "Quantiles (0.5, 0.99) of a queue's recent jobs (one in 16 sampled, the last 1,000 \
+         samples), by queue and phase: wait (added or due to claimed) and run (claimed to \
+         finished). Absent until a job of the queue was sampled.",
+    ),
+    (
+        "genesis_governor_slots",
+        Kind::Gauge,
+        "The queue governor's limits, by limit: concurrency (jobs claimed at once) and rate \
+         (starts per rate window).",
+    ),
+    (
+        "genesis_governor_slots_used",
+        Kind::Gauge,
+        "How much of each governor limit is taken now: jobs claimed, and starts in the last \
+         rate window.",
+    ),
+    (
         "genesis_cloud_budget_remaining",
         Kind::Gauge,
         "Requests the cloud API says are left in its rate-limit window (its last \
@@ -247,10 +266,38 @@ async fn refresh(state: &AppState) -> Result<(), genesis_store::StoreError> {
     Ok(())
 }
 
-/// Each queue's jobs now and its outcome counters. A queue that cannot be read (Redis
-/// away) keeps its last figures; the failure is logged once per scrape.
+/// Each queue's jobs now, its outcome counters and latencies, and the governor's use. A
+/// queue that cannot be read (Redis away) keeps its last figures; the failure is logged once
+/// per scrape.
 async fn queue_gauges(bus: &genesis_queue::Bus) {
+    let limits = bus.config();
+    match bus.governor_use().await {
+        Ok(used) => {
+            for (limit, cap, n) in [
+                ("concurrency", limits.max_concurrency, used.claimed),
+                ("rate", limits.rate_max, used.started_in_window),
+            ] {
+                gauge!("genesis_governor_slots", "limit" => limit).set(f64::from(cap));
+                gauge!("genesis_governor_slots_used", "limit" => limit).set(n as f64);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "queue figures not refreshed");
+            return;
+        }
+    }
     for queue in bus.queue_names() {
+        if let Ok([wait, run]) = bus.latencies(&queue).await {
+            for (phase, (p50, p99)) in [("wait", wait), ("run", run)]
+                .into_iter()
+                .filter_map(|(phase, q)| Some((phase, q?)))
+            {
+                for (quantile, ms) in [("0.5", p50), ("0.99", p99)] {
+                    gauge!("genesis_queue_latency_seconds", "queue" => queue.clone(), "phase" => phase, "quantile" => quantile)
+                        .set(ms as f64 / 1000.0);
+                }
+            }
+        }
         match bus.counts(&queue).await {
             Ok(c) => {
                 for (status, n) in [

@@ -79,6 +79,15 @@ pub enum Idle {
     Rate(Duration),
 }
 
+/// How much of the governor is taken at one moment (see [`Bus::governor_use`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GovernorUse {
+    /// Jobs claimed and not yet finished, across every queue of the set.
+    pub claimed: u64,
+    /// Jobs started within the last rate window.
+    pub started_in_window: u64,
+}
+
 /// Jobs per state of one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -607,6 +616,31 @@ impl Bus {
         Ok(out)
     }
 
+    /// How much of the governor is taken now: jobs claimed (against `max_concurrency`) and
+    /// starts in the last rate window (against `rate_max`), read without changing anything.
+    /// On a cluster both keys share the set's slot, so one node answers.
+    pub async fn governor_use(&self) -> Result<GovernorUse, QueueError> {
+        let mut conn = self.conn.clone();
+        let (secs, micros): (u64, u64) = conn
+            .on_primary_of(&self.prefix, &redis::cmd("TIME"))
+            .await?;
+        let now_us = secs * 1_000_000 + micros;
+        let since = now_us.saturating_sub(self.cfg.rate_window.as_micros() as u64);
+        let (claimed, started): (u64, u64) = redis::pipe()
+            .cmd("ZCARD")
+            .arg(format!("{}:active", self.prefix))
+            .cmd("ZCOUNT")
+            .arg(format!("{}:starts", self.prefix))
+            .arg(format!("({since}"))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await?;
+        Ok(GovernorUse {
+            claimed,
+            started_in_window: started,
+        })
+    }
+
     /// Completed and failed attempts per second of `queue` over the last `over`, counted from
     /// the events stream (what a dashboard shows as throughput).
     pub async fn rates(&self, queue: &str, over: Duration) -> Result<(f64, f64), QueueError> {
@@ -655,11 +689,13 @@ impl Bus {
         Ok((completed as f64 / secs, failed as f64 / secs))
     }
 
-    /// The p50 and p99 of the last 1,000 wait times and run times of `queue`, in ms.
-    pub async fn latencies(&self, queue: &str) -> Result<[(u64, u64); 2], QueueError> {
+    /// The p50 and p99 of `queue`'s recent wait times and run times, in ms (one job in 16
+    /// is sampled, the last 1,000 samples kept); `None` for a phase with no sample yet, so
+    /// that "nothing measured" never reads as "instant".
+    pub async fn latencies(&self, queue: &str) -> Result<[Option<(u64, u64)>; 2], QueueError> {
         self.queue_known(queue)?;
         let mut conn = self.conn.clone();
-        let mut out = [(0, 0); 2];
+        let mut out = [None; 2];
         for (i, kind) in ["wait_ms", "run_ms"].iter().enumerate() {
             let mut v: Vec<u64> = redis::cmd("LRANGE")
                 .arg(format!("{}:{kind}:{queue}", self.prefix))
@@ -667,13 +703,12 @@ impl Bus {
                 .arg(-1)
                 .query_async(&mut conn)
                 .await?;
+            if v.is_empty() {
+                continue;
+            }
             v.sort_unstable();
-            let pct = |p: f64| {
-                v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-                    .copied()
-                    .unwrap_or(0)
-            };
-            out[i] = (pct(0.5), pct(0.99));
+            let pct = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+            out[i] = Some((pct(0.5), pct(0.99)));
         }
         Ok(out)
     }

@@ -27,7 +27,7 @@
 //! | `…:paused` | set | paused queues |
 //! | `…:dead:<queue>` | list | dead-lettered job ids, newest first |
 //! | `…:stats:<queue>` | hash | completed, failed, dead, stalled counters |
-//! | `…:wait_ms:<queue>`, `…:run_ms:<queue>` | list | last 1,000 wait and run times |
+//! | `…:wait_ms:<queue>`, `…:run_ms:<queue>` | list | the last 1,000 sampled wait and run times (one job in 16) |
 //! | `…:events` | stream | progress, completed, failed, stalled, dead (capped ~100,000) |
 //! | `…:seq` | string | enqueue order, for FIFO across queues of equal priority |
 //!
@@ -69,7 +69,7 @@ pub mod redis_conn;
 pub mod testing;
 pub mod worker;
 
-pub use bus::{AddOutcome, Bus, Claimed, Counts, FailOutcome, QueueError};
+pub use bus::{AddOutcome, Bus, Claimed, Counts, FailOutcome, GovernorUse, QueueError};
 pub use config::{GovernorConfig, QueueConfig};
 pub use redis_conn::{RedisConn, RedisTarget};
 pub use worker::{Handler, JobError, Worker};

@@ -218,6 +218,45 @@ impl Database {
         Ok(())
     }
 
+    /// Seeds the fleet sampler's history as a full retention would hold it: every minute of
+    /// the last [`crate::fleet::FLEET_SAMPLES_KEPT_DAYS`] days, one row per (region, state)
+    /// of today's fleet (the worst case: every state present in every region all along),
+    /// the counts wandering a little. Returns the rows written.
+    pub async fn bench_fleet_history_seed(&self) -> Result<u64, StoreError> {
+        let rows = sqlx::query(
+            "INSERT INTO genesis.fleet_samples (sampled_at, region, state, droplets)
+             SELECT m, c.region, c.state, greatest(0, c.n + (hashtext(m::text || c.state) % 5))
+             FROM generate_series(date_trunc('minute', now()) - make_interval(days => $1),
+                                  date_trunc('minute', now()) - interval '1 minute',
+                                  interval '1 minute') AS m
+             CROSS JOIN (SELECT region, state, count(*)::int AS n FROM genesis.droplets
+                         GROUP BY region, state) AS c
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(crate::fleet::FLEET_SAMPLES_KEPT_DAYS)
+        .execute(&self.app)
+        .await?
+        .rows_affected();
+        // The hourly sums the sampler keeps alongside.
+        sqlx::query(
+            "INSERT INTO genesis.fleet_samples_hourly (hour, region, state, droplet_minutes)
+             SELECT date_trunc('hour', sampled_at), region, state, sum(droplets)
+             FROM genesis.fleet_samples GROUP BY 1, 2, 3
+             ON CONFLICT (hour, region, state) DO UPDATE SET droplet_minutes = EXCLUDED.droplet_minutes",
+        )
+        .execute(&self.app)
+        .await?;
+        sqlx::query(
+            "INSERT INTO genesis.fleet_sample_hours (hour, minutes)
+             SELECT date_trunc('hour', sampled_at), count(DISTINCT sampled_at)
+             FROM genesis.fleet_samples GROUP BY 1
+             ON CONFLICT (hour) DO UPDATE SET minutes = EXCLUDED.minutes",
+        )
+        .execute(&self.app)
+        .await?;
+        Ok(rows)
+    }
+
     /// When each of `droplets` first became ZOMBIE at or after `since` (from the audit log).
     pub async fn bench_zombie_times(
         &self,

@@ -41,6 +41,19 @@ pub struct FleetCounts {
     pub total: i64,
 }
 
+/// One step of a fleet-history chart (see [`Database::fleet_sample_steps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetStep {
+    /// The step's index from the chart's start.
+    pub step: i32,
+    /// The state's code.
+    pub state: String,
+    /// Droplets in that state, summed over the step's samples.
+    pub droplets: i64,
+    /// Minutes sampled in the step (any state): the divisor of the step's mean.
+    pub minutes: i64,
+}
+
 /// Droplets in one state in one region at one minute (fleet states over time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FleetSample {
@@ -107,21 +120,38 @@ impl Database {
     /// samples older than [`FLEET_SAMPLES_KEPT_DAYS`]. Returns the rows written.
     pub async fn fleet_sample(&self) -> Result<u64, StoreError> {
         let mut tx = self.app.begin().await?;
+        // One statement: only the rows this call wrote (not a replica's, not a retry's) are
+        // added into their hour, and the hour counts the minute once.
         let written = sqlx::query!(
-            r#"INSERT INTO genesis.fleet_samples (sampled_at, region, state, droplets)
-               SELECT date_trunc('minute', now()), region, state, count(*)::int
-               FROM genesis.droplets WHERE state <> 'TERMINATED' GROUP BY region, state
-               ON CONFLICT DO NOTHING"#
+            r#"WITH m AS (
+                 INSERT INTO genesis.fleet_samples (sampled_at, region, state, droplets)
+                 SELECT date_trunc('minute', now()), region, state, count(*)::int
+                 FROM genesis.droplets WHERE state <> 'TERMINATED' GROUP BY region, state
+                 ON CONFLICT DO NOTHING
+                 RETURNING region, state, droplets),
+               h AS (
+                 INSERT INTO genesis.fleet_sample_hours (hour, minutes)
+                 SELECT date_trunc('hour', now()), 1 WHERE EXISTS (SELECT 1 FROM m)
+                 ON CONFLICT (hour) DO UPDATE SET minutes = genesis.fleet_sample_hours.minutes + 1)
+               INSERT INTO genesis.fleet_samples_hourly (hour, region, state, droplet_minutes)
+               SELECT date_trunc('hour', now()), region, state, droplets FROM m
+               ON CONFLICT (hour, region, state) DO UPDATE SET
+                 droplet_minutes = genesis.fleet_samples_hourly.droplet_minutes
+                                   + EXCLUDED.droplet_minutes"#
         )
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query!(
-            r#"DELETE FROM genesis.fleet_samples WHERE sampled_at < now() - make_interval(days => $1)"#,
-            FLEET_SAMPLES_KEPT_DAYS,
-        )
-        .execute(&mut *tx)
-        .await?;
+        for table in [
+            "DELETE FROM genesis.fleet_samples WHERE sampled_at < now() - make_interval(days => $1)",
+            "DELETE FROM genesis.fleet_samples_hourly WHERE hour < now() - make_interval(days => $1)",
+            "DELETE FROM genesis.fleet_sample_hours WHERE hour < now() - make_interval(days => $1)",
+        ] {
+            sqlx::query(table)
+                .bind(FLEET_SAMPLES_KEPT_DAYS)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(written)
     }
@@ -138,6 +168,78 @@ impl Database {
                WHERE sampled_at >= $1 AND ($2::text IS NULL OR region = $2)
                ORDER BY sampled_at, region, state"#,
             since,
+            region,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// Fleet history for a chart of `steps` steps of `step_minutes` from `from`, optionally
+    /// in one region: per step and state, the droplets summed over the step's samples (and
+    /// regions), with the minutes sampled in the step. Aggregated here, not in the caller:
+    /// 30 days hold up to ~1.7 M sample rows, and a chart needs at most a few thousand.
+    pub async fn fleet_sample_steps(
+        &self,
+        from: DateTime<Utc>,
+        step_minutes: i64,
+        steps: i64,
+        region: Option<&str>,
+    ) -> Result<Vec<FleetStep>, StoreError> {
+        Ok(sqlx::query_as!(
+            FleetStep,
+            r#"WITH s AS (
+                 SELECT (extract(epoch FROM sampled_at - $1)::bigint / 60 / $2)::int AS step,
+                        sampled_at, state, droplets
+                 FROM genesis.fleet_samples
+                 WHERE sampled_at >= $1 AND sampled_at < $1 + make_interval(mins => ($2 * $3)::int)
+                   AND ($4::text IS NULL OR region = $4))
+               SELECT a.step AS "step!", a.state AS "state!", a.droplets AS "droplets!",
+                      m.minutes AS "minutes!"
+               FROM (SELECT step, state, sum(droplets)::bigint AS droplets
+                     FROM s GROUP BY step, state) a
+               JOIN (SELECT step, count(DISTINCT sampled_at) AS minutes FROM s GROUP BY step) m
+                 USING (step)
+               ORDER BY a.step, a.state"#,
+            from,
+            step_minutes,
+            steps,
+            region,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?)
+    }
+
+    /// [`Self::fleet_sample_steps`] from the hourly sums, for steps of whole hours (`from`
+    /// on an hour): a 30-day chart reads ~29,000 rows instead of ~1.7 M.
+    pub async fn fleet_sample_hour_steps(
+        &self,
+        from: DateTime<Utc>,
+        step_minutes: i64,
+        steps: i64,
+        region: Option<&str>,
+    ) -> Result<Vec<FleetStep>, StoreError> {
+        Ok(sqlx::query_as!(
+            FleetStep,
+            r#"WITH s AS (
+                 SELECT (extract(epoch FROM hour - $1)::bigint / 60 / $2)::int AS step,
+                        state, droplet_minutes
+                 FROM genesis.fleet_samples_hourly
+                 WHERE hour >= $1 AND hour < $1 + make_interval(mins => ($2 * $3)::int)
+                   AND ($4::text IS NULL OR region = $4)),
+               m AS (
+                 SELECT (extract(epoch FROM hour - $1)::bigint / 60 / $2)::int AS step,
+                        sum(minutes)::bigint AS minutes
+                 FROM genesis.fleet_sample_hours
+                 WHERE hour >= $1 AND hour < $1 + make_interval(mins => ($2 * $3)::int)
+                 GROUP BY 1)
+               SELECT s.step AS "step!", s.state AS "state!",
+                      sum(s.droplet_minutes)::bigint AS "droplets!", m.minutes AS "minutes!"
+               FROM s JOIN m USING (step)
+               GROUP BY s.step, s.state, m.minutes
+               ORDER BY s.step, s.state"#,
+            from,
+            step_minutes,
+            steps,
             region,
         )
         .fetch_all(&mut *self.read().await?)

@@ -28,7 +28,7 @@ const TARGET_P99_MS: f64 = 300.0;
 
 /// Pages measured, with whether the target applies to them (every page but the
 /// baseline); a tenant's page is added once a seeded slug is known.
-const PAGES: [(&str, bool); 12] = [
+const PAGES: [(&str, bool); 13] = [
     ("/god/sign-in", false),
     ("/god", true),
     ("/god/heatmap", true),
@@ -36,6 +36,7 @@ const PAGES: [(&str, bool); 12] = [
     ("/god/regions", true),
     ("/god/alerts", true),
     ("/god/metrics", true),
+    ("/god/metrics?hours=720", true),
     ("/god/rollouts", true),
     ("/god/reconcilers", true),
     ("/god/audit", true),
@@ -68,7 +69,11 @@ async fn run_on(t: &TestDb, droplets: usize, requests: usize) -> Result<(), CliE
     eprintln!("seeding {droplets} droplets");
     let seeded = Instant::now();
     t.db.bench_fleet_seed(droplets).await?;
-    eprintln!("seeded in {:.1} s", seeded.elapsed().as_secs_f64());
+    let samples = t.db.bench_fleet_history_seed().await?;
+    eprintln!(
+        "seeded in {:.1} s (with {samples} fleet samples: 30 days of history)",
+        seeded.elapsed().as_secs_f64()
+    );
     let hash = genesis_control::credentials::hash_password(PASSWORD).map_err(runtime)?;
     t.db.operator_create(EMAIL, &hash, "bench").await?;
 

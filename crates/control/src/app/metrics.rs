@@ -134,6 +134,10 @@ pub async fn metrics_of(
 /// The most points a fleet-states line has: a month of minutes is averaged down to this.
 pub const FLEET_POINTS: i64 = 480;
 
+/// The longest step read from minute samples (4 minutes: a window of up to 32 hours);
+/// longer windows read the hourly sums.
+pub const MAX_MINUTE_STEP: i64 = 4;
+
 /// Fleet states over time: for each state, droplets per time step (all regions, or one).
 #[derive(Debug, Serialize)]
 pub struct FleetHistory {
@@ -166,43 +170,53 @@ pub async fn fleet_history(
         genesis_core::Region::parse(r).map_err(|e| Problem::invalid_field("region", e))?;
     }
     let minutes = i64::from(hours) * 60;
-    let step_minutes = (minutes + FLEET_POINTS - 1) / FLEET_POINTS;
-    let steps = usize::try_from(minutes / step_minutes).unwrap_or_default();
+    let fine_step = (minutes + FLEET_POINTS - 1) / FLEET_POINTS;
+    // Up to a day and a half, steps of minutes from the minute samples (at most ~90,000
+    // rows); longer windows step by whole hours, from the hourly sums.
+    let hourly = fine_step > MAX_MINUTE_STEP;
+    let (unit, step_minutes) = if hourly {
+        (Duration::hours(1), (fine_step + 59) / 60 * 60)
+    } else {
+        (Duration::minutes(1), fine_step)
+    };
+    let steps = usize::try_from((minutes + step_minutes - 1) / step_minutes).unwrap_or_default();
     let now = Utc::now();
-    // The window ends with the minute now running (the sampler's latest row is stamped
-    // with it).
-    let end = now.duration_trunc(Duration::minutes(1)).unwrap_or(now) + Duration::minutes(1);
-    let from = end - Duration::minutes(minutes);
-    // (state, step) → (sum over regions per minute, minutes seen)
-    let mut per_minute: BTreeMap<(String, DateTime<Utc>), i64> = BTreeMap::new();
+    // The window ends with the minute (or hour) now running: the sampler's latest row is
+    // stamped with it.
+    let end = now.duration_trunc(unit).unwrap_or(now) + unit;
+    let from = end - Duration::minutes(step_minutes * steps as i64);
+    // Each regional database holds its own regions, so the fleet's mean in a step is the
+    // sum of each database's mean (its droplets over the minutes it sampled). A state missing
+    // from a sampled step had no droplet then (0); a step no database sampled has no point.
+    let mut sampled = vec![false; steps];
+    let mut series: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for db in state.stores.distinct() {
-        for s in db.fleet_samples_since(from, region).await? {
-            *per_minute.entry((s.state, s.sampled_at)).or_default() += i64::from(s.droplets);
+        let rows = if hourly {
+            db.fleet_sample_hour_steps(from, step_minutes, steps as i64, region)
+                .await?
+        } else {
+            db.fleet_sample_steps(from, step_minutes, steps as i64, region)
+                .await?
+        };
+        for row in rows {
+            let Some(i) = usize::try_from(row.step).ok().filter(|i| *i < steps) else {
+                continue;
+            };
+            if row.minutes <= 0 {
+                continue;
+            }
+            sampled[i] = true;
+            series.entry(row.state).or_insert_with(|| vec![0.0; steps])[i] +=
+                row.droplets as f64 / row.minutes as f64;
         }
     }
-    // A state missing from a sampled minute had no droplet then: each step's mean divides
-    // by the minutes sampled in it (any state), not only those that saw the state.
-    let step_of = |at: DateTime<Utc>| {
-        usize::try_from((at - from).num_minutes() / step_minutes)
-            .ok()
-            .filter(|i| *i < steps)
-    };
-    let mut seen = vec![std::collections::BTreeSet::new(); steps];
-    let mut sums: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for ((st, at), n) in per_minute {
-        let Some(i) = step_of(at) else { continue };
-        seen[i].insert(at);
-        sums.entry(st).or_insert_with(|| vec![0; steps])[i] += n;
-    }
-    let series = sums
+    let series = series
         .into_iter()
         .map(|(st, v)| {
             let means = v
                 .into_iter()
-                .zip(&seen)
-                .map(|(sum, minutes)| {
-                    (!minutes.is_empty()).then(|| sum as f64 / minutes.len() as f64)
-                })
+                .zip(&sampled)
+                .map(|(mean, seen)| seen.then_some(mean))
                 .collect();
             (st, means)
         })

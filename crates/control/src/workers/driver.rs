@@ -236,7 +236,7 @@ pub async fn drive<R: Reconciler>(
                     Some(Retry::Backoff),
                 ),
             };
-            metrics::counter!("genesis_reconciler_passes_total", "reconciler" => R::NAME, "outcome" => outcome_label)
+            metrics::counter!("genesis_reconciler_passes_total", "reconciler" => R::NAME, "part" => part.label.clone(), "outcome" => outcome_label)
                 .increment(1);
             metrics::histogram!("genesis_reconciler_pass_seconds", "reconciler" => R::NAME)
                 .record(seconds);

@@ -286,5 +286,28 @@ async fn fleet_states_are_sampled_once_a_minute_and_drawn_per_state() {
         html.contains(r#"data-series="PENDING""#)
             && !html.contains(r#"data-series="ACTIVE_HEALTHY""#)
     );
+    // A month is read from the hourly sums: the minute just sampled is in them.
+    let (_, html) = page(&b, "/god/metrics?hours=720").await;
+    assert!(
+        html.contains(r#"data-series="PENDING""#)
+            && html.contains(r#"data-series="ACTIVE_HEALTHY""#)
+    );
+    let hour =
+        chrono::DurationRound::duration_trunc(chrono::Utc::now(), chrono::Duration::hours(1))
+            .expect("hour");
+    let steps = app
+        .t
+        .db
+        .fleet_sample_hour_steps(hour - chrono::Duration::hours(2), 60, 3, Some("us-west"))
+        .await
+        .expect("hourly");
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    // (The sample may have been taken just before this hour began.)
+    assert!(matches!(steps[0].step, 1 | 2), "{steps:?}");
+    assert_eq!(
+        (steps[0].state.as_str(), steps[0].droplets, steps[0].minutes),
+        ("ACTIVE_HEALTHY", 3, 1),
+        "one sampled minute of three droplets, counted once"
+    );
     assert_eq!(page(&b, "/god/metrics?hours=721").await.0, 422);
 }

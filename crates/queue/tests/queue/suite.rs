@@ -365,3 +365,30 @@ async fn no_rate_window_holds_more_than_the_limit() {
     assert_eq!(counts["q"], 400);
     b.destroy().await.expect("clean");
 }
+
+#[tokio::test]
+async fn latencies_and_governor_use_say_what_was_measured() {
+    let b = bus(vec![QueueConfig::new("a", 1, 50)], fast()).await;
+    // Nothing ran: no figure, rather than a latency of zero.
+    assert_eq!(b.latencies("a").await.expect("latencies"), [None, None]);
+    for i in 0..32 {
+        b.add("a", &format!("j{i}"), "{}", Duration::ZERO)
+            .await
+            .expect("add");
+    }
+    let (jobs, _) = b.claim("w", 32).await.expect("claim");
+    assert_eq!(jobs.len(), 32);
+    let used = b.governor_use().await.expect("governor");
+    assert_eq!((used.claimed, used.started_in_window), (32, 32));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for job in &jobs {
+        assert!(b.complete("w", job, 0).await.expect("complete").0);
+    }
+    assert_eq!(b.governor_use().await.expect("governor").claimed, 0);
+    // One job in 16 is sampled: 32 jobs give two samples of each phase, and every job ran
+    // for at least the 30 ms it was held.
+    let [wait, run] = b.latencies("a").await.expect("latencies");
+    assert!(wait.is_some());
+    let (p50, p99) = run.expect("run times sampled");
+    assert!(p50 >= 30 && p99 >= p50, "{p50} {p99}");
+}
