@@ -9,6 +9,7 @@ pub mod auth;
 pub mod command_journal;
 pub mod control_plane;
 pub mod credentials;
+pub mod dashboard;
 pub mod extract;
 pub mod front_door;
 pub mod god;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
                 .url(api::doc::OPENAPI_PATH, openapi),
         )
         .merge(god::routes(state.clone()))
+        .merge(dashboard::routes(state.clone()))
         .fallback(|| async { Problem::not_found("route") })
         .layer(middleware::from_fn(front_door::problems_only))
         .layer(middleware::from_fn(front_door::security_headers))

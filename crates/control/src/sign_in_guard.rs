@@ -1,4 +1,5 @@
 //! What a sign-in attempt may cost before anyone is known (issue 19's sign-in flood).
+//! A tenant's sign-up hashes its new password through the same pool ([`SignInGuard::hash_password`]).
 //!
 //! Checking a password is expensive on purpose: argon2id with OWASP's parameters takes
 //! 19 MiB and tens of milliseconds of one core. Left unbounded, 256 concurrent sign-ins with
@@ -99,12 +100,11 @@ pub enum Busy {
     Saturated,
 }
 
-/// One password to check.
+/// One password to check or hash. `work` is told whether the job waited past
+/// `max_wait` (then it answers nothing: the attempt has been refused already).
 struct Job {
-    password: String,
-    phc: String,
     queued_at: Instant,
-    reply: oneshot::Sender<bool>,
+    work: Box<dyn FnOnce(bool) + Send>,
 }
 
 /// The guard; one per control plane, shared by every sign-in.
@@ -198,13 +198,35 @@ impl SignInGuard {
     /// Checks `password` against the PHC string `phc` on a checker thread, within the
     /// guard's queue limits.
     pub async fn check_password(&self, password: String, phc: String) -> Result<bool, Busy> {
+        self.run(move || crate::credentials::verify_password(&password, &phc))
+            .await
+    }
+
+    /// Hashes a new password (a sign-up) on a checker thread, within the same limits as a
+    /// check: a sign-up costs what a sign-in costs, so it is bounded the same way.
+    pub async fn hash_password(
+        &self,
+        password: String,
+    ) -> Result<Result<String, crate::credentials::PasswordError>, Busy> {
+        self.run(move || crate::credentials::hash_password(&password))
+            .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
         let queue = self.queue.as_ref().ok_or(Busy::Saturated)?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            password,
-            phc,
             queued_at: Instant::now(),
-            reply,
+            work: Box::new(move |late| {
+                // The attempt gave up, or waited too long: its answer would go nowhere.
+                if late || reply.is_closed() {
+                    return;
+                }
+                let _ = reply.send(f());
+            }),
         };
         self.queued.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = queue.try_send(job) {
@@ -237,12 +259,7 @@ fn check_passwords(rx: &Mutex<Receiver<Job>>, queued: &AtomicUsize, max_wait: Du
         };
         let Ok(job) = job else { return };
         queued.fetch_sub(1, Ordering::AcqRel);
-        // The attempt gave up, or waited too long: its answer would go nowhere.
-        if job.reply.is_closed() || job.queued_at.elapsed() > max_wait {
-            continue;
-        }
-        let ok = crate::credentials::verify_password(&job.password, &job.phc);
-        let _ = job.reply.send(ok);
+        (job.work)(job.queued_at.elapsed() > max_wait);
     }
 }
 

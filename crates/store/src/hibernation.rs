@@ -312,25 +312,33 @@ impl Database {
         .collect()
     }
 
-    /// Hibernating tenants with a managed-service call (campaign activity) since they went
-    /// to sleep: the calls are recorded at once, the wake follows on the hibernation pass
-    /// (spec 55.3), so a call is never lost to a crash between the two.
-    pub async fn hibernating_with_new_activity(&self) -> Result<Vec<WorkspaceId>, StoreError> {
-        sqlx::query_scalar!(
-            r#"SELECT DISTINCT d.workspace_id
+    /// Hibernating tenants with a managed-service call (campaign activity) or a dashboard
+    /// sign-in since they went to sleep, with whether a sign-in was among them: the activity
+    /// is recorded at once, the wake follows on the hibernation pass (spec 55.3), so it is
+    /// never lost to a crash between the two.
+    pub async fn hibernating_with_new_activity(
+        &self,
+    ) -> Result<Vec<(WorkspaceId, bool)>, StoreError> {
+        sqlx::query!(
+            r#"SELECT d.workspace_id,
+                      coalesce(bool_or(a.last_login_at > h.hibernated_at), false) AS "by_login!"
                FROM genesis.droplets d
                JOIN genesis.hibernations h ON h.droplet_id = d.id AND h.woken_at IS NULL
                JOIN genesis.workspace_activity a ON a.workspace_id = d.workspace_id
-               WHERE d.state = 'HIBERNATING' AND a.last_campaign_at > h.hibernated_at"#
+               WHERE d.state = 'HIBERNATING'
+                 AND (a.last_campaign_at > h.hibernated_at OR a.last_login_at > h.hibernated_at)
+               GROUP BY d.workspace_id"#
         )
         .fetch_all(&mut *self.read().await?)
         .await?
         .into_iter()
-        .map(|id| {
-            WorkspaceId::from_uuid(id).map_err(|_| StoreError::Corrupt {
-                what: "workspace id",
-                value: id.to_string(),
-            })
+        .map(|r| {
+            WorkspaceId::from_uuid(r.workspace_id)
+                .map(|w| (w, r.by_login))
+                .map_err(|_| StoreError::Corrupt {
+                    what: "workspace id",
+                    value: r.workspace_id.to_string(),
+                })
         })
         .collect()
     }

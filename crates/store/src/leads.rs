@@ -19,7 +19,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    Caller, Database, StoreError, TenantSession, legacy::ohio::OhioLeads, tenant::authorize,
+    AuditEvent, Caller, Database, StoreError, TenantSession, legacy::ohio::OhioLeads,
+    tenant::authorize,
 };
 
 /// A lead to insert.
@@ -205,6 +206,66 @@ fn csv_field(out: &mut String, value: Option<&str>) {
     }
 }
 
+/// What recording a lead's reply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    /// The lead left its sequence: its status changed from `from`.
+    Marked {
+        /// The lead.
+        lead: Uuid,
+        /// Its status before.
+        from: LeadStatus,
+    },
+    /// The lead was already out of its sequence; nothing changed.
+    Unchanged {
+        /// The lead.
+        lead: Uuid,
+        /// Its status.
+        status: LeadStatus,
+    },
+    /// No lead has that address.
+    NoLead,
+}
+
+/// What a reply to the lead found as (`id`, stored `status`) does, if anything: `Ok(from)`
+/// when it moves to `to` (a lead still in its sequence, new or contacted, always does; an
+/// unsubscribe also overrides any other status but itself), else the outcome to report.
+pub(crate) fn reply_plan(
+    found: Option<(Uuid, &str)>,
+    to: LeadStatus,
+) -> Result<Result<(Uuid, LeadStatus), ReplyOutcome>, StoreError> {
+    let Some((lead, raw)) = found else {
+        return Ok(Err(ReplyOutcome::NoLead));
+    };
+    let current = LeadStatus::parse(raw).map_err(|_| StoreError::Corrupt {
+        what: "lead status",
+        value: raw.to_owned(),
+    })?;
+    let moves = matches!(current, LeadStatus::New | LeadStatus::Contacted)
+        || (to == LeadStatus::Unsubscribed && current != LeadStatus::Unsubscribed);
+    Ok(if moves {
+        Ok((lead, current))
+    } else {
+        Err(ReplyOutcome::Unchanged {
+            lead,
+            status: current,
+        })
+    })
+}
+
+/// The audit event of a reply that moved a lead.
+pub(crate) fn reply_event(
+    actor: &str,
+    lead: Uuid,
+    from: LeadStatus,
+    to: LeadStatus,
+    label: &str,
+) -> AuditEvent {
+    AuditEvent::new(actor, "data", "LEAD_REPLIED")
+        .subject(lead.to_string())
+        .details(serde_json::json!({ "from": from.code(), "to": to.code(), "label": label }))
+}
+
 impl TenantSession {
     /// Inserts one lead. A duplicate address is a conflict on `email`.
     pub async fn lead_insert(&mut self, lead: &NewLead) -> Result<Lead, StoreError> {
@@ -351,6 +412,48 @@ impl TenantSession {
         .await?)
     }
 
+    /// Records a reply from `email`: a lead in its sequence moves to `to` (replied, or
+    /// unsubscribed), which takes it out of the sequence (the outreach workflow mails only
+    /// new leads), audited `LEAD_REPLIED` in the same transaction.
+    pub async fn lead_reply(
+        &mut self,
+        email: &str,
+        to: LeadStatus,
+        actor: &str,
+        label: &str,
+    ) -> Result<ReplyOutcome, StoreError> {
+        let found = sqlx::query!(
+            r#"SELECT id, status FROM genesis.leads WHERE workspace_id = $1 AND email = $2 FOR UPDATE"#,
+            self.workspace.as_uuid(),
+            email,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let (lead, current) =
+            match reply_plan(found.as_ref().map(|r| (r.id, r.status.as_str())), to)? {
+                Ok(moves) => moves,
+                Err(outcome) => return Ok(outcome),
+            };
+        sqlx::query!(
+            r#"UPDATE genesis.leads SET status = $3, updated_at = now()
+               WHERE workspace_id = $1 AND id = $2"#,
+            self.workspace.as_uuid(),
+            lead,
+            to.code(),
+        )
+        .execute(&mut *self.tx)
+        .await?;
+        crate::audit::record(
+            &mut self.tx,
+            &reply_event(actor, lead, current, to, label).workspace(self.workspace),
+        )
+        .await?;
+        Ok(ReplyOutcome::Marked {
+            lead,
+            from: current,
+        })
+    }
+
     /// Deletes one lead; false when there was none (or it belongs to someone else, which is
     /// indistinguishable on purpose).
     pub async fn lead_delete(&mut self, id: Uuid) -> Result<bool, StoreError> {
@@ -401,6 +504,20 @@ impl LeadStore {
         match self {
             LeadStore::Sovereign(s) => s.lead_page(status, cursor, limit).await,
             LeadStore::Legacy(l) => l.page(status, cursor, limit).await,
+        }
+    }
+
+    /// Records a reply (see [`TenantSession::lead_reply`]).
+    pub async fn reply(
+        &mut self,
+        email: &str,
+        to: LeadStatus,
+        actor: &str,
+        label: &str,
+    ) -> Result<ReplyOutcome, StoreError> {
+        match self {
+            LeadStore::Sovereign(s) => s.lead_reply(email, to, actor, label).await,
+            LeadStore::Legacy(l) => l.reply(email, to, actor, label).await,
         }
     }
 

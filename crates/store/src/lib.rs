@@ -8,6 +8,7 @@
 //!
 //! Only this crate writes SQL.
 
+pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod bench;
@@ -41,6 +42,9 @@ pub mod webhooks;
 pub mod workspace_tokens;
 pub mod workspaces;
 
+pub use accounts::{
+    Account, AccountCredentials, Member, Membership, PendingInvitation, Role, TenantToken,
+};
 pub use alerts::{Alert, AlertAction, NewAlert};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter};
 pub use db::{Database, DbOptions, Pooler};
@@ -52,7 +56,7 @@ pub use heartbeats::{BeatRow, BeatTransition, Silent};
 pub use hibernation::{ActivityKind, HibernationCandidate, HibernationTotals};
 pub use ignitions::{Ignition, IgnitionLogEntry, IgnitionSecrets, IgnitionStart};
 pub use leader::{Leadership, ReconcilerStatusRow, ReconcilerWakes};
-pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead};
+pub use leads::{ImportReport, Lead, LeadCursor, LeadPage, LeadStore, NewLead, ReplyOutcome};
 pub use metrics::{MetricsBucket, MetricsFigures};
 pub use notifications::Notification;
 pub use operators::{NewSession, Operator, OperatorCredentials};

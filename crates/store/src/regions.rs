@@ -188,6 +188,16 @@ impl RegionalStore {
         new: &crate::workspaces::NewWorkspace,
         actor: &str,
     ) -> Result<Workspace, StoreError> {
+        self.workspace_create_unique_owned(new, actor, None).await
+    }
+
+    /// [`Self::workspace_create_unique`], with `owner` as its first member.
+    pub async fn workspace_create_unique_owned(
+        &self,
+        new: &crate::workspaces::NewWorkspace,
+        actor: &str,
+        owner: Option<&crate::accounts::Owner<'_>>,
+    ) -> Result<Workspace, StoreError> {
         let taken = || StoreError::Conflict {
             field: "slug",
             value: new.slug.as_str().to_owned(),
@@ -201,7 +211,7 @@ impl RegionalStore {
         }
         match self
             .for_region(new.region)
-            .workspace_create(new, actor)
+            .workspace_create_owned(new, actor, owner)
             .await
         {
             Ok(ws) => Ok(ws),

@@ -175,8 +175,22 @@ impl Database {
         new: &NewWorkspace,
         actor: &str,
     ) -> Result<Workspace, StoreError> {
+        self.workspace_create_owned(new, actor, None).await
+    }
+
+    /// [`Self::workspace_create`], with `owner` as its first member (a tenant creating its
+    /// own workspace) in the same transaction.
+    pub async fn workspace_create_owned(
+        &self,
+        new: &NewWorkspace,
+        actor: &str,
+        owner: Option<&crate::accounts::Owner<'_>>,
+    ) -> Result<Workspace, StoreError> {
         let mut tx = self.app.begin().await?;
         let ws = insert_workspace(&mut tx, new, actor).await?;
+        if let Some(owner) = owner {
+            crate::accounts::insert_owner(&mut tx, ws.id, owner).await?;
+        }
         tx.commit().await?;
         Ok(ws)
     }

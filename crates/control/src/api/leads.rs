@@ -53,3 +53,26 @@ pub async fn page(
 ) -> Result<Json<LeadPage>, Problem> {
     Ok(Json(crate::app::leads::page(&state, &id, &q).await?))
 }
+
+/// `POST /api/v1/workspaces/{id}/replies`: a reply to the tenant's outreach, as the Golden
+/// Template's reply handler reports it with the workspace's ingest token. The lead leaves
+/// its sequence (`replied`, or `unsubscribed`), and the change is audited.
+#[utoipa::path(
+    post,
+    path = "/workspaces/{id}/replies",
+    tag = "leads",
+    params(("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug")),
+    request_body = crate::app::leads::ReplyBody,
+    responses(
+        (status = 200, description = "Recorded (or nothing to record: see `outcome`).", body = crate::app::leads::ReplyResult),
+        doc::Conflict,
+        doc::NotFound,
+    )
+)]
+pub async fn reply(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<crate::app::leads::ReplyBody>,
+) -> Result<Json<crate::app::leads::ReplyResult>, Problem> {
+    Ok(Json(crate::app::leads::reply(&state, &id, &body).await?))
+}

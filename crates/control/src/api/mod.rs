@@ -43,7 +43,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Routes a workspace's own token may call as well as the operator's: the calls the Golden
 /// Template makes back from the tenant's n8n.
 pub fn workspace_token_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(leads::page, leads::import))
+    OpenApiRouter::new()
+        .routes(routes!(leads::page, leads::import))
+        .routes(routes!(leads::reply))
 }
 
 /// The API's OpenAPI document, as `GET /api/v1/openapi.json` serves it.

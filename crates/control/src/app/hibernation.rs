@@ -137,3 +137,33 @@ pub async fn standby_pool(state: &AppState) -> Result<BTreeMap<String, StandbyRe
     }
     Ok(out)
 }
+
+/// Rings the hibernation reconciler when `id` is asleep (a hint: its next pass wakes the
+/// tenant anyway).
+pub(crate) async fn ring_if_asleep(
+    state: &AppState,
+    db: &genesis_store::Database,
+    id: WorkspaceId,
+) {
+    if state.igniter.is_none() {
+        return;
+    }
+    let asleep = match db.droplet_live_for_workspace(id).await {
+        Ok(ds) => ds
+            .iter()
+            .any(|d| d.state == genesis_core::DropletState::Hibernating),
+        Err(e) => {
+            tracing::warn!(workspace = %id, error = %e, "cannot tell whether the tenant sleeps; its next hibernation pass will");
+            return;
+        }
+    };
+    if asleep
+        && let Err(e) = state
+            .stores
+            .coordinator()
+            .reconciler_wake("hibernation")
+            .await
+    {
+        tracing::warn!(workspace = %id, error = %e, "could not ring the hibernation reconciler; its next pass wakes the tenant");
+    }
+}

@@ -1,7 +1,7 @@
 //! A workspace's leads: bulk import and keyset-paginated listing, routed by the Ohio router
 //! and opened through the tenant gate.
 
-use genesis_core::{DropletState, Email, LeadStatus, TenantRoute, WorkspaceId};
+use genesis_core::{Email, LeadStatus, TenantRoute, WorkspaceId};
 use genesis_store::{ActivityKind, Caller, Database, ImportReport, LeadCursor, LeadPage, NewLead};
 use serde::Deserialize;
 
@@ -147,30 +147,6 @@ async fn note_service_call(
     Ok(())
 }
 
-/// Rings the hibernation reconciler when `id` is asleep (a hint: its next pass wakes the
-/// tenant anyway).
-async fn wake_if_asleep(state: &AppState, db: &Database, id: WorkspaceId) {
-    if state.igniter.is_none() {
-        return;
-    }
-    let asleep = match db.droplet_live_for_workspace(id).await {
-        Ok(ds) => ds.iter().any(|d| d.state == DropletState::Hibernating),
-        Err(e) => {
-            tracing::warn!(workspace = %id, error = %e, "cannot tell whether the tenant sleeps; its next hibernation pass will");
-            return;
-        }
-    };
-    if asleep
-        && let Err(e) = state
-            .stores
-            .coordinator()
-            .reconciler_wake("hibernation")
-            .await
-    {
-        tracing::warn!(workspace = %id, error = %e, "could not ring the hibernation reconciler; its next pass wakes the tenant");
-    }
-}
-
 /// Imports leads into workspace `raw_id` (all or nothing; duplicates by address are
 /// skipped and counted), as a managed-service call that wakes a hibernating tenant.
 pub async fn import(
@@ -215,7 +191,7 @@ pub async fn import(
         }
     };
     store.commit().await?;
-    wake_if_asleep(state, &db, id).await;
+    super::hibernation::ring_if_asleep(state, &db, id).await;
     Ok(report)
 }
 
@@ -259,4 +235,122 @@ pub struct PageQuery {
     cursor: Option<String>,
     /// Page size, 1 to 1000 (default 50).
     limit: Option<i64>,
+}
+
+/// `POST /api/v1/workspaces/{id}/replies` body: what the Golden Template's reply handler
+/// sends for each reply it classified.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyBody {
+    /// The sender, as the mail's `From` header has it: `ada@acme.com` or
+    /// `Ada Lovelace <ada@acme.com>`.
+    #[schema(required = true)]
+    from: Option<String>,
+    /// The classifier's label: `interested`, `not_interested`, `out_of_office` or
+    /// `unsubscribe` (other text counts as a reply).
+    label: Option<String>,
+}
+
+/// What recording a reply did.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ReplyResult {
+    /// `marked` (the lead left its sequence), `unchanged` (it had already left it),
+    /// `auto_reply` (an out-of-office answer: the sequence goes on) or `no_lead` (nobody
+    /// with that address is a lead here).
+    pub outcome: &'static str,
+    /// The lead, when there is one.
+    pub lead_id: Option<uuid::Uuid>,
+    /// Its status now, when there is one.
+    #[schema(value_type = Option<LeadStatus>)]
+    pub status: Option<&'static str>,
+}
+
+/// The address in a `From` header: the part in angle brackets, or the whole.
+fn sender_address(from: &str) -> &str {
+    match (from.rfind('<'), from.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &from[open + 1..close],
+        _ => from,
+    }
+}
+
+/// The classifier's label, normalised (`"Not interested."` → `not_interested`), at most 40
+/// characters.
+fn normalise_label(label: &str) -> String {
+    label
+        .trim()
+        .trim_end_matches(['.', '!'])
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == ' ' || c == '-' { '_' } else { c })
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect()
+}
+
+/// Records a reply to workspace `raw_id`'s outreach: the lead leaves its sequence
+/// (`replied`, or `unsubscribed` when it asked to be left alone), audited `LEAD_REPLIED`.
+/// An out-of-office answer changes nothing.
+pub async fn reply(
+    state: &AppState,
+    raw_id: &str,
+    body: &ReplyBody,
+) -> Result<ReplyResult, Problem> {
+    let from = required("from", &body.from)?;
+    let email =
+        Email::parse(sender_address(from)).map_err(|e| Problem::invalid_field("from", e))?;
+    let label = normalise_label(body.label.as_deref().unwrap_or_default());
+    let to = match label.as_str() {
+        "out_of_office" | "auto_reply" => {
+            return Ok(ReplyResult {
+                outcome: "auto_reply",
+                lead_id: None,
+                status: None,
+            });
+        }
+        "unsubscribe" | "unsubscribed" => LeadStatus::Unsubscribed,
+        _ => LeadStatus::Replied,
+    };
+    let id = super::workspaces::resolve(state, raw_id).await?;
+    let db = database_for(state, id).await?;
+    let mut store = db
+        .leads_open(&state.router, &caller(), &id.to_string())
+        .await?;
+    let outcome = store
+        .reply(email.as_str(), to, &format!("workspace:{id}"), &label)
+        .await?;
+    store.commit().await?;
+    Ok(match outcome {
+        genesis_store::ReplyOutcome::Marked { lead, .. } => ReplyResult {
+            outcome: "marked",
+            lead_id: Some(lead),
+            status: Some(to.code()),
+        },
+        genesis_store::ReplyOutcome::Unchanged { lead, status } => ReplyResult {
+            outcome: "unchanged",
+            lead_id: Some(lead),
+            status: Some(status.code()),
+        },
+        genesis_store::ReplyOutcome::NoLead => ReplyResult {
+            outcome: "no_lead",
+            lead_id: None,
+            status: None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+
+    #[test]
+    fn senders_and_labels_are_read_as_a_mail_client_writes_them() {
+        assert_eq!(
+            sender_address("Ada Lovelace <ada@acme.com>"),
+            "ada@acme.com"
+        );
+        assert_eq!(sender_address("ada@acme.com"), "ada@acme.com");
+        assert_eq!(normalise_label(" Not interested. "), "not_interested");
+        assert_eq!(normalise_label("OUT-OF-OFFICE"), "out_of_office");
+        assert_eq!(normalise_label("<script>"), "script");
+    }
 }

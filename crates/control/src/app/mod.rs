@@ -4,6 +4,7 @@
 //! ([`crate::Problem`], which carries its status); imports run `api`/`god` → `app` →
 //! (`workers`, store, ignition, queue), never back.
 
+pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod droplet_ops;
@@ -18,4 +19,5 @@ pub mod operators;
 pub mod reconcilers;
 pub mod rollouts;
 pub mod support;
+pub mod tenant_access;
 pub mod workspaces;

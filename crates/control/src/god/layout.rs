@@ -28,7 +28,7 @@ td,th{padding:.35rem .8rem;border-bottom:1px solid #e4e8ec;text-align:right}th:f
 [hidden]{display:none!important}form.inline{display:inline}button{font:inherit;cursor:pointer}
 button.danger{background:#b42318;color:#fff;border:0;border-radius:5px;padding:.25rem .7rem}
 .signin{max-width:22rem;margin:12vh auto;background:#fff;padding:2rem;border-radius:10px;box-shadow:0 2px 8px #0003}
-.signin label{display:block;margin:.8rem 0 .2rem}.signin input{width:100%;box-sizing:border-box;padding:.5rem;font:inherit}
+.signin label{display:block;margin:.8rem 0 .2rem}.signin input,.signin select{width:100%;box-sizing:border-box;padding:.5rem;font:inherit}
 .signin button{margin-top:1.2rem;width:100%;padding:.6rem;background:#1f6feb;color:#fff;border:0;border-radius:6px}
 .error{color:#b42318;background:#fee4e2;padding:.5rem .7rem;border-radius:6px}.stale{color:#9a6700;background:#fff8c5;padding:.1rem .4rem;border-radius:4px}
 .grid{display:flex;flex-wrap:wrap;gap:2px;margin:.4rem 0 1.2rem}.grid a{width:10px;height:10px;display:block}

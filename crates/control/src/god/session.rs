@@ -86,36 +86,40 @@ fn same(a: &str, b: &str) -> bool {
 
 /// The `Set-Cookie` value opening a session.
 pub fn session_cookie(token: &str, settings: &GodSettings) -> String {
-    let secure = if settings.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        settings.session_ttl.as_secs()
-    )
+    set_cookie(COOKIE, token, settings, settings.session_ttl.as_secs())
 }
 
 /// The `Set-Cookie` value ending it in the browser.
 pub fn cleared_cookie(settings: &GodSettings) -> String {
+    set_cookie(COOKIE, "", settings, 0)
+}
+
+/// A session cookie `name`: `HttpOnly`, `SameSite=Strict`, and `Secure` unless the
+/// settings turn it off, living `max_age` seconds (0 ends it). God Mode's and the tenants'
+/// dashboard's sessions share these rules under different names.
+pub fn set_cookie(name: &str, value: &str, settings: &GodSettings, max_age: u64) -> String {
     let secure = if settings.secure_cookies {
         "; Secure"
     } else {
         ""
     };
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
 /// The session token the request's cookie carries, if any.
 pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The non-empty value of cookie `name` in the request, if any.
+pub fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == COOKIE && !value.is_empty())
+        .find(|(n, value)| *n == name && !value.is_empty())
         .map(|(_, value)| value)
 }
 

@@ -147,20 +147,20 @@ impl<C: Cloud> Hibernator<C> {
             == genesis_queue::AddOutcome::Created)
     }
 
-    /// Wakes hibernating tenants that had a managed-service call since they went to sleep
-    /// (spec 55.3's service-call trigger; the API records the call and rings this
-    /// reconciler).
+    /// Wakes hibernating tenants that had a managed-service call or a dashboard sign-in since
+    /// they went to sleep (spec 55.3's service-call and login triggers; the API records the
+    /// activity and rings this reconciler).
     async fn wake_called(
         &self,
         db: &Database,
         report: &mut HibernationReport,
     ) -> Result<(), HibernationError> {
-        for ws in db.hibernating_with_new_activity().await? {
+        for (ws, by_login) in db.hibernating_with_new_activity().await? {
             match wake(
                 db,
                 self.cloud.as_ref(),
                 ws,
-                "service_call",
+                if by_login { "login" } else { "service_call" },
                 &self.settings.actor,
             )
             .await
@@ -168,7 +168,7 @@ impl<C: Cloud> Hibernator<C> {
                 Ok(_) => report.woken += 1,
                 Err(WakeError::Store(e)) => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!(workspace = %ws, error = %e, "wake on a service call failed; next pass retries");
+                    tracing::warn!(workspace = %ws, error = %e, "wake on new activity failed; next pass retries");
                 }
             }
         }

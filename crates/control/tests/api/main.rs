@@ -7,6 +7,7 @@ use genesis_store::{RegionalStore, testing::TestDb};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
+mod accounts;
 mod command_journal;
 mod console;
 mod front_door;

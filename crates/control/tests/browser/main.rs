@@ -719,3 +719,106 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
     screenshot(&b, "api-docs").await;
     b.close().await.expect("close");
 }
+
+/// Fills the field named `name` in the page's form.
+async fn fill(b: &Client, name: &str, value: &str) {
+    let field = b
+        .find(Locator::Css(&format!("[name={name}]")))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    field.clear().await.expect("clear");
+    field.send_keys(value).await.expect("type");
+}
+
+async fn click(b: &Client, css: &str) {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .expect("click");
+}
+
+/// A tenant's first minutes, as a person clicks through them: sign up (with a weak password
+/// first), confirm the address from the link, sign in, start a workspace in the region
+/// chosen, and make an API token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_signs_up_and_starts_a_workspace_in_a_real_browser() {
+    let w = world(Options::default()).await;
+    let base = w.base.replace("127.0.0.1", "localhost");
+    let driver = start_driver().await;
+    let b = open_browser(&driver).await;
+
+    b.goto(&format!("{base}/app")).await.expect("goto");
+    arrive(&b, "the sign-in page", |p| p == "/app/sign-in").await;
+    click(&b, "a[href='/app/sign-up']").await;
+    arrive(&b, "the sign-up page", |p| p == "/app/sign-up").await;
+    fill(&b, "email", "ada@acme.test").await;
+    fill(&b, "password", "password1234").await;
+    b.find(Locator::Css("#region option[value=eu-west]"))
+        .await
+        .expect("the EU")
+        .click()
+        .await
+        .expect("choose");
+    click(&b, "form button[type=submit]").await;
+    b.wait()
+        .for_element(Locator::Css("#password-error"))
+        .await
+        .expect("the password is refused by name");
+    screenshot(&b, "tenant-sign-up-refused").await;
+    // The form kept the address and the region.
+    let region = b
+        .execute("return document.getElementById('region').value", vec![])
+        .await
+        .expect("script");
+    assert_eq!(region, json!("eu-west"));
+    fill(&b, "password", "staple orbit velvet canyon").await;
+    click(&b, "form button[type=submit]").await;
+    b.wait()
+        .for_element(Locator::Css("#check-inbox"))
+        .await
+        .expect("check your inbox");
+
+    let link: String = sqlx::query_scalar(
+        "SELECT body->>'link' FROM genesis.notifications WHERE recipient = 'ada@acme.test'",
+    )
+    .fetch_one(w.t.db.owner_pool())
+    .await
+    .expect("the verification link");
+    b.goto(&link.replace("127.0.0.1", "localhost"))
+        .await
+        .expect("goto");
+    click(&b, "#confirm").await;
+    b.wait()
+        .for_element(Locator::Css("#verified"))
+        .await
+        .expect("confirmed");
+
+    b.goto(&format!("{base}/app/sign-in")).await.expect("goto");
+    fill(&b, "email", "ada@acme.test").await;
+    fill(&b, "password", "staple orbit velvet canyon").await;
+    click(&b, "form button[type=submit]").await;
+    arrive(&b, "the dashboard", |p| p == "/app").await;
+    assert!(text_of(&b, "main").await.contains("Frankfurt"));
+    fill(&b, "name", "Acme Corp").await;
+    fill(&b, "slug", "acme_browser").await;
+    click(&b, "#new-workspace button").await;
+    arrive(&b, "the workspace", |p| p.starts_with("/app/workspaces/")).await;
+    assert_eq!(text_of(&b, "#role").await, "owner");
+    assert_eq!(text_of(&b, "#status").await, "not started");
+    screenshot(&b, "tenant-workspace").await;
+
+    fill(&b, "name", "CRM sync").await;
+    click(&b, "#new-token button").await;
+    b.wait()
+        .for_element(Locator::Css("#new-token-value"))
+        .await
+        .expect("the token, once");
+    assert!(
+        text_of(&b, "#new-token-value")
+            .await
+            .starts_with("gt_eu-west.")
+    );
+    b.close().await.expect("close");
+}

@@ -817,6 +817,89 @@ async fn a_lead_import_for_a_hibernating_tenant_wakes_it_through_the_reconciler(
     w.finish().await;
 }
 
+/// A member signing in to the dashboard is login activity for their sleeping workspace:
+/// the next hibernation pass wakes it, named as a login (spec 55.3), without the tenant
+/// asking for anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dashboard_sign_in_wakes_a_hibernating_tenant() {
+    use genesis_control::workers::hibernation::{HibernationSettings, Hibernator};
+    let w = world(Options::default()).await;
+    let ws = w.create_workspace("dozer").await;
+    w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+        .await;
+    let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+    assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+    let asleep = hibernate_now(&w, ws).await;
+    let hibernator = Hibernator::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+        w.cloud.clone(),
+        HibernationSettings::default(),
+    );
+    assert_eq!(hibernator.reconcile().await.expect("pass").woken, 0);
+
+    // A tenant account, verified, made a member of the sleeping workspace.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let password = "staple orbit velvet canyon";
+    let form = |pairs: &[(&str, &str)]| {
+        let mut f = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            f.append_pair(k, v);
+        }
+        f.finish()
+    };
+    let post = |path: &str, body: String| {
+        http.post(format!("{}{path}", w.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let signed_up = post(
+        "/app/sign-up",
+        form(&[
+            ("email", "dee@dozer.test"),
+            ("password", password),
+            ("region", "us-east"),
+        ]),
+    )
+    .await
+    .expect("sign-up");
+    assert_eq!(signed_up.status(), 200);
+    sqlx::query("UPDATE genesis.accounts SET verified_at = now() WHERE email = 'dee@dozer.test'")
+        .execute(w.t.db.owner_pool())
+        .await
+        .expect("verified");
+    sqlx::query(
+        "INSERT INTO genesis.workspace_members (workspace_id, account_id, account_region, email, role)
+         SELECT $1, id, region, email, 'member' FROM genesis.accounts WHERE email = 'dee@dozer.test'",
+    )
+    .bind(ws.as_uuid())
+    .execute(w.t.db.owner_pool())
+    .await
+    .expect("member");
+    let r = post(
+        "/app/sign-in",
+        form(&[("email", "dee@dozer.test"), ("password", password)]),
+    )
+    .await
+    .expect("sign-in");
+    assert_eq!(r.status(), 303);
+
+    assert_eq!(hibernator.reconcile().await.expect("pass").woken, 1);
+    wait_state(&w, asleep.id, DropletState::ActiveHealthy).await;
+    let woken: Option<String> =
+        sqlx::query_scalar("SELECT wake_trigger FROM genesis.hibernations WHERE droplet_id = $1")
+            .bind(asleep.id.as_uuid())
+            .fetch_one(w.t.db.owner_pool())
+            .await
+            .expect("episode");
+    assert_eq!(woken.as_deref(), Some("login"));
+    w.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wake_that_never_reports_becomes_a_zombie_and_then_an_orphan() {
     let w = world(Options::default()).await;

@@ -190,6 +190,55 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
         assert_eq!(r.status(), expected, "{method} {path}");
     }
 
+    // The reply handler's call home, with the same token: a reply takes the lead out of its
+    // sequence (the outreach workflow mails only `new` leads), once, and is audited.
+    let reply = |ws: String, from: &str, label: &str| {
+        http.post(format!("{}/api/v1/workspaces/{ws}/replies", w.base))
+            .header("authorization", &bearer)
+            .json(&json!({"from": from, "label": label}))
+            .send()
+    };
+    let mut outcomes = Vec::new();
+    for (from, label) in [
+        ("Lin Example <lin@lead.example>", "Out of office."),
+        ("Lin Example <lin@lead.example>", "Interested."),
+        ("lin@lead.example", "unsubscribe"),
+        ("Nobody <nobody@lead.example>", "interested"),
+    ] {
+        let r = reply(ws.to_string(), from, label).await.expect("reply");
+        assert_eq!(r.status(), 200, "{from} {label}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        outcomes.push((
+            body["outcome"].as_str().unwrap_or_default().to_owned(),
+            body["status"].clone(),
+        ));
+    }
+    assert_eq!(
+        outcomes,
+        [
+            ("auto_reply".to_owned(), json!(null)),
+            ("marked".to_owned(), json!("replied")),
+            ("marked".to_owned(), json!("unsubscribed")),
+            ("no_lead".to_owned(), json!(null)),
+        ]
+    );
+    let (_, fresh) = w
+        .get(&format!("/api/v1/workspaces/{ws}/leads?status=new"))
+        .await;
+    assert_eq!(fresh["items"].as_array().map(Vec::len), Some(0), "{fresh}");
+    let bad = reply(ws.to_string(), "not an address", "interested")
+        .await
+        .expect("reply");
+    assert_eq!(bad.status(), 422);
+    let foreign = reply(other.to_string(), "lin@lead.example", "interested")
+        .await
+        .expect("reply");
+    assert_eq!(
+        foreign.status(),
+        401,
+        "the token reaches its own workspace only"
+    );
+
     // Igniting again is refused: the workspace is active.
     let (status, p) = w
         .post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
@@ -203,6 +252,12 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
             .await
             .expect("audit");
     assert_eq!(audit.len(), 6);
+    let replies =
+        w.t.db
+            .audit_list(Some(ws), Some("LEAD_REPLIED"), 50)
+            .await
+            .expect("audit");
+    assert_eq!(replies.len(), 2, "one event per change of the lead");
     assert_eq!(w.residue(ws).await, Residue::IGNITED);
     w.finish().await;
 }

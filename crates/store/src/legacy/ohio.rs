@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     Database, Lead, LeadCursor, LeadPage, NewLead, StoreError,
     error::conflict_or,
-    leads::{LeadRow, lead_page_from},
+    leads::{LeadRow, ReplyOutcome, lead_page_from, reply_event, reply_plan},
 };
 
 /// An open transaction on the legacy lead table.
@@ -47,6 +47,39 @@ impl OhioLeads {
         .await
         .map_err(|e| conflict_or(e, "email", lead.email.as_str()))?;
         row.try_into()
+    }
+
+    /// Records a reply (see [`crate::TenantSession::lead_reply`]).
+    pub async fn reply(
+        &mut self,
+        email: &str,
+        to: LeadStatus,
+        actor: &str,
+        label: &str,
+    ) -> Result<ReplyOutcome, StoreError> {
+        let found = sqlx::query!(
+            r#"SELECT id, status FROM genesis.leads_ohio WHERE email = $1 FOR UPDATE"#,
+            email,
+        )
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        let (lead, current) =
+            match reply_plan(found.as_ref().map(|r| (r.id, r.status.as_str())), to)? {
+                Ok(moves) => moves,
+                Err(outcome) => return Ok(outcome),
+            };
+        sqlx::query!(
+            "UPDATE genesis.leads_ohio SET status = $2 WHERE id = $1",
+            lead,
+            to.code(),
+        )
+        .execute(&mut *self.tx)
+        .await?;
+        crate::audit::record(&mut self.tx, &reply_event(actor, lead, current, to, label)).await?;
+        Ok(ReplyOutcome::Marked {
+            lead,
+            from: current,
+        })
     }
 
     /// Counts leads.

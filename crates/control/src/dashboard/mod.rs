@@ -1,0 +1,86 @@
+//! The tenants' dashboard (spec 60, 62.2): server-rendered pages under `/app`, behind a
+//! tenant's own sign-in, and the tenant API under `/api/v1/tenant`, behind a workspace's
+//! API token.
+//!
+//! Routes open without a session: `GET|POST /app/sign-up`, `GET|POST /app/verify`,
+//! `GET|POST /app/sign-in`. Everything else under `/app` needs a session
+//! ([`session::require_account`]) and every route naming a workspace checks membership
+//! first ([`crate::app::tenant_access::access`]): a workspace the caller is no member of
+//! is a 404, exactly as one that does not exist.
+
+pub mod pages;
+pub mod session;
+pub mod workspace_pages;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+/// Where the dashboard lives.
+pub const ROOT: &str = "/app";
+
+/// The dashboard's routes, ready to merge into the control plane's router.
+pub fn routes(state: AppState) -> Router<AppState> {
+    let guarded = Router::new()
+        .route(ROOT, get(workspace_pages::home))
+        .route("/app/workspaces", post(workspace_pages::create))
+        .route("/app/workspaces/{id}", get(workspace_pages::workspace))
+        .route(
+            "/app/workspaces/{id}/members",
+            post(workspace_pages::invite),
+        )
+        .route(
+            "/app/workspaces/{id}/tokens",
+            post(workspace_pages::token_create),
+        )
+        .route(
+            "/app/workspaces/{id}/tokens/{token}/revoke",
+            post(workspace_pages::token_revoke),
+        )
+        .route(
+            "/app/invitations",
+            get(workspace_pages::invitation).post(workspace_pages::accept),
+        )
+        .route("/app/sign-out", post(pages::sign_out))
+        .route("/app/{*rest}", get(pages::not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::require_account,
+        ));
+    let api = Router::new()
+        .route(
+            "/api/v1/tenant/workspaces/{id}",
+            get(workspace_pages::api_workspace),
+        )
+        .route(
+            "/api/v1/tenant/workspaces/{id}/members",
+            get(workspace_pages::api_members),
+        )
+        .route(
+            "/api/v1/tenant/workspaces/{id}/tokens",
+            get(workspace_pages::api_tokens),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            session::require_token,
+        ));
+    Router::new()
+        .route(
+            "/app/sign-up",
+            get(pages::sign_up_page).post(pages::sign_up).layer(
+                axum::extract::DefaultBodyLimit::max(crate::god::SIGN_IN_BODY_LIMIT),
+            ),
+        )
+        .route(
+            "/app/sign-in",
+            get(pages::sign_in_page).post(pages::sign_in).layer(
+                axum::extract::DefaultBodyLimit::max(crate::god::SIGN_IN_BODY_LIMIT),
+            ),
+        )
+        .route("/app/verify", get(pages::verify_page).post(pages::verify))
+        .merge(guarded)
+        .merge(api)
+        .layer(tower_http::compression::CompressionLayer::new())
+}

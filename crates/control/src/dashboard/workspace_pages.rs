@@ -1,0 +1,398 @@
+//! A tenant's workspaces: the list, creating one, and one workspace's page with its
+//! members, invitations and API tokens; accepting an invitation; and the same data as JSON
+//! for scripts holding an API token.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
+use maud::html;
+use serde::{Deserialize, Serialize};
+
+use super::pages::{page, problem_page, region_in_words};
+use super::session::{Me, link_origin};
+use crate::app::tenant_access::{self, Access, TenantCaller};
+use crate::extract::{ApiForm, ApiQuery};
+use crate::god::layout::{html_response, moment};
+use crate::{AppState, Problem};
+
+/// A page, or the refusal as a page that leads back to `back`.
+fn or_page(me: &Me, back: &str, r: Result<Response, Problem>) -> Response {
+    r.unwrap_or_else(|p| problem_page(Some(me), &p, back))
+}
+
+/// `GET /app`: the workspaces the tenant belongs to, and a form to start one.
+pub async fn home(State(state): State<AppState>, Extension(me): Extension<Me>) -> Response {
+    let r = async {
+        let mine = tenant_access::my_workspaces(&state, &me.account).await?;
+        let region = genesis_core::Region::parse(&me.account.region).ok();
+        Ok(html_response(
+            StatusCode::OK,
+            page(
+                "Your workspaces",
+                Some(&me),
+                html! {
+                    main {
+                        h1 { "Your workspaces" }
+                        @if mine.is_empty() {
+                            p #no-workspaces { "You have no workspace yet. Start one below." }
+                        } @else {
+                            table #workspaces {
+                                tr { th.text { "Workspace" } th.text { "Status" } th.text { "Your role" } }
+                                @for w in &mine {
+                                    tr {
+                                        td.text { a href={ "/app/workspaces/" (w.workspace_id) } { (w.name) } }
+                                        td.text { (genesis_core::WorkspaceStatus::from_code(&w.status).map_or(w.status.as_str(), |s| s.in_words())) }
+                                        td.text { (w.role.code()) }
+                                    }
+                                }
+                            }
+                        }
+                        h2 { "Start a workspace" }
+                        form #new-workspace method="post" action="/app/workspaces" {
+                            input type="hidden" name="csrf" value=(me.csrf);
+                            label { "Company name " input type="text" name="name" required; }
+                            label { " Short name (lower case, digits, _) " input type="text" name="slug" required pattern="[a-z0-9_]{1,50}"; }
+                            button type="submit" { "Create" }
+                        }
+                        @if let Some(r) = region {
+                            p.quiet { "Its data will be stored in " (region_in_words(r)) ", where your account is." }
+                        }
+                    }
+                },
+            ),
+        ))
+    }
+    .await;
+    or_page(&me, "/app", r)
+}
+
+/// The new-workspace form.
+#[derive(Debug, Deserialize)]
+pub struct NewWorkspaceForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    slug: String,
+}
+
+/// `POST /app/workspaces`.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    ApiForm(form): ApiForm<NewWorkspaceForm>,
+) -> Response {
+    let r = async {
+        me.check_csrf(&form.csrf)?;
+        let ws =
+            tenant_access::create_workspace(&state, &me.account, &form.name, &form.slug).await?;
+        Ok(Redirect::to(&format!("/app/workspaces/{}", ws.id)).into_response())
+    }
+    .await;
+    or_page(&me, "/app", r)
+}
+
+/// `GET /app/workspaces/{id}`: the workspace, its members and invitations, its API tokens
+/// (owners), and the forms to invite and make tokens.
+pub async fn workspace(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        let (members, invitations) = tenant_access::members(db, &access).await?;
+        let owner = access.owner("manage").is_ok();
+        let tokens = if owner {
+            tenant_access::tokens(db, &access).await?
+        } else {
+            Vec::new()
+        };
+        let ws = &access.workspace;
+        let base = format!("/app/workspaces/{}", ws.id);
+        Ok(html_response(
+            StatusCode::OK,
+            page(
+                &ws.name,
+                Some(&me),
+                html! {
+                    main {
+                        h1 { (ws.name) }
+                        dl.facts {
+                            dt { "Status" } dd #status { (ws.status.in_words()) }
+                            dt { "Data stored in" } dd { (region_in_words(ws.region)) }
+                            dt { "Your role" } dd #role { (access.role.code()) }
+                        }
+                        h2 { "Members" }
+                        table #members {
+                            tr { th.text { "E-mail" } th.text { "Role" } th.text { "Since" } }
+                            @for m in &members {
+                                tr { td.text { (m.email) } td.text { (m.role.code()) } td.text { (moment(m.added_at)) } }
+                            }
+                            @for i in &invitations {
+                                tr.quiet { td.text { (i.email) } td.text { (i.role.code()) " (invited)" } td.text { "until " (moment(i.expires_at)) } }
+                            }
+                        }
+                        @if owner {
+                            form #invite method="post" action={ (base) "/members" } {
+                                input type="hidden" name="csrf" value=(me.csrf);
+                                label { "Invite by e-mail " input type="email" name="email" required; }
+                                label { " as " select name="role" { option value="member" { "member" } option value="owner" { "owner" } } }
+                                button type="submit" { "Send invitation" }
+                            }
+                            h2 { "API tokens" }
+                            p.quiet { "For your own scripts: " code { "Authorization: Bearer gt_…" } " on " code { "/api/v1/tenant/workspaces/" (ws.id) } "." }
+                            table #tokens {
+                                tr { th.text { "Name" } th.text { "Made" } th.text { "Last used" } th {} }
+                                @for t in &tokens {
+                                    tr {
+                                        td.text { (t.name) }
+                                        td.text { (moment(t.created_at)) }
+                                        td.text { @if let Some(u) = t.last_used_at { (moment(u)) } @else { "never" } }
+                                        td {
+                                            form.inline method="post" action={ (base) "/tokens/" (t.id) "/revoke" } {
+                                                input type="hidden" name="csrf" value=(me.csrf);
+                                                button.danger type="submit" data-confirm={ "Revoke " (t.name) "? Scripts using it stop working at once." } { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            form #new-token method="post" action={ (base) "/tokens" } {
+                                input type="hidden" name="csrf" value=(me.csrf);
+                                label { "Token name " input type="text" name="name" required maxlength="60"; }
+                                button type="submit" { "Make a token" }
+                            }
+                        }
+                    }
+                },
+            ),
+        ))
+    }
+    .await;
+    or_page(&me, "/app", r)
+}
+
+/// The invitation form.
+#[derive(Debug, Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /app/workspaces/{id}/members`: invites by e-mail (owners).
+pub async fn invite(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiForm(form): ApiForm<InviteForm>,
+) -> Response {
+    let back = format!("/app/workspaces/{id}");
+    let r = async {
+        me.check_csrf(&form.csrf)?;
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        let origin = link_origin(&headers, &state.god)?;
+        tenant_access::invite(db, &access, &form.email, &form.role, &origin).await?;
+        Ok(Redirect::to(&back).into_response())
+    }
+    .await;
+    or_page(&me, &back, r)
+}
+
+/// The new-token form.
+#[derive(Debug, Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /app/workspaces/{id}/tokens`: makes a token and shows it, once.
+pub async fn token_create(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path(id): Path<String>,
+    ApiForm(form): ApiForm<TokenForm>,
+) -> Response {
+    let back = format!("/app/workspaces/{id}");
+    let r = async {
+        me.check_csrf(&form.csrf)?;
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        let (made, secret) = tenant_access::token_create(db, &access, &form.name).await?;
+        Ok(html_response(
+            StatusCode::CREATED,
+            page(
+                "Your new token",
+                Some(&me),
+                html! {
+                    main {
+                        h1 { "Token " (made.name) }
+                        p { "Copy it now: it is shown only this once, and we keep only a fingerprint of it." }
+                        pre #new-token-value { (secret) }
+                        p { a href=(back) { "Back to the workspace" } }
+                    }
+                },
+            ),
+        ))
+    }
+    .await;
+    or_page(&me, &back, r)
+}
+
+/// A form carrying only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /app/workspaces/{id}/tokens/{token}/revoke`.
+pub async fn token_revoke(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path((id, token)): Path<(String, String)>,
+    ApiForm(form): ApiForm<CsrfForm>,
+) -> Response {
+    let back = format!("/app/workspaces/{id}");
+    let r = async {
+        me.check_csrf(&form.csrf)?;
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        tenant_access::token_revoke(db, &access, &token).await?;
+        Ok(Redirect::to(&back).into_response())
+    }
+    .await;
+    or_page(&me, &back, r)
+}
+
+/// The invitation link's query.
+#[derive(Debug, Deserialize)]
+pub struct InvitationQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// `GET /app/invitations?token=…`: a button to accept (a mail scanner fetching the link
+/// does not spend it).
+pub async fn invitation(
+    Extension(me): Extension<Me>,
+    ApiQuery(q): ApiQuery<InvitationQuery>,
+) -> Response {
+    html_response(
+        StatusCode::OK,
+        page(
+            "Join a workspace",
+            Some(&me),
+            html! {
+                main {
+                    h1 { "Join a workspace" }
+                    p { "You are signed in as " strong { (me.account.email) } ". The invitation must be for this address." }
+                    form method="post" action="/app/invitations" {
+                        input type="hidden" name="csrf" value=(me.csrf);
+                        input type="hidden" name="token" value=(q.token);
+                        button type="submit" #accept { "Accept the invitation" }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+/// The acceptance form.
+#[derive(Debug, Deserialize)]
+pub struct AcceptForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /app/invitations`: joins the workspace.
+pub async fn accept(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    ApiForm(form): ApiForm<AcceptForm>,
+) -> Response {
+    let r = async {
+        me.check_csrf(&form.csrf)?;
+        match tenant_access::accept(&state, &me.account, &form.token).await? {
+            Some(ws) => Ok(Redirect::to(&format!("/app/workspaces/{ws}")).into_response()),
+            None => Err(Problem::with_status(
+                StatusCode::GONE,
+                "this invitation has expired, was already used, or is for another e-mail address",
+            )),
+        }
+    }
+    .await;
+    or_page(&me, "/app", r)
+}
+
+/// A workspace as its tenant's scripts see it.
+#[derive(Debug, Serialize)]
+pub struct TenantWorkspace {
+    /// Its id.
+    pub id: String,
+    /// Its slug.
+    pub slug: String,
+    /// Its name.
+    pub name: String,
+    /// Where its data is stored.
+    pub region: String,
+    /// Its status code.
+    pub status: String,
+}
+
+async fn api_access<'s>(
+    state: &'s AppState,
+    caller: &TenantCaller,
+    id: &str,
+) -> Result<(Access, &'s genesis_store::Database), Problem> {
+    tenant_access::access(state, caller, id).await
+}
+
+/// `GET /api/v1/tenant/workspaces/{id}`.
+pub async fn api_workspace(
+    State(state): State<AppState>,
+    Extension(caller): Extension<TenantCaller>,
+    Path(id): Path<String>,
+) -> Result<Json<TenantWorkspace>, Problem> {
+    let (access, _) = api_access(&state, &caller, &id).await?;
+    let w = access.workspace;
+    Ok(Json(TenantWorkspace {
+        id: w.id.to_string(),
+        slug: w.slug.as_str().to_owned(),
+        name: w.name,
+        region: w.region.code().to_owned(),
+        status: w.status.code().to_owned(),
+    }))
+}
+
+/// `GET /api/v1/tenant/workspaces/{id}/members`.
+pub async fn api_members(
+    State(state): State<AppState>,
+    Extension(caller): Extension<TenantCaller>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let (access, db) = api_access(&state, &caller, &id).await?;
+    let (members, _) = tenant_access::members(db, &access).await?;
+    Ok(Json(serde_json::json!({ "items": members, "next": null })))
+}
+
+/// `GET /api/v1/tenant/workspaces/{id}/tokens`: owners only, so a token cannot list its
+/// siblings (403 for a token).
+pub async fn api_tokens(
+    State(state): State<AppState>,
+    Extension(caller): Extension<TenantCaller>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let (access, db) = api_access(&state, &caller, &id).await?;
+    let tokens = tenant_access::tokens(db, &access).await?;
+    Ok(Json(serde_json::json!({ "items": tokens, "next": null })))
+}

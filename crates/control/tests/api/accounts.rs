@@ -1,0 +1,511 @@
+//! Tenants' own accounts over real HTTP: sign-up with a verification link, sign-in and
+//! sign-out everywhere, workspaces with owners and invited members, API tokens, and the
+//! enumeration test: no tenant route tells one tenant anything about another's workspace.
+
+use reqwest::header::SET_COOKIE;
+
+use super::god_mode::{Browser, csrf_of, form, location};
+use super::{App, spawn_app};
+
+const PASSWORD: &str = "staple orbit velvet canyon";
+
+/// The newest link the outbox holds for `email` (what the demo prints until delivery).
+async fn link_for(app: &App, email: &str, kind: &str) -> String {
+    let link: String = sqlx::query_scalar(
+        "SELECT body->>'link' FROM genesis.notifications
+         WHERE recipient = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(email)
+    .bind(kind)
+    .fetch_one(app.t.db.owner_pool())
+    .await
+    .expect("a link in the outbox");
+    link
+}
+
+async fn accounts_named(app: &App, email: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM genesis.accounts WHERE email = $1")
+        .bind(email)
+        .fetch_one(app.t.db.owner_pool())
+        .await
+        .expect("count")
+}
+
+/// The path and query of a link (the test talks to the app's own address).
+fn path_of(link: &str) -> String {
+    let at = link.find("/app/").expect("a dashboard link");
+    link[at..].to_owned()
+}
+
+fn token_in(link: &str) -> String {
+    link.split("token=").nth(1).expect("token").to_owned()
+}
+
+async fn sign_up(b: &Browser, email: &str, password: &str, region: &str) -> reqwest::Response {
+    b.post(
+        "/app/sign-up",
+        form(&[("email", email), ("password", password), ("region", region)]),
+        None,
+    )
+    .await
+}
+
+async fn sign_in(b: &mut Browser, email: &str) -> reqwest::Response {
+    let r = b
+        .post(
+            "/app/sign-in",
+            form(&[("email", email), ("password", PASSWORD), ("next", "/app")]),
+            None,
+        )
+        .await;
+    if let Some(c) = r.headers().get(SET_COOKIE) {
+        b.cookie = c
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .map(str::to_owned);
+    }
+    r
+}
+
+/// Signs `email` up in `region`, confirms the address, and signs in.
+async fn tenant(app: &App, email: &str, region: &str) -> Browser {
+    let mut b = Browser::new(app);
+    // Each person from their own address: the sign-in quota is per source.
+    b.from = Some(format!(
+        "203.0.113.{}",
+        1 + email.bytes().map(u32::from).sum::<u32>() % 250
+    ));
+    assert_eq!(sign_up(&b, email, PASSWORD, region).await.status(), 200);
+    let link = link_for(app, email, "EMAIL_VERIFICATION").await;
+    let r = b
+        .post("/app/verify", form(&[("token", &token_in(&link))]), None)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(sign_in(&mut b, email).await.status(), 303);
+    b
+}
+
+/// Creates a workspace from the home page's form; returns its page's path.
+async fn new_workspace(b: &Browser, name: &str, slug: &str) -> String {
+    let home = b.get("/app").await.text().await.expect("home");
+    let r = b
+        .post(
+            "/app/workspaces",
+            form(&[("csrf", &csrf_of(&home)), ("name", name), ("slug", slug)]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    location(&r)
+}
+
+#[tokio::test]
+async fn a_tenant_signs_up_confirms_signs_in_and_starts_a_workspace_in_their_region() {
+    let app = spawn_app().await;
+    let mut b = Browser::new(&app);
+    b.from = Some("198.51.100.1".into());
+
+    // Bad input is named field by field, and creates nothing.
+    for (email, password, region, field) in [
+        ("not-an-address", PASSWORD, "eu-west", "email"),
+        ("ada@acme.test", "password1234", "eu-west", "password"),
+        ("ada@acme.test", "short", "eu-west", "password"),
+        ("ada@acme.test", PASSWORD, "mars", "region"),
+    ] {
+        let r = sign_up(&b, email, password, region).await;
+        assert_eq!(r.status(), 422, "{email} {password} {region}");
+        let html = r.text().await.expect("page");
+        assert!(
+            html.contains(&format!(r#"id="{field}-error""#)),
+            "{field}: {html}"
+        );
+    }
+    assert_eq!(accounts_named(&app, "ada@acme.test").await, 0);
+
+    let r = sign_up(&b, "Ada@Acme.test", PASSWORD, "eu-west").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.expect("page").contains("check-inbox"));
+    assert_eq!(accounts_named(&app, "ada@acme.test").await, 1);
+    // The password is kept as an argon2id hash only.
+    let hash: String = sqlx::query_scalar(
+        "SELECT password_hash FROM genesis.accounts WHERE email = 'ada@acme.test'",
+    )
+    .fetch_one(app.t.db.owner_pool())
+    .await
+    .expect("hash");
+    assert!(hash.starts_with("$argon2id$") && !hash.contains(PASSWORD));
+
+    // Signing up again with a registered address looks the same, and changes nothing.
+    let again = sign_up(
+        &b,
+        "ada@acme.test",
+        "another fine passphrase here",
+        "us-east",
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    assert!(again.text().await.expect("page").contains("check-inbox"));
+    assert_eq!(accounts_named(&app, "ada@acme.test").await, 1);
+
+    // (Sign-ins from another address: the sign-ups above used up much of this one's quota.)
+    b.from = Some("198.51.100.2".into());
+    // Not verified yet: the right password is refused, and a new link is sent (once).
+    let r = sign_in(&mut b, "ada@acme.test").await;
+    assert_eq!(r.status(), 403);
+    assert!(b.cookie.is_none());
+
+    let link = link_for(&app, "ada@acme.test", "EMAIL_VERIFICATION").await;
+    // Opening the link shows a button; only posting it spends the token.
+    let page = b.get(&path_of(&link)).await;
+    assert_eq!(page.status(), 200);
+    let token = token_in(&link);
+    assert_eq!(
+        b.post("/app/verify", form(&[("token", &token)]), None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        b.post("/app/verify", form(&[("token", &token)]), None)
+            .await
+            .status(),
+        410,
+        "a link works once"
+    );
+    assert_eq!(
+        b.post("/app/verify", form(&[("token", "eu-west.forged")]), None)
+            .await
+            .status(),
+        410
+    );
+
+    // A wrong password and an unknown address read the same.
+    let wrong = b
+        .post(
+            "/app/sign-in",
+            form(&[
+                ("email", "ada@acme.test"),
+                ("password", "wrong password here"),
+            ]),
+            None,
+        )
+        .await;
+    let unknown = b
+        .post(
+            "/app/sign-in",
+            form(&[
+                ("email", "nobody@acme.test"),
+                ("password", "wrong password here"),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (wrong.status().as_u16(), unknown.status().as_u16()),
+        (401, 401)
+    );
+    assert_eq!(sign_in(&mut b, "ada@acme.test").await.status(), 303);
+
+    let home = b.get("/app").await.text().await.expect("home");
+    assert!(home.contains("no-workspaces") && home.contains("Frankfurt"));
+    // Without the CSRF token, or from another site, nothing is created.
+    let forged = b
+        .post(
+            "/app/workspaces",
+            form(&[("name", "Acme"), ("slug", "acme")]),
+            None,
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+    let cross = b
+        .post(
+            "/app/workspaces",
+            form(&[
+                ("csrf", &csrf_of(&home)),
+                ("name", "Acme"),
+                ("slug", "acme"),
+            ]),
+            Some("https://evil.example"),
+        )
+        .await;
+    assert_eq!(cross.status(), 403);
+
+    let ws_page = new_workspace(&b, "Acme Corp", "acme").await;
+    let html = b.get(&ws_page).await.text().await.expect("workspace");
+    assert!(html.contains("Acme Corp") && html.contains("Frankfurt") && html.contains("owner"));
+    let ws = app
+        .t
+        .db
+        .workspace_get_by_slug(&genesis_core::Slug::parse("acme").expect("slug"))
+        .await
+        .expect("created");
+    assert_eq!(
+        ws.region,
+        genesis_core::Region::EuWest,
+        "the account's region"
+    );
+    let events: Vec<String> = app
+        .t
+        .db
+        .audit_list(None, None, 100)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.actor == "account:ada@acme.test")
+        .map(|e| e.event)
+        .collect();
+    for e in ["ACCOUNT_CREATED", "EMAIL_VERIFIED", "LOGIN_SUCCESS"] {
+        assert!(events.iter().any(|x| x == e), "{e} in {events:?}");
+    }
+}
+
+#[tokio::test]
+async fn owners_invite_members_make_tokens_and_sign_out_everywhere() {
+    let app = spawn_app().await;
+    let owner = tenant(&app, "olga@acme.test", "us-east").await;
+    let ws_page = new_workspace(&owner, "Acme", "acme_inv").await;
+    let ws_id = ws_page.rsplit('/').next().expect("id").to_owned();
+    let html = owner.get(&ws_page).await.text().await.expect("page");
+    let csrf = csrf_of(&html);
+
+    let r = owner
+        .post(
+            &format!("{ws_page}/members"),
+            form(&[
+                ("csrf", &csrf),
+                ("email", "mo@acme.test"),
+                ("role", "member"),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let invite = link_for(&app, "mo@acme.test", "INVITATION").await;
+
+    // Someone else cannot use the invitation, even signed in.
+    let eve = tenant(&app, "eve@other.test", "apac").await;
+    let eve_page = eve.get("/app").await.text().await.expect("home");
+    let r = eve
+        .post(
+            "/app/invitations",
+            form(&[("csrf", &csrf_of(&eve_page)), ("token", &token_in(&invite))]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 410);
+
+    // The invited address joins (its account lives in another region's database).
+    let mo = tenant(&app, "mo@acme.test", "eu-north").await;
+    let page = mo
+        .get(&path_of(&invite))
+        .await
+        .text()
+        .await
+        .expect("invitation");
+    let r = mo
+        .post(
+            "/app/invitations",
+            form(&[("csrf", &csrf_of(&page)), ("token", &token_in(&invite))]),
+            None,
+        )
+        .await;
+    assert_eq!(location(&r), ws_page);
+    let as_member = mo.get(&ws_page).await.text().await.expect("page");
+    assert!(as_member.contains("olga@acme.test") && !as_member.contains("new-token"));
+    // A member cannot make tokens.
+    let r = mo
+        .post(
+            &format!("{ws_page}/tokens"),
+            form(&[("csrf", &csrf_of(&as_member)), ("name", "mine")]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+
+    // An owner's token: shown once, works on the tenant API for its workspace only.
+    let r = owner
+        .post(
+            &format!("{ws_page}/tokens"),
+            form(&[("csrf", &csrf), ("name", "CRM sync")]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let shown = r.text().await.expect("page");
+    let at = shown.find("gt_").expect("the token");
+    let token: String = shown[at..].chars().take_while(|c| *c != '<').collect();
+    let api = |path: String, bearer: String| {
+        let http = reqwest::Client::new();
+        let base = app.base.clone();
+        async move {
+            http.get(format!("{base}{path}"))
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .expect("api")
+        }
+    };
+    let r = api(format!("/api/v1/tenant/workspaces/{ws_id}"), token.clone()).await;
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["slug"], "acme_inv");
+    let members: serde_json::Value = api(
+        format!("/api/v1/tenant/workspaces/{ws_id}/members"),
+        token.clone(),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(members["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        api(
+            format!("/api/v1/tenant/workspaces/{ws_id}/tokens"),
+            token.clone()
+        )
+        .await
+        .status(),
+        403,
+        "a token cannot list its siblings"
+    );
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_sha256 FROM genesis.tenant_api_tokens")
+        .fetch_one(app.t.db.owner_pool())
+        .await
+        .expect("digest");
+    assert_eq!(stored.len(), 32);
+    let later = owner.get(&ws_page).await.text().await.expect("page");
+    assert!(
+        later.contains("CRM sync") && !later.contains(&token),
+        "never shown again"
+    );
+
+    // Revoked: refused at once.
+    let tokens = app
+        .t
+        .db
+        .tenant_token_list(genesis_core::WorkspaceId::parse(&ws_id).expect("id"))
+        .await
+        .expect("tokens");
+    let r = owner
+        .post(
+            &format!("{ws_page}/tokens/{}/revoke", tokens[0].id),
+            form(&[("csrf", &csrf)]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        api(format!("/api/v1/tenant/workspaces/{ws_id}"), token)
+            .await
+            .status(),
+        401
+    );
+
+    // Sign out everywhere ends every session of the account.
+    let mut second = Browser::new(&app);
+    assert_eq!(sign_in(&mut second, "olga@acme.test").await.status(), 303);
+    assert_eq!(second.get("/app").await.status(), 200);
+    let r = owner
+        .post(
+            "/app/sign-out",
+            form(&[("csrf", &csrf), ("everywhere", "1")]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    for b in [&owner, &second] {
+        let r = b.get("/app").await;
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with("/app/sign-in"));
+    }
+}
+
+/// Every tenant route, walked by a signed-in tenant and by a token holder with another
+/// tenant's workspace id, answers exactly as for a workspace that does not exist.
+#[tokio::test]
+async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
+    let app = spawn_app().await;
+    let alice = tenant(&app, "alice@a.test", "us-west").await;
+    let alice_page = new_workspace(&alice, "Alice Co", "alice_co").await;
+    let alice_id = alice_page.rsplit('/').next().expect("id").to_owned();
+
+    let mallory = tenant(&app, "mallory@m.test", "us-west").await;
+    let mallory_page = new_workspace(&mallory, "Mallory Co", "mallory_co").await;
+    let html = mallory.get(&mallory_page).await.text().await.expect("page");
+    let csrf = csrf_of(&html);
+    let r = mallory
+        .post(
+            &format!("{mallory_page}/tokens"),
+            form(&[("csrf", &csrf), ("name", "probe")]),
+            None,
+        )
+        .await;
+    let shown = r.text().await.expect("page");
+    let at = shown.find("gt_").expect("the token");
+    let token: String = shown[at..].chars().take_while(|c| *c != '<').collect();
+
+    let missing = uuid::Uuid::now_v7().to_string();
+    let mut answers = Vec::new();
+    for id in [alice_id.as_str(), missing.as_str(), "not-an-id"] {
+        let base = format!("/app/workspaces/{id}");
+        let mut seen = Vec::new();
+        let r = mallory.get(&base).await;
+        seen.push((r.status().as_u16(), "GET page"));
+        for (path, body) in [
+            (
+                format!("{base}/members"),
+                form(&[("csrf", &csrf), ("email", "x@m.test"), ("role", "owner")]),
+            ),
+            (
+                format!("{base}/tokens"),
+                form(&[("csrf", &csrf), ("name", "steal")]),
+            ),
+            (
+                format!("{base}/tokens/{missing}/revoke"),
+                form(&[("csrf", &csrf)]),
+            ),
+        ] {
+            let r = mallory.post(&path, body, None).await;
+            seen.push((r.status().as_u16(), "POST"));
+        }
+        for path in ["", "/members", "/tokens"] {
+            let r = reqwest::Client::new()
+                .get(format!("{}/api/v1/tenant/workspaces/{id}{path}", app.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("api");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.expect("problem");
+            assert_eq!(body["detail"], "workspace not found", "{id}{path}");
+            seen.push((status, "API"));
+        }
+        assert!(seen.iter().all(|(s, _)| *s == 404), "{id}: {seen:?}");
+        answers.push(seen);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "another's workspace reads as a missing one"
+    );
+    // And nothing changed in Alice's workspace.
+    let ws = genesis_core::WorkspaceId::parse(&alice_id).expect("id");
+    assert_eq!(app.t.db.member_list(ws).await.expect("members").len(), 1);
+    assert!(
+        app.t
+            .db
+            .invitation_list(ws)
+            .await
+            .expect("invitations")
+            .is_empty()
+    );
+    assert!(
+        app.t
+            .db
+            .tenant_token_list(ws)
+            .await
+            .expect("tokens")
+            .is_empty()
+    );
+}
