@@ -91,6 +91,7 @@ pub struct ControlPlaneBuilder {
     token_policy: Option<TokenPolicy>,
     token_ttl: Duration,
     vault: Option<Arc<genesis_store::MasterKeys>>,
+    outbound: crate::outbound::FetchLimits,
     fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -151,7 +152,14 @@ impl ControlPlaneBuilder {
         self
     }
 
-    /// The vault's master keys (operators' second factors).
+    /// What fetching a tenant's web pages may cost (the brand stage's scrape); tests allow
+    /// internal addresses here to serve sites on loopback.
+    pub fn outbound(mut self, limits: crate::outbound::FetchLimits) -> Self {
+        self.outbound = limits;
+        self
+    }
+
+    /// The vault's master keys (operators' second factors, tenants' credentials).
     pub fn vault(mut self, keys: Option<Arc<genesis_store::MasterKeys>>) -> Self {
         self.vault = keys;
         self
@@ -217,6 +225,7 @@ impl ControlPlaneBuilder {
             handshakes: Arc::new(crate::attest::HandshakeGate::new(self.trusted_proxies)),
             wakers,
             vault: self.vault,
+            outbound: self.outbound,
         };
         ControlPlane {
             state,
@@ -252,6 +261,7 @@ impl ControlPlane {
             token_policy: None,
             token_ttl: Duration::from_secs(60),
             vault: None,
+            outbound: crate::outbound::FetchLimits::default(),
             fleet: None,
             stop: watch::channel(false),
             tasks: Supervisor::default(),

@@ -16,6 +16,7 @@ pub mod god;
 pub mod health;
 pub mod heartbeats;
 pub mod index;
+pub mod outbound;
 pub mod problem;
 pub mod second_factor;
 pub mod sidecar;

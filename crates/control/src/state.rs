@@ -42,4 +42,7 @@ pub struct AppState {
     pub vault: Option<Arc<genesis_store::MasterKeys>>,
     /// The wake-up bells of the reconcilers this process drives.
     pub wakers: crate::workers::driver::Wakers,
+    /// What fetching a tenant's web pages may cost, and whether internal addresses may be
+    /// fetched (tests only).
+    pub outbound: crate::outbound::FetchLimits,
 }

@@ -28,6 +28,7 @@ pub mod leads;
 pub mod legacy;
 pub mod metrics;
 pub mod notifications;
+pub mod onboarding;
 pub mod operators;
 pub mod partitions;
 pub mod regions;

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod brand;
 pub mod droplet_ops;
 pub mod droplet_power;
 pub mod droplets;
@@ -20,4 +21,5 @@ pub mod reconcilers;
 pub mod rollouts;
 pub mod support;
 pub mod tenant_access;
+pub mod wizard;
 pub mod workspaces;

@@ -10,6 +10,7 @@
 
 pub mod pages;
 pub mod session;
+pub mod setup_pages;
 pub mod workspace_pages;
 
 use axum::Router;
@@ -27,6 +28,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(ROOT, get(workspace_pages::home))
         .route("/app/workspaces", post(workspace_pages::create))
         .route("/app/workspaces/{id}", get(workspace_pages::workspace))
+        .route("/app/workspaces/{id}/setup", get(setup_pages::setup))
+        .route("/app/workspaces/{id}/setup/brand", post(setup_pages::brand))
         .route(
             "/app/workspaces/{id}/members",
             post(workspace_pages::invite),

@@ -125,6 +125,7 @@ pub async fn workspace(
                             dt { "Data stored in" } dd { (region_in_words(ws.region)) }
                             dt { "Your role" } dd #role { (access.role.code()) }
                         }
+                        p { a #setup href={ (base) "/setup" } { "Set up your engine" } }
                         h2 { "Members" }
                         table #members {
                             tr { th.text { "E-mail" } th.text { "Role" } th.text { "Since" } }

@@ -70,7 +70,7 @@ async fn sign_in(b: &mut Browser, email: &str) -> reqwest::Response {
 }
 
 /// Signs `email` up in `region`, confirms the address, and signs in.
-async fn tenant(app: &App, email: &str, region: &str) -> Browser {
+pub(crate) async fn tenant(app: &App, email: &str, region: &str) -> Browser {
     let mut b = Browser::new(app);
     // Each person from their own address: the sign-in quota is per source.
     b.from = Some(format!(
@@ -88,7 +88,7 @@ async fn tenant(app: &App, email: &str, region: &str) -> Browser {
 }
 
 /// Creates a workspace from the home page's form; returns its page's path.
-async fn new_workspace(b: &Browser, name: &str, slug: &str) -> String {
+pub(crate) async fn new_workspace(b: &Browser, name: &str, slug: &str) -> String {
     let home = b.get("/app").await.text().await.expect("home");
     let r = b
         .post(
@@ -451,8 +451,10 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
     for id in [alice_id.as_str(), missing.as_str(), "not-an-id"] {
         let base = format!("/app/workspaces/{id}");
         let mut seen = Vec::new();
-        let r = mallory.get(&base).await;
-        seen.push((r.status().as_u16(), "GET page"));
+        for page in [base.clone(), format!("{base}/setup")] {
+            let r = mallory.get(&page).await;
+            seen.push((r.status().as_u16(), "GET page"));
+        }
         for (path, body) in [
             (
                 format!("{base}/members"),
@@ -465,6 +467,10 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
             (
                 format!("{base}/tokens/{missing}/revoke"),
                 form(&[("csrf", &csrf)]),
+            ),
+            (
+                format!("{base}/setup/brand"),
+                form(&[("csrf", &csrf), ("action", "confirm"), ("name", "Stolen")]),
             ),
         ] {
             let r = mallory.post(&path, body, None).await;
@@ -508,4 +514,6 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
             .expect("tokens")
             .is_empty()
     );
+    let progress = app.t.db.onboarding_progress(ws).await.expect("progress");
+    assert_eq!(progress.brand, None);
 }

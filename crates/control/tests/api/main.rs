@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
 mod accounts;
+mod brand;
 mod command_journal;
 mod console;
 mod front_door;
@@ -50,8 +51,19 @@ async fn spawn_app_guarded(
     god: genesis_control::god::GodSettings,
     sign_ins: genesis_control::sign_in_guard::SignInLimits,
 ) -> App {
+    spawn_app_fetching(token, god, sign_ins, Default::default()).await
+}
+
+/// An app whose outbound fetches (the brand stage's scrape) follow `outbound`.
+async fn spawn_app_fetching(
+    token: Option<&str>,
+    god: genesis_control::god::GodSettings,
+    sign_ins: genesis_control::sign_in_guard::SignInLimits,
+    outbound: genesis_control::outbound::FetchLimits,
+) -> App {
     let t = TestDb::create().await.expect("test database");
     let control_plane = genesis_control::ControlPlane::builder(RegionalStore::single(t.db.clone()))
+        .outbound(outbound)
         .god(god)
         .sign_in_limits(sign_ins)
         // The loopback peer stands for the load balancer: tests name other sources with

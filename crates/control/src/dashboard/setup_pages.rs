@@ -1,0 +1,180 @@
+//! The wizard's pages (spec 60.1): where a workspace's setup stands, and the brand stage
+//! (61.1), whose form can be filled from the company's website and is then corrected and
+//! confirmed by the tenant.
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+
+use super::pages::{page, problem_page};
+use super::session::Me;
+use crate::app::tenant_access;
+use crate::app::wizard::{self, BrandForm, StageState};
+use crate::extract::ApiForm;
+use crate::god::layout::html_response;
+use crate::{AppState, Problem};
+
+/// The form posted by the brand stage: which button, the CSRF token, and the fields.
+#[derive(Debug, serde::Deserialize)]
+pub struct BrandPost {
+    #[serde(default)]
+    csrf: String,
+    /// `fetch` (fill from the website) or `confirm`.
+    #[serde(default)]
+    action: String,
+    #[serde(flatten)]
+    form: BrandForm,
+}
+
+fn stage_word(s: StageState) -> &'static str {
+    match s {
+        StageState::Done => "done",
+        StageState::ToDo => "to do",
+        StageState::NotYetAvailable => "not available yet",
+    }
+}
+
+/// The brand form, filled with `form`, with `error` next to its field.
+fn brand_form(me: &Me, action: &str, form: &BrandForm, error: Option<&Problem>) -> Markup {
+    let err = |field: &str| -> Markup {
+        match error.filter(|p| p.field.as_deref() == Some(field)) {
+            Some(p) => {
+                let shown = p
+                    .detail
+                    .strip_prefix(&format!("{field}: "))
+                    .unwrap_or(&p.detail);
+                html! { p.error role="alert" id={ (field) "-error" } { (shown) } }
+            }
+            None => html! {},
+        }
+    };
+    html! {
+        form #brand method="post" action=(action) {
+            input type="hidden" name="csrf" value=(me.csrf);
+            p { label { "Website " input #website type="text" name="website" value=(form.website) placeholder="https://acme.com"; } " "
+                button type="submit" name="action" value="fetch" #fetch { "Fill in from my website" } }
+            (err("website"))
+            p { label { "Company name " input #name type="text" name="name" value=(form.name) maxlength="100"; } }
+            (err("name"))
+            p { label { "Logo (address of an image) " input #logo type="text" name="logo" value=(form.logo); } }
+            (err("logo"))
+            p { label { "What the company does" br; textarea #description name="description" rows="3" cols="70" { (form.description) } } }
+            (err("description"))
+            p { label { "Products or services, one per line" br; textarea #products name="products" rows="6" cols="50" { (form.products) } } }
+            (err("products"))
+            button type="submit" name="action" value="confirm" #confirm-brand { "Confirm" }
+        }
+    }
+}
+
+fn setup_page(
+    me: &Me,
+    access: &tenant_access::Access,
+    wiz: &wizard::Wizard,
+    form: &BrandForm,
+    error: Option<&Problem>,
+    note: Option<&str>,
+) -> Markup {
+    let base = format!("/app/workspaces/{}", access.workspace.id);
+    page(
+        "Set up your engine",
+        Some(me),
+        html! {
+            main {
+                h1 { "Set up " (access.workspace.name) }
+                ol #stages {
+                    @for (code, label, state) in &wiz.stages {
+                        li data-stage=(code) data-state=(stage_word(*state)) {
+                            (label) " — " (stage_word(*state))
+                        }
+                    }
+                }
+                h2 { "Brand" }
+                @if let Some(n) = note { p.quiet #note { (n) } }
+                @if let (Some(b), None) = (&wiz.brand, error) {
+                    p #brand-confirmed { "Confirmed: " strong { (b.name.as_deref().unwrap_or_default()) }
+                        @if !b.products.is_empty() { ", " (b.products.len()) " products" } "." }
+                }
+                @if access.owner("set up").is_ok() {
+                    (brand_form(me, &format!("{base}/setup/brand"), form, error))
+                } @else {
+                    p { "Only an owner of this workspace can set it up." }
+                }
+                p { a href=(base) { "Back to the workspace" } }
+            }
+        },
+    )
+}
+
+/// `GET /app/workspaces/{id}/setup`: the stages, and the brand form as last confirmed.
+pub async fn setup(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path(id): Path<String>,
+) -> Response {
+    let r = async {
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        let wiz = wizard::wizard(db, &access).await?;
+        let form = wiz
+            .brand
+            .as_ref()
+            .map(|b| BrandForm::from_brand("", b))
+            .unwrap_or_default();
+        Ok(html_response(
+            StatusCode::OK,
+            setup_page(&me, &access, &wiz, &form, None, None),
+        ))
+    }
+    .await;
+    r.unwrap_or_else(|p: Problem| problem_page(Some(&me), &p, "/app"))
+}
+
+/// `POST /app/workspaces/{id}/setup/brand`: `fetch` fills the form from the website (the
+/// tenant then corrects it); `confirm` saves it. Errors come back on the form, by field,
+/// with everything typed kept.
+pub async fn brand(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path(id): Path<String>,
+    ApiForm(post): ApiForm<BrandPost>,
+) -> Response {
+    let r = async {
+        me.check_csrf(&post.csrf)?;
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        access.owner("set the workspace up")?;
+        let wiz = wizard::wizard(db, &access).await?;
+        let (status, form, error, note) = match post.action.as_str() {
+            "fetch" => match crate::app::brand::scrape_for(&state, &post.form.website).await {
+                Ok(draft) => (
+                    StatusCode::OK,
+                    BrandForm::from_brand(&post.form.website, &draft),
+                    None,
+                    Some("Filled in from your website: check every field, then confirm."),
+                ),
+                Err(p) => (StatusCode::UNPROCESSABLE_ENTITY, post.form, Some(p), None),
+            },
+            "confirm" => match wizard::confirm_brand(db, &access, &post.form).await {
+                Ok(_) => {
+                    return Ok(Redirect::to(&format!(
+                        "/app/workspaces/{}/setup",
+                        access.workspace.id
+                    ))
+                    .into_response());
+                }
+                Err(p) if p.field.is_some() => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, post.form, Some(p), None)
+                }
+                Err(p) => return Err(p),
+            },
+            _ => return Err(Problem::invalid_field("action", "choose fetch or confirm")),
+        };
+        Ok(html_response(
+            status,
+            setup_page(&me, &access, &wiz, &form, error.as_ref(), note),
+        ))
+    }
+    .await;
+    r.unwrap_or_else(|p: Problem| problem_page(Some(&me), &p, "/app"))
+}

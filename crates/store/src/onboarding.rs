@@ -1,0 +1,81 @@
+//! The wizard's progress per workspace (spec 60.1): what each stage confirmed, so a tenant
+//! resumes from any device. Each stage's save is one transaction with its audit event.
+
+use chrono::{DateTime, Utc};
+use genesis_core::WorkspaceId;
+
+use crate::audit::{AuditEvent, record};
+use crate::{Database, StoreError};
+
+/// Where a workspace's wizard stands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// The brand stage's confirmed fields (a JSON object), if confirmed.
+    pub brand: Option<serde_json::Value>,
+    /// When the brand was confirmed.
+    pub brand_confirmed_at: Option<DateTime<Utc>>,
+}
+
+impl Database {
+    /// The wizard's progress for `workspace` (empty when it has not started).
+    pub async fn onboarding_progress(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Progress, StoreError> {
+        Ok(sqlx::query_as!(
+            Progress,
+            r#"SELECT brand, brand_confirmed_at FROM genesis.onboarding_progress
+               WHERE workspace_id = $1"#,
+            workspace.as_uuid(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .unwrap_or_default())
+    }
+
+    /// Confirms the brand stage: keeps `brand`, sets the workspace's `company_name`
+    /// onboarding value (the Golden Template's `YOUR_COMPANY_NAME`), and audits
+    /// `ONBOARDING_STAGE_COMPLETED`, in one transaction.
+    pub async fn onboarding_brand_confirm(
+        &self,
+        workspace: WorkspaceId,
+        brand: &serde_json::Value,
+        company_name: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.app.begin().await?;
+        sqlx::query!(
+            r#"INSERT INTO genesis.onboarding_progress (workspace_id, brand, brand_confirmed_at)
+               VALUES ($1, $2, now())
+               ON CONFLICT (workspace_id) DO UPDATE
+                 SET brand = EXCLUDED.brand, brand_confirmed_at = now(), updated_at = now()"#,
+            workspace.as_uuid(),
+            brand,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let updated = sqlx::query!(
+            r#"UPDATE genesis.workspaces
+               SET onboarding = onboarding || jsonb_build_object('company_name', $2::text),
+                   version = version + 1, updated_at = now()
+               WHERE id = $1"#,
+            workspace.as_uuid(),
+            company_name,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound { what: "workspace" });
+        }
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "provisioning", "ONBOARDING_STAGE_COMPLETED")
+                .workspace(workspace)
+                .details(serde_json::json!({ "stage": "brand" })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
