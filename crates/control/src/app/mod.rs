@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod booking;
 pub mod brand;
 pub mod droplet_ops;
 pub mod droplet_power;

@@ -1,9 +1,11 @@
 //! The Genesis Gateway wizard (spec 60.1): seven stages from sign-up to ignition, with
 //! progress saved per stage in the workspace's database so a tenant resumes from any
-//! device. Stage 1 (account, with the region of 62.2) is the sign-up itself; stage 2 (brand,
-//! 61.1) is here; the others follow in later increments and are shown as not yet available.
+//! device. Stage 1 (account, with the region of 62.2) is the sign-up itself; stages 2 (brand,
+//! 61.1) and 6 (booking link, 61.3) are here; the others follow in later increments and are
+//! shown as not yet available.
 
 use genesis_store::Database;
+use genesis_store::onboarding::SavedStage;
 
 use super::brand::{Brand, MAX_PRODUCTS};
 use super::tenant_access::Access;
@@ -38,6 +40,8 @@ pub struct Wizard {
     pub stages: Vec<(&'static str, &'static str, StageState)>,
     /// The brand as confirmed, if it was.
     pub brand: Option<Brand>,
+    /// The booking link as confirmed, if it was.
+    pub booking: Option<String>,
 }
 
 /// Where `access`'s workspace stands in the wizard.
@@ -52,13 +56,21 @@ pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
             let state = match *code {
                 "account" => StageState::Done,
                 "brand" if progress.brand_confirmed_at.is_some() => StageState::Done,
-                "brand" => StageState::ToDo,
+                "booking" if progress.booking_confirmed_at.is_some() => StageState::Done,
+                "brand" | "booking" => StageState::ToDo,
                 _ => StageState::NotYetAvailable,
             };
             (*code, *label, state)
         })
         .collect();
-    Ok(Wizard { stages, brand })
+    let booking = progress
+        .booking
+        .and_then(|b| b["url"].as_str().map(str::to_owned));
+    Ok(Wizard {
+        stages,
+        brand,
+        booking,
+    })
 }
 
 /// The brand form as typed (products one per line).
@@ -165,14 +177,35 @@ pub async fn confirm_brand(
     access.owner("set the workspace up")?;
     let brand = form.parse()?;
     let json = serde_json::to_value(&brand).map_err(|_| Problem::internal())?;
-    db.onboarding_brand_confirm(
+    db.onboarding_confirm(
         access.workspace.id,
+        SavedStage::Brand,
         &json,
-        brand.name.as_deref().unwrap_or_default(),
+        ("company_name", brand.name.as_deref().unwrap_or_default()),
         &access.actor,
     )
     .await?;
     Ok(brand)
+}
+
+/// Confirms the booking stage (owners) with a checked link; its warnings were shown and
+/// accepted. The link becomes the Golden Template's `YOUR_CALENDLY_LINK_1`.
+pub async fn confirm_booking(
+    db: &Database,
+    access: &Access,
+    check: &super::booking::BookingCheck,
+) -> Result<(), Problem> {
+    access.owner("set the workspace up")?;
+    let json = serde_json::to_value(check).map_err(|_| Problem::internal())?;
+    db.onboarding_confirm(
+        access.workspace.id,
+        SavedStage::Booking,
+        &json,
+        ("calendly_link_1", &check.url),
+        &access.actor,
+    )
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/app/workspaces/{id}/setup", get(setup_pages::setup))
         .route("/app/workspaces/{id}/setup/brand", post(setup_pages::brand))
         .route(
+            "/app/workspaces/{id}/setup/booking",
+            post(setup_pages::booking),
+        )
+        .route(
             "/app/workspaces/{id}/members",
             post(workspace_pages::invite),
         )

@@ -69,6 +69,37 @@ fn brand_form(me: &Me, action: &str, form: &BrandForm, error: Option<&Problem>) 
     }
 }
 
+/// The booking stage's form as it stands: the link typed, and what its check said.
+#[derive(Debug, Default)]
+struct BookingView {
+    url: String,
+    warnings: Vec<String>,
+    error: Option<Problem>,
+}
+
+fn booking_form(me: &Me, action: &str, view: &BookingView) -> Markup {
+    html! {
+        form #booking method="post" action=(action) {
+            input type="hidden" name="csrf" value=(me.csrf);
+            p { label { "Booking link " input #booking_url type="text" name="booking_url" value=(view.url)
+                placeholder="https://calendly.com/you/30min" size="50"; } }
+            @if let Some(p) = &view.error {
+                p.error role="alert" #booking_url-error {
+                    (p.detail.strip_prefix("booking_url: ").unwrap_or(&p.detail))
+                }
+            }
+            @if view.warnings.is_empty() {
+                button type="submit" #save-booking { "Check and save" }
+            } @else {
+                ul #booking-warnings { @for w in &view.warnings { li { (w) } } }
+                input type="hidden" name="accept" value="1";
+                button type="submit" #save-booking-anyway { "Save anyway" }
+                " or change the link and save again."
+            }
+        }
+    }
+}
+
 fn setup_page(
     me: &Me,
     access: &tenant_access::Access,
@@ -76,6 +107,22 @@ fn setup_page(
     form: &BrandForm,
     error: Option<&Problem>,
     note: Option<&str>,
+) -> Markup {
+    let booking = BookingView {
+        url: wiz.booking.clone().unwrap_or_default(),
+        ..BookingView::default()
+    };
+    setup_page_with(me, access, wiz, form, error, note, &booking)
+}
+
+fn setup_page_with(
+    me: &Me,
+    access: &tenant_access::Access,
+    wiz: &wizard::Wizard,
+    form: &BrandForm,
+    error: Option<&Problem>,
+    note: Option<&str>,
+    booking: &BookingView,
 ) -> Markup {
     let base = format!("/app/workspaces/{}", access.workspace.id);
     page(
@@ -99,6 +146,11 @@ fn setup_page(
                 }
                 @if access.owner("set up").is_ok() {
                     (brand_form(me, &format!("{base}/setup/brand"), form, error))
+                    h2 { "Booking link" }
+                    @if let (Some(url), true) = (&wiz.booking, booking.warnings.is_empty() && booking.error.is_none()) {
+                        p #booking-confirmed { "Prospects book through " a href=(url) { (url) } "." }
+                    }
+                    (booking_form(me, &format!("{base}/setup/booking"), booking))
                 } @else {
                     p { "Only an owner of this workspace can set it up." }
                 }
@@ -173,6 +225,72 @@ pub async fn brand(
         Ok(html_response(
             status,
             setup_page(&me, &access, &wiz, &form, error.as_ref(), note),
+        ))
+    }
+    .await;
+    r.unwrap_or_else(|p: Problem| problem_page(Some(&me), &p, "/app"))
+}
+
+/// The booking stage's form.
+#[derive(Debug, serde::Deserialize)]
+pub struct BookingPost {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    booking_url: String,
+    /// Set by "Save anyway": the warnings were read.
+    #[serde(default)]
+    accept: Option<String>,
+}
+
+/// `POST /app/workspaces/{id}/setup/booking`: checks the link; saves it when nothing is
+/// doubtful, or when the tenant saw the warnings and saves anyway. A link that cannot be a
+/// booking page is refused by name.
+pub async fn booking(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path(id): Path<String>,
+    ApiForm(post): ApiForm<BookingPost>,
+) -> Response {
+    let r = async {
+        me.check_csrf(&post.csrf)?;
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        access.owner("set the workspace up")?;
+        let (status, view) = match crate::app::booking::check_for(&state, &post.booking_url).await {
+            Ok(check) if check.warnings.is_empty() || post.accept.is_some() => {
+                wizard::confirm_booking(db, &access, &check).await?;
+                return Ok(
+                    Redirect::to(&format!("/app/workspaces/{}/setup", access.workspace.id))
+                        .into_response(),
+                );
+            }
+            Ok(check) => (
+                StatusCode::OK,
+                BookingView {
+                    url: check.url,
+                    warnings: check.warnings,
+                    error: None,
+                },
+            ),
+            Err(p) if p.field.is_some() => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                BookingView {
+                    url: post.booking_url,
+                    warnings: Vec::new(),
+                    error: Some(p),
+                },
+            ),
+            Err(p) => return Err(p),
+        };
+        let wiz = wizard::wizard(db, &access).await?;
+        let form = wiz
+            .brand
+            .as_ref()
+            .map(|b| BrandForm::from_brand("", b))
+            .unwrap_or_default();
+        Ok(html_response(
+            status,
+            setup_page_with(&me, &access, &wiz, &form, None, None, &view),
         ))
     }
     .await;

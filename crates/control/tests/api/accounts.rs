@@ -472,6 +472,14 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
                 format!("{base}/setup/brand"),
                 form(&[("csrf", &csrf), ("action", "confirm"), ("name", "Stolen")]),
             ),
+            (
+                format!("{base}/setup/booking"),
+                form(&[
+                    ("csrf", &csrf),
+                    ("booking_url", "https://calendly.com/x"),
+                    ("accept", "1"),
+                ]),
+            ),
         ] {
             let r = mallory.post(&path, body, None).await;
             seen.push((r.status().as_u16(), "POST"));

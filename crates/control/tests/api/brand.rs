@@ -1,6 +1,7 @@
-//! The wizard's brand stage (spec 61.1) over real HTTP, against a company website served
-//! on this machine: the draft read from the site, the tenant's corrections confirmed, and
-//! every way a website can go wrong answered on the form by name, changing nothing.
+//! The wizard's brand stage (spec 61.1) and booking stage (61.3) over real HTTP, against a
+//! company website served on this machine: the draft read from the site, the tenant's
+//! corrections confirmed, every way a website can go wrong answered on the form by name,
+//! changing nothing, and a doubtful booking link saved only once its warnings were seen.
 
 use std::time::Duration;
 
@@ -47,6 +48,12 @@ async fn company_site() -> String {
         .route(
             "/brochure.pdf",
             get(|| async { ([(header::CONTENT_TYPE, "application/pdf")], "%PDF-1.7").into_response() }),
+        )
+        .route(
+            "/book",
+            get(move || async move {
+                html("<h1>Ada Lovelace</h1><h2>30 minute call</h2><p>Select a Date &amp; Time</p>".to_owned())
+            }),
         )
         .route(
             "/huge",
@@ -237,4 +244,114 @@ async fn a_website_on_an_internal_address_is_not_fetched() {
             "{website}: {page}"
         );
     }
+}
+
+async fn booking(b: &Browser, ws_page: &str, link: &str, accept: bool) -> reqwest::Response {
+    let html = b
+        .get(&format!("{ws_page}/setup"))
+        .await
+        .text()
+        .await
+        .expect("setup");
+    let csrf = csrf_of(&html);
+    let mut pairs = vec![("csrf", csrf.as_str()), ("booking_url", link)];
+    if accept {
+        pairs.push(("accept", "1"));
+    }
+    b.post(&format!("{ws_page}/setup/booking"), form(&pairs), None)
+        .await
+}
+
+#[tokio::test]
+async fn a_doubtful_booking_link_is_saved_only_once_its_warnings_were_seen() {
+    let site = company_site().await;
+    let app = local_app().await;
+    let owner = tenant(&app, "cal@acme.test", "us-west").await;
+    let ws_page = new_workspace(&owner, "Acme", "acme_booking").await;
+    let ws = genesis_core::WorkspaceId::parse(ws_page.rsplit('/').next().expect("id")).expect("id");
+
+    // Not a web address: refused by name.
+    let r = booking(&owner, &ws_page, "not a link at all", false).await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .expect("page")
+            .contains(r#"id="booking_url-error""#)
+    );
+
+    // Doubts are warnings, by kind, and nothing is saved until they are accepted.
+    for (path, says) in [
+        ("/book", "not a booking service we know"),
+        ("/", "does not look like a booking page"),
+        (
+            "/missing",
+            "could not be checked: the site answered with HTTP status 404",
+        ),
+    ] {
+        let link = format!("{site}{path}");
+        let r = booking(&owner, &ws_page, &link, false).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let page = r.text().await.expect("page");
+        assert!(
+            page.contains("booking-warnings") && page.contains(says),
+            "{path}: {page}"
+        );
+        assert!(page.contains("not HTTPS"), "{path}");
+    }
+    assert_eq!(
+        app.t
+            .db
+            .onboarding_progress(ws)
+            .await
+            .expect("progress")
+            .booking,
+        None
+    );
+
+    let link = format!("{site}/book");
+    let r = booking(&owner, &ws_page, &link, true).await;
+    assert_eq!(r.status(), 303);
+    let setup = owner
+        .get(&format!("{ws_page}/setup"))
+        .await
+        .text()
+        .await
+        .expect("setup");
+    assert!(
+        setup.contains(r#"data-stage="booking" data-state="done""#),
+        "{setup}"
+    );
+    assert!(setup.contains("booking-confirmed"));
+    let workspace = app.t.db.workspace_get(ws).await.expect("workspace");
+    assert_eq!(
+        workspace.onboarding.for_placeholder("YOUR_CALENDLY_LINK_1"),
+        Some(link.as_str())
+    );
+    let saved = app
+        .t
+        .db
+        .onboarding_progress(ws)
+        .await
+        .expect("progress")
+        .booking
+        .expect("saved");
+    assert_eq!(
+        saved["warnings"].as_array().map(Vec::len),
+        Some(2),
+        "{saved}"
+    );
+
+    // An internal address is refused even when warnings are accepted.
+    let app = spawn_app().await;
+    let owner = tenant(&app, "cal@acme.test", "us-west").await;
+    let ws_page = new_workspace(&owner, "Acme", "acme_booking_ssrf").await;
+    let r = booking(&owner, &ws_page, "http://169.254.169.254/latest/", true).await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .expect("page")
+            .contains("private or internal network address")
+    );
 }
