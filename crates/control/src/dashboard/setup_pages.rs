@@ -160,6 +160,28 @@ fn setup_page_with(
     )
 }
 
+/// The checks every wizard form passes first: its CSRF token, the caller's membership
+/// (a 404 otherwise), and ownership.
+async fn owner_of<'s>(
+    state: &'s AppState,
+    me: &Me,
+    csrf: &str,
+    id: &str,
+) -> Result<(tenant_access::Access, &'s genesis_store::Database), Problem> {
+    me.check_csrf(csrf)?;
+    let (access, db) = tenant_access::access(state, &me.caller(), id).await?;
+    access.owner("set the workspace up")?;
+    Ok((access, db))
+}
+
+/// The brand form as last confirmed (empty before).
+fn confirmed_form(wiz: &wizard::Wizard) -> BrandForm {
+    wiz.brand
+        .as_ref()
+        .map(|b| BrandForm::from_brand("", b))
+        .unwrap_or_default()
+}
+
 /// `GET /app/workspaces/{id}/setup`: the stages, and the brand form as last confirmed.
 pub async fn setup(
     State(state): State<AppState>,
@@ -169,11 +191,7 @@ pub async fn setup(
     let r = async {
         let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
         let wiz = wizard::wizard(db, &access).await?;
-        let form = wiz
-            .brand
-            .as_ref()
-            .map(|b| BrandForm::from_brand("", b))
-            .unwrap_or_default();
+        let form = confirmed_form(&wiz);
         Ok(html_response(
             StatusCode::OK,
             setup_page(&me, &access, &wiz, &form, None, None),
@@ -193,9 +211,7 @@ pub async fn brand(
     ApiForm(post): ApiForm<BrandPost>,
 ) -> Response {
     let r = async {
-        me.check_csrf(&post.csrf)?;
-        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
-        access.owner("set the workspace up")?;
+        let (access, db) = owner_of(&state, &me, &post.csrf, &id).await?;
         let wiz = wizard::wizard(db, &access).await?;
         let (status, form, error, note) = match post.action.as_str() {
             "fetch" => match crate::app::brand::scrape_for(&state, &post.form.website).await {
@@ -253,9 +269,7 @@ pub async fn booking(
     ApiForm(post): ApiForm<BookingPost>,
 ) -> Response {
     let r = async {
-        me.check_csrf(&post.csrf)?;
-        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
-        access.owner("set the workspace up")?;
+        let (access, db) = owner_of(&state, &me, &post.csrf, &id).await?;
         let (status, view) = match crate::app::booking::check_for(&state, &post.booking_url).await {
             Ok(check) if check.warnings.is_empty() || post.accept.is_some() => {
                 wizard::confirm_booking(db, &access, &check).await?;
@@ -283,11 +297,7 @@ pub async fn booking(
             Err(p) => return Err(p),
         };
         let wiz = wizard::wizard(db, &access).await?;
-        let form = wiz
-            .brand
-            .as_ref()
-            .map(|b| BrandForm::from_brand("", b))
-            .unwrap_or_default();
+        let form = confirmed_form(&wiz);
         Ok(html_response(
             status,
             setup_page_with(&me, &access, &wiz, &form, None, None, &view),
