@@ -142,7 +142,7 @@ fn setup_page_with(
                 @if let Some(n) = note { p.quiet #note { (n) } }
                 @if let (Some(b), None) = (&wiz.brand, error) {
                     p #brand-confirmed { "Confirmed: " strong { (b.name.as_deref().unwrap_or_default()) }
-                        @if !b.products.is_empty() { ", " (b.products.len()) " products" } "." }
+                        @match b.products.len() { 0 => {}, 1 => { ", 1 product" }, n => { ", " (n) " products" } } "." }
                 }
                 @if access.owner("set up").is_ok() {
                     (brand_form(me, &format!("{base}/setup/brand"), form, error))

@@ -720,6 +720,33 @@ async fn an_operator_works_through_god_mode_in_a_real_browser() {
     b.close().await.expect("close");
 }
 
+/// A company's website on this machine: a home page with a title, and a booking page.
+async fn company_site() -> String {
+    use axum::http::header;
+    let html = |body: &'static str| ([(header::CONTENT_TYPE, "text/html")], body);
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || async move {
+                html("<title>Acme Rockets | Lift-off</title><a href='/products'>Products</a>")
+            }),
+        )
+        .route(
+            "/products",
+            axum::routing::get(move || async move { html("<h2>Rocket One</h2>") }),
+        )
+        .route(
+            "/book",
+            axum::routing::get(move || async move { html("<h1>Select a Date &amp; Time</h1>") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
 /// Fills the field named `name` in the page's form.
 async fn fill(b: &Client, name: &str, value: &str) {
     let field = b
@@ -808,6 +835,56 @@ async fn a_tenant_signs_up_and_starts_a_workspace_in_a_real_browser() {
     assert_eq!(text_of(&b, "#role").await, "owner");
     assert_eq!(text_of(&b, "#status").await, "not started");
     screenshot(&b, "tenant-workspace").await;
+
+    // The setup wizard: the brand drafted from the company's site, corrected, confirmed;
+    // then a booking link whose doubts are read before it is saved anyway.
+    let site = company_site().await;
+    let workspace_path = path_of(&b).await;
+    click(&b, "#setup").await;
+    arrive(&b, "the setup wizard", |p| p.ends_with("/setup")).await;
+    fill(&b, "website", &site).await;
+    click(&b, "#fetch").await;
+    b.wait()
+        .for_element(Locator::Css("#note"))
+        .await
+        .expect("the draft");
+    let name = b
+        .execute("return document.getElementById('name').value", vec![])
+        .await
+        .expect("script");
+    assert_eq!(name, json!("Acme Rockets"), "read from the site's title");
+    fill(&b, "name", "Acme").await;
+    click(&b, "#confirm-brand").await;
+    b.wait()
+        .for_element(Locator::Css("#brand-confirmed"))
+        .await
+        .expect("confirmed");
+    fill(&b, "booking_url", &format!("{site}/book")).await;
+    click(&b, "#save-booking").await;
+    b.wait()
+        .for_element(Locator::Css("#booking-warnings"))
+        .await
+        .expect("the doubts, shown");
+    click(&b, "#save-booking-anyway").await;
+    b.wait()
+        .for_element(Locator::Css("#booking-confirmed"))
+        .await
+        .expect("saved");
+    assert_eq!(
+        b.find(Locator::Css("li[data-stage=brand]"))
+            .await
+            .expect("stage")
+            .attr("data-state")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("done")
+    );
+    screenshot(&b, "tenant-setup").await;
+    b.goto(&format!("{base}{workspace_path}"))
+        .await
+        .expect("goto");
+    arrive(&b, "the workspace", |p| p == workspace_path).await;
 
     fill(&b, "name", "CRM sync").await;
     click(&b, "#new-token button").await;

@@ -189,6 +189,11 @@ pub async fn world(opts: Options) -> World {
         .api_token(Some(TOKEN))
         .command_signer(signer.clone())
         .token_policy(opts.token_policy)
+        // Tenants' websites in these tests are served on this machine.
+        .outbound(genesis_control::outbound::FetchLimits {
+            allow_private: true,
+            ..Default::default()
+        })
         .sidecar_config(genesis_protocol::SidecarConfig {
             heartbeat_interval_s: 1,
             metrics_interval_s: opts.metrics_interval_s,
