@@ -207,6 +207,26 @@ impl DropletState {
         self == DropletState::Terminated
     }
 
+    /// The state in the words a tenant uses on their dashboard: whether their engine is
+    /// running, sleeping, waking, updating, restarting or stopped, never the machine's
+    /// vocabulary.
+    pub fn for_tenant(self) -> &'static str {
+        match self {
+            DropletState::Pending | DropletState::Initializing | DropletState::HandshakePending => {
+                "starting"
+            }
+            DropletState::ActiveHealthy
+            | DropletState::ActiveDegraded
+            | DropletState::DriftDetected => "running",
+            DropletState::Hibernating => "sleeping",
+            DropletState::Waking => "waking",
+            DropletState::Maintenance => "updating",
+            DropletState::Zombie | DropletState::Rebooting => "restarting",
+            DropletState::Orphan | DropletState::Failed => "stopped (our team is on it)",
+            DropletState::Terminated => "removed",
+        }
+    }
+
     /// The state in the words an operator uses (God Mode's cards, tooltips and messages);
     /// [`DropletState::code`] stays the machine's name.
     pub fn in_words(self) -> &'static str {

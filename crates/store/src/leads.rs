@@ -385,6 +385,43 @@ impl TenantSession {
         lead_page_from(rows, limit)
     }
 
+    /// One page of leads, newest first, optionally in one status and matching `q` (part
+    /// of the address, name or company, in any case; `%` and `_` are plain characters).
+    pub async fn lead_search(
+        &mut self,
+        status: Option<LeadStatus>,
+        q: Option<&str>,
+        cursor: Option<LeadCursor>,
+        limit: i64,
+    ) -> Result<LeadPage, StoreError> {
+        let limit = limit.clamp(1, 1_000);
+        let q = q
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_lowercase);
+        let rows = sqlx::query_as!(
+            LeadRow,
+            r#"SELECT id, email, first_name, last_name, company, status, data, created_at, updated_at
+               FROM genesis.leads
+               WHERE workspace_id = $1 AND ($2::text IS NULL OR status = $2)
+                 AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+                 AND ($6::text IS NULL
+                      OR strpos(lower(email || ' ' || coalesce(first_name, '') || ' '
+                                      || coalesce(last_name, '') || ' ' || coalesce(company, '')), $6) > 0)
+               ORDER BY created_at DESC, id DESC
+               LIMIT $5"#,
+            self.workspace.as_uuid(),
+            status.map(|s| s.code()),
+            cursor.map(|c| c.parts().0),
+            cursor.map(|c| c.parts().1),
+            limit,
+            q,
+        )
+        .fetch_all(&mut *self.tx)
+        .await?;
+        lead_page_from(rows, limit)
+    }
+
     /// One lead by id.
     pub async fn lead_get(&mut self, id: Uuid) -> Result<Lead, StoreError> {
         sqlx::query_as!(

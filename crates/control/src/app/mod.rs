@@ -22,5 +22,6 @@ pub mod reconcilers;
 pub mod rollouts;
 pub mod support;
 pub mod tenant_access;
+pub mod tenant_dashboard;
 pub mod wizard;
 pub mod workspaces;

@@ -29,6 +29,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/app/workspaces", post(workspace_pages::create))
         .route("/app/workspaces/{id}", get(workspace_pages::workspace))
         .route("/app/workspaces/{id}/setup", get(setup_pages::setup))
+        .route("/app/workspaces/{id}/leads", get(workspace_pages::leads))
         .route("/app/workspaces/{id}/setup/brand", post(setup_pages::brand))
         .route(
             "/app/workspaces/{id}/setup/booking",

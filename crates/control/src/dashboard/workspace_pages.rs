@@ -67,6 +67,101 @@ pub async fn home(State(state): State<AppState>, Extension(me): Extension<Me>) -
     or_page(&me, "/app", r)
 }
 
+/// An audit event's code as a phrase (`LEAD_REPLIED` → "lead replied").
+fn event_in_words(code: &str) -> String {
+    let words = code.to_lowercase().replace('_', " ");
+    let mut c = words.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// The leads page's query.
+#[derive(Debug, Deserialize)]
+pub struct LeadsQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// `GET /app/workspaces/{id}/leads`: the workspace's leads, newest first, 50 a page,
+/// filtered by status and searched by address, name or company.
+pub async fn leads(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<LeadsQuery>,
+) -> Response {
+    let back = format!("/app/workspaces/{id}");
+    let r = async {
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        let status = query.status.as_deref().unwrap_or_default();
+        let q = query.q.as_deref().unwrap_or_default();
+        let found = crate::app::tenant_dashboard::leads(
+            &state,
+            db,
+            &access,
+            Some(status),
+            Some(q),
+            query.after.as_deref(),
+        )
+        .await?;
+        let base = format!("/app/workspaces/{}/leads", access.workspace.id);
+        let next = found.next.map(|c| {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("status", status)
+                .append_pair("q", q)
+                .append_pair("after", &c.to_string())
+                .finish();
+            format!("{base}?{query}")
+        });
+        Ok(html_response(
+            StatusCode::OK,
+            page(
+                "Leads",
+                Some(&me),
+                html! {
+                    main {
+                        h1 { "Leads of " (access.workspace.name) }
+                        form.filters #lead-filters method="get" action=(base) {
+                            label { "Search" input type="search" name="q" value=(q) placeholder="Address, name or company"; }
+                            label { "Status" select name="status" {
+                                option value="" selected[status.is_empty()] { "any" }
+                                @for s in ["new", "contacted", "replied", "booked", "bounced", "unsubscribed"] {
+                                    option value=(s) selected[status == s] { (s) }
+                                }
+                            } }
+                            button type="submit" { "Show" }
+                        }
+                        @if found.items.is_empty() { p #no-leads { "No leads match." } }
+                        @else {
+                            table #lead-list {
+                                tr { th.text { "E-mail" } th.text { "Name" } th.text { "Company" } th.text { "Status" } th.text { "Added" } }
+                                @for l in &found.items {
+                                    tr {
+                                        td.text { (l.email) }
+                                        td.text { (l.first_name.as_deref().unwrap_or_default()) " " (l.last_name.as_deref().unwrap_or_default()) }
+                                        td.text { (l.company.as_deref().unwrap_or_default()) }
+                                        td.text { (l.status.code()) }
+                                        td.text { (moment(l.created_at)) }
+                                    }
+                                }
+                            }
+                        }
+                        @if let Some(n) = &next { p { a #next-page href=(n) { "Older leads" } } }
+                        p { a href=(back) { "Back to the workspace" } }
+                    }
+                },
+            ),
+        ))
+    }
+    .await;
+    or_page(&me, &back, r)
+}
+
 /// The new-workspace form.
 #[derive(Debug, Deserialize)]
 pub struct NewWorkspaceForm {
@@ -104,6 +199,8 @@ pub async fn workspace(
     let r = async {
         let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
         let (members, invitations) = tenant_access::members(db, &access).await?;
+        let engine = crate::app::tenant_dashboard::engine(db, &access).await?;
+        let activity = crate::app::tenant_dashboard::activity(db, &access).await?;
         let owner = access.owner("manage").is_ok();
         let tokens = if owner {
             tenant_access::tokens(db, &access).await?
@@ -122,10 +219,27 @@ pub async fn workspace(
                         h1 { (ws.name) }
                         dl.facts {
                             dt { "Status" } dd #status { (ws.status.in_words()) }
+                            dt { "Engine" } dd #engine {
+                                @match engine { Some(d) => { (d.for_tenant()) }, None => { "not started yet" } }
+                            }
                             dt { "Data stored in" } dd { (region_in_words(ws.region)) }
                             dt { "Your role" } dd #role { (access.role.code()) }
                         }
-                        p { a #setup href={ (base) "/setup" } { "Set up your engine" } }
+                        p { a #setup href={ (base) "/setup" } { "Set up your engine" } " · " a #leads href={ (base) "/leads" } { "Leads" } }
+                        h2 { "Recent activity" }
+                        @if activity.is_empty() { p.quiet { "Nothing yet." } }
+                        @else {
+                            table #activity {
+                                tr { th.text { "When" } th.text { "What" } th.text { "By" } }
+                                @for e in &activity {
+                                    tr {
+                                        td.text { (moment(e.occurred_at)) }
+                                        td.text { (event_in_words(&e.event)) }
+                                        td.text { (crate::god::layout::actor(&e.actor)) }
+                                    }
+                                }
+                            }
+                        }
                         h2 { "Members" }
                         table #members {
                             tr { th.text { "E-mail" } th.text { "Role" } th.text { "Since" } }

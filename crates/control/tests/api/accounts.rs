@@ -451,7 +451,11 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
     for id in [alice_id.as_str(), missing.as_str(), "not-an-id"] {
         let base = format!("/app/workspaces/{id}");
         let mut seen = Vec::new();
-        for page in [base.clone(), format!("{base}/setup")] {
+        for page in [
+            base.clone(),
+            format!("{base}/setup"),
+            format!("{base}/leads"),
+        ] {
             let r = mallory.get(&page).await;
             seen.push((r.status().as_u16(), "GET page"));
         }
@@ -524,4 +528,94 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
     );
     let progress = app.t.db.onboarding_progress(ws).await.expect("progress");
     assert_eq!(progress.brand, None);
+}
+
+/// The dashboard shows a tenant their leads (newest first, 50 a page, filtered and searched
+/// in their own partition only), their engine in their words, and recent activity.
+#[tokio::test]
+async fn a_tenant_pages_and_searches_their_leads_and_sees_their_activity() {
+    let app = spawn_app().await;
+    let owner = tenant(&app, "lea@acme.test", "eu-west").await;
+    let ws_page = new_workspace(&owner, "Acme", "acme_leads").await;
+    let id = ws_page.rsplit('/').next().expect("id").to_owned();
+    let ws = genesis_core::WorkspaceId::parse(&id).expect("id");
+    genesis_store::PartitionManager::new(app.t.db.clone())
+        .ensure(ws, "test")
+        .await
+        .expect("partition");
+    let leads: Vec<serde_json::Value> = (0..60)
+        .map(|i| {
+            serde_json::json!({
+                "email": format!("lead{i:02}@corp.example"),
+                "company": if i % 2 == 0 { "Even Corp" } else { "Odd_Ltd" },
+                "status": if i < 5 { "replied" } else { "new" },
+            })
+        })
+        .collect();
+    let (status, report, _) = app
+        .post(
+            &format!("/api/v1/workspaces/{id}/leads"),
+            serde_json::json!({ "leads": leads }),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    // Another tenant's lead with a matching address stays out of sight.
+    let other = tenant(&app, "zed@other.test", "eu-west").await;
+    let other_page = new_workspace(&other, "Other", "other_leads").await;
+    let other_id = other_page.rsplit('/').next().expect("id").to_owned();
+    genesis_store::PartitionManager::new(app.t.db.clone())
+        .ensure(
+            genesis_core::WorkspaceId::parse(&other_id).expect("id"),
+            "test",
+        )
+        .await
+        .expect("partition");
+    app.post(
+        &format!("/api/v1/workspaces/{other_id}/leads"),
+        serde_json::json!({ "leads": [{"email": "lead99@corp.example", "company": "Odd_Ltd"}] }),
+    )
+    .await;
+
+    let rows = |html: &str| html.matches("@corp.example</td>").count();
+    let first = owner
+        .get(&format!("{ws_page}/leads"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(rows(&first), 50, "a page holds 50");
+    assert!(first.contains("lead59@corp.example") && !first.contains("lead99"));
+    let marker = "id=\"next-page\" href=\"";
+    let at = first.find(marker).expect("a next page") + marker.len();
+    let next: String = first[at..].chars().take_while(|c| *c != '"').collect();
+    let second = owner
+        .get(&next.replace("&amp;", "&"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(rows(&second), 10);
+    assert!(!second.contains("next-page"));
+
+    // Search is a substring in any case, `_` a character (not a wildcard); status filters.
+    let odd = owner
+        .get(&format!("{ws_page}/leads?q=ODD_LTD&status="))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(rows(&odd), 30);
+    let replied = owner
+        .get(&format!("{ws_page}/leads?status=replied"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(rows(&replied), 5);
+    let bad = owner.get(&format!("{ws_page}/leads?status=won")).await;
+    assert_eq!(bad.status(), 422);
+
+    let page = owner.get(&ws_page).await.text().await.expect("workspace");
+    assert!(page.contains(r#"id="engine">not started yet"#), "{page}");
+    assert!(page.contains("id=\"activity\""));
 }
