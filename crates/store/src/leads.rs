@@ -365,24 +365,9 @@ impl TenantSession {
         cursor: Option<LeadCursor>,
         limit: i64,
     ) -> Result<LeadPage, StoreError> {
-        let limit = limit.clamp(1, 1_000);
-        let rows = sqlx::query_as!(
-            LeadRow,
-            r#"SELECT id, email, first_name, last_name, company, status, data, created_at, updated_at
-               FROM genesis.leads
-               WHERE workspace_id = $1 AND status = $2
-                 AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
-               ORDER BY created_at DESC, id DESC
-               LIMIT $5"#,
-            self.workspace.as_uuid(),
-            status.code(),
-            cursor.map(|c| c.parts().0),
-            cursor.map(|c| c.parts().1),
-            limit,
-        )
-        .fetch_all(&mut *self.tx)
-        .await?;
-        lead_page_from(rows, limit)
+        // The runtime role plans every statement with its values (force_custom_plan), so
+        // the search's absent filters fold away and this reads the status index as before.
+        self.lead_search(Some(status), None, cursor, limit).await
     }
 
     /// One page of leads, newest first, optionally in one status and matching `q` (part
