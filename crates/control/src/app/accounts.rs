@@ -33,6 +33,8 @@ pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const RESEND_QUIET: Duration = Duration::from_secs(5 * 60);
 /// The weakest password accepted, on zxcvbn's 0–4 scale ("safely unguessable").
 pub const MIN_STRENGTH: u8 = 3;
+/// How much of a password the strength estimate reads.
+const ESTIMATED_CHARS: usize = 64;
 
 /// A secret a person holds, prefixed by the region whose database knows it:
 /// `eu-west.<43 characters>`. The prefix is not a secret; the digest covers the whole.
@@ -124,7 +126,11 @@ pub fn password_weakness(password: &str, email: &str) -> Option<String> {
         return Some("use at most 256 characters".into());
     }
     let local = email.split('@').next().unwrap_or_default();
-    let estimate = zxcvbn::zxcvbn(password, &[email, local]);
+    // zxcvbn's matching grows faster than linearly with length, and this runs before any
+    // password worker is involved: the estimate reads the first 64 characters, which decide
+    // the score of every password a person would choose (a weak start is a weak password).
+    let head: String = password.chars().take(ESTIMATED_CHARS).collect();
+    let estimate = zxcvbn::zxcvbn(&head, &[email, local]);
     (u8::from(estimate.score()) < MIN_STRENGTH).then(|| {
         estimate
             .feedback()
@@ -482,5 +488,7 @@ mod tests {
             assert!(password_weakness(weak, email).is_some(), "{weak}");
         }
         assert_eq!(password_weakness("staple orbit velvet canyon", email), None);
+        // A long password is estimated by its start: a long run of one character is weak.
+        assert!(password_weakness(&"a".repeat(200), email).is_some());
     }
 }
