@@ -8,52 +8,43 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use genesis_core::Region;
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::session::{Me, SIGN_IN, cleared_cookie, link_origin, session_cookie};
 use crate::app::accounts::{self, AccountRefusal, SignUp, SignUpRefusal};
 use crate::extract::{ApiForm, ApiQuery};
-use crate::god::layout::{STYLE_PATH, html_response};
+use crate::god::layout::{document, html_response};
 use crate::god::session::same_origin;
 use crate::{AppState, Problem};
 
 /// A whole dashboard page: `body` under the bar (none on the open pages, `me` = None).
 pub fn page(title: &str, me: Option<&Me>, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Genesis" }
-                link rel="stylesheet" href=(STYLE_PATH);
-                script src="/god/assets/confirm.js" defer {}
-            }
-            body {
-                @if let Some(me) = me {
-                    header {
-                        strong { "Genesis" }
-                        nav aria-label="Dashboard" { a href=(super::ROOT) { "Your workspaces" } }
-                        span.who { (me.account.email) }
-                        form.inline method="post" action="/app/sign-out" {
-                            input type="hidden" name="csrf" value=(me.csrf);
-                            button type="submit" id="sign-out" { "Sign out" }
-                        }
-                        form.inline method="post" action="/app/sign-out" {
-                            input type="hidden" name="csrf" value=(me.csrf);
-                            input type="hidden" name="everywhere" value="1";
-                            button type="submit" id="sign-out-everywhere"
-                                data-confirm="Sign out on every device, this one included?" {
-                                "Sign out everywhere"
-                            }
+    document(
+        &format!("{title} · Genesis"),
+        html! {
+            @if let Some(me) = me {
+                header {
+                    strong { "Genesis" }
+                    nav aria-label="Dashboard" { a href=(super::ROOT) { "Your workspaces" } }
+                    span.who { (me.account.email) }
+                    form.inline method="post" action="/app/sign-out" {
+                        input type="hidden" name="csrf" value=(me.csrf);
+                        button type="submit" id="sign-out" { "Sign out" }
+                    }
+                    form.inline method="post" action="/app/sign-out" {
+                        input type="hidden" name="csrf" value=(me.csrf);
+                        input type="hidden" name="everywhere" value="1";
+                        button type="submit" id="sign-out-everywhere"
+                            data-confirm="Sign out on every device, this one included?" {
+                            "Sign out everywhere"
                         }
                     }
                 }
-                (body)
             }
-        }
-    }
+            (body)
+        },
+    )
 }
 
 /// A refusal as a page, with the way back.

@@ -36,9 +36,7 @@ pub struct Me {
 impl Me {
     /// A 403 unless `submitted` is this session's CSRF token.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), Problem> {
-        if crate::credentials::token_digest(&self.csrf)
-            == crate::credentials::token_digest(submitted)
-        {
+        if crate::god::session::same(&self.csrf, submitted) {
             Ok(())
         } else {
             Err(Problem::forbidden(

@@ -212,7 +212,6 @@ pub async fn brand(
 ) -> Response {
     let r = async {
         let (access, db) = owner_of(&state, &me, &post.csrf, &id).await?;
-        let wiz = wizard::wizard(db, &access).await?;
         let (status, form, error, note) = match post.action.as_str() {
             "fetch" => match crate::app::brand::scrape_for(&state, &post.form.website).await {
                 Ok(draft) => (
@@ -238,6 +237,8 @@ pub async fn brand(
             },
             _ => return Err(Problem::invalid_field("action", "choose fetch or confirm")),
         };
+        // Read only when the page is shown again (a confirmation redirects).
+        let wiz = wizard::wizard(db, &access).await?;
         Ok(html_response(
             status,
             setup_page(&me, &access, &wiz, &form, error.as_ref(), note),

@@ -65,20 +65,30 @@ pub const STYLE_PATH: &str = "/god/assets/god.css";
 
 /// A whole page: `body` under the navigation bar (none on the sign-in page, `who` = None).
 pub fn page(title: &str, who: Option<&SignedIn>, body: Markup) -> Markup {
+    document(
+        &format!("{title} · Genesis God Mode"),
+        html! {
+            @if let Some(s) = who { (navigation(s)) }
+            (body)
+        },
+    )
+}
+
+/// An HTML document titled `title`, with the style sheet and the confirmation script every
+/// page of God Mode and of the tenants' dashboard loads (files: the CSP allows no inline
+/// ones).
+pub fn document(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Genesis God Mode" }
+                title { (title) }
                 link rel="stylesheet" href=(STYLE_PATH);
                 script src="/god/assets/confirm.js" defer {}
             }
-            body {
-                @if let Some(s) = who { (navigation(s)) }
-                (body)
-            }
+            body { (body) }
         }
     }
 }

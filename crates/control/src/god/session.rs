@@ -80,7 +80,7 @@ pub fn csrf_token(token: &str) -> String {
 }
 
 /// Equality that takes as long whatever the inputs (both sides are hashed first).
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
 }
 
