@@ -35,6 +35,15 @@ export GENESIS_CLOUD__TOKEN="demo"
 export GENESIS_CLOUD__PER_MINUTE=100000
 export GENESIS_CLOUD__PER_HOUR=1000000
 export GENESIS_OAUTH__GOOGLE_TOKEN_URL="http://127.0.0.1:$sim_port/token"
+# The wizard's "Connect Gmail" and AI key checks go to the simulator's fakes of Google and
+# of OpenAI, Anthropic and Relevance AI.
+export GENESIS_OAUTH__GOOGLE_AUTH_URL="http://127.0.0.1:$sim_port/o/oauth2/v2/auth"
+export GENESIS_OAUTH__GOOGLE_USERINFO_URL="http://127.0.0.1:$sim_port/v1/userinfo"
+export GENESIS_OAUTH__GOOGLE_CLIENT_ID="genesis-demo.apps.googleusercontent.com"
+export GENESIS_OAUTH__GOOGLE_CLIENT_SECRET="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export GENESIS_AI__OPENAI_URL="http://127.0.0.1:$sim_port/openai"
+export GENESIS_AI__ANTHROPIC_URL="http://127.0.0.1:$sim_port/anthropic"
+export GENESIS_AI__RELEVANCE_URL="http://127.0.0.1:$sim_port/relevance/{region}"
 # One warm standby per region (spec 55.4's hot-standby pool; the default is 30 in all).
 export GENESIS_STANDBY__TOTAL="${GENESIS_STANDBY__TOTAL:-5}"
 # The first tenant's droplet has real Caddy in front (as on DigitalOcean, with the simulator's
@@ -82,7 +91,9 @@ fi
 bold "Starting the DigitalOcean simulator on 127.0.0.1:$sim_port (droplets boot the real sidecar + a fake n8n$real_note; the first one real Caddy in front)"
 step "genesis sim-cloud --pace realistic --speed 20 --sidecars $disks --caddy 1 ${real_n8n[*]}"
 $bin sim-cloud --listen "127.0.0.1:$sim_port" --pace realistic --speed 20 --per-minute 100000 \
-  --per-hour 1000000 --sidecars "$disks" --caddy 1 "${real_n8n[@]}" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
+  --per-hour 1000000 --sidecars "$disks" --caddy 1 "${real_n8n[@]}" \
+  --google-client "$GENESIS_OAUTH__GOOGLE_CLIENT_ID:$GENESIS_OAUTH__GOOGLE_CLIENT_SECRET:http://localhost:$port/app/oauth/google/callback,http://127.0.0.1:$port/app/oauth/google/callback" \
+  --ai-keys-file "$disks/ai-keys.json" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 100); do
   [ -s "$GENESIS_IGNITION__SIDECAR_CA_FILE" ] && break
@@ -223,6 +234,9 @@ bold "Where to look"
 cat <<INFO
   God Mode     http://localhost:$port/god   (sign in as ops@genesis.local / $operator_password)
   Tenants      http://localhost:$port/app/sign-up   (sign up as a tenant; the e-mail links are printed here)
+               The wizard talks to the simulator's fake Google (type any address on its consent
+               page) and fake AI vendors, which accept only these keys:
+$(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); r=k["relevance"].split(":"); print("                 OpenAI     "+k["openai"]+"\n                 Anthropic  "+k["anthropic"]+"\n                 Relevance  region "+r[0]+", project "+r[1]+", key "+r[2])' "$disks/ai-keys.json" 2>/dev/null || echo "                 (the simulator wrote no keys: see its log)")
   API          $api/api/v1/workspaces   (header: $auth)
   Health       $api/healthz   $api/readyz
   Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>

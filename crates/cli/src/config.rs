@@ -58,6 +58,9 @@ pub struct Config {
     /// OAuth providers' token endpoints (the watchdog refreshes expired tokens).
     #[serde(default)]
     pub oauth: crate::config_ignition::OAuthConfig,
+    /// The AI vendors the wizard checks keys with.
+    #[serde(default)]
+    pub ai: crate::config_ignition::AiConfig,
     /// The hot-standby pool (spec 55.4 strategy 3).
     #[serde(default)]
     pub standby: crate::config_ignition::StandbyConfig,
@@ -478,8 +481,28 @@ impl Config {
             &self.vault,
             &self.sidecar,
         ));
-        if reqwest::Url::parse(&self.oauth.google_token_url).is_err() {
-            out.push(problem("oauth.google_token_url", "not a URL"));
+        for (field, url) in [
+            ("oauth.google_token_url", &self.oauth.google_token_url),
+            ("oauth.google_auth_url", &self.oauth.google_auth_url),
+            ("oauth.google_userinfo_url", &self.oauth.google_userinfo_url),
+            ("ai.openai_url", &self.ai.openai_url),
+            ("ai.anthropic_url", &self.ai.anthropic_url),
+        ] {
+            if reqwest::Url::parse(url).is_err() {
+                out.push(problem(field, "not a URL"));
+            }
+        }
+        if reqwest::Url::parse(&self.ai.relevance_url.replace("{region}", "bcbe5a")).is_err() {
+            out.push(problem(
+                "ai.relevance_url",
+                "not a URL (with {region} in it)",
+            ));
+        }
+        if self.oauth.google_client_id.is_some() != self.oauth.google_client_secret.is_some() {
+            out.push(problem(
+                "oauth.google_client_secret",
+                "set both google_client_id and google_client_secret, or neither",
+            ));
         }
         for r in self.standby.regions.keys() {
             if Region::parse(r).is_err() {

@@ -297,14 +297,102 @@ impl VaultConfig {
     }
 }
 
-/// `[oauth]`: where tenants' OAuth tokens are refreshed (spec 43.3's `credential_expired`
-/// heal). `genesis sim-cloud` serves a fake Google token endpoint at `/token`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[oauth]`: the platform's Google OAuth client, which the wizard's "Connect Gmail" uses
+/// (spec 60.2), and Google's endpoints, where tokens are also refreshed (spec 43.3's
+/// `credential_expired` heal). `genesis sim-cloud` serves fakes of all three endpoints.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
     /// Google's token endpoint.
     #[serde(default = "default_google_token_url")]
     pub google_token_url: String,
+    /// Google's authorization endpoint.
+    #[serde(default = "default_google_auth_url")]
+    pub google_auth_url: String,
+    /// OpenID's userinfo endpoint at Google.
+    #[serde(default = "default_google_userinfo_url")]
+    pub google_userinfo_url: String,
+    /// The platform's OAuth client id; unset, "Connect Gmail" says it is not configured.
+    #[serde(default)]
+    pub google_client_id: Option<String>,
+    /// Its secret (set it from the environment: `GENESIS_OAUTH__GOOGLE_CLIENT_SECRET`).
+    #[serde(default)]
+    pub google_client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthConfig")
+            .field("google_token_url", &self.google_token_url)
+            .field("google_auth_url", &self.google_auth_url)
+            .field("google_userinfo_url", &self.google_userinfo_url)
+            .field("google_client_id", &self.google_client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_google_auth_url() -> String {
+    "https://accounts.google.com/o/oauth2/v2/auth".into()
+}
+
+fn default_google_userinfo_url() -> String {
+    "https://openidconnect.googleapis.com/v1/userinfo".into()
+}
+
+impl OAuthConfig {
+    /// The platform's Google client, when both halves are set.
+    pub fn google_app(&self) -> Option<genesis_control::providers::GoogleApp> {
+        match (&self.google_client_id, &self.google_client_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+                Some(genesis_control::providers::GoogleApp {
+                    client_id: id.clone(),
+                    client_secret: secret.clone(),
+                    auth_url: self.google_auth_url.clone(),
+                    token_url: self.google_token_url.clone(),
+                    userinfo_url: self.google_userinfo_url.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `[ai]`: where the AI vendors' APIs are, for the wizard's key checks (spec 60.1 stage 4).
+/// `genesis sim-cloud` serves fakes under `/openai`, `/anthropic` and `/relevance/{region}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiConfig {
+    /// OpenAI's API base.
+    #[serde(default = "default_openai_url")]
+    pub openai_url: String,
+    /// Anthropic's API base.
+    #[serde(default = "default_anthropic_url")]
+    pub anthropic_url: String,
+    /// Relevance AI's API base, `{region}` standing for the project's region.
+    #[serde(default = "default_relevance_url")]
+    pub relevance_url: String,
+}
+
+fn default_openai_url() -> String {
+    genesis_control::providers::Providers::default().openai_url
+}
+
+fn default_anthropic_url() -> String {
+    genesis_control::providers::Providers::default().anthropic_url
+}
+
+fn default_relevance_url() -> String {
+    genesis_control::providers::Providers::default().relevance_url
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            openai_url: default_openai_url(),
+            anthropic_url: default_anthropic_url(),
+            relevance_url: default_relevance_url(),
+        }
+    }
 }
 
 fn default_google_token_url() -> String {
@@ -315,6 +403,10 @@ impl Default for OAuthConfig {
     fn default() -> Self {
         Self {
             google_token_url: default_google_token_url(),
+            google_auth_url: default_google_auth_url(),
+            google_userinfo_url: default_google_userinfo_url(),
+            google_client_id: None,
+            google_client_secret: None,
         }
     }
 }

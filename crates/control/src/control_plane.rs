@@ -92,6 +92,7 @@ pub struct ControlPlaneBuilder {
     token_ttl: Duration,
     vault: Option<Arc<genesis_store::MasterKeys>>,
     outbound: crate::outbound::FetchLimits,
+    providers: crate::providers::Providers,
     fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -156,6 +157,13 @@ impl ControlPlaneBuilder {
     /// internal addresses here to serve sites on loopback.
     pub fn outbound(mut self, limits: crate::outbound::FetchLimits) -> Self {
         self.outbound = limits;
+        self
+    }
+
+    /// Where the wizard's third parties are (Google, the AI vendors): the real ones by
+    /// default, the simulator's in tests and the demo.
+    pub fn providers(mut self, providers: crate::providers::Providers) -> Self {
+        self.providers = providers;
         self
     }
 
@@ -226,6 +234,7 @@ impl ControlPlaneBuilder {
             wakers,
             vault: self.vault,
             outbound: self.outbound,
+            providers: self.providers,
         };
         ControlPlane {
             state,
@@ -262,6 +271,7 @@ impl ControlPlane {
             token_ttl: Duration::from_secs(60),
             vault: None,
             outbound: crate::outbound::FetchLimits::default(),
+            providers: crate::providers::Providers::default(),
             fleet: None,
             stop: watch::channel(false),
             tasks: Supervisor::default(),

@@ -18,6 +18,7 @@ pub mod heartbeats;
 pub mod index;
 pub mod outbound;
 pub mod problem;
+pub mod providers;
 pub mod second_factor;
 pub mod sidecar;
 pub mod sign_in_guard;

@@ -176,6 +176,12 @@ impl Problem {
         )
     }
 
+    /// The same problem, about `field` (a form shows it beside that field).
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
     /// Our fault. The detail stays generic; the cause goes to the log.
     pub fn internal() -> Self {
         Self::new(

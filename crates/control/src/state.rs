@@ -45,4 +45,6 @@ pub struct AppState {
     /// What fetching a tenant's web pages may cost, and whether internal addresses may be
     /// fetched (tests only).
     pub outbound: crate::outbound::FetchLimits,
+    /// Where the wizard's third parties are (Google, the AI vendors).
+    pub providers: crate::providers::Providers,
 }

@@ -239,7 +239,7 @@ fn waiting_for(step: IgnitionStep) -> &'static str {
 }
 
 /// What the user is told to check, by failure point (spec 50.6 step 6).
-fn troubleshooting(failed: Option<IgnitionStep>) -> Vec<&'static str> {
+pub fn troubleshooting(failed: Option<IgnitionStep>) -> Vec<&'static str> {
     match failed {
         Some(IgnitionStep::PartitionCreating) => {
             vec!["This is on our side; try again in a few minutes."]

@@ -1,6 +1,7 @@
 //! Simulators of the services the control plane cannot reach from here (spec 45). Each speaks
 //! the real API over HTTP so our real clients are what gets tested.
 
+pub mod ai_providers;
 pub mod caddy;
 pub mod cloud_init;
 #[cfg(feature = "contract")]

@@ -167,7 +167,7 @@ pub struct Owner<'a> {
     pub account: &'a Account,
 }
 
-fn workspace_id(u: Uuid) -> Result<WorkspaceId, StoreError> {
+pub(crate) fn workspace_id(u: Uuid) -> Result<WorkspaceId, StoreError> {
     WorkspaceId::from_uuid(u).map_err(|_| StoreError::Corrupt {
         what: "workspace id",
         value: u.to_string(),

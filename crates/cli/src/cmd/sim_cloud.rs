@@ -69,6 +69,14 @@ pub struct SimCloudArgs {
     /// Where n8n 2.8.4 is installed (the directory `scripts/n8n-install.sh` prints).
     #[arg(long, env = "GENESIS_N8N_HOME", value_name = "DIR")]
     n8n_home: Option<PathBuf>,
+    /// Registers an OAuth client with the fake Google: `ID:SECRET:REDIRECT_URI[,URI...]`
+    /// (the control plane's `<origin>/app/oauth/google/callback`). Repeatable.
+    #[arg(long, value_name = "ID:SECRET:REDIRECT_URIS")]
+    google_client: Vec<String>,
+    /// Writes one working key per fake AI vendor to this file (JSON), for people to paste
+    /// in the wizard: the fakes accept only keys they issued.
+    #[arg(long, value_name = "FILE")]
+    ai_keys_file: Option<PathBuf>,
 }
 
 /// The default place `scripts/n8n-install.sh` installs n8n.
@@ -171,13 +179,43 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
     // Google's token endpoint rides on the same listener (another host in reality), so
     // `[oauth] google_token_url = "<this address>/token"` refreshes tenants' tokens here.
     let google = genesis_sim::google_oauth::FakeGoogleOAuth::new();
+    for spec in &a.google_client {
+        let mut parts = spec.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(id), Some(secret), Some(redirects))
+                if !id.is_empty()
+                    && !secret.is_empty()
+                    && redirects.split(',').all(|r| r.starts_with("http")) =>
+            {
+                let uris: Vec<&str> = redirects.split(',').collect();
+                google.register_client(id, secret, &uris);
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "--google-client takes ID:SECRET:REDIRECT_URI, got {spec:?}"
+                )));
+            }
+        }
+    }
+    // The AI vendors' fakes ride on the same listener too, under a prefix each.
+    let ai = genesis_sim::ai_providers::FakeAiProviders::new();
+    if let Some(path) = &a.ai_keys_file {
+        use genesis_sim::ai_providers::Vendor;
+        let keys = serde_json::json!({
+            "openai": ai.issue(Vendor::OpenAi),
+            "anthropic": ai.issue(Vendor::Anthropic),
+            "relevance": ai.issue(Vendor::Relevance),
+        });
+        std::fs::write(path, keys.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let hook_for_routes = hook.clone();
     serve_with(
         listener,
         sim.clone(),
         move |r| {
             // Chaos inside virtual droplets (drift, load) when they run the sidecar.
-            let r = r.merge(google.router());
+            let r = r.merge(google.router()).merge(ai.router());
             match hook_for_routes {
                 Some(h) => r.merge(genesis_sim::fleet_admin::router(h)),
                 None => r,

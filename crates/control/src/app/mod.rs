@@ -5,6 +5,7 @@
 //! (`workers`, store, ignition, queue), never back.
 
 pub mod accounts;
+pub mod ai_keys;
 pub mod alerts;
 pub mod audit;
 pub mod booking;
@@ -13,6 +14,7 @@ pub mod droplet_ops;
 pub mod droplet_power;
 pub mod droplets;
 pub mod fleet;
+pub mod gmail;
 pub mod hibernation;
 pub mod ignition;
 pub mod leads;

@@ -1,15 +1,23 @@
 //! The Genesis Gateway wizard (spec 60.1): seven stages from sign-up to ignition, with
 //! progress saved per stage in the workspace's database so a tenant resumes from any
 //! device. Stage 1 (account, with the region of 62.2) is the sign-up itself; stages 2 (brand,
-//! 61.1) and 6 (booking link, 61.3) are here; the others follow in later increments and are
-//! shown as not yet available.
+//! 61.1), 6 (booking link, 61.3) and 7 (Start Engine) are here, 3 in [`super::gmail`] and 4
+//! in [`super::ai_keys`]. Stage 5 (DNS) follows in a later increment and is shown as not
+//! yet available; it does not hold up Start Engine.
 
 use genesis_store::Database;
-use genesis_store::onboarding::SavedStage;
+use genesis_store::onboarding::{Confirmation, SavedStage};
+
+use std::collections::BTreeMap;
+
+use genesis_core::WorkspaceStatus;
+use genesis_store::onboarding::SecretKind;
+use serde_json::json;
 
 use super::brand::{Brand, MAX_PRODUCTS};
+use super::ignition::{IgniteAnswer, IgniteRequest};
 use super::tenant_access::Access;
-use crate::Problem;
+use crate::{AppState, Problem};
 
 /// The stages, in order, as the wizard names them.
 pub const STAGES: [(&str, &str); 7] = [
@@ -42,6 +50,27 @@ pub struct Wizard {
     pub brand: Option<Brand>,
     /// The booking link as confirmed, if it was.
     pub booking: Option<String>,
+    /// The Gmail address that sends, and the sender's name, once connected.
+    pub email: Option<(String, String)>,
+    /// The AI keys as saved (masked), once checked.
+    pub ai_keys: Option<serde_json::Value>,
+}
+
+impl Wizard {
+    /// Whether stage `code` is done.
+    pub fn done(&self, code: &str) -> bool {
+        self.stages
+            .iter()
+            .any(|(c, _, s)| *c == code && *s == StageState::Done)
+    }
+
+    /// The first stage Start Engine still waits for, if any: `(code, label)`.
+    pub fn missing_before_start(&self) -> Option<(&'static str, &'static str)> {
+        self.stages
+            .iter()
+            .find(|(c, _, s)| *c != "ignition" && *s == StageState::ToDo)
+            .map(|(c, l, _)| (*c, *l))
+    }
 }
 
 /// Where `access`'s workspace stands in the wizard.
@@ -57,7 +86,12 @@ pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
                 "account" => StageState::Done,
                 "brand" if progress.brand_confirmed_at.is_some() => StageState::Done,
                 "booking" if progress.booking_confirmed_at.is_some() => StageState::Done,
-                "brand" | "booking" => StageState::ToDo,
+                "email" if progress.email_confirmed_at.is_some() => StageState::Done,
+                "ai_keys" if progress.ai_keys_confirmed_at.is_some() => StageState::Done,
+                "ignition" if access.workspace.status == WorkspaceStatus::Active => {
+                    StageState::Done
+                }
+                "brand" | "booking" | "email" | "ai_keys" | "ignition" => StageState::ToDo,
                 _ => StageState::NotYetAvailable,
             };
             (*code, *label, state)
@@ -66,10 +100,18 @@ pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
     let booking = progress
         .booking
         .and_then(|b| b["url"].as_str().map(str::to_owned));
+    let email = progress.email.and_then(|e| {
+        Some((
+            e["address"].as_str()?.to_owned(),
+            e["name"].as_str()?.to_owned(),
+        ))
+    });
     Ok(Wizard {
         stages,
         brand,
         booking,
+        email,
+        ai_keys: progress.ai_keys,
     })
 }
 
@@ -179,9 +221,13 @@ pub async fn confirm_brand(
     let json = serde_json::to_value(&brand).map_err(|_| Problem::internal())?;
     db.onboarding_confirm(
         access.workspace.id,
-        SavedStage::Brand,
-        &json,
-        ("company_name", brand.name.as_deref().unwrap_or_default()),
+        &Confirmation {
+            stage: SavedStage::Brand,
+            value: &json,
+            template: &[("company_name", brand.name.as_deref().unwrap_or_default())],
+            secrets: &[],
+            keys: None,
+        },
         &access.actor,
     )
     .await?;
@@ -199,13 +245,167 @@ pub async fn confirm_booking(
     let json = serde_json::to_value(check).map_err(|_| Problem::internal())?;
     db.onboarding_confirm(
         access.workspace.id,
-        SavedStage::Booking,
-        &json,
-        ("calendly_link_1", &check.url),
+        &Confirmation {
+            stage: SavedStage::Booking,
+            value: &json,
+            template: &[("calendly_link_1", &check.url)],
+            secrets: &[],
+            keys: None,
+        },
         &access.actor,
     )
     .await?;
     Ok(())
+}
+
+/// "Start Engine" (owners): ignites the workspace with what the stages saved. Answers the
+/// ignition; a second press while one runs, or once the engine runs, is refused and changes
+/// nothing.
+pub async fn start_engine(
+    state: &AppState,
+    db: &Database,
+    access: &Access,
+) -> Result<IgniteAnswer, Problem> {
+    access.owner("start the engine")?;
+    match access.workspace.status {
+        WorkspaceStatus::Pending | WorkspaceStatus::RollbackComplete => {}
+        WorkspaceStatus::Provisioning => {
+            return Err(Problem::conflict(
+                "ignition",
+                "Start Engine was already pressed: your engine is starting",
+            ));
+        }
+        WorkspaceStatus::Active => {
+            return Err(Problem::conflict(
+                "ignition",
+                "your engine is already running",
+            ));
+        }
+        other => {
+            return Err(Problem::conflict(
+                "ignition",
+                format!("this workspace cannot be started now (it is {other})"),
+            ));
+        }
+    }
+    let w = wizard(db, access).await?;
+    if let Some((code, label)) = w.missing_before_start() {
+        return Err(Problem::invalid_field(
+            code,
+            format!("finish the \"{label}\" step first"),
+        ));
+    }
+    let keys = state.vault.as_deref().ok_or_else(|| {
+        tracing::error!("the vault has no master key: wizard secrets cannot be read");
+        Problem::unavailable("secrets cannot be read on this server yet; ask its operator")
+    })?;
+    let google = state.providers.google.as_ref().ok_or_else(|| {
+        Problem::unavailable(
+            "connecting Gmail is not configured on this platform; ask its operator",
+        )
+    })?;
+    let secret = |kind: SecretKind, stage: &'static str| async move {
+        let raw = db
+            .onboarding_secret(keys, access.workspace.id, kind)
+            .await?
+            .ok_or_else(|| Problem::invalid_field(stage, "this step must be done again"))?;
+        serde_json::from_slice::<serde_json::Value>(&raw).map_err(|_| {
+            tracing::error!(kind = kind.code(), "a wizard secret is not JSON");
+            Problem::internal()
+        })
+    };
+    let gmail = secret(SecretKind::Gmail, "email").await?;
+    let openai = secret(SecretKind::OpenAi, "ai_keys").await?;
+    let credentials = BTreeMap::from([
+        (
+            "gmail".to_owned(),
+            json!({
+                "clientId": google.client_id,
+                "clientSecret": google.client_secret,
+                "oauthTokenData": gmail,
+            }),
+        ),
+        ("openai".to_owned(), json!({"apiKey": openai["apiKey"]})),
+    ]);
+    let (new, answer) =
+        super::ignition::ignite(state, access.workspace.id, &IgniteRequest { credentials }).await?;
+    if !new {
+        return Err(Problem::conflict(
+            "ignition",
+            "Start Engine was already pressed: your engine is starting",
+        ));
+    }
+    Ok(answer)
+}
+
+/// One ignition step as the tenant sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepProgress {
+    /// Its code (`DROPLET_PROVISIONING`).
+    pub code: &'static str,
+    /// What it does, in the tenant's words.
+    pub label: &'static str,
+    /// `pending`, `running`, `done`, `failed`, `undoing`, `undone`.
+    pub status: &'static str,
+}
+
+/// Where Start Engine stands, as the live page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineProgress {
+    /// `RUNNING`, `UNWINDING`, `DONE`, `ROLLED_BACK`.
+    pub phase: genesis_core::SagaPhase,
+    /// The six steps.
+    pub steps: Vec<StepProgress>,
+    /// The step that failed, in words (a rollback).
+    pub failed: Option<&'static str>,
+    /// What to do about it, in words (a rollback).
+    pub advice: Vec<&'static str>,
+    /// Nothing more will change.
+    pub finished: bool,
+}
+
+/// A step in the tenant's words.
+pub fn step_in_words(step: genesis_core::IgnitionStep) -> &'static str {
+    use genesis_core::IgnitionStep as S;
+    match step {
+        S::PartitionCreating => "Preparing your lead database",
+        S::DropletProvisioning => "Starting your private server",
+        S::HandshakePending => "Connecting to your server",
+        S::CredentialsInjecting => "Installing your Gmail and AI keys",
+        S::WorkflowsDeploying => "Installing your campaigns",
+        S::Activating => "Switching your campaigns on",
+    }
+}
+
+/// The latest Start Engine of `access`'s workspace, if it was ever pressed.
+pub async fn engine_progress(
+    db: &Database,
+    access: &Access,
+) -> Result<Option<EngineProgress>, Problem> {
+    let Some(ig) = db.ignition_latest(access.workspace.id).await? else {
+        return Ok(None);
+    };
+    let view = super::ignition::view(db, &ig).await?;
+    let rolled_back = ig.phase == genesis_core::SagaPhase::RolledBack;
+    Ok(Some(EngineProgress {
+        phase: ig.phase,
+        steps: view
+            .steps
+            .iter()
+            .map(|s| StepProgress {
+                code: s.step.code(),
+                label: step_in_words(s.step),
+                status: s.status,
+            })
+            .collect(),
+        failed: ig.failed_step.map(step_in_words),
+        advice: if rolled_back || ig.phase == genesis_core::SagaPhase::Unwinding {
+            genesis_ignition::executor::troubleshooting(ig.failed_step)
+        } else {
+            Vec::new()
+        },
+        finished: ig.phase.is_final(),
+    }))
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! first ([`crate::app::tenant_access::access`]): a workspace the caller is no member of
 //! is a 404, exactly as one that does not exist.
 
+pub mod connect_pages;
+pub mod ignition_pages;
 pub mod pages;
 pub mod session;
 pub mod setup_pages;
@@ -36,6 +38,22 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(setup_pages::booking),
         )
         .route(
+            "/app/workspaces/{id}/setup/email",
+            get(connect_pages::email).post(connect_pages::connect),
+        )
+        .route(
+            "/app/workspaces/{id}/setup/ai-keys",
+            get(connect_pages::ai_keys).post(connect_pages::save_ai_keys),
+        )
+        .route(
+            "/app/workspaces/{id}/setup/ignition",
+            get(ignition_pages::engine).post(ignition_pages::start),
+        )
+        .route(
+            crate::app::gmail::CALLBACK_PATH,
+            get(connect_pages::google_callback),
+        )
+        .route(
             "/app/workspaces/{id}/members",
             post(workspace_pages::invite),
         )
@@ -53,6 +71,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/app/sign-out", post(pages::sign_out))
         .route("/app/{*rest}", get(pages::not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::require_account,
+        ));
+    // Outside the compression layer: a compressed event stream would sit in the encoder's
+    // buffer instead of reaching the page.
+    let live = Router::new()
+        .route(
+            "/app/workspaces/{id}/setup/ignition/events",
+            get(ignition_pages::events),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::require_account,
@@ -91,4 +120,5 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(guarded)
         .merge(api)
         .layer(tower_http::compression::CompressionLayer::new())
+        .merge(live)
 }

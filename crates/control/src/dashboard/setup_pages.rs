@@ -36,6 +36,16 @@ fn stage_word(s: StageState) -> &'static str {
     }
 }
 
+/// Where a stage has a page of its own (brand and booking are on the set-up page itself).
+fn stage_page(code: &str) -> Option<&'static str> {
+    match code {
+        "email" => Some("/setup/email"),
+        "ai_keys" => Some("/setup/ai-keys"),
+        "ignition" => Some("/setup/ignition"),
+        _ => None,
+    }
+}
+
 /// The brand form, filled with `form`, with `error` next to its field.
 fn brand_form(me: &Me, action: &str, form: &BrandForm, error: Option<&Problem>) -> Markup {
     let err = |field: &str| -> Markup {
@@ -134,7 +144,13 @@ fn setup_page_with(
                 ol #stages {
                     @for (code, label, state) in &wiz.stages {
                         li data-stage=(code) data-state=(stage_word(*state)) {
-                            (label) " — " (stage_word(*state))
+                            @match stage_page(code) {
+                                Some(path) if *state != StageState::NotYetAvailable => {
+                                    a href={ (base) (path) } { (label) }
+                                }
+                                _ => { (label) }
+                            }
+                            " — " (stage_word(*state))
                         }
                     }
                 }

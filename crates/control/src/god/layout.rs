@@ -240,6 +240,10 @@ pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Re
         "god.css" => (STYLE, "text/css; charset=utf-8"),
         "confirm.js" => (CONFIRM_SCRIPT, "text/javascript; charset=utf-8"),
         "overview-live.js" => (super::pages::LIVE_SCRIPT, "text/javascript; charset=utf-8"),
+        "engine-live.js" => (
+            crate::dashboard::ignition_pages::LIVE_SCRIPT,
+            "text/javascript; charset=utf-8",
+        ),
         "rollout-live.js" => (
             super::rollout_pages::LIVE_SCRIPT,
             "text/javascript; charset=utf-8",

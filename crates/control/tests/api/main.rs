@@ -16,6 +16,7 @@ mod god_mode;
 mod openapi;
 mod reconcilers;
 mod second_factor;
+mod wizard;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -61,9 +62,21 @@ async fn spawn_app_fetching(
     sign_ins: genesis_control::sign_in_guard::SignInLimits,
     outbound: genesis_control::outbound::FetchLimits,
 ) -> App {
+    spawn_app_providing(token, god, sign_ins, outbound, Default::default()).await
+}
+
+/// An app whose wizard talks to `providers` (the simulator's fake Google and AI vendors).
+async fn spawn_app_providing(
+    token: Option<&str>,
+    god: genesis_control::god::GodSettings,
+    sign_ins: genesis_control::sign_in_guard::SignInLimits,
+    outbound: genesis_control::outbound::FetchLimits,
+    providers: genesis_control::providers::Providers,
+) -> App {
     let t = TestDb::create().await.expect("test database");
     let control_plane = genesis_control::ControlPlane::builder(RegionalStore::single(t.db.clone()))
         .outbound(outbound)
+        .providers(providers)
         .god(god)
         .sign_in_limits(sign_ins)
         // The loopback peer stands for the load balancer: tests name other sources with

@@ -12,6 +12,7 @@ use genesis_ignition::{
     Igniter, IgnitionSettings, Images, OAuthRefresher, SidecarClient, TemplateSet,
 };
 use genesis_queue::{Bus, GovernorConfig, QueueConfig, Worker};
+use genesis_sim::ai_providers::FakeAiProviders;
 use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve};
 use genesis_sim::fleet::SidecarHook;
 use genesis_sim::google_oauth::FakeGoogleOAuth;
@@ -20,6 +21,10 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 pub const TOKEN: &str = "test-api-token";
+
+/// The platform's OAuth client at the fake Google: id and secret. Tests register its
+/// redirect URI once the control plane's address is known.
+pub const GOOGLE_CLIENT: (&str, &str) = ("genesis-test.apps.googleusercontent.com", "GOCSPX-t");
 
 /// Options a test may change before the world starts.
 pub struct Options {
@@ -96,6 +101,12 @@ pub struct World {
         reason = "used by the fleet tests, which share these helpers"
     )]
     pub google: FakeGoogleOAuth,
+    /// The AI vendors, faked (the wizard checks keys there).
+    #[allow(
+        dead_code,
+        reason = "used by the wizard tests, which share these helpers"
+    )]
+    pub ai: FakeAiProviders,
     oauth: OAuthRefresher,
     stop_worker: watch::Sender<bool>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -147,13 +158,15 @@ pub async fn world(opts: Options) -> World {
     o.per_minute = 100_000;
     o.per_hour = 1_000_000;
     let cloud = Arc::new(DigitalOcean::new(o).expect("client"));
+    // Google and the AI vendors, faked on one listener as `genesis sim-cloud` serves them.
     let google = FakeGoogleOAuth::new();
+    let ai = FakeAiProviders::new();
     let gl = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let oauth = OAuthRefresher::new(&format!("http://{}/token", gl.local_addr().expect("addr")))
-        .expect("oauth client");
-    let google_app = google.router();
+    let google_base = format!("http://{}", gl.local_addr().expect("addr"));
+    let oauth = OAuthRefresher::new(&format!("{google_base}/token")).expect("oauth client");
+    let google_app = google.router().merge(ai.router());
     tokio::spawn(async move { axum::serve(gl, google_app).await });
 
     // The queue, on a key prefix of its own.
@@ -183,8 +196,14 @@ pub async fn world(opts: Options) -> World {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let signer = Arc::new(genesis_protocol::CommandSigner::generate().expect("key"));
+    let keys = MasterKeys::new(1, BTreeMap::from([(1, [7u8; 32])])).expect("keys");
     // Built as `genesis serve` builds it; commands are journaled as there, flushed often.
     let mut builder = genesis_control::ControlPlane::builder(stores.clone())
+        .vault(Some(Arc::new(keys.clone())))
+        .providers(genesis_control::providers::Providers::simulated(
+            &google_base,
+            Some((GOOGLE_CLIENT.0, GOOGLE_CLIENT.1)),
+        ))
         .redis(genesis_queue::RedisTarget::parse(&redis).ok())
         .api_token(Some(TOKEN))
         .command_signer(signer.clone())
@@ -225,7 +244,6 @@ pub async fn world(opts: Options) -> World {
     )
     .expect("sidecar client")
     .with_journal(journal);
-    let keys = MasterKeys::new(1, BTreeMap::from([(1, [7u8; 32])])).expect("keys");
     let templates = match opts.templates {
         Some(t) => t,
         None => TemplateSet::golden().expect("golden"),
@@ -267,6 +285,11 @@ pub async fn world(opts: Options) -> World {
         )
         .build();
     tokio::spawn(control_plane.run(listener, std::future::pending()));
+    google.register_client(
+        GOOGLE_CLIENT.0,
+        GOOGLE_CLIENT.1,
+        &[&format!("{base}/app/oauth/google/callback")],
+    );
     let mut w = World {
         t,
         base,
@@ -278,6 +301,7 @@ pub async fn world(opts: Options) -> World {
         sidecar: sidecar_for_tests,
         bus,
         google,
+        ai,
         oauth,
         stop_worker: watch::channel(false).0,
         worker: None,
