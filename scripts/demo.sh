@@ -88,17 +88,31 @@ if [ -x "$n8n_home/node_modules/.bin/n8n" ]; then
   real_n8n=(--real-n8n 1 --n8n-home "$n8n_home")
   real_note="; the first tenant gets a real n8n 2.8.4"
 fi
+# The wizard's DNS stage needs Knot DNS (Debian's `knot`): installed when we may, else the
+# stage says automatic set-up is not configured.
+knotd_ok() { command -v knotd >/dev/null || [ -x /usr/sbin/knotd ]; }
+if ! knotd_ok && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq knot >/dev/null 2>&1 || true
+fi
+dns_args=()
+if knotd_ok; then dns_args=(--dns-dir "$disks/dns"); else echo "(knot is not installed: the wizard's DNS stage cannot apply records in this demo)"; fi
 bold "Starting the DigitalOcean simulator on 127.0.0.1:$sim_port (droplets boot the real sidecar + a fake n8n$real_note; the first one real Caddy in front)"
 step "genesis sim-cloud --pace realistic --speed 20 --sidecars $disks --caddy 1 ${real_n8n[*]}"
 $bin sim-cloud --listen "127.0.0.1:$sim_port" --pace realistic --speed 20 --per-minute 100000 \
   --per-hour 1000000 --sidecars "$disks" --caddy 1 "${real_n8n[@]}" \
   --google-client "$GENESIS_OAUTH__GOOGLE_CLIENT_ID:$GENESIS_OAUTH__GOOGLE_CLIENT_SECRET:http://localhost:$port/app/oauth/google/callback,http://127.0.0.1:$port/app/oauth/google/callback" \
-  --ai-keys-file "$disks/ai-keys.json" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
+  --ai-keys-file "$disks/ai-keys.json" "${dns_args[@]}" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 100); do
-  [ -s "$GENESIS_IGNITION__SIDECAR_CA_FILE" ] && break
+  [ -s "$GENESIS_IGNITION__SIDECAR_CA_FILE" ] && { [ ${#dns_args[@]} -eq 0 ] || [ -s "$disks/dns/address" ]; } && break
   sleep 0.1
 done
+# The wizard's DNS stage: checks ask the simulator's Knot DNS; its Entri-like provider writes there.
+if [ -s "$disks/dns/address" ]; then
+  GENESIS_DNS__SERVER="$(cat "$disks/dns/address")"
+  export GENESIS_DNS__SERVER
+  export GENESIS_DNS__PROVIDER_URL="$GENESIS_CLOUD__URL"
+fi
 bold "Starting the control plane on $api"
 $bin serve >"${TMPDIR:-/tmp}/genesis-demo-serve.log" 2>&1 &
 serve_pid=$!
@@ -235,7 +249,8 @@ cat <<INFO
   God Mode     http://localhost:$port/god   (sign in as ops@genesis.local / $operator_password)
   Tenants      http://localhost:$port/app/sign-up   (sign up as a tenant; the e-mail links are printed here)
                The wizard talks to the simulator's fake Google (type any address on its consent
-               page) and fake AI vendors, which accept only these keys:
+               page), its DNS provider (records land in a real Knot DNS at ${GENESIS_DNS__SERVER:-?})
+               and its fake AI vendors, which accept only these keys:
 $(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); r=k["relevance"].split(":"); print("                 OpenAI     "+k["openai"]+"\n                 Anthropic  "+k["anthropic"]+"\n                 Relevance  region "+r[0]+", project "+r[1]+", key "+r[2])' "$disks/ai-keys.json" 2>/dev/null || echo "                 (the simulator wrote no keys: see its log)")
   API          $api/api/v1/workspaces   (header: $auth)
   Health       $api/healthz   $api/readyz

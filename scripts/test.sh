@@ -18,6 +18,8 @@ command -v chromedriver >/dev/null || missing+=(chromium-driver)
 # droplet on the command path (issue 18).
 command -v caddy >/dev/null || missing+=(caddy)
 command -v cloud-init >/dev/null || missing+=(cloud-init)
+# Knot DNS is the authoritative server of tenants' domains in the wizard's DNS stage.
+command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
 # promtool checks the alert rules shipped in deploy/observability/.
 command -v promtool >/dev/null || missing+=(prometheus)
 # schemathesis (the API contract test) is installed from PyPI into a virtualenv.

@@ -61,6 +61,9 @@ pub struct Config {
     /// The AI vendors the wizard checks keys with.
     #[serde(default)]
     pub ai: crate::config_ignition::AiConfig,
+    /// The wizard's DNS checks and provider.
+    #[serde(default)]
+    pub dns: crate::config_ignition::DnsConfig,
     /// The hot-standby pool (spec 55.4 strategy 3).
     #[serde(default)]
     pub standby: crate::config_ignition::StandbyConfig,
@@ -497,6 +500,16 @@ impl Config {
                 "ai.relevance_url",
                 "not a URL (with {region} in it)",
             ));
+        }
+        if let Some(server) = &self.dns.server
+            && server.parse::<std::net::SocketAddr>().is_err()
+        {
+            out.push(problem("dns.server", "not IP:PORT (e.g. 127.0.0.1:53)"));
+        }
+        if let Some(url) = &self.dns.provider_url
+            && reqwest::Url::parse(url).is_err()
+        {
+            out.push(problem("dns.provider_url", "not a URL"));
         }
         if self.oauth.google_client_id.is_some() != self.oauth.google_client_secret.is_some() {
             out.push(problem(

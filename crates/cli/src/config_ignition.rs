@@ -357,6 +357,45 @@ impl OAuthConfig {
     }
 }
 
+/// `[dns]`: how the wizard's DNS stage checks and applies a tenant's records (spec 61.2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// The name server checks ask, `IP:PORT`; unset, the system's resolvers.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// The Entri-like provider's API base URL; unset, tenants add records by hand.
+    #[serde(default)]
+    pub provider_url: Option<String>,
+    /// Our application id at the provider.
+    #[serde(default)]
+    pub provider_application_id: Option<String>,
+}
+
+impl DnsConfig {
+    /// The name server to ask, if one is set and valid.
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    /// The provider, if one is set.
+    pub fn provider(
+        &self,
+        http: &reqwest::Client,
+    ) -> Option<genesis_control::app::dns::SharedProvider> {
+        self.provider_url.as_ref().map(|url| {
+            std::sync::Arc::new(genesis_control::app::dns::EntriApi {
+                url: url.clone(),
+                application_id: self
+                    .provider_application_id
+                    .clone()
+                    .unwrap_or_else(|| "genesis".into()),
+                http: http.clone(),
+            }) as genesis_control::app::dns::SharedProvider
+        })
+    }
+}
+
 /// `[ai]`: where the AI vendors' APIs are, for the wizard's key checks (spec 60.1 stage 4).
 /// `genesis sim-cloud` serves fakes under `/openai`, `/anthropic` and `/relevance/{region}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -24,6 +24,22 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The policy for a page whose form may also be sent to `origin` (a scheme, host and
+/// port): the browser applies `form-action` to the redirects after a submission too, so a
+/// form answered by a redirect to another site (Google's consent page) needs that site
+/// named in the policy of the page that holds the form.
+pub fn policy_with_form_action_to(origin: &str) -> Option<HeaderValue> {
+    let origin = origin.trim_end_matches('/');
+    if origin.is_empty() || origin.contains([';', '\'', ' ', '\n', '\r', ',']) {
+        return None;
+    }
+    HeaderValue::from_str(&CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    ))
+    .ok()
+}
+
 /// The headers every response gets (unless the handler set its own).
 const HEADERS: [(HeaderName, &str); 4] = [
     (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),

@@ -68,6 +68,10 @@ pub struct Providers {
     /// Relevance AI's API base, with `{region}` for the project's region
     /// (`https://api-{region}.stack.tryrelevance.com`).
     pub relevance_url: String,
+    /// The name server DNS checks ask (`None`: the system's resolvers).
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Adds DNS records to tenants' zones (`None`: tenants add them by hand).
+    pub dns_provider: Option<crate::app::dns::SharedProvider>,
     /// Calls them, each call bounded.
     pub http: reqwest::Client,
 }
@@ -91,6 +95,8 @@ impl Default for Providers {
             openai_url: "https://api.openai.com".into(),
             anthropic_url: "https://api.anthropic.com".into(),
             relevance_url: "https://api-{region}.stack.tryrelevance.com".into(),
+            dns_server: None,
+            dns_provider: None,
             http: client(),
         }
     }
@@ -98,15 +104,29 @@ impl Default for Providers {
 
 impl Providers {
     /// Every vendor at a simulator's address (`genesis sim-cloud`): Google at its root, the
-    /// AI vendors under `/openai`, `/anthropic` and `/relevance/{region}`.
-    pub fn simulated(base: &str, google_client: Option<(&str, &str)>) -> Self {
+    /// AI vendors under `/openai`, `/anthropic` and `/relevance/{region}`, the Entri-like
+    /// DNS provider under `/entri`; DNS checks ask `dns_server`.
+    pub fn simulated(
+        base: &str,
+        google_client: Option<(&str, &str)>,
+        dns_server: Option<std::net::SocketAddr>,
+    ) -> Self {
         let base = base.trim_end_matches('/');
+        let http = client();
         Self {
             google: google_client.map(|(id, secret)| GoogleApp::at(base, id, secret)),
             openai_url: format!("{base}/openai"),
             anthropic_url: format!("{base}/anthropic"),
             relevance_url: format!("{base}/relevance/{{region}}"),
-            http: client(),
+            dns_server,
+            dns_provider: dns_server.map(|_| {
+                std::sync::Arc::new(crate::app::dns::EntriApi {
+                    url: base.to_owned(),
+                    application_id: "genesis".into(),
+                    http: http.clone(),
+                }) as crate::app::dns::SharedProvider
+            }),
+            http,
         }
     }
 }

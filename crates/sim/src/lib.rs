@@ -7,6 +7,7 @@ pub mod cloud_init;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod digitalocean;
+pub mod dns;
 pub mod docker;
 pub mod fleet;
 pub mod fleet_admin;

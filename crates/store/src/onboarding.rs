@@ -34,6 +34,10 @@ pub struct Progress {
     pub ai_keys: Option<serde_json::Value>,
     /// When the AI keys were confirmed.
     pub ai_keys_confirmed_at: Option<DateTime<Utc>>,
+    /// The DNS stage's domain, DKIM selector and public key, once a domain was chosen.
+    pub dns: Option<serde_json::Value>,
+    /// When DNS was seen serving every record.
+    pub dns_confirmed_at: Option<DateTime<Utc>>,
 }
 
 /// A wizard stage that saves what it confirmed.
@@ -47,6 +51,8 @@ pub enum SavedStage {
     Email,
     /// Stage 4.
     AiKeys,
+    /// Stage 5 (spec 61.2).
+    Dns,
 }
 
 impl SavedStage {
@@ -57,6 +63,7 @@ impl SavedStage {
             SavedStage::Booking => "booking",
             SavedStage::Email => "email",
             SavedStage::AiKeys => "ai_keys",
+            SavedStage::Dns => "dns",
         }
     }
 }
@@ -70,7 +77,8 @@ impl Database {
         Ok(sqlx::query_as!(
             Progress,
             r#"SELECT brand, brand_confirmed_at, booking, booking_confirmed_at,
-                      email, email_confirmed_at, ai_keys, ai_keys_confirmed_at
+                      email, email_confirmed_at, ai_keys, ai_keys_confirmed_at,
+                      dns, dns_confirmed_at
                FROM genesis.onboarding_progress WHERE workspace_id = $1"#,
             workspace.as_uuid(),
         )
@@ -127,6 +135,16 @@ impl Database {
                    VALUES ($1, $2, now())
                    ON CONFLICT (workspace_id) DO UPDATE
                      SET ai_keys = EXCLUDED.ai_keys, ai_keys_confirmed_at = now(), updated_at = now()"#,
+                ws,
+                value,
+            )
+            .execute(&mut *tx)
+            .await?,
+            SavedStage::Dns => sqlx::query!(
+                r#"INSERT INTO genesis.onboarding_progress (workspace_id, dns, dns_confirmed_at)
+                   VALUES ($1, $2, now())
+                   ON CONFLICT (workspace_id) DO UPDATE
+                     SET dns = EXCLUDED.dns, dns_confirmed_at = now(), updated_at = now()"#,
                 ws,
                 value,
             )
@@ -192,6 +210,8 @@ pub enum SecretKind {
     Anthropic,
     /// A Relevance AI region, project and key.
     Relevance,
+    /// The sending domain's DKIM private key (PKCS#8, DER).
+    Dkim,
 }
 
 impl SecretKind {
@@ -202,13 +222,20 @@ impl SecretKind {
             SecretKind::OpenAi => "openai",
             SecretKind::Anthropic => "anthropic",
             SecretKind::Relevance => "relevance",
+            SecretKind::Dkim => "dkim",
         }
     }
 
     fn parse(code: &str) -> Option<Self> {
-        [Self::Gmail, Self::OpenAi, Self::Anthropic, Self::Relevance]
-            .into_iter()
-            .find(|k| k.code() == code)
+        [
+            Self::Gmail,
+            Self::OpenAi,
+            Self::Anthropic,
+            Self::Relevance,
+            Self::Dkim,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
     }
 }
 
@@ -337,6 +364,42 @@ impl Database {
             .into_iter()
             .filter_map(|r| SecretKind::parse(&r.kind).map(|k| (k, r.hint)))
             .collect())
+    }
+
+    /// Chooses the DNS stage's domain (stage 5): keeps `plan` (domain, selector, public key)
+    /// unconfirmed and seals the DKIM private key, replacing an earlier choice, in one
+    /// transaction with its audit event.
+    pub async fn onboarding_dns_plan(
+        &self,
+        keys: &MasterKeys,
+        workspace: WorkspaceId,
+        plan: &serde_json::Value,
+        dkim_private: &NewSecret<'_>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.app.begin().await?;
+        sqlx::query!(
+            r#"INSERT INTO genesis.onboarding_progress (workspace_id, dns, dns_confirmed_at)
+               VALUES ($1, $2, NULL)
+               ON CONFLICT (workspace_id) DO UPDATE
+                 SET dns = EXCLUDED.dns, dns_confirmed_at = NULL, updated_at = now()"#,
+            workspace.as_uuid(),
+            plan,
+        )
+        .execute(&mut *tx)
+        .await?;
+        secret_put_in(&mut tx, Some(keys), workspace, dkim_private).await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "provisioning", "ONBOARDING_DNS_PLANNED")
+                .workspace(workspace)
+                .details(serde_json::json!({
+                    "domain": plan["domain"], "selector": plan["selector"]
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records an OAuth authorization about to leave for the provider, for `ttl`.

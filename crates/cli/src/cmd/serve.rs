@@ -59,12 +59,17 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .god(cfg.god_mode.settings())
         .sign_in_limits(cfg.god_mode.sign_in_limits())
         .trusted_proxies(cfg.server.trusted_proxies.clone())
-        .providers(genesis_control::providers::Providers {
-            google: cfg.oauth.google_app(),
-            openai_url: cfg.ai.openai_url.clone(),
-            anthropic_url: cfg.ai.anthropic_url.clone(),
-            relevance_url: cfg.ai.relevance_url.clone(),
-            ..Default::default()
+        .providers({
+            let base = genesis_control::providers::Providers::default();
+            genesis_control::providers::Providers {
+                google: cfg.oauth.google_app(),
+                openai_url: cfg.ai.openai_url.clone(),
+                anthropic_url: cfg.ai.anthropic_url.clone(),
+                relevance_url: cfg.ai.relevance_url.clone(),
+                dns_server: cfg.dns.server_addr(),
+                dns_provider: cfg.dns.provider(&base.http),
+                ..base
+            }
         })
         .legacy_tenant(cfg.legacy_tenant());
     // Every command sent to a sidecar is journaled (God Mode's droplet page).

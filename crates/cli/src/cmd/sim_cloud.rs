@@ -77,6 +77,11 @@ pub struct SimCloudArgs {
     /// in the wizard: the fakes accept only keys they issued.
     #[arg(long, value_name = "FILE")]
     ai_keys_file: Option<PathBuf>,
+    /// Runs Knot DNS (Debian's `knot`) as the authoritative server of tenants' domains, with
+    /// its files in this directory, and serves the Entri-like provider that writes to it at
+    /// `/entri/v1/apply`. Its address is written to `DIR/address`.
+    #[arg(long, value_name = "DIR")]
+    dns_dir: Option<PathBuf>,
 }
 
 /// The default place `scripts/n8n-install.sh` installs n8n.
@@ -209,6 +214,18 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
         std::fs::write(path, keys.to_string())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    let entri = match &a.dns_dir {
+        Some(dir) => {
+            let knot = genesis_sim::dns::Knot::start(dir)
+                .await
+                .map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))?;
+            std::fs::write(dir.join("address"), knot.addr().to_string())
+                .with_context(|| format!("writing {}", dir.join("address").display()))?;
+            tracing::info!(address = %knot.addr(), "authoritative DNS (knotd) listening");
+            Some(genesis_sim::dns::FakeEntri::new(knot))
+        }
+        None => None,
+    };
     let hook_for_routes = hook.clone();
     serve_with(
         listener,
@@ -216,6 +233,10 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
         move |r| {
             // Chaos inside virtual droplets (drift, load) when they run the sidecar.
             let r = r.merge(google.router()).merge(ai.router());
+            let r = match &entri {
+                Some(e) => r.merge(e.router()),
+                None => r,
+            };
             match hook_for_routes {
                 Some(h) => r.merge(genesis_sim::fleet_admin::router(h)),
                 None => r,

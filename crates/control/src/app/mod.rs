@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod audit;
 pub mod booking;
 pub mod brand;
+pub mod dns;
 pub mod droplet_ops;
 pub mod droplet_power;
 pub mod droplets;

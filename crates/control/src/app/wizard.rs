@@ -1,9 +1,8 @@
 //! The Genesis Gateway wizard (spec 60.1): seven stages from sign-up to ignition, with
 //! progress saved per stage in the workspace's database so a tenant resumes from any
 //! device. Stage 1 (account, with the region of 62.2) is the sign-up itself; stages 2 (brand,
-//! 61.1), 6 (booking link, 61.3) and 7 (Start Engine) are here, 3 in [`super::gmail`] and 4
-//! in [`super::ai_keys`]. Stage 5 (DNS) follows in a later increment and is shown as not
-//! yet available; it does not hold up Start Engine.
+//! 61.1), 6 (booking link, 61.3) and 7 (Start Engine) are here, 3 in [`super::gmail`], 4
+//! in [`super::ai_keys`] and 5 in [`super::dns`]. Start Engine waits for every other stage.
 
 use genesis_store::Database;
 use genesis_store::onboarding::{Confirmation, SavedStage};
@@ -35,10 +34,8 @@ pub const STAGES: [(&str, &str); 7] = [
 pub enum StageState {
     /// Confirmed.
     Done,
-    /// The next one to do.
+    /// Still to do.
     ToDo,
-    /// Not built in this release: shown, not offered.
-    NotYetAvailable,
 }
 
 /// The wizard's state for one workspace.
@@ -54,6 +51,10 @@ pub struct Wizard {
     pub email: Option<(String, String)>,
     /// The AI keys as saved (masked), once checked.
     pub ai_keys: Option<serde_json::Value>,
+    /// The sending domain and its DKIM key, once chosen (confirmed or not).
+    pub dns: Option<super::dns::DnsPlan>,
+    /// The brand's website, as confirmed (the DNS stage suggests its domain).
+    pub website: Option<String>,
 }
 
 impl Wizard {
@@ -88,11 +89,11 @@ pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
                 "booking" if progress.booking_confirmed_at.is_some() => StageState::Done,
                 "email" if progress.email_confirmed_at.is_some() => StageState::Done,
                 "ai_keys" if progress.ai_keys_confirmed_at.is_some() => StageState::Done,
+                "dns" if progress.dns_confirmed_at.is_some() => StageState::Done,
                 "ignition" if access.workspace.status == WorkspaceStatus::Active => {
                     StageState::Done
                 }
-                "brand" | "booking" | "email" | "ai_keys" | "ignition" => StageState::ToDo,
-                _ => StageState::NotYetAvailable,
+                _ => StageState::ToDo,
             };
             (*code, *label, state)
         })
@@ -106,12 +107,15 @@ pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
             e["name"].as_str()?.to_owned(),
         ))
     });
+    let website = brand.as_ref().and_then(|b| b.website.clone());
     Ok(Wizard {
         stages,
         brand,
         booking,
         email,
         ai_keys: progress.ai_keys,
+        dns: progress.dns.and_then(|d| serde_json::from_value(d).ok()),
+        website,
     })
 }
 

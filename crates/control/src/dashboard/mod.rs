@@ -46,12 +46,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(connect_pages::ai_keys).post(connect_pages::save_ai_keys),
         )
         .route(
-            "/app/workspaces/{id}/setup/ignition",
-            get(ignition_pages::engine).post(ignition_pages::start),
+            "/app/workspaces/{id}/setup/dns",
+            get(connect_pages::dns_stage).post(connect_pages::dns_post),
         )
         .route(
-            crate::app::gmail::CALLBACK_PATH,
-            get(connect_pages::google_callback),
+            "/app/workspaces/{id}/setup/ignition",
+            get(ignition_pages::engine).post(ignition_pages::start),
         )
         .route(
             "/app/workspaces/{id}/members",
@@ -75,6 +75,17 @@ pub fn routes(state: AppState) -> Router<AppState> {
             state.clone(),
             session::require_account,
         ));
+    // Google sends the browser back here from its own site: see `bounce_cross_site`.
+    let callback = Router::new()
+        .route(
+            crate::app::gmail::CALLBACK_PATH,
+            get(connect_pages::google_callback),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::require_account,
+        ))
+        .route_layer(middleware::from_fn(session::bounce_cross_site));
     // Outside the compression layer: a compressed event stream would sit in the encoder's
     // buffer instead of reaching the page.
     let live = Router::new()
@@ -117,6 +128,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             ),
         )
         .route("/app/verify", get(pages::verify_page).post(pages::verify))
+        .merge(callback)
         .merge(guarded)
         .merge(api)
         .layer(tower_http::compression::CompressionLayer::new())

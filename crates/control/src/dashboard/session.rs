@@ -126,6 +126,41 @@ pub async fn require_account(
     next.run(req).await
 }
 
+/// For pages another site sends the browser back to (Google's OAuth callback): the session
+/// cookie is `SameSite=Strict`, so a navigation that began on another site arrives without
+/// it. Such a request is answered with a page that loads the same address again from here,
+/// a same-site navigation that carries the cookie (once: `bounced=1` marks the second
+/// visit, which then goes on to [`require_account`] as any other).
+pub async fn bounce_cross_site(req: Request, next: Next) -> Response {
+    let bounced = req
+        .uri()
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "bounced"));
+    if bounced || cookie_named(req.headers(), COOKIE).is_some() {
+        return next.run(req).await;
+    }
+    let again = match req.uri().query() {
+        Some(q) => format!("{}?{q}&bounced=1", req.uri().path()),
+        None => format!("{}?bounced=1", req.uri().path()),
+    };
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content={ "0;url=" (again) };
+                title { "Continuing… · Genesis" }
+            }
+            body { p { a href=(again) { "Continue" } } }
+        }
+    };
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::response::Html(page.into_string()),
+    )
+        .into_response()
+}
+
 /// Puts the [`TenantCaller`] of an `Authorization: Bearer gt_…` token on the request, or
 /// answers 401 with `WWW-Authenticate`.
 pub async fn require_token(

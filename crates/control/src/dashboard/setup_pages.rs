@@ -32,7 +32,6 @@ fn stage_word(s: StageState) -> &'static str {
     match s {
         StageState::Done => "done",
         StageState::ToDo => "to do",
-        StageState::NotYetAvailable => "not available yet",
     }
 }
 
@@ -41,6 +40,7 @@ fn stage_page(code: &str) -> Option<&'static str> {
     match code {
         "email" => Some("/setup/email"),
         "ai_keys" => Some("/setup/ai-keys"),
+        "dns" => Some("/setup/dns"),
         "ignition" => Some("/setup/ignition"),
         _ => None,
     }
@@ -145,10 +145,10 @@ fn setup_page_with(
                     @for (code, label, state) in &wiz.stages {
                         li data-stage=(code) data-state=(stage_word(*state)) {
                             @match stage_page(code) {
-                                Some(path) if *state != StageState::NotYetAvailable => {
+                                Some(path) => {
                                     a href={ (base) (path) } { (label) }
                                 }
-                                _ => { (label) }
+                                None => { (label) }
                             }
                             " — " (stage_word(*state))
                         }

@@ -14,6 +14,9 @@ use super::session::{CSRF_FIELD, ROOT, SignedIn};
 /// God Mode's style sheet, served at [`STYLE_PATH`] (the Content-Security-Policy allows no
 /// inline `<style>` element).
 pub const STYLE: &str = r#"
+code.wrap{word-break:break-all;font-size:.85em}
+#engine-steps li[data-status=done]{color:#1a7f37}#engine-steps li[data-status=running]{font-weight:600}#engine-steps li[data-status=failed],#engine-steps li[data-status=undone]{color:#b3261e}
+tr[data-state=found] td:last-child{color:#1a7f37}tr[data-state=missing] td:last-child,tr[data-state=wrong] td:last-child{color:#b3261e}
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d232b;background:#f4f6f8}
 header{display:flex;flex-wrap:wrap;align-items:center;gap:.4rem 1.2rem;padding:.6rem 1.2rem;background:#141b24;color:#fff}
 header nav{display:flex;gap:.2rem .9rem;flex-wrap:wrap}header a{color:#cfe3ff;text-decoration:none;padding:.15rem 0}

@@ -121,7 +121,8 @@ async fn the_brand_stage_fills_itself_from_the_website_and_the_tenant_confirms_i
         "{setup}"
     );
     assert!(setup.contains(r#"data-stage="brand" data-state="to do""#));
-    assert!(setup.contains(r#"data-stage="email" data-state="not available yet""#));
+    assert!(setup.contains(r#"data-stage="email" data-state="to do""#));
+    assert!(setup.contains(r#"data-stage="ignition" data-state="to do""#));
 
     let r = brand(&owner, &ws_page, "fetch", &[("website", &site)]).await;
     assert_eq!(r.status(), 200);

@@ -2,7 +2,10 @@
 //! fakes: "Connect Gmail" through Google's consent page and back (PKCE, state, granular
 //! consent, replays), and the AI keys checked live with each vendor.
 
+use std::sync::Arc;
+
 use genesis_sim::ai_providers::{FakeAiProviders, Vendor};
+use genesis_sim::dns::{DnsRecord, FakeEntri, Knot};
 use genesis_sim::google_oauth::FakeGoogleOAuth;
 use genesis_store::onboarding::SecretKind;
 
@@ -16,27 +19,44 @@ const CLIENT_SECRET: &str = "GOCSPX-test-secret";
 struct Fakes {
     google: FakeGoogleOAuth,
     ai: FakeAiProviders,
+    /// A real authoritative server (Knot) behind the Entri-like provider.
+    knot: Arc<Knot>,
     base: String,
 }
 
 async fn fakes() -> Fakes {
     let google = FakeGoogleOAuth::new();
     let ai = FakeAiProviders::new();
+    let dir = std::env::temp_dir().join(format!("genesis-knot-{}", uuid::Uuid::now_v7().simple()));
+    let knot = Knot::start(&dir)
+        .await
+        .expect("knotd (Debian's knot package)");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = google.router().merge(ai.router());
+    let app = google
+        .router()
+        .merge(ai.router())
+        .merge(FakeEntri::new(knot.clone()).router());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Fakes { google, ai, base }
+    Fakes {
+        google,
+        ai,
+        knot,
+        base,
+    }
 }
 
 /// An app whose wizard talks to the fakes, with its OAuth client registered at the fake
 /// Google for the app's own callback address.
 async fn app_with_fakes() -> (App, Fakes) {
     let f = fakes().await;
-    let providers =
-        genesis_control::providers::Providers::simulated(&f.base, Some((CLIENT_ID, CLIENT_SECRET)));
+    let providers = genesis_control::providers::Providers::simulated(
+        &f.base,
+        Some((CLIENT_ID, CLIENT_SECRET)),
+        Some(f.knot.addr()),
+    );
     let app = spawn_app_providing(
         Some(super::TOKEN),
         Default::default(),
@@ -62,19 +82,7 @@ fn outside() -> reqwest::Client {
 
 /// Presses "Connect Gmail": answers Google's consent page URL.
 async fn connect(b: &Browser, ws: &str, sender: &str) -> String {
-    let page = b
-        .get(&format!("{ws}/setup/email"))
-        .await
-        .text()
-        .await
-        .expect("page");
-    let r = b
-        .post(
-            &format!("{ws}/setup/email"),
-            form(&[("csrf", &csrf_of(&page)), ("sender_name", sender)]),
-            None,
-        )
-        .await;
+    let r = submit(b, &format!("{ws}/setup/email"), &[("sender_name", sender)]).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     location(&r)
 }
@@ -235,19 +243,7 @@ async fn a_refused_or_tampered_gmail_connection_says_why_and_saves_nothing() {
     let ws = new_workspace(&b, "Acme", "acme_refused").await;
 
     // An empty sender name is named, and Google is not visited.
-    let page = b
-        .get(&format!("{ws}/setup/email"))
-        .await
-        .text()
-        .await
-        .expect("page");
-    let r = b
-        .post(
-            &format!("{ws}/setup/email"),
-            form(&[("csrf", &csrf_of(&page)), ("sender_name", " ")]),
-            None,
-        )
-        .await;
+    let r = submit(&b, &format!("{ws}/setup/email"), &[("sender_name", " ")]).await;
     assert_eq!(r.status(), 422);
     assert!(
         r.text()
@@ -314,18 +310,17 @@ async fn a_refused_or_tampered_gmail_connection_says_why_and_saves_nothing() {
     assert!(stored_secrets(&app).await.is_empty());
 }
 
-async fn save_keys(b: &Browser, ws: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
-    let page = b
-        .get(&format!("{ws}/setup/ai-keys"))
-        .await
-        .text()
-        .await
-        .expect("page");
+/// Posts the form of the page at `path` back to it: its CSRF token and `pairs`.
+async fn submit(b: &Browser, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+    let page = b.get(path).await.text().await.expect("page");
     let csrf = csrf_of(&page);
     let mut all = vec![("csrf", csrf.as_str())];
     all.extend_from_slice(pairs);
-    b.post(&format!("{ws}/setup/ai-keys"), form(&all), None)
-        .await
+    b.post(path, form(&all), None).await
+}
+
+async fn save_keys(b: &Browser, ws: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+    submit(b, &format!("{ws}/setup/ai-keys"), pairs).await
 }
 
 #[tokio::test]
@@ -431,4 +426,127 @@ async fn ai_keys_are_checked_with_each_vendor_and_saved_all_or_none() {
         .await
         .expect("setup");
     assert!(setup.contains(r#"data-stage="ai_keys" data-state="done""#));
+}
+
+async fn dns(b: &Browser, ws: &str, pairs: &[(&str, &str)]) -> (u16, String) {
+    let r = submit(b, &format!("{ws}/setup/dns"), pairs).await;
+    (r.status().as_u16(), r.text().await.expect("page"))
+}
+
+fn state_of(page: &str, purpose: &str) -> String {
+    let needle = format!(r#"data-purpose="{purpose}" data-state=""#);
+    let at = page
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {purpose} row in {page}"));
+    page[at + needle.len()..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn dns_records_are_applied_by_the_provider_and_checked_against_a_real_server() {
+    let (app, f) = app_with_fakes().await;
+    let b = tenant(&app, "ops@acme.example", "eu-west").await;
+    let ws = new_workspace(&b, "Acme", "acme_dns").await;
+
+    // A public mail service's domain cannot be the tenant's.
+    let (code, page) = dns(&b, &ws, &[("action", "domain"), ("domain", "gmail.com")]).await;
+    assert_eq!(code, 422);
+    assert!(page.contains(r#"id="domain-error""#), "{page}");
+
+    // The company's domain exists (its zone is served), without the mail records.
+    f.knot
+        .apply(
+            "acme-rockets.test",
+            &[DnsRecord {
+                kind: "A".into(),
+                host: "@".into(),
+                value: "192.0.2.10".into(),
+                ttl: 60,
+            }],
+        )
+        .await
+        .expect("zone");
+    let (code, page) = dns(
+        &b,
+        &ws,
+        &[("action", "domain"), ("domain", "Acme-Rockets.test")],
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Records for acme-rockets.test"));
+    // Nothing is there yet: each record is missing, asked of the real server.
+    let (code, page) = dns(&b, &ws, &[("action", "check")]).await;
+    assert_eq!(code, 200, "{page}");
+    for purpose in ["SPF", "DKIM", "DMARC"] {
+        assert_eq!(state_of(&page, purpose), "missing", "{purpose}");
+    }
+
+    // The provider applies them; the server serves them; the stage is done.
+    let (code, page) = dns(&b, &ws, &[("action", "apply")]).await;
+    assert_eq!(code, 200, "{page}");
+    for purpose in ["SPF", "DKIM", "DMARC"] {
+        assert_eq!(state_of(&page, purpose), "found", "{purpose}");
+    }
+    assert!(page.contains("dns-configured"));
+    let setup = b
+        .get(&format!("{ws}/setup"))
+        .await
+        .text()
+        .await
+        .expect("setup");
+    assert!(setup.contains(r#"data-stage="dns" data-state="done""#));
+    // The DKIM private key is sealed, the public one is what DNS serves (2048-bit).
+    let id = genesis_core::WorkspaceId::parse(ws.rsplit('/').next().expect("id")).expect("id");
+    let private = app
+        .t
+        .db
+        .onboarding_secret(&super::test_vault(), id, SecretKind::Dkim)
+        .await
+        .expect("read")
+        .expect("a DKIM key");
+    assert!(private.len() > 1000);
+
+    // Someone edits the zone: a second SPF record and another DKIM key read as wrong.
+    f.knot
+        .apply(
+            "acme-rockets.test",
+            &[DnsRecord {
+                kind: "TXT".into(),
+                host: "@".into(),
+                value: "v=spf1 include:mailgun.org ~all".into(),
+                ttl: 60,
+            }],
+        )
+        .await
+        .expect("edit");
+    let selector_host = page
+        .split("<code>")
+        .find_map(|s| {
+            s.split("</code>")
+                .next()
+                .filter(|h| h.ends_with("._domainkey"))
+        })
+        .expect("selector")
+        .to_owned();
+    f.knot
+        .apply(
+            "acme-rockets.test",
+            &[DnsRecord {
+                kind: "TXT".into(),
+                host: selector_host,
+                value: "v=DKIM1; k=rsa; p=SOMEONEELSE".into(),
+                ttl: 60,
+            }],
+        )
+        .await
+        .expect("edit");
+    let (code, page) = dns(&b, &ws, &[("action", "check")]).await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(state_of(&page, "DKIM"), "wrong");
+    assert_eq!(state_of(&page, "DMARC"), "found");
+    // (The edit replaced the apex TXT: one SPF, without Google's include.)
+    assert_eq!(state_of(&page, "SPF"), "wrong");
 }

@@ -23,7 +23,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::rollouts::RolloutConductor;
 use genesis_core::{DropletEvent, DropletId, Region};
-use helpers::{Options, credentials, world};
+use genesis_sim::ai_providers::Vendor;
+use genesis_sim::dns::DnsRecord;
+use helpers::{GOOGLE_CLIENT, Options, credentials, world};
 use serde_json::{Value, json};
 
 const EMAIL: &str = "ops@genesis.test";
@@ -768,7 +770,9 @@ async fn click(b: &Client, css: &str) {
 
 /// A tenant's first minutes, as a person clicks through them: sign up (with a weak password
 /// first), confirm the address from the link, sign in, start a workspace in the region
-/// chosen, and make an API token.
+/// chosen, make an API token, then the whole wizard: brand, booking, Gmail through Google's
+/// consent page, the AI key, DNS going green, and Start Engine followed live to a running
+/// engine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenant_signs_up_and_starts_a_workspace_in_a_real_browser() {
     let w = world(Options::default()).await;
@@ -897,5 +901,121 @@ async fn a_tenant_signs_up_and_starts_a_workspace_in_a_real_browser() {
             .await
             .starts_with("gt_eu-west.")
     );
+
+    // The rest of the wizard, to a running engine. Gmail: the browser goes to Google's
+    // consent page (the simulator's) and back to this address.
+    w.google.register_client(
+        GOOGLE_CLIENT.0,
+        GOOGLE_CLIENT.1,
+        &[&format!("{base}/app/oauth/google/callback")],
+    );
+    b.goto(&format!("{base}{workspace_path}/setup/email"))
+        .await
+        .expect("goto");
+    fill(&b, "sender_name", "Ada Lovelace").await;
+    click(&b, "#connect").await;
+    b.wait()
+        .for_element(Locator::Css("#allow"))
+        .await
+        .expect("Google's consent page");
+    fill(&b, "account", "ada@acme.test").await;
+    screenshot(&b, "tenant-google-consent").await;
+    click(&b, "#allow").await;
+    arrive(&b, "back in the set-up", |p| p.ends_with("/setup")).await;
+    let stage = |name: &'static str| {
+        let b = b.clone();
+        async move {
+            b.find(Locator::Css(&format!("li[data-stage={name}]")))
+                .await
+                .expect("stage")
+                .attr("data-state")
+                .await
+                .expect("attr")
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(stage("email").await, "done");
+
+    b.goto(&format!("{base}{workspace_path}/setup/ai-keys"))
+        .await
+        .expect("goto");
+    fill(&b, "openai_key", &w.ai.issue(Vendor::OpenAi)).await;
+    click(&b, "#save-ai-keys").await;
+    arrive(&b, "back in the set-up", |p| p.ends_with("/setup")).await;
+    assert_eq!(stage("ai_keys").await, "done");
+
+    // DNS: the company's zone is served by the real DNS server; the provider adds the
+    // records; each row turns found.
+    w.knot
+        .apply(
+            "acme.test",
+            &[DnsRecord {
+                kind: "A".into(),
+                host: "@".into(),
+                value: "192.0.2.30".into(),
+                ttl: 60,
+            }],
+        )
+        .await
+        .expect("zone");
+    b.goto(&format!("{base}{workspace_path}/setup/dns"))
+        .await
+        .expect("goto");
+    let suggested = b
+        .execute("return document.getElementById('domain').value", vec![])
+        .await
+        .expect("script");
+    assert_eq!(suggested, json!("acme.test"), "from the Gmail address");
+    click(&b, "#choose-domain").await;
+    b.wait()
+        .for_element(Locator::Css("#dns-records"))
+        .await
+        .expect("the records to add");
+    click(&b, "#check-dns").await;
+    b.wait()
+        .for_element(Locator::Css("tr[data-purpose=DKIM][data-state=missing]"))
+        .await
+        .expect("missing before the provider");
+    click(&b, "#apply-dns").await;
+    b.wait()
+        .for_element(Locator::Css("#dns-configured"))
+        .await
+        .expect("DNS configured");
+    assert_eq!(
+        b.find_all(Locator::Css("tr[data-state=found]"))
+            .await
+            .expect("rows")
+            .len(),
+        3
+    );
+    screenshot(&b, "tenant-dns").await;
+
+    // Start Engine: the live page follows the six steps to a running engine.
+    b.goto(&format!("{base}{workspace_path}/setup/ignition"))
+        .await
+        .expect("goto");
+    click(&b, "#start").await;
+    b.wait()
+        .for_element(Locator::Css("#engine-steps"))
+        .await
+        .expect("the steps");
+    eventually(Duration::from_secs(60), "every step done, live", || {
+        let b = b.clone();
+        async move {
+            let done = b
+                .find_all(Locator::Css("#engine-steps li[data-status=done]"))
+                .await
+                .map(|v| v.len())
+                .unwrap_or(0);
+            done == 6 && displayed(&b, "#engine-running").await
+        }
+    })
+    .await;
+    assert!(text_of(&b, "#lead-token").await.contains("whk_"));
+    screenshot(&b, "tenant-engine").await;
+    b.goto(&format!("{base}{workspace_path}"))
+        .await
+        .expect("goto");
+    assert_eq!(text_of(&b, "#status").await, "live");
     b.close().await.expect("close");
 }

@@ -14,6 +14,7 @@ use genesis_ignition::{
 use genesis_queue::{Bus, GovernorConfig, QueueConfig, Worker};
 use genesis_sim::ai_providers::FakeAiProviders;
 use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve};
+use genesis_sim::dns::{FakeEntri, Knot};
 use genesis_sim::fleet::SidecarHook;
 use genesis_sim::google_oauth::FakeGoogleOAuth;
 use genesis_store::{MasterKeys, RegionalStore, testing::TestDb};
@@ -107,6 +108,12 @@ pub struct World {
         reason = "used by the wizard tests, which share these helpers"
     )]
     pub ai: FakeAiProviders,
+    /// The authoritative DNS server of tenants' domains.
+    #[allow(
+        dead_code,
+        reason = "used by the wizard tests, which share these helpers"
+    )]
+    pub knot: Arc<Knot>,
     oauth: OAuthRefresher,
     stop_worker: watch::Sender<bool>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -166,7 +173,15 @@ pub async fn world(opts: Options) -> World {
         .expect("bind");
     let google_base = format!("http://{}", gl.local_addr().expect("addr"));
     let oauth = OAuthRefresher::new(&format!("{google_base}/token")).expect("oauth client");
-    let google_app = google.router().merge(ai.router());
+    // Tenants' domains are served by a real authoritative server, written through the
+    // Entri-like provider.
+    let knot = Knot::start(&root.join("dns"))
+        .await
+        .expect("knotd (Debian's knot package)");
+    let google_app = google
+        .router()
+        .merge(ai.router())
+        .merge(FakeEntri::new(knot.clone()).router());
     tokio::spawn(async move { axum::serve(gl, google_app).await });
 
     // The queue, on a key prefix of its own.
@@ -203,6 +218,7 @@ pub async fn world(opts: Options) -> World {
         .providers(genesis_control::providers::Providers::simulated(
             &google_base,
             Some((GOOGLE_CLIENT.0, GOOGLE_CLIENT.1)),
+            Some(knot.addr()),
         ))
         .redis(genesis_queue::RedisTarget::parse(&redis).ok())
         .api_token(Some(TOKEN))
@@ -302,6 +318,7 @@ pub async fn world(opts: Options) -> World {
         bus,
         google,
         ai,
+        knot,
         oauth,
         stop_worker: watch::channel(false).0,
         worker: None,

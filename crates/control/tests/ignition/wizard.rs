@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use genesis_sim::ai_providers::Vendor;
 use genesis_sim::digitalocean::Faults;
+use genesis_sim::dns::DnsRecord;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
 use crate::helpers::{Options, World, world};
@@ -228,6 +229,29 @@ async fn set_up(w: &World, p: &Person, slug: &str) -> String {
         .get(back.strip_prefix(&w.base).expect("our callback"))
         .await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+
+    // DNS: the company's zone exists; the provider adds the records; the check sees them.
+    let domain = format!("{slug}.test").replace('_', "-");
+    w.knot
+        .apply(
+            &domain,
+            &[DnsRecord {
+                kind: "A".into(),
+                host: "@".into(),
+                value: "192.0.2.20".into(),
+                ttl: 60,
+            }],
+        )
+        .await
+        .expect("zone");
+    let dns = format!("{ws}/setup/dns");
+    let r = p
+        .submit(&dns, &dns, &[("action", "domain"), ("domain", &domain)])
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = p.submit(&dns, &dns, &[("action", "apply")]).await;
+    let page = r.text().await.expect("page");
+    assert!(page.contains("dns-configured"), "{page}");
 
     let key = w.ai.issue(Vendor::OpenAi);
     let r = p
