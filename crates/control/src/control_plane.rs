@@ -235,6 +235,7 @@ impl ControlPlaneBuilder {
             vault: self.vault,
             outbound: self.outbound,
             providers: self.providers,
+            dkim_keys: Default::default(),
         };
         ControlPlane {
             state,

@@ -47,4 +47,6 @@ pub struct AppState {
     pub outbound: crate::outbound::FetchLimits,
     /// Where the wizard's third parties are (Google, the AI vendors).
     pub providers: crate::providers::Providers,
+    /// DKIM keys made ahead for the wizard's DNS stage.
+    pub dkim_keys: Arc<crate::app::dns::DkimKeys>,
 }

@@ -142,6 +142,65 @@ impl Database {
         Ok(true)
     }
 
+    /// Pauses or resumes the campaign `key` runs on `droplet`: the desired state first (the
+    /// watchdog heals the droplet toward it, whatever becomes of the command that follows),
+    /// audited `WORKFLOW_ACTIVATED` / `WORKFLOW_DEACTIVATED` (spec 63.1's workflow events)
+    /// in the same transaction. Answers the
+    /// row, or `None` when the droplet runs no such campaign. Setting the state it already
+    /// has changes and audits nothing.
+    pub async fn droplet_workflow_set_active(
+        &self,
+        workspace: WorkspaceId,
+        droplet: DropletId,
+        key: &str,
+        active: bool,
+        actor: &str,
+    ) -> Result<Option<DesiredWorkflowRow>, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let Some(before) = sqlx::query_as!(
+            DesiredWorkflowRow,
+            r#"SELECT workflow_id, key, active, template_version, error
+               FROM genesis.droplet_workflows WHERE droplet_id = $1 AND key = $2 FOR UPDATE"#,
+            droplet.as_uuid(),
+            key,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        if before.active == active {
+            return Ok(Some(before));
+        }
+        sqlx::query!(
+            r#"UPDATE genesis.droplet_workflows SET active = $3, updated_at = now()
+               WHERE droplet_id = $1 AND key = $2"#,
+            droplet.as_uuid(),
+            key,
+            active,
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(
+                actor,
+                "workflows",
+                if active {
+                    "WORKFLOW_ACTIVATED"
+                } else {
+                    "WORKFLOW_DEACTIVATED"
+                },
+            )
+            .workspace(workspace)
+            .subject(droplet.to_string())
+            .details(serde_json::json!({ "key": key, "workflow_id": before.workflow_id })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(DesiredWorkflowRow { active, ..before }))
+    }
+
     /// Moves what a droplet should run to template `version` without deploying it (a
     /// rollout reached a hibernating droplet; the watchdog deploys it on wake).
     pub async fn droplet_workflows_set_version(

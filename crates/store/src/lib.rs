@@ -23,6 +23,7 @@ pub mod handshake;
 pub mod heartbeats;
 pub mod hibernation;
 pub mod ignitions;
+pub mod lead_imports;
 pub mod leader;
 pub mod leads;
 pub mod legacy;

@@ -93,6 +93,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         boot_s: u64,
     },
+    /// The wizard (spec 60.1): server time per stage for N tenants going from sign-up to
+    /// Start Engine, and the engine's time to run (issue 22: p99 per stage < 100 ms).
+    Onboarding {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Tenants through the wizard, one after another.
+        #[arg(long, default_value_t = 100)]
+        tenants: usize,
+    },
     /// God Mode at fleet scale: server time (p50/p99) and weight of the overview, heatmap
     /// and regional pages over N droplets, against the sign-in page as baseline.
     GodMode {
@@ -287,6 +297,9 @@ pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(),
             tenants,
             boot_s,
         } => super::bench_wake::run(&redis_url, tenants, boot_s).await,
+        BenchCommand::Onboarding { redis_url, tenants } => {
+            super::bench_onboarding::run(&redis_url, tenants).await
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::CliError;
 use super::bench_heartbeats::sidecar_facing_state;
+use super::bench_ignition::{round, verdict};
 
 const EMAIL: &str = "bench@genesis.local";
 const PASSWORD: &str = "bench operator password";
@@ -168,15 +169,7 @@ async fn run_on(t: &TestDb, droplets: usize, requests: usize) -> Result<(), CliE
             })
         );
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::CheckFailed(failures.join("; ")))
-    }
-}
-
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+    verdict(failures)
 }
 
 /// Fetches `path` whole; returns the bytes that crossed the wire.

@@ -35,6 +35,20 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// `x` to two decimals, as the benchmarks print figures.
+pub(crate) fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// A benchmark's outcome: the targets it missed, if any.
+pub(crate) fn verdict(failures: Vec<String>) -> Result<(), CliError> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::CheckFailed(failures.join("; ")))
+    }
+}
+
 /// Runs the benchmark.
 pub async fn run(
     redis_url: &str,
@@ -150,6 +164,28 @@ impl Stack {
         heartbeat_s: u64,
         shared_listeners: bool,
     ) -> Result<Self, CliError> {
+        Self::start_with(
+            t,
+            redis_url,
+            timings,
+            workers,
+            heartbeat_s,
+            shared_listeners,
+            Default::default(),
+        )
+        .await
+    }
+
+    /// [`Stack::start`], with the wizard's third parties at `providers`.
+    pub async fn start_with(
+        t: &TestDb,
+        redis_url: &str,
+        timings: Timings,
+        workers: u32,
+        heartbeat_s: u64,
+        shared_listeners: bool,
+        providers: genesis_control::providers::Providers,
+    ) -> Result<Self, CliError> {
         let stores = RegionalStore::single(t.db.clone());
         let run_id = uuid::Uuid::now_v7().simple().to_string();
         let disks = std::env::temp_dir().join(format!("genesis-bench-{run_id}"));
@@ -200,8 +236,20 @@ impl Stack {
         let signer = Arc::new(
             genesis_protocol::CommandSigner::generate().map_err(|e| CliError::Runtime(e.into()))?,
         );
+        let keys = MasterKeys::new(1, BTreeMap::from([(1, rand_key())]))
+            .map_err(|e| CliError::Runtime(e.into()))?;
         // Built as `genesis serve` builds it; commands are journaled as there.
         let mut builder = ControlPlane::builder(stores.clone())
+            .vault(Some(Arc::new(keys.clone())))
+            .providers(providers)
+            // The loopback peer stands for the load balancer: a benchmark's people name
+            // their own addresses with `X-Forwarded-For` (per-source sign-in quotas).
+            .trusted_proxies(vec![std::net::IpAddr::from([127, 0, 0, 1])])
+            // The benchmark's tenants' pages (booking links) are served on this machine.
+            .outbound(genesis_control::outbound::FetchLimits {
+                allow_private: true,
+                ..Default::default()
+            })
             .api_token(Some(TOKEN))
             .command_signer(signer.clone())
             .sidecar_config(genesis_protocol::SidecarConfig {
@@ -216,8 +264,6 @@ impl Stack {
         )
         .map_err(|e| CliError::Runtime(e.into()))?
         .with_journal(journal);
-        let keys = MasterKeys::new(1, BTreeMap::from([(1, rand_key())]))
-            .map_err(|e| CliError::Runtime(e.into()))?;
         let igniter = Arc::new(Igniter::new(
             stores.clone(),
             cloud.clone(),

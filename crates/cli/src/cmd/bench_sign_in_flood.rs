@@ -22,6 +22,7 @@ use genesis_store::testing::TestDb;
 use serde_json::json;
 
 use super::CliError;
+use super::bench_ignition::round;
 
 const TOKEN: &str = "bench-sign-in-flood-token";
 /// The targets of the issue.
@@ -199,10 +200,6 @@ fn pct(ms: &[f64], p: f64) -> f64 {
         return 0.0;
     }
     ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1]
-}
-
-fn round(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 #[derive(Default)]

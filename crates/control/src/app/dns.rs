@@ -252,6 +252,51 @@ fn dkim_key() -> Result<(Vec<u8>, String), Problem> {
     ))
 }
 
+/// DKIM keys made ahead of need. Generating a 2048-bit RSA key searches for random primes:
+/// 20 to 150 ms here, with a long tail, which would be most of the DNS stage's answer time.
+/// A few keys wait ready; a request takes one and a background task makes the next. The
+/// first request of a process (or one that empties the pool) makes its own, off the request
+/// threads. Waiting keys live only in memory.
+#[derive(Debug, Default)]
+pub struct DkimKeys {
+    ready: tokio::sync::Mutex<Vec<(Vec<u8>, String)>>,
+    filling: std::sync::atomic::AtomicBool,
+}
+
+impl DkimKeys {
+    /// Keys kept ready.
+    pub const READY: usize = 4;
+
+    /// A key: (PKCS#8 private key, base64 SubjectPublicKeyInfo).
+    pub async fn take(self: &Arc<Self>) -> Result<(Vec<u8>, String), Problem> {
+        let ready = self.ready.lock().await.pop();
+        self.refill();
+        match ready {
+            Some(k) => Ok(k),
+            None => tokio::task::spawn_blocking(dkim_key)
+                .await
+                .map_err(|_| Problem::internal())?,
+        }
+    }
+
+    fn refill(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.clone();
+        tokio::spawn(async move {
+            while pool.ready.lock().await.len() < Self::READY {
+                match tokio::task::spawn_blocking(dkim_key).await {
+                    Ok(Ok(k)) => pool.ready.lock().await.push(k),
+                    _ => break,
+                }
+            }
+            pool.filling.store(false, Ordering::Release);
+        });
+    }
+}
+
 /// Chooses the sending domain (owners): makes the domain's DKIM key and keeps the plan,
 /// not yet confirmed. Choosing again replaces key and plan.
 pub async fn choose_domain(
@@ -266,10 +311,7 @@ pub async fn choose_domain(
         tracing::error!("the vault has no master key: wizard secrets cannot be stored");
         Problem::unavailable("secrets cannot be stored on this server yet; ask its operator")
     })?;
-    // RSA key generation is CPU work: off the request threads.
-    let (private, public_key) = tokio::task::spawn_blocking(dkim_key)
-        .await
-        .map_err(|_| Problem::internal())??;
+    let (private, public_key) = state.dkim_keys.take().await?;
     let plan = DnsPlan {
         domain,
         selector: format!("genesis{}", chrono::Utc::now().format("%Y%m")),

@@ -144,6 +144,47 @@ pub async fn run(
     actor: &str,
 ) -> Result<DropletOpResult, Problem> {
     let (db, droplet) = locate(state, raw_id).await?;
+    let (ip, provider) = address(state, &droplet).await?;
+    let command = op.command();
+    let mut event = AuditEvent::new(actor, "support", "ACTION_TAKEN");
+    event.workspace_id = Some(droplet.workspace_id);
+    event.subject = Some(droplet.id.to_string());
+    event.details = op.details();
+    db.audit_record(&event).await?;
+    let reply = send(state, &droplet, &ip, provider, &command).await?;
+    Ok(DropletOpResult {
+        droplet_id: droplet.id.as_uuid(),
+        action: command.name().code().to_owned(),
+        reply,
+    })
+}
+
+/// Sends `command` to `droplet`'s sidecar at `ip` (from [`address`]).
+pub(crate) async fn send(
+    state: &AppState,
+    droplet: &genesis_store::Droplet,
+    ip: &str,
+    provider: i64,
+    command: &Command,
+) -> Result<CommandReply, Problem> {
+    let Some(igniter) = state.igniter.clone() else {
+        return Err(Problem::unavailable(
+            "this control plane has no cloud configured; it cannot reach droplets",
+        ));
+    };
+    igniter
+        .sidecar()
+        .send(ip, droplet.workspace_id.as_uuid(), provider, command)
+        .await
+        .map_err(command_problem)
+}
+
+/// Where `droplet`'s sidecar takes commands: its public address and cloud id, asked of the
+/// cloud; refused (409) while the droplet is in a state that takes none.
+pub(crate) async fn address(
+    state: &AppState,
+    droplet: &genesis_store::Droplet,
+) -> Result<(String, i64), Problem> {
     let Some(igniter) = state.igniter.clone() else {
         return Err(Problem::unavailable(
             "this control plane has no cloud configured; it cannot reach droplets",
@@ -169,22 +210,7 @@ pub async fn run(
         .public_ipv4()
         .map(str::to_owned)
         .ok_or_else(|| Problem::conflict("state", "the droplet has no public address"))?;
-    let command = op.command();
-    let mut event = AuditEvent::new(actor, "support", "ACTION_TAKEN");
-    event.workspace_id = Some(droplet.workspace_id);
-    event.subject = Some(droplet.id.to_string());
-    event.details = op.details();
-    db.audit_record(&event).await?;
-    let reply = igniter
-        .sidecar()
-        .send(&ip, droplet.workspace_id.as_uuid(), provider, &command)
-        .await
-        .map_err(command_problem)?;
-    Ok(DropletOpResult {
-        droplet_id: droplet.id.as_uuid(),
-        action: command.name().code().to_owned(),
-        reply,
-    })
+    Ok((ip, provider))
 }
 
 /// A sidecar's refusal or failure, for people: 504 when it could not be reached, 502 when

@@ -172,11 +172,23 @@ pub async fn import(
     let mut store = db
         .leads_open(&state.router, &caller(), &id.to_string())
         .await?;
-    let report = match &mut store {
-        genesis_store::LeadStore::Sovereign(s) => s.lead_import(&leads).await?,
+    let report = store_batch(&mut store, &leads).await?;
+    store.commit().await?;
+    super::hibernation::ring_if_asleep(state, &db, id).await;
+    Ok(report)
+}
+
+/// Stores `leads` in the open `store` (duplicates by address skipped and counted); the
+/// caller commits.
+pub(crate) async fn store_batch(
+    store: &mut genesis_store::LeadStore,
+    leads: &[NewLead],
+) -> Result<ImportReport, Problem> {
+    Ok(match store {
+        genesis_store::LeadStore::Sovereign(s) => s.lead_import(leads).await?,
         genesis_store::LeadStore::Legacy(_) => {
             let mut inserted = 0;
-            for l in &leads {
+            for l in leads {
                 match store.insert(l).await {
                     Ok(_) => inserted += 1,
                     Err(genesis_store::StoreError::Conflict { .. }) => {}
@@ -189,10 +201,39 @@ pub async fn import(
                 duplicates: leads.len() as u64 - inserted,
             }
         }
-    };
-    store.commit().await?;
-    super::hibernation::ring_if_asleep(state, &db, id).await;
-    Ok(report)
+    })
+}
+
+/// A lead from its fields as a person typed them (a CSV row): a refusal names the field
+/// (`email`, `first_name`, ...). Other columns go into its data as text.
+pub(crate) fn lead_from_fields(
+    email: &str,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    status: Option<&str>,
+    data: serde_json::Map<String, serde_json::Value>,
+) -> Result<NewLead, Problem> {
+    if email.trim().is_empty() {
+        return Err(Problem::invalid_field("email", "is empty"));
+    }
+    let email = Email::parse(email).map_err(|e| Problem::invalid_field("email", e))?;
+    let mut lead = NewLead::with_email(email);
+    lead.first_name = text("first_name", &first_name)?;
+    lead.last_name = text("last_name", &last_name)?;
+    lead.company = text("company", &company)?;
+    if let Some(s) = status.filter(|s| !s.is_empty()) {
+        lead.status = LeadStatus::parse(s).map_err(|e| Problem::invalid_field("status", e))?;
+    }
+    let data = serde_json::Value::Object(data);
+    if let Some(path) = nul_in(&data) {
+        return Err(Problem::invalid_field(
+            path.trim_start_matches('.'),
+            "holds a NUL character, which cannot be stored",
+        ));
+    }
+    lead.data = data;
+    Ok(lead)
 }
 
 /// One page of workspace `raw_id`'s leads, newest first.

@@ -10,6 +10,7 @@
 
 pub mod connect_pages;
 pub mod ignition_pages;
+pub mod import_pages;
 pub mod pages;
 pub mod session;
 pub mod setup_pages;
@@ -32,6 +33,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/app/workspaces/{id}", get(workspace_pages::workspace))
         .route("/app/workspaces/{id}/setup", get(setup_pages::setup))
         .route("/app/workspaces/{id}/leads", get(workspace_pages::leads))
+        .route(
+            "/app/workspaces/{id}/leads/import",
+            post(import_pages::upload).layer(axum::extract::DefaultBodyLimit::max(
+                import_pages::UPLOAD_LIMIT,
+            )),
+        )
+        .route(
+            "/app/workspaces/{id}/leads/imports/{import}",
+            get(import_pages::progress),
+        )
         .route("/app/workspaces/{id}/setup/brand", post(setup_pages::brand))
         .route(
             "/app/workspaces/{id}/setup/booking",
@@ -52,6 +63,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/app/workspaces/{id}/setup/ignition",
             get(ignition_pages::engine).post(ignition_pages::start),
+        )
+        .route(
+            "/app/workspaces/{id}/campaigns/{key}",
+            post(workspace_pages::campaign),
         )
         .route(
             "/app/workspaces/{id}/members",

@@ -2,7 +2,7 @@
 //! members, invitations and API tokens; accepting an invitation; and the same data as JSON
 //! for scripts holding an API token.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Json};
@@ -126,6 +126,12 @@ pub async fn leads(
                 html! {
                     main {
                         h1 { "Leads of " (access.workspace.name) }
+                        form #import-leads method="post" action={ (base) "/import" } enctype="multipart/form-data" {
+                            input type="hidden" name="csrf" value=(me.csrf);
+                            label { "Import a CSV file (an email column; first_name, last_name, company, status and any others are kept) "
+                                input type="file" name="file" accept=".csv,text/csv"; }
+                            " " button type="submit" #import { "Import" }
+                        }
                         form.filters #lead-filters method="get" action=(base) {
                             label { "Search" input type="search" name="q" value=(q) placeholder="Address, name or company"; }
                             label { "Status" select name="status" {
@@ -162,6 +168,67 @@ pub async fn leads(
     or_page(&me, &back, r)
 }
 
+/// What the workspace page was sent back with.
+#[derive(Debug, Default, Deserialize)]
+pub struct WorkspaceQuery {
+    /// How a campaign toggle went: `now` or `later`.
+    #[serde(default)]
+    applied: Option<String>,
+}
+
+/// A campaign's key in words (`reply-handler` → "Reply handler").
+fn campaign_in_words(key: &str) -> String {
+    let words = key.replace(['-', '_'], " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The campaign toggle's form.
+#[derive(Debug, Deserialize)]
+pub struct CampaignForm {
+    #[serde(default)]
+    csrf: String,
+    /// `pause` or `resume`.
+    #[serde(default)]
+    action: String,
+}
+
+/// `POST /app/workspaces/{id}/campaigns/{key}`: pauses or resumes a campaign, back to the
+/// workspace page saying whether the engine did it now or will follow.
+pub async fn campaign(
+    State(state): State<AppState>,
+    Extension(me): Extension<Me>,
+    Path((id, key)): Path<(String, String)>,
+    ApiForm(form): ApiForm<CampaignForm>,
+) -> Response {
+    let r = async {
+        me.check_csrf(&form.csrf)?;
+        let active = match form.action.as_str() {
+            "pause" => false,
+            "resume" => true,
+            _ => return Err(Problem::invalid_field("action", "choose pause or resume")),
+        };
+        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        let applied = crate::app::campaigns::set_active(&state, db, &access, &key, active).await?;
+        let word = match applied {
+            crate::app::campaigns::Applied::Now | crate::app::campaigns::Applied::Unchanged => {
+                "now"
+            }
+            crate::app::campaigns::Applied::Later => "later",
+        };
+        Ok(Redirect::to(&format!(
+            "/app/workspaces/{}?applied={word}",
+            access.workspace.id
+        ))
+        .into_response())
+    }
+    .await;
+    or_page(&me, "/app", r)
+}
+
 /// The new-workspace form.
 #[derive(Debug, Deserialize)]
 pub struct NewWorkspaceForm {
@@ -195,9 +262,11 @@ pub async fn workspace(
     State(state): State<AppState>,
     Extension(me): Extension<Me>,
     Path(id): Path<String>,
+    Query(shown): Query<WorkspaceQuery>,
 ) -> Response {
     let r = async {
         let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
+        let campaigns = crate::app::campaigns::campaigns(db, &access).await?;
         let (members, invitations) = tenant_access::members(db, &access).await?;
         let engine = crate::app::tenant_dashboard::engine(db, &access).await?;
         let activity = crate::app::tenant_dashboard::activity(db, &access).await?;
@@ -226,6 +295,33 @@ pub async fn workspace(
                             dt { "Your role" } dd #role { (access.role.code()) }
                         }
                         p { a #setup href={ (base) "/setup" } { "Set up your engine" } " · " a #leads href={ (base) "/leads" } { "Leads" } }
+                        @if !campaigns.is_empty() {
+                            h2 { "Campaigns" }
+                            @match shown.applied.as_deref() {
+                                Some("now") => { p #campaign-note { "Done: your engine applied it." } }
+                                Some("later") => { p #campaign-note { "Saved: your engine will follow within a few minutes." } }
+                                _ => {}
+                            }
+                            table #campaigns {
+                                tr { th.text { "Campaign" } th.text { "State" } th {} }
+                                @for c in &campaigns {
+                                    tr data-campaign=(c.key) data-active=(c.active) {
+                                        td.text { (campaign_in_words(&c.key)) }
+                                        td.text { @if let Some(e) = &c.error { "in error: " (e) } @else if c.active { "active" } @else { "paused" } }
+                                        td { @if owner {
+                                            form.inline method="post" action={ (base) "/campaigns/" (c.key) } {
+                                                input type="hidden" name="csrf" value=(me.csrf);
+                                                @if c.active {
+                                                    button type="submit" name="action" value="pause" { "Pause" }
+                                                } @else {
+                                                    button type="submit" name="action" value="resume" { "Resume" }
+                                                }
+                                            }
+                                        } }
+                                    }
+                                }
+                            }
+                        }
                         h2 { "Recent activity" }
                         @if activity.is_empty() { p.quiet { "Nothing yet." } }
                         @else {

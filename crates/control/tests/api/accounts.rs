@@ -455,6 +455,12 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
             base.clone(),
             format!("{base}/setup"),
             format!("{base}/leads"),
+            format!("{base}/setup/email"),
+            format!("{base}/setup/ai-keys"),
+            format!("{base}/setup/dns"),
+            format!("{base}/setup/ignition"),
+            format!("{base}/setup/ignition/events"),
+            format!("{base}/leads/imports/{missing}"),
         ] {
             let r = mallory.get(&page).await;
             seen.push((r.status().as_u16(), "GET page"));
@@ -484,10 +490,39 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
                     ("accept", "1"),
                 ]),
             ),
+            (
+                format!("{base}/setup/email"),
+                form(&[("csrf", &csrf), ("sender_name", "Mallory")]),
+            ),
+            (
+                format!("{base}/setup/ai-keys"),
+                form(&[
+                    ("csrf", &csrf),
+                    ("openai_key", &format!("sk-{}", "x".repeat(40))),
+                ]),
+            ),
+            (
+                format!("{base}/setup/dns"),
+                form(&[
+                    ("csrf", &csrf),
+                    ("action", "domain"),
+                    ("domain", "evil.test"),
+                ]),
+            ),
+            (format!("{base}/setup/ignition"), form(&[("csrf", &csrf)])),
+            (
+                format!("{base}/campaigns/outreach"),
+                form(&[("csrf", &csrf), ("action", "pause")]),
+            ),
         ] {
             let r = mallory.post(&path, body, None).await;
             seen.push((r.status().as_u16(), "POST"));
         }
+        let (ct, body) = upload(&csrf, "leads.csv", b"email\nx@m.test\n");
+        let r = mallory
+            .post_as(&format!("{base}/leads/import"), &ct, body, None)
+            .await;
+        seen.push((r.status().as_u16(), "POST upload"));
         for path in ["", "/members", "/tokens"] {
             let r = reqwest::Client::new()
                 .get(format!("{}/api/v1/tenant/workspaces/{id}{path}", app.base))
@@ -618,4 +653,120 @@ async fn a_tenant_pages_and_searches_their_leads_and_sees_their_activity() {
     let page = owner.get(&ws_page).await.text().await.expect("workspace");
     assert!(page.contains(r#"id="engine">not started yet"#), "{page}");
     assert!(page.contains("id=\"activity\""));
+}
+
+/// A `multipart/form-data` body with the CSRF token and one file.
+fn upload(csrf: &str, filename: &str, file: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "genesis-test-boundary-7d1f";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+         Content-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_csv_import_stores_the_good_rows_in_batches_and_names_the_bad_ones_by_line() {
+    let app = spawn_app().await;
+    let owner = tenant(&app, "ivy@acme.test", "eu-west").await;
+    let ws_page = new_workspace(&owner, "Acme", "acme_import").await;
+    let id = ws_page.rsplit('/').next().expect("id").to_owned();
+    genesis_store::PartitionManager::new(app.t.db.clone())
+        .ensure(genesis_core::WorkspaceId::parse(&id).expect("id"), "test")
+        .await
+        .expect("partition");
+    // 2,500 rows (three batches), then a bad address and a duplicate.
+    let mut csv = String::from("Email,First Name,Company,Source\n");
+    for i in 0..2_500 {
+        csv.push_str(&format!("lead{i}@corp.example,Lead {i},Corp,fair\n"));
+    }
+    csv.push_str("not-an-address,Bad,Corp,\n");
+    csv.push_str("lead7@corp.example,Again,Corp,\n");
+    let leads = owner
+        .get(&format!("{ws_page}/leads"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(leads.contains(r#"id="import-leads""#));
+    let (ct, body) = upload(&csrf_of(&leads), "leads.csv", csv.as_bytes());
+    let r = owner
+        .post_as(&format!("{ws_page}/leads/import"), &ct, body, None)
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let progress = location(&r);
+    assert!(progress.contains("/leads/imports/"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let page = owner.get(&progress).await.text().await.expect("page");
+        if !page.contains(r#"data-state="running""#) {
+            break page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never finished: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(page.contains("import-done"), "{page}");
+    let fact = |id: &str| -> String {
+        let at = page.find(&format!(r#"id="{id}">"#)).expect("fact") + id.len() + 6;
+        page[at..].split('<').next().unwrap_or_default().to_owned()
+    };
+    assert_eq!(fact("imported"), "2500");
+    assert_eq!(fact("duplicates"), "1");
+    assert_eq!(fact("refused"), "1");
+    assert!(
+        page.contains("<td>2502</td>"),
+        "the bad row named by its line: {page}"
+    );
+    // Read back as the tenant (RLS): every good row, with its extra column kept as data.
+    let ws = genesis_core::WorkspaceId::parse(&id).expect("id");
+    let mut store = app
+        .t
+        .db
+        .leads_open(
+            &genesis_core::TenantRouter::new(None),
+            &genesis_store::Caller::Tenant(ws),
+            &id,
+        )
+        .await
+        .expect("the tenant's leads");
+    assert_eq!(store.count(None).await.expect("count"), 2_500);
+    let genesis_store::LeadStore::Sovereign(s) = &mut store else {
+        panic!("a sovereign tenant")
+    };
+    let found = s
+        .lead_search(None, Some("lead2499@corp.example"), None, 5)
+        .await
+        .expect("search");
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].data["source"], "fair");
+    assert_eq!(found.items[0].first_name.as_deref(), Some("Lead 2499"));
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM genesis.audit_log WHERE event = 'LEADS_IMPORTED' AND workspace_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(app.t.db.owner_pool())
+    .await
+    .expect("audit");
+    assert_eq!(audited, 1);
+
+    // A file without an email column changes nothing and says why.
+    let (ct, body) = upload(&csrf_of(&leads), "people.csv", b"name,company\nAda,Acme\n");
+    let r = owner
+        .post_as(&format!("{ws_page}/leads/import"), &ct, body, None)
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.expect("page").contains("needs an"));
+    // Another tenant cannot see this import.
+    let other = tenant(&app, "ned@other.test", "eu-west").await;
+    let other_ws = new_workspace(&other, "Other", "other_import").await;
+    let theirs = progress.replace(&ws_page, &other_ws);
+    assert_eq!(other.get(&theirs).await.status(), 404);
+    assert_eq!(other.get(&progress).await.status(), 404);
 }

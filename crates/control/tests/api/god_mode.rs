@@ -63,10 +63,27 @@ impl Browser {
         body: String,
         origin: Option<&str>,
     ) -> reqwest::Response {
+        self.post_as(
+            path,
+            "application/x-www-form-urlencoded",
+            body.into_bytes(),
+            origin,
+        )
+        .await
+    }
+
+    /// Posts `body` of `content_type` (a multipart upload), with the session.
+    pub(crate) async fn post_as(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        origin: Option<&str>,
+    ) -> reqwest::Response {
         let mut r = self
             .http
             .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", content_type)
             .body(body);
         if let Some(f) = &self.from {
             r = r.header("x-forwarded-for", f);

@@ -371,6 +371,84 @@ async fn a_new_tenant_goes_from_sign_up_to_a_running_engine() {
         )
         .await;
     assert_eq!(again.status(), 409);
+
+    // Campaigns: pausing one changes what the engine should run, then the engine itself.
+    let page = p.text(&ws).await;
+    assert!(
+        page.contains(r#"data-campaign="outreach" data-active="true""#),
+        "{page}"
+    );
+    let droplet =
+        w.t.db
+            .droplet_live_for_workspace(id)
+            .await
+            .expect("droplets")
+            .into_iter()
+            .next()
+            .expect("the engine");
+    let n8n = w
+        .hook
+        .n8n(droplet.provider_id.expect("provider"))
+        .expect("its n8n");
+    let outreach_id =
+        w.t.db
+            .droplet_workflows(droplet.id)
+            .await
+            .expect("desired")
+            .into_iter()
+            .find(|r| r.key == "outreach")
+            .expect("outreach")
+            .workflow_id;
+    let active_in_n8n = |n8n: &genesis_sim::n8n::FakeN8n| {
+        n8n.workflow_summary()
+            .into_iter()
+            .find(|(wid, _, _)| *wid == outreach_id)
+            .map(|(_, _, a)| a)
+    };
+    assert_eq!(active_in_n8n(&n8n), Some(true));
+    let r = p
+        .submit(
+            &ws,
+            &format!("{ws}/campaigns/outreach"),
+            &[("action", "pause")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(location(&r).ends_with("?applied=now"), "{}", location(&r));
+    assert_eq!(active_in_n8n(&n8n), Some(false), "the engine paused it");
+    let desired = w.t.db.droplet_workflows(droplet.id).await.expect("desired");
+    assert!(desired.iter().any(|r| r.key == "outreach" && !r.active));
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM genesis.audit_log WHERE event = 'WORKFLOW_DEACTIVATED' AND workspace_id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(w.t.db.owner_pool())
+    .await
+    .expect("audit");
+    assert_eq!(audited, 1);
+    let page = p.text(&ws).await;
+    assert!(
+        page.contains(r#"data-campaign="outreach" data-active="false""#),
+        "{page}"
+    );
+    let r = p
+        .submit(
+            &ws,
+            &format!("{ws}/campaigns/outreach"),
+            &[("action", "resume")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(active_in_n8n(&n8n), Some(true));
+    // A campaign the engine does not run is not found.
+    let r = p
+        .submit(
+            &ws,
+            &format!("{ws}/campaigns/nothing"),
+            &[("action", "pause")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
     w.finish().await;
 }
 
