@@ -19,10 +19,16 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 
 /// Top-level sections, the only prefixes environment overrides may use.
-const SECTIONS: [&str; 11] = [
-    "server", "database", "redis", "ohio", "log", "cloud", "ignition", "vault", "sidecar", "oauth",
-    "standby",
-];
+/// The configuration's sections, as `GENESIS_<SECTION>__<KEY>` names them: read from the
+/// configuration's own shape, so a new section is settable from the environment the day it
+/// is added (a hand-kept list once forgot `ai` and `dns`, and the demo's wizard talked to
+/// the real vendors).
+fn sections() -> Vec<String> {
+    serde_json::to_value(Config::default())
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -373,11 +379,12 @@ impl Config {
         // Only `GENESIS_<SECTION>__<KEY>` variables are configuration; other `GENESIS_*`
         // variables (GENESIS_LOG, GENESIS_CONFIG, script switches) are not, and must not be
         // refused as unknown keys.
+        let sections = sections();
         fig = fig.merge(
             Env::prefixed("GENESIS_")
-                .filter(|k| {
+                .filter(move |k| {
                     let k = k.as_str().to_ascii_lowercase();
-                    SECTIONS.iter().any(|s| k.starts_with(&format!("{s}__")))
+                    sections.iter().any(|s| k.starts_with(&format!("{s}__")))
                 })
                 .split("__"),
         );
@@ -658,7 +665,17 @@ mod tests {
             jail.set_env("GENESIS_PG_DURABLE", "1");
             jail.set_env("GENESIS_DATABASE__URL", "postgres://u@127.0.0.1/from_env");
             jail.set_env("GENESIS_SERVER__LISTEN", "127.0.0.1:9999");
+            // Every section, the wizard's third parties included.
+            jail.set_env("GENESIS_DNS__PROVIDER_URL", "http://127.0.0.1:8090");
+            jail.set_env("GENESIS_AI__OPENAI_URL", "http://127.0.0.1:8090/openai");
+            jail.set_env("GENESIS_GOD_MODE__REQUIRE_TOTP", "false");
             let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                cfg.dns.provider_url.as_deref(),
+                Some("http://127.0.0.1:8090")
+            );
+            assert_eq!(cfg.ai.openai_url, "http://127.0.0.1:8090/openai");
+            assert!(!cfg.god_mode.require_totp);
             assert_eq!(
                 cfg.database.default.url.as_deref(),
                 Some("postgres://u@127.0.0.1/from_env")
