@@ -236,6 +236,9 @@ impl ControlPlaneBuilder {
             outbound: self.outbound,
             providers: self.providers,
             dkim_keys: Default::default(),
+            imports: Arc::new(tokio::sync::Semaphore::new(
+                crate::app::lead_import::MAX_AT_ONCE,
+            )),
         };
         ControlPlane {
             state,

@@ -57,6 +57,12 @@ pub fn router(state: AppState) -> Router {
                         state.clone(),
                         auth::require_api_or_workspace_token,
                     )),
+                )
+                .merge(
+                    api::tenant_routes().route_layer(middleware::from_fn_with_state(
+                        state.clone(),
+                        dashboard::session::require_token,
+                    )),
                 ),
         )
         .split_for_parts();

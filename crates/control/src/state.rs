@@ -49,4 +49,6 @@ pub struct AppState {
     pub providers: crate::providers::Providers,
     /// DKIM keys made ahead for the wizard's DNS stage.
     pub dkim_keys: Arc<crate::app::dns::DkimKeys>,
+    /// Turns for CSV imports of leads ([`crate::app::lead_import::MAX_AT_ONCE`]).
+    pub imports: Arc<tokio::sync::Semaphore>,
 }

@@ -60,6 +60,7 @@ const UNSUPPORTED_MEDIA: (&str, &str) = (
         (name = "fleet", description = "The fleet's health, alerts and reconcilers"),
         (name = "droplets", description = "One droplet, and commands to its sidecar"),
         (name = "rollouts", description = "Template and image rollouts (spec 56)"),
+        (name = "tenant", description = "A tenant's own API: a workspace's API token (`Bearer gt_…`) reaches that workspace only"),
     )
 )]
 struct Base;
@@ -130,6 +131,8 @@ problem_responses! {
     /// 409: the resource is in no state to do this, or a unique value is taken.
     Conflict = "409", "The resource is in no state to do this, or a unique value is taken; \
         `detail` says which.";
+    /// 403: the caller may not do this (a tenant's token listing tokens).
+    Forbidden = "403", "The caller may not do this; `detail` says who may.";
     /// 503: a part this needs (the cloud API) did not answer, or none is configured.
     Unavailable = "503", "The cloud API did not answer, or this control plane has none; \
         try again later.";

@@ -8,6 +8,7 @@ pub mod hibernation;
 pub mod ignition;
 pub mod leads;
 pub mod rollouts;
+pub mod tenant;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -48,10 +49,23 @@ pub fn workspace_token_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(leads::reply))
 }
 
+/// The tenant API: a workspace's own API token (`gt_…`) only.
+pub fn tenant_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tenant::workspace))
+        .routes(routes!(tenant::members))
+        .routes(routes!(tenant::tokens))
+}
+
 /// The API's OpenAPI document, as `GET /api/v1/openapi.json` serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, paths) = OpenApiRouter::<AppState>::new()
-        .nest("/api/v1", routes().merge(workspace_token_routes()))
+        .nest(
+            "/api/v1",
+            routes()
+                .merge(workspace_token_routes())
+                .merge(tenant_routes()),
+        )
         .split_for_parts();
     doc::finish(paths)
 }

@@ -13,7 +13,8 @@
 //!   in the middle (a restart) keeps every committed batch; the page then says the import
 //!   was interrupted, and importing the same file again skips what is there.
 //! - **Bounds.** [`MAX_BYTES`] per file and [`MAX_ROWS`] rows; the file is parsed off the
-//!   request threads; at most [`MAX_ERRORS_SHOWN`] refusals are kept (all are counted).
+//!   request threads; at most [`MAX_ERRORS_SHOWN`] refusals are kept (all are counted); at
+//!   most [`MAX_AT_ONCE`] imports run in a process.
 
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub const MAX_ROWS: usize = 200_000;
 pub const BATCH: usize = 1_000;
 /// Refusals kept for the page.
 pub const MAX_ERRORS_SHOWN: usize = 500;
+/// Imports this process reads and stores at once: a file's rows are held in memory until
+/// stored (up to ~100 MB for the largest), so more wait for their turn, refused with a 503.
+pub const MAX_AT_ONCE: usize = 2;
 
 /// A row refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -226,6 +230,10 @@ pub async fn start(
             format!("the file is larger than {} MB", MAX_BYTES / 1024 / 1024),
         ));
     }
+    let permit =
+        state.imports.clone().try_acquire_owned().map_err(|_| {
+            Problem::unavailable("other imports are running; try again in a minute")
+        })?;
     let parsed = tokio::task::spawn_blocking(move || parse(&bytes))
         .await
         .map_err(|_| Problem::internal())??;
@@ -252,6 +260,7 @@ pub async fn start(
         .await?;
     let (state, db, ws) = (state.clone(), db.clone(), access.workspace.id);
     tokio::spawn(async move {
+        let _permit = permit;
         let failure = store_all(&state, &db, ws, id, &parsed.leads).await.err();
         let words = failure.map(|p| {
             tracing::warn!(import = %id, detail = %p.detail, "a lead import stopped");

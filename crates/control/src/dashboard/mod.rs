@@ -1,6 +1,6 @@
 //! The tenants' dashboard (spec 60, 62.2): server-rendered pages under `/app`, behind a
-//! tenant's own sign-in, and the tenant API under `/api/v1/tenant`, behind a workspace's
-//! API token.
+//! tenant's own sign-in. (The tenant API, `/api/v1/tenant`, behind a workspace's API token,
+//! is in [`crate::api::tenant`], with the rest of the documented API.)
 //!
 //! Routes open without a session: `GET|POST /app/sign-up`, `GET|POST /app/verify`,
 //! `GET|POST /app/sign-in`. Everything else under `/app` needs a session
@@ -112,23 +112,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
             state.clone(),
             session::require_account,
         ));
-    let api = Router::new()
-        .route(
-            "/api/v1/tenant/workspaces/{id}",
-            get(workspace_pages::api_workspace),
-        )
-        .route(
-            "/api/v1/tenant/workspaces/{id}/members",
-            get(workspace_pages::api_members),
-        )
-        .route(
-            "/api/v1/tenant/workspaces/{id}/tokens",
-            get(workspace_pages::api_tokens),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state,
-            session::require_token,
-        ));
     Router::new()
         .route(
             "/app/sign-up",
@@ -145,7 +128,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/app/verify", get(pages::verify_page).post(pages::verify))
         .merge(callback)
         .merge(guarded)
-        .merge(api)
         .layer(tower_http::compression::CompressionLayer::new())
         .merge(live)
 }

@@ -2,16 +2,16 @@
 //! members, invitations and API tokens; accepting an invitation; and the same data as JSON
 //! for scripts holding an API token.
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Json};
 use maud::html;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::pages::{page, problem_page, region_in_words};
 use super::session::{Me, link_origin};
-use crate::app::tenant_access::{self, Access, TenantCaller};
+use crate::app::tenant_access;
 use crate::extract::{ApiForm, ApiQuery};
 use crate::god::layout::{html_response, moment};
 use crate::{AppState, Problem};
@@ -543,67 +543,4 @@ pub async fn accept(
     }
     .await;
     or_page(&me, "/app", r)
-}
-
-/// A workspace as its tenant's scripts see it.
-#[derive(Debug, Serialize)]
-pub struct TenantWorkspace {
-    /// Its id.
-    pub id: String,
-    /// Its slug.
-    pub slug: String,
-    /// Its name.
-    pub name: String,
-    /// Where its data is stored.
-    pub region: String,
-    /// Its status code.
-    pub status: String,
-}
-
-async fn api_access<'s>(
-    state: &'s AppState,
-    caller: &TenantCaller,
-    id: &str,
-) -> Result<(Access, &'s genesis_store::Database), Problem> {
-    tenant_access::access(state, caller, id).await
-}
-
-/// `GET /api/v1/tenant/workspaces/{id}`.
-pub async fn api_workspace(
-    State(state): State<AppState>,
-    Extension(caller): Extension<TenantCaller>,
-    Path(id): Path<String>,
-) -> Result<Json<TenantWorkspace>, Problem> {
-    let (access, _) = api_access(&state, &caller, &id).await?;
-    let w = access.workspace;
-    Ok(Json(TenantWorkspace {
-        id: w.id.to_string(),
-        slug: w.slug.as_str().to_owned(),
-        name: w.name,
-        region: w.region.code().to_owned(),
-        status: w.status.code().to_owned(),
-    }))
-}
-
-/// `GET /api/v1/tenant/workspaces/{id}/members`.
-pub async fn api_members(
-    State(state): State<AppState>,
-    Extension(caller): Extension<TenantCaller>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let (access, db) = api_access(&state, &caller, &id).await?;
-    let (members, _) = tenant_access::members(db, &access).await?;
-    Ok(Json(serde_json::json!({ "items": members, "next": null })))
-}
-
-/// `GET /api/v1/tenant/workspaces/{id}/tokens`: owners only, so a token cannot list its
-/// siblings (403 for a token).
-pub async fn api_tokens(
-    State(state): State<AppState>,
-    Extension(caller): Extension<TenantCaller>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let (access, db) = api_access(&state, &caller, &id).await?;
-    let tokens = tenant_access::tokens(db, &access).await?;
-    Ok(Json(serde_json::json!({ "items": tokens, "next": null })))
 }
