@@ -1017,5 +1017,48 @@ async fn a_tenant_signs_up_and_starts_a_workspace_in_a_real_browser() {
         .await
         .expect("goto");
     assert_eq!(text_of(&b, "#status").await, "live");
+
+    // A campaign paused from the workspace page: the engine does it at once.
+    click(&b, "tr[data-campaign=outreach] button").await;
+    b.wait()
+        .for_element(Locator::Css("#campaign-note"))
+        .await
+        .expect("the toggle's outcome");
+    assert!(text_of(&b, "#campaign-note").await.starts_with("Done"));
+    assert!(
+        text_of(&b, "tr[data-campaign=outreach]")
+            .await
+            .contains("paused")
+    );
+
+    // Leads from a CSV file: the progress page, then the refused rows by line.
+    let dir = std::env::temp_dir().join(format!("genesis-leads-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let file = dir.join("prospects.csv");
+    let mut csv = String::from("Email,First Name,Company\n");
+    for i in 0..3_000 {
+        csv.push_str(&format!("lead{i}@prospect.example,Lead {i},Prospect Co\n"));
+    }
+    csv.push_str("not-an-address,Nobody,Nowhere\n");
+    std::fs::write(&file, csv).expect("the CSV file");
+    b.goto(&format!("{base}{workspace_path}/leads"))
+        .await
+        .expect("goto");
+    b.find(Locator::Css("input[type=file]"))
+        .await
+        .expect("the file input")
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("choose the file");
+    click(&b, "#import").await;
+    b.wait()
+        .for_element(Locator::Css("#import-done"))
+        .await
+        .expect("the import finished");
+    assert_eq!(text_of(&b, "#imported").await, "3000");
+    assert_eq!(text_of(&b, "#refused").await, "1");
+    assert!(text_of(&b, "#import-errors").await.contains("3002"));
+    screenshot(&b, "tenant-import").await;
+    let _ = std::fs::remove_dir_all(&dir);
     b.close().await.expect("close");
 }

@@ -25,12 +25,25 @@ async fn a_lead_reaches_the_partition_through_a_real_n8n() {
     })
     .await;
     let ws = w.create_workspace("real_n8n").await;
-    // The payloads README documents, as a tenant would send them.
+    // The payloads as the wizard's Start Engine builds them: the Gmail credential carries
+    // the grant "Connect Gmail" obtained (n8n's `oauthTokenData`), which a real n8n must
+    // accept as the fake does.
     let (status, ig) = w
         .post(
             &format!("/api/v1/workspaces/{ws}/ignite"),
             json!({"credentials": {
-                "gmail": {"clientId": "cid.apps.example", "clientSecret": "gsecret"},
+                "gmail": {
+                    "clientId": "cid.apps.example",
+                    "clientSecret": "gsecret",
+                    "oauthTokenData": {
+                        "access_token": "ya29.real-n8n-test",
+                        "refresh_token": "1//0real-n8n-test",
+                        "scope": "https://www.googleapis.com/auth/gmail.send openid email",
+                        "token_type": "Bearer",
+                        "expires_in": 3599,
+                        "expiry_date": 1_800_000_000_000i64
+                    }
+                },
                 "openai": {"apiKey": "sk-test-acme"}
             }}),
         )
