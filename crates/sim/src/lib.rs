@@ -14,3 +14,4 @@ pub mod fleet_admin;
 pub mod google_oauth;
 pub mod n8n;
 pub mod vhost;
+pub mod wizard;

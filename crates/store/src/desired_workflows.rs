@@ -146,8 +146,8 @@ impl Database {
     /// watchdog heals the droplet toward it, whatever becomes of the command that follows),
     /// audited `WORKFLOW_ACTIVATED` / `WORKFLOW_DEACTIVATED` (spec 63.1's workflow events)
     /// in the same transaction. Answers the
-    /// row, or `None` when the droplet runs no such campaign. Setting the state it already
-    /// has changes and audits nothing.
+    /// row and whether it changed, or `None` when the droplet runs no such campaign.
+    /// Setting the state it already has changes and audits nothing.
     pub async fn droplet_workflow_set_active(
         &self,
         workspace: WorkspaceId,
@@ -155,7 +155,7 @@ impl Database {
         key: &str,
         active: bool,
         actor: &str,
-    ) -> Result<Option<DesiredWorkflowRow>, StoreError> {
+    ) -> Result<Option<(DesiredWorkflowRow, bool)>, StoreError> {
         let mut tx = self.app.begin().await?;
         let Some(before) = sqlx::query_as!(
             DesiredWorkflowRow,
@@ -170,7 +170,7 @@ impl Database {
             return Ok(None);
         };
         if before.active == active {
-            return Ok(Some(before));
+            return Ok(Some((before, false)));
         }
         sqlx::query!(
             r#"UPDATE genesis.droplet_workflows SET active = $3, updated_at = now()
@@ -198,7 +198,7 @@ impl Database {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(DesiredWorkflowRow { active, ..before }))
+        Ok(Some((DesiredWorkflowRow { active, ..before }, true)))
     }
 
     /// Moves what a droplet should run to template `version` without deploying it (a

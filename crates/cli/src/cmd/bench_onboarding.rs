@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use genesis_sim::ai_providers::{FakeAiProviders, Vendor};
 use genesis_sim::digitalocean::Timings;
-use genesis_sim::dns::{DnsRecord, FakeEntri, Knot};
+use genesis_sim::dns::{DnsRecord, Knot};
 use genesis_sim::google_oauth::FakeGoogleOAuth;
+use genesis_sim::wizard::WizardFakes;
 use genesis_store::testing::TestDb;
 use serde_json::json;
 
@@ -61,24 +62,19 @@ struct Fakes {
 }
 
 async fn fakes() -> Result<Fakes, CliError> {
-    let google = FakeGoogleOAuth::new();
-    let ai = FakeAiProviders::new();
     let dir = std::env::temp_dir().join(format!(
         "genesis-bench-dns-{}",
         uuid::Uuid::now_v7().simple()
     ));
-    let knot = Knot::start(&dir).await.map_err(runtime)?;
+    let fakes = WizardFakes::start(&dir).await.map_err(runtime)?;
     let booking_page = axum::routing::get(|| async {
         axum::response::Html(
             "<html><head><title>Book a meeting</title></head>\
              <body><h1>Schedule a call</h1><p>Pick a time slot.</p></body></html>",
         )
     });
-    let app = google
-        .router()
-        .merge(ai.router())
-        .merge(FakeEntri::new(knot.clone()).router())
-        .route("/book/30min", booking_page);
+    let app = fakes.router().route("/book/30min", booking_page);
+    let WizardFakes { google, ai, knot } = fakes;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(runtime)?;

@@ -219,10 +219,7 @@ pub async fn confirm(
 ) -> Result<serde_json::Value, Problem> {
     access.owner("set the workspace up")?;
     let keys = form.parse()?;
-    let vault = state.vault.as_deref().ok_or_else(|| {
-        tracing::error!("the vault has no master key: wizard secrets cannot be stored");
-        Problem::unavailable("secrets cannot be stored on this server yet; ask its operator")
-    })?;
+    let vault = super::wizard::vault(state)?;
     let p = &state.providers;
     let (openai, anthropic, relevance) = tokio::join!(
         check_openai(p, &keys.openai),

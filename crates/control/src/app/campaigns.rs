@@ -40,12 +40,7 @@ pub async fn campaigns(
     db: &genesis_store::Database,
     access: &Access,
 ) -> Result<Vec<Campaign>, Problem> {
-    let Some(droplet) = db
-        .droplet_live_for_workspace(access.workspace.id)
-        .await?
-        .into_iter()
-        .next()
-    else {
+    let Some(droplet) = super::tenant_dashboard::live_droplet(db, access).await? else {
         return Ok(Vec::new());
     };
     Ok(db
@@ -69,25 +64,16 @@ pub async fn set_active(
     active: bool,
 ) -> Result<Applied, Problem> {
     access.owner("pause or resume campaigns")?;
-    let droplet = db
-        .droplet_live_for_workspace(access.workspace.id)
+    let droplet = super::tenant_dashboard::live_droplet(db, access)
         .await?
-        .into_iter()
-        .next()
         .ok_or_else(|| Problem::conflict("campaign", "your engine has not started yet"))?;
-    let before = db
-        .droplet_workflows(droplet.id)
-        .await?
-        .into_iter()
-        .find(|r| r.key == key)
-        .ok_or_else(|| Problem::not_found("campaign"))?;
-    if before.active == active {
-        return Ok(Applied::Unchanged);
-    }
-    let row = db
+    let (row, changed) = db
         .droplet_workflow_set_active(access.workspace.id, droplet.id, key, active, &access.actor)
         .await?
         .ok_or_else(|| Problem::not_found("campaign"))?;
+    if !changed {
+        return Ok(Applied::Unchanged);
+    }
     let command = if active {
         Command::ActivateWorkflow {
             workflow_id: row.workflow_id.clone(),

@@ -307,10 +307,7 @@ pub async fn choose_domain(
 ) -> Result<DnsPlan, Problem> {
     access.owner("set the workspace up")?;
     let domain = parse_domain(raw)?;
-    let keys = state.vault.as_deref().ok_or_else(|| {
-        tracing::error!("the vault has no master key: wizard secrets cannot be stored");
-        Problem::unavailable("secrets cannot be stored on this server yet; ask its operator")
-    })?;
+    let keys = super::wizard::vault(state)?;
     let (private, public_key) = state.dkim_keys.take().await?;
     let plan = DnsPlan {
         domain,

@@ -40,18 +40,12 @@ pub const FLOW_TTL: Duration = Duration::from_secs(15 * 60);
 /// Where Google sends the browser back (one fixed path: Google matches it exactly).
 pub const CALLBACK_PATH: &str = "/app/oauth/google/callback";
 
-fn google(state: &AppState) -> Result<&GoogleApp, Problem> {
+/// The platform's Google client, or 503 saying Gmail cannot be connected here.
+pub(crate) fn google(state: &AppState) -> Result<&GoogleApp, Problem> {
     state.providers.google.as_ref().ok_or_else(|| {
         Problem::unavailable(
             "connecting Gmail is not configured on this platform yet; ask its operator",
         )
-    })
-}
-
-fn vault(state: &AppState) -> Result<&genesis_store::MasterKeys, Problem> {
-    state.vault.as_deref().ok_or_else(|| {
-        tracing::error!("the vault has no master key: wizard secrets cannot be stored");
-        Problem::unavailable("secrets cannot be stored on this server yet; ask its operator")
     })
 }
 
@@ -113,7 +107,7 @@ pub async fn start(
     let account = access.owner("connect Gmail")?;
     let sender_name = parse_sender_name(sender_name)?;
     let app = google(state)?;
-    let keys = vault(state)?;
+    let keys = super::wizard::vault(state)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let flow = RegionToken::new(access.workspace.region);
     let csrf = flow.token.clone();
@@ -185,7 +179,7 @@ pub async fn callback(
     let Some(token) = RegionToken::parse(&q.state) else {
         return Err(refused(None, stale));
     };
-    let keys = vault(state).map_err(|p| CallbackRefusal {
+    let keys = super::wizard::vault(state).map_err(|p| CallbackRefusal {
         workspace: None,
         problem: p,
     })?;

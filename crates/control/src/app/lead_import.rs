@@ -38,7 +38,7 @@ pub const MAX_ERRORS_SHOWN: usize = 500;
 pub const MAX_AT_ONCE: usize = 2;
 
 /// A row refused, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RowError {
     /// The line in the file (the header is line 1).
     pub line: u64,

@@ -13,13 +13,21 @@ pub const LEADS_PER_PAGE: i64 = 50;
 /// Audit events the activity list shows.
 pub const ACTIVITY_SHOWN: i64 = 20;
 
-/// The state of the workspace's engine (its live droplet), if it has one.
-pub async fn engine(db: &Database, access: &Access) -> Result<Option<DropletState>, Problem> {
+/// The workspace's engine (its live droplet), if it has one.
+pub(crate) async fn live_droplet(
+    db: &Database,
+    access: &Access,
+) -> Result<Option<genesis_store::Droplet>, Problem> {
     Ok(db
         .droplet_live_for_workspace(access.workspace.id)
         .await?
-        .first()
-        .map(|d| d.state))
+        .into_iter()
+        .next())
+}
+
+/// The state of the workspace's engine (its live droplet), if it has one.
+pub async fn engine(db: &Database, access: &Access) -> Result<Option<DropletState>, Problem> {
+    Ok(live_droplet(db, access).await?.map(|d| d.state))
 }
 
 /// The newest events of the workspace's audit trail.

@@ -74,6 +74,14 @@ impl Wizard {
     }
 }
 
+/// The vault's keys, which the wizard's secrets are sealed with, or 503 (logged).
+pub(crate) fn vault(state: &AppState) -> Result<&genesis_store::MasterKeys, Problem> {
+    state.vault.as_deref().ok_or_else(|| {
+        tracing::error!("the vault has no master key: wizard secrets cannot be kept");
+        Problem::unavailable("secrets cannot be kept on this server yet; ask its operator")
+    })
+}
+
 /// Where `access`'s workspace stands in the wizard.
 pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
     let progress = db.onboarding_progress(access.workspace.id).await?;
@@ -299,15 +307,8 @@ pub async fn start_engine(
             format!("finish the \"{label}\" step first"),
         ));
     }
-    let keys = state.vault.as_deref().ok_or_else(|| {
-        tracing::error!("the vault has no master key: wizard secrets cannot be read");
-        Problem::unavailable("secrets cannot be read on this server yet; ask its operator")
-    })?;
-    let google = state.providers.google.as_ref().ok_or_else(|| {
-        Problem::unavailable(
-            "connecting Gmail is not configured on this platform; ask its operator",
-        )
-    })?;
+    let keys = vault(state)?;
+    let google = super::gmail::google(state)?;
     let secret = |kind: SecretKind, stage: &'static str| async move {
         let raw = db
             .onboarding_secret(keys, access.workspace.id, kind)

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::pages::{page, problem_page};
+use super::pages::{page, problem_at, problem_page};
 use super::session::{Me, link_origin};
 use crate::app::ai_keys::{AiKeysForm, RELEVANCE_REGIONS};
 use crate::app::dns::{self, PlannedRecord, RecordState};
@@ -18,20 +18,6 @@ use crate::app::wizard::{self, Wizard};
 use crate::extract::ApiForm;
 use crate::god::layout::html_response;
 use crate::{AppState, Problem};
-
-/// An error shown beside its field (the field's name is dropped from the words).
-pub fn field_error(error: Option<&Problem>, field: &str) -> Markup {
-    match error.filter(|p| p.field.as_deref() == Some(field)) {
-        Some(p) => {
-            let shown = p
-                .detail
-                .strip_prefix(&format!("{field}: "))
-                .unwrap_or(&p.detail);
-            html! { p.error role="alert" id={ (field) "-error" } { (shown) } }
-        }
-        None => html! {},
-    }
-}
 
 fn back_links(base: &str) -> Markup {
     html! { p { a href={ (base) "/setup" } { "Back to the set-up" } " · " a href=(base) { "The workspace" } } }
@@ -61,7 +47,7 @@ fn email_page(me: &Me, access: &Access, wiz: &Wizard, error: Option<&Problem>) -
                 form #connect-gmail method="post" action={ (base) "/setup/email" } {
                     input type="hidden" name="csrf" value=(me.csrf);
                     p { label { "Your name, as recipients will see it " input #sender_name type="text" name="sender_name" value=(name) maxlength="80"; } }
-                    (field_error(error, "sender_name"))
+                    (problem_at(error, "sender_name"))
                     button type="submit" #connect { @if wiz.email.is_some() { "Connect another Gmail" } @else { "Connect Gmail" } }
                 }
                 (back_links(&base))
@@ -224,9 +210,9 @@ fn ai_keys_page(
                 form #ai-keys method="post" action={ (base) "/setup/ai-keys" } autocomplete="off" {
                     input type="hidden" name="csrf" value=(me.csrf);
                     p { label { "OpenAI API key (required) " input #openai_key type="password" name="openai_key" size="60"; } }
-                    (field_error(error, "openai_key"))
+                    (problem_at(error, "openai_key"))
                     p { label { "Anthropic API key (optional) " input #anthropic_key type="password" name="anthropic_key" size="60"; } }
-                    (field_error(error, "anthropic_key"))
+                    (problem_at(error, "anthropic_key"))
                     fieldset {
                         legend { "Relevance AI (optional)" }
                         p { label { "Region "
@@ -236,11 +222,11 @@ fn ai_keys_page(
                                     option value=(code) selected[form.relevance_region == code] { (place) " (" (code) ")" }
                                 }
                             } } }
-                        (field_error(error, "relevance_region"))
+                        (problem_at(error, "relevance_region"))
                         p { label { "Project id " input #relevance_project type="text" name="relevance_project" value=(form.relevance_project) size="40"; } }
-                        (field_error(error, "relevance_project"))
+                        (problem_at(error, "relevance_project"))
                         p { label { "API key " input #relevance_key type="password" name="relevance_key" size="50"; } }
-                        (field_error(error, "relevance_key"))
+                        (problem_at(error, "relevance_key"))
                     }
                     button type="submit" #save-ai-keys { "Check and save" }
                 }
@@ -352,7 +338,7 @@ fn dns_page(
                     input type="hidden" name="action" value="domain";
                     p { label { "The domain your emails come from " input #domain type="text" name="domain" value=(suggested.unwrap_or_default()) placeholder="acme.com"; } " "
                         button type="submit" #choose-domain { @if wiz.dns.is_some() { "Use another domain" } @else { "Continue" } } }
-                    (field_error(error, "domain"))
+                    (problem_at(error, "domain"))
                 }
                 @if let Some(plan) = &wiz.dns {
                     h2 { "Records for " (plan.domain) }

@@ -83,17 +83,8 @@ pub async fn progress(
         let i = lead_import::view(db, &access, &import).await?;
         let base = format!("/app/workspaces/{}", access.workspace.id);
         let running = i.state == "running";
-        let errors: Vec<lead_import::RowError> = serde_json::from_value::<Vec<serde_json::Value>>(i.errors.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|e| {
-                Some(lead_import::RowError {
-                    line: e["line"].as_u64()?,
-                    field: e["field"].as_str()?.to_owned(),
-                    message: e["message"].as_str()?.to_owned(),
-                })
-            })
-            .collect();
+        let errors: Vec<lead_import::RowError> =
+            serde_json::from_value(i.errors.clone()).unwrap_or_default();
         let body = html! {
             @if running { meta http-equiv="refresh" content="1"; }
             main #import data-state=(i.state) {

@@ -392,3 +392,20 @@ pub async fn sign_out(
 pub async fn not_found(Extension(me): Extension<Me>) -> Response {
     problem_page(Some(&me), &Problem::not_found("page"), super::ROOT)
 }
+
+/// A problem about `field`, shown beside it as [`field_error`] shows a form's errors (the
+/// field's name is dropped from the words); nothing for another field's problem.
+pub fn problem_at(error: Option<&Problem>, field: &str) -> Markup {
+    let shown: Vec<(&str, String)> = error
+        .filter(|p| p.field.as_deref() == Some(field))
+        .map(|p| {
+            let words = p
+                .detail
+                .strip_prefix(&format!("{field}: "))
+                .unwrap_or(&p.detail);
+            (field, words.to_owned())
+        })
+        .into_iter()
+        .collect();
+    field_error(&shown, field)
+}

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
-use super::pages::{page, problem_page};
+use super::pages::{page, problem_at, problem_page};
 use super::session::Me;
 use crate::app::tenant_access;
 use crate::app::wizard::{self, BrandForm, StageState};
@@ -48,18 +48,7 @@ fn stage_page(code: &str) -> Option<&'static str> {
 
 /// The brand form, filled with `form`, with `error` next to its field.
 fn brand_form(me: &Me, action: &str, form: &BrandForm, error: Option<&Problem>) -> Markup {
-    let err = |field: &str| -> Markup {
-        match error.filter(|p| p.field.as_deref() == Some(field)) {
-            Some(p) => {
-                let shown = p
-                    .detail
-                    .strip_prefix(&format!("{field}: "))
-                    .unwrap_or(&p.detail);
-                html! { p.error role="alert" id={ (field) "-error" } { (shown) } }
-            }
-            None => html! {},
-        }
-    };
+    let err = |field: &str| problem_at(error, field);
     html! {
         form #brand method="post" action=(action) {
             input type="hidden" name="csrf" value=(me.csrf);
@@ -93,11 +82,7 @@ fn booking_form(me: &Me, action: &str, view: &BookingView) -> Markup {
             input type="hidden" name="csrf" value=(me.csrf);
             p { label { "Booking link " input #booking_url type="text" name="booking_url" value=(view.url)
                 placeholder="https://calendly.com/you/30min" size="50"; } }
-            @if let Some(p) = &view.error {
-                p.error role="alert" #booking_url-error {
-                    (p.detail.strip_prefix("booking_url: ").unwrap_or(&p.detail))
-                }
-            }
+            (problem_at(view.error.as_ref(), "booking_url"))
             @if view.warnings.is_empty() {
                 button type="submit" #save-booking { "Check and save" }
             } @else {

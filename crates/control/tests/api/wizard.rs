@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use genesis_sim::ai_providers::{FakeAiProviders, Vendor};
-use genesis_sim::dns::{DnsRecord, FakeEntri, Knot};
+use genesis_sim::dns::{DnsRecord, Knot};
 use genesis_sim::google_oauth::FakeGoogleOAuth;
+use genesis_sim::wizard::WizardFakes;
 use genesis_store::onboarding::SecretKind;
 
 use super::accounts::{new_workspace, tenant};
@@ -16,30 +17,26 @@ use super::{App, spawn_app_providing};
 const CLIENT_ID: &str = "genesis-test.apps.googleusercontent.com";
 const CLIENT_SECRET: &str = "GOCSPX-test-secret";
 
+/// The wizard's third parties (a real Knot DNS server among them) on a listener of their own.
 struct Fakes {
     google: FakeGoogleOAuth,
     ai: FakeAiProviders,
-    /// A real authoritative server (Knot) behind the Entri-like provider.
     knot: Arc<Knot>,
     base: String,
 }
 
 async fn fakes() -> Fakes {
-    let google = FakeGoogleOAuth::new();
-    let ai = FakeAiProviders::new();
     let dir = std::env::temp_dir().join(format!("genesis-knot-{}", uuid::Uuid::now_v7().simple()));
-    let knot = Knot::start(&dir)
+    let fakes = WizardFakes::start(&dir)
         .await
         .expect("knotd (Debian's knot package)");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = google
-        .router()
-        .merge(ai.router())
-        .merge(FakeEntri::new(knot.clone()).router());
+    let app = fakes.router();
     tokio::spawn(async move { axum::serve(listener, app).await });
+    let WizardFakes { google, ai, knot } = fakes;
     Fakes {
         google,
         ai,
@@ -147,6 +144,17 @@ async fn stored_secrets(app: &App) -> Vec<u8> {
         .collect()
 }
 
+/// A wizard secret of the workspace at `ws_page`, opened with the test vault's key.
+async fn opened(app: &App, ws_page: &str, kind: SecretKind) -> Vec<u8> {
+    let id = genesis_core::WorkspaceId::parse(ws_page.rsplit('/').next().expect("id")).expect("id");
+    app.t
+        .db
+        .onboarding_secret(&super::test_vault(), id, kind)
+        .await
+        .expect("read")
+        .expect("a sealed secret")
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -211,15 +219,8 @@ async fn connect_gmail_runs_pkce_through_googles_consent_and_vaults_the_grant() 
         !contains(&stored_secrets(&app).await, "1//0"),
         "a refresh token stored in clear"
     );
-    let id = genesis_core::WorkspaceId::parse(ws.rsplit('/').next().expect("id")).expect("id");
-    let sealed = app
-        .t
-        .db
-        .onboarding_secret(&super::test_vault(), id, SecretKind::Gmail)
-        .await
-        .expect("read")
-        .expect("a Gmail grant");
-    let grant: serde_json::Value = serde_json::from_slice(&sealed).expect("json");
+    let grant: serde_json::Value =
+        serde_json::from_slice(&opened(&app, &ws, SecretKind::Gmail).await).expect("json");
     let refresh = grant["refresh_token"].as_str().expect("refresh token");
     assert!(f.google.refresh_token_valid(refresh));
     assert!(grant["expiry_date"].as_i64().is_some());
@@ -499,15 +500,7 @@ async fn dns_records_are_applied_by_the_provider_and_checked_against_a_real_serv
         .expect("setup");
     assert!(setup.contains(r#"data-stage="dns" data-state="done""#));
     // The DKIM private key is sealed, the public one is what DNS serves (2048-bit).
-    let id = genesis_core::WorkspaceId::parse(ws.rsplit('/').next().expect("id")).expect("id");
-    let private = app
-        .t
-        .db
-        .onboarding_secret(&super::test_vault(), id, SecretKind::Dkim)
-        .await
-        .expect("read")
-        .expect("a DKIM key");
-    assert!(private.len() > 1000);
+    assert!(opened(&app, &ws, SecretKind::Dkim).await.len() > 1000);
 
     // Someone edits the zone: a second SPF record and another DKIM key read as wrong.
     f.knot

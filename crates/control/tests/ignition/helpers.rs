@@ -14,9 +14,10 @@ use genesis_ignition::{
 use genesis_queue::{Bus, GovernorConfig, QueueConfig, Worker};
 use genesis_sim::ai_providers::FakeAiProviders;
 use genesis_sim::digitalocean::{Faults, SimConfig, Simulator, Timings, serve};
-use genesis_sim::dns::{FakeEntri, Knot};
+use genesis_sim::dns::Knot;
 use genesis_sim::fleet::SidecarHook;
 use genesis_sim::google_oauth::FakeGoogleOAuth;
+use genesis_sim::wizard::WizardFakes;
 use genesis_store::{MasterKeys, RegionalStore, testing::TestDb};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -165,23 +166,18 @@ pub async fn world(opts: Options) -> World {
     o.per_minute = 100_000;
     o.per_hour = 1_000_000;
     let cloud = Arc::new(DigitalOcean::new(o).expect("client"));
-    // Google and the AI vendors, faked on one listener as `genesis sim-cloud` serves them.
-    let google = FakeGoogleOAuth::new();
-    let ai = FakeAiProviders::new();
+    // Google, the AI vendors and the DNS provider (writing to a real Knot DNS server),
+    // faked on one listener as `genesis sim-cloud` serves them.
+    let fakes = WizardFakes::start(&root.join("dns"))
+        .await
+        .expect("knotd (Debian's knot package)");
+    let google_app = fakes.router();
+    let WizardFakes { google, ai, knot } = fakes;
     let gl = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let google_base = format!("http://{}", gl.local_addr().expect("addr"));
     let oauth = OAuthRefresher::new(&format!("{google_base}/token")).expect("oauth client");
-    // Tenants' domains are served by a real authoritative server, written through the
-    // Entri-like provider.
-    let knot = Knot::start(&root.join("dns"))
-        .await
-        .expect("knotd (Debian's knot package)");
-    let google_app = google
-        .router()
-        .merge(ai.router())
-        .merge(FakeEntri::new(knot.clone()).router());
     tokio::spawn(async move { axum::serve(gl, google_app).await });
 
     // The queue, on a key prefix of its own.

@@ -265,6 +265,12 @@ async fn set_up(w: &World, p: &Person, slug: &str) -> String {
     ws
 }
 
+/// Presses Start Engine on the workspace at `ws`.
+async fn press_start(p: &Person, ws: &str) -> reqwest::Response {
+    let engine = format!("{ws}/setup/ignition");
+    p.submit(&engine, &engine, &[]).await
+}
+
 /// Reads the event stream until a `progress` event says the saga finished; answers every
 /// progress event's data.
 async fn follow(p: &Person, ws: &str) -> Vec<serde_json::Value> {
@@ -310,13 +316,7 @@ async fn a_new_tenant_goes_from_sign_up_to_a_running_engine() {
     let p = sign_up(&w, "ada@acme.example").await;
     let ws = set_up(&w, &p, "acme_engine").await;
 
-    let r = p
-        .submit(
-            &format!("{ws}/setup/ignition"),
-            &format!("{ws}/setup/ignition"),
-            &[],
-        )
-        .await;
+    let r = press_start(&p, &ws).await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.expect("page");
     assert!(
@@ -326,13 +326,7 @@ async fn a_new_tenant_goes_from_sign_up_to_a_running_engine() {
     assert!(page.contains("step-DROPLET_PROVISIONING"));
 
     // A second press while it runs: refused, and nothing new starts.
-    let again = p
-        .submit(
-            &format!("{ws}/setup/ignition"),
-            &format!("{ws}/setup/ignition"),
-            &[],
-        )
-        .await;
+    let again = press_start(&p, &ws).await;
     let code = again.status().as_u16();
     let text = again.text().await.expect("page");
     assert!(code == 409 && text.contains("already"), "{code}: {text}");
@@ -363,13 +357,7 @@ async fn a_new_tenant_goes_from_sign_up_to_a_running_engine() {
     let setup = p.text(&format!("{ws}/setup")).await;
     assert!(setup.contains(r#"data-stage="ignition" data-state="done""#));
     // Once running, Start Engine is refused too.
-    let again = p
-        .submit(
-            &format!("{ws}/setup/ignition"),
-            &format!("{ws}/setup/ignition"),
-            &[],
-        )
-        .await;
+    let again = press_start(&p, &ws).await;
     assert_eq!(again.status(), 409);
 
     // Campaigns: pausing one changes what the engine should run, then the engine itself.
@@ -461,13 +449,7 @@ async fn a_rolled_back_start_is_said_in_words_and_can_be_retried() {
         endpoint_error_rates: BTreeMap::from([("POST /v2/droplets".to_owned(), 1.0)]),
         ..Faults::default()
     });
-    let r = p
-        .submit(
-            &format!("{ws}/setup/ignition"),
-            &format!("{ws}/setup/ignition"),
-            &[],
-        )
-        .await;
+    let r = press_start(&p, &ws).await;
     assert_eq!(r.status(), 200);
     let events = follow(&p, &ws).await;
     let last = events.last().expect("an event");
@@ -485,13 +467,7 @@ async fn a_rolled_back_start_is_said_in_words_and_can_be_retried() {
     assert!(!page.contains("/v2/droplets"), "{page}");
 
     w.faults(Faults::default());
-    let r = p
-        .submit(
-            &format!("{ws}/setup/ignition"),
-            &format!("{ws}/setup/ignition"),
-            &[],
-        )
-        .await;
+    let r = press_start(&p, &ws).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     let events = follow(&p, &ws).await;
     assert_eq!(events.last().expect("an event")["phase"], "DONE");
