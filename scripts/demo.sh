@@ -233,6 +233,10 @@ tenants=${DEMO_TENANTS:-200}
 bold "A fleet for God Mode: $tenants more tenants, ignited through the API, 16 at a time"
 step "genesis demo populate --tenants $tenants"
 $bin demo populate --tenants "$tenants"
+# Tenants who sign up from now on get real Caddy in front of their engine, as on a droplet:
+# their tracking domains (spec 61.4) are served by it, with certificates from the simulator's CA.
+curl -fsS -X POST -H 'content-type: application/json' -d '{"droplets": 20}' \
+  "$GENESIS_CLOUD__URL/sim/v1/caddy" >/dev/null || echo "(the simulator did not put Caddy in front of new engines)"
 
 bold "A little chaos (spec 45), through the simulator's operator endpoints"
 step "genesis demo chaos --zombies 3 --lost 1 --drift 1 --degraded 2"
@@ -252,6 +256,11 @@ cat <<INFO
                page), its DNS provider (records land in a real Knot DNS at ${GENESIS_DNS__SERVER:-?})
                and its fake AI vendors, which accept only these keys:
 $(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); r=k["relevance"].split(":"); print("                 OpenAI     "+k["openai"]+"\n                 Anthropic  "+k["anthropic"]+"\n                 Relevance  region "+r[0]+", project "+r[1]+", key "+r[2])' "$disks/ai-keys.json" 2>/dev/null || echo "                 (the simulator wrote no keys: see its log)")
+  Tracking     Once an engine runs, add track.<your domain> on its workspace's "Tracking domains"
+               page, then create the CNAME it names in the demo's DNS:
+               curl -s $GENESIS_CLOUD__URL/entri/v1/apply -H 'content-type: application/json' \\
+                 -d '{"applicationId":"demo","domain":"<your domain>","dnsRecords":[{"type":"CNAME","host":"track","value":"<the page's target>"}]}'
+               and press "Check now".
   API          $api/api/v1/workspaces   (header: $auth)
   Health       $api/healthz   $api/readyz
   Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>

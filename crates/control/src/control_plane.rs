@@ -420,6 +420,14 @@ fn spawn_reconcilers(
         crate::workers::fleet_sampler::EVERY,
         stop,
     );
+    // Every 15 s: a host whose CNAME appears is served within a minute of its due look.
+    supervise(
+        tasks,
+        state,
+        crate::workers::tracking_domains::TrackingDomains::new(state.clone()),
+        crate::workers::tracking_domains::EVERY,
+        stop,
+    );
     let wakers = state.wakers.clone();
     let coordinator = stores.coordinator().clone();
     let rx = stop.clone();

@@ -20,6 +20,7 @@ pub mod routing;
 pub mod schema;
 pub mod slug;
 pub mod tier;
+pub mod tracking;
 pub mod workspace;
 
 pub use droplet::{CloudPower, DropletEvent, DropletState, IllegalTransition};

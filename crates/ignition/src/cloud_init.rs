@@ -37,12 +37,8 @@ pub const PUBLIC_HOST_KEY: &str = "GENESIS_PUBLIC_HOST";
 /// The env-file key cloud-init adds at boot: `https://<hostname>`.
 pub const PUBLIC_URL_KEY: &str = "GENESIS_PUBLIC_URL";
 /// n8n's production paths (its `N8N_ENDPOINT_*` defaults) that Caddy lets through.
-pub const N8N_PUBLIC_PATHS: [&str; 4] = [
-    "/webhook/*",
-    "/webhook-waiting/*",
-    "/form/*",
-    "/form-waiting/*",
-];
+pub use genesis_protocol::front::N8N_PUBLIC_PATHS;
+use genesis_protocol::front::{CADDY_ADMIN_DIR, CADDY_ADMIN_ORIGIN, CADDY_ADMIN_SOCKET};
 /// DigitalOcean's metadata address of the droplet's public IPv4 address.
 const METADATA_PUBLIC_IPV4: &str =
     "http://169.254.169.254/metadata/v1/interfaces/public/0/ipv4/address";
@@ -154,6 +150,7 @@ fn compose(images: &Images) -> Value {
                 "volumes": [
                     "caddy-data:/data",
                     "caddy-config:/config",
+                    format!("caddy-admin:{CADDY_ADMIN_DIR}"),
                     format!("{CADDYFILE_PATH}:/etc/caddy/Caddyfile:ro"),
                 ],
                 "networks": {"genesis": {"ipv4_address": CADDY_ADDRESS}},
@@ -197,15 +194,16 @@ fn compose(images: &Images) -> Value {
                     "--trusted-proxy", CADDY_ADDRESS,
                     "--docker-container", N8N_CONTAINER,
                     "--state-dir", "/state",
+                    "--caddy-admin", CADDY_ADMIN_SOCKET,
                 ],
-                "volumes": ["/var/run/docker.sock:/var/run/docker.sock", "sidecar-state:/state", format!("{ENV_PATH}:{ENV_PATH}:ro")],
+                "volumes": ["/var/run/docker.sock:/var/run/docker.sock", "sidecar-state:/state", format!("caddy-admin:{CADDY_ADMIN_DIR}"), format!("{ENV_PATH}:{ENV_PATH}:ro")],
                 "networks": ["genesis"],
                 "mem_limit": "128m",
                 "cpus": 0.1,
             },
         },
         "networks": {"genesis": {"ipam": {"config": [{"subnet": COMPOSE_SUBNET}]}}},
-        "volumes": {"caddy-data": {}, "caddy-config": {}, "n8n-data": {}, "sidecar-state": {}},
+        "volumes": {"caddy-data": {}, "caddy-config": {}, "caddy-admin": {}, "n8n-data": {}, "sidecar-state": {}},
     })
 }
 
@@ -219,11 +217,12 @@ pub fn caddyfile(site: &str, sidecar: &str, n8n: &str, globals: &str) -> String 
     )
 }
 
-/// The global options of the droplet's Caddy: the admin API on the container's loopback
-/// only, refusing requests whose `Origin` is not its own, and the ACME contact.
+/// The global options of the droplet's Caddy: the admin API on a Unix socket that only the
+/// sidecar shares (`genesis_protocol::front`), refusing requests whose `Origin` is not its
+/// own, and the ACME contact.
 fn droplet_globals(acme_email: Option<&str>) -> String {
-    let mut g = String::from(
-        "\tadmin localhost:2019 {\n\t\torigins localhost:2019\n\t\tenforce_origin\n\t}\n",
+    let mut g = format!(
+        "\tadmin unix/{CADDY_ADMIN_SOCKET} {{\n\t\torigins {CADDY_ADMIN_ORIGIN}\n\t\tenforce_origin\n\t}}\n",
     );
     if let Some(email) = acme_email {
         g.push_str(&format!("\temail {email}\n"));
@@ -393,6 +392,14 @@ mod tests {
         let after = |flag: &str| args.iter().position(|a| *a == flag).map(|i| args[i + 1]);
         assert_eq!(after("--trusted-proxy"), Some(CADDY_ADDRESS));
         assert!(after("--webhook-base-url").is_some_and(|u| u.starts_with("${GENESIS_PUBLIC_URL")));
+        // Caddy's admin socket is shared with the sidecar, and with nobody else.
+        assert_eq!(after("--caddy-admin"), Some(CADDY_ADMIN_SOCKET));
+        let mounts = |svc: &str| {
+            s[svc]["volumes"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|m| m == "caddy-admin:/run/caddy-admin"))
+        };
+        assert!(mounts("caddy") && mounts("sidecar") && !mounts("n8n"));
         assert_eq!(
             s["caddy"]["networks"]["genesis"]["ipv4_address"],
             CADDY_ADDRESS

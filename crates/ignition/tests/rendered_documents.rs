@@ -146,9 +146,13 @@ fn the_caddyfile_adapts_and_validates_with_caddy() {
     let start = json_text.find('{').expect("json");
     let cfg: Value = serde_json::from_str(&json_text[start..]).expect("caddy's JSON");
 
-    // The admin API: loopback only, and it refuses other origins.
+    // The admin API: a Unix socket in the volume only the sidecar shares, and it refuses
+    // other origins.
     let admin = &cfg["admin"];
-    assert_eq!(admin["listen"], "localhost:2019", "{cfg:#}");
+    assert_eq!(
+        admin["listen"], "unix//run/caddy-admin/admin.sock",
+        "{cfg:#}"
+    );
     assert_eq!(admin["enforce_origin"], true);
     assert_eq!(admin["origins"], json!(["localhost:2019"]));
 

@@ -1,5 +1,6 @@
-//! The 13 commands of spec 51.4: `POST /sidecar/v1/commands` with a signed JWT whose `action`
-//! must equal the body's `action`.
+//! The 13 commands of spec 51.4, and `SET_TRACKING_DOMAINS` for spec 61.4's tracking
+//! domains: `POST /sidecar/v1/commands` with a signed JWT whose `action` must equal the
+//! body's `action`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,11 +40,13 @@ pub enum CommandName {
     GetLogs,
     /// Execution metrics now.
     CollectMetrics,
+    /// Serve exactly these tracking domains (spec 61.4).
+    SetTrackingDomains,
 }
 
 impl CommandName {
-    /// All 13.
-    pub const ALL: [CommandName; 13] = [
+    /// All 14.
+    pub const ALL: [CommandName; 14] = [
         CommandName::HealthCheck,
         CommandName::DeployWorkflow,
         CommandName::UpdateWorkflow,
@@ -57,6 +60,7 @@ impl CommandName {
         CommandName::SwapContainer,
         CommandName::GetLogs,
         CommandName::CollectMetrics,
+        CommandName::SetTrackingDomains,
     ];
 
     /// The wire name.
@@ -75,6 +79,7 @@ impl CommandName {
             CommandName::SwapContainer => "SWAP_CONTAINER",
             CommandName::GetLogs => "GET_LOGS",
             CommandName::CollectMetrics => "COLLECT_METRICS",
+            CommandName::SetTrackingDomains => "SET_TRACKING_DOMAINS",
         }
     }
 
@@ -202,6 +207,14 @@ pub enum Command {
     },
     /// Metrics now.
     CollectMetrics,
+    /// Serve exactly `hosts` as tracking domains (spec 61.4): the sidecar writes them into
+    /// Caddy's tracking route through its admin API, and Caddy obtains their certificates.
+    /// The whole list each time, so the command is idempotent and a lost one is healed by
+    /// the next.
+    SetTrackingDomains {
+        /// Lower-case host names; empty removes the route.
+        hosts: Vec<String>,
+    },
 }
 
 fn default_quiet_wait() -> u64 {
@@ -229,6 +242,7 @@ impl Command {
             Command::SwapContainer { .. } => CommandName::SwapContainer,
             Command::GetLogs { .. } => CommandName::GetLogs,
             Command::CollectMetrics => CommandName::CollectMetrics,
+            Command::SetTrackingDomains { .. } => CommandName::SetTrackingDomains,
         }
     }
 }
@@ -330,6 +344,11 @@ pub enum CommandReply {
     },
     /// Metrics.
     CollectMetrics(MetricsReport),
+    /// The tracking domains Caddy now serves.
+    SetTrackingDomains {
+        /// As asked.
+        hosts: Vec<String>,
+    },
 }
 
 /// Why an accepted command failed: the sidecar's stable codes, in one place for the sidecar
@@ -360,17 +379,21 @@ pub enum FailureCode {
     Runtime,
     /// A container swap failed and so did putting the old container back.
     RollbackFailed,
+    /// The web front (Caddy's admin API) did not answer, or refused the change.
+    WebFront,
+    /// The command's arguments are not acceptable (a host name that is not one).
+    BadArgument,
     /// A code this build does not know (a newer sidecar's).
     #[serde(other)]
     Unknown,
 }
 
 impl FailureCode {
-    /// Whether the same command may succeed later without anything changing: n8n was not
-    /// answering (starting, restarting). A runtime failure is not: a missing image stays
+    /// Whether the same command may succeed later without anything changing: n8n or Caddy
+    /// was not answering (starting, restarting). A runtime failure is not: a missing image stays
     /// missing.
     pub fn is_transient(self) -> bool {
-        matches!(self, FailureCode::N8nUnavailable)
+        matches!(self, FailureCode::N8nUnavailable | FailureCode::WebFront)
     }
 
     /// The HTTP status the sidecar answers with: 502 when something behind it failed,
@@ -380,6 +403,7 @@ impl FailureCode {
             FailureCode::N8nUnavailable
             | FailureCode::Runtime
             | FailureCode::RollbackFailed
+            | FailureCode::WebFront
             | FailureCode::N8nError => 502,
             FailureCode::N8nNotFound => 404,
             _ => 422,
@@ -400,6 +424,8 @@ impl FailureCode {
             FailureCode::SealedSecret => "sealed_secret",
             FailureCode::Runtime => "runtime",
             FailureCode::RollbackFailed => "rollback_failed",
+            FailureCode::WebFront => "web_front",
+            FailureCode::BadArgument => "bad_argument",
             FailureCode::Unknown => "unknown",
         }
     }

@@ -171,21 +171,31 @@ pub async fn start<R: ContainerRuntime>(
     let sealing = Arc::new(state.sealing);
     let verifier = CommandVerifier::new(&key, settings.workspace_id, settings.droplet_id)
         .map_err(|e| SidecarError::Handshake(format!("the command key is unusable: {e}")))?;
-    let executor = Arc::new(
-        Executor::new(
-            n8n,
-            runtime,
-            sealing.clone(),
-            settings.webhook_base_url.clone(),
-            http.clone(),
-            settings.n8n_ready_timeout,
-            settings.host_stats.clone(),
-        )
-        .with_credential_expiry(CredentialExpiry::load_with(
-            settings.state_dir.join("credential-expiry.json"),
-            settings.sync_state,
-        )),
-    );
+    let executor = Executor::new(
+        n8n,
+        runtime,
+        sealing.clone(),
+        settings.webhook_base_url.clone(),
+        http.clone(),
+        settings.n8n_ready_timeout,
+        settings.host_stats.clone(),
+    )
+    .with_credential_expiry(CredentialExpiry::load_with(
+        settings.state_dir.join("credential-expiry.json"),
+        settings.sync_state,
+    ));
+    let executor = Arc::new(match &settings.caddy_admin {
+        Some(socket) => executor.with_front(
+            crate::front::WebFront::new(socket, &settings.n8n_url)
+                .map_err(|e| SidecarError::Io(format!("the web front: {e}")))?,
+            crate::front::TrackingDomains::in_dir(&settings.state_dir),
+        ),
+        None => executor,
+    });
+    // A restarted droplet's Caddy starts from its Caddyfile: serve the tracking domains
+    // again without waiting for the control plane.
+    let restoring = executor.clone();
+    tokio::spawn(async move { restoring.restore_tracking().await });
     // The ids of commands accepted before a restart stay spent.
     let (used, live) = crate::guard::UsedIds::open(
         settings.state_dir.join("used-commands.log"),

@@ -62,6 +62,10 @@ pub struct SidecarArgs {
     /// command; repeat for several.
     #[arg(long)]
     trusted_proxy: Vec<IpAddr>,
+    /// Caddy's admin API socket, to serve the tenant's tracking domains (spec 61.4);
+    /// without it the sidecar refuses `SET_TRACKING_DOMAINS`.
+    #[arg(long)]
+    caddy_admin: Option<PathBuf>,
 }
 
 #[derive(Debug, Parser)]
@@ -96,6 +100,7 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
         idle_connection_timeout: crate::config::IDLE_CONNECTION_TIMEOUT,
         trusted_proxies: a.trusted_proxy.clone(),
         sync_state: true,
+        caddy_admin: a.caddy_admin.clone(),
     };
     if a.droplet_id.is_none() {
         let http = agent::http_client(&settings)?;

@@ -1,5 +1,6 @@
-//! Running the 13 commands of spec 51.4 against the local n8n and its runtime. Every failure
-//! is a [`CommandFailure`] with a stable code and a message naming what was wrong.
+//! Running the 13 commands of spec 51.4 against the local n8n and its runtime, and
+//! `SET_TRACKING_DOMAINS` against the web front ([`crate::front`]). Every failure is a
+//! [`CommandFailure`] with a stable code and a message naming what was wrong.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub struct Executor<R> {
     tag_ids: std::sync::Mutex<BTreeMap<String, String>>,
     /// Credential ids n8n listed lately, and when: see [`CREDENTIALS_FRESH`].
     known_credentials: std::sync::Mutex<Option<(Instant, BTreeSet<String>)>>,
+    /// Caddy's admin API and the tracking domains last asked for (none: no web front, as
+    /// in tests that run the sidecar alone).
+    front: Option<(crate::front::WebFront, crate::front::TrackingDomains)>,
 }
 
 /// How long a listing of n8n's credentials vouches for the ids in it. A deploy checks that
@@ -108,7 +112,18 @@ impl<R: ContainerRuntime> Executor<R> {
             container: tokio::sync::Mutex::new(()),
             tag_ids: std::sync::Mutex::new(BTreeMap::new()),
             known_credentials: std::sync::Mutex::new(None),
+            front: None,
         }
+    }
+
+    /// Serves tracking domains through `front`, remembering them in `saved`.
+    pub fn with_front(
+        mut self,
+        front: crate::front::WebFront,
+        saved: crate::front::TrackingDomains,
+    ) -> Self {
+        self.front = Some((front, saved));
+        self
     }
 
     /// Keeps the credential expiry notes in `notes` (a file in the state directory, so a
@@ -504,7 +519,65 @@ impl<R: ContainerRuntime> Executor<R> {
             Command::CollectMetrics => {
                 CommandReply::CollectMetrics(self.metrics().await.map_err(n8n)?)
             }
+            Command::SetTrackingDomains { hosts } => CommandReply::SetTrackingDomains {
+                hosts: self.serve_tracking(action, &hosts).await?,
+            },
         })
+    }
+
+    /// Makes the web front serve exactly `hosts`, and remembers them for the next start.
+    async fn serve_tracking(
+        &self,
+        action: CommandName,
+        hosts: &[String],
+    ) -> Result<Vec<String>, CommandFailure> {
+        let Some((front, saved)) = &self.front else {
+            return Err(fail(
+                action,
+                FailureCode::WebFront,
+                "this droplet has no web front to serve tracking domains from",
+            ));
+        };
+        let served = front.serve_tracking(hosts).await.map_err(|e| {
+            let code = match &e {
+                crate::front::FrontError::BadHosts(_) => FailureCode::BadArgument,
+                _ => FailureCode::WebFront,
+            };
+            fail(action, code, e.to_string())
+        })?;
+        if let Err(e) = saved.save(&served) {
+            // Caddy serves them now; only a restart would forget them until the control
+            // plane sends the list again.
+            tracing::warn!(error = %e, "the tracking domains could not be saved");
+        }
+        Ok(served)
+    }
+
+    /// Serves again the tracking domains saved before a restart, retrying while Caddy
+    /// starts (it may come up after the sidecar).
+    pub async fn restore_tracking(&self) {
+        let Some((front, saved)) = &self.front else {
+            return;
+        };
+        let hosts = saved.load();
+        if hosts.is_empty() {
+            return;
+        }
+        use backon::Retryable as _;
+        let attempt = || async { front.serve_tracking(&hosts).await };
+        let outcome = attempt
+            .retry(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(10))
+                    .with_max_times(20),
+            )
+            .when(crate::front::FrontError::is_transient)
+            .await;
+        match outcome {
+            Ok(h) => tracing::info!(domains = h.len(), "tracking domains served again"),
+            Err(e) => tracing::warn!(error = %e, "the tracking domains could not be restored"),
+        }
     }
 
     /// Spec 56.2: pull, wait for a quiet period (bounded), swap, health-check, roll back if

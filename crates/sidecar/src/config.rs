@@ -83,6 +83,8 @@ pub struct Settings {
     /// Flush the ids of accepted commands to the disk before running them (a real droplet,
     /// whose power can fail; a virtual droplet's restart keeps the page cache).
     pub sync_state: bool,
+    /// Caddy's admin API socket (spec 61.4's tracking domains); none: no web front.
+    pub caddy_admin: Option<PathBuf>,
 }
 
 /// [`Settings::idle_connection_timeout`] on a real droplet: longer than the heartbeat

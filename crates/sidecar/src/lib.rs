@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod docker;
 pub mod expiry;
+pub mod front;
 pub mod guard;
 pub mod runtime;
 pub mod server;

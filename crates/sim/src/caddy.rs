@@ -10,8 +10,9 @@
 //!   ACME: there is no public name to prove. Each Caddy still issues its own certificate, for
 //!   the droplet's IP address.
 //! - Caddy listens on the droplet's address only (`default_bind`), at [`HTTPS_PORT`] since
-//!   every droplet shares the host's ports; the admin API moves from `localhost:2019` to the
-//!   droplet's address, keeping its origin check; no HTTP→HTTPS redirect listener.
+//!   every droplet shares the host's ports; the admin API's socket moves from the volume it
+//!   shares with the sidecar to the droplet's directory ([`admin_socket`]), keeping its
+//!   origin check; no HTTP→HTTPS redirect listener.
 //!
 //! Everything else (routes, the 404 for other paths, headers) is the droplet's file.
 
@@ -82,8 +83,10 @@ impl CaddyFront {
         &self.ca_cert
     }
 
-    /// The droplet's Caddyfile rewritten to run at `ip` (see the module doc).
-    pub fn adapt(&self, caddyfile: &str, ip: IpAddr, storage: &Path) -> Result<String, String> {
+    /// The droplet's Caddyfile rewritten to run at `ip`, its files under `dir` (see the
+    /// module doc).
+    pub fn adapt(&self, caddyfile: &str, ip: IpAddr, dir: &Path) -> Result<String, String> {
+        let storage = dir.join("caddy-data");
         let Some(open) = caddyfile.find("{\n") else {
             return Err("the Caddyfile has no global options block".into());
         };
@@ -100,8 +103,12 @@ impl CaddyFront {
         text.push_str(&caddyfile[..open + 2]);
         text.push_str(&globals);
         text.push_str(&caddyfile[open + 2..]);
+        let socket = admin_socket(dir);
         Ok(text
-            .replace("localhost:2019", &format!("{ip}:2019"))
+            .replace(
+                &format!("unix/{}", genesis_protocol::front::CADDY_ADMIN_SOCKET),
+                &format!("unix/{}", socket.display()),
+            )
             .replace("sidecar:8443", &format!("{ip}:8443"))
             .replace("n8n:5678", &format!("{ip}:5678")))
     }
@@ -116,8 +123,17 @@ impl CaddyFront {
     ) -> Result<tokio::process::Child, String> {
         let storage = dir.join("caddy-data");
         std::fs::create_dir_all(&storage).map_err(|e| format!("{}: {e}", storage.display()))?;
+        let socket = admin_socket(dir);
+        // A Unix socket's path holds at most 107 bytes.
+        if socket.as_os_str().len() > 100 {
+            return Err(format!(
+                "{} is too long a path for Caddy's admin socket",
+                socket.display()
+            ));
+        }
+        let _ = std::fs::remove_file(&socket);
         let path = dir.join("Caddyfile");
-        std::fs::write(&path, self.adapt(caddyfile, ip, &storage)?)
+        std::fs::write(&path, self.adapt(caddyfile, ip, dir)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let log = std::fs::File::create(dir.join("caddy.log")).map_err(|e| e.to_string())?;
         let mut child = tokio::process::Command::new(&self.bin)
@@ -150,6 +166,12 @@ impl CaddyFront {
     }
 }
 
+/// Where the Caddy of the droplet whose Caddy files are under `dir` has its admin socket:
+/// what that droplet's sidecar is given as `caddy_admin`.
+pub fn admin_socket(dir: &Path) -> PathBuf {
+    dir.join("admin.sock")
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
@@ -166,11 +188,11 @@ mod tests {
             ca_cert: "/ca/root.crt".into(),
             ca_key: "/ca/root.key".into(),
         };
-        let file = "{\n\tadmin localhost:2019 {\n\t\torigins localhost:2019\n\t\tenforce_origin\n\t}\n}\n\n{$GENESIS_PUBLIC_HOST} {\n\thandle /sidecar/* {\n\t\treverse_proxy sidecar:8443\n\t}\n}\n";
+        let file = "{\n\tadmin unix//run/caddy-admin/admin.sock {\n\t\torigins localhost:2019\n\t\tenforce_origin\n\t}\n}\n\n{$GENESIS_PUBLIC_HOST} {\n\thandle /sidecar/* {\n\t\treverse_proxy sidecar:8443\n\t}\n}\n";
         let ip: IpAddr = "127.64.0.9".parse().expect("ip");
         let out = front.adapt(file, ip, Path::new("/s")).expect("adapts");
         assert!(out.starts_with("{\n\tdefault_bind 127.64.0.9\n"), "{out}");
-        assert!(out.contains("admin 127.64.0.9:2019") && out.contains("origins 127.64.0.9:2019"));
+        assert!(out.contains("admin unix//s/admin.sock") && out.contains("origins localhost:2019"));
         assert!(out.contains("enforce_origin") && out.contains("reverse_proxy 127.64.0.9:8443"));
         assert!(out.contains("cert /ca/root.crt"));
         assert!(

@@ -100,7 +100,9 @@ pub struct SidecarHook {
     real: Option<RealN8n>,
     /// Real Caddy in front of the first droplets whose cloud-init writes a Caddyfile: the
     /// front, how many droplets, and which have one (a rebooted droplet keeps its Caddy).
-    caddy: std::sync::OnceLock<(crate::caddy::CaddyFront, usize)>,
+    caddy: std::sync::OnceLock<crate::caddy::CaddyFront>,
+    /// How many more droplets may get Caddy at their first boot.
+    caddy_slots: std::sync::atomic::AtomicUsize,
     caddy_droplets: Mutex<std::collections::HashSet<i64>>,
 }
 
@@ -144,7 +146,23 @@ impl SidecarHook {
     /// `https://<ip>:9443/sidecar/v1/commands`, trusting `front.ca_cert()`. A second call
     /// keeps the first front.
     pub fn front_with_caddy(&self, front: crate::caddy::CaddyFront, droplets: usize) {
-        let _ = self.caddy.set((front, droplets));
+        let _ = self.caddy.set(front);
+        self.more_caddy(droplets);
+    }
+
+    /// Puts Caddy in front of `droplets` more droplets, the next to boot (what `make demo`
+    /// asks once its populated fleet is up, so tenants who sign up get a front); false when
+    /// no front was configured.
+    pub fn more_caddy(&self, droplets: usize) -> bool {
+        if self.caddy.get().is_none() {
+            return false;
+        }
+        let _ = self.caddy_slots.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| Some(n.saturating_add(droplets)),
+        );
+        true
     }
 
     /// Stops every droplet's sidecar and the processes it runs (real n8n, Caddy), waiting up
@@ -169,17 +187,23 @@ impl SidecarHook {
     }
 
     /// Whether droplet `id` boots behind Caddy (deciding it at its first boot).
-    fn behind_caddy(&self, id: i64, standby: bool, limit: usize) -> bool {
+    fn behind_caddy(&self, id: i64, standby: bool) -> bool {
         let Ok(mut chosen) = self.caddy_droplets.lock() else {
             return false;
         };
         if chosen.contains(&id) {
             return true;
         }
-        if standby || chosen.len() >= limit {
-            return false;
-        }
-        chosen.insert(id)
+        let took = !standby
+            && self
+                .caddy_slots
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok();
+        took && chosen.insert(id)
     }
 
     fn build(
@@ -205,6 +229,7 @@ impl SidecarHook {
             shared,
             refuse_credentials: std::sync::atomic::AtomicBool::new(false),
             caddy: std::sync::OnceLock::new(),
+            caddy_slots: std::sync::atomic::AtomicUsize::new(0),
             caddy_droplets: Mutex::new(Default::default()),
             real,
         })
@@ -349,6 +374,7 @@ impl SidecarHook {
             trusted_proxies: Vec::new(),
             // A virtual droplet's restart keeps the host's page cache: no fsync per command.
             sync_state: false,
+            caddy_admin: None,
         };
         // Ask the metadata service who we are, as the sidecar does on DigitalOcean.
         let meta = ctx.metadata_url.clone().unwrap_or_default();
@@ -367,10 +393,10 @@ impl SidecarHook {
         }
         // Caddy in front, as on a droplet: only when the document configures it.
         let mut _caddy = None;
-        if let (Some((front, limit)), Some(file)) = (
+        if let (Some(front), Some(file)) = (
             self.caddy.get(),
             ctx.cloud_config.file(crate::caddy::CADDYFILE),
-        ) && self.behind_caddy(id, standby, *limit)
+        ) && self.behind_caddy(id, standby)
         {
             match front
                 .start(&file.content, ip, &state_dir.join("caddy"))
@@ -382,6 +408,9 @@ impl SidecarHook {
                     // n8n's webhooks are public through Caddy only, as on a droplet.
                     settings.webhook_base_url =
                         format!("https://{ip}:{}", crate::caddy::HTTPS_PORT);
+                    // The sidecar drives this Caddy's admin API, as on a droplet.
+                    settings.caddy_admin =
+                        Some(crate::caddy::admin_socket(&state_dir.join("caddy")));
                     _caddy = Some(child);
                 }
                 Err(e) => {
@@ -553,5 +582,31 @@ impl BootHook for SidecarHook {
                 let _ = std::fs::remove_dir_all(&d.state_dir);
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caddy_goes_in_front_of_as_many_droplets_as_asked_and_stays_with_them() {
+        let root = std::env::temp_dir().join(format!("fleet-caddy-{}", uuid::Uuid::now_v7()));
+        let hook = SidecarHook::new(root.clone());
+        assert!(!hook.more_caddy(3), "no front configured");
+        assert!(!hook.behind_caddy(1, false));
+        let front = crate::caddy::CaddyFront::prepare(&root.join("ca")).expect("caddy");
+        hook.front_with_caddy(front, 1);
+        assert!(!hook.behind_caddy(9, true), "a standby never takes a slot");
+        assert!(hook.behind_caddy(1, false));
+        assert!(!hook.behind_caddy(2, false), "the one slot is taken");
+        assert!(
+            hook.behind_caddy(1, false),
+            "a rebooted droplet keeps its Caddy"
+        );
+        assert!(hook.more_caddy(2));
+        assert!(hook.behind_caddy(2, false) && hook.behind_caddy(3, false));
+        assert!(!hook.behind_caddy(4, false));
+        let _ = std::fs::remove_dir_all(root);
     }
 }

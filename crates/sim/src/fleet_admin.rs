@@ -6,7 +6,11 @@
 //! - `PUT /sim/v1/droplets/{id}/load` with `{"cpu": 95, "memory": 40, "disk": 30}`
 //!   (percent): what the droplet's heartbeats report from now on (spec 54.3's thresholds).
 //!
-//! Both answer 404 for a droplet that never booted, and 409 when there is nothing to do.
+//! - `POST /sim/v1/caddy` with `{"droplets": 5}`: real Caddy in front of the next 5 droplets
+//!   to boot (409 when the simulator runs without `--caddy`).
+//!
+//! The droplet routes answer 404 for a droplet that never booted, and 409 when there is
+//! nothing to do.
 
 use std::sync::Arc;
 
@@ -25,6 +29,7 @@ pub fn router(hook: Arc<SidecarHook>) -> Router {
     Router::new()
         .route("/sim/v1/droplets/{id}/drift", post(drift))
         .route("/sim/v1/droplets/{id}/load", put(load))
+        .route("/sim/v1/caddy", post(more_caddy))
         .with_state(hook)
 }
 
@@ -51,6 +56,42 @@ async fn drift(State(hook): State<Arc<SidecarHook>>, Path(id): Path<i64>) -> Res
         )
             .into_response(),
         _ => (StatusCode::CONFLICT, "no active workflow to deactivate\n").into_response(),
+    }
+}
+
+/// `POST /sim/v1/caddy`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoreCaddy {
+    droplets: usize,
+}
+
+async fn more_caddy(
+    State(hook): State<Arc<SidecarHook>>,
+    body: Result<Json<MoreCaddy>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(m)) = body else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body is {\"droplets\": N}\n",
+        )
+            .into_response();
+    };
+    if m.droplets == 0 || m.droplets > 1_000 {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "droplets is from 1 to 1000\n",
+        )
+            .into_response();
+    }
+    if hook.more_caddy(m.droplets) {
+        Json(serde_json::json!({ "next_droplets_with_caddy": m.droplets })).into_response()
+    } else {
+        (
+            StatusCode::CONFLICT,
+            "this simulator runs without Caddy (start it with --caddy N)\n",
+        )
+            .into_response()
     }
 }
 

@@ -39,6 +39,7 @@ pub mod standby;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tracking_domains;
 pub mod vault;
 pub mod webhooks;
 pub mod workspace_tokens;

@@ -55,6 +55,7 @@ pub fn tenant_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenant::workspace))
         .routes(routes!(tenant::members))
         .routes(routes!(tenant::tokens))
+        .routes(routes!(tenant::tracking_domains))
 }
 
 /// The API's OpenAPI document, as `GET /api/v1/openapi.json` serves it.

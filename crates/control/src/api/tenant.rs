@@ -114,3 +114,69 @@ pub async fn tokens(
     let items = tenant_access::tokens(db, &access).await?;
     Ok(Json(TokenList { items, next: None }))
 }
+
+/// A workspace's tracking domains, and the name they must point at.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TrackingDomainList {
+    /// The domains, by host.
+    pub items: Vec<TrackingDomainView>,
+    /// Where each must point with a CNAME (null before the engine exists).
+    pub cname_target: Option<String>,
+    /// Always null: a workspace has at most ten.
+    pub next: Option<String>,
+}
+
+/// One tracking domain (spec 61.4).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TrackingDomainView {
+    /// The host name.
+    pub host: String,
+    /// Where it stands.
+    pub state: genesis_core::tracking::TrackingState,
+    /// What DNS answered instead (when it points elsewhere).
+    pub found: Option<String>,
+    /// Why it is not served yet, in words.
+    pub detail: Option<String>,
+    /// Added.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// DNS last checked.
+    pub checked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// First served.
+    pub activated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The workspace's tracking domains (adding and removing them is on the dashboard).
+#[utoipa::path(
+    get,
+    path = "/tenant/workspaces/{id}/tracking-domains",
+    tag = "tenant",
+    params(("id" = String, Path, description = "The workspace's id")),
+    responses(
+        (status = 200, description = "Its tracking domains.", body = TrackingDomainList),
+        doc::NotFound,
+    )
+)]
+pub async fn tracking_domains(
+    State(state): State<AppState>,
+    Extension(caller): Extension<TenantCaller>,
+    Path(id): Path<String>,
+) -> Result<Json<TrackingDomainList>, Problem> {
+    let (access, db) = tenant_access::access(&state, &caller, &id).await?;
+    let (domains, cname_target) = crate::app::tracking_domains::list(&state, db, &access).await?;
+    Ok(Json(TrackingDomainList {
+        items: domains
+            .into_iter()
+            .map(|d| TrackingDomainView {
+                host: d.host,
+                state: d.state,
+                found: d.found,
+                detail: d.detail,
+                created_at: d.created_at,
+                checked_at: d.checked_at,
+                activated_at: d.activated_at,
+            })
+            .collect(),
+        cname_target,
+        next: None,
+    }))
+}

@@ -356,7 +356,9 @@ pub async fn apply(state: &AppState, access: &Access, plan: &DnsPlan) -> Result<
         })
 }
 
-fn resolver(server: Option<SocketAddr>) -> Result<hickory_resolver::TokioResolver, Problem> {
+pub(crate) fn resolver(
+    server: Option<SocketAddr>,
+) -> Result<hickory_resolver::TokioResolver, Problem> {
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "no DNS resolver");
         Problem::unavailable("DNS cannot be checked from this server right now")

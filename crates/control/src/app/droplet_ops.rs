@@ -125,7 +125,7 @@ pub struct DropletOpResult {
 
 /// States in which a droplet's sidecar may be asked anything: it has handshaken and its
 /// machine is on. A zombie is included on purpose: its logs are what an operator wants.
-fn reachable(state: DropletState) -> bool {
+pub(crate) fn reachable(state: DropletState) -> bool {
     matches!(
         state,
         DropletState::ActiveHealthy
@@ -185,11 +185,11 @@ pub(crate) async fn address(
     state: &AppState,
     droplet: &genesis_store::Droplet,
 ) -> Result<(String, i64), Problem> {
-    let Some(igniter) = state.igniter.clone() else {
+    if state.igniter.is_none() {
         return Err(Problem::unavailable(
             "this control plane has no cloud configured; it cannot reach droplets",
         ));
-    };
+    }
     if !reachable(droplet.state) {
         return Err(Problem::conflict(
             "state",
@@ -199,6 +199,20 @@ pub(crate) async fn address(
             ),
         ));
     }
+    public_address(state, droplet).await
+}
+
+/// `droplet`'s public address and cloud id, asked of the cloud, whatever its state (a
+/// powered-off droplet keeps its address).
+pub(crate) async fn public_address(
+    state: &AppState,
+    droplet: &genesis_store::Droplet,
+) -> Result<(String, i64), Problem> {
+    let Some(igniter) = state.igniter.clone() else {
+        return Err(Problem::unavailable(
+            "this control plane has no cloud configured; it cannot reach droplets",
+        ));
+    };
     let provider = droplet
         .provider_id
         .ok_or_else(|| Problem::conflict("state", "the droplet has no cloud id yet"))?;

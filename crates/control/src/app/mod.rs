@@ -28,5 +28,6 @@ pub mod rollouts;
 pub mod support;
 pub mod tenant_access;
 pub mod tenant_dashboard;
+pub mod tracking_domains;
 pub mod wizard;
 pub mod workspaces;

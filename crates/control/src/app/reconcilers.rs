@@ -14,6 +14,7 @@ pub const RECONCILERS: &[&str] = &[
     "orphan-reaper",
     "rollouts",
     "standby",
+    "tracking-domains",
     "watchdog",
     "zombie-detector",
 ];
@@ -119,6 +120,7 @@ mod tests {
             crate::workers::standby::StandbyPool::<C>::NAME,
             crate::workers::reaper::OrphanReaper::<C>::NAME,
             crate::workers::fleet_sampler::FleetSampler::NAME,
+            crate::workers::tracking_domains::TrackingDomains::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

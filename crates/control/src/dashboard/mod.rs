@@ -14,6 +14,7 @@ pub mod import_pages;
 pub mod pages;
 pub mod session;
 pub mod setup_pages;
+pub mod tracking_pages;
 pub mod workspace_pages;
 
 use axum::Router;
@@ -67,6 +68,18 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/app/workspaces/{id}/campaigns/{key}",
             post(workspace_pages::campaign),
+        )
+        .route(
+            "/app/workspaces/{id}/tracking-domains",
+            get(tracking_pages::list).post(tracking_pages::add),
+        )
+        .route(
+            "/app/workspaces/{id}/tracking-domains/{host}/check",
+            post(tracking_pages::check),
+        )
+        .route(
+            "/app/workspaces/{id}/tracking-domains/{host}/remove",
+            post(tracking_pages::remove),
         )
         .route(
             "/app/workspaces/{id}/members",

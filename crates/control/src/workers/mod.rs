@@ -10,6 +10,7 @@
 //! - [`hibernation`]: spec 55's hibernation (notice, final metrics, power-off) and wake.
 //! - [`standby`]: spec 55.4's hot-standby pool (claim on wake, serve, swap back, refill).
 //! - [`reaper`]: deletes tagged droplets no live workspace owns.
+//! - [`tracking_domains`]: spec 61.4's tracking domains (DNS looks, the engine's list).
 //! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
 //!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
@@ -23,5 +24,6 @@ pub mod reaper;
 pub mod reconciler;
 pub mod rollouts;
 pub mod standby;
+pub mod tracking_domains;
 pub mod watchdog;
 pub mod zombies;

@@ -461,6 +461,7 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
             format!("{base}/setup/ignition"),
             format!("{base}/setup/ignition/events"),
             format!("{base}/leads/imports/{missing}"),
+            format!("{base}/tracking-domains"),
         ] {
             let r = mallory.get(&page).await;
             seen.push((r.status().as_u16(), "GET page"));
@@ -514,6 +515,18 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
                 format!("{base}/campaigns/outreach"),
                 form(&[("csrf", &csrf), ("action", "pause")]),
             ),
+            (
+                format!("{base}/tracking-domains"),
+                form(&[("csrf", &csrf), ("host", "track.evil.test")]),
+            ),
+            (
+                format!("{base}/tracking-domains/track.acme.test/check"),
+                form(&[("csrf", &csrf)]),
+            ),
+            (
+                format!("{base}/tracking-domains/track.acme.test/remove"),
+                form(&[("csrf", &csrf)]),
+            ),
         ] {
             let r = mallory.post(&path, body, None).await;
             seen.push((r.status().as_u16(), "POST"));
@@ -523,7 +536,7 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
             .post_as(&format!("{base}/leads/import"), &ct, body, None)
             .await;
         seen.push((r.status().as_u16(), "POST upload"));
-        for path in ["", "/members", "/tokens"] {
+        for path in ["", "/members", "/tokens", "/tracking-domains"] {
             let r = reqwest::Client::new()
                 .get(format!("{}/api/v1/tenant/workspaces/{id}{path}", app.base))
                 .bearer_auth(&token)
@@ -563,6 +576,14 @@ async fn no_tenant_route_says_anything_about_another_tenants_workspace() {
     );
     let progress = app.t.db.onboarding_progress(ws).await.expect("progress");
     assert_eq!(progress.brand, None);
+    assert!(
+        app.t
+            .db
+            .tracking_domains(ws)
+            .await
+            .expect("tracking domains")
+            .is_empty()
+    );
 }
 
 /// The dashboard shows a tenant their leads (newest first, 50 a page, filtered and searched

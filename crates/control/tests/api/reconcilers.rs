@@ -20,6 +20,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
             "orphan-reaper",
             "rollouts",
             "standby",
+            "tracking-domains",
             "watchdog",
             "zombie-detector"
         ]

@@ -84,6 +84,12 @@ pub fn real_n8n_home() -> std::path::PathBuf {
 
 pub struct World {
     pub t: TestDb,
+    /// The control plane's state (tests run its reconcilers themselves).
+    #[allow(
+        dead_code,
+        reason = "used by the tracking-domain tests, which share these helpers"
+    )]
+    pub state: genesis_control::AppState,
     pub base: String,
     pub http: reqwest::Client,
     pub sim: Simulator,
@@ -296,6 +302,7 @@ pub async fn world(opts: Options) -> World {
             },
         )
         .build();
+    let state = control_plane.state().clone();
     tokio::spawn(control_plane.run(listener, std::future::pending()));
     google.register_client(
         GOOGLE_CLIENT.0,
@@ -304,6 +311,7 @@ pub async fn world(opts: Options) -> World {
     );
     let mut w = World {
         t,
+        state,
         base,
         http: reqwest::Client::new(),
         sim,

@@ -9,6 +9,7 @@ mod helpers;
 mod real_n8n;
 mod recovery;
 mod tokens;
+mod tracking;
 mod wizard;
 
 use std::time::Duration;

@@ -16,7 +16,7 @@ use crate::helpers::{Options, World, world};
 const PASSWORD: &str = "staple orbit velvet canyon";
 
 /// A person's browser: the session cookie, no automatic redirects.
-struct Person {
+pub(crate) struct Person {
     http: reqwest::Client,
     base: String,
     cookie: String,
@@ -30,12 +30,12 @@ fn form(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
     html[at..].split('"').next().unwrap_or_default().to_owned()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get(LOCATION)
         .and_then(|l| l.to_str().ok())
@@ -44,7 +44,7 @@ fn location(r: &reqwest::Response) -> String {
 }
 
 impl Person {
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http
             .get(format!("{}{path}", self.base))
             .header(COOKIE, &self.cookie)
@@ -53,12 +53,17 @@ impl Person {
             .expect("get")
     }
 
-    async fn text(&self, path: &str) -> String {
+    pub(crate) async fn text(&self, path: &str) -> String {
         self.get(path).await.text().await.expect("text")
     }
 
     /// Posts a page's form: its CSRF token (read from `page`) and `pairs`.
-    async fn submit(&self, page: &str, action: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn submit(
+        &self,
+        page: &str,
+        action: &str,
+        pairs: &[(&str, &str)],
+    ) -> reqwest::Response {
         let html = self.text(page).await;
         let csrf = csrf_of(&html);
         let mut all = vec![("csrf", csrf.as_str())];
@@ -75,7 +80,7 @@ impl Person {
 }
 
 /// Signs up, proves the address with the link the outbox holds, signs in.
-async fn sign_up(w: &World, email: &str) -> Person {
+pub(crate) async fn sign_up(w: &World, email: &str) -> Person {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
