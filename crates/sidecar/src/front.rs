@@ -231,22 +231,6 @@ impl WebFront {
             Err(Self::refused(status, &text))
         }
     }
-
-    /// The tracking domains Caddy serves now (empty without the route).
-    pub async fn tracking_hosts(&self) -> Result<Vec<String>, FrontError> {
-        let (status, text) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/id/{TRACKING_ROUTE_ID}/match/0/host"),
-                None,
-            )
-            .await?;
-        match status {
-            200 => serde_json::from_str(&text).map_err(|_| Self::refused(status, &text)),
-            404 => Ok(Vec::new()),
-            _ => Err(Self::refused(status, &text)),
-        }
-    }
 }
 
 /// The tracking domains the control plane last asked for, kept in the state directory so a

@@ -141,6 +141,24 @@ async fn a_virtual_droplet_runs_the_real_sidecar() {
         "{body}"
     );
 
+    // A droplet with no web front says so, in words, rather than pretending to serve a
+    // tracking domain.
+    let track = Command::SetTrackingDomains {
+        hosts: vec!["track.acme.test".into()],
+    };
+    let (status, body) = send(&http, &url, &token(&track), &track).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("web_front")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no web front")),
+        "{body}"
+    );
+
     // A redeploy of a newer version updates the same workflow and moves its version tag.
     let newer = Command::DeployWorkflow {
         template,
