@@ -74,12 +74,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(tracking_pages::list).post(tracking_pages::add),
         )
         .route(
-            "/app/workspaces/{id}/tracking-domains/{host}/check",
-            post(tracking_pages::check),
-        )
-        .route(
-            "/app/workspaces/{id}/tracking-domains/{host}/remove",
-            post(tracking_pages::remove),
+            "/app/workspaces/{id}/tracking-domains/{host}/{action}",
+            post(tracking_pages::host_action),
         )
         .route(
             "/app/workspaces/{id}/members",

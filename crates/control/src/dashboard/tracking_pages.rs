@@ -184,35 +184,24 @@ pub struct HostForm {
     csrf: String,
 }
 
-/// `POST /app/workspaces/{id}/tracking-domains/{host}/check`: looks at a host now.
-pub async fn check(
+/// `POST /app/workspaces/{id}/tracking-domains/{host}/{action}`: `check` looks at a host
+/// now, `remove` removes it.
+pub async fn host_action(
     State(state): State<AppState>,
     Extension(me): Extension<Me>,
-    Path((id, host)): Path<(String, String)>,
+    Path((id, host, action)): Path<(String, String, String)>,
     ApiForm(form): ApiForm<HostForm>,
 ) -> Response {
     let done = async {
         me.check_csrf(&form.csrf)?;
         let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
-        tracking::check_now(&state, db, &access, &host)
-            .await
-            .map(|_| ())
-    }
-    .await;
-    after(&state, &me, &id, "", done).await
-}
-
-/// `POST /app/workspaces/{id}/tracking-domains/{host}/remove`: removes a host.
-pub async fn remove(
-    State(state): State<AppState>,
-    Extension(me): Extension<Me>,
-    Path((id, host)): Path<(String, String)>,
-    ApiForm(form): ApiForm<HostForm>,
-) -> Response {
-    let done = async {
-        me.check_csrf(&form.csrf)?;
-        let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
-        tracking::remove(&state, db, &access, &host).await
+        match action.as_str() {
+            "check" => tracking::check_now(&state, db, &access, &host)
+                .await
+                .map(|_| ()),
+            "remove" => tracking::remove(&state, db, &access, &host).await,
+            _ => Err(Problem::not_found("page")),
+        }
     }
     .await;
     after(&state, &me, &id, "", done).await
