@@ -26,6 +26,7 @@ pub mod ignitions;
 pub mod lead_imports;
 pub mod leader;
 pub mod leads;
+pub mod ledger;
 pub mod legacy;
 pub mod metrics;
 pub mod notifications;

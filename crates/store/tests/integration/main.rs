@@ -6,6 +6,7 @@ mod blocking;
 mod handshake;
 mod helpers;
 mod isolation;
+mod ledger;
 mod lifecycle;
 mod ohio;
 mod partitions;

@@ -1,0 +1,704 @@
+//! The Genesis Wallet's ledger (spec 58.1), after TigerBeetle's rules:
+//!
+//! - **Double entry, append-only, integers.** Every transfer debits one account and credits
+//!   another by the same amount of millicents; transfers are never changed or removed (the
+//!   database refuses it, whoever asks).
+//! - **Balances are derived and held by the database.** An account's totals are updated from
+//!   its transfers by a trigger, and a wallet's `debits ≤ credits` is a CHECK: a transfer that
+//!   would overdraw is refused by PostgreSQL, not only by this code.
+//! - **Client-chosen ids.** Submitting a transfer again with the same id and the same fields
+//!   answers the stored transfer ([`TransferOutcome::Exists`]); with different fields it is
+//!   refused ([`Refusal::ExistsWithDifferentFields`]).
+//! - **Two-phase.** A pending transfer reserves money until a post (of all or part of it), a
+//!   void, or its timeout's expiry resolves it, once.
+//! - **Linked.** The transfers of one chain are applied all or none.
+//!
+//! The accounts of a transfer follow from its kind: a charge moves money from the wallet to
+//! `platform:revenue`, a deposit from `platform:payments` to the wallet, a refund from
+//! revenue back to the wallet. Every transfer is audited (Billing) in its transaction.
+
+use chrono::{DateTime, Utc};
+use genesis_core::WorkspaceId;
+use genesis_core::money::{Direction, Millicents, TransferKind};
+use serde_json::json;
+use sqlx::{Acquire, PgConnection};
+use uuid::Uuid;
+
+use crate::audit::{AuditEvent, record};
+use crate::{Database, StoreError};
+
+/// Where deposits come from: the payment provider.
+pub const PAYMENTS: &str = "platform:payments";
+/// Where the wallets' spending goes.
+pub const REVENUE: &str = "platform:revenue";
+
+/// A wallet's account id.
+pub fn wallet_account(workspace: WorkspaceId) -> String {
+    format!("wallet:{}", workspace.as_uuid())
+}
+
+/// What a transfer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Moves the money at once.
+    Single,
+    /// Reserves the money for at most `timeout_s` seconds.
+    Pending {
+        /// Seconds until it is expired if nothing resolves it (1 to 86,400).
+        timeout_s: i32,
+    },
+    /// Posts (part of) a pending transfer: the amount is what is really moved.
+    Post {
+        /// The pending transfer.
+        pending: Uuid,
+    },
+    /// Gives a pending transfer's money back.
+    Void {
+        /// The pending transfer.
+        pending: Uuid,
+    },
+    /// A void by the timeout sweep.
+    Expire {
+        /// The pending transfer.
+        pending: Uuid,
+    },
+}
+
+impl Phase {
+    fn code(self) -> &'static str {
+        match self {
+            Phase::Single => "single",
+            Phase::Pending { .. } => "pending",
+            Phase::Post { .. } => "post",
+            Phase::Void { .. } => "void",
+            Phase::Expire { .. } => "expire",
+        }
+    }
+
+    fn pending_id(self) -> Option<Uuid> {
+        match self {
+            Phase::Post { pending } | Phase::Void { pending } | Phase::Expire { pending } => {
+                Some(pending)
+            }
+            _ => None,
+        }
+    }
+
+    fn timeout_s(self) -> Option<i32> {
+        match self {
+            Phase::Pending { timeout_s } => Some(timeout_s),
+            _ => None,
+        }
+    }
+
+    /// The audit event of a transfer in this phase.
+    fn audit_event(self) -> &'static str {
+        match self {
+            Phase::Single => "TRANSFER_POSTED",
+            Phase::Pending { .. } => "FUNDS_RESERVED",
+            Phase::Post { .. } => "RESERVATION_POSTED",
+            Phase::Void { .. } => "RESERVATION_VOIDED",
+            Phase::Expire { .. } => "RESERVATION_EXPIRED",
+        }
+    }
+}
+
+/// A transfer to submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransfer {
+    /// Chosen by the client; the same id is the same transfer.
+    pub id: Uuid,
+    /// The wallet's workspace.
+    pub workspace: WorkspaceId,
+    /// Its type (spec 58.1); decides its accounts.
+    pub kind: TransferKind,
+    /// How much. Ignored for a void or an expiry, which resolve the whole pending amount.
+    pub amount: Millicents,
+    /// What it does.
+    pub phase: Phase,
+    /// What it is for (a payment's id, a managed call, the transfer refunded).
+    pub reference: Option<String>,
+}
+
+impl NewTransfer {
+    fn accounts(&self) -> (String, String) {
+        let wallet = wallet_account(self.workspace);
+        match (self.kind, self.kind.direction()) {
+            (TransferKind::Refund, _) => (REVENUE.into(), wallet),
+            (_, Direction::Credit) => (PAYMENTS.into(), wallet),
+            (_, Direction::Debit) => (wallet, REVENUE.into()),
+        }
+    }
+}
+
+/// A stored transfer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Transfer {
+    /// Its id.
+    pub id: Uuid,
+    /// The order it was applied in.
+    pub seq: i64,
+    /// The wallet's workspace.
+    pub workspace: WorkspaceId,
+    /// Its type.
+    pub kind: TransferKind,
+    /// The amount moved (or reserved, or released).
+    pub amount: Millicents,
+    /// single, pending, post, void or expire.
+    pub phase: String,
+    /// The pending transfer it resolves.
+    pub pending_id: Option<Uuid>,
+    /// When a pending transfer expires.
+    pub timeout_at: Option<DateTime<Utc>>,
+    /// The account debited.
+    pub debit_account: String,
+    /// The account credited.
+    pub credit_account: String,
+    /// What it is for.
+    pub reference: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    #[serde(skip)]
+    timeout_s: Option<i32>,
+}
+
+/// Why the ledger refused a transfer. Nothing was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A transfer with this id exists with other fields.
+    #[error("a different transfer with this id exists")]
+    ExistsWithDifferentFields,
+    /// The wallet's available balance does not cover it.
+    #[error("the wallet's balance does not cover it")]
+    InsufficientFunds,
+    /// The workspace has no wallet yet.
+    #[error("the workspace has no wallet")]
+    NoWallet,
+    /// It resolves a transfer that is not pending (or does not exist).
+    #[error("the transfer it resolves is not a pending transfer")]
+    NotPending,
+    /// It resolves a pending transfer of another wallet or kind.
+    #[error("it does not match the pending transfer it resolves")]
+    PendingMismatch,
+    /// It posts more than was reserved.
+    #[error("it posts more than was reserved")]
+    ExceedsPending,
+    /// The pending transfer was posted, voided or expired already.
+    #[error("the pending transfer was resolved already")]
+    AlreadyResolved,
+    /// A chain's later transfer was refused, so this one was not applied either.
+    #[error("another transfer of its chain was refused")]
+    LinkedFailed,
+}
+
+/// A transfer the ledger accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// Applied now.
+    Created(Transfer),
+    /// Applied before, with the same fields.
+    Exists(Transfer),
+}
+
+impl TransferOutcome {
+    /// The transfer.
+    pub fn transfer(&self) -> &Transfer {
+        match self {
+            TransferOutcome::Created(t) | TransferOutcome::Exists(t) => t,
+        }
+    }
+}
+
+/// What became of one chain: every transfer accepted, or the first refusal (at its index
+/// in the chain) and nothing applied.
+pub type ChainOutcome = Result<Vec<TransferOutcome>, (usize, Refusal)>;
+
+/// A wallet's figures (spec 58.1), from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WalletBalance {
+    /// Posted credits less posted debits.
+    pub balance: Millicents,
+    /// Reserved by pending transfers.
+    pub reserved: Millicents,
+    /// What may still be spent: the balance less what is reserved.
+    pub available: Millicents,
+    /// Everything ever deposited (deposits and automatic top-ups).
+    pub lifetime_deposits: Millicents,
+    /// Everything ever spent, less refunds.
+    pub lifetime_usage: Millicents,
+}
+
+/// An account whose stored totals differ from its transfers' sums.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountMismatch {
+    /// The account.
+    pub account: String,
+    /// Stored (debits_pending, debits_posted, credits_pending, credits_posted).
+    pub stored: [i64; 4],
+    /// Recomputed from the transfers.
+    pub derived: [i64; 4],
+}
+
+/// The whole ledger's totals: debits equal credits when it balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerTotals {
+    /// Σ debits_posted.
+    pub debits_posted: i64,
+    /// Σ credits_posted.
+    pub credits_posted: i64,
+    /// Σ debits_pending.
+    pub debits_pending: i64,
+    /// Σ credits_pending.
+    pub credits_pending: i64,
+    /// Wallets whose debits exceed their credits (always 0: the CHECK forbids it).
+    pub overdrawn_wallets: i64,
+}
+
+impl LedgerTotals {
+    /// Whether debits equal credits, posted and pending.
+    pub fn balances(&self) -> bool {
+        self.debits_posted == self.credits_posted
+            && self.debits_pending == self.credits_pending
+            && self.overdrawn_wallets == 0
+    }
+}
+
+struct Row {
+    id: Uuid,
+    seq: i64,
+    workspace_id: Uuid,
+    kind: String,
+    amount: i64,
+    phase: String,
+    pending_id: Option<Uuid>,
+    timeout_s: Option<i32>,
+    timeout_at: Option<DateTime<Utc>>,
+    debit_account: String,
+    credit_account: String,
+    reference: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for Transfer {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        Ok(Transfer {
+            id: r.id,
+            seq: r.seq,
+            workspace: crate::accounts::workspace_id(r.workspace_id)?,
+            kind: TransferKind::from_code(&r.kind).ok_or(StoreError::Corrupt {
+                what: "transfer kind",
+                value: r.kind.clone(),
+            })?,
+            amount: Millicents(r.amount),
+            phase: r.phase,
+            pending_id: r.pending_id,
+            timeout_s: r.timeout_s,
+            timeout_at: r.timeout_at,
+            debit_account: r.debit_account,
+            credit_account: r.credit_account,
+            reference: r.reference,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// Whether `stored` is what `new` asks for (the same id with the same fields).
+fn same_fields(stored: &Transfer, new: &NewTransfer) -> bool {
+    let (debit, credit) = new.accounts();
+    let amount_matters = matches!(
+        new.phase,
+        Phase::Single | Phase::Pending { .. } | Phase::Post { .. }
+    );
+    stored.workspace == new.workspace
+        && stored.kind == new.kind
+        && stored.phase == new.phase.code()
+        && stored.pending_id == new.phase.pending_id()
+        && stored.timeout_s == new.phase.timeout_s()
+        && stored.debit_account == debit
+        && stored.credit_account == credit
+        && stored.reference == new.reference
+        && (!amount_matters || stored.amount == new.amount)
+}
+
+/// The refusal a database error stands for, if it is one.
+fn refusal_of(e: &sqlx::Error) -> Option<Refusal> {
+    let db = e.as_database_error()?;
+    let constraint = db.constraint().unwrap_or_default();
+    match db.code().as_deref()? {
+        "GL001" => Some(Refusal::NotPending),
+        "GL002" => Some(Refusal::PendingMismatch),
+        "GL003" => Some(Refusal::ExceedsPending),
+        "23514" if constraint == "ledger_accounts_no_overdraft" => Some(Refusal::InsufficientFunds),
+        "23505" if constraint == "ledger_transfers_resolved_once" => Some(Refusal::AlreadyResolved),
+        "GL005" => Some(Refusal::NoWallet),
+        _ => None,
+    }
+}
+
+/// Applies one transfer on `conn` (inside the caller's transaction and savepoint), audited.
+async fn apply(
+    conn: &mut PgConnection,
+    t: &NewTransfer,
+    actor: &str,
+) -> Result<Result<TransferOutcome, Refusal>, StoreError> {
+    if t.amount.get() < 0 {
+        return Err(StoreError::Invalid {
+            field: "amount",
+            message: "a transfer's amount is never negative".into(),
+        });
+    }
+    let (debit, credit) = t.accounts();
+    let inserted = sqlx::query_as::<_, (Uuid,)>(
+        "INSERT INTO genesis.ledger_transfers
+            (id, debit_account, credit_account, amount, kind, phase, pending_id, timeout_s,
+             timeout_at, workspace_id, reference)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int, now() + make_interval(secs => $8::int), $9,
+                 $10)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(t.id)
+    .bind(&debit)
+    .bind(&credit)
+    .bind(t.amount.get())
+    .bind(t.kind.code())
+    .bind(t.phase.code())
+    .bind(t.phase.pending_id())
+    .bind(t.phase.timeout_s())
+    .bind(t.workspace.as_uuid())
+    .bind(&t.reference)
+    .fetch_optional(&mut *conn)
+    .await;
+    let created = match inserted {
+        Ok(row) => row.is_some(),
+        Err(e) => match refusal_of(&e) {
+            Some(refusal) => return Ok(Err(refusal)),
+            None => return Err(e.into()),
+        },
+    };
+    let stored: Transfer = read_transfer(conn, t.id).await?;
+    if !created {
+        return Ok(if same_fields(&stored, t) {
+            Ok(TransferOutcome::Exists(stored))
+        } else {
+            Err(Refusal::ExistsWithDifferentFields)
+        });
+    }
+    record(
+        conn,
+        &AuditEvent::new(actor, "billing", t.phase.audit_event())
+            .workspace(t.workspace)
+            .subject(t.id.to_string())
+            .details(json!({
+                "kind": t.kind.code(),
+                "amount_millicents": stored.amount.get(),
+                "amount": stored.amount.to_string(),
+                "pending_id": stored.pending_id,
+                "reference": stored.reference,
+            })),
+    )
+    .await?;
+    Ok(Ok(TransferOutcome::Created(stored)))
+}
+
+/// Applies a chain on `conn` until its first refusal (which the caller rolls back).
+async fn apply_chain(
+    conn: &mut PgConnection,
+    chain: &[NewTransfer],
+    actor: &str,
+) -> Result<ChainOutcome, StoreError> {
+    let mut done = Vec::with_capacity(chain.len());
+    for (i, t) in chain.iter().enumerate() {
+        match apply(conn, t, actor).await? {
+            Ok(outcome) => done.push(outcome),
+            Err(refusal) => return Ok(Err((i, refusal))),
+        }
+    }
+    Ok(Ok(done))
+}
+
+/// Reads one stored transfer.
+async fn read_transfer(conn: &mut PgConnection, id: Uuid) -> Result<Transfer, StoreError> {
+    let row = sqlx::query_as!(
+        Row,
+        r#"SELECT id, seq, workspace_id, kind, amount, phase, pending_id, timeout_s, timeout_at,
+                  debit_account, credit_account, reference, created_at
+           FROM genesis.ledger_transfers WHERE id = $1"#,
+        id
+    )
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
+impl Database {
+    /// Opens `workspace`'s wallet (its ledger account and settings) if it has none.
+    pub async fn wallet_open(&self, workspace: WorkspaceId) -> Result<(), StoreError> {
+        let mut tx = self.app.begin().await?;
+        sqlx::query!(
+            "INSERT INTO genesis.ledger_accounts (id, workspace_id, debits_must_not_exceed_credits)
+             VALUES ($1, $2, true) ON CONFLICT DO NOTHING",
+            wallet_account(workspace),
+            workspace.as_uuid()
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            match e.as_database_error().map(|d| d.is_foreign_key_violation()) {
+                Some(true) => StoreError::NotFound { what: "workspace" },
+                _ => e.into(),
+            }
+        })?;
+        sqlx::query!(
+            "INSERT INTO genesis.wallets (workspace_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            workspace.as_uuid()
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Submits chains of linked transfers in one database transaction: each chain is applied
+    /// whole or not at all, independently of the others. Retries the whole batch when the
+    /// database reports a deadlock or a serialization failure.
+    pub async fn ledger_submit(
+        &self,
+        chains: &[Vec<NewTransfer>],
+        actor: &str,
+    ) -> Result<Vec<ChainOutcome>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.ledger_submit_once(chains, actor).await {
+                Err(StoreError::Database(e)) if attempt < 4 && is_contention(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ledger_submit_once(
+        &self,
+        chains: &[Vec<NewTransfer>],
+        actor: &str,
+    ) -> Result<Vec<ChainOutcome>, StoreError> {
+        let mut tx = self.app.begin().await?;
+        // One chain needs no savepoint: its refusal rolls the whole transaction back.
+        if let [chain] = chains {
+            let outcome = apply_chain(&mut tx, chain, actor).await?;
+            if outcome.is_ok() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            return Ok(vec![outcome]);
+        }
+        let mut outcomes = Vec::with_capacity(chains.len());
+        for chain in chains {
+            let mut sp = tx.begin().await?;
+            let outcome = apply_chain(&mut sp, chain, actor).await?;
+            if outcome.is_ok() {
+                sp.commit().await?;
+            } else {
+                sp.rollback().await?;
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Submits one transfer.
+    pub async fn ledger_transfer(
+        &self,
+        transfer: NewTransfer,
+        actor: &str,
+    ) -> Result<Result<TransferOutcome, Refusal>, StoreError> {
+        let mut out = self.ledger_submit(&[vec![transfer]], actor).await?;
+        Ok(match out.pop() {
+            Some(Ok(mut accepted)) => accepted.pop().ok_or(Refusal::LinkedFailed),
+            Some(Err((_, refusal))) => Err(refusal),
+            None => Err(Refusal::LinkedFailed),
+        })
+    }
+
+    /// One stored transfer.
+    pub async fn ledger_get(&self, id: Uuid) -> Result<Option<Transfer>, StoreError> {
+        let mut conn = self.read().await?;
+        match read_transfer(&mut conn, id).await {
+            Ok(t) => Ok(Some(t)),
+            Err(StoreError::Database(sqlx::Error::RowNotFound)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `workspace`'s wallet figures; `None` when it has no wallet.
+    pub async fn wallet_balance(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Option<WalletBalance>, StoreError> {
+        let mut conn = self.read().await?;
+        let Some(a) = sqlx::query!(
+            r#"SELECT debits_pending, debits_posted, credits_posted
+               FROM genesis.ledger_accounts WHERE id = $1"#,
+            wallet_account(workspace)
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let sums = sqlx::query!(
+            r#"SELECT coalesce(sum(amount) FILTER (WHERE kind IN ('DEPOSIT', 'AUTO_TOPUP')), 0)::bigint AS "deposits!",
+                      coalesce(sum(amount) FILTER (WHERE kind = 'REFUND'), 0)::bigint AS "refunds!"
+               FROM genesis.ledger_transfers
+               WHERE workspace_id = $1 AND kind IN ('DEPOSIT', 'AUTO_TOPUP', 'REFUND')
+                 AND phase IN ('single', 'post')"#,
+            workspace.as_uuid()
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let balance = a.credits_posted - a.debits_posted;
+        Ok(Some(WalletBalance {
+            balance: Millicents(balance),
+            reserved: Millicents(a.debits_pending),
+            available: Millicents(balance - a.debits_pending),
+            lifetime_deposits: Millicents(sums.deposits),
+            lifetime_usage: Millicents(a.debits_posted - sums.refunds),
+        }))
+    }
+
+    /// `workspace`'s transfers, newest first, below `before_seq`.
+    pub async fn wallet_transfers(
+        &self,
+        workspace: WorkspaceId,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        sqlx::query_as!(
+            Row,
+            r#"SELECT id, seq, workspace_id, kind, amount, phase, pending_id, timeout_s,
+                      timeout_at, debit_account, credit_account, reference, created_at
+               FROM genesis.ledger_transfers
+               WHERE workspace_id = $1 AND seq < coalesce($2, 9223372036854775807)
+               ORDER BY seq DESC LIMIT $3"#,
+            workspace.as_uuid(),
+            before_seq,
+            limit
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
+    }
+
+    /// Expires up to `limit` pending transfers whose timeout has passed; the transfers
+    /// written. One that is resolved meanwhile is left alone.
+    pub async fn ledger_expire_due(&self, limit: i64) -> Result<Vec<Transfer>, StoreError> {
+        let due = sqlx::query!(
+            r#"SELECT t.id, t.workspace_id, t.kind
+               FROM genesis.ledger_open_pending o
+               JOIN genesis.ledger_transfers t ON t.id = o.transfer_id
+               WHERE o.timeout_at <= now() ORDER BY o.timeout_at LIMIT $1"#,
+            limit
+        )
+        .fetch_all(&self.app)
+        .await?;
+        let mut chains = Vec::with_capacity(due.len());
+        for d in due {
+            chains.push(vec![NewTransfer {
+                id: Uuid::now_v7(),
+                workspace: crate::accounts::workspace_id(d.workspace_id)?,
+                kind: TransferKind::from_code(&d.kind).ok_or(StoreError::Corrupt {
+                    what: "transfer kind",
+                    value: d.kind.clone(),
+                })?,
+                amount: Millicents::ZERO,
+                phase: Phase::Expire { pending: d.id },
+                reference: None,
+            }]);
+        }
+        let outcomes = self.ledger_submit(&chains, "system:ledger-expiry").await?;
+        Ok(outcomes
+            .into_iter()
+            .filter_map(|o| o.ok())
+            .flatten()
+            .map(|o| o.transfer().clone())
+            .collect())
+    }
+
+    /// The ledger's totals over every account.
+    pub async fn ledger_totals(&self) -> Result<LedgerTotals, StoreError> {
+        let r = sqlx::query!(
+            r#"SELECT coalesce(sum(debits_posted), 0)::bigint AS "dp!",
+                      coalesce(sum(credits_posted), 0)::bigint AS "cp!",
+                      coalesce(sum(debits_pending), 0)::bigint AS "dq!",
+                      coalesce(sum(credits_pending), 0)::bigint AS "cq!",
+                      count(*) FILTER (WHERE debits_must_not_exceed_credits
+                          AND debits_posted + debits_pending > credits_posted) AS "overdrawn!"
+               FROM genesis.ledger_accounts"#
+        )
+        .fetch_one(&mut *self.read().await?)
+        .await?;
+        Ok(LedgerTotals {
+            debits_posted: r.dp,
+            credits_posted: r.cp,
+            debits_pending: r.dq,
+            credits_pending: r.cq,
+            overdrawn_wallets: r.overdrawn,
+        })
+    }
+
+    /// Accounts whose stored totals differ from the sums of their transfers (an audit of
+    /// the trigger; empty when the ledger is sound). Reads every transfer.
+    pub async fn ledger_mismatches(&self) -> Result<Vec<AccountMismatch>, StoreError> {
+        let rows = sqlx::query!(
+            r#"WITH resolved AS (
+                   SELECT pending_id FROM genesis.ledger_transfers WHERE pending_id IS NOT NULL
+               ), sides AS (
+                   SELECT debit_account AS account, true AS debit, t.amount, t.phase,
+                          (t.phase = 'pending' AND r.pending_id IS NULL) AS open
+                   FROM genesis.ledger_transfers t LEFT JOIN resolved r ON r.pending_id = t.id
+                   UNION ALL
+                   SELECT credit_account, false, t.amount, t.phase,
+                          (t.phase = 'pending' AND r.pending_id IS NULL)
+                   FROM genesis.ledger_transfers t LEFT JOIN resolved r ON r.pending_id = t.id
+               ), derived AS (
+                   SELECT account,
+                       coalesce(sum(amount) FILTER (WHERE debit AND open), 0)::bigint AS dq,
+                       coalesce(sum(amount) FILTER (WHERE debit AND phase IN ('single', 'post')), 0)::bigint AS dp,
+                       coalesce(sum(amount) FILTER (WHERE NOT debit AND open), 0)::bigint AS cq,
+                       coalesce(sum(amount) FILTER (WHERE NOT debit AND phase IN ('single', 'post')), 0)::bigint AS cp
+                   FROM sides GROUP BY account
+               )
+               SELECT a.id AS "account!", a.debits_pending AS "sdq!", a.debits_posted AS "sdp!",
+                      a.credits_pending AS "scq!", a.credits_posted AS "scp!",
+                      coalesce(d.dq, 0) AS "dq!", coalesce(d.dp, 0) AS "dp!",
+                      coalesce(d.cq, 0) AS "cq!", coalesce(d.cp, 0) AS "cp!"
+               FROM genesis.ledger_accounts a LEFT JOIN derived d ON d.account = a.id
+               WHERE (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+                     IS DISTINCT FROM (coalesce(d.dq, 0), coalesce(d.dp, 0),
+                                       coalesce(d.cq, 0), coalesce(d.cp, 0))"#
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AccountMismatch {
+                account: r.account,
+                stored: [r.sdq, r.sdp, r.scq, r.scp],
+                derived: [r.dq, r.dp, r.cq, r.cp],
+            })
+            .collect())
+    }
+}
+
+fn is_contention(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01" || c == "40001")
+}
