@@ -67,6 +67,7 @@ pub mod bus;
 pub mod config;
 pub mod redis_conn;
 pub mod testing;
+pub mod wallet;
 pub mod worker;
 
 pub use bus::{AddOutcome, Bus, Claimed, Counts, FailOutcome, GovernorUse, QueueError};

@@ -13,6 +13,7 @@ mod node {
     }
 
     include!("suite.rs");
+    include!("wallet_suite.rs");
 }
 
 /// The same suite on a Redis Cluster.
@@ -23,4 +24,5 @@ mod cluster {
     }
 
     include!("suite.rs");
+    include!("wallet_suite.rs");
 }
