@@ -24,7 +24,12 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
+    bearer_of(req.headers())
+}
+
+/// The bearer token of a request's headers.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -39,7 +44,7 @@ fn is_operator(state: &AppState, token: &str) -> bool {
 
 /// The shape of a workspace token (`gws_` and 43 base64url characters): anything else is
 /// refused before the database is asked.
-fn looks_like_workspace_token(token: &str) -> bool {
+pub fn looks_like_workspace_token(token: &str) -> bool {
     token.strip_prefix("gws_").is_some_and(|rest| {
         rest.len() == 43
             && rest

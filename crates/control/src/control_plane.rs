@@ -93,6 +93,7 @@ pub struct ControlPlaneBuilder {
     vault: Option<Arc<genesis_store::MasterKeys>>,
     outbound: crate::outbound::FetchLimits,
     providers: crate::providers::Providers,
+    wallets: Option<Arc<crate::app::wallet::Wallets>>,
     fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -200,6 +201,12 @@ impl ControlPlaneBuilder {
         sink
     }
 
+    /// The Genesis Wallet (spec 58): managed calls are refused (503) without it.
+    pub fn wallets(mut self, wallets: Option<Arc<crate::app::wallet::Wallets>>) -> Self {
+        self.wallets = wallets;
+        self
+    }
+
     /// The fleet side: ignition, its worker and the reconcilers.
     pub fn fleet(mut self, igniter: Arc<FleetIgniter>, settings: FleetSettings) -> Self {
         self.fleet = Some((igniter, settings));
@@ -235,6 +242,7 @@ impl ControlPlaneBuilder {
             vault: self.vault,
             outbound: self.outbound,
             providers: self.providers,
+            wallets: self.wallets,
             dkim_keys: Default::default(),
             imports: Arc::new(tokio::sync::Semaphore::new(
                 crate::app::lead_import::MAX_AT_ONCE,
@@ -276,6 +284,7 @@ impl ControlPlane {
             vault: None,
             outbound: crate::outbound::FetchLimits::default(),
             providers: crate::providers::Providers::default(),
+            wallets: None,
             fleet: None,
             stop: watch::channel(false),
             tasks: Supervisor::default(),
@@ -428,6 +437,13 @@ fn spawn_reconcilers(
         crate::workers::tracking_domains::EVERY,
         stop,
     );
+    if let Some(wallets) = &state.wallets {
+        use crate::workers::wallet::{CHECK_EVERY, SYNC_EVERY, WalletCheck, WalletSyncer};
+        let syncer = WalletSyncer::new(wallets.clone(), stores.clone());
+        supervise(tasks, state, syncer, SYNC_EVERY, stop);
+        let check = WalletCheck::new(wallets.clone(), stores.clone());
+        supervise(tasks, state, check, CHECK_EVERY, stop);
+    }
     let wakers = state.wakers.clone();
     let coordinator = stores.coordinator().clone();
     let rx = stop.clone();

@@ -88,6 +88,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/sidecar/metrics",
             axum::routing::post(sidecar::metrics_report),
         )
+        .route(
+            "/api/v1/managed/{service}/{*path}",
+            axum::routing::any(api::managed::call),
+        )
         .merge(api)
         .merge(
             utoipa_swagger_ui::SwaggerUi::new(api::doc::DOCS_PATH)

@@ -72,6 +72,8 @@ pub struct Providers {
     pub dns_server: Option<std::net::SocketAddr>,
     /// Adds DNS records to tenants' zones (`None`: tenants add them by hand).
     pub dns_provider: Option<crate::app::dns::SharedProvider>,
+    /// The wholesale services behind the managed-service gateway.
+    pub managed: crate::app::managed::Upstreams,
     /// Calls them, each call bounded.
     pub http: reqwest::Client,
 }
@@ -97,6 +99,7 @@ impl Default for Providers {
             relevance_url: "https://api-{region}.stack.tryrelevance.com".into(),
             dns_server: None,
             dns_provider: None,
+            managed: crate::app::managed::Upstreams::real(),
             http: client(),
         }
     }
@@ -126,6 +129,7 @@ impl Providers {
                     http: http.clone(),
                 }) as crate::app::dns::SharedProvider
             }),
+            managed: crate::app::managed::Upstreams::at(base),
             http,
         }
     }

@@ -49,6 +49,9 @@ pub struct AppState {
     pub providers: crate::providers::Providers,
     /// DKIM keys made ahead for the wizard's DNS stage.
     pub dkim_keys: Arc<crate::app::dns::DkimKeys>,
+    /// The Genesis Wallet: the cache, the ledgers and the kill-switch. `None` when Redis is
+    /// not configured: managed calls answer 503.
+    pub wallets: Option<Arc<crate::app::wallet::Wallets>>,
     /// Turns for CSV imports of leads ([`crate::app::lead_import::MAX_AT_ONCE`]).
     pub imports: Arc<tokio::sync::Semaphore>,
 }

@@ -175,7 +175,7 @@ impl WalletCache {
     }
 
     /// The wallet's three keys.
-    pub fn keys(&self, workspace: &uuid::Uuid) -> [String; 3] {
+    pub fn keys(&self, workspace: uuid::Uuid) -> [String; 3] {
         let w = format!("{}wallet:{{{workspace}}}", self.prefix);
         [w.clone(), format!("{w}:holds"), format!("{w}:journal")]
     }
@@ -187,7 +187,7 @@ impl WalletCache {
     fn invocation<'a>(
         &self,
         script: &'a Script,
-        workspace: &uuid::Uuid,
+        workspace: uuid::Uuid,
     ) -> redis::ScriptInvocation<'a> {
         let mut inv = script.prepare_invoke();
         for k in self.keys(workspace) {
@@ -196,7 +196,7 @@ impl WalletCache {
         inv
     }
 
-    async fn mark_dirty(&self, workspace: &uuid::Uuid) -> Result<(), QueueError> {
+    async fn mark_dirty(&self, workspace: uuid::Uuid) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("ZADD")
             .arg(self.dirty_key())
@@ -211,8 +211,8 @@ impl WalletCache {
     /// Reserves `amount` for `hold` if the balance covers it, for at most `timeout_s`.
     pub async fn reserve(
         &self,
-        workspace: &uuid::Uuid,
-        hold: &uuid::Uuid,
+        workspace: uuid::Uuid,
+        hold: uuid::Uuid,
         amount: i64,
         timeout_s: i32,
         kind: &str,
@@ -244,9 +244,9 @@ impl WalletCache {
     /// Posts `amount` of `hold` (at most what it held) as transfer `id`.
     pub async fn post(
         &self,
-        workspace: &uuid::Uuid,
-        hold: &uuid::Uuid,
-        id: &uuid::Uuid,
+        workspace: uuid::Uuid,
+        hold: uuid::Uuid,
+        id: uuid::Uuid,
         amount: i64,
     ) -> Result<Settle, QueueError> {
         self.settle(workspace, hold, id, amount, "P").await
@@ -255,18 +255,18 @@ impl WalletCache {
     /// Voids `hold` as transfer `id`.
     pub async fn void(
         &self,
-        workspace: &uuid::Uuid,
-        hold: &uuid::Uuid,
-        id: &uuid::Uuid,
+        workspace: uuid::Uuid,
+        hold: uuid::Uuid,
+        id: uuid::Uuid,
     ) -> Result<Settle, QueueError> {
         self.settle(workspace, hold, id, 0, "V").await
     }
 
     async fn settle(
         &self,
-        workspace: &uuid::Uuid,
-        hold: &uuid::Uuid,
-        id: &uuid::Uuid,
+        workspace: uuid::Uuid,
+        hold: uuid::Uuid,
+        id: uuid::Uuid,
         amount: i64,
         op: &str,
     ) -> Result<Settle, QueueError> {
@@ -296,7 +296,7 @@ impl WalletCache {
     /// from. Whether it was loaded now.
     pub async fn load(
         &self,
-        workspace: &uuid::Uuid,
+        workspace: uuid::Uuid,
         avail: i64,
         ledger_seq: i64,
         halted: bool,
@@ -318,7 +318,7 @@ impl WalletCache {
     /// the kill-switch off. The new balance, `None` when the wallet is not cached.
     pub async fn credit(
         &self,
-        workspace: &uuid::Uuid,
+        workspace: uuid::Uuid,
         amount: i64,
         ledger_seq: i64,
         lift_halt: bool,
@@ -335,7 +335,7 @@ impl WalletCache {
     }
 
     /// Turns the kill-switch on or off in the cache.
-    pub async fn set_halted(&self, workspace: &uuid::Uuid, halted: bool) -> Result<(), QueueError> {
+    pub async fn set_halted(&self, workspace: uuid::Uuid, halted: bool) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let _: i64 = self
             .invocation(&self.halt, workspace)
@@ -349,7 +349,7 @@ impl WalletCache {
     /// it is not cached.
     pub async fn snapshot(
         &self,
-        workspace: &uuid::Uuid,
+        workspace: uuid::Uuid,
         max_entries: usize,
     ) -> Result<Option<Snapshot>, QueueError> {
         let mut conn = self.conn.clone();
@@ -387,7 +387,7 @@ impl WalletCache {
     }
 
     /// Drops journal entries numbered up to `upto` (written to the ledger); the entries left.
-    pub async fn ack(&self, workspace: &uuid::Uuid, upto: i64) -> Result<i64, QueueError> {
+    pub async fn ack(&self, workspace: uuid::Uuid, upto: i64) -> Result<i64, QueueError> {
         let mut conn = self.conn.clone();
         Ok(self
             .invocation(&self.ack, workspace)
@@ -400,8 +400,8 @@ impl WalletCache {
     /// Gives an expired hold's money back (the ledger expired it). Whether it was held.
     pub async fn drop_hold(
         &self,
-        workspace: &uuid::Uuid,
-        hold: &uuid::Uuid,
+        workspace: uuid::Uuid,
+        hold: uuid::Uuid,
     ) -> Result<bool, QueueError> {
         let mut conn = self.conn.clone();
         let dropped: i64 = self
@@ -415,7 +415,7 @@ impl WalletCache {
     /// Sets the cached balance to `avail` if nothing was journaled since `seq`.
     pub async fn rebuild(
         &self,
-        workspace: &uuid::Uuid,
+        workspace: uuid::Uuid,
         seq: i64,
         avail: i64,
     ) -> Result<bool, QueueError> {
@@ -445,7 +445,7 @@ impl WalletCache {
     }
 
     /// Marks a wallet as having entries to sync.
-    pub async fn mark(&self, workspace: &uuid::Uuid) -> Result<(), QueueError> {
+    pub async fn mark(&self, workspace: uuid::Uuid) -> Result<(), QueueError> {
         self.mark_dirty(workspace).await
     }
 

@@ -12,6 +12,7 @@ pub mod docker;
 pub mod fleet;
 pub mod fleet_admin;
 pub mod google_oauth;
+pub mod managed;
 pub mod n8n;
 pub mod vhost;
 pub mod wizard;

@@ -203,6 +203,9 @@ CREATE TABLE genesis.wallets (
                          CHECK (alert_level IN ('ok', 'low_5', 'low_1', 'empty')),
     -- Since when managed services are halted (the kill-switch), if they are.
     halted_at            timestamptz,
+    -- The last entry of the wallet's Redis journal written here (the syncer's mark; a
+    -- reloaded cache numbers on from it).
+    synced_seq           bigint NOT NULL DEFAULT 0,
     updated_at           timestamptz NOT NULL DEFAULT now()
 );
 

@@ -468,47 +468,7 @@ impl Database {
         chains: &[Vec<NewTransfer>],
         actor: &str,
     ) -> Result<Vec<ChainOutcome>, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.ledger_submit_once(chains, actor).await {
-                Err(StoreError::Database(e)) if attempt < 4 && is_contention(&e) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn ledger_submit_once(
-        &self,
-        chains: &[Vec<NewTransfer>],
-        actor: &str,
-    ) -> Result<Vec<ChainOutcome>, StoreError> {
-        let mut tx = self.app.begin().await?;
-        // One chain needs no savepoint: its refusal rolls the whole transaction back.
-        if let [chain] = chains {
-            let outcome = apply_chain(&mut tx, chain, actor).await?;
-            if outcome.is_ok() {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-            return Ok(vec![outcome]);
-        }
-        let mut outcomes = Vec::with_capacity(chains.len());
-        for chain in chains {
-            let mut sp = tx.begin().await?;
-            let outcome = apply_chain(&mut sp, chain, actor).await?;
-            if outcome.is_ok() {
-                sp.commit().await?;
-            } else {
-                sp.rollback().await?;
-            }
-            outcomes.push(outcome);
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        self.ledger_sync(chains, &[], actor).await
     }
 
     /// Submits one transfer.
@@ -701,4 +661,337 @@ fn is_contention(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+/// A wallet's alert level (spec 58.2): the lowest threshold crossed since it was last above
+/// $5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    /// Above $5.
+    Ok,
+    /// Below $5: e-mail "wallet running low".
+    Low5,
+    /// Below $1: e-mail and a dashboard banner.
+    Low1,
+    /// A call was refused: the kill-switch.
+    Empty,
+}
+
+impl AlertLevel {
+    /// The stored name.
+    pub fn code(self) -> &'static str {
+        match self {
+            AlertLevel::Ok => "ok",
+            AlertLevel::Low5 => "low_5",
+            AlertLevel::Low1 => "low_1",
+            AlertLevel::Empty => "empty",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [
+            AlertLevel::Ok,
+            AlertLevel::Low5,
+            AlertLevel::Low1,
+            AlertLevel::Empty,
+        ]
+        .into_iter()
+        .find(|l| l.code() == code)
+    }
+}
+
+/// A wallet's settings and standing (spec 58.1, 58.2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WalletState {
+    /// Recharge automatically.
+    pub auto_topup_enabled: bool,
+    /// Below this available balance.
+    pub auto_topup_threshold: Millicents,
+    /// By this much.
+    pub auto_topup_amount: Millicents,
+    /// The payment provider's customer.
+    pub customer_ref: Option<String>,
+    /// The saved payment method.
+    pub payment_method_ref: Option<String>,
+    /// Where its alerts stand.
+    pub alert_level: AlertLevel,
+    /// Since when the kill-switch holds its managed services.
+    pub halted_at: Option<DateTime<Utc>>,
+    /// The syncer's mark in the Redis journal.
+    pub synced_seq: i64,
+}
+
+/// What the cache is loaded from: the ledger's figures and the wallet's standing, read in
+/// one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletLoad {
+    /// Available: posted credits less posted and pending debits.
+    pub available: Millicents,
+    /// The wallet's posted credits: credits up to this are counted in `available`.
+    pub credits_posted: i64,
+    /// The kill-switch.
+    pub halted: bool,
+    /// The syncer's mark.
+    pub synced_seq: i64,
+}
+
+impl Database {
+    /// `workspace`'s wallet settings and standing; `None` without a wallet.
+    pub async fn wallet_state(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Option<WalletState>, StoreError> {
+        let Some(r) = sqlx::query!(
+            r#"SELECT auto_topup_enabled, auto_topup_threshold, auto_topup_amount, customer_ref,
+                      payment_method_ref, alert_level, halted_at, synced_seq
+               FROM genesis.wallets WHERE workspace_id = $1"#,
+            workspace.as_uuid()
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(WalletState {
+            auto_topup_enabled: r.auto_topup_enabled,
+            auto_topup_threshold: Millicents(r.auto_topup_threshold),
+            auto_topup_amount: Millicents(r.auto_topup_amount),
+            customer_ref: r.customer_ref,
+            payment_method_ref: r.payment_method_ref,
+            alert_level: AlertLevel::from_code(&r.alert_level).ok_or(StoreError::Corrupt {
+                what: "wallet alert level",
+                value: r.alert_level.clone(),
+            })?,
+            halted_at: r.halted_at,
+            synced_seq: r.synced_seq,
+        }))
+    }
+
+    /// Every workspace with a wallet here.
+    pub async fn wallet_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        sqlx::query_scalar!("SELECT workspace_id FROM genesis.wallets ORDER BY workspace_id")
+            .fetch_all(&mut *self.read().await?)
+            .await?
+            .into_iter()
+            .map(crate::accounts::workspace_id)
+            .collect()
+    }
+
+    /// What the cache loads `workspace`'s wallet from; `None` without a wallet.
+    pub async fn wallet_load(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Option<WalletLoad>, StoreError> {
+        let r = sqlx::query!(
+            r#"SELECT a.credits_posted - a.debits_posted - a.debits_pending AS "available!",
+                      a.credits_posted, w.halted_at IS NOT NULL AS "halted!", w.synced_seq
+               FROM genesis.ledger_accounts a
+               JOIN genesis.wallets w ON w.workspace_id = a.workspace_id
+               WHERE a.id = $1"#,
+            wallet_account(workspace)
+        )
+        .fetch_optional(&self.app)
+        .await?;
+        Ok(r.map(|r| WalletLoad {
+            available: Millicents(r.available),
+            credits_posted: r.credits_posted,
+            halted: r.halted,
+            synced_seq: r.synced_seq,
+        }))
+    }
+
+    /// Credits `workspace`'s wallet (a deposit, a top-up, a refund) in one transaction with
+    /// its audit; lifts the kill-switch and resets the alerts when the wallet is above $5
+    /// afterwards. Answers the outcome and, for a new credit, the wallet's posted credits
+    /// after it (the cache's mark).
+    pub async fn wallet_credit(
+        &self,
+        transfer: NewTransfer,
+        actor: &str,
+    ) -> Result<Result<(TransferOutcome, Option<i64>), Refusal>, StoreError> {
+        if transfer.kind.direction() != Direction::Credit || transfer.phase != Phase::Single {
+            return Err(StoreError::Invalid {
+                field: "kind",
+                message: "only a posted credit is a wallet credit".into(),
+            });
+        }
+        let ws = transfer.workspace;
+        let mut tx = self.app.begin().await?;
+        let outcome = match apply(&mut tx, &transfer, actor).await? {
+            Ok(o) => o,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Ok(Err(refusal));
+            }
+        };
+        if matches!(outcome, TransferOutcome::Exists(_)) {
+            tx.rollback().await?;
+            return Ok(Ok((outcome, None)));
+        }
+        let r = sqlx::query!(
+            r#"SELECT credits_posted, credits_posted - debits_posted - debits_pending AS "available!"
+               FROM genesis.ledger_accounts WHERE id = $1"#,
+            wallet_account(ws)
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let lifted = sqlx::query_scalar!(
+            r#"UPDATE genesis.wallets SET halted_at = NULL,
+                   alert_level = CASE WHEN $2::bigint >= 500000 THEN 'ok' ELSE alert_level END,
+                   updated_at = now()
+               WHERE workspace_id = $1 AND halted_at IS NOT NULL AND $2::bigint > 0
+               RETURNING workspace_id"#,
+            ws.as_uuid(),
+            r.available
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if lifted.is_some() {
+            record(
+                &mut tx,
+                &AuditEvent::new(actor, "billing", "KILL_SWITCH_LIFTED")
+                    .workspace(ws)
+                    .details(json!({ "available": Millicents(r.available).to_string() })),
+            )
+            .await?;
+        } else if r.available >= 500_000 {
+            sqlx::query!(
+                "UPDATE genesis.wallets SET alert_level = 'ok', updated_at = now()
+                 WHERE workspace_id = $1 AND alert_level <> 'ok'",
+                ws.as_uuid()
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok((outcome, Some(r.credits_posted))))
+    }
+
+    /// Raises `workspace`'s alert to `level` if it is not there yet: the notification, the
+    /// audit event and, for [`AlertLevel::Empty`], the kill-switch, in one transaction.
+    /// Whether it was raised now.
+    pub async fn wallet_alert(
+        &self,
+        workspace: WorkspaceId,
+        level: AlertLevel,
+        available: Millicents,
+        halt: bool,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let raised = sqlx::query_scalar!(
+            r#"UPDATE genesis.wallets SET alert_level = $2,
+                   halted_at = CASE WHEN $3 THEN coalesce(halted_at, now()) ELSE halted_at END,
+                   updated_at = now()
+               WHERE workspace_id = $1
+                 AND array_position(ARRAY['ok', 'low_5', 'low_1', 'empty'], alert_level)
+                     < array_position(ARRAY['ok', 'low_5', 'low_1', 'empty'], $2)
+               RETURNING workspace_id"#,
+            workspace.as_uuid(),
+            level.code(),
+            halt
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if raised.is_none() {
+            return Ok(false);
+        }
+        let (kind, subject, event) = match level {
+            AlertLevel::Ok => return Ok(false),
+            AlertLevel::Low5 => ("WALLET_LOW", "Your wallet is running low", "WALLET_LOW_5"),
+            AlertLevel::Low1 => ("WALLET_LOW", "Your wallet is almost empty", "WALLET_LOW_1"),
+            AlertLevel::Empty => (
+                "WALLET_EMPTY",
+                "Managed services are paused: your wallet is empty",
+                if halt {
+                    "KILL_SWITCH_ACTIVE"
+                } else {
+                    "WALLET_EMPTY_UNENFORCED"
+                },
+            ),
+        };
+        sqlx::query!(
+            r#"INSERT INTO genesis.notifications (workspace_id, kind, subject, body)
+               VALUES ($1, $2, $3, $4)"#,
+            workspace.as_uuid(),
+            kind,
+            subject,
+            json!({ "available": available.to_string(), "level": level.code() }),
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, "billing", event)
+                .workspace(workspace)
+                .details(json!({ "available": available.to_string() })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The syncer's write: `chains` as [`Database::ledger_submit`] does, and each wallet's
+    /// journal mark, in the same transaction, so a mark never runs ahead of its transfers.
+    pub async fn ledger_sync(
+        &self,
+        chains: &[Vec<NewTransfer>],
+        marks: &[(WorkspaceId, i64)],
+        actor: &str,
+    ) -> Result<Vec<ChainOutcome>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.submit_once(chains, marks, actor).await;
+            match result {
+                Err(StoreError::Database(e)) if attempt < 4 && is_contention(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn submit_once(
+        &self,
+        chains: &[Vec<NewTransfer>],
+        marks: &[(WorkspaceId, i64)],
+        actor: &str,
+    ) -> Result<Vec<ChainOutcome>, StoreError> {
+        let mut tx = self.app.begin().await?;
+        // One chain and no marks needs no savepoint: a refusal rolls everything back.
+        if let ([chain], []) = (chains, marks) {
+            let outcome = apply_chain(&mut tx, chain, actor).await?;
+            if outcome.is_ok() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            return Ok(vec![outcome]);
+        }
+        let mut outcomes = Vec::with_capacity(chains.len());
+        for chain in chains {
+            let mut sp = tx.begin().await?;
+            let outcome = apply_chain(&mut sp, chain, actor).await?;
+            if outcome.is_ok() {
+                sp.commit().await?;
+            } else {
+                sp.rollback().await?;
+            }
+            outcomes.push(outcome);
+        }
+        for (ws, seq) in marks {
+            sqlx::query!(
+                "UPDATE genesis.wallets SET synced_seq = greatest(synced_seq, $2)
+                 WHERE workspace_id = $1",
+                ws.as_uuid(),
+                seq
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
 }

@@ -155,6 +155,20 @@ impl RegionalStore {
         Err(StoreError::NotFound { what: "workspace" })
     }
 
+    /// The workspace whose live `kind` token `token` is, in whichever region holds it.
+    pub async fn workspace_token_owner(
+        &self,
+        token: &str,
+        kind: crate::WorkspaceTokenKind,
+    ) -> Result<Option<WorkspaceId>, StoreError> {
+        for db in &self.distinct {
+            if let Some(ws) = db.workspace_token_owner(token, kind).await? {
+                return Ok(Some(ws));
+            }
+        }
+        Ok(None)
+    }
+
     /// The workspace with `slug`, in whichever region holds it (slugs are global).
     pub async fn workspace_find_by_slug(
         &self,

@@ -94,4 +94,33 @@ impl Database {
         .fetch_one(&mut *self.read().await?)
         .await?)
     }
+
+    /// Records `token` for `workspace` (the ignition saga records its own inside its step).
+    pub async fn workspace_token_add(
+        &self,
+        workspace: WorkspaceId,
+        token: &NewWorkspaceToken,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.app.acquire().await?;
+        workspace_token_insert(&mut conn, workspace, token).await
+    }
+
+    /// The workspace whose live `kind` token `token` is, if any.
+    pub async fn workspace_token_owner(
+        &self,
+        token: &str,
+        kind: WorkspaceTokenKind,
+    ) -> Result<Option<WorkspaceId>, StoreError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        sqlx::query_scalar!(
+            r#"SELECT workspace_id FROM genesis.workspace_tokens
+               WHERE token_sha256 = $1 AND kind = $2 AND revoked_at IS NULL"#,
+            &digest[..],
+            kind.code(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .map(crate::accounts::workspace_id)
+        .transpose()
+    }
 }

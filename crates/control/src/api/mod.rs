@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod hibernation;
 pub mod ignition;
 pub mod leads;
+pub mod managed;
 pub mod rollouts;
 pub mod tenant;
 pub mod workspaces;

@@ -15,6 +15,8 @@ pub const RECONCILERS: &[&str] = &[
     "rollouts",
     "standby",
     "tracking-domains",
+    "wallet-check",
+    "wallet-sync",
     "watchdog",
     "zombie-detector",
 ];
@@ -121,6 +123,8 @@ mod tests {
             crate::workers::reaper::OrphanReaper::<C>::NAME,
             crate::workers::fleet_sampler::FleetSampler::NAME,
             crate::workers::tracking_domains::TrackingDomains::NAME,
+            crate::workers::wallet::WalletSyncer::NAME,
+            crate::workers::wallet::WalletCheck::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

@@ -11,6 +11,7 @@
 //! - [`standby`]: spec 55.4's hot-standby pool (claim on wake, serve, swap back, refill).
 //! - [`reaper`]: deletes tagged droplets no live workspace owns.
 //! - [`tracking_domains`]: spec 61.4's tracking domains (DNS looks, the engine's list).
+//! - [`wallet`]: spec 58.3's wallet syncer and cache check.
 //! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
 //!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
@@ -25,5 +26,6 @@ pub mod reconciler;
 pub mod rollouts;
 pub mod standby;
 pub mod tracking_domains;
+pub mod wallet;
 pub mod watchdog;
 pub mod zombies;

@@ -16,6 +16,7 @@ mod god_mode;
 mod openapi;
 mod reconcilers;
 mod second_factor;
+mod wallet;
 mod wizard;
 
 const TOKEN: &str = "test-token-0123456789";
@@ -94,16 +95,22 @@ async fn spawn_app_providing(
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
         ))
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(control_plane.run(listener, std::future::pending()));
+    let base = run(control_plane).await;
     App {
         base,
         http: reqwest::Client::new(),
         t,
     }
+}
+
+/// Runs `control_plane` on a port of its own; its base URL.
+async fn run(control_plane: genesis_control::ControlPlane) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(control_plane.run(listener, std::future::pending()));
+    base
 }
 
 /// The vault key every test app is given (operators' second factors are sealed with it).

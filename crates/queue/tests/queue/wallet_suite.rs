@@ -18,33 +18,33 @@ mod wallet {
         let ws = Uuid::new_v4();
         let hold = Uuid::now_v7();
         assert_eq!(
-            c.reserve(&ws, &hold, 300, 60, "EMAIL_VERIFY", "r").await.expect("redis"),
+            c.reserve(ws, hold, 300, 60, "EMAIL_VERIFY", "r").await.expect("redis"),
             Reserve::NotLoaded
         );
-        assert!(c.load(&ws, 1_000, 7, false, 0).await.expect("load"));
-        assert!(!c.load(&ws, 99_999, 7, false, 0).await.expect("load"), "loaded once");
+        assert!(c.load(ws, 1_000, 7, false, 0).await.expect("load"));
+        assert!(!c.load(ws, 99_999, 7, false, 0).await.expect("load"), "loaded once");
         assert_eq!(
-            c.reserve(&ws, &hold, 600, 60, "APIFY_SCRAPE", "r").await.expect("redis"),
+            c.reserve(ws, hold, 600, 60, "APIFY_SCRAPE", "r").await.expect("redis"),
             Reserve::Reserved(400)
         );
         assert_eq!(
-            c.reserve(&ws, &hold, 600, 60, "APIFY_SCRAPE", "r").await.expect("redis"),
+            c.reserve(ws, hold, 600, 60, "APIFY_SCRAPE", "r").await.expect("redis"),
             Reserve::AlreadyHeld(400),
             "a retried reservation is not taken twice"
         );
         let other = Uuid::now_v7();
         assert_eq!(
-            c.reserve(&ws, &other, 401, 60, "APIFY_SCRAPE", "r").await.expect("redis"),
+            c.reserve(ws, other, 401, 60, "APIFY_SCRAPE", "r").await.expect("redis"),
             Reserve::Short(400)
         );
         let post = Uuid::now_v7();
-        assert_eq!(c.post(&ws, &hold, &post, 601).await.expect("redis"), Settle::MoreThanHeld(600));
-        assert_eq!(c.post(&ws, &hold, &post, 500).await.expect("redis"), Settle::Done(500));
-        assert_eq!(c.post(&ws, &hold, &post, 500).await.expect("redis"), Settle::NoHold);
+        assert_eq!(c.post(ws, hold, post, 601).await.expect("redis"), Settle::MoreThanHeld(600));
+        assert_eq!(c.post(ws, hold, post, 500).await.expect("redis"), Settle::Done(500));
+        assert_eq!(c.post(ws, hold, post, 500).await.expect("redis"), Settle::NoHold);
         // A credit the wallet was loaded with is not counted twice; a later one is.
-        assert_eq!(c.credit(&ws, 1_000, 7, false).await.expect("redis"), Some(500));
-        assert_eq!(c.credit(&ws, 1_000, 8, false).await.expect("redis"), Some(1_500));
-        let snap = c.snapshot(&ws, 100).await.expect("redis").expect("cached");
+        assert_eq!(c.credit(ws, 1_000, 7, false).await.expect("redis"), Some(500));
+        assert_eq!(c.credit(ws, 1_000, 8, false).await.expect("redis"), Some(1_500));
+        let snap = c.snapshot(ws, 100).await.expect("redis").expect("cached");
         assert_eq!((snap.avail, snap.seq, snap.holds, snap.journal_len), (1_500, 2, 0, 2));
         assert_eq!(snap.journal[0].op, "R");
         assert_eq!(snap.journal[0].amount, 600);
@@ -52,42 +52,42 @@ mod wallet {
         assert_eq!((snap.journal[1].amount, snap.journal[1].held), (500, Some(600)));
         assert_eq!(snap.journal.iter().map(|e| e.effect()).sum::<i64>(), -500);
         assert_eq!(c.take_dirty(10).await.expect("redis"), vec![ws]);
-        assert_eq!(c.ack(&ws, 1).await.expect("redis"), 1);
-        assert_eq!(c.ack(&ws, 2).await.expect("redis"), 0);
+        assert_eq!(c.ack(ws, 1).await.expect("redis"), 1);
+        assert_eq!(c.ack(ws, 2).await.expect("redis"), 0);
         // The kill-switch refuses every reservation until lifted.
-        c.set_halted(&ws, true).await.expect("redis");
+        c.set_halted(ws, true).await.expect("redis");
         assert_eq!(
-            c.reserve(&ws, &Uuid::now_v7(), 1, 60, "CSE_SEARCH", "r").await.expect("redis"),
+            c.reserve(ws, Uuid::now_v7(), 1, 60, "CSE_SEARCH", "r").await.expect("redis"),
             Reserve::Halted(1_500)
         );
-        c.credit(&ws, 0, 0, true).await.expect("redis");
+        c.credit(ws, 0, 0, true).await.expect("redis");
         assert!(matches!(
-            c.reserve(&ws, &Uuid::now_v7(), 1, 60, "CSE_SEARCH", "r").await.expect("redis"),
+            c.reserve(ws, Uuid::now_v7(), 1, 60, "CSE_SEARCH", "r").await.expect("redis"),
             Reserve::Reserved(1_499)
         ));
         // A hold the ledger expired gives its money back once, without a journal entry.
         let h = Uuid::now_v7();
-        c.reserve(&ws, &h, 99, 60, "CSE_SEARCH", "r").await.expect("redis");
-        let before = c.snapshot(&ws, 100).await.expect("redis").expect("cached");
-        assert!(c.drop_hold(&ws, &h).await.expect("redis"));
-        assert!(!c.drop_hold(&ws, &h).await.expect("redis"));
-        let after = c.snapshot(&ws, 100).await.expect("redis").expect("cached");
+        c.reserve(ws, h, 99, 60, "CSE_SEARCH", "r").await.expect("redis");
+        let before = c.snapshot(ws, 100).await.expect("redis").expect("cached");
+        assert!(c.drop_hold(ws, h).await.expect("redis"));
+        assert!(!c.drop_hold(ws, h).await.expect("redis"));
+        let after = c.snapshot(ws, 100).await.expect("redis").expect("cached");
         assert_eq!((after.avail, after.seq), (before.avail + 99, before.seq));
         // A rebuild only lands on the picture it was computed from.
-        assert!(!c.rebuild(&ws, after.seq - 1, 0).await.expect("redis"));
-        assert!(c.rebuild(&ws, after.seq, 42).await.expect("redis"));
+        assert!(!c.rebuild(ws, after.seq - 1, 0).await.expect("redis"));
+        assert!(c.rebuild(ws, after.seq, 42).await.expect("redis"));
     }
 
     #[tokio::test]
     async fn a_thousand_concurrent_reservations_never_go_below_zero() {
         let c = Arc::new(cache().await);
         let ws = Uuid::new_v4();
-        c.load(&ws, 100_000, 0, false, 0).await.expect("load");
+        c.load(ws, 100_000, 0, false, 0).await.expect("load");
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..1_000 {
             let c = c.clone();
             tasks.spawn(async move {
-                c.reserve(&ws, &Uuid::now_v7(), 300, 60, "EMAIL_VERIFY", "r").await
+                c.reserve(ws, Uuid::now_v7(), 300, 60, "EMAIL_VERIFY", "r").await
             });
         }
         let (mut ok, mut short) = (0, 0);
@@ -102,7 +102,7 @@ mod wallet {
             }
         }
         assert_eq!((ok, short), (333, 667));
-        let snap = c.snapshot(&ws, 2_000).await.expect("redis").expect("cached");
+        let snap = c.snapshot(ws, 2_000).await.expect("redis").expect("cached");
         assert_eq!((snap.avail, snap.holds, snap.journal_len), (100, 333, 333));
     }
 }

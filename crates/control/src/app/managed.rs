@@ -1,0 +1,387 @@
+//! The managed-service gateway (spec 57.2, 58.2): a tenant's n8n calls
+//! `/api/v1/managed/{service}/...` with its workspace token, and the gateway prices the call
+//! from the service matrix, holds the money, forwards the call to the wholesale vendor with
+//! Genesis's own key, and posts the cost when the vendor delivered or gives the money back
+//! when it did not. The tenant gets the vendor's answer.
+//!
+//! Only the vendor paths listed here are forwarded, each priced or free: the gateway is not
+//! an open proxy with Genesis's keys.
+
+use axum::http::Method;
+use genesis_core::WorkspaceId;
+use genesis_core::money::Millicents;
+
+use super::wallet::{Hold, Wallets};
+use crate::{AppState, Problem};
+
+/// How long a vendor may take. Shorter than a hold's timeout, so no post comes after its
+/// reservation expired.
+pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where the wholesale vendors are, and Genesis's credentials with each. A vendor without
+/// credentials is not offered (503).
+#[derive(Clone, Default)]
+pub struct Upstreams {
+    /// Google's API host (`https://www.googleapis.com`).
+    pub google_url: String,
+    /// The Custom Search key.
+    pub cse_key: Option<String>,
+    /// The programmable search engine's id.
+    pub cse_cx: Option<String>,
+    /// ZeroBounce's API host (`https://api.zerobounce.net`).
+    pub zerobounce_url: String,
+    /// ZeroBounce's key.
+    pub zerobounce_key: Option<String>,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("google_url", &self.google_url)
+            .field("zerobounce_url", &self.zerobounce_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstreams {
+    /// The real vendors, without credentials.
+    pub fn real() -> Self {
+        Self {
+            google_url: "https://www.googleapis.com".into(),
+            zerobounce_url: "https://api.zerobounce.net".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The vendors at a simulator's address (`/google`, `/zerobounce`), without credentials.
+    pub fn at(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        Self {
+            google_url: format!("{base}/google"),
+            zerobounce_url: format!("{base}/zerobounce"),
+            ..Default::default()
+        }
+    }
+}
+
+/// A call as the tenant's n8n made it.
+#[derive(Debug, Clone)]
+pub struct ManagedCall {
+    /// The service's id in the matrix (`google_cse`).
+    pub service: String,
+    /// The method.
+    pub method: Method,
+    /// The vendor path after the service (`customsearch/v1`).
+    pub path: String,
+    /// The query string's pairs.
+    pub query: Vec<(String, String)>,
+}
+
+/// The vendor's answer, and what it cost the tenant.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// The vendor's status.
+    pub status: u16,
+    /// Its content type.
+    pub content_type: Option<String>,
+    /// Its body.
+    pub body: axum::body::Bytes,
+    /// What the tenant was charged.
+    pub charged: Millicents,
+}
+
+/// Where a call goes, and whether the vendor delivered.
+struct Route {
+    url: String,
+    query: Vec<(String, String)>,
+    /// Whether a 2xx answer still means the vendor did not deliver (ZeroBounce answers
+    /// errors with 200 and an `error` field).
+    error_in_body: bool,
+}
+
+/// The query without the parameters the gateway sets itself (a tenant cannot pass its own
+/// key, nor override Genesis's).
+fn tenant_query(q: &[(String, String)], reserved: &[&str]) -> Vec<(String, String)> {
+    q.iter()
+        .filter(|(k, _)| !reserved.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn unoffered(service: &str) -> Problem {
+    Problem::unavailable(format!(
+        "the managed service {service:?} is not set up on this platform"
+    ))
+}
+
+/// The vendor request a call maps to; 404 for a path the gateway does not forward.
+fn route(up: &Upstreams, call: &ManagedCall) -> Result<Route, Problem> {
+    let not_offered = || {
+        Problem::not_found(&format!(
+            "{} {} of managed service {:?}",
+            call.method, call.path, call.service
+        ))
+    };
+    match (call.service.as_str(), &call.method, call.path.as_str()) {
+        ("google_cse", &Method::GET, "customsearch/v1") => {
+            let (Some(key), Some(cx)) = (&up.cse_key, &up.cse_cx) else {
+                return Err(unoffered(&call.service));
+            };
+            let mut query = tenant_query(&call.query, &["key", "cx"]);
+            query.push(("key".into(), key.clone()));
+            query.push(("cx".into(), cx.clone()));
+            Ok(Route {
+                url: format!("{}/customsearch/v1", up.google_url),
+                query,
+                error_in_body: false,
+            })
+        }
+        ("email_verify", &Method::GET, "v2/validate") => {
+            let Some(key) = &up.zerobounce_key else {
+                return Err(unoffered(&call.service));
+            };
+            let mut query = tenant_query(&call.query, &["api_key"]);
+            query.push(("api_key".into(), key.clone()));
+            if !query.iter().any(|(k, _)| k == "ip_address") {
+                query.push(("ip_address".into(), String::new()));
+            }
+            Ok(Route {
+                url: format!("{}/v2/validate", up.zerobounce_url),
+                query,
+                error_in_body: true,
+            })
+        }
+        _ => Err(not_offered()),
+    }
+}
+
+/// Whether the vendor delivered what was paid for.
+fn delivered(route: &Route, status: u16, body: &[u8]) -> bool {
+    if !(200..300).contains(&status) {
+        return false;
+    }
+    if route.error_in_body {
+        return serde_json::from_slice::<serde_json::Value>(body)
+            .map(|v| v.get("error").is_none())
+            .unwrap_or(false);
+    }
+    true
+}
+
+/// One managed call: price, hold, forward, then post or give back (spec 58.2).
+pub async fn call(
+    state: &AppState,
+    workspace: WorkspaceId,
+    call: ManagedCall,
+) -> Result<Forwarded, Problem> {
+    let wallets = state.wallets.as_ref().ok_or_else(|| {
+        Problem::unavailable("managed services need the wallet, which needs Redis")
+    })?;
+    let service = wallets
+        .settings()
+        .matrix
+        .get(&call.service)
+        .filter(|s| s.per_call().is_some())
+        .ok_or_else(|| Problem::not_found(&format!("managed service {:?}", call.service)))?
+        .clone();
+    let route = route(&state.providers.managed, &call)?;
+    let (price, kind) = Wallets::price(&service, 1)?;
+    let hold = wallets
+        .reserve(workspace, kind, price, &format!("managed:{}", service.id))
+        .await?;
+    let answer = forward(state, &route).await;
+    match answer {
+        Ok((status, content_type, body)) if delivered(&route, status, &body) => {
+            settle(wallets, &hold, Some(price)).await?;
+            metrics::counter!("genesis_managed_calls_total", "service" => service.id.clone(), "outcome" => "charged").increment(1);
+            Ok(Forwarded {
+                status,
+                content_type,
+                body,
+                charged: if hold.unbilled {
+                    Millicents::ZERO
+                } else {
+                    price
+                },
+            })
+        }
+        Ok((status, content_type, body)) => {
+            settle(wallets, &hold, None).await?;
+            metrics::counter!("genesis_managed_calls_total", "service" => service.id.clone(), "outcome" => "not_delivered").increment(1);
+            if status >= 500 {
+                return Err(Problem::with_status(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    format!(
+                        "{} failed (status {status}); nothing was charged",
+                        service.name
+                    ),
+                ));
+            }
+            Ok(Forwarded {
+                status,
+                content_type,
+                body,
+                charged: Millicents::ZERO,
+            })
+        }
+        Err(e) => {
+            settle(wallets, &hold, None).await?;
+            metrics::counter!("genesis_managed_calls_total", "service" => service.id.clone(), "outcome" => "unreachable").increment(1);
+            tracing::warn!(service = %service.id, error = %e, "managed service unreachable");
+            Err(Problem::with_status(
+                axum::http::StatusCode::BAD_GATEWAY,
+                format!("{} did not answer; nothing was charged", service.name),
+            ))
+        }
+    }
+}
+
+/// Posts `cost` (or voids, for `None`), retrying a few times while Redis does not answer:
+/// each retry carries the same settlement id, so it settles once.
+async fn settle(wallets: &Wallets, hold: &Hold, cost: Option<Millicents>) -> Result<(), Problem> {
+    let id = uuid::Uuid::now_v7();
+    let mut last = None;
+    for wait_ms in [0u64, 50, 200, 800] {
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        let r = match cost {
+            Some(c) => wallets.post_as(hold, id, c).await,
+            None => wallets.void_as(hold, id).await,
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(p) if p.status == 503 => last = Some(p),
+            Err(p) => return Err(p),
+        }
+    }
+    Err(last.unwrap_or_else(Problem::internal))
+}
+
+/// Why a vendor could not be asked.
+#[derive(Debug, thiserror::Error)]
+enum ForwardError {
+    /// The configured address is not a URL.
+    #[error("the vendor's configured address is not a URL: {0}")]
+    Url(String),
+    /// The vendor did not answer.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+async fn forward(
+    state: &AppState,
+    route: &Route,
+) -> Result<(u16, Option<String>, axum::body::Bytes), ForwardError> {
+    let url = reqwest::Url::parse_with_params(&route.url, &route.query)
+        .map_err(|e| ForwardError::Url(e.to_string()))?;
+    let resp = state
+        .providers
+        .http
+        .get(url)
+        .timeout(UPSTREAM_TIMEOUT)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.bytes().await?;
+    Ok((status, content_type, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up() -> Upstreams {
+        Upstreams {
+            cse_key: Some("k".into()),
+            cse_cx: Some("cx".into()),
+            zerobounce_key: Some("z".into()),
+            ..Upstreams::at("http://sim")
+        }
+    }
+
+    fn call(service: &str, method: Method, path: &str, q: &[(&str, &str)]) -> ManagedCall {
+        ManagedCall {
+            service: service.into(),
+            method,
+            path: path.into(),
+            query: q
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_tenant_cannot_bring_or_override_the_key() {
+        let r = route(
+            &up(),
+            &call(
+                "google_cse",
+                Method::GET,
+                "customsearch/v1",
+                &[("q", "x"), ("key", "mine"), ("cx", "mine")],
+            ),
+        )
+        .expect("routed");
+        assert_eq!(r.url, "http://sim/google/customsearch/v1");
+        assert_eq!(
+            r.query,
+            [("q", "x"), ("key", "k"), ("cx", "cx")].map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
+    fn only_listed_paths_are_forwarded() {
+        for (svc, m, p) in [
+            ("google_cse", Method::POST, "customsearch/v1"),
+            (
+                "google_cse",
+                Method::GET,
+                "customsearch/v1/siterestrict/../../admin",
+            ),
+            ("email_verify", Method::GET, "v2/getcredits"),
+            ("openai", Method::GET, "v1/models"),
+        ] {
+            let err = route(&up(), &call(svc, m, p, &[])).err().expect("refused");
+            assert_eq!(err.status, 404, "{svc} {p}");
+        }
+        let no_keys = Upstreams::at("http://sim");
+        let err = route(
+            &no_keys,
+            &call("google_cse", Method::GET, "customsearch/v1", &[]),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(err.status, 503);
+    }
+
+    #[test]
+    fn zerobounce_errors_in_a_200_are_not_delivered() {
+        let r = route(
+            &up(),
+            &call(
+                "email_verify",
+                Method::GET,
+                "v2/validate",
+                &[("email", "a@b.co")],
+            ),
+        )
+        .expect("routed");
+        assert!(!delivered(
+            &r,
+            200,
+            br#"{"error":"Invalid API Key or your account ran out of credits"}"#
+        ));
+        assert!(delivered(
+            &r,
+            200,
+            br#"{"address":"a@b.co","status":"valid"}"#
+        ));
+        assert!(!delivered(&r, 200, b"not json"));
+        assert!(!delivered(&r, 503, b"{}"));
+    }
+}

@@ -1,0 +1,626 @@
+//! The Genesis Wallet end to end (spec 58): real PostgreSQL, real Redis, the real gateway
+//! over HTTP, and the simulated wholesale vendors over HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesis_control::app::wallet::{WalletSettings, Wallets};
+use genesis_control::workers::reconciler::Reconciler;
+use genesis_control::workers::wallet::{WalletCheck, WalletSyncer};
+use genesis_core::money::{Millicents, TransferKind};
+use genesis_core::{Region, Slug, Tier, WorkspaceId, WorkspaceName};
+use genesis_queue::RedisConn;
+use genesis_queue::wallet::WalletCache;
+use genesis_sim::managed::{CSE_CX, CSE_KEY, FakeWholesale, ZEROBOUNCE_KEY};
+use genesis_store::ledger::wallet_account;
+use genesis_store::testing::TestDb;
+use genesis_store::{
+    NewWorkspace, NewWorkspaceToken, PartitionManager, RegionalStore, WorkspaceTokenKind,
+};
+use uuid::Uuid;
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+struct Bank {
+    base: String,
+    http: reqwest::Client,
+    t: TestDb,
+    wallets: Arc<Wallets>,
+    cache: WalletCache,
+    stores: RegionalStore,
+    vendors: FakeWholesale,
+    prefix: String,
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+async fn bank(settings: WalletSettings) -> Bank {
+    let t = TestDb::create().await.expect("test database");
+    let stores = RegionalStore::single(t.db.clone());
+    let vendors = FakeWholesale::new();
+    let vendor_base = serve(vendors.router()).await;
+    let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL");
+    let conn = RedisConn::connect(&redis_url).await.expect("redis");
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    let cache = WalletCache::new(conn, &prefix);
+    let wallets = Arc::new(Wallets::new(cache.clone(), stores.clone(), settings));
+    let providers = genesis_control::providers::Providers {
+        managed: genesis_control::app::managed::Upstreams {
+            cse_key: Some(CSE_KEY.into()),
+            cse_cx: Some(CSE_CX.into()),
+            zerobounce_key: Some(ZEROBOUNCE_KEY.into()),
+            ..genesis_control::app::managed::Upstreams::at(&vendor_base)
+        },
+        ..Default::default()
+    };
+    let control_plane = genesis_control::ControlPlane::builder(stores.clone())
+        .providers(providers)
+        .metrics(super::metrics_handle())
+        .wallets(Some(wallets.clone()))
+        .build();
+    let base = super::run(control_plane).await;
+    Bank {
+        base,
+        http: reqwest::Client::new(),
+        t,
+        wallets,
+        cache,
+        stores,
+        vendors,
+        prefix,
+    }
+}
+
+impl Bank {
+    /// A workspace with a wallet holding `deposit`, and its n8n's token.
+    async fn tenant(&self, deposit: Millicents) -> (WorkspaceId, String) {
+        let hex = Uuid::new_v4().simple().to_string();
+        let ws = PartitionManager::new(self.t.db.clone())
+            .workspace_provision(
+                &NewWorkspace {
+                    id: WorkspaceId::new(),
+                    slug: Slug::parse(&format!("wallet_{}", &hex[..10])).expect("slug"),
+                    name: WorkspaceName::parse("Wallet").expect("name"),
+                    region: Region::EuWest,
+                    tier: Tier::Standard,
+                    onboarding: Default::default(),
+                },
+                "test",
+            )
+            .await
+            .expect("workspace");
+        let token = format!("gws_{}", &(hex.clone() + &hex)[..43]);
+        self.t
+            .db
+            .workspace_token_add(
+                ws.id,
+                &NewWorkspaceToken::of(&token, WorkspaceTokenKind::Ingest),
+            )
+            .await
+            .expect("token");
+        if deposit.get() > 0 {
+            self.wallets
+                .credit(
+                    ws.id,
+                    Uuid::now_v7(),
+                    TransferKind::Deposit,
+                    deposit,
+                    None,
+                    "test",
+                )
+                .await
+                .expect("deposit");
+        }
+        (ws.id, token)
+    }
+
+    async fn search(&self, token: &str, q: &str) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/api/v1/managed/google_cse/customsearch/v1?{}",
+                self.base,
+                form(&[("q", q)])
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn verify(&self, token: &str, email: &str) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/api/v1/managed/email_verify/v2/validate?{}",
+                self.base,
+                form(&[("email", email)])
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Syncs every journal, then checks cache against ledger; the check's report.
+    async fn settle_books(&self) -> genesis_control::app::wallet_sync::CheckReport {
+        WalletSyncer::new(self.wallets.clone(), self.stores.clone())
+            .reconcile()
+            .await
+            .expect("sync");
+        WalletCheck::new(self.wallets.clone(), self.stores.clone())
+            .reconcile()
+            .await
+            .expect("check")
+    }
+
+    async fn ledger(&self, ws: WorkspaceId) -> genesis_store::ledger::WalletBalance {
+        self.t
+            .db
+            .wallet_balance(ws)
+            .await
+            .expect("db")
+            .expect("wallet")
+    }
+
+    async fn audited(&self, ws: WorkspaceId, event: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM genesis.audit_log WHERE workspace_id = $1 AND event = $2",
+        )
+        .bind(ws.as_uuid())
+        .bind(event)
+        .fetch_one(self.t.db.owner_pool())
+        .await
+        .expect("count")
+    }
+}
+
+#[tokio::test]
+async fn a_managed_call_is_charged_once_and_the_kill_switch_stops_the_next() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, token) = b.tenant(Millicents::from_cents(1)).await; // two searches at $0.005
+    for q in ["dentists in leeds", "plumbers in york"] {
+        let r = b.search(&token, q).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["genesis-charged-millicents"], "500");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["kind"], "customsearch#search");
+    }
+    let r = b.search(&token, "roofers").await;
+    assert_eq!(r.status(), 402);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "a problem body"
+    );
+    let problem: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("$0.005"),
+        "{problem}"
+    );
+    assert_eq!(
+        b.vendors.calls("google_cse"),
+        2,
+        "a refused call never reaches Google"
+    );
+    // The kill-switch holds every managed service, audited once, and notified.
+    assert_eq!(b.verify(&token, "a@b.co").await.status(), 402);
+    assert_eq!(b.audited(ws, "KILL_SWITCH_ACTIVE").await, 1);
+    assert_eq!(b.audited(ws, "WALLET_LOW_1").await, 0, "never above $1");
+    let state = b.t.db.wallet_state(ws).await.expect("db").expect("wallet");
+    assert!(state.halted_at.is_some());
+    let kinds: Vec<String> =
+        b.t.db
+            .notification_list(ws)
+            .await
+            .expect("db")
+            .into_iter()
+            .map(|n| n.kind)
+            .collect();
+    assert!(kinds.contains(&"WALLET_EMPTY".to_string()), "{kinds:?}");
+
+    // The journal reaches the ledger, and the cache equals the ledger.
+    let report = b.settle_books().await;
+    assert_eq!((report.compared, report.drifted), (1, 0));
+    let l = b.ledger(ws).await;
+    assert_eq!(
+        (l.balance, l.reserved, l.lifetime_usage),
+        (Millicents(0), Millicents(0), Millicents(1_000))
+    );
+    let search_posts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM genesis.ledger_transfers WHERE workspace_id = $1 AND kind = 'CSE_SEARCH' AND phase = 'post'",
+    )
+    .bind(ws.as_uuid())
+    .fetch_one(b.t.db.owner_pool())
+    .await
+    .expect("count");
+    assert_eq!(search_posts, 2);
+
+    // Money lifts the kill-switch.
+    b.wallets
+        .credit(
+            ws,
+            Uuid::now_v7(),
+            TransferKind::Deposit,
+            Millicents::from_dollars(10),
+            None,
+            "test",
+        )
+        .await
+        .expect("deposit");
+    assert_eq!(b.search(&token, "roofers").await.status(), 200);
+    assert_eq!(b.audited(ws, "KILL_SWITCH_LIFTED").await, 1);
+    b.settle_books().await;
+    assert_eq!(b.ledger(ws).await.balance, Millicents(1_000_000 - 500));
+    b.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_vendor_that_fails_costs_the_tenant_nothing() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, token) = b.tenant(Millicents::from_dollars(1)).await;
+    b.vendors.fail_next("google_cse", 503, 1);
+    let r = b.search(&token, "anything").await;
+    assert_eq!(r.status(), 502);
+    let problem: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("nothing was charged")
+    );
+    // ZeroBounce reports a bad key as 200 with an error: not delivered, not charged.
+    b.vendors.fail_next("email_verify", 500, 1);
+    assert_eq!(b.verify(&token, "a@b.co").await.status(), 502);
+    let r = b.verify(&token, "a@b.co").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["genesis-charged-millicents"], "300");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "valid");
+    // A path the gateway does not forward, and a stranger's token.
+    let r = b
+        .http
+        .get(format!(
+            "{}/api/v1/managed/google_cse/customsearch/v1/admin",
+            b.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 404);
+    let r = b
+        .search("gws_0000000000000000000000000000000000000000000", "x")
+        .await;
+    assert_eq!(r.status(), 401);
+    b.settle_books().await;
+    let l = b.ledger(ws).await;
+    assert_eq!(
+        l.balance,
+        Millicents(100_000 - 300),
+        "one verification paid"
+    );
+    assert_eq!(l.reserved, Millicents(0));
+    let voids: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM genesis.ledger_transfers WHERE workspace_id = $1 AND phase = 'void'",
+    )
+    .bind(ws.as_uuid())
+    .fetch_one(b.t.db.owner_pool())
+    .await
+    .expect("count");
+    assert_eq!(voids, 2, "each failed call's hold was given back");
+    b.t.cleanup().await.expect("cleanup");
+}
+
+/// Samples a wallet's cached and ledger balances from another process (`redis-cli` and
+/// `psql` in a shell loop) until killed; the samples, one `cache ledger` pair per line.
+struct Sampler {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Sampler {
+    fn start(b: &Bank, ws: WorkspaceId) -> Self {
+        let key = format!("{}wallet:{{{}}}", b.prefix, ws.as_uuid());
+        let out = std::env::temp_dir().join(format!("wallet-samples-{}", Uuid::new_v4()));
+        let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let db_url = format!("{}/{}", admin.rsplit_once('/').expect("url").0, b.t.name);
+        let script = format!(
+            "while :; do c=$(redis-cli -u \"$REDIS_URL\" HGET '{key}' avail); \
+             l=$(psql -qAtX '{db_url}' -c \"SELECT credits_posted - debits_posted - debits_pending FROM genesis.ledger_accounts WHERE id = '{}'\"); \
+             echo \"${{c:-none}} ${{l:-none}}\" >> '{}'; done",
+            wallet_account(ws),
+            out.display()
+        );
+        let child = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .spawn()
+            .expect("sampler");
+        Self { child, out }
+    }
+
+    /// Stops it; every sample taken.
+    fn stop(mut self) -> Vec<(Option<i64>, Option<i64>)> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.out);
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(c, l)| (c.parse().ok(), l.parse().ok()))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_calls_against_a_dollar_leave_a_tenth_of_a_cent() {
+    let b = Arc::new(bank(WalletSettings::default()).await);
+    let (ws, token) = b.tenant(Millicents::from_dollars(1)).await;
+    let sampler = Sampler::start(&b, ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..1_000 {
+        let b = b.clone();
+        let token = token.clone();
+        calls.spawn(async move {
+            b.verify(&token, &format!("lead{i}@example.com"))
+                .await
+                .status()
+                .as_u16()
+        });
+    }
+    // The syncer runs meanwhile, as in production.
+    let syncing = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                let _ = WalletSyncer::new(b.wallets.clone(), b.stores.clone())
+                    .reconcile()
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let (mut ok, mut refused) = (0, 0);
+    while let Some(status) = calls.join_next().await {
+        match status.expect("task") {
+            200 => ok += 1,
+            402 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    syncing.await.expect("syncer");
+    let report = b.settle_books().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let samples = sampler.stop();
+    assert_eq!((ok, refused), (333, 667));
+    assert_eq!(b.vendors.calls("email_verify"), 333);
+    assert_eq!(report.drifted, 0);
+    let l = b.ledger(ws).await;
+    assert_eq!(
+        (l.balance, l.reserved),
+        (Millicents(100), Millicents(0)),
+        "$0.001 left"
+    );
+    assert!(
+        samples.len() >= 5,
+        "the sampler ran: {} samples",
+        samples.len()
+    );
+    for (cache, ledger) in &samples {
+        assert!(
+            cache.unwrap_or(0) >= 0 && ledger.unwrap_or(0) >= 0,
+            "{cache:?} {ledger:?}"
+        );
+    }
+    assert!(b.t.db.ledger_totals().await.expect("totals").balances());
+    if let Ok(b) = Arc::try_unwrap(b) {
+        b.t.cleanup().await.expect("cleanup");
+    }
+}
+
+#[tokio::test]
+async fn a_flushed_cache_is_rebuilt_from_the_ledger_without_an_overdraft() {
+    let b = Arc::new(bank(WalletSettings::default()).await);
+    let (ws, token) = b.tenant(Millicents::from_cents(60)).await; // 200 verifications
+    let [wallet, holds, journal] = b.cache.keys(ws.as_uuid());
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let caller = b.clone();
+        let token = token.clone();
+        calls.spawn(async move {
+            caller
+                .verify(&token, &format!("l{i}@example.com"))
+                .await
+                .status()
+                .as_u16()
+        });
+        if i == 150 {
+            // Half-way: sync what there is, then lose the whole wallet from Redis.
+            WalletSyncer::new(b.wallets.clone(), b.stores.clone())
+                .reconcile()
+                .await
+                .expect("sync");
+            let mut conn = RedisConn::connect(&std::env::var("REDIS_URL").expect("url"))
+                .await
+                .expect("redis");
+            let _: i64 = redis::cmd("DEL")
+                .arg(&wallet)
+                .arg(&holds)
+                .arg(&journal)
+                .query_async(&mut conn)
+                .await
+                .expect("flush");
+        }
+    }
+    let mut ok = 0;
+    while let Some(status) = calls.join_next().await {
+        match status.expect("task") {
+            200 => ok += 1,
+            402 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    b.settle_books().await;
+    let report = b.settle_books().await;
+    assert_eq!(report.drifted, 0, "the cache equals the ledger again");
+    let l = b.ledger(ws).await;
+    assert!(
+        l.balance >= Millicents(0) && l.available >= Millicents(0),
+        "{l:?}"
+    );
+    assert_eq!(l.reserved, Millicents(0));
+    // The ledger charged at most what was deposited, whatever the flush lost.
+    assert!(l.lifetime_usage <= Millicents::from_cents(60), "{l:?}");
+    assert!(ok >= 200, "the deposit's worth of calls went through: {ok}");
+    assert!(b.t.db.ledger_totals().await.expect("totals").balances());
+    assert_eq!(b.t.db.ledger_mismatches().await.expect("audit"), vec![]);
+    if let Ok(b) = Arc::try_unwrap(b) {
+        b.t.cleanup().await.expect("cleanup");
+    }
+}
+
+/// The half of the crash test that runs in a child process: reserves and waits to be killed.
+#[tokio::test]
+#[ignore = "run by a_reservation_whose_process_dies_is_voided_at_its_timeout"]
+async fn child_reserves_then_waits_to_be_killed() {
+    let (Ok(prefix), Ok(ws)) = (
+        std::env::var("WALLET_CHILD_PREFIX"),
+        std::env::var("WALLET_CHILD_WORKSPACE"),
+    ) else {
+        panic!("run only by the crash test");
+    };
+    let conn = RedisConn::connect(&std::env::var("REDIS_URL").expect("url"))
+        .await
+        .expect("redis");
+    let cache = WalletCache::new(conn, &prefix);
+    let ws = Uuid::parse_str(&ws).expect("uuid");
+    let r = cache
+        .reserve(
+            ws,
+            Uuid::now_v7(),
+            2_000,
+            1,
+            "APIFY_SCRAPE",
+            "managed:apify",
+        )
+        .await
+        .expect("reserve");
+    assert!(
+        matches!(r, genesis_queue::wallet::Reserve::Reserved(_)),
+        "{r:?}"
+    );
+    println!("RESERVED");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+#[tokio::test]
+async fn a_reservation_whose_process_dies_is_voided_at_its_timeout() {
+    use std::io::BufRead;
+    let b = bank(WalletSettings::default()).await;
+    let (ws, _) = b.tenant(Millicents::from_cents(10)).await;
+    b.wallets.load(ws).await.expect("load");
+    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--exact",
+            "wallet::child_reserves_then_waits_to_be_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("WALLET_CHILD_PREFIX", &b.prefix)
+        .env("WALLET_CHILD_WORKSPACE", ws.as_uuid().to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("child");
+    let stdout = child.stdout.take().expect("stdout");
+    let reserved = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("RESERVED"))
+    })
+    .await
+    .expect("reader");
+    assert!(reserved, "the child reserved");
+    child.kill().expect("kill");
+    let _ = child.wait();
+    // The syncer writes the orphaned reservation; it holds the money until its timeout.
+    b.settle_books().await;
+    let l = b.ledger(ws).await;
+    assert_eq!(
+        (l.reserved, l.available),
+        (Millicents(2_000), Millicents(8_000))
+    );
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let report = b.settle_books().await;
+    assert_eq!(report.expired, 1);
+    let l = b.ledger(ws).await;
+    assert_eq!(
+        (l.balance, l.reserved, l.available),
+        (Millicents(10_000), Millicents(0), Millicents(10_000))
+    );
+    let snap = b
+        .cache
+        .snapshot(ws.as_uuid(), 10)
+        .await
+        .expect("redis")
+        .expect("cached");
+    assert_eq!(
+        (snap.avail, snap.holds),
+        (10_000, 0),
+        "the cache gave it back too"
+    );
+    assert_eq!(report.drifted, 0);
+    assert!(b.t.db.ledger_totals().await.expect("totals").balances());
+    assert_eq!(b.audited(ws, "RESERVATION_EXPIRED").await, 1);
+    b.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_settlement_retried_after_a_lost_answer_charges_once() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, _) = b.tenant(Millicents::from_cents(10)).await;
+    let hold = b
+        .wallets
+        .reserve(
+            ws,
+            TransferKind::CseSearch,
+            Millicents(500),
+            "managed:google_cse",
+        )
+        .await
+        .expect("held");
+    b.settle_books().await; // The reservation reaches the ledger.
+    let settlement = Uuid::now_v7();
+    // The first post lands, but its answer is lost: the caller retries with the same id.
+    b.cache
+        .post(ws.as_uuid(), hold.id, settlement, 500)
+        .await
+        .expect("posted");
+    b.wallets
+        .post_as(&hold, settlement, Millicents(500))
+        .await
+        .expect("retry");
+    let report = b.settle_books().await;
+    assert_eq!(report.drifted, 0);
+    let l = b.ledger(ws).await;
+    assert_eq!(
+        (l.balance, l.reserved),
+        (Millicents(9_500), Millicents(0)),
+        "charged once"
+    );
+    b.t.cleanup().await.expect("cleanup");
+}
