@@ -44,6 +44,12 @@ export GENESIS_OAUTH__GOOGLE_CLIENT_SECRET="demo-$(head -c 12 /dev/urandom | od 
 export GENESIS_AI__OPENAI_URL="http://127.0.0.1:$sim_port/openai"
 export GENESIS_AI__ANTHROPIC_URL="http://127.0.0.1:$sim_port/anthropic"
 export GENESIS_AI__RELEVANCE_URL="http://127.0.0.1:$sim_port/relevance/{region}"
+# The managed-service gateway's wholesale vendors, simulated (their keys are the simulator's).
+export GENESIS_MANAGED__GOOGLE_URL="http://127.0.0.1:$sim_port/google"
+export GENESIS_MANAGED__CSE_KEY="AIzaSyFakeGenesisWholesaleKey0000000000"
+export GENESIS_MANAGED__CSE_CX="0123456789abcdef0"
+export GENESIS_MANAGED__ZEROBOUNCE_URL="http://127.0.0.1:$sim_port/zerobounce"
+export GENESIS_MANAGED__ZEROBOUNCE_KEY="zb-fake-genesis-wholesale"
 # One warm standby per region (spec 55.4's hot-standby pool; the default is 30 in all).
 export GENESIS_STANDBY__TOTAL="${GENESIS_STANDBY__TOTAL:-5}"
 # The first tenant's droplet has real Caddy in front (as on DigitalOcean, with the simulator's

@@ -76,6 +76,12 @@ pub struct Config {
     /// God Mode's operator sign-in (spec 44).
     #[serde(default)]
     pub god_mode: GodModeConfig,
+    /// The Genesis Wallet (spec 58).
+    #[serde(default)]
+    pub wallet: crate::config_money::WalletConfig,
+    /// The wholesale vendors of the managed-service gateway (spec 57.2).
+    #[serde(default)]
+    pub managed: crate::config_money::ManagedConfig,
 }
 
 /// `[god_mode]`

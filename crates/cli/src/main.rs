@@ -8,6 +8,7 @@ mod output;
 mod cmd;
 mod config;
 mod config_ignition;
+mod config_money;
 mod contexts;
 mod values;
 

@@ -28,6 +28,46 @@ pub enum Kind {
 /// rules in `deploy/observability/` may name only these (a test checks).
 pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
+        "genesis_wallet_refusals_total",
+        Kind::Counter,
+        "Managed calls the wallet's balance or kill-switch refused, by transaction type.",
+    ),
+    (
+        "genesis_wallet_unbilled_millicents_total",
+        Kind::Counter,
+        "Cost of managed calls that could not be charged (kill-switch off, or a lost reservation), millicents.",
+    ),
+    (
+        "genesis_wallet_late_settlements_total",
+        Kind::Counter,
+        "Settlements that came after their reservation expired.",
+    ),
+    (
+        "genesis_wallet_synced_transfers_total",
+        Kind::Counter,
+        "Wallet journal entries written to the ledger.",
+    ),
+    (
+        "genesis_wallet_sync_refusals_total",
+        Kind::Counter,
+        "Wallet journal entries the ledger refused, by reason.",
+    ),
+    (
+        "genesis_wallet_sync_lag_seconds",
+        Kind::Gauge,
+        "The longest a wallet journal entry waited for the ledger in the last sync pass.",
+    ),
+    (
+        "genesis_wallet_drift_total",
+        Kind::Counter,
+        "Wallets whose cache differed from the ledger and was rebuilt from it.",
+    ),
+    (
+        "genesis_managed_calls_total",
+        Kind::Counter,
+        "Managed-service gateway calls, by service and outcome (charged, not_delivered, unreachable).",
+    ),
+    (
         "genesis_http_requests_total",
         Kind::Counter,
         "HTTP requests answered, by method, route template and status.",

@@ -98,6 +98,9 @@ pub struct Entry {
     /// The reference (reserve).
     #[serde(rename = "r", default)]
     pub reference: Option<String>,
+    /// When it was journaled (ms since the epoch, Redis's clock): the syncer's lag.
+    #[serde(rename = "m", default)]
+    pub at_ms: Option<i64>,
 }
 
 impl Entry {
@@ -459,7 +462,8 @@ impl WalletCache {
     }
 }
 
-fn now_ms() -> i64 {
+/// Now, in ms since the epoch.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -107,54 +107,68 @@ END $$;
 CREATE TRIGGER ledger_check BEFORE INSERT ON genesis.ledger_transfers
     FOR EACH ROW EXECUTE FUNCTION genesis.ledger_check();
 
--- Applies a stored transfer to its accounts' totals, where the no-overdraft CHECK holds
--- it. Accounts are locked in id order, so concurrent transfers over the same accounts never
--- deadlock. A second resolution of one pending transfer never gets here: the unique index
--- on pending_id refuses it first.
+-- Applies the transfers one statement stored to their accounts' totals, where the
+-- no-overdraft CHECK holds them: each account is updated once per statement with the sum of
+-- its transfers (a batch of thousands updating one hot account row thousands of times would
+-- build a version chain PostgreSQL walks on every update). Accounts are locked in id order,
+-- so concurrent statements over the same accounts never deadlock. A second resolution of
+-- one pending transfer never gets here: the unique index on pending_id refuses it first.
 CREATE FUNCTION genesis.ledger_apply() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = genesis, pg_temp AS $$
 DECLARE
-    held bigint := 0;
+    wanted int;
+    locked int;
 BEGIN
-    PERFORM 1 FROM genesis.ledger_accounts
-        WHERE id IN (NEW.debit_account, NEW.credit_account) ORDER BY id FOR NO KEY UPDATE;
-    IF NOT FOUND OR (SELECT count(*) FROM genesis.ledger_accounts
-                     WHERE id IN (NEW.debit_account, NEW.credit_account)) <> 2 THEN
-        RAISE EXCEPTION 'no account % or %', NEW.debit_account, NEW.credit_account
-            USING ERRCODE = 'GL005';
+    SELECT count(DISTINCT acc) INTO wanted FROM (
+        SELECT debit_account AS acc FROM new_rows UNION ALL SELECT credit_account FROM new_rows
+    ) a;
+    SELECT count(*) INTO locked FROM (
+        SELECT 1 FROM genesis.ledger_accounts
+        WHERE id IN (SELECT debit_account FROM new_rows UNION SELECT credit_account FROM new_rows)
+        ORDER BY id FOR NO KEY UPDATE
+    ) l;
+    IF locked <> wanted THEN
+        RAISE EXCEPTION 'a transfer names an account that does not exist' USING ERRCODE = 'GL005';
     END IF;
 
-    IF NEW.phase = 'single' THEN
-        UPDATE genesis.ledger_accounts SET debits_posted = debits_posted + NEW.amount
-            WHERE id = NEW.debit_account;
-        UPDATE genesis.ledger_accounts SET credits_posted = credits_posted + NEW.amount
-            WHERE id = NEW.credit_account;
-    ELSIF NEW.phase = 'pending' THEN
-        UPDATE genesis.ledger_accounts SET debits_pending = debits_pending + NEW.amount
-            WHERE id = NEW.debit_account;
-        UPDATE genesis.ledger_accounts SET credits_pending = credits_pending + NEW.amount
-            WHERE id = NEW.credit_account;
-        INSERT INTO genesis.ledger_open_pending (transfer_id, timeout_at)
-            VALUES (NEW.id, NEW.timeout_at);
-    ELSE
-        SELECT amount INTO held FROM genesis.ledger_transfers WHERE id = NEW.pending_id;
-        DELETE FROM genesis.ledger_open_pending WHERE transfer_id = NEW.pending_id;
-        UPDATE genesis.ledger_accounts
-            SET debits_pending = debits_pending - held,
-                debits_posted = debits_posted
-                    + CASE WHEN NEW.phase = 'post' THEN NEW.amount ELSE 0 END
-            WHERE id = NEW.debit_account;
-        UPDATE genesis.ledger_accounts
-            SET credits_pending = credits_pending - held,
-                credits_posted = credits_posted
-                    + CASE WHEN NEW.phase = 'post' THEN NEW.amount ELSE 0 END
-            WHERE id = NEW.credit_account;
-    END IF;
+    INSERT INTO genesis.ledger_open_pending (transfer_id, timeout_at)
+        SELECT id, timeout_at FROM new_rows WHERE phase = 'pending';
+    DELETE FROM genesis.ledger_open_pending o USING new_rows r
+        WHERE r.pending_id IS NOT NULL AND o.transfer_id = r.pending_id;
+
+    WITH moves AS (
+        -- (account, debit side?, pending change, posted change) per transfer.
+        SELECT r.debit_account AS account, true AS debit,
+               CASE WHEN r.phase = 'pending' THEN r.amount ELSE 0 END
+                 - CASE WHEN r.phase IN ('post', 'void', 'expire') THEN p.amount ELSE 0 END AS dq,
+               CASE WHEN r.phase IN ('single', 'post') THEN r.amount ELSE 0 END AS dp
+        FROM new_rows r LEFT JOIN genesis.ledger_transfers p ON p.id = r.pending_id
+        UNION ALL
+        SELECT r.credit_account, false,
+               CASE WHEN r.phase = 'pending' THEN r.amount ELSE 0 END
+                 - CASE WHEN r.phase IN ('post', 'void', 'expire') THEN p.amount ELSE 0 END,
+               CASE WHEN r.phase IN ('single', 'post') THEN r.amount ELSE 0 END
+        FROM new_rows r LEFT JOIN genesis.ledger_transfers p ON p.id = r.pending_id
+    ), sums AS (
+        SELECT account,
+               coalesce(sum(dq) FILTER (WHERE debit), 0) AS debits_pending,
+               coalesce(sum(dp) FILTER (WHERE debit), 0) AS debits_posted,
+               coalesce(sum(dq) FILTER (WHERE NOT debit), 0) AS credits_pending,
+               coalesce(sum(dp) FILTER (WHERE NOT debit), 0) AS credits_posted
+        FROM moves GROUP BY account
+    )
+    UPDATE genesis.ledger_accounts a
+        SET debits_pending = a.debits_pending + s.debits_pending,
+            debits_posted = a.debits_posted + s.debits_posted,
+            credits_pending = a.credits_pending + s.credits_pending,
+            credits_posted = a.credits_posted + s.credits_posted
+        FROM sums s WHERE a.id = s.account;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER ledger_apply AFTER INSERT ON genesis.ledger_transfers
-    FOR EACH ROW EXECUTE FUNCTION genesis.ledger_apply();
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION genesis.ledger_apply();
 
 -- Transfers are immutable, whoever asks.
 CREATE FUNCTION genesis.ledger_immutable() RETURNS trigger

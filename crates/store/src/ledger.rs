@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
 use genesis_core::money::{Direction, Millicents, TransferKind};
 use serde_json::json;
-use sqlx::{Acquire, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, record};
@@ -90,17 +90,6 @@ impl Phase {
             _ => None,
         }
     }
-
-    /// The audit event of a transfer in this phase.
-    fn audit_event(self) -> &'static str {
-        match self {
-            Phase::Single => "TRANSFER_POSTED",
-            Phase::Pending { .. } => "FUNDS_RESERVED",
-            Phase::Post { .. } => "RESERVATION_POSTED",
-            Phase::Void { .. } => "RESERVATION_VOIDED",
-            Phase::Expire { .. } => "RESERVATION_EXPIRED",
-        }
-    }
 }
 
 /// A transfer to submit.
@@ -121,6 +110,29 @@ pub struct NewTransfer {
 }
 
 impl NewTransfer {
+    /// The transfer as stored, from what the insert returned.
+    fn stored(
+        &self,
+        (debit_account, credit_account): (String, String),
+        (seq, amount, timeout_at, created_at): (i64, i64, Option<DateTime<Utc>>, DateTime<Utc>),
+    ) -> Transfer {
+        Transfer {
+            id: self.id,
+            seq,
+            workspace: self.workspace,
+            kind: self.kind,
+            amount: Millicents(amount),
+            phase: self.phase.code().to_owned(),
+            pending_id: self.phase.pending_id(),
+            timeout_at,
+            debit_account,
+            credit_account,
+            reference: self.reference.clone(),
+            created_at,
+            timeout_s: self.phase.timeout_s(),
+        }
+    }
+
     fn accounts(&self) -> (String, String) {
         let wallet = wallet_account(self.workspace);
         match (self.kind, self.kind.direction()) {
@@ -341,6 +353,7 @@ async fn apply(
     conn: &mut PgConnection,
     t: &NewTransfer,
     actor: &str,
+    audit: bool,
 ) -> Result<Result<TransferOutcome, Refusal>, StoreError> {
     if t.amount.get() < 0 {
         return Err(StoreError::Invalid {
@@ -349,14 +362,15 @@ async fn apply(
         });
     }
     let (debit, credit) = t.accounts();
-    let inserted = sqlx::query_as::<_, (Uuid,)>(
+    type Inserted = (i64, i64, Option<DateTime<Utc>>, DateTime<Utc>);
+    let inserted = sqlx::query_as::<_, Inserted>(
         "INSERT INTO genesis.ledger_transfers
             (id, debit_account, credit_account, amount, kind, phase, pending_id, timeout_s,
              timeout_at, workspace_id, reference)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int, now() + make_interval(secs => $8::int), $9,
                  $10)
          ON CONFLICT (id) DO NOTHING
-         RETURNING id",
+         RETURNING seq, amount, timeout_at, created_at",
     )
     .bind(t.id)
     .bind(&debit)
@@ -370,36 +384,131 @@ async fn apply(
     .bind(&t.reference)
     .fetch_optional(&mut *conn)
     .await;
-    let created = match inserted {
-        Ok(row) => row.is_some(),
+    let (seq, amount, timeout_at, created_at) = match inserted {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            let stored = read_transfer(conn, t.id).await?;
+            return Ok(if same_fields(&stored, t) {
+                Ok(TransferOutcome::Exists(stored))
+            } else {
+                Err(Refusal::ExistsWithDifferentFields)
+            });
+        }
         Err(e) => match refusal_of(&e) {
             Some(refusal) => return Ok(Err(refusal)),
             None => return Err(e.into()),
         },
     };
-    let stored: Transfer = read_transfer(conn, t.id).await?;
-    if !created {
-        return Ok(if same_fields(&stored, t) {
-            Ok(TransferOutcome::Exists(stored))
-        } else {
-            Err(Refusal::ExistsWithDifferentFields)
-        });
+    let stored = t.stored((debit, credit), (seq, amount, timeout_at, created_at));
+    if audit {
+        audit_transfer(conn, &stored, actor).await?;
     }
+    Ok(Ok(TransferOutcome::Created(stored)))
+}
+
+/// How a batch's transfers are audited.
+#[derive(Debug, Clone, Copy)]
+enum BatchAudit {
+    /// Each was audited as it was applied.
+    Done,
+    /// One event per transfer, now.
+    Each,
+    /// One event per wallet (the syncer's batches).
+    PerWallet,
+}
+
+/// The audit event of one transfer (Billing).
+async fn audit_transfer(
+    conn: &mut PgConnection,
+    t: &Transfer,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let event = match t.phase.as_str() {
+        "pending" => "FUNDS_RESERVED",
+        "post" => "RESERVATION_POSTED",
+        "void" => "RESERVATION_VOIDED",
+        "expire" => "RESERVATION_EXPIRED",
+        _ => "TRANSFER_POSTED",
+    };
     record(
         conn,
-        &AuditEvent::new(actor, "billing", t.phase.audit_event())
+        &AuditEvent::new(actor, "billing", event)
             .workspace(t.workspace)
             .subject(t.id.to_string())
             .details(json!({
                 "kind": t.kind.code(),
-                "amount_millicents": stored.amount.get(),
-                "amount": stored.amount.to_string(),
-                "pending_id": stored.pending_id,
-                "reference": stored.reference,
+                "amount_millicents": t.amount.get(),
+                "amount": t.amount.to_string(),
+                "pending_id": t.pending_id,
+                "reference": t.reference,
             })),
     )
     .await?;
-    Ok(Ok(TransferOutcome::Created(stored)))
+    Ok(())
+}
+
+/// Applies single-transfer chains with one statement; `None` when the ledger refused one of
+/// them (the caller rolls back and applies them one by one to find which). Transfers that
+/// existed are compared with what was asked, as one by one.
+async fn bulk(
+    conn: &mut PgConnection,
+    chains: &[Vec<NewTransfer>],
+) -> Result<Option<Vec<ChainOutcome>>, StoreError> {
+    let ts: Vec<&NewTransfer> = chains.iter().filter_map(|c| c.first()).collect();
+    if ts.iter().any(|t| t.amount.get() < 0) {
+        return Ok(None);
+    }
+    let accounts: Vec<(String, String)> = ts.iter().map(|t| t.accounts()).collect();
+    type Inserted = (Uuid, i64, i64, Option<DateTime<Utc>>, DateTime<Utc>);
+    let inserted = sqlx::query_as::<_, Inserted>(
+        "INSERT INTO genesis.ledger_transfers
+            (id, debit_account, credit_account, amount, kind, phase, pending_id, timeout_s,
+             timeout_at, workspace_id, reference)
+         SELECT id, d, c, a, k, ph, pid, ts, now() + make_interval(secs => ts), ws, r
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[],
+                     $7::uuid[], $8::int4[], $9::uuid[], $10::text[])
+              WITH ORDINALITY AS u(id, d, c, a, k, ph, pid, ts, ws, r, ord)
+         ORDER BY ord
+         ON CONFLICT (id) DO NOTHING
+         RETURNING id, seq, amount, timeout_at, created_at",
+    )
+    .bind(ts.iter().map(|t| t.id).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.0.clone()).collect::<Vec<_>>())
+    .bind(accounts.iter().map(|a| a.1.clone()).collect::<Vec<_>>())
+    .bind(ts.iter().map(|t| t.amount.get()).collect::<Vec<_>>())
+    .bind(ts.iter().map(|t| t.kind.code()).collect::<Vec<_>>())
+    .bind(ts.iter().map(|t| t.phase.code()).collect::<Vec<_>>())
+    .bind(ts.iter().map(|t| t.phase.pending_id()).collect::<Vec<_>>())
+    .bind(ts.iter().map(|t| t.phase.timeout_s()).collect::<Vec<_>>())
+    .bind(ts.iter().map(|t| t.workspace.as_uuid()).collect::<Vec<_>>())
+    .bind(ts.iter().map(|t| t.reference.clone()).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await;
+    let rows = match inserted {
+        Ok(rows) => rows,
+        Err(e) if refusal_of(&e).is_some() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut created: std::collections::HashMap<Uuid, Inserted> =
+        rows.into_iter().map(|r| (r.0, r)).collect();
+    let mut outcomes = Vec::with_capacity(ts.len());
+    for (t, (debit, credit)) in ts.into_iter().zip(accounts) {
+        let outcome = match created.remove(&t.id) {
+            Some((_, seq, amount, timeout_at, created_at)) => Ok(vec![TransferOutcome::Created(
+                t.stored((debit, credit), (seq, amount, timeout_at, created_at)),
+            )]),
+            None => {
+                let stored = read_transfer(conn, t.id).await?;
+                if same_fields(&stored, t) {
+                    Ok(vec![TransferOutcome::Exists(stored)])
+                } else {
+                    Err((0, Refusal::ExistsWithDifferentFields))
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(Some(outcomes))
 }
 
 /// Applies a chain on `conn` until its first refusal (which the caller rolls back).
@@ -407,10 +516,11 @@ async fn apply_chain(
     conn: &mut PgConnection,
     chain: &[NewTransfer],
     actor: &str,
+    audit: bool,
 ) -> Result<ChainOutcome, StoreError> {
     let mut done = Vec::with_capacity(chain.len());
     for (i, t) in chain.iter().enumerate() {
-        match apply(conn, t, actor).await? {
+        match apply(conn, t, actor, audit).await? {
             Ok(outcome) => done.push(outcome),
             Err(refusal) => return Ok(Err((i, refusal))),
         }
@@ -818,7 +928,7 @@ impl Database {
         }
         let ws = transfer.workspace;
         let mut tx = self.app.begin().await?;
-        let outcome = match apply(&mut tx, &transfer, actor).await? {
+        let outcome = match apply(&mut tx, &transfer, actor, true).await? {
             Ok(o) => o,
             Err(refusal) => {
                 tx.rollback().await?;
@@ -953,34 +1063,75 @@ impl Database {
         }
     }
 
+    /// One attempt at a batch, in one transaction and without savepoints (thousands of
+    /// savepoints in one transaction overflow PostgreSQL's subtransaction cache and slow
+    /// every row lookup to a crawl). A chain the ledger refuses with an error aborts the
+    /// transaction: it is rolled back and the batch applied again without that chain, so a
+    /// batch costs one more round per refused chain, and refusals are rare (a flush, an
+    /// expiry). Transfers submitted with marks (the syncer's) are audited per wallet and
+    /// batch; the others one by one.
     async fn submit_once(
         &self,
         chains: &[Vec<NewTransfer>],
         marks: &[(WorkspaceId, i64)],
         actor: &str,
     ) -> Result<Vec<ChainOutcome>, StoreError> {
-        let mut tx = self.app.begin().await?;
-        // One chain and no marks needs no savepoint: a refusal rolls everything back.
-        if let ([chain], []) = (chains, marks) {
-            let outcome = apply_chain(&mut tx, chain, actor).await?;
-            if outcome.is_ok() {
+        let per_transfer_audit = marks.is_empty();
+        if chains.len() > 1 && chains.iter().all(|c| c.len() == 1) {
+            let mut tx = self.app.begin().await?;
+            if let Some(outcomes) = bulk(&mut tx, chains).await? {
+                let audit = if per_transfer_audit {
+                    BatchAudit::Each
+                } else {
+                    BatchAudit::PerWallet
+                };
+                self.finish_batch(&mut tx, &outcomes, marks, actor, audit)
+                    .await?;
                 tx.commit().await?;
-            } else {
-                tx.rollback().await?;
+                return Ok(outcomes);
             }
-            return Ok(vec![outcome]);
+            tx.rollback().await?;
         }
-        let mut outcomes = Vec::with_capacity(chains.len());
-        for chain in chains {
-            let mut sp = tx.begin().await?;
-            let outcome = apply_chain(&mut sp, chain, actor).await?;
-            if outcome.is_ok() {
-                sp.commit().await?;
-            } else {
-                sp.rollback().await?;
+        let mut refused: Vec<Option<(usize, Refusal)>> = vec![None; chains.len()];
+        'attempt: loop {
+            let mut tx = self.app.begin().await?;
+            let mut outcomes: Vec<ChainOutcome> = Vec::with_capacity(chains.len());
+            for (i, chain) in chains.iter().enumerate() {
+                if let Some(r) = refused[i] {
+                    outcomes.push(Err(r));
+                    continue;
+                }
+                match apply_chain(&mut tx, chain, actor, per_transfer_audit).await? {
+                    Ok(done) => outcomes.push(Ok(done)),
+                    Err(r) => {
+                        refused[i] = Some(r);
+                        tx.rollback().await?;
+                        continue 'attempt;
+                    }
+                }
             }
-            outcomes.push(outcome);
+            let audit = if per_transfer_audit {
+                BatchAudit::Done
+            } else {
+                BatchAudit::PerWallet
+            };
+            self.finish_batch(&mut tx, &outcomes, marks, actor, audit)
+                .await?;
+            tx.commit().await?;
+            return Ok(outcomes);
         }
+    }
+
+    /// A batch's end, in its transaction: the wallets' marks, and the per-wallet audit of a
+    /// synced batch (or of a bulk batch, whose transfers were not audited one by one).
+    async fn finish_batch(
+        &self,
+        tx: &mut PgConnection,
+        outcomes: &[ChainOutcome],
+        marks: &[(WorkspaceId, i64)],
+        actor: &str,
+        audit: BatchAudit,
+    ) -> Result<(), StoreError> {
         for (ws, seq) in marks {
             sqlx::query!(
                 "UPDATE genesis.wallets SET synced_seq = greatest(synced_seq, $2)
@@ -991,7 +1142,71 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(outcomes)
+        match audit {
+            BatchAudit::Done => {}
+            BatchAudit::Each => {
+                for outcome in outcomes.iter().flatten() {
+                    for o in outcome {
+                        if let TransferOutcome::Created(t) = o {
+                            audit_transfer(tx, t, actor).await?;
+                        }
+                    }
+                }
+            }
+            BatchAudit::PerWallet => audit_per_wallet(tx, outcomes, actor).await?,
+        }
+        Ok(())
     }
+}
+
+/// One audit event per wallet for a synced batch: how many transfers of each phase it
+/// wrote, their amounts, and the first and last transfer (each is in the ledger for good).
+async fn audit_per_wallet(
+    conn: &mut PgConnection,
+    outcomes: &[ChainOutcome],
+    actor: &str,
+) -> Result<(), StoreError> {
+    use std::collections::BTreeMap;
+    let mut per: BTreeMap<WorkspaceId, BTreeMap<&'static str, (u64, i64)>> = BTreeMap::new();
+    let mut span: BTreeMap<WorkspaceId, (Uuid, Uuid)> = BTreeMap::new();
+    for outcome in outcomes.iter().flatten() {
+        for o in outcome {
+            let TransferOutcome::Created(t) = o else {
+                continue;
+            };
+            let phase = match t.phase.as_str() {
+                "pending" => "reserved",
+                "post" => "posted",
+                "void" => "voided",
+                "expire" => "expired",
+                _ => "single",
+            };
+            let e = per
+                .entry(t.workspace)
+                .or_default()
+                .entry(phase)
+                .or_default();
+            e.0 += 1;
+            e.1 += t.amount.get();
+            span.entry(t.workspace)
+                .and_modify(|s| s.1 = t.id)
+                .or_insert((t.id, t.id));
+        }
+    }
+    for (ws, phases) in per {
+        let (first, last) = span.get(&ws).copied().unwrap_or_default();
+        let details: serde_json::Map<String, serde_json::Value> = phases
+            .into_iter()
+            .map(|(k, (n, sum))| (k.to_owned(), json!({ "count": n, "millicents": sum })))
+            .collect();
+        record(
+            conn,
+            &AuditEvent::new(actor, "billing", "WALLET_JOURNAL_SYNCED")
+                .workspace(ws)
+                .subject(format!("{first}..{last}"))
+                .details(serde_json::Value::Object(details)),
+        )
+        .await?;
+    }
+    Ok(())
 }

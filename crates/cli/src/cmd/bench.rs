@@ -103,6 +103,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         tenants: usize,
     },
+    /// The wallet's check path (issue 23): reserve+post pairs per second with N tenants and
+    /// C callers, against a bare DECRBY loop; the syncer's lag; overdrafts.
+    Wallet {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Tenants (wallets).
+        #[arg(long, default_value_t = 1_000)]
+        tenants: usize,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 100)]
+        callers: usize,
+        /// Seconds each side runs.
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
     /// God Mode at fleet scale: server time (p50/p99) and weight of the overview, heatmap
     /// and regional pages over N droplets, against the sign-in page as baseline.
     GodMode {
@@ -297,6 +313,12 @@ pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(),
             tenants,
             boot_s,
         } => super::bench_wake::run(&redis_url, tenants, boot_s).await,
+        BenchCommand::Wallet {
+            redis_url,
+            tenants,
+            callers,
+            secs,
+        } => super::bench_wallet::run(&redis_url, tenants, callers, secs).await,
         BenchCommand::Onboarding { redis_url, tenants } => {
             super::bench_onboarding::run(&redis_url, tenants).await
         }

@@ -14,6 +14,7 @@ pub mod bench_sidecar;
 pub mod bench_sign_in_flood;
 pub mod bench_sim;
 pub mod bench_wake;
+pub mod bench_wallet;
 pub mod bench_zombies;
 pub mod config;
 pub mod db;

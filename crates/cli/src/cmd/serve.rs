@@ -46,7 +46,31 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             "god_mode.require_totp is off: operators without a second factor sign in with a password alone"
         );
     }
+    // The service matrix is checked before anything starts: a bad edit stops here.
+    let wallet_settings = cfg.wallet.settings()?;
+    let wallets = match &cfg.redis.url {
+        Some(url) => {
+            let conn = genesis_queue::RedisConn::connect(url)
+                .await
+                .map_err(|e| CliError::Runtime(anyhow::anyhow!("redis: {e}")))?;
+            Some(Arc::new(genesis_control::app::wallet::Wallets::new(
+                genesis_queue::wallet::WalletCache::new(conn, ""),
+                stores.clone(),
+                wallet_settings,
+            )))
+        }
+        None => {
+            tracing::warn!("redis.url is not set: managed services are off (they answer 503)");
+            None
+        }
+    };
+    if !cfg.wallet.kill_switch_enabled {
+        tracing::warn!(
+            "wallet.kill_switch_enabled is off: managed calls are metered but never refused"
+        );
+    }
     let mut builder = ControlPlane::builder(stores.clone())
+        .wallets(wallets)
         .vault(vault.clone())
         .redis(redis)
         .metrics(metrics)
@@ -68,6 +92,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 relevance_url: cfg.ai.relevance_url.clone(),
                 dns_server: cfg.dns.server_addr(),
                 dns_provider: cfg.dns.provider(&base.http),
+                managed: cfg.managed.upstreams(),
                 ..base
             }
         })

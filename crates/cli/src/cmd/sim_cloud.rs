@@ -226,13 +226,18 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
         }
         None => None,
     };
+    // The wholesale vendors of the managed-service gateway (Google CSE, ZeroBounce).
+    let wholesale = genesis_sim::managed::FakeWholesale::new();
     let hook_for_routes = hook.clone();
     serve_with(
         listener,
         sim.clone(),
         move |r| {
             // Chaos inside virtual droplets (drift, load) when they run the sidecar.
-            let r = r.merge(google.router()).merge(ai.router());
+            let r = r
+                .merge(google.router())
+                .merge(ai.router())
+                .merge(wholesale.router());
             let r = match &entri {
                 Some(e) => r.merge(e.router()),
                 None => r,

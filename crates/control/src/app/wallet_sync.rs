@@ -32,6 +32,11 @@ pub struct SyncReport {
     pub transfers: u64,
     /// Entries the ledger refused (counted, never retried: retrying cannot help).
     pub refused: u64,
+    /// The longest an entry of this pass waited in the journal, ms.
+    pub max_lag_ms: u64,
+    /// How long each entry written waited in the journal, ms (for benchmarks).
+    #[serde(skip)]
+    pub lags_ms: Vec<u32>,
 }
 
 /// The transfer a journal entry stands for.
@@ -87,6 +92,7 @@ pub async fn sync(wallets: &Wallets) -> Result<SyncReport, Problem> {
     let mut report = SyncReport::default();
     // Per database: the chains, the marks, and the wallets.
     let mut batches: Vec<Batch> = Vec::new();
+    let mut journaled_at: Vec<i64> = Vec::new();
     for id in dirty {
         let Ok(workspace) = WorkspaceId::parse(&id.to_string()) else {
             continue;
@@ -113,6 +119,7 @@ pub async fn sync(wallets: &Wallets) -> Result<SyncReport, Problem> {
             }
         };
         let mark = snap.journal.last().map_or(0, |e| e.seq);
+        journaled_at.extend(snap.journal.iter().filter_map(|e| e.at_ms));
         let chains: Vec<Vec<NewTransfer>> = snap
             .journal
             .iter()
@@ -168,7 +175,14 @@ pub async fn sync(wallets: &Wallets) -> Result<SyncReport, Problem> {
             }
         }
     }
+    let now = genesis_queue::wallet::now_ms();
+    report.lags_ms = journaled_at
+        .iter()
+        .map(|at| (now - at).clamp(0, i64::from(u32::MAX)) as u32)
+        .collect();
+    report.max_lag_ms = report.lags_ms.iter().copied().max().unwrap_or(0).into();
     metrics::counter!("genesis_wallet_synced_transfers_total").increment(report.transfers);
+    metrics::gauge!("genesis_wallet_sync_lag_seconds").set(report.max_lag_ms as f64 / 1000.0);
     Ok(report)
 }
 

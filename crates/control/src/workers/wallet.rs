@@ -27,6 +27,8 @@ impl Merge for SyncReport {
         self.wallets += o.wallets;
         self.transfers += o.transfers;
         self.refused += o.refused;
+        self.max_lag_ms = self.max_lag_ms.max(o.max_lag_ms);
+        self.lags_ms.extend(o.lags_ms);
     }
 }
 

@@ -22,6 +22,7 @@ local function avail() return tonumber(redis.call('HGET', W, 'avail')) end
 local function journal(entry)
   local seq = redis.call('HINCRBY', W, 'seq', 1)
   entry.s = seq
+  entry.m = now_ms()
   redis.call('RPUSH', J, cjson.encode(entry))
   redis.call('PERSIST', W)
   redis.call('PERSIST', H)
