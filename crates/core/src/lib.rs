@@ -12,6 +12,7 @@ pub mod hibernation;
 pub mod ids;
 pub mod ignition;
 pub mod lead;
+pub mod margins;
 pub mod money;
 pub mod onboarding;
 pub mod region;
