@@ -21,6 +21,8 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
             "rollouts",
             "standby",
             "tracking-domains",
+            "wallet-check",
+            "wallet-sync",
             "watchdog",
             "zombie-detector"
         ]
