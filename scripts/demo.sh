@@ -119,6 +119,19 @@ if [ -s "$disks/dns/address" ]; then
   export GENESIS_DNS__SERVER
   export GENESIS_DNS__PROVIDER_URL="$GENESIS_CLOUD__URL"
 fi
+# Wallet top-ups: the simulated payment provider speaks Stripe's API. The control plane's
+# webhook endpoint is registered as with Stripe, and its signing secret configured.
+export GENESIS_PAYMENTS__API_URL="$GENESIS_CLOUD__URL/stripe"
+export GENESIS_PAYMENTS__SECRET_KEY="sk_test_51GenesisFakeProviderKey000000000000"
+GENESIS_PAYMENTS__WEBHOOK_SECRET=$(curl -fs -u "$GENESIS_PAYMENTS__SECRET_KEY:" \
+  -d "url=$api/api/v1/payments/webhook" -d 'enabled_events[]=payment_intent.succeeded' \
+  -d 'enabled_events[]=payment_intent.payment_failed' "$GENESIS_PAYMENTS__API_URL/v1/webhook_endpoints" |
+  sed -n 's/.*"secret":"\(whsec_[A-Za-z0-9]*\)".*/\1/p')
+export GENESIS_PAYMENTS__WEBHOOK_SECRET
+if [ -z "$GENESIS_PAYMENTS__WEBHOOK_SECRET" ]; then
+  echo "(the payment provider did not register the webhook: top-ups are off in this demo)"
+  unset GENESIS_PAYMENTS__SECRET_KEY GENESIS_PAYMENTS__WEBHOOK_SECRET
+fi
 bold "Starting the control plane on $api"
 $bin serve >"${TMPDIR:-/tmp}/genesis-demo-serve.log" 2>&1 &
 serve_pid=$!

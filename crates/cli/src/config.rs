@@ -82,6 +82,9 @@ pub struct Config {
     /// The wholesale vendors of the managed-service gateway (spec 57.2).
     #[serde(default)]
     pub managed: crate::config_money::ManagedConfig,
+    /// The payment provider behind wallet top-ups (spec 58.1).
+    #[serde(default)]
+    pub payments: crate::config_money::PaymentsConfig,
 }
 
 /// `[god_mode]`

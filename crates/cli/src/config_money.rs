@@ -1,5 +1,6 @@
-//! `[wallet]` and `[managed]`: the Genesis Wallet's rules and the wholesale vendors behind
-//! the managed-service gateway (issue 23).
+//! `[wallet]`, `[managed]` and `[payments]`: the Genesis Wallet's rules, the wholesale
+//! vendors behind the managed-service gateway, and the payment provider behind top-ups
+//! (issue 23).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -132,6 +133,83 @@ impl ManagedConfig {
             cse_cx: self.cse_cx.clone().filter(|k| !k.is_empty()),
             zerobounce_url: self.zerobounce_url.trim_end_matches('/').to_owned(),
             zerobounce_key: self.zerobounce_key.clone().filter(|k| !k.is_empty()),
+        }
+    }
+}
+
+/// `[payments]`: the payment provider (Stripe's API) that top-ups charge. Without a secret
+/// key and a webhook secret, top-ups are not offered.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// The API's base.
+    #[serde(default = "default_payments_url")]
+    pub api_url: String,
+    /// The secret key (`sk_…`).
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    /// The webhook endpoint's signing secret (`whsec_…`), shown when the endpoint
+    /// (`https://<control plane>/api/v1/payments/webhook`) was registered.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// How far a webhook's timestamp may be from our clock, seconds.
+    #[serde(default = "default_tolerance_s")]
+    pub tolerance_s: i64,
+}
+
+impl std::fmt::Debug for PaymentsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentsConfig")
+            .field("api_url", &self.api_url)
+            .field("tolerance_s", &self.tolerance_s)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_payments_url() -> String {
+    "https://api.stripe.com".into()
+}
+
+fn default_tolerance_s() -> i64 {
+    genesis_control::app::payments::DEFAULT_TOLERANCE_S
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            api_url: default_payments_url(),
+            secret_key: None,
+            webhook_secret: None,
+            tolerance_s: default_tolerance_s(),
+        }
+    }
+}
+
+impl PaymentsConfig {
+    /// The provider, when both secrets are set; a half-configured provider stops the start.
+    pub fn provider(
+        &self,
+    ) -> Result<Option<genesis_control::app::payments::PaymentProvider>, CliError> {
+        let key = self.secret_key.clone().filter(|k| !k.is_empty());
+        let hook = self.webhook_secret.clone().filter(|k| !k.is_empty());
+        if !(1..=3600).contains(&self.tolerance_s) {
+            return Err(CliError::Usage(
+                "payments.tolerance_s must be between 1 and 3600".into(),
+            ));
+        }
+        match (key, hook) {
+            (None, None) => Ok(None),
+            (Some(secret_key), Some(webhook_secret)) => {
+                Ok(Some(genesis_control::app::payments::PaymentProvider {
+                    api_url: self.api_url.trim_end_matches('/').to_owned(),
+                    secret_key,
+                    webhook_secret,
+                    tolerance_s: self.tolerance_s,
+                }))
+            }
+            _ => Err(CliError::Usage(
+                "payments needs both secret_key and webhook_secret (or neither)".into(),
+            )),
         }
     }
 }

@@ -104,6 +104,9 @@ enum Command {
     /// restart of n8n and image pull.
     #[command(subcommand)]
     Droplets(cmd::droplets::DropletsCommand),
+    /// Money through the control plane's API: the margin report (spec 59.1).
+    #[command(subcommand)]
+    Billing(cmd::billing::BillingCommand),
     /// Give a demo fleet something to show: ignite N tenants with one progress bar, then
     /// make a few droplets misbehave through the simulator.
     #[command(subcommand)]

@@ -17,6 +17,7 @@ pub mod health;
 pub mod heartbeats;
 pub mod index;
 pub mod outbound;
+pub mod payment_signature;
 pub mod problem;
 pub mod providers;
 pub mod second_factor;
@@ -91,6 +92,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/managed/{service}/{*path}",
             axum::routing::any(api::managed::call),
+        )
+        .route(
+            "/api/v1/payments/webhook",
+            axum::routing::post(api::payments::webhook).layer(
+                axum::extract::DefaultBodyLimit::max(api::payments::MAX_WEBHOOK_BYTES),
+            ),
         )
         .merge(api)
         .merge(

@@ -26,6 +26,9 @@ pub struct Problem {
     /// The request field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed: sent as `Retry-After`, not in the body.
+    #[serde(skip)]
+    pub retry_after_s: Option<u64>,
 }
 
 impl Problem {
@@ -36,7 +39,15 @@ impl Problem {
             status: status.as_u16(),
             detail,
             field: None,
+            retry_after_s: None,
         }
+    }
+
+    /// The same problem, telling the client when to retry (`Retry-After`, whole seconds,
+    /// at least one).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds.max(1));
+        self
     }
 
     /// A field failed to parse or validate.
@@ -196,11 +207,16 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after_s;
         let mut resp = (status, Json(self)).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(s) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         // RFC 9110: a 401 names how to authenticate (RFC 6750's Bearer scheme for the API).
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

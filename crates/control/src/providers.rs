@@ -74,6 +74,8 @@ pub struct Providers {
     pub dns_provider: Option<crate::app::dns::SharedProvider>,
     /// The wholesale services behind the managed-service gateway.
     pub managed: crate::app::managed::Upstreams,
+    /// The payment provider behind wallet top-ups; `None`: top-ups are not offered.
+    pub payments: Option<crate::app::payments::PaymentProvider>,
     /// Calls them, each call bounded.
     pub http: reqwest::Client,
 }
@@ -100,6 +102,7 @@ impl Default for Providers {
             dns_server: None,
             dns_provider: None,
             managed: crate::app::managed::Upstreams::real(),
+            payments: None,
             http: client(),
         }
     }
@@ -130,6 +133,7 @@ impl Providers {
                 }) as crate::app::dns::SharedProvider
             }),
             managed: crate::app::managed::Upstreams::at(base),
+            payments: None,
             http,
         }
     }

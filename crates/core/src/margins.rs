@@ -29,6 +29,8 @@ pub struct MonthInputs {
     pub subscription: Millicents,
     /// Managed services used.
     pub usage: Vec<ServiceUsage>,
+    /// Refunds credited to the wallet (revenue given back).
+    pub refunds: Millicents,
     /// Hours the droplet ran.
     pub droplet_hours: i64,
     /// Bandwidth cost.
@@ -128,6 +130,12 @@ pub fn compute(matrix: &ServiceMatrix, m: &MonthInputs) -> Margin {
             });
         }
     }
+    if m.refunds.get() > 0 {
+        revenue.push(Line {
+            label: "Refunds".into(),
+            amount: Millicents(-m.refunds.get()),
+        });
+    }
     costs.push(Line {
         label: "Overhead".into(),
         amount: m.overhead,
@@ -172,6 +180,7 @@ mod tests {
                     usage("google_cse", 900, 450),
                     usage("proxies", 2_100, 210),
                 ],
+                refunds: Millicents::ZERO,
                 droplet_hours: 744,
                 bandwidth: Millicents::from_cents(80),
                 snapshots: Millicents::from_cents(62),
@@ -212,6 +221,7 @@ mod tests {
             &MonthInputs {
                 subscription: Millicents::ZERO,
                 usage: vec![usage("email_verify", 1_000, 300)],
+                refunds: Millicents::ZERO,
                 droplet_hours: 100,
                 bandwidth: Millicents::from_cents(10),
                 snapshots: Millicents::ZERO,
@@ -223,6 +233,22 @@ mod tests {
         assert_eq!(m.total_costs, Millicents(274_600));
         assert_eq!(m.margin, Millicents(25_400));
         assert_eq!(m.percent(), "8.5%");
+        // The same month with $0.30 refunded: revenue $2.70, a loss of $0.046 (-1.7%).
+        let refunded = compute(
+            ServiceMatrix::builtin(),
+            &MonthInputs {
+                subscription: Millicents::ZERO,
+                usage: vec![usage("email_verify", 1_000, 300)],
+                refunds: Millicents::from_cents(30),
+                droplet_hours: 100,
+                bandwidth: Millicents::from_cents(10),
+                snapshots: Millicents::ZERO,
+                overhead: Millicents::from_cents(5),
+            },
+        );
+        assert_eq!(refunded.total_revenue, Millicents(270_000));
+        assert_eq!(refunded.margin, Millicents(-4_600));
+        assert_eq!(refunded.percent(), "-1.7%");
         let nothing = compute(
             ServiceMatrix::builtin(),
             &MonthInputs {

@@ -88,6 +88,33 @@ pub struct Service {
     pub billing: Billing,
     /// The onboarding wizard's stage that sets it up, if any.
     pub wizard_stage: Option<String>,
+    /// Its limits in the rate-limit registry (spec 59.2).
+    pub limits: Limits,
+}
+
+/// A service's limits (spec 59.2), global and per tenant; `None` is no limit of that kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per minute, as a token bucket (GCRA), for the whole platform.
+    pub rpm_global: Option<u32>,
+    /// Requests per minute per tenant.
+    pub rpm_per_tenant: Option<u32>,
+    /// Calls per UTC day (a hard cap), for the whole platform.
+    pub daily_global: Option<u32>,
+    /// Calls per UTC day per tenant.
+    pub daily_per_tenant: Option<u32>,
+    /// Calls in flight at once (slots), for the whole platform.
+    pub concurrent_global: Option<u32>,
+    /// Calls in flight at once per tenant.
+    pub concurrent_per_tenant: Option<u32>,
+}
+
+impl Limits {
+    /// Whether any limit is set.
+    pub fn any(&self) -> bool {
+        *self != Limits::default()
+    }
 }
 
 impl Service {
@@ -111,6 +138,28 @@ pub struct ServiceMatrix {
     pub version: u32,
     /// The services, in the file's order.
     pub services: Vec<Service>,
+    /// What the subscriptions cost, and the overhead each tenant bears.
+    pub plans: Plans,
+}
+
+/// The subscription price per tier, and each tenant's monthly share of the platform's
+/// overhead: the margin report's first revenue line and last cost line (spec 59.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct Plans {
+    /// Monthly subscription prices by tier (a tier not listed costs nothing).
+    pub subscriptions: Vec<(crate::Tier, Millicents)>,
+    /// Overhead per tenant per month.
+    pub overhead_per_tenant: Millicents,
+}
+
+impl Plans {
+    /// A tier's monthly subscription price.
+    pub fn subscription(&self, tier: crate::Tier) -> Millicents {
+        self.subscriptions
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .map_or(Millicents::ZERO, |(_, m)| *m)
+    }
 }
 
 /// Why a matrix was refused; names the service.
@@ -141,6 +190,41 @@ struct RawMatrix {
     version: u32,
     #[serde(default, rename = "service")]
     services: Vec<RawService>,
+    #[serde(default)]
+    plans: Option<RawPlans>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlans {
+    #[serde(default)]
+    subscription: std::collections::BTreeMap<String, String>,
+    overhead_per_tenant: Option<String>,
+}
+
+impl RawPlans {
+    fn check(self) -> Result<Plans, MatrixError> {
+        let problem = |p: String| MatrixError::Service {
+            service: "plans".into(),
+            problem: p,
+        };
+        let mut subscriptions = Vec::new();
+        for (tier, price) in self.subscription {
+            let tier = crate::Tier::parse(&tier).map_err(|e| problem(e.to_string()))?;
+            let price = Millicents::parse_dollars(&price)
+                .map_err(|e| problem(format!("subscription {}: {e}", tier.code())))?;
+            subscriptions.push((tier, price));
+        }
+        let overhead_per_tenant = match self.overhead_per_tenant {
+            None => Millicents::ZERO,
+            Some(o) => Millicents::parse_dollars(&o)
+                .map_err(|e| problem(format!("overhead_per_tenant: {e}")))?,
+        };
+        Ok(Plans {
+            subscriptions,
+            overhead_per_tenant,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -155,6 +239,8 @@ struct RawService {
     wholesale: Option<String>,
     transaction: Option<TransferKind>,
     wizard_stage: Option<String>,
+    #[serde(default)]
+    limits: Limits,
 }
 
 impl RawService {
@@ -234,6 +320,25 @@ impl RawService {
                 )));
             }
         };
+        let l = self.limits;
+        for (what, global, tenant) in [
+            ("rpm", l.rpm_global, l.rpm_per_tenant),
+            ("daily", l.daily_global, l.daily_per_tenant),
+            ("concurrent", l.concurrent_global, l.concurrent_per_tenant),
+        ] {
+            if global == Some(0) || tenant == Some(0) {
+                return Err(problem(format!(
+                    "a {what} limit of 0 would refuse every call; leave it out for no limit"
+                )));
+            }
+            if let (Some(g), Some(t)) = (global, tenant)
+                && t > g
+            {
+                return Err(problem(format!(
+                    "its {what} limit per tenant ({t}) is above its global one ({g})"
+                )));
+            }
+        }
         if let Billing::PerCall {
             price, wholesale, ..
         }
@@ -267,6 +372,7 @@ impl RawService {
             user_action: self.user_action,
             billing,
             wizard_stage: self.wizard_stage,
+            limits: self.limits,
         })
     }
 }
@@ -301,9 +407,14 @@ impl ServiceMatrix {
         if services.is_empty() {
             return Err(MatrixError::Unreadable("it lists no service".into()));
         }
+        let plans = match raw.plans {
+            Some(p) => p.check()?,
+            None => Plans::default(),
+        };
         Ok(Self {
             version: raw.version,
             services,
+            plans,
         })
     }
 

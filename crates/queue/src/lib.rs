@@ -65,6 +65,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod limits;
 pub mod redis_conn;
 pub mod testing;
 pub mod wallet;

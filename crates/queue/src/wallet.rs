@@ -177,6 +177,11 @@ impl WalletCache {
         }
     }
 
+    /// The rate-limit registry on the same Redis, under the same prefix.
+    pub fn rate_limits(&self) -> crate::limits::RateLimits {
+        crate::limits::RateLimits::new(self.conn.clone(), &self.prefix)
+    }
+
     /// The wallet's three keys.
     pub fn keys(&self, workspace: uuid::Uuid) -> [String; 3] {
         let w = format!("{}wallet:{{{workspace}}}", self.prefix);
@@ -209,6 +214,22 @@ impl WalletCache {
             .query_async(&mut conn)
             .await?;
         Ok(())
+    }
+
+    /// Whether `fingerprint` is seen here for the first time in `ttl_s` seconds: the payment
+    /// receiver's memory of signatures it accepted, so a captured delivery sent again within
+    /// its tolerance is refused. One `SET NX EX`: the memory is bounded by the TTL.
+    pub async fn first_sighting(&self, fingerprint: &str, ttl_s: u64) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}payment-seen:{fingerprint}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_s.max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
     }
 
     /// Reserves `amount` for `hold` if the balance covers it, for at most `timeout_s`.

@@ -14,5 +14,6 @@ pub mod fleet_admin;
 pub mod google_oauth;
 pub mod managed;
 pub mod n8n;
+pub mod payments;
 pub mod vhost;
 pub mod wizard;

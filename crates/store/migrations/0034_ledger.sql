@@ -209,9 +209,15 @@ CREATE TABLE genesis.wallets (
     auto_topup_threshold bigint NOT NULL DEFAULT 500000 CHECK (auto_topup_threshold >= 0),
     auto_topup_amount    bigint NOT NULL DEFAULT 2000000
                          CHECK (auto_topup_amount >= 500000 AND auto_topup_amount % 1000 = 0),
-    -- The payment provider's customer and saved payment method.
-    customer_ref         text,
-    payment_method_ref   text,
+    -- The payment provider's customer and saved payment method (ids, never card numbers),
+    -- and what the tenant is shown of the card.
+    customer_ref         text CHECK (length(customer_ref) <= 255),
+    payment_method_ref   text CHECK (length(payment_method_ref) <= 255),
+    card_brand           text CHECK (length(card_brand) <= 40),
+    card_last4           text CHECK (card_last4 ~ '^[0-9]{4}$'),
+    -- An automatic top-up asked of the provider and not answered yet (one at a time): the
+    -- claim, which also names the charge to the provider (its idempotency key).
+    topup_started_at     timestamptz,
     -- The lowest alert level sent since the balance was last above $5: ok, low_5, low_1, empty.
     alert_level          text NOT NULL DEFAULT 'ok'
                          CHECK (alert_level IN ('ok', 'low_5', 'low_1', 'empty')),

@@ -824,6 +824,12 @@ pub struct WalletState {
     pub customer_ref: Option<String>,
     /// The saved payment method.
     pub payment_method_ref: Option<String>,
+    /// The saved card's brand, as the provider named it.
+    pub card_brand: Option<String>,
+    /// Its last four digits.
+    pub card_last4: Option<String>,
+    /// Since when an automatic top-up awaits the provider's answer.
+    pub topup_started_at: Option<DateTime<Utc>>,
     /// Where its alerts stand.
     pub alert_level: AlertLevel,
     /// Since when the kill-switch holds its managed services.
@@ -854,7 +860,8 @@ impl Database {
     ) -> Result<Option<WalletState>, StoreError> {
         let Some(r) = sqlx::query!(
             r#"SELECT auto_topup_enabled, auto_topup_threshold, auto_topup_amount, customer_ref,
-                      payment_method_ref, alert_level, halted_at, synced_seq
+                      payment_method_ref, card_brand, card_last4, topup_started_at, alert_level,
+                      halted_at, synced_seq
                FROM genesis.wallets WHERE workspace_id = $1"#,
             workspace.as_uuid()
         )
@@ -869,6 +876,9 @@ impl Database {
             auto_topup_amount: Millicents(r.auto_topup_amount),
             customer_ref: r.customer_ref,
             payment_method_ref: r.payment_method_ref,
+            card_brand: r.card_brand,
+            card_last4: r.card_last4,
+            topup_started_at: r.topup_started_at,
             alert_level: AlertLevel::from_code(&r.alert_level).ok_or(StoreError::Corrupt {
                 what: "wallet alert level",
                 value: r.alert_level.clone(),

@@ -16,6 +16,7 @@ pub mod bench_sim;
 pub mod bench_wake;
 pub mod bench_wallet;
 pub mod bench_zombies;
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -154,6 +155,7 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         Command::Tenants(c) => tenants::run(c, cfg.as_ref().ok(), out).await,
         Command::Rollouts(c) => rollouts::run(c, cfg.as_ref().ok(), out).await,
         Command::Droplets(c) => droplets::run(c, cfg.as_ref().ok(), out).await,
+        Command::Billing(c) => billing::run(c, cfg.as_ref().ok(), out).await,
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,
             Err(e) => Err(e),
@@ -214,7 +216,8 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         | Command::Completion { .. }
         | Command::Tenants(_)
         | Command::Rollouts(_)
-        | Command::Droplets(_) => {
+        | Command::Droplets(_)
+        | Command::Billing(_) => {
             unreachable!("handled before configuration is required")
         }
     }

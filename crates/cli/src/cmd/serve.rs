@@ -48,16 +48,22 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     }
     // The service matrix is checked before anything starts: a bad edit stops here.
     let wallet_settings = cfg.wallet.settings()?;
+    let payments = cfg.payments.provider()?;
+    let providers_base = genesis_control::providers::Providers::default();
     let wallets = match &cfg.redis.url {
         Some(url) => {
             let conn = genesis_queue::RedisConn::connect(url)
                 .await
                 .map_err(|e| CliError::Runtime(anyhow::anyhow!("redis: {e}")))?;
-            Some(Arc::new(genesis_control::app::wallet::Wallets::new(
+            let wallets = genesis_control::app::wallet::Wallets::new(
                 genesis_queue::wallet::WalletCache::new(conn, ""),
                 stores.clone(),
                 wallet_settings,
-            )))
+            );
+            Some(Arc::new(match &payments {
+                Some(p) => wallets.with_payments(p.clone(), providers_base.http.clone()),
+                None => wallets,
+            }))
         }
         None => {
             tracing::warn!("redis.url is not set: managed services are off (they answer 503)");
@@ -84,7 +90,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .sign_in_limits(cfg.god_mode.sign_in_limits())
         .trusted_proxies(cfg.server.trusted_proxies.clone())
         .providers({
-            let base = genesis_control::providers::Providers::default();
+            let base = providers_base;
             genesis_control::providers::Providers {
                 google: cfg.oauth.google_app(),
                 openai_url: cfg.ai.openai_url.clone(),
@@ -93,6 +99,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 dns_server: cfg.dns.server_addr(),
                 dns_provider: cfg.dns.provider(&base.http),
                 managed: cfg.managed.upstreams(),
+                payments,
                 ..base
             }
         })

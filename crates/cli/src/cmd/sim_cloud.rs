@@ -228,6 +228,8 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
     };
     // The wholesale vendors of the managed-service gateway (Google CSE, ZeroBounce).
     let wholesale = genesis_sim::managed::FakeWholesale::new();
+    // The payment provider behind wallet top-ups (Stripe's API, under /stripe).
+    let stripe = genesis_sim::payments::FakeStripe::new();
     let hook_for_routes = hook.clone();
     serve_with(
         listener,
@@ -237,7 +239,8 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
             let r = r
                 .merge(google.router())
                 .merge(ai.router())
-                .merge(wholesale.router());
+                .merge(wholesale.router())
+                .merge(stripe.router());
             let r = match &entri {
                 Some(e) => r.merge(e.router()),
                 None => r,

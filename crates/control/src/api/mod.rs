@@ -1,5 +1,6 @@
 //! `/api/v1` routes, each registered with its OpenAPI description (see [`doc`]).
 
+pub mod billing;
 pub mod body;
 pub mod doc;
 pub mod droplet_ops;
@@ -8,8 +9,10 @@ pub mod hibernation;
 pub mod ignition;
 pub mod leads;
 pub mod managed;
+pub mod payments;
 pub mod rollouts;
 pub mod tenant;
+pub mod wallet;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -40,6 +43,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::list, rollouts::start))
         .routes(routes!(rollouts::get))
         .routes(routes!(rollouts::control))
+        .routes(routes!(wallet::operator_wallet))
+        .routes(routes!(wallet::operator_credit))
+        .routes(routes!(billing::margins))
 }
 
 /// Routes a workspace's own token may call as well as the operator's: the calls the Golden
@@ -57,6 +63,8 @@ pub fn tenant_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenant::members))
         .routes(routes!(tenant::tokens))
         .routes(routes!(tenant::tracking_domains))
+        .routes(routes!(wallet::tenant_wallet))
+        .routes(routes!(wallet::tenant_transactions))
 }
 
 /// The API's OpenAPI document, as `GET /api/v1/openapi.json` serves it.

@@ -189,7 +189,22 @@ pub async fn call(
     let hold = wallets
         .reserve(workspace, kind, price, &format!("managed:{}", service.id))
         .await?;
+    // The registry's limits after the money: a refused reservation costs the registry
+    // nothing, and a refused admission gives the money back at once.
+    let admitted = match admit(wallets, &service, workspace).await {
+        Ok(a) => a,
+        Err(p) => {
+            settle(wallets, &hold, None).await?;
+            return Err(p);
+        }
+    };
     let answer = forward(state, &route).await;
+    if let Some(a) = &admitted {
+        let unused = answer.is_err();
+        if let Err(e) = wallets.limits().release(a, unused).await {
+            tracing::warn!(error = %e, "a rate-limit slot was not released; its lease will lapse");
+        }
+    }
     match answer {
         Ok((status, content_type, body)) if delivered(&route, status, &body) => {
             settle(wallets, &hold, Some(price)).await?;
@@ -232,6 +247,57 @@ pub async fn call(
                 axum::http::StatusCode::BAD_GATEWAY,
                 format!("{} did not answer; nothing was charged", service.name),
             ))
+        }
+    }
+}
+
+/// Admits one call of `service` under its limits in the registry (spec 59.2), or refuses it
+/// with 429 and `Retry-After`. `None`: the service has no limits.
+async fn admit(
+    wallets: &Wallets,
+    service: &genesis_core::services::Service,
+    workspace: WorkspaceId,
+) -> Result<Option<genesis_queue::limits::Admitted>, Problem> {
+    use genesis_queue::limits::Admission;
+    let limits = service.limits;
+    if !limits.any() {
+        return Ok(None);
+    }
+    let admission = wallets
+        .limits()
+        .acquire(&service.id, workspace.as_uuid(), &limits)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "rate-limit registry unavailable");
+            Problem::unavailable(
+                "the service's limits cannot be checked right now; try again shortly",
+            )
+        })?;
+    match admission {
+        Admission::Admitted(a) => Ok(Some(a)),
+        Admission::Refused {
+            limit,
+            retry_after_ms,
+        } => {
+            metrics::counter!("genesis_rate_limit_refusals_total", "service" => service.id.clone(), "limit" => limit.clone())
+                .increment(1);
+            let what = match limit.as_str() {
+                "daily_per_tenant" => {
+                    format!("this workspace's daily allowance of {}", service.name)
+                }
+                "daily_global" => format!("the platform's daily allowance of {}", service.name),
+                "concurrent_per_tenant" => {
+                    format!("this workspace's calls to {} in flight", service.name)
+                }
+                "concurrent_global" => {
+                    format!("the platform's calls to {} in flight", service.name)
+                }
+                _ => format!("the request rate allowed for {}", service.name),
+            };
+            Err(Problem::too_many(format!(
+                "{what} is used up; nothing was charged. Try again later."
+            ))
+            .retry_after(retry_after_ms.div_ceil(1000)))
         }
     }
 }

@@ -15,15 +15,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use genesis_core::money::{Millicents, TransferKind};
 use genesis_core::services::{Service, ServiceMatrix};
 use genesis_core::{Region, WorkspaceId};
+use genesis_queue::limits::RateLimits;
 use genesis_queue::wallet::{Reserve, Settle, WalletCache};
 use genesis_store::ledger::{AlertLevel, NewTransfer, Phase, Refusal, TransferOutcome};
 use genesis_store::{Database, RegionalStore};
 use uuid::Uuid;
 
+use super::payments::PaymentProvider;
 use crate::Problem;
 
 /// The alert thresholds of spec 58.2.
@@ -71,10 +74,27 @@ pub struct Hold {
 /// The wallets of every workspace: the cache, the ledgers, the rules.
 pub struct Wallets {
     cache: WalletCache,
+    limits: RateLimits,
     stores: RegionalStore,
     settings: WalletSettings,
     regions: Mutex<HashMap<Uuid, Region>>,
+    /// The provider automatic top-ups charge, and the client that calls it.
+    payments: Option<(PaymentProvider, reqwest::Client)>,
+    /// Each wallet's automatic top-up threshold (`None`: off), remembered for
+    /// [`TOPUP_SETTINGS_TTL`] so that spending does not read the database on every call.
+    topup_thresholds: Mutex<HashMap<Uuid, (Instant, Option<Millicents>)>>,
+    /// When this process last asked the database for a top-up claim, per wallet: a wallet
+    /// under its threshold is not asked about on every call while its top-up is under way.
+    topup_asked: Mutex<HashMap<Uuid, Instant>>,
 }
+
+/// How long after asking for a top-up claim this process waits before asking again for the
+/// same wallet.
+pub const TOPUP_ASK_INTERVAL: Duration = Duration::from_secs(20);
+
+/// How long a wallet's automatic top-up settings are remembered by a process that did not
+/// change them.
+pub const TOPUP_SETTINGS_TTL: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Wallets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,16 +118,105 @@ impl Wallets {
     /// Wallets over `cache` and the ledgers in `stores`.
     pub fn new(cache: WalletCache, stores: RegionalStore, settings: WalletSettings) -> Self {
         Self {
+            limits: cache.rate_limits(),
             cache,
             stores,
             settings,
             regions: Mutex::new(HashMap::new()),
+            payments: None,
+            topup_thresholds: Mutex::new(HashMap::new()),
+            topup_asked: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Wallets whose automatic top-ups charge through `provider`.
+    pub fn with_payments(mut self, provider: PaymentProvider, http: reqwest::Client) -> Self {
+        self.payments = Some((provider, http));
+        self
+    }
+
+    /// Forgets what this process remembers of `workspace`'s automatic top-up settings
+    /// (they were changed).
+    pub fn forget_topup_settings(&self, workspace: WorkspaceId) {
+        if let Ok(mut m) = self.topup_thresholds.lock() {
+            m.remove(&workspace.as_uuid());
+        }
+        if let Ok(mut m) = self.topup_asked.lock() {
+            m.remove(&workspace.as_uuid());
+        }
+    }
+
+    /// Starts an automatic top-up in the background when `workspace`'s settings want one at
+    /// `available`. The database decides, once, among every caller that gets here at the
+    /// same time ([`genesis_store::Database::wallet_topup_claim`]).
+    pub async fn maybe_top_up(&self, workspace: WorkspaceId, available: Millicents) {
+        let Some((provider, http)) = &self.payments else {
+            return;
+        };
+        let remembered = self.topup_thresholds.lock().ok().and_then(|m| {
+            m.get(&workspace.as_uuid())
+                .filter(|(at, _)| at.elapsed() < TOPUP_SETTINGS_TTL)
+                .map(|(_, t)| *t)
+        });
+        let Ok(db) = self.ledger_of(workspace).await else {
+            return;
+        };
+        let threshold = match remembered {
+            Some(t) => t,
+            None => {
+                let t = match db.wallet_state(workspace).await {
+                    Ok(Some(s)) if s.auto_topup_enabled => Some(s.auto_topup_threshold),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "top-up settings not read");
+                        return;
+                    }
+                };
+                if let Ok(mut m) = self.topup_thresholds.lock() {
+                    if m.len() > 100_000 {
+                        m.clear();
+                    }
+                    m.insert(workspace.as_uuid(), (Instant::now(), t));
+                }
+                t
+            }
+        };
+        if threshold.is_none_or(|t| available >= t) {
+            return;
+        }
+        let ask = self.topup_asked.lock().is_ok_and(|mut m| {
+            let recently = m
+                .get(&workspace.as_uuid())
+                .is_some_and(|at| at.elapsed() < TOPUP_ASK_INTERVAL);
+            if !recently {
+                if m.len() > 100_000 {
+                    m.clear();
+                }
+                m.insert(workspace.as_uuid(), Instant::now());
+            }
+            !recently
+        });
+        if !ask {
+            return;
+        }
+        let (provider, http) = (provider.clone(), http.clone());
+        tokio::spawn(async move {
+            if let Err(p) =
+                super::payments::auto_top_up(&db, &provider, &http, workspace, available).await
+            {
+                tracing::warn!(workspace = %workspace, detail = %p.detail, "automatic top-up not started");
+            }
+        });
     }
 
     /// The cache.
     pub fn cache(&self) -> &WalletCache {
         &self.cache
+    }
+
+    /// The rate-limit registry (spec 59.2) on the wallet's Redis.
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
     }
 
     /// The settings.
@@ -241,6 +350,7 @@ impl Wallets {
                         });
                     }
                     self.halt(workspace, balance).await;
+                    self.maybe_top_up(workspace, balance).await;
                     return Err(payment_required(format!(
                         "the wallet holds {balance}, and this call costs {amount}: managed \
                          services are paused until the wallet is topped up"
@@ -281,9 +391,10 @@ impl Wallets {
         for (threshold, level) in [(LOW_1, AlertLevel::Low1), (LOW_5, AlertLevel::Low5)] {
             if before >= threshold && left < threshold {
                 self.raise(workspace, level, left, false).await;
-                return;
+                break;
             }
         }
+        self.maybe_top_up(workspace, left).await;
     }
 
     /// Step 3's end on success: posts what the call really cost (at most what was held).

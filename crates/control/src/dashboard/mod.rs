@@ -15,6 +15,7 @@ pub mod pages;
 pub mod session;
 pub mod setup_pages;
 pub mod tracking_pages;
+pub mod wallet_pages;
 pub mod workspace_pages;
 
 use axum::Router;
@@ -76,6 +77,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/app/workspaces/{id}/tracking-domains/{host}/{action}",
             post(tracking_pages::host_action),
+        )
+        .route("/app/workspaces/{id}/wallet", get(wallet_pages::wallet))
+        .route("/app/workspaces/{id}/wallet/card", post(wallet_pages::card))
+        .route(
+            "/app/workspaces/{id}/wallet/top-up",
+            post(wallet_pages::top_up),
+        )
+        .route(
+            "/app/workspaces/{id}/wallet/auto-top-up",
+            post(wallet_pages::auto_top_up),
         )
         .route(
             "/app/workspaces/{id}/members",

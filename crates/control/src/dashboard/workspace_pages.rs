@@ -270,6 +270,7 @@ pub async fn workspace(
         let (members, invitations) = tenant_access::members(db, &access).await?;
         let engine = crate::app::tenant_dashboard::engine(db, &access).await?;
         let activity = crate::app::tenant_dashboard::activity(db, &access).await?;
+        let wallet_banner = crate::app::tenant_wallet::banner(db, &access).await?;
         let owner = access.owner("manage").is_ok();
         let tokens = if owner {
             tenant_access::tokens(db, &access).await?
@@ -286,6 +287,9 @@ pub async fn workspace(
                 html! {
                     main {
                         h1 { (ws.name) }
+                        @if let Some(b) = &wallet_banner {
+                            p.error role="alert" #wallet-banner { (b) " " a href={ (base) "/wallet" } { "Open the wallet" } }
+                        }
                         dl.facts {
                             dt { "Status" } dd #status { (ws.status.in_words()) }
                             dt { "Engine" } dd #engine {
@@ -294,7 +298,7 @@ pub async fn workspace(
                             dt { "Data stored in" } dd { (region_in_words(ws.region)) }
                             dt { "Your role" } dd #role { (access.role.code()) }
                         }
-                        p { a #setup href={ (base) "/setup" } { "Set up your engine" } " · " a #leads href={ (base) "/leads" } { "Leads" } " · " a #tracking href={ (base) "/tracking-domains" } { "Tracking domains" } }
+                        p { a #setup href={ (base) "/setup" } { "Set up your engine" } " · " a #leads href={ (base) "/leads" } { "Leads" } " · " a #tracking href={ (base) "/tracking-domains" } { "Tracking domains" } " · " a #wallet href={ (base) "/wallet" } { "Wallet" } }
                         @if !campaigns.is_empty() {
                             h2 { "Campaigns" }
                             @match shown.applied.as_deref() {

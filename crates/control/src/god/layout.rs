@@ -97,13 +97,14 @@ pub fn document(title: &str, body: Markup) -> Markup {
 }
 
 /// The pages the navigation links, with their labels.
-const NAV: [(&str, &str); 9] = [
+const NAV: [(&str, &str); 10] = [
     (ROOT, "Fleet"),
     ("/god/heatmap", "Heatmap"),
     ("/god/regions", "Regions"),
     ("/god/metrics", "Metrics"),
     ("/god/alerts", "Watchdog"),
     ("/god/rollouts", "Rollouts"),
+    ("/god/financial", "Financial"),
     ("/god/reconcilers", "Reconcilers"),
     ("/god/audit", "Audit log"),
     ("/god/search", "Tenants"),

@@ -27,6 +27,7 @@
 
 pub mod audit_pages;
 pub mod droplet_ops_pages;
+pub mod financial_pages;
 pub mod fleet_pages;
 pub mod layout;
 pub mod metrics_pages;
@@ -85,6 +86,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/search", get(tenant_pages::search_page))
         .route("/god/tenants/{id}", get(tenant_pages::tenant_page))
         .route("/god/audit", get(audit_pages::audit))
+        .route("/god/financial", get(financial_pages::financial))
         .route("/god/sign-out", post(pages::sign_out))
         .route("/god/api/fleet", get(pages::overview_json))
         // Unknown God Mode paths too: without a session, nothing says what exists.

@@ -14,6 +14,7 @@ mod console;
 mod front_door;
 mod god_mode;
 mod openapi;
+mod payments;
 mod reconcilers;
 mod second_factor;
 mod wallet;

@@ -268,6 +268,51 @@ async fn a_managed_call_is_charged_once_and_the_kill_switch_stops_the_next() {
 }
 
 #[tokio::test]
+async fn a_tenants_daily_search_cap_answers_429_with_retry_after_and_charges_nothing() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, token) = b.tenant(Millicents::from_dollars(1)).await;
+    // Spec 59.2: Google CSE, 100 a day per tenant.
+    for i in 0..100 {
+        assert_eq!(
+            b.search(&token, &format!("q{i}")).await.status(),
+            200,
+            "search {i}"
+        );
+    }
+    let r = b.search(&token, "one too many").await;
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=86_400).contains(&wait), "until midnight UTC: {wait}");
+    let problem: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("daily allowance"),
+        "{problem}"
+    );
+    assert_eq!(
+        b.vendors.calls("google_cse"),
+        100,
+        "the 101st never reached Google"
+    );
+    // Another tenant searches on.
+    let (_, other) = b.tenant(Millicents::from_dollars(1)).await;
+    assert_eq!(b.search(&other, "plumbers").await.status(), 200);
+    b.settle_books().await;
+    assert_eq!(
+        b.ledger(ws).await.balance,
+        Millicents::from_cents(50),
+        "100 searches at $0.005, the refused one free"
+    );
+    b.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
 async fn a_vendor_that_fails_costs_the_tenant_nothing() {
     let b = bank(WalletSettings::default()).await;
     let (ws, token) = b.tenant(Millicents::from_dollars(1)).await;

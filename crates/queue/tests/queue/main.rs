@@ -14,6 +14,7 @@ mod node {
 
     include!("suite.rs");
     include!("wallet_suite.rs");
+    include!("limits_suite.rs");
 }
 
 /// The same suite on a Redis Cluster.
@@ -25,4 +26,5 @@ mod cluster {
 
     include!("suite.rs");
     include!("wallet_suite.rs");
+    include!("limits_suite.rs");
 }
