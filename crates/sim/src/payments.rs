@@ -91,10 +91,6 @@ struct Inner {
     /// Idempotency key → (digest of method, path and parameters; status; body).
     replies: HashMap<String, ([u8; 32], StatusCode, Value)>,
     endpoints: Vec<Endpoint>,
-    events: Vec<Value>,
-    /// Deliveries attempted, and those answered 2xx.
-    attempts: u64,
-    delivered: u64,
 }
 
 /// The fake. Cheap to clone.
@@ -272,17 +268,6 @@ impl FakeStripe {
         secret
     }
 
-    /// Every event made so far, oldest first.
-    pub fn events(&self) -> Vec<Value> {
-        self.lock().events.clone()
-    }
-
-    /// Deliveries attempted, and those answered with 2xx.
-    pub fn deliveries(&self) -> (u64, u64) {
-        let inner = self.lock();
-        (inner.attempts, inner.delivered)
-    }
-
     /// Successful charges so far.
     pub fn succeeded_charges(&self) -> usize {
         self.lock()
@@ -387,7 +372,6 @@ impl FakeStripe {
             "request": { "id": new_id("req"), "idempotency_key": idempotency },
             "type": kind,
         });
-        inner.events.push(event.clone());
         let body = event.to_string();
         for e in inner.endpoints.iter().filter(|e| wants(e, kind)) {
             let this = self.clone();
@@ -401,7 +385,6 @@ impl FakeStripe {
     async fn deliver(&self, url: &str, secret: &str, body: &str) {
         let mut wait = self.retry_after;
         for _ in 0..5 {
-            self.lock().attempts += 1;
             let answer = self
                 .http
                 .post(url)
@@ -416,7 +399,6 @@ impl FakeStripe {
                 .send()
                 .await;
             if answer.is_ok_and(|a| a.status().is_success()) {
-                self.lock().delivered += 1;
                 return;
             }
             tokio::time::sleep(wait).await;
