@@ -50,6 +50,18 @@ export GENESIS_MANAGED__CSE_KEY="AIzaSyFakeGenesisWholesaleKey0000000000"
 export GENESIS_MANAGED__CSE_CX="0123456789abcdef0"
 export GENESIS_MANAGED__ZEROBOUNCE_URL="http://127.0.0.1:$sim_port/zerobounce"
 export GENESIS_MANAGED__ZEROBOUNCE_KEY="zb-fake-genesis-wholesale"
+export GENESIS_MANAGED__APIFY_URL="http://127.0.0.1:$sim_port/apify"
+export GENESIS_MANAGED__APIFY_TOKEN="apify_api_FakeGenesisWholesaleToken000000"
+# The managed residential proxy: the control plane's CONNECT door, in front of the
+# simulator's residential network (its account is the simulator's).
+proxy_port=$((sim_port + 20))
+while (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null; do proxy_port=$((proxy_port + 1)); done
+network_port=$((proxy_port + 1))
+while (exec 3<>"/dev/tcp/127.0.0.1/$network_port") 2>/dev/null; do network_port=$((network_port + 1)); done
+export GENESIS_MANAGED__PROXY_LISTEN="127.0.0.1:$proxy_port"
+export GENESIS_MANAGED__PROXY_ADDR="127.0.0.1:$network_port"
+export GENESIS_MANAGED__PROXY_USERNAME="genesis-wholesale"
+export GENESIS_MANAGED__PROXY_PASSWORD="fake-residential-password"
 # One warm standby per region (spec 55.4's hot-standby pool; the default is 30 in all).
 export GENESIS_STANDBY__TOTAL="${GENESIS_STANDBY__TOTAL:-5}"
 # The first tenant's droplet has real Caddy in front (as on DigitalOcean, with the simulator's
@@ -107,7 +119,8 @@ step "genesis sim-cloud --pace realistic --speed 20 --sidecars $disks --caddy 1 
 $bin sim-cloud --listen "127.0.0.1:$sim_port" --pace realistic --speed 20 --per-minute 100000 \
   --per-hour 1000000 --sidecars "$disks" --caddy 1 "${real_n8n[@]}" \
   --google-client "$GENESIS_OAUTH__GOOGLE_CLIENT_ID:$GENESIS_OAUTH__GOOGLE_CLIENT_SECRET:http://localhost:$port/app/oauth/google/callback,http://127.0.0.1:$port/app/oauth/google/callback" \
-  --ai-keys-file "$disks/ai-keys.json" "${dns_args[@]}" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
+  --ai-keys-file "$disks/ai-keys.json" --proxy-listen "$GENESIS_MANAGED__PROXY_ADDR" \
+  "${dns_args[@]}" >"${TMPDIR:-/tmp}/genesis-demo-sim.log" 2>&1 &
 sim_pid=$!
 for _ in $(seq 1 100); do
   [ -s "$GENESIS_IGNITION__SIDECAR_CA_FILE" ] && { [ ${#dns_args[@]} -eq 0 ] || [ -s "$disks/dns/address" ]; } && break
@@ -281,6 +294,8 @@ $(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); r=k["relevance"].
                  -d '{"applicationId":"demo","domain":"<your domain>","dnsRecords":[{"type":"CNAME","host":"track","value":"<the page's target>"}]}'
                and press "Check now".
   API          $api/api/v1/workspaces   (header: $auth)
+  Managed      $api/api/v1/managed/{google_cse|email_verify|apify}/...  (a workspace's gws_ token)
+               proxy door http://127.0.0.1:$proxy_port (CONNECT; the gws_ token as the password)
   Health       $api/healthz   $api/readyz
   Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>
   Rollouts     $bin rollouts status   (or $api/api/v1/rollouts)

@@ -93,6 +93,38 @@ pub struct ManagedConfig {
     /// ZeroBounce's key.
     #[serde(default)]
     pub zerobounce_key: Option<String>,
+    /// Apify's API host.
+    #[serde(default = "default_apify_url")]
+    pub apify_url: String,
+    /// Apify's token.
+    #[serde(default)]
+    pub apify_token: Option<String>,
+    /// The Actors tenants may run; each is priced at the matrix's Apify price.
+    #[serde(default = "default_apify_actors")]
+    pub apify_actors: Vec<String>,
+    /// Where the proxy door listens for tenants' CONNECT requests (`0.0.0.0:3128`); no door
+    /// without it.
+    #[serde(default)]
+    pub proxy_listen: Option<std::net::SocketAddr>,
+    /// The residential network's proxy endpoint (`host:port`).
+    #[serde(default)]
+    pub proxy_addr: Option<String>,
+    /// Genesis's account with the network.
+    #[serde(default)]
+    pub proxy_username: Option<String>,
+    /// Its password.
+    #[serde(default)]
+    pub proxy_password: Option<String>,
+    /// The ports tenants may tunnel to.
+    #[serde(default = "default_proxy_ports")]
+    pub proxy_ports: Vec<u16>,
+    /// Let tenants name loopback and private addresses (a demo on one machine only).
+    #[serde(default)]
+    pub proxy_allow_private_targets: bool,
+}
+
+fn default_proxy_ports() -> Vec<u16> {
+    vec![443, 80]
 }
 
 impl std::fmt::Debug for ManagedConfig {
@@ -100,8 +132,20 @@ impl std::fmt::Debug for ManagedConfig {
         f.debug_struct("ManagedConfig")
             .field("google_url", &self.google_url)
             .field("zerobounce_url", &self.zerobounce_url)
+            .field("apify_url", &self.apify_url)
+            .field("apify_actors", &self.apify_actors)
+            .field("proxy_listen", &self.proxy_listen)
+            .field("proxy_addr", &self.proxy_addr)
             .finish_non_exhaustive()
     }
+}
+
+fn default_apify_url() -> String {
+    genesis_control::app::managed::Upstreams::real().apify_url
+}
+
+fn default_apify_actors() -> Vec<String> {
+    genesis_control::app::managed::Upstreams::real().apify_actors
 }
 
 fn default_google_url() -> String {
@@ -120,6 +164,15 @@ impl Default for ManagedConfig {
             cse_cx: None,
             zerobounce_url: default_zerobounce_url(),
             zerobounce_key: None,
+            apify_url: default_apify_url(),
+            apify_token: None,
+            apify_actors: default_apify_actors(),
+            proxy_listen: None,
+            proxy_addr: None,
+            proxy_username: None,
+            proxy_password: None,
+            proxy_ports: default_proxy_ports(),
+            proxy_allow_private_targets: false,
         }
     }
 }
@@ -133,6 +186,21 @@ impl ManagedConfig {
             cse_cx: self.cse_cx.clone().filter(|k| !k.is_empty()),
             zerobounce_url: self.zerobounce_url.trim_end_matches('/').to_owned(),
             zerobounce_key: self.zerobounce_key.clone().filter(|k| !k.is_empty()),
+            apify_url: self.apify_url.trim_end_matches('/').to_owned(),
+            apify_token: self.apify_token.clone().filter(|k| !k.is_empty()),
+            apify_actors: self.apify_actors.clone(),
+            proxy: match (&self.proxy_addr, &self.proxy_username, &self.proxy_password) {
+                (Some(addr), Some(user), Some(password)) if !addr.is_empty() => {
+                    Some(genesis_control::app::proxy_tunnel::ResidentialProxy {
+                        addr: addr.clone(),
+                        username: user.clone(),
+                        password: password.clone(),
+                        ports: self.proxy_ports.clone(),
+                        allow_private_targets: self.proxy_allow_private_targets,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 }

@@ -116,7 +116,14 @@ pub async fn problems_only(req: Request, next: Next) -> Response {
     };
     let mut out = problem.into_response();
     *out.status_mut() = status;
-    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+    // What the client needs to act on the refusal, and (for a managed call a vendor
+    // refused) what it was charged: nothing.
+    for name in [
+        header::ALLOW,
+        header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
+        HeaderName::from_static(crate::api::managed::CHARGED_HEADER),
+    ] {
         if let Some(v) = parts.headers.get(&name) {
             out.headers_mut().insert(name, v.clone());
         }

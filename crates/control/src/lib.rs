@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod payment_signature;
 pub mod problem;
 pub mod providers;
+pub mod proxy_door;
 pub mod second_factor;
 pub mod sidecar;
 pub mod sign_in_guard;

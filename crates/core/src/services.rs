@@ -92,6 +92,12 @@ pub struct Service {
     pub limits: Limits,
 }
 
+/// The onboarding wizard's stages (spec 60.1), in order: what a service's `wizard_stage`
+/// may name. The wizard shows each stage's services from the matrix.
+pub const WIZARD_STAGES: [&str; 7] = [
+    "account", "brand", "email", "ai_keys", "dns", "booking", "ignition",
+];
+
 /// A service's limits (spec 59.2), global and per tenant; `None` is no limit of that kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +133,16 @@ impl Service {
                 transaction,
             } => Some((price, wholesale, transaction)),
             _ => None,
+        }
+    }
+
+    /// What it costs the tenant, for people: "included", "$0.005 a call from your wallet".
+    pub fn cost_to_tenant(&self) -> String {
+        match self.billing {
+            Billing::Included => "included in your plan".into(),
+            Billing::UserPaysDirect => "you pay the provider directly, with your own key".into(),
+            Billing::PerCall { price, .. } => format!("{price} a call, from your wallet"),
+            Billing::Monthly { price, .. } => format!("{price} a month"),
         }
     }
 }
@@ -260,6 +276,14 @@ impl RawService {
         }
         if self.name.trim().is_empty() || self.user_action.trim().is_empty() {
             return Err(problem("name and user_action must not be empty".into()));
+        }
+        if let Some(stage) = &self.wizard_stage
+            && !WIZARD_STAGES.contains(&stage.as_str())
+        {
+            return Err(problem(format!(
+                "wizard_stage {stage:?} is not a stage of the wizard ({})",
+                WIZARD_STAGES.join(", ")
+            )));
         }
         let money = |field: &str, v: &Option<String>| -> Result<Millicents, MatrixError> {
             let text = v
@@ -444,6 +468,12 @@ impl ServiceMatrix {
             .find(|s| s.per_call().is_some_and(|(_, _, k)| k == kind))
     }
 
+    /// The services no wizard stage sets up, which the tenant gets without doing anything
+    /// (the managed ones), in the matrix's order.
+    pub fn automatic(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().filter(|s| s.wizard_stage.is_none())
+    }
+
     /// The services a wizard stage sets up.
     pub fn for_stage<'a>(&'a self, stage: &'a str) -> impl Iterator<Item = &'a Service> {
         self.services
@@ -479,6 +509,17 @@ mod tests {
             ["openai", "anthropic", "relevance_ai"]
         );
         assert_eq!(m.get("gmail").map(|s| s.billing), Some(Billing::Included));
+        assert_eq!(
+            m.for_stage("email")
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>(),
+            ["gmail", "google_sheets"]
+        );
+        assert_eq!(
+            cse.cost_to_tenant(),
+            "$0.005 a call, from your wallet",
+            "the wizard's words"
+        );
     }
 
     fn one(service: &str) -> Result<ServiceMatrix, MatrixError> {
@@ -515,6 +556,12 @@ mod tests {
         refused(
             &format!("{BASE}category = \"byo_key\"\nbilling = \"user_pays_direct\"\nprice = \"1\""),
             "takes no price",
+        );
+        refused(
+            &format!(
+                "{BASE}category = \"managed_proxy\"\nbilling = \"included\"\nwizard_stage = \"gmail\""
+            ),
+            "not a stage of the wizard",
         );
         refused(
             &format!("{BASE}category = \"byo_key\"\nbilling = \"included\""),

@@ -5,6 +5,7 @@
 //! Standard Webhooks signatures.
 
 pub mod command;
+pub mod connect;
 pub mod envfile;
 pub mod front;
 pub mod handshake;

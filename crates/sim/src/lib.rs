@@ -2,6 +2,7 @@
 //! the real API over HTTP so our real clients are what gets tested.
 
 pub mod ai_providers;
+pub mod apify;
 pub mod caddy;
 pub mod cloud_init;
 #[cfg(feature = "contract")]
@@ -15,5 +16,6 @@ pub mod google_oauth;
 pub mod managed;
 pub mod n8n;
 pub mod payments;
+pub mod residential_proxy;
 pub mod vhost;
 pub mod wizard;

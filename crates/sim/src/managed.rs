@@ -14,7 +14,9 @@
 //!   do_not_mail), `sub_status`, `free_email`, `domain`, `mx_found`, `processed_at`, among
 //!   others.
 //!
-//! Both are mounted under a prefix (`/google`, `/zerobounce`) as their hosts share one
+//! - **Apify**: running an Actor and getting its dataset, in [`crate::apify`].
+//!
+//! They are mounted under a prefix (`/google`, `/zerobounce`, `/apify`) as their hosts share one
 //! listener here. Results are made up but stable: the same query gives the same answer.
 //! Faults for tests: the next `n` calls to a service answer a given status.
 
@@ -46,6 +48,8 @@ struct Inner {
     faults: HashMap<String, (u16, u32)>,
     /// Queries left today, per service (None: unlimited).
     quota: HashMap<String, u64>,
+    /// How long an Apify run takes.
+    run_time: std::time::Duration,
 }
 
 /// The fakes. Cheap to clone.
@@ -79,8 +83,17 @@ impl FakeWholesale {
         self.lock().quota.insert(service.to_owned(), left);
     }
 
+    /// Every Apify run from now on takes `d` (runs in flight, for concurrency limits).
+    pub fn set_run_time(&self, d: std::time::Duration) {
+        self.lock().run_time = d;
+    }
+
+    pub(crate) fn run_time(&self) -> std::time::Duration {
+        self.lock().run_time
+    }
+
     /// Counts a call; the forced answer when a fault is set, or when the quota is spent.
-    fn enter(&self, service: &str) -> Option<Response> {
+    pub(crate) fn enter(&self, service: &str) -> Option<Response> {
         let mut inner = self.lock();
         *inner.calls.entry(service.to_owned()).or_default() += 1;
         if let Some((status, left)) = inner.faults.get_mut(service)
@@ -104,15 +117,33 @@ impl FakeWholesale {
         None
     }
 
-    /// The routes: `/google/customsearch/v1`, `/zerobounce/v2/validate`, and
+    /// The routes: `/google/customsearch/v1`, `/zerobounce/v2/validate`,
+    /// `/apify/v2/acts/{actor}/run-sync-get-dataset-items`, and
     /// `POST /sim/v1/wholesale/faults` (`{"service", "status", "count"}`).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/google/customsearch/v1", get(cse))
             .route("/zerobounce/v2/validate", get(zerobounce))
+            .route(
+                "/apify/v2/acts/{actor}/run-sync-get-dataset-items",
+                post(crate::apify::run_sync_get_dataset_items),
+            )
             .route("/sim/v1/wholesale/faults", post(set_fault))
             .with_state(self.clone())
     }
+}
+
+/// A search's words as a URL path segment, for made-up result links.
+pub(crate) fn slug(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn google_error(status: StatusCode, message: &str, reason: &str, code: &str) -> Response {
@@ -193,16 +224,7 @@ async fn cse(State(f): State<FakeWholesale>, Query(q): Query<CseQuery>) -> Respo
     if !(1..=10).contains(&num) || start < 1 || start + num > 101 {
         return invalid();
     }
-    let slug: String = query
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let slug = slug(query);
     let items: Vec<_> = (start..start + num)
         .map(|i| {
             json!({

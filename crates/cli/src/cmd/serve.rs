@@ -124,7 +124,25 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     tracing::info!(address = %cfg.server.listen, "control plane listening");
-    match builder.build().run(listener, shutdown_signal()).await {
+    let control_plane = builder.build();
+    if let Some(addr) = cfg.managed.proxy_listen {
+        if cfg.managed.proxy_addr.is_none() {
+            tracing::warn!(
+                "managed.proxy_listen is set without managed.proxy_addr: every tunnel answers 503"
+            );
+        }
+        let door = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the proxy door {addr}"))?;
+        tracing::info!(address = %addr, "managed proxy door listening");
+        // It stops with the process; tunnels are bounded in time (app::proxy_tunnel).
+        tokio::spawn(genesis_control::proxy_door::serve(
+            control_plane.state().clone(),
+            door,
+            std::future::pending(),
+        ));
+    }
+    match control_plane.run(listener, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("control plane stopped");
             Ok(())

@@ -30,6 +30,10 @@ pub struct SimCloudArgs {
     /// Also serve the metadata service alone here, e.g. `127.169.254.254:8169`.
     #[arg(long)]
     metadata_listen: Option<String>,
+    /// Also serve the simulated residential proxy network (HTTP CONNECT) here, behind the
+    /// control plane's managed proxy door.
+    #[arg(long)]
+    proxy_listen: Option<String>,
     /// Seed of all random decisions (latencies, faults), for replayable runs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -179,6 +183,13 @@ pub async fn run(a: SimCloudArgs) -> Result<(), CliError> {
             .with_context(|| format!("binding {addr}"))?;
         tracing::info!(address = %addr, "metadata service listening (/metadata/v1)");
         tokio::spawn(serve_metadata(ml, sim.clone(), std::future::pending()));
+    }
+    if let Some(addr) = &a.proxy_listen {
+        let pl = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tracing::info!(address = %addr, "residential proxy network listening (CONNECT)");
+        tokio::spawn(genesis_sim::residential_proxy::FakeResidentialProxy::new().serve(pl));
     }
     tracing::info!(address = %a.listen, "DigitalOcean simulator listening (/v2, /sim/v1, /metadata/v1; Google's OAuth /token)");
     // Google's token endpoint rides on the same listener (another host in reality), so

@@ -21,11 +21,27 @@ pub async fn call(
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    body: axum::body::Body,
 ) -> Response {
     let workspace = match caller(&state, &headers).await {
         Ok(ws) => ws,
         Err(p) => return p.into_response(),
     };
+    // Read only after the token checked out, and never more than an Actor's input.
+    let Ok(body) = axum::body::to_bytes(body, managed::MAX_CALL_BODY).await else {
+        return Problem::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a managed call's body is at most {} KiB",
+                managed::MAX_CALL_BODY / 1024
+            ),
+        )
+        .into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
@@ -34,6 +50,8 @@ pub async fn call(
         method,
         path,
         query,
+        content_type,
+        body,
     };
     match managed::call(&state, workspace, call).await {
         Ok(f) => {
@@ -41,6 +59,14 @@ pub async fn call(
             let mut resp = (status, f.body).into_response();
             if let Some(ct) = f.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            for (k, v) in f.headers {
+                if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(&v),
+                ) {
+                    resp.headers_mut().insert(k, v);
+                }
             }
             resp.headers_mut()
                 .insert(CHARGED_HEADER, HeaderValue::from(f.charged.get()));

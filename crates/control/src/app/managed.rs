@@ -14,9 +14,24 @@ use genesis_core::money::Millicents;
 use super::wallet::{Hold, Wallets};
 use crate::{AppState, Problem};
 
-/// How long a vendor may take. Shorter than a hold's timeout, so no post comes after its
-/// reservation expired.
+/// How long a vendor may take to answer a lookup. Shorter than a hold's timeout, so no post
+/// comes after its reservation expired.
 pub const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The longest an Apify run may take: its `timeout`, which the gateway sets (a tenant may ask
+/// for less). Apify's synchronous call waits up to 300 s, longer than a hold lives; a run
+/// bounded at 90 s answers well within the default hold (120 s).
+pub const APIFY_RUN_TIMEOUT_S: u64 = 90;
+
+/// The largest request body the gateway forwards (an Actor's input).
+pub const MAX_CALL_BODY: usize = 64 * 1024;
+
+/// The Apify Actors the gateway runs by default. An Actor's wholesale cost depends on the
+/// Actor, so the price in the matrix only holds for the Actors Genesis has priced.
+pub const DEFAULT_APIFY_ACTORS: [&str; 2] = [
+    "apify~google-search-scraper",
+    "apify~website-content-crawler",
+];
 
 /// Where the wholesale vendors are, and Genesis's credentials with each. A vendor without
 /// credentials is not offered (503).
@@ -32,6 +47,14 @@ pub struct Upstreams {
     pub zerobounce_url: String,
     /// ZeroBounce's key.
     pub zerobounce_key: Option<String>,
+    /// Apify's API host (`https://api.apify.com`).
+    pub apify_url: String,
+    /// Apify's token.
+    pub apify_token: Option<String>,
+    /// The Actors tenants may run (`username~actor-name`).
+    pub apify_actors: Vec<String>,
+    /// The residential network behind the proxy door.
+    pub proxy: Option<super::proxy_tunnel::ResidentialProxy>,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -39,6 +62,9 @@ impl std::fmt::Debug for Upstreams {
         f.debug_struct("Upstreams")
             .field("google_url", &self.google_url)
             .field("zerobounce_url", &self.zerobounce_url)
+            .field("apify_url", &self.apify_url)
+            .field("apify_actors", &self.apify_actors)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -49,16 +75,21 @@ impl Upstreams {
         Self {
             google_url: "https://www.googleapis.com".into(),
             zerobounce_url: "https://api.zerobounce.net".into(),
+            apify_url: "https://api.apify.com".into(),
+            apify_actors: DEFAULT_APIFY_ACTORS.map(str::to_owned).to_vec(),
             ..Default::default()
         }
     }
 
-    /// The vendors at a simulator's address (`/google`, `/zerobounce`), without credentials.
+    /// The vendors at a simulator's address (`/google`, `/zerobounce`, `/apify`), without
+    /// credentials.
     pub fn at(base: &str) -> Self {
         let base = base.trim_end_matches('/');
         Self {
             google_url: format!("{base}/google"),
             zerobounce_url: format!("{base}/zerobounce"),
+            apify_url: format!("{base}/apify"),
+            apify_actors: DEFAULT_APIFY_ACTORS.map(str::to_owned).to_vec(),
             ..Default::default()
         }
     }
@@ -75,6 +106,10 @@ pub struct ManagedCall {
     pub path: String,
     /// The query string's pairs.
     pub query: Vec<(String, String)>,
+    /// The body's content type.
+    pub content_type: Option<String>,
+    /// The body (an Actor's input), at most [`MAX_CALL_BODY`] bytes.
+    pub body: axum::body::Bytes,
 }
 
 /// The vendor's answer, and what it cost the tenant.
@@ -86,17 +121,45 @@ pub struct Forwarded {
     pub content_type: Option<String>,
     /// Its body.
     pub body: axum::body::Bytes,
+    /// The vendor's headers the tenant's workflow may need (Apify's paging), passed on.
+    pub headers: Vec<(String, String)>,
     /// What the tenant was charged.
     pub charged: Millicents,
 }
 
+/// Vendor headers passed on to the tenant, by prefix: the dataset's paging. Everything else
+/// (cookies, rate-limit state of Genesis's account, request ids) stays with the gateway.
+const PASSED_HEADERS: [&str; 1] = ["x-apify-pagination-"];
+
 /// Where a call goes, and whether the vendor delivered.
 struct Route {
+    method: Method,
     url: String,
     query: Vec<(String, String)>,
+    /// Genesis's token, sent as `Authorization: Bearer` (kept out of the URL, so out of
+    /// access logs).
+    bearer: Option<String>,
+    /// A JSON body to send.
+    json_body: Option<axum::body::Bytes>,
+    /// How long the vendor may take.
+    timeout: std::time::Duration,
     /// Whether a 2xx answer still means the vendor did not deliver (ZeroBounce answers
     /// errors with 200 and an `error` field).
     error_in_body: bool,
+}
+
+impl Route {
+    fn get(url: String, query: Vec<(String, String)>, error_in_body: bool) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            query,
+            bearer: None,
+            json_body: None,
+            timeout: UPSTREAM_TIMEOUT,
+            error_in_body,
+        }
+    }
 }
 
 /// The query without the parameters the gateway sets itself (a tenant cannot pass its own
@@ -130,11 +193,11 @@ fn route(up: &Upstreams, call: &ManagedCall) -> Result<Route, Problem> {
             let mut query = tenant_query(&call.query, &["key", "cx"]);
             query.push(("key".into(), key.clone()));
             query.push(("cx".into(), cx.clone()));
-            Ok(Route {
-                url: format!("{}/customsearch/v1", up.google_url),
+            Ok(Route::get(
+                format!("{}/customsearch/v1", up.google_url),
                 query,
-                error_in_body: false,
-            })
+                false,
+            ))
         }
         ("email_verify", &Method::GET, "v2/validate") => {
             let Some(key) = &up.zerobounce_key else {
@@ -145,13 +208,100 @@ fn route(up: &Upstreams, call: &ManagedCall) -> Result<Route, Problem> {
             if !query.iter().any(|(k, _)| k == "ip_address") {
                 query.push(("ip_address".into(), String::new()));
             }
-            Ok(Route {
-                url: format!("{}/v2/validate", up.zerobounce_url),
+            Ok(Route::get(
+                format!("{}/v2/validate", up.zerobounce_url),
                 query,
-                error_in_body: true,
+                true,
+            ))
+        }
+        ("apify", &Method::POST, path) => {
+            let actor = path
+                .strip_prefix("v2/acts/")
+                .and_then(|p| p.strip_suffix("/run-sync-get-dataset-items"))
+                .ok_or_else(not_offered)?;
+            if !up.apify_actors.iter().any(|a| a == actor) {
+                return Err(Problem::forbidden(format!(
+                    "the Actor {actor:?} is not one the managed Apify runs (these are: {})",
+                    up.apify_actors.join(", ")
+                )));
+            }
+            let Some(token) = &up.apify_token else {
+                return Err(unoffered(&call.service));
+            };
+            Ok(Route {
+                method: Method::POST,
+                url: format!(
+                    "{}/v2/acts/{actor}/run-sync-get-dataset-items",
+                    up.apify_url
+                ),
+                query: apify_query(&call.query)?,
+                bearer: Some(token.clone()),
+                json_body: Some(json_input(call)?),
+                timeout: std::time::Duration::from_secs(APIFY_RUN_TIMEOUT_S + 10),
+                error_in_body: false,
             })
         }
         _ => Err(not_offered()),
+    }
+}
+
+/// The query of an Apify run: the dataset's paging and shape pass through; the run's
+/// `timeout` is at most [`APIFY_RUN_TIMEOUT_S`]; anything that changes what the run costs
+/// (`memory`, `maxItems`, `maxTotalChargeUsd`, `build`) or who pays (`token`) is dropped.
+fn apify_query(q: &[(String, String)]) -> Result<Vec<(String, String)>, Problem> {
+    const PASSED: [&str; 8] = [
+        "format",
+        "clean",
+        "offset",
+        "limit",
+        "fields",
+        "omit",
+        "desc",
+        "skipEmpty",
+    ];
+    let mut out: Vec<(String, String)> = q
+        .iter()
+        .filter(|(k, _)| PASSED.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let timeout = match q.iter().find(|(k, _)| k == "timeout") {
+        None => APIFY_RUN_TIMEOUT_S,
+        Some((_, v)) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|t| *t >= 1)
+            .ok_or_else(|| {
+                Problem::invalid_field("timeout", "must be a whole number of seconds, at least 1")
+            })?
+            .min(APIFY_RUN_TIMEOUT_S),
+    };
+    out.push(("timeout".into(), timeout.to_string()));
+    Ok(out)
+}
+
+/// The call's body as an Actor's input: a JSON object, or nothing (`{}`).
+fn json_input(call: &ManagedCall) -> Result<axum::body::Bytes, Problem> {
+    if call.body.is_empty() {
+        return Ok(axum::body::Bytes::from_static(b"{}"));
+    }
+    let is_json = call
+        .content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Problem::unsupported_media(
+            "an Actor's input is a JSON object, sent as application/json",
+        ));
+    }
+    match serde_json::from_slice::<serde_json::Value>(&call.body) {
+        Ok(serde_json::Value::Object(_)) => Ok(call.body.clone()),
+        Ok(_) => Err(Problem::bad_body("an Actor's input must be a JSON object")),
+        Err(e) => Err(Problem::bad_body(format_args!(
+            "the Actor's input is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))),
     }
 }
 
@@ -184,20 +334,16 @@ pub async fn call(
         .filter(|s| s.per_call().is_some())
         .ok_or_else(|| Problem::not_found(&format!("managed service {:?}", call.service)))?
         .clone();
-    let route = route(&state.providers.managed, &call)?;
-    let (price, kind) = Wallets::price(&service, 1)?;
-    let hold = wallets
-        .reserve(workspace, kind, price, &format!("managed:{}", service.id))
-        .await?;
-    // The registry's limits after the money: a refused reservation costs the registry
-    // nothing, and a refused admission gives the money back at once.
-    let admitted = match admit(wallets, &service, workspace).await {
-        Ok(a) => a,
-        Err(p) => {
-            settle(wallets, &hold, None).await?;
-            return Err(p);
-        }
-    };
+    let mut route = route(&state.providers.managed, &call)?;
+    // The vendor's answer must come while the hold still lives.
+    let hold_life = std::time::Duration::from_secs(
+        u64::try_from(wallets.settings().hold_timeout_s).unwrap_or(0),
+    );
+    route.timeout = route
+        .timeout
+        .min(hold_life.saturating_sub(std::time::Duration::from_secs(10)))
+        .max(std::time::Duration::from_secs(1));
+    let (price, hold, admitted) = hold_and_admit(wallets, &service, workspace).await?;
     let answer = forward(state, &route).await;
     if let Some(a) = &admitted {
         let unused = answer.is_err();
@@ -206,13 +352,19 @@ pub async fn call(
         }
     }
     match answer {
-        Ok((status, content_type, body)) if delivered(&route, status, &body) => {
+        Ok(Answer {
+            status,
+            content_type,
+            body,
+            headers,
+        }) if delivered(&route, status, &body) => {
             settle(wallets, &hold, Some(price)).await?;
             metrics::counter!("genesis_managed_calls_total", "service" => service.id.clone(), "outcome" => "charged").increment(1);
             Ok(Forwarded {
                 status,
                 content_type,
                 body,
+                headers,
                 charged: if hold.unbilled {
                     Millicents::ZERO
                 } else {
@@ -220,7 +372,12 @@ pub async fn call(
                 },
             })
         }
-        Ok((status, content_type, body)) => {
+        Ok(Answer {
+            status,
+            content_type,
+            body,
+            headers,
+        }) => {
             settle(wallets, &hold, None).await?;
             metrics::counter!("genesis_managed_calls_total", "service" => service.id.clone(), "outcome" => "not_delivered").increment(1);
             if status >= 500 {
@@ -236,6 +393,7 @@ pub async fn call(
                 status,
                 content_type,
                 body,
+                headers,
                 charged: Millicents::ZERO,
             })
         }
@@ -247,6 +405,28 @@ pub async fn call(
                 axum::http::StatusCode::BAD_GATEWAY,
                 format!("{} did not answer; nothing was charged", service.name),
             ))
+        }
+    }
+}
+
+/// Prices one call of `service`, holds the money, then admits it under the registry's
+/// limits: the price, the hold and the admission. The limits come after the money: a
+/// refused reservation costs the registry nothing, and a refused admission gives the money
+/// back at once.
+pub(super) async fn hold_and_admit(
+    wallets: &Wallets,
+    service: &genesis_core::services::Service,
+    workspace: WorkspaceId,
+) -> Result<(Millicents, Hold, Option<genesis_queue::limits::Admitted>), Problem> {
+    let (price, kind) = Wallets::price(service, 1)?;
+    let hold = wallets
+        .reserve(workspace, kind, price, &format!("managed:{}", service.id))
+        .await?;
+    match admit(wallets, service, workspace).await {
+        Ok(admitted) => Ok((price, hold, admitted)),
+        Err(p) => {
+            settle(wallets, &hold, None).await?;
+            Err(p)
         }
     }
 }
@@ -304,7 +484,11 @@ async fn admit(
 
 /// Posts `cost` (or voids, for `None`), retrying a few times while Redis does not answer:
 /// each retry carries the same settlement id, so it settles once.
-async fn settle(wallets: &Wallets, hold: &Hold, cost: Option<Millicents>) -> Result<(), Problem> {
+pub(super) async fn settle(
+    wallets: &Wallets,
+    hold: &Hold,
+    cost: Option<Millicents>,
+) -> Result<(), Problem> {
     let id = uuid::Uuid::now_v7();
     let mut last = None;
     for wait_ms in [0u64, 50, 200, 800] {
@@ -333,27 +517,50 @@ enum ForwardError {
     Http(#[from] reqwest::Error),
 }
 
-async fn forward(
-    state: &AppState,
-    route: &Route,
-) -> Result<(u16, Option<String>, axum::body::Bytes), ForwardError> {
+/// What a vendor answered.
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    body: axum::body::Bytes,
+    headers: Vec<(String, String)>,
+}
+
+async fn forward(state: &AppState, route: &Route) -> Result<Answer, ForwardError> {
     let url = reqwest::Url::parse_with_params(&route.url, &route.query)
         .map_err(|e| ForwardError::Url(e.to_string()))?;
-    let resp = state
+    let mut req = state
         .providers
         .http
-        .get(url)
-        .timeout(UPSTREAM_TIMEOUT)
-        .send()
-        .await?;
+        .request(route.method.clone(), url)
+        .timeout(route.timeout);
+    if let Some(token) = &route.bearer {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = &route.json_body {
+        req = req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
+    }
+    let resp = req.send().await?;
     let status = resp.status().as_u16();
     let content_type = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| PASSED_HEADERS.iter().any(|p| k.as_str().starts_with(p)))
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let body = resp.bytes().await?;
-    Ok((status, content_type, body))
+    Ok(Answer {
+        status,
+        content_type,
+        body,
+        headers,
+    })
 }
 
 #[cfg(test)]
@@ -365,6 +572,7 @@ mod tests {
             cse_key: Some("k".into()),
             cse_cx: Some("cx".into()),
             zerobounce_key: Some("z".into()),
+            apify_token: Some("apify_api_x".into()),
             ..Upstreams::at("http://sim")
         }
     }
@@ -378,6 +586,91 @@ mod tests {
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
+            content_type: Some("application/json".into()),
+            body: axum::body::Bytes::from_static(br#"{"queries": "x"}"#),
+        }
+    }
+
+    const RUN: &str = "v2/acts/apify~google-search-scraper/run-sync-get-dataset-items";
+
+    #[test]
+    fn an_apify_run_costs_what_the_matrix_priced() {
+        let r = route(
+            &up(),
+            &call(
+                "apify",
+                Method::POST,
+                RUN,
+                &[
+                    ("token", "mine"),
+                    ("memory", "32768"),
+                    ("maxTotalChargeUsd", "500"),
+                    ("limit", "5"),
+                    ("timeout", "3600"),
+                ],
+            ),
+        )
+        .expect("routed");
+        assert_eq!(
+            r.url,
+            "http://sim/apify/v2/acts/apify~google-search-scraper/run-sync-get-dataset-items"
+        );
+        assert_eq!(r.bearer.as_deref(), Some("apify_api_x"), "Genesis's token");
+        assert_eq!(
+            r.query,
+            [("limit", "5"), ("timeout", "90")].map(|(a, b)| (a.to_string(), b.to_string())),
+            "what changes the cost is dropped; the run is bounded"
+        );
+        assert_eq!(r.method, Method::POST);
+        // An Actor nobody priced, a bad timeout, a body that is not an input: refused here.
+        let other = route(
+            &up(),
+            &call(
+                "apify",
+                Method::POST,
+                "v2/acts/someone~miner/run-sync-get-dataset-items",
+                &[],
+            ),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(other.status, 403);
+        let bad = route(
+            &up(),
+            &call("apify", Method::POST, RUN, &[("timeout", "0")]),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(bad.status, 422);
+        let mut text = call("apify", Method::POST, RUN, &[]);
+        text.content_type = Some("text/plain".into());
+        assert_eq!(route(&up(), &text).err().map(|p| p.status), Some(415));
+        let mut list = call("apify", Method::POST, RUN, &[]);
+        list.body = axum::body::Bytes::from_static(b"[1]");
+        assert_eq!(route(&up(), &list).err().map(|p| p.status), Some(400));
+        let mut empty = call("apify", Method::POST, RUN, &[]);
+        empty.body = axum::body::Bytes::new();
+        assert_eq!(
+            route(&up(), &empty).ok().and_then(|r| r.json_body),
+            Some(axum::body::Bytes::from_static(b"{}"))
+        );
+        // The asynchronous API is not forwarded.
+        for path in [
+            "v2/acts/apify~google-search-scraper/runs",
+            "v2/datasets/abc/items",
+        ] {
+            let m = if path.ends_with("runs") {
+                Method::POST
+            } else {
+                Method::GET
+            };
+            assert_eq!(
+                route(&up(), &call("apify", m, path, &[]))
+                    .err()
+                    .map(|p| p.status),
+                Some(404),
+                "{path}"
+            );
         }
     }
 

@@ -10,7 +10,6 @@
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use genesis_core::margins::{self, Margin, MonthInputs, ServiceUsage};
 use genesis_core::money::Millicents;
-use genesis_core::services::ServiceMatrix;
 use genesis_store::margins::WalletWatch;
 use serde::Serialize;
 
@@ -86,13 +85,6 @@ pub fn this_month() -> String {
     format!("{:04}-{:02}", now.year(), now.month())
 }
 
-fn matrix(state: &AppState) -> ServiceMatrix {
-    state.wallets.as_ref().map_or_else(
-        || ServiceMatrix::builtin().clone(),
-        |w| (*w.settings().matrix).clone(),
-    )
-}
-
 /// The report for `month` (`YYYY-MM`) over every region.
 pub async fn report(state: &AppState, month: &str) -> Result<MarginReport, Problem> {
     let (start, end) = month_bounds(month)?;
@@ -102,7 +94,7 @@ pub async fn report(state: &AppState, month: &str) -> Result<MarginReport, Probl
             "that month has not started yet",
         ));
     }
-    let matrix = matrix(state);
+    let matrix = super::service_matrix::in_effect(state);
     let mut tenants = Vec::new();
     for db in state.stores.distinct() {
         for w in db.margin_month(start, end).await? {

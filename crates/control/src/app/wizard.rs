@@ -18,7 +18,8 @@ use super::ignition::{IgniteAnswer, IgniteRequest};
 use super::tenant_access::Access;
 use crate::{AppState, Problem};
 
-/// The stages, in order, as the wizard names them.
+/// The stages, in order, as the wizard names them (the codes are the service matrix's
+/// [`genesis_core::services::WIZARD_STAGES`]).
 pub const STAGES: [(&str, &str); 7] = [
     ("account", "Account"),
     ("brand", "Brand"),
@@ -55,6 +56,9 @@ pub struct Wizard {
     pub dns: Option<super::dns::DnsPlan>,
     /// The brand's website, as confirmed (the DNS stage suggests its domain).
     pub website: Option<String>,
+    /// The service matrix in effect: which services each stage sets up, and what each
+    /// costs the tenant (spec 57.2).
+    pub services: std::sync::Arc<genesis_core::services::ServiceMatrix>,
 }
 
 impl Wizard {
@@ -83,7 +87,7 @@ pub(crate) fn vault(state: &AppState) -> Result<&genesis_store::MasterKeys, Prob
 }
 
 /// Where `access`'s workspace stands in the wizard.
-pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
+pub async fn wizard(state: &AppState, db: &Database, access: &Access) -> Result<Wizard, Problem> {
     let progress = db.onboarding_progress(access.workspace.id).await?;
     let brand = progress
         .brand
@@ -124,6 +128,7 @@ pub async fn wizard(db: &Database, access: &Access) -> Result<Wizard, Problem> {
         ai_keys: progress.ai_keys,
         dns: progress.dns.and_then(|d| serde_json::from_value(d).ok()),
         website,
+        services: super::service_matrix::in_effect(state),
     })
 }
 
@@ -300,7 +305,7 @@ pub async fn start_engine(
             ));
         }
     }
-    let w = wizard(db, access).await?;
+    let w = wizard(state, db, access).await?;
     if let Some((code, label)) = w.missing_before_start() {
         return Err(Problem::invalid_field(
             code,
@@ -416,6 +421,14 @@ pub async fn engine_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wizard_has_the_stages_the_matrix_may_name() {
+        assert_eq!(
+            STAGES.map(|(code, _)| code),
+            genesis_core::services::WIZARD_STAGES
+        );
+    }
 
     #[test]
     fn the_brand_form_names_the_field_at_fault() {

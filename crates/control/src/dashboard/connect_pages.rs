@@ -75,7 +75,7 @@ async fn stage_page(
 ) -> Response {
     let r = async {
         let (access, db) = tenant_access::access(state, &me.caller(), id).await?;
-        let wiz = wizard::wizard(db, &access).await?;
+        let wiz = wizard::wizard(state, db, &access).await?;
         Ok(draw(&access, &wiz))
     }
     .await;
@@ -128,7 +128,7 @@ pub async fn connect(
         match gmail::start(&state, &access, &post.sender_name, &origin).await {
             Ok(url) => Ok(Redirect::to(&url).into_response()),
             Err(p) if p.field.is_some() => {
-                let wiz = wizard::wizard(db, &access).await?;
+                let wiz = wizard::wizard(&state, db, &access).await?;
                 Ok(email_response(
                     &state,
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -163,7 +163,7 @@ pub async fn google_callback(
                 let (access, db) = tenant_access::access(&state, &me.caller(), &ws.to_string())
                     .await
                     .map_err(|_| ())?;
-                let wiz = wizard::wizard(db, &access).await.map_err(|_| ())?;
+                let wiz = wizard::wizard(&state, db, &access).await.map_err(|_| ())?;
                 Ok::<_, ()>(email_response(
                     &state,
                     StatusCode::from_u16(refusal.problem.status)
@@ -276,7 +276,7 @@ pub async fn save_ai_keys(
                     .into_response(),
             ),
             Err(p) if p.field.is_some() || p.status == 503 => {
-                let wiz = wizard::wizard(db, &access).await?;
+                let wiz = wizard::wizard(&state, db, &access).await?;
                 // Keys never go back into a page; the region and project do.
                 let kept = AiKeysForm {
                     relevance_region: post.form.relevance_region.clone(),
@@ -413,7 +413,7 @@ pub async fn dns_post(
                     Ok(None)
                 }
                 "apply" | "check" => {
-                    let wiz = wizard::wizard(db, &access).await?;
+                    let wiz = wizard::wizard(&state, db, &access).await?;
                     let plan = wiz.dns.ok_or_else(|| {
                         Problem::invalid_field("domain", "choose your domain first")
                     })?;
@@ -431,7 +431,7 @@ pub async fn dns_post(
             }
         }
         .await;
-        let wiz = wizard::wizard(db, &access).await?;
+        let wiz = wizard::wizard(&state, db, &access).await?;
         let (status, checked, error) = match outcome {
             Ok(c) => (StatusCode::OK, c, None),
             Err(p) if p.field.is_some() || p.status == 503 => (

@@ -112,7 +112,7 @@ pub async fn engine(
 ) -> Response {
     let r = async {
         let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
-        let wiz = wizard::wizard(db, &access).await?;
+        let wiz = wizard::wizard(&state, db, &access).await?;
         let progress = wizard::engine_progress(db, &access).await?;
         Ok(html_response(
             StatusCode::OK,
@@ -144,7 +144,7 @@ pub async fn start(
         let outcome = wizard::start_engine(&state, db, &access).await;
         // Drawn from the workspace as it is now (a started saga moved it on).
         let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
-        let wiz = wizard::wizard(db, &access).await?;
+        let wiz = wizard::wizard(&state, db, &access).await?;
         let progress = wizard::engine_progress(db, &access).await?;
         let (code, error, token) = match outcome {
             Ok(answer) => (StatusCode::OK, None, answer.lead_intake.map(|l| l.token)),

@@ -136,7 +136,20 @@ fn setup_page_with(
                                 None => { (label) }
                             }
                             " — " (stage_word(*state))
+                            @for svc in wiz.services.for_stage(code) {
+                                br;
+                                span.quiet data-service=(svc.id) {
+                                    (svc.name) ": " (svc.cost_to_tenant())
+                                }
+                            }
                         }
+                    }
+                }
+                h2 { "Set up for you" }
+                p.quiet { "These run without any setup; the wallet pays for what is used." }
+                ul #automatic {
+                    @for svc in wiz.services.automatic() {
+                        li data-service=(svc.id) { (svc.name) " — " (svc.cost_to_tenant()) }
                     }
                 }
                 h2 { "Brand" }
@@ -191,7 +204,7 @@ pub async fn setup(
 ) -> Response {
     let r = async {
         let (access, db) = tenant_access::access(&state, &me.caller(), &id).await?;
-        let wiz = wizard::wizard(db, &access).await?;
+        let wiz = wizard::wizard(&state, db, &access).await?;
         let form = confirmed_form(&wiz);
         Ok(html_response(
             StatusCode::OK,
@@ -239,7 +252,7 @@ pub async fn brand(
             _ => return Err(Problem::invalid_field("action", "choose fetch or confirm")),
         };
         // Read only when the page is shown again (a confirmation redirects).
-        let wiz = wizard::wizard(db, &access).await?;
+        let wiz = wizard::wizard(&state, db, &access).await?;
         Ok(html_response(
             status,
             setup_page(&me, &access, &wiz, &form, error.as_ref(), note),
@@ -298,7 +311,7 @@ pub async fn booking(
             ),
             Err(p) => return Err(p),
         };
-        let wiz = wizard::wizard(db, &access).await?;
+        let wiz = wizard::wizard(&state, db, &access).await?;
         let form = confirmed_form(&wiz);
         Ok(html_response(
             status,

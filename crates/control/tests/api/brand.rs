@@ -123,6 +123,21 @@ async fn the_brand_stage_fills_itself_from_the_website_and_the_tenant_confirms_i
     assert!(setup.contains(r#"data-stage="brand" data-state="to do""#));
     assert!(setup.contains(r#"data-stage="email" data-state="to do""#));
     assert!(setup.contains(r#"data-stage="ignition" data-state="to do""#));
+    // The service matrix names what each stage sets up, and what it costs (spec 57.2).
+    for (service, cost) in [
+        ("gmail", "Gmail (OAuth): included in your plan"),
+        (
+            "openai",
+            "OpenAI: you pay the provider directly, with your own key",
+        ),
+        ("google_cse", "Google CSE — $0.005 a call, from your wallet"),
+        ("digitalocean", "DigitalOcean — $4.50 a month"),
+    ] {
+        let at = setup
+            .find(&format!(r#"data-service="{service}""#))
+            .unwrap_or_else(|| panic!("{service} is not on the page: {setup}"));
+        assert!(setup[at..].contains(cost), "{service}: {cost}");
+    }
 
     let r = brand(&owner, &ws_page, "fetch", &[("website", &site)]).await;
     assert_eq!(r.status(), 200);

@@ -34,6 +34,11 @@ struct Bank {
     stores: RegionalStore,
     vendors: FakeWholesale,
     prefix: String,
+    /// The managed proxy's door (`host:port`), the residential network behind it, and a
+    /// web server on this machine to reach through them.
+    door: String,
+    network: genesis_sim::residential_proxy::FakeResidentialProxy,
+    site: String,
 }
 
 async fn serve(router: axum::Router) -> String {
@@ -55,11 +60,35 @@ async fn bank(settings: WalletSettings) -> Bank {
     let prefix = format!("t{}:", Uuid::new_v4().simple());
     let cache = WalletCache::new(conn, &prefix);
     let wallets = Arc::new(Wallets::new(cache.clone(), stores.clone(), settings));
+    let network = genesis_sim::residential_proxy::FakeResidentialProxy::new();
+    let network_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let network_addr = network_listener.local_addr().expect("addr").to_string();
+    tokio::spawn(network.clone().serve(network_listener));
+    let site = serve(axum::Router::new().route(
+        "/hello",
+        axum::routing::get(|| async { "hello through the tunnel" }),
+    ))
+    .await;
+    let site = site.trim_start_matches("http://").to_owned();
+    let site_port: u16 = site
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("port");
     let providers = genesis_control::providers::Providers {
         managed: genesis_control::app::managed::Upstreams {
             cse_key: Some(CSE_KEY.into()),
             cse_cx: Some(CSE_CX.into()),
             zerobounce_key: Some(ZEROBOUNCE_KEY.into()),
+            apify_token: Some(genesis_sim::apify::APIFY_TOKEN.into()),
+            proxy: Some(genesis_control::app::proxy_tunnel::ResidentialProxy {
+                addr: network_addr,
+                username: genesis_sim::residential_proxy::PROXY_USER.into(),
+                password: genesis_sim::residential_proxy::PROXY_PASSWORD.into(),
+                ports: vec![443, site_port],
+                allow_private_targets: true,
+            }),
             ..genesis_control::app::managed::Upstreams::at(&vendor_base)
         },
         ..Default::default()
@@ -69,6 +98,15 @@ async fn bank(settings: WalletSettings) -> Bank {
         .metrics(super::metrics_handle())
         .wallets(Some(wallets.clone()))
         .build();
+    let door_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let door = door_listener.local_addr().expect("addr").to_string();
+    tokio::spawn(genesis_control::proxy_door::serve(
+        control_plane.state().clone(),
+        door_listener,
+        std::future::pending(),
+    ));
     let base = super::run(control_plane).await;
     Bank {
         base,
@@ -79,6 +117,9 @@ async fn bank(settings: WalletSettings) -> Bank {
         stores,
         vendors,
         prefix,
+        door,
+        network,
+        site,
     }
 }
 
@@ -149,6 +190,58 @@ impl Bank {
             .send()
             .await
             .expect("request")
+    }
+
+    /// Runs an Apify Actor through the gateway with `input` as its body.
+    async fn scrape(
+        &self,
+        token: &str,
+        actor: &str,
+        query: &str,
+        input: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!(
+                "{}/api/v1/managed/apify/v2/acts/{actor}/run-sync-get-dataset-items?{query}",
+                self.base
+            ))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(input.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Asks the proxy door for a tunnel to `target` with `password` as the proxy password:
+    /// the answer's status and head, and the connection.
+    async fn tunnel(
+        &self,
+        password: Option<&str>,
+        target: &str,
+    ) -> (u16, String, tokio::net::TcpStream) {
+        use genesis_protocol::connect;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(&self.door)
+            .await
+            .expect("the door");
+        let (host, port) = target.rsplit_once(':').expect("host:port");
+        let auth = password.map(|p| connect::basic_value("n8n", p));
+        let port: u16 = port.parse().expect("port");
+        sock.write_all(connect::request(host, port, auth.as_deref()).as_bytes())
+            .await
+            .expect("write");
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 1024];
+            let n = sock.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the door closed without an answer");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some((status, head)) = connect::answer_status(&buf).expect("an HTTP answer") {
+                let text = String::from_utf8_lossy(&buf[..head]).into_owned();
+                return (status, text, sock);
+            }
+        }
     }
 
     /// Syncs every journal, then checks cache against ledger; the check's report.
@@ -308,6 +401,178 @@ async fn a_tenants_daily_search_cap_answers_429_with_retry_after_and_charges_not
         b.ledger(ws).await.balance,
         Millicents::from_cents(50),
         "100 searches at $0.005, the refused one free"
+    );
+    b.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn an_apify_run_is_charged_once_its_items_come_back_and_runs_in_flight_are_capped() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, token) = b.tenant(Millicents::from_dollars(1)).await;
+    let search = "apify~google-search-scraper";
+    // Genesis's token goes to Apify, never the tenant's; a run that costs more is not
+    // the tenant's to ask for.
+    let r = b
+        .scrape(
+            &token,
+            search,
+            "token=someone-elses&memory=32768&limit=1",
+            r#"{"queries": "dentists leeds\nplumbers york"}"#,
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["genesis-charged-millicents"], "2000");
+    assert_eq!(r.headers()["x-apify-pagination-total"], "2");
+    let items: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        items.as_array().map(Vec::len),
+        Some(1),
+        "limit=1 reached Apify"
+    );
+    assert_eq!(items[0]["searchQuery"]["term"], "dentists leeds");
+
+    // Refused before Apify, free: an Actor Genesis has not priced, a body that is no
+    // Actor input, a body too large.
+    let r = b.scrape(&token, "someone~crypto-miner", "", "{}").await;
+    assert_eq!(r.status(), 403);
+    let r = b.scrape(&token, search, "", "[1, 2]").await;
+    assert_eq!(r.status(), 400);
+    let big = format!(r#"{{"queries": "{}"}}"#, "x".repeat(70 * 1024));
+    assert_eq!(b.scrape(&token, search, "", &big).await.status(), 413);
+    assert_eq!(b.vendors.calls("apify"), 1);
+    // Refused by Apify, free: an input its schema refuses, a run past its timeout.
+    let r = b.scrape(&token, search, "", r#"{"queries": 7}"#).await;
+    assert_eq!(r.status(), 400);
+    let charged = r.headers().get("genesis-charged-millicents").cloned();
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        charged.as_ref().map(|v| v.as_bytes()),
+        Some(&b"0"[..]),
+        "{body}"
+    );
+    assert_eq!(
+        body["status"], 400,
+        "a problem, as every error here: {body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("Field input.queries must be string")),
+        "Apify's own words: {body}"
+    );
+    b.vendors.set_run_time(Duration::from_millis(1500));
+    let r = b
+        .scrape(&token, search, "timeout=1", r#"{"queries": "slow"}"#)
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["genesis-charged-millicents"], "0");
+
+    // Spec 59.2: ten runs in flight per tenant; the eleventh waits its turn, free.
+    let calls = (0..11).map(|i| {
+        let input = format!(r#"{{"queries": "run {i}"}}"#);
+        let b = &b;
+        let token = &token;
+        async move { b.scrape(token, search, "", &input).await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[201; 10].as_slice(), &[429]].concat());
+    let refused = answers
+        .iter()
+        .find(|r| r.status() == 429)
+        .expect("the eleventh");
+    assert!(refused.headers().contains_key("retry-after"));
+    // The slots came back: the next run goes through.
+    assert_eq!(
+        b.scrape(&token, search, "", r#"{"queries": "after"}"#)
+            .await
+            .status(),
+        201
+    );
+
+    b.settle_books().await;
+    assert_eq!(
+        b.ledger(ws).await.balance,
+        Millicents(100_000 - 12 * 2_000),
+        "twelve runs delivered at $0.02; every other call free"
+    );
+    b.t.cleanup().await.expect("cleanup");
+}
+
+/// Fetches `/hello` over an open tunnel.
+async fn hello(mut sock: tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    sock.write_all(b"GET /hello HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = String::new();
+    sock.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test]
+async fn a_proxy_tunnel_is_charged_once_opened_and_five_at_a_time() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, token) = b.tenant(Millicents::from_dollars(1)).await;
+    let (status, head, sock) = b.tunnel(Some(&token), &b.site).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("genesis-charged-millicents: 100"), "{head}");
+    assert!(hello(sock).await.ends_with("hello through the tunnel"));
+    assert_eq!(b.network.tunnels(), 1);
+
+    // Refused before the network, free: no password or a wrong one (407, as proxies ask),
+    // a port that is not the web's, an empty wallet.
+    for password in [None, Some("gws_not-a-token-of-anyone-at-all-000000000000")] {
+        let (status, head, _) = b.tunnel(password, &b.site).await;
+        assert_eq!(status, 407, "{head}");
+        assert!(head.contains("Proxy-Authenticate: Basic"), "{head}");
+        assert!(head.contains("application/problem+json"), "{head}");
+    }
+    let (status, _, _) = b.tunnel(Some(&token), "127.0.0.1:22").await;
+    assert_eq!(status, 403);
+    let (_, broke) = b.tenant(Millicents::ZERO).await;
+    assert_eq!(b.tunnel(Some(&broke), &b.site).await.0, 402);
+    // The network fails: nothing charged.
+    b.network.fail_next(1);
+    assert_eq!(b.tunnel(Some(&token), &b.site).await.0, 502);
+    assert_eq!(b.network.tunnels(), 1);
+    assert_eq!(
+        b.network.refused_auth(),
+        0,
+        "Genesis's account is never refused"
+    );
+
+    // Spec 59.2: five tunnels at once per tenant; the sixth waits, free; one closed frees
+    // its slot.
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        let (status, head, sock) = b.tunnel(Some(&token), &b.site).await;
+        assert_eq!(status, 200, "{head}");
+        open.push(sock);
+    }
+    let (status, head, _) = b.tunnel(Some(&token), &b.site).await;
+    assert_eq!(status, 429, "{head}");
+    assert!(head.contains("Retry-After:"), "{head}");
+    drop(open.pop());
+    let mut freed = false;
+    for _ in 0..50 {
+        let (status, _, sock) = b.tunnel(Some(&token), &b.site).await;
+        if status == 200 {
+            open.push(sock);
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed, "a closed tunnel gives its slot back");
+    drop(open);
+
+    b.settle_books().await;
+    assert_eq!(
+        b.ledger(ws).await.balance,
+        Millicents(100_000 - 7 * 100),
+        "seven tunnels opened at $0.001; every refusal free"
     );
     b.t.cleanup().await.expect("cleanup");
 }

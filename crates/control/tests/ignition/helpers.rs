@@ -121,6 +121,18 @@ pub struct World {
         reason = "used by the wizard tests, which share these helpers"
     )]
     pub knot: Arc<Knot>,
+    /// The managed services' wholesale vendors, faked.
+    #[allow(
+        dead_code,
+        reason = "used by the ignition tests, which share these helpers"
+    )]
+    pub wholesale: genesis_sim::managed::FakeWholesale,
+    /// The tenants' wallets (the managed-service gateway charges them).
+    #[allow(
+        dead_code,
+        reason = "used by the ignition tests, which share these helpers"
+    )]
+    pub wallets: Arc<genesis_control::app::wallet::Wallets>,
     oauth: OAuthRefresher,
     stop_worker: watch::Sender<bool>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -177,7 +189,8 @@ pub async fn world(opts: Options) -> World {
     let fakes = WizardFakes::start(&root.join("dns"))
         .await
         .expect("knotd (Debian's knot package)");
-    let google_app = fakes.router();
+    let wholesale = genesis_sim::managed::FakeWholesale::new();
+    let google_app = fakes.router().merge(wholesale.router());
     let WizardFakes { google, ai, knot } = fakes;
     let gl = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -215,13 +228,28 @@ pub async fn world(opts: Options) -> World {
     let signer = Arc::new(genesis_protocol::CommandSigner::generate().expect("key"));
     let keys = MasterKeys::new(1, BTreeMap::from([(1, [7u8; 32])])).expect("keys");
     // Built as `genesis serve` builds it; commands are journaled as there, flushed often.
+    // The wallet the Golden Template's managed calls are charged to, on the test's own
+    // key prefix.
+    let wallets = Arc::new(genesis_control::app::wallet::Wallets::new(
+        genesis_queue::wallet::WalletCache::new(
+            genesis_queue::RedisConn::connect(&redis)
+                .await
+                .expect("redis"),
+            &format!("{set}:"),
+        ),
+        stores.clone(),
+        genesis_control::app::wallet::WalletSettings::default(),
+    ));
+    let mut providers = genesis_control::providers::Providers::simulated(
+        &google_base,
+        Some((GOOGLE_CLIENT.0, GOOGLE_CLIENT.1)),
+        Some(knot.addr()),
+    );
+    providers.managed.zerobounce_key = Some(genesis_sim::managed::ZEROBOUNCE_KEY.into());
     let mut builder = genesis_control::ControlPlane::builder(stores.clone())
         .vault(Some(Arc::new(keys.clone())))
-        .providers(genesis_control::providers::Providers::simulated(
-            &google_base,
-            Some((GOOGLE_CLIENT.0, GOOGLE_CLIENT.1)),
-            Some(knot.addr()),
-        ))
+        .providers(providers)
+        .wallets(Some(wallets.clone()))
         .redis(genesis_queue::RedisTarget::parse(&redis).ok())
         .api_token(Some(TOKEN))
         .command_signer(signer.clone())
@@ -323,6 +351,8 @@ pub async fn world(opts: Options) -> World {
         google,
         ai,
         knot,
+        wholesale,
+        wallets,
         oauth,
         stop_worker: watch::channel(false).0,
         worker: None,

@@ -228,6 +228,74 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
         .get(&format!("/api/v1/workspaces/{ws}/leads?status=new"))
         .await;
     assert_eq!(fresh["items"].as_array().map(Vec::len), Some(0), "{fresh}");
+
+    // The outreach workflow, its schedule fired now, verifies each new lead's address
+    // through the managed-service gateway, paid from the workspace's wallet (spec 57.2,
+    // 58.2), and writes only to deliverable addresses.
+    let outreach = flows
+        .iter()
+        .find(|f| f.1.starts_with("Genesis: outreach"))
+        .map(|f| f.0.clone())
+        .expect("the outreach workflow");
+    let r = post(Some(token), "bounce@lead.example")
+        .await
+        .expect("webhook");
+    assert_eq!(r.status(), 200);
+    // An empty wallet: the gateway refuses (402), the node carries the refusal on, and
+    // nobody is written to.
+    let run = n8n.fire_schedule(&outreach).await.expect("a schedule");
+    assert_eq!(run.error, None, "{run:?}");
+    let verified = &run.outputs["Verify the address"][0];
+    assert!(
+        verified[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("402")),
+        "{verified:?}"
+    );
+    assert!(!run.outputs.contains_key("Write the email"), "{run:?}");
+    assert_eq!(w.wholesale.calls("email_verify"), 0);
+    // With money: one verification, charged once, and the undeliverable address is left.
+    w.wallets
+        .credit(
+            ws,
+            uuid::Uuid::now_v7(),
+            genesis_core::money::TransferKind::Deposit,
+            genesis_core::money::Millicents::from_dollars(1),
+            None,
+            "test",
+        )
+        .await
+        .expect("deposit");
+    let run = n8n.fire_schedule(&outreach).await.expect("a schedule");
+    assert_eq!(run.error, None, "{run:?}");
+    assert_eq!(
+        run.outputs["Deliverable?"],
+        [
+            vec![],
+            vec![run.outputs["Verify the address"][0][0].clone()]
+        ]
+    );
+    assert_eq!(
+        run.outputs["Verify the address"][0][0]["address"],
+        "bounce@lead.example"
+    );
+    assert!(!run.outputs.contains_key("Write the email"), "{run:?}");
+    assert_eq!(w.wholesale.calls("email_verify"), 1);
+    // The journal reaches the ledger.
+    genesis_control::workers::reconciler::Reconciler::reconcile(
+        &genesis_control::workers::wallet::WalletSyncer::new(
+            w.wallets.clone(),
+            w.state.stores.clone(),
+        ),
+    )
+    .await
+    .expect("sync");
+    let (_, wallet) = w.get(&format!("/api/v1/workspaces/{ws}/wallet")).await;
+    assert_eq!(
+        wallet["balance_millicents"],
+        100_000 - 300,
+        "one verification at $0.003: {wallet}"
+    );
     let bad = reply(ws.to_string(), "not an address", "interested")
         .await
         .expect("reply");

@@ -2,9 +2,10 @@
 //! n8n 2.8.4 does it for the nodes the fake knows, and a failed execution for every node it
 //! does not.
 //!
-//! The fake runs Webhook (the start), Set (3.3 and later), HTTP Request (4.x: no auth,
-//! header, basic or query auth through a generic credential), If (2.x), Respond to Webhook,
-//! No Operation and the Code node's simplest case, `return <expression>;` (see [`super::expr`]
+//! The fake runs Webhook and Schedule Trigger (the start), Set (3.3 and later), HTTP
+//! Request (4.x: no auth, header, basic or query auth through a generic credential), If
+//! (2.x), Split Out (one field), Respond to Webhook, No Operation and the Code node's
+//! simplest case, `return <expression>;` (see [`super::expr`]
 //! for the expressions). Items flow along `connections.main` in order; a node that receives
 //! no items does not run; a disabled node passes its items on; a node with `onError:
 //! "continueRegularOutput"` turns its failure into an item. Every other node type fails the
@@ -369,6 +370,7 @@ async fn run_node(
             Ok(vec![ctx.input.to_vec()])
         }
         "n8n-nodes-base.code" => code(ctx).map(|items| vec![items]),
+        "n8n-nodes-base.splitOut" => split_out(ctx).map(|items| vec![items]),
         other => Err(ctx.fail(
             "NodeOperationError",
             format!(
@@ -377,6 +379,60 @@ async fn run_node(
             ),
         )),
     }
+}
+
+/// Split Out 1, as n8n 2.8.4 runs it for one field: each element of the field's list becomes
+/// an item (an object element is the item itself unless other fields are included; any
+/// other element is `{field: element}`); a field that is not a list splits into itself; an
+/// item without the field yields nothing. The fake splits one field, and includes no other
+/// fields or all of them.
+fn split_out(ctx: &Ctx<'_>) -> Result<Vec<Value>, NodeError> {
+    let mut out = Vec::new();
+    for (i, item) in ctx.input.iter().enumerate() {
+        let p = ctx.params(i);
+        let x = |e| ctx.expression(e);
+        let field = p.string("fieldToSplitOut", "").map_err(x)?;
+        let field = field.trim();
+        let field = field.strip_prefix("$json.").unwrap_or(field);
+        if field.is_empty() || field.contains(',') {
+            return Err(ctx.fail(
+                "NodeOperationError",
+                "the fake n8n splits out exactly one field",
+            ));
+        }
+        let include = p.string("include", "noOtherFields").map_err(x)?;
+        if include != "noOtherFields" && include != "allOtherFields" {
+            return Err(ctx.fail(
+                "NodeOperationError",
+                format!("the fake n8n does not split out with include {include}"),
+            ));
+        }
+        let found = field.split('.').try_fold(item, |v, k| v.get(k));
+        let elements: Vec<Value> = match found {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(Value::Object(o)) => o.values().cloned().collect(),
+            Some(other) => vec![other.clone()],
+        };
+        for element in elements {
+            let mut json = match (&element, include.as_str()) {
+                (Value::Object(_), "noOtherFields") => element,
+                _ => json!({ field: element }),
+            };
+            if include == "allOtherFields"
+                && let (Value::Object(rest), Value::Object(own)) = (item, &mut json)
+            {
+                let top = field.split('.').next().unwrap_or(field);
+                for (k, v) in rest {
+                    if k != top && !own.contains_key(k) {
+                        own.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            out.push(json);
+        }
+    }
+    Ok(out)
 }
 
 /// Set 3.3 and later: `assignments.assignments[]` of `{name, value, type}`.

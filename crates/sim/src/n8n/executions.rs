@@ -26,7 +26,7 @@ fn render(e: &Execution, include_data: bool) -> Value {
     let mut v = json!({
         "id": e.id.to_string(),
         "finished": e.status == "success",
-        "mode": "webhook",
+        "mode": e.mode,
         "retryOf": null,
         "retrySuccessId": null,
         "status": e.status,
@@ -98,6 +98,127 @@ struct Found {
     wf: Snapshot,
     start: String,
     credentials: Credentials,
+}
+
+/// A workflow as a run needs it, with the credentials its nodes name.
+fn snapshot(s: &super::State, w: &super::Workflow) -> (Snapshot, Credentials) {
+    let credentials = w
+        .nodes
+        .iter()
+        .filter_map(|n| n.get("credentials").and_then(Value::as_object))
+        .flat_map(|c| c.values())
+        .filter_map(|r| r.get("id").and_then(Value::as_str))
+        .filter_map(|id| {
+            s.credentials
+                .get(id)
+                .map(|c| (id.to_owned(), (c.kind.clone(), c.data.clone())))
+        })
+        .collect();
+    (
+        Snapshot {
+            id: w.id.clone(),
+            nodes: w.nodes.clone(),
+            connections: w.connections.clone(),
+        },
+        credentials,
+    )
+}
+
+/// Records a running execution of `workflow_id` started by `mode`; its id.
+fn start_execution(n8n: &FakeN8n, workflow_id: &str, mode: &'static str) -> u64 {
+    let mut s = n8n.lock();
+    let id = s.next_execution;
+    s.next_execution += 1;
+    s.executions.insert(
+        id,
+        Execution {
+            id,
+            workflow_id: workflow_id.to_owned(),
+            status: "running",
+            mode,
+            started_at: now_iso(),
+            stopped_at: None,
+            data: json!({}),
+        },
+    );
+    id
+}
+
+/// What one run of a workflow did, for tests.
+#[derive(Debug, Clone)]
+pub struct TriggeredRun {
+    /// The execution's id (see `GET /api/v1/executions/{id}`).
+    pub execution_id: u64,
+    /// Per node that ran: its output items, per output.
+    pub outputs: std::collections::BTreeMap<String, Vec<Vec<Value>>>,
+    /// The node that failed the execution, and its message.
+    pub error: Option<(String, String)>,
+}
+
+impl FakeN8n {
+    /// Fires the schedule trigger of active workflow `workflow_id` now, as its timer would,
+    /// and runs the workflow to its end. `None` when there is no such active workflow with
+    /// a schedule trigger.
+    pub async fn fire_schedule(&self, workflow_id: &str) -> Option<TriggeredRun> {
+        let (wf, credentials, start) = {
+            let s = self.lock();
+            let w = s.workflows.get(workflow_id).filter(|w| w.active)?;
+            let start = w
+                .nodes
+                .iter()
+                .find(|n| {
+                    n.get("type").and_then(Value::as_str) == Some("n8n-nodes-base.scheduleTrigger")
+                })?
+                .get("name")?
+                .as_str()?
+                .to_owned();
+            let (wf, credentials) = snapshot(&s, w);
+            (wf, credentials, start)
+        };
+        let id = start_execution(self, &wf.id, "trigger");
+        let now = chrono::Utc::now();
+        // The item n8n's Schedule Trigger emits.
+        let item = json!({
+            "timestamp": now.to_rfc3339(),
+            "Readable date": now.format("%B %-d, %Y, %-I:%M:%S %p").to_string(),
+            "Day of week": now.format("%A").to_string(),
+            "Timezone": "UTC",
+        });
+        let run = engine::run(
+            &wf,
+            &credentials,
+            &start,
+            item,
+            &self.http(),
+            &id.to_string(),
+        )
+        .await;
+        finish(self, id, &run);
+        let outputs = run
+            .run_data
+            .iter()
+            .filter_map(|(name, data)| {
+                let main = data.pointer("/0/data/main")?.as_array()?;
+                let per_output = main
+                    .iter()
+                    .map(|items| {
+                        items
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|i| i.get("json").cloned())
+                            .collect()
+                    })
+                    .collect();
+                Some((name.clone(), per_output))
+            })
+            .collect();
+        Some(TriggeredRun {
+            execution_id: id,
+            outputs,
+            error: run.error.map(|e| (e.node, e.message)),
+        })
+    }
 }
 
 fn not_registered(method: &str, path: &str) -> Response {
@@ -309,24 +430,9 @@ pub async fn webhook(
                 if let Some(message) = stale_registration(w, &hook) {
                     return js_error(message);
                 }
-                let credentials = w
-                    .nodes
-                    .iter()
-                    .filter_map(|n| n.get("credentials").and_then(Value::as_object))
-                    .flat_map(|c| c.values())
-                    .filter_map(|r| r.get("id").and_then(Value::as_str))
-                    .filter_map(|id| {
-                        s.credentials
-                            .get(id)
-                            .map(|c| (id.to_owned(), (c.kind.clone(), c.data.clone())))
-                    })
-                    .collect();
+                let (wf, credentials) = snapshot(&s, w);
                 Found {
-                    wf: Snapshot {
-                        id: w.id.clone(),
-                        nodes: w.nodes.clone(),
-                        connections: w.connections.clone(),
-                    },
+                    wf,
                     start: hook.node.clone(),
                     credentials,
                 }
@@ -353,23 +459,7 @@ pub async fn webhook(
     );
     let node = found.wf.node(&found.start).cloned().unwrap_or(Value::Null);
     let param = |k: &str| node.pointer(&format!("/parameters/{k}")).cloned();
-    let id = {
-        let mut s = n8n.lock();
-        let id = s.next_execution;
-        s.next_execution += 1;
-        s.executions.insert(
-            id,
-            Execution {
-                id,
-                workflow_id: found.wf.id.clone(),
-                status: "running",
-                started_at: now_iso(),
-                stopped_at: None,
-                data: json!({}),
-            },
-        );
-        id
-    };
+    let id = start_execution(&n8n, &found.wf.id, "webhook");
     let http = n8n.http();
     let mode = param("responseMode")
         .and_then(|m| m.as_str().map(str::to_owned))

@@ -96,6 +96,8 @@ pub(crate) struct Execution {
     workflow_id: String,
     /// `running`, `success` or `error`.
     status: &'static str,
+    /// `webhook` or `trigger`.
+    mode: &'static str,
     started_at: String,
     stopped_at: Option<String>,
     /// What `includeData=true` shows: `{resultData: {runData, lastNodeExecuted, error}}`.
