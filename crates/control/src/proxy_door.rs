@@ -101,9 +101,7 @@ async fn handle(state: &AppState, mut sock: TcpStream) -> std::io::Result<()> {
                     axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     e.to_string(),
                 ),
-                ConnectError::NotConnect(_) => {
-                    Problem::method_not_allowed("this method", "CONNECT")
-                }
+                ConnectError::NotConnect(m) => Problem::method_not_allowed(&m, "CONNECT"),
                 ConnectError::Malformed | ConnectError::BadTarget(_) => {
                     Problem::bad_body(e.to_string())
                 }

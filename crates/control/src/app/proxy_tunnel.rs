@@ -73,11 +73,18 @@ pub struct Tunnel {
 impl Tunnel {
     /// Gives the tunnel's concurrency slot back (when it closed).
     pub async fn release(self, state: &AppState) {
-        if let (Some(a), Some(w)) = (&self.admitted, &state.wallets)
-            && let Err(e) = w.limits().release(a, false).await
-        {
-            tracing::warn!(error = %e, "a proxy slot was not released; its lease will lapse");
+        if let Some(w) = &state.wallets {
+            give_back(w, self.admitted.as_ref(), false).await;
         }
+    }
+}
+
+/// Returns a concurrency slot (and, when the tunnel never opened, its place in the counts).
+async fn give_back(wallets: &super::wallet::Wallets, admitted: Option<&Admitted>, unused: bool) {
+    if let Some(a) = admitted
+        && let Err(e) = wallets.limits().release(a, unused).await
+    {
+        tracing::warn!(error = %e, "a proxy slot was not released; its lease will lapse");
     }
 }
 
@@ -174,7 +181,11 @@ pub async fn open(
     let (price, hold, admitted) = hold_and_admit(wallets, &service, workspace).await?;
     match through_network(proxy, host, port).await {
         Ok((upstream, early)) => {
-            settle(wallets, &hold, Some(price)).await?;
+            if let Err(p) = settle(wallets, &hold, Some(price)).await {
+                // Unpaid, so no tunnel; the hold lapses at its timeout, uncharged.
+                give_back(wallets, admitted.as_ref(), false).await;
+                return Err(p);
+            }
             metrics::counter!("genesis_managed_calls_total", "service" => SERVICE, "outcome" => "charged").increment(1);
             Ok(Tunnel {
                 upstream,
@@ -188,12 +199,8 @@ pub async fn open(
             })
         }
         Err(p) => {
+            give_back(wallets, admitted.as_ref(), true).await;
             settle(wallets, &hold, None).await?;
-            if let Some(a) = &admitted
-                && let Err(e) = wallets.limits().release(a, true).await
-            {
-                tracing::warn!(error = %e, "a proxy slot was not released; its lease will lapse");
-            }
             metrics::counter!("genesis_managed_calls_total", "service" => SERVICE, "outcome" => "not_delivered").increment(1);
             Err(p)
         }

@@ -531,6 +531,21 @@ async fn a_proxy_tunnel_is_charged_once_opened_and_five_at_a_time() {
     }
     let (status, _, _) = b.tunnel(Some(&token), "127.0.0.1:22").await;
     assert_eq!(status, 403);
+    {
+        // Plain forwarding is not offered: the door only tunnels, and says so.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(&b.door).await.expect("door");
+        sock.write_all(b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).await.expect("read");
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+        assert!(
+            answer.contains("GET is not allowed here; this route accepts CONNECT"),
+            "{answer}"
+        );
+    }
     let (_, broke) = b.tenant(Millicents::ZERO).await;
     assert_eq!(b.tunnel(Some(&broke), &b.site).await.0, 402);
     // The network fails: nothing charged.
