@@ -28,6 +28,7 @@ pub mod leader;
 pub mod leads;
 pub mod ledger;
 pub mod legacy;
+pub mod limit_overrides;
 pub mod margins;
 pub mod metrics;
 pub mod notifications;

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod hibernation;
 pub mod ignition;
 pub mod leads;
+pub mod limits;
 pub mod managed;
 pub mod payments;
 pub mod rollouts;
@@ -45,6 +46,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::control))
         .routes(routes!(wallet::operator_wallet))
         .routes(routes!(wallet::operator_credit))
+        .routes(routes!(limits::list))
+        .routes(routes!(limits::set, limits::reset))
         .routes(routes!(billing::margins))
 }
 

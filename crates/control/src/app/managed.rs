@@ -439,7 +439,7 @@ async fn admit(
     workspace: WorkspaceId,
 ) -> Result<Option<genesis_queue::limits::Admitted>, Problem> {
     use genesis_queue::limits::Admission;
-    let limits = service.limits;
+    let limits = wallets.limits_for(service, workspace).await;
     if !limits.any() {
         return Ok(None);
     }

@@ -21,6 +21,7 @@ pub mod hibernation;
 pub mod ignition;
 pub mod lead_import;
 pub mod leads;
+pub mod limit_overrides;
 pub mod managed;
 pub mod margins;
 pub mod metrics;

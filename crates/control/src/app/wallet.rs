@@ -86,6 +86,8 @@ pub struct Wallets {
     /// When this process last asked the database for a top-up claim, per wallet: a wallet
     /// under its threshold is not asked about on every call while its top-up is under way.
     topup_asked: Mutex<HashMap<Uuid, Instant>>,
+    /// Workspaces' own per-tenant limits, remembered ([`super::limit_overrides`]).
+    overrides: super::limit_overrides::OverrideCache,
 }
 
 /// How long after asking for a top-up claim this process waits before asking again for the
@@ -126,6 +128,7 @@ impl Wallets {
             payments: None,
             topup_thresholds: Mutex::new(HashMap::new()),
             topup_asked: Mutex::new(HashMap::new()),
+            overrides: Default::default(),
         }
     }
 
@@ -133,6 +136,11 @@ impl Wallets {
     pub fn with_payments(mut self, provider: PaymentProvider, http: reqwest::Client) -> Self {
         self.payments = Some((provider, http));
         self
+    }
+
+    /// What this process remembers of workspaces' own limits.
+    pub(super) fn overrides(&self) -> &super::limit_overrides::OverrideCache {
+        &self.overrides
     }
 
     /// Forgets what this process remembers of `workspace`'s automatic top-up settings

@@ -97,6 +97,7 @@ async fn bank(settings: WalletSettings) -> Bank {
         .providers(providers)
         .metrics(super::metrics_handle())
         .wallets(Some(wallets.clone()))
+        .api_token(Some(super::TOKEN))
         .build();
     let door_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -589,6 +590,117 @@ async fn a_proxy_tunnel_is_charged_once_opened_and_five_at_a_time() {
         Millicents(100_000 - 7 * 100),
         "seven tunnels opened at $0.001; every refusal free"
     );
+    b.t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn an_operator_gives_one_tenant_its_own_daily_allowance_and_takes_it_back() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, token) = b.tenant(Millicents::from_dollars(1)).await;
+    let (_, other) = b.tenant(Millicents::from_dollars(1)).await;
+    let limits = format!("{}/api/v1/workspaces/{ws}/limits", b.base);
+    let put = |body: serde_json::Value, service: &str| {
+        b.http
+            .put(format!("{limits}/{service}"))
+            .bearer_auth(super::TOKEN)
+            .json(&body)
+            .send()
+    };
+    // Refused, naming the field: a zero, nothing to set, no reason; an unknown service.
+    for (body, field) in [
+        (
+            serde_json::json!({"daily_per_tenant": 0, "reason": "x"}),
+            "daily_per_tenant",
+        ),
+        (serde_json::json!({"reason": "x"}), "daily_per_tenant"),
+        (
+            serde_json::json!({"daily_per_tenant": 3, "reason": "  "}),
+            "reason",
+        ),
+    ] {
+        let r = put(body.clone(), "google_cse").await.expect("put");
+        assert_eq!(r.status(), 422, "{body}");
+        let p: serde_json::Value = r.json().await.expect("problem");
+        assert_eq!(p["field"], field, "{p}");
+    }
+    let r = put(
+        serde_json::json!({"daily_per_tenant": 3, "reason": "x"}),
+        "gmail",
+    )
+    .await
+    .expect("put");
+    assert_eq!(r.status(), 404, "gmail is not metered");
+    let r = b
+        .http
+        .put(format!("{limits}/google_cse"))
+        .json(&serde_json::json!({"daily_per_tenant": 3, "reason": "x"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 401, "operators only");
+
+    let r = put(
+        serde_json::json!({"daily_per_tenant": 3, "reason": "trial account"}),
+        "google_cse",
+    )
+    .await
+    .expect("put");
+    assert_eq!(r.status(), 200);
+    let set: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        (set["daily_per_tenant"].clone(), set["overridden"].clone()),
+        (serde_json::json!(3), serde_json::json!(true)),
+        "{set}"
+    );
+    for i in 0..3 {
+        assert_eq!(b.search(&token, &format!("q{i}")).await.status(), 200);
+    }
+    assert_eq!(b.search(&token, "a fourth").await.status(), 429);
+    assert_eq!(
+        b.search(&other, "a fourth elsewhere").await.status(),
+        200,
+        "another tenant keeps the matrix's 100"
+    );
+    let listed: serde_json::Value = b
+        .http
+        .get(&limits)
+        .bearer_auth(super::TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let cse = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["service"] == "google_cse"))
+        .expect("google_cse");
+    assert_eq!(cse["reason"], "trial account", "{listed}");
+    let apify = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["service"] == "apify"))
+        .expect("apify");
+    assert_eq!(
+        (
+            apify["concurrent_per_tenant"].clone(),
+            apify["overridden"].clone()
+        ),
+        (serde_json::json!(10), serde_json::json!(false)),
+        "the matrix's: {listed}"
+    );
+
+    // Back to the matrix's 100 a day.
+    let del = |service: &str| {
+        b.http
+            .delete(format!("{limits}/{service}"))
+            .bearer_auth(super::TOKEN)
+            .send()
+    };
+    assert_eq!(del("google_cse").await.expect("delete").status(), 204);
+    assert_eq!(b.search(&token, "a fourth, again").await.status(), 200);
+    assert_eq!(del("google_cse").await.expect("delete").status(), 404);
+    assert_eq!(b.audited(ws, "LIMITS_OVERRIDDEN").await, 1);
+    assert_eq!(b.audited(ws, "LIMITS_RESET").await, 1);
     b.t.cleanup().await.expect("cleanup");
 }
 
