@@ -32,7 +32,7 @@ Tenants and the fleet, through a control plane's API:
   tenants     Create, ignite (--wait shows progress), get, list, wake and hold tenants
   rollouts    Template rollouts: start, list, status, pause, resume, abort
   droplets    One droplet: get, health, logs, restart n8n, pull an image
-  billing     Money: the margin report per tenant and month
+  billing     Money: the margin report per tenant and month, per-tenant limits
   auth        Log in to a control plane (saved as a context), log out, status
   context     List the saved control planes, or switch to another
 

@@ -190,6 +190,77 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
     let rollouts: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(rollouts["items"].is_array(), "{rollouts}");
 
+    // A workspace's own per-tenant limits: set with a reason, shown beside the matrix's,
+    // refused without a limit to set, reset.
+    let o = genesis(
+        &[
+            "billing",
+            "limits",
+            "set",
+            "t_001",
+            "google_cse",
+            "--daily",
+            "500",
+            "--reason",
+            "agency plan",
+        ],
+        &api,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = genesis(&["billing", "limits", "show", "t_001"], &api);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = stdout(&o);
+    let cse = table
+        .lines()
+        .find(|l| l.starts_with("google_cse"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        cse.contains("500") && cse.contains("own: agency plan"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("apify") && l.contains("matrix")),
+        "{table}"
+    );
+    let o = genesis(
+        &[
+            "billing",
+            "limits",
+            "set",
+            "t_001",
+            "google_cse",
+            "--reason",
+            "x",
+        ],
+        &api,
+    );
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert!(stderr(&o).contains("--daily"), "{}", stderr(&o));
+    let o = genesis(
+        &[
+            "billing", "limits", "set", "t_001", "nope", "--daily", "1", "--reason", "x",
+        ],
+        &api,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("metered service \"nope\" not found"),
+        "the server's refusal: {}",
+        stderr(&o)
+    );
+    let o = genesis(&["billing", "limits", "reset", "t_001", "google_cse"], &api);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = genesis(&["-o", "json", "billing", "limits", "show", "t_001"], &api);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        shown
+            .as_array()
+            .is_some_and(|l| l.iter().all(|s| s["overridden"] == false)),
+        "{shown}"
+    );
+
     // A closed pipe ends the command quietly: `head` after one line, and a reader that
     // never reads at all (the write fails at once).
     let o = piped("genesis tenants list | head -1", &api);
