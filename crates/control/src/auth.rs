@@ -53,6 +53,22 @@ pub fn looks_like_workspace_token(token: &str) -> bool {
     })
 }
 
+/// The workspace whose ingest token `token` is (the token a tenant's n8n holds), asked of
+/// the database only when it has a workspace token's shape; `None` for anything else.
+/// Callers count and refuse the `None`.
+pub async fn workspace_of_ingest_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<genesis_core::WorkspaceId>, Problem> {
+    if !looks_like_workspace_token(token) {
+        return Ok(None);
+    }
+    Ok(state
+        .stores
+        .workspace_token_owner(token, genesis_store::WorkspaceTokenKind::Ingest)
+        .await?)
+}
+
 /// Refuses the request unless it carries the operator's token, or the ingest token of the
 /// workspace the path names (`/workspaces/{id}/...`). A workspace's token used on another
 /// workspace's path is refused exactly like a wrong token: tokens are scoped.

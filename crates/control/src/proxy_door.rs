@@ -137,6 +137,7 @@ async fn relay(
             200,
             "Connection established",
             &format!("{}: {charged}\r\n", crate::api::managed::CHARGED_HEADER),
+            "",
         )
         .as_bytes(),
     )
@@ -159,7 +160,7 @@ async fn relay(
 
 /// Answers a refusal as a proxy does, with a problem+json body, and closes.
 async fn refuse(sock: &mut TcpStream, p: &Problem) -> std::io::Result<()> {
-    let body = serde_json::to_vec(p).unwrap_or_default();
+    let body = serde_json::to_string(p).unwrap_or_default();
     let mut extra = String::from("Content-Type: application/problem+json\r\n");
     if p.status == 407 {
         extra.push_str("Proxy-Authenticate: Basic realm=\"genesis\"\r\n");
@@ -167,13 +168,7 @@ async fn refuse(sock: &mut TcpStream, p: &Problem) -> std::io::Result<()> {
     if let Some(s) = p.retry_after_s {
         extra.push_str(&format!("Retry-After: {s}\r\n"));
     }
-    let head = format!(
-        "HTTP/1.1 {} {}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        p.status,
-        p.title,
-        body.len()
-    );
-    sock.write_all(head.as_bytes()).await?;
-    sock.write_all(&body).await?;
+    sock.write_all(connect::answer(p.status, p.title, &extra, &body).as_bytes())
+        .await?;
     sock.shutdown().await
 }

@@ -149,14 +149,15 @@ pub fn request(host: &str, port: u16, proxy_authorization: Option<&str>) -> Stri
     format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n")
 }
 
-/// The head of an answer with `status`, `reason` and extra header lines (each ending in
-/// CRLF), and no body. The connection closes after any answer but 200.
-pub fn answer(status: u16, reason: &str, extra: &str) -> String {
+/// An answer with `status`, `reason`, extra header lines (each ending in CRLF) and `body`
+/// (none for 200: the tunnel follows). The connection closes after any answer but 200.
+pub fn answer(status: u16, reason: &str, extra: &str, body: &str) -> String {
     if status == 200 {
         format!("HTTP/1.1 200 {reason}\r\n{extra}\r\n")
     } else {
         format!(
-            "HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            "HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
     }
 }
@@ -220,9 +221,10 @@ mod tests {
             407,
             "Proxy Authentication Required",
             "Proxy-Authenticate: Basic realm=\"x\"\r\n",
+            "",
         );
         assert_eq!(answer_status(a.as_bytes()), Ok(Some((407, a.len()))));
-        let ok = answer(200, "Connection established", "");
+        let ok = answer(200, "Connection established", "", "");
         assert_eq!(answer_status(ok.as_bytes()), Ok(Some((200, ok.len()))));
         assert_eq!(answer_status(b"HTTP/1.1 200 OK\r\n"), Ok(None));
     }

@@ -141,7 +141,7 @@ impl FakeResidentialProxy {
             return refuse(&mut sock, 502, "Bad Gateway", "").await;
         };
         self.lock().tunnels += 1;
-        sock.write_all(connect::answer(200, "Connection established", "").as_bytes())
+        sock.write_all(connect::answer(200, "Connection established", "", "").as_bytes())
             .await?;
         target.write_all(&buf[req.head_len..]).await?;
         tokio::io::copy_bidirectional(&mut sock, &mut target).await?;
@@ -155,7 +155,7 @@ async fn refuse(
     reason: &str,
     extra: &str,
 ) -> std::io::Result<()> {
-    sock.write_all(connect::answer(status, reason, extra).as_bytes())
+    sock.write_all(connect::answer(status, reason, extra, "").as_bytes())
         .await?;
     sock.shutdown().await
 }

@@ -5,10 +5,9 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use genesis_store::WorkspaceTokenKind;
 
 use crate::app::managed::{self, ManagedCall};
-use crate::auth::{bearer_of, looks_like_workspace_token};
+use crate::auth::{bearer_of, workspace_of_ingest_token};
 use crate::{AppState, Problem};
 
 /// What the tenant was charged for the call, in millicents, on every answer it paid for.
@@ -84,12 +83,7 @@ async fn caller(
     let Some(token) = bearer_of(headers) else {
         return Err(Problem::unauthorized("missing bearer token"));
     };
-    if looks_like_workspace_token(token)
-        && let Some(ws) = state
-            .stores
-            .workspace_token_owner(token, WorkspaceTokenKind::Ingest)
-            .await?
-    {
+    if let Some(ws) = workspace_of_ingest_token(state, token).await? {
         return Ok(ws);
     }
     metrics::counter!("genesis_api_auth_failures_total").increment(1);

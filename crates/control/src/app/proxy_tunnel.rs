@@ -15,12 +15,11 @@ use genesis_core::WorkspaceId;
 use genesis_core::money::Millicents;
 use genesis_protocol::connect;
 use genesis_queue::limits::Admitted;
-use genesis_store::WorkspaceTokenKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::managed::{hold_and_admit, settle};
-use crate::auth::looks_like_workspace_token;
+use crate::auth::workspace_of_ingest_token;
 use crate::{AppState, Problem};
 
 /// The matrix's id of the service.
@@ -105,12 +104,7 @@ async fn caller(
             "use the workspace's API token as the proxy password",
         ));
     };
-    if looks_like_workspace_token(&token)
-        && let Some(ws) = state
-            .stores
-            .workspace_token_owner(&token, WorkspaceTokenKind::Ingest)
-            .await?
-    {
+    if let Some(ws) = workspace_of_ingest_token(state, &token).await? {
         return Ok(ws);
     }
     Err(unauthenticated("wrong proxy credentials"))
