@@ -216,6 +216,18 @@ impl WalletCache {
         Ok(())
     }
 
+    /// Marks the wallet for the syncer when a script wrote its journal's first entry. The
+    /// journal's later entries need no mark: the wallet is marked already, or its syncer is
+    /// writing it and marks it again when its ack leaves entries behind. This saves a round
+    /// trip on every reservation and settlement; the check pass marks any wallet whose mark
+    /// was lost (a Redis error between the script and the mark).
+    async fn mark_if_first(&self, workspace: uuid::Uuid, first: i64) -> Result<(), QueueError> {
+        if first == 1 {
+            self.mark_dirty(workspace).await?;
+        }
+        Ok(())
+    }
+
     /// Whether `fingerprint` is seen here for the first time in `ttl_s` seconds: the payment
     /// receiver's memory of signatures it accepted, so a captured delivery sent again within
     /// its tolerance is refused. One `SET NX EX`: the memory is bounded by the TTL.
@@ -243,7 +255,7 @@ impl WalletCache {
         reference: &str,
     ) -> Result<Reserve, QueueError> {
         let mut conn = self.conn.clone();
-        let (status, avail): (i64, i64) = self
+        let (status, avail, first): (i64, i64, i64) = self
             .invocation(&self.reserve, workspace)
             .arg(hold.to_string())
             .arg(amount)
@@ -254,7 +266,7 @@ impl WalletCache {
             .await?;
         Ok(match status {
             1 => {
-                self.mark_dirty(workspace).await?;
+                self.mark_if_first(workspace, first).await?;
                 Reserve::Reserved(avail)
             }
             2 => Reserve::AlreadyHeld(avail),
@@ -295,7 +307,7 @@ impl WalletCache {
         op: &str,
     ) -> Result<Settle, QueueError> {
         let mut conn = self.conn.clone();
-        let (status, value): (i64, i64) = self
+        let (status, value, first): (i64, i64, i64) = self
             .invocation(&self.settle, workspace)
             .arg(hold.to_string())
             .arg(id.to_string())
@@ -305,7 +317,7 @@ impl WalletCache {
             .await?;
         Ok(match status {
             1 => {
-                self.mark_dirty(workspace).await?;
+                self.mark_if_first(workspace, first).await?;
                 Settle::Done(value)
             }
             -1 => Settle::NotLoaded,

@@ -921,6 +921,26 @@ impl Database {
         }))
     }
 
+    /// The last journal entry written for each of `workspaces` that has a wallet: what the
+    /// syncer has already written, so a pass that repeats entries (its ack was lost) writes
+    /// them the way it did the first time.
+    pub async fn wallet_synced_seqs(
+        &self,
+        workspaces: &[WorkspaceId],
+    ) -> Result<std::collections::HashMap<WorkspaceId, i64>, StoreError> {
+        let ids: Vec<Uuid> = workspaces.iter().map(|w| w.as_uuid()).collect();
+        let rows = sqlx::query!(
+            "SELECT workspace_id, synced_seq FROM genesis.wallets WHERE workspace_id = ANY($1)",
+            &ids
+        )
+        .fetch_all(&self.app)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Some((WorkspaceId::from_uuid(r.workspace_id).ok()?, r.synced_seq)))
+            .collect())
+    }
+
     /// Credits `workspace`'s wallet (a deposit, a top-up, a refund) in one transaction with
     /// its audit; lifts the kill-switch and resets the alerts when the wallet is above $5
     /// afterwards. Answers the outcome and, for a new credit, the wallet's posted credits

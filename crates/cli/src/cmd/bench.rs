@@ -104,7 +104,8 @@ pub enum BenchCommand {
         tenants: usize,
     },
     /// The wallet's check path (issue 23): reserve+post pairs per second with N tenants and
-    /// C callers, against a bare DECRBY loop; the syncer's lag; overdrafts.
+    /// C callers, against a bare DECRBY loop; the latency at a fixed offered rate; the
+    /// syncer's lag; overdrafts.
     Wallet {
         /// Redis to use.
         #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -115,9 +116,12 @@ pub enum BenchCommand {
         /// Concurrent callers.
         #[arg(long, default_value_t = 100)]
         callers: usize,
-        /// Seconds each side runs.
+        /// Seconds each phase runs.
         #[arg(long, default_value_t = 10)]
         secs: u64,
+        /// Pairs per second offered in the paced phase, whose latency is the target's.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u32,
     },
     /// God Mode at fleet scale: server time (p50/p99) and weight of the overview, heatmap
     /// and regional pages over N droplets, against the sign-in page as baseline.
@@ -318,7 +322,8 @@ pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(),
             tenants,
             callers,
             secs,
-        } => super::bench_wallet::run(&redis_url, tenants, callers, secs).await,
+            rate,
+        } => super::bench_wallet::run(&redis_url, tenants, callers, secs, rate).await,
         BenchCommand::Onboarding { redis_url, tenants } => {
             super::bench_onboarding::run(&redis_url, tenants).await
         }

@@ -56,6 +56,11 @@ impl Default for WalletSettings {
     }
 }
 
+/// How many journal entries a settlement that finds no hold looks through for its own
+/// (the syncer keeps journals far shorter; a longer backlog falls back to the ledger, and
+/// the drift check puts right what that gives back twice).
+const JOURNAL_SCAN: usize = 20_000;
+
 /// Money held for one managed call, until [`Wallets::post`] or [`Wallets::void`].
 #[derive(Debug, Clone)]
 pub struct Hold {
@@ -67,6 +72,9 @@ pub struct Hold {
     pub kind: TransferKind,
     /// What is held.
     pub amount: Millicents,
+    /// What it is for (the reservation's reference): a settlement that must go to the ledger
+    /// itself writes the very transfer the syncer would.
+    pub reference: String,
     /// Nothing is held: the kill-switch is off and the balance did not cover the call.
     pub unbilled: bool,
 }
@@ -326,6 +334,7 @@ impl Wallets {
                 id,
                 kind,
                 amount,
+                reference: reference.to_owned(),
                 unbilled: false,
             };
             match outcome {
@@ -444,6 +453,7 @@ impl Wallets {
         match settled {
             Settle::Done(_) => Ok(()),
             Settle::MoreThanHeld(_) => Err(Problem::internal()),
+            Settle::NotLoaded | Settle::NoHold if self.cache_settled(hold).await => Ok(()),
             Settle::NotLoaded | Settle::NoHold => {
                 let (phase, amount) = match cost {
                     Some(c) => (Phase::Post { pending: hold.id }, c.min(hold.amount)),
@@ -454,10 +464,31 @@ impl Wallets {
         }
     }
 
-    /// A settlement whose hold the cache no longer has (a flush lost it, or the ledger
-    /// expired it): straight to the ledger. A post whose reservation never reached the
-    /// ledger is charged there directly if the balance still covers it; otherwise the
-    /// platform bears it, counted.
+    /// Whether the cache settled `hold` itself and its journal still carries that settlement
+    /// to the ledger: a caller retrying after a lost answer, which has nothing left to do.
+    /// Going to the ledger instead would give the unposted rest of the hold back to the
+    /// cache a second time. An entry leaves the journal only once the ledger has it, so a
+    /// settlement not found here is in the ledger, or was never made (a flush lost it).
+    /// This reads the journal, which only this rare path does.
+    async fn cache_settled(&self, hold: &Hold) -> bool {
+        let id = hold.id.to_string();
+        match self
+            .cache
+            .snapshot(hold.workspace.as_uuid(), JOURNAL_SCAN)
+            .await
+        {
+            Ok(Some(snap)) => snap.journal.iter().any(|e| e.op != "R" && e.hold == id),
+            _ => false,
+        }
+    }
+
+    /// A settlement whose hold the cache no longer has (a flush lost it, the ledger expired
+    /// it, or this is a retry of a settlement the cache made): straight to the ledger. A post
+    /// whose reservation never reached the ledger is charged there directly if the balance
+    /// still covers it (otherwise the platform bears it, counted), as the one posted transfer
+    /// the syncer writes for a reservation and its post: same id, amount and reference. So
+    /// when the cache did post it and the syncer writes it later, the ledger finds it written
+    /// and nothing is refused or charged twice.
     async fn settle_in_ledger(
         &self,
         hold: &Hold,
@@ -466,7 +497,13 @@ impl Wallets {
         cost: Millicents,
     ) -> Result<(), Problem> {
         let db = self.ledger_of(hold.workspace).await?;
-        let pending_known = db.ledger_get(hold.id).await?.is_some();
+        let stored = db.ledger_get(hold.id).await?;
+        if stored.as_ref().is_some_and(|t| t.phase == "single") {
+            // The syncer wrote the reservation and its post as one posted transfer (or a
+            // lost reservation was charged so before): this call is settled already.
+            return Ok(());
+        }
+        let pending_known = stored.is_some();
         let transfer = if pending_known {
             NewTransfer {
                 id,
@@ -483,7 +520,7 @@ impl Wallets {
                 kind: hold.kind,
                 amount: cost,
                 phase: Phase::Single,
-                reference: Some("settled after its reservation was lost".into()),
+                reference: Some(hold.reference.clone()).filter(|r| !r.is_empty()),
             }
         } else {
             return Ok(()); // A void of a reservation the ledger never had: nothing to undo.

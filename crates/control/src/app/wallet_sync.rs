@@ -6,6 +6,7 @@
 //! Both are safe to run twice and on any replica: journal entries carry their transfer ids,
 //! so writing one again changes nothing, and a wallet's mark only moves forward.
 
+use futures_util::{StreamExt, stream};
 use genesis_core::WorkspaceId;
 use genesis_core::money::{Millicents, TransferKind};
 use genesis_queue::wallet::Entry;
@@ -70,108 +71,170 @@ fn transfer_of(workspace: WorkspaceId, e: &Entry) -> Option<NewTransfer> {
     })
 }
 
+/// The transfers a wallet's journal entries stand for, in order, leaving out the entries
+/// numbered up to `synced` (written by an earlier pass whose ack was lost).
+///
+/// A reservation posted within the same entries is written as one posted transfer under the
+/// reservation's id: one ledger row instead of two, with the same effect on every balance
+/// (a pending transfer that is posted before anyone reads it moves nothing a reader could
+/// see). Most calls settle within milliseconds, so this halves what the ledger writes. It
+/// is decided again the same way if the entries are written again: a repeat is only ever
+/// of entries past `synced`, and those were not written, or were written in this very
+/// shape by a pass that committed without acking (then the same ids make it a no-op).
+fn transfers_of(workspace: WorkspaceId, entries: &[Entry], synced: i64) -> Vec<NewTransfer> {
+    let fresh = || entries.iter().filter(|e| e.seq > synced);
+    let reserved: std::collections::HashSet<&str> = fresh()
+        .filter(|e| e.op == "R")
+        .map(|e| e.hold.as_str())
+        .collect();
+    let posted: std::collections::HashMap<&str, i64> = fresh()
+        .filter(|e| e.op == "P" && reserved.contains(e.hold.as_str()))
+        .map(|e| (e.hold.as_str(), e.amount))
+        .collect();
+    fresh()
+        .filter(|e| !(e.op == "P" && posted.contains_key(e.hold.as_str())))
+        .filter_map(|e| {
+            let t = transfer_of(workspace, e);
+            if t.is_none() {
+                tracing::error!(%workspace, seq = e.seq, "a wallet journal entry that no transfer stands for");
+            }
+            let mut t = t?;
+            if let Some(&amount) = posted.get(e.hold.as_str()) {
+                t.phase = Phase::Single;
+                t.amount = Millicents(amount);
+            }
+            Some(t)
+        })
+        .collect()
+}
+
+/// Snapshots read, and acks sent, at once: each is a round trip, and a pass takes up to a
+/// thousand wallets.
+const IN_FLIGHT: usize = 32;
+
 /// One database's share of a sync pass.
 struct Batch {
     shard: usize,
     db: Database,
-    /// One chain per journal entry.
-    chains: Vec<Vec<NewTransfer>>,
-    /// Each wallet's last entry written.
-    marks: Vec<(WorkspaceId, i64)>,
+    /// Each wallet's entries, and its last entry (the mark).
+    wallets: Vec<(WorkspaceId, Vec<Entry>, i64)>,
 }
 
 /// One sync pass: takes the wallets with journal entries and writes them to their ledgers,
 /// each database's share in one transaction with the wallets' marks, then drops the
-/// entries written from the journal.
+/// entries written from the journal. A wallet taken and not left with an empty journal is
+/// marked again, whatever failed: its later entries do not mark it themselves.
 pub async fn sync(wallets: &Wallets) -> Result<SyncReport, Problem> {
     let cache = wallets.cache();
-    let dirty = cache
+    let taken = cache
         .take_dirty(WALLETS_PER_PASS)
         .await
         .map_err(Problem::unavailable)?;
+    let mut done = std::collections::HashSet::new();
+    let result = sync_taken(wallets, &taken, &mut done).await;
+    let left: Vec<Uuid> = taken.into_iter().filter(|id| !done.contains(id)).collect();
+    stream::iter(left)
+        .for_each_concurrent(IN_FLIGHT, |id| async move {
+            if let Err(e) = cache.mark(id).await {
+                tracing::warn!(error = %e, wallet = %id, "wallet not marked for the next sync pass");
+            }
+        })
+        .await;
+    result
+}
+
+/// [`sync`] of the wallets `taken`; those left with nothing to write go into `done`.
+async fn sync_taken(
+    wallets: &Wallets,
+    taken: &[Uuid],
+    done: &mut std::collections::HashSet<Uuid>,
+) -> Result<SyncReport, Problem> {
+    let cache = wallets.cache();
+    let snapshots: Vec<_> = stream::iter(taken.iter().copied())
+        .map(|id| async move { (id, cache.snapshot(id, ENTRIES_PER_WALLET).await) })
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
     let mut report = SyncReport::default();
-    // Per database: the chains, the marks, and the wallets.
     let mut batches: Vec<Batch> = Vec::new();
-    let mut journaled_at: Vec<i64> = Vec::new();
-    for id in dirty {
-        let Ok(workspace) = WorkspaceId::parse(&id.to_string()) else {
+    for (id, snap) in snapshots {
+        let Some(snap) = snap.map_err(Problem::unavailable)? else {
+            done.insert(id); // Flushed: nothing left to write.
             continue;
         };
-        let Some(snap) = cache
-            .snapshot(id, ENTRIES_PER_WALLET)
-            .await
-            .map_err(Problem::unavailable)?
-        else {
-            continue; // Flushed: nothing left to write.
-        };
-        if snap.journal.is_empty() {
+        let Some(mark) = snap.journal.last().map(|e| e.seq) else {
+            done.insert(id);
             continue;
-        }
-        if snap.journal_len > snap.journal.len() as i64 {
-            let _ = cache.mark(id).await; // More than a pass's share.
-        }
+        };
+        let Ok(workspace) = WorkspaceId::from_uuid(id) else {
+            continue;
+        };
         let (shard, db) = match wallets.shard_of(workspace).await {
             Ok(found) => found,
             Err(p) => {
-                let _ = cache.mark(id).await;
                 tracing::warn!(%workspace, detail = %p.detail, "wallet journal not synced");
                 continue;
             }
         };
-        let mark = snap.journal.last().map_or(0, |e| e.seq);
-        journaled_at.extend(snap.journal.iter().filter_map(|e| e.at_ms));
-        let chains: Vec<Vec<NewTransfer>> = snap
-            .journal
-            .iter()
-            .filter_map(|e| {
-                let t = transfer_of(workspace, e);
-                if t.is_none() {
-                    tracing::error!(%workspace, seq = e.seq, "a wallet journal entry that no transfer stands for");
-                }
-                t.map(|t| vec![t])
-            })
-            .collect();
+        let entry = (workspace, snap.journal, mark);
         match batches.iter_mut().find(|b| b.shard == shard) {
-            Some(b) => {
-                b.chains.extend(chains);
-                b.marks.push((workspace, mark));
-            }
+            Some(b) => b.wallets.push(entry),
             None => batches.push(Batch {
                 shard,
                 db,
-                chains,
-                marks: vec![(workspace, mark)],
+                wallets: vec![entry],
             }),
         }
     }
-    for Batch {
-        db, chains, marks, ..
-    } in batches
-    {
-        let outcomes = match db.ledger_sync(&chains, &marks, "system:wallet-sync").await {
-            Ok(o) => o,
-            Err(e) => {
-                for (ws, _) in &marks {
-                    let _ = cache.mark(ws.as_uuid()).await;
-                }
-                return Err(e.into());
-            }
-        };
-        for (chain, outcome) in chains.iter().zip(&outcomes) {
-            match outcome {
-                Ok(_) => report.transfers += 1,
-                Err((_, refusal)) => {
-                    report.refused += 1;
-                    refused(chain.first(), *refusal);
+    let mut journaled_at: Vec<i64> = Vec::new();
+    for Batch { db, wallets, .. } in batches {
+        let ids: Vec<WorkspaceId> = wallets.iter().map(|(ws, ..)| *ws).collect();
+        let synced = db.wallet_synced_seqs(&ids).await?;
+        let mut chains: Vec<Vec<NewTransfer>> = Vec::new();
+        let mut marks = Vec::with_capacity(wallets.len());
+        for (ws, entries, mark) in &wallets {
+            let already = synced.get(ws).copied().unwrap_or(0);
+            journaled_at.extend(
+                entries
+                    .iter()
+                    .filter(|e| e.seq > already)
+                    .filter_map(|e| e.at_ms),
+            );
+            chains.extend(
+                transfers_of(*ws, entries, already)
+                    .into_iter()
+                    .map(|t| vec![t]),
+            );
+            marks.push((*ws, *mark));
+        }
+        if !chains.is_empty() {
+            let outcomes = db
+                .ledger_sync(&chains, &marks, "system:wallet-sync")
+                .await?;
+            for (chain, outcome) in chains.iter().zip(&outcomes) {
+                match outcome {
+                    Ok(_) => report.transfers += 1,
+                    Err((_, refusal)) => {
+                        report.refused += 1;
+                        refused(chain.first(), *refusal);
+                    }
                 }
             }
         }
-        for (ws, mark) in &marks {
+        let acks: Vec<_> = stream::iter(marks)
+            .map(|(ws, mark)| async move { (ws, cache.ack(ws.as_uuid(), mark).await) })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (ws, ack) in acks {
             report.wallets += 1;
-            if let Err(e) = cache.ack(ws.as_uuid(), *mark).await {
+            match ack {
+                Ok(0) => {
+                    done.insert(ws.as_uuid());
+                }
+                Ok(_) => {} // Entries came meanwhile: marked again for the next pass.
                 // Written but not dropped: the next pass writes them again, to no effect.
-                tracing::warn!(error = %e, "wallet journal not trimmed");
-                let _ = cache.mark(ws.as_uuid()).await;
+                Err(e) => tracing::warn!(error = %e, "wallet journal not trimmed"),
             }
         }
     }
@@ -228,6 +291,11 @@ async fn drift(
     else {
         return Ok(None);
     };
+    if snap.journal_len > 0 {
+        // Only a journal's first entry marks its wallet; a mark lost to a Redis error
+        // between the script and the mark is put back here.
+        let _ = wallets.cache().mark(id).await;
+    }
     if snap.journal_len > snap.journal.len() as i64 {
         return Ok(None); // A backlog: compare once the syncer has caught up.
     }
@@ -309,4 +377,68 @@ pub async fn check(wallets: &Wallets, db: &Database) -> Result<CheckReport, Prob
         .await?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64, op: &str, hold: Uuid, amount: i64, held: Option<i64>) -> Entry {
+        Entry {
+            seq,
+            op: op.into(),
+            hold: hold.to_string(),
+            id: (op != "R").then(|| Uuid::now_v7().to_string()),
+            kind: "CSE_SEARCH".into(),
+            amount,
+            held,
+            timeout_s: (op == "R").then_some(60),
+            reference: (op == "R").then(|| "managed:google_cse".into()),
+            at_ms: Some(0),
+        }
+    }
+
+    fn shape(ts: &[NewTransfer]) -> Vec<(Uuid, Phase, i64)> {
+        ts.iter().map(|t| (t.id, t.phase, t.amount.get())).collect()
+    }
+
+    #[test]
+    fn a_reservation_posted_in_the_same_entries_is_one_posted_transfer_under_its_id() {
+        let ws = WorkspaceId::new();
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let entries = [
+            entry(1, "R", a, 500, None),
+            entry(2, "R", b, 500, None),
+            entry(3, "P", a, 300, Some(500)),
+            entry(4, "V", b, 0, Some(500)),
+            entry(5, "R", c, 700, None),
+        ];
+        let void_id = Uuid::parse_str(entries[3].id.as_deref().expect("an id")).expect("a uuid");
+        let ts = transfers_of(ws, &entries, 0);
+        assert_eq!(
+            shape(&ts),
+            vec![
+                (a, Phase::Single, 300),
+                (b, Phase::Pending { timeout_s: 60 }, 500),
+                (void_id, Phase::Void { pending: b }, 0),
+                (c, Phase::Pending { timeout_s: 60 }, 700),
+            ],
+            "a void keeps its reservation: the ledger records the call that failed"
+        );
+        assert_eq!(ts[0].reference.as_deref(), Some("managed:google_cse"));
+    }
+
+    #[test]
+    fn entries_already_written_are_left_out_and_a_post_of_one_stays_a_post() {
+        let ws = WorkspaceId::new();
+        let a = Uuid::now_v7();
+        let entries = [
+            entry(7, "R", a, 500, None),
+            entry(8, "P", a, 500, Some(500)),
+        ];
+        let ts = transfers_of(ws, &entries, 7);
+        assert_eq!(ts.len(), 1);
+        assert_eq!(ts[0].phase, Phase::Post { pending: a });
+        assert!(transfers_of(ws, &entries, 8).is_empty());
+    }
 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesis_control::app::wallet::{WalletSettings, Wallets};
+use genesis_control::app::wallet::{Hold, WalletSettings, Wallets};
+use genesis_control::app::wallet_sync;
 use genesis_control::workers::reconciler::Reconciler;
 use genesis_control::workers::wallet::{WalletCheck, WalletSyncer};
 use genesis_core::money::{Millicents, TransferKind};
@@ -12,7 +13,7 @@ use genesis_core::{Region, Slug, Tier, WorkspaceId, WorkspaceName};
 use genesis_queue::RedisConn;
 use genesis_queue::wallet::WalletCache;
 use genesis_sim::managed::{CSE_CX, CSE_KEY, FakeWholesale, ZEROBOUNCE_KEY};
-use genesis_store::ledger::wallet_account;
+use genesis_store::ledger::{NewTransfer, Phase, wallet_account};
 use genesis_store::testing::TestDb;
 use genesis_store::{
     NewWorkspace, NewWorkspaceToken, PartitionManager, RegionalStore, WorkspaceTokenKind,
@@ -245,6 +246,22 @@ impl Bank {
         }
     }
 
+    /// A tenant with 10 cents, and a $0.005 search reserved from them.
+    async fn searching(&self) -> (WorkspaceId, Hold) {
+        let (ws, _) = self.tenant(Millicents::from_cents(10)).await;
+        let hold = self
+            .wallets
+            .reserve(
+                ws,
+                TransferKind::CseSearch,
+                Millicents(500),
+                "managed:google_cse",
+            )
+            .await
+            .expect("held");
+        (ws, hold)
+    }
+
     /// Syncs every journal, then checks cache against ledger; the check's report.
     async fn settle_books(&self) -> genesis_control::app::wallet_sync::CheckReport {
         WalletSyncer::new(self.wallets.clone(), self.stores.clone())
@@ -334,7 +351,7 @@ async fn a_managed_call_is_charged_once_and_the_kill_switch_stops_the_next() {
         (Millicents(0), Millicents(0), Millicents(1_000))
     );
     let search_posts: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM genesis.ledger_transfers WHERE workspace_id = $1 AND kind = 'CSE_SEARCH' AND phase = 'post'",
+        "SELECT count(*) FROM genesis.ledger_transfers WHERE workspace_id = $1 AND kind = 'CSE_SEARCH' AND phase IN ('single', 'post')",
     )
     .bind(ws.as_uuid())
     .fetch_one(b.t.db.owner_pool())
@@ -1026,38 +1043,109 @@ async fn a_reservation_whose_process_dies_is_voided_at_its_timeout() {
     b.t.cleanup().await.expect("cleanup");
 }
 
+async fn phases(b: &Bank, ws: WorkspaceId) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT phase, amount FROM genesis.ledger_transfers \
+         WHERE workspace_id = $1 AND kind = 'CSE_SEARCH' ORDER BY seq",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(b.t.db.owner_pool())
+    .await
+    .expect("transfers")
+}
+
+/// A caller that lost a settlement's answer retries it with the same id; the cache no longer
+/// has the hold, so the retry goes to the ledger. Whenever it comes (after the reservation
+/// was synced, after the syncer wrote the reservation and its post as one transfer, or
+/// before any sync) the call is charged once, and the syncer is refused nothing.
 #[tokio::test]
-async fn a_settlement_retried_after_a_lost_answer_charges_once() {
+async fn a_settlement_retried_after_a_lost_answer_charges_once_whenever_it_comes() {
     let b = bank(WalletSettings::default()).await;
-    let (ws, _) = b.tenant(Millicents::from_cents(10)).await;
-    let hold = b
-        .wallets
-        .reserve(
-            ws,
-            TransferKind::CseSearch,
-            Millicents(500),
-            "managed:google_cse",
-        )
+    for (order, written) in [
+        (
+            "synced, posted, retried",
+            vec![("pending", 500), ("post", 300)],
+        ),
+        ("posted, synced, retried", vec![("single", 300)]),
+        ("posted, retried, synced", vec![("single", 300)]),
+    ] {
+        let (ws, hold) = b.searching().await;
+        let settlement = Uuid::now_v7();
+        let mut refused = 0;
+        for step in order.split(", ") {
+            match step {
+                "synced" => {
+                    refused += wallet_sync::sync(&b.wallets).await.expect("sync").refused;
+                }
+                _ => b
+                    .wallets
+                    .post_as(&hold, settlement, Millicents(300))
+                    .await
+                    .expect("posted"),
+            }
+        }
+        refused += wallet_sync::sync(&b.wallets).await.expect("sync").refused;
+        assert_eq!(b.settle_books().await.drifted, 0, "{order}");
+        assert_eq!(refused, 0, "{order}: the syncer was refused nothing");
+        let written: Vec<(String, i64)> =
+            written.iter().map(|(p, a)| (p.to_string(), *a)).collect();
+        assert_eq!(phases(&b, ws).await, written, "{order}");
+        let l = b.ledger(ws).await;
+        assert_eq!(
+            (l.balance, l.reserved, l.lifetime_usage),
+            (Millicents(9_700), Millicents(0), Millicents(300)),
+            "{order}: charged once"
+        );
+    }
+    b.t.cleanup().await.expect("cleanup");
+}
+
+/// A sync pass that committed but lost its ack writes the same entries again. A reservation
+/// it wrote as pending, and posted since, must then be posted: not written as the one posted
+/// transfer a reservation and its post make when they are synced together, which the ledger
+/// would refuse (its id is the reservation's), leaving the call uncharged.
+#[tokio::test]
+async fn a_pass_whose_ack_was_lost_posts_the_reservation_it_wrote_as_pending() {
+    let b = bank(WalletSettings::default()).await;
+    let (ws, hold) = b.searching().await;
+    let snap = b
+        .cache
+        .snapshot(ws.as_uuid(), 10)
         .await
-        .expect("held");
-    b.settle_books().await; // The reservation reaches the ledger.
-    let settlement = Uuid::now_v7();
-    // The first post lands, but its answer is lost: the caller retries with the same id.
-    b.cache
-        .post(ws.as_uuid(), hold.id, settlement, 500)
+        .expect("redis")
+        .expect("cached");
+    let reserved = &snap.journal[0];
+    // What the lost pass committed: the reservation, and the wallet's mark at it.
+    let written =
+        b.t.db
+            .ledger_sync(
+                &[vec![NewTransfer {
+                    id: hold.id,
+                    workspace: ws,
+                    kind: TransferKind::CseSearch,
+                    amount: Millicents(500),
+                    phase: Phase::Pending {
+                        timeout_s: reserved.timeout_s.expect("a timeout"),
+                    },
+                    reference: reserved.reference.clone(),
+                }]],
+                &[(ws, reserved.seq)],
+                "system:wallet-sync",
+            )
+            .await
+            .expect("written");
+    assert!(written.iter().all(Result::is_ok));
+    b.wallets
+        .post(&hold, Millicents(400))
         .await
         .expect("posted");
-    b.wallets
-        .post_as(&hold, settlement, Millicents(500))
-        .await
-        .expect("retry");
     let report = b.settle_books().await;
     assert_eq!(report.drifted, 0);
-    let l = b.ledger(ws).await;
     assert_eq!(
-        (l.balance, l.reserved),
-        (Millicents(9_500), Millicents(0)),
-        "charged once"
+        phases(&b, ws).await,
+        vec![("pending".to_string(), 500), ("post".to_string(), 400)]
     );
+    let l = b.ledger(ws).await;
+    assert_eq!((l.balance, l.reserved), (Millicents(9_600), Millicents(0)));
     b.t.cleanup().await.expect("cleanup");
 }

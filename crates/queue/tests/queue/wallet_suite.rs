@@ -105,4 +105,33 @@ mod wallet {
         let snap = c.snapshot(ws, 2_000).await.expect("redis").expect("cached");
         assert_eq!((snap.avail, snap.holds, snap.journal_len), (100, 333, 333));
     }
+
+    #[tokio::test]
+    async fn only_a_journals_first_entry_marks_its_wallet_and_an_ack_says_what_is_left() {
+        let c = cache().await;
+        let ws = Uuid::new_v4();
+        c.load(ws, 10_000, 0, false, 40).await.expect("load");
+        let reserve = || c.reserve(ws, Uuid::now_v7(), 100, 60, "CSE_SEARCH", "r");
+        for _ in 0..3 {
+            assert!(matches!(reserve().await.expect("redis"), Reserve::Reserved(_)));
+        }
+        assert_eq!(c.take_dirty(10).await.expect("redis"), vec![ws]);
+        // Entries written while the syncer works mark nothing of their own…
+        for _ in 0..3 {
+            reserve().await.expect("redis");
+        }
+        assert!(c.take_dirty(10).await.expect("redis").is_empty());
+        // …and the syncer's ack tells it they are there.
+        assert_eq!(c.ack(ws, 43).await.expect("redis"), 3);
+        let snap = c.snapshot(ws, 100).await.expect("redis").expect("cached");
+        assert_eq!(
+            snap.journal.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![44, 45, 46]
+        );
+        assert_eq!(c.ack(ws, 43).await.expect("redis"), 3, "an ack again drops nothing");
+        assert_eq!(c.ack(ws, 99).await.expect("redis"), 0);
+        // A journal that starts anew marks its wallet again.
+        reserve().await.expect("redis");
+        assert_eq!(c.take_dirty(10).await.expect("redis"), vec![ws]);
+    }
 }
