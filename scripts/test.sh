@@ -22,7 +22,8 @@ command -v cloud-init >/dev/null || missing+=(cloud-init)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
 # promtool checks the alert rules shipped in deploy/observability/.
 command -v promtool >/dev/null || missing+=(prometheus)
-# schemathesis (the API contract test) is installed from PyPI into a virtualenv.
+# schemathesis (the API contract test) and standardwebhooks (the webhook interop test) are
+# installed from PyPI into virtualenvs.
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
@@ -50,6 +51,11 @@ export GENESIS_N8N_HOME
 # cache once, ~30 seconds).
 GENESIS_SCHEMATHESIS="$(scripts/schemathesis-install.sh)"
 export GENESIS_SCHEMATHESIS
+
+# The official Standard Webhooks library (PyPI) checks our webhook signatures both ways
+# (installed with pip into a cache once, a few seconds).
+GENESIS_STANDARDWEBHOOKS_PYTHON="$(scripts/standardwebhooks-install.sh)"
+export GENESIS_STANDARDWEBHOOKS_PYTHON
 
 # Screenshots of the browser test land here (CI keeps them as artifacts).
 export GENESIS_ARTIFACTS="${GENESIS_ARTIFACTS:-$PWD/target/artifacts/browser}"

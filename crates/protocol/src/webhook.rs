@@ -1,21 +1,26 @@
 //! Webhooks we send and receive (spec 65.3, DESIGN §3.5), signed per Standard Webhooks:
 //! `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")), several signatures
-//! separated by spaces while a secret rotates. Carried in `X-Genesis-Request-Id`,
-//! `X-Genesis-Timestamp` and `X-Genesis-Signature`.
+//! separated by spaces while a secret rotates, carried in the standard `webhook-id`,
+//! `webhook-timestamp` and `webhook-signature` headers. The official libraries read those
+//! names only: a tenant's receiver built on one of them refuses anything else (the
+//! `X-Genesis-*` names we used first). The interop test checks both directions against the
+//! official Python library.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::{Hmac, Mac};
+use rand::RngCore;
 use sha2::Sha256;
 
 /// Header with the message id.
-pub const HEADER_ID: &str = "X-Genesis-Request-Id";
+pub const HEADER_ID: &str = "webhook-id";
 /// Header with the Unix timestamp.
-pub const HEADER_TIMESTAMP: &str = "X-Genesis-Timestamp";
+pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
 /// Header with the signatures.
-pub const HEADER_SIGNATURE: &str = "X-Genesis-Signature";
+pub const HEADER_SIGNATURE: &str = "webhook-signature";
 /// Oldest (and furthest in the future) a timestamp may be, seconds.
 pub const TOLERANCE_S: u64 = 300;
 
@@ -39,9 +44,30 @@ pub enum WebhookError {
     Replayed,
 }
 
+/// Secrets are base64 with or without padding: other Standard Webhooks senders issue them
+/// unpadded, and the official libraries accept both.
+const SECRET_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
 fn decode_secret(secret: &str) -> Result<Vec<u8>, WebhookError> {
-    let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
-    crate::b64().decode(b64).map_err(|_| WebhookError::Secret)
+    let b64 = secret
+        .trim()
+        .strip_prefix("whsec_")
+        .unwrap_or(secret.trim());
+    let key = SECRET_B64.decode(b64).map_err(|_| WebhookError::Secret)?;
+    if key.is_empty() {
+        return Err(WebhookError::Secret);
+    }
+    Ok(key)
+}
+
+/// A fresh secret: `whsec_` and 32 random bytes in base64 (the spec asks 24 to 64 bytes).
+pub fn new_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    format!("whsec_{}", crate::b64().encode(key))
 }
 
 /// The HMAC over `{id}.{timestamp}.{body}`, ready to finalize (sign) or compare (verify,
@@ -81,7 +107,7 @@ impl WebhookSigner {
         Ok(Self { keys })
     }
 
-    /// The `X-Genesis-Signature` value for one delivery.
+    /// The `webhook-signature` value for one delivery.
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> Result<String, WebhookError> {
         let parts = self
             .keys
@@ -174,6 +200,20 @@ mod tests {
             s.sign(ID, TS, BODY).expect("sign"),
             "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
+    }
+
+    #[test]
+    fn secrets_are_whsec_base64_padded_or_not_and_never_empty() {
+        let padded = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAA==";
+        let unpadded = padded.trim_end_matches('=');
+        let sign = |s: &str| WebhookSigner::new(&[s]).and_then(|w| w.sign(ID, TS, BODY));
+        assert_eq!(sign(padded), sign(unpadded));
+        assert!(sign(padded).is_ok());
+        assert_eq!(sign("whsec_").err(), Some(WebhookError::Secret));
+        assert_eq!(sign("whsec_not base64!").err(), Some(WebhookError::Secret));
+        let fresh = new_secret();
+        assert!(fresh.starts_with("whsec_") && sign(&fresh).is_ok());
+        assert_ne!(fresh, new_secret());
     }
 
     #[test]
