@@ -454,7 +454,7 @@ impl<C> Igniter<C> {
 
 /// A credential problem in words for the person who sent it (the field is already named
 /// in the problem's `field`).
-fn credential_message(problem: &genesis_n8n::CredentialProblem, kind: &str) -> String {
+pub(crate) fn credential_message(problem: &genesis_n8n::CredentialProblem, kind: &str) -> String {
     use genesis_n8n::CredentialProblem as P;
     match problem {
         P::NotAnObject => format!("must be an object of the {kind} credential's fields"),

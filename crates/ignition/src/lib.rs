@@ -36,3 +36,4 @@ pub use jobs::IgnitionJobs;
 pub use oauth::{OAuthError, OAuthRefresher};
 pub use sidecar_client::{CommandError, SidecarClient};
 pub use templates::{PlatformSecret, TemplateError, TemplateSet};
+pub use upkeep::CredentialUpdateError;

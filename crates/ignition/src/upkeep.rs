@@ -160,30 +160,16 @@ impl<C: Cloud> Igniter<C> {
             .map_err(|_| StepError::Fail(format!("the vault's {} is not JSON", slot.name)))?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         let fresh = oauth.refresh(&slot.kind, &data, now_ms).await?;
-        let bytes = fresh.to_string().into_bytes();
-        db.vault_put(
-            keys,
-            ws.id,
-            slot.id,
-            &slot.kind,
-            &slot.name,
-            &bytes,
+        self.rotate_into(
+            &db,
+            &r,
+            ws,
+            slot,
+            n8n_credential_id,
+            &fresh,
             &self.settings.actor,
         )
         .await?;
-        let sealed = r.seal(&slot.name, &bytes)?;
-        let reply = r
-            .send(
-                &self.sidecar,
-                &Command::RotateCredential {
-                    credential_id: n8n_credential_id.to_owned(),
-                    data: sealed,
-                },
-            )
-            .await?;
-        if !matches!(reply, CommandReply::RotateCredential { success: true }) {
-            return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
-        }
         Ok(fresh["oauthTokenData"]["expiry_date"]
             .as_i64()
             .map(|ms| ms / 1000)
@@ -216,5 +202,167 @@ impl<C: Cloud> Igniter<C> {
             CommandReply::SwapContainer(outcome) => Ok(outcome),
             other => Err(StepError::Fail(format!("unexpected reply {other:?}"))),
         }
+    }
+}
+
+/// Why a tenant's own credential update was refused, or did not reach its droplet.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialUpdateError {
+    /// The request is wrong; names the field (`name`, `data.apiKey`).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// The workspace has no droplet to give it to.
+    #[error("{0}")]
+    State(String),
+    /// The vault or the droplet failed.
+    #[error(transparent)]
+    Step(#[from] StepError),
+}
+
+impl<C: Cloud> Igniter<C> {
+    /// A tenant's own key update (spec 65.1): `data` for the credential the templates call
+    /// `key` (`openai`), checked as an ignition checks it, stored in the vault as the
+    /// credential's new version, then rotated into the droplet's n8n (ROTATE_CREDENTIAL).
+    /// Only the tenant's credentials: the platform's own tokens rotate on their schedule.
+    ///
+    /// The vault comes first: if the droplet does not confirm, n8n keeps the old key (which
+    /// still works, or the tenant would not be replacing it calmly), and sending the same
+    /// update again finishes the job. Answers the credential's name in n8n.
+    pub async fn update_credential(
+        &self,
+        ws: &Workspace,
+        key: &str,
+        data: &serde_json::Value,
+        actor: &str,
+    ) -> Result<String, CredentialUpdateError> {
+        let invalid =
+            |field: String, message: String| CredentialUpdateError::Invalid { field, message };
+        let tenant_keys = || {
+            self.templates
+                .credentials
+                .iter()
+                .filter(|c| c.platform.is_none())
+                .map(|c| c.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let spec = match self.templates.credentials.iter().find(|c| c.key == key) {
+            Some(spec) if spec.platform.is_none() => spec,
+            Some(_) => {
+                return Err(invalid(
+                    "name".into(),
+                    "the platform makes and rotates this credential itself".into(),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    "name".into(),
+                    format!("no such credential (yours are: {})", tenant_keys()),
+                ));
+            }
+        };
+        let data = genesis_n8n::CredentialTypes::pinned()
+            .get(&spec.kind)
+            .ok_or_else(|| {
+                invalid(
+                    "name".into(),
+                    format!(
+                        "n8n {} has no credential type {}",
+                        genesis_n8n::N8N_VERSION,
+                        spec.kind
+                    ),
+                )
+            })?
+            .shape(data)
+            .map_err(|problem| {
+                invalid(
+                    match problem.field() {
+                        Some(f) => format!("data.{f}"),
+                        None => "data".into(),
+                    },
+                    crate::igniter::credential_message(&problem, &spec.kind),
+                )
+            })?;
+        let (db, ig) = self.completed_ignition(ws).await.map_err(|_| {
+            CredentialUpdateError::State(
+                "this workspace has no ignited droplet yet: its credentials are given when it \
+                 is ignited"
+                    .into(),
+            )
+        })?;
+        let r = reach(&ig)?;
+        let p = params(&ig)?;
+        let slot = p
+            .credentials
+            .iter()
+            .find(|s| s.placeholder == spec.placeholder)
+            .ok_or_else(|| {
+                CredentialUpdateError::State(format!(
+                    "this workspace was ignited without a {key} credential"
+                ))
+            })?;
+        let n8n_id = <crate::outputs::CredentialsOutput as crate::outputs::StepOutput>::of(&ig)?
+            .credentials
+            .get(&spec.placeholder)
+            .map(|c| c.id.clone())
+            .ok_or_else(|| StepError::Fail(format!("the ignition recorded no n8n id for {key}")))?;
+        self.rotate_into(&db, &r, ws, slot, &n8n_id, &data, actor)
+            .await?;
+        Ok(slot.name.clone())
+    }
+
+    /// Replaces one injected credential's data: the vault's new version first, then the
+    /// droplet's n8n, then the audit event (spec 63.1, Credentials: ROTATED).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the ignition's pieces a rotation reads, each once"
+    )]
+    async fn rotate_into(
+        &self,
+        db: &Database,
+        r: &Reach,
+        ws: &Workspace,
+        slot: &crate::igniter::CredentialSlot,
+        n8n_credential_id: &str,
+        data: &serde_json::Value,
+        actor: &str,
+    ) -> Result<(), StepError> {
+        let bytes = data.to_string().into_bytes();
+        db.vault_put(
+            self.vault_keys()?,
+            ws.id,
+            slot.id,
+            &slot.kind,
+            &slot.name,
+            &bytes,
+            actor,
+        )
+        .await?;
+        let sealed = r.seal(&slot.name, &bytes)?;
+        let reply = r
+            .send(
+                &self.sidecar,
+                &Command::RotateCredential {
+                    credential_id: n8n_credential_id.to_owned(),
+                    data: sealed,
+                },
+            )
+            .await?;
+        if !matches!(reply, CommandReply::RotateCredential { success: true }) {
+            return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
+        }
+        db.audit_record(
+            &genesis_store::audit::AuditEvent::new(actor, "credentials", "CREDENTIAL_ROTATED")
+                .workspace(ws.id)
+                .subject(slot.name.clone())
+                .details(serde_json::json!({"kind": slot.kind, "n8n_id": n8n_credential_id})),
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod billing;
 pub mod body;
+pub mod credentials;
 pub mod doc;
 pub mod droplet_ops;
 pub mod fleet;
@@ -48,6 +49,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(wallet::operator_credit))
         .routes(routes!(limits::list))
         .routes(routes!(limits::set, limits::reset))
+        .routes(routes!(credentials::update))
         .routes(routes!(billing::margins))
 }
 

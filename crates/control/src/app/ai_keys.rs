@@ -291,6 +291,20 @@ pub async fn confirm(
         &access.actor,
     )
     .await?;
+    if access.workspace.status == genesis_core::WorkspaceStatus::Active {
+        // A running engine's n8n holds the OpenAI key too: a new one goes there now (spec
+        // 65.1, a tenant's own key update), or the page says it did not.
+        super::tenant_credentials::update(
+            state,
+            access.workspace.id,
+            "openai",
+            &super::tenant_credentials::CredentialUpdate {
+                data: json!({"apiKey": keys.openai}),
+            },
+            &access.actor,
+        )
+        .await?;
+    }
     Ok(value)
 }
 

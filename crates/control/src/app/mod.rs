@@ -33,6 +33,7 @@ pub mod rollouts;
 pub mod service_matrix;
 pub mod support;
 pub mod tenant_access;
+pub mod tenant_credentials;
 pub mod tenant_dashboard;
 pub mod tenant_wallet;
 pub mod tracking_domains;

@@ -3,6 +3,7 @@
 
 mod caddy;
 mod contract;
+mod credentials;
 mod droplet_ops;
 mod failures;
 mod helpers;

@@ -442,6 +442,25 @@ async fn a_new_tenant_goes_from_sign_up_to_a_running_engine() {
         )
         .await;
     assert_eq!(r.status(), 404);
+    // A new OpenAI key given on the AI keys page reaches the running engine's n8n, in the
+    // credential the ignition made (issue 24: a tenant's own key update).
+    let fresh = w.ai.issue(Vendor::OpenAi);
+    let r = p
+        .submit(
+            &format!("{ws}/setup/ai-keys"),
+            &format!("{ws}/setup/ai-keys"),
+            &[("openai_key", &fresh)],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+    let openai: Vec<_> = n8n
+        .credential_summary()
+        .into_iter()
+        .filter(|c| c.2 == "openAiApi")
+        .collect();
+    assert_eq!(openai.len(), 1, "{openai:?}");
+    let data = n8n.credential_data(&openai[0].0).expect("data");
+    assert_eq!(data["apiKey"], fresh.as_str());
     w.finish().await;
 }
 

@@ -1,0 +1,44 @@
+//! `/workspaces/{id}/credentials/{name}`: a tenant's own key update
+//! ([`crate::app::tenant_credentials`]).
+
+use axum::Json;
+use axum::extract::{Path, State};
+
+use super::doc;
+use crate::app::tenant_credentials::{self, CredentialUpdate, CredentialUpdated};
+use crate::extract::ApiJson;
+use crate::{AppState, Problem};
+
+/// Replace one of a workspace's credentials
+///
+/// New data for a credential the tenant gave at ignition (`openai`, `gmail`), checked as
+/// the ignition checks it: stored in the vault as the credential's new version, then
+/// rotated into the droplet's n8n (ROTATE_CREDENTIAL), and audited
+/// (`CREDENTIAL_ROTATED`). 503 when the droplet did not confirm: n8n keeps the old key,
+/// and the same request sent again finishes the job.
+#[utoipa::path(
+    put,
+    path = "/workspaces/{id}/credentials/{name}",
+    tag = "workspaces",
+    params(
+        ("id" = genesis_core::schema::WorkspaceRef, Path, description = "The workspace's id, or its slug"),
+        ("name" = String, Path, description = "The credential, as the ignite request names it (`openai`)"),
+    ),
+    request_body = CredentialUpdate,
+    responses(
+        (status = 200, description = "Rotated into the droplet's n8n.", body = CredentialUpdated),
+        doc::NotFound,
+        doc::Conflict,
+        doc::Unavailable,
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    ApiJson(update): ApiJson<CredentialUpdate>,
+) -> Result<Json<CredentialUpdated>, Problem> {
+    let ws = crate::app::workspaces::resolve(&state, &id).await?;
+    Ok(Json(
+        tenant_credentials::update(&state, ws, &name, &update, crate::auth::API_ACTOR).await?,
+    ))
+}

@@ -1,0 +1,65 @@
+//! A tenant's own key update (spec 65.1, issue 24): new data for one of the credentials the
+//! tenant gave at ignition (its OpenAI key, its Gmail client), into the vault and then into
+//! its droplet's n8n, audited. The igniter does the work, because it holds what the ignition
+//! recorded: which n8n credential the key went into, and the key the sidecar seals to.
+
+use chrono::{DateTime, Utc};
+use genesis_core::WorkspaceId;
+use genesis_ignition::{CredentialUpdateError, StepError};
+use serde::{Deserialize, Serialize};
+
+use crate::{AppState, Problem};
+
+/// `PUT /api/v1/workspaces/{id}/credentials/{name}` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialUpdate {
+    /// The credential's new data, shaped as at ignition (`{"apiKey": "sk-…"}` for `openai`).
+    pub data: serde_json::Value,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CredentialUpdated {
+    /// The credential, as the templates call it (`openai`).
+    pub name: String,
+    /// Its name in the tenant's n8n.
+    pub n8n_name: String,
+    /// When the droplet confirmed it.
+    pub rotated_at: DateTime<Utc>,
+}
+
+/// Updates workspace `id`'s credential `name` to `update.data`, for `actor`.
+pub async fn update(
+    state: &AppState,
+    id: WorkspaceId,
+    name: &str,
+    update: &CredentialUpdate,
+    actor: &str,
+) -> Result<CredentialUpdated, Problem> {
+    let igniter = state.igniter.as_ref().ok_or_else(|| {
+        Problem::unavailable("this control plane has no cloud configured; it cannot reach droplets")
+    })?;
+    let (ws, _) = state.stores.workspace_find(id).await?;
+    let n8n_name = igniter
+        .update_credential(&ws, name, &update.data, actor)
+        .await
+        .map_err(|e| match e {
+            CredentialUpdateError::Invalid { field, message } => {
+                Problem::invalid_field(field, message)
+            }
+            CredentialUpdateError::State(m) => Problem::conflict("status", m),
+            CredentialUpdateError::Step(StepError::Fail(m) | StepError::Transient(m)) => {
+                tracing::warn!(workspace = %id, credential = name, error = %m, "credential update did not land");
+                Problem::unavailable(
+                    "the new key did not reach your n8n (the old one still works there); send \
+                     the same update again shortly",
+                )
+            }
+        })?;
+    Ok(CredentialUpdated {
+        name: name.to_owned(),
+        n8n_name,
+        rotated_at: Utc::now(),
+    })
+}
