@@ -288,12 +288,13 @@ impl<C: Cloud> Igniter<C> {
                     crate::igniter::credential_message(&problem, &spec.kind),
                 )
             })?;
-        let (db, ig) = self.completed_ignition(ws).await.map_err(|_| {
-            CredentialUpdateError::State(
+        let (db, ig) = self.completed_ignition(ws).await.map_err(|e| match e {
+            StepError::Fail(_) => CredentialUpdateError::State(
                 "this workspace has no ignited droplet yet: its credentials are given when it \
                  is ignited"
                     .into(),
-            )
+            ),
+            transient => CredentialUpdateError::Step(transient),
         })?;
         let r = reach(&ig)?;
         let p = params(&ig)?;

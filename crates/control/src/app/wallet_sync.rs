@@ -167,6 +167,7 @@ async fn sync_taken(
             continue;
         };
         let Ok(workspace) = WorkspaceId::from_uuid(id) else {
+            done.insert(id); // The nil id: no wallet has it.
             continue;
         };
         let (shard, db) = match wallets.shard_of(workspace).await {
