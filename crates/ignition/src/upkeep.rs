@@ -252,6 +252,18 @@ impl<C: Cloud> Igniter<C> {
                 .join(", ")
         };
         let spec = match self.templates.credentials.iter().find(|c| c.key == key) {
+            // n8n names every OAuth2 credential type so (`gmailOAuth2`, `…OAuth2Api`). Its
+            // data carries the tokens the sign-in gave: data typed by hand would drop them
+            // and disconnect the account until the tenant signs in again.
+            Some(spec) if spec.kind.contains("OAuth2") => {
+                return Err(invalid(
+                    "name".into(),
+                    format!(
+                        "{key} is an OAuth sign-in: it is renewed by connecting the account \
+                         again (the dashboard's email page), not replaced by hand"
+                    ),
+                ));
+            }
             Some(spec) if spec.platform.is_none() => spec,
             Some(_) => {
                 return Err(invalid(

@@ -11,11 +11,12 @@ use crate::{AppState, Problem};
 
 /// Replace one of a workspace's credentials
 ///
-/// New data for a credential the tenant gave at ignition (`openai`, `gmail`), checked as
-/// the ignition checks it: stored in the vault as the credential's new version, then
-/// rotated into the droplet's n8n (ROTATE_CREDENTIAL), and audited
-/// (`CREDENTIAL_ROTATED`). 503 when the droplet did not confirm: n8n keeps the old key,
-/// and the same request sent again finishes the job.
+/// New data for a key the tenant gave at ignition (`openai`), checked as the ignition
+/// checks it: stored in the vault as the credential's new version, then rotated into the
+/// droplet's n8n (ROTATE_CREDENTIAL), and audited (`CREDENTIAL_ROTATED`). An OAuth sign-in
+/// (`gmail`) is refused: it is renewed by connecting the account again. 503 when the
+/// droplet did not confirm: n8n keeps the old key, and the same request sent again
+/// finishes the job.
 #[utoipa::path(
     put,
     path = "/workspaces/{id}/credentials/{name}",

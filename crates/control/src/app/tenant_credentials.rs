@@ -1,7 +1,8 @@
-//! A tenant's own key update (spec 65.1, issue 24): new data for one of the credentials the
-//! tenant gave at ignition (its OpenAI key, its Gmail client), into the vault and then into
-//! its droplet's n8n, audited. The igniter does the work, because it holds what the ignition
-//! recorded: which n8n credential the key went into, and the key the sidecar seals to.
+//! A tenant's own key update (spec 65.1, issue 24): new data for one of the keys the tenant
+//! gave at ignition (its OpenAI key; an OAuth sign-in is renewed by connecting again), into
+//! the vault and then into its droplet's n8n, audited. The igniter does the work, because it
+//! holds what the ignition recorded: which n8n credential the key went into, and the key the
+//! sidecar seals to.
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;

@@ -26,10 +26,16 @@ async fn a_tenant_replaces_its_openai_key_in_the_vault_and_in_its_n8n_audited() 
     assert_eq!(got["status"], "ACTIVE", "{got:#}");
 
     // Refused by name, before anything is stored: an unknown credential, one the platform
-    // makes itself, and data n8n's own schema for the type would refuse.
+    // makes itself, an OAuth sign-in (typed data would drop its tokens), and data n8n's own
+    // schema for the type would refuse.
     for (name, body, field) in [
         ("slack", new_key.clone(), "name"),
         ("genesis_api", new_key.clone(), "name"),
+        (
+            "gmail",
+            json!({"data": {"clientId": "cid.apps.example", "clientSecret": "s"}}),
+            "name",
+        ),
         ("openai", json!({"data": {}}), "data.apiKey"),
     ] {
         let (status, p) = w.put(&path(name), body).await;
