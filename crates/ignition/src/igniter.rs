@@ -126,7 +126,8 @@ pub struct IgnitionParams {
     pub template_version: String,
 }
 
-/// Why an ignition was not started.
+/// Why the igniter refused a request about a tenant (an ignition, a credential update), or
+/// did not finish it.
 #[derive(Debug, thiserror::Error)]
 pub enum IgniteError {
     /// The request is wrong; names the field.
@@ -146,6 +147,9 @@ pub enum IgniteError {
     /// The queue.
     #[error("queue: {0}")]
     Queue(#[from] genesis_queue::QueueError),
+    /// The vault or the droplet failed (a credential update).
+    #[error(transparent)]
+    Droplet(#[from] crate::actions::StepError),
 }
 
 /// The ignition saga's dependencies. Generic over the cloud so the real DigitalOcean client

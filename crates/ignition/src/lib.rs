@@ -36,4 +36,3 @@ pub use jobs::IgnitionJobs;
 pub use oauth::{OAuthError, OAuthRefresher};
 pub use sidecar_client::{CommandError, SidecarClient};
 pub use templates::{PlatformSecret, TemplateError, TemplateSet};
-pub use upkeep::CredentialUpdateError;

@@ -16,7 +16,7 @@ use genesis_store::{Database, DesiredWorkflowRow, Ignition, Workspace};
 use genesis_protocol::command::TemplateMapping;
 
 use crate::actions::{Reach, StepError, params, reach};
-use crate::igniter::Igniter;
+use crate::igniter::{IgniteError, Igniter};
 use crate::oauth::{OAuthError, OAuthRefresher};
 
 impl From<OAuthError> for StepError {
@@ -205,25 +205,6 @@ impl<C: Cloud> Igniter<C> {
     }
 }
 
-/// Why a tenant's own credential update was refused, or did not reach its droplet.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialUpdateError {
-    /// The request is wrong; names the field (`name`, `data.apiKey`).
-    #[error("{field}: {message}")]
-    Invalid {
-        /// The field.
-        field: String,
-        /// Why.
-        message: String,
-    },
-    /// The workspace has no droplet to give it to.
-    #[error("{0}")]
-    State(String),
-    /// The vault or the droplet failed.
-    #[error(transparent)]
-    Step(#[from] StepError),
-}
-
 impl<C: Cloud> Igniter<C> {
     /// A tenant's own key update (spec 65.1): `data` for the credential the templates call
     /// `key` (`openai`), checked as an ignition checks it, stored in the vault as the
@@ -239,9 +220,8 @@ impl<C: Cloud> Igniter<C> {
         key: &str,
         data: &serde_json::Value,
         actor: &str,
-    ) -> Result<String, CredentialUpdateError> {
-        let invalid =
-            |field: String, message: String| CredentialUpdateError::Invalid { field, message };
+    ) -> Result<String, IgniteError> {
+        let invalid = |field: String, message: String| IgniteError::Invalid { field, message };
         let tenant_keys = || {
             self.templates
                 .credentials
@@ -301,12 +281,12 @@ impl<C: Cloud> Igniter<C> {
                 )
             })?;
         let (db, ig) = self.completed_ignition(ws).await.map_err(|e| match e {
-            StepError::Fail(_) => CredentialUpdateError::State(
+            StepError::Fail(_) => IgniteError::State(
                 "this workspace has no ignited droplet yet: its credentials are given when it \
                  is ignited"
                     .into(),
             ),
-            transient => CredentialUpdateError::Step(transient),
+            transient => IgniteError::Droplet(transient),
         })?;
         let r = reach(&ig)?;
         let p = params(&ig)?;
@@ -315,7 +295,7 @@ impl<C: Cloud> Igniter<C> {
             .iter()
             .find(|s| s.placeholder == spec.placeholder)
             .ok_or_else(|| {
-                CredentialUpdateError::State(format!(
+                IgniteError::State(format!(
                     "this workspace was ignited without a {key} credential"
                 ))
             })?;

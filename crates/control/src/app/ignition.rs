@@ -130,6 +130,26 @@ pub struct IgniteAnswer {
     pub lead_intake: Option<LeadIntakeAccess>,
 }
 
+/// What the igniter's refusal (or failure) says to people.
+pub(crate) fn refused(e: IgniteError) -> Problem {
+    match e {
+        IgniteError::Invalid { field, message } => Problem::invalid_field(field, message),
+        IgniteError::State(m) => Problem::conflict("status", m),
+        IgniteError::Store(e) => Problem::from(e),
+        IgniteError::Queue(e) => {
+            tracing::error!(error = %e, "ignition queue unavailable");
+            Problem::unavailable("the ignition queue is unavailable; try again")
+        }
+        IgniteError::Droplet(e) => {
+            tracing::warn!(error = %e, "a change did not reach the droplet");
+            Problem::unavailable(
+                "the change did not reach your n8n (what it had still works there); send the \
+                 same request again shortly",
+            )
+        }
+    }
+}
+
 /// Starts an ignition of workspace `id`, or finds the one in flight: `(true, ...)` when
 /// this call started it.
 pub async fn ignite(
@@ -146,15 +166,7 @@ pub async fn ignite(
     let started = igniter
         .ignite(&ws, &req.credentials)
         .await
-        .map_err(|e| match e {
-            IgniteError::Invalid { field, message } => Problem::invalid_field(field, message),
-            IgniteError::State(m) => Problem::conflict("status", m),
-            IgniteError::Store(e) => Problem::from(e),
-            IgniteError::Queue(e) => {
-                tracing::error!(error = %e, "ignition queue unavailable");
-                Problem::unavailable("the ignition queue is unavailable; try again")
-            }
-        })?;
+        .map_err(refused)?;
     let db = state.stores.for_region(ws.region);
     let (new, ig) = match started.start {
         IgnitionStart::Started(ig) => (true, ig),

@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
-use genesis_ignition::{CredentialUpdateError, StepError};
 use serde::{Deserialize, Serialize};
 
 use crate::{AppState, Problem};
@@ -45,19 +44,7 @@ pub async fn update(
     let n8n_name = igniter
         .update_credential(&ws, name, &update.data, actor)
         .await
-        .map_err(|e| match e {
-            CredentialUpdateError::Invalid { field, message } => {
-                Problem::invalid_field(field, message)
-            }
-            CredentialUpdateError::State(m) => Problem::conflict("status", m),
-            CredentialUpdateError::Step(StepError::Fail(m) | StepError::Transient(m)) => {
-                tracing::warn!(workspace = %id, credential = name, error = %m, "credential update did not land");
-                Problem::unavailable(
-                    "the new key did not reach your n8n (the old one still works there); send \
-                     the same update again shortly",
-                )
-            }
-        })?;
+        .map_err(super::ignition::refused)?;
     Ok(CredentialUpdated {
         name: name.to_owned(),
         n8n_name,

@@ -2,7 +2,8 @@
 //! control plane, its droplet running the real sidecar in front of a real n8n process
 //! (`scripts/n8n-install.sh`), and a lead posted to the Golden Template's webhook at the URL
 //! the control plane recorded, which lands in the tenant's partition through the template's
-//! own call back to the control plane, made as n8n makes it.
+//! own call back to the control plane, made as n8n makes it; then a tenant's key update
+//! rotated into that n8n.
 
 use std::time::Duration;
 
@@ -103,6 +104,15 @@ async fn a_lead_reaches_the_partition_through_a_real_n8n() {
         .await
         .expect("webhook");
     assert_eq!(wrong.status(), 403, "n8n checks the token");
+    // A tenant's own key update (issue 24) reaches the real n8n: the sidecar's PATCH of the
+    // credential must be one n8n 2.8.4 accepts, or the droplet does not confirm (503).
+    let (status, updated) = w
+        .put(
+            &format!("/api/v1/workspaces/{ws}/credentials/openai"),
+            json!({"data": {"apiKey": "sk-test-rotated"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
     assert_eq!(w.residue(ws).await, Residue::IGNITED);
     w.finish().await;
 }
