@@ -145,10 +145,30 @@ if [ -z "$GENESIS_PAYMENTS__WEBHOOK_SECRET" ]; then
   echo "(the payment provider did not register the webhook: top-ups are off in this demo)"
   unset GENESIS_PAYMENTS__SECRET_KEY GENESIS_PAYMENTS__WEBHOOK_SECRET
 fi
+# Notifications go by e-mail to MailDev, a real SMTP server that keeps what it receives and
+# shows it on a web page (installed with npm into a cache once, ~20 seconds).
+maildev_pid=""
+mail_web=""
+if maildev_bin=$(scripts/maildev-install.sh 2>/dev/null); then
+  smtp_port=$((port + 40))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; do smtp_port=$((smtp_port + 1)); done
+  mail_port=$((smtp_port + 1))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$mail_port") 2>/dev/null; do mail_port=$((mail_port + 1)); done
+  "$maildev_bin" --smtp "$smtp_port" --ip 127.0.0.1 --web "$mail_port" --web-ip 127.0.0.1 --silent \
+    >"${TMPDIR:-/tmp}/genesis-demo-maildev.log" 2>&1 &
+  maildev_pid=$!
+  export GENESIS_MAIL__SMTP_URL="smtp://127.0.0.1:$smtp_port"
+  export GENESIS_MAIL__PUBLIC_URL="$api"
+  mail_web="http://127.0.0.1:$mail_port"
+else
+  echo "(MailDev could not be installed from npm: notifications stay in the outbox)"
+fi
+# Tenants' webhook endpoints may be on this machine (a demo; production calls public https only).
+export GENESIS_WEBHOOKS__ALLOW_PRIVATE_ENDPOINTS=true
 bold "Starting the control plane on $api"
 $bin serve >"${TMPDIR:-/tmp}/genesis-demo-serve.log" 2>&1 &
 serve_pid=$!
-trap 'kill $serve_pid $sim_pid 2>/dev/null; wait $serve_pid $sim_pid 2>/dev/null || true; rm -rf "$disks"' EXIT
+trap 'kill $serve_pid $sim_pid $maildev_pid 2>/dev/null; wait $serve_pid $sim_pid 2>/dev/null || true; rm -rf "$disks"' EXIT
 for _ in $(seq 1 100); do
   curl -fs "$api/readyz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -181,6 +201,31 @@ for spec in "Startup XYZ:startup_xyz:us-east:high-priority" "Enterprise 123:ente
     "${onboarding[@]}" "${credentials[@]}" --wait
 done
 
+bold "Outbound webhooks (spec 65.4): acme_corp's own system hears of each new lead, signed per Standard Webhooks"
+hook_port=$((port + 50))
+while (exec 3<>"/dev/tcp/127.0.0.1/$hook_port") 2>/dev/null; do hook_port=$((hook_port + 1)); done
+hook_log="${TMPDIR:-/tmp}/genesis-demo-webhooks.log"
+: >"$hook_log"
+python3 - "$hook_port" "$hook_log" <<'PY' &
+import http.server, json, sys
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        with open(sys.argv[2], "a") as log:
+            log.write(f"  {self.headers['webhook-id']}  {body['type']}  {json.dumps(body['data'])}\n"
+                      f"    webhook-signature: {self.headers['webhook-signature'][:24]}...\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Receiver).serve_forever()
+PY
+hook_pid=$!
+trap 'kill $serve_pid $sim_pid $maildev_pid $hook_pid 2>/dev/null; wait $serve_pid $sim_pid 2>/dev/null || true; rm -rf "$disks"' EXIT
+step "genesis webhooks add acme_corp http://127.0.0.1:$hook_port/genesis --event lead.created,lead.replied"
+$bin webhooks add acme_corp "http://127.0.0.1:$hook_port/genesis" --event lead.created,lead.replied \
+  --description "acme's CRM"
+
 bold "A lead through the Golden Template: the droplet's Caddy, its n8n, and back into the tenant's partition"
 ca="$GENESIS_IGNITION__SIDECAR_CA_FILE"
 step "curl --cacert <simulator CA> -X POST $acme_hook -H 'X-Genesis-Token: <shown once at ignite>' -d '{\"email\":\"lin@lead.example\"}'"
@@ -189,6 +234,11 @@ curl -s --cacert "$ca" -X POST -H 'content-type: application/json' -H "X-Genesis
 step "the same without the token (n8n refuses it)"
 curl -s --cacert "$ca" -o /dev/null -w 'HTTP %{http_code}\n' -X POST -H 'content-type: application/json' \
   -d '{"email":"mallory@lead.example"}' "$acme_hook"
+sleep 2
+step "what acme's system received (its own log)"
+cat "$hook_log"
+step "genesis webhooks deliveries acme_corp"
+$bin webhooks deliveries acme_corp
 acme_host=$(printf %s "$acme_hook" | sed -E 's#^https://([^/]+)/.*#\1#')
 step "curl --cacert <simulator CA> https://$acme_host/rest/settings   (n8n's own API is not public: Caddy answers 404)"
 curl -s --cacert "$ca" -o /dev/null -w 'HTTP %{http_code}\n' "https://$acme_host/rest/settings"
@@ -283,7 +333,9 @@ CHAOS
 bold "Where to look"
 cat <<INFO
   God Mode     http://localhost:$port/god   (sign in as ops@genesis.local / $operator_password)
-  Tenants      http://localhost:$port/app/sign-up   (sign up as a tenant; the e-mail links are printed here)
+  Tenants      http://localhost:$port/app/sign-up   (sign up as a tenant; the e-mail comes to MailDev)
+  E-mail       ${mail_web:-(MailDev is not running: the links are printed here)}   (MailDev: every message the platform sent)
+  Webhooks     $bin webhooks list acme_corp   (deliveries: $bin webhooks deliveries acme_corp; receiver log: $hook_log)
                The wizard talks to the simulator's fake Google (type any address on its consent
                page), its DNS provider (records land in a real Knot DNS at ${GENESIS_DNS__SERVER:-?})
                and its fake AI vendors, which accept only these keys:
@@ -314,8 +366,8 @@ INFO
 
 if [ "${DEMO_EXIT:-0}" = "1" ]; then exit 0; fi
 
-# E-mail is not delivered yet (issue 24): print the links the outbox holds for people (address
-# verifications, invitations) as they are written, so a tenant can sign up in the demo.
+# Without MailDev, print the links the outbox holds for people (address verifications,
+# invitations) as they are written, so a tenant can sign up in the demo anyway.
 outbox_links() {
   local last=0 rows
   while sleep 2; do
@@ -329,8 +381,11 @@ outbox_links() {
     done <<< "$rows"
   done
 }
-outbox_links &
-outbox_pid=$!
-trap 'kill $outbox_pid $serve_pid $sim_pid 2>/dev/null; wait $serve_pid $sim_pid 2>/dev/null || true; rm -rf "$disks"' EXIT
+outbox_pid=""
+if [ -z "$mail_web" ]; then
+  outbox_links &
+  outbox_pid=$!
+fi
+trap 'kill $outbox_pid $serve_pid $sim_pid $maildev_pid $hook_pid 2>/dev/null; wait $serve_pid $sim_pid 2>/dev/null || true; rm -rf "$disks"' EXIT
 bold "Running. Press Ctrl-C to stop the control plane, the simulator and the throwaway services."
 wait $serve_pid

@@ -57,6 +57,11 @@ export GENESIS_SCHEMATHESIS
 GENESIS_STANDARDWEBHOOKS_PYTHON="$(scripts/standardwebhooks-install.sh)"
 export GENESIS_STANDARDWEBHOOKS_PYTHON
 
+# MailDev, a real SMTP server that keeps what it receives, for the e-mail tests (installed
+# with npm into a cache once, ~20 seconds).
+GENESIS_MAILDEV="$(scripts/maildev-install.sh)"
+export GENESIS_MAILDEV
+
 # Screenshots of the browser test land here (CI keeps them as artifacts).
 export GENESIS_ARTIFACTS="${GENESIS_ARTIFACTS:-$PWD/target/artifacts/browser}"
 

@@ -85,6 +85,12 @@ pub struct Config {
     /// The payment provider behind wallet top-ups (spec 58.1).
     #[serde(default)]
     pub payments: crate::config_money::PaymentsConfig,
+    /// Where notifications are sent by e-mail.
+    #[serde(default)]
+    pub mail: crate::config_mail::MailConfig,
+    /// Tenants' outbound webhooks.
+    #[serde(default)]
+    pub webhooks: crate::config_mail::WebhooksConfig,
 }
 
 /// `[god_mode]`

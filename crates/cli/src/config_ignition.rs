@@ -259,6 +259,17 @@ pub struct VaultConfig {
 }
 
 impl VaultConfig {
+    /// The master keys, or a usage error saying `why` they are needed.
+    pub fn required(&self, why: &str) -> Result<MasterKeys, crate::cmd::CliError> {
+        self.master_keys()
+            .map_err(|p| crate::cmd::CliError::Usage(p.to_string()))?
+            .ok_or_else(|| {
+                crate::cmd::CliError::Usage(format!(
+                    "the vault has no master key (set [vault] current and keys): {why}"
+                ))
+            })
+    }
+
     /// The master keys, or `None` when no key is configured.
     pub fn master_keys(&self) -> Result<Option<MasterKeys>, Problem> {
         let Some(current) = self.current else {

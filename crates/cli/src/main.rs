@@ -8,6 +8,7 @@ mod output;
 mod cmd;
 mod config;
 mod config_ignition;
+mod config_mail;
 mod config_money;
 mod contexts;
 mod values;
@@ -33,6 +34,7 @@ Tenants and the fleet, through a control plane's API:
   rollouts    Template rollouts: start, list, status, pause, resume, abort
   droplets    One droplet: get, health, logs, restart n8n, pull an image
   billing     Money: the margin report per tenant and month, per-tenant limits
+  webhooks    A tenant's outbound webhook endpoints, deliveries and dead-letter replay
   auth        Log in to a control plane (saved as a context), log out, status
   context     List the saved control planes, or switch to another
 
@@ -42,6 +44,7 @@ Running a control plane:
   config      Check the configuration
   db          Check the database server's settings (spec 40.2)
   admin       Operators, and tenants straight against the database
+  vault       The vault's master keys: status, and rotate (rewrap every secret)
   leads       Lead data administration
 
 Development:
@@ -108,6 +111,10 @@ enum Command {
     /// Money through the control plane's API: the margin report (spec 59.1).
     #[command(subcommand)]
     Billing(cmd::billing::BillingCommand),
+    /// A tenant's outbound webhooks through the control plane's API: endpoints (add,
+    /// list, remove), deliveries, and replay of dead letters.
+    #[command(subcommand)]
+    Webhooks(cmd::webhooks::WebhooksCommand),
     /// Give a demo fleet something to show: ignite N tenants with one progress bar, then
     /// make a few droplets misbehave through the simulator.
     #[command(subcommand)]
@@ -118,6 +125,9 @@ enum Command {
     /// Lead data administration.
     #[command(subcommand)]
     Leads(cmd::leads::LeadsCommand),
+    /// The vault's master keys: which versions seal what, and the rewrap that retires one.
+    #[command(subcommand)]
+    Vault(cmd::vault::VaultCommand),
     /// Run the DigitalOcean API simulator (virtual droplets, fault injection).
     SimCloud(cmd::sim_cloud::SimCloudArgs),
     /// Run the droplet agent (the same as the `genesis-sidecar` binary).

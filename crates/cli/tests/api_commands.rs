@@ -261,6 +261,105 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
         "{shown}"
     );
 
+    // Webhook endpoints: production rules (public https only), the secret printed once.
+    let o = genesis(
+        &[
+            "webhooks",
+            "add",
+            "t_002",
+            "http://127.0.0.1:9/x",
+            "--event",
+            "lead.created",
+        ],
+        &api,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("url: must use https"), "{}", stderr(&o));
+    let o = genesis(
+        &[
+            "-o",
+            "json",
+            "webhooks",
+            "add",
+            "t_002",
+            "https://hooks.example.com/genesis",
+            "--event",
+            "lead.created,wallet.low",
+        ],
+        &api,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let created: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let secret = created["secret"]
+        .as_str()
+        .expect("the secret, once")
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{created}");
+    let o = genesis(&["webhooks", "list", "t_002"], &api);
+    let table = stdout(&o);
+    assert!(
+        table.contains("https://hooks.example.com/genesis")
+            && table.contains("lead.created,wallet.low"),
+        "{table}"
+    );
+    assert!(!table.contains(&secret));
+    let o = genesis(&["webhooks", "deliveries", "t_002", "--dead"], &api);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "a header, no dead letter");
+    let o = genesis(
+        &[
+            "webhooks",
+            "replay",
+            "t_002",
+            &uuid::Uuid::now_v7().to_string(),
+        ],
+        &api,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("dead-lettered delivery not found"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The vault's master key: what it seals, then a rotation to a new version.
+    let with_db = [
+        ("GENESIS_DATABASE__URL", db_url.as_str()),
+        ("GENESIS_VAULT__CURRENT", "1"),
+        ("GENESIS_VAULT__KEYS__1", VAULT_KEY),
+    ];
+    let o = genesis(&["vault", "status"], &with_db);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.contains("webhook_endpoints") && l.contains("current")),
+        "{}",
+        stdout(&o)
+    );
+    let key2 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let rotating = [
+        ("GENESIS_DATABASE__URL", db_url.as_str()),
+        ("GENESIS_VAULT__CURRENT", "2"),
+        ("GENESIS_VAULT__KEYS__1", VAULT_KEY),
+        ("GENESIS_VAULT__KEYS__2", key2),
+    ];
+    let o = genesis(&["vault", "rotate"], &rotating);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Key version(s) 1 can now be removed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = genesis(&["-o", "json", "vault", "status"], &rotating);
+    let status: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        status["items"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty() && i.iter().all(|r| r["key_version"] == 2)),
+        "{status}"
+    );
+
     // A closed pipe ends the command quietly: `head` after one line, and a reader that
     // never reads at all (the write fails at once).
     let o = piped("genesis tenants list | head -1", &api);

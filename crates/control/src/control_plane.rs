@@ -94,6 +94,8 @@ pub struct ControlPlaneBuilder {
     outbound: crate::outbound::FetchLimits,
     providers: crate::providers::Providers,
     wallets: Option<Arc<crate::app::wallet::Wallets>>,
+    outbox: Option<Arc<crate::app::notifications::Outbox>>,
+    webhooks: Option<crate::app::outbound_webhooks::WebhookSettings>,
     fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -207,6 +209,21 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// E-mail: the outbox is sent through it. Without one, notifications wait in the
+    /// outbox (the dashboard still shows them).
+    pub fn outbox(mut self, outbox: Option<Arc<crate::app::notifications::Outbox>>) -> Self {
+        self.outbox = outbox;
+        self
+    }
+
+    /// How outbound webhooks are delivered (default: spec 65.4's schedule, public
+    /// endpoints only unless [`Self::outbound`] allows private ones). They are sent only
+    /// when the vault has a master key (endpoints' secrets are sealed with it).
+    pub fn webhooks(mut self, settings: crate::app::outbound_webhooks::WebhookSettings) -> Self {
+        self.webhooks = Some(settings);
+        self
+    }
+
     /// The fleet side: ignition, its worker and the reconcilers.
     pub fn fleet(mut self, igniter: Arc<FleetIgniter>, settings: FleetSettings) -> Self {
         self.fleet = Some((igniter, settings));
@@ -248,8 +265,16 @@ impl ControlPlaneBuilder {
                 crate::app::lead_import::MAX_AT_ONCE,
             )),
         };
+        let webhooks =
+            self.webhooks
+                .unwrap_or_else(|| crate::app::outbound_webhooks::WebhookSettings {
+                    allow_private: state.outbound.allow_private,
+                    ..Default::default()
+                });
         ControlPlane {
             state,
+            outbox: self.outbox,
+            webhooks,
             fleet: self.fleet.map(|(_, s)| s),
             stop: self.stop,
             tasks: self.tasks,
@@ -260,6 +285,8 @@ impl ControlPlaneBuilder {
 /// A control plane, ready to run.
 pub struct ControlPlane {
     state: AppState,
+    outbox: Option<Arc<crate::app::notifications::Outbox>>,
+    webhooks: crate::app::outbound_webhooks::WebhookSettings,
     fleet: Option<FleetSettings>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -285,6 +312,8 @@ impl ControlPlane {
             outbound: crate::outbound::FetchLimits::default(),
             providers: crate::providers::Providers::default(),
             wallets: None,
+            outbox: None,
+            webhooks: None,
             fleet: None,
             stop: watch::channel(false),
             tasks: Supervisor::default(),
@@ -306,6 +335,8 @@ impl ControlPlane {
     ) -> Result<(), String> {
         let ControlPlane {
             state,
+            outbox,
+            webhooks,
             fleet,
             stop: (stop_tx, stop_rx),
             mut tasks,
@@ -338,6 +369,43 @@ impl ControlPlane {
             if settings.reconcilers {
                 spawn_reconcilers(&mut tasks, &state, &ig, &settings, &stop_rx);
             }
+        }
+        if let Some(outbox) = outbox {
+            let sender = crate::workers::mail::MailSender::new(state.stores.clone(), outbox);
+            supervise(
+                &mut tasks,
+                &state,
+                sender,
+                crate::workers::mail::EVERY,
+                &stop_rx,
+            );
+        }
+        if let Some(vault) = state.vault.clone() {
+            let secrets = crate::workers::webhook_secrets::WebhookSecrets::new(
+                state.stores.clone(),
+                vault.clone(),
+                webhooks.clock.clone(),
+            );
+            supervise(
+                &mut tasks,
+                &state,
+                secrets,
+                crate::workers::webhook_secrets::EVERY,
+                &stop_rx,
+            );
+            let sender = crate::app::outbound_webhooks::WebhookSender::new(vault, webhooks)
+                .map_err(|e| e.to_string())?;
+            let deliveries = crate::workers::webhooks::WebhookDeliveries::new(
+                state.stores.clone(),
+                Arc::new(sender),
+            );
+            supervise(
+                &mut tasks,
+                &state,
+                deliveries,
+                crate::workers::webhooks::EVERY,
+                &stop_rx,
+            );
         }
         tasks.spawn("http server", {
             let mut rx = stop_rx.clone();

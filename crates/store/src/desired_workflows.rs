@@ -128,6 +128,18 @@ impl Database {
         )
         .execute(&mut *tx)
         .await?;
+        crate::outbound_webhooks::emit(
+            &mut tx,
+            workspace,
+            "campaign.error",
+            serde_json::json!({
+                "workspace_id": workspace,
+                "campaign": key,
+                "workflow_id": workflow_id,
+                "reason": reason,
+            }),
+        )
+        .await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, "watchdog", "CAMPAIGN_MARKED_ERROR")

@@ -283,6 +283,26 @@ pub(crate) async fn transition_in(
             })),
     )
     .await?;
+    // What a tenant's own systems are told (spec 65.4), in the same transaction.
+    let told = match (current.state, next) {
+        (from, DropletState::Hibernating) if from != DropletState::Hibernating => {
+            Some("tenant.hibernated")
+        }
+        (DropletState::Waking, DropletState::ActiveHealthy) => Some("tenant.woken"),
+        _ => None,
+    };
+    if let Some(event) = told {
+        crate::outbound_webhooks::emit(
+            conn,
+            current.workspace_id,
+            event,
+            serde_json::json!({
+                "workspace_id": current.workspace_id,
+                "droplet_id": current.id,
+            }),
+        )
+        .await?;
+    }
     row.try_into()
 }
 

@@ -290,6 +290,19 @@ impl TenantSession {
             StoreError::Database(e) => crate::error::conflict_or(e, "email", lead.email.as_str()),
             other => other,
         })?;
+        crate::outbound_webhooks::emit(
+            &mut self.tx,
+            self.workspace,
+            "lead.created",
+            serde_json::json!({
+                "workspace_id": self.workspace,
+                "lead_id": row.id,
+                "email": row.email,
+                "status": row.status,
+                "source": "api",
+            }),
+        )
+        .await?;
         row.try_into()
     }
 
@@ -340,16 +353,31 @@ impl TenantSession {
             copy.send(buf.into_bytes()).await?;
             copy.finish().await?;
         }
-        let inserted = sqlx::query(
-            "INSERT INTO genesis.leads (workspace_id, id, email, first_name, last_name, company, status, data)
-             SELECT $1, id, email, first_name, last_name, company, status, data FROM pg_temp.lead_import
-             ON CONFLICT (workspace_id, email) DO NOTHING",
+        // Each lead new to the workspace is also a `lead.created` event for the endpoints
+        // that asked for it, in the same statement (nothing when none did).
+        let inserted: i64 = sqlx::query_scalar(
+            "WITH ins AS (
+                 INSERT INTO genesis.leads (workspace_id, id, email, first_name, last_name, company, status, data)
+                 SELECT $1, id, email, first_name, last_name, company, status, data FROM pg_temp.lead_import
+                 ON CONFLICT (workspace_id, email) DO NOTHING
+                 RETURNING id, email, status
+             ), hooks AS (
+                 INSERT INTO genesis.webhook_deliveries (id, endpoint_id, workspace_id, event, payload)
+                 SELECT gen_random_uuid(), e.id, $1, 'lead.created',
+                        jsonb_build_object('type', 'lead.created', 'timestamp', now(),
+                            'data', jsonb_build_object('workspace_id', $1, 'lead_id', ins.id,
+                                'email', ins.email, 'status', ins.status, 'source', 'import'))
+                 FROM ins CROSS JOIN genesis.webhook_endpoints e
+                 WHERE e.workspace_id = $1 AND e.disabled_at IS NULL
+                   AND 'lead.created' = ANY (e.events)
+             )
+             SELECT count(*) FROM ins",
         )
         .bind(self.workspace.as_uuid())
-        .execute(&mut *self.tx)
+        .fetch_one(&mut *self.tx)
         .await
-        .map_err(crate::error::no_partition_or)?
-        .rows_affected();
+        .map_err(crate::error::no_partition_or)?;
+        let inserted = u64::try_from(inserted).unwrap_or(0);
         let received = leads.len() as u64;
         Ok(ImportReport {
             received,
@@ -468,6 +496,20 @@ impl TenantSession {
         crate::audit::record(
             &mut self.tx,
             &reply_event(actor, lead, current, to, label).workspace(self.workspace),
+        )
+        .await?;
+        crate::outbound_webhooks::emit(
+            &mut self.tx,
+            self.workspace,
+            "lead.replied",
+            serde_json::json!({
+                "workspace_id": self.workspace,
+                "lead_id": lead,
+                "email": email,
+                "from": current.code(),
+                "to": to.code(),
+                "label": label,
+            }),
         )
         .await?;
         Ok(ReplyOutcome::Marked {

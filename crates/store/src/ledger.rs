@@ -1061,6 +1061,22 @@ impl Database {
         )
         .execute(&mut *tx)
         .await?;
+        crate::outbound_webhooks::emit(
+            &mut tx,
+            workspace,
+            if level == AlertLevel::Empty {
+                "wallet.empty"
+            } else {
+                "wallet.low"
+            },
+            json!({
+                "workspace_id": workspace,
+                "available": available.to_string(),
+                "level": level.code(),
+                "services_paused": halt && level == AlertLevel::Empty,
+            }),
+        )
+        .await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, "billing", event)

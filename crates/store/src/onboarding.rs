@@ -251,9 +251,14 @@ pub struct NewSecret<'a> {
 
 /// Associated data: a sealed wizard secret opens only for its workspace and kind.
 fn secret_aad(workspace: WorkspaceId, kind: SecretKind) -> Vec<u8> {
+    secret_aad_of(&workspace.as_uuid(), kind.code())
+}
+
+/// [`secret_aad`] from the stored columns (the vault's rewrap reads them raw).
+pub(crate) fn secret_aad_of(workspace: &uuid::Uuid, kind: &str) -> Vec<u8> {
     let mut v = b"genesis-onboarding-v1".to_vec();
-    v.extend_from_slice(workspace.as_uuid().as_bytes());
-    v.extend_from_slice(kind.code().as_bytes());
+    v.extend_from_slice(workspace.as_bytes());
+    v.extend_from_slice(kind.as_bytes());
     v
 }
 
@@ -313,7 +318,7 @@ pub enum FlowTake {
     Unknown,
 }
 
-fn flow_aad(state_sha256: &[u8]) -> Vec<u8> {
+pub(crate) fn flow_aad(state_sha256: &[u8]) -> Vec<u8> {
     let mut v = b"genesis-oauth-flow-v1".to_vec();
     v.extend_from_slice(state_sha256);
     v

@@ -115,6 +115,12 @@ impl RegionalStore {
             .map(|(db, regions)| Shard { regions, db })
     }
 
+    /// The shard whose [`Shard::label`] is `label` (what pages and links name a database
+    /// by), if there is one.
+    pub fn shard_labelled(&self, label: &str) -> Option<Shard<'_>> {
+        self.shards().find(|s| s.label() == label)
+    }
+
     /// The shard that serves `region`.
     pub fn shard_of(&self, region: Region) -> Shard<'_> {
         let i = self.by_region[&region];

@@ -47,6 +47,26 @@ impl MasterKeys {
         Ok(Self { current, keys })
     }
 
+    /// The version new secrets are sealed under.
+    pub fn current(&self) -> u32 {
+        self.current
+    }
+
+    /// Every configured version.
+    pub fn versions(&self) -> Vec<u32> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// `sealed` under the current key, if it is not already: the same secret and
+    /// associated data, a fresh nonce.
+    pub fn rewrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<Option<Sealed>, StoreError> {
+        if u32::try_from(sealed.key_version).ok() == Some(self.current) {
+            return Ok(None);
+        }
+        let plain = self.open(sealed, aad)?;
+        Ok(Some(self.seal(&plain, aad)?))
+    }
+
     fn cipher(&self, version: u32) -> Result<Aes256Gcm, StoreError> {
         let key = self.keys.get(&version).ok_or(StoreError::Invalid {
             field: "vault key version",
@@ -113,7 +133,7 @@ impl MasterKeys {
 }
 
 /// Associated data: the ciphertext only opens for this workspace and credential.
-fn aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
+pub(crate) fn aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
     let mut v = b"genesis-vault-v1".to_vec();
     v.extend_from_slice(workspace.as_uuid().as_bytes());
     v.extend_from_slice(credential.as_bytes());

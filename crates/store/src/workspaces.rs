@@ -344,5 +344,14 @@ pub(crate) async fn transition_in(
             })),
     )
     .await?;
+    if next == WorkspaceStatus::Active && current.status != WorkspaceStatus::Active {
+        crate::outbound_webhooks::emit(
+            conn,
+            id,
+            "tenant.active",
+            serde_json::json!({ "workspace_id": id, "slug": current.slug.as_str() }),
+        )
+        .await?;
+    }
     row.try_into()
 }

@@ -101,13 +101,7 @@ pub async fn run(cmd: AdminCommand, cfg: Config, out: Output) -> Result<(), CliE
             let email = parse_email(&email)?;
             let keys = cfg
                 .vault
-                .master_keys()
-                .map_err(|p| CliError::Usage(p.to_string()))?
-                .ok_or_else(|| {
-                    CliError::Usage(
-                        "vault.keys is not set: the second factor's secret is sealed with the vault's master key".into(),
-                    )
-                })?;
+                .required("the second factor's secret is sealed with the vault's master key")?;
             let secret = new_secret();
             let stores = cfg.regional_store()?;
             stores

@@ -123,6 +123,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         rate: u32,
     },
+    /// Outbound webhooks (issue 24): deliveries per second through the whole sender to a
+    /// local receiver at 50 in flight, against bare POSTs of the same bodies.
+    Webhooks {
+        /// Deliveries to make.
+        #[arg(long, default_value_t = 20_000)]
+        deliveries: usize,
+        /// Endpoints (one workspace each) they are spread over.
+        #[arg(long, default_value_t = 50)]
+        endpoints: usize,
+    },
     /// God Mode at fleet scale: server time (p50/p99) and weight of the overview, heatmap
     /// and regional pages over N droplets, against the sign-in page as baseline.
     GodMode {
@@ -324,6 +334,10 @@ pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(),
             secs,
             rate,
         } => super::bench_wallet::run(&redis_url, tenants, callers, secs, rate).await,
+        BenchCommand::Webhooks {
+            deliveries,
+            endpoints,
+        } => super::bench_webhooks::run(deliveries, endpoints).await,
         BenchCommand::Onboarding { redis_url, tenants } => {
             super::bench_onboarding::run(&redis_url, tenants).await
         }

@@ -15,6 +15,7 @@ pub mod bench_sign_in_flood;
 pub mod bench_sim;
 pub mod bench_wake;
 pub mod bench_wallet;
+pub mod bench_webhooks;
 pub mod bench_zombies;
 pub mod billing;
 pub mod config;
@@ -26,6 +27,8 @@ pub mod rollouts;
 pub mod serve;
 pub mod sim_cloud;
 pub mod tenants;
+pub mod vault;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::path::Path;
@@ -156,6 +159,7 @@ pub async fn run(command: Command, config: Option<&Path>, out: Output) -> ExitCo
         Command::Rollouts(c) => rollouts::run(c, cfg.as_ref().ok(), out).await,
         Command::Droplets(c) => droplets::run(c, cfg.as_ref().ok(), out).await,
         Command::Billing(c) => billing::run(c, cfg.as_ref().ok(), out).await,
+        Command::Webhooks(c) => webhooks::run(c, cfg.as_ref().ok(), out).await,
         other => match cfg {
             Ok(cfg) => dispatch(other, cfg, out).await,
             Err(e) => Err(e),
@@ -205,6 +209,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         }
         Command::Db(c) => db::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
+        Command::Vault(c) => vault::run(c, cfg, out).await,
         Command::Admin(c) => admin::run(c, cfg, out).await,
         Command::Demo(c) => demo::run(c, cfg).await,
         Command::Config(_)
@@ -217,7 +222,8 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         | Command::Tenants(_)
         | Command::Rollouts(_)
         | Command::Droplets(_)
-        | Command::Billing(_) => {
+        | Command::Billing(_)
+        | Command::Webhooks(_) => {
             unreachable!("handled before configuration is required")
         }
     }

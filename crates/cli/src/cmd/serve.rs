@@ -75,8 +75,14 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
             "wallet.kill_switch_enabled is off: managed calls are metered but never refused"
         );
     }
+    let outbox = cfg.mail.outbox(&cfg.server.listen)?;
+    if outbox.is_none() {
+        tracing::warn!("mail.smtp_url is not set: notifications wait in the outbox, unsent");
+    }
     let mut builder = ControlPlane::builder(stores.clone())
         .wallets(wallets)
+        .outbox(outbox)
+        .webhooks(cfg.webhooks.settings())
         .vault(vault.clone())
         .redis(redis)
         .metrics(metrics)

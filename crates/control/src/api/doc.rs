@@ -61,6 +61,7 @@ const UNSUPPORTED_MEDIA: (&str, &str) = (
         (name = "droplets", description = "One droplet, and commands to its sidecar"),
         (name = "rollouts", description = "Template and image rollouts (spec 56)"),
         (name = "billing", description = "Margins per tenant and month (spec 59.1)"),
+        (name = "webhooks", description = "Outbound webhooks to tenants' systems, signed per Standard Webhooks (spec 65.3, 65.4)"),
         (name = "tenant", description = "A tenant's own API: a workspace's API token (`Bearer gt_…`) reaches that workspace only"),
     )
 )]

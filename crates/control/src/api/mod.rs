@@ -15,6 +15,7 @@ pub mod payments;
 pub mod rollouts;
 pub mod tenant;
 pub mod wallet;
+pub mod webhooks;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -51,6 +52,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(limits::set, limits::reset))
         .routes(routes!(credentials::update))
         .routes(routes!(billing::margins))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::remove))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::replay))
+        .routes(routes!(webhooks::rotate))
+        .routes(routes!(webhooks::reveal))
 }
 
 /// Routes a workspace's own token may call as well as the operator's: the calls the Golden
@@ -70,6 +77,12 @@ pub fn tenant_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenant::tracking_domains))
         .routes(routes!(wallet::tenant_wallet))
         .routes(routes!(wallet::tenant_transactions))
+        .routes(routes!(webhooks::tenant_create, webhooks::tenant_list))
+        .routes(routes!(webhooks::tenant_remove))
+        .routes(routes!(webhooks::tenant_deliveries))
+        .routes(routes!(webhooks::tenant_replay))
+        .routes(routes!(webhooks::tenant_rotate))
+        .routes(routes!(webhooks::tenant_reveal))
 }
 
 /// The API's OpenAPI document, as `GET /api/v1/openapi.json` serves it.

@@ -11,6 +11,7 @@ use crate::{AppState, Problem};
 pub const RECONCILERS: &[&str] = &[
     "fleet-sampler",
     "hibernation",
+    "mail",
     "orphan-reaper",
     "rollouts",
     "standby",
@@ -18,6 +19,8 @@ pub const RECONCILERS: &[&str] = &[
     "wallet-check",
     "wallet-sync",
     "watchdog",
+    "webhook-secrets",
+    "webhooks",
     "zombie-detector",
 ];
 
@@ -125,6 +128,9 @@ mod tests {
             crate::workers::tracking_domains::TrackingDomains::NAME,
             crate::workers::wallet::WalletSyncer::NAME,
             crate::workers::wallet::WalletCheck::NAME,
+            crate::workers::mail::MailSender::NAME,
+            crate::workers::webhooks::WebhookDeliveries::NAME,
+            crate::workers::webhook_secrets::WebhookSecrets::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

@@ -11,11 +11,13 @@
 pub mod connect_pages;
 pub mod ignition_pages;
 pub mod import_pages;
+pub mod notification_pages;
 pub mod pages;
 pub mod session;
 pub mod setup_pages;
 pub mod tracking_pages;
 pub mod wallet_pages;
+pub mod webhook_pages;
 pub mod workspace_pages;
 
 use axum::Router;
@@ -77,6 +79,22 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/app/workspaces/{id}/tracking-domains/{host}/{action}",
             post(tracking_pages::host_action),
+        )
+        .route(
+            "/app/workspaces/{id}/webhooks",
+            get(webhook_pages::list).post(webhook_pages::add),
+        )
+        .route(
+            "/app/workspaces/{id}/webhooks/{endpoint}/remove",
+            post(webhook_pages::remove),
+        )
+        .route(
+            "/app/workspaces/{id}/webhooks/{endpoint}/{action}",
+            post(webhook_pages::secret),
+        )
+        .route(
+            "/app/workspaces/{id}/webhooks/deliveries/{delivery}/replay",
+            post(webhook_pages::replay),
         )
         .route("/app/workspaces/{id}/wallet", get(wallet_pages::wallet))
         .route("/app/workspaces/{id}/wallet/card", post(wallet_pages::card))
@@ -146,6 +164,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
             ),
         )
         .route("/app/verify", get(pages::verify_page).post(pages::verify))
+        .route(
+            crate::app::notifications::UNSUBSCRIBE_PATH,
+            get(notification_pages::preview).post(notification_pages::confirm),
+        )
         .merge(callback)
         .merge(guarded)
         .layer(tower_http::compression::CompressionLayer::new())

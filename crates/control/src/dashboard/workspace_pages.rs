@@ -298,7 +298,7 @@ pub async fn workspace(
                             dt { "Data stored in" } dd { (region_in_words(ws.region)) }
                             dt { "Your role" } dd #role { (access.role.code()) }
                         }
-                        p { a #setup href={ (base) "/setup" } { "Set up your engine" } " · " a #leads href={ (base) "/leads" } { "Leads" } " · " a #tracking href={ (base) "/tracking-domains" } { "Tracking domains" } " · " a #wallet href={ (base) "/wallet" } { "Wallet" } }
+                        p { a #setup href={ (base) "/setup" } { "Set up your engine" } " · " a #leads href={ (base) "/leads" } { "Leads" } " · " a #tracking href={ (base) "/tracking-domains" } { "Tracking domains" } " · " a #wallet href={ (base) "/wallet" } { "Wallet" } " · " a #webhooks href={ (base) "/webhooks" } { "Webhooks" } }
                         @if !campaigns.is_empty() {
                             h2 { "Campaigns" }
                             @match shown.applied.as_deref() {

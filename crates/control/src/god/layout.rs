@@ -97,7 +97,7 @@ pub fn document(title: &str, body: Markup) -> Markup {
 }
 
 /// The pages the navigation links, with their labels.
-const NAV: [(&str, &str); 10] = [
+const NAV: [(&str, &str); 11] = [
     (ROOT, "Fleet"),
     ("/god/heatmap", "Heatmap"),
     ("/god/regions", "Regions"),
@@ -106,6 +106,7 @@ const NAV: [(&str, &str); 10] = [
     ("/god/rollouts", "Rollouts"),
     ("/god/financial", "Financial"),
     ("/god/reconcilers", "Reconcilers"),
+    ("/god/deliveries", "Dead letters"),
     ("/god/audit", "Audit log"),
     ("/god/search", "Tenants"),
 ];

@@ -22,10 +22,13 @@
 //! - `GET /god/audit`: the audit-log viewer ([`audit_pages`]);
 //! - `GET /god/reconcilers`: what each background reconciler last did, and a button to
 //!   run one now ([`reconciler_pages`]);
+//! - `GET /god/deliveries`, `POST /god/deliveries/{mail|webhooks}/{shard}/{id}/replay`:
+//!   e-mail and webhook dead letters, and sending one again ([`delivery_pages`]);
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
 pub mod audit_pages;
+pub mod delivery_pages;
 pub mod droplet_ops_pages;
 pub mod financial_pages;
 pub mod fleet_pages;
@@ -59,6 +62,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/regions", get(region_pages::regions))
         .route("/god/reconcilers", get(reconciler_pages::list))
         .route("/god/reconcilers/{name}/wake", post(reconciler_pages::wake))
+        .route(delivery_pages::PATH, get(delivery_pages::list))
+        .route(
+            "/god/deliveries/{channel}/{shard}/{id}/replay",
+            post(delivery_pages::replay),
+        )
         .route("/god/metrics", get(metrics_pages::metrics))
         .route("/god/api/metrics", get(metrics_pages::json))
         .route("/god/api/regions", get(region_pages::json))

@@ -12,6 +12,9 @@
 //! - [`reaper`]: deletes tagged droplets no live workspace owns.
 //! - [`tracking_domains`]: spec 61.4's tracking domains (DNS looks, the engine's list).
 //! - [`wallet`]: spec 58.3's wallet syncer and cache check.
+//! - [`mail`]: sends the notifications outbox by e-mail.
+//! - [`webhooks`]: delivers tenants' outbound webhooks on spec 65.4's schedule.
+//! - [`webhook_secrets`]: renews their signing secrets every 90 days (spec 65.1).
 //! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
 //!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
@@ -21,6 +24,7 @@ pub mod fleet_sampler;
 pub mod heals;
 pub mod hibernation;
 pub mod jobs;
+pub mod mail;
 pub mod reaper;
 pub mod reconciler;
 pub mod rollouts;
@@ -28,4 +32,6 @@ pub mod standby;
 pub mod tracking_domains;
 pub mod wallet;
 pub mod watchdog;
+pub mod webhook_secrets;
+pub mod webhooks;
 pub mod zombies;

@@ -13,11 +13,13 @@ mod command_journal;
 mod console;
 mod front_door;
 mod god_mode;
+mod mail;
 mod openapi;
 mod payments;
 mod reconcilers;
 mod second_factor;
 mod wallet;
+mod webhooks;
 mod wizard;
 
 const TOKEN: &str = "test-token-0123456789";

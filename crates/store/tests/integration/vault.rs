@@ -86,3 +86,121 @@ async fn credentials_are_encrypted_bound_and_rotatable() {
     ));
     t.cleanup().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn a_master_key_rotation_rewraps_every_secret_and_resumes_after_a_stop() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let a = provision(db, "rewrap_a").await;
+    let v1 = MasterKeys::new(1, BTreeMap::from([(1, [1u8; 32])])).expect("keys");
+    let mut creds = Vec::new();
+    for i in 0..7u8 {
+        let cred = uuid::Uuid::now_v7();
+        db.vault_put(&v1, a.id, cred, "openAiApi", "key", &[b'k', i], "test")
+            .await
+            .expect("put");
+        creds.push((cred, vec![b'k', i]));
+    }
+    // An endpoint's secret, in its own table, with a previous one in its overlap.
+    let endpoint = uuid::Uuid::now_v7();
+    let aad = genesis_store::outbound_webhooks::secret_aad(endpoint);
+    let sealed = v1.seal(b"whsec_current", &aad).expect("seal");
+    db.webhook_endpoint_create(
+        &genesis_store::NewEndpoint {
+            id: endpoint,
+            workspace: a.id,
+            url: "https://hooks.example.com/x",
+            events: &["lead.created".to_owned()],
+            description: "",
+            secret: &sealed,
+        },
+        "test",
+    )
+    .await
+    .expect("endpoint");
+    let previous = v1.seal(b"whsec_previous", &aad).expect("seal");
+    sqlx::query(
+        "UPDATE genesis.webhook_endpoints SET previous_key_version = $1, previous_nonce = $2,
+                previous_ciphertext = $3, previous_until = now() + interval '1 day'",
+    )
+    .bind(previous.key_version)
+    .bind(&previous.nonce)
+    .bind(&previous.ciphertext)
+    .execute(db.owner_pool())
+    .await
+    .expect("previous");
+
+    let v2 = MasterKeys::new(2, BTreeMap::from([(1, [1u8; 32]), (2, [2u8; 32])])).expect("keys");
+    let stale = |s: &[genesis_store::vault_rotation::VersionCount]| -> i64 {
+        s.iter()
+            .filter(|c| c.key_version == 1)
+            .map(|c| c.rows)
+            .sum()
+    };
+    assert_eq!(stale(&db.vault_status().await.expect("status")), 9);
+    // A rotation stopped after one small batch has moved some, and broken none.
+    let first = db.vault_rewrap_batch(&v2, 2).await.expect("batch");
+    assert!(first.rewrapped > 0);
+    let left = stale(&db.vault_status().await.expect("status"));
+    assert!(left > 0 && left < 9, "{left}");
+    for (cred, secret) in &creds {
+        assert_eq!(
+            &db.vault_get(&v2, a.id, *cred)
+                .await
+                .expect("readable midway")
+                .secret,
+            secret
+        );
+    }
+    // Run again until done: it resumes where it stopped.
+    while db
+        .vault_rewrap_batch(&v2, 2)
+        .await
+        .expect("batch")
+        .rewrapped
+        > 0
+    {}
+    let status = db.vault_status().await.expect("status");
+    assert_eq!(stale(&status), 0, "{status:?}");
+    assert!(status.iter().all(|c| c.key_version == 2));
+    // Key 1 can go: everything opens with key 2 alone.
+    let only2 = MasterKeys::new(2, BTreeMap::from([(2, [2u8; 32])])).expect("keys");
+    for (cred, secret) in &creds {
+        assert_eq!(
+            &db.vault_get(&only2, a.id, *cred)
+                .await
+                .expect("rewrapped")
+                .secret,
+            secret
+        );
+    }
+    let (v, n, c, pv, pn, pc): (i32, Vec<u8>, Vec<u8>, i32, Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT key_version, nonce, ciphertext, previous_key_version, previous_nonce, previous_ciphertext
+         FROM genesis.webhook_endpoints",
+    )
+    .fetch_one(db.owner_pool())
+    .await
+    .expect("endpoint");
+    let open = |v, n, c| {
+        only2
+            .open(
+                &genesis_store::Sealed {
+                    key_version: v,
+                    nonce: n,
+                    ciphertext: c,
+                },
+                &aad,
+            )
+            .expect("opens under key 2")
+    };
+    assert_eq!(open(v, n, c), b"whsec_current");
+    assert_eq!(open(pv, pn, pc), b"whsec_previous");
+    // A rewrap with the old key gone from the configuration says which one is missing.
+    let v3 = MasterKeys::new(3, BTreeMap::from([(3, [3u8; 32])])).expect("keys");
+    let err = db
+        .vault_rewrap_batch(&v3, 10)
+        .await
+        .expect_err("key 2 is needed to read");
+    assert!(err.to_string().contains("key version 2"), "{err}");
+    t.cleanup().await.expect("cleanup");
+}

@@ -1,0 +1,141 @@
+//! `genesis vault status|rotate`: the vault's master keys (spec 65.1).
+//!
+//! To rotate: add a new key under `[vault] keys`, make it `current` (new secrets are
+//! sealed under it from the next start), then run `genesis vault rotate`, which rewraps
+//! every older secret in every regional database with a progress bar. It may be stopped
+//! and run again: it resumes. `status` shows which versions are still in use; a version no
+//! row uses can be removed from the configuration.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::CliError;
+use crate::config::Config;
+use crate::output::{Output, print};
+
+/// `genesis vault ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum VaultCommand {
+    /// Sealed secrets per table and master key version, in every regional database.
+    Status,
+    /// Rewrap every secret not under the current key version (resumable).
+    Rotate {
+        /// Rows read per table per round.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+}
+
+/// Runs a vault command.
+pub async fn run(cmd: VaultCommand, cfg: Config, out: Output) -> Result<(), CliError> {
+    let keys = cfg
+        .vault
+        .required("there is nothing to rotate (see config/genesis.example.toml)")?;
+    let stores = cfg.regional_store()?;
+    match cmd {
+        VaultCommand::Status => {
+            let mut all = Vec::new();
+            let mut rows = Vec::new();
+            for shard in stores.shards() {
+                for c in shard
+                    .db
+                    .vault_status()
+                    .await
+                    .map_err(|e| CliError::Runtime(e.into()))?
+                {
+                    let note = if u32::try_from(c.key_version).ok() == Some(keys.current()) {
+                        "current"
+                    } else if keys
+                        .versions()
+                        .contains(&u32::try_from(c.key_version).unwrap_or(0))
+                    {
+                        "to rewrap"
+                    } else {
+                        "KEY NOT CONFIGURED"
+                    };
+                    rows.push(vec![
+                        shard.label(),
+                        c.table.clone(),
+                        c.key_version.to_string(),
+                        c.rows.to_string(),
+                        note.to_owned(),
+                    ]);
+                    all.push(serde_json::json!({
+                        "database": shard.label(), "table": c.table,
+                        "key_version": c.key_version, "rows": c.rows, "state": note,
+                    }));
+                }
+            }
+            print(
+                out,
+                &serde_json::json!({ "current": keys.current(), "items": all }),
+                &["DATABASE", "TABLE", "KEY VERSION", "ROWS", "STATE"],
+                rows,
+            );
+        }
+        VaultCommand::Rotate { batch } => {
+            if !(1..=10_000).contains(&batch) {
+                return Err(CliError::Usage(
+                    "--batch must be between 1 and 10000".into(),
+                ));
+            }
+            let current = i32::try_from(keys.current()).unwrap_or(i32::MAX);
+            for shard in stores.shards() {
+                let stale: i64 = shard
+                    .db
+                    .vault_status()
+                    .await
+                    .map_err(|e| CliError::Runtime(e.into()))?
+                    .iter()
+                    .filter(|c| c.key_version != current)
+                    .map(|c| c.rows)
+                    .sum();
+                let bar = ProgressBar::new(u64::try_from(stale).unwrap_or(0));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {pos}/{len} secrets rewrapped",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.set_prefix(shard.label());
+                let mut total = 0u64;
+                loop {
+                    let done = shard
+                        .db
+                        .vault_rewrap_batch(&keys, batch)
+                        .await
+                        .map_err(|e| {
+                            CliError::Runtime(anyhow::anyhow!("{}: {e}", shard.label()))
+                        })?;
+                    total += done.rewrapped;
+                    bar.inc(done.rewrapped);
+                    if done.rewrapped + done.raced == 0 {
+                        break;
+                    }
+                }
+                bar.finish();
+                shard
+                    .db
+                    .vault_rewrap_audit(&keys, total, "cli:vault-rotate")
+                    .await
+                    .map_err(|e| CliError::Runtime(e.into()))?;
+                eprintln!(
+                    "{}: {total} secrets rewrapped under key version {current}",
+                    shard.label()
+                );
+            }
+            let old: Vec<String> = keys
+                .versions()
+                .into_iter()
+                .filter(|v| *v != keys.current())
+                .map(|v| v.to_string())
+                .collect();
+            if !old.is_empty() {
+                eprintln!(
+                    "Every secret is under key version {current}. Key version(s) {} can now be removed from [vault] keys.",
+                    old.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}

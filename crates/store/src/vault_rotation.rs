@@ -1,0 +1,357 @@
+//! Rotating the vault's master key (spec 65.1): every sealed secret of a regional database
+//! rewrapped under the current key version, so that an older version can be retired.
+//!
+//! The operator adds a new key version to the configuration and makes it current; new
+//! secrets are sealed under it at once, and `genesis vault rotate` rewraps the rest, batch
+//! by batch, with progress. Each row is rewritten only if it still carries the version it
+//! was read with (`WHERE key_version = $old`), so a rewrap that is killed halfway resumes
+//! where it stopped, runs safely beside the application's own writes, and never loses a
+//! secret: until a row is rewritten, its old version still opens it. `genesis vault status`
+//! counts rows per table and version; a version no row uses may be removed.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::audit::{AuditEvent, record};
+use crate::vault::{MasterKeys, Sealed};
+use crate::{Database, StoreError};
+
+/// The tables that hold sealed secrets, as `status` names them.
+pub const SEALED_TABLES: &[&str] = &[
+    "vault_credentials",
+    "onboarding_secrets",
+    "oauth_flows",
+    "operators",
+    "webhook_endpoints",
+    "webhook_endpoints.previous",
+];
+
+/// Rows of one table under one key version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionCount {
+    /// The table.
+    pub table: String,
+    /// The master key version.
+    pub key_version: i32,
+    /// Rows sealed under it.
+    pub rows: i64,
+}
+
+/// What one batch of a rewrap did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Rewrapped {
+    /// Rows now under the current key.
+    pub rewrapped: u64,
+    /// Rows that changed under us (rewritten by the application meanwhile): they are read
+    /// again by the next batch.
+    pub raced: u64,
+}
+
+/// One sealed value and where it lives.
+enum Place {
+    Credential { workspace: Uuid, credential: Uuid },
+    Onboarding { workspace: Uuid, kind: String },
+    Flow { state: Vec<u8> },
+    Operator { id: Uuid },
+    Endpoint { id: Uuid },
+    EndpointPrevious { id: Uuid },
+}
+
+impl Place {
+    fn aad(&self) -> Result<Vec<u8>, StoreError> {
+        Ok(match self {
+            Place::Credential {
+                workspace,
+                credential,
+            } => crate::vault::aad(crate::accounts::workspace_id(*workspace)?, *credential),
+            Place::Onboarding { workspace, kind } => {
+                crate::onboarding::secret_aad_of(workspace, kind)
+            }
+            Place::Flow { state } => crate::onboarding::flow_aad(state),
+            Place::Operator { id } => crate::operators::totp_aad(*id),
+            Place::Endpoint { id } | Place::EndpointPrevious { id } => {
+                crate::outbound_webhooks::secret_aad(*id)
+            }
+        })
+    }
+}
+
+impl Database {
+    /// Rows per sealed table and key version.
+    pub async fn vault_status(&self) -> Result<Vec<VersionCount>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT 'vault_credentials' AS "t!", key_version AS "v!", count(*) AS "n!"
+                 FROM genesis.vault_credentials GROUP BY key_version
+               UNION ALL
+               SELECT 'onboarding_secrets', key_version, count(*)
+                 FROM genesis.onboarding_secrets GROUP BY key_version
+               UNION ALL
+               SELECT 'oauth_flows', key_version, count(*)
+                 FROM genesis.oauth_flows GROUP BY key_version
+               UNION ALL
+               SELECT 'operators', totp_key_version, count(*)
+                 FROM genesis.operators WHERE totp_key_version IS NOT NULL GROUP BY totp_key_version
+               UNION ALL
+               SELECT 'webhook_endpoints', key_version, count(*)
+                 FROM genesis.webhook_endpoints GROUP BY key_version
+               UNION ALL
+               SELECT 'webhook_endpoints.previous', previous_key_version, count(*)
+                 FROM genesis.webhook_endpoints WHERE previous_key_version IS NOT NULL
+                 GROUP BY previous_key_version
+               ORDER BY 1, 2"#,
+        )
+        .fetch_all(&self.app)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| VersionCount {
+                table: r.t,
+                key_version: r.v,
+                rows: r.n,
+            })
+            .collect())
+    }
+
+    /// Rewraps up to `batch` sealed values of this database that are not under `keys`'
+    /// current version (each table in turn). Call until it rewraps nothing.
+    pub async fn vault_rewrap_batch(
+        &self,
+        keys: &MasterKeys,
+        batch: i64,
+    ) -> Result<Rewrapped, StoreError> {
+        let current = i32::try_from(keys.current()).unwrap_or(i32::MAX);
+        let found = self.vault_stale(current, batch).await?;
+        let mut done = Rewrapped::default();
+        for (place, sealed) in found {
+            let Some(fresh) = keys.rewrap(&sealed, &place.aad()?)? else {
+                continue;
+            };
+            if self
+                .vault_put_rewrapped(&place, sealed.key_version, &fresh)
+                .await?
+            {
+                done.rewrapped += 1;
+            } else {
+                done.raced += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Records a finished rewrap, audited (Security: VAULT_REWRAPPED).
+    pub async fn vault_rewrap_audit(
+        &self,
+        keys: &MasterKeys,
+        rewrapped: u64,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.app.acquire().await?;
+        record(
+            &mut conn,
+            &AuditEvent::new(actor, "security", "VAULT_REWRAPPED").details(serde_json::json!({
+                "key_version": keys.current(),
+                "rewrapped": rewrapped,
+            })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn vault_stale(
+        &self,
+        current: i32,
+        batch: i64,
+    ) -> Result<Vec<(Place, Sealed)>, StoreError> {
+        let mut out = Vec::new();
+        let sealed = |v: i32, nonce: Vec<u8>, ciphertext: Vec<u8>| Sealed {
+            key_version: v,
+            nonce,
+            ciphertext,
+        };
+        for r in sqlx::query!(
+            r#"SELECT workspace_id, credential_id, key_version, nonce, ciphertext
+               FROM genesis.vault_credentials WHERE key_version <> $1 LIMIT $2"#,
+            current,
+            batch
+        )
+        .fetch_all(&self.app)
+        .await?
+        {
+            out.push((
+                Place::Credential {
+                    workspace: r.workspace_id,
+                    credential: r.credential_id,
+                },
+                sealed(r.key_version, r.nonce, r.ciphertext),
+            ));
+        }
+        for r in sqlx::query!(
+            r#"SELECT workspace_id, kind, key_version, nonce, ciphertext
+               FROM genesis.onboarding_secrets WHERE key_version <> $1 LIMIT $2"#,
+            current,
+            batch
+        )
+        .fetch_all(&self.app)
+        .await?
+        {
+            out.push((
+                Place::Onboarding {
+                    workspace: r.workspace_id,
+                    kind: r.kind,
+                },
+                sealed(r.key_version, r.nonce, r.ciphertext),
+            ));
+        }
+        for r in sqlx::query!(
+            r#"SELECT state_sha256, key_version, nonce, verifier
+               FROM genesis.oauth_flows WHERE key_version <> $1 LIMIT $2"#,
+            current,
+            batch
+        )
+        .fetch_all(&self.app)
+        .await?
+        {
+            out.push((
+                Place::Flow {
+                    state: r.state_sha256,
+                },
+                sealed(r.key_version, r.nonce, r.verifier),
+            ));
+        }
+        for r in sqlx::query!(
+            r#"SELECT id, totp_key_version AS "v!", totp_nonce AS "nonce!", totp_ciphertext AS "ct!"
+               FROM genesis.operators
+               WHERE totp_key_version IS NOT NULL AND totp_key_version <> $1 LIMIT $2"#,
+            current,
+            batch
+        )
+        .fetch_all(&self.app)
+        .await?
+        {
+            out.push((Place::Operator { id: r.id }, sealed(r.v, r.nonce, r.ct)));
+        }
+        for r in sqlx::query!(
+            r#"SELECT id, key_version, nonce, ciphertext
+               FROM genesis.webhook_endpoints WHERE key_version <> $1 LIMIT $2"#,
+            current,
+            batch
+        )
+        .fetch_all(&self.app)
+        .await?
+        {
+            out.push((
+                Place::Endpoint { id: r.id },
+                sealed(r.key_version, r.nonce, r.ciphertext),
+            ));
+        }
+        for r in sqlx::query!(
+            r#"SELECT id, previous_key_version AS "v!", previous_nonce AS "nonce!",
+                      previous_ciphertext AS "ct!"
+               FROM genesis.webhook_endpoints
+               WHERE previous_key_version IS NOT NULL AND previous_key_version <> $1 LIMIT $2"#,
+            current,
+            batch
+        )
+        .fetch_all(&self.app)
+        .await?
+        {
+            out.push((
+                Place::EndpointPrevious { id: r.id },
+                sealed(r.v, r.nonce, r.ct),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Writes `fresh` where `place` still holds version `old`; false when it changed.
+    async fn vault_put_rewrapped(
+        &self,
+        place: &Place,
+        old: i32,
+        fresh: &Sealed,
+    ) -> Result<bool, StoreError> {
+        let (v, n, c) = (fresh.key_version, &fresh.nonce, &fresh.ciphertext);
+        let done = match place {
+            Place::Credential {
+                workspace,
+                credential,
+            } => sqlx::query!(
+                r#"UPDATE genesis.vault_credentials SET key_version = $3, nonce = $4, ciphertext = $5
+                   WHERE workspace_id = $1 AND credential_id = $2 AND key_version = $6"#,
+                workspace,
+                credential,
+                v,
+                n,
+                c,
+                old
+            )
+            .execute(&self.app)
+            .await?
+            .rows_affected(),
+            Place::Onboarding { workspace, kind } => sqlx::query!(
+                r#"UPDATE genesis.onboarding_secrets SET key_version = $3, nonce = $4, ciphertext = $5
+                   WHERE workspace_id = $1 AND kind = $2 AND key_version = $6"#,
+                workspace,
+                kind,
+                v,
+                n,
+                c,
+                old
+            )
+            .execute(&self.app)
+            .await?
+            .rows_affected(),
+            Place::Flow { state } => sqlx::query!(
+                r#"UPDATE genesis.oauth_flows SET key_version = $2, nonce = $3, verifier = $4
+                   WHERE state_sha256 = $1 AND key_version = $5"#,
+                state,
+                v,
+                n,
+                c,
+                old
+            )
+            .execute(&self.app)
+            .await?
+            .rows_affected(),
+            Place::Operator { id } => sqlx::query!(
+                r#"UPDATE genesis.operators
+                   SET totp_key_version = $2, totp_nonce = $3, totp_ciphertext = $4
+                   WHERE id = $1 AND totp_key_version = $5"#,
+                id,
+                v,
+                n,
+                c,
+                old
+            )
+            .execute(&self.app)
+            .await?
+            .rows_affected(),
+            Place::Endpoint { id } => sqlx::query!(
+                r#"UPDATE genesis.webhook_endpoints SET key_version = $2, nonce = $3, ciphertext = $4
+                   WHERE id = $1 AND key_version = $5"#,
+                id,
+                v,
+                n,
+                c,
+                old
+            )
+            .execute(&self.app)
+            .await?
+            .rows_affected(),
+            Place::EndpointPrevious { id } => sqlx::query!(
+                r#"UPDATE genesis.webhook_endpoints
+                   SET previous_key_version = $2, previous_nonce = $3, previous_ciphertext = $4
+                   WHERE id = $1 AND previous_key_version = $5"#,
+                id,
+                v,
+                n,
+                c,
+                old
+            )
+            .execute(&self.app)
+            .await?
+            .rows_affected(),
+        };
+        Ok(done == 1)
+    }
+}
