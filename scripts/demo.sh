@@ -334,12 +334,12 @@ bold "Where to look"
 cat <<INFO
   God Mode     http://localhost:$port/god   (sign in as ops@genesis.local / $operator_password)
   Tenants      http://localhost:$port/app/sign-up   (sign up as a tenant; the e-mail comes to MailDev)
-  E-mail       ${mail_web:-(MailDev is not running: the links are printed here)}   (MailDev: every message the platform sent)
-  Webhooks     $bin webhooks list acme_corp   (deliveries: $bin webhooks deliveries acme_corp; receiver log: $hook_log)
                The wizard talks to the simulator's fake Google (type any address on its consent
                page), its DNS provider (records land in a real Knot DNS at ${GENESIS_DNS__SERVER:-?})
                and its fake AI vendors, which accept only these keys:
 $(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); r=k["relevance"].split(":"); print("                 OpenAI     "+k["openai"]+"\n                 Anthropic  "+k["anthropic"]+"\n                 Relevance  region "+r[0]+", project "+r[1]+", key "+r[2])' "$disks/ai-keys.json" 2>/dev/null || echo "                 (the simulator wrote no keys: see its log)")
+  E-mail       ${mail_web:-(MailDev is not running: the links are printed here)}   (MailDev: every message the platform sent)
+  Webhooks     $bin webhooks list acme_corp   (deliveries: $bin webhooks deliveries acme_corp; receiver log: $hook_log)
   Tracking     Once an engine runs, add track.<your domain> on its workspace's "Tracking domains"
                page, then create the CNAME it names in the demo's DNS:
                curl -s $GENESIS_CLOUD__URL/entri/v1/apply -H 'content-type: application/json' \\

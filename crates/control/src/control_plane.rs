@@ -237,6 +237,12 @@ impl ControlPlaneBuilder {
             heartbeats = heartbeats.with_token_policy(policy);
         }
         let wakers = Wakers::default();
+        let webhooks =
+            self.webhooks
+                .unwrap_or_else(|| crate::app::outbound_webhooks::WebhookSettings {
+                    allow_private: self.outbound.allow_private,
+                    ..Default::default()
+                });
         let state = AppState {
             stores: self.stores,
             redis: self
@@ -264,17 +270,11 @@ impl ControlPlaneBuilder {
             imports: Arc::new(tokio::sync::Semaphore::new(
                 crate::app::lead_import::MAX_AT_ONCE,
             )),
+            webhooks,
         };
-        let webhooks =
-            self.webhooks
-                .unwrap_or_else(|| crate::app::outbound_webhooks::WebhookSettings {
-                    allow_private: state.outbound.allow_private,
-                    ..Default::default()
-                });
         ControlPlane {
             state,
             outbox: self.outbox,
-            webhooks,
             fleet: self.fleet.map(|(_, s)| s),
             stop: self.stop,
             tasks: self.tasks,
@@ -286,7 +286,6 @@ impl ControlPlaneBuilder {
 pub struct ControlPlane {
     state: AppState,
     outbox: Option<Arc<crate::app::notifications::Outbox>>,
-    webhooks: crate::app::outbound_webhooks::WebhookSettings,
     fleet: Option<FleetSettings>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -336,7 +335,6 @@ impl ControlPlane {
         let ControlPlane {
             state,
             outbox,
-            webhooks,
             fleet,
             stop: (stop_tx, stop_rx),
             mut tasks,
@@ -384,7 +382,7 @@ impl ControlPlane {
             let secrets = crate::workers::webhook_secrets::WebhookSecrets::new(
                 state.stores.clone(),
                 vault.clone(),
-                webhooks.clock.clone(),
+                state.webhooks.clock.clone(),
             );
             supervise(
                 &mut tasks,
@@ -393,8 +391,9 @@ impl ControlPlane {
                 crate::workers::webhook_secrets::EVERY,
                 &stop_rx,
             );
-            let sender = crate::app::outbound_webhooks::WebhookSender::new(vault, webhooks)
-                .map_err(|e| e.to_string())?;
+            let sender =
+                crate::app::outbound_webhooks::WebhookSender::new(vault, state.webhooks.clone())
+                    .map_err(|e| e.to_string())?;
             let deliveries = crate::workers::webhooks::WebhookDeliveries::new(
                 state.stores.clone(),
                 Arc::new(sender),

@@ -54,4 +54,7 @@ pub struct AppState {
     pub wallets: Option<Arc<crate::app::wallet::Wallets>>,
     /// Turns for CSV imports of leads ([`crate::app::lead_import::MAX_AT_ONCE`]).
     pub imports: Arc<tokio::sync::Semaphore>,
+    /// How tenants' webhooks are sent, and whether their endpoints may be on private
+    /// addresses (tests and demos only).
+    pub webhooks: crate::app::outbound_webhooks::WebhookSettings,
 }

@@ -68,6 +68,42 @@ pub struct NewEndpoint<'a> {
     pub secret: &'a Sealed,
 }
 
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettledState {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Failed; tried again at `at`.
+    Retry,
+    /// Failed for good: a dead letter.
+    Dead,
+}
+
+impl SettledState {
+    fn code(self) -> &'static str {
+        match self {
+            SettledState::Delivered => "delivered",
+            SettledState::Retry => "retry",
+            SettledState::Dead => "dead",
+        }
+    }
+}
+
+/// One attempt's outcome, to be written down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// The delivery.
+    pub id: Uuid,
+    /// What becomes of it.
+    pub state: SettledState,
+    /// When it was delivered or given up, or when it is tried again.
+    pub at: DateTime<Utc>,
+    /// The receiver's answer, if it answered.
+    pub status: Option<i32>,
+    /// Why it failed, in words.
+    pub error: Option<String>,
+}
+
 /// A delivery claimed for sending, with what it needs to sign and send.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
@@ -315,64 +351,32 @@ impl Database {
             .collect())
     }
 
-    /// The receiver took it (a 2xx).
-    pub async fn webhook_delivered(
-        &self,
-        id: Uuid,
-        status: i32,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    /// Records a round of attempts' outcomes in one statement (a delivery settled
+    /// meanwhile, by a replay or another sender, is left alone).
+    pub async fn webhook_settle(&self, outcomes: &[Settled]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = outcomes.iter().map(|o| o.id).collect();
+        let states: Vec<String> = outcomes.iter().map(|o| o.state.code().to_owned()).collect();
+        let ats: Vec<DateTime<Utc>> = outcomes.iter().map(|o| o.at).collect();
+        let statuses: Vec<Option<i32>> = outcomes.iter().map(|o| o.status).collect();
+        let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.error.clone()).collect();
         sqlx::query!(
-            r#"UPDATE genesis.webhook_deliveries
-               SET delivered_at = $3, last_status = $2, last_error = NULL
-               WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL"#,
-            id,
-            status,
-            now,
-        )
-        .execute(&self.app)
-        .await?;
-        Ok(())
-    }
-
-    /// This attempt failed; the next is due at `at`.
-    pub async fn webhook_retry(
-        &self,
-        id: Uuid,
-        status: Option<i32>,
-        error: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query!(
-            r#"UPDATE genesis.webhook_deliveries
-               SET next_attempt_at = $4, last_status = $2, last_error = $3
-               WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL"#,
-            id,
-            status,
-            error,
-            at,
-        )
-        .execute(&self.app)
-        .await?;
-        Ok(())
-    }
-
-    /// Failed for good: a dead letter until replayed.
-    pub async fn webhook_dead(
-        &self,
-        id: Uuid,
-        status: Option<i32>,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query!(
-            r#"UPDATE genesis.webhook_deliveries
-               SET dead_at = $4, last_status = $2, last_error = $3
-               WHERE id = $1 AND delivered_at IS NULL AND dead_at IS NULL"#,
-            id,
-            status,
-            error,
-            now,
+            r#"UPDATE genesis.webhook_deliveries d
+               SET delivered_at = CASE WHEN u.state = 'delivered' THEN u.at END,
+                   dead_at = CASE WHEN u.state = 'dead' THEN u.at END,
+                   next_attempt_at = CASE WHEN u.state = 'retry' THEN u.at ELSE d.next_attempt_at END,
+                   last_status = u.status,
+                   last_error = u.error
+               FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int4[], $5::text[])
+                    AS u(id, state, at, status, error)
+               WHERE d.id = u.id AND d.delivered_at IS NULL AND d.dead_at IS NULL"#,
+            &ids,
+            &states,
+            &ats,
+            &statuses as &[Option<i32>],
+            &errors as &[Option<String>],
         )
         .execute(&self.app)
         .await?;

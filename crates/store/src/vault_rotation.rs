@@ -355,3 +355,76 @@ impl Database {
         Ok(done == 1)
     }
 }
+
+/// Where the rotations of spec 65.1 stand in one regional database (God Mode's security
+/// page).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RotationCounts {
+    /// Live droplets whose sidecar token is good for more than 7 days.
+    pub tokens_fresh: i64,
+    /// Live droplets whose token ends within 7 days: renewed at their next heartbeat.
+    pub tokens_renewing: i64,
+    /// Live droplets whose newest token has expired: behind (they re-attest).
+    pub tokens_expired: i64,
+    /// Live webhook endpoints.
+    pub endpoints: i64,
+    /// Endpoints whose secret is past 90 days: due.
+    pub endpoints_due: i64,
+    /// Endpoints whose previous secret still signs: in flight.
+    pub endpoints_overlapping: i64,
+    /// Endpoints renewed on schedule whose tenant has not fetched the new secret yet.
+    pub endpoints_unrevealed: i64,
+}
+
+impl RotationCounts {
+    /// `self += other`.
+    pub fn add(&mut self, o: &Self) {
+        self.tokens_fresh += o.tokens_fresh;
+        self.tokens_renewing += o.tokens_renewing;
+        self.tokens_expired += o.tokens_expired;
+        self.endpoints += o.endpoints;
+        self.endpoints_due += o.endpoints_due;
+        self.endpoints_overlapping += o.endpoints_overlapping;
+        self.endpoints_unrevealed += o.endpoints_unrevealed;
+    }
+}
+
+impl Database {
+    /// Where the rotations stand here.
+    pub async fn rotation_counts(&self) -> Result<RotationCounts, StoreError> {
+        let t = sqlx::query!(
+            r#"WITH newest AS (
+                   SELECT DISTINCT ON (t.droplet_id) t.droplet_id, t.expires_at
+                   FROM genesis.sidecar_tokens t
+                   JOIN genesis.droplets d ON d.id = t.droplet_id
+                   WHERE t.revoked_at IS NULL AND d.state <> 'TERMINATED'
+                   ORDER BY t.droplet_id, t.expires_at DESC
+               )
+               SELECT count(*) FILTER (WHERE expires_at > now() + interval '7 days') AS "fresh!",
+                      count(*) FILTER (WHERE expires_at <= now() + interval '7 days'
+                                         AND expires_at > now()) AS "renewing!",
+                      count(*) FILTER (WHERE expires_at <= now()) AS "expired!"
+               FROM newest"#,
+        )
+        .fetch_one(&self.app)
+        .await?;
+        let e = sqlx::query!(
+            r#"SELECT count(*) AS "all!",
+                      count(*) FILTER (WHERE rotated_at < now() - interval '90 days') AS "due!",
+                      count(*) FILTER (WHERE previous_until > now()) AS "overlapping!",
+                      count(*) FILTER (WHERE secret_revealed_at IS NULL) AS "unrevealed!"
+               FROM genesis.webhook_endpoints WHERE disabled_at IS NULL"#,
+        )
+        .fetch_one(&self.app)
+        .await?;
+        Ok(RotationCounts {
+            tokens_fresh: t.fresh,
+            tokens_renewing: t.renewing,
+            tokens_expired: t.expired,
+            endpoints: e.all,
+            endpoints_due: e.due,
+            endpoints_overlapping: e.overlapping,
+            endpoints_unrevealed: e.unrevealed,
+        })
+    }
+}

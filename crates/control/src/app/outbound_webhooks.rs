@@ -4,7 +4,7 @@
 //! CLI replays it.
 //!
 //! Server-side request forgery: an endpoint is a URL a tenant typed, which our servers
-//! call. Outside test configuration ([`crate::outbound::FetchLimits::allow_private`]):
+//! call. Outside test configuration ([`WebhookSettings::allow_private`]):
 //! - it must be `https`;
 //! - a literal private, loopback or link-local address is refused at registration and at
 //!   every send;
@@ -22,7 +22,7 @@ use genesis_core::WorkspaceId;
 use genesis_protocol::webhook::{
     HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, WebhookSigner, new_secret,
 };
-use genesis_store::outbound_webhooks::{EVENTS, Rotation};
+use genesis_store::outbound_webhooks::{EVENTS, Rotation, Settled, SettledState};
 use genesis_store::{
     Database, DeliveryRow, DueDelivery, Endpoint, MasterKeys, NewEndpoint, StoreError,
 };
@@ -203,7 +203,7 @@ pub async fn register(
     req: &EndpointRequest,
     actor: &str,
 ) -> Result<CreatedEndpoint, Problem> {
-    let url = check_url(&req.url, state.outbound.allow_private)?;
+    let url = check_url(&req.url, state.webhooks.allow_private)?;
     let events = check_events(&req.events)?;
     let description = req.description.clone().unwrap_or_default();
     if description.chars().count() > 200 {
@@ -466,7 +466,7 @@ pub async fn replay_any(
     replay(state, db, None, id, actor).await
 }
 
-/// What became of one delivery this attempt.
+/// What became of one delivery this attempt (a [`Settled`] as counted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
     /// The receiver answered 2xx.
@@ -475,6 +475,19 @@ pub enum Attempt {
     Retrying,
     /// It failed for good: a dead letter.
     Dead,
+}
+
+impl Attempt {
+    /// `state`, counted in `genesis_webhook_deliveries_total`.
+    pub fn counted(state: SettledState) -> Self {
+        let (attempt, outcome) = match state {
+            SettledState::Delivered => (Attempt::Delivered, "delivered"),
+            SettledState::Retry => (Attempt::Retrying, "retrying"),
+            SettledState::Dead => (Attempt::Dead, "dead"),
+        };
+        metrics::counter!("genesis_webhook_deliveries_total", "outcome" => outcome).increment(1);
+        attempt
+    }
 }
 
 /// Makes deliveries: one HTTP client (its resolver connects to public addresses only) and
@@ -528,18 +541,34 @@ impl WebhookSender {
 
     /// Makes one attempt at `d` (claimed from `db`) and records what came of it.
     pub async fn deliver(&self, db: &Database, d: &DueDelivery) -> Result<Attempt, StoreError> {
+        let outcome = self.attempt(d).await;
+        db.webhook_settle(std::slice::from_ref(&outcome)).await?;
+        Ok(Attempt::counted(outcome.state))
+    }
+
+    /// Makes one attempt at `d` and says what should become of it, without writing it
+    /// down: the sender records a whole round's outcomes in one statement
+    /// ([`Database::webhook_settle`]), a commit per round instead of one per delivery.
+    pub async fn attempt(&self, d: &DueDelivery) -> Settled {
         let now = self.settings.clock.now();
+        let settled = |state, status: Option<i32>, error: Option<String>, at| Settled {
+            id: d.id,
+            state,
+            at,
+            status,
+            error,
+        };
         if d.endpoint_disabled {
-            db.webhook_dead(d.id, None, "the endpoint was removed", now)
-                .await?;
-            return Ok(Attempt::Dead);
+            return settled(
+                SettledState::Dead,
+                None,
+                Some("the endpoint was removed".into()),
+                now,
+            );
         }
         let (status, error) = match self.send(d).await {
             Ok(status) if (200..300).contains(&status) => {
-                db.webhook_delivered(d.id, i32::from(status), now).await?;
-                metrics::counter!("genesis_webhook_deliveries_total", "outcome" => "delivered")
-                    .increment(1);
-                return Ok(Attempt::Delivered);
+                return settled(SettledState::Delivered, Some(i32::from(status)), None, now);
             }
             Ok(status) if (300..400).contains(&status) => (
                 Some(i32::from(status)),
@@ -550,10 +579,7 @@ impl WebhookSender {
                 format!("the endpoint answered HTTP {status}"),
             ),
             Err(SendFailure::Final(why)) => {
-                db.webhook_dead(d.id, None, &why, now).await?;
-                metrics::counter!("genesis_webhook_deliveries_total", "outcome" => "dead")
-                    .increment(1);
-                return Ok(Attempt::Dead);
+                return settled(SettledState::Dead, None, Some(why), now);
             }
             Err(SendFailure::Again(why)) => (None, why),
         };
@@ -561,17 +587,11 @@ impl WebhookSender {
         match self.settings.schedule.get(attempt.saturating_sub(1)) {
             Some(wait) => {
                 let at = now + chrono::Duration::from_std(*wait).unwrap_or(chrono::Duration::MAX);
-                db.webhook_retry(d.id, status, &error, at).await?;
-                metrics::counter!("genesis_webhook_deliveries_total", "outcome" => "retrying")
-                    .increment(1);
-                Ok(Attempt::Retrying)
+                settled(SettledState::Retry, status, Some(error), at)
             }
             None => {
                 let why = format!("gave up after {} attempts: {error}", d.attempt);
-                db.webhook_dead(d.id, status, &why, now).await?;
-                metrics::counter!("genesis_webhook_deliveries_total", "outcome" => "dead")
-                    .increment(1);
-                Ok(Attempt::Dead)
+                settled(SettledState::Dead, status, Some(why), now)
             }
         }
     }

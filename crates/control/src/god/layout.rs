@@ -97,7 +97,7 @@ pub fn document(title: &str, body: Markup) -> Markup {
 }
 
 /// The pages the navigation links, with their labels.
-const NAV: [(&str, &str); 11] = [
+const NAV: [(&str, &str); 12] = [
     (ROOT, "Fleet"),
     ("/god/heatmap", "Heatmap"),
     ("/god/regions", "Regions"),
@@ -107,6 +107,7 @@ const NAV: [(&str, &str); 11] = [
     ("/god/financial", "Financial"),
     ("/god/reconcilers", "Reconcilers"),
     ("/god/deliveries", "Dead letters"),
+    ("/god/security", "Security"),
     ("/god/audit", "Audit log"),
     ("/god/search", "Tenants"),
 ];

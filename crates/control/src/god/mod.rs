@@ -24,6 +24,7 @@
 //!   run one now ([`reconciler_pages`]);
 //! - `GET /god/deliveries`, `POST /god/deliveries/{mail|webhooks}/{shard}/{id}/replay`:
 //!   e-mail and webhook dead letters, and sending one again ([`delivery_pages`]);
+//! - `GET /god/security`: where each secret rotation stands ([`security_pages`]);
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
@@ -38,6 +39,7 @@ pub mod pages;
 pub mod reconciler_pages;
 pub mod region_pages;
 pub mod rollout_pages;
+pub mod security_pages;
 pub mod session;
 pub mod tenant_pages;
 pub mod watch_pages;
@@ -63,6 +65,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/reconcilers", get(reconciler_pages::list))
         .route("/god/reconcilers/{name}/wake", post(reconciler_pages::wake))
         .route(delivery_pages::PATH, get(delivery_pages::list))
+        .route(security_pages::PATH, get(security_pages::security))
         .route(
             "/god/deliveries/{channel}/{shard}/{id}/replay",
             post(delivery_pages::replay),

@@ -86,15 +86,19 @@ impl Reconciler for WebhookDeliveries {
                 .webhook_claim(settings.clock.now(), BATCH, settings.lease)
                 .await?;
             let claimed = due.len();
-            // Owned values in, owned futures out (see the mail sender).
-            let mut outcomes = futures_util::stream::iter(due)
+            // Owned values in, owned futures out (see the mail sender). The round's outcomes
+            // are written in one statement: one commit per round, not per delivery.
+            let outcomes: Vec<_> = futures_util::stream::iter(due)
                 .map(|d| {
-                    let (sender, db) = (self.sender.clone(), part.db.clone());
-                    async move { sender.deliver(&db, &d).await }
+                    let sender = self.sender.clone();
+                    async move { sender.attempt(&d).await }
                 })
-                .buffer_unordered(AT_ONCE);
-            while let Some(outcome) = outcomes.next().await {
-                match outcome? {
+                .buffer_unordered(AT_ONCE)
+                .collect()
+                .await;
+            part.db.webhook_settle(&outcomes).await?;
+            for outcome in &outcomes {
+                match Attempt::counted(outcome.state) {
                     Attempt::Delivered => report.delivered += 1,
                     Attempt::Retrying => report.retrying += 1,
                     Attempt::Dead => report.dead += 1,

@@ -199,6 +199,19 @@ async fn notify(
     .expect("notification");
 }
 
+/// A failed top-up's notice (an essential kind), as the payments path writes it.
+async fn top_up_failed(app: &App, ws: WorkspaceId) {
+    notify(
+        app,
+        Some(ws),
+        None,
+        "WALLET_TOPUP_FAILED",
+        "Your automatic top-up did not go through",
+        json!({ "reason": "card declined" }),
+    )
+    .await;
+}
+
 async fn outbox_rows(app: &App) -> Vec<(String, i32, bool, bool, Option<String>)> {
     sqlx::query_as(
         "SELECT kind, attempts, delivered_at IS NOT NULL, dead_at IS NOT NULL, last_error
@@ -480,15 +493,7 @@ async fn a_server_down_then_back_loses_nothing_and_sends_nothing_twice() {
 async fn a_notice_that_fails_for_good_is_a_dead_letter_until_replayed() {
     let app = spawn_app().await;
     let ws = workspace_with_owners(&app, "mail_dead", &["ops@dead.test"]).await;
-    notify(
-        &app,
-        Some(ws),
-        None,
-        "WALLET_TOPUP_FAILED",
-        "Your automatic top-up did not go through",
-        json!({ "reason": "card declined" }),
-    )
-    .await;
+    top_up_failed(&app, ws).await;
     // A template that cannot be filled is dead at once, naming the field.
     notify(
         &app,
@@ -597,4 +602,55 @@ fn app_state(app: &App) -> genesis_control::AppState {
         .build()
         .state()
         .clone()
+}
+
+#[tokio::test]
+async fn god_mode_lists_dead_letters_replays_one_and_shows_where_rotations_stand() {
+    use super::god_mode::{csrf_of, location, signed_in};
+    let app = spawn_app().await;
+    let ws = workspace_with_owners(&app, "mail_god", &["ops@god.test"]).await;
+    top_up_failed(&app, ws).await;
+    let port = free_port();
+    sender(&app, outbox(port, &app.base, vec![]))
+        .reconcile()
+        .await
+        .expect("pass");
+    let b = signed_in(&app).await;
+    let page = b.get("/god/deliveries").await.text().await.expect("page");
+    assert!(
+        page.contains("WALLET_TOPUP_FAILED") && page.contains("gave up after 1 attempts"),
+        "{page}"
+    );
+    assert!(page.contains("1 dead."), "{page}");
+    let at = page.find("/god/deliveries/mail/").expect("a replay form");
+    let action = page[at..].split('"').next().expect("action").to_owned();
+    let r = b
+        .post(
+            &action,
+            super::god_mode::form(&[("csrf", &csrf_of(&page))]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/god/deliveries".to_owned())
+    );
+    let rows = outbox_rows(&app).await;
+    assert!(
+        !rows[0].3 && rows[0].1 == 0,
+        "due again, from the first attempt: {rows:?}"
+    );
+    // Without the session's CSRF token, nothing is replayed.
+    let r = b
+        .post(&action, super::god_mode::form(&[("csrf", "forged")]), None)
+        .await;
+    assert_ne!(r.status().as_u16(), 303);
+
+    let security = b.get("/god/security").await.text().await.expect("page");
+    assert!(
+        security.contains("id=\"rotation-vault\"") && security.contains("version 1"),
+        "{security}"
+    );
+    assert!(security.contains("id=\"rotation-webhooks\""), "{security}");
+    app.t.cleanup().await.expect("cleanup");
 }

@@ -694,3 +694,35 @@ async fn secrets_older_than_90_days_are_renewed_once_and_the_owners_are_told() {
     );
     app.t.cleanup().await.expect("cleanup");
 }
+
+/// Found by the demo: `[webhooks] allow_private_endpoints` let the sender call a private
+/// endpoint, but registration still refused one (it read the brand scraper's setting).
+#[tokio::test]
+async fn the_webhook_setting_alone_decides_whether_private_endpoints_may_be_registered() {
+    let t = TestDb::create().await.expect("test database");
+    let plane = genesis_control::ControlPlane::builder(RegionalStore::single(t.db.clone()))
+        .webhooks(WebhookSettings {
+            allow_private: true,
+            ..Default::default()
+        })
+        .metrics(metrics_handle())
+        .vault(Some(Arc::new(test_vault())))
+        .api_token(Some(TOKEN))
+        .build();
+    let app = App {
+        base: run(plane).await,
+        http: reqwest::Client::new(),
+        t,
+    };
+    let (status, ws, _) = app.post("/api/v1/workspaces", ws_body("hooks_demo")).await;
+    assert_eq!(status, 201);
+    let id = ws["id"].as_str().expect("id");
+    let (status, created, _) = app
+        .post(
+            &format!("/api/v1/workspaces/{id}/webhooks"),
+            json!({ "url": "http://127.0.0.1:9/hooks", "events": ["lead.created"] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    app.t.cleanup().await.expect("cleanup");
+}

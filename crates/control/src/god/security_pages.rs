@@ -1,0 +1,95 @@
+//! The security page (spec 65.1): where each rotation stands across the fleet: the vault's
+//! master key versions, sidecar tokens, webhook secrets, and what this build does not
+//! rotate yet, said plainly.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use genesis_store::vault_rotation::{RotationCounts, VersionCount};
+use maud::html;
+
+use super::layout::{html_response, page};
+use super::session::SignedIn;
+use crate::{AppState, Problem};
+
+/// Where the page lives.
+pub const PATH: &str = "/god/security";
+
+/// `GET /god/security`.
+pub async fn security(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+) -> Result<Response, Problem> {
+    let mut counts = RotationCounts::default();
+    let mut versions: Vec<(String, VersionCount)> = Vec::new();
+    for shard in state.stores.shards() {
+        counts.add(&shard.db.rotation_counts().await?);
+        for v in shard.db.vault_status().await? {
+            versions.push((shard.label(), v));
+        }
+    }
+    let current = state.vault.as_ref().map(|k| k.current());
+    let stale: i64 = versions
+        .iter()
+        .filter(|(_, v)| Some(v.key_version) != current.and_then(|c| i32::try_from(c).ok()))
+        .map(|(_, v)| v.rows)
+        .sum();
+    let body = html! {
+        main {
+            h1 { "Security" }
+            p.quiet { "Where each rotation of spec 65.1 stands. Due: past its age. In flight: \
+                       begun, not finished. Behind: a droplet or tenant that has not caught up." }
+            table #rotations {
+                tr { th.text { "Secret" } th.text { "Schedule" } th { "Up to date" } th { "Due" } th { "In flight" } th { "Behind" } }
+                tr #rotation-vault {
+                    td.text { "Vault master key" }
+                    td.text { "by the operator: " code { "genesis vault rotate" } }
+                    td { @match current { Some(c) => { "version " (c) }, None => { "no key" } } }
+                    td { (stale) " secrets under older versions" }
+                    td { "—" }
+                    td { "—" }
+                }
+                tr #rotation-tokens {
+                    td.text { "Sidecar tokens" }
+                    td.text { "30 days, renewed at a heartbeat in the last 7" }
+                    td { (counts.tokens_fresh) }
+                    td { (counts.tokens_renewing) }
+                    td { "—" }
+                    td { (counts.tokens_expired) " expired (re-attest)" }
+                }
+                tr #rotation-webhooks {
+                    td.text { "Webhook secrets" }
+                    td.text { "90 days, a week of both signing" }
+                    td { (counts.endpoints - counts.endpoints_due) " of " (counts.endpoints) }
+                    td { (counts.endpoints_due) }
+                    td { (counts.endpoints_overlapping) " overlapping" }
+                    td { (counts.endpoints_unrevealed) " tenants yet to fetch theirs" }
+                }
+                tr #rotation-oauth {
+                    td.text { "OAuth tokens" }
+                    td.text { "refreshed when the watchdog finds one expired" }
+                    td colspan="4" { "The 14-days-ahead daily schedule is not built yet." }
+                }
+                tr #rotation-command-key {
+                    td.text { "Command-signing key" }
+                    td.text { "set in the configuration" }
+                    td colspan="4" { "Rotation through TRUST_KEY is not built yet." }
+                }
+            }
+            h2 { "Vault secrets by key version" }
+            @if versions.is_empty() { p { "No sealed secret yet." } } @else {
+                table #vault-versions {
+                    tr { th.text { "Database" } th.text { "Table" } th { "Key version" } th { "Rows" } }
+                    @for (db, v) in &versions {
+                        tr { td.text { (db) } td.text { code { (v.table) } } td { (v.key_version) } td { (v.rows) } }
+                    }
+                }
+            }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page("Security", Some(&me), body),
+    ))
+}
