@@ -28,6 +28,31 @@ pub enum Kind {
 /// rules in `deploy/observability/` may name only these (a test checks).
 pub const FAMILIES: &[(&str, Kind, &str)] = &[
     (
+        "genesis_mail_sent_total",
+        Kind::Counter,
+        "E-mail messages the SMTP server took, one per addressee, by notification kind.",
+    ),
+    (
+        "genesis_mail_retried_total",
+        Kind::Counter,
+        "Notifications whose send failed for now and were scheduled again.",
+    ),
+    (
+        "genesis_mail_dead_total",
+        Kind::Counter,
+        "Notifications that failed for good (dead letters), by kind.",
+    ),
+    (
+        "genesis_mail_unsubscribed_total",
+        Kind::Counter,
+        "One-click unsubscribes from advisory notices, by kind.",
+    ),
+    (
+        "genesis_webhook_deliveries_total",
+        Kind::Counter,
+        "Outbound webhook attempts, by outcome (delivered, retrying, dead).",
+    ),
+    (
         "genesis_wallet_refusals_total",
         Kind::Counter,
         "Managed calls the wallet's balance or kill-switch refused, by transaction type.",

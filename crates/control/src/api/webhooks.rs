@@ -32,10 +32,56 @@ pub struct EndpointList {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryList {
     /// The newest 200, newest first.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Vec<DeliveryRow>,
+    pub items: Vec<DeliveryView>,
     /// Always null: the newest 200 only.
     pub next: Option<String>,
+}
+
+/// One event for one endpoint, and how its delivery stands.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    /// Its id; `webhook-id` is `msg_` and this id without dashes.
+    pub id: Uuid,
+    /// The endpoint.
+    pub endpoint_id: Uuid,
+    /// The event (`lead.created`…).
+    pub event: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The receiver's last answer, if it answered.
+    pub last_status: Option<i32>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Written.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When the next attempt is due, while pending.
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Delivered.
+    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Given up (a dead letter, which may be replayed).
+    pub dead_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(d: DeliveryRow) -> Self {
+        let pending = d.delivered_at.is_none() && d.dead_at.is_none();
+        Self {
+            id: d.id,
+            endpoint_id: d.endpoint_id,
+            event: d.event,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            created_at: d.created_at,
+            next_attempt_at: pending.then_some(d.next_attempt_at),
+            delivered_at: d.delivered_at,
+            dead_at: d.dead_at,
+        }
+    }
+}
+
+fn views(rows: Vec<DeliveryRow>) -> Vec<DeliveryView> {
+    rows.into_iter().map(DeliveryView::from).collect()
 }
 
 /// Which deliveries.
@@ -151,7 +197,7 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryList>, Problem> {
     let (ws, db) = operator_scope(&state, &id).await?;
     Ok(Json(DeliveryList {
-        items: outbound_webhooks::deliveries(&db, ws, filter.dead).await?,
+        items: views(outbound_webhooks::deliveries(&db, ws, filter.dead).await?),
         next: None,
     }))
 }
@@ -277,7 +323,7 @@ pub async fn tenant_deliveries(
 ) -> Result<Json<DeliveryList>, Problem> {
     let (access, db) = tenant_access::access(&state, &caller, &id).await?;
     Ok(Json(DeliveryList {
-        items: outbound_webhooks::deliveries(db, access.workspace.id, filter.dead).await?,
+        items: views(outbound_webhooks::deliveries(db, access.workspace.id, filter.dead).await?),
         next: None,
     }))
 }
