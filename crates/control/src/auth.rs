@@ -45,12 +45,9 @@ fn is_operator(state: &AppState, token: &str) -> bool {
 /// The shape of a workspace token (`gws_` and 43 base64url characters): anything else is
 /// refused before the database is asked.
 pub fn looks_like_workspace_token(token: &str) -> bool {
-    token.strip_prefix("gws_").is_some_and(|rest| {
-        rest.len() == 43
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    token
+        .strip_prefix("gws_")
+        .is_some_and(crate::credentials::token_shaped)
 }
 
 /// The workspace whose ingest token `token` is (the token a tenant's n8n holds), asked of

@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use genesis_core::Region;
 use genesis_store::{Database, DeadNotification, OutboxCounts, Outgoing, StoreError};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
+use crate::credentials::{hex, new_token, token_digest, token_shaped};
 use crate::mail::smtp::{Envelope, Mailer, SendError, SmtpSettings};
 use crate::mail::templates::{self, Context};
 use crate::{AppState, Problem};
@@ -194,10 +193,8 @@ impl Outbox {
         email: &str,
         kind: &str,
     ) -> Result<String, StoreError> {
-        let mut token = [0u8; 32];
-        rand::rng().fill_bytes(&mut token);
-        let token = hex(&token);
-        db.notification_unsubscribe_link(&digest(&token), email, kind)
+        let token = new_token();
+        db.notification_unsubscribe_link(&token_digest(&token), email, kind)
             .await?;
         Ok(format!(
             "{}{UNSUBSCRIBE_PATH}?r={}&t={token}",
@@ -212,16 +209,8 @@ pub const UNSUBSCRIBE_PATH: &str = "/notifications/unsubscribe";
 
 /// The same on every attempt for one notification and addressee.
 fn message_id(region: Region, id: i64, to: &str, domain: &str) -> String {
-    let who = &hex(&Sha256::digest(to.as_bytes()))[..12];
+    let who = &hex(&token_digest(to))[..12];
     format!("<notification-{id}.{who}.{}@{domain}>", region.code())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 /// What an unsubscribe link is for: shown before the person confirms.
@@ -248,10 +237,10 @@ fn link_db<'a>(state: &'a AppState, region: &str) -> Result<&'a Database, Proble
 }
 
 fn parse_token(token: &str) -> Result<[u8; 32], Problem> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !token_shaped(token) {
         return Err(Problem::not_found("unsubscribe link"));
     }
-    Ok(digest(token))
+    Ok(token_digest(token))
 }
 
 /// What the link in `region`'s database with `token` stops, and, when `follow`, stops it

@@ -391,7 +391,7 @@ pub async fn receive(
     payment_signature::verify(header, body, &p.webhook_secret, p.tolerance_s, now)
         .map_err(refused)?;
     let wallets = wallets(state)?;
-    let fingerprint = hex(&Sha256::digest(header.as_bytes()));
+    let fingerprint = crate::credentials::hex(&Sha256::digest(header.as_bytes()));
     let ttl = u64::try_from(p.tolerance_s.saturating_mul(2)).unwrap_or(600);
     let first = wallets
         .cache()
@@ -418,10 +418,6 @@ pub async fn receive(
     };
     metrics::counter!("genesis_payment_webhooks_total", "outcome" => label).increment(1);
     Ok(delivery)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Applies a verified event.
