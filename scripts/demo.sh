@@ -226,7 +226,7 @@ step "genesis webhooks add acme_corp http://127.0.0.1:$hook_port/genesis --event
 $bin webhooks add acme_corp "http://127.0.0.1:$hook_port/genesis" --event lead.created,lead.replied \
   --description "acme's CRM"
 
-bold "A lead through the Golden Template: the droplet's Caddy, its n8n, and back into the tenant's partition"
+bold "A lead through the Golden Template: the droplet's Caddy, its n8n, its sidecar's relay (which signs the call home), and into the tenant's partition"
 ca="$GENESIS_IGNITION__SIDECAR_CA_FILE"
 step "curl --cacert <simulator CA> -X POST $acme_hook -H 'X-Genesis-Token: <shown once at ignite>' -d '{\"email\":\"lin@lead.example\"}'"
 curl -s --cacert "$ca" -X POST -H 'content-type: application/json' -H "X-Genesis-Token: $acme_token" \
@@ -346,7 +346,7 @@ $(python3 -c 'import json,sys; k=json.load(open(sys.argv[1])); r=k["relevance"].
                  -d '{"applicationId":"demo","domain":"<your domain>","dnsRecords":[{"type":"CNAME","host":"track","value":"<the page's target>"}]}'
                and press "Check now".
   API          $api/api/v1/workspaces   (header: $auth)
-  Managed      $api/api/v1/managed/{google_cse|email_verify|apify}/...  (a workspace's gws_ token)
+  Managed      $api/api/v1/managed/{google_cse|email_verify|apify}/...  (from a tenant's n8n: its gws_ token, signed by its sidecar's relay)
                proxy door http://127.0.0.1:$proxy_port (CONNECT; the gws_ token as the password)
   Health       $api/healthz   $api/readyz
   Fleet        $api/api/v1/fleet/health   $api/api/v1/alerts   $api/api/v1/droplets/<id>

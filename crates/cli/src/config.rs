@@ -221,6 +221,11 @@ pub struct ServerConfig {
     /// cannot be commanded after a restart.
     #[serde(default)]
     pub command_key: Option<String>,
+    /// Key (32 bytes, base64) each droplet's inbound-signing secret derives from (spec
+    /// 65.3). When unset, `genesis serve` makes a throwaway key and warns: droplets that
+    /// hand-shook with it cannot call the control plane after a restart.
+    #[serde(default)]
+    pub inbound_key: Option<String>,
     /// Load balancers in front of the control plane, whose `X-Forwarded-For` names a
     /// request's real source (sidecar handshakes are accepted only from their droplet's
     /// address). Empty: the peer is the source.
@@ -238,6 +243,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_token: None,
             command_key: None,
+            inbound_key: None,
             trusted_proxies: Vec::new(),
         }
     }

@@ -76,6 +76,9 @@ impl Default for FleetSettings {
     }
 }
 
+/// Where the memory of inbound call ids lives in Redis.
+const INBOUND_PREFIX: &str = "genesis:";
+
 /// Builds a [`ControlPlane`]; every setting has a default a development machine can run.
 pub struct ControlPlaneBuilder {
     stores: RegionalStore,
@@ -84,6 +87,7 @@ pub struct ControlPlaneBuilder {
     metrics: Option<PrometheusHandle>,
     api_token: Option<String>,
     command_signer: Option<Arc<CommandSigner>>,
+    inbound_key: Option<[u8; 32]>,
     sidecar_config: SidecarConfig,
     god: GodSettings,
     sign_in_limits: SignInLimits,
@@ -129,6 +133,20 @@ impl ControlPlaneBuilder {
     /// The key sidecar commands are signed with; without one, handshakes are refused.
     pub fn command_signer(mut self, signer: Arc<CommandSigner>) -> Self {
         self.command_signer = Some(signer);
+        self
+    }
+
+    /// The key each droplet's inbound-signing secret derives from (spec 65.3); without one,
+    /// a key is made for this process, and sidecars that hand-shook with another process
+    /// cannot call in until they hand-shake again.
+    pub fn inbound_key(mut self, key: [u8; 32]) -> Self {
+        self.inbound_key = Some(key);
+        self
+    }
+
+    /// [`Self::inbound_key`] when there is one.
+    pub fn inbound_key_opt(mut self, key: Option<[u8; 32]>) -> Self {
+        self.inbound_key = key;
         self
     }
 
@@ -243,11 +261,22 @@ impl ControlPlaneBuilder {
                     allow_private: self.outbound.allow_private,
                     ..Default::default()
                 });
+        let redis = self
+            .redis
+            .map(|t| Arc::new(genesis_queue::redis_conn::LazyRedis::new(t)));
+        let inbound_key = self.inbound_key.unwrap_or_else(|| {
+            let mut k = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut k);
+            k
+        });
+        let inbound = crate::inbound::InboundGuard::new(
+            inbound_key,
+            redis.clone().map(|r| (r, INBOUND_PREFIX.to_owned())),
+        );
         let state = AppState {
             stores: self.stores,
-            redis: self
-                .redis
-                .map(|t| Arc::new(genesis_queue::redis_conn::LazyRedis::new(t))),
+            redis,
+            inbound: Arc::new(inbound),
             router: Arc::new(TenantRouter::new(self.legacy)),
             metrics: self.metrics,
             api_token_sha256: self.api_token.as_deref().map(token_digest),
@@ -301,6 +330,7 @@ impl ControlPlane {
             metrics: None,
             api_token: None,
             command_signer: None,
+            inbound_key: None,
             sidecar_config: SidecarConfig::default(),
             god: GodSettings::default(),
             sign_in_limits: SignInLimits::default(),
@@ -446,6 +476,11 @@ fn spawn_reconcilers(
         },
     );
     let watchdog = Watchdog::new(stores.clone(), ig.bus().clone());
+    let oauth_ahead = crate::workers::oauth_ahead::OAuthAhead::new(
+        stores.clone(),
+        ig.bus().clone(),
+        state.webhooks.clock.clone(),
+    );
     let hibernation = Hibernator::new(
         stores.clone(),
         ig.bus().clone(),
@@ -478,6 +513,14 @@ fn spawn_reconcilers(
         state,
         watchdog,
         beat.max(Duration::from_secs(1)),
+        stop,
+    );
+    // Daily (spec 65.2); a wake from the API runs it at once.
+    supervise(
+        tasks,
+        state,
+        oauth_ahead,
+        crate::workers::oauth_ahead::EVERY,
         stop,
     );
     // Every 30 s: thresholds are days, but a scheduled campaign's wake lead is a minute.

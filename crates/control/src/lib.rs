@@ -16,6 +16,7 @@ pub mod front_door;
 pub mod god;
 pub mod health;
 pub mod heartbeats;
+pub mod inbound;
 pub mod index;
 pub mod mail;
 pub mod outbound;

@@ -129,6 +129,11 @@ pub async fn handshake(
                 command_public_key: signer.public_key_b64(),
                 command_key_id: signer.key_id().to_owned(),
                 config: state.sidecar_config,
+                inbound_secret: Some(
+                    state
+                        .inbound
+                        .droplet_secret(req.workspace_id, req.droplet_id),
+                ),
             })
             .into_response()
         }
@@ -175,6 +180,7 @@ async fn complete(
         provider_id: req.droplet_id,
         webhook_base_url: &req.webhook_base_url,
         sidecar_public_key: &req.sidecar_public_key,
+        relay_url: req.relay_url.as_deref(),
     };
     if let Some(expected) = db
         .handshake_expectation(&req.provisioning_token)

@@ -14,6 +14,8 @@ pub struct AppState {
     /// Redis, a node or a cluster, connected on first use (readiness; the queues hold
     /// their own connections).
     pub redis: Option<Arc<genesis_queue::redis_conn::LazyRedis>>,
+    /// Verifies the calls droplets make with their workspace's ingest token (spec 65.3).
+    pub inbound: Arc<crate::inbound::InboundGuard>,
     /// The Ohio router.
     pub router: Arc<TenantRouter>,
     /// Renders `/metrics`.

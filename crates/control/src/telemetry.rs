@@ -48,6 +48,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "One-click unsubscribes from advisory notices, by kind.",
     ),
     (
+        "genesis_inbound_refusals_total",
+        Kind::Counter,
+        "Calls with an ingest token refused for their droplet signature (spec 65.3), by reason.",
+    ),
+    (
         "genesis_webhook_deliveries_total",
         Kind::Counter,
         "Outbound webhook attempts, by outcome (delivered, retrying, dead).",

@@ -184,6 +184,7 @@ impl<C: Cloud> Igniter<C> {
                         Ok(Act::done(&HandshakeOutput {
                             webhook_base_url,
                             sidecar_public_key,
+                            relay_url: db.droplet_relay_url(ig.droplet_id).await?,
                         }))
                     }
                     _ => Ok(Act::Wait(Duration::from_millis(200))),
@@ -404,16 +405,21 @@ impl<C: Cloud> Igniter<C> {
         db: &Database,
     ) -> Result<TemplateMapping, StepError> {
         let injected = CredentialsOutput::of(ig)?.credentials;
-        self.mapping_with(ws, db, injected).await
+        let relay = HandshakeOutput::of(ig)?.relay_url;
+        self.mapping_with(ws, db, injected, relay).await
     }
 
     /// The mapping for credentials injected under these n8n ids (`injected`, per placeholder,
     /// as [`Self::inject_into`] answers): the same tenant on another droplet has other ids.
+    /// The templates call the control plane through `relay`, the droplet's sidecar's relay
+    /// that signs each call (spec 65.3), or directly when the sidecar reported none (whose
+    /// calls the control plane then refuses: it verifies every call an ingest token makes).
     pub(crate) async fn mapping_with(
         &self,
         ws: &Workspace,
         db: &Database,
         injected: BTreeMap<String, InjectedCredential>,
+        relay: Option<String>,
     ) -> Result<TemplateMapping, StepError> {
         let mut mapping = TemplateMapping::default();
         for (placeholder, c) in injected {
@@ -432,7 +438,10 @@ impl<C: Cloud> Igniter<C> {
             .ok_or_else(|| StepError::Fail("the workspace has no lead partition".into()))?;
         let platform = [
             ("YOUR_WORKSPACE_ID", ws.id.to_string()),
-            ("YOUR_DASHBOARD_URL", self.settings.dashboard_url.clone()),
+            (
+                "YOUR_DASHBOARD_URL",
+                relay.unwrap_or_else(|| self.settings.dashboard_url.clone()),
+            ),
             ("YOUR_LEADS_TABLE", partition),
         ];
         for (k, v) in platform {

@@ -72,6 +72,9 @@ pub struct HandshakeOutput {
     pub webhook_base_url: String,
     /// The key credentials are sealed to.
     pub sidecar_public_key: String,
+    /// Where its n8n reaches the sidecar's relay (spec 65.3), when it reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
 }
 
 impl StepOutput for HandshakeOutput {

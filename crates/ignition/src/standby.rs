@@ -73,7 +73,8 @@ impl<C: Cloud> Igniter<C> {
             identity: standby.workspace_id.as_uuid(),
         };
         let injected = self.inject_into(&r, &ig, tenant, &db).await?;
-        let mapping = self.mapping_with(tenant, &db, injected).await?;
+        let relay = db.droplet_relay_url(standby.id).await?;
+        let mapping = self.mapping_with(tenant, &db, injected, relay).await?;
         let rows = self
             .deploy_wanted(
                 crate::upkeep::DeployTarget::Elsewhere(&r),

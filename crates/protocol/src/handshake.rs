@@ -31,6 +31,10 @@ pub struct HandshakeRequest {
     pub sidecar_public_key: String,
     /// What the droplet runs.
     pub versions: Versions,
+    /// Base URL of the sidecar's relay as the droplet's n8n reaches it (spec 65.3): the
+    /// templates' calls to the control plane go there to be signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
 }
 
 /// How often a sidecar reports.
@@ -63,6 +67,10 @@ pub struct HandshakeResponse {
     pub command_key_id: String,
     /// Reporting intervals.
     pub config: SidecarConfig,
+    /// The secret (`whsec_...`) the relay signs n8n's calls to the control plane with
+    /// ([`crate::inbound`]); absent from a control plane that verifies none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_secret: Option<String>,
 }
 
 /// A sidecar token the control plane issued in place of one near its end (spec 65.1).

@@ -1,8 +1,8 @@
 //! What the control plane and the sidecar say to each other (DESIGN §3.2–§3.5), in one place
 //! so neither side can drift from the other: the handshake, heartbeats and metric reports,
 //! the 13 commands of spec 51.4 (and `SET_TRACKING_DOMAINS`, spec 61.4) with their signed
-//! JWTs, the web front's fixed points,, secrets sealed to a sidecar's key, and
-//! Standard Webhooks signatures.
+//! JWTs, the web front's fixed points, secrets sealed to a sidecar's key, Standard Webhooks
+//! signatures, and the signatures on calls from a droplet to the control plane.
 
 pub mod command;
 pub mod connect;
@@ -10,6 +10,7 @@ pub mod envfile;
 pub mod front;
 pub mod handshake;
 pub mod heartbeat;
+pub mod inbound;
 pub mod jwt;
 pub mod sealed;
 pub mod source;

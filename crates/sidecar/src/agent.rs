@@ -93,6 +93,7 @@ async fn handshake(
             sidecar: crate::VERSION.into(),
             n8n: genesis_n8n::N8N_VERSION.into(),
         },
+        relay_url: settings.relay.as_ref().map(|r| r.url.clone()),
     };
     let url = format!("{}/api/v1/sidecar/handshake", settings.dashboard_url);
     // The provisioning token lives 15 minutes: retry transient failures well inside that.
@@ -156,6 +157,7 @@ pub async fn start<R: ContainerRuntime>(
         state.sidecar_token = Some(answer.sidecar_token);
         state.command_public_key = Some(answer.command_public_key);
         state.config = Some(answer.config);
+        state.inbound_secret = answer.inbound_secret;
         state.save()?;
         tracing::info!(droplet = settings.droplet_id, "handshake complete");
     }
@@ -168,6 +170,7 @@ pub async fn start<R: ContainerRuntime>(
         ));
     };
     let config = state.config.unwrap_or_default();
+    let inbound_secret = state.inbound_secret.clone();
     let sealing = Arc::new(state.sealing);
     let verifier = CommandVerifier::new(&key, settings.workspace_id, settings.droplet_id)
         .map_err(|e| SidecarError::Handshake(format!("the command key is unusable: {e}")))?;
@@ -220,36 +223,31 @@ pub async fn start<R: ContainerRuntime>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let app = service.router();
-    let mut server_stop = stop_rx.clone();
-    let command_addr = match settings.attach.clone() {
-        Some(shared) => {
-            let addr = settings.listen;
-            shared.attach(addr, app);
-            tokio::spawn(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-                shared.detach(addr);
-            });
-            addr
+    let command_addr = serve_at(
+        settings.attach.clone(),
+        settings.listen,
+        service.router(),
+        stop_rx.clone(),
+    )
+    .await?;
+    match (&settings.relay, inbound_secret) {
+        (Some(relay), Some(secret)) => {
+            let app = crate::relay::Relay::new(
+                http.clone(),
+                &settings.dashboard_url,
+                settings.workspace_id,
+                settings.droplet_id,
+                secret,
+            )
+            .router();
+            serve_at(settings.attach.clone(), relay.listen, app, stop_rx.clone()).await?;
         }
-        None => {
-            let listener = tokio::net::TcpListener::bind(settings.listen)
-                .await
-                .map_err(|e| SidecarError::Io(format!("binding {}: {e}", settings.listen)))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| SidecarError::Io(e.to_string()))?;
-            tokio::spawn(async move {
-                let app = app.into_make_service_with_connect_info::<SocketAddr>();
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = server_stop.wait_for(|s| *s).await;
-                    })
-                    .await;
-            });
-            addr
-        }
-    };
+        (Some(_), None) => tracing::warn!(
+            "the control plane gave no inbound secret at the handshake: n8n's calls to it \
+             cannot be signed, and it refuses them"
+        ),
+        (None, _) => {}
+    }
     let heartbeats = tokio::spawn(report_loop(
         http,
         settings,
@@ -266,6 +264,40 @@ pub async fn start<R: ContainerRuntime>(
         executor,
         heartbeats,
     })
+}
+
+/// Serves `app` at `addr` until `stop` turns true: through the shared listener `attach`
+/// when there is one (virtual droplets), else on a socket of its own. Answers the address
+/// it serves (the bound one, when `addr`'s port is 0).
+async fn serve_at(
+    attach: Option<Arc<dyn crate::server::Attach>>,
+    addr: SocketAddr,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<SocketAddr, SidecarError> {
+    if let Some(shared) = attach {
+        shared.attach(addr, app);
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            shared.detach(addr);
+        });
+        return Ok(addr);
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| SidecarError::Io(format!("binding {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| SidecarError::Io(e.to_string()))?;
+    tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    Ok(bound)
 }
 
 /// Builds one heartbeat (spec 54.1).

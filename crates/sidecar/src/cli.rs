@@ -66,6 +66,13 @@ pub struct SidecarArgs {
     /// without it the sidecar refuses `SET_TRACKING_DOMAINS`.
     #[arg(long)]
     caddy_admin: Option<PathBuf>,
+    /// Where the relay that signs n8n's calls to the control plane listens (spec 65.3):
+    /// on the compose network only, never published.
+    #[arg(long, default_value = "0.0.0.0:8444")]
+    relay_listen: SocketAddr,
+    /// The relay's base URL as the droplet's n8n reaches it.
+    #[arg(long, default_value = "http://sidecar:8444")]
+    relay_url: String,
 }
 
 #[derive(Debug, Parser)]
@@ -101,6 +108,10 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
         trusted_proxies: a.trusted_proxy.clone(),
         sync_state: true,
         caddy_admin: a.caddy_admin.clone(),
+        relay: Some(crate::config::RelaySettings {
+            listen: a.relay_listen,
+            url: a.relay_url.trim_end_matches('/').to_owned(),
+        }),
     };
     if a.droplet_id.is_none() {
         let http = agent::http_client(&settings)?;

@@ -85,6 +85,19 @@ pub struct Settings {
     pub sync_state: bool,
     /// Caddy's admin API socket (spec 61.4's tracking domains); none: no web front.
     pub caddy_admin: Option<PathBuf>,
+    /// The relay that signs n8n's calls to the control plane (spec 65.3); none: n8n has
+    /// no way to call the control plane.
+    pub relay: Option<RelaySettings>,
+}
+
+/// Where the relay listens, and how the droplet's n8n reaches it.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// The address it listens on.
+    pub listen: SocketAddr,
+    /// Its base URL as n8n reaches it (reported at the handshake: the ignition points the
+    /// templates' calls there).
+    pub url: String,
 }
 
 /// [`Settings::idle_connection_timeout`] on a real droplet: longer than the heartbeat

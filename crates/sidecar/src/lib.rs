@@ -16,6 +16,7 @@ pub mod docker;
 pub mod expiry;
 pub mod front;
 pub mod guard;
+pub mod relay;
 pub mod runtime;
 pub mod server;
 pub mod state;

@@ -26,6 +26,8 @@ struct OnDisk {
     command_public_key: Option<String>,
     #[serde(default)]
     config: Option<SidecarConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbound_secret: Option<String>,
 }
 
 /// The sidecar's persistent state.
@@ -39,6 +41,8 @@ pub struct SidecarState {
     pub command_public_key: Option<String>,
     /// Reporting intervals (after the handshake).
     pub config: Option<SidecarConfig>,
+    /// The secret the relay signs n8n's calls to the control plane with (spec 65.3).
+    pub inbound_secret: Option<String>,
 }
 
 impl std::fmt::Debug for SidecarState {
@@ -74,6 +78,7 @@ impl SidecarState {
                     sidecar_token: d.sidecar_token,
                     command_public_key: d.command_public_key,
                     config: d.config,
+                    inbound_secret: d.inbound_secret,
                     path,
                 })
             }
@@ -83,6 +88,7 @@ impl SidecarState {
                     sidecar_token: None,
                     command_public_key: None,
                     config: None,
+                    inbound_secret: None,
                     path,
                 };
                 s.save()?;
@@ -98,6 +104,7 @@ impl SidecarState {
             sidecar_token: self.sidecar_token.clone(),
             command_public_key: self.command_public_key.clone(),
             config: self.config,
+            inbound_secret: self.inbound_secret.clone(),
         };
         let bytes = serde_json::to_vec(&d).map_err(|e| StateError {
             path: self.path.display().to_string(),

@@ -32,6 +32,8 @@ pub const ENV_FILE: &str = "/opt/genesis/.env";
 pub const N8N_PORT: u16 = 5678;
 /// The sidecar's command port on a droplet.
 pub const SIDECAR_PORT: u16 = 8443;
+/// Where a virtual droplet's sidecar relays its n8n's calls to the control plane (spec 65.3).
+pub const RELAY_PORT: u16 = genesis_protocol::inbound::RELAY_PORT;
 
 /// Droplets that run a real n8n 2.8.4 process instead of the fake.
 #[derive(Debug, Clone)]
@@ -128,7 +130,7 @@ impl SidecarHook {
     }
 
     /// Droplets whose sidecars and n8n are served through `hosts`, which must listen on
-    /// [`SIDECAR_PORT`] and [`N8N_PORT`]; their outgoing connections close after 2 idle
+    /// [`SIDECAR_PORT`], [`N8N_PORT`] and [`RELAY_PORT`]; their outgoing connections close after 2 idle
     /// seconds. This is what lets one process hold 15,000 droplets: about one open file
     /// each when idle, instead of eight.
     pub fn with_shared_listeners(root: PathBuf, hosts: Arc<VirtualHosts>) -> Arc<Self> {
@@ -375,6 +377,10 @@ impl SidecarHook {
             // A virtual droplet's restart keeps the host's page cache: no fsync per command.
             sync_state: false,
             caddy_admin: None,
+            relay: Some(genesis_sidecar::config::RelaySettings {
+                listen: SocketAddr::new(ip, RELAY_PORT),
+                url: format!("http://{ip}:{RELAY_PORT}"),
+            }),
         };
         // Ask the metadata service who we are, as the sidecar does on DigitalOcean.
         let meta = ctx.metadata_url.clone().unwrap_or_default();

@@ -109,6 +109,8 @@ pub struct HandshakeClaim<'a> {
     pub webhook_base_url: &'a str,
     /// Its X25519 public key (base64).
     pub sidecar_public_key: &'a str,
+    /// Where the droplet's n8n reaches the sidecar's relay, when it has one.
+    pub relay_url: Option<&'a str>,
 }
 
 /// A completed handshake.
@@ -282,12 +284,14 @@ impl Database {
         }
         sqlx::query!(
             r#"UPDATE genesis.droplets
-               SET webhook_base_url = $2, sidecar_public_key = $3, provider_id = $4, updated_at = now()
+               SET webhook_base_url = $2, sidecar_public_key = $3, provider_id = $4,
+                   relay_url = $5, updated_at = now()
                WHERE id = $1"#,
             droplet_id.as_uuid(),
             claim.webhook_base_url,
             claim.sidecar_public_key,
             claim.provider_id,
+            claim.relay_url,
         )
         .execute(&mut *tx)
         .await?;
@@ -380,6 +384,21 @@ impl Database {
         .execute(&mut *self.app.acquire().await?)
         .await?;
         Ok(())
+    }
+
+    /// Where the droplet's n8n reaches its sidecar's relay, as its handshake reported it;
+    /// `None` before the handshake or for a sidecar without one.
+    pub async fn droplet_relay_url(
+        &self,
+        droplet: DropletId,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT relay_url FROM genesis.droplets WHERE id = $1"#,
+            droplet.as_uuid(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .flatten())
     }
 
     /// What a completed handshake recorded on the droplet: its webhook base URL and its

@@ -226,6 +226,26 @@ impl Database {
         Ok(Some(standby))
     }
 
+    /// Whether the standby whose cloud id is `provider_id` is claimed by `tenant` now (its
+    /// sidecar signs the tenant's calls as the pool's: spec 65.3).
+    pub async fn standby_serves(
+        &self,
+        provider_id: i64,
+        tenant: WorkspaceId,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT EXISTS (
+                   SELECT 1 FROM genesis.standby_droplets s
+                   JOIN genesis.droplets d ON d.id = s.droplet_id
+                   WHERE d.provider_id = $1 AND s.claimed_by = $2 AND s.released_at IS NULL
+               ) AS "serves!""#,
+            provider_id,
+            tenant.as_uuid(),
+        )
+        .fetch_one(&mut *self.read().await?)
+        .await?)
+    }
+
     /// Records that the tenant's workflows run on its claimed standby (audited
     /// `STANDBY_SERVING`). `false` when the claim is gone (released meanwhile).
     pub async fn standby_serving(

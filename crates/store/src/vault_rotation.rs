@@ -374,6 +374,12 @@ pub struct RotationCounts {
     pub endpoints_overlapping: i64,
     /// Endpoints renewed on schedule whose tenant has not fetched the new secret yet.
     pub endpoints_unrevealed: i64,
+    /// OAuth tokens in serving droplets' inventories good for more than 14 days.
+    pub oauth_fresh: i64,
+    /// Tokens within 14 days of their expiry: due for the daily refresh.
+    pub oauth_due: i64,
+    /// Tokens past their expiry: behind (the watchdog's heal).
+    pub oauth_expired: i64,
 }
 
 impl RotationCounts {
@@ -385,6 +391,9 @@ impl RotationCounts {
         self.endpoints += o.endpoints;
         self.endpoints_due += o.endpoints_due;
         self.endpoints_overlapping += o.endpoints_overlapping;
+        self.oauth_fresh += o.oauth_fresh;
+        self.oauth_due += o.oauth_due;
+        self.oauth_expired += o.oauth_expired;
         self.endpoints_unrevealed += o.endpoints_unrevealed;
     }
 }
@@ -417,7 +426,27 @@ impl Database {
         )
         .fetch_one(&self.app)
         .await?;
+        // The expiries the sidecars last reported (spec 43.1's inventory), as the daily
+        // refresh reads them.
+        let o = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE e > now() + interval '14 days') AS "fresh!",
+                      count(*) FILTER (WHERE e <= now() + interval '14 days'
+                                         AND e > now()) AS "due!",
+                      count(*) FILTER (WHERE e <= now()) AS "expired!"
+               FROM (SELECT to_timestamp((c->>'expires_at')::bigint) AS e
+                     FROM genesis.droplets d,
+                          jsonb_array_elements(CASE
+                              WHEN jsonb_typeof(d.last_heartbeat->'credentials') = 'array'
+                              THEN d.last_heartbeat->'credentials' ELSE '[]'::jsonb END) c
+                     WHERE d.state IN ('ACTIVE_HEALTHY', 'ACTIVE_DEGRADED', 'DRIFT_DETECTED')
+                       AND jsonb_typeof(c->'expires_at') = 'number') tokens"#,
+        )
+        .fetch_one(&self.app)
+        .await?;
         Ok(RotationCounts {
+            oauth_fresh: o.fresh,
+            oauth_due: o.due,
+            oauth_expired: o.expired,
             tokens_fresh: t.fresh,
             tokens_renewing: t.renewing,
             tokens_expired: t.expired,

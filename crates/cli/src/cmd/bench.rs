@@ -123,8 +123,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         rate: u32,
     },
-    /// Outbound webhooks (issue 24): deliveries per second through the whole sender to a
-    /// local receiver at 50 in flight, against bare POSTs of the same bodies.
+    /// Webhooks (issue 24): signed inbound calls per second through the inbound guard and
+    /// a queue add, against a bare JSON route; then outbound deliveries per second through
+    /// the whole sender to a local receiver at 50 in flight, against bare POSTs.
     Webhooks {
         /// Deliveries to make.
         #[arg(long, default_value_t = 20_000)]
@@ -132,6 +133,12 @@ pub enum BenchCommand {
         /// Endpoints (one workspace each) they are spread over.
         #[arg(long, default_value_t = 50)]
         endpoints: usize,
+        /// Signed inbound calls to send to the guarded route, and bare ones to the baseline.
+        #[arg(long, default_value_t = 50_000)]
+        inbound_calls: usize,
+        /// Redis to use (the memory of inbound ids, the queue).
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
     },
     /// God Mode at fleet scale: server time (p50/p99) and weight of the overview, heatmap
     /// and regional pages over N droplets, against the sign-in page as baseline.
@@ -337,7 +344,12 @@ pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(),
         BenchCommand::Webhooks {
             deliveries,
             endpoints,
-        } => super::bench_webhooks::run(deliveries, endpoints).await,
+            inbound_calls,
+            redis_url,
+        } => {
+            super::bench_inbound::run(&redis_url, inbound_calls).await?;
+            super::bench_webhooks::run(deliveries, endpoints).await
+        }
         BenchCommand::Onboarding { redis_url, tenants } => {
             super::bench_onboarding::run(&redis_url, tenants).await
         }

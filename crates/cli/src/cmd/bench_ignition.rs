@@ -194,6 +194,7 @@ impl Stack {
             for port in [
                 genesis_sim::fleet::SIDECAR_PORT,
                 genesis_sim::fleet::N8N_PORT,
+                genesis_sim::fleet::RELAY_PORT,
             ] {
                 hosts.listen(port).await.with_context(|| {
                     format!("listening on port {port} for every virtual droplet")

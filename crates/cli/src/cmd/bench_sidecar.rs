@@ -62,6 +62,7 @@ pub async fn run(idle_secs: u64) -> Result<(), CliError> {
                             heartbeat_interval_s: 1,
                             metrics_interval_s: 3600,
                         },
+                        inbound_secret: None,
                     })
                 }
             }),

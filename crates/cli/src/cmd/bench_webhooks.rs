@@ -21,11 +21,12 @@ use serde_json::json;
 use super::CliError;
 use super::bench_ignition::round;
 
-fn runtime(e: impl std::fmt::Display) -> CliError {
+pub(crate) fn runtime(e: impl std::fmt::Display) -> CliError {
     CliError::Runtime(anyhow::anyhow!("{e}"))
 }
 
-fn emit(metric: &str, value: f64, unit: &str, baseline: Option<f64>) {
+/// One line of the benchmark's output.
+pub(crate) fn emit(metric: &str, value: f64, unit: &str, baseline: Option<f64>) {
     outln!(
         "{}",
         json!({"bench": "webhooks", "metric": metric, "value": round(value), "unit": unit,

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_god_mode;
 pub mod bench_heartbeats;
 pub mod bench_ignition;
+pub mod bench_inbound;
 pub mod bench_onboarding;
 pub mod bench_queue;
 pub mod bench_rollout;

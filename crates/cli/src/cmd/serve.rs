@@ -79,6 +79,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     if outbox.is_none() {
         tracing::warn!("mail.smtp_url is not set: notifications wait in the outbox, unsent");
     }
+    let inbound = inbound_key(&cfg)?;
     let mut builder = ControlPlane::builder(stores.clone())
         .wallets(wallets)
         .outbox(outbox)
@@ -95,6 +96,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .god(cfg.god_mode.settings())
         .sign_in_limits(cfg.god_mode.sign_in_limits())
         .trusted_proxies(cfg.server.trusted_proxies.clone())
+        .inbound_key_opt(inbound)
         .providers({
             let base = providers_base;
             genesis_control::providers::Providers {
@@ -157,20 +159,34 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     }
 }
 
+/// A 32-byte key written in the config as base64, or the usage error that names `setting`.
+fn key_32(b64: &str, setting: &str) -> Result<[u8; 32], CliError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| CliError::Usage(format!("{setting} must be 32 bytes in base64")))
+}
+
+/// The key droplets' inbound-signing secrets derive from (spec 65.3): `server.inbound_key`,
+/// or none (the control plane makes a throwaway one, and says so).
+fn inbound_key(cfg: &Config) -> Result<Option<[u8; 32]>, CliError> {
+    match cfg.server.inbound_key.as_deref() {
+        Some(b64) => key_32(b64, "server.inbound_key").map(Some),
+        None => {
+            tracing::warn!(
+                "server.inbound_key is not set: using a throwaway inbound key (droplets that hand-shake now cannot call the control plane after a restart)"
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// The key sidecar commands are signed with: `server.command_key`, or a throwaway one.
 fn command_signer(cfg: &Config) -> Result<genesis_protocol::CommandSigner, CliError> {
     match cfg.server.command_key.as_deref() {
-        Some(b64) => {
-            use base64::Engine as _;
-            let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-                .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| {
-                    CliError::Usage("server.command_key must be 32 bytes in base64".into())
-                })?;
-            genesis_protocol::CommandSigner::from_seed(&seed)
-        }
+        Some(b64) => genesis_protocol::CommandSigner::from_seed(&key_32(b64, "server.command_key")?),
         None => {
             tracing::warn!(
                 "server.command_key is not set: using a throwaway command key (sidecars that hand-shake now cannot be commanded after a restart)"

@@ -1,14 +1,18 @@
 //! `/api/v1/managed/{service}/{path}`: the managed-service gateway's door. The caller is a
-//! tenant's n8n with its workspace token (`gws_…`), which names the wallet that pays; the
-//! rest is [`crate::app::managed::call`].
+//! tenant's n8n with its workspace token (`gws_…`), which names the wallet that pays, on a
+//! call its droplet's relay signed (spec 65.3); the rest is [`crate::app::managed::call`].
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::app::inbound::refuse;
 use crate::app::managed::{self, ManagedCall};
-use crate::auth::{bearer_of, workspace_of_ingest_token};
+use crate::auth::{
+    bearer_of, droplet_call, looks_like_workspace_token, serves, workspace_of_ingest_token,
+};
 use crate::{AppState, Problem};
+use genesis_protocol::inbound::InboundRefusal;
 
 /// What the tenant was charged for the call, in millicents, on every answer it paid for.
 pub const CHARGED_HEADER: &str = "genesis-charged-millicents";
@@ -20,13 +24,17 @@ pub async fn call(
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: axum::body::Body,
 ) -> Response {
-    let workspace = match caller(&state, &headers).await {
-        Ok(ws) => ws,
-        Err(p) => return p.into_response(),
+    let peer = peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a);
+    let Some(token) = bearer_of(&headers) else {
+        return Problem::unauthorized("missing bearer token").into_response();
     };
-    // Read only after the token checked out, and never more than an Actor's input.
+    if !looks_like_workspace_token(token) {
+        return wrong_token().into_response();
+    }
+    // Never more than an Actor's input; signed by a droplet (spec 65.3) before any lookup.
     let Ok(body) = axum::body::to_bytes(body, managed::MAX_CALL_BODY).await else {
         return Problem::with_status(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -36,6 +44,27 @@ pub async fn call(
             ),
         )
         .into_response();
+    };
+    let signer = match droplet_call(&state, &headers, peer, &body, None).await {
+        Ok(who) => who,
+        Err(refused) => return refused,
+    };
+    let workspace = match workspace_of_ingest_token(&state, token).await {
+        Ok(Some(ws)) => match serves(&state, &signer, ws).await {
+            Ok(true) => ws,
+            Ok(false) => {
+                return refuse(
+                    &state,
+                    Some(ws),
+                    state.handshakes.source(peer, &headers),
+                    InboundRefusal::MisScoped,
+                )
+                .await;
+            }
+            Err(refused) => return refused,
+        },
+        Ok(None) => return wrong_token().into_response(),
+        Err(p) => return p.into_response(),
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -75,17 +104,8 @@ pub async fn call(
     }
 }
 
-/// The workspace whose token the call carries; 401 (counted) otherwise.
-async fn caller(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<genesis_core::WorkspaceId, Problem> {
-    let Some(token) = bearer_of(headers) else {
-        return Err(Problem::unauthorized("missing bearer token"));
-    };
-    if let Some(ws) = workspace_of_ingest_token(state, token).await? {
-        return Ok(ws);
-    }
+/// A 401 for a wrong token, counted.
+fn wrong_token() -> Problem {
     metrics::counter!("genesis_api_auth_failures_total").increment(1);
-    Err(Problem::unauthorized("wrong bearer token"))
+    Problem::unauthorized("wrong bearer token")
 }

@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod gmail;
 pub mod hibernation;
 pub mod ignition;
+pub mod inbound;
 pub mod lead_import;
 pub mod leads;
 pub mod limit_overrides;

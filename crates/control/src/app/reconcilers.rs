@@ -12,6 +12,7 @@ pub const RECONCILERS: &[&str] = &[
     "fleet-sampler",
     "hibernation",
     "mail",
+    "oauth-ahead",
     "orphan-reaper",
     "rollouts",
     "standby",
@@ -131,6 +132,7 @@ mod tests {
             crate::workers::mail::MailSender::NAME,
             crate::workers::webhooks::WebhookDeliveries::NAME,
             crate::workers::webhook_secrets::WebhookSecrets::NAME,
+            crate::workers::oauth_ahead::OAuthAhead::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

@@ -68,8 +68,11 @@ pub async fn security(
                 }
                 tr #rotation-oauth {
                     td.text { "OAuth tokens" }
-                    td.text { "refreshed when the watchdog finds one expired" }
-                    td colspan="4" { "The 14-days-ahead daily schedule is not built yet." }
+                    td.text { "14 days before expiry, checked daily" }
+                    td { (counts.oauth_fresh) }
+                    td { (counts.oauth_due) }
+                    td { "—" }
+                    td { (counts.oauth_expired) " expired (the watchdog heals)" }
                 }
                 tr #rotation-command-key {
                     td.text { "Command-signing key" }

@@ -9,7 +9,8 @@
 //! | `credential_expired` | refresh the OAuth token with its provider, vault it, rotate it into n8n |
 //! | `version_mismatch` | redeploy the template's workflow at the current version |
 //!
-//! Every heal that succeeds is audited `DRIFT_HEALED`. A heal whose droplet is no longer
+//! Every heal that succeeds is audited `DRIFT_HEALED`; the same job refreshes a token ahead
+//! of its expiry for [`super::oauth_ahead`], audited by the rotation alone. A heal whose droplet is no longer
 //! serving is dropped (a reboot or a deletion overtook it). Errors the next attempt may not
 //! see (the sidecar unreachable, the provider down) are retried with the queue's backoff;
 //! the rest fail the job, and the next heartbeat that still shows the drift queues anew.
@@ -50,6 +51,10 @@ pub struct HealPayload {
     pub kind: DriftKind,
     /// The workflow or credential (n8n's id).
     pub subject: String,
+    /// A scheduled refresh ahead of expiry ([`super::oauth_ahead`]) rather than a drift's
+    /// heal: audited by the rotation (`CREDENTIAL_ROTATED`) alone, not as `DRIFT_HEALED`.
+    #[serde(default)]
+    pub ahead: bool,
 }
 
 impl super::droplet_job::DropletPayload for HealPayload {
@@ -237,6 +242,9 @@ impl<C: Cloud + 'static> Handler for HealJobs<C> {
             return Ok(());
         }
         self.heal(&db, &droplet, &p).await?;
+        if p.ahead {
+            return Ok(());
+        }
         db.audit_record(
             &AuditEvent::new(&self.actor, "watchdog", "DRIFT_HEALED")
                 .workspace(droplet.workspace_id)

@@ -6,6 +6,7 @@
 //! - [`jobs`]: one handler for every queue of the fleet's set.
 //! - [`watchdog`]: spec 43's drift detection; it queues heals.
 //! - [`heals`]: spec 43.3's heal actions, as jobs on the `template` and `security` queues.
+//! - [`oauth_ahead`]: refreshes OAuth tokens 14 days before they expire (spec 65.1), daily.
 //! - [`rollouts`]: spec 56's template rollouts (the conductor and the per-droplet updates).
 //! - [`hibernation`]: spec 55's hibernation (notice, final metrics, power-off) and wake.
 //! - [`standby`]: spec 55.4's hot-standby pool (claim on wake, serve, swap back, refill).
@@ -25,6 +26,7 @@ pub mod heals;
 pub mod hibernation;
 pub mod jobs;
 pub mod mail;
+pub mod oauth_ahead;
 pub mod reaper;
 pub mod reconciler;
 pub mod rollouts;

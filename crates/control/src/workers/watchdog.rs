@@ -292,6 +292,7 @@ impl Watchdog {
                 droplet: watched.droplet.id.as_uuid(),
                 kind: d.kind,
                 subject,
+                ahead: false,
             })
             .unwrap_or_default();
             if self

@@ -13,6 +13,7 @@ mod command_journal;
 mod console;
 mod front_door;
 mod god_mode;
+mod inbound;
 mod mail;
 mod openapi;
 mod payments;
@@ -23,11 +24,45 @@ mod webhooks;
 mod wizard;
 
 const TOKEN: &str = "test-token-0123456789";
+/// The key droplets' inbound-signing secrets derive from, in every app these tests start.
+const INBOUND_KEY: [u8; 32] = [5; 32];
 
 struct App {
     base: String,
     http: reqwest::Client,
     t: TestDb,
+}
+
+/// A workspace (with its lead partition) in `region`, slugged `{prefix}_…`, and the ingest
+/// token its n8n would hold.
+async fn workspace_with_ingest_token(
+    db: &genesis_store::Database,
+    prefix: &str,
+    region: genesis_core::Region,
+) -> (WorkspaceId, String) {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    let ws = genesis_store::PartitionManager::new(db.clone())
+        .workspace_provision(
+            &genesis_store::NewWorkspace {
+                id: WorkspaceId::new(),
+                slug: genesis_core::Slug::parse(&format!("{prefix}_{}", &hex[..10])).expect("slug"),
+                name: genesis_core::WorkspaceName::parse(prefix).expect("name"),
+                region,
+                tier: genesis_core::Tier::Standard,
+                onboarding: Default::default(),
+            },
+            "test",
+        )
+        .await
+        .expect("workspace");
+    let token = format!("gws_{}", &(hex.clone() + &hex)[..43]);
+    db.workspace_token_add(
+        ws.id,
+        &genesis_store::NewWorkspaceToken::of(&token, genesis_store::WorkspaceTokenKind::Ingest),
+    )
+    .await
+    .expect("token");
+    (ws.id, token)
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -97,6 +132,7 @@ async fn spawn_app_providing(
         .command_signer(Arc::new(
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
         ))
+        .inbound_key(INBOUND_KEY)
         .build();
     let base = run(control_plane).await;
     App {

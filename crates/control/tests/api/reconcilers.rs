@@ -18,6 +18,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
             "fleet-sampler",
             "hibernation",
             "mail",
+            "oauth-ahead",
             "orphan-reaper",
             "rollouts",
             "standby",

@@ -9,15 +9,13 @@ use genesis_control::app::wallet_sync;
 use genesis_control::workers::reconciler::Reconciler;
 use genesis_control::workers::wallet::{WalletCheck, WalletSyncer};
 use genesis_core::money::{Millicents, TransferKind};
-use genesis_core::{Region, Slug, Tier, WorkspaceId, WorkspaceName};
+use genesis_core::{Region, WorkspaceId};
 use genesis_queue::RedisConn;
 use genesis_queue::wallet::WalletCache;
 use genesis_sim::managed::{CSE_CX, CSE_KEY, FakeWholesale, ZEROBOUNCE_KEY};
+use genesis_store::RegionalStore;
 use genesis_store::ledger::{NewTransfer, Phase, wallet_account};
 use genesis_store::testing::TestDb;
-use genesis_store::{
-    NewWorkspace, NewWorkspaceToken, PartitionManager, RegionalStore, WorkspaceTokenKind,
-};
 use uuid::Uuid;
 
 fn form(pairs: &[(&str, &str)]) -> String {
@@ -40,6 +38,8 @@ struct Bank {
     door: String,
     network: genesis_sim::residential_proxy::FakeResidentialProxy,
     site: String,
+    /// Whose each ingest token is, to sign its calls as that workspace's droplet would.
+    tenants: std::sync::Mutex<std::collections::HashMap<String, WorkspaceId>>,
 }
 
 async fn serve(router: axum::Router) -> String {
@@ -99,6 +99,7 @@ async fn bank(settings: WalletSettings) -> Bank {
         .metrics(super::metrics_handle())
         .wallets(Some(wallets.clone()))
         .api_token(Some(super::TOKEN))
+        .inbound_key(super::INBOUND_KEY)
         .build();
     let door_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -122,40 +123,23 @@ async fn bank(settings: WalletSettings) -> Bank {
         door,
         network,
         site,
+        tenants: Default::default(),
     }
 }
 
 impl Bank {
     /// A workspace with a wallet holding `deposit`, and its n8n's token.
     async fn tenant(&self, deposit: Millicents) -> (WorkspaceId, String) {
-        let hex = Uuid::new_v4().simple().to_string();
-        let ws = PartitionManager::new(self.t.db.clone())
-            .workspace_provision(
-                &NewWorkspace {
-                    id: WorkspaceId::new(),
-                    slug: Slug::parse(&format!("wallet_{}", &hex[..10])).expect("slug"),
-                    name: WorkspaceName::parse("Wallet").expect("name"),
-                    region: Region::EuWest,
-                    tier: Tier::Standard,
-                    onboarding: Default::default(),
-                },
-                "test",
-            )
-            .await
-            .expect("workspace");
-        let token = format!("gws_{}", &(hex.clone() + &hex)[..43]);
-        self.t
-            .db
-            .workspace_token_add(
-                ws.id,
-                &NewWorkspaceToken::of(&token, WorkspaceTokenKind::Ingest),
-            )
-            .await
-            .expect("token");
+        let (ws, token) =
+            super::workspace_with_ingest_token(&self.t.db, "wallet", Region::EuWest).await;
+        self.tenants
+            .lock()
+            .expect("tenants")
+            .insert(token.clone(), ws);
         if deposit.get() > 0 {
             self.wallets
                 .credit(
-                    ws.id,
+                    ws,
                     Uuid::now_v7(),
                     TransferKind::Deposit,
                     deposit,
@@ -165,33 +149,60 @@ impl Bank {
                 .await
                 .expect("deposit");
         }
-        (ws.id, token)
+        (ws, token)
+    }
+
+    /// `req` with `token` and the signature its droplet's relay adds (spec 65.3); a token
+    /// of no tenant's is signed as some other workspace's droplet.
+    fn signed(
+        &self,
+        req: reqwest::RequestBuilder,
+        token: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        let ws = self
+            .tenants
+            .lock()
+            .expect("tenants")
+            .get(token)
+            .map_or_else(Uuid::new_v4, |w| w.as_uuid());
+        let secret = genesis_protocol::inbound::droplet_secret(&super::INBOUND_KEY, ws, 9);
+        let now = chrono::Utc::now().timestamp() as u64;
+        let mut req = req.bearer_auth(token);
+        for (k, v) in genesis_protocol::inbound::sign(&secret, ws, 9, body, now).expect("sign") {
+            req = req.header(k, v);
+        }
+        req
     }
 
     async fn search(&self, token: &str, q: &str) -> reqwest::Response {
-        self.http
-            .get(format!(
+        self.signed(
+            self.http.get(format!(
                 "{}/api/v1/managed/google_cse/customsearch/v1?{}",
                 self.base,
                 form(&[("q", q)])
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
+            )),
+            token,
+            b"",
+        )
+        .send()
+        .await
+        .expect("request")
     }
 
     async fn verify(&self, token: &str, email: &str) -> reqwest::Response {
-        self.http
-            .get(format!(
+        self.signed(
+            self.http.get(format!(
                 "{}/api/v1/managed/email_verify/v2/validate?{}",
                 self.base,
                 form(&[("email", email)])
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
+            )),
+            token,
+            b"",
+        )
+        .send()
+        .await
+        .expect("request")
     }
 
     /// Runs an Apify Actor through the gateway with `input` as its body.
@@ -202,17 +213,19 @@ impl Bank {
         query: &str,
         input: &str,
     ) -> reqwest::Response {
-        self.http
-            .post(format!(
+        self.signed(
+            self.http.post(format!(
                 "{}/api/v1/managed/apify/v2/acts/{actor}/run-sync-get-dataset-items?{query}",
                 self.base
-            ))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(input.to_owned())
-            .send()
-            .await
-            .expect("request")
+            )),
+            token,
+            input.as_bytes(),
+        )
+        .header("content-type", "application/json")
+        .body(input.to_owned())
+        .send()
+        .await
+        .expect("request")
     }
 
     /// Asks the proxy door for a tunnel to `target` with `password` as the proxy password:
@@ -745,12 +758,14 @@ async fn a_vendor_that_fails_costs_the_tenant_nothing() {
     assert_eq!(body["status"], "valid");
     // A path the gateway does not forward, and a stranger's token.
     let r = b
-        .http
-        .get(format!(
-            "{}/api/v1/managed/google_cse/customsearch/v1/admin",
-            b.base
-        ))
-        .bearer_auth(&token)
+        .signed(
+            b.http.get(format!(
+                "{}/api/v1/managed/google_cse/customsearch/v1/admin",
+                b.base
+            )),
+            &token,
+            b"",
+        )
         .send()
         .await
         .expect("request");

@@ -488,6 +488,108 @@ async fn each_drift_type_is_detected_audited_and_healed_through_the_queue() {
     w.finish().await;
 }
 
+/// How many credential rotations the audit holds.
+async fn rotations(w: &helpers::World) -> usize {
+    w.t.db
+        .audit_list(None, Some("CREDENTIAL_ROTATED"), 100)
+        .await
+        .expect("audit")
+        .len()
+}
+
+/// Polls until Google has answered `n` refreshes in all.
+async fn wait_refreshes(w: &helpers::World, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while w.google.refreshes() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {n} refreshes",
+            w.google.refreshes()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oauth_tokens_are_refreshed_fourteen_days_ahead_once_a_day() {
+    use genesis_control::clock::Clock;
+    use genesis_control::workers::oauth_ahead::OAuthAhead;
+    let w = world(Options::default()).await;
+    let day = 86_400;
+    let mut tenants = Vec::new();
+    // soon's token expires in 10 days, later's in 20.
+    for (slug, in_days) in [("ahead_soon", 10), ("ahead_later", 20)] {
+        let mut creds = credentials();
+        creds["credentials"]["gmail"]["oauthTokenData"] = serde_json::json!({
+            "access_token": format!("ya29.{slug}"), "refresh_token": format!("1//{slug}"),
+            "expiry_date": (Utc::now().timestamp() + in_days * day) * 1000
+        });
+        let ws = w.create_workspace(slug).await;
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), creds)
+            .await;
+        let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+        tenants.push(ws);
+    }
+    let clock = Clock::manual(Utc::now());
+    let ahead = OAuthAhead::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.bus.clone(),
+        clock.clone(),
+    );
+    // Both inventories are in (a heartbeat a second).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let before = rotations(&w).await;
+
+    // Day one: only the token within 14 days is refreshed, through the security queue.
+    let first = ahead.reconcile().await.expect("pass");
+    assert_eq!(first.droplets, 2, "{first:?}");
+    assert_eq!((first.expiring, first.queued), (1, 1), "{first:?}");
+    wait_refreshes(&w, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rotations(&w).await < before + 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rotation audited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rotated =
+        w.t.db
+            .audit_list(None, Some("CREDENTIAL_ROTATED"), 1)
+            .await
+            .expect("audit");
+    assert_eq!(
+        rotated[0].workspace_id,
+        Some(tenants[0].as_uuid()),
+        "{rotated:?}"
+    );
+    assert!(
+        w.t.db
+            .audit_list(None, Some("DRIFT_HEALED"), 10)
+            .await
+            .expect("audit")
+            .is_empty(),
+        "a scheduled refresh is not a drift's heal"
+    );
+
+    // The same day again (a restart, another replica): nothing more is queued.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let again = ahead.reconcile().await.expect("pass");
+    assert_eq!(again.queued, 0, "{again:?}");
+
+    // A week later: the other token is 13 days from its expiry and is refreshed; the first
+    // one's new token (an hour's, as Google's) has expired on this clock and is left to the
+    // watchdog's heal, not refreshed twice.
+    clock.advance(Duration::from_secs(7 * day as u64));
+    let week = ahead.reconcile().await.expect("pass");
+    assert_eq!((week.expiring, week.queued), (1, 1), "{week:?}");
+    wait_refreshes(&w, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.google.refreshes(), 2, "each token refreshed once");
+    w.finish().await;
+}
+
 /// Makes a tenant look idle for a month: its droplet was created 30 days ago (activity
 /// counts from there) and nothing happened since.
 async fn backdate(w: &helpers::World, droplet: genesis_core::DropletId) {

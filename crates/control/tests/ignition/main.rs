@@ -160,8 +160,27 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
     let bearer = api["value"].as_str().expect("value").to_owned();
     assert!(bearer.starts_with("Bearer gws_"), "{api}");
     let other = w.create_workspace("someone_else").await;
+    // n8n reaches the control plane through its sidecar's relay, which signs each call
+    // (spec 65.3); the same token straight to the control plane, unsigned, is refused.
+    let relay =
+        w.t.db
+            .droplet_relay_url(rows[0].id)
+            .await
+            .expect("db")
+            .expect("the sidecar reported its relay");
+    let direct = http
+        .get(format!("{}/api/v1/workspaces/{ws}/leads", w.base))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(
+        direct.status(),
+        401,
+        "an unsigned call with the ingest token"
+    );
     let as_tenant = |method: reqwest::Method, path: String| {
-        http.request(method, format!("{}{path}", w.base))
+        http.request(method, format!("{relay}{path}"))
             .header("authorization", &bearer)
             .json(&json!({}))
             .send()
@@ -196,7 +215,7 @@ async fn a_workspace_ignites_to_active_with_its_workflows_running() {
     // The reply handler's call home, with the same token: a reply takes the lead out of its
     // sequence (the outreach workflow mails only `new` leads), once, and is audited.
     let reply = |ws: String, from: &str, label: &str| {
-        http.post(format!("{}/api/v1/workspaces/{ws}/replies", w.base))
+        http.post(format!("{relay}/api/v1/workspaces/{ws}/replies"))
             .header("authorization", &bearer)
             .json(&json!({"from": from, "label": label}))
             .send()

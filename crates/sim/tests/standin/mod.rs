@@ -58,6 +58,7 @@ async fn handshake(State(d): State<Dashboard>, Json(req): Json<HandshakeRequest>
             heartbeat_interval_s: 1,
             metrics_interval_s: 3600,
         },
+        inbound_secret: None,
     })
     .into_response()
 }

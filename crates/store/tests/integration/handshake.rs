@@ -31,6 +31,7 @@ fn claim<'a>(ws: &Workspace, token: &'a str) -> HandshakeClaim<'a> {
         provider_id: 4242,
         webhook_base_url: "http://127.64.0.9:5678",
         sidecar_public_key: "c2lkZWNhcg==",
+        relay_url: Some("http://127.64.0.9:8444"),
     }
 }
 
@@ -60,6 +61,14 @@ async fn a_token_works_once_and_every_refusal_is_audited() {
     assert_eq!(done.droplet.state, DropletState::ActiveHealthy);
     assert_eq!(done.droplet.provider_id, Some(4242));
     assert_eq!(done.sidecar_token.len(), 64);
+    assert_eq!(
+        db.droplet_relay_url(droplet)
+            .await
+            .expect("relay")
+            .as_deref(),
+        Some("http://127.64.0.9:8444"),
+        "the relay the sidecar reported is kept for the ignition's mapping"
+    );
     let who = db
         .sidecar_token_verify(&done.sidecar_token)
         .await
