@@ -180,6 +180,33 @@ async fn a_waking_high_priority_tenant_serves_from_a_warm_standby_and_swaps_back
         DropletState::Waking,
         "the tenant's own droplet was still booting when the standby served ({serve_time:?})"
     );
+    // Its n8n's calls home go through the standby's relay, signed as the pool's droplet,
+    // and count for the tenant that claimed it, and for no other (spec 65.3).
+    let standby_n8n = w.hook.n8n(standby_provider).expect("standby n8n");
+    let bearer = standby_n8n
+        .credential_summary()
+        .iter()
+        .find(|c| c.1 == "Genesis API")
+        .and_then(|c| standby_n8n.credential_data(&c.0))
+        .and_then(|d| d["value"].as_str().map(str::to_owned))
+        .expect("the API credential");
+    let relay =
+        w.t.db
+            .droplet_relay_url(standby.droplet.id)
+            .await
+            .expect("db")
+            .expect("the standby's relay");
+    let stranger = w.create_workspace("stranger").await;
+    let http = reqwest::Client::new();
+    for (path_ws, want) in [(ws.to_string(), 200), (stranger.to_string(), 401)] {
+        let r = http
+            .get(format!("{relay}/api/v1/workspaces/{path_ws}/leads"))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .expect("relay");
+        assert_eq!(r.status(), want, "leads of {path_ws} through the standby");
+    }
     assert_eq!(
         pool.reconcile().await.expect("pass").swap_backs,
         0,
