@@ -404,14 +404,10 @@ async fn audit_refusal(
         source: source.as_deref(),
         suppressed,
     };
-    // The workspace's database when it exists; the home database otherwise.
-    let db = match genesis_core::WorkspaceId::from_uuid(workspace_id) {
-        Ok(ws) => match state.stores.workspace_find(ws).await {
-            Ok((_, db)) => db.clone(),
-            Err(_) => state.stores.coordinator().clone(),
-        },
-        Err(_) => state.stores.coordinator().clone(),
-    };
+    let (db, _) = state
+        .stores
+        .record_home(genesis_core::WorkspaceId::from_uuid(workspace_id).ok())
+        .await;
     if let Err(e) = db.handshake_refusal_record(&record, "sidecar").await {
         tracing::error!(error = %e, "the refusal could not be audited");
     }

@@ -161,6 +161,22 @@ impl RegionalStore {
         Err(StoreError::NotFound { what: "workspace" })
     }
 
+    /// Where a record about a caller who names `workspace` goes (a refused handshake or
+    /// call): that workspace's database when it exists, the coordinator's otherwise (an
+    /// unknown or absent workspace). Answers the workspace too when it was found, and the
+    /// coordinator's when the lookup itself failed: a record is never lost to a lookup.
+    pub async fn record_home(
+        &self,
+        workspace: Option<WorkspaceId>,
+    ) -> (&Database, Option<WorkspaceId>) {
+        if let Some(ws) = workspace
+            && let Ok((_, db)) = self.workspace_find(ws).await
+        {
+            return (db, Some(ws));
+        }
+        (self.coordinator(), None)
+    }
+
     /// The workspace whose live `kind` token `token` is, in whichever region holds it.
     pub async fn workspace_token_owner(
         &self,

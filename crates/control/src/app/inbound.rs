@@ -34,19 +34,10 @@ pub async fn refuse(
                 "source": source.map(|s| s.to_string()),
                 "skipped_before": skipped,
             }));
-        // The workspace's database when it exists; the home database otherwise.
-        let found = match workspace {
-            Some(ws) => state
-                .stores
-                .workspace_find(ws)
-                .await
-                .ok()
-                .map(|(_, db)| (ws, db)),
-            None => None,
-        };
-        let (db, event) = match found {
-            Some((ws, db)) => (db.clone(), event.workspace(ws)),
-            None => (state.stores.coordinator().clone(), event),
+        let (db, found) = state.stores.record_home(workspace).await;
+        let event = match found {
+            Some(ws) => event.workspace(ws),
+            None => event,
         };
         if let Err(e) = db.audit_record(&event).await {
             tracing::error!(error = %e, "the refusal could not be audited");
