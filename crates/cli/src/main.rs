@@ -45,6 +45,7 @@ Running a control plane:
   db          Check the database server's settings (spec 40.2)
   admin       Operators, and tenants straight against the database
   vault       The vault's master keys: status, and rotate (rewrap every secret)
+  command-key The key that signs commands to sidecars: status, and rotate now
   leads       Lead data administration
 
 Development:
@@ -128,6 +129,9 @@ enum Command {
     /// The vault's master keys: which versions seal what, and the rewrap that retires one.
     #[command(subcommand)]
     Vault(cmd::vault::VaultCommand),
+    /// The command-signing key: where its rotation stands, and a rotation begun now.
+    #[command(subcommand, name = "command-key")]
+    SigningKey(cmd::command_key::CommandKeyCommand),
     /// Run the DigitalOcean API simulator (virtual droplets, fault injection).
     SimCloud(cmd::sim_cloud::SimCloudArgs),
     /// Run the droplet agent (the same as the `genesis-sidecar` binary).

@@ -18,7 +18,7 @@ use std::time::Duration;
 use genesis_cloud::DigitalOcean;
 use genesis_core::{LegacyTenant, Region, TenantRouter};
 use genesis_ignition::{Igniter, OAuthRefresher};
-use genesis_protocol::{CommandSigner, SidecarConfig};
+use genesis_protocol::{CommandKeyRing, CommandSigner, SidecarConfig};
 use genesis_store::RegionalStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
@@ -60,6 +60,8 @@ pub struct FleetSettings {
     pub hibernation: HibernationSettings,
     /// How often the orphan reaper runs.
     pub reap_every: Duration,
+    /// When the command-signing key rotates.
+    pub command_keys: crate::app::command_keys::CommandKeyPolicy,
 }
 
 impl Default for FleetSettings {
@@ -72,9 +74,14 @@ impl Default for FleetSettings {
             oauth: None,
             hibernation: HibernationSettings::default(),
             reap_every: Duration::from_secs(300),
+            command_keys: Default::default(),
         }
     }
 }
+
+/// How often every replica reloads the stored command keys: a switch made by the leader
+/// reaches the others' handshakes, heartbeat answers and commands within this.
+const RING_REFRESH: Duration = Duration::from_secs(10);
 
 /// Where the memory of inbound call ids lives in Redis.
 const INBOUND_PREFIX: &str = "genesis:";
@@ -86,7 +93,7 @@ pub struct ControlPlaneBuilder {
     legacy: Option<LegacyTenant>,
     metrics: Option<PrometheusHandle>,
     api_token: Option<String>,
-    command_signer: Option<Arc<CommandSigner>>,
+    command_keys: Option<Arc<CommandKeyRing>>,
     inbound_key: Option<[u8; 32]>,
     sidecar_config: SidecarConfig,
     god: GodSettings,
@@ -132,7 +139,14 @@ impl ControlPlaneBuilder {
 
     /// The key sidecar commands are signed with; without one, handshakes are refused.
     pub fn command_signer(mut self, signer: Arc<CommandSigner>) -> Self {
-        self.command_signer = Some(signer);
+        self.command_keys = Some(Arc::new(CommandKeyRing::new(signer)));
+        self
+    }
+
+    /// The ring sidecar commands are signed from: the same one the fleet's
+    /// `SidecarClient` signs with, so a rotation's switch reaches both at once.
+    pub fn command_keys(mut self, ring: Arc<CommandKeyRing>) -> Self {
+        self.command_keys = Some(ring);
         self
     }
 
@@ -280,7 +294,7 @@ impl ControlPlaneBuilder {
             router: Arc::new(TenantRouter::new(self.legacy)),
             metrics: self.metrics,
             api_token_sha256: self.api_token.as_deref().map(token_digest),
-            command_signer: self.command_signer,
+            command_keys: self.command_keys,
             heartbeats: Arc::new(heartbeats),
             sidecar_config: self.sidecar_config,
             igniter: self.fleet.as_ref().map(|(ig, _)| ig.clone()),
@@ -329,7 +343,7 @@ impl ControlPlane {
             legacy: None,
             metrics: None,
             api_token: None,
-            command_signer: None,
+            command_keys: None,
             inbound_key: None,
             sidecar_config: SidecarConfig::default(),
             god: GodSettings::default(),
@@ -369,6 +383,32 @@ impl ControlPlane {
             stop: (stop_tx, stop_rx),
             mut tasks,
         } = self;
+        // The command keys as stored: loaded before anything is served (a restarted process
+        // signs with the key the stored ring says), then again on every replica.
+        if let (Some(vault), Some(ring)) = (state.vault.clone(), state.command_keys.clone()) {
+            let keys = crate::app::command_keys::CommandKeys::new(
+                state.stores.clone(),
+                vault,
+                ring,
+                Default::default(),
+                crate::clock::Clock::System,
+            );
+            if let Err(e) = keys.load().await {
+                tracing::error!(error = %e, "the stored command keys cannot be loaded yet; signing with the configured key");
+            }
+            let mut rx = stop_rx.clone();
+            tasks.spawn("command-key ring", async move {
+                loop {
+                    tokio::select! {
+                        _ = rx.wait_for(|s| *s) => return Ok(()),
+                        _ = tokio::time::sleep(RING_REFRESH) => {}
+                    }
+                    if let Err(e) = keys.load().await {
+                        tracing::warn!(error = %e, "the stored command keys cannot be reloaded");
+                    }
+                }
+            });
+        }
         if let (Some(ig), Some(settings)) = (state.igniter.clone(), fleet) {
             let recovered = ig
                 .recover()
@@ -498,6 +538,23 @@ fn spawn_reconcilers(
         },
     );
     let reaper = OrphanReaper::new(ig.clone());
+    // Every 10 s: a switch follows the last sidecar's confirmation within a pass.
+    if let (Some(vault), Some(ring)) = (state.vault.clone(), state.command_keys.clone()) {
+        let keys = crate::app::command_keys::CommandKeys::new(
+            stores.clone(),
+            vault,
+            ring,
+            settings.command_keys,
+            state.webhooks.clock.clone(),
+        );
+        supervise(
+            tasks,
+            state,
+            crate::workers::command_keys::CommandKeyRotation::new(keys, stores.clone()),
+            crate::workers::command_keys::EVERY,
+            stop,
+        );
+    }
     // A few times per heartbeat interval: a zombie is declared within a quarter interval
     // of its third missed window.
     supervise(
@@ -530,6 +587,14 @@ fn spawn_reconcilers(
     // Every second: a waking High-Priority tenant is claimed a standby within a second.
     supervise(tasks, state, standby, Duration::from_secs(1), stop);
     supervise(tasks, state, reaper, settings.reap_every, stop);
+    // Every 15 s: a key saved while the engine slept reaches it soon after the wake.
+    supervise(
+        tasks,
+        state,
+        crate::workers::pending_credentials::PendingCredentials::new(stores.clone(), ig.clone()),
+        crate::workers::pending_credentials::EVERY,
+        stop,
+    );
     // Once a minute: fleet states over time, at the resolution the chart draws.
     let sampler = crate::workers::fleet_sampler::FleetSampler::new(stores.clone());
     supervise(

@@ -108,7 +108,7 @@ pub async fn handshake(
             return Problem::invalid_field("body", e.body_text()).into_response();
         }
     };
-    let Some(signer) = state.command_signer.clone() else {
+    let Some(signer) = state.command_keys.as_ref().map(|k| k.active()) else {
         tracing::error!("handshake refused: no command signing key configured");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -245,6 +245,10 @@ pub async fn heartbeat(
         Err(r) => return r,
     };
     count_refusals(&hb);
+    let mut answer = genesis_protocol::HeartbeatAnswer {
+        command_keys: keys_to_trust(&state, &hb.command_key_ids),
+        ..Default::default()
+    };
     state.heartbeats.accept(who, hb);
     metrics::counter!("genesis_heartbeats_total").increment(1);
     // A token near its end is renewed here (spec 65.1); the old one works until it expires.
@@ -261,20 +265,31 @@ pub async fn heartbeat(
         match db.sidecar_token_renew(token, ttl, "sidecar").await {
             Ok(Some(issued)) => {
                 metrics::counter!("genesis_sidecar_tokens_renewed_total").increment(1);
-                return Json(genesis_protocol::HeartbeatAnswer {
-                    renewed: Some(genesis_protocol::RenewedToken {
-                        sidecar_token: issued.token,
-                        expires_at_ms: issued.expires_at.timestamp_millis(),
-                    }),
-                })
-                .into_response();
+                answer.renewed = Some(genesis_protocol::RenewedToken {
+                    sidecar_token: issued.token,
+                    expires_at_ms: issued.expires_at.timestamp_millis(),
+                });
             }
             Ok(None) => {}
             // The heartbeat is taken; the renewal is tried again at the next one.
             Err(e) => tracing::warn!(error = %e, "sidecar token renewal failed"),
         }
     }
-    StatusCode::NO_CONTENT.into_response()
+    if answer == genesis_protocol::HeartbeatAnswer::default() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        Json(answer).into_response()
+    }
+}
+
+/// The command keys a sidecar should trust, when they differ from the ids it reported:
+/// during a key rotation, and afterwards for one that slept through it (spec 65.1).
+fn keys_to_trust(state: &AppState, reported: &[String]) -> Option<Vec<String>> {
+    let ring = state.command_keys.as_ref().filter(|r| r.settled())?;
+    let mut reported = reported.to_vec();
+    reported.sort();
+    reported.dedup();
+    (reported != ring.trusted_ids()).then(|| ring.trusted())
 }
 
 /// Counts the command refusals a sidecar reports, by reason (spec 51.3: every refused

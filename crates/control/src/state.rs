@@ -22,9 +22,11 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// SHA-256 of the API bearer token; `None` refuses every API call.
     pub api_token_sha256: Option<[u8; 32]>,
-    /// Signs sidecar command JWTs; its public half goes out in every handshake. `None`
-    /// refuses handshakes (503): a sidecar must never get a key it cannot be sent commands with.
-    pub command_signer: Option<Arc<genesis_protocol::CommandSigner>>,
+    /// The keys that sign sidecar command JWTs (the active one, and a rotation's next one);
+    /// the active key's public half goes out in every handshake, the whole trust set in
+    /// heartbeat answers. `None` refuses handshakes (503): a sidecar must never get a key it
+    /// cannot be sent commands with.
+    pub command_keys: Option<Arc<genesis_protocol::CommandKeyRing>>,
     /// Buffers heartbeats and writes them in batches (`serve` runs its flusher).
     pub heartbeats: Arc<crate::heartbeats::HeartbeatSink>,
     /// What sidecars are told at their handshake (heartbeat and metrics intervals).

@@ -207,6 +207,17 @@ impl DropletState {
         self == DropletState::Terminated
     }
 
+    /// True while the droplet's n8n runs and its sidecar takes commands: the states a
+    /// command can be sent in (a degraded or drifted droplet still serves).
+    pub fn is_serving(self) -> bool {
+        matches!(
+            self,
+            DropletState::ActiveHealthy
+                | DropletState::ActiveDegraded
+                | DropletState::DriftDetected
+        )
+    }
+
     /// The state in the words a tenant uses on their dashboard: whether their engine is
     /// running, sleeping, waking, updating, restarting or stopped, never the machine's
     /// vocabulary.

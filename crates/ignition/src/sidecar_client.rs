@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use genesis_protocol::CommandSigner;
 use genesis_protocol::command::{Command, CommandFailure, CommandName, CommandReply};
+use genesis_protocol::{CommandKeyRing, CommandSigner};
 use uuid::Uuid;
 
 /// What happened to one command: what the control plane keeps for the droplet's page.
@@ -77,7 +77,7 @@ impl CommandError {
 #[derive(Clone)]
 pub struct SidecarClient {
     http: reqwest::Client,
-    signer: Arc<CommandSigner>,
+    keys: Arc<CommandKeyRing>,
     url_template: String,
     host_suffix: Option<String>,
     fallback_template: Option<String>,
@@ -158,7 +158,7 @@ impl SidecarClient {
             .map_err(|e| CommandError::Unreachable(e.to_string()))?;
         Ok(Self {
             http,
-            signer,
+            keys: Arc::new(CommandKeyRing::new(signer)),
             url_template,
             host_suffix: tls.host_suffix,
             fallback_template: None,
@@ -172,6 +172,18 @@ impl SidecarClient {
     pub fn with_fallback(mut self, template: impl Into<String>) -> Self {
         self.fallback_template = Some(template.into());
         self
+    }
+
+    /// The same client, signing with whatever key `keys` holds active when a command is
+    /// sent: the control plane's ring, so a key rotation's switch reaches every client.
+    pub fn with_keys(mut self, keys: Arc<CommandKeyRing>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// The ring this client signs from.
+    pub fn keys(&self) -> &Arc<CommandKeyRing> {
+        &self.keys
     }
 
     /// The same client, reporting every command it sends to `journal`.
@@ -235,7 +247,8 @@ impl SidecarClient {
             body: format!("cannot encode the command: {e}"),
         })?;
         let token = self
-            .signer
+            .keys
+            .active()
             .sign(workspace, droplet_id, cmd.name(), &body, now)
             .map_err(|e| CommandError::Refused {
                 status: 0,

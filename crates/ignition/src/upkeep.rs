@@ -211,16 +211,19 @@ impl<C: Cloud> Igniter<C> {
     /// credential's new version, then rotated into the droplet's n8n (ROTATE_CREDENTIAL).
     /// Only the tenant's credentials: the platform's own tokens rotate on their schedule.
     ///
-    /// The vault comes first: if the droplet does not confirm, n8n keeps the old key (which
-    /// still works, or the tenant would not be replacing it calmly), and sending the same
-    /// update again finishes the job. Answers the credential's name in n8n.
+    /// The vault comes first, marked as not yet applied. If the droplet is asleep, nothing
+    /// is sent; if it does not answer, n8n keeps the old key (which still works, or the
+    /// tenant would not be replacing it calmly). Either way the mark stays, and the
+    /// `pending-credentials` reconciler applies the new version once the droplet serves
+    /// again ([`Self::apply_pending_credential`]). A refusal or a failed command is an
+    /// error, as before.
     pub async fn update_credential(
         &self,
         ws: &Workspace,
         key: &str,
         data: &serde_json::Value,
         actor: &str,
-    ) -> Result<String, IgniteError> {
+    ) -> Result<CredentialOutcome, IgniteError> {
         let invalid = |field: String, message: String| IgniteError::Invalid { field, message };
         let tenant_keys = || {
             self.templates
@@ -299,14 +302,95 @@ impl<C: Cloud> Igniter<C> {
                     "this workspace was ignited without a {key} credential"
                 ))
             })?;
-        let n8n_id = <crate::outputs::CredentialsOutput as crate::outputs::StepOutput>::of(&ig)?
+        let n8n_id = n8n_credential_id(&ig, slot)?;
+        let serving = db
+            .droplet_get(ig.droplet_id)
+            .await
+            .map_err(StepError::from)?
+            .state
+            .is_serving();
+        if !serving {
+            // Asleep (or rebooting): the vault takes it now, the engine when it serves.
+            self.vault_put_pending(&db, ws, slot, &data, actor).await?;
+            return Ok(CredentialOutcome::Pending {
+                n8n_name: slot.name.clone(),
+                why: "the engine is asleep: the new key reaches it when it wakes".into(),
+            });
+        }
+        match self
+            .rotate_into(&db, &r, ws, slot, &n8n_id, &data, actor)
+            .await
+        {
+            Ok(()) => Ok(CredentialOutcome::Applied {
+                n8n_name: slot.name.clone(),
+            }),
+            Err(StepError::Transient(e)) => {
+                tracing::warn!(workspace = %ws.id, error = %e, "key saved; the droplet did not confirm it yet");
+                Ok(CredentialOutcome::Pending {
+                    n8n_name: slot.name.clone(),
+                    why: "the engine did not answer: the new key reaches it as soon as it does"
+                        .into(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores `data` as the credential's new version, marked as not yet in n8n; answers
+    /// the mark's time.
+    async fn vault_put_pending(
+        &self,
+        db: &Database,
+        ws: &Workspace,
+        slot: &crate::igniter::CredentialSlot,
+        data: &serde_json::Value,
+        actor: &str,
+    ) -> Result<chrono::DateTime<chrono::Utc>, StepError> {
+        db.vault_put(
+            self.vault_keys()?,
+            ws.id,
+            slot.id,
+            &slot.kind,
+            &slot.name,
+            data.to_string().as_bytes(),
+            actor,
+        )
+        .await?;
+        Ok(db.vault_mark_pending(ws.id, slot.id).await?)
+    }
+
+    /// Applies the vault's latest version of credential `credential` (a vault id) to the
+    /// workspace's droplet: what a key update saved while the droplet was asleep or silent.
+    /// Clears the mark set at `since` once the droplet confirms; audited
+    /// (`CREDENTIAL_ROTATED`).
+    pub async fn apply_pending_credential(
+        &self,
+        ws: &Workspace,
+        credential: uuid::Uuid,
+        since: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+    ) -> Result<(), StepError> {
+        let (db, ig) = self.completed_ignition(ws).await?;
+        let r = reach(&ig)?;
+        let p = params(&ig)?;
+        let slot = p
             .credentials
-            .get(&spec.placeholder)
-            .map(|c| c.id.clone())
-            .ok_or_else(|| StepError::Fail(format!("the ignition recorded no n8n id for {key}")))?;
-        self.rotate_into(&db, &r, ws, slot, &n8n_id, &data, actor)
+            .iter()
+            .find(|s| s.id == credential)
+            .ok_or_else(|| {
+                StepError::Fail(format!(
+                    "credential {credential} is not one the latest ignition injected"
+                ))
+            })?;
+        let n8n_id = n8n_credential_id(&ig, slot)?;
+        let secret = db
+            .vault_get(self.vault_keys()?, ws.id, credential)
+            .await?
+            .secret;
+        self.send_rotation(&r, ws, slot, &n8n_id, &secret, actor, &db)
             .await?;
-        Ok(slot.name.clone())
+        db.vault_mark_applied(ws.id, credential, since).await?;
+        Ok(())
     }
 
     /// Replaces one injected credential's data: the vault's new version first, then the
@@ -325,18 +409,31 @@ impl<C: Cloud> Igniter<C> {
         data: &serde_json::Value,
         actor: &str,
     ) -> Result<(), StepError> {
+        let since = self.vault_put_pending(db, ws, slot, data, actor).await?;
         let bytes = data.to_string().into_bytes();
-        db.vault_put(
-            self.vault_keys()?,
-            ws.id,
-            slot.id,
-            &slot.kind,
-            &slot.name,
-            &bytes,
-            actor,
-        )
-        .await?;
-        let sealed = r.seal(&slot.name, &bytes)?;
+        self.send_rotation(r, ws, slot, n8n_credential_id, &bytes, actor, db)
+            .await?;
+        db.vault_mark_applied(ws.id, slot.id, since).await?;
+        Ok(())
+    }
+
+    /// ROTATE_CREDENTIAL with `secret` sealed to the sidecar, then the audit event (spec
+    /// 63.1, Credentials: ROTATED).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the ignition's pieces a rotation reads, each once"
+    )]
+    async fn send_rotation(
+        &self,
+        r: &Reach,
+        ws: &Workspace,
+        slot: &crate::igniter::CredentialSlot,
+        n8n_credential_id: &str,
+        secret: &[u8],
+        actor: &str,
+        db: &Database,
+    ) -> Result<(), StepError> {
+        let sealed = r.seal(&slot.name, secret)?;
         let reply = r
             .send(
                 &self.sidecar,
@@ -358,4 +455,35 @@ impl<C: Cloud> Igniter<C> {
         .await?;
         Ok(())
     }
+}
+
+/// The id n8n gave the credential of `slot` when the ignition injected it.
+fn n8n_credential_id(
+    ig: &Ignition,
+    slot: &crate::igniter::CredentialSlot,
+) -> Result<String, StepError> {
+    <crate::outputs::CredentialsOutput as crate::outputs::StepOutput>::of(ig)?
+        .credentials
+        .get(&slot.placeholder)
+        .map(|c| c.id.clone())
+        .ok_or_else(|| {
+            StepError::Fail(format!("the ignition recorded no n8n id for {}", slot.name))
+        })
+}
+
+/// What a tenant's key update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialOutcome {
+    /// In the vault and in the droplet's n8n.
+    Applied {
+        /// The credential's name in n8n.
+        n8n_name: String,
+    },
+    /// In the vault; the droplet's n8n gets it when it serves or answers again.
+    Pending {
+        /// The credential's name in n8n.
+        n8n_name: String,
+        /// Why it waits, for people.
+        why: String,
+    },
 }

@@ -88,6 +88,11 @@ pub struct HeartbeatAnswer {
     /// A renewed sidecar token, when the one presented is near its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewed: Option<RenewedToken>,
+    /// The command keys (Ed25519 public keys, base64) to trust from now on, exactly, when
+    /// they differ from the ids the heartbeat reported: how a key rotation reaches every
+    /// sidecar (spec 65.1), including one that slept through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_keys: Option<Vec<String>>,
 }
 
 /// `POST /api/v1/sidecar/reattest`: a sidecar whose token expired asks for a new one. No

@@ -70,6 +70,10 @@ pub struct Heartbeat {
     /// droplet should run, so a report older than a deploy never reads as drift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory_at_ms: Option<i64>,
+    /// The ids of the command keys this sidecar trusts, sorted (a key rotation waits for
+    /// every sidecar to report the next key before signing with it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_key_ids: Vec<String>,
 }
 
 /// One workflow as n8n reports it.

@@ -13,7 +13,7 @@
 //! `body_mismatch`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use base64::Engine;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -101,6 +101,19 @@ pub enum KeyError {
     /// Signing failed.
     #[error("cannot sign: {0}")]
     Sign(String),
+    /// A trust set with no key would leave the sidecar unable to take any command.
+    #[error("a sidecar must trust at least one command key")]
+    NoKey,
+}
+
+/// Decodes and checks an Ed25519 public key given in base64.
+pub fn parse_public_key(public_key_b64: &str) -> Result<[u8; 32], KeyError> {
+    let raw = crate::b64()
+        .decode(public_key_b64.trim())
+        .map_err(|_| KeyError::PublicKey)?;
+    let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::PublicKey)?;
+    ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::PublicKey)?;
+    Ok(raw)
 }
 
 /// The key id of an Ed25519 public key: the first 8 bytes of its SHA-256, in hex. Carried in
@@ -117,6 +130,7 @@ pub fn key_id(public: &[u8; 32]) -> String {
 /// The control plane's signing key.
 pub struct CommandSigner {
     key: EncodingKey,
+    seed: [u8; 32],
     public: [u8; 32],
     kid: String,
 }
@@ -146,9 +160,16 @@ impl CommandSigner {
         let public = sk.verifying_key().to_bytes();
         Ok(Self {
             key: EncodingKey::from_ed_der(der.as_bytes()),
+            seed: *seed,
             kid: key_id(&public),
             public,
         })
+    }
+
+    /// The 32-byte secret, for sealing into the vault when the key joins the stored ring
+    /// (a rotation). Nothing else should read it.
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.seed
     }
 
     /// This key's id (the `kid` of every token it signs).
@@ -266,8 +287,9 @@ struct BareHeader {
 /// The sidecar's side: verifies commands for one workspace and droplet, remembers every
 /// `jti` until its token expires, and counts refusals by reason.
 pub struct CommandVerifier {
-    /// Trusted keys by id; the first is the one the handshake gave.
-    keys: Vec<(String, DecodingKey)>,
+    /// Trusted keys by id; the first signs tokens without a `kid`. Replaced whole when the
+    /// control plane rotates its key.
+    keys: RwLock<Vec<(String, DecodingKey)>>,
     workspace: Uuid,
     droplet_id: i64,
     seen: Mutex<HashMap<String, u64>>,
@@ -286,13 +308,9 @@ impl std::fmt::Debug for CommandVerifier {
 impl CommandVerifier {
     /// A verifier trusting `public_key_b64` (from the handshake) for this workspace and droplet.
     pub fn new(public_key_b64: &str, workspace: Uuid, droplet_id: i64) -> Result<Self, KeyError> {
-        let raw = crate::b64()
-            .decode(public_key_b64.trim())
-            .map_err(|_| KeyError::PublicKey)?;
-        let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::PublicKey)?;
-        ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::PublicKey)?;
+        let raw = parse_public_key(public_key_b64)?;
         Ok(Self {
-            keys: vec![(key_id(&raw), DecodingKey::from_ed_der(&raw))],
+            keys: RwLock::new(vec![(key_id(&raw), DecodingKey::from_ed_der(&raw))]),
             workspace,
             droplet_id,
             seen: Mutex::new(HashMap::new()),
@@ -302,17 +320,58 @@ impl CommandVerifier {
 
     /// Also trusts `public_key_b64`: during a key rotation the sidecar accepts tokens from
     /// the old and the new key, each recognised by its `kid`.
-    pub fn trust(&mut self, public_key_b64: &str) -> Result<(), KeyError> {
-        let raw = crate::b64()
-            .decode(public_key_b64.trim())
-            .map_err(|_| KeyError::PublicKey)?;
-        let raw: [u8; 32] = raw.try_into().map_err(|_| KeyError::PublicKey)?;
-        ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| KeyError::PublicKey)?;
+    pub fn trust(&self, public_key_b64: &str) -> Result<(), KeyError> {
+        let raw = parse_public_key(public_key_b64)?;
         let kid = key_id(&raw);
-        if !self.keys.iter().any(|(id, _)| *id == kid) {
-            self.keys.push((kid, DecodingKey::from_ed_der(&raw)));
+        let mut keys = self.keys.write().map_err(|_| KeyError::PublicKey)?;
+        if !keys.iter().any(|(id, _)| *id == kid) {
+            keys.push((kid, DecodingKey::from_ed_der(&raw)));
         }
         Ok(())
+    }
+
+    /// Trusts exactly `public_keys` (base64) from now on: what the control plane says in a
+    /// heartbeat's answer during a key rotation. Every key is checked before anything
+    /// changes, and an empty set is refused, so a bad answer never leaves the sidecar
+    /// trusting nothing. Answers whether the set changed.
+    pub fn trust_exactly(&self, public_keys: &[String]) -> Result<bool, KeyError> {
+        let mut fresh = Vec::with_capacity(public_keys.len());
+        for k in public_keys {
+            let raw = parse_public_key(k)?;
+            let kid = key_id(&raw);
+            if !fresh
+                .iter()
+                .any(|(id, _): &(String, DecodingKey)| *id == kid)
+            {
+                fresh.push((kid, DecodingKey::from_ed_der(&raw)));
+            }
+        }
+        if fresh.is_empty() {
+            return Err(KeyError::NoKey);
+        }
+        let mut keys = self.keys.write().map_err(|_| KeyError::PublicKey)?;
+        let ids = |v: &[(String, DecodingKey)]| {
+            let mut ids: Vec<String> = v.iter().map(|(id, _)| id.clone()).collect();
+            ids.sort();
+            ids
+        };
+        if ids(&keys) == ids(&fresh) {
+            return Ok(false);
+        }
+        *keys = fresh;
+        Ok(true)
+    }
+
+    /// The ids of the keys trusted now, sorted: reported in every heartbeat, so the control
+    /// plane knows who has its next key.
+    pub fn trusted_key_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .keys
+            .read()
+            .map(|k| k.iter().map(|(id, _)| id.clone()).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
     }
 
     /// Refusals so far, by reason.
@@ -380,17 +439,17 @@ impl CommandVerifier {
             return Err(R::BadAlgorithm);
         }
         // A token names its key; one from a key this sidecar does not trust proves nothing.
-        let key = match header.kid.as_deref() {
-            Some(kid) => {
-                &self
-                    .keys
-                    .iter()
-                    .find(|(id, _)| id == kid)
-                    .ok_or(R::BadSignature)?
-                    .1
+        let key = {
+            let keys = self.keys.read().map_err(|_| R::BadSignature)?;
+            match header.kid.as_deref() {
+                Some(kid) => keys.iter().find(|(id, _)| id == kid),
+                None => keys.first(),
             }
-            None => &self.keys.first().ok_or(R::BadSignature)?.1,
+            .ok_or(R::BadSignature)?
+            .1
+            .clone()
         };
+        let key = &key;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.validate_exp = false;
         v.validate_nbf = false;

@@ -12,6 +12,7 @@ pub mod handshake;
 pub mod heartbeat;
 pub mod inbound;
 pub mod jwt;
+pub mod keyring;
 pub mod sealed;
 pub mod source;
 pub mod webhook;
@@ -23,6 +24,7 @@ pub use handshake::{
 };
 pub use heartbeat::{CredentialState, Heartbeat, MetricsReport, N8nStatus, WorkflowState};
 pub use jwt::{CommandClaims, CommandSigner, CommandVerifier, Refusal, RefusalReason};
+pub use keyring::CommandKeyRing;
 pub use sealed::{SealedSecret, SealingKey};
 pub use webhook::{WebhookSigner, WebhookVerifier};
 

@@ -249,7 +249,7 @@ fn tokens_name_their_key_and_a_rotation_trusts_both_keys() {
     .expect("json");
     assert_eq!(header["kid"], new.key_id());
 
-    let mut v = CommandVerifier::new(&old.public_key_b64(), ws, DROPLET).expect("verifier");
+    let v = CommandVerifier::new(&old.public_key_b64(), ws, DROPLET).expect("verifier");
     let refused = v
         .verify(Some(&token), act, BODY, NOW)
         .expect_err("unknown key");
@@ -260,6 +260,34 @@ fn tokens_name_their_key_and_a_rotation_trusts_both_keys() {
     let from_old = old.sign_claims(&claims()).expect("sign");
     v.verify(Some(&from_old), act, BODY, NOW)
         .expect("the old key still is, during the overlap");
+
+    // The rotation ends: the control plane says "trust only the new key".
+    let mut ids = vec![old.key_id().to_owned(), new.key_id().to_owned()];
+    ids.sort();
+    assert_eq!(v.trusted_key_ids(), ids);
+    // A set with nothing in it, or with a key that is not one, changes nothing.
+    assert!(v.trust_exactly(&[]).is_err());
+    assert!(
+        v.trust_exactly(&[new.public_key_b64(), "AAAA".into()])
+            .is_err()
+    );
+    assert_eq!(v.trusted_key_ids(), ids, "a refused set leaves the old one");
+    assert!(v.trust_exactly(&[new.public_key_b64()]).expect("set"));
+    assert!(
+        !v.trust_exactly(&[new.public_key_b64()]).expect("set"),
+        "the same set again is no change"
+    );
+    assert_eq!(v.trusted_key_ids(), vec![new.key_id().to_owned()]);
+    let late_old = old.sign_claims(&claims()).expect("sign");
+    assert_eq!(
+        v.verify(Some(&late_old), act, BODY, NOW)
+            .expect_err("retired")
+            .reason,
+        RefusalReason::BadSignature
+    );
+    let late_new = new.sign_claims(&claims()).expect("sign");
+    v.verify(Some(&late_new), act, BODY, NOW)
+        .expect("the new key signs");
 }
 
 #[test]

@@ -174,6 +174,12 @@ pub async fn start<R: ContainerRuntime>(
     let sealing = Arc::new(state.sealing);
     let verifier = CommandVerifier::new(&key, settings.workspace_id, settings.droplet_id)
         .map_err(|e| SidecarError::Handshake(format!("the command key is unusable: {e}")))?;
+    // A key rotation seen before a restart: trust what the control plane last said.
+    if !state.command_keys.is_empty()
+        && let Err(e) = verifier.trust_exactly(&state.command_keys)
+    {
+        tracing::warn!(error = %e, "the saved command keys are unusable; trusting the handshake's key");
+    }
     let executor = Executor::new(
         n8n,
         runtime,
@@ -352,6 +358,7 @@ pub async fn heartbeat<R: ContainerRuntime>(
         workflows,
         credentials,
         inventory_at_ms,
+        command_key_ids: service.trusted_key_ids(),
     };
     beat.refused_commands = refused.latest.into();
     beat.refusal_counts = refused.counts;
@@ -431,8 +438,8 @@ async fn inventory<R: ContainerRuntime>(executor: &Executor<R>) -> Option<Invent
 
 /// How a report was received.
 enum Delivery {
-    /// Taken (and maybe answered with a renewed token).
-    Taken(Option<genesis_protocol::RenewedToken>),
+    /// Taken (and maybe answered with a renewed token or the command keys to trust).
+    Taken(genesis_protocol::HeartbeatAnswer),
     /// The token was refused: it expired, or was revoked.
     Unauthorized,
 }
@@ -454,9 +461,9 @@ async fn post<T: serde::Serialize>(
         reqwest::StatusCode::UNAUTHORIZED => Ok(Delivery::Unauthorized),
         s if s == reqwest::StatusCode::OK => {
             let answer: genesis_protocol::HeartbeatAnswer = r.json().await.unwrap_or_default();
-            Ok(Delivery::Taken(answer.renewed))
+            Ok(Delivery::Taken(answer))
         }
-        s if s.is_success() => Ok(Delivery::Taken(None)),
+        s if s.is_success() => Ok(Delivery::Taken(Default::default())),
         s => Err(format!("status {s}")),
     }
 }
@@ -492,6 +499,34 @@ async fn reattest(
         .open(&answer.sealed_token)
         .map_err(|e| format!("the sealed token does not open: {e}"))?;
     String::from_utf8(raw).map_err(|_| "the token is not text".into())
+}
+
+/// Trusts exactly the command keys the control plane named (a key rotation, spec 65.1),
+/// and keeps them in the state file so a restart does not go back to the handshake's key.
+/// The answer comes over the same authenticated channel as the handshake's key did.
+fn trust_keys<R: ContainerRuntime>(
+    settings: &Settings,
+    service: &CommandService<R>,
+    keys: &[String],
+) {
+    match service.trust_exactly(keys) {
+        Ok(false) => {}
+        Ok(true) => {
+            let ids = service.trusted_key_ids();
+            match SidecarState::load_or_create(&settings.state_dir).and_then(|mut s| {
+                s.command_keys = keys.to_vec();
+                s.save()
+            }) {
+                Ok(()) => tracing::info!(?ids, "command keys rotated"),
+                Err(e) => {
+                    tracing::warn!(error = %e, ?ids, "the new command keys are in use but not saved")
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the control plane named command keys that cannot be used; keeping the current ones")
+        }
+    }
 }
 
 /// Keeps `token` as the sidecar token, in memory and in the state file.
@@ -539,9 +574,12 @@ async fn report_loop<R: ContainerRuntime>(
                 let beat = heartbeat(&settings, &executor, &service).await;
                 let delivered = post(&http, &hb_url, &token, &beat).await;
                 match delivered {
-                    Ok(Delivery::Taken(renewed)) => {
-                        if let Some(r) = renewed {
+                    Ok(Delivery::Taken(answer)) => {
+                        if let Some(r) = answer.renewed {
                             adopt(&settings, &mut token, r.sidecar_token, "renewed");
+                        }
+                        if let Some(keys) = answer.command_keys {
+                            trust_keys(&settings, &service, &keys);
                         }
                     }
                     other => {

@@ -122,6 +122,21 @@ impl<R: ContainerRuntime> CommandService<R> {
             .or(Some(peer))
     }
 
+    /// The command keys trusted now, by id (each heartbeat reports them).
+    pub fn trusted_key_ids(&self) -> Vec<String> {
+        self.verifier.trusted_key_ids()
+    }
+
+    /// Trusts exactly `public_keys` from now on (a heartbeat's answer during a key
+    /// rotation); answers whether anything changed. A set that is empty or holds a key that
+    /// is not one is refused whole.
+    pub fn trust_exactly(
+        &self,
+        public_keys: &[String],
+    ) -> Result<bool, genesis_protocol::jwt::KeyError> {
+        self.verifier.trust_exactly(public_keys)
+    }
+
     /// Refusals since start, by reason.
     pub fn refusal_counts(
         &self,

@@ -28,6 +28,8 @@ struct OnDisk {
     config: Option<SidecarConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     inbound_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    command_keys: Vec<String>,
 }
 
 /// The sidecar's persistent state.
@@ -43,6 +45,9 @@ pub struct SidecarState {
     pub config: Option<SidecarConfig>,
     /// The secret the relay signs n8n's calls to the control plane with (spec 65.3).
     pub inbound_secret: Option<String>,
+    /// The command keys trusted since the control plane last rotated its key (empty until
+    /// then: the handshake's key alone).
+    pub command_keys: Vec<String>,
 }
 
 impl std::fmt::Debug for SidecarState {
@@ -79,6 +84,7 @@ impl SidecarState {
                     command_public_key: d.command_public_key,
                     config: d.config,
                     inbound_secret: d.inbound_secret,
+                    command_keys: d.command_keys,
                     path,
                 })
             }
@@ -89,6 +95,7 @@ impl SidecarState {
                     command_public_key: None,
                     config: None,
                     inbound_secret: None,
+                    command_keys: Vec::new(),
                     path,
                 };
                 s.save()?;
@@ -105,6 +112,7 @@ impl SidecarState {
             command_public_key: self.command_public_key.clone(),
             config: self.config,
             inbound_secret: self.inbound_secret.clone(),
+            command_keys: self.command_keys.clone(),
         };
         let bytes = serde_json::to_vec(&d).map_err(|e| StateError {
             path: self.path.display().to_string(),

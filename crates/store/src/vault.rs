@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
+use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
 use uuid::Uuid;
 
@@ -140,6 +141,19 @@ pub(crate) fn aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
     v
 }
 
+/// A credential whose latest version has not reached its droplet's n8n.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCredential {
+    /// The tenant.
+    pub workspace: WorkspaceId,
+    /// The credential's vault id.
+    pub credential: Uuid,
+    /// Its n8n name.
+    pub name: String,
+    /// Since when it waits.
+    pub since: DateTime<Utc>,
+}
+
 /// A decrypted credential.
 #[derive(Clone)]
 pub struct VaultCredential {
@@ -230,6 +244,77 @@ impl Database {
             name: row.name,
             secret,
         })
+    }
+
+    /// Notes that credential `credential`'s latest version has not reached the droplet's
+    /// n8n yet; answers the mark's time (pass it to [`Self::vault_mark_applied`]).
+    pub async fn vault_mark_pending(
+        &self,
+        workspace: WorkspaceId,
+        credential: Uuid,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        sqlx::query_scalar!(
+            r#"UPDATE genesis.vault_credentials SET apply_pending_since = now()
+               WHERE workspace_id = $1 AND credential_id = $2
+               RETURNING apply_pending_since AS "since!""#,
+            workspace.as_uuid(),
+            credential,
+        )
+        .fetch_optional(&self.app)
+        .await?
+        .ok_or(StoreError::NotFound { what: "credential" })
+    }
+
+    /// Clears the mark set at `since` or before: the droplet confirmed the version read
+    /// after it. A newer mark (another update meanwhile) stays.
+    pub async fn vault_mark_applied(
+        &self,
+        workspace: WorkspaceId,
+        credential: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"UPDATE genesis.vault_credentials SET apply_pending_since = NULL
+               WHERE workspace_id = $1 AND credential_id = $2 AND apply_pending_since <= $3"#,
+            workspace.as_uuid(),
+            credential,
+            since,
+        )
+        .execute(&self.app)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` credentials whose latest version waits for a droplet that serves
+    /// again, oldest first.
+    pub async fn vault_pending_on_serving(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<PendingCredential>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT v.workspace_id, v.credential_id, v.name,
+                      v.apply_pending_since AS "since!"
+               FROM genesis.vault_credentials v
+               WHERE v.apply_pending_since IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM genesis.droplets d
+                             WHERE d.workspace_id = v.workspace_id
+                               AND d.state IN ('ACTIVE_HEALTHY', 'ACTIVE_DEGRADED', 'DRIFT_DETECTED'))
+               ORDER BY v.apply_pending_since
+               LIMIT $1"#,
+            limit,
+        )
+        .fetch_all(&self.app)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(PendingCredential {
+                    workspace: crate::accounts::workspace_id(r.workspace_id)?,
+                    credential: r.credential_id,
+                    name: r.name,
+                    since: r.since,
+                })
+            })
+            .collect()
     }
 
     /// The ids of a workspace's stored credentials (no secrets), in id order.

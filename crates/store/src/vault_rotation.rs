@@ -24,6 +24,7 @@ pub const SEALED_TABLES: &[&str] = &[
     "operators",
     "webhook_endpoints",
     "webhook_endpoints.previous",
+    "command_keys",
 ];
 
 /// Rows of one table under one key version.
@@ -55,6 +56,7 @@ enum Place {
     Operator { id: Uuid },
     Endpoint { id: Uuid },
     EndpointPrevious { id: Uuid },
+    CommandKey { kid: String },
 }
 
 impl Place {
@@ -72,6 +74,7 @@ impl Place {
             Place::Endpoint { id } | Place::EndpointPrevious { id } => {
                 crate::outbound_webhooks::secret_aad(*id)
             }
+            Place::CommandKey { kid } => crate::command_keys::command_key_aad(kid),
         })
     }
 }
@@ -98,6 +101,9 @@ impl Database {
                SELECT 'webhook_endpoints.previous', previous_key_version, count(*)
                  FROM genesis.webhook_endpoints WHERE previous_key_version IS NOT NULL
                  GROUP BY previous_key_version
+               UNION ALL
+               SELECT 'command_keys', key_version, count(*)
+                 FROM genesis.command_keys GROUP BY key_version
                ORDER BY 1, 2"#,
         )
         .fetch_all(&self.app)
@@ -260,6 +266,20 @@ impl Database {
                 sealed(r.v, r.nonce, r.ct),
             ));
         }
+        for r in sqlx::query!(
+            r#"SELECT kid, key_version, nonce, ciphertext
+               FROM genesis.command_keys WHERE key_version <> $1 LIMIT $2"#,
+            current,
+            batch
+        )
+        .fetch_all(&self.app)
+        .await?
+        {
+            out.push((
+                Place::CommandKey { kid: r.kid },
+                sealed(r.key_version, r.nonce, r.ciphertext),
+            ));
+        }
         Ok(out)
     }
 
@@ -343,6 +363,18 @@ impl Database {
                    SET previous_key_version = $2, previous_nonce = $3, previous_ciphertext = $4
                    WHERE id = $1 AND previous_key_version = $5"#,
                 id,
+                v,
+                n,
+                c,
+                old
+            )
+            .execute(&self.app)
+            .await?
+            .rows_affected(),
+            Place::CommandKey { kid } => sqlx::query!(
+                r#"UPDATE genesis.command_keys SET key_version = $2, nonce = $3, ciphertext = $4
+                   WHERE kid = $1 AND key_version = $5"#,
+                kid,
                 v,
                 n,
                 c,

@@ -19,6 +19,7 @@ pub mod bench_wallet;
 pub mod bench_webhooks;
 pub mod bench_zombies;
 pub mod billing;
+pub mod command_key;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -211,6 +212,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Db(c) => db::run(c, cfg, out).await,
         Command::Leads(c) => leads::run(c, cfg, out).await,
         Command::Vault(c) => vault::run(c, cfg, out).await,
+        Command::SigningKey(c) => command_key::run(c, cfg, out).await,
         Command::Admin(c) => admin::run(c, cfg, out).await,
         Command::Demo(c) => demo::run(c, cfg).await,
         Command::Config(_)

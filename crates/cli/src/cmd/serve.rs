@@ -30,7 +30,11 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
     if cfg.server.api_token.is_none() {
         tracing::warn!("server.api_token is not set: /api/v1 refuses every request");
     }
-    let signer = Arc::new(command_signer(&cfg)?);
+    // One ring for the handshake, heartbeat answers and every command sent: a key rotation
+    // switches them together.
+    let ring = Arc::new(genesis_protocol::CommandKeyRing::new(Arc::new(
+        command_signer(&cfg)?,
+    )));
     let vault = cfg
         .vault
         .master_keys()
@@ -88,7 +92,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .redis(redis)
         .metrics(metrics)
         .api_token(cfg.server.api_token.as_deref())
-        .command_signer(signer.clone())
+        .command_keys(ring.clone())
         .sidecar_config(genesis_protocol::SidecarConfig {
             heartbeat_interval_s: cfg.sidecar.heartbeat_interval_s,
             metrics_interval_s: cfg.sidecar.metrics_interval_s,
@@ -114,7 +118,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .legacy_tenant(cfg.legacy_tenant());
     // Every command sent to a sidecar is journaled (God Mode's droplet page).
     let journal = builder.command_journal(Duration::from_secs(1));
-    if let Some(igniter) = build_igniter(&cfg, &stores, signer, journal, vault).await? {
+    if let Some(igniter) = build_igniter(&cfg, &stores, ring, journal, vault).await? {
         let oauth = genesis_ignition::OAuthRefresher::new(&cfg.oauth.google_token_url)
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("oauth: {e}")))?;
         builder = builder.fleet(
@@ -160,7 +164,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
 }
 
 /// A 32-byte key written in the config as base64, or the usage error that names `setting`.
-fn key_32(b64: &str, setting: &str) -> Result<[u8; 32], CliError> {
+pub(crate) fn key_32(b64: &str, setting: &str) -> Result<[u8; 32], CliError> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
@@ -203,7 +207,7 @@ type Ig = genesis_ignition::Igniter<genesis_cloud::DigitalOcean>;
 async fn build_igniter(
     cfg: &Config,
     stores: &genesis_store::RegionalStore,
-    signer: Arc<genesis_protocol::CommandSigner>,
+    ring: Arc<genesis_protocol::CommandKeyRing>,
     journal: Arc<genesis_control::command_journal::JournalSink>,
     vault: Option<Arc<genesis_store::MasterKeys>>,
 ) -> Result<Option<Arc<Ig>>, CliError> {
@@ -242,7 +246,7 @@ async fn build_igniter(
         None => None,
     };
     let sidecar = genesis_ignition::SidecarClient::with_options(
-        signer,
+        ring.active(),
         cfg.ignition.sidecar_url.clone(),
         std::time::Duration::from_secs(30),
         genesis_ignition::sidecar_client::ClientTls {
@@ -255,6 +259,7 @@ async fn build_igniter(
         Some(url) => sidecar.with_fallback(url.clone()),
         None => sidecar,
     }
+    .with_keys(ring)
     .with_journal(journal);
     let settings = genesis_ignition::IgnitionSettings {
         dashboard_url: cfg

@@ -3,9 +3,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 
 use super::doc;
-use crate::app::tenant_credentials::{self, CredentialUpdate, CredentialUpdated};
+use crate::app::tenant_credentials::{self, CredentialUpdate, CredentialUpdated, UpdateStatus};
 use crate::extract::ApiJson;
 use crate::{AppState, Problem};
 
@@ -14,9 +15,9 @@ use crate::{AppState, Problem};
 /// New data for a key the tenant gave at ignition (`openai`), checked as the ignition
 /// checks it: stored in the vault as the credential's new version, then rotated into the
 /// droplet's n8n (ROTATE_CREDENTIAL), and audited (`CREDENTIAL_ROTATED`). An OAuth sign-in
-/// (`gmail`) is refused: it is renewed by connecting the account again. 503 when the
-/// droplet did not confirm: n8n keeps the old key, and the same request sent again
-/// finishes the job.
+/// (`gmail`) is refused: it is renewed by connecting the account again. 202 with
+/// `status: pending` when the engine is asleep or did not answer: the key is saved, and it
+/// reaches the engine as soon as it serves again, with nothing to send again.
 #[utoipa::path(
     put,
     path = "/workspaces/{id}/credentials/{name}",
@@ -28,6 +29,7 @@ use crate::{AppState, Problem};
     request_body = CredentialUpdate,
     responses(
         (status = 200, description = "Rotated into the droplet's n8n.", body = CredentialUpdated),
+        (status = 202, description = "Saved; the engine gets it when it serves again.", body = CredentialUpdated),
         doc::NotFound,
         doc::Conflict,
         doc::Unavailable,
@@ -37,9 +39,13 @@ pub async fn update(
     State(state): State<AppState>,
     Path((id, name)): Path<(String, String)>,
     ApiJson(update): ApiJson<CredentialUpdate>,
-) -> Result<Json<CredentialUpdated>, Problem> {
+) -> Result<(StatusCode, Json<CredentialUpdated>), Problem> {
     let ws = crate::app::workspaces::resolve(&state, &id).await?;
-    Ok(Json(
-        tenant_credentials::update(&state, ws, &name, &update, crate::auth::API_ACTOR).await?,
-    ))
+    let done =
+        tenant_credentials::update(&state, ws, &name, &update, crate::auth::API_ACTOR).await?;
+    let status = match done.status {
+        UpdateStatus::Applied => StatusCode::OK,
+        UpdateStatus::Pending => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(done)))
 }

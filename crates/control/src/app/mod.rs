@@ -11,6 +11,7 @@ pub mod audit;
 pub mod booking;
 pub mod brand;
 pub mod campaigns;
+pub mod command_keys;
 pub mod dns;
 pub mod droplet_ops;
 pub mod droplet_power;

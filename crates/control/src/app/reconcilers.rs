@@ -9,11 +9,13 @@ use crate::{AppState, Problem};
 
 /// Every reconciler `serve` runs, by the name it publishes under.
 pub const RECONCILERS: &[&str] = &[
+    "command-keys",
     "fleet-sampler",
     "hibernation",
     "mail",
     "oauth-ahead",
     "orphan-reaper",
+    "pending-credentials",
     "rollouts",
     "standby",
     "tracking-domains",
@@ -133,6 +135,8 @@ mod tests {
             crate::workers::webhooks::WebhookDeliveries::NAME,
             crate::workers::webhook_secrets::WebhookSecrets::NAME,
             crate::workers::oauth_ahead::OAuthAhead::NAME,
+            crate::workers::command_keys::CommandKeyRotation::NAME,
+            crate::workers::pending_credentials::PendingCredentials::<C>::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

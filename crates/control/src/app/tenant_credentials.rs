@@ -2,10 +2,12 @@
 //! gave at ignition (its OpenAI key; an OAuth sign-in is renewed by connecting again), into
 //! the vault and then into its droplet's n8n, audited. The igniter does the work, because it
 //! holds what the ignition recorded: which n8n credential the key went into, and the key the
-//! sidecar seals to.
+//! sidecar seals to. An engine that is asleep or does not answer gets the key later, from
+//! the `pending-credentials` reconciler ([`crate::workers::pending_credentials`]).
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_ignition::upkeep::CredentialOutcome;
 use serde::{Deserialize, Serialize};
 
 use crate::{AppState, Problem};
@@ -18,6 +20,17 @@ pub struct CredentialUpdate {
     pub data: serde_json::Value,
 }
 
+/// Whether the new key is in the engine yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateStatus {
+    /// In the vault and in the droplet's n8n.
+    Applied,
+    /// In the vault; the droplet's n8n gets it as soon as it serves (after a wake) or
+    /// answers again. Nothing needs sending again.
+    Pending,
+}
+
 /// What an update did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CredentialUpdated {
@@ -25,8 +38,14 @@ pub struct CredentialUpdated {
     pub name: String,
     /// Its name in the tenant's n8n.
     pub n8n_name: String,
-    /// When the droplet confirmed it.
-    pub rotated_at: DateTime<Utc>,
+    /// Whether the engine has it yet.
+    pub status: UpdateStatus,
+    /// When the droplet confirmed it (absent while pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// Why it is pending, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Updates workspace `id`'s credential `name` to `update.data`, for `actor`.
@@ -41,13 +60,24 @@ pub async fn update(
         Problem::unavailable("this control plane has no cloud configured; it cannot reach droplets")
     })?;
     let (ws, _) = state.stores.workspace_find(id).await?;
-    let n8n_name = igniter
+    let outcome = igniter
         .update_credential(&ws, name, &update.data, actor)
         .await
         .map_err(super::ignition::refused)?;
-    Ok(CredentialUpdated {
-        name: name.to_owned(),
-        n8n_name,
-        rotated_at: Utc::now(),
+    Ok(match outcome {
+        CredentialOutcome::Applied { n8n_name } => CredentialUpdated {
+            name: name.to_owned(),
+            n8n_name,
+            status: UpdateStatus::Applied,
+            rotated_at: Some(Utc::now()),
+            detail: None,
+        },
+        CredentialOutcome::Pending { n8n_name, why } => CredentialUpdated {
+            name: name.to_owned(),
+            n8n_name,
+            status: UpdateStatus::Pending,
+            rotated_at: None,
+            detail: Some(why),
+        },
     })
 }

@@ -1,6 +1,6 @@
 //! The security page (spec 65.1): where each rotation stands across the fleet: the vault's
-//! master key versions, sidecar tokens, webhook secrets, and what this build does not
-//! rotate yet, said plainly.
+//! master key versions, sidecar tokens, webhook secrets, OAuth tokens and the
+//! command-signing key, with the droplets a key rotation still waits for.
 
 use axum::Extension;
 use axum::extract::State;
@@ -29,6 +29,20 @@ pub async fn security(
             versions.push((shard.label(), v));
         }
     }
+    let keys = crate::app::command_keys::status(&state.stores).await?;
+    let active = keys
+        .keys
+        .iter()
+        .find(|k| k.state == genesis_store::CommandKeyState::Active);
+    let next = keys
+        .keys
+        .iter()
+        .find(|k| k.state == genesis_store::CommandKeyState::Next);
+    let last_retired = keys
+        .keys
+        .iter()
+        .find(|k| k.state != genesis_store::CommandKeyState::Next && k.unconfirmed > 0);
+    let awake_behind = keys.behind.iter().filter(|l| l.awake()).count();
     let current = state.vault.as_ref().map(|k| k.current());
     let stale: i64 = versions
         .iter()
@@ -76,8 +90,27 @@ pub async fn security(
                 }
                 tr #rotation-command-key {
                     td.text { "Command-signing key" }
-                    td.text { "set in the configuration" }
-                    td colspan="4" { "Rotation through TRUST_KEY is not built yet." }
+                    td.text { "90 days; switched once every awake sidecar trusts the next (a week at most)" }
+                    td { @match active {
+                        Some(k) => { code { (k.kid) } " since " (k.activated_at.unwrap_or(k.created_at).format("%Y-%m-%d")) },
+                        None => { "the configured key (stored at the first pass)" },
+                    } }
+                    td { "—" }
+                    td { @match next { Some(k) => { code { (k.kid) } " since " (k.created_at.format("%Y-%m-%d %H:%M")) }, None => { "—" } } }
+                    td { @if next.is_some() {
+                        (awake_behind) " awake, " (keys.behind.len() - awake_behind) " asleep not yet confirmed"
+                    } @else if let Some(k) = last_retired {
+                        (k.unconfirmed) " never confirmed " code { (k.kid) } " (told when they wake)"
+                    } @else { "0" } }
+                }
+            }
+            @if !keys.behind.is_empty() {
+                h2 { "Droplets the key rotation waits for" }
+                table #command-key-behind {
+                    tr { th.text { "Droplet" } th.text { "Tenant" } th.text { "State" } }
+                    @for l in keys.behind.iter().take(50) {
+                        tr { td.text { code { (l.droplet) } } td.text { code { (l.workspace) } } td.text { (l.state) } }
+                    }
                 }
             }
             h2 { "Vault secrets by key version" }

@@ -19,6 +19,7 @@
 //! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
 //!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
+pub mod command_keys;
 pub mod driver;
 mod droplet_job;
 pub mod fleet_sampler;
@@ -27,6 +28,7 @@ pub mod hibernation;
 pub mod jobs;
 pub mod mail;
 pub mod oauth_ahead;
+pub mod pending_credentials;
 pub mod reaper;
 pub mod reconciler;
 pub mod rollouts;

@@ -15,11 +15,13 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
     assert_eq!(
         names,
         [
+            "command-keys",
             "fleet-sampler",
             "hibernation",
             "mail",
             "oauth-ahead",
             "orphan-reaper",
+            "pending-credentials",
             "rollouts",
             "standby",
             "tracking-domains",

@@ -745,21 +745,7 @@ async fn an_idle_tenant_is_noticed_hibernated_and_woken_with_its_workflows() {
 
 /// Powers a droplet off through the cloud and records HIBERNATING, as a hibernate job does.
 async fn hibernate_now(w: &helpers::World, ws: WorkspaceId) -> genesis_store::Droplet {
-    use genesis_cloud::{Cloud, PowerAction};
-    let d = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
-    let a = w
-        .cloud
-        .droplet_action(d.provider_id.expect("provider"), PowerAction::PowerOff)
-        .await
-        .expect("power off");
-    w.cloud
-        .action_wait(a.id, Duration::from_secs(10))
-        .await
-        .expect("off");
-    w.t.db
-        .droplet_hibernated(d.id, d.version, &serde_json::Value::Null, "test")
-        .await
-        .expect("hibernated")
+    w.hibernate_now(ws).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -290,6 +290,8 @@ pub async fn world(opts: Options) -> World {
     )
     .expect("sidecar client")
     .with_journal(journal);
+    // The control plane answers heartbeats from the ring the commands are signed from.
+    builder = builder.command_keys(sidecar.keys().clone());
     let templates = match opts.templates {
         Some(t) => t,
         None => TemplateSet::golden().expect("golden"),
@@ -536,6 +538,72 @@ impl World {
             webhook_rows: db.webhook_list(ws).await.expect("webhooks").len(),
             live_droplet_rows: db.droplet_live_for_workspace(ws).await.expect("rows").len(),
         }
+    }
+
+    /// Creates `n` workspaces named `<prefix>_<i>`, ignites them all at once, and waits for
+    /// each ignition to finish; answers them in order.
+    #[allow(
+        dead_code,
+        reason = "used by the fleet-sized tests, which share these helpers"
+    )]
+    pub async fn ignite_many(&self, prefix: &str, n: usize) -> Vec<WorkspaceId> {
+        let mut tenants = Vec::with_capacity(n);
+        for i in 0..n {
+            let ws = self.create_workspace(&format!("{prefix}_{i}")).await;
+            let (status, _) = self
+                .post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+                .await;
+            assert_eq!(status, 202);
+            tenants.push(ws);
+        }
+        for ws in &tenants {
+            let got = self.wait_finished(*ws, Duration::from_secs(120)).await;
+            assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+        }
+        tenants
+    }
+
+    /// Powers a droplet (the cloud's id) off or on through the cloud, and waits for it.
+    #[allow(
+        dead_code,
+        reason = "used by the fleet tests, which share these helpers"
+    )]
+    pub async fn power(&self, provider: i64, action: genesis_cloud::PowerAction) {
+        let a = self
+            .cloud
+            .droplet_action(provider, action)
+            .await
+            .expect("power action");
+        self.cloud
+            .action_wait(a.id, Duration::from_secs(10))
+            .await
+            .expect("the power action finished");
+    }
+
+    /// Powers a workspace's droplet off and records HIBERNATING, as a hibernate job does.
+    #[allow(
+        dead_code,
+        reason = "used by the fleet tests, which share these helpers"
+    )]
+    pub async fn hibernate_now(&self, ws: WorkspaceId) -> genesis_store::Droplet {
+        let d = self
+            .t
+            .db
+            .droplet_live_for_workspace(ws)
+            .await
+            .expect("rows")[0]
+            .clone();
+        self.power(
+            d.provider_id.expect("provider"),
+            genesis_cloud::PowerAction::PowerOff,
+        )
+        .await;
+        let d = self.t.db.droplet_get(d.id).await.expect("droplet");
+        self.t
+            .db
+            .droplet_hibernated(d.id, d.version, &serde_json::Value::Null, "test")
+            .await
+            .expect("hibernated")
     }
 
     pub async fn finish(mut self) {

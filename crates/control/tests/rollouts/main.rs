@@ -2,6 +2,7 @@
 //! and fake n8n, updated batch by batch through signed commands. Injected per-droplet failure
 //! rates of 2 %, 5 % and 12 % make the rollout continue, pause, and abort, exactly as spec
 //! 56.3 describes; a resume continues where the pause stopped; no droplet is updated twice.
+//! The same fleet also carries the command-key rotation ([`command_keys`]).
 
 #[path = "../ignition/helpers.rs"]
 #[allow(
@@ -9,6 +10,8 @@
     reason = "shared with the ignition tests; not every helper is used here"
 )]
 mod helpers;
+
+mod command_keys;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -86,22 +89,11 @@ fn changed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
     let w = world(Options::default()).await;
-    const TENANTS: usize = 200;
-    let mut tenants: Vec<WorkspaceId> = Vec::new();
-    for i in 0..TENANTS {
-        let ws = w.create_workspace(&format!("roll_{i}")).await;
-        let (status, _) = w
-            .post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
-            .await;
-        assert_eq!(status, 202);
-        tenants.push(ws);
-    }
+    let tenants: Vec<WorkspaceId> = w.ignite_many("roll", 200).await;
     let mut fleet = Fleet {
         n8n: BTreeMap::new(),
     };
     for ws in &tenants {
-        let got = w.wait_finished(*ws, Duration::from_secs(120)).await;
-        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
         let d = w.t.db.droplet_live_for_workspace(*ws).await.expect("rows")[0].clone();
         let n8n = w
             .hook
@@ -278,22 +270,8 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
 
     // A hibernating droplet is deferred to its wake, not counted as a failure.
     {
-        use genesis_cloud::{Cloud, PowerAction};
         let ws = tenants[10];
-        let d = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
-        let a = w
-            .cloud
-            .droplet_action(d.provider_id.expect("provider"), PowerAction::PowerOff)
-            .await
-            .expect("off");
-        w.cloud
-            .action_wait(a.id, Duration::from_secs(10))
-            .await
-            .expect("off");
-        w.t.db
-            .droplet_hibernated(d.id, d.version, &Value::Null, "test")
-            .await
-            .expect("hibernated");
+        let d = w.hibernate_now(ws).await;
         let before = fleet.writes();
         let ids: Vec<String> = [ws, tenants[11]].iter().map(ToString::to_string).collect();
         let six = start(
