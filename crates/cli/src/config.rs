@@ -226,6 +226,11 @@ pub struct ServerConfig {
     /// hand-shook with it cannot call the control plane after a restart.
     #[serde(default)]
     pub inbound_key: Option<String>,
+    /// Key (32 bytes, base64) the audit log's hash chain is computed with (spec 63.1). Keep
+    /// it outside the database: whoever holds it can re-chain forged rows. When unset, audit
+    /// rows are written but not sealed, and `genesis audit verify` cannot run.
+    #[serde(default)]
+    pub audit_key: Option<String>,
     /// Load balancers in front of the control plane, whose `X-Forwarded-For` names a
     /// request's real source (sidecar handshakes are accepted only from their droplet's
     /// address). Empty: the peer is the source.
@@ -244,6 +249,7 @@ impl Default for ServerConfig {
             api_token: None,
             command_key: None,
             inbound_key: None,
+            audit_key: None,
             trusted_proxies: Vec::new(),
         }
     }

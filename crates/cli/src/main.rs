@@ -129,6 +129,9 @@ enum Command {
     /// The vault's master keys: which versions seal what, and the rewrap that retires one.
     #[command(subcommand)]
     Vault(cmd::vault::VaultCommand),
+    /// The audit log: check each region's hash chain.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
     /// The command-signing key: where its rotation stands, and a rotation begun now.
     #[command(subcommand, name = "command-key")]
     SigningKey(cmd::command_key::CommandKeyCommand),

@@ -13,6 +13,20 @@ fn genesis(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("genesis runs")
 }
 
+/// A fresh migrated database and the URL `genesis` reaches it at.
+async fn test_database() -> (genesis_store::testing::TestDb, String) {
+    let t = genesis_store::testing::TestDb::create()
+        .await
+        .expect("test database");
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let db_url = format!(
+        "{}/{}",
+        url.rsplit_once('/').expect("url with a database").0,
+        t.name
+    );
+    (t, db_url)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -87,15 +101,7 @@ fn bad_arguments_name_the_flag_and_exit_2_before_any_sql() {
 
 #[tokio::test]
 async fn create_get_duplicate_and_db_check_against_a_real_database() {
-    let t = genesis_store::testing::TestDb::create()
-        .await
-        .expect("test database");
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let db_url = format!(
-        "{}/{}",
-        url.rsplit_once('/').expect("url with a database").0,
-        t.name
-    );
+    let (t, db_url) = test_database().await;
     let env = [("GENESIS_DATABASE__URL", db_url.as_str())];
     let args = [
         "admin", "tenants", "create", "--name", "Acme", "--slug", "acme", "--region", "eu-west",
@@ -126,6 +132,50 @@ async fn create_get_duplicate_and_db_check_against_a_real_database() {
             .expect("rows")
             .iter()
             .any(|r| r["setting"] == "plan_cache_mode (as genesis_app)" && r["ok"] == true)
+    );
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn audit_verify_passes_a_sealed_log_and_names_a_row_changed_by_hand() {
+    let (t, db_url) = test_database().await;
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let env = [
+        ("GENESIS_DATABASE__URL", db_url.as_str()),
+        ("GENESIS_SERVER__AUDIT_KEY", key),
+    ];
+    // Without the key, nothing can be checked: a usage error that says which setting.
+    let o = genesis(&["audit", "verify"], &env[..1]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("server.audit_key"), "{}", text(&o));
+    let o = genesis(&["audit", "verify", "--region", "mars"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    let args = [
+        "admin", "tenants", "create", "--name", "Acme", "--slug", "acme", "--region", "eu-west",
+    ];
+    assert_eq!(genesis(&args, &env).status.code(), Some(0));
+    let o = genesis(&["-o", "json", "audit", "seal"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let sealed: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(sealed[0]["sealed"].as_u64().expect("count") > 0, "{sealed}");
+    let o = genesis(&["audit", "verify"], &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("intact"), "{}", text(&o));
+
+    let changed: i64 = sqlx::query_scalar(
+        "UPDATE genesis.audit_log SET actor = 'operator:eve'
+         WHERE chain_seq = 1 RETURNING id",
+    )
+    .fetch_one(t.db.owner_pool())
+    .await
+    .expect("tamper");
+    let o = genesis(&["audit", "verify", "--region", "eu-west"], &env);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("row {changed} (place 1)")),
+        "{}",
+        text(&o)
     );
     t.cleanup().await.expect("cleanup");
 }

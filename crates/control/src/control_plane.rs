@@ -106,6 +106,7 @@ pub struct ControlPlaneBuilder {
     providers: crate::providers::Providers,
     wallets: Option<Arc<crate::app::wallet::Wallets>>,
     outbox: Option<Arc<crate::app::notifications::Outbox>>,
+    audit_key: Option<genesis_store::AuditChainKey>,
     webhooks: Option<crate::app::outbound_webhooks::WebhookSettings>,
     fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
@@ -248,6 +249,13 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// The key the audit log's hash chain is computed with (`server.audit_key`); without
+    /// one, audit rows are written but not sealed.
+    pub fn audit_key(mut self, key: Option<genesis_store::AuditChainKey>) -> Self {
+        self.audit_key = key;
+        self
+    }
+
     /// How outbound webhooks are delivered (default: spec 65.4's schedule, public
     /// endpoints only unless [`Self::outbound`] allows private ones). They are sent only
     /// when the vault has a master key (endpoints' secrets are sealed with it).
@@ -318,6 +326,7 @@ impl ControlPlaneBuilder {
         ControlPlane {
             state,
             outbox: self.outbox,
+            audit_key: self.audit_key,
             fleet: self.fleet.map(|(_, s)| s),
             stop: self.stop,
             tasks: self.tasks,
@@ -329,6 +338,7 @@ impl ControlPlaneBuilder {
 pub struct ControlPlane {
     state: AppState,
     outbox: Option<Arc<crate::app::notifications::Outbox>>,
+    audit_key: Option<genesis_store::AuditChainKey>,
     fleet: Option<FleetSettings>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
     tasks: Supervisor,
@@ -356,6 +366,7 @@ impl ControlPlane {
             providers: crate::providers::Providers::default(),
             wallets: None,
             outbox: None,
+            audit_key: None,
             webhooks: None,
             fleet: None,
             stop: watch::channel(false),
@@ -379,6 +390,7 @@ impl ControlPlane {
         let ControlPlane {
             state,
             outbox,
+            audit_key,
             fleet,
             stop: (stop_tx, stop_rx),
             mut tasks,
@@ -437,6 +449,16 @@ impl ControlPlane {
             if settings.reconcilers {
                 spawn_reconcilers(&mut tasks, &state, &ig, &settings, &stop_rx);
             }
+        }
+        // Every 5 s: an audit row joins its region's hash chain within seconds of its commit.
+        if let Some(key) = audit_key {
+            supervise(
+                &mut tasks,
+                &state,
+                crate::workers::audit_seal::AuditSealer::new(state.stores.clone(), key),
+                crate::workers::audit_seal::EVERY,
+                &stop_rx,
+            );
         }
         if let Some(outbox) = outbox {
             let sender = crate::workers::mail::MailSender::new(state.stores.clone(), outbox);

@@ -608,7 +608,7 @@ impl Database {
             Err(reason) => return Err(self.refuse(caller, requested, reason).await),
         };
         match router.route(ws) {
-            TenantRoute::Legacy(_) => Ok(LeadStore::Legacy(OhioLeads::begin(self).await?)),
+            TenantRoute::Legacy(_) => Ok(LeadStore::Legacy(OhioLeads::begin(self, ws).await?)),
             TenantRoute::Sovereign => Ok(LeadStore::Sovereign(self.tenant_session(ws).await?)),
         }
     }

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod audit_chain;
 pub mod bench;
 pub mod bootstrap;
 pub mod command_journal;
@@ -57,6 +58,7 @@ pub use accounts::{
 };
 pub use alerts::{Alert, AlertAction, NewAlert};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter};
+pub use audit_chain::{AuditChainKey, BreakKind, ChainBreak, ChainReport};
 pub use command_keys::{CommandKeyState, KeyLaggard, NewCommandKey, StoredCommandKey};
 pub use db::{Database, DbOptions, Pooler};
 pub use desired_workflows::{DesiredWorkflowRow, WatchedDroplet};

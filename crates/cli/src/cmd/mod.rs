@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api_client;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod bench_god_mode;
@@ -199,6 +200,10 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
             let stores = cfg.regional_store()?;
             for db in stores.distinct() {
                 db.migrate().await?;
+                // The legacy table's one tenant: only its context sees the table's rows.
+                if let Some(legacy) = cfg.legacy_tenant() {
+                    db.legacy_ohio_register(legacy.workspace_id).await?;
+                }
                 eprintln!(
                     "migrated {}",
                     db.options()
@@ -213,6 +218,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Leads(c) => leads::run(c, cfg, out).await,
         Command::Vault(c) => vault::run(c, cfg, out).await,
         Command::SigningKey(c) => command_key::run(c, cfg, out).await,
+        Command::Audit(c) => audit::run(c, cfg, out).await,
         Command::Admin(c) => admin::run(c, cfg, out).await,
         Command::Demo(c) => demo::run(c, cfg).await,
         Command::Config(_)

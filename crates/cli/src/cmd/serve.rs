@@ -101,6 +101,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .sign_in_limits(cfg.god_mode.sign_in_limits())
         .trusted_proxies(cfg.server.trusted_proxies.clone())
         .inbound_key_opt(inbound)
+        .audit_key(audit_key(&cfg, false)?)
         .providers({
             let base = providers_base;
             genesis_control::providers::Providers {
@@ -181,6 +182,30 @@ fn inbound_key(cfg: &Config) -> Result<Option<[u8; 32]>, CliError> {
         None => {
             tracing::warn!(
                 "server.inbound_key is not set: using a throwaway inbound key (droplets that hand-shake now cannot call the control plane after a restart)"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The audit chain's key (`server.audit_key`). Without one, `serve` warns that rows stay
+/// unsealed, and a command that needs it (`required`) is refused.
+pub(crate) fn audit_key(
+    cfg: &Config,
+    required: bool,
+) -> Result<Option<genesis_store::AuditChainKey>, CliError> {
+    match cfg.server.audit_key.as_deref() {
+        Some(b64) => Ok(Some(genesis_store::AuditChainKey::new(key_32(
+            b64,
+            "server.audit_key",
+        )?))),
+        None if required => Err(CliError::Usage(
+            "server.audit_key is not set: the audit chain is computed with it (32 bytes, base64)"
+                .into(),
+        )),
+        None => {
+            tracing::warn!(
+                "server.audit_key is not set: audit rows are written but not sealed into the hash chain"
             );
             Ok(None)
         }

@@ -41,3 +41,32 @@ pub async fn categories(state: &AppState) -> Result<Vec<String>, Problem> {
     }
     Ok(all.into_iter().collect())
 }
+
+/// One regional database's chain, as `genesis audit verify` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RegionChain {
+    /// The regions it serves (`us-east+us-west`).
+    pub regions: String,
+    /// What checking it found.
+    #[serde(flatten)]
+    pub report: genesis_store::ChainReport,
+}
+
+/// Checks the hash chain of every regional database, or of the one serving `region`.
+pub async fn verify(
+    stores: &genesis_store::RegionalStore,
+    key: &genesis_store::AuditChainKey,
+    region: Option<genesis_core::Region>,
+) -> Result<Vec<RegionChain>, genesis_store::StoreError> {
+    let mut out = Vec::new();
+    for shard in stores.shards() {
+        if region.is_some_and(|r| !shard.regions.contains(&r)) {
+            continue;
+        }
+        out.push(RegionChain {
+            regions: shard.label(),
+            report: shard.db.audit_verify(key).await?,
+        });
+    }
+    Ok(out)
+}

@@ -9,6 +9,7 @@ use crate::{AppState, Problem};
 
 /// Every reconciler `serve` runs, by the name it publishes under.
 pub const RECONCILERS: &[&str] = &[
+    "audit-seal",
     "command-keys",
     "fleet-sampler",
     "hibernation",
@@ -137,6 +138,7 @@ mod tests {
             crate::workers::oauth_ahead::OAuthAhead::NAME,
             crate::workers::command_keys::CommandKeyRotation::NAME,
             crate::workers::pending_credentials::PendingCredentials::<C>::NAME,
+            crate::workers::audit_seal::AuditSealer::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

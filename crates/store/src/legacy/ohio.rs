@@ -4,7 +4,7 @@
 //! outside V30 features (spec 3.3). The router in `leads.rs` sends the configured legacy
 //! workspace here and every other workspace to its partition.
 
-use genesis_core::LeadStatus;
+use genesis_core::{LeadStatus, WorkspaceId};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -21,11 +21,16 @@ pub struct OhioLeads {
 }
 
 impl OhioLeads {
-    /// Opens a transaction on the legacy table.
-    pub(crate) async fn begin(db: &Database) -> Result<Self, StoreError> {
-        Ok(Self {
-            tx: db.app.begin().await?,
-        })
+    /// Opens a transaction on the legacy table in `workspace`'s tenant context: the table's
+    /// row-level security shows its rows only to the registered legacy workspace
+    /// ([`Database::legacy_ohio_register`]).
+    pub(crate) async fn begin(db: &Database, workspace: WorkspaceId) -> Result<Self, StoreError> {
+        let mut tx = db.app.begin().await?;
+        sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
+            .bind(workspace.as_uuid().to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(Self { tx })
     }
 
     /// Inserts one lead (legacy columns only; enrichment data is not kept).
@@ -121,6 +126,21 @@ impl OhioLeads {
     /// Commits.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Database {
+    /// Records `workspace` as the legacy table's one tenant (as the owner: `genesis migrate`
+    /// does it from `[ohio]`). Until it is recorded, no session sees a legacy row.
+    pub async fn legacy_ohio_register(&self, workspace: WorkspaceId) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO genesis.legacy_tenants (table_name, workspace_id) VALUES ('leads_ohio', $1)
+             ON CONFLICT (table_name) DO UPDATE SET workspace_id = EXCLUDED.workspace_id",
+        )
+        .bind(workspace.as_uuid())
+        .execute(&self.owner)
+        .await?;
         Ok(())
     }
 }

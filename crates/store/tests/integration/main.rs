@@ -2,6 +2,7 @@
 //! `make test`). Each test creates its own database, so they run in parallel. One binary for
 //! all of them keeps link time down.
 
+mod audit_chain;
 mod blocking;
 mod handshake;
 mod helpers;

@@ -18,6 +18,21 @@ async fn the_router_sends_only_the_legacy_id_to_the_legacy_table() {
     }));
     let sovereign = provision(db, "sov").await;
 
+    // Before the legacy tenant is registered, nobody sees the legacy table, Ohio included.
+    let mut unregistered = db
+        .leads_open(&router, &Caller::System("test"), &ohio.to_string())
+        .await
+        .expect("open legacy");
+    assert!(
+        unregistered
+            .insert(&lead("early@ohio.example", LeadStatus::New))
+            .await
+            .is_err(),
+        "fail-closed until `genesis migrate` registers the legacy tenant"
+    );
+    drop(unregistered);
+    db.legacy_ohio_register(ohio).await.expect("register");
+
     let mut legacy = db
         .leads_open(&router, &Caller::System("test"), &ohio.to_string())
         .await
@@ -57,6 +72,32 @@ async fn the_router_sends_only_the_legacy_id_to_the_legacy_table() {
             .collect::<Vec<_>>(),
         ["old@ohio.example"]
     );
+
+    // Another tenant's context sees no legacy row and cannot write one, and neither can a
+    // session with no context (the table used to be open to every tenant session).
+    let table = ["genesis.leads", "_ohio"].concat();
+    for context in [Some(sovereign.id.to_string()), None] {
+        let mut tx = db.app_pool().begin().await.expect("tx");
+        if let Some(c) = &context {
+            sqlx::query("SELECT set_config('app.workspace_id', $1, true)")
+                .bind(c)
+                .execute(&mut *tx)
+                .await
+                .expect("context");
+        }
+        let seen: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *tx)
+                .await
+                .expect("count");
+        assert_eq!(seen, 0, "{context:?} sees no legacy row");
+        let wrote = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (id, email) VALUES (gen_random_uuid(), 'evil@x.example')"
+        )))
+        .execute(&mut *tx)
+        .await;
+        assert!(wrote.is_err(), "{context:?} cannot write a legacy row");
+    }
 
     // The gate still applies on the legacy path.
     assert!(

@@ -55,6 +55,23 @@ async fn runtime_role_cannot_bypass_the_data_layer() {
     .execute(app)
     .await
     .expect("append is allowed");
+    // Its ids and times are the database's: a row that asks for id -1 dated 2001 gets the
+    // next id and the time of its insert.
+    let (id, age): (i64, f64) = sqlx::query_as(
+        "INSERT INTO genesis.audit_log (id, occurred_at, actor, category, event)
+         OVERRIDING SYSTEM VALUE VALUES (-1, '2001-01-01', 't', 'security', 'FORGED')
+         RETURNING id, extract(epoch from now() - occurred_at)::float8",
+    )
+    .fetch_one(app)
+    .await
+    .expect("the insert is allowed; its id and time are not");
+    assert!(id > 0, "id {id}");
+    assert!(age.abs() < 1.0, "dated {age} s ago");
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM genesis.audit_log WHERE id <= 0")
+        .fetch_all(app)
+        .await
+        .expect("ids");
+    assert!(ids.is_empty(), "{ids:?}");
 
     let roles: (bool, bool, String) = sqlx::query_as(
         "SELECT rolsuper, rolbypassrls, current_setting('plan_cache_mode') FROM pg_roles WHERE rolname = current_user",
