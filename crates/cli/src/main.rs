@@ -30,7 +30,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// subcommands in one flat block; a test checks that this text names every one.)
 const COMMAND_GROUPS: &str = "\
 Tenants and the fleet, through a control plane's API:
-  tenants     Create, ignite (--wait shows progress), get, list, wake and hold tenants
+  tenants     Create, ignite (--wait shows progress), get, list, wake, hold and delete tenants
   rollouts    Template rollouts: start, list, status, pause, resume, abort
   droplets    One droplet: get, health, logs, restart n8n, pull an image
   billing     Money: the margin report per tenant and month, per-tenant limits
@@ -46,6 +46,7 @@ Running a control plane:
   admin       Operators, and tenants straight against the database
   vault       The vault's master keys: status, and rotate (rewrap every secret)
   command-key The key that signs commands to sidecars: status, and rotate now
+  audit       The audit log's hash chain: seal now, verify (names the first broken link)
   leads       Lead data administration
 
 Development:

@@ -382,6 +382,35 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
     let o = genesis(&["tenants", "hold", "t_007"], &api);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
+    // A tenant's deletion: a reason is asked for before anything is sent, and without a
+    // terminal to confirm on, --yes; then it starts once, and is called off.
+    let o = genesis(&["tenants", "delete", "t_008", "--trigger", "tos"], &api);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--reason"), "{}", stderr(&o));
+    let o = genesis(&["tenants", "delete", "t_008", "--trigger", "user"], &api);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--yes"), "{}", stderr(&o));
+    let delete = ["tenants", "delete", "t_008", "--trigger", "user", "--yes"];
+    let o = genesis(&delete, &api);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cancel-deletion t_008"),
+        "{}",
+        stderr(&o)
+    );
+    let o = genesis(&delete, &api);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: this workspace is already being deleted"
+    );
+    let o = genesis(&["tenants", "cancel-deletion", "t_008"], &api);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("called off"), "{}", stderr(&o));
+    let o = genesis(&["tenants", "cancel-deletion", "t_008"], &api);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not being deleted"), "{}", stderr(&o));
+
     // Errors for people: no status, no parser internals; the status is in `-o json`.
     let o = genesis(
         &[

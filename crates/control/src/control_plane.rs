@@ -450,6 +450,14 @@ impl ControlPlane {
                 spawn_reconcilers(&mut tasks, &state, &ig, &settings, &stop_rx);
             }
         }
+        // Every minute: a deletion's reminders go out on their day (spec 64.1).
+        supervise(
+            &mut tasks,
+            &state,
+            crate::workers::deletions::Deletions::new(state.stores.clone()),
+            crate::workers::deletions::EVERY,
+            &stop_rx,
+        );
         // Every 5 s: an audit row joins its region's hash chain within seconds of its commit.
         if let Some(key) = audit_key {
             supervise(

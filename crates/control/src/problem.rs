@@ -236,6 +236,7 @@ impl From<StoreError> for Problem {
                 Problem::conflict(field, format!("{field} {value:?} is already in use"))
             }
             StoreError::Invalid { field, message } => Problem::invalid_field(field, message),
+            StoreError::Refused { what, message } => Problem::conflict(what, message),
             StoreError::NoLeadPartition => Problem::conflict(
                 "id",
                 "this workspace has no lead table yet: it is created when the workspace is ignited",

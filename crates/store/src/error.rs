@@ -29,6 +29,15 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+    /// A request the current state does not allow, in words for the person who made it
+    /// ("the grace period ended on ...").
+    #[error("{message}")]
+    Refused {
+        /// The field or resource it is about.
+        what: &'static str,
+        /// Why, for people.
+        message: String,
+    },
     /// A state-machine refusal.
     #[error(transparent)]
     IllegalDropletTransition(#[from] IllegalTransition),

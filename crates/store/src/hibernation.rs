@@ -35,6 +35,8 @@ pub struct HibernationCandidate {
     pub prewarmed_at: Option<DateTime<Utc>>,
     /// Executions waiting or running in its last heartbeat (spec 56.2's quiet period).
     pub pending_executions: i64,
+    /// Its tenant is being deleted (spec 64.2, day 0): it hibernates at once.
+    pub deleting: bool,
 }
 
 /// What hibernation has saved so far.
@@ -151,6 +153,7 @@ impl Database {
                     notice_at: r.notice_at,
                     prewarmed_at: r.prewarmed_at,
                     pending_executions: r.pending,
+                    deleting: r.ws_status == "PENDING_DELETION",
                 })
             })
             .collect()
@@ -293,6 +296,7 @@ impl Database {
                JOIN genesis.workspaces w ON w.id = d.workspace_id
                JOIN genesis.workspace_activity a ON a.workspace_id = d.workspace_id
                WHERE d.state = 'HIBERNATING' AND w.tier = $1
+                 AND w.status <> 'PENDING_DELETION'
                  AND a.next_campaign_at IS NOT NULL AND a.next_campaign_at <= $2
                ORDER BY a.next_campaign_at"#,
             tier.code(),
@@ -325,7 +329,8 @@ impl Database {
                FROM genesis.droplets d
                JOIN genesis.hibernations h ON h.droplet_id = d.id AND h.woken_at IS NULL
                JOIN genesis.workspace_activity a ON a.workspace_id = d.workspace_id
-               WHERE d.state = 'HIBERNATING'
+               JOIN genesis.workspaces w ON w.id = d.workspace_id
+               WHERE d.state = 'HIBERNATING' AND w.status <> 'PENDING_DELETION'
                  AND (a.last_campaign_at > h.hibernated_at OR a.last_login_at > h.hibernated_at)
                GROUP BY d.workspace_id"#
         )

@@ -249,13 +249,7 @@ impl Database {
         let credentials = secrets.credentials;
         let mut tx = self.app.begin().await?;
         // Serialize starts per workspace on its row.
-        sqlx::query!(
-            "SELECT id FROM genesis.workspaces WHERE id = $1 FOR UPDATE",
-            workspace.as_uuid()
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound { what: "workspace" })?;
+        crate::workspaces::lock_in(&mut tx, workspace).await?;
         if let Some(running) = in_flight(&mut tx, workspace).await? {
             tx.rollback().await?;
             return Ok(IgnitionStart::AlreadyRunning(running));

@@ -103,13 +103,7 @@ impl Database {
     ) -> Result<TrackingDomain, StoreError> {
         let mut tx = self.app.begin().await?;
         // One addition at a time per workspace, so the count below holds.
-        sqlx::query!(
-            "SELECT id FROM genesis.workspaces WHERE id = $1 FOR UPDATE",
-            workspace.as_uuid()
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound { what: "workspace" })?;
+        crate::workspaces::lock_in(&mut tx, workspace).await?;
         let count = sqlx::query_scalar!(
             r#"SELECT count(*) AS "n!" FROM genesis.tracking_domains WHERE workspace_id = $1"#,
             workspace.as_uuid()

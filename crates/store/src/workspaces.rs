@@ -294,6 +294,23 @@ impl Database {
     }
 }
 
+/// Locks workspace `id`'s row for the caller's transaction and answers its status: what
+/// serialises changes that must not cross (two ignition starts, a deletion and its
+/// cancellation, additions counted against a limit).
+pub(crate) async fn lock_in(
+    conn: &mut sqlx::PgConnection,
+    id: WorkspaceId,
+) -> Result<WorkspaceStatus, StoreError> {
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM genesis.workspaces WHERE id = $1 FOR UPDATE",
+        id.as_uuid()
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound { what: "workspace" })?;
+    WorkspaceStatus::from_code(&status).ok_or_else(|| StoreError::corrupt_state(&status))
+}
+
 /// Applies `event` to workspace `id` inside the caller's transaction (row locked, audited in
 /// the same transaction). With `expected_version`, a row that moved on is a conflict.
 pub(crate) async fn transition_in(
@@ -302,6 +319,19 @@ pub(crate) async fn transition_in(
     expected_version: Option<i64>,
     event: WorkspaceEvent,
     actor: &str,
+) -> Result<Workspace, StoreError> {
+    transition_to_in(conn, id, expected_version, event, actor, None).await
+}
+
+/// [`transition_in`], where a called-off deletion (`DeletionCancelled`) returns to
+/// `restore`, the status the workspace had before it (spec 64.1), rather than to ACTIVE.
+pub(crate) async fn transition_to_in(
+    conn: &mut sqlx::PgConnection,
+    id: WorkspaceId,
+    expected_version: Option<i64>,
+    event: WorkspaceEvent,
+    actor: &str,
+    restore: Option<WorkspaceStatus>,
 ) -> Result<Workspace, StoreError> {
     let current: Workspace = sqlx::query_as!(
         WorkspaceRow,
@@ -321,7 +351,15 @@ pub(crate) async fn transition_in(
             expected,
         });
     }
-    let next = current.status.next(event)?;
+    let mut next = current.status.next(event)?;
+    if let (WorkspaceEvent::DeletionCancelled, Some(previous)) = (event, restore) {
+        next = genesis_core::deletion::status_after_cancel(previous).ok_or(
+            genesis_core::workspace::IllegalWorkspaceTransition {
+                from: current.status,
+                event,
+            },
+        )?;
+    }
     let row = sqlx::query_as!(
         WorkspaceRow,
         r#"UPDATE genesis.workspaces

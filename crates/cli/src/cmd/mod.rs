@@ -67,6 +67,7 @@ impl From<genesis_store::StoreError> for CliError {
     fn from(e: genesis_store::StoreError) -> Self {
         match e {
             genesis_store::StoreError::Conflict { .. }
+            | genesis_store::StoreError::Refused { .. }
             | genesis_store::StoreError::Invalid { .. } => CliError::Usage(e.to_string()),
             e => CliError::Runtime(e.into()),
         }

@@ -61,6 +61,31 @@ pub enum TenantsCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Start a tenant's deletion (spec 64.1). `user` and `non-payment` give 7 days of
+    /// grace, `cancelled` 30; `tos` and `fraud` are immediate, irreversible and need a
+    /// --reason.
+    Delete {
+        /// Workspace id or slug.
+        id: String,
+        /// Why: user, cancelled, non-payment, tos or fraud.
+        #[arg(long, value_parser = ["user", "cancelled", "non-payment", "tos", "fraud"])]
+        trigger: String,
+        /// Why, in words (required for tos and fraud; kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Call off a tenant's deletion during its grace period.
+    CancelDeletion {
+        /// Workspace id or slug.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Tenants in slug order: every one, or --limit of them.
     List {
         #[command(flatten)]
@@ -196,6 +221,74 @@ pub async fn run(cmd: TenantsCommand, cfg: Option<&Config>, out: Output) -> Resu
                 } else {
                     "held awake"
                 }
+            );
+            Ok(())
+        }
+        TenantsCommand::Delete {
+            id,
+            trigger,
+            reason,
+            yes,
+            api,
+        } => {
+            let irreversible = matches!(trigger.as_str(), "tos" | "fraud");
+            if irreversible && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(CliError::Usage(format!(
+                    "a deletion for {trigger} needs --reason"
+                )));
+            }
+            super::confirm(
+                &if irreversible {
+                    format!("Delete {id} now, for good, with no way back?")
+                } else {
+                    format!("Start the deletion of {id}?")
+                },
+                yes,
+            )?;
+            let api = Api::new(&api, cfg)?;
+            let (status, v) = api
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/workspaces/{}/deletion", path_segment(&id)),
+                    Some(&json!({ "trigger": trigger, "reason": reason })),
+                )
+                .await?;
+            if status != 202 {
+                return Err(CliError::Usage(
+                    v["detail"].as_str().unwrap_or("refused").to_owned(),
+                ));
+            }
+            print_object(out, &v);
+            eprintln!(
+                "{id}: {}",
+                if irreversible {
+                    "being deleted now; this cannot be called off".to_owned()
+                } else {
+                    format!(
+                        "deleted for good after {}, unless called off before (genesis tenants cancel-deletion {id})",
+                        v["purge_after"].as_str().unwrap_or("the grace period")
+                    )
+                }
+            );
+            Ok(())
+        }
+        TenantsCommand::CancelDeletion { id, api } => {
+            let api = Api::new(&api, cfg)?;
+            let (status, v) = api
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/workspaces/{}/deletion", path_segment(&id)),
+                    None,
+                )
+                .await?;
+            if status != 200 {
+                return Err(CliError::Usage(
+                    v["detail"].as_str().unwrap_or("refused").to_owned(),
+                ));
+            }
+            eprintln!(
+                "{id}: deletion called off; the workspace is {} again",
+                v["status"].as_str().unwrap_or("back")
             );
             Ok(())
         }

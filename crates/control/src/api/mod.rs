@@ -3,6 +3,7 @@
 pub mod billing;
 pub mod body;
 pub mod credentials;
+pub mod deletion;
 pub mod doc;
 pub mod droplet_ops;
 pub mod fleet;
@@ -28,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(workspaces::list, workspaces::create))
         .routes(routes!(workspaces::get))
+        .routes(routes!(deletion::start, deletion::get, deletion::cancel))
         .routes(routes!(fleet::health))
         .routes(routes!(fleet::reconcilers))
         .routes(routes!(fleet::wake_reconciler))

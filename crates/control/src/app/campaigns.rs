@@ -64,6 +64,12 @@ pub async fn set_active(
     active: bool,
 ) -> Result<Applied, Problem> {
     access.owner("pause or resume campaigns")?;
+    if active && access.workspace.status == genesis_core::WorkspaceStatus::PendingDeletion {
+        return Err(Problem::conflict(
+            "campaign",
+            "this workspace is being deleted: call the deletion off to run campaigns again",
+        ));
+    }
     let droplet = super::tenant_dashboard::live_droplet(db, access)
         .await?
         .ok_or_else(|| Problem::conflict("campaign", "your engine has not started yet"))?;

@@ -26,7 +26,13 @@ pub async fn touch_and_wake(
             "waking needs the cloud configured on this control plane ([cloud] and [redis])",
         ));
     };
-    let (_, db) = state.stores.workspace_find(id).await?;
+    let (ws, db) = state.stores.workspace_find(id).await?;
+    if ws.status == genesis_core::WorkspaceStatus::PendingDeletion {
+        return Err(Problem::conflict(
+            "id",
+            "this workspace is being deleted: call the deletion off to wake it",
+        ));
+    }
     db.activity_touch(id, kind, chrono::Utc::now()).await?;
     let outcome = wake(db, igniter.cloud().as_ref(), id, trigger, actor)
         .await

@@ -12,6 +12,7 @@ pub mod booking;
 pub mod brand;
 pub mod campaigns;
 pub mod command_keys;
+pub mod deletion;
 pub mod dns;
 pub mod droplet_ops;
 pub mod droplet_power;

@@ -11,6 +11,7 @@ use crate::{AppState, Problem};
 pub const RECONCILERS: &[&str] = &[
     "audit-seal",
     "command-keys",
+    "deletions",
     "fleet-sampler",
     "hibernation",
     "mail",
@@ -139,6 +140,7 @@ mod tests {
             crate::workers::command_keys::CommandKeyRotation::NAME,
             crate::workers::pending_credentials::PendingCredentials::<C>::NAME,
             crate::workers::audit_seal::AuditSealer::NAME,
+            crate::workers::deletions::Deletions::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

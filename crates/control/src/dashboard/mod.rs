@@ -9,6 +9,7 @@
 //! is a 404, exactly as one that does not exist.
 
 pub mod connect_pages;
+pub mod deletion_pages;
 pub mod ignition_pages;
 pub mod import_pages;
 pub mod notification_pages;
@@ -109,6 +110,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/app/workspaces/{id}/members",
             post(workspace_pages::invite),
+        )
+        .route(
+            "/app/workspaces/{id}/deletion",
+            post(deletion_pages::delete),
+        )
+        .route(
+            "/app/workspaces/{id}/deletion/cancel",
+            post(deletion_pages::cancel),
         )
         .route(
             "/app/workspaces/{id}/tokens",

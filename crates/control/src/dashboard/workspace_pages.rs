@@ -272,6 +272,7 @@ pub async fn workspace(
         let activity = crate::app::tenant_dashboard::activity(db, &access).await?;
         let wallet_banner = crate::app::tenant_wallet::banner(db, &access).await?;
         let owner = access.owner("manage").is_ok();
+        let deletion = crate::app::deletion::for_owner(db, &access).await?;
         let tokens = if owner {
             tenant_access::tokens(db, &access).await?
         } else {
@@ -380,6 +381,7 @@ pub async fn workspace(
                                 label { "Token name " input type="text" name="name" required maxlength="60"; }
                                 button type="submit" { "Make a token" }
                             }
+                            (super::deletion_pages::section(&me, &base, ws.slug.as_str(), deletion.as_ref()))
                         }
                     }
                 },

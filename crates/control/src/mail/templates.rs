@@ -216,10 +216,12 @@ fn letter(ctx: &Context<'_>) -> Result<Letter, TemplateError> {
                     capitalise(&ws),
                     field(ctx, "deletes_at")?
                 ),
-                format!(
-                    "Download everything first: your export is at {}",
-                    field(ctx, "export_link")?
-                ),
+                match optional(ctx, "export_link") {
+                    Some(link) => format!("Download everything first: your export is at {link}"),
+                    None => "Download everything first: your dashboard makes an export of all \
+                             your data."
+                        .into(),
+                },
             ],
             list: vec![],
             action: open("Cancel the deletion"),

@@ -247,6 +247,14 @@ impl<C: Cloud + 'static> Reconciler for Hibernator<C> {
             for c in db.hibernation_candidates(10_000).await? {
                 report.checked += 1;
                 let ws = c.droplet.workspace_id;
+                // A tenant being deleted sleeps at once, with no notice and whatever its tier
+                // or hold (spec 64.2, day 0): its campaigns are paused already.
+                if c.deleting {
+                    if self.queue(&c.droplet).await? {
+                        report.queued += 1;
+                    }
+                    continue;
+                }
                 if let Some(at) = c.prewarmed_at {
                     // Up only because of a pre-warm: back to sleep after 2 idle hours, with
                     // no new notice (spec 55.4), unless it may not hibernate at all.

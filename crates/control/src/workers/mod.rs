@@ -17,11 +17,13 @@
 //! - [`webhooks`]: delivers tenants' outbound webhooks on spec 65.4's schedule.
 //! - [`webhook_secrets`]: renews their signing secrets every 90 days (spec 65.1).
 //! - [`audit_seal`]: seals audit rows into each region's hash chain (spec 63.1).
+//! - [`deletions`]: the day-3 and day-6 reminders of a deletion (spec 64.1).
 //! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
 //!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
 pub mod audit_seal;
 pub mod command_keys;
+pub mod deletions;
 pub mod driver;
 mod droplet_job;
 pub mod fleet_sampler;

@@ -447,6 +447,14 @@ impl World {
         self.send(reqwest::Method::PUT, path, body).await
     }
 
+    #[allow(
+        dead_code,
+        reason = "used by the fleet tests, which share these helpers"
+    )]
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, Value::Null).await
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http

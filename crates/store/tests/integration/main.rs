@@ -4,6 +4,7 @@
 
 mod audit_chain;
 mod blocking;
+mod deletions;
 mod handshake;
 mod helpers;
 mod isolation;

@@ -1,0 +1,280 @@
+//! A tenant's deletion from day 0 to the end of its grace period (spec 64.1–64.2), on a
+//! clock the test moves: the request, the reminders, calling it off, and every refusal.
+
+use chrono::{SubsecRound, TimeDelta, Utc};
+use genesis_core::deletion::DeletionTrigger;
+use genesis_core::{DropletId, Region, WorkspaceEvent, WorkspaceStatus};
+use genesis_store::desired_workflows::DesiredWorkflowRow;
+use genesis_store::testing::TestDb;
+use genesis_store::{Database, StoreError, Workspace};
+
+use crate::helpers::provision;
+
+async fn live(db: &Database, prefix: &str) -> (Workspace, DropletId) {
+    let ws = provision(db, prefix).await;
+    let ws = db
+        .workspace_transition(ws.id, ws.version, WorkspaceEvent::IgnitionStarted, "test")
+        .await
+        .expect("start");
+    let ws = db
+        .workspace_transition(ws.id, ws.version, WorkspaceEvent::IgnitionSucceeded, "test")
+        .await
+        .expect("live");
+    let droplet = DropletId::new();
+    db.droplet_register(droplet, ws.id, Region::EuWest, "test")
+        .await
+        .expect("droplet");
+    let row = |key: &str, active| DesiredWorkflowRow {
+        workflow_id: format!("wf-{key}"),
+        key: key.into(),
+        active,
+        template_version: "1".into(),
+        error: None,
+    };
+    db.droplet_workflows_put(
+        droplet,
+        &[
+            row("outreach", true),
+            row("intake", true),
+            row("digest", false),
+        ],
+    )
+    .await
+    .expect("workflows");
+    (ws, droplet)
+}
+
+async fn active_keys(db: &Database, droplet: DropletId) -> Vec<String> {
+    let mut keys: Vec<String> = db
+        .droplet_workflows(droplet)
+        .await
+        .expect("workflows")
+        .into_iter()
+        .filter(|w| w.active)
+        .map(|w| w.key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn outbox(db: &Database, ws: &Workspace) -> Vec<(String, serde_json::Value)> {
+    sqlx::query_as(
+        "SELECT kind, body FROM genesis.notifications WHERE workspace_id = $1 ORDER BY id",
+    )
+    .bind(ws.id.as_uuid())
+    .fetch_all(db.app_pool())
+    .await
+    .expect("outbox")
+}
+
+async fn events(db: &Database, ws: &Workspace) -> Vec<String> {
+    db.audit_list(Some(ws.id), None, 100)
+        .await
+        .expect("audit")
+        .into_iter()
+        .rev()
+        .map(|e| e.event)
+        .collect()
+}
+
+fn refusal(e: StoreError) -> String {
+    match e {
+        StoreError::Refused { message, .. } => message,
+        other => panic!("expected a refusal in words, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_user_deletion_pauses_reminds_and_can_be_called_off_within_its_grace() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let (ws, droplet) = live(db, "del").await;
+    let day0 = Utc::now().trunc_subsecs(6);
+    let day = |n: i64| day0 + TimeDelta::days(n);
+
+    let d = db
+        .deletion_request(ws.id, DeletionTrigger::User, None, "tenant:owner", day0)
+        .await
+        .expect("request");
+    assert_eq!(d.purge_after, day(7));
+    assert_eq!(d.previous_status, WorkspaceStatus::Active);
+    assert!(d.reversible);
+    let now = db.workspace_get(ws.id).await.expect("ws");
+    assert_eq!(now.status, WorkspaceStatus::PendingDeletion);
+    assert!(
+        active_keys(db, droplet).await.is_empty(),
+        "day 0 pauses every campaign"
+    );
+    let mail = outbox(db, &ws).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].0, "DELETION_REQUESTED");
+    assert!(mail[0].1["deletes_at"].as_str().expect("date").len() > 8);
+    let audit = events(db, &ws).await;
+    for e in [
+        "WORKFLOWS_DEACTIVATED",
+        "WORKSPACE_STATUS_CHANGED",
+        "DELETION_REQUESTED",
+    ] {
+        assert!(audit.iter().any(|a| a == e), "{e} in {audit:?}");
+    }
+
+    // Deleting twice is refused in words, and changes nothing.
+    let again = db
+        .deletion_request(
+            ws.id,
+            DeletionTrigger::Cancelled,
+            None,
+            "operator:x",
+            day(1),
+        )
+        .await
+        .expect_err("twice");
+    assert!(refusal(again).contains("already being deleted"));
+    assert_eq!(
+        db.deletion_open(ws.id)
+            .await
+            .expect("open")
+            .expect("one")
+            .trigger,
+        DeletionTrigger::User
+    );
+
+    // Reminders on day 3 and day 6, each once, whoever runs the pass and however often.
+    assert_eq!(db.deletion_remind_due(day(2), 10).await.expect("remind"), 0);
+    assert_eq!(db.deletion_remind_due(day(3), 10).await.expect("remind"), 1);
+    assert_eq!(db.deletion_remind_due(day(4), 10).await.expect("remind"), 0);
+    assert_eq!(db.deletion_remind_due(day(6), 10).await.expect("remind"), 1);
+    assert_eq!(db.deletion_remind_due(day(6), 10).await.expect("remind"), 0);
+    let kinds: Vec<_> = outbox(db, &ws)
+        .await
+        .into_iter()
+        .map(|(k, b)| (k, b["day"].as_i64()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("DELETION_REQUESTED".to_owned(), None),
+            ("DELETION_REMINDER".to_owned(), Some(3)),
+            ("DELETION_REMINDER".to_owned(), Some(6)),
+        ]
+    );
+
+    // Called off on day 6: back to ACTIVE, the paused campaigns running again (the one
+    // that was paused before stays paused).
+    let back = db
+        .deletion_cancel(ws.id, "tenant:owner", day(6))
+        .await
+        .expect("cancel");
+    assert_eq!(back.status, WorkspaceStatus::Active);
+    assert_eq!(active_keys(db, droplet).await, ["intake", "outreach"]);
+    assert!(db.deletion_open(ws.id).await.expect("open").is_none());
+    assert!(events(db, &ws).await.ends_with(&[
+        "WORKSPACE_STATUS_CHANGED".to_owned(),
+        "WORKFLOWS_ACTIVATED".to_owned(),
+        "DELETION_CANCELLED".to_owned()
+    ]));
+    let twice = db
+        .deletion_cancel(ws.id, "tenant:owner", day(6))
+        .await
+        .expect_err("nothing to cancel");
+    assert!(refusal(twice).contains("not being deleted"));
+
+    // A new request after one was called off is a new request with its own grace.
+    let d = db
+        .deletion_request(ws.id, DeletionTrigger::Cancelled, None, "billing", day(10))
+        .await
+        .expect("again");
+    assert_eq!(d.purge_after, day(40));
+    // Too late: the grace period is over.
+    let late = db
+        .deletion_cancel(ws.id, "tenant:owner", day(40))
+        .await
+        .expect_err("after the grace period");
+    assert!(refusal(late).contains("grace period ended"), "refused");
+    // No reminder once the grace period is over.
+    assert_eq!(
+        db.deletion_remind_due(day(41), 10).await.expect("remind"),
+        0
+    );
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn tos_and_fraud_are_immediate_irreversible_and_need_a_reason() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let (ws, _) = live(db, "fraud").await;
+    let now = Utc::now().trunc_subsecs(6);
+    let e = db
+        .deletion_request(
+            ws.id,
+            DeletionTrigger::Fraud,
+            Some("  "),
+            "operator:ada",
+            now,
+        )
+        .await
+        .expect_err("no reason");
+    assert!(
+        matches!(
+            e,
+            StoreError::Invalid {
+                field: "reason",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        db.workspace_get(ws.id).await.expect("ws").status,
+        WorkspaceStatus::Active,
+        "a refused request changes nothing"
+    );
+    let d = db
+        .deletion_request(
+            ws.id,
+            DeletionTrigger::Fraud,
+            Some("stolen cards"),
+            "operator:ada",
+            now,
+        )
+        .await
+        .expect("request");
+    assert_eq!(d.purge_after, now);
+    assert!(!d.reversible);
+    // The tenant is not offered a way back that does not exist.
+    assert!(outbox(db, &ws).await.is_empty());
+    let e = db
+        .deletion_cancel(ws.id, "operator:bob", now)
+        .await
+        .expect_err("irreversible");
+    assert!(refusal(e).contains("cannot be called off"));
+    let reason: serde_json::Value = sqlx::query_scalar(
+        "SELECT details FROM genesis.audit_log WHERE event = 'DELETION_REQUESTED' AND workspace_id = $1",
+    )
+    .bind(ws.id.as_uuid())
+    .fetch_one(db.app_pool())
+    .await
+    .expect("audit");
+    assert_eq!(reason["reason"], "stolen cards");
+    assert_eq!(reason["trigger"], "fraud");
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_called_off_deletion_returns_to_the_status_it_came_from() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    // Never ignited: PENDING, and back to PENDING (not ACTIVE with no engine).
+    let ws = provision(db, "never").await;
+    let now = Utc::now().trunc_subsecs(6);
+    db.deletion_request(ws.id, DeletionTrigger::User, None, "tenant:o", now)
+        .await
+        .expect("request");
+    let back = db
+        .deletion_cancel(ws.id, "tenant:o", now + TimeDelta::hours(1))
+        .await
+        .expect("cancel");
+    assert_eq!(back.status, WorkspaceStatus::Pending);
+    t.cleanup().await.expect("cleanup");
+}
