@@ -275,6 +275,26 @@ impl Database {
         Ok(sealed as u64)
     }
 
+    /// Seals in transactions of `batch` rows until nothing is left, or after `max_batches`
+    /// when given (so one caller does not hold the chain's lock for a long backlog at a
+    /// time); returns how many were sealed.
+    pub async fn audit_seal_backlog(
+        &self,
+        key: &AuditChainKey,
+        batch: i64,
+        max_batches: Option<usize>,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for _ in 0..max_batches.unwrap_or(usize::MAX) {
+            let n = self.audit_seal_pending(key, batch).await?;
+            total += n;
+            if n < batch as u64 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
     /// Checks this database's chain from its first place to its last, streaming (a long
     /// log is never held in memory), and counts what is not yet sealed.
     pub async fn audit_verify(&self, key: &AuditChainKey) -> Result<ChainReport, StoreError> {

@@ -38,14 +38,7 @@ pub async fn run(cmd: AuditCommand, cfg: Config, out: Output) -> Result<(), CliE
             let stores = cfg.regional_store()?;
             let mut rows = Vec::new();
             for shard in stores.shards() {
-                let mut sealed = 0u64;
-                loop {
-                    let n = shard.db.audit_seal_pending(&key, SEAL_BATCH).await?;
-                    sealed += n;
-                    if n < SEAL_BATCH as u64 {
-                        break;
-                    }
-                }
+                let sealed = shard.db.audit_seal_backlog(&key, SEAL_BATCH, None).await?;
                 rows.push((shard.label(), sealed));
             }
             print(

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use genesis_core::deletion::DeletionTrigger;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -14,6 +15,11 @@ use super::CliError;
 use super::api_client::{Api, ApiArgs, ListArgs, path_segment};
 use crate::config::Config;
 use crate::output::{Output, print, print_object};
+
+/// The deletion triggers' codes, as the core names them (spec 64.1).
+fn trigger_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(DeletionTrigger::ALL.map(DeletionTrigger::code))
+}
 
 /// `genesis tenants ...`
 #[derive(Debug, clap::Subcommand)]
@@ -68,7 +74,7 @@ pub enum TenantsCommand {
         /// Workspace id or slug.
         id: String,
         /// Why: user, cancelled, non-payment, tos or fraud.
-        #[arg(long, value_parser = ["user", "cancelled", "non-payment", "tos", "fraud"])]
+        #[arg(long, value_parser = trigger_parser())]
         trigger: String,
         /// Why, in words (required for tos and fraud; kept in the audit log).
         #[arg(long)]
@@ -231,7 +237,8 @@ pub async fn run(cmd: TenantsCommand, cfg: Option<&Config>, out: Output) -> Resu
             yes,
             api,
         } => {
-            let irreversible = matches!(trigger.as_str(), "tos" | "fraud");
+            let irreversible = DeletionTrigger::from_code(&trigger)
+                .is_some_and(DeletionTrigger::needs_operator_reason);
             if irreversible && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                 return Err(CliError::Usage(format!(
                     "a deletion for {trigger} needs --reason"

@@ -68,15 +68,7 @@ pub async fn request(
         )
         .await?;
     // A hint: the hibernation reconciler's next pass puts it to sleep anyway.
-    if state.igniter.is_some()
-        && let Err(e) = state
-            .stores
-            .coordinator()
-            .reconciler_wake("hibernation")
-            .await
-    {
-        tracing::warn!(workspace = %id, error = %e, "could not ring the hibernation reconciler");
-    }
+    super::hibernation::ring(state, id).await;
     Ok(deletion)
 }
 

@@ -163,13 +163,23 @@ pub(crate) async fn ring_if_asleep(
             return;
         }
     };
-    if asleep
-        && let Err(e) = state
-            .stores
-            .coordinator()
-            .reconciler_wake("hibernation")
-            .await
+    if asleep {
+        ring(state, id).await;
+    }
+}
+
+/// Asks the hibernation reconciler's leader for a pass now (a hint: its next pass does the
+/// same work), when this control plane runs the fleet side.
+pub(crate) async fn ring(state: &AppState, id: WorkspaceId) {
+    if state.igniter.is_none() {
+        return;
+    }
+    if let Err(e) = state
+        .stores
+        .coordinator()
+        .reconciler_wake("hibernation")
+        .await
     {
-        tracing::warn!(workspace = %id, error = %e, "could not ring the hibernation reconciler; its next pass wakes the tenant");
+        tracing::warn!(workspace = %id, error = %e, "could not ring the hibernation reconciler; its next pass does the work");
     }
 }

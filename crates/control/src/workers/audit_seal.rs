@@ -64,14 +64,11 @@ impl Reconciler for AuditSealer {
     }
 
     async fn reconcile_part(&self, part: &Part) -> Result<SealReport, SealError> {
-        let mut report = SealReport::default();
-        for _ in 0..MAX_BATCHES {
-            let n = part.db.audit_seal_pending(&self.key, BATCH).await?;
-            report.sealed += n;
-            if n < BATCH as u64 {
-                break;
-            }
-        }
-        Ok(report)
+        Ok(SealReport {
+            sealed: part
+                .db
+                .audit_seal_backlog(&self.key, BATCH, Some(MAX_BATCHES))
+                .await?,
+        })
     }
 }
