@@ -231,6 +231,10 @@ pub struct ServerConfig {
     /// rows are written but not sealed, and `genesis audit verify` cannot run.
     #[serde(default)]
     pub audit_key: Option<String>,
+    /// Where exports are written: a deletion's final export (kept 30 days) under `final/`.
+    /// Every replica must see the same directory (a shared volume).
+    #[serde(default = "default_exports_dir")]
+    pub exports_dir: std::path::PathBuf,
     /// Load balancers in front of the control plane, whose `X-Forwarded-For` names a
     /// request's real source (sidecar handshakes are accepted only from their droplet's
     /// address). Empty: the peer is the source.
@@ -250,6 +254,7 @@ impl Default for ServerConfig {
             command_key: None,
             inbound_key: None,
             audit_key: None,
+            exports_dir: default_exports_dir(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -639,6 +644,10 @@ impl Config {
                 })
         })
     }
+}
+
+fn default_exports_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("data/exports")
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
     let base = format!("http://127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{port}");
     let set = format!("cli{}", uuid::Uuid::now_v7().simple());
+    let exports = std::env::temp_dir().join(format!("{set}-exports"));
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_genesis"))
             .arg("serve")
@@ -114,6 +115,10 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
                 ("GENESIS_IGNITION__QUEUE_SET", set.as_str()),
                 ("GENESIS_VAULT__CURRENT", "1"),
                 ("GENESIS_VAULT__KEYS__1", VAULT_KEY),
+                (
+                    "GENESIS_SERVER__EXPORTS_DIR",
+                    exports.to_str().expect("utf-8 path"),
+                ),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -411,6 +416,30 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not being deleted"), "{}", stderr(&o));
 
+    // Everything a tenant holds, into one file, with the export's parts listed.
+    let file = exports.join("t_007.zip");
+    let o = genesis(
+        &[
+            "-o",
+            "json",
+            "tenants",
+            "export",
+            "t_007",
+            "--out",
+            file.to_str().expect("utf-8 path"),
+        ],
+        &api,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(got["parts"].as_array().map(Vec::len), Some(1), "{got}");
+    let bytes = std::fs::read(&file).expect("the export");
+    assert!(bytes.starts_with(b"PK\x03\x04"), "a ZIP");
+    assert_eq!(got["parts"][0]["bytes"].as_u64(), Some(bytes.len() as u64));
+    let o = genesis(&["tenants", "export", "t_007", "--out", "/"], &api);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+
     // Errors for people: no status, no parser internals; the status is in `-o json`.
     let o = genesis(
         &[
@@ -527,5 +556,6 @@ async fn api_commands_need_only_an_address_and_a_token_and_read_like_unix_tools(
     let o = genesis(&["tenants", "list"], &[api[2]]);
     assert_eq!(o.status.code(), Some(2), "logged out");
 
+    let _ = std::fs::remove_dir_all(&exports);
     t.cleanup().await.expect("cleanup");
 }

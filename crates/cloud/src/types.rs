@@ -284,6 +284,13 @@ pub struct Snapshot {
     pub min_disk_size: u64,
     /// Billable size, GB.
     pub size_gigabytes: f64,
+    /// The droplet it was taken of: `/v2/snapshots` gives the id as a string (absent from
+    /// a droplet's own snapshot list).
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// Its tags (`/v2/snapshots` only).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// An image (base image or snapshot) as `/v2/images/{id}` returns it.

@@ -107,6 +107,7 @@ pub struct ControlPlaneBuilder {
     wallets: Option<Arc<crate::app::wallet::Wallets>>,
     outbox: Option<Arc<crate::app::notifications::Outbox>>,
     audit_key: Option<genesis_store::AuditChainKey>,
+    exports: std::path::PathBuf,
     webhooks: Option<crate::app::outbound_webhooks::WebhookSettings>,
     fleet: Option<(Arc<FleetIgniter>, FleetSettings)>,
     stop: (watch::Sender<bool>, watch::Receiver<bool>),
@@ -256,6 +257,13 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Where exports are written (a deletion's final export under `final/`); default
+    /// `data/exports`.
+    pub fn exports_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.exports = dir;
+        self
+    }
+
     /// How outbound webhooks are delivered (default: spec 65.4's schedule, public
     /// endpoints only unless [`Self::outbound`] allows private ones). They are sent only
     /// when the vault has a master key (endpoints' secrets are sealed with it).
@@ -322,6 +330,7 @@ impl ControlPlaneBuilder {
                 crate::app::lead_import::MAX_AT_ONCE,
             )),
             webhooks,
+            exports_dir: self.exports,
         };
         ControlPlane {
             state,
@@ -367,6 +376,7 @@ impl ControlPlane {
             wallets: None,
             outbox: None,
             audit_key: None,
+            exports: std::path::PathBuf::from("data/exports"),
             webhooks: None,
             fleet: None,
             stop: watch::channel(false),
@@ -421,6 +431,8 @@ impl ControlPlane {
                 }
             });
         }
+        // Only a process that runs the fleet's reconcilers destroys tenants' resources.
+        let fleet_reconcilers = fleet.as_ref().is_some_and(|s| s.reconcilers);
         if let (Some(ig), Some(settings)) = (state.igniter.clone(), fleet) {
             let recovered = ig
                 .recover()
@@ -450,11 +462,29 @@ impl ControlPlane {
                 spawn_reconcilers(&mut tasks, &state, &ig, &settings, &stop_rx);
             }
         }
-        // Every minute: a deletion's reminders go out on their day (spec 64.1).
+        // Every minute: a deletion's reminders go out on their day (spec 64.1), and a
+        // deletion whose grace period is over runs its saga (64.2).
+        let purger = state
+            .igniter
+            .as_ref()
+            .filter(|_| fleet_reconcilers)
+            .map(|ig| {
+                Arc::new(crate::app::deletion_saga::Purger::new(
+                    state.stores.clone(),
+                    ig.cloud().clone(),
+                    state.wallets.clone(),
+                    state.exports_dir.clone(),
+                    audit_key.clone(),
+                ))
+            });
         supervise(
             &mut tasks,
             &state,
-            crate::workers::deletions::Deletions::new(state.stores.clone()),
+            crate::workers::deletions::Deletions::new(
+                state.stores.clone(),
+                state.exports_dir.clone(),
+                purger,
+            ),
             crate::workers::deletions::EVERY,
             &stop_rx,
         );

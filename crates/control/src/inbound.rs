@@ -70,6 +70,17 @@ impl InboundGuard {
         }
     }
 
+    /// A key for another purpose (download links, ...), derived from this one: HMAC-SHA256
+    /// of `purpose` under it, so no purpose's key tells anything of another's.
+    pub fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(b"genesis-derived-key-v1:");
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
+    }
+
     /// The secret the sidecar of `droplet` (the cloud's id) serving `workspace` signs with.
     pub fn droplet_secret(&self, workspace: uuid::Uuid, droplet: i64) -> String {
         inbound::droplet_secret(&self.key, workspace, droplet)

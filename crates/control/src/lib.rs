@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/managed/{service}/{*path}",
             axum::routing::any(api::managed::call),
         )
+        .route("/exports/{id}/download", get(api::exports::download))
         .route(
             "/api/v1/payments/webhook",
             axum::routing::post(api::payments::webhook).layer(

@@ -61,4 +61,7 @@ pub struct AppState {
     /// How tenants' webhooks are sent, and whether their endpoints may be on private
     /// addresses (tests and demos only).
     pub webhooks: crate::app::outbound_webhooks::WebhookSettings,
+    /// Where exports are written: a deletion's final export under `final/`, exports asked
+    /// for under `requests/`. Every replica must see the same directory.
+    pub exports_dir: std::path::PathBuf,
 }

@@ -84,6 +84,81 @@ impl fmt::Display for DeletionTrigger {
     }
 }
 
+/// The deletion saga's seven steps (spec 64.2), in the order they run. Each is forward-only
+/// and idempotent: a step interrupted by a crash is run again, and finds done what was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletionStep {
+    /// 1. The final export, kept 30 days.
+    FinalExport,
+    /// 2. The droplet, its snapshots and transferred images, checked against the cloud.
+    CloudResources,
+    /// 3. The lead partition, detached `CONCURRENTLY`, then dropped.
+    LeadPartition,
+    /// 4. The vault, webhooks, tokens, sessions, members and every other row.
+    TenantRows,
+    /// 5. The wallet's balance; the ledger stays, its references anonymised.
+    Wallet,
+    /// 6. The audit trail's personal fields, through their MACs.
+    AuditTrail,
+    /// 7. TERMINATED, and the certificate.
+    Terminate,
+}
+
+impl DeletionStep {
+    /// Every step, in order.
+    pub const ALL: [DeletionStep; 7] = [
+        DeletionStep::FinalExport,
+        DeletionStep::CloudResources,
+        DeletionStep::LeadPartition,
+        DeletionStep::TenantRows,
+        DeletionStep::Wallet,
+        DeletionStep::AuditTrail,
+        DeletionStep::Terminate,
+    ];
+
+    /// Its number, 1 to 7.
+    pub fn number(self) -> i32 {
+        self as i32 + 1
+    }
+
+    /// The step numbered `n` (1 to 7).
+    pub fn from_number(n: i32) -> Option<Self> {
+        usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
+    /// The stable code (`final_export`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            DeletionStep::FinalExport => "final_export",
+            DeletionStep::CloudResources => "cloud_resources",
+            DeletionStep::LeadPartition => "lead_partition",
+            DeletionStep::TenantRows => "tenant_rows",
+            DeletionStep::Wallet => "wallet",
+            DeletionStep::AuditTrail => "audit_trail",
+            DeletionStep::Terminate => "terminate",
+        }
+    }
+
+    /// What it does, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DeletionStep::FinalExport => "final export written (kept 30 days)",
+            DeletionStep::CloudResources => "droplet, snapshots and images destroyed",
+            DeletionStep::LeadPartition => "lead partition detached and dropped",
+            DeletionStep::TenantRows => "vault, webhooks, tokens, sessions and members purged",
+            DeletionStep::Wallet => "wallet balance closed, ledger anonymised",
+            DeletionStep::AuditTrail => "audit trail anonymised",
+            DeletionStep::Terminate => "workspace terminated",
+        }
+    }
+}
+
+/// How long the final export is kept after the deletion (spec 64.2, step 1).
+pub const FINAL_EXPORT_KEPT: Duration = Duration::from_secs(30 * 86_400);
+
 /// The reminders of spec 64.1, in days after the request.
 pub const REMINDER_DAYS: [u32; 2] = [3, 6];
 
@@ -123,6 +198,17 @@ mod tests {
             assert_eq!(t.needs_operator_reason(), t.grace().is_zero());
         }
         assert_eq!(DeletionTrigger::from_code("USER"), None);
+    }
+
+    #[test]
+    fn the_seven_steps_number_from_one_in_spec_order() {
+        for (i, s) in DeletionStep::ALL.into_iter().enumerate() {
+            assert_eq!(s.number(), i as i32 + 1);
+            assert_eq!(DeletionStep::from_number(s.number()), Some(s));
+        }
+        assert_eq!(DeletionStep::from_number(0), None);
+        assert_eq!(DeletionStep::from_number(8), None);
+        assert_eq!(DeletionStep::ALL[2].code(), "lead_partition");
     }
 
     #[test]

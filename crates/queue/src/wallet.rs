@@ -485,6 +485,23 @@ impl WalletCache {
         self.mark_dirty(workspace).await
     }
 
+    /// Removes `workspace`'s wallet from the cache (its tenant is deleted): its three keys
+    /// and its mark. The caller has written its journal to the ledger first.
+    pub async fn forget(&self, workspace: uuid::Uuid) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        // One slot (`{workspace}`), so one command, on a cluster too.
+        let _: i64 = redis::cmd("DEL")
+            .arg(&self.keys(workspace)[..])
+            .query_async(&mut conn)
+            .await?;
+        let _: i64 = redis::cmd("ZREM")
+            .arg(self.dirty_key())
+            .arg(workspace.to_string())
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     /// How many wallets wait for the syncer.
     pub async fn dirty_count(&self) -> Result<i64, QueueError> {
         let mut conn = self.conn.clone();

@@ -58,10 +58,21 @@ impl AuditChainKey {
 
     /// The MAC of a row's personal fields.
     fn personal(&self, row: &ChainRow) -> [u8; 32] {
+        self.personal_of(&row.actor, row.subject.as_deref(), &row.details)
+    }
+
+    /// The MAC of personal fields as a row holds them (`details` as PostgreSQL's text of
+    /// the `jsonb` value): what an anonymised row keeps in their place.
+    pub(crate) fn personal_of(
+        &self,
+        actor: &str,
+        subject: Option<&str>,
+        details: &str,
+    ) -> [u8; 32] {
         let mut mac = self.mac(b"genesis-audit-personal-v1");
-        field(&mut mac, Some(row.actor.as_bytes()));
-        field(&mut mac, row.subject.as_deref().map(str::as_bytes));
-        field(&mut mac, Some(row.details.as_bytes()));
+        field(&mut mac, Some(actor.as_bytes()));
+        field(&mut mac, subject.map(str::as_bytes));
+        field(&mut mac, Some(details.as_bytes()));
         mac.finalize().into_bytes().into()
     }
 

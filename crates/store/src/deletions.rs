@@ -37,6 +37,8 @@ pub struct Deletion {
     pub previous_status: WorkspaceStatus,
     /// The last reminder sent, in days after the request (0: none).
     pub reminded_day: i32,
+    /// The saga once the grace period is over: its steps and certificate.
+    pub progress: crate::DeletionProgress,
 }
 
 struct DeletionRow {
@@ -49,6 +51,13 @@ struct DeletionRow {
     reversible: bool,
     previous_status: String,
     reminded_day: i32,
+    step: i32,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    certificate: serde_json::Value,
+    export_file: Option<String>,
+    export_expires_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<DeletionRow> for Deletion {
@@ -73,6 +82,15 @@ impl TryFrom<DeletionRow> for Deletion {
             previous_status: WorkspaceStatus::from_code(&r.previous_status)
                 .ok_or_else(|| StoreError::corrupt_state(&r.previous_status))?,
             reminded_day: r.reminded_day,
+            progress: crate::DeletionProgress {
+                step: r.step,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                last_error: r.last_error,
+                certificate: r.certificate,
+                export_file: r.export_file,
+                export_expires_at: r.export_expires_at,
+            },
         })
     }
 }
@@ -166,7 +184,8 @@ impl Database {
                    paused_workflows)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                RETURNING workspace_id, trigger, reason, requested_by, requested_at, purge_after,
-                         reversible, previous_status, reminded_day"#,
+                         reversible, previous_status, reminded_day, step, started_at,
+                         finished_at, last_error, certificate, export_file, export_expires_at"#,
             workspace.as_uuid(),
             trigger.code(),
             reason,
@@ -214,7 +233,8 @@ impl Database {
         sqlx::query_as!(
             DeletionRow,
             r#"SELECT workspace_id, trigger, reason, requested_by, requested_at, purge_after,
-                      reversible, previous_status, reminded_day
+                      reversible, previous_status, reminded_day, step, started_at,
+                      finished_at, last_error, certificate, export_file, export_expires_at
                FROM genesis.deletions WHERE workspace_id = $1 AND cancelled_at IS NULL"#,
             workspace.as_uuid()
         )
@@ -239,7 +259,8 @@ impl Database {
         let open: Deletion = sqlx::query_as!(
             DeletionRow,
             r#"SELECT workspace_id, trigger, reason, requested_by, requested_at, purge_after,
-                      reversible, previous_status, reminded_day
+                      reversible, previous_status, reminded_day, step, started_at,
+                      finished_at, last_error, certificate, export_file, export_expires_at
                FROM genesis.deletions WHERE workspace_id = $1 AND cancelled_at IS NULL
                FOR UPDATE"#,
             workspace.as_uuid()
@@ -263,7 +284,14 @@ impl Database {
                 ),
             });
         }
-        if now >= open.purge_after {
+        let begun = sqlx::query_scalar!(
+            r#"SELECT started_at IS NOT NULL AS "begun!" FROM genesis.deletions
+               WHERE workspace_id = $1 AND cancelled_at IS NULL"#,
+            workspace.as_uuid()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if begun || now >= open.purge_after {
             return Err(StoreError::Refused {
                 what: "deletion",
                 message: format!(

@@ -46,6 +46,8 @@ pub const LEAD_BUCKETS: i32 = 64;
 
 /// Namespace (first key) of partition advisory locks.
 const PARTITION_LOCK_NS: i32 = 0x4c50; // "LP"
+/// Namespace of the per-bucket lock detaches take turns under.
+const DETACH_LOCK_NS: i32 = 0x4c44; // "LD"
 
 /// What `ensure` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -295,16 +297,47 @@ impl PartitionManager {
         .await?;
         if let Some(a) = attached {
             let parent = qualified(&a.parent);
-            let how = if a.pending {
-                "FINALIZE"
-            } else {
-                "CONCURRENTLY"
-            };
-            ddl(
-                conn,
-                format!("ALTER TABLE {parent} DETACH PARTITION {table} {how}"),
+            // PostgreSQL allows one pending detach per parent: a second `DETACH ...
+            // CONCURRENTLY` on the same bucket while one waits for old snapshots fails
+            // ("already pending detach"). Detaches from one bucket take turns, across
+            // replicas (found by `genesis bench deletion`, 8 deletions at once).
+            sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+                .bind(DETACH_LOCK_NS)
+                .bind(&a.parent)
+                .execute(&mut *conn)
+                .await?;
+            // Read again under the lock: another detach may have finished this one.
+            let pending = sqlx::query_scalar!(
+                r#"SELECT i.inhdetachpending AS "pending!"
+                   FROM pg_inherits i
+                   JOIN pg_class c ON c.oid = i.inhrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'genesis' AND c.relname = $1"#,
+                name
             )
+            .fetch_optional(&mut *conn)
             .await?;
+            let detached = match pending {
+                None => Ok(()),
+                Some(pending) => {
+                    let how = if pending || a.pending {
+                        "FINALIZE"
+                    } else {
+                        "CONCURRENTLY"
+                    };
+                    ddl(
+                        conn,
+                        format!("ALTER TABLE {parent} DETACH PARTITION {table} {how}"),
+                    )
+                    .await
+                }
+            };
+            sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                .bind(DETACH_LOCK_NS)
+                .bind(&a.parent)
+                .execute(&mut *conn)
+                .await?;
+            detached?;
         }
         let mut tx = conn.begin().await?;
         ddl(&mut tx, format!("DROP TABLE IF EXISTS {table}")).await?;

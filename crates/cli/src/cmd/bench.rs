@@ -80,6 +80,27 @@ pub enum BenchCommand {
         #[arg(long)]
         own_listeners: bool,
     },
+    /// GDPR export (spec 64.3): N leads into ZIP parts, against copying them out of
+    /// PostgreSQL alone; leads per second and peak RSS (targets: 100,000/s, < 100 MB).
+    Export {
+        /// Leads.
+        #[arg(long, default_value_t = 1_000_000)]
+        leads: i64,
+    },
+    /// Deletion (spec 64.2): N tenants ignited, given leads and a snapshot, deleted for
+    /// fraud, then their deletion sagas run: wall time, time per tenant, and the cloud calls
+    /// used against DigitalOcean's rate budget.
+    Deletion {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Tenants.
+        #[arg(long, default_value_t = 100)]
+        tenants: usize,
+        /// Sagas run at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
     /// Wake (spec 55.3): N tenants ignited, hibernated, then woken at once; the control
     /// plane's share of a wake with the simulated boot delay excluded.
     Wake {
@@ -329,6 +350,12 @@ pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(),
             scenario,
             own_listeners,
         } => super::bench_rollout::run(&redis_url, droplets, &scenario, !own_listeners).await,
+        BenchCommand::Export { leads } => super::bench_export::run(leads).await,
+        BenchCommand::Deletion {
+            redis_url,
+            tenants,
+            concurrency,
+        } => super::bench_deletion::run(&redis_url, tenants, concurrency).await,
         BenchCommand::Wake {
             redis_url,
             tenants,

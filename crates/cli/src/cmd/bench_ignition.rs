@@ -145,6 +145,8 @@ pub(crate) struct Stack {
     pub base: String,
     /// The cloud client.
     pub cloud: Arc<DigitalOcean>,
+    /// The simulator behind it (its request counts).
+    pub sim: Simulator,
     /// The queue.
     pub bus: Bus,
     disks: std::path::PathBuf,
@@ -308,6 +310,7 @@ impl Stack {
         Ok(Self {
             base,
             cloud,
+            sim,
             bus,
             disks,
             stop,

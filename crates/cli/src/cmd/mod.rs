@@ -5,6 +5,8 @@ pub mod api_client;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod bench_deletion;
+pub mod bench_export;
 pub mod bench_god_mode;
 pub mod bench_heartbeats;
 pub mod bench_ignition;

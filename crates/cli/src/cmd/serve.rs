@@ -102,6 +102,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
         .trusted_proxies(cfg.server.trusted_proxies.clone())
         .inbound_key_opt(inbound)
         .audit_key(audit_key(&cfg, false)?)
+        .exports_dir(cfg.server.exports_dir.clone())
         .providers({
             let base = providers_base;
             genesis_control::providers::Providers {

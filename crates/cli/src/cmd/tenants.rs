@@ -92,6 +92,27 @@ pub enum TenantsCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Where a tenant's deletion stands: its grace period, its saga's steps, and once
+    /// finished, the certificate of what was removed and when.
+    Deletion {
+        /// Workspace id or slug.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Export everything a tenant holds (spec 64.3: leads, campaigns, settings without
+    /// secrets, members, wallet transfers, its audit log) as a ZIP, with a progress bar.
+    /// Beyond 500k leads the export has several parts: FILE, then FILE's stem with
+    /// `-part2.zip`, `-part3.zip`...
+    Export {
+        /// Workspace id or slug.
+        id: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Tenants in slug order: every one, or --limit of them.
     List {
         #[command(flatten)]
@@ -279,6 +300,48 @@ pub async fn run(cmd: TenantsCommand, cfg: Option<&Config>, out: Output) -> Resu
             );
             Ok(())
         }
+        TenantsCommand::Export { id, out: file, api } => {
+            let api = Api::new(&api, cfg)?;
+            export(&api, &id, &file, out).await
+        }
+        TenantsCommand::Deletion { id, api } => {
+            let api = Api::new(&api, cfg)?;
+            let (status, v) = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/workspaces/{}/deletion", path_segment(&id)),
+                    None,
+                )
+                .await?;
+            if status != 200 {
+                return Err(CliError::Usage(
+                    v["detail"]
+                        .as_str()
+                        .unwrap_or("this workspace is not being deleted")
+                        .to_owned(),
+                ));
+            }
+            print_object(out, &v);
+            let p = &v["progress"];
+            let done = p["step"].as_i64().unwrap_or(0);
+            eprintln!(
+                "{id}: {}",
+                if p["finished_at"].is_string() {
+                    "deleted; the certificate lists what was removed".to_owned()
+                } else if done > 0 {
+                    format!("deletion under way, step {done} of 7 done")
+                } else {
+                    format!(
+                        "in its grace period until {}",
+                        v["purge_after"].as_str().unwrap_or("?")
+                    )
+                }
+            );
+            if let Some(e) = p["last_error"].as_str() {
+                eprintln!("{id}: the last step failed and will be retried: {e}");
+            }
+            Ok(())
+        }
         TenantsCommand::CancelDeletion { id, api } => {
             let api = Api::new(&api, cfg)?;
             let (status, v) = api
@@ -331,6 +394,160 @@ pub async fn run(cmd: TenantsCommand, cfg: Option<&Config>, out: Output) -> Resu
 }
 
 /// Wakes a tenant; with `wait`, follows its droplet until it reports again.
+/// Where part `n` of an export asked for as `file` is written.
+fn part_path(file: &std::path::Path, n: usize) -> std::path::PathBuf {
+    if n <= 1 {
+        return file.to_path_buf();
+    }
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "export".into());
+    file.with_file_name(format!("{stem}-part{n}.zip"))
+}
+
+/// `genesis tenants export`: asks for the export, follows it with a bar of leads written,
+/// then downloads each part (resuming a cut-off download where it stopped).
+async fn export(api: &Api, id: &str, file: &std::path::Path, out: Output) -> Result<(), CliError> {
+    if file.is_dir() {
+        return Err(CliError::Usage(format!(
+            "{} is a directory: give --out a file name",
+            file.display()
+        )));
+    }
+    let started = api
+        .ok(
+            reqwest::Method::POST,
+            &format!("/api/v1/workspaces/{}/exports", path_segment(id)),
+            None,
+        )
+        .await?;
+    let export = started["id"].as_str().unwrap_or_default().to_owned();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} leads {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let job = loop {
+        let job = api
+            .ok(
+                reqwest::Method::GET,
+                &format!("/api/v1/workspaces/{}/exports/{export}", path_segment(id)),
+                None,
+            )
+            .await?;
+        if let Some(total) = job["leads_total"].as_u64() {
+            bar.set_length(total);
+            bar.set_position(job["leads_written"].as_u64().unwrap_or(0));
+        }
+        if job["state"] != "RUNNING" {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    bar.finish_and_clear();
+    if job["state"] != "READY" {
+        return Err(CliError::Usage(format!(
+            "the export failed: {}",
+            job["error"].as_str().unwrap_or("no reason given")
+        )));
+    }
+    let links: Vec<String> = job["links"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut written = Vec::new();
+    for (i, link) in links.iter().enumerate() {
+        let path = part_path(file, i + 1);
+        let bytes = download(&format!("{}{link}", api.base()), &path, &export).await?;
+        written.push(json!({ "part": i + 1, "file": path.display().to_string(), "bytes": bytes }));
+    }
+    print_object(
+        out,
+        &json!({
+            "export": export,
+            "leads": job["leads_total"],
+            "parts": written,
+            "expires_at": job["expires_at"],
+        }),
+    );
+    eprintln!(
+        "{id}: exported {} leads into {} file(s)",
+        job["leads_total"].as_i64().unwrap_or(0),
+        written.len()
+    );
+    Ok(())
+}
+
+/// Downloads `url` to `path` through a `.partial` file named after the export, renamed
+/// into place once whole; its size. A download cut off mid-stream is resumed from where it
+/// stopped (`Range`), up to three times.
+async fn download(url: &str, path: &std::path::Path, export: &str) -> Result<u64, CliError> {
+    let partial = path.with_extension(format!("{export}.partial"));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match download_once(url, &partial).await {
+            Ok(()) => break,
+            Err(Cut(why)) if attempt < 4 => {
+                eprintln!("the download was cut off ({why}); resuming");
+            }
+            Err(Cut(why)) => {
+                return Err(CliError::Usage(format!(
+                    "the download was cut off ({why}); {} holds what arrived",
+                    partial.display()
+                )));
+            }
+        }
+    }
+    tokio::fs::rename(&partial, path)
+        .await
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    Ok(tokio::fs::metadata(path).await.map_or(0, |m| m.len()))
+}
+
+/// Why one download attempt stopped.
+struct Cut(String);
+
+async fn download_once(url: &str, partial: &std::path::Path) -> Result<(), Cut> {
+    use tokio::io::AsyncWriteExt as _;
+    let have = tokio::fs::metadata(partial).await.map_or(0, |m| m.len());
+    let mut req = reqwest::Client::new().get(url);
+    if have > 0 {
+        req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let mut resp = req.send().await.map_err(|e| Cut(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let append = status == 206;
+    if !(status == 200 || append) {
+        let detail: Value = resp.json().await.unwrap_or(Value::Null);
+        return Err(Cut(format!(
+            "refused ({status}): {}",
+            detail["detail"].as_str().unwrap_or("no reason given")
+        )));
+    }
+    let mut f = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(partial)
+        .await
+        .map_err(|e| Cut(format!("{}: {e}", partial.display())))?;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| Cut(e.to_string()))? {
+        f.write_all(&chunk)
+            .await
+            .map_err(|e| Cut(format!("{}: {e}", partial.display())))?;
+    }
+    f.flush().await.map_err(|e| Cut(e.to_string()))
+}
+
 async fn wake(api: &Api, id: &str, wait: bool, out: Output) -> Result<(), CliError> {
     let r = api
         .ok(

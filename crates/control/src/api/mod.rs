@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod deletion;
 pub mod doc;
 pub mod droplet_ops;
+pub mod exports;
 pub mod fleet;
 pub mod hibernation;
 pub mod ignition;
@@ -30,6 +31,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(workspaces::list, workspaces::create))
         .routes(routes!(workspaces::get))
         .routes(routes!(deletion::start, deletion::get, deletion::cancel))
+        .routes(routes!(exports::start))
+        .routes(routes!(exports::get))
         .routes(routes!(fleet::health))
         .routes(routes!(fleet::reconcilers))
         .routes(routes!(fleet::wake_reconciler))

@@ -140,7 +140,7 @@ mod tests {
             crate::workers::command_keys::CommandKeyRotation::NAME,
             crate::workers::pending_credentials::PendingCredentials::<C>::NAME,
             crate::workers::audit_seal::AuditSealer::NAME,
-            crate::workers::deletions::Deletions::NAME,
+            crate::workers::deletions::Deletions::<C>::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

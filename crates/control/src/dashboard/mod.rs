@@ -10,6 +10,7 @@
 
 pub mod connect_pages;
 pub mod deletion_pages;
+pub mod export_pages;
 pub mod ignition_pages;
 pub mod import_pages;
 pub mod notification_pages;
@@ -118,6 +119,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route(
             "/app/workspaces/{id}/deletion/cancel",
             post(deletion_pages::cancel),
+        )
+        .route("/app/workspaces/{id}/exports", post(export_pages::start))
+        .route(
+            "/app/workspaces/{id}/exports/{export}",
+            get(export_pages::show),
         )
         .route(
             "/app/workspaces/{id}/tokens",

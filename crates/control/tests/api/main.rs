@@ -11,6 +11,7 @@ mod accounts;
 mod brand;
 mod command_journal;
 mod console;
+mod exports;
 mod front_door;
 mod god_mode;
 mod inbound;
@@ -133,6 +134,7 @@ async fn spawn_app_providing(
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
         ))
         .inbound_key(INBOUND_KEY)
+        .exports_dir(std::env::temp_dir().join(format!("genesis-exports-{}", t.name)))
         .build();
     let base = run(control_plane).await;
     App {

@@ -122,3 +122,386 @@ async fn day_zero_pauses_sleeps_and_refuses_a_wake_and_calling_it_off_restores()
     assert_eq!(status, 202, "{body}");
     w.finish().await;
 }
+
+/// The tables whose rows about a deleted tenant are kept on purpose: its anonymised
+/// history (audit, ledger), the deletion and its certificate, and the tombstone.
+const KEPT: [&str; 5] = [
+    "audit_log",
+    "ledger_transfers",
+    "ledger_accounts",
+    "deletions",
+    "workspaces",
+];
+
+/// Everything of `ws` still in the database, the cloud and Redis, apart from what is kept
+/// on purpose: one line per place that still holds something.
+async fn leftovers(
+    w: &crate::helpers::World,
+    admin: &sqlx::PgPool,
+    ws: genesis_core::WorkspaceId,
+    droplets: &[uuid::Uuid],
+    provider_ids: &[i64],
+    secrets: &[String],
+) -> Vec<String> {
+    use genesis_cloud::Cloud as _;
+    let mut found = Vec::new();
+    // Every table of the schema with a workspace or droplet column.
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+         WHERE table_schema = 'genesis' AND column_name IN ('workspace_id', 'droplet_id', 'claimed_by')
+           AND table_name NOT LIKE 'leads\\_h%'",
+    )
+    .fetch_all(admin)
+    .await
+    .expect("columns");
+    for (table, column) in &columns {
+        if KEPT.contains(&table.as_str()) {
+            continue;
+        }
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM genesis.{table} WHERE {column}::text = ANY($1)"
+        )))
+        .bind(
+            std::iter::once(ws.as_uuid().to_string())
+                .chain(droplets.iter().map(ToString::to_string))
+                .collect::<Vec<_>>(),
+        )
+        .fetch_one(admin)
+        .await
+        .expect("count");
+        if n > 0 {
+            found.push(format!("{n} row(s) in genesis.{table}"));
+        }
+    }
+    // The kept rows hold nothing personal: no address, name, short name or reference.
+    for (table, text) in [
+        (
+            "audit_log",
+            "actor || coalesce(subject, '') || details::text",
+        ),
+        ("ledger_transfers", "coalesce(reference, '')"),
+        ("workspaces", "slug || name"),
+        ("deletions", "certificate::text || requested_by"),
+    ] {
+        let key = if table == "workspaces" {
+            "id"
+        } else {
+            "workspace_id"
+        };
+        let hits: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM genesis.{table} t, unnest($2::text[]) s
+             WHERE t.{key} = $1 AND strpos({text}, s) > 0"
+        )))
+        .bind(ws.as_uuid())
+        .bind(secrets)
+        .fetch_one(admin)
+        .await
+        .expect("search");
+        if hits > 0 {
+            found.push(format!("{hits} personal value(s) in genesis.{table}"));
+        }
+    }
+    // The cloud: by tag, by id, and the snapshots of those droplets.
+    let tag = genesis_ignition::igniter::workspace_tag(ws);
+    let tagged = w.cloud.droplet_list_by_tag(&tag).await.expect("list");
+    if !tagged.is_empty() {
+        found.push(format!("{} droplet(s) tagged {tag}", tagged.len()));
+    }
+    for id in provider_ids {
+        if w.cloud.droplet_get(*id).await.is_ok() {
+            found.push(format!("droplet {id} at the cloud"));
+        }
+    }
+    let snaps = w.cloud.snapshot_list().await.expect("snapshots");
+    for s in snaps {
+        let of = s.resource_id.as_deref().and_then(|r| r.parse::<i64>().ok());
+        if of.is_some_and(|r| provider_ids.contains(&r)) {
+            found.push(format!("snapshot {} at the cloud", s.id));
+        }
+    }
+    // Redis: any key naming the workspace.
+    let redis = redis::Client::open(
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    )
+    .expect("redis url");
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{}*", ws.as_uuid()))
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    if !keys.is_empty() {
+        found.push(format!("Redis keys {keys:?}"));
+    }
+    found
+}
+
+/// A tenant with something everywhere: an engine, leads in its partition, a snapshot at
+/// the cloud, a webhook endpoint, money in its wallet and a reservation open in the cache.
+/// Returns (droplet ids, cloud ids, the personal values to look for afterwards).
+async fn a_full_tenant(
+    w: &crate::helpers::World,
+    ws: genesis_core::WorkspaceId,
+    slug: &str,
+) -> (Vec<uuid::Uuid>, Vec<i64>, Vec<String>) {
+    use genesis_cloud::Cloud as _;
+    let (status, body) = w
+        .post(
+            &format!("/api/v1/workspaces/{ws}/leads"),
+            json!({"leads": [
+                {"email": format!("ada.{slug}@example.org"), "first_name": "Ada", "last_name": "Lovelace"},
+                {"email": format!("grace.{slug}@example.org"), "company": "Hopper & Co"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = w
+        .post(
+            &format!("/api/v1/workspaces/{ws}/webhooks"),
+            json!({"url": format!("http://127.0.0.1:9/{slug}-hook"), "events": ["lead.created"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let droplet = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
+    let provider = droplet.provider_id.expect("provider");
+    let action = w
+        .cloud
+        .droplet_snapshot(provider, &format!("{slug}-daily"))
+        .await
+        .expect("snapshot");
+    w.cloud
+        .action_wait(action.id, Duration::from_secs(30))
+        .await
+        .expect("snapshot taken");
+    w.wallets
+        .credit(
+            ws,
+            uuid::Uuid::now_v7(),
+            genesis_core::money::TransferKind::Deposit,
+            genesis_core::money::Millicents(5_000_000),
+            Some(format!("pi_{slug}_card")),
+            "test",
+        )
+        .await
+        .expect("deposit");
+    w.wallets
+        .reserve(
+            ws,
+            genesis_core::money::TransferKind::ApifyScrape,
+            genesis_core::money::Millicents(120_000),
+            &format!("managed:{slug}"),
+        )
+        .await
+        .expect("hold");
+    (
+        vec![droplet.id.as_uuid()],
+        vec![provider],
+        vec![
+            format!("ada.{slug}@example.org"),
+            format!("grace.{slug}@example.org"),
+            "Lovelace".into(),
+            "Hopper & Co".into(),
+            format!("pi_{slug}_card"),
+            format!("{slug}-hook"),
+            slug.into(),
+        ],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_saga_leaves_only_anonymised_history_even_when_killed_at_any_step() {
+    use genesis_core::deletion::DeletionStep;
+    use std::io::Read as _;
+    let w = world(Options::default()).await;
+    let key = genesis_store::AuditChainKey::new([7; 32]);
+    let exports = w.root.join("exports");
+    let stores = genesis_store::RegionalStore::single(w.t.db.clone());
+    let purger = |k: &genesis_store::AuditChainKey| {
+        genesis_control::app::deletion_saga::Purger::new(
+            stores.clone(),
+            w.cloud.clone(),
+            Some(w.wallets.clone()),
+            exports.clone(),
+            Some(k.clone()),
+        )
+    };
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let admin = sqlx::PgPool::connect(&format!(
+        "{}/{}",
+        base.rsplit_once('/').expect("a database in the URL").0,
+        w.t.name
+    ))
+    .await
+    .expect("admin");
+
+    // One tenant killed after each step's effect and before its record (0 to 6), and one
+    // that is never killed (7).
+    let slugs: Vec<String> = (0..=7).map(|i| format!("gone_{i}")).collect();
+    let mut tenants = Vec::new();
+    for slug in &slugs {
+        let ws = w.create_workspace(slug).await;
+        w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+            .await;
+        tenants.push((ws, slug.clone()));
+    }
+    let mut kept = Vec::new();
+    for (ws, slug) in &tenants {
+        let got = w.wait_finished(*ws, Duration::from_secs(90)).await;
+        assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+        kept.push(a_full_tenant(&w, *ws, slug).await);
+    }
+    // Fraud: no grace period, so the saga is due at once.
+    for (ws, _) in &tenants {
+        let (status, body) = w
+            .post(
+                &format!("/api/v1/workspaces/{ws}/deletion"),
+                json!({"trigger": "fraud", "reason": "stolen cards"}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // Part of the audit trail is sealed before the deletion: those rows are anonymised
+    // after they joined the chain, the rest before.
+    w.t.db
+        .audit_seal_backlog(&key, 10_000, None)
+        .await
+        .expect("seal");
+
+    let crashed = purger(&key);
+    for (i, (ws, _)) in tenants.iter().enumerate() {
+        w.t.db
+            .deletion_begin(*ws, "test", chrono::Utc::now())
+            .await
+            .expect("begin");
+        for step in DeletionStep::ALL {
+            if i < 7 && step == DeletionStep::ALL[i] {
+                // The effect happened; the process died before recording it.
+                crashed
+                    .step_effect(&w.t.db, *ws, step)
+                    .await
+                    .unwrap_or_else(|e| panic!("effect of {step:?}: {e}"));
+                break;
+            }
+            if i == 7 {
+                break;
+            }
+            crashed
+                .run_step(&w.t.db, *ws, step)
+                .await
+                .unwrap_or_else(|e| panic!("step {step:?}: {e}"));
+        }
+        // The tenant cannot take its deletion back once the saga has begun.
+        let (status, _) = w.delete(&format!("/api/v1/workspaces/{ws}/deletion")).await;
+        assert_eq!(status, 409);
+    }
+
+    // The restarted control plane: its reconciler finishes every saga.
+    let restarted = std::sync::Arc::new(purger(&key));
+    let reconciler = genesis_control::workers::deletions::Deletions::new(
+        stores.clone(),
+        exports.clone(),
+        Some(restarted.clone()),
+    );
+    let report = reconciler.reconcile().await.expect("pass");
+    assert_eq!((report.terminated, report.failed), (8, 0), "{report:?}");
+    // A second pass finds nothing to do.
+    let again = reconciler.reconcile().await.expect("pass");
+    assert_eq!((again.terminated, again.failed), (0, 0), "{again:?}");
+
+    for ((ws, slug), (droplets, providers, secrets)) in tenants.iter().zip(&kept) {
+        let left = leftovers(&w, &admin, *ws, droplets, providers, secrets).await;
+        assert!(left.is_empty(), "{slug}: {left:#?}");
+        // The tombstone, and deleting it again is refused in words.
+        let (_, wsj) = w.get(&format!("/api/v1/workspaces/{ws}")).await;
+        assert_eq!(wsj["status"], "TERMINATED", "{wsj}");
+        let (status, body) = w
+            .post(
+                &format!("/api/v1/workspaces/{ws}/deletion"),
+                json!({"trigger": "user"}),
+            )
+            .await;
+        assert_eq!(status, 409, "{body}");
+        // The certificate: seven steps, in order, with what each removed.
+        let p =
+            w.t.db
+                .deletion_progress(*ws)
+                .await
+                .expect("db")
+                .expect("deletion");
+        assert_eq!(p.step, 7);
+        let steps: Vec<i64> = p
+            .certificate
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter_map(|e| e["step"].as_i64())
+            .collect();
+        assert_eq!(steps, [1, 2, 3, 4, 5, 6, 7], "{slug}: {:#}", p.certificate);
+        // What a step removed before its crash, its re-run finds gone.
+        if slug != "gone_1" {
+            assert_eq!(
+                p.certificate[1]["removed"]["snapshots"]
+                    .as_array()
+                    .map(Vec::len),
+                Some(1),
+                "{slug}"
+            );
+        }
+        if slug != "gone_2" {
+            assert_eq!(
+                p.certificate[2]["removed"]["partition"], "dropped",
+                "{slug}"
+            );
+        }
+        // The wallet: the balance closed out, nothing reserved, the ledger balanced.
+        let balance =
+            w.t.db
+                .wallet_balance(*ws)
+                .await
+                .expect("db")
+                .expect("ledger kept");
+        assert_eq!((balance.balance.0, balance.reserved.0), (0, 0), "{slug}");
+        // The final export holds the leads and the audit trail as they were.
+        let file = exports
+            .join(p.export_file.as_deref().expect("export kept"))
+            .join("export.zip");
+        let mut zip =
+            zip::ZipArchive::new(std::fs::File::open(&file).expect("export")).expect("a ZIP");
+        let mut leads = String::new();
+        zip.by_name("leads.csv")
+            .expect("leads.csv")
+            .read_to_string(&mut leads)
+            .expect("read");
+        assert!(leads.starts_with("id,email,"), "{leads}");
+        assert!(
+            leads.contains(&secrets[0]) && leads.contains(&secrets[1]),
+            "{leads}"
+        );
+        let mut audit = String::new();
+        zip.by_name("audit_log.jsonl")
+            .expect("audit")
+            .read_to_string(&mut audit)
+            .expect("read");
+        for line in audit.lines() {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("{slug}: {e}: {line}"));
+        }
+        assert!(audit.lines().count() > 5, "{audit}");
+    }
+    assert!(
+        w.t.db.ledger_mismatches().await.expect("ledger").is_empty(),
+        "every account equals its transfers"
+    );
+    // The chain still verifies, anonymised rows included.
+    w.t.db
+        .audit_seal_backlog(&key, 10_000, None)
+        .await
+        .expect("seal");
+    let report = w.t.db.audit_verify(&key).await.expect("verify");
+    assert!(report.first_break.is_none(), "{report:?}");
+    admin.close().await;
+    w.finish().await;
+}

@@ -278,3 +278,113 @@ async fn a_called_off_deletion_returns_to_the_status_it_came_from() {
     assert_eq!(back.status, WorkspaceStatus::Pending);
     t.cleanup().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn the_saga_begins_after_the_grace_and_its_privileged_paths_open_only_in_order() {
+    use genesis_core::deletion::DeletionStep;
+    let t = TestDb::create().await.expect("db");
+    let db = &t.db;
+    let (ws, _) = live(db, "saga").await;
+    let (bystander, _) = live(db, "bystander").await;
+    let now = Utc::now().trunc_subsecs(6);
+    db.deletion_request(ws.id, DeletionTrigger::User, None, "owner", now)
+        .await
+        .expect("request");
+
+    // The runtime role reaches the privileged functions, but they act only for a tenant
+    // whose saga stands at their step: neither a bystander nor this tenant yet.
+    for w in [ws.id, bystander.id] {
+        for sql in [
+            "SELECT genesis.deletion_purge($1)",
+            "SELECT genesis.wallet_close($1)",
+            "SELECT genesis.audit_anonymise($1, '{}'::bigint[], '{}'::bytea[])",
+        ] {
+            let e = sqlx::query(sql)
+                .bind(w.as_uuid())
+                .execute(db.app_pool())
+                .await
+                .expect_err(sql);
+            assert!(e.to_string().contains("is not at step"), "{sql}: {e}");
+        }
+    }
+    // The ledger's one allowed change needs the owner: the flag set by hand does not do.
+    let mut tx = db.app_pool().begin().await.expect("tx");
+    sqlx::query("SELECT set_config('genesis.ledger_anonymise', $1, true)")
+        .bind(ws.id.as_uuid().to_string())
+        .execute(&mut *tx)
+        .await
+        .expect("flag");
+    let e = sqlx::query("UPDATE genesis.ledger_transfers SET reference = 'anonymised'")
+        .execute(&mut *tx)
+        .await
+        .expect_err("no UPDATE for the runtime role");
+    assert!(e.to_string().contains("permission denied"), "{e}");
+    drop(tx);
+
+    // Not before the grace period is over; nothing out of order.
+    let e = db
+        .deletion_begin(ws.id, "test", now + TimeDelta::days(6))
+        .await
+        .expect_err("too early");
+    assert!(e.to_string().contains("not over"), "{e}");
+    let e = db
+        .deletion_purge_rows(ws.id, "test")
+        .await
+        .expect_err("not begun");
+    assert!(matches!(e, StoreError::Refused { .. }), "{e}");
+
+    let after = now + TimeDelta::days(7) + TimeDelta::seconds(1);
+    let p = db
+        .deletion_begin(ws.id, "test", after)
+        .await
+        .expect("begin");
+    assert_eq!((p.step, p.next()), (0, Some(DeletionStep::FinalExport)));
+    // Begun, it cannot be called off, even by a clock still inside the grace period.
+    let e = db
+        .deletion_cancel(ws.id, "owner", now + TimeDelta::days(1))
+        .await
+        .expect_err("begun");
+    assert!(e.to_string().contains("can no longer be called off"), "{e}");
+    let e = db
+        .deletion_step_done(
+            ws.id,
+            DeletionStep::LeadPartition,
+            "test",
+            serde_json::Value::Null,
+            None,
+        )
+        .await
+        .expect_err("step 3 before step 1");
+    assert!(e.to_string().contains("not at step 3"), "{e}");
+    let e = db
+        .deletion_purge_rows(ws.id, "test")
+        .await
+        .expect_err("step 4 before step 1");
+    assert!(e.to_string().contains("not at step 4"), "{e}");
+    // A step recorded twice (a re-run after a crash) is recorded once.
+    for (run, want) in [(1, true), (2, false)] {
+        let moved = db
+            .deletion_step_done(
+                ws.id,
+                DeletionStep::FinalExport,
+                "test",
+                serde_json::json!({ "run": run }),
+                None,
+            )
+            .await
+            .expect("record");
+        assert_eq!(moved, want, "run {run}");
+    }
+    let p = db
+        .deletion_progress(ws.id)
+        .await
+        .expect("db")
+        .expect("deletion");
+    assert_eq!(p.step, 1);
+    assert_eq!(p.certificate.as_array().map(Vec::len), Some(1));
+    assert_eq!(p.certificate[0]["removed"]["run"], 1);
+    // The bystander is untouched.
+    let b = db.workspace_get(bystander.id).await.expect("bystander");
+    assert_eq!(b.status, WorkspaceStatus::Active);
+    t.cleanup().await.expect("cleanup");
+}

@@ -208,6 +208,49 @@ async fn drop_is_idempotent_and_finishes_an_interrupted_detach() {
 }
 
 #[tokio::test]
+async fn partitions_of_one_bucket_dropped_at_once_all_go() {
+    // PostgreSQL allows one pending detach per parent: two `DETACH ... CONCURRENTLY` on one
+    // bucket at once failed the second ("already pending detach"), as `genesis bench
+    // deletion` found with 8 deletions at once.
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let mgr = PartitionManager::new(db.clone());
+    let mut bucket_of = std::collections::HashMap::<String, Vec<WorkspaceId>>::new();
+    let mut n = 0;
+    // Workspaces until one bucket holds four partitions.
+    let crowded = loop {
+        let ws = provision(db, &format!("b{n}")).await;
+        n += 1;
+        let parent: String = sqlx::query_scalar(
+            "SELECT p.relname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+             WHERE c.relname = $1",
+        )
+        .bind(ws.slug.partition_table())
+        .fetch_one(db.owner_pool())
+        .await
+        .expect("parent");
+        let ids = bucket_of.entry(parent).or_default();
+        ids.push(ws.id);
+        if ids.len() == 4 {
+            break ids.clone();
+        }
+    };
+    let drops = crowded.iter().map(|ws| {
+        let mgr = mgr.clone();
+        let ws = *ws;
+        tokio::spawn(async move { mgr.drop(ws, "test").await })
+    });
+    for d in futures_util::future::join_all(drops).await {
+        assert_eq!(
+            d.expect("task").expect("every drop succeeds"),
+            PartitionOutcome::Dropped
+        );
+    }
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
 async fn buckets_match_the_code_and_tenant_queries_touch_one_partition() {
     let t = TestDb::create().await.expect("test database");
     let db = &t.db;
