@@ -41,11 +41,9 @@ impl Default for ExportLimits {
     }
 }
 
-/// One section of an export: a file in the archive.
+/// One section of an export but the leads: a file in the archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportSection {
-    /// Leads, CSV.
-    Leads,
     /// The workspace's settings (without secrets) and onboarding, JSON.
     Settings,
     /// Campaigns: the workflows each engine runs, JSON.
@@ -61,9 +59,9 @@ pub enum ExportSection {
 }
 
 impl ExportSection {
-    /// Every section but the leads (which may be split), in archive order; the leads
-    /// come last.
-    pub const SMALL: [ExportSection; 6] = [
+    /// Every section, in archive order; the leads (split by size, see
+    /// [`Database::export_into`]) come after them.
+    pub const ALL: [ExportSection; 6] = [
         ExportSection::Settings,
         ExportSection::Campaigns,
         ExportSection::Webhooks,
@@ -75,7 +73,6 @@ impl ExportSection {
     /// Its file name in the archive.
     pub fn file_name(self) -> &'static str {
         match self {
-            ExportSection::Leads => "leads.csv",
             ExportSection::Settings => "settings.json",
             ExportSection::Campaigns => "campaigns.json",
             ExportSection::Webhooks => "webhooks.json",
@@ -90,7 +87,6 @@ impl ExportSection {
     fn copy(self) -> String {
         const JSON: &str = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')";
         match self {
-            ExportSection::Leads => leads_copy(None, None),
             ExportSection::Ledger => {
                 "COPY (SELECT id, seq, kind, phase, amount AS amount_millicents, \
                  debit_account, credit_account, pending_id, created_at \
@@ -225,7 +221,7 @@ impl Database {
         let mut bytes = 0u64;
         send(&out, ExportChunk::Total(counts.leads)).await?;
         send(&out, ExportChunk::Part(1)).await?;
-        for section in ExportSection::SMALL {
+        for section in ExportSection::ALL {
             send(&out, ExportChunk::File(section.file_name().into())).await?;
             bytes += copy(&mut tx, &section.copy().replace("$WS", &ws_text), &out).await?;
         }
@@ -533,19 +529,6 @@ impl Database {
                          e.error"#,
             now,
             limit
-        )
-        .fetch_all(&self.app)
-        .await?)
-    }
-
-    /// Every export of `ws` that still has files (for its deletion).
-    pub async fn exports_with_files(&self, ws: WorkspaceId) -> Result<Vec<ExportJob>, StoreError> {
-        Ok(sqlx::query_as!(
-            ExportJob,
-            r#"SELECT id, workspace_id, requested_by, requested_at, state, leads_total,
-                      leads_written, parts, finished_at, expires_at, error
-               FROM genesis.exports WHERE workspace_id = $1 AND state <> 'EXPIRED'"#,
-            ws.as_uuid()
         )
         .fetch_all(&self.app)
         .await?)

@@ -20,7 +20,7 @@
 //! - One replica moves a saga at a time (a lease); a replica that dies lets the lease lapse.
 //! - A step that fails is retried at the next pass; the error is kept on the deletion.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,11 +98,6 @@ impl<C: Cloud> Purger<C> {
             exports,
             audit_key,
         }
-    }
-
-    /// The directory final exports are written under.
-    pub fn exports_dir(&self) -> &Path {
-        &self.exports
     }
 
     /// Moves `ws`'s deletion as far as it goes: all seven steps, unless one fails (the
