@@ -488,6 +488,14 @@ impl ControlPlane {
             crate::workers::deletions::EVERY,
             &stop_rx,
         );
+        // Every 15 s: support grants whose time is up are recorded as ended (spec 63.3).
+        supervise(
+            &mut tasks,
+            &state,
+            crate::workers::support_grants::SupportGrantSweep::new(state.stores.clone()),
+            crate::workers::support_grants::EVERY,
+            &stop_rx,
+        );
         // Every 5 s: an audit row joins its region's hash chain within seconds of its commit.
         if let Some(key) = audit_key {
             supervise(

@@ -23,6 +23,7 @@ pub mod routing;
 pub mod schema;
 pub mod services;
 pub mod slug;
+pub mod support;
 pub mod tier;
 pub mod tracking;
 pub mod workspace;

@@ -295,8 +295,15 @@ impl Database {
                 )
                 .fetch_one(&mut **tx)
                 .await?;
+                let support_grants = sqlx::query_scalar!(
+                    r#"SELECT genesis.deletion_purge_support($1) AS "n!""#,
+                    ws.as_uuid()
+                )
+                .fetch_one(&mut **tx)
+                .await?;
                 if let Some(m) = removed.as_object_mut() {
                     m.insert("exports".into(), exports.into());
+                    m.insert("support_grants".into(), support_grants.into());
                 }
                 Ok(removed)
             })

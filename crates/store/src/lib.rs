@@ -45,6 +45,7 @@ pub mod regions;
 pub mod rollouts;
 pub mod settings;
 pub mod standby;
+pub mod support_grants;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -84,6 +85,7 @@ pub use regions::{COORDINATOR, RegionalStore, Shard};
 pub use rollouts::{BatchTally, NewRollout, Rollout, RolloutTarget};
 pub use settings::{SettingCheck, SettingLevel};
 pub use standby::{StandbyDroplet, WakeWithoutStandby};
+pub use support_grants::{Approval, GrantRequest, SupportGrant};
 pub use tenant::{Caller, RefusalReason, TenantSession};
 pub use vault::{MasterKeys, PendingCredential, Sealed, VaultCredential, VaultPlaintext};
 pub use webhooks::WebhookEntry;

@@ -7,6 +7,7 @@
 //! dump of its tables signs anyone in.
 
 use chrono::{DateTime, Utc};
+use genesis_core::support::OperatorRole;
 use uuid::Uuid;
 
 use crate::{AuditEvent, Database, StoreError, audit::record};
@@ -20,6 +21,16 @@ pub struct Operator {
     pub email: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// What the account may do (support staff need a grant per tenant).
+    pub role: OperatorRole,
+}
+
+/// A stored role code, read back; a code the check constraint let in always parses.
+fn role_of(code: &str) -> Result<OperatorRole, StoreError> {
+    OperatorRole::from_code(code).ok_or_else(|| StoreError::Corrupt {
+        what: "operator role",
+        value: code.to_owned(),
+    })
 }
 
 /// What a sign-in attempt needs to check a password.
@@ -60,22 +71,36 @@ fn actor(email: &str) -> String {
 }
 
 impl Database {
-    /// Creates an operator, audited. `email` must already be lower case (the check
-    /// constraint refuses anything else); a taken address is a [`StoreError::Conflict`].
+    /// Creates an admin operator, audited; see [`Database::operator_create_with_role`].
     pub async fn operator_create(
         &self,
         email: &str,
         password_hash: &str,
         by: &str,
     ) -> Result<Operator, StoreError> {
+        self.operator_create_with_role(email, password_hash, OperatorRole::Admin, by)
+            .await
+    }
+
+    /// Creates an operator with `role`, audited. `email` must already be lower case (the
+    /// check constraint refuses anything else); a taken address is a
+    /// [`StoreError::Conflict`].
+    pub async fn operator_create_with_role(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: OperatorRole,
+        by: &str,
+    ) -> Result<Operator, StoreError> {
         let mut tx = self.app.begin().await?;
         let row = sqlx::query!(
-            r#"INSERT INTO genesis.operators (id, email, password_hash) VALUES ($1, $2, $3)
+            r#"INSERT INTO genesis.operators (id, email, password_hash, role) VALUES ($1, $2, $3, $4)
                ON CONFLICT (email) DO NOTHING
                RETURNING id, email, created_at"#,
             Uuid::now_v7(),
             email,
             password_hash,
+            role.code(),
         )
         .fetch_optional(&mut *tx)
         .await?
@@ -85,13 +110,49 @@ impl Database {
         })?;
         let mut event = AuditEvent::new(by, "security", "OPERATOR_CREATED");
         event.subject = Some(row.email.clone());
+        event.details = serde_json::json!({ "role": role.code() });
         record(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(Operator {
             id: row.id,
             email: row.email,
             created_at: row.created_at,
+            role,
         })
+    }
+
+    /// Gives `email` the role `role`, audited (Security: ROLE_CHANGED) with the role it had.
+    /// `NotFound` for an unknown address.
+    pub async fn operator_set_role(
+        &self,
+        email: &str,
+        role: OperatorRole,
+        by: &str,
+    ) -> Result<OperatorRole, StoreError> {
+        let mut tx = self.app.begin().await?;
+        let before = sqlx::query_scalar!(
+            "SELECT role FROM genesis.operators WHERE email = $1 FOR UPDATE",
+            email
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound { what: "operator" })?;
+        sqlx::query!(
+            "UPDATE genesis.operators SET role = $2 WHERE email = $1",
+            email,
+            role.code()
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(by, "security", "ROLE_CHANGED")
+                .subject(email.to_owned())
+                .details(serde_json::json!({ "from": before, "to": role.code() })),
+        )
+        .await?;
+        tx.commit().await?;
+        role_of(&before)
     }
 
     /// The account signing in as `email` (already lower case), if there is one.
@@ -99,19 +160,21 @@ impl Database {
         &self,
         email: &str,
     ) -> Result<Option<OperatorCredentials>, StoreError> {
-        Ok(sqlx::query!(
-            r#"SELECT id, email, created_at, password_hash, disabled_at IS NOT NULL AS "disabled!",
+        sqlx::query!(
+            r#"SELECT id, email, created_at, role, password_hash, disabled_at IS NOT NULL AS "disabled!",
                       totp_key_version, totp_nonce, totp_ciphertext
                FROM genesis.operators WHERE email = $1"#,
             email,
         )
         .fetch_optional(&mut *self.read().await?)
         .await?
-        .map(|r| OperatorCredentials {
+        .map(|r| -> Result<OperatorCredentials, StoreError> {
+            Ok(OperatorCredentials {
             operator: Operator {
                 id: r.id,
                 email: r.email,
                 created_at: r.created_at,
+                role: role_of(&r.role)?,
             },
             password_hash: r.password_hash,
             disabled: r.disabled,
@@ -123,7 +186,9 @@ impl Database {
                 }),
                 _ => None,
             },
-        }))
+            })
+        })
+        .transpose()
     }
 
     /// Enrolls (or replaces) `email`'s second factor: `secret`, sealed with `keys`, audited
@@ -304,8 +369,8 @@ impl Database {
         &self,
         token_sha256: &[u8; 32],
     ) -> Result<Option<Operator>, StoreError> {
-        Ok(sqlx::query!(
-            r#"SELECT o.id, o.email, o.created_at
+        sqlx::query!(
+            r#"SELECT o.id, o.email, o.created_at, o.role
                FROM genesis.operator_sessions s JOIN genesis.operators o ON o.id = s.operator_id
                WHERE s.token_sha256 = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
                  AND o.disabled_at IS NULL"#,
@@ -313,11 +378,15 @@ impl Database {
         )
         .fetch_optional(&mut *self.read().await?)
         .await?
-        .map(|r| Operator {
-            id: r.id,
-            email: r.email,
-            created_at: r.created_at,
-        }))
+        .map(|r| {
+            Ok(Operator {
+                id: r.id,
+                email: r.email,
+                created_at: r.created_at,
+                role: role_of(&r.role)?,
+            })
+        })
+        .transpose()
     }
 
     /// Ends a session (sign-out), audited as LOGOUT. False when it was not live.

@@ -1,4 +1,6 @@
-//! `genesis admin create-operator`: the first God Mode operator (and any later one).
+//! `genesis admin create-operator`: the first God Mode operator (and any later one), with
+//! its role (spec 63.3: support staff reach a tenant only through a grant); `genesis admin
+//! operator-role` changes it.
 //!
 //! The password comes from standard input (`--password-stdin`, for scripts) or is generated
 //! and printed once; it is never taken from the command line, where `ps` and shell history
@@ -8,6 +10,7 @@ use std::io::Read;
 
 use clap::Subcommand;
 use genesis_control::credentials::{MIN_PASSWORD, hash_password, new_token};
+use genesis_core::support::OperatorRole;
 
 use super::CliError;
 use crate::config::Config;
@@ -24,6 +27,19 @@ pub enum AdminCommand {
         /// Read the password from standard input instead of generating one.
         #[arg(long)]
         password_stdin: bool,
+        /// What the account may do: `support` (a tenant only under a grant), `manager`
+        /// (the fleet, and approving grants) or `admin`.
+        #[arg(long, default_value = "admin", value_parser = parse_role)]
+        role: OperatorRole,
+    },
+    /// Change an operator's role (audited; takes effect on the operator's next request).
+    OperatorRole {
+        /// The operator's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// `support`, `manager` or `admin`.
+        #[arg(long, value_parser = parse_role)]
+        role: OperatorRole,
     },
     /// Enrol (or replace) an operator's second factor (TOTP). Prints, once, the
     /// `otpauth://` URI and the key for an authenticator app; from then on God Mode asks the
@@ -38,6 +54,12 @@ pub enum AdminCommand {
     /// same through the API.
     #[command(subcommand)]
     Tenants(super::workspaces::WorkspacesCommand),
+}
+
+/// A role by its code.
+fn parse_role(raw: &str) -> Result<OperatorRole, String> {
+    OperatorRole::from_code(raw.trim())
+        .ok_or_else(|| format!("{raw:?} is not a role: use support, manager or admin"))
 }
 
 /// A plausible e-mail address: something@something, no spaces.
@@ -63,6 +85,7 @@ pub async fn run(cmd: AdminCommand, cfg: Config, out: Output) -> Result<(), CliE
         AdminCommand::CreateOperator {
             email,
             password_stdin,
+            role,
         } => {
             let email = parse_email(&email)?;
             let (password, generated) = if password_stdin {
@@ -87,13 +110,29 @@ pub async fn run(cmd: AdminCommand, cfg: Config, out: Output) -> Result<(), CliE
             let stores = cfg.regional_store()?;
             let op = stores
                 .coordinator()
-                .operator_create(&email, &hash.0, "cli")
+                .operator_create_with_role(&email, &hash.0, role, "cli")
                 .await?;
-            eprintln!("operator {} created", op.email);
+            eprintln!("operator {} created ({})", op.email, op.role);
             if generated {
                 outln!("password: {}", hash.1);
                 eprintln!("(shown once; it is stored only as an argon2id hash)");
             }
+            Ok(())
+        }
+        AdminCommand::OperatorRole { email, role } => {
+            let email = parse_email(&email)?;
+            let stores = cfg.regional_store()?;
+            let before = stores
+                .coordinator()
+                .operator_set_role(&email, role, "cli")
+                .await
+                .map_err(|e| match e {
+                    genesis_store::StoreError::NotFound { .. } => {
+                        CliError::Usage(format!("no operator {email}"))
+                    }
+                    other => other.into(),
+                })?;
+            eprintln!("{email}: {before} → {role}");
             Ok(())
         }
         AdminCommand::OperatorTotp { email } => {

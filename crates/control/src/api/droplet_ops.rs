@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::doc;
 use crate::app::droplet_ops::{DropletOp, DropletOpResult, run};
+use crate::app::support_access::Caller;
 use crate::app::{alerts, droplet_power};
 use crate::auth::API_ACTOR;
 use crate::{AppState, Problem};
@@ -74,7 +75,7 @@ pub async fn run_op(
         serde_json::from_slice(&body).map_err(Problem::bad_body)?
     };
     let op = DropletOp::parse(&action, args.lines, args.image.as_deref())?;
-    Ok(Json(run(&state, &id, &op, API_ACTOR).await?))
+    Ok(Json(run(&state, &id, &op, Caller::ApiToken).await?))
 }
 
 /// What an operator may do to a droplet's machine.
@@ -110,8 +111,8 @@ pub async fn power(
     Path((id, op)): Path<(String, String)>,
 ) -> Result<Json<genesis_store::Droplet>, Problem> {
     Ok(Json(match op.as_str() {
-        "reboot" => droplet_power::reboot(&state, &id, API_ACTOR).await?,
-        "destroy" => droplet_power::destroy_orphan(&state, &id, API_ACTOR).await?,
+        "reboot" => droplet_power::reboot(&state, &id, Caller::ApiToken).await?,
+        "destroy" => droplet_power::destroy_orphan(&state, &id, Caller::ApiToken).await?,
         _ => return Err(Problem::not_found("droplet action")),
     }))
 }

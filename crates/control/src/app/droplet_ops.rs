@@ -9,12 +9,14 @@
 
 use genesis_cloud::Cloud;
 use genesis_core::DropletState;
+use genesis_core::support::SupportAction;
 use genesis_ignition::sidecar_client::CommandError;
 use genesis_protocol::command::{Command, CommandReply};
 use genesis_store::AuditEvent;
 use serde::{Deserialize, Serialize};
 
 use super::droplets::locate;
+use super::support_access::{Caller, authorise};
 use crate::{AppState, Problem};
 
 /// The most log lines one request may ask for (the sidecar keeps no more).
@@ -90,6 +92,16 @@ impl DropletOp {
         }
     }
 
+    /// What a support grant must allow for it.
+    pub fn support_action(&self) -> SupportAction {
+        match self {
+            DropletOp::Logs { .. } => SupportAction::ReadLogs,
+            DropletOp::Health => SupportAction::HealthCheck,
+            DropletOp::Restart => SupportAction::Restart,
+            DropletOp::Pull { .. } => SupportAction::SidecarCommand,
+        }
+    }
+
     fn details(&self) -> serde_json::Value {
         let action = self.command().name().code();
         match self {
@@ -136,20 +148,22 @@ pub(crate) fn reachable(state: DropletState) -> bool {
     )
 }
 
-/// Sends `op` to the sidecar of droplet `raw_id`, audited as `actor`.
+/// Sends `op` to the sidecar of droplet `raw_id` for `caller`, once its support grant (if
+/// it needs one) allows it; audited with the grant.
 pub async fn run(
     state: &AppState,
     raw_id: &str,
     op: &DropletOp,
-    actor: &str,
+    caller: Caller<'_>,
 ) -> Result<DropletOpResult, Problem> {
     let (db, droplet) = locate(state, raw_id).await?;
+    let authority = authorise(&db, caller, droplet.workspace_id, op.support_action()).await?;
     let (ip, provider) = address(state, &droplet).await?;
     let command = op.command();
-    let mut event = AuditEvent::new(actor, "support", "ACTION_TAKEN");
+    let mut event = AuditEvent::new(authority.actor.clone(), "support", "ACTION_TAKEN");
     event.workspace_id = Some(droplet.workspace_id);
     event.subject = Some(droplet.id.to_string());
-    event.details = op.details();
+    event.details = authority.stamp(op.details());
     db.audit_record(&event).await?;
     let reply = send(state, &droplet, &ip, provider, &command).await?;
     Ok(DropletOpResult {

@@ -6,10 +6,12 @@
 //! is asked *before* the cloud is: an action it would refuse is never sent.
 
 use genesis_cloud::{Cloud, PowerAction};
+use genesis_core::support::SupportAction;
 use genesis_core::{DropletEvent, DropletState};
-use genesis_store::{AlertAction, Droplet, StoreError};
+use genesis_store::{AlertAction, AuditEvent, Droplet, StoreError};
 
 use super::droplets::locate;
+use super::support_access::{Caller, authorise, require_fleet_role};
 use crate::{AppState, Problem};
 
 /// The cloud's id of `d`, or why there is none.
@@ -35,8 +37,14 @@ fn moved(e: StoreError) -> Problem {
 
 /// Power-cycles a serving droplet and marks it REBOOTING: its heartbeat must return within
 /// the zombie detector's reboot deadline, or it becomes ORPHAN with a review alert.
-pub async fn reboot(state: &AppState, raw_id: &str, actor: &str) -> Result<Droplet, Problem> {
+pub async fn reboot(
+    state: &AppState,
+    raw_id: &str,
+    caller: Caller<'_>,
+) -> Result<Droplet, Problem> {
     let (db, droplet) = locate(state, raw_id).await?;
+    let authority = authorise(&db, caller, droplet.workspace_id, SupportAction::Reboot).await?;
+    let actor = authority.actor.as_str();
     if droplet.state.next(DropletEvent::RebootIssued).is_err() {
         return Err(Problem::conflict(
             "state",
@@ -48,6 +56,16 @@ pub async fn reboot(state: &AppState, raw_id: &str, actor: &str) -> Result<Dropl
     }
     let provider = provider_of(&droplet)?;
     let igniter = igniter(state)?;
+    // Like a sidecar command: audited, with the grant it runs under, before it is sent.
+    if authority.grant.is_some() {
+        db.audit_record(
+            &AuditEvent::new(actor, "support", "ACTION_TAKEN")
+                .workspace(droplet.workspace_id)
+                .subject(droplet.id.to_string())
+                .details(authority.stamp(serde_json::json!({ "action": "REBOOT" }))),
+        )
+        .await?;
+    }
     igniter
         .cloud()
         .droplet_action(provider, PowerAction::PowerCycle)
@@ -78,9 +96,18 @@ pub async fn reboot(state: &AppState, raw_id: &str, actor: &str) -> Result<Dropl
 pub async fn destroy_orphan(
     state: &AppState,
     raw_id: &str,
-    actor: &str,
+    caller: Caller<'_>,
 ) -> Result<Droplet, Problem> {
     let (db, droplet) = locate(state, raw_id).await?;
+    let actor = require_fleet_role(
+        &db,
+        caller,
+        Some(droplet.workspace_id),
+        "destroy_orphan",
+        &droplet.id.to_string(),
+    )
+    .await?;
+    let actor = actor.as_str();
     if droplet.state != DropletState::Orphan {
         return Err(Problem::conflict(
             "state",

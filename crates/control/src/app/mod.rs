@@ -39,6 +39,7 @@ pub mod reconcilers;
 pub mod rollouts;
 pub mod service_matrix;
 pub mod support;
+pub mod support_access;
 pub mod tenant_access;
 pub mod tenant_credentials;
 pub mod tenant_dashboard;

@@ -20,6 +20,7 @@ pub const RECONCILERS: &[&str] = &[
     "pending-credentials",
     "rollouts",
     "standby",
+    "support-grants",
     "tracking-domains",
     "wallet-check",
     "wallet-sync",
@@ -141,6 +142,7 @@ mod tests {
             crate::workers::pending_credentials::PendingCredentials::<C>::NAME,
             crate::workers::audit_seal::AuditSealer::NAME,
             crate::workers::deletions::Deletions::<C>::NAME,
+            crate::workers::support_grants::SupportGrantSweep::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

@@ -2,12 +2,15 @@
 //! by name, slug or id, and everything about it on one page (its droplets with their
 //! heartbeats, workflows and commands, its open alerts, its audit trail).
 
-use genesis_core::DropletId;
-use genesis_store::{AuditEntry, Workspace};
+use genesis_core::support::SupportAction;
+use genesis_core::{DropletId, WorkspaceId};
+use genesis_store::{AuditEntry, AuditEvent, Database, Workspace};
 use serde::Serialize;
 
+use super::droplets::locate;
 use super::fleet::{DropletDetail, droplet_detail};
-use super::workspaces::{WorkspaceDetail, detail};
+use super::support_access::{Caller, authorise};
+use super::workspaces::{WorkspaceDetail, detail, resolve};
 use crate::{AppState, Problem};
 
 /// The most matches a search shows.
@@ -70,9 +73,38 @@ pub struct TenantOverview {
     pub audit: Vec<AuditEntry>,
 }
 
-/// Tenant `raw` (id or slug), whole.
-pub async fn tenant(state: &AppState, raw: &str) -> Result<TenantOverview, Problem> {
-    let workspace = detail(state, raw).await?;
+/// Lets `caller` look at tenant `ws`; a look under a support grant is an action, audited
+/// with the grant (what support staff saw, and when, is the tenant's to know).
+async fn may_view(
+    db: &Database,
+    caller: Caller<'_>,
+    ws: WorkspaceId,
+    what: &str,
+    subject: String,
+) -> Result<(), Problem> {
+    let authority = authorise(db, caller, ws, SupportAction::View).await?;
+    if authority.grant.is_some() {
+        db.audit_record(
+            &AuditEvent::new(authority.actor.clone(), "support", "ACTION_TAKEN")
+                .workspace(ws)
+                .subject(subject)
+                .details(authority.stamp(serde_json::json!({ "action": what }))),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Tenant `raw` (id or slug), whole, for `caller`.
+pub async fn tenant(
+    state: &AppState,
+    raw: &str,
+    caller: Caller<'_>,
+) -> Result<TenantOverview, Problem> {
+    let id = resolve(state, raw).await?;
+    let (_, db) = state.stores.workspace_find(id).await?;
+    may_view(db, caller, id, "VIEW_TENANT", id.to_string()).await?;
+    let workspace = detail(state, &id.to_string()).await?;
     let db = state.stores.for_region(workspace.workspace.region);
     let mut droplets = Vec::new();
     for d in &workspace.droplets {
@@ -86,4 +118,22 @@ pub async fn tenant(state: &AppState, raw: &str) -> Result<TenantOverview, Probl
         droplets,
         audit,
     })
+}
+
+/// Droplet `raw_id` in detail, for `caller`.
+pub async fn droplet(
+    state: &AppState,
+    raw_id: &str,
+    caller: Caller<'_>,
+) -> Result<DropletDetail, Problem> {
+    let (db, d) = locate(state, raw_id).await?;
+    may_view(
+        &db,
+        caller,
+        d.workspace_id,
+        "VIEW_DROPLET",
+        d.id.to_string(),
+    )
+    .await?;
+    droplet_detail(state, raw_id).await
 }

@@ -17,6 +17,7 @@ pub mod notification_pages;
 pub mod pages;
 pub mod session;
 pub mod setup_pages;
+pub mod support_pages;
 pub mod tracking_pages;
 pub mod wallet_pages;
 pub mod webhook_pages;
@@ -121,6 +122,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
             post(deletion_pages::cancel),
         )
         .route("/app/workspaces/{id}/exports", post(export_pages::start))
+        .route("/app/workspaces/{id}/support", get(support_pages::show))
+        .route(
+            "/app/workspaces/{id}/support/{grant}/revoke",
+            post(support_pages::revoke),
+        )
         .route(
             "/app/workspaces/{id}/exports/{export}",
             get(export_pages::show),

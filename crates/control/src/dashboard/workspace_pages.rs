@@ -381,6 +381,7 @@ pub async fn workspace(
                                 label { "Token name " input type="text" name="name" required maxlength="60"; }
                                 button type="submit" { "Make a token" }
                             }
+                            (super::support_pages::link(&base))
                             (super::export_pages::section(&me, &base))
                             (super::deletion_pages::section(&me, &base, ws.slug.as_str(), deletion.as_ref()))
                         }

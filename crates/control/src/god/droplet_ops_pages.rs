@@ -17,6 +17,7 @@ use super::layout::{csrf_input, html_response, page, problem_page};
 use super::session::{SignedIn, safe_next};
 use crate::app::droplet_ops::{DEFAULT_LOG_LINES, DropletOp, MAX_LOG_LINES, run};
 use crate::app::droplet_power;
+use crate::app::support_access::Caller;
 use crate::extract::ApiForm;
 use crate::{AppState, Problem};
 
@@ -85,8 +86,10 @@ pub async fn power(
     me.check_csrf(&form.csrf)?;
     let back = safe_next(form.back.as_deref());
     let done = match op.as_str() {
-        "reboot" => droplet_power::reboot(&state, &id, &me.actor()).await,
-        "destroy" => droplet_power::destroy_orphan(&state, &id, &me.actor()).await,
+        "reboot" => droplet_power::reboot(&state, &id, Caller::Operator(&me.operator)).await,
+        "destroy" => {
+            droplet_power::destroy_orphan(&state, &id, Caller::Operator(&me.operator)).await
+        }
         _ => Err(Problem::not_found("droplet action")),
     };
     Ok(match done {
@@ -125,7 +128,7 @@ pub async fn run_op(
         },
     };
     let result = match DropletOp::parse(&op, lines, form.image.as_deref()) {
-        Ok(op) => run(&state, &id, &op, &me.actor()).await,
+        Ok(op) => run(&state, &id, &op, Caller::Operator(&me.operator)).await,
         Err(p) => Err(p),
     };
     let r = match result {

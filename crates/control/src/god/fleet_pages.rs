@@ -18,7 +18,8 @@ use serde::Deserialize;
 use super::layout::{actor, ago, droplet_state, html_response, moment, page};
 use super::pages::found_or_page;
 use super::session::SignedIn;
-use crate::app::fleet::{DropletDetail, droplet_detail, heatmap_cells};
+use crate::app::fleet::{DropletDetail, heatmap_cells};
+use crate::app::support_access::Caller;
 use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
@@ -157,7 +158,10 @@ pub async fn droplet(
     Extension(me): Extension<SignedIn>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let d = match found_or_page(droplet_detail(&state, &id).await, &me)? {
+    let d = match found_or_page(
+        crate::app::support::droplet(&state, &id, Caller::Operator(&me.operator)).await,
+        &me,
+    )? {
         Ok(d) => d,
         Err(page) => return Ok(page),
     };

@@ -96,20 +96,22 @@ pub fn document(title: &str, body: Markup) -> Markup {
     }
 }
 
-/// The pages the navigation links, with their labels.
-const NAV: [(&str, &str); 12] = [
-    (ROOT, "Fleet"),
-    ("/god/heatmap", "Heatmap"),
-    ("/god/regions", "Regions"),
-    ("/god/metrics", "Metrics"),
-    ("/god/alerts", "Watchdog"),
-    ("/god/rollouts", "Rollouts"),
-    ("/god/financial", "Financial"),
-    ("/god/reconcilers", "Reconcilers"),
-    ("/god/deliveries", "Dead letters"),
-    ("/god/security", "Security"),
-    ("/god/audit", "Audit log"),
-    ("/god/search", "Tenants"),
+/// The pages the navigation links, with their labels, and whether only managers and
+/// admins may open them (support staff are not shown links they would be refused).
+const NAV: [(&str, &str, bool); 13] = [
+    (ROOT, "Fleet", false),
+    ("/god/heatmap", "Heatmap", false),
+    ("/god/regions", "Regions", false),
+    ("/god/metrics", "Metrics", false),
+    ("/god/alerts", "Watchdog", false),
+    ("/god/rollouts", "Rollouts", true),
+    ("/god/financial", "Financial", true),
+    ("/god/reconcilers", "Reconcilers", true),
+    ("/god/deliveries", "Dead letters", true),
+    ("/god/security", "Security", true),
+    ("/god/audit", "Audit log", true),
+    ("/god/search", "Tenants", false),
+    (super::support_pages::PATH, "Support access", false),
 ];
 
 /// True when `path` is `link`'s page or one under it (the overview only for itself).
@@ -134,7 +136,8 @@ fn navigation(s: &SignedIn) -> Markup {
         header {
             strong { "Genesis God Mode" }
             nav aria-label="God Mode" {
-                @for (href, label) in NAV {
+                @for (href, label, fleet_only) in NAV {
+                    @if !(fleet_only && s.operator.role.needs_grant()) {
                     a href=(href) aria-current=[is_current(href, path).then_some("page")] {
                         (label)
                         @if href == "/god/alerts" {
@@ -143,12 +146,13 @@ fn navigation(s: &SignedIn) -> Markup {
                             }
                         }
                     }
+                    }
                 }
             }
             form.search role="search" method="get" action="/god/search" {
                 input type="search" name="q" placeholder="Tenant name, slug or id" aria-label="Find a tenant by name, slug or id";
             }
-            span.who { (s.operator.email) }
+            span.who title={ "role: " (s.operator.role) } { (s.operator.email) }
             form.inline method="post" action="/god/sign-out" {
                 input type="hidden" name=(CSRF_FIELD) value=(s.csrf);
                 button type="submit" id="sign-out" { "Sign out" }

@@ -25,6 +25,13 @@
 //! - `GET /god/deliveries`, `POST /god/deliveries/{mail|webhooks}/{shard}/{id}/replay`:
 //!   e-mail and webhook dead letters, and sending one again ([`delivery_pages`]);
 //! - `GET /god/security`: where each secret rotation stands ([`security_pages`]);
+//! - `GET /god/support`, `POST /god/support/grants`, `POST
+//!   /god/support/grants/{id}/{approve|revoke}`: support grants ([`support_pages`]);
+//!
+//! Support staff (spec 63.3) reach the fleet's overview pages, search and their grants;
+//! a tenant's and a droplet's pages and actions under a grant ([`crate::app::support_access`]);
+//! and nothing that acts on the whole fleet or reads across tenants
+//! ([`session::require_fleet_role`]).
 //! - `GET /god/api/...`: the same data as JSON, for the pages' live parts (401 without a
 //!   session, never a redirect).
 
@@ -41,6 +48,7 @@ pub mod region_pages;
 pub mod rollout_pages;
 pub mod security_pages;
 pub mod session;
+pub mod support_pages;
 pub mod tenant_pages;
 pub mod watch_pages;
 
@@ -57,11 +65,8 @@ pub const SIGN_IN_BODY_LIMIT: usize = 16 * 1024;
 
 /// God Mode's routes, ready to merge into the control plane's router.
 pub fn routes(state: AppState) -> Router<AppState> {
-    let guarded = Router::new()
-        .route("/god", get(pages::overview))
-        .route("/god/heatmap", get(fleet_pages::heatmap))
-        .route("/god/alerts", get(watch_pages::alerts))
-        .route("/god/regions", get(region_pages::regions))
+    // What acts on the whole fleet, or reads across tenants: managers and admins only.
+    let fleet_only = Router::new()
         .route("/god/reconcilers", get(reconciler_pages::list))
         .route("/god/reconcilers/{name}/wake", post(reconciler_pages::wake))
         .route(delivery_pages::PATH, get(delivery_pages::list))
@@ -70,9 +75,6 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/god/deliveries/{channel}/{shard}/{id}/replay",
             post(delivery_pages::replay),
         )
-        .route("/god/metrics", get(metrics_pages::metrics))
-        .route("/god/api/metrics", get(metrics_pages::json))
-        .route("/god/api/regions", get(region_pages::json))
         .route(
             "/god/rollouts",
             get(rollout_pages::list).post(rollout_pages::start),
@@ -81,6 +83,24 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/rollouts/{id}/{action}", post(rollout_pages::control))
         .route("/god/api/rollouts/{id}", get(rollout_pages::json))
         .route("/god/api/rollouts/{id}/events", get(rollout_pages::events))
+        .route(
+            "/god/droplets/{id}/alerts/{kind}/{action}",
+            post(watch_pages::alert_action),
+        )
+        .route("/god/audit", get(audit_pages::audit))
+        .route("/god/financial", get(financial_pages::financial))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::require_fleet_role,
+        ));
+    let guarded = Router::new()
+        .route("/god", get(pages::overview))
+        .route("/god/heatmap", get(fleet_pages::heatmap))
+        .route("/god/alerts", get(watch_pages::alerts))
+        .route("/god/regions", get(region_pages::regions))
+        .route("/god/metrics", get(metrics_pages::metrics))
+        .route("/god/api/metrics", get(metrics_pages::json))
+        .route("/god/api/regions", get(region_pages::json))
         .route("/god/droplets/{id}", get(fleet_pages::droplet))
         .route(
             "/god/droplets/{id}/ops/{op}",
@@ -90,16 +110,21 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/god/droplets/{id}/power/{op}",
             post(droplet_ops_pages::power),
         )
-        .route(
-            "/god/droplets/{id}/alerts/{kind}/{action}",
-            post(watch_pages::alert_action),
-        )
         .route("/god/search", get(tenant_pages::search_page))
         .route("/god/tenants/{id}", get(tenant_pages::tenant_page))
-        .route("/god/audit", get(audit_pages::audit))
-        .route("/god/financial", get(financial_pages::financial))
+        .route(support_pages::PATH, get(support_pages::list))
+        .route("/god/support/grants", post(support_pages::request))
+        .route(
+            "/god/support/grants/{id}/approve",
+            post(support_pages::approve),
+        )
+        .route(
+            "/god/support/grants/{id}/revoke",
+            post(support_pages::revoke),
+        )
         .route("/god/sign-out", post(pages::sign_out))
         .route("/god/api/fleet", get(pages::overview_json))
+        .merge(fleet_only)
         // Unknown God Mode paths too: without a session, nothing says what exists.
         .route("/god/{*rest}", get(pages::not_found))
         .route_layer(middleware::from_fn_with_state(

@@ -276,6 +276,13 @@ pub fn found_or_page<T>(
     match found {
         Ok(v) => Ok(Ok(v)),
         Err(p) if matches!(p.status, 400 | 404 | 422) => Ok(Err(not_found_page(me))),
+        // A support operator without the grant it takes: the page says why, and where
+        // grants are asked for.
+        Err(p) if p.status == 403 => Ok(Err(super::layout::problem_page(
+            me,
+            &p,
+            super::support_pages::PATH,
+        ))),
         Err(p) => Err(p),
     }
 }

@@ -261,6 +261,33 @@ pub async fn require_operator(
     next.run(req).await
 }
 
+/// Keeps support staff out of the routes that act on the whole fleet or read across
+/// tenants (rollouts, reconcilers, deliveries, the audit viewer, finance, security): no
+/// grant covers them. Runs inside [`require_operator`]; the refusal is audited.
+pub async fn require_fleet_role(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(me) = req.extensions().get::<SignedIn>().cloned() else {
+        return Problem::unauthorized("sign in to God Mode first").into_response();
+    };
+    let what = req.uri().path().to_owned();
+    match crate::app::support_access::require_fleet_role(
+        state.stores.coordinator(),
+        crate::app::support_access::Caller::Operator(&me.operator),
+        None,
+        "fleet_page",
+        &what,
+    )
+    .await
+    {
+        Ok(_) => next.run(req).await,
+        Err(p) if is_api(&what) => p.into_response(),
+        Err(p) => super::layout::problem_page(&me, &p, ROOT),
+    }
+}
+
 /// `name=value`, URL-encoded.
 pub fn form_urlencoded_pair(name: &str, value: &str) -> String {
     form_urlencoded::Serializer::new(String::new())

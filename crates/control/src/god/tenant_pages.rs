@@ -14,7 +14,9 @@ use super::fleet_pages::droplet_section;
 use super::layout::{actor, html_response, moment, page};
 use super::pages::found_or_page;
 use super::session::SignedIn;
+use super::support_pages::{access_page, grant_banner};
 use crate::app::support::{Found, SEARCH_LIMIT, search, tenant};
+use crate::app::support_access::{self, Caller};
 use crate::extract::ApiQuery;
 use crate::{AppState, Problem};
 
@@ -91,7 +93,26 @@ pub async fn tenant_page(
     Extension(me): Extension<SignedIn>,
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
-    let t = match found_or_page(tenant(&state, &raw).await, &me)? {
+    // Support staff see the tenant only under a live grant; without one, the page is the
+    // form that asks for it.
+    let mut grant = None;
+    if me.operator.role.needs_grant() {
+        let (ws, open, now) = match found_or_page(
+            support_access::my_access(&state, &me.operator, &raw).await,
+            &me,
+        )? {
+            Ok(found) => found,
+            Err(page) => return Ok(page),
+        };
+        match open {
+            Some(g) if g.live_at(now) => grant = Some(g),
+            open => return Ok(access_page(&me, &ws, open.as_ref(), now)),
+        }
+    }
+    let t = match found_or_page(
+        tenant(&state, &raw, Caller::Operator(&me.operator)).await,
+        &me,
+    )? {
         Ok(t) => t,
         Err(page) => return Ok(page),
     };
@@ -100,6 +121,7 @@ pub async fn tenant_page(
     let body = html! {
         main {
             h1 { (ws.name) " " small.quiet { code { (ws.slug) } } }
+            @if let Some(g) = &grant { (grant_banner(&me, g, &back)) }
             dl.facts #tenant-facts {
                 dt { "Status" } dd #tenant-status title=(ws.status.code()) { (ws.status.in_words()) }
                 dt { "Id" } dd { code { (ws.id) } }
@@ -114,7 +136,9 @@ pub async fn tenant_page(
                         " (started " (moment(ig.started_at)) ")"
                     }
                 }
-                dt { "Audit log" } dd { a href={ "/god/audit?tenant=" (ws.slug) } { "every event of this tenant" } }
+                @if !me.operator.role.needs_grant() {
+                    dt { "Audit log" } dd { a href={ "/god/audit?tenant=" (ws.slug) } { "every event of this tenant" } }
+                }
             }
             @if !t.workspace.webhooks.is_empty() {
                 h2 { "Webhooks" }

@@ -37,6 +37,7 @@ pub mod reaper;
 pub mod reconciler;
 pub mod rollouts;
 pub mod standby;
+pub mod support_grants;
 pub mod tracking_domains;
 pub mod wallet;
 pub mod watchdog;

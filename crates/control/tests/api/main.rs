@@ -20,6 +20,7 @@ mod openapi;
 mod payments;
 mod reconcilers;
 mod second_factor;
+mod support_access;
 mod wallet;
 mod webhooks;
 mod wizard;

@@ -26,6 +26,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
             "pending-credentials",
             "rollouts",
             "standby",
+            "support-grants",
             "tracking-domains",
             "wallet-check",
             "wallet-sync",
@@ -37,12 +38,14 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
     );
     // No fleet side, no mail server and no audit key here: nothing has published but the
     // webhook sender and secret rotation, which run wherever the vault has a key, and the
-    // deletion reminders, which run everywhere.
+    // deletion reminders and the support-grant sweep, which run everywhere.
     assert!(
         items
             .iter()
-            .filter(|i| !["webhooks", "webhook-secrets", "deletions"]
-                .contains(&i["name"].as_str().unwrap_or_default()))
+            .filter(
+                |i| !["webhooks", "webhook-secrets", "deletions", "support-grants"]
+                    .contains(&i["name"].as_str().unwrap_or_default())
+            )
             .all(|i| i["liveness"] == "never_ran"),
         "{body}"
     );

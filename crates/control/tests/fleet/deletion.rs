@@ -296,6 +296,30 @@ async fn a_full_tenant(
         )
         .await
         .expect("hold");
+    // Support looked at it under a grant (spec 63.3); the grant goes with the tenant.
+    let support =
+        w.t.db
+            .operator_create_with_role(
+                &format!("support.{slug}@genesis.test"),
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+                genesis_core::support::OperatorRole::Support,
+                "test",
+            )
+            .await
+            .expect("operator");
+    let reason = format!("{slug} asked why a run failed");
+    w.t.db
+        .support_grant_request(
+            &support,
+            &genesis_store::GrantRequest {
+                workspace: ws,
+                tier: genesis_core::support::SupportTier::ReadOnly,
+                reason: &reason,
+                incident: None,
+            },
+        )
+        .await
+        .expect("grant");
     (
         vec![droplet.id.as_uuid()],
         vec![provider],

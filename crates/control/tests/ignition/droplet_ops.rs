@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use genesis_core::support::{OperatorRole, SupportTier};
+use genesis_store::GrantRequest;
 use reqwest::header::COOKIE;
 use serde_json::json;
 
@@ -189,5 +191,76 @@ async fn an_operator_reads_logs_checks_health_restarts_n8n_and_pulls_an_image() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Support staff (spec 63.3): under a Read-Only grant, the logs come from the real
+    // sidecar and the audit event names the grant; a restart is refused before anything
+    // is sent.
+    let (http, cookie) = w
+        .god_session_as("support@genesis.test", OperatorRole::Support)
+        .await;
+    let support =
+        w.t.db
+            .operator_credentials("support@genesis.test")
+            .await
+            .expect("read")
+            .expect("operator")
+            .operator;
+    let grant =
+        w.t.db
+            .support_grant_request(
+                &support,
+                &GrantRequest {
+                    workspace: ws,
+                    tier: SupportTier::ReadOnly,
+                    reason: "customer asks why a run failed",
+                    incident: None,
+                },
+            )
+            .await
+            .expect("grant");
+    let page = http
+        .get(format!("{}/god/droplets/{id}", w.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let at = page.find(r#"name="csrf" value=""#).expect("csrf field") + 19;
+    let csrf = page[at..].split('"').next().expect("token").to_owned();
+    let send = |op: &'static str| {
+        http.post(format!("{}/god/droplets/{id}/ops/{op}", w.base))
+            .header(COOKIE, &cookie)
+            .form(&[("csrf", csrf.as_str()), ("lines", "3")])
+            .send()
+    };
+    let logs = send("logs").await.expect("post");
+    assert_eq!(logs.status(), 200);
+    assert!(logs.text().await.expect("html").contains("GET_LOGS"));
+    assert_eq!(send("restart").await.expect("post").status(), 403);
+    let under_grant: Vec<String> =
+        w.t.db
+            .audit_list(Some(ws), Some("ACTION_TAKEN"), 50)
+            .await
+            .expect("audit")
+            .into_iter()
+            .filter(|e| e.actor == "operator:support@genesis.test")
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.details["action"].as_str().unwrap_or_default(),
+                    e.details["grant"].as_str().unwrap_or("no grant")
+                )
+            })
+            .collect();
+    assert_eq!(
+        under_grant,
+        [
+            format!("GET_LOGS {}", grant.id),
+            format!("VIEW_DROPLET {}", grant.id)
+        ],
+        "newest first; the refused restart is not an action taken"
+    );
     w.finish().await;
 }

@@ -405,10 +405,23 @@ impl World {
         reason = "used by the rollout tests, which share these helpers"
     )]
     pub async fn god_session(&self) -> (reqwest::Client, String) {
+        self.god_session_as(
+            "ops@genesis.test",
+            genesis_core::support::OperatorRole::Admin,
+        )
+        .await
+    }
+
+    /// [`Self::god_session`] for operator `email` with `role`.
+    pub async fn god_session_as(
+        &self,
+        email: &str,
+        role: genesis_core::support::OperatorRole,
+    ) -> (reqwest::Client, String) {
         let hash = genesis_control::credentials::hash_password("operator password").expect("hash");
         self.t
             .db
-            .operator_create("ops@genesis.test", &hash, "test")
+            .operator_create_with_role(email, &hash, role, "test")
             .await
             .expect("operator");
         let http = reqwest::Client::builder()
@@ -417,10 +430,7 @@ impl World {
             .expect("client");
         let r = http
             .post(format!("{}/god/sign-in", self.base))
-            .form(&[
-                ("email", "ops@genesis.test"),
-                ("password", "operator password"),
-            ])
+            .form(&[("email", email), ("password", "operator password")])
             .send()
             .await
             .expect("sign in");

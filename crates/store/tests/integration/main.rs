@@ -15,4 +15,5 @@ mod partitions;
 mod pgbouncer;
 mod privileges;
 mod slugs;
+mod support_grants;
 mod vault;
