@@ -5,6 +5,7 @@
 //! so every rule can be property-tested in microseconds and reused by the store, the
 //! control plane and the simulators alike.
 
+pub mod audit;
 pub mod deletion;
 pub mod drift;
 pub mod droplet;

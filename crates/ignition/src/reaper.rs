@@ -10,6 +10,7 @@
 
 use genesis_cloud::Cloud;
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use genesis_store::{AuditEvent, StoreError};
 use serde::Serialize;
 
@@ -72,10 +73,13 @@ impl<C: Cloud> Igniter<C> {
                 continue;
             }
             self.cloud.droplet_delete(d.id).await?;
-            let mut event =
-                AuditEvent::new(&self.settings.actor, "droplet", "ORPHAN_DROPLET_REAPED")
-                    .subject(d.id.to_string())
-                    .details(serde_json::json!({"name": d.name, "tags": d.tags}));
+            let mut event = AuditEvent::new(
+                &self.settings.actor,
+                AuditCategory::Droplet,
+                "ORPHAN_DROPLET_REAPED",
+            )
+            .subject(d.id.to_string())
+            .details(serde_json::json!({"name": d.name, "tags": d.tags}));
             let db = match owner {
                 Some(ws) => {
                     event = event.workspace(ws);

@@ -6,6 +6,7 @@
 //! mapping. Both are idempotent: a redeploy updates workflows in place by name, and a refresh
 //! replaces the credential's data.
 
+use genesis_core::audit::AuditCategory;
 use std::collections::{BTreeMap, BTreeSet};
 
 use genesis_cloud::Cloud;
@@ -447,10 +448,14 @@ impl<C: Cloud> Igniter<C> {
             return Err(StepError::Fail(format!("unexpected reply {reply:?}")));
         }
         db.audit_record(
-            &genesis_store::audit::AuditEvent::new(actor, "credentials", "CREDENTIAL_ROTATED")
-                .workspace(ws.id)
-                .subject(slot.name.clone())
-                .details(serde_json::json!({"kind": slot.kind, "n8n_id": n8n_credential_id})),
+            &genesis_store::audit::AuditEvent::new(
+                actor,
+                AuditCategory::Credentials,
+                "CREDENTIAL_ROTATED",
+            )
+            .workspace(ws.id)
+            .subject(slot.name.clone())
+            .details(serde_json::json!({"kind": slot.kind, "n8n_id": n8n_credential_id})),
         )
         .await?;
         Ok(())

@@ -7,6 +7,7 @@
 //! has, never in clear, and every change is audited in its own transaction.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{Region, WorkspaceId};
 use serde::Serialize;
 use uuid::Uuid;
@@ -277,7 +278,7 @@ impl Database {
         insert_verification(&mut tx, &account, link).await?;
         record(
             &mut tx,
-            &AuditEvent::new(account.actor(), "security", "ACCOUNT_CREATED")
+            &AuditEvent::new(account.actor(), AuditCategory::Security, "ACCOUNT_CREATED")
                 .subject(account.id.to_string())
                 .details(serde_json::json!({ "region": account.region })),
         )
@@ -348,7 +349,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(account.actor(), "security", "EMAIL_VERIFIED")
+            &AuditEvent::new(account.actor(), AuditCategory::Security, "EMAIL_VERIFIED")
                 .subject(account.id.to_string()),
         )
         .await?;
@@ -403,7 +404,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(account.actor(), "security", "LOGIN_SUCCESS")
+            &AuditEvent::new(account.actor(), AuditCategory::Security, "LOGIN_SUCCESS")
                 .details(serde_json::json!({ "client": client, "surface": "dashboard" })),
         )
         .await?;
@@ -449,7 +450,7 @@ impl Database {
         .rows_affected();
         record(
             &mut tx,
-            &AuditEvent::new(account.actor(), "security", "LOGOUT")
+            &AuditEvent::new(account.actor(), AuditCategory::Security, "LOGOUT")
                 .details(serde_json::json!({ "everywhere": everywhere, "sessions": ended })),
         )
         .await?;
@@ -569,7 +570,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(by.actor(), "security", "MEMBER_INVITED")
+            &AuditEvent::new(by.actor(), AuditCategory::Security, "MEMBER_INVITED")
                 .workspace(workspace)
                 .details(serde_json::json!({ "email": email, "role": role.code() })),
         )
@@ -640,7 +641,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(account.actor(), "security", "MEMBER_ADDED")
+            &AuditEvent::new(account.actor(), AuditCategory::Security, "MEMBER_ADDED")
                 .workspace(workspace)
                 .details(serde_json::json!({ "email": account.email, "role": r.role })),
         )
@@ -674,7 +675,7 @@ impl Database {
         .map_err(|e| crate::error::conflict_or(e, "name", name))?;
         record(
             &mut tx,
-            &AuditEvent::new(by.actor(), "credentials", "CREATED")
+            &AuditEvent::new(by.actor(), AuditCategory::Credentials, "CREATED")
                 .workspace(workspace)
                 .subject(id.to_string())
                 .details(serde_json::json!({ "kind": "api_token", "name": name })),
@@ -726,7 +727,7 @@ impl Database {
         };
         record(
             &mut tx,
-            &AuditEvent::new(by, "credentials", "DELETED")
+            &AuditEvent::new(by, AuditCategory::Credentials, "DELETED")
                 .workspace(workspace)
                 .subject(id.to_string())
                 .details(serde_json::json!({ "kind": "api_token", "name": name })),

@@ -4,6 +4,7 @@
 //! - At most one open alert per droplet and kind: raising it again refreshes it.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{DropletId, WorkspaceId};
 use serde::Serialize;
 use uuid::Uuid;
@@ -101,7 +102,7 @@ impl Database {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let mut event = AuditEvent::new(actor, "fleet", "ALERT_RAISED")
+        let mut event = AuditEvent::new(actor, AuditCategory::Droplet, "ALERT_RAISED")
             .subject(id.to_string())
             .details(serde_json::json!({"kind": kind, "severity": severity, "summary": summary}));
         if let Some(w) = workspace {
@@ -193,7 +194,7 @@ impl Database {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound { what: "open alert" })?;
-        let mut event = AuditEvent::new(actor, "fleet", action.event())
+        let mut event = AuditEvent::new(actor, AuditCategory::Droplet, action.event())
             .subject(alert.id.to_string())
             .details(serde_json::json!({
                 "kind": alert.kind,

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -14,8 +15,8 @@ use crate::{Database, StoreError};
 pub struct AuditEvent {
     /// Who acted: `operator:<name>`, `tenant:<uuid>`, `system:<component>`, `cli`.
     pub actor: String,
-    /// Spec 63.1 category, lower case: `provisioning`, `droplet`, `security`, `data`, ...
-    pub category: &'static str,
+    /// Spec 63.1 category.
+    pub category: AuditCategory,
     /// Spec 63.1 event code, e.g. `PARTITION_CREATED`, `PERMISSION_DENIED`.
     pub event: &'static str,
     /// The tenant concerned, if any.
@@ -28,7 +29,7 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event with empty subject and details.
-    pub fn new(actor: impl Into<String>, category: &'static str, event: &'static str) -> Self {
+    pub fn new(actor: impl Into<String>, category: AuditCategory, event: &'static str) -> Self {
         Self {
             actor: actor.into(),
             category,
@@ -103,7 +104,7 @@ pub async fn record(conn: &mut PgConnection, event: &AuditEvent) -> Result<i64, 
         r#"INSERT INTO genesis.audit_log (actor, category, event, workspace_id, subject, details)
            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"#,
         event.actor,
-        event.category,
+        event.category.code(),
         event.event,
         event.workspace_id.map(|w| w.as_uuid()),
         event.subject,

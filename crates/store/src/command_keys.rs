@@ -11,6 +11,7 @@
 //!   droplets that never confirmed, audited (Credentials: COMMAND_KEY_ROTATED).
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{DropletId, DropletState, WorkspaceId};
 use serde::Serialize;
 
@@ -156,7 +157,7 @@ impl Database {
         if stored {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "credentials", "COMMAND_KEY_ADOPTED")
+                &AuditEvent::new(actor, AuditCategory::Credentials, "COMMAND_KEY_ADOPTED")
                     .details(serde_json::json!({ "kid": key.kid })),
             )
             .await?;
@@ -185,8 +186,12 @@ impl Database {
         }
         record(
             &mut tx,
-            &AuditEvent::new(actor, "credentials", "COMMAND_KEY_ROTATION_STARTED")
-                .details(serde_json::json!({ "kid": next.kid })),
+            &AuditEvent::new(
+                actor,
+                AuditCategory::Credentials,
+                "COMMAND_KEY_ROTATION_STARTED",
+            )
+            .details(serde_json::json!({ "kid": next.kid })),
         )
         .await?;
         tx.commit().await?;
@@ -229,7 +234,7 @@ impl Database {
         }
         record(
             &mut tx,
-            &AuditEvent::new(actor, "credentials", "COMMAND_KEY_ROTATED").details(
+            &AuditEvent::new(actor, AuditCategory::Credentials, "COMMAND_KEY_ROTATED").details(
                 serde_json::json!({
                     "kid": kid,
                     "retired": retired,

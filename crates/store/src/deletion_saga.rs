@@ -13,6 +13,7 @@
 //!   ids, never names.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::deletion::DeletionStep;
 use genesis_core::{WorkspaceEvent, WorkspaceId};
 use serde::Serialize;
@@ -176,7 +177,7 @@ impl Database {
         if let Some(requested_at) = begun {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "data", "DELETION_STARTED")
+                &AuditEvent::new(actor, AuditCategory::Data, "DELETION_STARTED")
                     .workspace(ws)
                     .details(json!({ "requested_at": requested_at })),
             )
@@ -250,7 +251,7 @@ impl Database {
         }
         record(
             conn,
-            &AuditEvent::new(actor, "data", "DELETION_STEP")
+            &AuditEvent::new(actor, AuditCategory::Data, "DELETION_STEP")
                 .workspace(ws)
                 .details(entry),
         )
@@ -415,7 +416,7 @@ impl Database {
             let mut tx = self.app.begin().await?;
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "data", "DELETED")
+                &AuditEvent::new(actor, AuditCategory::Data, "DELETED")
                     .workspace(ws)
                     .details(json!({ "certificate": certificate })),
             )
@@ -518,7 +519,7 @@ impl Database {
         if n > 0 {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "data", "EXPORT_EXPIRED").workspace(ws),
+                &AuditEvent::new(actor, AuditCategory::Data, "EXPORT_EXPIRED").workspace(ws),
             )
             .await?;
         }

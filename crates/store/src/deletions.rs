@@ -8,6 +8,7 @@
 //! clock, so tests run days in milliseconds.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::deletion::{DeletionTrigger, REMINDER_DAYS};
 use genesis_core::{WorkspaceEvent, WorkspaceId, WorkspaceStatus};
 use serde::Serialize;
@@ -168,7 +169,7 @@ impl Database {
         if paused.as_array().is_some_and(|a| !a.is_empty()) {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "workflows", "WORKFLOWS_DEACTIVATED")
+                &AuditEvent::new(actor, AuditCategory::Workflows, "WORKFLOWS_DEACTIVATED")
                     .workspace(workspace)
                     .details(
                         serde_json::json!({ "why": "deletion requested", "workflows": paused }),
@@ -211,7 +212,7 @@ impl Database {
         }
         record(
             &mut tx,
-            &AuditEvent::new(actor, "data", "DELETION_REQUESTED")
+            &AuditEvent::new(actor, AuditCategory::Data, "DELETION_REQUESTED")
                 .workspace(workspace)
                 .details(serde_json::json!({
                     "trigger": trigger,
@@ -332,7 +333,7 @@ impl Database {
         if !resumed.is_empty() {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "workflows", "WORKFLOWS_ACTIVATED")
+                &AuditEvent::new(actor, AuditCategory::Workflows, "WORKFLOWS_ACTIVATED")
                     .workspace(workspace)
                     .details(serde_json::json!({ "why": "deletion called off", "keys": resumed })),
             )
@@ -340,7 +341,7 @@ impl Database {
         }
         record(
             &mut tx,
-            &AuditEvent::new(actor, "data", "DELETION_CANCELLED")
+            &AuditEvent::new(actor, AuditCategory::Data, "DELETION_CANCELLED")
                 .workspace(workspace)
                 .details(serde_json::json!({
                     "trigger": open.trigger,

@@ -2,6 +2,7 @@
 //! template version, and the droplets it looks at with their latest report.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{DropletId, WorkspaceId};
 use serde::Serialize;
 
@@ -142,7 +143,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "watchdog", "CAMPAIGN_MARKED_ERROR")
+            &AuditEvent::new(actor, AuditCategory::Workflows, "CAMPAIGN_MARKED_ERROR")
                 .workspace(workspace)
                 .subject(droplet.to_string())
                 .details(
@@ -197,7 +198,7 @@ impl Database {
             &mut tx,
             &AuditEvent::new(
                 actor,
-                "workflows",
+                AuditCategory::Workflows,
                 if active {
                     "WORKFLOW_ACTIVATED"
                 } else {
@@ -256,7 +257,7 @@ impl Database {
         };
         record(
             &mut tx,
-            &AuditEvent::new(actor, "watchdog", "CAMPAIGN_ERROR_CLEARED")
+            &AuditEvent::new(actor, AuditCategory::Workflows, "CAMPAIGN_ERROR_CLEARED")
                 .workspace(workspace)
                 .subject(droplet.to_string())
                 .details(serde_json::json!({ "workflow_id": workflow_id, "key": key })),

@@ -4,6 +4,7 @@
 //! the same transaction.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{DropletEvent, DropletId, DropletState, Region, WorkspaceId};
 use serde::Serialize;
 use uuid::Uuid;
@@ -272,7 +273,7 @@ pub(crate) async fn transition_in(
     })?;
     record(
         conn,
-        &AuditEvent::new(actor, "droplet", "DROPLET_STATE_CHANGED")
+        &AuditEvent::new(actor, AuditCategory::Droplet, "DROPLET_STATE_CHANGED")
             .workspace(current.workspace_id)
             .subject(current.id.to_string())
             .details(serde_json::json!({
@@ -335,7 +336,7 @@ pub(crate) async fn register_in(
     })?;
     record(
         conn,
-        &AuditEvent::new(actor, "droplet", "DROPLET_REGISTERED")
+        &AuditEvent::new(actor, AuditCategory::Droplet, "DROPLET_REGISTERED")
             .workspace(workspace)
             .subject(id.to_string())
             .details(serde_json::json!({ "state": DropletState::Pending.code() })),

@@ -12,6 +12,7 @@
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use serde::Serialize;
 use sqlx::Connection;
 
@@ -396,7 +397,7 @@ impl Database {
         })?;
         crate::audit::record(
             &mut tx,
-            &crate::AuditEvent::new(actor, "data", "EXPORT_REQUESTED")
+            &crate::AuditEvent::new(actor, AuditCategory::Data, "EXPORT_REQUESTED")
                 .workspace(ws)
                 .subject(job.id.to_string()),
         )
@@ -452,7 +453,7 @@ impl Database {
         })?;
         crate::audit::record(
             &mut tx,
-            &crate::AuditEvent::new(actor, "data", "EXPORTED")
+            &crate::AuditEvent::new(actor, AuditCategory::Data, "EXPORTED")
                 .workspace(crate::accounts::workspace_id(row.workspace_id)?)
                 .subject(id.to_string())
                 .details(serde_json::json!({

@@ -15,6 +15,7 @@
 //!   handshake from anywhere else is refused and the token stays unused.
 
 use chrono::{DateTime, Duration, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{DropletEvent, DropletId, DropletState, WorkspaceId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -197,7 +198,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "handshake", "PROVISIONING_TOKEN_ISSUED")
+            &AuditEvent::new(actor, AuditCategory::Security, "PROVISIONING_TOKEN_ISSUED")
                 .workspace(workspace)
                 .subject(droplet.to_string()),
         )
@@ -298,7 +299,7 @@ impl Database {
         let issued = sidecar_token_insert(&mut tx, row.workspace_id, row.droplet_id, ttl).await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "handshake", "HANDSHAKE_COMPLETED")
+            &AuditEvent::new(actor, AuditCategory::Security, "HANDSHAKE_COMPLETED")
                 .workspace(droplet.workspace_id)
                 .subject(droplet_id.to_string())
                 .details(serde_json::json!({
@@ -323,8 +324,8 @@ impl Database {
         r: &HandshakeRefusalRecord<'_>,
         actor: &str,
     ) -> Result<(), StoreError> {
-        let mut event =
-            AuditEvent::new(actor, "handshake", "HANDSHAKE_REFUSED").details(serde_json::json!({
+        let mut event = AuditEvent::new(actor, AuditCategory::Security, "HANDSHAKE_REFUSED")
+            .details(serde_json::json!({
                 "reason": r.reason,
                 "provider_id": r.provider_id,
                 "source": r.source,
@@ -503,7 +504,7 @@ impl Database {
             return Ok(None);
         };
         let issued = sidecar_token_insert(&mut tx, row.workspace_id, row.droplet_id, ttl).await?;
-        let mut event = AuditEvent::new(actor, "handshake", "SIDECAR_TOKEN_RENEWED")
+        let mut event = AuditEvent::new(actor, AuditCategory::Security, "SIDECAR_TOKEN_RENEWED")
             .subject(row.droplet_id.to_string())
             .details(serde_json::json!({
                 "old_expires_at": row.expires_at,
@@ -563,7 +564,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "handshake", "SIDECAR_REATTESTED")
+            &AuditEvent::new(actor, AuditCategory::Security, "SIDECAR_REATTESTED")
                 .workspace(droplet.workspace_id)
                 .subject(droplet.id.to_string())
                 .details(serde_json::json!({"source": source, "expires_at": issued.expires_at})),

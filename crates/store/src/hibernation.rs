@@ -3,6 +3,7 @@
 //! event, in the same transaction as the episode row it opens or closes.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::hibernation::Activity;
 use genesis_core::{DropletEvent, DropletId, Tier, WorkspaceId};
 use serde::Serialize;
@@ -103,7 +104,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "hibernation", "HIBERNATION_HOLD_SET")
+            &AuditEvent::new(actor, AuditCategory::Droplet, "HIBERNATION_HOLD_SET")
                 .workspace(workspace)
                 .details(serde_json::json!({ "hold": hold })),
         )
@@ -193,7 +194,8 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "hibernation", "HIBERNATION_NOTICE_SENT").workspace(workspace),
+            &AuditEvent::new(actor, AuditCategory::Droplet, "HIBERNATION_NOTICE_SENT")
+                .workspace(workspace),
         )
         .await?;
         tx.commit().await?;

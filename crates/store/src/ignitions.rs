@@ -11,6 +11,7 @@
 //! - At most one saga is in flight per workspace (a partial unique index).
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{DropletId, IgnitionStep, SagaEvent, SagaPhase, WorkspaceEvent, WorkspaceId};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -292,7 +293,7 @@ impl Database {
         log(&mut tx, id, first, SagaEvent::ActionStarted, None, None).await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "IGNITION_STARTED")
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "IGNITION_STARTED")
                 .workspace(workspace)
                 .subject(id.to_string())
                 .details(serde_json::json!({"droplet_id": droplet.to_string()})),
@@ -407,7 +408,7 @@ impl Database {
             Some(output),
         )
         .await?;
-        let mut audit = AuditEvent::new(actor, "provisioning", "IGNITION_STEP_DONE")
+        let mut audit = AuditEvent::new(actor, AuditCategory::Provisioning, "IGNITION_STEP_DONE")
             .workspace(from.workspace_id)
             .subject(from.id.to_string())
             .details(serde_json::json!({"step": step.code(), "elapsed_ms": took}));
@@ -423,7 +424,7 @@ impl Database {
                 )
                 .await?;
                 record(&mut tx, &audit).await?;
-                audit = AuditEvent::new(actor, "provisioning", "IGNITION_SUCCEEDED")
+                audit = AuditEvent::new(actor, AuditCategory::Provisioning, "IGNITION_SUCCEEDED")
                     .workspace(from.workspace_id)
                     .subject(from.id.to_string())
                     .details(serde_json::json!({
@@ -469,7 +470,7 @@ impl Database {
         log(&mut tx, from.id, step, SagaEvent::UndoStarted, None, None).await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "IGNITION_STEP_FAILED")
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "IGNITION_STEP_FAILED")
                 .workspace(from.workspace_id)
                 .subject(from.id.to_string())
                 .details(serde_json::json!({"step": step.code(), "error": error})),
@@ -510,7 +511,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "IGNITION_STEP_UNDONE")
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "IGNITION_STEP_UNDONE")
                 .workspace(from.workspace_id)
                 .subject(from.id.to_string())
                 .details(serde_json::json!({"step": step.code(), "detail": detail})),
@@ -539,7 +540,7 @@ impl Database {
                 .await?;
                 record(
                     &mut tx,
-                    &AuditEvent::new(actor, "provisioning", "IGNITION_ROLLED_BACK")
+                    &AuditEvent::new(actor, AuditCategory::Provisioning, "IGNITION_ROLLED_BACK")
                         .workspace(from.workspace_id)
                         .subject(from.id.to_string())
                         .details(serde_json::json!({

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, record};
@@ -116,7 +117,7 @@ impl Database {
         };
         record(
             &mut tx,
-            &AuditEvent::new(r.actor.clone(), "data", "LEADS_IMPORTED")
+            &AuditEvent::new(r.actor.clone(), AuditCategory::Data, "LEADS_IMPORTED")
                 .workspace(crate::accounts::workspace_id(r.workspace_id)?)
                 .subject(id.to_string())
                 .details(serde_json::json!({

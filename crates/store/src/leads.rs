@@ -10,6 +10,7 @@
 //! `COPY FROM` straight into a table under row-level security, and the INSERT keeps the
 //! policy's WITH CHECK in force.
 
+use genesis_core::audit::AuditCategory;
 use std::fmt;
 use std::str::FromStr;
 
@@ -261,7 +262,7 @@ pub(crate) fn reply_event(
     to: LeadStatus,
     label: &str,
 ) -> AuditEvent {
-    AuditEvent::new(actor, "data", "LEAD_REPLIED")
+    AuditEvent::new(actor, AuditCategory::Data, "LEAD_REPLIED")
         .subject(lead.to_string())
         .details(serde_json::json!({ "from": from.code(), "to": to.code(), "label": label }))
 }

@@ -19,6 +19,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use genesis_core::money::{Direction, Millicents, TransferKind};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -432,7 +433,7 @@ async fn audit_transfer(
     };
     record(
         conn,
-        &AuditEvent::new(actor, "billing", event)
+        &AuditEvent::new(actor, AuditCategory::Billing, event)
             .workspace(t.workspace)
             .subject(t.id.to_string())
             .details(json!({
@@ -990,7 +991,7 @@ impl Database {
         if lifted.is_some() {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "billing", "KILL_SWITCH_LIFTED")
+                &AuditEvent::new(actor, AuditCategory::Billing, "KILL_SWITCH_LIFTED")
                     .workspace(ws)
                     .details(json!({ "available": Millicents(r.available).to_string() })),
             )
@@ -1079,7 +1080,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "billing", event)
+            &AuditEvent::new(actor, AuditCategory::Billing, event)
                 .workspace(workspace)
                 .details(json!({ "available": available.to_string() })),
         )
@@ -1247,7 +1248,7 @@ async fn audit_per_wallet(
             .collect();
         record(
             conn,
-            &AuditEvent::new(actor, "billing", "WALLET_JOURNAL_SYNCED")
+            &AuditEvent::new(actor, AuditCategory::Billing, "WALLET_JOURNAL_SYNCED")
                 .workspace(ws)
                 .subject(format!("{first}..{last}"))
                 .details(serde_json::Value::Object(details)),

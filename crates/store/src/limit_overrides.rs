@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use serde_json::json;
 
 use crate::audit::{AuditEvent, record};
@@ -92,7 +93,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "billing", "LIMITS_OVERRIDDEN")
+            &AuditEvent::new(actor, AuditCategory::Billing, "LIMITS_OVERRIDDEN")
                 .workspace(workspace)
                 .details(json!({
                     "service": o.service,
@@ -130,7 +131,7 @@ impl Database {
         }
         record(
             &mut tx,
-            &AuditEvent::new(actor, "billing", "LIMITS_RESET")
+            &AuditEvent::new(actor, AuditCategory::Billing, "LIMITS_RESET")
                 .workspace(workspace)
                 .details(json!({ "service": service })),
         )

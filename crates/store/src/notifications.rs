@@ -6,6 +6,7 @@
 //! `next_attempt_at` a lease ahead and counts the attempt in one statement, so a sender that
 //! dies mid-send never strands a row, and two senders never hold the same one.
 
+use genesis_core::audit::AuditCategory;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -265,7 +266,7 @@ impl Database {
         let Some(row) = row else {
             return Ok(false);
         };
-        let mut event = AuditEvent::new(actor, "notifications", "NOTIFICATION_REPLAYED")
+        let mut event = AuditEvent::new(actor, AuditCategory::Operations, "NOTIFICATION_REPLAYED")
             .subject(id.to_string())
             .details(serde_json::json!({ "kind": row.kind }));
         if let Some(ws) = row

@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, record};
@@ -175,9 +176,13 @@ impl Database {
         let kinds: Vec<&str> = confirmed.secrets.iter().map(|s| s.kind.code()).collect();
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "ONBOARDING_STAGE_COMPLETED")
-                .workspace(workspace)
-                .details(serde_json::json!({ "stage": confirmed.stage.code(), "secrets": kinds })),
+            &AuditEvent::new(
+                actor,
+                AuditCategory::Provisioning,
+                "ONBOARDING_STAGE_COMPLETED",
+            )
+            .workspace(workspace)
+            .details(serde_json::json!({ "stage": confirmed.stage.code(), "secrets": kinds })),
         )
         .await?;
         tx.commit().await?;
@@ -396,7 +401,7 @@ impl Database {
         secret_put_in(&mut tx, Some(keys), workspace, dkim_private).await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "ONBOARDING_DNS_PLANNED")
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "ONBOARDING_DNS_PLANNED")
                 .workspace(workspace)
                 .details(serde_json::json!({
                     "domain": plan["domain"], "selector": plan["selector"]

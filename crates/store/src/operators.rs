@@ -7,6 +7,7 @@
 //! dump of its tables signs anyone in.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::support::OperatorRole;
 use uuid::Uuid;
 
@@ -108,7 +109,7 @@ impl Database {
             field: "email",
             value: email.to_owned(),
         })?;
-        let mut event = AuditEvent::new(by, "security", "OPERATOR_CREATED");
+        let mut event = AuditEvent::new(by, AuditCategory::Security, "OPERATOR_CREATED");
         event.subject = Some(row.email.clone());
         event.details = serde_json::json!({ "role": role.code() });
         record(&mut tx, &event).await?;
@@ -146,7 +147,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(by, "security", "ROLE_CHANGED")
+            &AuditEvent::new(by, AuditCategory::Security, "ROLE_CHANGED")
                 .subject(email.to_owned())
                 .details(serde_json::json!({ "from": before, "to": role.code() })),
         )
@@ -220,7 +221,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "operator", "OPERATOR_TOTP_ENROLLED")
+            &AuditEvent::new(actor, AuditCategory::Security, "OPERATOR_TOTP_ENROLLED")
                 .subject(email.to_owned())
                 .details(serde_json::json!({ "key_version": sealed.key_version })),
         )
@@ -263,7 +264,7 @@ impl Database {
         )
         .execute(&mut *tx)
         .await?;
-        let mut event = AuditEvent::new(actor(email), "security", "LOGIN_SUCCESS");
+        let mut event = AuditEvent::new(actor(email), AuditCategory::Security, "LOGIN_SUCCESS");
         event.details = serde_json::json!({ "client": session.client });
         record(&mut tx, &event).await?;
         tx.commit().await?;
@@ -280,7 +281,7 @@ impl Database {
         reason: &'static str,
         held_back: u64,
     ) -> Result<(), StoreError> {
-        let mut event = AuditEvent::new(actor(email), "security", "LOGIN_FAILED");
+        let mut event = AuditEvent::new(actor(email), AuditCategory::Security, "LOGIN_FAILED");
         event.details = serde_json::json!({
             "client": client,
             "reason": reason,
@@ -409,7 +410,7 @@ impl Database {
         };
         record(
             &mut tx,
-            &AuditEvent::new(actor(&email), "security", "LOGOUT"),
+            &AuditEvent::new(actor(&email), AuditCategory::Security, "LOGOUT"),
         )
         .await?;
         tx.commit().await?;

@@ -5,6 +5,7 @@
 //! Times here come from the caller (`now`), not from the database's clock: the schedule
 //! is tested on a clock the test moves, and the sender's clock is the one its waits use.
 
+use genesis_core::audit::AuditCategory;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -226,7 +227,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "security", "WEBHOOK_ENDPOINT_CREATED")
+            &AuditEvent::new(actor, AuditCategory::Security, "WEBHOOK_ENDPOINT_CREATED")
                 .workspace(new.workspace)
                 .subject(new.id.to_string())
                 .details(serde_json::json!({ "url": new.url, "events": new.events })),
@@ -275,7 +276,7 @@ impl Database {
         if gone {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "security", "WEBHOOK_ENDPOINT_REMOVED")
+                &AuditEvent::new(actor, AuditCategory::Security, "WEBHOOK_ENDPOINT_REMOVED")
                     .workspace(workspace)
                     .subject(id.to_string()),
             )
@@ -447,9 +448,10 @@ impl Database {
         let Some(row) = row else {
             return Ok(false);
         };
-        let mut event = AuditEvent::new(actor, "security", "WEBHOOK_DELIVERY_REPLAYED")
-            .subject(id.to_string())
-            .details(serde_json::json!({ "event": row.event }));
+        let mut event =
+            AuditEvent::new(actor, AuditCategory::Security, "WEBHOOK_DELIVERY_REPLAYED")
+                .subject(id.to_string())
+                .details(serde_json::json!({ "event": row.event }));
         if let Ok(ws) = WorkspaceId::from_uuid(row.workspace_id) {
             event = event.workspace(ws);
         }
@@ -532,7 +534,7 @@ impl Database {
         let ws = crate::accounts::workspace_id(e.workspace_id)?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "credentials", "WEBHOOK_SECRET_ROTATED")
+            &AuditEvent::new(actor, AuditCategory::Credentials, "WEBHOOK_SECRET_ROTATED")
                 .workspace(ws)
                 .subject(e.id.to_string())
                 .details(serde_json::json!({
@@ -585,7 +587,7 @@ impl Database {
         };
         record(
             &mut tx,
-            &AuditEvent::new(actor, "credentials", "WEBHOOK_SECRET_ACCESSED")
+            &AuditEvent::new(actor, AuditCategory::Credentials, "WEBHOOK_SECRET_ACCESSED")
                 .workspace(workspace)
                 .subject(id.to_string()),
         )

@@ -23,6 +23,7 @@
 //! - Each create/drop invalidates the parent's relcache entry: every open connection pays a
 //!   rebuild (~26 ms at 15k partitions) on its next query touching `genesis.leads`.
 
+use genesis_core::audit::AuditCategory;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -232,7 +233,7 @@ impl PartitionManager {
         .await?;
         record(
             tx,
-            &AuditEvent::new(actor, "data", "PARTITION_CREATED")
+            &AuditEvent::new(actor, AuditCategory::Data, "PARTITION_CREATED")
                 .workspace(ws)
                 .subject(&name),
         )
@@ -349,7 +350,7 @@ impl PartitionManager {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "data", "PARTITION_DROPPED")
+            &AuditEvent::new(actor, AuditCategory::Data, "PARTITION_DROPPED")
                 .workspace(ws)
                 .subject(&name),
         )

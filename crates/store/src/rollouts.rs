@@ -8,6 +8,7 @@
 //!   target, so a retried or duplicated job cannot count a droplet twice.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::rollout::{
     RolloutEvent, RolloutPolicy, RolloutScope, RolloutStatus, Scenario, Tally,
 };
@@ -240,7 +241,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "rollout", "ROLLOUT_STARTED")
+            &AuditEvent::new(actor, AuditCategory::Operations, "ROLLOUT_STARTED")
                 .subject(id.to_string())
                 .details(serde_json::json!({
                     "target_version": new.target_version,
@@ -342,7 +343,7 @@ impl Database {
         }
         record(
             &mut tx,
-            &AuditEvent::new(actor, "rollout", audit_action(to))
+            &AuditEvent::new(actor, AuditCategory::Operations, audit_action(to))
                 .subject(id.to_string())
                 .details(serde_json::json!({ "from": current.status.code(), "reason": reason })),
         )

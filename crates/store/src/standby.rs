@@ -9,6 +9,7 @@
 //! revoked) and the pool refills with a fresh one.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{DropletId, Onboarding, Region, Slug, Tier, WorkspaceId, WorkspaceName};
 use uuid::Uuid;
 
@@ -216,7 +217,7 @@ impl Database {
         let standby = standby_from!(r);
         record(
             &mut tx,
-            &AuditEvent::new(actor, "hibernation", "STANDBY_CLAIMED")
+            &AuditEvent::new(actor, AuditCategory::Droplet, "STANDBY_CLAIMED")
                 .workspace(tenant)
                 .subject(standby.droplet.id.to_string())
                 .details(serde_json::json!({ "region": region.code() })),
@@ -269,7 +270,7 @@ impl Database {
         };
         record(
             &mut tx,
-            &AuditEvent::new(actor, "hibernation", "STANDBY_SERVING")
+            &AuditEvent::new(actor, AuditCategory::Droplet, "STANDBY_SERVING")
                 .workspace(tenant)
                 .subject(standby.to_string())
                 .details(serde_json::json!({ "seconds_since_claim": secs })),
@@ -300,7 +301,7 @@ impl Database {
         let Some(r) = released else {
             return Ok(false);
         };
-        let mut event = AuditEvent::new(actor, "hibernation", "STANDBY_RELEASED")
+        let mut event = AuditEvent::new(actor, AuditCategory::Droplet, "STANDBY_RELEASED")
             .subject(standby.to_string())
             .details(serde_json::json!({ "reason": reason }));
         if let Some(tenant) = r.claimed_by {

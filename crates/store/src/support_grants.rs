@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use genesis_core::support::SupportTier;
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -21,7 +22,7 @@ use crate::{AuditEvent, Database, Operator, StoreError};
 pub const REQUEST_TTL_MINUTES: i32 = 60;
 
 /// The audit category of everything here.
-const CATEGORY: &str = "support";
+const CATEGORY: AuditCategory = AuditCategory::Support;
 
 /// One grant, as the checks, God Mode and the tenant's page read it.
 #[derive(Debug, Clone, Serialize)]

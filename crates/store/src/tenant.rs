@@ -10,6 +10,7 @@
 //! requested id, checks it against the caller's scope, and fails closed. Every refusal writes a
 //! `PERMISSION_DENIED` audit event and increments `genesis_tenant_access_refused_total`.
 
+use genesis_core::audit::AuditCategory;
 use std::fmt;
 
 use genesis_core::{IdParseError, WorkspaceId};
@@ -141,13 +142,14 @@ impl Database {
         metrics::counter!("genesis_tenant_access_refused_total", "reason" => reason.code())
             .increment(1);
         tracing::warn!(actor = %caller.actor(), reason = reason.code(), "tenant access refused");
-        let mut event = AuditEvent::new(caller.actor(), "security", "PERMISSION_DENIED").details(
-            serde_json::json!({
-                "reason": reason.code(),
-                // Bounded and only what was asked for: never a secret.
-                "requested": requested.chars().take(64).collect::<String>(),
-            }),
-        );
+        let mut event =
+            AuditEvent::new(caller.actor(), AuditCategory::Security, "PERMISSION_DENIED").details(
+                serde_json::json!({
+                    "reason": reason.code(),
+                    // Bounded and only what was asked for: never a secret.
+                    "requested": requested.chars().take(64).collect::<String>(),
+                }),
+            );
         if let Caller::Tenant(own) = caller {
             event = event.workspace(*own);
         }

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use genesis_core::tracking::TrackingState;
 use serde_json::json;
 
@@ -129,7 +130,7 @@ impl Database {
         .map_err(|e| crate::error::conflict_or(e, "host", host))?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "TRACKING_DOMAIN_ADDED")
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "TRACKING_DOMAIN_ADDED")
                 .workspace(workspace)
                 .subject(host),
         )
@@ -166,10 +167,14 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "TRACKING_DOMAIN_REMOVED")
-                .workspace(workspace)
-                .subject(host)
-                .details(json!({ "state": state })),
+            &AuditEvent::new(
+                actor,
+                AuditCategory::Provisioning,
+                "TRACKING_DOMAIN_REMOVED",
+            )
+            .workspace(workspace)
+            .subject(host)
+            .details(json!({ "state": state })),
         )
         .await?;
         tx.commit().await?;
@@ -267,12 +272,16 @@ impl Database {
             .await?;
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "provisioning", check.state.audit_event())
-                    .workspace(workspace)
-                    .subject(host)
-                    .details(json!({
-                        "from": before.code(), "to": check.state.code(), "found": check.found,
-                    })),
+                &AuditEvent::new(
+                    actor,
+                    AuditCategory::Provisioning,
+                    check.state.audit_event(),
+                )
+                .workspace(workspace)
+                .subject(host)
+                .details(json!({
+                    "from": before.code(), "to": check.state.code(), "found": check.found,
+                })),
             )
             .await?;
         }
@@ -374,10 +383,14 @@ impl Database {
         for host in &activated {
             record(
                 &mut tx,
-                &AuditEvent::new(actor, "provisioning", TrackingState::Active.audit_event())
-                    .workspace(workspace)
-                    .subject(host.clone())
-                    .details(json!({ "from": "verified", "to": "active" })),
+                &AuditEvent::new(
+                    actor,
+                    AuditCategory::Provisioning,
+                    TrackingState::Active.audit_event(),
+                )
+                .workspace(workspace)
+                .subject(host.clone())
+                .details(json!({ "from": "verified", "to": "active" })),
             )
             .await?;
         }

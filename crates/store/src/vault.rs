@@ -10,6 +10,7 @@
 //! - The plaintext leaves this module only to be sealed to a sidecar's key (never logged,
 //!   never audited: audit events name the credential, not its content).
 
+use genesis_core::audit::AuditCategory;
 use std::collections::BTreeMap;
 
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
@@ -346,7 +347,7 @@ impl Database {
         let tokens = crate::workspace_tokens::workspace_tokens_delete(&mut tx, workspace).await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "vault", "VAULT_WORKSPACE_PURGED")
+            &AuditEvent::new(actor, AuditCategory::Credentials, "VAULT_WORKSPACE_PURGED")
                 .workspace(workspace)
                 .details(serde_json::json!({"credentials": n, "tokens": tokens})),
         )
@@ -396,7 +397,7 @@ pub(crate) async fn vault_put_in(
     .await?;
     record(
         conn,
-        &AuditEvent::new(actor, "vault", "VAULT_CREDENTIAL_STORED")
+        &AuditEvent::new(actor, AuditCategory::Credentials, "VAULT_CREDENTIAL_STORED")
             .workspace(workspace)
             .subject(plain.credential.to_string())
             .details(serde_json::json!({"kind": plain.kind, "key_version": keys.current})),

@@ -9,6 +9,7 @@
 //! secret: until a row is rewritten, its old version still opens it. `genesis vault status`
 //! counts rows per table and version; a version no row uses may be removed.
 
+use genesis_core::audit::AuditCategory;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -154,10 +155,12 @@ impl Database {
         let mut conn = self.app.acquire().await?;
         record(
             &mut conn,
-            &AuditEvent::new(actor, "security", "VAULT_REWRAPPED").details(serde_json::json!({
-                "key_version": keys.current(),
-                "rewrapped": rewrapped,
-            })),
+            &AuditEvent::new(actor, AuditCategory::Security, "VAULT_REWRAPPED").details(
+                serde_json::json!({
+                    "key_version": keys.current(),
+                    "rewrapped": rewrapped,
+                }),
+            ),
         )
         .await?;
         Ok(())

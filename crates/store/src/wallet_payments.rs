@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use genesis_core::money::Millicents;
 use serde_json::json;
 
@@ -61,7 +62,7 @@ impl Database {
         .await?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "billing", "PAYMENT_METHOD_SAVED")
+            &AuditEvent::new(actor, AuditCategory::Billing, "PAYMENT_METHOD_SAVED")
                 .workspace(workspace)
                 .details(json!({ "brand": card.brand, "last4": card.last4 })),
         )
@@ -117,7 +118,7 @@ impl Database {
         )?;
         record(
             &mut tx,
-            &AuditEvent::new(actor, "billing", "AUTO_TOPUP_SET")
+            &AuditEvent::new(actor, AuditCategory::Billing, "AUTO_TOPUP_SET")
                 .workspace(workspace)
                 .details(json!({
                     "enabled": enabled,
@@ -160,12 +161,16 @@ impl Database {
         };
         record(
             &mut tx,
-            &AuditEvent::new("system:wallet", "billing", "AUTO_TOPUP_STARTED")
-                .workspace(workspace)
-                .details(json!({
-                    "available": available.to_string(),
-                    "amount": Millicents(r.auto_topup_amount).to_string(),
-                })),
+            &AuditEvent::new(
+                "system:wallet",
+                AuditCategory::Billing,
+                "AUTO_TOPUP_STARTED",
+            )
+            .workspace(workspace)
+            .details(json!({
+                "available": available.to_string(),
+                "amount": Millicents(r.auto_topup_amount).to_string(),
+            })),
         )
         .await?;
         tx.commit().await?;
@@ -208,9 +213,13 @@ impl Database {
             .await?;
             record(
                 &mut tx,
-                &AuditEvent::new("system:payments", "billing", "AUTO_TOPUP_FAILED")
-                    .workspace(workspace)
-                    .details(json!({ "reason": why })),
+                &AuditEvent::new(
+                    "system:payments",
+                    AuditCategory::Billing,
+                    "AUTO_TOPUP_FAILED",
+                )
+                .workspace(workspace)
+                .details(json!({ "reason": why })),
             )
             .await?;
         }

@@ -2,6 +2,7 @@
 //! registered at ignition and on every redeploy, forgotten when the tenant goes.
 
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use serde::Serialize;
 
 use crate::{AuditEvent, Database, StoreError, audit::record};
@@ -81,7 +82,7 @@ impl Database {
         .rows_affected();
         record(
             &mut tx,
-            &AuditEvent::new(actor, "provisioning", "WEBHOOKS_DELETED")
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "WEBHOOKS_DELETED")
                 .workspace(workspace)
                 .details(serde_json::json!({ "webhooks": n })),
         )

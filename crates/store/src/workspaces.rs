@@ -2,6 +2,7 @@
 //! changes through the tenant state machine.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_core::{
     Onboarding, Region, Slug, Tier, WorkspaceEvent, WorkspaceId, WorkspaceName, WorkspaceStatus,
 };
@@ -124,7 +125,7 @@ pub(crate) async fn insert_workspace(
     })?;
     record(
         conn,
-        &AuditEvent::new(actor, "provisioning", "WORKSPACE_CREATED")
+        &AuditEvent::new(actor, AuditCategory::Provisioning, "WORKSPACE_CREATED")
             .workspace(new.id)
             .subject(new.slug.as_str())
             .details(serde_json::json!({
@@ -373,13 +374,17 @@ pub(crate) async fn transition_to_in(
     .await?;
     record(
         conn,
-        &AuditEvent::new(actor, "provisioning", "WORKSPACE_STATUS_CHANGED")
-            .workspace(id)
-            .details(serde_json::json!({
-                "from": current.status.code(),
-                "to": next.code(),
-                "event": event,
-            })),
+        &AuditEvent::new(
+            actor,
+            AuditCategory::Provisioning,
+            "WORKSPACE_STATUS_CHANGED",
+        )
+        .workspace(id)
+        .details(serde_json::json!({
+            "from": current.status.code(),
+            "to": next.code(),
+            "event": event,
+        })),
     )
     .await?;
     if next == WorkspaceStatus::Active && current.status != WorkspaceStatus::Active {

@@ -2,6 +2,7 @@
 //! time, newest first, a page at a time over every regional database.
 
 use chrono::{DateTime, Utc};
+use genesis_core::audit::AuditCategory;
 use genesis_store::{AuditEntry, AuditFilter};
 
 use crate::{AppState, Problem};
@@ -27,6 +28,51 @@ pub async fn search(state: &AppState, filter: &AuditFilter) -> Result<AuditPage,
     }
     items.sort_by_key(|e| std::cmp::Reverse((e.occurred_at, e.id)));
     items.truncate(PAGE as usize);
+    let next = (items.len() as i64 == PAGE)
+        .then(|| items.last().map(|e| (e.occurred_at, e.id)))
+        .flatten();
+    Ok(AuditPage { items, next })
+}
+
+/// The page cursor a list's "next" link carries: `<RFC 3339 time>_<id>`.
+pub fn cursor_text(at: DateTime<Utc>, id: i64) -> String {
+    format!("{}_{id}", at.to_rfc3339())
+}
+
+/// Reads [`cursor_text`]'s output back; empty is the first page.
+pub fn parse_cursor(raw: &str) -> Result<Option<(DateTime<Utc>, i64)>, Problem> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        Problem::invalid_field(
+            "after",
+            "is not a page of this list; start again from the first page",
+        )
+    };
+    let (t, id) = raw.rsplit_once('_').ok_or_else(bad)?;
+    let t = DateTime::parse_from_rfc3339(t)
+        .map_err(|_| bad())?
+        .with_timezone(&Utc);
+    Ok(Some((t, id.parse().map_err(|_| bad())?)))
+}
+
+/// One tenant's own audit trail (spec 63.1: "readable by tenants, for their own events"),
+/// from its region's database only, newest first, a [`PAGE`] at a time, optionally one
+/// category.
+pub async fn of_tenant(
+    db: &genesis_store::Database,
+    ws: genesis_core::WorkspaceId,
+    category: Option<AuditCategory>,
+    after: Option<(DateTime<Utc>, i64)>,
+) -> Result<AuditPage, Problem> {
+    let filter = AuditFilter {
+        workspace: Some(ws),
+        category: category.map(|c| c.code().to_owned()),
+        after,
+        ..Default::default()
+    };
+    let items = db.audit_search(&filter, PAGE).await?;
     let next = (items.len() as i64 == PAGE)
         .then(|| items.last().map(|e| (e.occurred_at, e.id)))
         .flatten();

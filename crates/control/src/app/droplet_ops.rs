@@ -9,6 +9,7 @@
 
 use genesis_cloud::Cloud;
 use genesis_core::DropletState;
+use genesis_core::audit::AuditCategory;
 use genesis_core::support::SupportAction;
 use genesis_ignition::sidecar_client::CommandError;
 use genesis_protocol::command::{Command, CommandReply};
@@ -160,7 +161,11 @@ pub async fn run(
     let authority = authorise(&db, caller, droplet.workspace_id, op.support_action()).await?;
     let (ip, provider) = address(state, &droplet).await?;
     let command = op.command();
-    let mut event = AuditEvent::new(authority.actor.clone(), "support", "ACTION_TAKEN");
+    let mut event = AuditEvent::new(
+        authority.actor.clone(),
+        AuditCategory::Support,
+        "ACTION_TAKEN",
+    );
     event.workspace_id = Some(droplet.workspace_id);
     event.subject = Some(droplet.id.to_string());
     event.details = authority.stamp(op.details());

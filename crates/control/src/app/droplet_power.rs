@@ -6,6 +6,7 @@
 //! is asked *before* the cloud is: an action it would refuse is never sent.
 
 use genesis_cloud::{Cloud, PowerAction};
+use genesis_core::audit::AuditCategory;
 use genesis_core::support::SupportAction;
 use genesis_core::{DropletEvent, DropletState};
 use genesis_store::{AlertAction, AuditEvent, Droplet, StoreError};
@@ -59,7 +60,7 @@ pub async fn reboot(
     // Like a sidecar command: audited, with the grant it runs under, before it is sent.
     if authority.grant.is_some() {
         db.audit_record(
-            &AuditEvent::new(actor, "support", "ACTION_TAKEN")
+            &AuditEvent::new(actor, AuditCategory::Support, "ACTION_TAKEN")
                 .workspace(droplet.workspace_id)
                 .subject(droplet.id.to_string())
                 .details(authority.stamp(serde_json::json!({ "action": "REBOOT" }))),

@@ -14,6 +14,7 @@
 //! - An export whose process died stays RUNNING until it stops reporting; the next request
 //!   fails it (`interrupted`) and starts a new one.
 
+use genesis_core::audit::AuditCategory;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -374,10 +375,14 @@ pub async fn download_path(
     if fresh {
         let ws = WorkspaceId::from_uuid(job.workspace_id).map_err(|_| Problem::internal())?;
         db.audit_record(
-            &genesis_store::AuditEvent::new("download-link", "data", "EXPORT_DOWNLOADED")
-                .workspace(ws)
-                .subject(export.to_string())
-                .details(serde_json::json!({ "part": part.part, "bytes": part.bytes })),
+            &genesis_store::AuditEvent::new(
+                "download-link",
+                AuditCategory::Data,
+                "EXPORT_DOWNLOADED",
+            )
+            .workspace(ws)
+            .subject(export.to_string())
+            .details(serde_json::json!({ "part": part.part, "bytes": part.bytes })),
         )
         .await?;
     }

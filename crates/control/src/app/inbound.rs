@@ -2,6 +2,7 @@
 //! within the per-source budget ([`crate::inbound`]), and a 401 that names no detail, so a
 //! caller learns nothing about which part failed.
 
+use genesis_core::audit::AuditCategory;
 use std::net::IpAddr;
 
 use axum::response::{IntoResponse, Response};
@@ -27,13 +28,14 @@ pub async fn refuse(
         "inbound call refused"
     );
     if let Some(skipped) = state.inbound.audit_slot(source) {
-        let event =
-            AuditEvent::new("inbound", "security", "INBOUND_REFUSED").details(serde_json::json!({
+        let event = AuditEvent::new("inbound", AuditCategory::Security, "INBOUND_REFUSED").details(
+            serde_json::json!({
                 "reason": why.label(),
                 "workspace": workspace.map(|w| w.as_uuid()),
                 "source": source.map(|s| s.to_string()),
                 "skipped_before": skipped,
-            }));
+            }),
+        );
         let (db, found) = state.stores.record_home(workspace).await;
         let event = match found {
             Some(ws) => event.workspace(ws),

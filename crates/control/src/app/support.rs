@@ -2,6 +2,7 @@
 //! by name, slug or id, and everything about it on one page (its droplets with their
 //! heartbeats, workflows and commands, its open alerts, its audit trail).
 
+use genesis_core::audit::AuditCategory;
 use genesis_core::support::SupportAction;
 use genesis_core::{DropletId, WorkspaceId};
 use genesis_store::{AuditEntry, AuditEvent, Database, Workspace};
@@ -85,10 +86,14 @@ async fn may_view(
     let authority = authorise(db, caller, ws, SupportAction::View).await?;
     if authority.grant.is_some() {
         db.audit_record(
-            &AuditEvent::new(authority.actor.clone(), "support", "ACTION_TAKEN")
-                .workspace(ws)
-                .subject(subject)
-                .details(authority.stamp(serde_json::json!({ "action": what }))),
+            &AuditEvent::new(
+                authority.actor.clone(),
+                AuditCategory::Support,
+                "ACTION_TAKEN",
+            )
+            .workspace(ws)
+            .subject(subject)
+            .details(authority.stamp(serde_json::json!({ "action": what }))),
         )
         .await?;
     }

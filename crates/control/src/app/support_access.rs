@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use genesis_core::support::{OperatorRole, SupportAction, SupportTier};
 use genesis_store::{Approval, AuditEvent, Database, GrantRequest, Operator, SupportGrant};
 use serde::Deserialize;
@@ -195,13 +196,14 @@ async fn deny(
     grant: Option<&SupportGrant>,
     denial: Denial,
 ) -> Result<(), Problem> {
-    let mut event =
-        AuditEvent::new(actor, "security", "PERMISSION_DENIED").details(serde_json::json!({
+    let mut event = AuditEvent::new(actor, AuditCategory::Security, "PERMISSION_DENIED").details(
+        serde_json::json!({
             "action": action,
             "why": denial.code(),
             "grant": grant.map(|g| g.id),
             "tier": grant.map(|g| g.tier.code()),
-        }));
+        }),
+    );
     event.workspace_id = ws;
     event.subject = subject.map(str::to_owned);
     db.audit_record(&event).await?;

@@ -8,6 +8,7 @@
 
 use futures_util::{StreamExt, stream};
 use genesis_core::WorkspaceId;
+use genesis_core::audit::AuditCategory;
 use genesis_core::money::{Millicents, TransferKind};
 use genesis_queue::wallet::Entry;
 use genesis_store::Database;
@@ -368,12 +369,16 @@ pub async fn check(wallets: &Wallets, db: &Database) -> Result<CheckReport, Prob
             .await
             .unwrap_or(false);
         db.audit_record(
-            &AuditEvent::new("system:wallet-check", "billing", "WALLET_CACHE_DRIFT")
-                .workspace(workspace)
-                .details(serde_json::json!({
-                    "cache_minus_ledger": Millicents(again).to_string(),
-                    "rebuilt": rebuilt,
-                })),
+            &AuditEvent::new(
+                "system:wallet-check",
+                AuditCategory::Billing,
+                "WALLET_CACHE_DRIFT",
+            )
+            .workspace(workspace)
+            .details(serde_json::json!({
+                "cache_minus_ledger": Millicents(again).to_string(),
+                "rebuilt": rebuilt,
+            })),
         )
         .await?;
     }

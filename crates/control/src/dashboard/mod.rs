@@ -8,6 +8,7 @@
 //! first ([`crate::app::tenant_access::access`]): a workspace the caller is no member of
 //! is a 404, exactly as one that does not exist.
 
+pub mod audit_pages;
 pub mod connect_pages;
 pub mod deletion_pages;
 pub mod export_pages;
@@ -123,6 +124,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/app/workspaces/{id}/exports", post(export_pages::start))
         .route("/app/workspaces/{id}/support", get(support_pages::show))
+        .route("/app/workspaces/{id}/audit", get(audit_pages::audit_log))
         .route(
             "/app/workspaces/{id}/support/{grant}/revoke",
             post(support_pages::revoke),

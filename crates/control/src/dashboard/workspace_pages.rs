@@ -68,7 +68,7 @@ pub async fn home(State(state): State<AppState>, Extension(me): Extension<Me>) -
 }
 
 /// An audit event's code as a phrase (`LEAD_REPLIED` → "lead replied").
-fn event_in_words(code: &str) -> String {
+pub(crate) fn event_in_words(code: &str) -> String {
     let words = code.to_lowercase().replace('_', " ");
     let mut c = words.chars();
     c.next()
@@ -341,6 +341,7 @@ pub async fn workspace(
                                 }
                             }
                         }
+                        p { a #audit-link href={ "/app/workspaces/" (ws.id) "/audit" } { "The whole audit log" } }
                         h2 { "Members" }
                         table #members {
                             tr { th.text { "E-mail" } th.text { "Role" } th.text { "Since" } }

@@ -57,24 +57,6 @@ fn moment_field(field: &str, raw: &str) -> Result<Option<DateTime<Utc>>, Problem
         })
 }
 
-/// The page cursor: `<RFC 3339 time>_<id>`.
-fn cursor(raw: &str) -> Result<Option<(DateTime<Utc>, i64)>, Problem> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let bad = || {
-        Problem::invalid_field(
-            "after",
-            "is not a page of this list; start again from the first page",
-        )
-    };
-    let (t, id) = raw.rsplit_once('_').ok_or_else(bad)?;
-    let t = DateTime::parse_from_rfc3339(t)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    Ok(Some((t, id.parse().map_err(|_| bad())?)))
-}
-
 impl AuditQuery {
     async fn filter(&self, state: &AppState) -> Result<AuditFilter, Problem> {
         let tenant = match self.tenant.trim() {
@@ -108,7 +90,7 @@ impl AuditQuery {
                 .map(str::to_owned),
             since,
             until,
-            after: cursor(&self.after)?,
+            after: crate::app::audit::parse_cursor(&self.after)?,
         })
     }
 
@@ -126,7 +108,7 @@ impl AuditQuery {
                 q.append_pair(k, v);
             }
         }
-        q.append_pair("after", &format!("{}_{id}", at.to_rfc3339()));
+        q.append_pair("after", &crate::app::audit::cursor_text(at, id));
         format!("/god/audit?{}", q.finish())
     }
 }

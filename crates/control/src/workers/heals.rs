@@ -15,6 +15,7 @@
 //! see (the sidecar unreachable, the provider down) are retried with the queue's backoff;
 //! the rest fail the job, and the next heartbeat that still shows the drift queues anew.
 
+use genesis_core::audit::AuditCategory;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -246,7 +247,7 @@ impl<C: Cloud + 'static> Handler for HealJobs<C> {
             return Ok(());
         }
         db.audit_record(
-            &AuditEvent::new(&self.actor, "watchdog", "DRIFT_HEALED")
+            &AuditEvent::new(&self.actor, AuditCategory::Workflows, "DRIFT_HEALED")
                 .workspace(droplet.workspace_id)
                 .subject(droplet.id.to_string())
                 .details(serde_json::json!({ "kind": p.kind.code(), "subject": p.subject })),

@@ -26,6 +26,7 @@
 //!   in n8n until a redeploy replaces it; if its workflow shows up again, the error is
 //!   cleared, and it is never deleted as an orphan.
 
+use genesis_core::audit::AuditCategory;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -242,7 +243,7 @@ impl Watchdog {
             )
             .await?;
             db.audit_record(
-                &AuditEvent::new(&self.actor, "watchdog", "DRIFT_DETECTED")
+                &AuditEvent::new(&self.actor, AuditCategory::Workflows, "DRIFT_DETECTED")
                     .workspace(droplet.workspace_id)
                     .subject(droplet.id.to_string())
                     .details(serde_json::json!({ "kind": kind.code(), "subjects": subjects })),

@@ -198,14 +198,14 @@ async fn an_operator_finds_a_tenant_acts_on_its_alert_and_reads_the_audit_log() 
         actors.iter().all(|a| a.starts_with("operator:")),
         "{actors:?}"
     );
-    let (_, html) = page(&b, "/god/audit?tenant=acme_corp&category=fleet").await;
+    let (_, html) = page(&b, "/god/audit?tenant=acme_corp&category=droplet").await;
     for event in ["ALERT_RAISED", "ALERT_ACKNOWLEDGED", "ALERT_RESOLVED"] {
         assert!(
             html.contains(&format!(r#"data-event="{event}""#)),
             "{event}"
         );
     }
-    let (_, html) = page(&b, "/god/audit?category=fleet&since=2999-01-01T00%3A00").await;
+    let (_, html) = page(&b, "/god/audit?category=droplet&since=2999-01-01T00%3A00").await;
     assert!(html.contains(r#"id="no-events""#));
     // Filters that cannot be read say which and why, and show nothing.
     let (status, html) = page(&b, "/god/audit?since=yesterday").await;

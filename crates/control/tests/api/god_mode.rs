@@ -2,6 +2,7 @@
 
 use genesis_control::credentials::hash_password;
 use genesis_control::god::GodSettings;
+use genesis_core::audit::AuditCategory;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 
 use genesis_control::sign_in_guard::SignInLimits;
@@ -526,7 +527,7 @@ async fn the_watchdog_page_separates_reviews_drift_and_heals_and_escapes_text() 
     let mut conn = app.t.db.app_pool().acquire().await.expect("conn");
     genesis_store::audit::record(
         &mut conn,
-        &AuditEvent::new("watchdog", "watchdog", "DRIFT_HEALED")
+        &AuditEvent::new("watchdog", AuditCategory::Workflows, "DRIFT_HEALED")
             .subject(drifted.to_string())
             .details(serde_json::json!({"kind": "missing_workflow"})),
     )

@@ -50,6 +50,14 @@ async fn trail(app: &App, actor: &str) -> Vec<(String, String, Option<String>)> 
         .collect()
 }
 
+/// Every value of attribute `name` in `html`, in order.
+fn attrs<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+    html.split(&format!(r#"{name}=""#))
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect()
+}
+
 async fn csrf(b: &Browser) -> String {
     csrf_of(&b.get("/god/support").await.text().await.expect("page"))
 }
@@ -357,4 +365,71 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
     let ended = app.t.db.support_grant_get(write).await.expect("grant");
     assert_eq!(ended.end_reason.as_deref(), Some("revoked"));
     assert_eq!(ended.ended_by.as_deref(), Some("account:owner@acme.test"));
+}
+
+#[tokio::test]
+async fn a_tenant_reads_its_own_audit_log_by_category_and_nobody_elses() {
+    let app = spawn_app().await;
+    let owner = tenant(&app, "ada@acme.test", "eu-west").await;
+    let page = new_workspace(&owner, "Acme", "acme_audit").await;
+    let ws = WorkspaceId::parse(page.rsplit('/').next().expect("id")).expect("workspace id");
+    let other = tenant(&app, "eve@evil.test", "eu-west").await;
+    let other_page = new_workspace(&other, "Evil", "evil_audit").await;
+    // Support looked at Acme under a grant: that is in Acme's log, under Support.
+    let sam = staff(&app, "sam", OperatorRole::Support, "198.51.100.9").await;
+    assert_eq!(
+        request(&sam, ws, "read_only", "customer asked about a failed run")
+            .await
+            .status(),
+        303
+    );
+
+    let home = owner.get(&page).await.text().await.expect("page");
+    assert!(home.contains(&format!(r#"href="{page}/audit""#)));
+    let html = owner
+        .get(&format!("{page}/audit"))
+        .await
+        .text()
+        .await
+        .expect("log");
+    let events = attrs(&html, "data-event");
+    assert!(events.contains(&"WORKSPACE_CREATED"), "{events:?}");
+    assert!(events.contains(&"ACCESS_GRANTED"), "{events:?}");
+    let html = owner
+        .get(&format!("{page}/audit?category=support"))
+        .await
+        .text()
+        .await
+        .expect("log");
+    let categories = attrs(&html, "data-category");
+    assert!(
+        !categories.is_empty() && categories.iter().all(|c| *c == "support"),
+        "{categories:?}"
+    );
+    // Every category written is one of spec 63.1's (and operations).
+    let written: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT category FROM genesis.audit_log")
+            .fetch_all(app.t.db.owner_pool())
+            .await
+            .expect("categories");
+    assert!(
+        written
+            .iter()
+            .all(|c| genesis_core::audit::AuditCategory::from_code(c).is_some()),
+        "{written:?}"
+    );
+
+    let r = owner.get(&format!("{page}/audit?category=misc")).await;
+    assert_eq!(r.status(), 422);
+    let r = owner.get(&format!("{page}/audit?after=yesterday")).await;
+    assert_eq!(r.status(), 422);
+    // Eve's log has none of Acme's events, and Acme's log is not Eve's to read.
+    let html = other
+        .get(&format!("{other_page}/audit"))
+        .await
+        .text()
+        .await
+        .expect("log");
+    assert!(!html.contains("ACCESS_GRANTED") && html.contains("WORKSPACE_CREATED"));
+    assert_eq!(other.get(&format!("{page}/audit")).await.status(), 404);
 }

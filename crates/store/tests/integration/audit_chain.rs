@@ -1,6 +1,7 @@
 //! The audit log's hash chain against the real server (issue 25): sealed rows verify, and
 //! every way of tampering by hand that the chain is meant to show is found and named.
 
+use genesis_core::audit::AuditCategory;
 use genesis_store::testing::TestDb;
 use genesis_store::{AuditChainKey, AuditEvent, BreakKind, Database};
 
@@ -9,7 +10,7 @@ use crate::helpers::sqlstate;
 async fn write(db: &Database, n: usize) {
     for i in 0..n {
         db.audit_record(
-            &AuditEvent::new("operator:ada", "security", "TEST_EVENT")
+            &AuditEvent::new("operator:ada", AuditCategory::Security, "TEST_EVENT")
                 .subject(format!("row-{i}"))
                 .details(serde_json::json!({ "i": i, "email": "ada@example.com" })),
         )

@@ -72,6 +72,16 @@ async fn runtime_role_cannot_bypass_the_data_layer() {
         .await
         .expect("ids");
     assert!(ids.is_empty(), "{ids:?}");
+    // And only under spec 63.1's categories: an invented one is refused, whoever writes it.
+    for pool in [app, t.db.owner_pool()] {
+        let err = sqlx::raw_sql(AssertSqlSafe(
+            "INSERT INTO genesis.audit_log (actor, category, event) VALUES ('t', 'misc', 'PROBE')",
+        ))
+        .execute(pool)
+        .await
+        .expect_err("no such category");
+        assert_eq!(sqlstate(&err), "23514");
+    }
 
     let roles: (bool, bool, String) = sqlx::query_as(
         "SELECT rolsuper, rolbypassrls, current_setting('plan_cache_mode') FROM pg_roles WHERE rolname = current_user",
