@@ -11,13 +11,18 @@ const PASSWORD: &str = "staple orbit velvet canyon";
 
 /// The newest link the outbox holds for `email` (what the demo prints until delivery).
 async fn link_for(app: &App, email: &str, kind: &str) -> String {
+    link_in(app.t.db.owner_pool(), email, kind).await
+}
+
+/// [`link_for`] in the regional database `db`.
+async fn link_in(db: &sqlx::PgPool, email: &str, kind: &str) -> String {
     let link: String = sqlx::query_scalar(
         "SELECT body->>'link' FROM genesis.notifications
          WHERE recipient = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
     )
     .bind(email)
     .bind(kind)
-    .fetch_one(app.t.db.owner_pool())
+    .fetch_one(db)
     .await
     .expect("a link in the outbox");
     link
@@ -71,6 +76,11 @@ async fn sign_in(b: &mut Browser, email: &str) -> reqwest::Response {
 
 /// Signs `email` up in `region`, confirms the address, and signs in.
 pub(crate) async fn tenant(app: &App, email: &str, region: &str) -> Browser {
+    tenant_in(app, app.t.db.owner_pool(), email, region).await
+}
+
+/// [`tenant`], for a region whose database is `db`.
+pub(crate) async fn tenant_in(app: &App, db: &sqlx::PgPool, email: &str, region: &str) -> Browser {
     let mut b = Browser::new(app);
     // Each person from their own address: the sign-in quota is per source.
     b.from = Some(format!(
@@ -78,7 +88,7 @@ pub(crate) async fn tenant(app: &App, email: &str, region: &str) -> Browser {
         1 + email.bytes().map(u32::from).sum::<u32>() % 250
     ));
     assert_eq!(sign_up(&b, email, PASSWORD, region).await.status(), 200);
-    let link = link_for(app, email, "EMAIL_VERIFICATION").await;
+    let link = link_in(db, email, "EMAIL_VERIFICATION").await;
     let r = b
         .post("/app/verify", form(&[("token", &token_in(&link))]), None)
         .await;

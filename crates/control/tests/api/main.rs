@@ -19,6 +19,7 @@ mod mail;
 mod openapi;
 mod payments;
 mod reconcilers;
+mod residency;
 mod second_factor;
 mod support_access;
 mod wallet;
@@ -115,7 +116,21 @@ async fn spawn_app_providing(
     providers: genesis_control::providers::Providers,
 ) -> App {
     let t = TestDb::create().await.expect("test database");
-    let control_plane = genesis_control::ControlPlane::builder(RegionalStore::single(t.db.clone()))
+    let stores = RegionalStore::single(t.db.clone());
+    spawn_app_over(t, stores, token, god, sign_ins, outbound, providers).await
+}
+
+/// An app over `stores` (whose coordinator is `t`), with every test default.
+async fn spawn_app_over(
+    t: TestDb,
+    stores: RegionalStore,
+    token: Option<&str>,
+    god: genesis_control::god::GodSettings,
+    sign_ins: genesis_control::sign_in_guard::SignInLimits,
+    outbound: genesis_control::outbound::FetchLimits,
+    providers: genesis_control::providers::Providers,
+) -> App {
+    let control_plane = genesis_control::ControlPlane::builder(stores)
         .outbound(outbound)
         .providers(providers)
         .god(god)
@@ -163,6 +178,26 @@ fn test_vault() -> genesis_store::MasterKeys {
 
 async fn spawn_app() -> App {
     spawn_app_with(Some(TOKEN)).await
+}
+
+/// An app over two regional databases ([`genesis_store::testing::two_regions`]): the app's
+/// own `t` is the coordinator (with every region but eu-west), and the second database
+/// holds eu-west alone.
+async fn spawn_app_two_regions() -> (App, TestDb) {
+    let (home, eu, stores) = genesis_store::testing::two_regions()
+        .await
+        .expect("databases");
+    let app = spawn_app_over(
+        home,
+        stores,
+        Some(TOKEN),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
+    .await;
+    (app, eu)
 }
 
 impl App {
