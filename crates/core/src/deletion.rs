@@ -61,9 +61,16 @@ impl DeletionTrigger {
         }
     }
 
-    /// Whether the deletion can be called off during the grace period.
+    /// Whether the deletion can be called off during the grace period (for `non-payment`,
+    /// only once a payment has arrived: [`Self::needs_payment_to_reverse`]).
     pub fn reversible(self) -> bool {
         !matches!(self, DeletionTrigger::Tos | DeletionTrigger::Fraud)
+    }
+
+    /// Whether calling it off needs a payment received since it was requested (spec 64.1:
+    /// non-payment is reversible "if paid"); a payment then calls it off by itself.
+    pub fn needs_payment_to_reverse(self) -> bool {
+        self == DeletionTrigger::NonPayment
     }
 
     /// Whether only an operator, giving a reason, may start it.

@@ -195,8 +195,11 @@ fn compose(images: &Images) -> Value {
                     "--docker-container", N8N_CONTAINER,
                     "--state-dir", "/state",
                     "--caddy-admin", CADDY_ADMIN_SOCKET,
+                    // Emergency support keys (spec 63.3) go to the host's root account, which
+                    // the fleet firewall opens to the operators' ranges only.
+                    "--authorized-keys", "/host-ssh/authorized_keys",
                 ],
-                "volumes": ["/var/run/docker.sock:/var/run/docker.sock", "sidecar-state:/state", format!("caddy-admin:{CADDY_ADMIN_DIR}"), format!("{ENV_PATH}:{ENV_PATH}:ro")],
+                "volumes": ["/var/run/docker.sock:/var/run/docker.sock", "sidecar-state:/state", format!("caddy-admin:{CADDY_ADMIN_DIR}"), format!("{ENV_PATH}:{ENV_PATH}:ro"), "/root/.ssh:/host-ssh"],
                 "networks": ["genesis"],
                 "mem_limit": "128m",
                 "cpus": 0.1,
@@ -394,6 +397,17 @@ mod tests {
         assert!(after("--webhook-base-url").is_some_and(|u| u.starts_with("${GENESIS_PUBLIC_URL")));
         // Caddy's admin socket is shared with the sidecar, and with nobody else.
         assert_eq!(after("--caddy-admin"), Some(CADDY_ADMIN_SOCKET));
+        // Support SSH keys reach the host's root account, and only the sidecar's mount.
+        assert_eq!(
+            after("--authorized-keys"),
+            Some("/host-ssh/authorized_keys")
+        );
+        let ssh = |svc: &str| {
+            s[svc]["volumes"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|m| m == "/root/.ssh:/host-ssh"))
+        };
+        assert!(ssh("sidecar") && !ssh("n8n") && !ssh("caddy"));
         let mounts = |svc: &str| {
             s[svc]["volumes"]
                 .as_array()

@@ -1,6 +1,7 @@
-//! The 13 commands of spec 51.4, and `SET_TRACKING_DOMAINS` for spec 61.4's tracking
-//! domains: `POST /sidecar/v1/commands` with a signed JWT whose `action` must equal the
-//! body's `action`.
+//! The 13 commands of spec 51.4, `SET_TRACKING_DOMAINS` for spec 61.4's tracking domains,
+//! and `INSTALL_SSH_KEY`/`REMOVE_SSH_KEY` for spec 63.3's Emergency support tier:
+//! `POST /sidecar/v1/commands` with a signed JWT whose `action` must equal the body's
+//! `action`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,11 +43,15 @@ pub enum CommandName {
     CollectMetrics,
     /// Serve exactly these tracking domains (spec 61.4).
     SetTrackingDomains,
+    /// Install a short-lived SSH key for an Emergency support grant (spec 63.3).
+    InstallSshKey,
+    /// Remove the SSH keys of a support grant.
+    RemoveSshKey,
 }
 
 impl CommandName {
-    /// All 14.
-    pub const ALL: [CommandName; 14] = [
+    /// All 16.
+    pub const ALL: [CommandName; 16] = [
         CommandName::HealthCheck,
         CommandName::DeployWorkflow,
         CommandName::UpdateWorkflow,
@@ -61,6 +66,8 @@ impl CommandName {
         CommandName::GetLogs,
         CommandName::CollectMetrics,
         CommandName::SetTrackingDomains,
+        CommandName::InstallSshKey,
+        CommandName::RemoveSshKey,
     ];
 
     /// The wire name.
@@ -80,6 +87,8 @@ impl CommandName {
             CommandName::GetLogs => "GET_LOGS",
             CommandName::CollectMetrics => "COLLECT_METRICS",
             CommandName::SetTrackingDomains => "SET_TRACKING_DOMAINS",
+            CommandName::InstallSshKey => "INSTALL_SSH_KEY",
+            CommandName::RemoveSshKey => "REMOVE_SSH_KEY",
         }
     }
 
@@ -215,6 +224,22 @@ pub enum Command {
         /// Lower-case host names; empty removes the route.
         hosts: Vec<String>,
     },
+    /// Let `public_key` log in over SSH until `expires_at` (spec 63.3's Emergency tier):
+    /// the sidecar writes it to the droplet's `authorized_keys` with OpenSSH's own
+    /// `expiry-time`, so it stops working then even if nothing removes it, and removes it.
+    InstallSshKey {
+        /// One OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
+        public_key: String,
+        /// When it stops working (Unix seconds).
+        expires_at: i64,
+        /// The support grant it is for; it names the key in the file.
+        grant: String,
+    },
+    /// Remove every key installed for `grant`.
+    RemoveSshKey {
+        /// The support grant.
+        grant: String,
+    },
 }
 
 fn default_quiet_wait() -> u64 {
@@ -243,6 +268,8 @@ impl Command {
             Command::GetLogs { .. } => CommandName::GetLogs,
             Command::CollectMetrics => CommandName::CollectMetrics,
             Command::SetTrackingDomains { .. } => CommandName::SetTrackingDomains,
+            Command::InstallSshKey { .. } => CommandName::InstallSshKey,
+            Command::RemoveSshKey { .. } => CommandName::RemoveSshKey,
         }
     }
 }
@@ -348,6 +375,18 @@ pub enum CommandReply {
     SetTrackingDomains {
         /// As asked.
         hosts: Vec<String>,
+    },
+    /// The key is installed.
+    InstallSshKey {
+        /// Its SHA-256 fingerprint, as `ssh-keygen -l` prints it (`SHA256:…`).
+        fingerprint: String,
+        /// When it stops working (Unix seconds).
+        expires_at: i64,
+    },
+    /// The grant's keys are gone.
+    RemoveSshKey {
+        /// How many lines were removed (0 when there were none).
+        removed: u32,
     },
 }
 

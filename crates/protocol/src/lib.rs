@@ -1,6 +1,7 @@
 //! What the control plane and the sidecar say to each other (DESIGN §3.2–§3.5), in one place
 //! so neither side can drift from the other: the handshake, heartbeats and metric reports,
-//! the 13 commands of spec 51.4 (and `SET_TRACKING_DOMAINS`, spec 61.4) with their signed
+//! the 13 commands of spec 51.4 (and `SET_TRACKING_DOMAINS`, spec 61.4, and the SSH keys of
+//! spec 63.3's Emergency tier) with their signed
 //! JWTs, the web front's fixed points, secrets sealed to a sidecar's key, Standard Webhooks
 //! signatures, and the signatures on calls from a droplet to the control plane.
 
@@ -15,6 +16,7 @@ pub mod jwt;
 pub mod keyring;
 pub mod sealed;
 pub mod source;
+pub mod ssh_key;
 pub mod webhook;
 
 pub use command::{Command, CommandName, CommandReply};

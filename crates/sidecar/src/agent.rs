@@ -192,6 +192,9 @@ pub async fn start<R: ContainerRuntime>(
     .with_credential_expiry(CredentialExpiry::load_with(
         settings.state_dir.join("credential-expiry.json"),
         settings.sync_state,
+    ))
+    .with_ssh_keys(crate::ssh_keys::SshKeys::new(
+        settings.authorized_keys.clone(),
     ));
     let executor = Arc::new(match &settings.caddy_admin {
         Some(socket) => executor.with_front(
@@ -571,6 +574,13 @@ async fn report_loop<R: ContainerRuntime>(
         tokio::select! {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return,
             _ = hb.tick() => {
+                // Support keys whose time is up go on every beat (sshd refuses them already,
+                // by their `expiry-time`).
+                match executor.ssh_keys.sweep(i64::try_from(unix_now()).unwrap_or(i64::MAX)) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "expired support SSH keys removed"),
+                    Err(e) => tracing::warn!(error = %e, "expired support SSH keys not removed"),
+                }
                 let beat = heartbeat(&settings, &executor, &service).await;
                 let delivered = post(&http, &hb_url, &token, &beat).await;
                 match delivered {

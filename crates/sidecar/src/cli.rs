@@ -66,6 +66,11 @@ pub struct SidecarArgs {
     /// without it the sidecar refuses `SET_TRACKING_DOMAINS`.
     #[arg(long)]
     caddy_admin: Option<PathBuf>,
+    /// The `authorized_keys` file short-lived support keys go to (spec 63.3's Emergency
+    /// tier), e.g. `/root/.ssh/authorized_keys`; without it the sidecar refuses
+    /// `INSTALL_SSH_KEY`.
+    #[arg(long)]
+    authorized_keys: Option<PathBuf>,
     /// Where the relay that signs n8n's calls to the control plane listens (spec 65.3):
     /// on the compose network only, never published.
     #[arg(long, default_value = "0.0.0.0:8444")]
@@ -108,6 +113,7 @@ pub async fn run(a: SidecarArgs) -> Result<(), SidecarError> {
         trusted_proxies: a.trusted_proxy.clone(),
         sync_state: true,
         caddy_admin: a.caddy_admin.clone(),
+        authorized_keys: a.authorized_keys.clone(),
         relay: Some(crate::config::RelaySettings {
             listen: a.relay_listen,
             url: a.relay_url.trim_end_matches('/').to_owned(),

@@ -49,6 +49,8 @@ pub struct Executor<R> {
     /// Caddy's admin API and the tracking domains last asked for (none: no web front, as
     /// in tests that run the sidecar alone).
     front: Option<(crate::front::WebFront, crate::front::TrackingDomains)>,
+    /// Where support SSH keys go (spec 63.3's Emergency tier); none refuses them.
+    pub ssh_keys: crate::ssh_keys::SshKeys,
 }
 
 /// How long a listing of n8n's credentials vouches for the ids in it. A deploy checks that
@@ -66,6 +68,14 @@ fn fail(action: CommandName, code: FailureCode, message: impl Into<String>) -> C
         code,
         message: message.into(),
     }
+}
+
+fn ssh_failure(action: CommandName, e: crate::ssh_keys::SshKeyError) -> CommandFailure {
+    let code = match &e {
+        crate::ssh_keys::SshKeyError::Io(_) => FailureCode::Runtime,
+        _ => FailureCode::BadArgument,
+    };
+    fail(action, code, e.to_string())
 }
 
 fn n8n_failure(action: CommandName, e: N8nError) -> CommandFailure {
@@ -113,7 +123,14 @@ impl<R: ContainerRuntime> Executor<R> {
             tag_ids: std::sync::Mutex::new(BTreeMap::new()),
             known_credentials: std::sync::Mutex::new(None),
             front: None,
+            ssh_keys: crate::ssh_keys::SshKeys::new(None),
         }
+    }
+
+    /// Installs support SSH keys into `keys`.
+    pub fn with_ssh_keys(mut self, keys: crate::ssh_keys::SshKeys) -> Self {
+        self.ssh_keys = keys;
+        self
     }
 
     /// Serves tracking domains through `front`, remembering them in `saved`.
@@ -522,6 +539,34 @@ impl<R: ContainerRuntime> Executor<R> {
             Command::SetTrackingDomains { hosts } => CommandReply::SetTrackingDomains {
                 hosts: self.serve_tracking(action, &hosts).await?,
             },
+            Command::InstallSshKey {
+                public_key,
+                expires_at,
+                grant,
+            } => {
+                let key = self
+                    .ssh_keys
+                    .install(
+                        &grant,
+                        &public_key,
+                        expires_at,
+                        chrono::Utc::now().timestamp(),
+                    )
+                    .map_err(|e| ssh_failure(action, e))?;
+                tracing::info!(%grant, fingerprint = key.fingerprint(), expires_at, "support SSH key installed");
+                CommandReply::InstallSshKey {
+                    fingerprint: key.fingerprint().to_owned(),
+                    expires_at,
+                }
+            }
+            Command::RemoveSshKey { grant } => {
+                let removed = self
+                    .ssh_keys
+                    .remove(&grant)
+                    .map_err(|e| ssh_failure(action, e))?;
+                tracing::info!(%grant, removed, "support SSH keys removed");
+                CommandReply::RemoveSshKey { removed }
+            }
         })
     }
 

@@ -85,6 +85,9 @@ pub struct Settings {
     pub sync_state: bool,
     /// Caddy's admin API socket (spec 61.4's tracking domains); none: no web front.
     pub caddy_admin: Option<PathBuf>,
+    /// The `authorized_keys` file support SSH keys go to (spec 63.3's Emergency tier);
+    /// without it the sidecar refuses `INSTALL_SSH_KEY`.
+    pub authorized_keys: Option<PathBuf>,
     /// The relay that signs n8n's calls to the control plane (spec 65.3); none: n8n has
     /// no way to call the control plane.
     pub relay: Option<RelaySettings>,

@@ -19,6 +19,7 @@ pub mod guard;
 pub mod relay;
 pub mod runtime;
 pub mod server;
+pub mod ssh_keys;
 pub mod state;
 pub mod sysstats;
 

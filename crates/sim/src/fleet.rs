@@ -262,6 +262,15 @@ impl SidecarHook {
     }
 
     /// Droplets whose sidecar runs now.
+    /// Where virtual droplet `id`'s sidecar writes support SSH keys.
+    pub fn authorized_keys(&self, id: i64) -> PathBuf {
+        self.root
+            .join(format!("droplet-{id}"))
+            .join("ssh")
+            .join("authorized_keys")
+    }
+
+    /// How many virtual droplets run.
     pub fn running(&self) -> usize {
         self.live
             .lock()
@@ -377,6 +386,7 @@ impl SidecarHook {
             // A virtual droplet's restart keeps the host's page cache: no fsync per command.
             sync_state: false,
             caddy_admin: None,
+            authorized_keys: Some(state_dir.join("ssh").join("authorized_keys")),
             relay: Some(genesis_sidecar::config::RelaySettings {
                 listen: SocketAddr::new(ip, RELAY_PORT),
                 url: format!("http://{ip}:{RELAY_PORT}"),

@@ -285,6 +285,27 @@ impl Database {
                 ),
             });
         }
+        if open.trigger.needs_payment_to_reverse() {
+            // A deposit or top-up posted to the ledger since the request: paid.
+            let paid = sqlx::query_scalar!(
+                r#"SELECT EXISTS (
+                       SELECT 1 FROM genesis.ledger_transfers
+                       WHERE workspace_id = $1 AND kind IN ('DEPOSIT', 'AUTO_TOPUP')
+                         AND phase = 'single' AND created_at >= $2) AS "paid!""#,
+                workspace.as_uuid(),
+                open.requested_at,
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if !paid {
+                return Err(StoreError::Refused {
+                    what: "deletion",
+                    message: "this deletion is for non-payment: it is called off once a \
+                              payment arrives (top up the wallet), not before"
+                        .into(),
+                });
+            }
+        }
         let begun = sqlx::query_scalar!(
             r#"SELECT started_at IS NOT NULL AS "begun!" FROM genesis.deletions
                WHERE workspace_id = $1 AND cancelled_at IS NULL"#,

@@ -87,6 +87,27 @@ pub async fn cancel(state: &AppState, id: WorkspaceId, actor: &str) -> Result<Wo
     Ok(db.deletion_cancel(id, actor, chrono::Utc::now()).await?)
 }
 
+/// A payment reached `ws`'s ledger: a non-payment deletion still in its grace period is
+/// called off (spec 64.1: reversible "if paid"), as `actor`. Any other deletion, or one
+/// whose grace period is over, is left as it is; `None` then.
+pub async fn paid(
+    db: &genesis_store::Database,
+    ws: WorkspaceId,
+    actor: &str,
+) -> Result<Option<Workspace>, Problem> {
+    let Some(open) = db.deletion_open(ws).await? else {
+        return Ok(None);
+    };
+    if !open.trigger.needs_payment_to_reverse() {
+        return Ok(None);
+    }
+    match db.deletion_cancel(ws, actor, chrono::Utc::now()).await {
+        Ok(w) => Ok(Some(w)),
+        Err(genesis_store::StoreError::Refused { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// What an owner's dashboard shows: the deletion under way, if any.
 pub async fn for_owner(
     db: &genesis_store::Database,

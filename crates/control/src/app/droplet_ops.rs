@@ -178,6 +178,82 @@ pub async fn run(
     })
 }
 
+/// Installs `public_key` on droplet `raw_id` for `caller`'s Emergency grant (spec 63.3):
+/// the key lives exactly as long as the grant (the sidecar writes the grant's expiry into
+/// the line, so sshd refuses it after that, whatever else happens). Audited with the key's
+/// fingerprint and the grant, before it is sent.
+pub async fn install_ssh_key(
+    state: &AppState,
+    raw_id: &str,
+    public_key: &str,
+    caller: Caller<'_>,
+) -> Result<DropletOpResult, Problem> {
+    let (db, droplet) = locate(state, raw_id).await?;
+    let authority = authorise(&db, caller, droplet.workspace_id, SupportAction::Ssh).await?;
+    let grant = match authority.grant {
+        Some(id) => db.support_grant_get(id).await?,
+        None => return Err(Problem::forbidden("SSH needs a live Emergency grant.")),
+    };
+    let Some(expires_at) = grant.expires_at else {
+        return Err(Problem::forbidden("SSH needs a live Emergency grant."));
+    };
+    let public_key = public_key.trim();
+    let fingerprint = genesis_protocol::ssh_key::parse(public_key)
+        .map_err(|e| Problem::invalid_field("public_key", e))?
+        .fingerprint()
+        .to_owned();
+    let (ip, provider) = address(state, &droplet).await?;
+    let command = Command::InstallSshKey {
+        public_key: public_key.to_owned(),
+        expires_at: expires_at.timestamp(),
+        grant: grant.id.to_string(),
+    };
+    db.audit_record(
+        &AuditEvent::new(
+            authority.actor.clone(),
+            AuditCategory::Support,
+            "ACTION_TAKEN",
+        )
+        .workspace(droplet.workspace_id)
+        .subject(droplet.id.to_string())
+        .details(authority.stamp(serde_json::json!({
+            "action": command.name().code(),
+            "fingerprint": fingerprint,
+            "expires_at": expires_at,
+        }))),
+    )
+    .await?;
+    let reply = send(state, &droplet, &ip, provider, &command).await?;
+    Ok(DropletOpResult {
+        droplet_id: droplet.id.as_uuid(),
+        action: command.name().code().to_owned(),
+        reply,
+    })
+}
+
+/// Takes grant `grant`'s SSH keys off workspace `ws`'s live droplets, best effort: a key
+/// left behind still dies at its expiry, which sshd and the sidecar both enforce.
+pub async fn remove_ssh_keys(state: &AppState, ws: genesis_core::WorkspaceId, grant: uuid::Uuid) {
+    let Ok((_, db)) = state.stores.workspace_find(ws).await else {
+        return;
+    };
+    let Ok(droplets) = db.droplet_live_for_workspace(ws).await else {
+        return;
+    };
+    let command = Command::RemoveSshKey {
+        grant: grant.to_string(),
+    };
+    for droplet in droplets {
+        let sent = match address(state, &droplet).await {
+            Ok((ip, provider)) => send(state, &droplet, &ip, provider, &command).await,
+            Err(p) => Err(p),
+        };
+        if let Err(p) = sent {
+            tracing::warn!(droplet = %droplet.id, %grant, detail = %p.detail, "a support SSH key was not removed; it expires on its own");
+        }
+    }
+}
+
 /// Sends `command` to `droplet`'s sidecar at `ip` (from [`address`]).
 pub(crate) async fn send(
     state: &AppState,

@@ -108,7 +108,9 @@ pub async fn authorise(
     let Caller::Operator(me) = caller else {
         return Ok(Authority { actor, grant: None });
     };
-    if !me.role.needs_grant() {
+    // SSH is the one thing nobody does without a grant: its key lives as long as the
+    // grant, and the grant names the incident.
+    if !me.role.needs_grant() && action != SupportAction::Ssh {
         return Ok(Authority { actor, grant: None });
     }
     let grant = db.support_grant_open(ws, me.id).await?;
@@ -271,10 +273,10 @@ pub async fn request(
     form: &RequestForm,
 ) -> Result<SupportGrant, Problem> {
     let (tier, reason, incident) = parse(form)?;
-    if !me.role.needs_grant() {
+    if !me.role.needs_grant() && tier != SupportTier::Emergency {
         return Err(Problem::conflict(
             "tier",
-            "managers and admins act on tenants without a grant",
+            "managers and admins act on tenants without a grant, except over SSH (Emergency)",
         ));
     }
     let ws = super::workspaces::resolve(state, &form.workspace).await?;
@@ -363,6 +365,7 @@ pub async fn revoke(
         ));
     }
     end(
+        state,
         &db,
         g,
         &format!("operator:{}", me.email),
@@ -383,26 +386,31 @@ pub async fn revoke_by_tenant(
         // Another tenant's grant reads exactly like one that does not exist.
         return Err(Problem::not_found("grant"));
     }
-    end(&db, g, actor, "ended by the tenant").await
+    end(state, &db, g, actor, "ended by the tenant").await
 }
 
 async fn end(
+    state: &AppState,
     db: &Database,
     g: SupportGrant,
     actor: &str,
     note: &str,
 ) -> Result<SupportGrant, Problem> {
-    db.support_grant_revoke(g.id, actor, note)
-        .await?
-        .ok_or_else(|| {
-            Problem::conflict(
-                "grant",
-                format!(
-                    "this grant has ended already ({})",
-                    g.end_reason.as_deref().unwrap_or("expired")
-                ),
-            )
-        })
+    let ended = db.support_grant_revoke(g.id, actor, note).await?;
+    // An Emergency grant ended early takes its SSH key with it (at its expiry, sshd and
+    // the sidecar drop the key by themselves).
+    if ended.is_some() && g.tier == SupportTier::Emergency && g.granted_at.is_some() {
+        super::droplet_ops::remove_ssh_keys(state, g.workspace_id, g.id).await;
+    }
+    ended.ok_or_else(|| {
+        Problem::conflict(
+            "grant",
+            format!(
+                "this grant has ended already ({})",
+                g.end_reason.as_deref().unwrap_or("expired")
+            ),
+        )
+    })
 }
 
 /// The grants God Mode's support page shows: every open one over the regions, newest

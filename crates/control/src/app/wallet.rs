@@ -597,6 +597,14 @@ impl Wallets {
                 tracing::warn!(error = %e, "credit not applied to the cache; the check will");
             }
         }
+        // Money in calls off a deletion for non-payment. Should this fail, the payment
+        // stands, and calling the deletion off by hand finds it.
+        if matches!(outcome, TransferOutcome::Created(_))
+            && matches!(kind, TransferKind::Deposit | TransferKind::AutoTopup)
+            && let Err(p) = super::deletion::paid(&db, workspace, actor).await
+        {
+            tracing::warn!(%workspace, detail = %p.detail, "a payment did not call off a non-payment deletion");
+        }
         Ok(outcome)
     }
 }

@@ -49,6 +49,13 @@ pub fn forms(me: &SignedIn, droplet: &str, state: DropletState, back: &str) -> M
                 label { "Image " input type="text" name="image" placeholder="n8nio/n8n:2.8.4" required; }
                 " " button type="submit" { "Pull image" }
             }
+            " "
+            form.inline #ssh-key-form method="post" action={ "/god/droplets/" (droplet) "/ssh-key" } {
+                (csrf_input(me))
+                label { "SSH public key (Emergency grant) "
+                    input type="text" name="public_key" placeholder="ssh-ed25519 AAAA… you@laptop" required; }
+                " " button type="submit" data-confirm="Install this key for the rest of your Emergency grant?" { "Install SSH key" }
+            }
             @if state.next(DropletEvent::RebootIssued).is_ok() {
                 " "
                 form.inline method="post" action=(power("reboot")) {
@@ -148,6 +155,48 @@ pub async fn run_op(
     ))
 }
 
+/// What the SSH key form sends.
+#[derive(Debug, Deserialize)]
+pub struct SshKeyForm {
+    csrf: String,
+    #[serde(default)]
+    public_key: String,
+}
+
+/// `POST /god/droplets/{id}/ssh-key`: a short-lived key for the operator's Emergency grant
+/// (spec 63.3), through [`crate::app::droplet_ops::install_ssh_key`].
+pub async fn ssh_key(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+    Path(id): Path<String>,
+    ApiForm(form): ApiForm<SshKeyForm>,
+) -> Result<Response, Problem> {
+    me.check_csrf(&form.csrf)?;
+    let back = format!("/god/droplets/{id}");
+    let r = match crate::app::droplet_ops::install_ssh_key(
+        &state,
+        &id,
+        &form.public_key,
+        Caller::Operator(&me.operator),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(p) => return Ok(problem_page(&me, &p, &back)),
+    };
+    let body = html! {
+        main {
+            h1 { "SSH key installed on droplet " code { (r.droplet_id) } }
+            (reply(&r.reply))
+            p { a href=(back) { "Back to the droplet" } }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page("SSH key", Some(&me), body),
+    ))
+}
+
 fn reply(reply: &CommandReply) -> Markup {
     match reply {
         CommandReply::GetLogs { logs } => html! {
@@ -175,6 +224,14 @@ fn reply(reply: &CommandReply) -> Markup {
                 @if let Some(pid) = new_pid { " (process " (pid) ")" } "." }
         },
         CommandReply::PullImage { .. } => html! { p #pulled { "The image is on the droplet." } },
+        CommandReply::InstallSshKey {
+            fingerprint,
+            expires_at,
+        } => html! {
+            p #ssh-installed { "Key " code { (fingerprint) } " works until "
+                (chrono::DateTime::from_timestamp(*expires_at, 0).map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default())
+                ", when sshd refuses it and the sidecar removes it. Log in as root at the droplet's address." }
+        },
         other => html! { pre { (serde_json::to_string_pretty(other).unwrap_or_default()) } },
     }
 }

@@ -110,6 +110,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/god/droplets/{id}/power/{op}",
             post(droplet_ops_pages::power),
         )
+        .route(
+            "/god/droplets/{id}/ssh-key",
+            post(droplet_ops_pages::ssh_key),
+        )
         .route("/god/search", get(tenant_pages::search_page))
         .route("/god/tenants/{id}", get(tenant_pages::tenant_page))
         .route(support_pages::PATH, get(support_pages::list))

@@ -260,6 +260,72 @@ async fn a_webhook_is_credited_once_and_forged_stale_or_replayed_deliveries_are_
 }
 
 #[tokio::test]
+async fn a_payment_calls_off_a_deletion_for_non_payment_and_no_other() {
+    use genesis_core::WorkspaceStatus;
+    use genesis_core::deletion::DeletionTrigger;
+    let till = till().await;
+    let b = tenant(&till.app, "late@acme.test", "eu-west").await;
+    let db = &till.app.t.db;
+    let (unpaid, cancelled) = (workspace_of(&b).await, workspace_of(&b).await);
+    for (ws, trigger) in [
+        (unpaid, DeletionTrigger::NonPayment),
+        (cancelled, DeletionTrigger::Cancelled),
+    ] {
+        db.wallet_open(ws).await.expect("wallet");
+        db.deletion_request(ws, trigger, None, "operator:billing", chrono::Utc::now())
+            .await
+            .expect("deletion");
+    }
+    // Calling it off from the dashboard before paying is refused, and says how.
+    let page = format!("/app/workspaces/{unpaid}");
+    let token = csrf_of(&b.get(&page).await.text().await.expect("page"));
+    let r = b
+        .post(
+            &format!("{page}/deletion/cancel"),
+            form(&[("csrf", &token)]),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(
+        r.text()
+            .await
+            .expect("page")
+            .contains("once a payment arrives")
+    );
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let now = chrono::Utc::now().timestamp();
+    for (ws, pi) in [(unpaid, "pi_late_1"), (cancelled, "pi_late_2")] {
+        let body = succeeded(ws, pi, 1_000);
+        let signed = sign(&till.hook_secret, now, body.as_bytes());
+        let (status, answer) = till.deliver(Some(&signed), &body).await;
+        assert_eq!(
+            (status, answer["outcome"].as_str()),
+            (200, Some("credited"))
+        );
+    }
+    assert_ne!(
+        db.workspace_get(unpaid).await.expect("ws").status,
+        WorkspaceStatus::PendingDeletion,
+        "paid: called off"
+    );
+    assert_eq!(
+        db.workspace_get(cancelled).await.expect("ws").status,
+        WorkspaceStatus::PendingDeletion,
+        "a cancelled subscription is not called off by a deposit"
+    );
+    let by: String = sqlx::query_scalar(
+        "SELECT actor FROM genesis.audit_log WHERE event = 'DELETION_CANCELLED' AND workspace_id = $1",
+    )
+    .bind(unpaid.as_uuid())
+    .fetch_one(db.owner_pool())
+    .await
+    .expect("audited");
+    assert_eq!(by, "system:payments");
+}
+
+#[tokio::test]
 async fn a_tenant_tops_up_from_the_dashboard_and_automatic_top_up_charges_once() {
     let till = till().await;
     let b = tenant(&till.app, "owner@acme.test", "eu-west").await;

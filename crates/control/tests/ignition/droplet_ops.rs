@@ -218,17 +218,9 @@ async fn an_operator_reads_logs_checks_health_restarts_n8n_and_pulls_an_image() 
             )
             .await
             .expect("grant");
-    let page = http
-        .get(format!("{}/god/droplets/{id}", w.base))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
-    let at = page.find(r#"name="csrf" value=""#).expect("csrf field") + 19;
-    let csrf = page[at..].split('"').next().expect("token").to_owned();
+    let csrf = w
+        .god_csrf(&http, &cookie, &format!("/god/droplets/{id}"))
+        .await;
     let send = |op: &'static str| {
         http.post(format!("{}/god/droplets/{id}/ops/{op}", w.base))
             .header(COOKIE, &cookie)
@@ -262,5 +254,126 @@ async fn an_operator_reads_logs_checks_health_restarts_n8n_and_pulls_an_image() 
         ],
         "newest first; the refused restart is not an action taken"
     );
+
+    // Emergency (spec 63.3): SSH only under a grant two managers approved for an incident;
+    // the key lands in the droplet's authorized_keys with the grant's expiry, and goes when
+    // the grant is ended.
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqQPlZyXXxRZCvAfySRXtHFvKglaFDTUkrQ4GqkvXMK oncall@laptop";
+    let install = |cookie: String, csrf: String, key: &'static str| {
+        let http = http.clone();
+        let base = w.base.clone();
+        async move {
+            http.post(format!("{base}/god/droplets/{id}/ssh-key"))
+                .header(COOKIE, &cookie)
+                .form(&[("csrf", csrf.as_str()), ("public_key", key)])
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    assert_eq!(
+        install(cookie.clone(), csrf.clone(), key).await.status(),
+        403,
+        "Read-Only is not SSH"
+    );
+    let file = w.hook.authorized_keys(row.provider_id.expect("cloud id"));
+    assert!(!file.exists());
+    let managers: Vec<genesis_store::Operator> = {
+        let mut v = Vec::new();
+        for name in ["max", "mia"] {
+            v.push(
+                w.t.db
+                    .operator_create_with_role(
+                        &format!("{name}@genesis.test"),
+                        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+                        OperatorRole::Manager,
+                        "test",
+                    )
+                    .await
+                    .expect("manager"),
+            );
+        }
+        v
+    };
+    w.t.db
+        .support_grant_revoke(grant.id, "test", "done")
+        .await
+        .expect("revoke");
+    let emergency =
+        w.t.db
+            .support_grant_request(
+                &support,
+                &GrantRequest {
+                    workspace: ws,
+                    tier: SupportTier::Emergency,
+                    reason: "n8n will not start and the logs say nothing",
+                    incident: Some("INC-4711"),
+                },
+            )
+            .await
+            .expect("request");
+    for m in &managers {
+        w.t.db
+            .support_grant_approve(emergency.id, m)
+            .await
+            .expect("approve");
+    }
+    // The key is checked before anything is sent or audited.
+    let bad = install(
+        cookie.clone(),
+        csrf.clone(),
+        "ssh-rsa AAAAB3NzaC1yc2E= old@key",
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    let ok = install(cookie.clone(), csrf.clone(), key).await;
+    assert_eq!(ok.status(), 200);
+    let html = ok.text().await.expect("html");
+    assert!(
+        html.contains("SHA256:3PJDZ1I4eFNJBtuyWKLilnFIVnEhXxajduUAXNlD+Mc"),
+        "{html}"
+    );
+    let written = std::fs::read_to_string(&file).expect("authorized_keys");
+    let line = written
+        .lines()
+        .find(|l| l.ends_with(&format!("genesis-support-{}", emergency.id)))
+        .unwrap_or_else(|| panic!("no line for the grant: {written}"));
+    assert!(line.starts_with("restrict,pty,expiry-time=\""), "{line}");
+    assert!(!line.contains("oncall@laptop"));
+    // An admin without a grant gets no SSH either.
+    let (_, admin_cookie) = w
+        .god_session_as("admin@genesis.test", OperatorRole::Admin)
+        .await;
+    let admin_csrf = w
+        .god_csrf(&http, &admin_cookie, &format!("/god/droplets/{id}"))
+        .await;
+    let refused = install(admin_cookie, admin_csrf, key).await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("html")
+            .contains("no support grant")
+    );
+    let audited =
+        w.t.db
+            .audit_list(Some(ws), Some("ACTION_TAKEN"), 10)
+            .await
+            .expect("audit")
+            .into_iter()
+            .find(|e| e.details["action"] == "INSTALL_SSH_KEY")
+            .expect("audited");
+    assert_eq!(audited.details["grant"], emergency.id.to_string());
+    assert_eq!(
+        audited.details["fingerprint"],
+        "SHA256:3PJDZ1I4eFNJBtuyWKLilnFIVnEhXxajduUAXNlD+Mc"
+    );
+    // Ended early by a manager: the key leaves the droplet at once.
+    genesis_control::app::support_access::revoke(&w.state, &managers[0], &emergency.id.to_string())
+        .await
+        .expect("revoke");
+    let after = std::fs::read_to_string(&file).expect("authorized_keys");
+    assert!(!after.contains(&emergency.id.to_string()), "{after}");
     w.finish().await;
 }

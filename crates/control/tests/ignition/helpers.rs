@@ -412,6 +412,21 @@ impl World {
         .await
     }
 
+    /// The CSRF token of God Mode page `path` for the session `cookie`.
+    pub async fn god_csrf(&self, http: &reqwest::Client, cookie: &str, path: &str) -> String {
+        let page = http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        let at = page.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+        page[at..].split('"').next().expect("token").to_owned()
+    }
+
     /// [`Self::god_session`] for operator `email` with `role`.
     pub async fn god_session_as(
         &self,

@@ -388,3 +388,59 @@ async fn the_saga_begins_after_the_grace_and_its_privileged_paths_open_only_in_o
     assert_eq!(b.status, WorkspaceStatus::Active);
     t.cleanup().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn a_non_payment_deletion_is_called_off_only_once_a_payment_arrives() {
+    use genesis_core::money::{Millicents, TransferKind};
+    use genesis_store::ledger::{NewTransfer, Phase};
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let (ws, _) = live(db, "unpaid").await;
+    db.wallet_open(ws.id).await.expect("wallet");
+    let deposit = || NewTransfer {
+        id: uuid::Uuid::now_v7(),
+        workspace: ws.id,
+        kind: TransferKind::Deposit,
+        amount: Millicents(500_000),
+        phase: Phase::Single,
+        reference: None,
+    };
+    // Money paid before the deletion does not pay for it.
+    db.wallet_credit(deposit(), "test")
+        .await
+        .expect("credit")
+        .expect("credited");
+    let now = Utc::now().trunc_subsecs(6) + TimeDelta::seconds(1);
+    let d = db
+        .deletion_request(
+            ws.id,
+            DeletionTrigger::NonPayment,
+            None,
+            "operator:billing",
+            now,
+        )
+        .await
+        .expect("request");
+    assert!(d.reversible);
+    let e = db
+        .deletion_cancel(ws.id, "account:owner@x.test", now + TimeDelta::days(1))
+        .await
+        .expect_err("not paid yet");
+    assert!(refusal(e).contains("once a payment arrives"));
+    assert_eq!(
+        db.workspace_get(ws.id).await.expect("ws").status,
+        WorkspaceStatus::PendingDeletion
+    );
+    // A payment after the request: now it can be called off.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    db.wallet_credit(deposit(), "test")
+        .await
+        .expect("credit")
+        .expect("credited");
+    let back = db
+        .deletion_cancel(ws.id, "system:payments", now + TimeDelta::days(1))
+        .await
+        .expect("paid, so reversible");
+    assert_eq!(back.status, WorkspaceStatus::Active);
+    t.cleanup().await.expect("cleanup");
+}
