@@ -425,7 +425,7 @@ async fn two_control_planes_reboot_each_zombie_exactly_once() {
     let mut back = false;
     for _ in 0..600 {
         let audit =
-            t.db.audit_list(None, Some("DROPLET_STATE_CHANGED"), 1_000)
+            t.db.audit_droplet_transitions(None, 1_000)
                 .await
                 .expect("audit");
         let mut done = 0;
@@ -445,7 +445,7 @@ async fn two_control_planes_reboot_each_zombie_exactly_once() {
     // Let both detectors run a few more passes, then count.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let audit =
-        t.db.audit_list(None, Some("DROPLET_STATE_CHANGED"), 1_000)
+        t.db.audit_droplet_transitions(None, 1_000)
             .await
             .expect("audit");
     for d in &droplets[..2] {

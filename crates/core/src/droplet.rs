@@ -123,7 +123,32 @@ pub enum CloudPower {
     Gone,
 }
 
+/// The audit events a droplet's change of state is written under (spec 63.1's Droplet
+/// events where one applies, [`DropletState::audit_event`]); a reader of a droplet's history
+/// reads them all.
+pub const TRANSITION_EVENTS: [&str; 5] = [
+    "DROPLET_STATE_CHANGED",
+    "REBOOTED",
+    "HIBERNATED",
+    "WOKEN",
+    "TERMINATED",
+];
+
 impl DropletState {
+    /// The audit event of a change from `self` to `to`: spec 63.1's REBOOTED, HIBERNATED,
+    /// WOKEN or TERMINATED when the change is one, DROPLET_STATE_CHANGED otherwise. (CREATED
+    /// is the registration's.)
+    pub fn audit_event(self, to: DropletState) -> &'static str {
+        use DropletState::*;
+        match (self, to) {
+            (_, Rebooting) => "REBOOTED",
+            (from, Hibernating) if from != Hibernating => "HIBERNATED",
+            (Waking, ActiveHealthy | ActiveDegraded | DriftDetected) => "WOKEN",
+            (_, Terminated) => "TERMINATED",
+            _ => "DROPLET_STATE_CHANGED",
+        }
+    }
+
     /// The event that a cloud observation implies for a droplet in this state, if any.
     ///
     /// - `Gone` destroys any live droplet (someone deleted it behind our back, or we did).
@@ -296,6 +321,26 @@ impl fmt::Display for DropletState {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn each_change_is_audited_under_spec_63_1s_name_when_it_has_one() {
+        use DropletState::*;
+        let cases = [
+            (ActiveHealthy, Rebooting, "REBOOTED"),
+            (Zombie, Rebooting, "REBOOTED"),
+            (ActiveHealthy, Hibernating, "HIBERNATED"),
+            (Waking, ActiveHealthy, "WOKEN"),
+            (Waking, DriftDetected, "WOKEN"),
+            (Orphan, Terminated, "TERMINATED"),
+            (Pending, Initializing, "DROPLET_STATE_CHANGED"),
+            (Hibernating, Waking, "DROPLET_STATE_CHANGED"),
+            (ActiveHealthy, Zombie, "DROPLET_STATE_CHANGED"),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(from.audit_event(to), want, "{from:?} -> {to:?}");
+            assert!(TRANSITION_EVENTS.contains(&want));
+        }
+    }
 
     const EVENTS: [DropletEvent; 18] = [
         DropletEvent::Booted,

@@ -370,7 +370,15 @@ impl<C: Cloud> Igniter<C> {
         let keys = self.vault_keys()?;
         let mut injected = BTreeMap::new();
         for slot in &p.credentials {
-            let secret = db.vault_get(keys, ws.id, slot.id).await?;
+            let secret = db
+                .vault_use(
+                    keys,
+                    ws.id,
+                    slot.id,
+                    &self.settings.actor,
+                    "injected into the tenant's n8n",
+                )
+                .await?;
             let sealed = r.seal(&slot.name, &secret.secret)?;
             let reply = r
                 .send(

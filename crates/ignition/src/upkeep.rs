@@ -385,7 +385,13 @@ impl<C: Cloud> Igniter<C> {
             })?;
         let n8n_id = n8n_credential_id(&ig, slot)?;
         let secret = db
-            .vault_get(self.vault_keys()?, ws.id, credential)
+            .vault_use(
+                self.vault_keys()?,
+                ws.id,
+                credential,
+                actor,
+                "rotated into the tenant's n8n",
+            )
             .await?
             .secret;
         self.send_rotation(&r, ws, slot, &n8n_id, &secret, actor, &db)

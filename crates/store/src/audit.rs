@@ -181,6 +181,30 @@ impl Database {
         .await?)
     }
 
+    /// The newest `limit` changes of state of droplets (of `workspace`, or of all), newest
+    /// first, whatever spec 63.1 name each was written under
+    /// ([`genesis_core::droplet::TRANSITION_EVENTS`]).
+    pub async fn audit_droplet_transitions(
+        &self,
+        workspace: Option<WorkspaceId>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query_as!(
+            AuditEntry,
+            r#"SELECT id, occurred_at, actor, category, event, workspace_id, subject, details
+               FROM genesis.audit_log
+               WHERE ($1::uuid IS NULL OR workspace_id = $1)
+                 AND category = 'droplet' AND event = ANY($2)
+               ORDER BY id DESC LIMIT $3"#,
+            workspace.map(|w| w.as_uuid()),
+            &genesis_core::droplet::TRANSITION_EVENTS.map(str::to_owned)[..],
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        Ok(rows)
+    }
+
     /// The newest events, optionally for one workspace and/or one event code.
     pub async fn audit_list(
         &self,

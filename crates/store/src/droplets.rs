@@ -273,15 +273,19 @@ pub(crate) async fn transition_in(
     })?;
     record(
         conn,
-        &AuditEvent::new(actor, AuditCategory::Droplet, "DROPLET_STATE_CHANGED")
-            .workspace(current.workspace_id)
-            .subject(current.id.to_string())
-            .details(serde_json::json!({
-                "from": current.state.code(),
-                "to": next.code(),
-                "event": event,
-                "version": current.version + 1,
-            })),
+        &AuditEvent::new(
+            actor,
+            AuditCategory::Droplet,
+            current.state.audit_event(next),
+        )
+        .workspace(current.workspace_id)
+        .subject(current.id.to_string())
+        .details(serde_json::json!({
+            "from": current.state.code(),
+            "to": next.code(),
+            "event": event,
+            "version": current.version + 1,
+        })),
     )
     .await?;
     // What a tenant's own systems are told (spec 65.4), in the same transaction.
@@ -336,7 +340,7 @@ pub(crate) async fn register_in(
     })?;
     record(
         conn,
-        &AuditEvent::new(actor, AuditCategory::Droplet, "DROPLET_REGISTERED")
+        &AuditEvent::new(actor, AuditCategory::Droplet, "CREATED")
             .workspace(workspace)
             .subject(id.to_string())
             .details(serde_json::json!({ "state": DropletState::Pending.code() })),

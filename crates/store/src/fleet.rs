@@ -365,10 +365,11 @@ impl Database {
     ) -> Result<Vec<StateChange>, StoreError> {
         let rows = sqlx::query!(
             r#"SELECT occurred_at, actor, details FROM genesis.audit_log
-               WHERE subject = $1 AND event = 'DROPLET_STATE_CHANGED'
+               WHERE subject = $1 AND event = ANY($3)
                ORDER BY id DESC LIMIT $2"#,
             droplet.to_string(),
             limit,
+            &genesis_core::droplet::TRANSITION_EVENTS.map(str::to_owned)[..],
         )
         .fetch_all(&mut *self.read().await?)
         .await?;

@@ -424,12 +424,14 @@ async fn audit_transfer(
     t: &Transfer,
     actor: &str,
 ) -> Result<(), StoreError> {
-    let event = match t.phase.as_str() {
-        "pending" => "FUNDS_RESERVED",
-        "post" => "RESERVATION_POSTED",
-        "void" => "RESERVATION_VOIDED",
-        "expire" => "RESERVATION_EXPIRED",
-        _ => "TRANSFER_POSTED",
+    // Spec 63.1's names for money in and money out; a reservation's other moves keep
+    // their own (money held, released, or let go).
+    let event = match (t.phase.as_str(), t.kind.direction()) {
+        ("pending", _) => "FUNDS_RESERVED",
+        ("void", _) => "RESERVATION_VOIDED",
+        ("expire", _) => "RESERVATION_EXPIRED",
+        (_, genesis_core::money::Direction::Credit) => "WALLET_DEPOSIT",
+        (_, genesis_core::money::Direction::Debit) => "WALLET_DEBIT",
     };
     record(
         conn,

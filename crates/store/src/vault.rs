@@ -247,6 +247,33 @@ impl Database {
         })
     }
 
+    /// [`Self::vault_get`] for a use of the secret (sending it to the tenant's n8n), which
+    /// the audit log records (spec 63.1, Credentials: ACCESSED) with who read it and why;
+    /// never the secret. The record is written before the secret is handed back: a read the
+    /// log cannot record does not happen.
+    pub async fn vault_use(
+        &self,
+        keys: &MasterKeys,
+        workspace: WorkspaceId,
+        credential: Uuid,
+        actor: &str,
+        purpose: &str,
+    ) -> Result<VaultCredential, StoreError> {
+        let found = self.vault_get(keys, workspace, credential).await?;
+        self.audit_record(
+            &AuditEvent::new(actor, AuditCategory::Credentials, "ACCESSED")
+                .workspace(workspace)
+                .subject(credential.to_string())
+                .details(serde_json::json!({
+                    "kind": found.kind,
+                    "name": found.name,
+                    "purpose": purpose,
+                })),
+        )
+        .await?;
+        Ok(found)
+    }
+
     /// Notes that credential `credential`'s latest version has not reached the droplet's
     /// n8n yet; answers the mark's time (pass it to [`Self::vault_mark_applied`]).
     pub async fn vault_mark_pending(

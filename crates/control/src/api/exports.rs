@@ -2,7 +2,7 @@
 //! signed links it gives once ready.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{Path, Query, Request, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::doc;
 use crate::app::exports::{self as app, DownloadQuery, ExportView};
+use crate::app::tenant_access::{self, TenantCaller};
 use crate::app::workspaces::resolve;
 use crate::auth::API_ACTOR;
 use crate::{AppState, Problem};
@@ -63,6 +64,61 @@ pub async fn get(
     let id = resolve(&state, &id).await?;
     let export = Uuid::parse_str(&export).map_err(|_| Problem::not_found("export"))?;
     Ok(Json(app::get(&state, id, export).await?))
+}
+
+/// Export everything (tenant)
+///
+/// As `POST /workspaces/{id}/exports`, with the workspace's own API token: a tenant takes
+/// its data away with it (spec 64.3, GDPR portability).
+#[utoipa::path(
+    post,
+    path = "/tenant/workspaces/{id}/exports",
+    tag = "tenant",
+    params(("id" = String, Path, description = "The workspace's id")),
+    responses(
+        (status = 202, description = "Started.", body = ExportView),
+        doc::NotFound,
+        doc::Conflict,
+    )
+)]
+pub async fn tenant_start(
+    State(state): State<AppState>,
+    Extension(caller): Extension<TenantCaller>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let (access, _) = tenant_access::access(&state, &caller, &id).await?;
+    access.owner_or_token("export the workspace's data")?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(app::start(&state, access.workspace.id, &access.actor).await?),
+    ))
+}
+
+/// An export (tenant)
+///
+/// As `GET /workspaces/{id}/exports/{export}`, with the workspace's own API token.
+#[utoipa::path(
+    get,
+    path = "/tenant/workspaces/{id}/exports/{export}",
+    tag = "tenant",
+    params(
+        ("id" = String, Path, description = "The workspace's id"),
+        ("export" = Uuid, Path, description = "The export's id"),
+    ),
+    responses(
+        (status = 200, description = "The export.", body = ExportView),
+        doc::NotFound,
+    )
+)]
+pub async fn tenant_get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<TenantCaller>,
+    Path((id, export)): Path<(String, String)>,
+) -> Result<Json<ExportView>, Problem> {
+    let (access, _) = tenant_access::access(&state, &caller, &id).await?;
+    access.owner_or_token("export the workspace's data")?;
+    let export = Uuid::parse_str(&export).map_err(|_| Problem::not_found("export"))?;
+    Ok(Json(app::get(&state, access.workspace.id, export).await?))
 }
 
 /// `GET /exports/{id}/download?part=&expires=&sig=`: one part of a ready export, for

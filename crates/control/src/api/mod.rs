@@ -80,6 +80,8 @@ pub fn tenant_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenant::members))
         .routes(routes!(tenant::tokens))
         .routes(routes!(tenant::tracking_domains))
+        .routes(routes!(exports::tenant_start))
+        .routes(routes!(exports::tenant_get))
         .routes(routes!(wallet::tenant_wallet))
         .routes(routes!(wallet::tenant_transactions))
         .routes(routes!(webhooks::tenant_create, webhooks::tenant_list))

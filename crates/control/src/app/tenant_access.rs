@@ -67,6 +67,17 @@ impl Access {
             ))),
         }
     }
+
+    /// An owner, or a script holding the workspace's API token (which only owners make):
+    /// who may take everything the workspace holds away with them (a GDPR export).
+    pub fn owner_or_token(&self, what: &str) -> Result<(), Problem> {
+        match (&self.account, self.role) {
+            (Some(_), Role::Owner) | (None, _) => Ok(()),
+            _ => Err(Problem::forbidden(format!(
+                "only an owner of this workspace can {what}"
+            ))),
+        }
+    }
 }
 
 /// The one answer for every workspace a caller may not see.

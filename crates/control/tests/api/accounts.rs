@@ -380,6 +380,35 @@ async fn owners_invite_members_make_tokens_and_sign_out_everywhere() {
         403,
         "a token cannot list its siblings"
     );
+    // The owner's scripts take the workspace's data away with them (spec 64.3).
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/tenant/workspaces/{ws_id}/exports",
+            app.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(r.status(), 202);
+    let started: serde_json::Value = r.json().await.expect("json");
+    let export = started["id"].as_str().expect("id").to_owned();
+    let job = loop {
+        let job: serde_json::Value = api(
+            format!("/api/v1/tenant/workspaces/{ws_id}/exports/{export}"),
+            token.clone(),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+        if job["state"] != "RUNNING" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["state"], "READY", "{job}");
+    assert!(!job["links"].as_array().expect("links").is_empty(), "{job}");
     let stored: Vec<u8> = sqlx::query_scalar("SELECT token_sha256 FROM genesis.tenant_api_tokens")
         .fetch_one(app.t.db.owner_pool())
         .await

@@ -131,7 +131,7 @@ async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orp
             };
             let passed_zombie =
                 !w.t.db
-                    .audit_list(None, Some("DROPLET_STATE_CHANGED"), 5_000)
+                    .audit_droplet_transitions(None, 5_000)
                     .await
                     .expect("audit")
                     .iter()
@@ -161,7 +161,7 @@ async fn zombies_are_rebooted_once_and_recover_and_one_that_never_returns_is_orp
 
     let audit =
         w.t.db
-            .audit_list(None, Some("DROPLET_STATE_CHANGED"), 10_000)
+            .audit_droplet_transitions(None, 10_000)
             .await
             .expect("audit");
     for (id, killed_at) in &killed {

@@ -472,7 +472,7 @@ async fn a_handshake_that_never_comes_unwinds_everything() {
     // never finished INITIALIZING as far as anyone can tell) and was then destroyed.
     let states: Vec<String> =
         w.t.db
-            .audit_list(Some(ws), Some("DROPLET_STATE_CHANGED"), 50)
+            .audit_droplet_transitions(Some(ws), 50)
             .await
             .expect("audit")
             .iter()

@@ -72,15 +72,16 @@ async fn the_same_id_is_the_same_transfer() {
     assert_eq!(balance.balance, Millicents(99_500), "charged once");
     assert_eq!(balance.lifetime_usage, Millicents(500));
     assert_eq!(balance.lifetime_deposits, Millicents(100_000));
-    // Each transfer applied was audited once.
-    let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM genesis.audit_log WHERE workspace_id = $1 AND category = 'billing'",
+    // Each transfer applied was audited once, under spec 63.1's names: the deposit that
+    // funded the wallet, and the charge.
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT event FROM genesis.audit_log WHERE workspace_id = $1 AND category = 'billing' ORDER BY id",
     )
     .bind(ws.as_uuid())
-    .fetch_one(db.owner_pool())
+    .fetch_all(db.owner_pool())
     .await
-    .expect("count");
-    assert_eq!(audited, 2);
+    .expect("events");
+    assert_eq!(audited, ["WALLET_DEPOSIT", "WALLET_DEBIT"]);
     t.cleanup().await.expect("cleanup");
 }
 

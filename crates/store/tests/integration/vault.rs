@@ -30,6 +30,32 @@ async fn credentials_are_encrypted_bound_and_rotatable() {
         !format!("{got:?}").contains("sk-live"),
         "Debug never shows the secret"
     );
+    // A use of it is audited (Credentials: ACCESSED), with who and why, not what; a plain
+    // read is not.
+    let used = db
+        .vault_use(
+            &v1,
+            a.id,
+            cred,
+            "system:ignition",
+            "injected into the tenant's n8n",
+        )
+        .await
+        .expect("use");
+    assert_eq!(used.secret, secret);
+    let accessed = db
+        .audit_list(Some(a.id), Some("ACCESSED"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(accessed.len(), 1);
+    assert_eq!(accessed[0].category, "credentials");
+    assert_eq!(accessed[0].actor, "system:ignition");
+    assert_eq!(accessed[0].subject.as_deref(), Some(&*cred.to_string()));
+    assert_eq!(
+        accessed[0].details["purpose"],
+        "injected into the tenant's n8n"
+    );
+    assert!(!accessed[0].details.to_string().contains("sk-live"));
 
     // The database holds no plaintext.
     let mut admin = sqlx::postgres::PgConnection::connect_with(&db.options().admin)
