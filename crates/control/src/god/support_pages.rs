@@ -44,14 +44,37 @@ pub fn access_page(
                 }
             }
             @if grant.is_none_or(|g| !g.pending()) {
-                (request_form(me, ws))
+                (request_form(me, ws, &SupportTier::ALL))
             }
         }
     };
     html_response(StatusCode::OK, page(&ws.name, Some(me), body))
 }
 
-fn request_form(me: &SignedIn, ws: &Workspace) -> Markup {
+/// For managers and admins, who act on tenants without grants except over SSH: their
+/// Emergency grant on this tenant, or the form that asks for one.
+pub fn emergency_section(
+    me: &SignedIn,
+    ws: &Workspace,
+    grant: Option<&SupportGrant>,
+    now: DateTime<Utc>,
+) -> Markup {
+    html! {
+        section #emergency-ssh {
+            h2 { "Emergency SSH" }
+            p.quiet { "SSH to this tenant's droplet needs an Emergency grant, whoever you are: two other managers approve it, for an open incident, and it lasts 15 minutes." }
+            @match grant {
+                Some(g) => {
+                    (grant_facts(g, now))
+                    (revoke_form(me, g, "End it", &format!("/god/tenants/{}", ws.slug)))
+                }
+                None => (request_form(me, ws, &[SupportTier::Emergency])),
+            }
+        }
+    }
+}
+
+fn request_form(me: &SignedIn, ws: &Workspace, tiers: &[SupportTier]) -> Markup {
     html! {
         h2 { "Request access" }
         form #request-grant method="post" action={ (PATH) "/grants" } {
@@ -59,9 +82,9 @@ fn request_form(me: &SignedIn, ws: &Workspace) -> Markup {
             input type="hidden" name="workspace" value=(ws.id);
             fieldset {
                 legend { "Tier" }
-                @for t in SupportTier::ALL {
+                @for (i, t) in tiers.iter().copied().enumerate() {
                     label.tier {
-                        input type="radio" name="tier" value=(t.code()) required checked[t == SupportTier::ReadOnly];
+                        input type="radio" name="tier" value=(t.code()) required checked[i == 0];
                         " " b { (t.label()) } ": " (t.allows_text()) ", for "
                         (t.duration().as_secs() / 60) " minutes, "
                         @match t.approvals_needed() {

@@ -14,7 +14,7 @@ use super::fleet_pages::droplet_section;
 use super::layout::{actor, html_response, moment, page};
 use super::pages::found_or_page;
 use super::session::SignedIn;
-use super::support_pages::{access_page, grant_banner};
+use super::support_pages::{access_page, emergency_section, grant_banner};
 use crate::app::support::{Found, SEARCH_LIMIT, search, tenant};
 use crate::app::support_access::{self, Caller};
 use crate::extract::ApiQuery;
@@ -118,6 +118,14 @@ pub async fn tenant_page(
     };
     let ws = &t.workspace.workspace;
     let back = format!("/god/tenants/{}", ws.slug);
+    // Managers and admins need a grant for SSH alone: theirs, or the form that asks.
+    let emergency = if me.operator.role.needs_grant() {
+        None
+    } else {
+        let (_, mine, now) =
+            support_access::my_access(&state, &me.operator, &ws.id.to_string()).await?;
+        Some(emergency_section(&me, ws, mine.as_ref(), now))
+    };
     let body = html! {
         main {
             h1 { (ws.name) " " small.quiet { code { (ws.slug) } } }
@@ -159,6 +167,7 @@ pub async fn tenant_page(
                     (droplet_section(&me, d, &back))
                 }
             }
+            @if let Some(e) = &emergency { (e) }
             h2 { "Audit trail " small.quiet { "(newest first)" } }
             @if t.audit.is_empty() {
                 p.quiet { "Nothing recorded." }

@@ -58,11 +58,31 @@ fn attrs<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// God Mode's page of tenant `ws`, as `b` sees it.
+async fn tenant_page(b: &Browser, ws: WorkspaceId) -> String {
+    b.get(&format!("/god/tenants/{ws}"))
+        .await
+        .text()
+        .await
+        .expect("page")
+}
+
 async fn csrf(b: &Browser) -> String {
     csrf_of(&b.get("/god/support").await.text().await.expect("page"))
 }
 
 async fn request(b: &Browser, ws: WorkspaceId, tier: &str, reason: &str) -> reqwest::Response {
+    request_for(b, ws, tier, reason, "").await
+}
+
+/// [`request`], naming an incident.
+async fn request_for(
+    b: &Browser,
+    ws: WorkspaceId,
+    tier: &str,
+    reason: &str,
+    incident: &str,
+) -> reqwest::Response {
     let token = csrf(b).await;
     b.post(
         "/god/support/grants",
@@ -71,7 +91,7 @@ async fn request(b: &Browser, ws: WorkspaceId, tier: &str, reason: &str) -> reqw
             ("workspace", &ws.to_string()),
             ("tier", tier),
             ("reason", reason),
-            ("incident", ""),
+            ("incident", incident),
         ]),
         None,
     )
@@ -169,12 +189,7 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
     let read_only = grant_id(&app, ws).await;
 
     // Read-Only: the tenant, the droplet, logs and health; not a restart, a pull or a reboot.
-    let html = sam
-        .get(&format!("/god/tenants/{ws}"))
-        .await
-        .text()
-        .await
-        .expect("page");
+    let html = tenant_page(&sam, ws).await;
     assert!(html.contains(r#"id="tenant-facts""#) && html.contains(r#"id="grant-banner""#));
     assert_eq!(
         sam.get(&format!("/god/droplets/{droplet}")).await.status(),
@@ -200,12 +215,7 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
         )
         .await;
     assert_eq!(r.status(), 403);
-    let html = sam
-        .get(&format!("/god/tenants/{ws}"))
-        .await
-        .text()
-        .await
-        .expect("page");
+    let html = tenant_page(&sam, ws).await;
     assert!(html.contains(r#"id="grant-banner""#));
 
     // Thirty-one minutes later (the grant's clock moved back), it allows nothing.
@@ -219,24 +229,14 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
     .await
     .expect("age");
     assert_eq!(op(&sam, droplet, "logs", &[]).await, 403);
-    let html = sam
-        .get(&format!("/god/tenants/{ws}"))
-        .await
-        .text()
-        .await
-        .expect("page");
+    let html = tenant_page(&sam, ws).await;
     assert!(html.contains(r#"id="request-grant""#) && !html.contains(r#"id="tenant-facts""#));
 
     // Write waits for a manager; the requester cannot approve it.
     let r = request(&sam, ws, "write", "pull the patched image for the tenant").await;
     assert_eq!(r.status(), 303);
     let write = grant_id(&app, ws).await;
-    let html = sam
-        .get(&format!("/god/tenants/{ws}"))
-        .await
-        .text()
-        .await
-        .expect("page");
+    let html = tenant_page(&sam, ws).await;
     assert!(html.contains(r#"id="grant-pending""#), "{html}");
     assert_eq!(
         op(&sam, droplet, "logs", &[]).await,
@@ -269,6 +269,27 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
         503
     );
     assert_eq!(op(&sam, droplet, "restart", &[]).await, 503);
+
+    // A manager sees the tenant without a grant, and asks for one only to SSH: any other
+    // tier is refused, Emergency needs its incident and then waits for two others.
+    let html = tenant_page(&max, ws).await;
+    assert!(html.contains(r#"id="tenant-facts""#) && html.contains(r#"id="emergency-ssh""#));
+    assert_eq!(
+        request(&max, ws, "debug", "restart n8n for the customer")
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        request(&max, ws, "emergency", "n8n will not start at all")
+            .await
+            .status(),
+        422
+    );
+    let r = request_for(&max, ws, "emergency", "n8n will not start at all", "INC-9").await;
+    assert_eq!(r.status(), 303);
+    let html = tenant_page(&max, ws).await;
+    assert!(html.contains(r#"data-status="pending""#), "{html}");
 
     // What the audit log says of sam, in order: each refusal with why, each action with
     // the grant it ran under.
