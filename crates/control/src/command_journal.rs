@@ -1,7 +1,13 @@
 //! The control plane's side of the command journal: [`JournalSink`] takes what the
 //! [`SidecarClient`](genesis_ignition::SidecarClient) reports about each command it sent,
-//! buffers it in memory and writes it to the coordinator database in one statement per
-//! flush (the droplet page's "recent commands", spec 44.1).
+//! buffers it in memory and writes it, one statement per database and flush, to the
+//! database of the region the command's workspace lives in (the droplet page's "recent
+//! commands", spec 44.1).
+//!
+//! The journal's `detail` is what a sidecar or n8n said when a command failed, which can
+//! name a tenant's data; so it stays in the tenant's region (spec 62.2), and a tenant's
+//! deletion finds it there (spec 64.2). An entry whose workspace no region holds (gone, or a
+//! lookup that failed) goes to the coordinator's database, as other such records do.
 //!
 //! # Guarantees
 //! - Sending a command never waits for the journal: recording is a push onto a buffer.
@@ -16,9 +22,12 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::collections::{BTreeMap, HashMap};
+
+use genesis_core::{Region, WorkspaceId};
 use genesis_ignition::sidecar_client::{CommandJournal, CommandRecord};
 use genesis_store::command_journal::CommandEntry;
-use genesis_store::{Database, StoreError};
+use genesis_store::{Database, RegionalStore, StoreError};
 
 /// The most entries buffered between flushes.
 pub const MAX_BUFFERED: usize = 100_000;
@@ -26,20 +35,26 @@ pub const MAX_BUFFERED: usize = 100_000;
 /// How often old entries are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 
+/// The most workspaces whose region the sink remembers (a workspace never changes region;
+/// the map is only emptied when it grows past this).
+const REGIONS_REMEMBERED: usize = 100_000;
+
 /// Buffers command records and writes them in batches.
 pub struct JournalSink {
-    db: Database,
+    stores: RegionalStore,
     pending: Mutex<VecDeque<CommandEntry>>,
     last_prune: Mutex<Option<Instant>>,
+    regions: Mutex<HashMap<uuid::Uuid, Region>>,
 }
 
 impl JournalSink {
-    /// A sink writing to `db` (the coordinator database).
-    pub fn new(db: Database) -> Self {
+    /// A sink writing to the regional databases of `stores`.
+    pub fn new(stores: RegionalStore) -> Self {
         Self {
-            db,
+            stores,
             pending: Mutex::new(VecDeque::new()),
             last_prune: Mutex::new(None),
+            regions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -47,15 +62,61 @@ impl JournalSink {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes what is buffered; on failure puts it back (in front of newer entries).
-    /// Returns how many entries were written.
+    /// The index (in `stores.distinct()`) of the database workspace `ws`'s entries go to.
+    async fn home_of(&self, ws: uuid::Uuid) -> usize {
+        let known = self
+            .regions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ws)
+            .copied();
+        let region = match known {
+            Some(r) => Some(r),
+            None => match WorkspaceId::from_uuid(ws) {
+                Ok(id) => match self.stores.workspace_find(id).await {
+                    Ok((w, _)) => {
+                        let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+                        if map.len() >= REGIONS_REMEMBERED {
+                            map.clear();
+                        }
+                        map.insert(ws, w.region);
+                        Some(w.region)
+                    }
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            },
+        };
+        self.stores
+            .index_of(region.unwrap_or(genesis_store::regions::COORDINATOR))
+    }
+
+    /// Writes what is buffered, each entry to its workspace's database; what a database
+    /// refused goes back (in front of newer entries). Returns how many entries were written.
     pub async fn flush(&self) -> Result<usize, StoreError> {
         let batch: Vec<CommandEntry> = self.lock().drain(..).collect();
-        if !batch.is_empty()
-            && let Err(e) = self.db.command_journal_append(&batch).await
-        {
+        let mut by_db: BTreeMap<usize, Vec<CommandEntry>> = BTreeMap::new();
+        for entry in batch {
+            let home = self.home_of(entry.workspace_id).await;
+            by_db.entry(home).or_default().push(entry);
+        }
+        let mut written = 0;
+        let mut failed = None;
+        let mut unwritten = Vec::new();
+        for (home, entries) in by_db {
+            let db: &Database = &self.stores.distinct()[home];
+            match db.command_journal_append(&entries).await {
+                Ok(()) => written += entries.len(),
+                Err(e) => {
+                    unwritten.extend(entries);
+                    failed = Some(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            unwritten.sort_by_key(|e| e.sent_at);
             let mut pending = self.lock();
-            for entry in batch.into_iter().rev() {
+            for entry in unwritten.into_iter().rev() {
                 pending.push_front(entry);
             }
             trim(&mut pending);
@@ -70,19 +131,21 @@ impl JournalSink {
             due
         };
         if prune_due {
-            self.db.command_journal_prune().await?;
+            for db in self.stores.distinct() {
+                db.command_journal_prune().await?;
+            }
         }
-        Ok(batch.len())
+        Ok(written)
     }
 
-    /// A sink writing to `db`, and its flusher running every `every` until `stop` turns
+    /// A sink writing to `stores`, and its flusher running every `every` until `stop` turns
     /// true (what `genesis serve`, the benchmarks and the tests all start).
     pub fn start(
-        db: Database,
+        stores: RegionalStore,
         every: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> (std::sync::Arc<Self>, tokio::task::JoinHandle<()>) {
-        let sink = std::sync::Arc::new(Self::new(db));
+        let sink = std::sync::Arc::new(Self::new(stores));
         let flusher = tokio::spawn({
             let sink = sink.clone();
             async move { sink.run(every, stop).await }

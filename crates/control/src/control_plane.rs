@@ -223,14 +223,11 @@ impl ControlPlaneBuilder {
     }
 
     /// Starts the command journal (every command sent to a sidecar, for God Mode's droplet
-    /// page), flushed every `every` into the coordinating database; its flusher runs with
-    /// the control plane. The sink goes to the sidecar client the igniter is built with.
+    /// page), flushed every `every` into each workspace's regional database; its flusher
+    /// runs with the control plane. The sink goes to the sidecar client the igniter is
+    /// built with.
     pub fn command_journal(&mut self, every: Duration) -> Arc<JournalSink> {
-        let (sink, flusher) = JournalSink::start(
-            self.stores.coordinator().clone(),
-            every,
-            self.stop.1.clone(),
-        );
+        let (sink, flusher) = JournalSink::start(self.stores.clone(), every, self.stop.1.clone());
         self.tasks.spawn("command journal", async move {
             flusher.await.map_err(|e| e.to_string())
         });

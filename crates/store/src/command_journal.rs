@@ -3,7 +3,7 @@
 //! plane's journal sink and kept for [`COMMAND_JOURNAL_DAYS`] days.
 //!
 //! Commands are keyed by workspace and the cloud's droplet id, which is what a command's
-//! token is scoped to; the journal lives in the coordinator database.
+//! token is scoped to; the journal lives in the workspace's regional database (DECISIONS 103).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -64,13 +64,10 @@ pub async fn droplet_detail(state: &AppState, raw_id: &str) -> Result<DropletDet
     let (db, droplet) = crate::app::droplets::locate(state, raw_id).await?;
     let last = db.droplet_last_heartbeat(droplet.id).await?;
     let history = db.droplet_history(droplet.id, 500).await?;
-    // The journal is in the coordinator database, by the cloud's id.
+    // The journal is in the workspace's regional database, by the cloud's id.
     let commands = match droplet.provider_id {
         Some(pid) => {
-            state
-                .stores
-                .coordinator()
-                .command_journal_recent(droplet.workspace_id.as_uuid(), pid, RECENT_COMMANDS)
+            db.command_journal_recent(droplet.workspace_id.as_uuid(), pid, RECENT_COMMANDS)
                 .await?
         }
         None => Vec::new(),
