@@ -139,13 +139,17 @@ pub fn grant_banner(me: &SignedIn, g: &SupportGrant, back: &str) -> Markup {
     }
 }
 
-/// `GET /god/support`: the open grants over every region; approve and end buttons for
-/// those who may press them.
+/// `GET /god/support`: the open grants over every region (a support operator's own only);
+/// approve and end buttons for those who may press them.
 pub async fn list(
     State(state): State<AppState>,
     Extension(me): Extension<SignedIn>,
 ) -> Result<Response, Problem> {
-    let grants = support_access::open_grants(&state).await?;
+    // Support staff see their own grants only: another's reason may name a customer.
+    let mut grants = support_access::open_grants(&state).await?;
+    if me.operator.role.needs_grant() {
+        grants.retain(|g| g.operator_id == me.operator.id);
+    }
     let now = state.stores.coordinator().now().await?;
     let approves = me.operator.role.approves();
     let body = html! {

@@ -290,6 +290,17 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
     assert_eq!(r.status(), 303);
     let html = tenant_page(&max, ws).await;
     assert!(html.contains(r#"data-status="pending""#), "{html}");
+    // The approvers' list shows it; a support operator's shows their own grants only.
+    let emergency: uuid::Uuid = sqlx::query_scalar(
+        "SELECT id FROM genesis.support_grants WHERE tier = 'emergency' AND ended_at IS NULL",
+    )
+    .fetch_one(app.t.db.owner_pool())
+    .await
+    .expect("the manager's request");
+    let mine = sam.get("/god/support").await.text().await.expect("page");
+    assert!(mine.contains(&write.to_string()) && !mine.contains(&emergency.to_string()));
+    let all = max.get("/god/support").await.text().await.expect("page");
+    assert!(all.contains(&emergency.to_string()) && all.contains(&write.to_string()));
 
     // What the audit log says of sam, in order: each refusal with why, each action with
     // the grant it ran under.
