@@ -53,7 +53,7 @@ pub async fn audit_log(
             q.append_pair("after", &audit::cursor_text(at, id));
             format!("{base}?{}", q.finish())
         });
-        let body = html! {
+        let body = html! { main {
             h1 { "Audit log" }
             p.quiet { "Everything recorded about this workspace: sign-ins, changes, payments, exports, and what our support staff did under a grant. Newest first." }
             form.filters method="get" action=(base) {
@@ -84,7 +84,7 @@ pub async fn audit_log(
             }
             @if let Some(n) = &next { p { a #next-page href=(n) { "Older events" } } }
             p { a href=(back) { "Back to your workspace" } }
-        };
+        } };
         Ok::<_, Problem>(html_response(
             axum::http::StatusCode::OK,
             page("Audit log", Some(&me), body),

@@ -67,7 +67,7 @@ pub async fn show(
             .map_err(|_| crate::Problem::not_found("export"))?;
         let v = exports::get(&state, access.workspace.id, export).await?;
         let running = v.job.state == "RUNNING";
-        let body = html! {
+        let body = html! { main {
             @if running {
                 meta http-equiv="refresh" content="2";
             }
@@ -93,7 +93,7 @@ pub async fn show(
                 _ => p { "This export has been removed. Start another one from your workspace." },
             }
             p { a href=(back) { "Back to your workspace" } }
-        };
+        } };
         Ok::<_, crate::Problem>(html_response(
             axum::http::StatusCode::OK,
             page("Your export", Some(&me), body),

@@ -37,7 +37,7 @@ pub async fn show(
         let now = chrono::Utc::now();
         let owner = access.owner("end support access").is_ok();
         let base = format!("/app/workspaces/{ws}");
-        let body = html! {
+        let body = html! { main {
             h1 { "Support access" }
             p.quiet { "Our support staff can see or change your workspace only under a grant: one person, one workspace, a reason, and a few minutes. Grants that can change anything are approved by a manager first. Everything done under a grant is listed here." }
             @if grants.is_empty() {
@@ -83,7 +83,7 @@ pub async fn show(
                 }
             }
             p { a href=(back) { "Back to your workspace" } }
-        };
+        } };
         Ok::<_, crate::Problem>(html_response(
             axum::http::StatusCode::OK,
             page("Support access", Some(&me), body),

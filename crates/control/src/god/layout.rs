@@ -190,14 +190,16 @@ pub fn droplet_state(state: genesis_core::DropletState) -> Markup {
     }
 }
 
-/// Who did something, as people read it: an operator by e-mail (the shared API token as
-/// "API token"), anything else as the part of the platform that acted. The audit log's own
-/// name is on hover.
+/// Who did something, as people read it: an operator or a tenant's account by e-mail, an
+/// API token (the operators' shared one, or a tenant's) as "API token", anything else as the
+/// part of the platform that acted. The audit log's own name is on hover.
 pub fn actor(raw: &str) -> Markup {
-    let shown = match raw.strip_prefix("operator:") {
-        Some(t) if raw == crate::auth::API_ACTOR || t.is_empty() => "API token".to_owned(),
-        Some(email) => email.to_owned(),
-        None => format!("{raw} (automatic)"),
+    let shown = match raw.split_once(':') {
+        _ if raw == crate::auth::API_ACTOR => "API token".to_owned(),
+        Some(("operator" | "account", "") | ("token", _)) => "API token".to_owned(),
+        // A person: an operator or a tenant's account, by address.
+        Some(("operator" | "account", email)) => email.to_owned(),
+        _ => format!("{raw} (automatic)"),
     };
     html! { span.actor title=(raw) { (shown) } }
 }
@@ -268,4 +270,27 @@ pub async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Re
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actor;
+
+    #[test]
+    fn people_are_named_by_address_tokens_as_tokens_and_the_rest_as_automatic() {
+        let shown = |raw: &str| {
+            let html = actor(raw).into_string();
+            let start = html.find('>').map_or(0, |i| i + 1);
+            html[start..].trim_end_matches("</span>").to_owned()
+        };
+        assert_eq!(shown("operator:ops@genesis.test"), "ops@genesis.test");
+        assert_eq!(shown("account:ada@acme.test"), "ada@acme.test");
+        assert_eq!(shown(crate::auth::API_ACTOR), "API token");
+        assert_eq!(
+            shown("token:0193a1d2-7b3c-7def-8123-456789abcdef"),
+            "API token"
+        );
+        assert_eq!(shown("system:payments"), "system:payments (automatic)");
+        assert_eq!(shown("watchdog"), "watchdog (automatic)");
+    }
 }

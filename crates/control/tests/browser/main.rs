@@ -840,6 +840,22 @@ async fn a_tenant_signs_up_and_starts_a_workspace_in_a_real_browser() {
     assert_eq!(text_of(&b, "#status").await, "not started");
     screenshot(&b, "tenant-workspace").await;
 
+    // Its own audit log, which every member reads (spec 63.1), and back.
+    click(&b, "#audit-link").await;
+    arrive(&b, "the audit log", |p| p.ends_with("/audit")).await;
+    assert!(displayed(&b, "#tenant-audit").await);
+    assert!(
+        text_of(&b, "#tenant-audit")
+            .await
+            .contains("Workspace created")
+    );
+    screenshot(&b, "tenant-audit").await;
+    b.back().await.expect("back");
+    arrive(&b, "the workspace", |p| {
+        p.starts_with("/app/workspaces/") && !p.ends_with("/audit")
+    })
+    .await;
+
     // The setup wizard: the brand drafted from the company's site, corrected, confirmed;
     // then a booking link whose doubts are read before it is saved anyway.
     let site = company_site().await;
