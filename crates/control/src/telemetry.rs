@@ -173,6 +173,11 @@ pub const FAMILIES: &[(&str, Kind, &str)] = &[
         "Tenant data access refused by the fail-closed checks, by reason.",
     ),
     (
+        "genesis_support_denied_total",
+        Kind::Counter,
+        "Support staff refused an action on a tenant (spec 63.3), by why: no grant, pending, expired, beyond the tier, fleet-only.",
+    ),
+    (
         "genesis_partitions_created_total",
         Kind::Counter,
         "Lead partitions created.",

@@ -70,6 +70,9 @@ fn out_of_order(ws: WorkspaceId, step: DeletionStep) -> StoreError {
     }
 }
 
+/// What a deleted tenant's rollout failure texts become.
+pub const SCRUBBED_ERROR: &str = "removed with the tenant";
+
 impl Database {
     /// Workspaces whose grace period is over at `now` and whose deletion is not finished,
     /// oldest first, skipping those another replica holds.
@@ -273,6 +276,36 @@ impl Database {
         let moved = Self::deletion_step_in(&mut tx, ws, step, actor, removed, export).await?;
         tx.commit().await?;
         Ok(moved)
+    }
+
+    /// Step 4's part in the coordinating database, when it is not the tenant's own: the
+    /// failure texts of the tenant's rollout targets (a sidecar's error can name tenant
+    /// data; the rows stay, so finished rollouts keep their counts) and any command journal
+    /// entries written there before the journal moved to the regions (DECISIONS 103).
+    /// Idempotent; answers (targets scrubbed, journal entries removed).
+    pub async fn deletion_coordinator_scrub(
+        &self,
+        ws: WorkspaceId,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.app.begin().await?;
+        let scrubbed = sqlx::query!(
+            r#"UPDATE genesis.rollout_targets SET error = $2, updated_at = now()
+               WHERE workspace_id = $1 AND error IS NOT NULL AND error <> $2"#,
+            ws.as_uuid(),
+            SCRUBBED_ERROR,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let journal = sqlx::query!(
+            "DELETE FROM genesis.command_journal WHERE workspace_id = $1",
+            ws.as_uuid()
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((scrubbed, journal))
     }
 
     /// Step 4: every row the workspace owns but its history (and its name and short name on

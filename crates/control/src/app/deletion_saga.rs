@@ -240,7 +240,15 @@ impl<C: Cloud> Purger<C> {
                 if !w.slug.as_str().starts_with("deleted_") {
                     self.stores.coordinator().slug_release(&w.slug).await?;
                 }
-                Ok(Value::Null)
+                // What the coordinating database holds of it (its rollouts' failure texts).
+                let (targets, journal) = self
+                    .stores
+                    .coordinator()
+                    .deletion_coordinator_scrub(ws)
+                    .await?;
+                Ok(serde_json::json!({
+                    "coordinator": { "rollout_errors_scrubbed": targets, "journal_removed": journal }
+                }))
             }
             DeletionStep::Wallet => {
                 if let Some(wallets) = &self.wallets {

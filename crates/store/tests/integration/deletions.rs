@@ -3,7 +3,7 @@
 
 use chrono::{SubsecRound, TimeDelta, Utc};
 use genesis_core::deletion::DeletionTrigger;
-use genesis_core::{DropletId, Region, WorkspaceEvent, WorkspaceStatus};
+use genesis_core::{DropletId, Region, WorkspaceEvent, WorkspaceId, WorkspaceStatus};
 use genesis_store::desired_workflows::DesiredWorkflowRow;
 use genesis_store::testing::TestDb;
 use genesis_store::{Database, StoreError, Workspace};
@@ -442,5 +442,91 @@ async fn a_non_payment_deletion_is_called_off_only_once_a_payment_arrives() {
         .await
         .expect("paid, so reversible");
     assert_eq!(back.status, WorkspaceStatus::Active);
+    t.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_deleted_tenants_traces_in_the_coordinator_are_scrubbed_and_nothing_else() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let (gone, kept) = (WorkspaceId::new(), WorkspaceId::new());
+    let rollout = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO genesis.rollouts (id, target_version, scenario, policy, scope, status, batches, created_by)
+         VALUES ($1, 'v2', 'bug_fix', '{}', '{}', 'COMPLETED', 1, 'test')",
+    )
+    .bind(rollout)
+    .execute(db.owner_pool())
+    .await
+    .expect("rollout");
+    for (ws, error) in [
+        (
+            gone,
+            Some("n8n refused: credential 'Ada's Gmail' is invalid"),
+        ),
+        (gone, None),
+        (
+            kept,
+            Some("n8n refused: credential 'Bob's Gmail' is invalid"),
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO genesis.rollout_targets (rollout_id, droplet_id, workspace_id, region, batch, status, error)
+             VALUES ($1, $2, $3, 'eu-west', 0, $4, $5)",
+        )
+        .bind(rollout)
+        .bind(uuid::Uuid::now_v7())
+        .bind(ws.as_uuid())
+        .bind(if error.is_some() { "FAILED" } else { "DONE" })
+        .bind(error)
+        .execute(db.owner_pool())
+        .await
+        .expect("target");
+        sqlx::query(
+            "INSERT INTO genesis.command_journal (workspace_id, provider_id, action, sent_at, elapsed_ms, outcome, detail)
+             VALUES ($1, 7, 'DEPLOY_WORKFLOW', now(), 1, 'failed', $2)",
+        )
+        .bind(ws.as_uuid())
+        .bind(error)
+        .execute(db.owner_pool())
+        .await
+        .expect("journal");
+    }
+    assert_eq!(
+        db.deletion_coordinator_scrub(gone).await.expect("scrub"),
+        (1, 2)
+    );
+    assert_eq!(
+        db.deletion_coordinator_scrub(gone).await.expect("again"),
+        (0, 0),
+        "idempotent"
+    );
+    let errors: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT workspace_id, error FROM genesis.rollout_targets ORDER BY workspace_id, error",
+    )
+    .fetch_all(db.owner_pool())
+    .await
+    .expect("targets");
+    assert_eq!(
+        errors.len(),
+        3,
+        "the rows stay: the rollout keeps its counts"
+    );
+    for (ws, error) in errors {
+        if ws == gone.as_uuid() {
+            assert!(error.is_none_or(|e| e == genesis_store::deletion_saga::SCRUBBED_ERROR));
+        } else {
+            assert_eq!(
+                error.as_deref(),
+                Some("n8n refused: credential 'Bob's Gmail' is invalid")
+            );
+        }
+    }
+    let journal: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT workspace_id FROM genesis.command_journal")
+            .fetch_all(db.owner_pool())
+            .await
+            .expect("journal");
+    assert_eq!(journal, vec![kept.as_uuid()]);
     t.cleanup().await.expect("cleanup");
 }
