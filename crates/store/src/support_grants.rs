@@ -147,11 +147,13 @@ async fn load(
     Ok(select(conn, Filter::One(id), 1).await?.into_iter().next())
 }
 
-/// Which grants [`read`] returns.
+/// Which grants [`select`] returns.
 enum Filter {
     One(Uuid),
     Workspace(Uuid),
     Open,
+    /// One operator's open grant on one tenant.
+    OpenOf(Uuid, Uuid),
 }
 
 async fn select(
@@ -159,10 +161,11 @@ async fn select(
     filter: Filter,
     limit: i64,
 ) -> Result<Vec<SupportGrant>, StoreError> {
-    let (one, workspace, open) = match filter {
-        Filter::One(id) => (Some(id), None, false),
-        Filter::Workspace(ws) => (None, Some(ws), false),
-        Filter::Open => (None, None, true),
+    let (one, workspace, open, operator) = match filter {
+        Filter::One(id) => (Some(id), None, false, None),
+        Filter::Workspace(ws) => (None, Some(ws), false, None),
+        Filter::Open => (None, None, true, None),
+        Filter::OpenOf(ws, op) => (None, Some(ws), true, Some(op)),
     };
     let rows = sqlx::query!(
         r#"SELECT g.id, g.workspace_id, g.operator_id, g.operator_email, g.tier, g.reason,
@@ -175,12 +178,14 @@ async fn select(
            WHERE ($1::uuid IS NULL OR g.id = $1)
              AND ($2::uuid IS NULL OR g.workspace_id = $2)
              AND (NOT $3 OR g.ended_at IS NULL)
+             AND ($5::uuid IS NULL OR g.operator_id = $5)
            ORDER BY g.requested_at DESC, g.id DESC
            LIMIT $4"#,
         one,
         workspace,
         open,
         limit,
+        operator,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -488,19 +493,14 @@ impl Database {
         ws: WorkspaceId,
         operator: Uuid,
     ) -> Result<Option<SupportGrant>, StoreError> {
-        let mut conn = self.read().await?;
-        let id = sqlx::query_scalar!(
-            r#"SELECT id FROM genesis.support_grants
-               WHERE workspace_id = $1 AND operator_id = $2 AND ended_at IS NULL"#,
-            ws.as_uuid(),
-            operator,
+        Ok(select(
+            &mut *self.read().await?,
+            Filter::OpenOf(ws.as_uuid(), operator),
+            1,
         )
-        .fetch_optional(&mut *conn)
-        .await?;
-        match id {
-            Some(id) => load(&mut conn, id, false).await,
-            None => Ok(None),
-        }
+        .await?
+        .into_iter()
+        .next())
     }
 
     /// The database's clock, which is the one grants expire by.

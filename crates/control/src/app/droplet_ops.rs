@@ -9,15 +9,13 @@
 
 use genesis_cloud::Cloud;
 use genesis_core::DropletState;
-use genesis_core::audit::AuditCategory;
 use genesis_core::support::SupportAction;
 use genesis_ignition::sidecar_client::CommandError;
 use genesis_protocol::command::{Command, CommandReply};
-use genesis_store::AuditEvent;
 use serde::{Deserialize, Serialize};
 
 use super::droplets::locate;
-use super::support_access::{Caller, authorise};
+use super::support_access::{Authority, Caller, authorise};
 use crate::{AppState, Problem};
 
 /// The most log lines one request may ask for (the sidecar keeps no more).
@@ -159,18 +157,23 @@ pub async fn run(
 ) -> Result<DropletOpResult, Problem> {
     let (db, droplet) = locate(state, raw_id).await?;
     let authority = authorise(&db, caller, droplet.workspace_id, op.support_action()).await?;
-    let (ip, provider) = address(state, &droplet).await?;
-    let command = op.command();
-    let mut event = AuditEvent::new(
-        authority.actor.clone(),
-        AuditCategory::Support,
-        "ACTION_TAKEN",
-    );
-    event.workspace_id = Some(droplet.workspace_id);
-    event.subject = Some(droplet.id.to_string());
-    event.details = authority.stamp(op.details());
-    db.audit_record(&event).await?;
-    let reply = send(state, &droplet, &ip, provider, &command).await?;
+    send_audited(state, &db, &droplet, &authority, op.command(), op.details()).await
+}
+
+/// Audits `command` under `authority` (with `details`), then sends it to `droplet`'s
+/// sidecar: a command the audit log cannot record is not sent.
+async fn send_audited(
+    state: &AppState,
+    db: &genesis_store::Database,
+    droplet: &genesis_store::Droplet,
+    authority: &Authority,
+    command: Command,
+    details: serde_json::Value,
+) -> Result<DropletOpResult, Problem> {
+    let (ip, provider) = address(state, droplet).await?;
+    db.audit_record(&authority.action_taken(droplet.workspace_id, droplet.id.to_string(), details))
+        .await?;
+    let reply = send(state, droplet, &ip, provider, &command).await?;
     Ok(DropletOpResult {
         droplet_id: droplet.id.as_uuid(),
         action: command.name().code().to_owned(),
@@ -202,33 +205,17 @@ pub async fn install_ssh_key(
         .map_err(|e| Problem::invalid_field("public_key", e))?
         .fingerprint()
         .to_owned();
-    let (ip, provider) = address(state, &droplet).await?;
     let command = Command::InstallSshKey {
         public_key: public_key.to_owned(),
         expires_at: expires_at.timestamp(),
         grant: grant.id.to_string(),
     };
-    db.audit_record(
-        &AuditEvent::new(
-            authority.actor.clone(),
-            AuditCategory::Support,
-            "ACTION_TAKEN",
-        )
-        .workspace(droplet.workspace_id)
-        .subject(droplet.id.to_string())
-        .details(authority.stamp(serde_json::json!({
-            "action": command.name().code(),
-            "fingerprint": fingerprint,
-            "expires_at": expires_at,
-        }))),
-    )
-    .await?;
-    let reply = send(state, &droplet, &ip, provider, &command).await?;
-    Ok(DropletOpResult {
-        droplet_id: droplet.id.as_uuid(),
-        action: command.name().code().to_owned(),
-        reply,
-    })
+    let details = serde_json::json!({
+        "action": command.name().code(),
+        "fingerprint": fingerprint,
+        "expires_at": expires_at,
+    });
+    send_audited(state, &db, &droplet, &authority, command, details).await
 }
 
 /// Takes grant `grant`'s SSH keys off workspace `ws`'s live droplets, best effort: a key

@@ -6,10 +6,9 @@
 //! is asked *before* the cloud is: an action it would refuse is never sent.
 
 use genesis_cloud::{Cloud, PowerAction};
-use genesis_core::audit::AuditCategory;
 use genesis_core::support::SupportAction;
 use genesis_core::{DropletEvent, DropletState};
-use genesis_store::{AlertAction, AuditEvent, Droplet, StoreError};
+use genesis_store::{AlertAction, Droplet, StoreError};
 
 use super::droplets::locate;
 use super::support_access::{Caller, authorise, require_fleet_role};
@@ -59,12 +58,11 @@ pub async fn reboot(
     let igniter = igniter(state)?;
     // Like a sidecar command: audited, with the grant it runs under, before it is sent.
     if authority.grant.is_some() {
-        db.audit_record(
-            &AuditEvent::new(actor, AuditCategory::Support, "ACTION_TAKEN")
-                .workspace(droplet.workspace_id)
-                .subject(droplet.id.to_string())
-                .details(authority.stamp(serde_json::json!({ "action": "REBOOT" }))),
-        )
+        db.audit_record(&authority.action_taken(
+            droplet.workspace_id,
+            droplet.id.to_string(),
+            serde_json::json!({ "action": "REBOOT" }),
+        ))
         .await?;
     }
     igniter

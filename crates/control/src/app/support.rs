@@ -2,10 +2,9 @@
 //! by name, slug or id, and everything about it on one page (its droplets with their
 //! heartbeats, workflows and commands, its open alerts, its audit trail).
 
-use genesis_core::audit::AuditCategory;
 use genesis_core::support::SupportAction;
 use genesis_core::{DropletId, WorkspaceId};
-use genesis_store::{AuditEntry, AuditEvent, Database, Workspace};
+use genesis_store::{AuditEntry, Database, Workspace};
 use serde::Serialize;
 
 use super::droplets::locate;
@@ -85,16 +84,11 @@ async fn may_view(
 ) -> Result<(), Problem> {
     let authority = authorise(db, caller, ws, SupportAction::View).await?;
     if authority.grant.is_some() {
-        db.audit_record(
-            &AuditEvent::new(
-                authority.actor.clone(),
-                AuditCategory::Support,
-                "ACTION_TAKEN",
-            )
-            .workspace(ws)
-            .subject(subject)
-            .details(authority.stamp(serde_json::json!({ "action": what }))),
-        )
+        db.audit_record(&authority.action_taken(
+            ws,
+            subject,
+            serde_json::json!({ "action": what }),
+        ))
         .await?;
     }
     Ok(())

@@ -65,12 +65,21 @@ pub struct Authority {
 }
 
 impl Authority {
-    /// `details` with the grant's id added, for the action's audit event.
-    pub fn stamp(&self, mut details: serde_json::Value) -> serde_json::Value {
+    /// The audit event of an action under this authority (Support: ACTION_TAKEN) on
+    /// `subject` of tenant `ws`: `details` with the grant's id added when there is one.
+    pub fn action_taken(
+        &self,
+        ws: WorkspaceId,
+        subject: String,
+        mut details: serde_json::Value,
+    ) -> AuditEvent {
         if let (Some(grant), Some(m)) = (self.grant, details.as_object_mut()) {
             m.insert("grant".into(), grant.to_string().into());
         }
-        details
+        AuditEvent::new(self.actor.clone(), AuditCategory::Support, "ACTION_TAKEN")
+            .workspace(ws)
+            .subject(subject)
+            .details(details)
     }
 }
 
@@ -515,16 +524,17 @@ mod tests {
             actor: "operator:s@x.test".into(),
             grant: Some(id),
         };
-        assert_eq!(
-            a.stamp(serde_json::json!({"action": "GET_LOGS"}))["grant"],
-            id.to_string()
-        );
+        let ws = WorkspaceId::new();
+        let e = a.action_taken(ws, "d".into(), serde_json::json!({"action": "GET_LOGS"}));
+        assert_eq!(e.details["grant"], id.to_string());
+        assert_eq!((e.event, e.workspace_id), ("ACTION_TAKEN", Some(ws)));
         let none = Authority {
             actor: API_ACTOR.into(),
             grant: None,
         };
         assert_eq!(
-            none.stamp(serde_json::json!({"action": "GET_LOGS"})),
+            none.action_taken(ws, "d".into(), serde_json::json!({"action": "GET_LOGS"}))
+                .details,
             serde_json::json!({"action": "GET_LOGS"})
         );
     }
