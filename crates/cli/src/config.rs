@@ -755,4 +755,62 @@ mod tests {
             "genesis_app"
         );
     }
+
+    #[test]
+    fn a_region_may_have_its_own_vault_ring_with_versions_of_its_own() {
+        use base64::Engine as _;
+        let k = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+        let cfg = from_toml(&format!(
+            r#"
+            [database]
+            url = "postgres://u@h/db"
+            [vault]
+            current = 1
+            keys = {{ "1" = "{}" }}
+            [vault.regions.eu-west]
+            current = 20
+            keys = {{ "20" = "{}" }}
+            "#,
+            k(1),
+            k(20)
+        ))
+        .expect("valid");
+        let keys = cfg.vault.master_keys().expect("keys").expect("some");
+        assert_eq!(keys.current(), 1);
+        assert_eq!(keys.for_region(Region::EuWest).current(), 20);
+        assert_eq!(keys.for_region(Region::Apac).current(), 1);
+
+        // A version another ring uses, and a region that does not exist, are named.
+        for (regions, field) in [
+            (
+                format!(
+                    r#"[vault.regions.eu-west]
+            current = 1
+            keys = {{ "1" = "{}" }}"#,
+                    k(2)
+                ),
+                "vault.regions.eu-west",
+            ),
+            (
+                format!(
+                    r#"[vault.regions.mars-1]
+            current = 30
+            keys = {{ "30" = "{}" }}"#,
+                    k(3)
+                ),
+                "vault.regions.mars-1",
+            ),
+        ] {
+            let err = from_toml(&format!(
+                "[database]\nurl = \"postgres://u@h/db\"\n[vault]\ncurrent = 1\nkeys = {{ \"1\" = \"{}\" }}\n{regions}\n",
+                k(1)
+            ))
+            .expect_err("invalid");
+            assert!(
+                err.0.iter().any(|p| p.field == field),
+                "{field} missing from {:?}",
+                err.0
+            );
+        }
+    }
 }

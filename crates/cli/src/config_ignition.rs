@@ -246,7 +246,8 @@ impl IgnitionConfig {
 }
 
 /// `[vault]`: master keys by version (base64 of 32 bytes); `current` encrypts, every listed
-/// version decrypts (so keys can rotate).
+/// version decrypts (so keys can rotate). `[vault.regions.<code>]` gives a region a ring of
+/// its own for its tenants' secrets (spec 62.2); versions are unique across all rings.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
@@ -256,6 +257,47 @@ pub struct VaultConfig {
     /// Version → key.
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
+    /// Region code → that region's own ring.
+    #[serde(default)]
+    pub regions: BTreeMap<String, RegionVaultConfig>,
+}
+
+/// `[vault.regions.<code>]`: one region's ring.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegionVaultConfig {
+    /// The version the region's tenants' new secrets are encrypted under.
+    pub current: u32,
+    /// Version → key.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// A ring's keys, parsed: `field` names the table in errors (`vault`, `vault.regions.fra1`).
+fn parse_ring(
+    field: &str,
+    keys: &BTreeMap<String, String>,
+) -> Result<BTreeMap<u32, [u8; 32]>, Problem> {
+    let mut out = BTreeMap::new();
+    for (version, b64) in keys {
+        let v: u32 = version.parse().map_err(|_| {
+            problem(
+                format!("{field}.keys.{version}"),
+                "the version must be a number",
+            )
+        })?;
+        let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| {
+                problem(
+                    format!("{field}.keys.{version}"),
+                    "must be 32 bytes in base64",
+                )
+            })?;
+        out.insert(v, key);
+    }
+    Ok(out)
 }
 
 impl VaultConfig {
@@ -273,38 +315,33 @@ impl VaultConfig {
     /// The master keys, or `None` when no key is configured.
     pub fn master_keys(&self) -> Result<Option<MasterKeys>, Problem> {
         let Some(current) = self.current else {
-            return if self.keys.is_empty() {
+            return if self.keys.is_empty() && self.regions.is_empty() {
                 Ok(None)
             } else {
                 Err(problem(
                     "vault.current",
-                    "is required when vault.keys is set",
+                    "is required when vault.keys or vault.regions is set",
                 ))
             };
         };
-        let mut keys = BTreeMap::new();
-        for (version, b64) in &self.keys {
-            let v: u32 = version.parse().map_err(|_| {
+        let mut keys = MasterKeys::new(current, parse_ring("vault", &self.keys)?)
+            .map_err(|e| problem("vault.current", e.to_string()))?;
+        for (code, ring) in &self.regions {
+            let field = format!("vault.regions.{code}");
+            let region = genesis_core::Region::parse(code).map_err(|_| {
                 problem(
-                    format!("vault.keys.{version}"),
-                    "the version must be a number",
+                    field.clone(),
+                    format!(
+                        "is not a region; the regions are {}",
+                        genesis_core::Region::ALL.map(|r| r.code()).join(", ")
+                    ),
                 )
             })?;
-            let key: [u8; 32] = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-                .and_then(|k| k.try_into().ok())
-                .ok_or_else(|| {
-                    problem(
-                        format!("vault.keys.{version}"),
-                        "must be 32 bytes in base64",
-                    )
-                })?;
-            keys.insert(v, key);
+            keys = keys
+                .with_region(region, ring.current, parse_ring(&field, &ring.keys)?)
+                .map_err(|e| problem(field, e.to_string()))?;
         }
-        MasterKeys::new(current, keys)
-            .map(Some)
-            .map_err(|e| problem("vault.current", e.to_string()))
+        Ok(Some(keys))
     }
 }
 

@@ -46,7 +46,7 @@ Running a control plane:
   admin       Operators, and tenants straight against the database
   vault       The vault's master keys: status, and rotate (rewrap every secret)
   command-key The key that signs commands to sidecars: status, and rotate now
-  audit       The audit log's hash chain: seal now, verify (names the first broken link)
+  audit       The audit log: seal its hash chain, verify it (names the first broken link), apply its retention
   leads       Lead data administration
 
 Development:

@@ -493,6 +493,17 @@ impl ControlPlane {
             crate::workers::support_grants::EVERY,
             &stop_rx,
         );
+        // Hourly: audit partitions ahead, old months archived, expired ones dropped (63.2).
+        supervise(
+            &mut tasks,
+            &state,
+            crate::workers::audit_retention::AuditRetention::new(
+                state.stores.clone(),
+                state.webhooks.clock.clone(),
+            ),
+            crate::workers::audit_retention::EVERY,
+            &stop_rx,
+        );
         // Every 5 s: an audit row joins its region's hash chain within seconds of its commit.
         if let Some(key) = audit_key {
             supervise(

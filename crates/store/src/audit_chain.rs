@@ -150,6 +150,9 @@ pub enum BreakKind {
         /// The first place that is missing.
         from_seq: i64,
     },
+    /// Another row holds this place already (places are unique by construction: the
+    /// sealer's lock; a second one was written by hand).
+    Repeated,
     /// The row's link does not verify: it was changed after it was sealed, or it was
     /// written into the chain by someone without the key.
     Altered,
@@ -182,6 +185,11 @@ impl std::fmt::Display for ChainBreak {
                 self.seq - 1,
                 self.id
             ),
+            BreakKind::Repeated => write!(
+                f,
+                "row {} claims place {}, which another row holds (written by hand)",
+                self.id, self.seq
+            ),
             BreakKind::Altered => write!(
                 f,
                 "row {} (place {}) does not match its link: changed after sealing, or written by someone without the key",
@@ -201,8 +209,11 @@ impl std::fmt::Display for ChainBreak {
 pub struct ChainReport {
     /// Sealed rows read.
     pub sealed: u64,
-    /// The first place present (1 unless old rows were archived).
+    /// The first place present (1 unless months past the retention were dropped).
     pub first_seq: Option<i64>,
+    /// The place the chain starts after, when months past the retention were dropped: the
+    /// last place of the newest of them.
+    pub checkpoint_seq: Option<i64>,
     /// The last place present.
     pub last_seq: Option<i64>,
     /// Rows written but not yet sealed.
@@ -243,9 +254,10 @@ impl Database {
             .bind(CHAIN_LOCK)
             .execute(&mut *tx)
             .await?;
+        // The head may be online, archived, or only a dropped month's checkpoint.
         let head = sqlx::query!(
-            r#"SELECT chain_seq AS "seq!", chain_hash AS "hash!" FROM genesis.audit_log
-               WHERE chain_seq IS NOT NULL ORDER BY chain_seq DESC LIMIT 1"#
+            r#"SELECT seq AS "seq!", hash AS "hash!" FROM genesis.audit_chain_head()
+               WHERE seq IS NOT NULL"#
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -306,17 +318,28 @@ impl Database {
         Ok(total)
     }
 
-    /// Checks this database's chain from its first place to its last, streaming (a long
-    /// log is never held in memory), and counts what is not yet sealed.
+    /// Checks this database's chain from its first place to its last, archived months
+    /// included, streaming (a long log is never held in memory), and counts what is not
+    /// yet sealed. The chain starts at place 1 with the zero link, or, once months older
+    /// than the retention were dropped, at the checkpoint the last of them left.
     pub async fn audit_verify(&self, key: &AuditChainKey) -> Result<ChainReport, StoreError> {
         let mut report = ChainReport::default();
+        let checkpoint = sqlx::query!(
+            r#"SELECT last_seq AS "seq!", last_hash AS "hash!" FROM genesis.audit_partitions
+               WHERE state = 'dropped' AND last_seq IS NOT NULL
+               ORDER BY last_seq DESC LIMIT 1"#
+        )
+        .fetch_optional(&self.app)
+        .await?;
+        report.checkpoint_seq = checkpoint.as_ref().map(|c| c.seq);
         let mut rows = sqlx::query_as::<_, SealedRow>(
             "SELECT chain_seq, chain_hash, id, occurred_at, actor, category, event, workspace_id,
                     subject, details::text AS details, personal_mac
-             FROM genesis.audit_log WHERE chain_seq IS NOT NULL ORDER BY chain_seq",
+             FROM genesis.audit_history WHERE chain_seq IS NOT NULL ORDER BY chain_seq",
         )
         .fetch(&self.app);
-        let mut prev: Option<(i64, [u8; 32])> = None;
+        let mut prev: (i64, [u8; 32]) =
+            checkpoint.map_or((0, [0; 32]), |c| (c.seq, to_32(&c.hash)));
         let mut latest: Option<DateTime<Utc>> = None;
         while let Some(r) = rows.try_next().await? {
             report.sealed += 1;
@@ -328,16 +351,17 @@ impl Database {
                 id: r.row.id,
                 kind,
             };
-            // The link it should have: the first place present is checked against the zero
-            // link when it is the chain's start; after archived places, checking starts there.
-            let expected = match prev {
-                None if r.chain_seq == 1 => Some(key.link(&[0; 32], 1, &r.row)),
-                None => None,
-                Some((seq, _)) if r.chain_seq != seq + 1 => {
-                    report.found(brk(BreakKind::Missing { from_seq: seq + 1 }));
-                    None
-                }
-                Some((_, p)) => Some(key.link(&p, r.chain_seq, &r.row)),
+            // The link it should have: the first place follows the chain's start (the zero
+            // link, or the checkpoint), and every other the place before it.
+            let (seq, p) = prev;
+            let expected = if r.chain_seq <= seq {
+                report.found(brk(BreakKind::Repeated));
+                None
+            } else if r.chain_seq != seq + 1 {
+                report.found(brk(BreakKind::Missing { from_seq: seq + 1 }));
+                None
+            } else {
+                Some(key.link(&p, r.chain_seq, &r.row))
             };
             if expected.is_some_and(|e| e != stored) {
                 report.found(brk(BreakKind::Altered));
@@ -350,7 +374,7 @@ impl Database {
                 }));
             }
             latest = Some(latest.map_or(r.row.occurred_at, |l| l.max(r.row.occurred_at)));
-            prev = Some((r.chain_seq, stored));
+            prev = (r.chain_seq, stored);
         }
         drop(rows);
         let unsealed = sqlx::query!(

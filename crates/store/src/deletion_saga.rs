@@ -379,8 +379,9 @@ impl Database {
                 let mut total = 0i64;
                 loop {
                     let rows = sqlx::query!(
-                        r#"SELECT id, actor, subject, details::text AS "details!"
-                           FROM genesis.audit_log
+                        r#"SELECT id AS "id!", actor AS "actor!", subject,
+                                  details::text AS "details!"
+                           FROM genesis.audit_history
                            WHERE workspace_id = $1 AND personal_mac IS NULL
                            ORDER BY id LIMIT $2"#,
                         ws.as_uuid(),

@@ -133,7 +133,7 @@ impl ExportSection {
                 "COPY ({}) TO STDOUT {JSON}",
                 "SELECT jsonb_build_object('id', id, 'occurred_at', occurred_at, \
                  'actor', actor, 'category', category, 'event', event, 'subject', subject, \
-                 'details', details)::text FROM genesis.audit_log \
+                 'details', details)::text FROM genesis.audit_history \
                  WHERE workspace_id = '$WS' ORDER BY id",
             ),
         }
@@ -211,7 +211,8 @@ impl Database {
             .await?;
         let counts = sqlx::query!(
             r#"SELECT (SELECT count(*) FROM genesis.leads WHERE workspace_id = $1) AS "leads!",
-                      (SELECT count(*) FROM genesis.audit_log WHERE workspace_id = $1) AS "audit!",
+                      (SELECT count(*) FROM genesis.audit_history WHERE workspace_id = $1)
+                          AS "audit!",
                       (SELECT count(*) FROM genesis.ledger_transfers WHERE workspace_id = $1)
                           AS "transfers!""#,
             ws.as_uuid()

@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod audit;
 pub mod audit_chain;
+pub mod audit_retention;
 pub mod bench;
 pub mod bootstrap;
 pub mod command_journal;
@@ -63,6 +64,7 @@ pub use accounts::{
 pub use alerts::{Alert, AlertAction, NewAlert};
 pub use audit::{AuditEntry, AuditEvent, AuditFilter};
 pub use audit_chain::{AuditChainKey, BreakKind, ChainBreak, ChainReport};
+pub use audit_retention::{ArchivedMonth, RetentionReport};
 pub use command_keys::{CommandKeyState, KeyLaggard, NewCommandKey, StoredCommandKey};
 pub use db::{Database, DbOptions, Pooler};
 pub use deletion_saga::DeletionProgress;

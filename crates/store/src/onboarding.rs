@@ -277,6 +277,7 @@ async fn secret_put_in(
         field: "vault",
         message: "no master key is configured: secrets cannot be stored".into(),
     })?;
+    let keys = keys.for_region(crate::vault::workspace_region(conn, workspace).await?);
     let sealed = keys.seal(secret.secret, &secret_aad(workspace, secret.kind))?;
     sqlx::query!(
         r#"INSERT INTO genesis.onboarding_secrets
@@ -427,9 +428,10 @@ impl Database {
         verifier: &str,
         ttl: std::time::Duration,
     ) -> Result<(), StoreError> {
-        let sealed = keys.seal(verifier.as_bytes(), &flow_aad(state_sha256))?;
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let mut conn = self.app.acquire().await?;
+        let keys = keys.for_region(crate::vault::workspace_region(&mut conn, workspace).await?);
+        let sealed = keys.seal(verifier.as_bytes(), &flow_aad(state_sha256))?;
         // Flows nobody came back from are only clutter once expired.
         sqlx::query!("DELETE FROM genesis.oauth_flows WHERE expires_at < now() - interval '1 day'")
             .execute(&mut *conn)

@@ -81,6 +81,33 @@ pub struct PartitionManager {
     db: Database,
 }
 
+/// What a table of `genesis` is a partition of.
+pub(crate) struct Attachment {
+    /// The partitioned table.
+    pub parent: String,
+    /// A `DETACH … CONCURRENTLY` of it was interrupted: it can only be finished (`FINALIZE`).
+    pub pending: bool,
+}
+
+/// What `genesis.<name>` is a partition of; `None` when it is a partition of nothing.
+pub(crate) async fn attachment(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<Attachment>, StoreError> {
+    Ok(sqlx::query_as!(
+        Attachment,
+        r#"SELECT p.relname AS "parent!", i.inhdetachpending AS "pending!"
+           FROM pg_inherits i
+           JOIN pg_class c ON c.oid = i.inhrelid
+           JOIN pg_class p ON p.oid = i.inhparent
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = 'genesis' AND c.relname = $1"#,
+        name
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
 fn qualified(partition: &str) -> String {
     format!("genesis.{}", quote_ident(partition))
 }
@@ -285,17 +312,7 @@ impl PartitionManager {
         };
         let table = qualified(&name);
         // None: not attached (already detached); pending: a detach was interrupted.
-        let attached = sqlx::query!(
-            r#"SELECT p.relname AS "parent!", i.inhdetachpending AS "pending!"
-               FROM pg_inherits i
-               JOIN pg_class c ON c.oid = i.inhrelid
-               JOIN pg_class p ON p.oid = i.inhparent
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = 'genesis' AND c.relname = $1"#,
-            name
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
+        let attached = attachment(conn, &name).await?;
         if let Some(a) = attached {
             let parent = qualified(&a.parent);
             // PostgreSQL allows one pending detach per parent: a second `DETACH ...

@@ -16,16 +16,38 @@ use std::collections::BTreeMap;
 use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload, rand_core::RngCore};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use chrono::{DateTime, Utc};
-use genesis_core::WorkspaceId;
+use genesis_core::{Region, WorkspaceId};
 use uuid::Uuid;
 
 use crate::{AuditEvent, Database, StoreError, audit::record};
 
 /// The master keys: version → 32-byte key. `Debug` never shows them.
+///
+/// # Regions (spec 62.2)
+/// The fleet's ring (`[vault]`) seals what belongs to no tenant: operators' TOTP secrets and
+/// the command-signing keys. A region may have its own ring (`[vault.regions.<code>]`); a
+/// tenant's secrets are then sealed under its region's current key, never the fleet's or
+/// another region's, so that the key that opens an EU tenant's credentials can be held (and
+/// destroyed) apart from the others. A region without a ring of its own uses the fleet's.
+///
+/// Versions are unique across all rings, so a row's `key_version` names exactly one key and
+/// a row moves from the fleet's ring to its region's by an ordinary rewrap
+/// (`genesis vault rotate`). [`MasterKeys::for_region`] narrows the keys to one region: they
+/// then seal under that region's current version and refuse to open another region's rows.
 #[derive(Clone)]
 pub struct MasterKeys {
+    /// The version this view seals under: the fleet's, or its region's once narrowed.
     current: u32,
+    /// The fleet's current version.
+    fleet_current: u32,
+    /// Every version of every ring.
     keys: BTreeMap<u32, [u8; 32]>,
+    /// Each region's own current version, for regions that have a ring.
+    region_current: BTreeMap<Region, u32>,
+    /// The versions that belong to a region's ring (the rest are the fleet's).
+    owner: BTreeMap<u32, Region>,
+    /// The region this view is narrowed to, if any.
+    scope: Option<Region>,
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -33,23 +55,85 @@ impl std::fmt::Debug for MasterKeys {
         f.debug_struct("MasterKeys")
             .field("current", &self.current)
             .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .field("regions", &self.region_current)
+            .field("scope", &self.scope)
             .finish()
     }
 }
 
 impl MasterKeys {
-    /// Keys by version; new writes use `current`, which must be among them.
+    /// The fleet's keys by version; new writes use `current`, which must be among them.
     pub fn new(current: u32, keys: BTreeMap<u32, [u8; 32]>) -> Result<Self, StoreError> {
         if !keys.contains_key(&current) {
             return Err(StoreError::Invalid {
-                field: "vault.current_key",
+                field: "vault.current",
                 message: format!("no key with version {current}"),
             });
         }
-        Ok(Self { current, keys })
+        Ok(Self {
+            current,
+            fleet_current: current,
+            keys,
+            region_current: BTreeMap::new(),
+            owner: BTreeMap::new(),
+            scope: None,
+        })
     }
 
-    /// The version new secrets are sealed under.
+    /// Adds `region`'s own ring: its tenants' secrets are sealed under `current` from now on.
+    /// Its versions must not be used by any other ring.
+    pub fn with_region(
+        mut self,
+        region: Region,
+        current: u32,
+        keys: BTreeMap<u32, [u8; 32]>,
+    ) -> Result<Self, StoreError> {
+        let field = "vault.regions";
+        if !keys.contains_key(&current) {
+            return Err(StoreError::Invalid {
+                field,
+                message: format!("region {region} has no key with version {current}"),
+            });
+        }
+        if self.region_current.contains_key(&region) {
+            return Err(StoreError::Invalid {
+                field,
+                message: format!("region {region} is given two key rings"),
+            });
+        }
+        for (version, key) in keys {
+            if self.keys.contains_key(&version) {
+                return Err(StoreError::Invalid {
+                    field,
+                    message: format!(
+                        "key version {version} of region {region} is already used by another \
+                         ring: versions must be unique across the fleet and every region"
+                    ),
+                });
+            }
+            self.keys.insert(version, key);
+            self.owner.insert(version, region);
+        }
+        self.region_current.insert(region, current);
+        Ok(self)
+    }
+
+    /// These keys as one region's tenants use them: sealing under the region's current
+    /// version (the fleet's, if the region has no ring), and opening the region's and the
+    /// fleet's versions only.
+    pub fn for_region(&self, region: Region) -> MasterKeys {
+        MasterKeys {
+            current: self
+                .region_current
+                .get(&region)
+                .copied()
+                .unwrap_or(self.fleet_current),
+            scope: Some(region),
+            ..self.clone()
+        }
+    }
+
+    /// The version new secrets are sealed under (in this view).
     pub fn current(&self) -> u32 {
         self.current
     }
@@ -57,6 +141,16 @@ impl MasterKeys {
     /// Every configured version.
     pub fn versions(&self) -> Vec<u32> {
         self.keys.keys().copied().collect()
+    }
+
+    /// The regions that have a ring of their own, with their current version.
+    pub fn regional_currents(&self) -> Vec<(Region, u32)> {
+        self.region_current.iter().map(|(r, v)| (*r, *v)).collect()
+    }
+
+    /// The region whose ring holds `version`, or `None` for the fleet's (or an unknown one).
+    pub fn owner_of(&self, version: u32) -> Option<Region> {
+        self.owner.get(&version).copied()
     }
 
     /// `sealed` under the current key, if it is not already: the same secret and
@@ -74,6 +168,14 @@ impl MasterKeys {
             field: "vault key version",
             message: format!("key version {version} is not configured"),
         })?;
+        if let (Some(scope), Some(owner)) = (self.scope, self.owner.get(&version))
+            && *owner != scope
+        {
+            return Err(StoreError::Invalid {
+                field: "vault key version",
+                message: format!("key version {version} belongs to region {owner}, not to {scope}"),
+            });
+        }
         Ok(Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key)))
     }
 }
@@ -135,7 +237,7 @@ impl MasterKeys {
 }
 
 /// Associated data: the ciphertext only opens for this workspace and credential.
-pub(crate) fn aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
+pub fn aad(workspace: WorkspaceId, credential: Uuid) -> Vec<u8> {
     let mut v = b"genesis-vault-v1".to_vec();
     v.extend_from_slice(workspace.as_uuid().as_bytes());
     v.extend_from_slice(credential.as_bytes());
@@ -176,6 +278,12 @@ impl std::fmt::Debug for VaultCredential {
 }
 
 impl Database {
+    /// The region of `workspace`: the key ring its secrets are sealed under
+    /// ([`MasterKeys::for_region`]).
+    pub async fn workspace_region(&self, workspace: WorkspaceId) -> Result<Region, StoreError> {
+        workspace_region(&mut *self.app.acquire().await?, workspace).await
+    }
+
     /// Stores (or replaces) a credential, encrypted under the current key.
     #[allow(
         clippy::too_many_arguments,
@@ -404,6 +512,7 @@ pub(crate) async fn vault_put_in(
     plain: &VaultPlaintext<'_>,
     actor: &str,
 ) -> Result<(), StoreError> {
+    let keys = keys.for_region(workspace_region(conn, workspace).await?);
     let sealed = keys.seal(plain.secret, &aad(workspace, plain.credential))?;
     sqlx::query!(
         r#"INSERT INTO genesis.vault_credentials
@@ -431,4 +540,23 @@ pub(crate) async fn vault_put_in(
     )
     .await?;
     Ok(())
+}
+
+/// The region of `workspace`, whose ring seals its secrets (spec 62.2). Read inside the
+/// writer's transaction, so that no caller can seal a tenant's secret under the wrong ring.
+pub(crate) async fn workspace_region(
+    conn: &mut sqlx::PgConnection,
+    workspace: WorkspaceId,
+) -> Result<Region, StoreError> {
+    let code = sqlx::query_scalar!(
+        "SELECT region FROM genesis.workspaces WHERE id = $1",
+        workspace.as_uuid()
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(StoreError::NotFound { what: "workspace" })?;
+    Region::parse(&code).map_err(|_| StoreError::Corrupt {
+        what: "workspace region",
+        value: code,
+    })
 }

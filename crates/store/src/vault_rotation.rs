@@ -8,7 +8,13 @@
 //! where it stopped, runs safely beside the application's own writes, and never loses a
 //! secret: until a row is rewritten, its old version still opens it. `genesis vault status`
 //! counts rows per table and version; a version no row uses may be removed.
+//!
+//! A tenant's secret is rewrapped under its region's current version (spec 62.2), so the
+//! same command moves a region's rows from the fleet's ring onto a ring of its own once one
+//! is configured; what belongs to no tenant (operators' TOTP, command keys) follows the
+//! fleet's.
 
+use genesis_core::Region;
 use genesis_core::audit::AuditCategory;
 use serde::Serialize;
 use uuid::Uuid;
@@ -28,11 +34,13 @@ pub const SEALED_TABLES: &[&str] = &[
     "command_keys",
 ];
 
-/// Rows of one table under one key version.
+/// Rows of one table (and region) under one key version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VersionCount {
     /// The table.
     pub table: String,
+    /// The tenants' region, for a table of tenants' secrets; `None` for the fleet's.
+    pub region: Option<Region>,
     /// The master key version.
     pub key_version: i32,
     /// Rows sealed under it.
@@ -80,43 +88,74 @@ impl Place {
     }
 }
 
+impl VersionCount {
+    /// The version these rows belong under: their region's current, or the fleet's.
+    pub fn target(&self, keys: &MasterKeys) -> u32 {
+        match self.region {
+            Some(region) => keys.for_region(region).current(),
+            None => keys.current(),
+        }
+    }
+}
+
 impl Database {
-    /// Rows per sealed table and key version.
+    /// Rows per sealed table, region (for a tenant's secrets) and key version.
     pub async fn vault_status(&self) -> Result<Vec<VersionCount>, StoreError> {
         let rows = sqlx::query!(
-            r#"SELECT 'vault_credentials' AS "t!", key_version AS "v!", count(*) AS "n!"
-                 FROM genesis.vault_credentials GROUP BY key_version
+            r#"SELECT 'vault_credentials' AS "t!", w.region AS "r?", key_version AS "v!",
+                      count(*) AS "n!"
+                 FROM genesis.vault_credentials s
+                 JOIN genesis.workspaces w ON w.id = s.workspace_id
+                 GROUP BY w.region, key_version
                UNION ALL
-               SELECT 'onboarding_secrets', key_version, count(*)
-                 FROM genesis.onboarding_secrets GROUP BY key_version
+               SELECT 'onboarding_secrets', w.region, key_version, count(*)
+                 FROM genesis.onboarding_secrets s
+                 JOIN genesis.workspaces w ON w.id = s.workspace_id
+                 GROUP BY w.region, key_version
                UNION ALL
-               SELECT 'oauth_flows', key_version, count(*)
-                 FROM genesis.oauth_flows GROUP BY key_version
+               SELECT 'oauth_flows', w.region, key_version, count(*)
+                 FROM genesis.oauth_flows s
+                 JOIN genesis.workspaces w ON w.id = s.workspace_id
+                 GROUP BY w.region, key_version
                UNION ALL
-               SELECT 'operators', totp_key_version, count(*)
+               SELECT 'operators', NULL, totp_key_version, count(*)
                  FROM genesis.operators WHERE totp_key_version IS NOT NULL GROUP BY totp_key_version
                UNION ALL
-               SELECT 'webhook_endpoints', key_version, count(*)
-                 FROM genesis.webhook_endpoints GROUP BY key_version
+               SELECT 'webhook_endpoints', w.region, key_version, count(*)
+                 FROM genesis.webhook_endpoints s
+                 JOIN genesis.workspaces w ON w.id = s.workspace_id
+                 GROUP BY w.region, key_version
                UNION ALL
-               SELECT 'webhook_endpoints.previous', previous_key_version, count(*)
-                 FROM genesis.webhook_endpoints WHERE previous_key_version IS NOT NULL
-                 GROUP BY previous_key_version
+               SELECT 'webhook_endpoints.previous', w.region, previous_key_version, count(*)
+                 FROM genesis.webhook_endpoints s
+                 JOIN genesis.workspaces w ON w.id = s.workspace_id
+                 WHERE previous_key_version IS NOT NULL
+                 GROUP BY w.region, previous_key_version
                UNION ALL
-               SELECT 'command_keys', key_version, count(*)
+               SELECT 'command_keys', NULL, key_version, count(*)
                  FROM genesis.command_keys GROUP BY key_version
-               ORDER BY 1, 2"#,
+               ORDER BY 1, 2, 3"#,
         )
         .fetch_all(&self.app)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| VersionCount {
-                table: r.t,
-                key_version: r.v,
-                rows: r.n,
+        rows.into_iter()
+            .map(|r| {
+                Ok(VersionCount {
+                    table: r.t,
+                    region: r
+                        .r
+                        .map(|code| {
+                            Region::parse(&code).map_err(|_| StoreError::Corrupt {
+                                what: "workspace region",
+                                value: code,
+                            })
+                        })
+                        .transpose()?,
+                    key_version: r.v,
+                    rows: r.n,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Rewraps up to `batch` sealed values of this database that are not under `keys`'
@@ -126,10 +165,13 @@ impl Database {
         keys: &MasterKeys,
         batch: i64,
     ) -> Result<Rewrapped, StoreError> {
-        let current = i32::try_from(keys.current()).unwrap_or(i32::MAX);
-        let found = self.vault_stale(current, batch).await?;
+        let found = self.vault_stale(keys, batch).await?;
         let mut done = Rewrapped::default();
-        for (place, sealed) in found {
+        for (place, region, sealed) in found {
+            let keys = match region {
+                Some(region) => keys.for_region(region),
+                None => keys.clone(),
+            };
             let Some(fresh) = keys.rewrap(&sealed, &place.aad()?)? else {
                 continue;
             };
@@ -158,6 +200,11 @@ impl Database {
             &AuditEvent::new(actor, AuditCategory::Security, "VAULT_REWRAPPED").details(
                 serde_json::json!({
                     "key_version": keys.current(),
+                    "regions": keys
+                        .regional_currents()
+                        .into_iter()
+                        .map(|(r, v)| (r.code(), v))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
                     "rewrapped": rewrapped,
                 }),
             ),
@@ -166,11 +213,26 @@ impl Database {
         Ok(())
     }
 
+    /// Sealed values not under their target version: their region's current for a tenant's
+    /// (with the region), the fleet's for the rest.
     async fn vault_stale(
         &self,
-        current: i32,
+        keys: &MasterKeys,
         batch: i64,
-    ) -> Result<Vec<(Place, Sealed)>, StoreError> {
+    ) -> Result<Vec<(Place, Option<Region>, Sealed)>, StoreError> {
+        let version = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        let current = version(keys.current());
+        // Each region's target version, as two parallel arrays the queries join on.
+        let (regions, targets): (Vec<String>, Vec<i32>) = Region::ALL
+            .iter()
+            .map(|r| (r.code().to_owned(), version(keys.for_region(*r).current())))
+            .unzip();
+        let region = |code: &str| {
+            Region::parse(code).map_err(|_| StoreError::Corrupt {
+                what: "workspace region",
+                value: code.to_owned(),
+            })
+        };
         let mut out = Vec::new();
         let sealed = |v: i32, nonce: Vec<u8>, ciphertext: Vec<u8>| Sealed {
             key_version: v,
@@ -178,9 +240,14 @@ impl Database {
             ciphertext,
         };
         for r in sqlx::query!(
-            r#"SELECT workspace_id, credential_id, key_version, nonce, ciphertext
-               FROM genesis.vault_credentials WHERE key_version <> $1 LIMIT $2"#,
-            current,
+            r#"SELECT s.workspace_id, s.credential_id, s.key_version, s.nonce, s.ciphertext,
+                      w.region
+               FROM genesis.vault_credentials s
+               JOIN genesis.workspaces w ON w.id = s.workspace_id
+               JOIN unnest($1::text[], $2::int[]) AS t(region, target) ON t.region = w.region
+               WHERE s.key_version <> t.target LIMIT $3"#,
+            &regions,
+            &targets,
             batch
         )
         .fetch_all(&self.app)
@@ -191,13 +258,18 @@ impl Database {
                     workspace: r.workspace_id,
                     credential: r.credential_id,
                 },
+                Some(region(&r.region)?),
                 sealed(r.key_version, r.nonce, r.ciphertext),
             ));
         }
         for r in sqlx::query!(
-            r#"SELECT workspace_id, kind, key_version, nonce, ciphertext
-               FROM genesis.onboarding_secrets WHERE key_version <> $1 LIMIT $2"#,
-            current,
+            r#"SELECT s.workspace_id, s.kind, s.key_version, s.nonce, s.ciphertext, w.region
+               FROM genesis.onboarding_secrets s
+               JOIN genesis.workspaces w ON w.id = s.workspace_id
+               JOIN unnest($1::text[], $2::int[]) AS t(region, target) ON t.region = w.region
+               WHERE s.key_version <> t.target LIMIT $3"#,
+            &regions,
+            &targets,
             batch
         )
         .fetch_all(&self.app)
@@ -208,13 +280,18 @@ impl Database {
                     workspace: r.workspace_id,
                     kind: r.kind,
                 },
+                Some(region(&r.region)?),
                 sealed(r.key_version, r.nonce, r.ciphertext),
             ));
         }
         for r in sqlx::query!(
-            r#"SELECT state_sha256, key_version, nonce, verifier
-               FROM genesis.oauth_flows WHERE key_version <> $1 LIMIT $2"#,
-            current,
+            r#"SELECT s.state_sha256, s.key_version, s.nonce, s.verifier, w.region
+               FROM genesis.oauth_flows s
+               JOIN genesis.workspaces w ON w.id = s.workspace_id
+               JOIN unnest($1::text[], $2::int[]) AS t(region, target) ON t.region = w.region
+               WHERE s.key_version <> t.target LIMIT $3"#,
+            &regions,
+            &targets,
             batch
         )
         .fetch_all(&self.app)
@@ -224,6 +301,7 @@ impl Database {
                 Place::Flow {
                     state: r.state_sha256,
                 },
+                Some(region(&r.region)?),
                 sealed(r.key_version, r.nonce, r.verifier),
             ));
         }
@@ -237,12 +315,20 @@ impl Database {
         .fetch_all(&self.app)
         .await?
         {
-            out.push((Place::Operator { id: r.id }, sealed(r.v, r.nonce, r.ct)));
+            out.push((
+                Place::Operator { id: r.id },
+                None,
+                sealed(r.v, r.nonce, r.ct),
+            ));
         }
         for r in sqlx::query!(
-            r#"SELECT id, key_version, nonce, ciphertext
-               FROM genesis.webhook_endpoints WHERE key_version <> $1 LIMIT $2"#,
-            current,
+            r#"SELECT s.id, s.key_version, s.nonce, s.ciphertext, w.region
+               FROM genesis.webhook_endpoints s
+               JOIN genesis.workspaces w ON w.id = s.workspace_id
+               JOIN unnest($1::text[], $2::int[]) AS t(region, target) ON t.region = w.region
+               WHERE s.key_version <> t.target LIMIT $3"#,
+            &regions,
+            &targets,
             batch
         )
         .fetch_all(&self.app)
@@ -250,15 +336,20 @@ impl Database {
         {
             out.push((
                 Place::Endpoint { id: r.id },
+                Some(region(&r.region)?),
                 sealed(r.key_version, r.nonce, r.ciphertext),
             ));
         }
         for r in sqlx::query!(
-            r#"SELECT id, previous_key_version AS "v!", previous_nonce AS "nonce!",
-                      previous_ciphertext AS "ct!"
-               FROM genesis.webhook_endpoints
-               WHERE previous_key_version IS NOT NULL AND previous_key_version <> $1 LIMIT $2"#,
-            current,
+            r#"SELECT s.id, s.previous_key_version AS "v!", s.previous_nonce AS "nonce!",
+                      s.previous_ciphertext AS "ct!", w.region
+               FROM genesis.webhook_endpoints s
+               JOIN genesis.workspaces w ON w.id = s.workspace_id
+               JOIN unnest($1::text[], $2::int[]) AS t(region, target) ON t.region = w.region
+               WHERE s.previous_key_version IS NOT NULL AND s.previous_key_version <> t.target
+               LIMIT $3"#,
+            &regions,
+            &targets,
             batch
         )
         .fetch_all(&self.app)
@@ -266,6 +357,7 @@ impl Database {
         {
             out.push((
                 Place::EndpointPrevious { id: r.id },
+                Some(region(&r.region)?),
                 sealed(r.v, r.nonce, r.ct),
             ));
         }
@@ -280,6 +372,7 @@ impl Database {
         {
             out.push((
                 Place::CommandKey { kid: r.kid },
+                None,
                 sealed(r.key_version, r.nonce, r.ciphertext),
             ));
         }

@@ -4,6 +4,10 @@
 //! `genesis audit seal` seals what is waiting now, as the running control plane's
 //! `audit-seal` reconciler does every few seconds (for a database no control plane serves,
 //! or before a verify that must cover the last minute).
+//!
+//! `genesis audit retention` runs one pass of the `audit-retention` reconciler now (spec
+//! 63.2: months ahead made, old months archived, months past 7 years dropped) and lists,
+//! per database, the months that left the online log.
 
 use genesis_control::app::audit::{RegionChain, verify};
 use genesis_core::Region;
@@ -26,6 +30,8 @@ pub enum AuditCommand {
     },
     /// Seal the rows written since the last seal into each region's chain, now.
     Seal,
+    /// Apply the retention now (months ahead, archive, drop), and list archived months.
+    Retention,
 }
 
 /// Runs an audit command.
@@ -51,6 +57,47 @@ pub async fn run(cmd: AuditCommand, cfg: Config, out: Output) -> Result<(), CliE
                 rows.iter()
                     .map(|(r, n)| vec![r.clone(), n.to_string()])
                     .collect(),
+            );
+        }
+        AuditCommand::Retention => {
+            let stores = cfg.regional_store()?;
+            let mut all = Vec::new();
+            let mut rows = Vec::new();
+            for shard in stores.shards() {
+                let pass = shard.db.audit_retention_pass(chrono::Utc::now()).await?;
+                for w in &pass.waiting {
+                    eprintln!(
+                        "{}: {w} is due for the archive but holds unsealed rows (run `genesis audit seal`)",
+                        shard.label()
+                    );
+                }
+                let months = shard.db.audit_archived_months().await?;
+                for m in &months {
+                    rows.push(vec![
+                        shard.label(),
+                        m.name.clone(),
+                        m.upper_bound.format("%Y-%m-%d").to_string(),
+                        m.state.clone(),
+                        m.rows.to_string(),
+                        m.last_seq.map_or_else(|| "-".into(), |s| s.to_string()),
+                    ]);
+                }
+                all.push(serde_json::json!({
+                    "regions": shard.label(), "pass": pass, "months": months,
+                }));
+            }
+            print(
+                out,
+                &all,
+                &[
+                    "REGIONS",
+                    "PARTITION",
+                    "ENDS",
+                    "STATE",
+                    "ROWS",
+                    "LAST PLACE",
+                ],
+                rows,
             );
         }
         AuditCommand::Verify { region } => {
@@ -104,10 +151,13 @@ pub async fn run(cmd: AuditCommand, cfg: Config, out: Output) -> Result<(), CliE
 
 fn row(c: &RegionChain) -> Vec<String> {
     let r = &c.report;
-    let places = match (r.first_seq, r.last_seq) {
+    let mut places = match (r.first_seq, r.last_seq) {
         (Some(a), Some(b)) => format!("{a}-{b}"),
         _ => "-".into(),
     };
+    if let Some(c) = r.checkpoint_seq {
+        places.push_str(&format!(" (1-{c} past retention)"));
+    }
     vec![
         c.regions.clone(),
         r.sealed.to_string(),

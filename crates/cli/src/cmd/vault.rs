@@ -5,6 +5,10 @@
 //! every older secret in every regional database with a progress bar. It may be stopped
 //! and run again: it resumes. `status` shows which versions are still in use; a version no
 //! row uses can be removed from the configuration.
+//!
+//! A tenant's secret belongs under its region's current version when the region has a ring
+//! of its own (`[vault.regions.<code>]`, spec 62.2), and the fleet's otherwise: giving a
+//! region a ring and running `rotate` moves its tenants' secrets onto it.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -42,7 +46,7 @@ pub async fn run(cmd: VaultCommand, cfg: Config, out: Output) -> Result<(), CliE
                     .await
                     .map_err(|e| CliError::Runtime(e.into()))?
                 {
-                    let note = if u32::try_from(c.key_version).ok() == Some(keys.current()) {
+                    let note = if u32::try_from(c.key_version).ok() == Some(c.target(&keys)) {
                         "current"
                     } else if keys
                         .versions()
@@ -52,23 +56,33 @@ pub async fn run(cmd: VaultCommand, cfg: Config, out: Output) -> Result<(), CliE
                     } else {
                         "KEY NOT CONFIGURED"
                     };
+                    let region = c.region.map_or("fleet", |r| r.code());
                     rows.push(vec![
                         shard.label(),
                         c.table.clone(),
+                        region.to_owned(),
                         c.key_version.to_string(),
                         c.rows.to_string(),
                         note.to_owned(),
                     ]);
                     all.push(serde_json::json!({
-                        "database": shard.label(), "table": c.table,
+                        "database": shard.label(), "table": c.table, "ring": region,
                         "key_version": c.key_version, "rows": c.rows, "state": note,
                     }));
                 }
             }
             print(
                 out,
-                &serde_json::json!({ "current": keys.current(), "items": all }),
-                &["DATABASE", "TABLE", "KEY VERSION", "ROWS", "STATE"],
+                &serde_json::json!({
+                    "current": keys.current(),
+                    "regions": keys
+                        .regional_currents()
+                        .into_iter()
+                        .map(|(r, v)| (r.code(), v))
+                        .collect::<std::collections::BTreeMap<_, _>>(),
+                    "items": all,
+                }),
+                &["DATABASE", "TABLE", "RING", "KEY VERSION", "ROWS", "STATE"],
                 rows,
             );
         }
@@ -78,7 +92,6 @@ pub async fn run(cmd: VaultCommand, cfg: Config, out: Output) -> Result<(), CliE
                     "--batch must be between 1 and 10000".into(),
                 ));
             }
-            let current = i32::try_from(keys.current()).unwrap_or(i32::MAX);
             for shard in stores.shards() {
                 let stale: i64 = shard
                     .db
@@ -86,7 +99,7 @@ pub async fn run(cmd: VaultCommand, cfg: Config, out: Output) -> Result<(), CliE
                     .await
                     .map_err(|e| CliError::Runtime(e.into()))?
                     .iter()
-                    .filter(|c| c.key_version != current)
+                    .filter(|c| u32::try_from(c.key_version).ok() != Some(c.target(&keys)))
                     .map(|c| c.rows)
                     .sum();
                 let bar = ProgressBar::new(u64::try_from(stale).unwrap_or(0));
@@ -119,19 +132,22 @@ pub async fn run(cmd: VaultCommand, cfg: Config, out: Output) -> Result<(), CliE
                     .await
                     .map_err(|e| CliError::Runtime(e.into()))?;
                 eprintln!(
-                    "{}: {total} secrets rewrapped under key version {current}",
+                    "{}: {total} secrets rewrapped under their ring's current version",
                     shard.label()
                 );
             }
+            let targets: Vec<u32> = std::iter::once(keys.current())
+                .chain(keys.regional_currents().into_iter().map(|(_, v)| v))
+                .collect();
             let old: Vec<String> = keys
                 .versions()
                 .into_iter()
-                .filter(|v| *v != keys.current())
+                .filter(|v| !targets.contains(v))
                 .map(|v| v.to_string())
                 .collect();
             if !old.is_empty() {
                 eprintln!(
-                    "Every secret is under key version {current}. Key version(s) {} can now be removed from [vault] keys.",
+                    "Every secret is under its ring's current version. Key version(s) {} can now be removed from the configuration.",
                     old.join(", ")
                 );
             }

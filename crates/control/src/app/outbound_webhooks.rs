@@ -220,7 +220,9 @@ pub async fn register(
     }
     let id = Uuid::now_v7();
     let secret = new_secret();
-    let sealed = vault(state)?.seal(secret.as_bytes(), &aad(id))?;
+    let sealed = vault(state)?
+        .for_region(db.workspace_region(workspace).await?)
+        .seal(secret.as_bytes(), &aad(id))?;
     let endpoint = db
         .webhook_endpoint_create(
             &NewEndpoint {
@@ -276,7 +278,9 @@ pub async fn rotate(
     actor: &str,
 ) -> Result<RotatedSecret, Problem> {
     let secret = new_secret();
-    let sealed = vault(state)?.seal(secret.as_bytes(), &aad(id))?;
+    let sealed = vault(state)?
+        .for_region(db.workspace_region(workspace).await?)
+        .seal(secret.as_bytes(), &aad(id))?;
     let until = later(ASKED_OVERLAP);
     let endpoint = db
         .webhook_endpoint_rotate(Some(workspace), id, &sealed, until, Rotation::Asked, actor)
@@ -344,7 +348,17 @@ pub async fn rotate_due(
         now + chrono::Duration::from_std(SCHEDULED_OVERLAP).unwrap_or(chrono::Duration::MAX);
     let mut rotated = 0;
     for e in db.webhook_endpoints_due_rotation(before, limit).await? {
-        let sealed = keys.seal(new_secret().as_bytes(), &aad(e.id))?;
+        let region = db
+            .workspace_region(WorkspaceId::from_uuid(e.workspace_id).map_err(|_| {
+                StoreError::Corrupt {
+                    what: "webhook endpoint workspace",
+                    value: e.workspace_id.to_string(),
+                }
+            })?)
+            .await?;
+        let sealed = keys
+            .for_region(region)
+            .seal(new_secret().as_bytes(), &aad(e.id))?;
         if db
             .webhook_endpoint_rotate(
                 None,

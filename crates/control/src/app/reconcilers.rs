@@ -9,6 +9,7 @@ use crate::{AppState, Problem};
 
 /// Every reconciler `serve` runs, by the name it publishes under.
 pub const RECONCILERS: &[&str] = &[
+    "audit-retention",
     "audit-seal",
     "command-keys",
     "deletions",
@@ -143,6 +144,7 @@ mod tests {
             crate::workers::audit_seal::AuditSealer::NAME,
             crate::workers::deletions::Deletions::<C>::NAME,
             crate::workers::support_grants::SupportGrantSweep::NAME,
+            crate::workers::audit_retention::AuditRetention::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

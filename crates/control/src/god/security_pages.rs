@@ -46,7 +46,10 @@ pub async fn security(
     let current = state.vault.as_ref().map(|k| k.current());
     let stale: i64 = versions
         .iter()
-        .filter(|(_, v)| Some(v.key_version) != current.and_then(|c| i32::try_from(c).ok()))
+        .filter(|(_, v)| match state.vault.as_deref() {
+            Some(keys) => i32::try_from(v.target(keys)).ok() != Some(v.key_version),
+            None => true,
+        })
         .map(|(_, v)| v.rows)
         .sum();
     let body = html! {

@@ -21,6 +21,7 @@
 //! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
 //!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
+pub mod audit_retention;
 pub mod audit_seal;
 pub mod command_keys;
 pub mod deletions;

@@ -117,10 +117,25 @@ async fn spawn_app_providing(
 ) -> App {
     let t = TestDb::create().await.expect("test database");
     let stores = RegionalStore::single(t.db.clone());
-    spawn_app_over(t, stores, token, god, sign_ins, outbound, providers).await
+    spawn_app_over(
+        t,
+        stores,
+        token,
+        god,
+        sign_ins,
+        outbound,
+        providers,
+        test_vault(),
+    )
+    .await
 }
 
-/// An app over `stores` (whose coordinator is `t`), with every test default.
+/// An app over `stores` (whose coordinator is `t`), sealing with `vault`, with every test
+/// default.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one setting a test varies"
+)]
 async fn spawn_app_over(
     t: TestDb,
     stores: RegionalStore,
@@ -129,6 +144,7 @@ async fn spawn_app_over(
     sign_ins: genesis_control::sign_in_guard::SignInLimits,
     outbound: genesis_control::outbound::FetchLimits,
     providers: genesis_control::providers::Providers,
+    vault: genesis_store::MasterKeys,
 ) -> App {
     let control_plane = genesis_control::ControlPlane::builder(stores)
         .outbound(outbound)
@@ -144,7 +160,7 @@ async fn spawn_app_over(
                 .and_then(|u| genesis_queue::RedisTarget::parse(&u).ok()),
         )
         .metrics(metrics_handle())
-        .vault(Some(Arc::new(test_vault())))
+        .vault(Some(Arc::new(vault)))
         .api_token(token)
         .command_signer(Arc::new(
             genesis_protocol::CommandSigner::from_seed(&[9u8; 32]).expect("key"),
@@ -170,6 +186,9 @@ async fn run(control_plane: genesis_control::ControlPlane) -> String {
     base
 }
 
+/// The version of eu-west's own vault key in [`spawn_app_two_regions`].
+const EU_KEY_VERSION: u32 = 20;
+
 /// The vault key every test app is given (operators' second factors are sealed with it).
 fn test_vault() -> genesis_store::MasterKeys {
     genesis_store::MasterKeys::new(1, std::collections::BTreeMap::from([(1, [5u8; 32])]))
@@ -182,7 +201,8 @@ async fn spawn_app() -> App {
 
 /// An app over two regional databases ([`genesis_store::testing::two_regions`]): the app's
 /// own `t` is the coordinator (with every region but eu-west), and the second database
-/// holds eu-west alone.
+/// holds eu-west alone. eu-west has a vault ring of its own: key version
+/// [`EU_KEY_VERSION`].
 async fn spawn_app_two_regions() -> (App, TestDb) {
     let (home, eu, stores) = genesis_store::testing::two_regions()
         .await
@@ -195,6 +215,13 @@ async fn spawn_app_two_regions() -> (App, TestDb) {
         Default::default(),
         Default::default(),
         Default::default(),
+        test_vault()
+            .with_region(
+                genesis_core::Region::EuWest,
+                EU_KEY_VERSION,
+                std::collections::BTreeMap::from([(EU_KEY_VERSION, [20u8; 32])]),
+            )
+            .expect("eu ring"),
     )
     .await;
     (app, eu)

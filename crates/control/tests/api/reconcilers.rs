@@ -15,6 +15,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
     assert_eq!(
         names,
         [
+            "audit-retention",
             "audit-seal",
             "command-keys",
             "deletions",
@@ -38,14 +39,19 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
     );
     // No fleet side, no mail server and no audit key here: nothing has published but the
     // webhook sender and secret rotation, which run wherever the vault has a key, and the
-    // deletion reminders and the support-grant sweep, which run everywhere.
+    // deletion reminders, the support-grant sweep and the audit retention, which run
+    // everywhere.
     assert!(
         items
             .iter()
-            .filter(
-                |i| !["webhooks", "webhook-secrets", "deletions", "support-grants"]
-                    .contains(&i["name"].as_str().unwrap_or_default())
-            )
+            .filter(|i| ![
+                "webhooks",
+                "webhook-secrets",
+                "deletions",
+                "support-grants",
+                "audit-retention"
+            ]
+            .contains(&i["name"].as_str().unwrap_or_default()))
             .all(|i| i["liveness"] == "never_ran"),
         "{body}"
     );

@@ -3,14 +3,15 @@
 //! operators, rollouts, slug and address claims) on the other. An EU tenant signs up, fails
 //! a sign-in, gets a workspace with leads and a webhook, exports its data and is looked at
 //! by support under a grant, all over HTTP; then every text and JSON column of every table
-//! of the other database is searched for each personal value, and none is found.
+//! of the other database is searched for each personal value, and none is found. Its
+//! secrets are sealed under eu-west's own master key (spec 62.2: a region-specific vault).
 
 use genesis_core::support::OperatorRole;
 use serde_json::json;
 
 use super::accounts::tenant_in;
 use super::god_mode::{Browser, PASSWORD, csrf_of, form};
-use super::spawn_app_two_regions;
+use super::{EU_KEY_VERSION, spawn_app_two_regions};
 
 /// Where each personal value turns up in database `name`: `table.column` for every text,
 /// varchar, JSON and JSONB column of the `genesis` schema that contains it. Read as the
@@ -115,6 +116,14 @@ async fn an_eu_tenants_personal_data_is_written_to_the_eu_database_only() {
         )
         .await;
     assert_eq!(s, 201, "{body}");
+    // Its signing secret is sealed under eu-west's key, not the fleet's.
+    let version: i32 =
+        sqlx::query_scalar("SELECT key_version FROM genesis.webhook_endpoints WHERE id = $1")
+            .bind(uuid::Uuid::parse_str(body["id"].as_str().expect("id")).expect("uuid"))
+            .fetch_one(eu.db.owner_pool())
+            .await
+            .expect("endpoint");
+    assert_eq!(version, EU_KEY_VERSION as i32);
     let (s, started, _) = app
         .post(&format!("/api/v1/workspaces/{ws}/exports"), json!({}))
         .await;

@@ -124,9 +124,12 @@ async fn day_zero_pauses_sleeps_and_refuses_a_wake_and_calling_it_off_restores()
 }
 
 /// The tables whose rows about a deleted tenant are kept on purpose: its anonymised
-/// history (audit, ledger), the deletion and its certificate, and the tombstone.
-const KEPT: [&str; 5] = [
+/// history (audit, online and archived, with its monthly partitions; ledger), the deletion
+/// and its certificate, and the tombstone.
+const KEPT: [&str; 7] = [
     "audit_log",
+    "audit_archive",
+    "audit_history",
     "ledger_transfers",
     "ledger_accounts",
     "deletions",
@@ -155,7 +158,7 @@ async fn leftovers(
     .await
     .expect("columns");
     for (table, column) in &columns {
-        if KEPT.contains(&table.as_str()) {
+        if KEPT.contains(&table.as_str()) || table.starts_with("audit_log_p") {
             continue;
         }
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -176,7 +179,7 @@ async fn leftovers(
     // The kept rows hold nothing personal: no address, name, short name or reference.
     for (table, text) in [
         (
-            "audit_log",
+            "audit_history",
             "actor || coalesce(subject, '') || details::text",
         ),
         ("ledger_transfers", "coalesce(reference, '')"),

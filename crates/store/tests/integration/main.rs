@@ -3,6 +3,7 @@
 //! all of them keeps link time down.
 
 mod audit_chain;
+mod audit_retention;
 mod blocking;
 mod deletions;
 mod handshake;

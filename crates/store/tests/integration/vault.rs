@@ -230,3 +230,119 @@ async fn a_master_key_rotation_rewraps_every_secret_and_resumes_after_a_stop() {
     assert!(err.to_string().contains("key version 2"), "{err}");
     t.cleanup().await.expect("cleanup");
 }
+
+/// Spec 62.2: a region with a ring of its own has its tenants' secrets sealed under it, a
+/// rotation moves the secrets written before onto it, and the other regions' keys never
+/// open them.
+#[tokio::test]
+async fn a_regions_secrets_are_sealed_under_its_own_ring() {
+    use genesis_core::Region;
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let eu = provision(db, "ring_eu").await;
+    let mut us = crate::helpers::new_workspace("ring_us");
+    us.region = Region::UsEast;
+    let us = genesis_store::PartitionManager::new(db.clone())
+        .workspace_provision(&us, "test")
+        .await
+        .expect("us workspace");
+    let version_of = |ws: genesis_core::WorkspaceId, cred: uuid::Uuid| {
+        let pool = db.owner_pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i32>(
+                "SELECT key_version FROM genesis.vault_credentials
+                 WHERE workspace_id = $1 AND credential_id = $2",
+            )
+            .bind(ws.as_uuid())
+            .bind(cred)
+            .fetch_one(&pool)
+            .await
+            .expect("row")
+        }
+    };
+
+    // Before eu-west has a ring, its tenants use the fleet's.
+    let fleet = MasterKeys::new(1, BTreeMap::from([(1, [1u8; 32])])).expect("keys");
+    let (old_eu, old_us) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (ws, cred) in [(eu.id, old_eu), (us.id, old_us)] {
+        db.vault_put(&fleet, ws, cred, "openAiApi", "key", b"before", "test")
+            .await
+            .expect("put");
+        assert_eq!(version_of(ws, cred).await, 1);
+    }
+
+    // Versions are unique across rings: a region cannot reuse the fleet's.
+    assert!(matches!(
+        fleet
+            .clone()
+            .with_region(Region::EuWest, 1, BTreeMap::from([(1, [9u8; 32])])),
+        Err(StoreError::Invalid { .. })
+    ));
+    let keys = fleet
+        .with_region(Region::EuWest, 20, BTreeMap::from([(20, [20u8; 32])]))
+        .expect("eu ring");
+
+    // New secrets: the EU tenant's under its ring, the US tenant's under the fleet's.
+    let (new_eu, new_us) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    for (ws, cred) in [(eu.id, new_eu), (us.id, new_us)] {
+        db.vault_put(&keys, ws, cred, "openAiApi", "key", b"after", "test")
+            .await
+            .expect("put");
+    }
+    assert_eq!(version_of(eu.id, new_eu).await, 20);
+    assert_eq!(version_of(us.id, new_us).await, 1);
+
+    // The rotation moves the EU tenant's older secret onto its ring, and leaves the US
+    // tenant's where it belongs.
+    let stale = |s: &[genesis_store::vault_rotation::VersionCount]| -> i64 {
+        s.iter()
+            .filter(|c| u32::try_from(c.key_version).ok() != Some(c.target(&keys)))
+            .map(|c| c.rows)
+            .sum()
+    };
+    assert_eq!(stale(&db.vault_status().await.expect("status")), 1);
+    while db
+        .vault_rewrap_batch(&keys, 10)
+        .await
+        .expect("batch")
+        .rewrapped
+        > 0
+    {}
+    assert_eq!(stale(&db.vault_status().await.expect("status")), 0);
+    assert_eq!(version_of(eu.id, old_eu).await, 20);
+    assert_eq!(version_of(us.id, old_us).await, 1);
+    assert_eq!(
+        db.vault_get(&keys, eu.id, old_eu)
+            .await
+            .expect("rewrapped")
+            .secret,
+        b"before"
+    );
+
+    // The US region's view of the keys does not open an EU row, even holding its key.
+    let (v, nonce, ciphertext): (i32, Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT key_version, nonce, ciphertext FROM genesis.vault_credentials
+         WHERE credential_id = $1",
+    )
+    .bind(new_eu)
+    .fetch_one(db.owner_pool())
+    .await
+    .expect("row");
+    let sealed = genesis_store::Sealed {
+        key_version: v,
+        nonce,
+        ciphertext,
+    };
+    let aad = genesis_store::vault::aad(eu.id, new_eu);
+    assert_eq!(
+        keys.for_region(Region::EuWest)
+            .open(&sealed, &aad)
+            .expect("opens in its region"),
+        b"after"
+    );
+    assert!(matches!(
+        keys.for_region(Region::UsEast).open(&sealed, &aad),
+        Err(StoreError::Invalid { .. })
+    ));
+    t.cleanup().await.expect("cleanup");
+}
