@@ -147,3 +147,72 @@ async fn old_months_are_archived_then_dropped_and_the_chain_verifies_throughout(
     );
     t.cleanup().await.expect("cleanup");
 }
+
+/// Spec 63.2, "GDPR: can delete on request": a tenant's deletion anonymises its audit rows
+/// in archived months as in the online log, and the chain still verifies.
+#[tokio::test]
+async fn a_deletion_anonymises_the_tenants_archived_months_too() {
+    use genesis_core::deletion::{DeletionStep, DeletionTrigger};
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    let key = AuditChainKey::new([4; 32]);
+    let now = Utc::now();
+    let ws = crate::helpers::provision(db, "archived").await;
+    db.audit_record(
+        &AuditEvent::new(
+            "account:zelda@bakery.example",
+            AuditCategory::Data,
+            "EXPORTED",
+        )
+        .workspace(ws.id)
+        .subject("zelda@bakery.example"),
+    )
+    .await
+    .expect("audit");
+    seal_all(db, &key).await;
+    let r = db
+        .audit_retention_pass(now.checked_add_months(Months::new(14)).expect("date"))
+        .await
+        .expect("pass");
+    assert_eq!(r.archived, ["audit_log_p0"], "{r:?}");
+    partition_for_today(db).await;
+
+    // The saga, brought to step 6.
+    db.deletion_request(
+        ws.id,
+        DeletionTrigger::Fraud,
+        Some("stolen cards"),
+        "operator:ada",
+        now,
+    )
+    .await
+    .expect("request");
+    db.deletion_begin(ws.id, "test", Utc::now())
+        .await
+        .expect("begin");
+    for step in &DeletionStep::ALL[..5] {
+        db.deletion_step_done(ws.id, *step, "test", serde_json::json!({}), None)
+            .await
+            .expect("step");
+    }
+    assert!(
+        db.deletion_anonymise_audit(ws.id, "test", &key)
+            .await
+            .expect("anonymise")
+    );
+    let (archived, personal): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE actor <> 'anonymised'
+                                            OR strpos(coalesce(subject, ''), 'zelda') > 0)
+         FROM genesis.audit_archive WHERE workspace_id = $1",
+    )
+    .bind(ws.id.as_uuid())
+    .fetch_one(db.owner_pool())
+    .await
+    .expect("archive");
+    assert!(archived >= 2, "the tenant's archived rows: {archived}");
+    assert_eq!(personal, 0);
+    seal_all(db, &key).await;
+    let v = db.audit_verify(&key).await.expect("verify");
+    assert!(v.intact(), "{v:?}");
+    t.cleanup().await.expect("cleanup");
+}
