@@ -47,6 +47,7 @@ Running a control plane:
   vault       The vault's master keys: status, and rotate (rewrap every secret)
   command-key The key that signs commands to sidecars: status, and rotate now
   audit       The audit log: seal its hash chain, verify it (names the first broken link), apply its retention
+  dr          Disaster recovery: backup coverage and snapshot cost per region
   leads       Lead data administration
 
 Development:
@@ -133,6 +134,9 @@ enum Command {
     /// The audit log: check each region's hash chain.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Disaster recovery: backup coverage and snapshot cost.
+    #[command(subcommand)]
+    Dr(cmd::dr::DrCommand),
     /// The command-signing key: where its rotation stands, and a rotation begun now.
     #[command(subcommand, name = "command-key")]
     SigningKey(cmd::command_key::CommandKeyCommand),

@@ -62,6 +62,8 @@ pub struct FleetSettings {
     pub reap_every: Duration,
     /// When the command-signing key rotates.
     pub command_keys: crate::app::command_keys::CommandKeyPolicy,
+    /// The snapshot schedule's pace and call budget (spec 66.2).
+    pub snapshots: crate::workers::snapshots::SnapshotSettings,
 }
 
 impl Default for FleetSettings {
@@ -75,6 +77,7 @@ impl Default for FleetSettings {
             hibernation: HibernationSettings::default(),
             reap_every: Duration::from_secs(300),
             command_keys: Default::default(),
+            snapshots: Default::default(),
         }
     }
 }
@@ -663,6 +666,15 @@ fn spawn_reconcilers(
     // Every second: a waking High-Priority tenant is claimed a standby within a second.
     supervise(tasks, state, standby, Duration::from_secs(1), stop);
     supervise(tasks, state, reaper, settings.reap_every, stop);
+    // Every minute, within a call budget: each droplet's daily snapshot, its cross-region
+    // copy, and the deletion of what spec 66.5 lets go.
+    let snapshots = crate::workers::snapshots::SnapshotSchedule::new(
+        stores.clone(),
+        ig.cloud().clone(),
+        state.webhooks.clock.clone(),
+        settings.snapshots,
+    );
+    supervise(tasks, state, snapshots, settings.snapshots.every, stop);
     // Every 15 s: a key saved while the engine slept reaches it soon after the wake.
     supervise(
         tasks,

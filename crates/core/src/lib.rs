@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod deletion;
+pub mod dr;
 pub mod drift;
 pub mod droplet;
 pub mod health;

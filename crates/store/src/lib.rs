@@ -45,6 +45,7 @@ pub mod partitions;
 pub mod regions;
 pub mod rollouts;
 pub mod settings;
+pub mod snapshots;
 pub mod standby;
 pub mod support_grants;
 pub mod tenant;

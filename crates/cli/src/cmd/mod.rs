@@ -26,6 +26,7 @@ pub mod command_key;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod dr;
 pub mod droplets;
 pub mod leads;
 pub mod rollouts;
@@ -222,6 +223,7 @@ async fn dispatch(command: Command, cfg: Config, out: Output) -> Result<(), CliE
         Command::Vault(c) => vault::run(c, cfg, out).await,
         Command::SigningKey(c) => command_key::run(c, cfg, out).await,
         Command::Audit(c) => audit::run(c, cfg, out).await,
+        Command::Dr(c) => dr::run(c, cfg, out).await,
         Command::Admin(c) => admin::run(c, cfg, out).await,
         Command::Demo(c) => demo::run(c, cfg).await,
         Command::Config(_)

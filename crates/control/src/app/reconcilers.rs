@@ -20,6 +20,7 @@ pub const RECONCILERS: &[&str] = &[
     "orphan-reaper",
     "pending-credentials",
     "rollouts",
+    "snapshots",
     "standby",
     "support-grants",
     "tracking-domains",
@@ -145,6 +146,7 @@ mod tests {
             crate::workers::deletions::Deletions::<C>::NAME,
             crate::workers::support_grants::SupportGrantSweep::NAME,
             crate::workers::audit_retention::AuditRetention::NAME,
+            crate::workers::snapshots::SnapshotSchedule::<C>::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

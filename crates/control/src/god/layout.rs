@@ -98,7 +98,7 @@ pub fn document(title: &str, body: Markup) -> Markup {
 
 /// The pages the navigation links, with their labels, and whether only managers and
 /// admins may open them (support staff are not shown links they would be refused).
-const NAV: [(&str, &str, bool); 13] = [
+const NAV: [(&str, &str, bool); 14] = [
     (ROOT, "Fleet", false),
     ("/god/heatmap", "Heatmap", false),
     ("/god/regions", "Regions", false),
@@ -109,6 +109,7 @@ const NAV: [(&str, &str, bool); 13] = [
     ("/god/reconcilers", "Reconcilers", true),
     ("/god/deliveries", "Dead letters", true),
     ("/god/security", "Security", true),
+    (super::dr_pages::PATH, "DR", true),
     ("/god/audit", "Audit log", true),
     ("/god/search", "Tenants", false),
     (super::support_pages::PATH, "Support access", false),

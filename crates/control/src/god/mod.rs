@@ -25,6 +25,7 @@
 //! - `GET /god/deliveries`, `POST /god/deliveries/{mail|webhooks}/{shard}/{id}/replay`:
 //!   e-mail and webhook dead letters, and sending one again ([`delivery_pages`]);
 //! - `GET /god/security`: where each secret rotation stands ([`security_pages`]);
+//! - `GET /god/dr`: backup coverage and snapshot cost ([`dr_pages`]);
 //! - `GET /god/support`, `POST /god/support/grants`, `POST
 //!   /god/support/grants/{id}/{approve|revoke}`: support grants ([`support_pages`]);
 //!
@@ -37,6 +38,7 @@
 
 pub mod audit_pages;
 pub mod delivery_pages;
+pub mod dr_pages;
 pub mod droplet_ops_pages;
 pub mod financial_pages;
 pub mod fleet_pages;
@@ -71,6 +73,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/god/reconcilers/{name}/wake", post(reconciler_pages::wake))
         .route(delivery_pages::PATH, get(delivery_pages::list))
         .route(security_pages::PATH, get(security_pages::security))
+        .route(dr_pages::PATH, get(dr_pages::dr))
         .route(
             "/god/deliveries/{channel}/{shard}/{id}/replay",
             post(delivery_pages::replay),

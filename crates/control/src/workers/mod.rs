@@ -37,6 +37,7 @@ pub mod pending_credentials;
 pub mod reaper;
 pub mod reconciler;
 pub mod rollouts;
+pub mod snapshots;
 pub mod standby;
 pub mod support_grants;
 pub mod tracking_domains;

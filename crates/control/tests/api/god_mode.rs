@@ -161,6 +161,7 @@ async fn every_god_mode_route_needs_a_session() {
         "/god/rollouts",
         "/god/rollouts/x",
         "/god/droplets/x?tab=audit",
+        "/god/dr",
         "/god/no-such-page",
     ] {
         let r = b.get(page).await;
@@ -353,6 +354,23 @@ pub(crate) async fn signed_in(app: &App) -> Browser {
     let mut b = Browser::new(app);
     assert_eq!(b.sign_in(EMAIL, PASSWORD).await.status(), 303);
     b
+}
+
+#[tokio::test]
+async fn the_dr_page_shows_each_databases_coverage_and_the_snapshots_cost() {
+    let app = crate::spawn_app().await;
+    let b = signed_in(&app).await;
+    let r = b.get("/god/dr").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("page");
+    assert!(html.contains(r#"id="dr-coverage""#), "{html}");
+    // One database serves every region here: one row, nothing kept yet.
+    assert_eq!(html.matches("<tr>").count(), 2, "{html}");
+    assert!(html.contains("$0.00 a month"), "{html}");
+    assert!(
+        html.contains(r#"href="/god/dr""#),
+        "linked from the navigation"
+    );
 }
 
 #[tokio::test]

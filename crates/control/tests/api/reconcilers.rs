@@ -26,6 +26,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
             "orphan-reaper",
             "pending-credentials",
             "rollouts",
+            "snapshots",
             "standby",
             "support-grants",
             "tracking-domains",

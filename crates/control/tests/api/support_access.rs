@@ -149,6 +149,7 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
         "/god/rollouts",
         "/god/financial",
         "/god/security",
+        "/god/dr",
     ] {
         assert_eq!(sam.get(path).await.status(), 403, "{path}");
     }
@@ -315,6 +316,7 @@ async fn a_support_operator_reaches_a_tenant_only_under_a_grant_of_the_right_tie
     assert_eq!(
         denied,
         [
+            "fleet_role_required",
             "fleet_role_required",
             "fleet_role_required",
             "fleet_role_required",

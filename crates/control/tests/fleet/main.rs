@@ -12,6 +12,7 @@ mod deletion;
 )]
 mod helpers;
 mod reconcilers;
+mod snapshots;
 mod standby;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,70 @@
+//! The disaster-recovery page (spec 66): per regional database, how many live droplets
+//! have a fresh snapshot and a fresh cross-region copy, what is in flight, and what the
+//! snapshots kept cost a month (spec 66.5). `genesis dr status` shows the same.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use genesis_core::dr::SNAPSHOT_MONTH_CENTS;
+use maud::html;
+
+use super::layout::{html_response, page};
+use super::session::SignedIn;
+use crate::{AppState, Problem};
+
+/// Where the page lives.
+pub const PATH: &str = "/god/dr";
+
+/// `part` of `whole`, as a whole percentage.
+fn percent(part: i64, whole: i64) -> String {
+    if whole == 0 {
+        "—".into()
+    } else {
+        format!("{:.0} %", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// `GET /god/dr`.
+pub async fn dr(
+    State(state): State<AppState>,
+    Extension(me): Extension<SignedIn>,
+) -> Result<Response, Problem> {
+    let now = chrono::Utc::now();
+    let mut shards = Vec::new();
+    for shard in state.stores.shards() {
+        shards.push((shard.label(), shard.db.snapshot_coverage(now).await?));
+    }
+    let copies: i64 = shards.iter().map(|(_, c)| c.copies).sum();
+    let cents = copies * SNAPSHOT_MONTH_CENTS;
+    let body = html! {
+        main {
+            h1 { "Disaster recovery" }
+            p.quiet { "Fresh: a snapshot (or its copy in the backup region) from the last 36 \
+                       hours. Every droplet gets one a day; weekly ones are kept 30 days, \
+                       dailies 7." }
+            table #dr-coverage {
+                tr {
+                    th.text { "Regions" } th { "Live droplets" } th { "Fresh snapshot" }
+                    th { "Fresh cross-region copy" } th { "Snapshots kept" } th { "In flight" }
+                }
+                @for (label, c) in &shards {
+                    tr {
+                        td.text { (label) }
+                        td { (c.droplets) }
+                        td { (c.fresh) " (" (percent(c.fresh, c.droplets)) ")" }
+                        td { (c.fresh_cross_region) " (" (percent(c.fresh_cross_region, c.droplets)) ")" }
+                        td { (c.copies) }
+                        td { (c.in_flight) }
+                    }
+                }
+            }
+            p #dr-cost { "Snapshots kept: " (copies) ", at $0.25 each a month: $"
+                         (cents / 100) "." (format!("{:02}", cents % 100)) " a month." }
+        }
+    };
+    Ok(html_response(
+        StatusCode::OK,
+        page("Disaster recovery", Some(&me), body),
+    ))
+}
