@@ -12,10 +12,11 @@
 //!   every attempt it looks the droplet up by its `ws-<uuid>` tag, and it never blindly resends
 //!   a create whose outcome is unknown.
 //!
-//! # Caveats
-//! - The budget is per process. Replicas share a token's budget by moving the GCRA state to
-//!   Redis (one key per token, `{do:<token hash>}`, updated by one Lua script per request, the
-//!   same pattern as the queue's governor); the `ratelimit-*` headers remain the backstop.
+//! - Replicas share a token's budget through a [`SharedBudget`] when one is given
+//!   ([`DigitalOcean::with_shared_budget`]; Redis in production), asked before each request
+//!   after the process's own limiter, with the client's [`CallPriority`]
+//!   ([`DigitalOcean::prioritised`]). Without it, or while it cannot be reached, the budget
+//!   is per process; the `ratelimit-*` headers remain the backstop.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    Cloud, CloudError,
+    CallPriority, Cloud, CloudError, SharedBudget,
     types::{
         Action, ActionEnvelope, ActionStatus, ApiErrorBody, CreateDroplet, Droplet,
         DropletEnvelope, Firewall, Image, PowerAction, Region, Size, Snapshot, Vpc,
@@ -86,6 +87,12 @@ pub struct DigitalOcean {
     /// The API's last `ratelimit-remaining` (requests left in its hourly window), or
     /// [`UNKNOWN_BUDGET`] before any answer carried one: what operators watch run down.
     budget_remaining: Arc<std::sync::atomic::AtomicU64>,
+    /// The budget every replica shares, if any.
+    shared: Option<Arc<dyn SharedBudget>>,
+    /// What this handle's requests weigh against the shared budget.
+    priority: CallPriority,
+    /// Whether the shared budget's absence was logged already (once per outage).
+    shared_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// [`DigitalOcean::budget_remaining`] before the API said anything.
@@ -180,7 +187,16 @@ impl DigitalOcean {
             opts: Arc::new(opts),
             paused_until: Arc::new(Mutex::new(None)),
             budget_remaining: Arc::new(std::sync::atomic::AtomicU64::new(UNKNOWN_BUDGET)),
+            shared: None,
+            priority: CallPriority::default(),
+            shared_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    /// This client, also asking `budget` before every request.
+    pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
+        self.shared = Some(budget);
+        self
     }
 
     /// Jittered exponential delays between attempts, `max_attempts` of them, capped at 30 s.
@@ -200,6 +216,31 @@ impl DigitalOcean {
         }
         self.per_hour.until_ready().await;
         self.per_minute.until_ready().await;
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        loop {
+            match shared.admit(self.priority).await {
+                Ok(wait) if wait.is_zero() => {
+                    self.shared_down
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                Ok(wait) => tokio::time::sleep(wait.min(Duration::from_secs(60))).await,
+                Err(e) => {
+                    if !self
+                        .shared_down
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        tracing::warn!(
+                            error = %e,
+                            "the shared cloud budget cannot be reached; going on under this process's own limits"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     /// Requests the API said are left in its window (its last `ratelimit-remaining`), once
@@ -386,6 +427,13 @@ impl DigitalOcean {
 }
 
 impl Cloud for DigitalOcean {
+    fn prioritised(&self, priority: CallPriority) -> Self {
+        Self {
+            priority,
+            ..self.clone()
+        }
+    }
+
     async fn droplet_create(
         &self,
         req: &CreateDroplet,

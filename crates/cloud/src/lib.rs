@@ -2,10 +2,12 @@
 //! and [`DigitalOcean`], its implementation over DigitalOcean's API v2. The same client talks
 //! to the real API and to `genesis sim-cloud`; only the base URL differs.
 
+pub mod budget;
 pub mod client;
 pub mod error;
 pub mod types;
 
+pub use budget::{CallPriority, SharedBudget};
 pub use client::{ClientOptions, DigitalOcean};
 pub use error::CloudError;
 pub use types::{
@@ -18,6 +20,12 @@ use std::future::Future;
 /// What the fleet asks of a cloud. Every call has a deadline; every droplet it creates is
 /// tagged `genesis` and `ws-<workspace uuid>` so it can always be found again.
 pub trait Cloud: Send + Sync {
+    /// The same cloud, its requests weighed as `priority` against the shared budget
+    /// ([`SharedBudget`]): routine work takes a prioritised handle, so that it yields to
+    /// ignitions and restores when the budget runs short.
+    fn prioritised(&self, priority: CallPriority) -> Self
+    where
+        Self: Sized;
     /// Creates a droplet unless one with the same workspace tag and name exists (a retried
     /// step never makes a second droplet); returns the droplet and the create action, if any.
     fn droplet_create(

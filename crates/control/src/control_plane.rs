@@ -668,9 +668,13 @@ fn spawn_reconcilers(
     supervise(tasks, state, reaper, settings.reap_every, stop);
     // Every minute, within a call budget: each droplet's daily snapshot, its cross-region
     // copy, and the deletion of what spec 66.5 lets go.
+    // Routine work: it yields to everything else when the shared cloud budget runs short.
     let snapshots = crate::workers::snapshots::SnapshotSchedule::new(
         stores.clone(),
-        ig.cloud().clone(),
+        Arc::new(genesis_cloud::Cloud::prioritised(
+            ig.cloud().as_ref(),
+            genesis_cloud::CallPriority::Routine,
+        )),
         state.webhooks.clock.clone(),
         settings.snapshots,
     );

@@ -7,6 +7,7 @@ pub mod attest;
 pub mod audit_budget;
 pub mod auth;
 pub mod clock;
+pub mod cloud_budget;
 pub mod command_journal;
 pub mod control_plane;
 pub mod credentials;

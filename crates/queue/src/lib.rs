@@ -64,6 +64,7 @@
 //! (`WAIT`, see [`Bus::add`]); other lost writes replay as stalls, as above.
 
 pub mod bus;
+pub mod cloud_budget;
 pub mod config;
 pub mod limits;
 pub mod redis_conn;

@@ -246,8 +246,14 @@ async fn build_igniter(
     let mut o = genesis_cloud::ClientOptions::new(&cfg.cloud.url, token);
     o.per_minute = cfg.cloud.per_minute;
     o.per_hour = cfg.cloud.per_hour;
-    let cloud =
-        genesis_cloud::DigitalOcean::new(o).map_err(|e| CliError::Usage(format!("cloud: {e}")))?;
+    // Every replica asks one budget in Redis before each request (DECISIONS 107).
+    let budget_conn = genesis_queue::RedisConn::connect(redis_url)
+        .await
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("redis: {e}")))?;
+    let budget = genesis_control::cloud_budget::RedisCloudBudget::for_token(budget_conn, token, &o);
+    let cloud = genesis_cloud::DigitalOcean::new(o)
+        .map_err(|e| CliError::Usage(format!("cloud: {e}")))?
+        .with_shared_budget(std::sync::Arc::new(budget));
     let bus = genesis_queue::Bus::connect(
         redis_url,
         &cfg.ignition.queue_set,

@@ -4,6 +4,7 @@
 //! comes back ends ORPHAN with a manual-review alert. Two detector replicas run at once and
 //! every zombie still gets exactly one reboot.
 
+mod cloud_budget;
 mod deletion;
 #[path = "../ignition/helpers.rs"]
 #[allow(

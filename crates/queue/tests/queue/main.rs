@@ -15,6 +15,7 @@ mod node {
     include!("suite.rs");
     include!("wallet_suite.rs");
     include!("limits_suite.rs");
+    include!("cloud_budget_suite.rs");
 }
 
 /// The same suite on a Redis Cluster.
@@ -27,4 +28,5 @@ mod cluster {
     include!("suite.rs");
     include!("wallet_suite.rs");
     include!("limits_suite.rs");
+    include!("cloud_budget_suite.rs");
 }
