@@ -214,6 +214,9 @@ pub struct ChainReport {
     /// The place the chain starts after, when months past the retention were dropped: the
     /// last place of the newest of them.
     pub checkpoint_seq: Option<i64>,
+    /// Rows kept whose place is at or before the checkpoint (written across the end of a
+    /// dropped month): counted, not checked.
+    pub before_checkpoint: u64,
     /// The last place present.
     pub last_seq: Option<i64>,
     /// Rows written but not yet sealed.
@@ -342,6 +345,13 @@ impl Database {
             checkpoint.map_or((0, [0; 32]), |c| (c.seq, to_32(&c.hash)));
         let mut latest: Option<DateTime<Utc>> = None;
         while let Some(r) = rows.try_next().await? {
+            // A row from a transaction that straddled the end of a dropped month can hold a
+            // place before that month's last one: its link cannot be checked (the place
+            // before it is gone), and it says nothing about the chain after the checkpoint.
+            if report.checkpoint_seq.is_some_and(|c| r.chain_seq <= c) {
+                report.before_checkpoint += 1;
+                continue;
+            }
             report.sealed += 1;
             report.first_seq.get_or_insert(r.chain_seq);
             report.last_seq = Some(r.chain_seq);

@@ -148,11 +148,6 @@ impl MasterKeys {
         self.region_current.iter().map(|(r, v)| (*r, *v)).collect()
     }
 
-    /// The region whose ring holds `version`, or `None` for the fleet's (or an unknown one).
-    pub fn owner_of(&self, version: u32) -> Option<Region> {
-        self.owner.get(&version).copied()
-    }
-
     /// `sealed` under the current key, if it is not already: the same secret and
     /// associated data, a fresh nonce.
     pub fn rewrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<Option<Sealed>, StoreError> {

@@ -1,4 +1,5 @@
-//! `/sim/v1/...`: steering the simulation (faults, counters, one droplet going dark).
+//! `/sim/v1/...`: steering the simulation (faults, counters, one droplet going dark, a
+//! whole datacenter failing).
 
 use axum::{
     Json, Router,
@@ -17,6 +18,29 @@ pub fn router() -> Router<Simulator> {
         .route("/sim/v1/faults", get(faults_get).put(faults_put))
         .route("/sim/v1/stats", get(stats))
         .route("/sim/v1/droplets/{id}/go-dark", post(go_dark))
+        .route("/sim/v1/regions/failed", get(failed_regions))
+        .route("/sim/v1/regions/{slug}/fail", post(fail_region))
+        .route("/sim/v1/regions/{slug}/restore", post(restore_region))
+}
+
+/// The datacenters down now.
+async fn failed_regions(State(sim): State<Simulator>) -> Json<Vec<String>> {
+    Json(sim.failed_regions())
+}
+
+/// Fails a datacenter (204); 404 for one the catalog does not know.
+async fn fail_region(State(sim): State<Simulator>, Path(slug): Path<String>) -> Response {
+    if sim.fail_region(&slug) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found()
+    }
+}
+
+/// Ends a datacenter's outage (204).
+async fn restore_region(State(sim): State<Simulator>, Path(slug): Path<String>) -> Response {
+    sim.restore_region(&slug);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn faults_get(State(sim): State<Simulator>) -> Json<Faults> {

@@ -70,6 +70,9 @@ pub async fn create(
     if catalog::region(&region).is_none() {
         return unprocessable("You specified an invalid region for Droplet creation.");
     }
+    if sim.lock().region_down(&region) {
+        return super::drill::region_down();
+    }
     let Some(size) = catalog::size(&req.size) else {
         return unprocessable("You specified an invalid size for Droplet creation.");
     };
@@ -234,6 +237,7 @@ pub async fn list(
 pub async fn get_one(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
     let s = sim.lock();
     match parse_id(&id).and_then(|id| s.world.droplets.get(&id)) {
+        Some(d) if s.region_down(&d.region) => super::drill::region_down(),
         Some(d) => Json(json!({"droplet": render::droplet(&s.world, d)})).into_response(),
         None => not_found(),
     }
@@ -246,6 +250,13 @@ pub async fn delete(State(sim): State<Simulator>, Path(id): Path<String>) -> Res
     };
     let removed = {
         let mut s = sim.lock();
+        if s.world
+            .droplets
+            .get(&id)
+            .is_some_and(|d| s.region_down(&d.region))
+        {
+            return super::drill::region_down();
+        }
         let removed = s.world.remove_droplet(id);
         s.stats.droplets = s.world.droplets.len() as u64;
         removed
@@ -289,6 +300,9 @@ pub async fn action(
         let Some(d) = s.world.droplets.get(&id) else {
             return not_found();
         };
+        if s.region_down(&d.region) {
+            return super::drill::region_down();
+        }
         let t = sim.cfg.timings;
         let (span, effect) = match req.kind.as_str() {
             "power_on" | "power_cycle" | "reboot" => (t.power, Effect::Power(Status::Active)),

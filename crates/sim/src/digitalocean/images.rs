@@ -35,10 +35,14 @@ pub async fn droplet_snapshots(
     let Some(d) = parse_id(&id).and_then(|id| s.world.droplets.get(&id)) else {
         return not_found();
     };
-    let snaps: Vec<&ImageRecord> = d
+    if s.region_down(&d.region) {
+        return super::drill::region_down();
+    }
+    let snaps: Vec<ImageRecord> = d
         .snapshot_ids
         .iter()
         .filter_map(|i| s.world.images.get(i))
+        .filter_map(|i| s.visible_image(i))
         .collect();
     let path = format!("/v2/droplets/{}/snapshots", d.id);
     Json(paged(
@@ -47,7 +51,7 @@ pub async fn droplet_snapshots(
         &path,
         "",
         q.resolve(),
-        snaps.into_iter(),
+        snaps.iter(),
         render::droplet_snapshot,
     ))
     .into_response()
@@ -60,11 +64,12 @@ pub async fn snapshots(
     Query(q): Query<Paging>,
 ) -> Response {
     let s = sim.lock();
-    let snaps: Vec<&ImageRecord> = s
+    let snaps: Vec<ImageRecord> = s
         .world
         .images
         .values()
         .filter(|i| i.kind == "snapshot")
+        .filter_map(|i| s.visible_image(i))
         .collect();
     Json(paged(
         "snapshots",
@@ -72,7 +77,7 @@ pub async fn snapshots(
         "/v2/snapshots",
         "",
         q.resolve(),
-        snaps.into_iter(),
+        snaps.iter(),
         render::snapshot,
     ))
     .into_response()
@@ -82,9 +87,10 @@ pub async fn snapshots(
 pub async fn snapshot_get(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
     let s = sim.lock();
     match parse_id(&id).and_then(|id| s.world.images.get(&id)) {
-        Some(i) if i.kind == "snapshot" => {
-            Json(json!({"snapshot": render::snapshot(i)})).into_response()
-        }
+        Some(i) if i.kind == "snapshot" => match s.visible_image(i) {
+            Some(i) => Json(json!({"snapshot": render::snapshot(&i)})).into_response(),
+            None => super::drill::region_down(),
+        },
         Some(_) => not_a_snapshot(),
         None => not_found(),
     }
@@ -97,6 +103,9 @@ pub async fn snapshot_delete(State(sim): State<Simulator>, Path(id): Path<String
         return not_found();
     };
     match s.world.images.get(&id) {
+        Some(i) if i.kind == "snapshot" && s.visible_image(i).is_none() => {
+            super::drill::region_down()
+        }
         Some(i) if i.kind == "snapshot" => {
             let owner = i.resource_id;
             s.world.images.remove(&id);
@@ -115,7 +124,10 @@ pub async fn image_get(State(sim): State<Simulator>, Path(id): Path<String>) -> 
     let s = sim.lock();
     let id = parse_id(&id).or_else(|| catalog::base_image(Some(&id), None).map(|b| b.id));
     match id.and_then(|id| s.world.images.get(&id)) {
-        Some(i) => Json(json!({"image": render::image(i)})).into_response(),
+        Some(i) => match s.visible_image(i) {
+            Some(i) => Json(json!({"image": render::image(&i)})).into_response(),
+            None => super::drill::region_down(),
+        },
         None => not_found(),
     }
 }
@@ -153,6 +165,9 @@ pub async fn image_action(
         };
         if image.regions.contains(&region) {
             return unprocessable("The image is already available in that region.");
+        }
+        if s.visible_image(image).is_none() || s.region_down(&region) {
+            return super::drill::region_down();
         }
         let span = sim.cfg.timings.transfer;
         s.start_action(

@@ -21,6 +21,7 @@
 mod admin;
 mod boot;
 mod catalog;
+mod drill;
 mod droplets;
 mod gate;
 mod images;
@@ -225,6 +226,8 @@ pub struct Stats {
 
 struct Inner {
     world: World,
+    /// Datacenters down for a drill, with the droplets their outage darkened.
+    failed_regions: std::collections::BTreeMap<String, Vec<i64>>,
     rng: StdRng,
     faults: Faults,
     window: VecDeque<Instant>,
@@ -313,6 +316,7 @@ impl Simulator {
             cfg: Arc::new(cfg),
             inner: Arc::new(Mutex::new(Inner {
                 world,
+                failed_regions: Default::default(),
                 rng,
                 faults: Faults::default(),
                 window: VecDeque::new(),
