@@ -108,6 +108,9 @@ pub struct SnapshotReport {
     pub calls: u64,
     /// Whether the pass stopped at its call budget (the rest waits for the next).
     pub budget_spent: bool,
+    /// Cloud errors about one snapshot (its region down, an answer lost): that snapshot
+    /// waits for the next pass, and the others go on.
+    pub cloud_errors: u64,
 }
 
 impl Merge for SnapshotReport {
@@ -123,6 +126,7 @@ impl Merge for SnapshotReport {
         }
         self.calls += o.calls;
         self.budget_spent |= o.budget_spent;
+        self.cloud_errors += o.cloud_errors;
     }
 }
 
@@ -150,6 +154,23 @@ impl Budget {
         self.0 -= 1;
         report.calls += 1;
         true
+    }
+}
+
+/// `r`, unless it is a cloud error other than a rate limit: one snapshot's trouble (its
+/// datacenter down, a lost answer) is counted and left for the next pass, so that it does
+/// not hold up the rest of the fleet's backups. A rate limit stops the pass.
+fn one_snapshots_trouble(
+    r: Result<(), SnapshotError>,
+    report: &mut SnapshotReport,
+) -> Result<(), SnapshotError> {
+    match r {
+        Err(SnapshotError::Cloud(e)) if !matches!(e, CloudError::RateLimited { .. }) => {
+            tracing::warn!(error = %e, "a snapshot step failed; it is tried again next pass");
+            report.cloud_errors += 1;
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -362,15 +383,16 @@ impl<C: Cloud + 'static> Reconciler for SnapshotSchedule<C> {
         let mut report = SnapshotReport::default();
         let mut budget = Budget(self.settings.calls_per_pass);
         for s in db.snapshots_taking(BATCH).await? {
-            self.settle(db, &s, &mut budget, &mut report).await?;
+            let r = self.settle(db, &s, &mut budget, &mut report).await;
+            one_snapshots_trouble(r, &mut report)?;
         }
         for s in db.snapshots_transferring(BATCH).await? {
-            self.check_transfer(db, &s, &mut budget, &mut report)
-                .await?;
+            let r = self.check_transfer(db, &s, &mut budget, &mut report).await;
+            one_snapshots_trouble(r, &mut report)?;
         }
         for s in db.snapshots_to_transfer(BATCH).await? {
-            self.start_transfer(db, &s, &mut budget, &mut report)
-                .await?;
+            let r = self.start_transfer(db, &s, &mut budget, &mut report).await;
+            one_snapshots_trouble(r, &mut report)?;
         }
         let now = self.clock.now();
         let due = db
@@ -389,14 +411,16 @@ impl<C: Cloud + 'static> Reconciler for SnapshotSchedule<C> {
             match self.cloud.droplet_snapshot(d.provider_id, &name).await {
                 Ok(action) => db.snapshot_action(id, action.id).await?,
                 Err(e) if about_this_one(&e) => db.snapshot_failed(id).await?,
+                Err(e @ CloudError::RateLimited { .. }) => return Err(e.into()),
                 // Unknown outcome: the row waits, and is found by its name or given up.
-                Err(e) => return Err(e.into()),
+                Err(e) => one_snapshots_trouble(Err(e.into()), &mut report)?,
             }
             report.taken += 1;
         }
         let orphaned_before = now - chrono(ORPHANED_TRANSFER_AFTER);
         for (s, why) in db.snapshots_to_dispose(now, orphaned_before, BATCH).await? {
-            self.dispose(db, &s, why, &mut budget, &mut report).await?;
+            let r = self.dispose(db, &s, why, &mut budget, &mut report).await;
+            one_snapshots_trouble(r, &mut report)?;
         }
         Ok(report)
     }

@@ -22,6 +22,7 @@ struct Row {
     datacenter: Option<String>,
     backup_datacenter: Option<String>,
     transfer_state: Option<String>,
+    requested_at: chrono::DateTime<chrono::Utc>,
     expires_at: chrono::DateTime<chrono::Utc>,
     deleted_at: Option<chrono::DateTime<chrono::Utc>>,
     why_deleted: Option<String>,
@@ -30,7 +31,7 @@ struct Row {
 async fn rows(db: &genesis_store::Database) -> Vec<Row> {
     sqlx::query_as(
         "SELECT droplet_id, kind, state, image_id, datacenter, backup_datacenter, transfer_state,
-                expires_at, deleted_at, why_deleted
+                requested_at, expires_at, deleted_at, why_deleted
          FROM genesis.snapshots ORDER BY requested_at",
     )
     .fetch_all(db.owner_pool())
@@ -182,6 +183,36 @@ async fn every_droplet_is_snapshotted_daily_copied_across_regions_and_collected(
         m
     });
     assert_eq!(c.copies as usize, 2 * kept.len(), "{by_kind:?}");
+
+    // The backup datacenter down (the simulator's drill): the copies wait, and the day's
+    // snapshots are taken all the same.
+    let backup = kept[0]
+        .backup_datacenter
+        .clone()
+        .expect("backup datacenter");
+    assert!(w.sim.fail_region(&backup));
+    clock.advance(Duration::from_secs(24 * 3600));
+    // (The database keeps microseconds.)
+    let today = clock.now() - chrono::Duration::seconds(1);
+    day().await;
+    let fresh = |r: &[Row]| -> Vec<Option<String>> {
+        r.iter()
+            .filter(|s| s.requested_at >= today && s.state == "available")
+            .map(|s| s.transfer_state.clone())
+            .collect()
+    };
+    assert_eq!(
+        fresh(&rows(&w.t.db).await),
+        [None, None],
+        "taken, not copied"
+    );
+    w.sim.restore_region(&backup);
+    day().await;
+    assert_eq!(
+        fresh(&rows(&w.t.db).await),
+        [Some("done".to_owned()), Some("done".to_owned())],
+        "copied once it is back"
+    );
 
     // A schedule that stalls (every snapshot fails for 40 days): everything past its
     // retention goes, but each droplet keeps its newest snapshot.

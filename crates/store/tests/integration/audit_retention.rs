@@ -216,3 +216,31 @@ async fn a_deletion_anonymises_the_tenants_archived_months_too() {
     assert!(v.intact(), "{v:?}");
     t.cleanup().await.expect("cleanup");
 }
+
+/// An hourly pass with nothing to create takes no lock on the online log: a transaction
+/// holding audit rows open does not make it wait (nor, behind it, every audited insert).
+#[tokio::test]
+async fn a_pass_with_nothing_to_do_does_not_wait_for_open_transactions() {
+    let t = TestDb::create().await.expect("test database");
+    let db = &t.db;
+    db.audit_retention_pass(Utc::now())
+        .await
+        .expect("first pass");
+    let mut open = db.app_pool().begin().await.expect("tx");
+    sqlx::query(
+        "INSERT INTO genesis.audit_log (actor, category, event) VALUES ('t', 'security', 'OPEN')",
+    )
+    .execute(&mut *open)
+    .await
+    .expect("insert");
+    let pass = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        db.audit_retention_pass(Utc::now()),
+    )
+    .await
+    .expect("the pass does not wait for the open transaction")
+    .expect("pass");
+    assert_eq!(pass.created, 0, "{pass:?}");
+    open.rollback().await.expect("rollback");
+    t.cleanup().await.expect("cleanup");
+}
