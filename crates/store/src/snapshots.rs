@@ -117,6 +117,18 @@ pub struct Coverage {
     pub in_flight: i64,
 }
 
+impl Coverage {
+    /// `part` of the droplets, as a whole percentage; `None` when there are none.
+    pub fn percent_of_droplets(&self, part: i64) -> Option<i64> {
+        (self.droplets > 0).then(|| (part as f64 * 100.0 / self.droplets as f64).round() as i64)
+    }
+
+    /// What the snapshots kept cost a month, in cents (spec 66.5's $0.25 a snapshot-month).
+    pub fn monthly_cost_cents(&self) -> i64 {
+        self.copies * genesis_core::dr::SNAPSHOT_MONTH_CENTS
+    }
+}
+
 const SNAPSHOT_COLUMNS: &str = "s.id, s.workspace_id, s.droplet_id, d.provider_id, s.kind, s.name, \
      s.state, s.action_id, s.image_id, s.datacenter, s.backup_datacenter, s.transfer_action_id, \
      s.transfer_state, s.transfer_started_at, s.requested_at, s.expires_at";

@@ -3,8 +3,6 @@
 //! the snapshots kept and what they cost a month (spec 66.5: $0.25 per snapshot-month,
 //! counting each datacenter copy).
 
-use genesis_core::dr::SNAPSHOT_MONTH_CENTS;
-
 use super::CliError;
 use crate::config::Config;
 use crate::output::{Output, print};
@@ -26,15 +24,19 @@ pub async fn run(cmd: DrCommand, cfg: Config, out: Output) -> Result<(), CliErro
             let mut rows = Vec::new();
             for shard in stores.shards() {
                 let c = shard.db.snapshot_coverage(now).await?;
-                let cents = c.copies * SNAPSHOT_MONTH_CENTS;
+                let cents = c.monthly_cost_cents();
+                let percent = |part| {
+                    c.percent_of_droplets(part)
+                        .map_or_else(|| "-".into(), |p| format!("{p}%"))
+                };
                 rows.push(vec![
                     shard.label(),
                     c.droplets.to_string(),
-                    format!("{} ({})", c.fresh, percent(c.fresh, c.droplets)),
+                    format!("{} ({})", c.fresh, percent(c.fresh)),
                     format!(
                         "{} ({})",
                         c.fresh_cross_region,
-                        percent(c.fresh_cross_region, c.droplets)
+                        percent(c.fresh_cross_region)
                     ),
                     c.copies.to_string(),
                     format!("${}.{:02}", cents / 100, cents % 100),
@@ -61,12 +63,4 @@ pub async fn run(cmd: DrCommand, cfg: Config, out: Output) -> Result<(), CliErro
         }
     }
     Ok(())
-}
-
-fn percent(part: i64, whole: i64) -> String {
-    if whole == 0 {
-        "-".into()
-    } else {
-        format!("{:.0}%", part as f64 * 100.0 / whole as f64)
-    }
 }

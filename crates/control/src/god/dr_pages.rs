@@ -6,7 +6,6 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use genesis_core::dr::SNAPSHOT_MONTH_CENTS;
 use maud::html;
 
 use super::layout::{html_response, page};
@@ -16,13 +15,10 @@ use crate::{AppState, Problem};
 /// Where the page lives.
 pub const PATH: &str = "/god/dr";
 
-/// `part` of `whole`, as a whole percentage.
-fn percent(part: i64, whole: i64) -> String {
-    if whole == 0 {
-        "—".into()
-    } else {
-        format!("{:.0} %", part as f64 * 100.0 / whole as f64)
-    }
+/// `part` of `c`'s droplets, as the page shows it.
+fn percent(c: &genesis_store::snapshots::Coverage, part: i64) -> String {
+    c.percent_of_droplets(part)
+        .map_or_else(|| "—".into(), |p| format!("{p} %"))
 }
 
 /// `GET /god/dr`.
@@ -36,7 +32,7 @@ pub async fn dr(
         shards.push((shard.label(), shard.db.snapshot_coverage(now).await?));
     }
     let copies: i64 = shards.iter().map(|(_, c)| c.copies).sum();
-    let cents = copies * SNAPSHOT_MONTH_CENTS;
+    let cents: i64 = shards.iter().map(|(_, c)| c.monthly_cost_cents()).sum();
     let body = html! {
         main {
             h1 { "Disaster recovery" }
@@ -52,8 +48,8 @@ pub async fn dr(
                     tr {
                         td.text { (label) }
                         td { (c.droplets) }
-                        td { (c.fresh) " (" (percent(c.fresh, c.droplets)) ")" }
-                        td { (c.fresh_cross_region) " (" (percent(c.fresh_cross_region, c.droplets)) ")" }
+                        td { (c.fresh) " (" (percent(c, c.fresh)) ")" }
+                        td { (c.fresh_cross_region) " (" (percent(c, c.fresh_cross_region)) ")" }
                         td { (c.copies) }
                         td { (c.in_flight) }
                     }
