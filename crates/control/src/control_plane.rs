@@ -679,6 +679,15 @@ fn spawn_reconcilers(
         settings.snapshots,
     );
     supervise(tasks, state, snapshots, settings.snapshots.every, stop);
+    // Every 2 s: open regional failovers (spec 66.4) start their next restores as soon as
+    // slots free up, and verified tenants are told within seconds.
+    supervise(
+        tasks,
+        state,
+        crate::workers::failover::FailoverConductor::new(stores.clone(), ig.clone()),
+        crate::workers::failover::EVERY,
+        stop,
+    );
     // Every 15 s: a key saved while the engine slept reaches it soon after the wake.
     supervise(
         tasks,

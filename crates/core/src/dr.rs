@@ -86,6 +86,101 @@ impl Region {
     }
 }
 
+/// How many tenant restores a failover runs at once (spec 66.4: "batch create droplets from
+/// backups, 100 concurrent").
+pub const RESTORES_AT_ONCE: i64 = 100;
+
+impl Region {
+    /// Whether the region is in the European Union's residency area, whose tenants' data
+    /// may not leave it (spec 62.2's GDPR compliance).
+    pub fn is_eu(self) -> bool {
+        matches!(self, Region::EuWest | Region::EuNorth)
+    }
+
+    /// Whether a tenant whose data lives in `self` may run in `target` without an
+    /// operator's override: an EU tenant only inside the EU. Spec 66.3 sends Singapore's
+    /// tenants to San Francisco, so only the EU's area is enforced.
+    pub fn may_run_in(self, target: Region) -> bool {
+        !self.is_eu() || target.is_eu()
+    }
+}
+
+/// Where a regional failover stands (spec 66.4's phases; assessment happens when it starts,
+/// in the same transaction that writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverPhase {
+    /// Phase 2: tenants' restores are started, [`RESTORES_AT_ONCE`] at a time, and run.
+    Provisioning,
+    /// Phase 3: every restore finished; the new droplets' heartbeats are awaited.
+    Verifying,
+    /// Phase 3 is done: every tenant that could be restored runs in the target.
+    Restored,
+    /// Phase 4 is done: the failed datacenter's droplets are deleted.
+    Closed,
+}
+
+/// What a failover does with one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestorePlan {
+    /// From its newest snapshot copied to the target datacenter.
+    Restore,
+    /// It has no usable backup: a fresh droplet from the vault and the templates; what its
+    /// droplet held is lost, and the operator is told.
+    Reignite,
+    /// Not moved: the target is outside its residency area and no override was given.
+    Held,
+}
+
+/// Where one tenant's restore stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreState {
+    /// Not started yet (waiting for a slot among the [`RESTORES_AT_ONCE`]).
+    Waiting,
+    /// Its restore saga runs.
+    Restoring,
+    /// Its saga finished: the new droplet hand-shook, holds its credentials and runs its
+    /// workflows.
+    Restored,
+    /// The new droplet's first heartbeat arrived (spec 66.4 phase 3).
+    Verified,
+    /// Its saga rolled back; the operator is told why.
+    Failed,
+    /// See [`RestorePlan::Held`].
+    Held,
+}
+
+macro_rules! codes {
+    ($ty:ty { $($v:ident => $c:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value.
+            pub const ALL: &'static [$ty] = &[$(<$ty>::$v),+];
+            /// Its name in the database and the API.
+            pub fn code(self) -> &'static str {
+                match self { $(<$ty>::$v => $c),+ }
+            }
+            /// The value named `code`.
+            pub fn from_code(code: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.code() == code)
+            }
+        }
+    };
+}
+codes!(FailoverPhase { Provisioning => "provisioning", Verifying => "verifying",
+    Restored => "restored", Closed => "closed" });
+codes!(RestorePlan { Restore => "restore", Reignite => "reignite", Held => "held" });
+codes!(RestoreState { Waiting => "waiting", Restoring => "restoring", Restored => "restored",
+    Verified => "verified", Failed => "failed", Held => "held" });
+
+impl RestoreState {
+    /// Whether nothing more will happen to this tenant in this failover.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Verified | Self::Failed | Self::Held)
+    }
+}
+
 /// The datacenter a snapshot taken in `datacenter` is copied to (spec 66.3: nyc1↔sfo1,
 /// fra1→lon1, lon1→fra1, sgp1→sfo1; nyc3 and sfo3, where droplets are created first, pair
 /// with each other the same way). `None` for a datacenter the platform does not use.
@@ -123,6 +218,35 @@ mod tests {
             }
         }
         assert_eq!(backup_datacenter("ams3"), None);
+    }
+
+    #[test]
+    fn only_the_eu_is_fenced_and_its_backups_stay_inside() {
+        for r in Region::ALL {
+            assert!(r.may_run_in(r));
+            if r.is_eu() {
+                assert!(r.backup().is_eu(), "{r}: 66.3 keeps EU backups in the EU");
+                assert!(!r.may_run_in(Region::UsEast));
+            }
+        }
+        assert!(
+            Region::Apac.may_run_in(Region::UsWest),
+            "66.3: sgp1 -> sfo1"
+        );
+    }
+
+    #[test]
+    fn failover_codes_round_trip() {
+        for p in FailoverPhase::ALL {
+            assert_eq!(FailoverPhase::from_code(p.code()), Some(*p));
+        }
+        for p in RestorePlan::ALL {
+            assert_eq!(RestorePlan::from_code(p.code()), Some(*p));
+        }
+        for s in RestoreState::ALL {
+            assert_eq!(RestoreState::from_code(s.code()), Some(*s));
+        }
+        assert_eq!(RestoreState::from_code("nope"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! - An action that must wait (a booting droplet, a handshake) returns [`Act::Wait`]; it never
 //!   sleeps for long, so the executor decides whether to wait here or in a delayed job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use genesis_cloud::{Cloud, CloudError, CreateDroplet, DropletStatus, ImageRef};
@@ -87,6 +87,36 @@ fn transient(e: CloudError) -> StepError {
         StepError::Transient(format!("cloud: {e}"))
     } else {
         StepError::Fail(format!("cloud: {e}"))
+    }
+}
+
+/// Where a droplet is made, under what name, from which image.
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    /// The residency region it is in (its row's region).
+    pub(crate) region: Region,
+    /// Its owner's residency region: the sidecar names it in its handshake, and the
+    /// control plane finds the owner's database by it. A restored droplet may run outside
+    /// it (spec 66.3 sends fra1's tenants to lon1).
+    pub(crate) home: Region,
+    /// The datacenter it is created in.
+    pub(crate) datacenter: String,
+    /// Its name at the cloud.
+    pub(crate) name: String,
+    /// What it boots from.
+    pub(crate) image: ImageRef,
+}
+
+impl Placement {
+    /// In `region`'s first datacenter (where the platform creates droplets).
+    pub(crate) fn home(region: Region, name: String, image: ImageRef) -> Self {
+        Placement {
+            region,
+            home: region,
+            datacenter: region.datacenters()[0].to_owned(),
+            name,
+            image,
+        }
     }
 }
 
@@ -194,7 +224,35 @@ impl<C: Cloud> Igniter<C> {
             IgnitionStep::WorkflowsDeploying => self.deploy_workflows(ig, ws, db).await,
             IgnitionStep::Activating => {
                 let r = reach(ig)?;
-                let deployed = DeployOutput::of(ig)?;
+                let mut deployed = DeployOutput::of(ig)?;
+                if let Some(restore) = params(ig)?.restore {
+                    // A restored tenant gets back the workflows it had running, no more.
+                    let had = db
+                        .droplet_workflows(DropletId::from_uuid(restore.replaces))
+                        .await?;
+                    let off: BTreeSet<String> = had
+                        .into_iter()
+                        .filter(|w| !w.active)
+                        .map(|w| w.key)
+                        .collect();
+                    deployed.workflows.retain(|w| !off.contains(&w.key));
+                    let rows = desired_from(&DeployOutput::of(ig)?, false)
+                        .into_iter()
+                        .map(|mut row| {
+                            row.active = !off.contains(&row.key);
+                            row
+                        })
+                        .collect::<Vec<_>>();
+                    for w in &deployed.workflows {
+                        let workflow_id = w.id.clone();
+                        r.send(&self.sidecar, &Command::ActivateWorkflow { workflow_id })
+                            .await?;
+                    }
+                    db.droplet_workflows_put(ig.droplet_id, &rows).await?;
+                    return Ok(Act::done(&ActivateOutput {
+                        active: deployed.workflows.len(),
+                    }));
+                }
                 for w in &deployed.workflows {
                     let workflow_id = w.id.clone();
                     r.send(&self.sidecar, &Command::ActivateWorkflow { workflow_id })
@@ -217,10 +275,11 @@ impl<C: Cloud> Igniter<C> {
         db: &Database,
     ) -> Result<Act, StepError> {
         let actor = &self.settings.actor;
+        let place = self.placement(ig, ws)?;
         let droplet = match db.droplet_get(ig.droplet_id).await {
             Ok(d) => d,
             Err(StoreError::NotFound { .. }) => {
-                db.droplet_register(ig.droplet_id, ws.id, ws.region, actor)
+                db.droplet_register(ig.droplet_id, ws.id, place.region, actor)
                     .await?
             }
             Err(e) => return Err(e.into()),
@@ -229,23 +288,21 @@ impl<C: Cloud> Igniter<C> {
             Some(p) => p,
             None => {
                 let tag = workspace_tag(ws.id);
-                let name = droplet_name(ws.slug.as_str());
                 let existing = self
                     .cloud
                     .droplet_list_by_tag(&tag)
                     .await
                     .map_err(transient)?
                     .into_iter()
-                    .find(|d| d.name == name);
+                    .find(|d| d.name == place.name && d.region.slug == place.datacenter);
                 let created = match existing {
                     Some(d) => d,
                     None => {
                         self.create_machine(
                             db,
                             ws.id,
-                            ws.region,
+                            &place,
                             ig.droplet_id,
-                            name,
                             vec!["genesis".into(), tag],
                         )
                         .await?
@@ -286,17 +343,40 @@ impl<C: Cloud> Igniter<C> {
         }
     }
 
+    /// Where and from what the saga makes its droplet: the tenant's region's first
+    /// datacenter from the base image, or, for a restore, the failover's target from the
+    /// snapshot (or the base image, re-igniting).
+    pub(crate) fn placement(&self, ig: &Ignition, ws: &Workspace) -> Result<Placement, StepError> {
+        let base = ImageRef::Slug(self.settings.droplet_image.clone());
+        Ok(match params(ig)?.restore {
+            None => Placement::home(ws.region, droplet_name(ws.slug.as_str()), base),
+            Some(r) => {
+                let region =
+                    genesis_core::dr::region_of_datacenter(&r.datacenter).ok_or_else(|| {
+                        StepError::Fail(format!("no region has datacenter {}", r.datacenter))
+                    })?;
+                Placement {
+                    region,
+                    home: ws.region,
+                    name: r.droplet_name(ws.slug.as_str(), ig.id),
+                    image: r.image_id.map_or(base, ImageRef::Id),
+                    datacenter: r.datacenter,
+                }
+            }
+        })
+    }
+
     /// Asks the cloud for a machine whose cloud-init boots a sidecar for `owner` with a
     /// fresh one-time provisioning token for droplet row `droplet`.
     pub(crate) async fn create_machine(
         &self,
         db: &Database,
         owner: WorkspaceId,
-        region: Region,
+        place: &Placement,
         droplet: DropletId,
-        name: String,
         tags: Vec<String>,
     ) -> Result<genesis_cloud::Droplet, StepError> {
+        let region = place.home;
         let token = db
             .provisioning_token_issue(owner, droplet, &self.settings.actor)
             .await?;
@@ -313,7 +393,7 @@ impl<C: Cloud> Igniter<C> {
             self.settings.require_digests,
         )
         .map_err(|e| StepError::Fail(format!("cloud-init: {e}")))?;
-        let datacenter = region.datacenters()[0];
+        let datacenter = place.datacenter.as_str();
         let net = &self.settings.network;
         self.network
             .ensure_firewall(&*self.cloud, net)
@@ -328,10 +408,10 @@ impl<C: Cloud> Igniter<C> {
             None
         };
         let req = CreateDroplet {
-            name,
+            name: place.name.clone(),
             region: datacenter.to_owned(),
             size: self.settings.droplet_size.clone(),
-            image: ImageRef::Slug(self.settings.droplet_image.clone()),
+            image: place.image.clone(),
             user_data: Some(user_data),
             tags,
             ssh_keys: Vec::new(),
@@ -601,6 +681,36 @@ impl<C: Cloud> Igniter<C> {
     ) -> Result<Value, StepError> {
         let actor = &self.settings.actor;
         match step {
+            // A restore's undo removes only what the restore made: the tenant's partition,
+            // vault and webhooks were there before it and are still the tenant's.
+            IgnitionStep::PartitionCreating
+            | IgnitionStep::CredentialsInjecting
+            | IgnitionStep::WorkflowsDeploying
+                if params(ig)?.restore.is_some() =>
+            {
+                if step == IgnitionStep::WorkflowsDeploying {
+                    db.droplet_workflows_delete(ig.droplet_id).await?;
+                }
+                Ok(json!({ "note": "a restore keeps the tenant's own" }))
+            }
+            IgnitionStep::DropletProvisioning if params(ig)?.restore.is_some() => {
+                // Only this saga's droplet, by its name: the one it replaces is not touched.
+                let place = self.placement(ig, ws)?;
+                let mine = self
+                    .cloud
+                    .droplet_list_by_tag(&workspace_tag(ws.id))
+                    .await
+                    .map_err(transient)?
+                    .into_iter()
+                    .filter(|d| d.name == place.name);
+                let mut deleted = Vec::new();
+                for d in mine {
+                    self.cloud.droplet_delete(d.id).await.map_err(transient)?;
+                    deleted.push(d.id);
+                }
+                let terminated = db.droplet_terminate(ig.droplet_id, actor).await?;
+                Ok(json!({ "deleted": deleted, "terminated": terminated }))
+            }
             IgnitionStep::PartitionCreating => {
                 let outcome = PartitionManager::new(db.clone()).drop(ws.id, actor).await?;
                 Ok(json!({ "partition": format!("{outcome:?}") }))

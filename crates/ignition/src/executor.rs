@@ -133,7 +133,11 @@ impl<C: Cloud> Igniter<C> {
                 }
                 SagaPhase::Unwinding => match self.undo(step, &ig, &ws, db).await {
                     Ok(detail) => {
-                        if step == IgnitionStep::ALL[0] {
+                        // A restore's tenant keeps its vault and webhooks: they were there
+                        // before the restore and are still its own.
+                        let restoring =
+                            crate::actions::params(&ig).is_ok_and(|p| p.restore.is_some());
+                        if step == IgnitionStep::ALL[0] && !restoring {
                             // Spec 50.6 steps 3 and 4, whatever step failed: no credential and
                             // no webhook outlives a rolled-back ignition.
                             let vault = db

@@ -124,6 +124,33 @@ pub struct IgnitionParams {
     pub webhook_token: Option<Uuid>,
     /// The Golden Template version deployed.
     pub template_version: String,
+    /// Set on a restore saga (spec 66.4): the tenant, already ignited, gets a new droplet in
+    /// another datacenter, from a snapshot or afresh. Its vault, partition and workspace
+    /// status are the tenant's and stay: a restore's undo removes only what it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreSpec>,
+}
+
+/// Where and from what a restore saga makes the tenant's new droplet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreSpec {
+    /// The failover it belongs to.
+    pub failover_id: Uuid,
+    /// The datacenter the new droplet is made in.
+    pub datacenter: String,
+    /// The snapshot image it boots from; `None` re-ignites it from the base image.
+    pub image_id: Option<i64>,
+    /// The droplet it replaces (in the failed datacenter).
+    pub replaces: Uuid,
+}
+
+impl RestoreSpec {
+    /// The new droplet's name at the cloud: the tenant's, marked with the saga, so that a
+    /// retried create finds this saga's droplet and never the one it replaces.
+    pub fn droplet_name(&self, slug: &str, saga: Uuid) -> String {
+        let simple = saga.simple().to_string();
+        format!("{}-r{}", droplet_name(slug), &simple[simple.len() - 8..])
+    }
 }
 
 /// Why the igniter refused a request about a tenant (an ignition, a credential update), or
@@ -352,6 +379,7 @@ impl<C> Igniter<C> {
             credentials: slots,
             webhook_token: None,
             template_version: self.templates.version.clone(),
+            restore: None,
         };
         let params = serde_json::to_value(&params).map_err(|e| IgniteError::Invalid {
             field: "params".into(),

@@ -9,6 +9,7 @@
 //! - [`network`]: the fleet's Cloud Firewall and each region's VPC.
 //! - [`oauth`]: refreshing tenants' OAuth tokens (the `credential_expired` heal).
 //! - [`reaper`]: deletes droplets no workspace owns.
+//! - [`restore`]: an ignited tenant's new droplet elsewhere (spec 66.4's failover).
 //! - [`upkeep`]: redeploying workflows and refreshing OAuth tokens of ignited tenants.
 //! - [`sidecar_client`]: signed commands to sidecars.
 
@@ -21,6 +22,7 @@ pub mod network;
 pub mod oauth;
 pub mod outputs;
 pub mod reaper;
+pub mod restore;
 pub mod sidecar_client;
 pub mod standby;
 pub mod templates;
@@ -30,7 +32,8 @@ pub use actions::{Act, StepError};
 pub use cloud_init::{CloudInitError, IgnitionEnv, Images, render};
 pub use executor::Advance;
 pub use igniter::{
-    IgniteError, Ignited, Igniter, IgnitionParams, IgnitionSettings, WEBHOOK_TOKEN_HEADER,
+    IgniteError, Ignited, Igniter, IgnitionParams, IgnitionSettings, RestoreSpec,
+    WEBHOOK_TOKEN_HEADER,
 };
 pub use jobs::IgnitionJobs;
 pub use oauth::{OAuthError, OAuthRefresher};

@@ -32,9 +32,9 @@ impl<C: Cloud> Igniter<C> {
         let simple = id.as_uuid().simple().to_string();
         let name = format!("standby-{}-{}", region.code(), &simple[simple.len() - 12..]);
         let tags = vec!["genesis".into(), STANDBY_TAG.into(), workspace_tag(pool)];
-        let machine = self
-            .create_machine(db, pool, region, id, name, tags)
-            .await?;
+        let base = genesis_cloud::ImageRef::Slug(self.settings.droplet_image.clone());
+        let place = crate::actions::Placement::home(region, name, base);
+        let machine = self.create_machine(db, pool, &place, id, tags).await?;
         db.droplet_set_provider(id, machine.id).await?;
         Ok(droplet)
     }

@@ -263,21 +263,7 @@ impl Database {
             actor,
         )
         .await?;
-        let first = IgnitionStep::ALL[0];
-        let row = sqlx::query_as!(
-            IgnitionRow,
-            r#"INSERT INTO genesis.ignitions (id, workspace_id, droplet_id, phase, step, params)
-               VALUES ($1, $2, $3, 'RUNNING', $4, $5)
-               RETURNING id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
-                         error, params, outputs, version, wakeups, busy_ms, started_at, finished_at"#,
-            id,
-            workspace.as_uuid(),
-            droplet.as_uuid(),
-            first.code(),
-            params,
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let row = insert_in(&mut tx, id, workspace, droplet, params).await?;
         if !credentials.is_empty() {
             let keys = keys.ok_or(StoreError::Invalid {
                 field: "credentials",
@@ -290,7 +276,6 @@ impl Database {
         for t in secrets.tokens {
             crate::workspace_tokens::workspace_token_insert(&mut tx, workspace, t).await?;
         }
-        log(&mut tx, id, first, SagaEvent::ActionStarted, None, None).await?;
         record(
             &mut tx,
             &AuditEvent::new(actor, AuditCategory::Provisioning, "IGNITION_STARTED")
@@ -300,7 +285,49 @@ impl Database {
         )
         .await?;
         tx.commit().await?;
-        Ok(IgnitionStart::Started(row.try_into()?))
+        Ok(IgnitionStart::Started(row))
+    }
+
+    /// Starts the restore saga `id` of a tenant of failover `failover` (spec 66.4): its row
+    /// moves from waiting to restoring with the saga, and the droplet it replaces is set
+    /// aside, in one transaction with the saga's first log entry. The workspace's status does
+    /// not move (it stays ACTIVE: a restore moves it, it does not ignite it), and the vault
+    /// is not touched (the saga injects what it holds). Answers the saga in flight instead
+    /// when the workspace has one.
+    pub async fn ignition_start_restore(
+        &self,
+        id: Uuid,
+        workspace: WorkspaceId,
+        droplet: DropletId,
+        params: &serde_json::Value,
+        actor: &str,
+    ) -> Result<IgnitionStart, StoreError> {
+        let mut tx = self.app.begin().await?;
+        crate::workspaces::lock_in(&mut tx, workspace).await?;
+        if let Some(running) = in_flight(&mut tx, workspace).await? {
+            tx.rollback().await?;
+            return Ok(IgnitionStart::AlreadyRunning(running));
+        }
+        let row = insert_in(&mut tx, id, workspace, droplet, params).await?;
+        let restore = crate::failovers::restore_of(&row).ok_or(StoreError::Invalid {
+            field: "params.restore",
+            message: "a restore saga needs its failover and the droplet it replaces".into(),
+        })?;
+        crate::failovers::restore_started_in(&mut tx, restore.failover_id, &row).await?;
+        crate::failovers::set_aside_in(&mut tx, restore.replaces, actor).await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "RESTORE_STARTED")
+                .workspace(workspace)
+                .subject(id.to_string())
+                .details(serde_json::json!({
+                    "droplet_id": droplet.to_string(),
+                    "restore": params.get("restore"),
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(IgnitionStart::Started(row))
     }
 
     /// One saga.
@@ -414,6 +441,10 @@ impl Database {
             .details(serde_json::json!({"step": step.code(), "elapsed_ms": took}));
         match next {
             Some(n) => log(&mut tx, from.id, n, SagaEvent::ActionStarted, None, None).await?,
+            None if crate::failovers::restore_of(from).is_some() => {
+                // A restore leaves the workspace as it was (ACTIVE): it only moved.
+                crate::failovers::restore_finished_in(&mut tx, from, None, actor).await?;
+            }
             None => {
                 transition_in(
                     &mut tx,
@@ -519,6 +550,10 @@ impl Database {
         .await?;
         match prev {
             Some(p) => log(&mut tx, from.id, p, SagaEvent::UndoStarted, None, None).await?,
+            None if crate::failovers::restore_of(from).is_some() => {
+                let reason = from.error.clone().unwrap_or_default();
+                crate::failovers::restore_finished_in(&mut tx, from, Some(&reason), actor).await?;
+            }
             None => {
                 transition_in(
                     &mut tx,
@@ -656,6 +691,33 @@ fn running_step(from: &Ignition, phase: SagaPhase) -> Result<IgnitionStep, Store
             expected: from.version,
         }),
     }
+}
+
+/// Writes a new saga at its first step, with that step's first log entry.
+async fn insert_in(
+    conn: &mut PgConnection,
+    id: Uuid,
+    workspace: WorkspaceId,
+    droplet: DropletId,
+    params: &serde_json::Value,
+) -> Result<Ignition, StoreError> {
+    let first = IgnitionStep::ALL[0];
+    let row = sqlx::query_as!(
+        IgnitionRow,
+        r#"INSERT INTO genesis.ignitions (id, workspace_id, droplet_id, phase, step, params)
+           VALUES ($1, $2, $3, 'RUNNING', $4, $5)
+           RETURNING id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
+                     error, params, outputs, version, wakeups, busy_ms, started_at, finished_at"#,
+        id,
+        workspace.as_uuid(),
+        droplet.as_uuid(),
+        first.code(),
+        params,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    log(conn, id, first, SagaEvent::ActionStarted, None, None).await?;
+    row.try_into()
 }
 
 async fn in_flight(

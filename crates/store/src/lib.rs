@@ -24,6 +24,7 @@ pub mod desired_workflows;
 pub mod droplets;
 pub mod error;
 pub mod export;
+pub mod failovers;
 pub mod fleet;
 pub mod handshake;
 pub mod heartbeats;

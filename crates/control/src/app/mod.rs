@@ -19,6 +19,7 @@ pub mod droplet_ops;
 pub mod droplet_power;
 pub mod droplets;
 pub mod exports;
+pub mod failover;
 pub mod fleet;
 pub mod gmail;
 pub mod hibernation;

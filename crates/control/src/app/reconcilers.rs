@@ -13,6 +13,7 @@ pub const RECONCILERS: &[&str] = &[
     "audit-seal",
     "command-keys",
     "deletions",
+    "failover",
     "fleet-sampler",
     "hibernation",
     "mail",
@@ -147,6 +148,7 @@ mod tests {
             crate::workers::support_grants::SupportGrantSweep::NAME,
             crate::workers::audit_retention::AuditRetention::NAME,
             crate::workers::snapshots::SnapshotSchedule::<C>::NAME,
+            crate::workers::failover::FailoverConductor::<C>::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

@@ -1,11 +1,13 @@
 //! The disaster-recovery page (spec 66): per regional database, how many live droplets
 //! have a fresh snapshot and a fresh cross-region copy, what is in flight, and what the
-//! snapshots kept cost a month (spec 66.5). `genesis dr status` shows the same.
+//! snapshots kept cost a month (spec 66.5); then every open failover (spec 66.4) with its
+//! phase, its tenants by state and its RTO so far. `genesis dr status` shows the same.
 
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use genesis_core::dr::RestoreState;
 use maud::html;
 
 use super::layout::{html_response, page};
@@ -30,6 +32,13 @@ pub async fn dr(
     let mut shards = Vec::new();
     for shard in state.stores.shards() {
         shards.push((shard.label(), shard.db.snapshot_coverage(now).await?));
+    }
+    let mut failovers = Vec::new();
+    for shard in state.stores.shards() {
+        for f in shard.db.failovers(true).await? {
+            let c = shard.db.failover_counts(f.id).await?;
+            failovers.push((f, c));
+        }
     }
     let copies: i64 = shards.iter().map(|(_, c)| c.copies).sum();
     let cents: i64 = shards.iter().map(|(_, c)| c.monthly_cost_cents()).sum();
@@ -57,6 +66,31 @@ pub async fn dr(
             }
             p #dr-cost { "Snapshots kept: " (copies) ", at $0.25 each a month: $"
                          (cents / 100) "." (format!("{:02}", cents % 100)) " a month." }
+            h2 { "Failovers in progress" }
+            @if failovers.is_empty() {
+                p #dr-failovers.quiet { "None. `genesis dr failover --region fra1` declares one." }
+            } @else {
+                table #dr-failovers {
+                    tr {
+                        th.text { "From" } th.text { "To" } th.text { "Phase" }
+                        th { "Waiting" } th { "Restoring" } th { "Restored" } th { "Verified" }
+                        th { "Failed" } th { "Held" } th { "RTO so far" }
+                    }
+                    @for (f, c) in &failovers {
+                        @let rto = f.restored_at.unwrap_or(now) - f.started_at;
+                        tr {
+                            td.text { (f.from_datacenter) } td.text { (f.to_datacenter) }
+                            td.text { (f.phase.code()) }
+                            @for s in [RestoreState::Waiting, RestoreState::Restoring,
+                                       RestoreState::Restored, RestoreState::Verified,
+                                       RestoreState::Failed, RestoreState::Held] {
+                                td { (c.state(s)) }
+                            }
+                            td { (rto.num_minutes()) " min " (rto.num_seconds() % 60) " s" }
+                        }
+                    }
+                }
+            }
         }
     };
     Ok(html_response(

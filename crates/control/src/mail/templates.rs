@@ -21,6 +21,8 @@ pub const KINDS: &[&str] = &[
     "EMAIL_VERIFICATION",
     "INVITATION",
     "WEBHOOK_SECRET_ROTATED",
+    "SERVICE_DISRUPTION",
+    "SERVICE_RESTORED",
 ];
 
 /// Kinds a person may unsubscribe from: advice, not obligations. A verification link, an
@@ -283,6 +285,46 @@ fn letter(ctx: &Context<'_>) -> Result<Letter, TemplateError> {
             list: vec![],
             action: open("Show the new secret"),
         },
+        "SERVICE_DISRUPTION" => Letter {
+            heading: "Your automation engine is down; we are restoring it".into(),
+            paragraphs: vec![
+                format!(
+                    "The datacenter that runs {ws} ({}) has failed. We are bringing it back in \
+                     another datacenter; you need do nothing.",
+                    field(ctx, "datacenter")?
+                ),
+                match field(ctx, "backup_from") {
+                    Ok(at) => format!(
+                        "It comes back from its backup of {at}: what it did after that may \
+                         have to be done again. We will write when it runs."
+                    ),
+                    Err(_) => "It has no recent backup, so it is set up afresh with your \
+                               credentials and workflows; its run history is lost. We will \
+                               write when it runs."
+                        .into(),
+                },
+            ],
+            list: vec![],
+            action: open("See its status"),
+        },
+        "SERVICE_RESTORED" => Letter {
+            heading: "Your automation engine is back".into(),
+            paragraphs: vec![
+                format!(
+                    "{} runs again, with its credentials and workflows.",
+                    capitalise(&ws)
+                ),
+                match field(ctx, "lost_after") {
+                    Ok(at) => format!(
+                        "It was restored from its backup of {at}: anything it did after \
+                         that, during the outage, has to be done again."
+                    ),
+                    Err(_) => "It was set up afresh: its earlier run history is lost.".into(),
+                },
+            ],
+            list: vec![],
+            action: open("Open your dashboard"),
+        },
         other => return Err(TemplateError::UnknownKind(other.to_owned())),
     })
 }
@@ -368,6 +410,9 @@ mod tests {
             "expires_at": "2026-12-08T10:00:00Z",
             "url": "https://hooks.acme.test/genesis",
             "previous_valid_until": "2026-12-14 10:00 UTC",
+            "datacenter": "fra1",
+            "backup_from": "2026-12-07 03:00 UTC",
+            "lost_after": "2026-12-07 03:00 UTC",
         })
     }
 

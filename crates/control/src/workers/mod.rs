@@ -18,6 +18,7 @@
 //! - [`webhook_secrets`]: renews their signing secrets every 90 days (spec 65.1).
 //! - [`audit_seal`]: seals audit rows into each region's hash chain (spec 63.1).
 //! - [`deletions`]: the day-3 and day-6 reminders of a deletion (spec 64.1).
+//! - [`failover`]: phases 2 to 4 of regional failovers (spec 66.4).
 //! - [`reconciler`]: the shape every reconciler above has; [`driver`] runs them (leader
 //!   election, parts isolated from each other, retry policy, wake-ups, published status).
 
@@ -27,6 +28,7 @@ pub mod command_keys;
 pub mod deletions;
 pub mod driver;
 mod droplet_job;
+pub mod failover;
 pub mod fleet_sampler;
 pub mod heals;
 pub mod hibernation;

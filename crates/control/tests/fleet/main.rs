@@ -6,6 +6,7 @@
 
 mod cloud_budget;
 mod deletion;
+mod failover;
 #[path = "../ignition/helpers.rs"]
 #[allow(
     dead_code,

@@ -139,6 +139,17 @@ pub struct World {
     pub root: std::path::PathBuf,
 }
 
+/// What the droplet's (fake) n8n holds: credentials, workflows, and active workflows.
+pub fn n8n_counts(w: &World, provider: i64) -> (usize, usize, usize) {
+    let n8n = w.hook.n8n(provider).expect("n8n");
+    let flows = n8n.workflow_summary();
+    (
+        n8n.credential_summary().len(),
+        flows.len(),
+        flows.iter().filter(|f| f.2).count(),
+    )
+}
+
 pub async fn world(opts: Options) -> World {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()

@@ -9,7 +9,7 @@ use genesis_ignition::{Act, StepError};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{Options, Residue, World, credentials, world};
+use crate::helpers::{Options, Residue, World, credentials, n8n_counts, world};
 
 /// Runs `step`'s action until it completes (waiting as it asks), recording nothing.
 async fn run_to_done(w: &World, id: Uuid, step: IgnitionStep) -> Value {
@@ -52,17 +52,6 @@ async fn started(w: &World, slug: &str) -> (WorkspaceId, Uuid) {
     assert_eq!(status, 202, "{ig}");
     let id = Uuid::parse_str(ig["id"].as_str().expect("id")).expect("uuid");
     (ws, id)
-}
-
-/// What the tenant's droplet holds: credentials and workflows in its n8n.
-fn n8n_counts(w: &World, provider: i64) -> (usize, usize, usize) {
-    let n8n = w.hook.n8n(provider).expect("n8n");
-    let flows = n8n.workflow_summary();
-    (
-        n8n.credential_summary().len(),
-        flows.len(),
-        flows.iter().filter(|f| f.2).count(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,0 +1,223 @@
+//! The `failover` reconciler: phases 2 to 4 of every open regional failover (spec 66.4;
+//! DECISIONS 109), on each regional database.
+//!
+//! A pass, per open failover:
+//! 1. **Provisioning.** Starts waiting tenants' restore sagas until
+//!    [`RESTORES_AT_ONCE`] run; the sagas do the work (droplet from the snapshot in the
+//!    target, handshake, credentials, workflows, webhooks re-pointed) on the `ignition` queue.
+//! 2. **Verification.** A restored tenant whose new droplet has sent a heartbeat since is
+//!    verified and told its service is back. Once no restore waits, runs or awaits its
+//!    heartbeat, the failover is `restored`.
+//! 3. **Cleanup** (once the operator asks, `genesis dr cleanup`): deletes the replaced
+//!    droplets at the cloud, which answers again once the region is back, and closes it.
+//!
+//! Every step reads the rows again, and a saga's start and end move its tenant's row in the
+//! saga's own transactions, so a pass after a crash, or on another replica, picks up where
+//! the last one stopped without starting any restore twice.
+
+use std::sync::Arc;
+
+use genesis_cloud::{Cloud, CloudError};
+use genesis_core::WorkspaceId;
+use genesis_core::dr::{FailoverPhase, RESTORES_AT_ONCE, RestorePlan, RestoreState};
+use genesis_ignition::{IgniteError, Igniter, RestoreSpec};
+use genesis_store::failovers::Failover;
+use genesis_store::{Database, IgnitionStart, RegionalStore, StoreError};
+use serde::Serialize;
+
+use super::reaper::cloud_retry;
+use super::reconciler::{Merge, Part, Reconciler, Retry};
+
+/// Its name.
+pub const NAME: &str = "failover";
+/// How often a pass runs.
+pub const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// Replaced droplets deleted per pass.
+const CLEANUP_PER_PASS: i64 = 50;
+
+/// Runs open failovers.
+pub struct FailoverConductor<C> {
+    stores: RegionalStore,
+    igniter: Arc<Igniter<C>>,
+}
+
+impl<C: Cloud> FailoverConductor<C> {
+    /// Starting restores through `igniter`.
+    pub fn new(stores: RegionalStore, igniter: Arc<Igniter<C>>) -> Self {
+        Self { stores, igniter }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Serialize)]
+pub struct FailoverReport {
+    /// Open failovers seen.
+    pub open: u64,
+    /// Restore sagas started.
+    pub started: u64,
+    /// Tenants whose restore could not start this pass (another saga of theirs runs, or the
+    /// queue failed): tried again next pass.
+    pub deferred: u64,
+    /// Tenants verified.
+    pub verified: u64,
+    /// Replaced droplets deleted.
+    pub cleaned: u64,
+    /// Phases moved.
+    pub phases: u64,
+}
+
+impl Merge for FailoverReport {
+    fn merge(&mut self, o: Self) {
+        self.open += o.open;
+        self.started += o.started;
+        self.deferred += o.deferred;
+        self.verified += o.verified;
+        self.cleaned += o.cleaned;
+        self.phases += o.phases;
+    }
+}
+
+/// Why a pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverWorkError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The cloud, during cleanup (the failed region still down, or a rate limit).
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+impl<C: Cloud> FailoverConductor<C> {
+    async fn provision(
+        &self,
+        db: &Database,
+        f: &Failover,
+        report: &mut FailoverReport,
+    ) -> Result<(), FailoverWorkError> {
+        let counts = db.failover_counts(f.id).await?;
+        let slots = RESTORES_AT_ONCE - counts.state(RestoreState::Restoring);
+        if slots > 0 {
+            let waiting = db
+                .failover_tenants(f.id, Some(RestoreState::Waiting), slots)
+                .await?;
+            for t in waiting {
+                let Ok(id) = WorkspaceId::from_uuid(t.workspace_id) else {
+                    continue;
+                };
+                let ws = db.workspace_get(id).await?;
+                let spec = RestoreSpec {
+                    failover_id: f.id,
+                    datacenter: f.to_datacenter.clone(),
+                    image_id: t.image_id.filter(|_| t.plan == RestorePlan::Restore),
+                    replaces: t.old_droplet_id,
+                };
+                match self.igniter.restore_start(db, &ws, spec).await {
+                    Ok(IgnitionStart::Started(_)) => report.started += 1,
+                    Ok(IgnitionStart::AlreadyRunning(_)) => report.deferred += 1,
+                    Err(IgniteError::Store(e)) => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(workspace = %ws.id, error = %e, "a restore did not start");
+                        report.deferred += 1;
+                    }
+                }
+            }
+        }
+        let after = db.failover_counts(f.id).await?;
+        if after.state(RestoreState::Waiting) == 0 && after.state(RestoreState::Restoring) == 0 {
+            report.phases += u64::from(
+                db.failover_phase(
+                    f.id,
+                    FailoverPhase::Provisioning,
+                    FailoverPhase::Verifying,
+                    NAME,
+                )
+                .await?,
+            );
+        }
+        Ok(())
+    }
+
+    async fn clean_up(
+        &self,
+        db: &Database,
+        f: &Failover,
+        report: &mut FailoverReport,
+    ) -> Result<(), FailoverWorkError> {
+        let left = db.failover_leftovers(f.id, CLEANUP_PER_PASS).await?;
+        if left.is_empty() {
+            report.phases += u64::from(
+                db.failover_phase(f.id, FailoverPhase::Restored, FailoverPhase::Closed, NAME)
+                    .await?,
+            );
+            return Ok(());
+        }
+        for (droplet, provider) in left {
+            if let Some(p) = provider {
+                match self.igniter.cloud().droplet_delete(p).await {
+                    Ok(()) | Err(CloudError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            db.droplet_terminate(droplet, NAME).await?;
+            report.cleaned += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<C: Cloud + 'static> Reconciler for FailoverConductor<C> {
+    type Report = FailoverReport;
+    type Error = FailoverWorkError;
+    const NAME: &'static str = NAME;
+
+    fn stores(&self) -> &RegionalStore {
+        &self.stores
+    }
+
+    async fn reconcile_part(&self, part: &Part) -> Result<FailoverReport, FailoverWorkError> {
+        let db = &part.db;
+        let mut report = FailoverReport::default();
+        for f in db.failovers(true).await? {
+            report.open += 1;
+            if f.phase == FailoverPhase::Provisioning {
+                self.provision(db, &f, &mut report).await?;
+            }
+            if matches!(
+                f.phase,
+                FailoverPhase::Provisioning | FailoverPhase::Verifying
+            ) {
+                report.verified += db.failover_verify(f.id, NAME).await?;
+            }
+            if f.phase == FailoverPhase::Verifying {
+                let c = db.failover_counts(f.id).await?;
+                if c.state(RestoreState::Restored) == 0 {
+                    report.phases += u64::from(
+                        db.failover_phase(
+                            f.id,
+                            FailoverPhase::Verifying,
+                            FailoverPhase::Restored,
+                            NAME,
+                        )
+                        .await?,
+                    );
+                }
+            }
+            if f.phase == FailoverPhase::Restored && f.cleanup_requested_at.is_some() {
+                self.clean_up(db, &f, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    fn noteworthy(r: &FailoverReport) -> bool {
+        r.started + r.verified + r.cleaned + r.phases > 0
+    }
+
+    fn error_policy(&self, e: &FailoverWorkError) -> Retry {
+        match e {
+            FailoverWorkError::Cloud(c) => cloud_retry(c),
+            FailoverWorkError::Store(_) => Retry::Backoff,
+        }
+    }
+}
