@@ -94,6 +94,14 @@ pub struct IgnitionConfig {
     /// executor waits at most this long.
     #[serde(default = "default_lease_s")]
     pub lease_s: u64,
+    /// Milliseconds after a droplet's create before it is first looked at, then between
+    /// looks (each look is a request against DigitalOcean's 5,000 an hour). The defaults
+    /// suit the simulator; against DigitalOcean, 40000 and 5000.
+    #[serde(default = "default_poll_ms")]
+    pub droplet_first_look_ms: u64,
+    /// See `droplet_first_look_ms`.
+    #[serde(default = "default_poll_ms")]
+    pub droplet_poll_ms: u64,
     /// The queue set (Redis key prefix `genesis:{gov:<set>}`) shared by this fleet's workers.
     #[serde(default = "default_queue_set")]
     pub queue_set: String,
@@ -133,6 +141,9 @@ fn default_host_suffix() -> String {
 
 fn default_lease_s() -> u64 {
     60
+}
+fn default_poll_ms() -> u64 {
+    250
 }
 fn default_queue_set() -> String {
     "fleet".into()
@@ -218,6 +229,8 @@ impl Default for IgnitionConfig {
             timeouts_s: BTreeMap::new(),
             workers: default_workers(),
             lease_s: default_lease_s(),
+            droplet_first_look_ms: default_poll_ms(),
+            droplet_poll_ms: default_poll_ms(),
             queue_set: default_queue_set(),
             operator_ssh_cidrs: Vec::new(),
             firewall_name: default_firewall_name(),
@@ -612,6 +625,9 @@ pub fn problems(
     }
     if ignition.lease_s == 0 {
         out.push(problem("ignition.lease_s", "must be at least 1"));
+    }
+    if ignition.droplet_poll_ms == 0 {
+        out.push(problem("ignition.droplet_poll_ms", "must be at least 1"));
     }
     if ignition.workers == 0 {
         out.push(problem("ignition.workers", "must be at least 1"));

@@ -179,3 +179,52 @@ async fn audit_verify_passes_a_sealed_log_and_names_a_row_changed_by_hand() {
     );
     t.cleanup().await.expect("cleanup");
 }
+
+#[tokio::test]
+async fn dr_failover_names_bad_datacenters_and_a_dry_run_writes_nothing() {
+    let (t, db_url) = test_database().await;
+    let env = [("GENESIS_DATABASE__URL", db_url.as_str())];
+    let o = genesis(&["dr", "failover", "--region", "ams3"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("ams3 is not a datacenter the platform uses (one of: nyc3"),
+        "{}",
+        text(&o)
+    );
+    let o = genesis(
+        &["dr", "failover", "--region", "fra1", "--to", "fra1"],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("failed region itself"), "{}", text(&o));
+
+    let o = genesis(
+        &[
+            "-o",
+            "json",
+            "dr",
+            "failover",
+            "--region",
+            "fra1",
+            "--dry-run",
+        ],
+        &env,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(plan["to"], "lon1", "spec 66.3's backup of fra1");
+    assert_eq!(plan["restore"], 0);
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM genesis.failovers")
+        .fetch_one(t.db.owner_pool())
+        .await
+        .expect("count");
+    assert_eq!(open, 0, "a dry run declares nothing");
+    let o = genesis(&["dr", "cleanup", "--region", "fra1"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no failover out of fra1 is open"),
+        "{}",
+        text(&o)
+    );
+    t.cleanup().await.expect("cleanup");
+}

@@ -287,27 +287,19 @@ impl<C: Cloud> Igniter<C> {
         let provider_id = match droplet.provider_id {
             Some(p) => p,
             None => {
+                // The client's create first looks for a droplet of this name among the
+                // workspace's (tagged) ones and adopts it: an earlier attempt's create whose
+                // outcome was never recorded is found, not made twice.
                 let tag = workspace_tag(ws.id);
-                let existing = self
-                    .cloud
-                    .droplet_list_by_tag(&tag)
-                    .await
-                    .map_err(transient)?
-                    .into_iter()
-                    .find(|d| d.name == place.name && d.region.slug == place.datacenter);
-                let created = match existing {
-                    Some(d) => d,
-                    None => {
-                        self.create_machine(
-                            db,
-                            ws.id,
-                            &place,
-                            ig.droplet_id,
-                            vec!["genesis".into(), tag],
-                        )
-                        .await?
-                    }
-                };
+                let created = self
+                    .create_machine(
+                        db,
+                        ws.id,
+                        &place,
+                        ig.droplet_id,
+                        vec!["genesis".into(), tag],
+                    )
+                    .await?;
                 db.droplet_set_provider(ig.droplet_id, created.id).await?;
                 created.id
             }
@@ -339,7 +331,12 @@ impl<C: Cloud> Igniter<C> {
                     ip: ip.to_owned(),
                 }))
             }
-            _ => Ok(Act::Wait(Duration::from_millis(250))),
+            _ => {
+                let elapsed = (chrono::Utc::now() - ig.step_started_at)
+                    .to_std()
+                    .unwrap_or_default();
+                Ok(Act::Wait(self.settings.droplet_poll.next_after(elapsed)))
+            }
         }
     }
 

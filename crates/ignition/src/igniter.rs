@@ -88,6 +88,57 @@ pub struct IgnitionSettings {
     pub actor: String,
     /// Firewall, VPC and public hostnames of droplets.
     pub network: crate::network::DropletNetwork,
+    /// How often a droplet being created is looked at.
+    pub droplet_poll: DropletPoll,
+}
+
+/// When the provisioning step looks at a droplet being created: first `first_look` after
+/// the step began, then every `every`. Each look is a request against DigitalOcean's 5,000
+/// an hour: a droplet takes 25 to 55 s to come up, so looking every 250 ms from the start
+/// would spend about 160 requests on each, and a mass restore of 3,000 would wait on the
+/// budget for days. The default (250 ms) suits the simulator's instant pace; production
+/// sets [`DropletPoll::DIGITALOCEAN`] through the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DropletPoll {
+    /// The first look, after the step began.
+    pub first_look: Duration,
+    /// Later looks.
+    pub every: Duration,
+}
+
+impl DropletPoll {
+    /// For DigitalOcean, whose droplets are active 25 to 55 s after the create: two looks
+    /// each on average. A late look delays no handshake: the handshake asks the cloud
+    /// itself for an address not recorded yet.
+    pub const DIGITALOCEAN: DropletPoll = DropletPoll {
+        first_look: Duration::from_secs(40),
+        every: Duration::from_secs(5),
+    };
+
+    /// How long to wait before the next look, `elapsed` into the step.
+    pub fn next_after(&self, elapsed: Duration) -> Duration {
+        self.first_look
+            .checked_sub(elapsed)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(self.every)
+    }
+
+    /// Both times divided by `speed` (a simulation that runs faster than real time).
+    pub fn scaled(self, speed: f64) -> DropletPoll {
+        DropletPoll {
+            first_look: self.first_look.div_f64(speed),
+            every: self.every.div_f64(speed),
+        }
+    }
+}
+
+impl Default for DropletPoll {
+    fn default() -> Self {
+        DropletPoll {
+            first_look: Duration::from_millis(250),
+            every: Duration::from_millis(250),
+        }
+    }
 }
 
 impl IgnitionSettings {
@@ -510,4 +561,21 @@ pub fn droplet_name(slug: &str) -> String {
 /// The cloud tag that marks a workspace's droplets (DESIGN §3.6).
 pub fn workspace_tag(ws: WorkspaceId) -> String {
     format!("ws-{}", ws.as_uuid())
+}
+
+#[cfg(test)]
+mod poll_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_look_waits_for_a_droplet_to_be_likely_up_then_looks_often() {
+        let p = DropletPoll::DIGITALOCEAN;
+        let s = Duration::from_secs;
+        assert_eq!(p.next_after(Duration::ZERO), s(40));
+        assert_eq!(p.next_after(s(38)), s(2));
+        assert_eq!(p.next_after(s(40)), s(5));
+        assert_eq!(p.next_after(s(90)), s(5));
+        assert_eq!(p.scaled(10.0).first_look, s(4));
+        assert_eq!(DropletPoll::default().next_after(s(1)).as_millis(), 250);
+    }
 }

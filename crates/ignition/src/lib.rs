@@ -32,7 +32,7 @@ pub use actions::{Act, StepError};
 pub use cloud_init::{CloudInitError, IgnitionEnv, Images, render};
 pub use executor::Advance;
 pub use igniter::{
-    IgniteError, Ignited, Igniter, IgnitionParams, IgnitionSettings, RestoreSpec,
+    DropletPoll, IgniteError, Ignited, Igniter, IgnitionParams, IgnitionSettings, RestoreSpec,
     WEBHOOK_TOKEN_HEADER,
 };
 pub use jobs::IgnitionJobs;

@@ -80,6 +80,20 @@ pub enum BenchCommand {
         #[arg(long)]
         own_listeners: bool,
     },
+    /// Regional failover (spec 66.4): N tenants in fra1 restored in lon1 on a clock
+    /// --speed times faster, under DigitalOcean's rate limits scaled alike; the RTO per
+    /// phase in real time, and the cloud calls against the rate-limit bound.
+    Failover {
+        /// Redis to use.
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Tenants in the failed region (spec 66.4's scenario: 3,000).
+        #[arg(long, default_value_t = 3_000)]
+        tenants: usize,
+        /// How much faster than real time the cloud and its limits run.
+        #[arg(long, default_value_t = 60.0)]
+        speed: f64,
+    },
     /// GDPR export (spec 64.3): N leads into ZIP parts, against copying them out of
     /// PostgreSQL alone; leads per second and peak RSS (targets: 100,000/s, < 100 MB).
     Export {
@@ -350,6 +364,11 @@ pub async fn run(cmd: BenchCommand, cfg: Result<Config, CliError>) -> Result<(),
             scenario,
             own_listeners,
         } => super::bench_rollout::run(&redis_url, droplets, &scenario, !own_listeners).await,
+        BenchCommand::Failover {
+            redis_url,
+            tenants,
+            speed,
+        } => super::bench_failover::run(&redis_url, tenants, speed).await,
         BenchCommand::Export { leads } => super::bench_export::run(leads).await,
         BenchCommand::Deletion {
             redis_url,

@@ -136,6 +136,17 @@ async fn run_on(
     Ok(())
 }
 
+/// What some benchmarks change in [`Stack`].
+#[derive(Default)]
+pub(crate) struct StackExtras {
+    /// The wizard's third parties.
+    pub providers: genesis_control::providers::Providers,
+    /// Asked before every cloud call (a benchmark's rate limits).
+    pub budget: Option<Arc<dyn genesis_cloud::budget::SharedBudget>>,
+    /// How the ignition saga looks at droplets being created.
+    pub droplet_poll: genesis_ignition::DropletPoll,
+}
+
 /// The whole stack in one process: a scratch database, the simulator whose droplets boot the
 /// real sidecar and a fake n8n, the real DigitalOcean client, the queue on its own key
 /// prefix, the control plane's HTTP API, and a worker running every fleet job. Shared by the
@@ -149,6 +160,8 @@ pub(crate) struct Stack {
     pub sim: Simulator,
     /// The queue.
     pub bus: Bus,
+    /// The igniter its worker runs (a benchmark's reconcilers start sagas with it).
+    pub igniter: Arc<Igniter<DigitalOcean>>,
     disks: std::path::PathBuf,
     stop: tokio::sync::watch::Sender<bool>,
     control_plane: tokio::task::JoinHandle<Result<(), String>>,
@@ -173,12 +186,12 @@ impl Stack {
             workers,
             heartbeat_s,
             shared_listeners,
-            Default::default(),
+            StackExtras::default(),
         )
         .await
     }
 
-    /// [`Stack::start`], with the wizard's third parties at `providers`.
+    /// [`Stack::start`], with `extras`.
     pub async fn start_with(
         t: &TestDb,
         redis_url: &str,
@@ -186,8 +199,13 @@ impl Stack {
         workers: u32,
         heartbeat_s: u64,
         shared_listeners: bool,
-        providers: genesis_control::providers::Providers,
+        extras: StackExtras,
     ) -> Result<Self, CliError> {
+        let StackExtras {
+            providers,
+            budget,
+            droplet_poll,
+        } = extras;
         let stores = RegionalStore::single(t.db.clone());
         let run_id = uuid::Uuid::now_v7().simple().to_string();
         let disks = std::env::temp_dir().join(format!("genesis-bench-{run_id}"));
@@ -222,7 +240,11 @@ impl Stack {
         o.per_minute = 1_000_000;
         o.per_hour = 10_000_000;
         o.poll_interval = Duration::from_millis(50);
-        let cloud = Arc::new(DigitalOcean::new(o).map_err(|e| CliError::Runtime(e.into()))?);
+        let mut cloud = DigitalOcean::new(o).map_err(|e| CliError::Runtime(e.into()))?;
+        if let Some(b) = budget {
+            cloud = cloud.with_shared_budget(b);
+        }
+        let cloud = Arc::new(cloud);
         let set = format!("bench{run_id}");
         let bus = Bus::connect(
             redis_url,
@@ -288,6 +310,7 @@ impl Stack {
                 lease: Duration::from_secs(60),
                 actor: "ignition".into(),
                 network: Default::default(),
+                droplet_poll,
             },
             bus.clone(),
         ));
@@ -295,7 +318,7 @@ impl Stack {
         // benchmarks' own business.
         let control_plane = builder
             .fleet(
-                igniter,
+                igniter.clone(),
                 FleetSettings {
                     workers: workers.max(1),
                     reconcilers: false,
@@ -312,6 +335,7 @@ impl Stack {
             cloud,
             sim,
             bus,
+            igniter,
             disks,
             stop,
             control_plane,

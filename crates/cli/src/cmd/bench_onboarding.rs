@@ -347,7 +347,19 @@ async fn run_on(t: &TestDb, redis_url: &str, tenants: usize) -> Result<(), CliEr
         Some(CLIENT),
         Some(f.knot.addr()),
     );
-    let stack = Stack::start_with(t, redis_url, Timings::INSTANT, 16, 60, false, providers).await?;
+    let stack = Stack::start_with(
+        t,
+        redis_url,
+        Timings::INSTANT,
+        16,
+        60,
+        false,
+        super::bench_ignition::StackExtras {
+            providers,
+            ..Default::default()
+        },
+    )
+    .await?;
     f.google.register_client(
         CLIENT.0,
         CLIENT.1,

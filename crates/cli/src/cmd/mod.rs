@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_deletion;
 pub mod bench_export;
+pub mod bench_failover;
 pub mod bench_god_mode;
 pub mod bench_heartbeats;
 pub mod bench_ignition;

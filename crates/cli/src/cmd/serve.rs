@@ -312,6 +312,10 @@ async fn build_igniter(
         lease: std::time::Duration::from_secs(cfg.ignition.lease_s),
         actor: "ignition".into(),
         network,
+        droplet_poll: genesis_ignition::DropletPoll {
+            first_look: std::time::Duration::from_millis(cfg.ignition.droplet_first_look_ms),
+            every: std::time::Duration::from_millis(cfg.ignition.droplet_poll_ms),
+        },
     };
     Ok(Some(Arc::new(genesis_ignition::Igniter::new(
         stores.clone(),

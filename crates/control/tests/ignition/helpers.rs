@@ -329,6 +329,7 @@ pub async fn world(opts: Options) -> World {
             lease: Duration::from_secs(30),
             actor: "ignition".into(),
             network: Default::default(),
+            droplet_poll: Default::default(),
         },
         bus.clone(),
     ));

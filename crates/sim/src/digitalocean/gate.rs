@@ -116,6 +116,7 @@ pub async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Res
             .map(MatchedPath::as_str)
             .unwrap_or_else(|| req.uri().path())
     );
+    tracing::trace!(target: "genesis_sim::calls", %endpoint, "request");
     let limit = sim.cfg.per_window;
     let verdict = admit(&sim, &endpoint);
     sim.settle_and_notify();
