@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use genesis_cloud::Cloud;
-use genesis_core::{DropletId, SagaPhase};
+use genesis_core::{DropletId, SagaPhase, WorkspaceStatus};
 use genesis_store::{Database, IgnitionStart, Workspace};
 use uuid::Uuid;
 
@@ -28,6 +28,15 @@ impl<C: Cloud> Igniter<C> {
         tenant: &Workspace,
         spec: RestoreSpec,
     ) -> Result<IgnitionStart, IgniteError> {
+        if !matches!(
+            tenant.status,
+            WorkspaceStatus::Active | WorkspaceStatus::Suspended
+        ) {
+            return Err(IgniteError::State(format!(
+                "a workspace in status {} is not restored",
+                tenant.status
+            )));
+        }
         let last = match db.ignition_latest(tenant.id).await? {
             Some(ig) if ig.phase == SagaPhase::Done => ig,
             Some(ig) if !ig.phase.is_final() => {

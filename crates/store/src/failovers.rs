@@ -514,6 +514,42 @@ impl Database {
         .collect()
     }
 
+    /// Marks a waiting tenant's restore failed without a saga (it cannot be restored at
+    /// all: deleted meanwhile, never ignited), audited.
+    pub async fn failover_tenant_give_up(
+        &self,
+        id: Uuid,
+        workspace: Uuid,
+        why: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.app.begin().await?;
+        let updated = sqlx::query!(
+            r#"UPDATE genesis.failover_tenants SET state = 'failed', error = $3, finished_at = now()
+               WHERE failover_id = $1 AND workspace_id = $2 AND state = 'waiting'"#,
+            id,
+            workspace,
+            why,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            let ws = genesis_core::WorkspaceId::from_uuid(workspace)
+                .map_err(|_| corrupt("workspace id", "nil"))?;
+            record(
+                &mut tx,
+                &AuditEvent::new(actor, AuditCategory::Provisioning, "TENANT_RESTORE_FAILED")
+                    .workspace(ws)
+                    .subject(id.to_string())
+                    .details(serde_json::json!({ "failover_id": id, "error": why })),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// How many of a failover's tenants are in each state and plan.
     pub async fn failover_counts(&self, id: Uuid) -> Result<FailoverCounts, StoreError> {
         let rows = sqlx::query!(

@@ -58,6 +58,8 @@ pub struct FailoverReport {
     /// Tenants whose restore could not start this pass (another saga of theirs runs, or the
     /// queue failed): tried again next pass.
     pub deferred: u64,
+    /// Tenants that cannot be restored at all (their restore is marked failed, with why).
+    pub given_up: u64,
     /// Tenants verified.
     pub verified: u64,
     /// Replaced droplets deleted.
@@ -71,6 +73,7 @@ impl Merge for FailoverReport {
         self.open += o.open;
         self.started += o.started;
         self.deferred += o.deferred;
+        self.given_up += o.given_up;
         self.verified += o.verified;
         self.cleaned += o.cleaned;
         self.phases += o.phases;
@@ -115,6 +118,16 @@ impl<C: Cloud> FailoverConductor<C> {
                 match self.igniter.restore_start(db, &ws, spec).await {
                     Ok(IgnitionStart::Started(_)) => report.started += 1,
                     Ok(IgnitionStart::AlreadyRunning(_)) => report.deferred += 1,
+                    // The tenant cannot be restored at all (deleted meanwhile, never
+                    // ignited): it is given up, with why, rather than holding the failover
+                    // in phase 2 for ever.
+                    Err(IgniteError::State(why)) => {
+                        db.failover_tenant_give_up(f.id, t.workspace_id, &why, NAME)
+                            .await?;
+                        report.given_up += 1;
+                    }
+                    // Another pass started it first: nothing to do.
+                    Err(IgniteError::Store(StoreError::Refused { .. })) => report.deferred += 1,
                     Err(IgniteError::Store(e)) => return Err(e.into()),
                     Err(e) => {
                         tracing::warn!(workspace = %ws.id, error = %e, "a restore did not start");
@@ -211,7 +224,7 @@ impl<C: Cloud + 'static> Reconciler for FailoverConductor<C> {
     }
 
     fn noteworthy(r: &FailoverReport) -> bool {
-        r.started + r.verified + r.cleaned + r.phases > 0
+        r.started + r.given_up + r.verified + r.cleaned + r.phases > 0
     }
 
     fn error_policy(&self, e: &FailoverWorkError) -> Retry {

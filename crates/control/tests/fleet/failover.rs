@@ -73,6 +73,13 @@ async fn run_until(
     }
 }
 
+/// Phases 2 and 3 under a fresh conductor (a control plane of its own).
+async fn restore_all(w: &World, id: Uuid, within: Duration) {
+    let stores = RegionalStore::single(w.t.db.clone());
+    let conductor = FailoverConductor::new(stores, w.igniter.clone());
+    run_until(w, &conductor, id, FailoverPhase::Restored, within).await;
+}
+
 /// Phase 4, staying: the operator asks, and the conductor deletes what was left.
 async fn clean_up(w: &World, conductor: &FailoverConductor<genesis_cloud::DigitalOcean>, id: Uuid) {
     w.t.db
@@ -399,15 +406,7 @@ async fn a_restore_that_fails_undoes_only_itself_and_the_tenant_keeps_its_vault(
     let (_, f) = declare(&stores, &request(None, false), "test")
         .await
         .expect("declared");
-    let conductor = FailoverConductor::new(stores.clone(), w.igniter.clone());
-    run_until(
-        &w,
-        &conductor,
-        f.id,
-        FailoverPhase::Restored,
-        Duration::from_secs(120),
-    )
-    .await;
+    restore_all(&w, f.id, Duration::from_secs(120)).await;
     let rows = w.t.db.failover_tenants(f.id, None, 10).await.expect("rows");
     assert_eq!(rows[0].state, RestoreState::Failed, "{rows:?}");
     assert!(rows[0].error.as_deref().is_some_and(|e| !e.is_empty()));
@@ -426,5 +425,42 @@ async fn a_restore_that_fails_undoes_only_itself_and_the_tenant_keeps_its_vault(
             .is_some(),
         "the partition stays"
     );
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_deleted_during_the_failover_is_given_up_and_the_rest_carry_on() {
+    let w = world(Options::default()).await;
+    let tenants = w.ignite_many("fo_gone", 2).await;
+    snapshot_day(&w).await;
+    assert!(w.sim.fail_region("fra1"));
+    let stores = RegionalStore::single(w.t.db.clone());
+    let (_, f) = declare(&stores, &request(None, false), "test")
+        .await
+        .expect("declared");
+    // The first tenant asks for its deletion before its restore starts.
+    let (status, body) = w
+        .post(
+            &format!("/api/v1/workspaces/{}/deletion", tenants[0]),
+            serde_json::json!({"trigger": "user", "reason": "leaving"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    restore_all(&w, f.id, Duration::from_secs(60)).await;
+    let rows = w.t.db.failover_tenants(f.id, None, 10).await.expect("rows");
+    let of = |ws: WorkspaceId| {
+        rows.iter()
+            .find(|r| r.workspace_id == ws.as_uuid())
+            .expect("row")
+    };
+    assert_eq!(of(tenants[0]).state, RestoreState::Failed);
+    assert!(
+        of(tenants[0])
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("PENDING_DELETION")),
+        "{rows:?}"
+    );
+    assert_eq!(of(tenants[1]).state, RestoreState::Verified);
     w.finish().await;
 }
