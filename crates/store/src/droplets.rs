@@ -177,7 +177,10 @@ impl Database {
         Ok(done)
     }
 
-    /// A workspace's droplets that are not TERMINATED.
+    /// A workspace's droplets that are not TERMINATED, newest first: the first is the one
+    /// that serves the tenant. After a failover's restore the droplet it replaced stays
+    /// (set aside, in MAINTENANCE) until the cleanup, which may be days later: it comes
+    /// after the restored one.
     pub async fn droplet_live_for_workspace(
         &self,
         workspace: WorkspaceId,
@@ -186,7 +189,7 @@ impl Database {
             DropletRow,
             r#"SELECT id, workspace_id, provider_id, region, state, version, created_at, updated_at
                FROM genesis.droplets WHERE workspace_id = $1 AND state <> 'TERMINATED'
-               ORDER BY created_at"#,
+               ORDER BY created_at DESC, id DESC"#,
             workspace.as_uuid(),
         )
         .fetch_all(&mut *self.read().await?)

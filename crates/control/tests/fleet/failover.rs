@@ -220,6 +220,11 @@ async fn frankfurt_fails_and_every_tenant_comes_back_in_london_with_nothing_left
                 .await
                 .expect("old");
         assert_eq!(old.state, DropletState::Maintenance, "set aside: {old:?}");
+        // Until the cleanup both are live; the restored one is the tenant's engine (what
+        // its dashboard, its tracking domains and a wake use).
+        let live = w.t.db.droplet_live_for_workspace(*ws).await.expect("live");
+        assert_eq!(live.len(), 2, "{live:?}");
+        assert_eq!(live[0].id, ig.droplet_id, "{live:?}");
         // The data-loss window is reported: what came after the snapshot.
         let body = &restored[&ws.as_uuid()];
         if *ws == fresh {
