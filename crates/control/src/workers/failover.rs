@@ -21,7 +21,7 @@ use genesis_cloud::{Cloud, CloudError};
 use genesis_core::WorkspaceId;
 use genesis_core::dr::{FailoverPhase, RESTORES_AT_ONCE, RestorePlan, RestoreState};
 use genesis_ignition::{IgniteError, Igniter, RestoreSpec};
-use genesis_store::failovers::Failover;
+use genesis_store::failovers::{Failover, FailoverCounts};
 use genesis_store::{Database, IgnitionStart, RegionalStore, StoreError};
 use serde::Serialize;
 
@@ -91,6 +91,22 @@ pub enum FailoverWorkError {
     Cloud(#[from] CloudError),
 }
 
+/// Where a failover in phase 2 or 3 goes next, from how its tenants stand: phase 2 ends
+/// when no restore waits or runs, phase 3 when no restored tenant awaits its heartbeat.
+fn next_phase(phase: FailoverPhase, c: &FailoverCounts) -> Option<FailoverPhase> {
+    match phase {
+        FailoverPhase::Provisioning
+            if c.state(RestoreState::Waiting) == 0 && c.state(RestoreState::Restoring) == 0 =>
+        {
+            Some(FailoverPhase::Verifying)
+        }
+        FailoverPhase::Verifying if c.state(RestoreState::Restored) == 0 => {
+            Some(FailoverPhase::Restored)
+        }
+        _ => None,
+    }
+}
+
 impl<C: Cloud> FailoverConductor<C> {
     async fn provision(
         &self,
@@ -135,18 +151,6 @@ impl<C: Cloud> FailoverConductor<C> {
                     }
                 }
             }
-        }
-        let after = db.failover_counts(f.id).await?;
-        if after.state(RestoreState::Waiting) == 0 && after.state(RestoreState::Restoring) == 0 {
-            report.phases += u64::from(
-                db.failover_phase(
-                    f.id,
-                    FailoverPhase::Provisioning,
-                    FailoverPhase::Verifying,
-                    NAME,
-                )
-                .await?,
-            );
         }
         Ok(())
     }
@@ -201,19 +205,9 @@ impl<C: Cloud + 'static> Reconciler for FailoverConductor<C> {
                 FailoverPhase::Provisioning | FailoverPhase::Verifying
             ) {
                 report.verified += db.failover_verify(f.id, NAME).await?;
-            }
-            if f.phase == FailoverPhase::Verifying {
                 let c = db.failover_counts(f.id).await?;
-                if c.state(RestoreState::Restored) == 0 {
-                    report.phases += u64::from(
-                        db.failover_phase(
-                            f.id,
-                            FailoverPhase::Verifying,
-                            FailoverPhase::Restored,
-                            NAME,
-                        )
-                        .await?,
-                    );
+                if let Some(next) = next_phase(f.phase, &c) {
+                    report.phases += u64::from(db.failover_phase(f.id, f.phase, next, NAME).await?);
                 }
             }
             if f.phase == FailoverPhase::Restored && f.cleanup_requested_at.is_some() {
@@ -232,5 +226,45 @@ impl<C: Cloud + 'static> Reconciler for FailoverConductor<C> {
             FailoverWorkError::Cloud(c) => cloud_retry(c),
             FailoverWorkError::Store(_) => Retry::Backoff,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(RestoreState, i64)]) -> FailoverCounts {
+        let mut c = FailoverCounts::default();
+        for (s, n) in pairs {
+            c.by_state.insert(s.code().to_owned(), *n);
+        }
+        c
+    }
+
+    #[test]
+    fn each_phase_ends_only_when_its_tenants_are_through() {
+        use FailoverPhase as P;
+        use RestoreState as S;
+        assert_eq!(
+            next_phase(P::Provisioning, &counts(&[(S::Waiting, 1)])),
+            None
+        );
+        assert_eq!(
+            next_phase(P::Provisioning, &counts(&[(S::Restoring, 1)])),
+            None
+        );
+        assert_eq!(
+            next_phase(
+                P::Provisioning,
+                &counts(&[(S::Restored, 3), (S::Failed, 1)])
+            ),
+            Some(P::Verifying)
+        );
+        assert_eq!(next_phase(P::Verifying, &counts(&[(S::Restored, 1)])), None);
+        assert_eq!(
+            next_phase(P::Verifying, &counts(&[(S::Verified, 3), (S::Held, 2)])),
+            Some(P::Restored)
+        );
+        assert_eq!(next_phase(P::Restored, &counts(&[])), None);
     }
 }
