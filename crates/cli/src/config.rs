@@ -73,6 +73,9 @@ pub struct Config {
     /// The hot-standby pool (spec 55.4 strategy 3).
     #[serde(default)]
     pub standby: crate::config_ignition::StandbyConfig,
+    /// Disaster recovery (spec 66).
+    #[serde(default)]
+    pub dr: crate::config_ignition::DrConfig,
     /// God Mode's operator sign-in (spec 44).
     #[serde(default)]
     pub god_mode: GodModeConfig,

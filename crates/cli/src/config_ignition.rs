@@ -550,6 +550,38 @@ impl StandbyConfig {
     }
 }
 
+/// `[dr]`: disaster recovery (spec 66). How a region's outage is confirmed, and whether the
+/// platform declares a failed region's failover on its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrConfig {
+    /// Seconds a region's failed verdicts must hold before it is confirmed failed (and
+    /// clear ones before its incident closes). Default 180.
+    #[serde(default)]
+    pub outage_confirm_s: Option<u64>,
+    /// Declare the failover of a region confirmed failed this many seconds ago, without an
+    /// operator. Unset (the default): an operator confirms with `genesis dr failover`.
+    /// Never moves a tenant out of its residency area.
+    #[serde(default)]
+    pub auto_failover_after_s: Option<u64>,
+}
+
+impl DrConfig {
+    /// The region watch's settings.
+    pub fn region_watch(&self) -> genesis_control::workers::region_watch::RegionWatchSettings {
+        let defaults = genesis_control::workers::region_watch::RegionWatchSettings::default();
+        genesis_control::workers::region_watch::RegionWatchSettings {
+            confirm_after: self
+                .outage_confirm_s
+                .map_or(defaults.confirm_after, std::time::Duration::from_secs),
+            auto_failover_after: self
+                .auto_failover_after_s
+                .map(std::time::Duration::from_secs),
+            ..defaults
+        }
+    }
+}
+
 /// `[sidecar]`: what every sidecar is told at its handshake.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

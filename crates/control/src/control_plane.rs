@@ -64,6 +64,9 @@ pub struct FleetSettings {
     pub command_keys: crate::app::command_keys::CommandKeyPolicy,
     /// The snapshot schedule's pace and call budget (spec 66.2).
     pub snapshots: crate::workers::snapshots::SnapshotSettings,
+    /// How region outages are judged, and whether a failed region's failover is declared
+    /// without an operator (spec 66.1).
+    pub region_watch: crate::workers::region_watch::RegionWatchSettings,
 }
 
 impl Default for FleetSettings {
@@ -78,6 +81,7 @@ impl Default for FleetSettings {
             reap_every: Duration::from_secs(300),
             command_keys: Default::default(),
             snapshots: Default::default(),
+            region_watch: Default::default(),
         }
     }
 }
@@ -686,6 +690,19 @@ fn spawn_reconcilers(
         state,
         crate::workers::failover::FailoverConductor::new(stores.clone(), ig.clone()),
         crate::workers::failover::EVERY,
+        stop,
+    );
+    // Every 30 s: a region's outage (spec 66.1) is opened within a pass of its heartbeats'
+    // third missed window, and confirmed after its confirmation time.
+    let watch = crate::workers::region_watch::RegionWatchSettings {
+        heartbeat_interval: beat,
+        ..settings.region_watch
+    };
+    supervise(
+        tasks,
+        state,
+        crate::workers::region_watch::RegionWatch::new(stores.clone(), ig.cloud().clone(), watch),
+        watch.every,
         stop,
     );
     // Every 15 s: a key saved while the engine slept reaches it soon after the wake.

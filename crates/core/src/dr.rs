@@ -69,6 +69,13 @@ pub const ORPHANED_TRANSFER_AFTER: Duration = DAY;
 /// A droplet whose snapshot failed is tried again after this (and the failed one deleted,
 /// spec 66.5's "delete after retry").
 pub const FAILED_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// After a failover, a replaced droplet's snapshots are kept whole this long (spec 66.5:
+/// "day 7"), for a failback or a look at what was lost; from then on each goes when its
+/// retention ends ("delete daily").
+pub const POST_FAILOVER_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
+/// After a failover, whatever is left of a replaced droplet's snapshots goes this long after
+/// its tenant was restored (spec 66.5: "day 30 final cleanup").
+pub const POST_FAILOVER_FINAL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// What keeping one snapshot costs a month (spec 66.5: 105,000 snapshots for $26,250).
 pub const SNAPSHOT_MONTH_CENTS: i64 = 25;
 

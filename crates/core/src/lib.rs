@@ -18,6 +18,7 @@ pub mod lead;
 pub mod margins;
 pub mod money;
 pub mod onboarding;
+pub mod outage;
 pub mod region;
 pub mod region_health;
 pub mod rollout;

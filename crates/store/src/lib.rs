@@ -43,6 +43,7 @@ pub mod onboarding;
 pub mod operators;
 pub mod outbound_webhooks;
 pub mod partitions;
+pub mod region_incidents;
 pub mod regions;
 pub mod rollouts;
 pub mod settings;

@@ -8,7 +8,10 @@
 //! database, the tenant's, and the rows name droplets and images only: no personal data.
 
 use chrono::{DateTime, Utc};
-use genesis_core::dr::{FAILED_RETRY_AFTER, SNAPSHOT_EVERY, SnapshotKind, WEEKLY_EVERY};
+use genesis_core::dr::{
+    FAILED_RETRY_AFTER, POST_FAILOVER_FINAL, POST_FAILOVER_KEEP, SNAPSHOT_EVERY, SnapshotKind,
+    WEEKLY_EVERY,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -87,6 +90,9 @@ pub enum Disposal {
     Failed,
     /// Its cross-region transfer did not finish within a day.
     OrphanedTransfer,
+    /// Its droplet was replaced by a failover's restore: from day 7 at the end of its
+    /// retention, on day 30 whatever is left (spec 66.5).
+    PostFailover,
 }
 
 impl Disposal {
@@ -96,6 +102,7 @@ impl Disposal {
             Disposal::Expired => "expired",
             Disposal::Failed => "failed",
             Disposal::OrphanedTransfer => "orphaned_transfer",
+            Disposal::PostFailover => "post_failover",
         }
     }
 }
@@ -391,7 +398,11 @@ impl Database {
     /// - failed, once a later snapshot of its droplet was asked for (the retry);
     /// - its cross-region transfer started before `orphaned_before` and never finished, or
     ///   past its retention; in both cases only once a newer snapshot of its droplet is
-    ///   available: a tenant is never left without a backup because its schedule stalled.
+    ///   available: a tenant is never left without a backup because its schedule stalled;
+    /// - its droplet was replaced by a failover's restore (it gets no newer snapshot): from
+    ///   [`POST_FAILOVER_KEEP`] after the tenant's restore, past its retention, once the
+    ///   new droplet has a snapshot of its own; from [`POST_FAILOVER_FINAL`], whatever is
+    ///   left.
     pub async fn snapshots_to_dispose(
         &self,
         now: DateTime<Utc>,
@@ -403,9 +414,21 @@ impl Database {
                     CASE WHEN s.state = 'failed' THEN 'failed'
                          WHEN s.transfer_state = 'transferring' AND s.transfer_started_at < $2
                            THEN 'orphaned_transfer'
+                         WHEN replaced.at IS NOT NULL THEN 'post_failover'
                          ELSE 'expired' END AS why
              FROM genesis.snapshots s
              JOIN genesis.droplets d ON d.id = s.droplet_id
+             -- When a failover's restore replaced its droplet, and whether the new one has
+             -- a snapshot of its own.
+             LEFT JOIN LATERAL (
+                 SELECT ft.finished_at AS at,
+                        EXISTS (SELECT 1 FROM genesis.snapshots n
+                                 WHERE n.droplet_id = ft.new_droplet_id
+                                   AND n.state = 'available') AS backed_up
+                 FROM genesis.failover_tenants ft
+                 WHERE ft.old_droplet_id = s.droplet_id AND ft.state = 'verified'
+                   AND ft.finished_at IS NOT NULL
+                 ORDER BY ft.finished_at DESC LIMIT 1) replaced ON true
              WHERE (s.state = 'failed'
                     AND EXISTS (SELECT 1 FROM genesis.snapshots r
                                  WHERE r.droplet_id = s.droplet_id
@@ -416,11 +439,16 @@ impl Database {
                     AND EXISTS (SELECT 1 FROM genesis.snapshots n
                                  WHERE n.droplet_id = s.droplet_id AND n.state = 'available'
                                    AND n.requested_at > s.requested_at))
+                OR (s.state = 'available'
+                    AND ((replaced.at <= $4 AND s.expires_at <= $1 AND replaced.backed_up)
+                         OR replaced.at <= $5))
              ORDER BY s.requested_at LIMIT $3"
         )))
         .bind(now)
         .bind(orphaned_before)
         .bind(limit)
+        .bind(now - since(POST_FAILOVER_KEEP))
+        .bind(now - since(POST_FAILOVER_FINAL))
         .fetch_all(&self.app)
         .await?;
         Ok(rows
@@ -429,6 +457,7 @@ impl Database {
                 let why = match r.why.as_str() {
                     "failed" => Disposal::Failed,
                     "orphaned_transfer" => Disposal::OrphanedTransfer,
+                    "post_failover" => Disposal::PostFailover,
                     _ => Disposal::Expired,
                 };
                 (SnapshotRow::from(r.row), why)

@@ -339,6 +339,45 @@ pub async fn run(cmd: DrCommand, cfg: Config, out: Output) -> Result<(), CliErro
                     rows,
                 );
             }
+            // Region outages the watch has open (spec 66.1): a third table, table mode only.
+            let mut incidents = Vec::new();
+            for shard in stores.shards() {
+                incidents.extend(shard.db.region_incidents(true, 100).await?);
+            }
+            if !incidents.is_empty() && out == Output::Table {
+                let rows = incidents
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.region.clone(),
+                            i.level.to_uppercase(),
+                            i.opened_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                            format!("{}/{}", i.silent, i.watched),
+                            format!("{}/{}", i.probe_failures, i.probes),
+                            match (i.failover_id, i.confirmed_at) {
+                                (Some(f), _) => format!("failover {f}"),
+                                (None, Some(_)) => {
+                                    "confirm: genesis dr failover --region <datacenter>".into()
+                                }
+                                (None, None) => "watching".into(),
+                            },
+                        ]
+                    })
+                    .collect();
+                print(
+                    out,
+                    &incidents,
+                    &[
+                        "REGION",
+                        "OUTAGE",
+                        "SINCE",
+                        "SILENT",
+                        "CLOUD LOOKS FAILED",
+                        "NEXT",
+                    ],
+                    rows,
+                );
+            }
         }
     }
     Ok(())

@@ -129,6 +129,7 @@ pub async fn run(cfg: Config) -> Result<(), CliError> {
                 workers: cfg.ignition.workers,
                 heartbeat_interval: Duration::from_secs(cfg.sidecar.heartbeat_interval_s),
                 standby_sizes: cfg.standby.sizes(),
+                region_watch: cfg.dr.region_watch(),
                 oauth: Some(oauth),
                 ..FleetSettings::default()
             },

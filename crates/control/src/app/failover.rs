@@ -157,6 +157,10 @@ pub async fn declare(
             actor,
         )
         .await?;
+    // The region's outage, if the watch saw one, is now the failover's.
+    if let Some(incident) = db.region_incident_open(from).await? {
+        db.region_incident_failover(incident.id, f.id).await?;
+    }
     Ok((plan, f))
 }
 

@@ -20,6 +20,7 @@ pub const RECONCILERS: &[&str] = &[
     "oauth-ahead",
     "orphan-reaper",
     "pending-credentials",
+    "region-watch",
     "rollouts",
     "snapshots",
     "standby",
@@ -149,6 +150,7 @@ mod tests {
             crate::workers::audit_retention::AuditRetention::NAME,
             crate::workers::snapshots::SnapshotSchedule::<C>::NAME,
             crate::workers::failover::FailoverConductor::<C>::NAME,
+            crate::workers::region_watch::RegionWatch::<C>::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

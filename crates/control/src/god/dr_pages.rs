@@ -1,7 +1,9 @@
 //! The disaster-recovery page (spec 66): per regional database, how many live droplets
 //! have a fresh snapshot and a fresh cross-region copy, what is in flight, and what the
 //! snapshots kept cost a month (spec 66.5); then every open failover (spec 66.4) with its
-//! phase, its tenants by state and its RTO so far. `genesis dr status` shows the same.
+//! phase, its tenants by state and its RTO so far; then every region outage the watch has
+//! open (spec 66.1), with its signals and what comes next. `genesis dr status` shows the
+//! same.
 
 use axum::Extension;
 use axum::extract::State;
@@ -40,6 +42,10 @@ pub async fn dr(
             failovers.push((f, c));
         }
     }
+    let mut incidents = Vec::new();
+    for shard in state.stores.shards() {
+        incidents.extend(shard.db.region_incidents(true, 100).await?);
+    }
     let copies: i64 = shards.iter().map(|(_, c)| c.copies).sum();
     let cents: i64 = shards.iter().map(|(_, c)| c.monthly_cost_cents()).sum();
     let body = html! {
@@ -66,6 +72,31 @@ pub async fn dr(
             }
             p #dr-cost { "Snapshots kept: " (copies) ", at $0.25 each a month: $"
                          (cents / 100) "." (format!("{:02}", cents % 100)) " a month." }
+            h2 { "Region outages" }
+            @if incidents.is_empty() {
+                p #dr-outages.quiet { "None: every region's sidecars report." }
+            } @else {
+                table #dr-outages {
+                    tr {
+                        th.text { "Region" } th.text { "Outage" } th.text { "Since" }
+                        th { "Silent" } th { "Cloud looks failed" } th.text { "Next" }
+                    }
+                    @for i in &incidents {
+                        tr {
+                            td.text { (i.region) } td.text { (i.level.to_uppercase()) }
+                            td.text { (i.opened_at.format("%Y-%m-%d %H:%M UTC")) }
+                            td { (i.silent) " of " (i.watched) }
+                            td { (i.probe_failures) " of " (i.probes) }
+                            td.text {
+                                @if let Some(f) = i.failover_id { "Failover " (f) }
+                                @else if i.confirmed_at.is_some() {
+                                    "Confirm with `genesis dr failover`"
+                                } @else { "Watching" }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { "Failovers in progress" }
             @if failovers.is_empty() {
                 p #dr-failovers.quiet { "None. `genesis dr failover --region fra1` declares one." }

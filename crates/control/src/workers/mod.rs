@@ -38,6 +38,7 @@ pub mod oauth_ahead;
 pub mod pending_credentials;
 pub mod reaper;
 pub mod reconciler;
+pub mod region_watch;
 pub mod rollouts;
 pub mod snapshots;
 pub mod standby;

@@ -82,6 +82,8 @@ pub struct ZombieReport {
     /// Wakes past their deadline: silent but powered on (now zombies), or still off (power
     /// requested again).
     pub stuck_wakes: usize,
+    /// Silent droplets left alone because their region is confirmed failed (spec 66.1).
+    pub in_failed_region: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -154,10 +156,17 @@ impl<C: Cloud> ZombieDetector<C> {
             DropletState::ActiveDegraded,
             DropletState::DriftDetected,
         ];
+        // A region confirmed failed is silent as a whole: its droplets wait for the
+        // failover, and rebooting them would only spend the cloud budget it needs.
+        let failed_regions = db.regions_failed().await?;
         for s in db
             .droplets_silent_since(&watched, cutoff, self.settings.batch)
             .await?
         {
+            if failed_regions.iter().any(|r| r == s.droplet.region.code()) {
+                report.in_failed_region += 1;
+                continue;
+            }
             let silence = (now - s.last_heartbeat_at)
                 .to_std()
                 .unwrap_or(Duration::ZERO);
@@ -354,6 +363,7 @@ impl Merge for ZombieReport {
         self.orphaned += o.orphaned;
         self.requeued += o.requeued;
         self.stuck_wakes += o.stuck_wakes;
+        self.in_failed_region += o.in_failed_region;
     }
 }
 

@@ -26,6 +26,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
             "oauth-ahead",
             "orphan-reaper",
             "pending-credentials",
+            "region-watch",
             "rollouts",
             "snapshots",
             "standby",

@@ -32,10 +32,15 @@ fn request(to: Option<&str>, residency_override: bool) -> FailoverRequest {
 /// A day of the snapshot schedule: each droplet's snapshot, settled, and copied to its
 /// backup datacenter.
 async fn snapshot_day(w: &World) {
+    snapshot_day_at(w, chrono::Utc::now()).await;
+}
+
+/// The same, with the schedule's clock at `at` (its GC deletes what `at` lets go).
+async fn snapshot_day_at(w: &World, at: chrono::DateTime<chrono::Utc>) {
     let schedule = SnapshotSchedule::new(
         RegionalStore::single(w.t.db.clone()),
         w.cloud.clone(),
-        genesis_control::clock::Clock::manual(chrono::Utc::now()),
+        genesis_control::clock::Clock::manual(at),
         SnapshotSettings {
             look_after: Duration::ZERO,
             calls_per_pass: 100_000,
@@ -468,4 +473,101 @@ async fn a_tenant_deleted_during_the_failover_is_given_up_and_the_rest_carry_on(
     );
     assert_eq!(of(tenants[1]).state, RestoreState::Verified);
     w.finish().await;
+}
+
+/// The snapshots of `droplets` still kept, each with its kind.
+async fn kept(w: &World, droplets: &[Uuid]) -> Vec<(Uuid, String)> {
+    sqlx::query_as(
+        "SELECT droplet_id, kind FROM genesis.snapshots
+         WHERE droplet_id = ANY($1) AND state = 'available' ORDER BY requested_at",
+    )
+    .bind(droplets)
+    .fetch_all(w.t.db.owner_pool())
+    .await
+    .expect("snapshots")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replaced_droplets_snapshots_go_from_day_7_at_their_retention_and_all_on_day_30() {
+    let w = world(Options::default()).await;
+    let tenants = w.ignite_many("fo_gc", 2).await;
+    let now = chrono::Utc::now();
+    let day = chrono::Duration::days(1);
+    // A weekly (kept 30 days) six days ago, then a daily (kept 7) four days ago: the daily
+    // ends its retention three days after the failover.
+    snapshot_day_at(&w, now - day * 6).await;
+    snapshot_day_at(&w, now - day * 4).await;
+    let mut old = Vec::new();
+    for ws in &tenants {
+        old.push(current(&w, *ws).await.0.droplet_id.as_uuid());
+    }
+    let before = kept(&w, &old).await;
+    assert_eq!(
+        before.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(),
+        ["weekly", "weekly", "daily", "daily"],
+        "{before:?}"
+    );
+
+    assert!(w.sim.fail_region("fra1"));
+    let stores = RegionalStore::single(w.t.db.clone());
+    let (_, f) = declare(&stores, &request(None, false), "test")
+        .await
+        .expect("declared");
+    restore_all(&w, f.id, Duration::from_secs(120)).await;
+    w.sim.restore_region("fra1");
+    let conductor = FailoverConductor::new(stores.clone(), w.igniter.clone());
+    clean_up(&w, &conductor, f.id).await;
+    let mut new = Vec::new();
+    for ws in &tenants {
+        new.push(current(&w, *ws).await.0.droplet_id.as_uuid());
+    }
+
+    // Day 5: the dailies' retention is over, but a replaced droplet's snapshots are kept
+    // whole for a week (and the new droplets get their own).
+    snapshot_day_at(&w, now + day * 5).await;
+    assert_eq!(kept(&w, &old).await, before, "nothing goes before day 7");
+    assert_eq!(
+        kept(&w, &new).await.len(),
+        2,
+        "the new droplets' own snapshots"
+    );
+    // Day 8: what is past its retention goes; the weeklies are not yet.
+    snapshot_day_at(&w, now + day * 8).await;
+    let left = kept(&w, &old).await;
+    assert_eq!(
+        left.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(),
+        ["weekly", "weekly"],
+        "{left:?}"
+    );
+    // Day 31: the final cleanup takes the rest; the new droplets keep their newest.
+    snapshot_day_at(&w, now + day * 31).await;
+    assert!(kept(&w, &old).await.is_empty(), "day 30's final cleanup");
+    assert!(
+        kept(&w, &new).await.len() >= 2,
+        "a tenant is never left without a backup"
+    );
+    let why: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT why_deleted FROM genesis.snapshots WHERE droplet_id = ANY($1)",
+    )
+    .bind(&old)
+    .fetch_all(w.t.db.owner_pool())
+    .await
+    .expect("why");
+    assert_eq!(why, ["post_failover"]);
+    // Gone at the cloud too.
+    let images: Vec<i64> =
+        sqlx::query_scalar("SELECT image_id FROM genesis.snapshots WHERE droplet_id = ANY($1)")
+            .bind(&old)
+            .fetch_all(w.t.db.owner_pool())
+            .await
+            .expect("images");
+    for image in images {
+        assert!(
+            matches!(
+                w.cloud.image_get(image).await,
+                Err(genesis_cloud::CloudError::NotFound)
+            ),
+            "image {image}"
+        );
+    }
 }

@@ -14,6 +14,7 @@ mod failover;
 )]
 mod helpers;
 mod reconcilers;
+mod region_watch;
 mod snapshots;
 mod standby;
 
