@@ -187,7 +187,8 @@ impl Database {
     /// Up to `limit` droplets due for a snapshot at `now`: live ones of live tenants whose
     /// last snapshot being taken or kept was asked for [`SNAPSHOT_EVERY`] ago or more (or
     /// never), and whose last failure, if any, is [`FAILED_RETRY_AFTER`] old; the
-    /// longest-waiting first.
+    /// longest-waiting first. A pre-update snapshot (48 h, never copied) is not the day's
+    /// backup, and does not count.
     pub async fn snapshots_due(
         &self,
         now: DateTime<Utc>,
@@ -198,8 +199,8 @@ impl Database {
             r#"SELECT d.id AS "droplet_id!", d.workspace_id AS "workspace_id!",
                       d.provider_id AS "provider_id!",
                       (SELECT max(s.requested_at) FROM genesis.snapshots s
-                        WHERE s.droplet_id = d.id AND s.state IN ('taking', 'available'))
-                        AS last,
+                        WHERE s.droplet_id = d.id AND s.state IN ('taking', 'available')
+                          AND s.kind <> 'pre_update') AS last,
                       (SELECT max(s.requested_at) FROM genesis.snapshots s
                         WHERE s.droplet_id = d.id AND s.kind = 'weekly'
                           AND s.state IN ('taking', 'available')) AS last_weekly
@@ -209,6 +210,7 @@ impl Database {
                  AND NOT EXISTS (SELECT 1 FROM genesis.snapshots s
                                   WHERE s.droplet_id = d.id
                                     AND ((s.state IN ('taking', 'available')
+                                          AND s.kind <> 'pre_update'
                                           AND s.requested_at > $2)
                                          OR ((s.state = 'failed' OR s.why_deleted = 'failed')
                                              AND s.requested_at > $4)))
@@ -285,13 +287,29 @@ impl Database {
     /// droplet only (an older one would be superseded by it).
     pub async fn snapshots_to_transfer(&self, limit: i64) -> Result<Vec<SnapshotRow>, StoreError> {
         self.snapshot_rows(
+            // The newest of the schedule's own: a pre-update snapshot is never copied, nor
+            // does it keep the day's from being copied.
             "s.state = 'available' AND s.transfer_state IS NULL AND s.kind <> 'pre_update'
              AND s.requested_at = (SELECT max(o.requested_at) FROM genesis.snapshots o
-                                    WHERE o.droplet_id = s.droplet_id AND o.state = 'available')",
+                                    WHERE o.droplet_id = s.droplet_id AND o.state = 'available'
+                                      AND o.kind <> 'pre_update')",
             "s.requested_at",
             limit,
         )
         .await
+    }
+
+    /// The snapshot named `name`, in any state.
+    pub async fn snapshot_named(&self, name: &str) -> Result<Option<SnapshotRow>, StoreError> {
+        let row: Option<RawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM genesis.snapshots s
+             JOIN genesis.droplets d ON d.id = s.droplet_id
+             WHERE s.name = $1"
+        )))
+        .bind(name)
+        .fetch_optional(&self.app)
+        .await?;
+        Ok(row.map(SnapshotRow::from))
     }
 
     /// Snapshots whose transfer is under way.

@@ -36,6 +36,7 @@ pub mod jobs;
 pub mod mail;
 pub mod oauth_ahead;
 pub mod pending_credentials;
+pub mod pre_update;
 pub mod reaper;
 pub mod reconciler;
 pub mod region_watch;

@@ -18,8 +18,9 @@
 //! retried twice by the queue, then counts as a failure.
 //!
 //! A rollout with an `n8n_image` swaps each droplet's n8n container instead (spec 56.2's
-//! blue-green update through `SWAP_CONTAINER`); a container that fails its health check is
-//! rolled back by the sidecar and counts as a failure. A hibernating droplet is DEFERRED and
+//! blue-green update through `SWAP_CONTAINER`), once the droplet's pre-update snapshot exists
+//! ([`super::pre_update`], spec 66.2); a container that fails its health check is rolled back
+//! by the sidecar and counts as a failure. A hibernating droplet is DEFERRED and
 //! swapped when it is awake again: every pass, the conductor queues the swap of deferred
 //! droplets that woke (the newest image rollout's only), and the target settles to DONE or
 //! FAILED then.
@@ -40,6 +41,7 @@ use genesis_store::{BatchTally, Database, RegionalStore, Rollout, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::heals::TEMPLATE_QUEUE;
+use super::pre_update::{PreUpdate, pre_update_snapshot};
 use super::reconciler::{Merge, Part, Reconciler, Scope};
 
 /// The job-id prefix of rollout updates on the `template` queue (heals share the queue).
@@ -399,6 +401,26 @@ impl<C> RolloutJobs<C> {
     }
 }
 
+impl<C: Cloud + 'static> RolloutJobs<C> {
+    /// Runs `job` again once its droplet's pre-update snapshot may be there: a new job with
+    /// the same payload, after the igniter's first look at a new droplet (DigitalOcean
+    /// snapshots a small droplet in about as long as it boots one).
+    async fn look_again(&self, job: &Claimed) -> Result<(), JobError> {
+        let base = job.id.split(LOOK_SUFFIX).next().unwrap_or(&job.id);
+        let id = format!("{base}{LOOK_SUFFIX}{}", Utc::now().timestamp_millis());
+        let delay = self.igniter.settings().droplet_poll.first_look;
+        self.igniter
+            .bus()
+            .add(TEMPLATE_QUEUE, &id, &job.payload, delay)
+            .await
+            .map(|_| ())
+            .map_err(retry)
+    }
+}
+
+/// Marks the job ids of an update's later looks at its pre-update snapshot.
+const LOOK_SUFFIX: &str = "-look-";
+
 fn retry(e: impl std::fmt::Display) -> JobError {
     JobError::Retry(e.to_string())
 }
@@ -480,6 +502,26 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
             .await
             .map_err(retry)?;
         if let Some(image) = &rollout.n8n_image {
+            // Spec 66.2: a snapshot before the update, or no update.
+            let cloud = self.igniter.cloud().as_ref();
+            match pre_update_snapshot(&db, cloud, &droplet, rollout.id, Utc::now()).await {
+                Ok(PreUpdate::Ready) => {}
+                Ok(PreUpdate::Wait) => return self.look_again(job).await,
+                Ok(PreUpdate::Failed(why)) => {
+                    return finish("FAILED", Some(format!("{image} was not swapped in: {why}")))
+                        .await;
+                }
+                Err(e) if job.attempt < ATTEMPTS => return Err(retry(e)),
+                Err(e) => {
+                    return finish(
+                        "FAILED",
+                        Some(format!(
+                            "{image} was not swapped in: no pre-update snapshot: {e}"
+                        )),
+                    )
+                    .await;
+                }
+            }
             return match self.igniter.swap_n8n(&ws, image, SWAP_QUIET_WAIT_S).await {
                 Ok(SwapOutcome::Swapped { .. }) => finish("DONE", None).await,
                 Ok(SwapOutcome::RolledBack { reason }) => {

@@ -243,3 +243,70 @@ async fn every_droplet_is_snapshotted_daily_copied_across_regions_and_collected(
             .expect("coverage");
     assert_eq!((c.droplets, c.fresh, c.copies), (2, 0, 4), "{c:?}");
 }
+
+#[tokio::test]
+async fn a_pre_update_snapshot_is_not_the_days_backup_and_is_never_copied() {
+    use genesis_control::workers::pre_update::{PreUpdate, pre_update_snapshot};
+    let w = world(Options::default()).await;
+    let ws = w.create_workspace("snap_pre").await;
+    w.post(&format!("/api/v1/workspaces/{ws}/ignite"), credentials())
+        .await;
+    let got = w.wait_finished(ws, Duration::from_secs(60)).await;
+    assert_eq!(got["ignition"]["phase"], "DONE", "{got:#}");
+    let droplet = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
+    let now = chrono::Utc::now();
+    let update = uuid::Uuid::now_v7();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match pre_update_snapshot(&w.t.db, w.cloud.as_ref(), &droplet, update, now)
+            .await
+            .expect("pre-update")
+        {
+            PreUpdate::Ready => break,
+            PreUpdate::Wait => {}
+            PreUpdate::Failed(why) => panic!("{why}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The same update finds the same snapshot: no second one is taken.
+    assert_eq!(
+        pre_update_snapshot(&w.t.db, w.cloud.as_ref(), &droplet, update, now)
+            .await
+            .expect("again"),
+        PreUpdate::Ready
+    );
+
+    let schedule = SnapshotSchedule::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.cloud.clone(),
+        genesis_control::clock::Clock::manual(now),
+        SnapshotSettings {
+            look_after: Duration::ZERO,
+            ..Default::default()
+        },
+    );
+    for _ in 0..3 {
+        schedule.reconcile().await.expect("pass");
+    }
+    let r = rows(&w.t.db).await;
+    let kinds: Vec<(&str, &str, Option<&str>)> = r
+        .iter()
+        .map(|s| {
+            (
+                s.kind.as_str(),
+                s.state.as_str(),
+                s.transfer_state.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("pre_update", "available", None),
+            ("weekly", "available", Some("done"))
+        ],
+        "the day's snapshot is still taken and copied: {r:#?}"
+    );
+    assert!(r.iter().all(|s| s.droplet_id == droplet.id.as_uuid()));
+}

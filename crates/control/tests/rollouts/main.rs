@@ -78,6 +78,26 @@ async fn start(w: &World, body: Value) -> Uuid {
     Uuid::parse_str(r["id"].as_str().expect("id")).expect("uuid")
 }
 
+/// Asserts that `ws`'s droplet has its available pre-update snapshot for `rollout`, kept
+/// 48 hours and never copied.
+async fn pre_update_snapshot_of(w: &World, ws: WorkspaceId, rollout: Uuid) {
+    let d = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
+    let name = genesis_control::workers::pre_update::snapshot_name(d.id.as_uuid(), rollout);
+    let s =
+        w.t.db
+            .snapshot_named(&name)
+            .await
+            .expect("snapshot")
+            .unwrap_or_else(|| panic!("no pre-update snapshot of {ws}"));
+    assert_eq!(
+        (s.kind.as_str(), s.state.as_str()),
+        ("pre_update", "available"),
+        "{s:?}"
+    );
+    assert_eq!(s.expires_at - s.requested_at, chrono::Duration::hours(48));
+    assert!(s.image_id.is_some() && s.transfer_state.is_none(), "{s:?}");
+}
+
 fn changed(
     before: &BTreeMap<DropletId, u64>,
     after: &BTreeMap<DropletId, u64>,
@@ -244,6 +264,29 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
     let r = drive(&w, &conductor, four).await;
     assert_eq!(r["status"], "COMPLETED", "{r:#}");
     assert_eq!(r["totals"]["done"], 3, "{r:#}");
+    // Each droplet was snapshotted before its swap (spec 66.2), kept 48 hours.
+    for ws in &tenants[..3] {
+        pre_update_snapshot_of(&w, *ws, four).await;
+    }
+    // No snapshot, no swap: a snapshot that errors at the cloud fails the droplet's update.
+    w.sim.set_faults(genesis_sim::digitalocean::Faults {
+        action_error_rate: 1.0,
+        ..Default::default()
+    });
+    let unsafe_swap = start(
+        &w,
+        json!({"scenario": "security_patch", "n8n_image": "n8nio/n8n:2.8.5",
+               "scope": {"kind": "workspaces", "ids": [tenants[6].to_string()]}}),
+    )
+    .await;
+    let r = drive(&w, &conductor, unsafe_swap).await;
+    w.sim.set_faults(Default::default());
+    assert_eq!(r["totals"]["failed"], 1, "{r:#}");
+    let error = r["failures"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("was not swapped in") && error.contains("pre-update snapshot"),
+        "{r:#}"
+    );
     let bad: Vec<String> = tenants[3..6].iter().map(ToString::to_string).collect();
     let five = start(
         &w,
@@ -343,6 +386,8 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             0,
             "swapped once"
         );
+        // Snapshotted once awake, before the swap.
+        pre_update_snapshot_of(&w, ws, seven).await;
     }
 
     // Progress went out on the queue's event stream; every move was audited.
@@ -361,6 +406,7 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             "COMPLETED",
             "COMPLETED",
             "COMPLETED",
+            "COMPLETED",
             "COMPLETED"
         ]
     );
@@ -372,10 +418,10 @@ async fn failure_rates_of_2_5_and_12_percent_continue_pause_and_abort() {
             .is_empty()
     );
     for (action, n) in [
-        ("ROLLOUT_STARTED", 7),
+        ("ROLLOUT_STARTED", 8),
         ("ROLLOUT_PAUSED", 1),
         ("ROLLOUT_RESUMED", 1),
-        ("ROLLOUT_COMPLETED", 6),
+        ("ROLLOUT_COMPLETED", 7),
         ("ROLLOUT_ABORTED", 1),
     ] {
         let got =
