@@ -705,6 +705,15 @@ fn spawn_reconcilers(
         watch.every,
         stop,
     );
+    // Every 15 s: a droplet a reboot did not bring back (ORPHAN) is restored from its newest
+    // snapshot within a pass (spec 66.1's single droplet, RTO 5 minutes).
+    supervise(
+        tasks,
+        state,
+        crate::workers::droplet_restore::DropletRestorer::new(stores.clone(), ig.clone()),
+        crate::workers::droplet_restore::EVERY,
+        stop,
+    );
     // Every 15 s: a key saved while the engine slept reaches it soon after the wake.
     supervise(
         tasks,

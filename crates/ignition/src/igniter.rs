@@ -185,13 +185,15 @@ pub struct IgnitionParams {
 /// Where and from what a restore saga makes the tenant's new droplet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreSpec {
-    /// The failover it belongs to.
-    pub failover_id: Uuid,
+    /// The failover it belongs to; `None` for one droplet's restore in place (spec 66.1's
+    /// single droplet, after a reboot did not bring it back).
+    #[serde(default)]
+    pub failover_id: Option<Uuid>,
     /// The datacenter the new droplet is made in.
     pub datacenter: String,
     /// The snapshot image it boots from; `None` re-ignites it from the base image.
     pub image_id: Option<i64>,
-    /// The droplet it replaces (in the failed datacenter).
+    /// The droplet it replaces (in the failed datacenter, or the lost droplet).
     pub replaces: Uuid,
 }
 

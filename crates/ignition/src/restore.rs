@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use genesis_cloud::Cloud;
-use genesis_core::{DropletId, SagaPhase, WorkspaceStatus};
+use genesis_core::{DropletId, WorkspaceStatus};
 use genesis_store::{Database, IgnitionStart, Workspace};
 use uuid::Uuid;
 
@@ -19,8 +19,8 @@ use crate::actions::params;
 use crate::igniter::{IgniteError, Igniter, IgnitionParams, RestoreSpec};
 
 impl<C: Cloud> Igniter<C> {
-    /// Starts `tenant`'s restore saga for the failover `spec` names (its row there must be
-    /// waiting), and queues its first move. Answers the saga, or the one already in flight
+    /// Starts `tenant`'s restore saga: for the failover `spec` names (its row there must be
+    /// waiting), or for one lost droplet (no failover), and queues its first move. Answers the saga, or the one already in flight
     /// for the tenant (a crash after the start: it is queued again).
     pub async fn restore_start(
         &self,
@@ -37,17 +37,17 @@ impl<C: Cloud> Igniter<C> {
                 tenant.status
             )));
         }
-        let last = match db.ignition_latest(tenant.id).await? {
-            Some(ig) if ig.phase == SagaPhase::Done => ig,
-            Some(ig) if !ig.phase.is_final() => {
-                self.schedule(tenant.region, ig.id, Duration::ZERO).await?;
-                return Ok(IgnitionStart::AlreadyRunning(ig));
-            }
-            _ => {
-                return Err(IgniteError::State(
-                    "the tenant was never ignited, so there is nothing to restore".into(),
-                ));
-            }
+        if let Some(ig) = db.ignition_latest(tenant.id).await?
+            && !ig.phase.is_final()
+        {
+            self.schedule(tenant.region, ig.id, Duration::ZERO).await?;
+            return Ok(IgnitionStart::AlreadyRunning(ig));
+        }
+        // The saga whose droplet serves the tenant, even when a restore rolled back since.
+        let Some(last) = db.ignition_latest_done(tenant.id).await? else {
+            return Err(IgniteError::State(
+                "the tenant was never ignited, so there is nothing to restore".into(),
+            ));
         };
         let before = params(&last)?;
         let params = IgnitionParams {

@@ -10,7 +10,6 @@ use genesis_core::audit::AuditCategory;
 use std::collections::{BTreeMap, BTreeSet};
 
 use genesis_cloud::Cloud;
-use genesis_core::SagaPhase;
 use genesis_protocol::command::{Command, CommandReply};
 use genesis_store::{Database, DesiredWorkflowRow, Ignition, Workspace};
 
@@ -45,9 +44,9 @@ impl<C: Cloud> Igniter<C> {
         ws: &Workspace,
     ) -> Result<(Database, Ignition), StepError> {
         let db = self.stores.for_region(ws.region).clone();
-        match db.ignition_latest(ws.id).await? {
-            Some(ig) if ig.phase == SagaPhase::Done => Ok((db, ig)),
-            _ => Err(StepError::Fail(format!(
+        match db.ignition_latest_done(ws.id).await? {
+            Some(ig) => Ok((db, ig)),
+            None => Err(StepError::Fail(format!(
                 "workspace {} has no completed ignition",
                 ws.id
             ))),

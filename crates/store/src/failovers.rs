@@ -128,7 +128,8 @@ pub struct NewFailover<'a> {
 
 /// The restore a saga's parameters describe (`params.restore`), if it is one.
 pub(crate) struct RestoreOf {
-    pub(crate) failover_id: Uuid,
+    /// `None` for a single droplet's restore, outside any failover.
+    pub(crate) failover_id: Option<Uuid>,
     pub(crate) replaces: Uuid,
 }
 
@@ -138,7 +139,7 @@ pub(crate) fn restore_of(ig: &Ignition) -> Option<RestoreOf> {
     let r = ig.params.get("restore").filter(|v| !v.is_null())?;
     let uuid = |k: &str| r.get(k)?.as_str()?.parse::<Uuid>().ok();
     Some(RestoreOf {
-        failover_id: uuid("failover_id")?,
+        failover_id: uuid("failover_id"),
         replaces: uuid("replaces")?,
     })
 }
@@ -201,17 +202,20 @@ pub(crate) async fn restore_finished_in(
         None => RestoreState::Restored,
         Some(_) => RestoreState::Failed,
     };
-    sqlx::query!(
-        r#"UPDATE genesis.failover_tenants
+    // A single droplet's restore has no failover row; its end is the audit event alone.
+    if let Some(failover) = r.failover_id {
+        sqlx::query!(
+            r#"UPDATE genesis.failover_tenants
            SET state = $3, error = $4, finished_at = now()
            WHERE failover_id = $1 AND ignition_id = $2"#,
-        r.failover_id,
-        ig.id,
-        state.code(),
-        failure,
-    )
-    .execute(&mut *conn)
-    .await?;
+            failover,
+            ig.id,
+            state.code(),
+            failure,
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     let action = match failure {
         None => "TENANT_RESTORED",
         Some(_) => "TENANT_RESTORE_FAILED",

@@ -311,10 +311,15 @@ impl Database {
         let row = insert_in(&mut tx, id, workspace, droplet, params).await?;
         let restore = crate::failovers::restore_of(&row).ok_or(StoreError::Invalid {
             field: "params.restore",
-            message: "a restore saga needs its failover and the droplet it replaces".into(),
+            message: "a restore saga needs the droplet it replaces".into(),
         })?;
-        crate::failovers::restore_started_in(&mut tx, restore.failover_id, &row).await?;
-        crate::failovers::set_aside_in(&mut tx, restore.replaces, actor).await?;
+        // A failover's restore moves its tenant's row and sets the droplet in the dead
+        // region aside; a single droplet's restore leaves the lost droplet ORPHAN (nothing
+        // automatic touches one) until the restore has replaced it.
+        if let Some(failover) = restore.failover_id {
+            crate::failovers::restore_started_in(&mut tx, failover, &row).await?;
+            crate::failovers::set_aside_in(&mut tx, restore.replaces, actor).await?;
+        }
         record(
             &mut tx,
             &AuditEvent::new(actor, AuditCategory::Provisioning, "RESTORE_STARTED")
@@ -350,13 +355,32 @@ impl Database {
         &self,
         workspace: WorkspaceId,
     ) -> Result<Option<Ignition>, StoreError> {
+        self.ignition_newest(workspace, false).await
+    }
+
+    /// The workspace's most recent saga that finished, if any: the one whose droplet serves
+    /// the tenant. A restore that rolled back afterwards does not hide it (the tenant is
+    /// still served, or still to be restored, from that droplet).
+    pub async fn ignition_latest_done(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Option<Ignition>, StoreError> {
+        self.ignition_newest(workspace, true).await
+    }
+
+    async fn ignition_newest(
+        &self,
+        workspace: WorkspaceId,
+        done_only: bool,
+    ) -> Result<Option<Ignition>, StoreError> {
         sqlx::query_as!(
             IgnitionRow,
             r#"SELECT id, workspace_id, droplet_id, phase, step, step_started_at, failed_step,
                       error, params, outputs, version, wakeups, busy_ms, started_at, finished_at
-               FROM genesis.ignitions WHERE workspace_id = $1
+               FROM genesis.ignitions WHERE workspace_id = $1 AND (NOT $2 OR phase = 'DONE')
                ORDER BY started_at DESC, id DESC LIMIT 1"#,
             workspace.as_uuid(),
+            done_only,
         )
         .fetch_optional(&mut *self.read().await?)
         .await?

@@ -36,6 +36,7 @@ pub mod leads;
 pub mod ledger;
 pub mod legacy;
 pub mod limit_overrides;
+pub mod lost_droplets;
 pub mod margins;
 pub mod metrics;
 pub mod notifications;

@@ -13,6 +13,7 @@ pub const RECONCILERS: &[&str] = &[
     "audit-seal",
     "command-keys",
     "deletions",
+    "droplet-restore",
     "failover",
     "fleet-sampler",
     "hibernation",
@@ -151,6 +152,7 @@ mod tests {
             crate::workers::snapshots::SnapshotSchedule::<C>::NAME,
             crate::workers::failover::FailoverConductor::<C>::NAME,
             crate::workers::region_watch::RegionWatch::<C>::NAME,
+            crate::workers::droplet_restore::DropletRestorer::<C>::NAME,
         ];
         names.sort_unstable();
         assert_eq!(names, RECONCILERS);

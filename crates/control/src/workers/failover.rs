@@ -126,7 +126,7 @@ impl<C: Cloud> FailoverConductor<C> {
                 };
                 let ws = db.workspace_get(id).await?;
                 let spec = RestoreSpec {
-                    failover_id: f.id,
+                    failover_id: Some(f.id),
                     datacenter: f.to_datacenter.clone(),
                     image_id: t.image_id.filter(|_| t.plan == RestorePlan::Restore),
                     replaces: t.old_droplet_id,

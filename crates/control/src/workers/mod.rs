@@ -28,6 +28,7 @@ pub mod command_keys;
 pub mod deletions;
 pub mod driver;
 mod droplet_job;
+pub mod droplet_restore;
 pub mod failover;
 pub mod fleet_sampler;
 pub mod heals;

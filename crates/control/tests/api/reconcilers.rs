@@ -19,6 +19,7 @@ async fn every_reconciler_is_listed_with_what_its_leader_published() {
             "audit-seal",
             "command-keys",
             "deletions",
+            "droplet-restore",
             "failover",
             "fleet-sampler",
             "hibernation",

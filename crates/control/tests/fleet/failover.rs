@@ -31,7 +31,7 @@ fn request(to: Option<&str>, residency_override: bool) -> FailoverRequest {
 
 /// A day of the snapshot schedule: each droplet's snapshot, settled, and copied to its
 /// backup datacenter.
-async fn snapshot_day(w: &World) {
+pub(crate) async fn snapshot_day(w: &World) {
     snapshot_day_at(w, chrono::Utc::now()).await;
 }
 
@@ -102,7 +102,10 @@ async fn clean_up(w: &World, conductor: &FailoverConductor<genesis_cloud::Digita
 }
 
 /// The tenant's droplet now: its latest finished saga's, with the cloud's view of it.
-async fn current(w: &World, ws: WorkspaceId) -> (genesis_store::Ignition, genesis_cloud::Droplet) {
+pub(crate) async fn current(
+    w: &World,
+    ws: WorkspaceId,
+) -> (genesis_store::Ignition, genesis_cloud::Droplet) {
     let ig =
         w.t.db
             .ignition_latest(ws)

@@ -13,6 +13,7 @@ mod failover;
     reason = "shared with the ignition tests; not every helper is used here"
 )]
 mod helpers;
+mod lost_droplet;
 mod reconcilers;
 mod region_watch;
 mod snapshots;
