@@ -226,5 +226,12 @@ async fn dr_failover_names_bad_datacenters_and_a_dry_run_writes_nothing() {
         "{}",
         text(&o)
     );
+    let o = genesis(&["dr", "failback", "--region", "fra1"], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no failover out of fra1 to fail back"),
+        "{}",
+        text(&o)
+    );
     t.cleanup().await.expect("cleanup");
 }

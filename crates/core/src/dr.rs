@@ -138,6 +138,9 @@ pub enum RestorePlan {
     Reignite,
     /// Not moved: the target is outside its residency area and no override was given.
     Held,
+    /// A planned move (a failback): from a snapshot taken for the move and copied to the
+    /// target, so that what it wrote until then comes along.
+    Migrate,
 }
 
 /// Where one tenant's restore stands.
@@ -177,7 +180,8 @@ macro_rules! codes {
 }
 codes!(FailoverPhase { Provisioning => "provisioning", Verifying => "verifying",
     Restored => "restored", Closed => "closed" });
-codes!(RestorePlan { Restore => "restore", Reignite => "reignite", Held => "held" });
+codes!(RestorePlan { Restore => "restore", Reignite => "reignite", Held => "held",
+    Migrate => "migrate" });
 codes!(RestoreState { Waiting => "waiting", Restoring => "restoring", Restored => "restored",
     Verified => "verified", Failed => "failed", Held => "held" });
 

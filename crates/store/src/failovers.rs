@@ -47,6 +47,8 @@ pub struct Failover {
     pub cleanup_requested_at: Option<DateTime<Utc>>,
     /// Phase 4 done.
     pub closed_at: Option<DateTime<Utc>>,
+    /// For a failback: the failover it takes the tenants home from.
+    pub failback_of: Option<Uuid>,
 }
 
 /// One tenant of a failover.
@@ -164,6 +166,7 @@ struct FailoverRow {
     restored_at: Option<DateTime<Utc>>,
     cleanup_requested_at: Option<DateTime<Utc>>,
     closed_at: Option<DateTime<Utc>>,
+    failback_of: Option<Uuid>,
 }
 
 impl TryFrom<FailoverRow> for Failover {
@@ -183,6 +186,7 @@ impl TryFrom<FailoverRow> for Failover {
             restored_at: r.restored_at,
             cleanup_requested_at: r.cleanup_requested_at,
             closed_at: r.closed_at,
+            failback_of: r.failback_of,
         })
     }
 }
@@ -355,7 +359,7 @@ impl Database {
                ON CONFLICT (from_datacenter) WHERE phase <> 'closed' DO NOTHING
                RETURNING id, from_datacenter, to_datacenter, phase, operator, reason,
                          residency_override, started_at, provisioned_at, restored_at,
-                         cleanup_requested_at, closed_at"#,
+                         cleanup_requested_at, closed_at, failback_of"#,
             f.id,
             f.from_datacenter,
             f.to_datacenter,
@@ -453,7 +457,7 @@ impl Database {
             FailoverRow,
             r#"SELECT id, from_datacenter, to_datacenter, phase, operator, reason,
                       residency_override, started_at, provisioned_at, restored_at,
-                      cleanup_requested_at, closed_at
+                      cleanup_requested_at, closed_at, failback_of
                FROM genesis.failovers WHERE id = $1"#,
             id,
         )
@@ -469,7 +473,7 @@ impl Database {
             FailoverRow,
             r#"SELECT id, from_datacenter, to_datacenter, phase, operator, reason,
                       residency_override, started_at, provisioned_at, restored_at,
-                      cleanup_requested_at, closed_at
+                      cleanup_requested_at, closed_at, failback_of
                FROM genesis.failovers WHERE NOT $1 OR phase <> 'closed'
                ORDER BY started_at DESC LIMIT 100"#,
             open_only,
@@ -588,7 +592,7 @@ impl Database {
                       jsonb_build_object(
                         'lost_after', to_char(snapshot_at AT TIME ZONE 'UTC',
                                               'YYYY-MM-DD HH24:MI "UTC"'),
-                        'reignited', plan = 'reignite')
+                        'reignited', plan = 'reignite', 'migrated', plan = 'migrate')
                FROM v RETURNING workspace_id"#,
             id,
         )
@@ -605,6 +609,136 @@ impl Database {
         }
         tx.commit().await?;
         Ok(verified.len() as u64)
+    }
+
+    /// Declares the failback of failover `of` (spec 66.4 phase 4, option B): a planned
+    /// failover of its own, from `of`'s target back to its failed datacenter, whose tenants
+    /// are `of`'s verified ones still served by the droplet `of` made for them, each to be
+    /// moved from a snapshot taken for the move (plan `migrate`). Audited, with a notice to
+    /// each tenant. Refuses a failback of a failback, a second failback, a failover not
+    /// restored yet, and one with nobody left to move.
+    pub async fn failback_start(
+        &self,
+        of: &Failover,
+        id: Uuid,
+        operator: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Failover, StoreError> {
+        let refuse = |message: String| StoreError::Refused {
+            what: "failback",
+            message,
+        };
+        if of.failback_of.is_some() {
+            return Err(refuse(
+                "this is a failback already; declare a failover to move its tenants again".into(),
+            ));
+        }
+        if !matches!(of.phase, FailoverPhase::Restored | FailoverPhase::Closed) {
+            return Err(refuse(format!(
+                "the failover out of {} is still {}: fail back once it is restored",
+                of.from_datacenter,
+                of.phase.code()
+            )));
+        }
+        let mut tx = self.app.begin().await?;
+        let inserted = sqlx::query_as!(
+            FailoverRow,
+            r#"INSERT INTO genesis.failovers
+                 (id, from_datacenter, to_datacenter, phase, operator, reason, failback_of)
+               VALUES ($1, $2, $3, 'provisioning', $4, $5, $6)
+               ON CONFLICT DO NOTHING
+               RETURNING id, from_datacenter, to_datacenter, phase, operator, reason,
+                         residency_override, started_at, provisioned_at, restored_at,
+                         cleanup_requested_at, closed_at, failback_of"#,
+            id,
+            of.to_datacenter,
+            of.from_datacenter,
+            operator,
+            reason,
+            of.id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            refuse(format!(
+                "the failover out of {} was failed back already, or a failover out of {} is open",
+                of.from_datacenter, of.to_datacenter
+            ))
+        })?;
+        let moved = sqlx::query_scalar!(
+            r#"INSERT INTO genesis.failover_tenants
+                 (failover_id, workspace_id, old_droplet_id, plan, state)
+               SELECT $1, t.workspace_id, t.new_droplet_id, 'migrate', 'waiting'
+               FROM genesis.failover_tenants t
+               JOIN genesis.workspaces w ON w.id = t.workspace_id
+               WHERE t.failover_id = $2 AND t.state = 'verified'
+                 AND w.status IN ('ACTIVE', 'SUSPENDED')
+                 AND t.new_droplet_id = (SELECT i.droplet_id FROM genesis.ignitions i
+                                          WHERE i.workspace_id = t.workspace_id
+                                            AND i.phase = 'DONE'
+                                          ORDER BY i.started_at DESC, i.id DESC LIMIT 1)
+               RETURNING workspace_id"#,
+            id,
+            of.id,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if moved.is_empty() {
+            return Err(refuse(format!(
+                "none of the failover's tenants is still served from {}",
+                of.to_datacenter
+            )));
+        }
+        sqlx::query!(
+            r#"INSERT INTO genesis.notifications (workspace_id, kind, subject, body)
+               SELECT t.workspace_id, 'SERVICE_MIGRATION',
+                      'Your automation engine is moving back to its home region',
+                      jsonb_build_object('from', $2::text, 'to', $3::text)
+               FROM genesis.failover_tenants t WHERE t.failover_id = $1"#,
+            id,
+            of.to_datacenter,
+            of.from_datacenter,
+        )
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            &AuditEvent::new(actor, AuditCategory::Provisioning, "FAILBACK_STARTED")
+                .subject(id.to_string())
+                .details(serde_json::json!({
+                    "failback_of": of.id, "from": of.to_datacenter, "to": of.from_datacenter,
+                    "operator": operator, "reason": reason, "tenants": moved.len(),
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        inserted.try_into()
+    }
+
+    /// A migrating tenant's snapshot reached the target: its restore may start from it.
+    pub async fn failover_tenant_image(
+        &self,
+        id: Uuid,
+        workspace: Uuid,
+        snapshot: Uuid,
+        image: i64,
+        snapshot_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"UPDATE genesis.failover_tenants
+               SET snapshot_id = $3, image_id = $4, snapshot_at = $5
+               WHERE failover_id = $1 AND workspace_id = $2 AND plan = 'migrate'
+                 AND state = 'waiting'"#,
+            id,
+            workspace,
+            snapshot,
+            image,
+            snapshot_at,
+        )
+        .execute(&self.app)
+        .await?;
+        Ok(())
     }
 
     /// Moves a failover to `to` from `from` (no-op if another pass did first), stamping the
@@ -659,7 +793,7 @@ impl Database {
                WHERE id = $1 AND phase = 'restored'
                RETURNING id, from_datacenter, to_datacenter, phase, operator, reason,
                          residency_override, started_at, provisioned_at, restored_at,
-                         cleanup_requested_at, closed_at"#,
+                         cleanup_requested_at, closed_at, failback_of"#,
             id,
         )
         .fetch_optional(&mut *tx)

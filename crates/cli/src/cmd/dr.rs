@@ -11,6 +11,9 @@
 //!   `--watch`.
 //! - `cleanup --region fra1`: phase 4, staying in the new region: the failed datacenter's
 //!   droplets are deleted once it answers again.
+//! - `failback --region fra1`: phase 4, going home (a second, planned migration): the last
+//!   failover's tenants move back, each from a snapshot taken for the move; then
+//!   `cleanup --region lon1` deletes what they leave in the backup datacenter.
 //!
 //! These work on the databases directly, not through the API: in a regional outage the
 //! operator's tools must not depend on the region's own front door.
@@ -20,7 +23,7 @@
 
 use std::time::Duration;
 
-use genesis_control::app::failover::{FailoverRequest, assess, declare, resolve};
+use genesis_control::app::failover::{FailoverRequest, assess, declare, failback, resolve};
 use genesis_core::dr::{FailoverPhase, RestorePlan, RestoreState};
 use genesis_store::Database;
 use genesis_store::failovers::Failover;
@@ -39,9 +42,22 @@ pub enum DrCommand {
     Failover(FailoverArgs),
     /// Phase 4, staying in the new region: delete the failed datacenter's droplets.
     Cleanup {
-        /// The failed datacenter (`fra1`).
+        /// The failed datacenter (`fra1`); after a failback, the backup one (`lon1`).
         #[arg(long)]
         region: String,
+    },
+    /// Phase 4, going home: move the last failover's tenants back to --region, each from a
+    /// snapshot taken for the move, and follow it.
+    Failback {
+        /// The datacenter that failed and is back (`fra1`).
+        #[arg(long)]
+        region: String,
+        /// Why (recorded in the audit log).
+        #[arg(long, default_value = "the region recovered")]
+        reason: String,
+        /// Declare and return at once.
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
@@ -85,6 +101,28 @@ async fn open_out_of(db: &Database, from: &str) -> Result<Failover, CliError> {
         .into_iter()
         .find(|f| f.from_datacenter == from)
         .ok_or_else(|| CliError::Usage(format!("no failover out of {from} is open")))
+}
+
+/// The open failover out of `from` in any regional database (a failback lives with its
+/// tenants, in the database of the region it takes them home to), with its database.
+async fn open_anywhere(
+    stores: &genesis_store::RegionalStore,
+    from: &str,
+) -> Result<(Database, Failover), CliError> {
+    for shard in stores.shards() {
+        if let Some(f) = shard
+            .db
+            .failovers(true)
+            .await?
+            .into_iter()
+            .find(|f| f.from_datacenter == from)
+        {
+            return Ok((shard.db.clone(), f));
+        }
+    }
+    Err(CliError::Usage(format!(
+        "no failover out of {from} is open"
+    )))
 }
 
 fn bar(multi: &MultiProgress, label: &str, len: u64) -> ProgressBar {
@@ -140,6 +178,7 @@ fn summary(f: &Failover, c: &genesis_store::failovers::FailoverCounts) -> serde_
         "from": f.from_datacenter,
         "to": f.to_datacenter,
         "phase": f.phase.code(),
+        "failback_of": f.failback_of,
         "restored": c.state(RestoreState::Verified),
         "reignited": c.plan(RestorePlan::Reignite),
         "failed": c.state(RestoreState::Failed),
@@ -234,6 +273,38 @@ fn failover_error(e: genesis_control::app::failover::FailoverError) -> CliError 
 pub async fn run(cmd: DrCommand, cfg: Config, out: Output) -> Result<(), CliError> {
     match cmd {
         DrCommand::Failover(args) => return failover(args, cfg, out).await,
+        DrCommand::Failback {
+            region,
+            reason,
+            no_wait,
+        } => {
+            let stores = cfg.regional_store()?;
+            let f = failback(&stores, &region, &operator(), &reason, &operator())
+                .await
+                .map_err(failover_error)?;
+            let (db, _) = open_anywhere(&stores, &f.from_datacenter).await?;
+            let c = db.failover_counts(f.id).await?;
+            if no_wait {
+                print_object(out, &summary(&f, &c));
+                return Ok(());
+            }
+            if out == Output::Table {
+                eprintln!(
+                    "failback {} declared: {} -> {}: {} tenants to move home",
+                    f.id,
+                    f.from_datacenter,
+                    f.to_datacenter,
+                    c.plan(RestorePlan::Migrate)
+                );
+            }
+            let done = follow(&db, &f, out).await?;
+            print_object(out, &done);
+            if done["failed"].as_i64().unwrap_or(0) > 0 {
+                return Err(CliError::CheckFailed(
+                    "some tenants were not moved home; `genesis dr status` lists them".into(),
+                ));
+            }
+        }
         DrCommand::Cleanup { region } => {
             let req = FailoverRequest {
                 from: region.clone(),
@@ -242,10 +313,9 @@ pub async fn run(cmd: DrCommand, cfg: Config, out: Output) -> Result<(), CliErro
                 operator: operator(),
                 reason: String::new(),
             };
-            let (r, _) = resolve(&req).map_err(|e| CliError::Usage(e.to_string()))?;
+            resolve(&req).map_err(|e| CliError::Usage(e.to_string()))?;
             let stores = cfg.regional_store()?;
-            let db = stores.for_region(r);
-            let f = open_out_of(db, &region).await?;
+            let (db, f) = open_anywhere(&stores, &region).await?;
             let f = db
                 .failover_request_cleanup(f.id, &operator(), &operator())
                 .await?;

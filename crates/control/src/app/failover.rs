@@ -164,6 +164,48 @@ pub async fn declare(
     Ok((plan, f))
 }
 
+/// Declares the failback of the last failover out of datacenter `from` (spec 66.4 phase 4,
+/// option B; DECISIONS 114): its tenants move home, each from a snapshot taken for the move.
+/// Refused while the region's outage is confirmed and open: the region must answer again.
+/// The `failover` reconciler runs it; `genesis dr cleanup` on the backup datacenter then
+/// deletes the droplets it leaves there.
+pub async fn failback(
+    stores: &RegionalStore,
+    from: &str,
+    operator: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<Failover, FailoverError> {
+    let (region, _) = resolve(&FailoverRequest {
+        from: from.to_owned(),
+        to: None,
+        residency_override: false,
+        operator: operator.to_owned(),
+        reason: reason.to_owned(),
+    })?;
+    let db = stores.for_region(region);
+    if db
+        .region_incident_open(region)
+        .await?
+        .is_some_and(|i| i.confirmed_at.is_some())
+    {
+        return Err(FailoverError::Invalid(format!(
+            "{} is still confirmed failed (`genesis dr status`): fail back once it answers again",
+            region.code()
+        )));
+    }
+    let of = db
+        .failovers(false)
+        .await?
+        .into_iter()
+        .filter(|f| f.from_datacenter == from && f.failback_of.is_none())
+        .max_by_key(|f| f.started_at)
+        .ok_or_else(|| FailoverError::Invalid(format!("no failover out of {from} to fail back")))?;
+    Ok(db
+        .failback_start(&of, Uuid::now_v7(), operator, reason, actor)
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

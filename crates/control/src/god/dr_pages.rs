@@ -111,7 +111,10 @@ pub async fn dr(
                         @let rto = f.restored_at.unwrap_or(now) - f.started_at;
                         tr {
                             td.text { (f.from_datacenter) } td.text { (f.to_datacenter) }
-                            td.text { (f.phase.code()) }
+                            td.text {
+                                (f.phase.code())
+                                @if f.failback_of.is_some() { " (failback)" }
+                            }
                             @for s in [RestoreState::Waiting, RestoreState::Restoring,
                                        RestoreState::Restored, RestoreState::Verified,
                                        RestoreState::Failed, RestoreState::Held] {

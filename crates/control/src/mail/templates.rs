@@ -23,6 +23,7 @@ pub const KINDS: &[&str] = &[
     "WEBHOOK_SECRET_ROTATED",
     "SERVICE_DISRUPTION",
     "SERVICE_RESTORED",
+    "SERVICE_MIGRATION",
 ];
 
 /// Kinds a person may unsubscribe from: advice, not obligations. A verification link, an
@@ -315,6 +316,12 @@ fn letter(ctx: &Context<'_>) -> Result<Letter, TemplateError> {
                     capitalise(&ws)
                 ),
                 match field(ctx, "lost_after") {
+                    Ok(at) if ctx.body.get("migrated").and_then(|m| m.as_bool()) == Some(true) => {
+                        format!(
+                            "It moved home from its snapshot of {at}: anything it did in the \
+                             minutes after that, during the move, has to be done again."
+                        )
+                    }
                     Ok(at) => format!(
                         "It was restored from its backup of {at}: anything it did after \
                          that, during the outage, has to be done again."
@@ -324,6 +331,22 @@ fn letter(ctx: &Context<'_>) -> Result<Letter, TemplateError> {
             ],
             list: vec![],
             action: open("Open your dashboard"),
+        },
+        "SERVICE_MIGRATION" => Letter {
+            heading: "Your automation engine is moving back to its home region".into(),
+            paragraphs: vec![
+                format!(
+                    "Its home datacenter ({}) is back, so {ws} moves there from {}, where it \
+                     ran during the outage. You need do nothing.",
+                    field(ctx, "to")?,
+                    field(ctx, "from")?
+                ),
+                "It pauses for a few minutes while it moves: what arrives in that time may \
+                 have to be sent again. We will write when it runs."
+                    .into(),
+            ],
+            list: vec![],
+            action: open("See its status"),
         },
         other => return Err(TemplateError::UnknownKind(other.to_owned())),
     })
@@ -413,6 +436,8 @@ mod tests {
             "datacenter": "fra1",
             "backup_from": "2026-12-07 03:00 UTC",
             "lost_after": "2026-12-07 03:00 UTC",
+            "from": "lon1",
+            "to": "fra1",
         })
     }
 

@@ -11,20 +11,26 @@
 //! 3. **Cleanup** (once the operator asks, `genesis dr cleanup`): deletes the replaced
 //!    droplets at the cloud, which answers again once the region is back, and closes it.
 //!
+//! A failback (`genesis dr failback`, DECISIONS 114) is a failover too, whose tenants'
+//! plan is `migrate`: before its restore, each tenant's droplet is snapshotted for the move
+//! and the snapshot copied to the target, one step per pass.
+//!
 //! Every step reads the rows again, and a saga's start and end move its tenant's row in the
 //! saga's own transactions, so a pass after a crash, or on another replica, picks up where
 //! the last one stopped without starting any restore twice.
 
 use std::sync::Arc;
 
+use chrono::Utc;
 use genesis_cloud::{Cloud, CloudError};
-use genesis_core::WorkspaceId;
 use genesis_core::dr::{FailoverPhase, RESTORES_AT_ONCE, RestorePlan, RestoreState};
+use genesis_core::{DropletId, WorkspaceId};
 use genesis_ignition::{IgniteError, Igniter, RestoreSpec};
-use genesis_store::failovers::{Failover, FailoverCounts};
+use genesis_store::failovers::{Failover, FailoverCounts, FailoverTenant};
 use genesis_store::{Database, IgnitionStart, RegionalStore, StoreError};
 use serde::Serialize;
 
+use super::pre_update::{PreUpdate, PreUpdateError, pre_update_snapshot, snapshot_name};
 use super::reaper::cloud_retry;
 use super::reconciler::{Merge, Part, Reconciler, Retry};
 
@@ -60,6 +66,8 @@ pub struct FailoverReport {
     pub deferred: u64,
     /// Tenants that cannot be restored at all (their restore is marked failed, with why).
     pub given_up: u64,
+    /// Migrating tenants whose snapshot is still being taken or copied.
+    pub preparing: u64,
     /// Tenants verified.
     pub verified: u64,
     /// Replaced droplets deleted.
@@ -74,6 +82,7 @@ impl Merge for FailoverReport {
         self.started += o.started;
         self.deferred += o.deferred;
         self.given_up += o.given_up;
+        self.preparing += o.preparing;
         self.verified += o.verified;
         self.cleaned += o.cleaned;
         self.phases += o.phases;
@@ -125,10 +134,18 @@ impl<C: Cloud> FailoverConductor<C> {
                     continue;
                 };
                 let ws = db.workspace_get(id).await?;
+                let image_id = match t.plan {
+                    RestorePlan::Restore => t.image_id,
+                    RestorePlan::Migrate => match self.migration_image(db, f, &t, report).await? {
+                        Some(image) => Some(image),
+                        None => continue,
+                    },
+                    RestorePlan::Reignite | RestorePlan::Held => None,
+                };
                 let spec = RestoreSpec {
                     failover_id: Some(f.id),
                     datacenter: f.to_datacenter.clone(),
-                    image_id: t.image_id.filter(|_| t.plan == RestorePlan::Restore),
+                    image_id,
                     replaces: t.old_droplet_id,
                 };
                 match self.igniter.restore_start(db, &ws, spec).await {
@@ -153,6 +170,80 @@ impl<C: Cloud> FailoverConductor<C> {
             }
         }
         Ok(())
+    }
+
+    /// A migrating tenant's image in the target, once there: its droplet's snapshot for this
+    /// failback is taken, then copied to the target (each pass moves it one step; `None`
+    /// until it is there). A snapshot that cannot be had gives the tenant up: it stays
+    /// where it runs, and the operator is told why.
+    async fn migration_image(
+        &self,
+        db: &Database,
+        f: &Failover,
+        t: &FailoverTenant,
+        report: &mut FailoverReport,
+    ) -> Result<Option<i64>, FailoverWorkError> {
+        if let Some(image) = t.image_id {
+            return Ok(Some(image));
+        }
+        let cloud = self.igniter.cloud().as_ref();
+        let droplet = db
+            .droplet_get(DropletId::from_uuid(t.old_droplet_id))
+            .await?;
+        match pre_update_snapshot(db, cloud, &droplet, f.id, Utc::now()).await {
+            Ok(PreUpdate::Ready) => {}
+            Ok(PreUpdate::Wait) => {
+                report.preparing += 1;
+                return Ok(None);
+            }
+            Ok(PreUpdate::Failed(why)) => {
+                db.failover_tenant_give_up(f.id, t.workspace_id, &why, NAME)
+                    .await?;
+                report.given_up += 1;
+                return Ok(None);
+            }
+            Err(PreUpdateError::Store(e)) => return Err(e.into()),
+            Err(PreUpdateError::Cloud(e @ CloudError::RateLimited { .. })) => {
+                return Err(e.into());
+            }
+            Err(PreUpdateError::Cloud(e)) => {
+                tracing::warn!(droplet = %droplet.id, error = %e, "migration snapshot: next pass");
+                report.preparing += 1;
+                return Ok(None);
+            }
+        }
+        let name = snapshot_name(droplet.id.as_uuid(), f.id);
+        let Some(s) = db.snapshot_named(&name).await? else {
+            return Ok(None);
+        };
+        let Some(image) = s.image_id else {
+            return Ok(None);
+        };
+        let there = match cloud.image_get(image).await {
+            Ok(i) => i.regions.contains(&f.to_datacenter),
+            Err(e @ CloudError::RateLimited { .. }) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(image, error = %e, "migration snapshot's copy: next pass");
+                false
+            }
+        };
+        if there {
+            db.failover_tenant_image(f.id, t.workspace_id, s.id, image, s.requested_at)
+                .await?;
+            return Ok(Some(image));
+        }
+        if s.transfer_state.is_none() {
+            match cloud.image_transfer(image, &f.to_datacenter).await {
+                Ok(action) => {
+                    db.snapshot_transfer_started(s.id, &f.to_datacenter, action.id, Utc::now())
+                        .await?;
+                }
+                Err(e @ CloudError::RateLimited { .. }) => return Err(e.into()),
+                Err(e) => tracing::warn!(image, error = %e, "migration snapshot's copy: next pass"),
+            }
+        }
+        report.preparing += 1;
+        Ok(None)
     }
 
     async fn clean_up(

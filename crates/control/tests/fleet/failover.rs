@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use genesis_cloud::Cloud;
-use genesis_control::app::failover::{FailoverRequest, assess, declare};
+use genesis_control::app::failover::{FailoverRequest, assess, declare, failback};
 use genesis_control::workers::failover::FailoverConductor;
 use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::snapshots::{SnapshotSchedule, SnapshotSettings};
@@ -573,4 +573,77 @@ async fn a_replaced_droplets_snapshots_go_from_day_7_at_their_retention_and_all_
             "image {image}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failback_takes_the_tenants_home_from_fresh_snapshots_and_leaves_nothing_behind() {
+    let w = world(Options::default()).await;
+    let tenants = w.ignite_many("fo_home", 3).await;
+    snapshot_day(&w).await;
+    let stores = RegionalStore::single(w.t.db.clone());
+    assert!(w.sim.fail_region("fra1"));
+    let (_, f) = declare(&stores, &request(None, false), "test")
+        .await
+        .expect("declared");
+    let early = failback(&stores, "fra1", "ops", "home", "test")
+        .await
+        .expect_err("not restored yet");
+    assert!(early.to_string().contains("still provisioning"), "{early}");
+    restore_all(&w, f.id, Duration::from_secs(120)).await;
+    let mut in_london = BTreeMap::new();
+    for ws in &tenants {
+        let (ig, d) = current(&w, *ws).await;
+        assert_eq!(d.region.slug, "lon1");
+        in_london.insert(*ws, (ig.droplet_id, d.id));
+    }
+
+    // Frankfurt is back: the tenants go home, each from a snapshot taken for the move.
+    w.sim.restore_region("fra1");
+    let back = failback(&stores, "fra1", "ops", "home", "test")
+        .await
+        .expect("failback");
+    assert_eq!(
+        (back.from_datacenter.as_str(), back.to_datacenter.as_str()),
+        ("lon1", "fra1")
+    );
+    assert_eq!(back.failback_of, Some(f.id));
+    let twice = failback(&stores, "fra1", "ops", "home", "test")
+        .await
+        .expect_err("once");
+    assert!(twice.to_string().contains("failed back already"), "{twice}");
+    assert_eq!(notifications(&w, "SERVICE_MIGRATION").await.len(), 3);
+    restore_all(&w, back.id, Duration::from_secs(120)).await;
+    let c = w.t.db.failover_counts(back.id).await.expect("counts");
+    assert_eq!(c.state(RestoreState::Verified), 3, "{c:?}");
+    for ws in &tenants {
+        let (ig, d) = current(&w, *ws).await;
+        assert_eq!(d.region.slug, "fra1", "home: {ws}");
+        assert_ne!(ig.droplet_id, in_london[ws].0, "a new droplet");
+        assert_eq!(n8n_counts(&w, d.id), (4, 3, 3), "credentials and workflows");
+        let name =
+            genesis_control::workers::pre_update::snapshot_name(in_london[ws].0.as_uuid(), back.id);
+        let s =
+            w.t.db
+                .snapshot_named(&name)
+                .await
+                .expect("snapshot")
+                .expect("a snapshot for the move");
+        assert_eq!(ig.params["restore"]["image_id"], s.image_id.expect("image"));
+    }
+    let migrated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM genesis.notifications
+         WHERE kind = 'SERVICE_RESTORED' AND body->>'migrated' = 'true'",
+    )
+    .fetch_one(w.t.db.owner_pool())
+    .await
+    .expect("count");
+    assert_eq!(migrated, 3);
+
+    // Both cleanups: the droplets the outage left in Frankfurt, and the London ones.
+    let conductor = FailoverConductor::new(stores.clone(), w.igniter.clone());
+    clean_up(&w, &conductor, f.id).await;
+    clean_up(&w, &conductor, back.id).await;
+    assert_eq!(droplets_in(&w, "lon1").await, 0, "nothing left in London");
+    assert_eq!(droplets_in(&w, "fra1").await, 3, "one droplet a tenant");
+    w.finish().await;
 }
