@@ -105,6 +105,8 @@ pub(crate) struct Placement {
     pub(crate) name: String,
     /// What it boots from.
     pub(crate) image: ImageRef,
+    /// A restore's: its cloud calls come before every other work's in the shared budget.
+    pub(crate) urgent: bool,
 }
 
 impl Placement {
@@ -116,6 +118,7 @@ impl Placement {
             datacenter: region.datacenters()[0].to_owned(),
             name,
             image,
+            urgent: false,
         }
     }
 }
@@ -305,7 +308,7 @@ impl<C: Cloud> Igniter<C> {
             }
         };
         let d = self
-            .cloud
+            .cloud_for(&place)
             .droplet_get(provider_id)
             .await
             .map_err(transient)?;
@@ -358,6 +361,7 @@ impl<C: Cloud> Igniter<C> {
                     name: r.droplet_name(ws.slug.as_str(), ig.id),
                     image: r.image_id.map_or(base, ImageRef::Id),
                     datacenter: r.datacenter,
+                    urgent: true,
                 }
             }
         })
@@ -416,7 +420,7 @@ impl<C: Cloud> Igniter<C> {
         };
         // The client already retried 5xx and timeouts; what is left is final.
         Ok(self
-            .cloud
+            .cloud_for(place)
             .droplet_create(&req)
             .await
             .map_err(|e| StepError::Fail(format!("cloud: create droplet: {e}")))?
@@ -694,7 +698,7 @@ impl<C: Cloud> Igniter<C> {
                 // Only this saga's droplet, by its name: the one it replaces is not touched.
                 let place = self.placement(ig, ws)?;
                 let mine = self
-                    .cloud
+                    .cloud_for(&place)
                     .droplet_list_by_tag(&workspace_tag(ws.id))
                     .await
                     .map_err(transient)?
@@ -702,7 +706,10 @@ impl<C: Cloud> Igniter<C> {
                     .filter(|d| d.name == place.name);
                 let mut deleted = Vec::new();
                 for d in mine {
-                    self.cloud.droplet_delete(d.id).await.map_err(transient)?;
+                    self.cloud_for(&place)
+                        .droplet_delete(d.id)
+                        .await
+                        .map_err(transient)?;
                     deleted.push(d.id);
                 }
                 let terminated = db.droplet_terminate(ig.droplet_id, actor).await?;

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use genesis_cloud::{CallPriority, Cloud};
 use genesis_core::{DropletId, IgnitionStep, Region, WorkspaceId, WorkspaceStatus};
 use genesis_queue::Bus;
 use genesis_store::{
@@ -237,6 +238,9 @@ pub enum IgniteError {
 pub struct Igniter<C> {
     pub(crate) stores: RegionalStore,
     pub(crate) cloud: Arc<C>,
+    /// The same cloud at [`CallPriority::Urgent`]: what restores call it with (spec 66.4's
+    /// RTO comes before ignitions, and before routine work by far).
+    pub(crate) urgent: Arc<C>,
     pub(crate) sidecar: SidecarClient,
     pub(crate) vault: Option<Arc<MasterKeys>>,
     pub(crate) templates: Arc<TemplateSet>,
@@ -245,7 +249,7 @@ pub struct Igniter<C> {
     pub(crate) network: crate::network::NetworkCache,
 }
 
-impl<C> Igniter<C> {
+impl<C: Cloud> Igniter<C> {
     /// Wires the saga to its dependencies. `bus` must know the `ignition` queue.
     pub fn new(
         stores: RegionalStore,
@@ -258,6 +262,7 @@ impl<C> Igniter<C> {
     ) -> Self {
         Self {
             stores,
+            urgent: Arc::new(cloud.prioritised(CallPriority::Urgent)),
             cloud,
             sidecar,
             vault,
@@ -268,6 +273,17 @@ impl<C> Igniter<C> {
         }
     }
 
+    /// The cloud a droplet's calls go to: at urgent priority for a restore's.
+    pub(crate) fn cloud_for(&self, place: &crate::actions::Placement) -> &C {
+        if place.urgent {
+            &self.urgent
+        } else {
+            &self.cloud
+        }
+    }
+}
+
+impl<C> Igniter<C> {
     /// The settings.
     pub fn settings(&self) -> &IgnitionSettings {
         &self.settings

@@ -576,7 +576,10 @@ impl Database {
     }
 
     /// Phase 3: the restored tenants whose new droplet has sent a heartbeat since its restore
-    /// finished become verified, and each is told its service is back. Answers how many.
+    /// finished that shows the engine whole become verified, and each is told its service is
+    /// back. Answers how many. Whole means spec 66.4's checks, from what the sidecar reports:
+    /// n8n answers its probe, every workflow the restore activated is active, and n8n holds
+    /// at least as many credentials as the restore injected.
     pub async fn failover_verify(&self, id: Uuid, actor: &str) -> Result<u64, StoreError> {
         let mut tx = self.app.begin().await?;
         let verified = sqlx::query!(
@@ -585,6 +588,13 @@ impl Database {
                  FROM genesis.droplets d
                  WHERE t.failover_id = $1 AND t.state = 'restored' AND d.id = t.new_droplet_id
                    AND d.last_heartbeat_at >= t.finished_at
+                   AND d.last_heartbeat ->> 'n8n_status' = 'running'
+                   AND COALESCE((d.last_heartbeat ->> 'active_workflows')::bigint, 0)
+                       >= (SELECT count(*) FROM genesis.droplet_workflows w
+                            WHERE w.droplet_id = d.id AND w.active)
+                   AND jsonb_array_length(COALESCE(d.last_heartbeat -> 'credentials', '[]'))
+                       >= (SELECT COALESCE(jsonb_array_length(i.params -> 'credentials'), 0)
+                             FROM genesis.ignitions i WHERE i.id = t.ignition_id)
                  RETURNING t.workspace_id, t.snapshot_at, t.plan
                )
                INSERT INTO genesis.notifications (workspace_id, kind, subject, body)

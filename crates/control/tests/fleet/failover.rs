@@ -647,3 +647,55 @@ async fn a_failback_takes_the_tenants_home_from_fresh_snapshots_and_leaves_nothi
     assert_eq!(droplets_in(&w, "fra1").await, 3, "one droplet a tenant");
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restored_engine_is_verified_only_once_its_workflows_run_again() {
+    let w = world(Options::default()).await;
+    let ws = w.ignite_many("fo_check", 1).await[0];
+    snapshot_day(&w).await;
+    assert!(w.sim.fail_region("fra1"));
+    let stores = RegionalStore::single(w.t.db.clone());
+    let (_, f) = declare(&stores, &request(None, false), "test")
+        .await
+        .expect("declared");
+    // One pass starts the restore; verification is then called by hand.
+    let conductor = FailoverConductor::new(stores.clone(), w.igniter.clone());
+    let r = conductor.reconcile().await.expect("pass");
+    assert_eq!(r.started, 1, "{r:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while w
+        .t
+        .db
+        .failover_tenants(f.id, Some(RestoreState::Restored), 1)
+        .await
+        .expect("rows")
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never restored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, d) = current(&w, ws).await;
+    let n8n = w.hook.n8n(d.id).expect("the new droplet's n8n");
+    let (id, _, active) = n8n
+        .workflow_summary()
+        .into_iter()
+        .find(|(_, _, a)| *a)
+        .expect("an active workflow");
+    assert!(active);
+    assert!(n8n.chaos_set_active(&id, false));
+    // Heartbeats keep coming, but one workflow is off: not verified.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        w.t.db.failover_verify(f.id, "test").await.expect("verify"),
+        0
+    );
+    assert!(notifications(&w, "SERVICE_RESTORED").await.is_empty());
+    assert!(n8n.chaos_set_active(&id, true));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        w.t.db.failover_verify(f.id, "test").await.expect("verify"),
+        1
+    );
+    assert_eq!(notifications(&w, "SERVICE_RESTORED").await.len(), 1);
+    w.finish().await;
+}
