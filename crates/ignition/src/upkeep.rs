@@ -203,6 +203,19 @@ impl<C: Cloud> Igniter<C> {
             other => Err(StepError::Fail(format!("unexpected reply {other:?}"))),
         }
     }
+
+    /// Restarts the workspace's n8n (RESTART_N8N): the sidecar answers once n8n is ready
+    /// again, with its new process id when it has one.
+    pub async fn restart_n8n(&self, ws: &Workspace) -> Result<Option<u32>, StepError> {
+        let (_, ig) = self.completed_ignition(ws).await?;
+        let reply = reach(&ig)?
+            .send(&self.sidecar, &Command::RestartN8n)
+            .await?;
+        match reply {
+            CommandReply::RestartN8n { new_pid, .. } => Ok(new_pid),
+            other => Err(StepError::Fail(format!("unexpected reply {other:?}"))),
+        }
+    }
 }
 
 impl<C: Cloud> Igniter<C> {

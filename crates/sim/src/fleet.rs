@@ -106,6 +106,8 @@ pub struct SidecarHook {
     /// How many more droplets may get Caddy at their first boot.
     caddy_slots: std::sync::atomic::AtomicUsize,
     caddy_droplets: Mutex<std::collections::HashSet<i64>>,
+    /// Each running droplet's in-process n8n, so a test can crash it.
+    n8n_runtimes: Mutex<HashMap<i64, Arc<InProcessN8n>>>,
 }
 
 impl std::fmt::Debug for SidecarHook {
@@ -226,6 +228,7 @@ impl SidecarHook {
             me: me.clone(),
             root,
             disks: Mutex::new(HashMap::new()),
+            n8n_runtimes: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             ready_timeout,
             shared,
@@ -286,6 +289,24 @@ impl SidecarHook {
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
             .map(|d| d.n8n.clone())
+    }
+
+    /// Stops droplet `id`'s n8n as a crash would: its sidecar goes on, and reports n8n
+    /// stopped until something restarts it (false when it runs no in-process n8n).
+    pub async fn crash_n8n(&self, id: i64) -> bool {
+        let runtime = self
+            .n8n_runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        match runtime {
+            Some(r) => {
+                r.stop().await;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets what droplet `id`'s heartbeats report from now on (false if it never booted).
@@ -462,6 +483,10 @@ impl SidecarHook {
                         return;
                     }
                 };
+                self.n8n_runtimes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, runtime.clone());
                 serve_sidecar(id, settings, runtime.clone(), stop).await;
                 runtime.stop().await;
             }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use genesis_core::{DropletEvent, DropletId, DropletState, HealthCounters, ResourceSample};
+use genesis_core::{DropletEvent, DropletId, DropletState, HealthCounters, Region, ResourceSample};
 use uuid::Uuid;
 
 use crate::alerts::resolve_in;
@@ -198,5 +198,49 @@ impl Database {
         .into_iter()
         .map(Droplet::try_from)
         .collect()
+    }
+
+    /// Up to `limit` serving droplets whose sidecar, in a heartbeat since `since`, reports
+    /// n8n stopped or failing its probe (spec 66.1's n8n crash): each with its region and
+    /// that heartbeat's time.
+    pub async fn droplets_n8n_down(
+        &self,
+        since: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(DropletId, Region, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query!(
+            r#"SELECT id, region, last_heartbeat_at AS "at!" FROM genesis.droplets
+               WHERE state IN ('ACTIVE_HEALTHY', 'ACTIVE_DEGRADED', 'DRIFT_DETECTED')
+                 AND last_heartbeat_at >= $1
+                 AND last_heartbeat ->> 'n8n_status' IN ('stopped', 'unhealthy')
+               ORDER BY last_heartbeat_at LIMIT $2"#,
+            since,
+            limit,
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok((
+                    DropletId::from_uuid(r.id),
+                    Region::parse(&r.region).map_err(|_| StoreError::Corrupt {
+                        what: "region",
+                        value: r.region.clone(),
+                    })?,
+                    r.at,
+                ))
+            })
+            .collect()
+    }
+
+    /// What droplet `id`'s last heartbeat says of n8n (`running`, `stopped`...).
+    pub async fn droplet_n8n_status(&self, id: DropletId) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT last_heartbeat ->> 'n8n_status' FROM genesis.droplets WHERE id = $1"#,
+            id.as_uuid(),
+        )
+        .fetch_optional(&mut *self.read().await?)
+        .await?
+        .flatten())
     }
 }

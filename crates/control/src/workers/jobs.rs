@@ -8,6 +8,7 @@ use genesis_queue::{Claimed, Handler, JobError};
 
 use super::heals::{HealJobs, SECURITY_QUEUE, TEMPLATE_QUEUE};
 use super::hibernation::{HIBERNATION_QUEUE, HibernateJobs};
+use super::n8n_restart::{N8N_RESTART_PREFIX, N8nRestartJobs};
 use super::rollouts::{ROLLOUT_JOB_PREFIX, RolloutJobs};
 use super::standby::{STANDBY_JOB_PREFIX, StandbyJobs};
 use super::zombies::{REBOOT_QUEUE, RebootJobs};
@@ -16,6 +17,7 @@ use super::zombies::{REBOOT_QUEUE, RebootJobs};
 pub struct FleetJobs<C> {
     ignition: IgnitionJobs<C>,
     reboot: RebootJobs<C>,
+    n8n_restart: N8nRestartJobs<C>,
     heals: HealJobs<C>,
     rollouts: RolloutJobs<C>,
     hibernate: HibernateJobs<C>,
@@ -33,6 +35,7 @@ impl<C: genesis_cloud::Cloud> FleetJobs<C> {
         Self::new(
             IgnitionJobs::new(igniter.clone()),
             RebootJobs::new(stores.clone(), igniter.cloud().clone()),
+            N8nRestartJobs::new(stores.clone(), igniter.clone()),
             HealJobs::new(stores.clone(), igniter.clone(), oauth),
             RolloutJobs::new(stores.clone(), igniter.clone()),
             HibernateJobs::new(
@@ -51,6 +54,7 @@ impl<C> FleetJobs<C> {
     pub fn new(
         ignition: IgnitionJobs<C>,
         reboot: RebootJobs<C>,
+        n8n_restart: N8nRestartJobs<C>,
         heals: HealJobs<C>,
         rollouts: RolloutJobs<C>,
         hibernate: HibernateJobs<C>,
@@ -59,6 +63,7 @@ impl<C> FleetJobs<C> {
         Self {
             ignition,
             reboot,
+            n8n_restart,
             heals,
             rollouts,
             hibernate,
@@ -71,6 +76,10 @@ impl<C: Cloud + 'static> Handler for FleetJobs<C> {
     async fn handle(&self, job: &Claimed) -> Result<(), JobError> {
         match job.queue.as_str() {
             genesis_ignition::jobs::QUEUE => self.ignition.handle(job).await,
+            // The reboot queue carries power cycles and n8n restarts; the job id says which.
+            REBOOT_QUEUE if job.id.starts_with(N8N_RESTART_PREFIX) => {
+                self.n8n_restart.handle(job).await
+            }
             REBOOT_QUEUE => self.reboot.handle(job).await,
             // The template queue carries rollout updates and workflow heals; the job id says
             // which.

@@ -35,6 +35,7 @@ pub mod heals;
 pub mod hibernation;
 pub mod jobs;
 pub mod mail;
+pub mod n8n_restart;
 pub mod oauth_ahead;
 pub mod pending_credentials;
 pub mod pre_update;

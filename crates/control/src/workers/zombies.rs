@@ -84,6 +84,8 @@ pub struct ZombieReport {
     pub stuck_wakes: usize,
     /// Silent droplets left alone because their region is confirmed failed (spec 66.1).
     pub in_failed_region: usize,
+    /// n8n restarts queued for sidecars that report n8n down (spec 66.1).
+    pub n8n_restarts: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,6 +112,9 @@ pub enum ZombieError {
     /// The queue.
     #[error("queue: {0}")]
     Queue(#[from] genesis_queue::QueueError),
+    /// Queueing an n8n restart.
+    #[error(transparent)]
+    Restart(#[from] super::n8n_restart::RestartQueueError),
 }
 
 /// Finds zombies and orphans.
@@ -364,6 +369,7 @@ impl Merge for ZombieReport {
         self.requeued += o.requeued;
         self.stuck_wakes += o.stuck_wakes;
         self.in_failed_region += o.in_failed_region;
+        self.n8n_restarts += o.n8n_restarts;
     }
 }
 
@@ -382,11 +388,17 @@ impl<C: Cloud + 'static> Reconciler for ZombieDetector<C> {
         self.expire_wakes(&part.db, &mut report).await?;
         self.expire_reboots(&part.db, &mut report).await?;
         self.requeue_lost(&part.db, &mut report).await?;
+        // Spec 66.1's n8n crash: a sidecar that reports n8n down gets it restarted.
+        let since = chrono::Utc::now()
+            - chrono::Duration::from_std(self.settings.heartbeat_interval * 2)
+                .unwrap_or(chrono::Duration::MAX);
+        report.n8n_restarts =
+            super::n8n_restart::queue_restarts(&part.db, &self.bus, since).await?;
         Ok(report)
     }
 
     fn noteworthy(r: &ZombieReport) -> bool {
-        r.zombies + r.orphaned > 0
+        r.zombies + r.orphaned + r.n8n_restarts > 0
     }
 }
 

@@ -14,6 +14,7 @@ mod failover;
 )]
 mod helpers;
 mod lost_droplet;
+mod n8n_crash;
 mod reconcilers;
 mod region_watch;
 mod snapshots;
