@@ -8,7 +8,6 @@ use std::time::Duration;
 use genesis_cloud::Cloud;
 use genesis_control::workers::droplet_restore::DropletRestorer;
 use genesis_control::workers::reconciler::Reconciler as _;
-use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
 use genesis_core::{DropletState, SagaPhase, WorkspaceId};
 use genesis_store::RegionalStore;
 
@@ -21,16 +20,7 @@ async fn lose(w: &World, ws: WorkspaceId) -> genesis_store::Droplet {
     let provider = d.provider_id.expect("cloud id");
     assert!(w.sim.go_dark(provider, None));
     w.sim.never_boot_again(provider);
-    let zombies = ZombieDetector::new(
-        RegionalStore::single(w.t.db.clone()),
-        w.cloud.clone(),
-        w.bus.clone(),
-        ZombieSettings {
-            heartbeat_interval: Duration::from_secs(1),
-            reboot_deadline: Duration::from_secs(2),
-            ..Default::default()
-        },
-    );
+    let zombies = crate::zombie_detector(w, Duration::from_secs(2));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         zombies.reconcile().await.expect("zombie pass");

@@ -33,6 +33,24 @@ use genesis_sim::fleet::CALM;
 use helpers::{Options, credentials, world};
 use tokio::sync::watch;
 
+/// A zombie detector of its own over the world, at the world's heartbeat pace (a second), with
+/// `reboot_deadline` for a reboot to bring a droplet back.
+pub(crate) fn zombie_detector(
+    w: &helpers::World,
+    reboot_deadline: Duration,
+) -> ZombieDetector<genesis_cloud::DigitalOcean> {
+    ZombieDetector::new(
+        genesis_store::RegionalStore::single(w.t.db.clone()),
+        w.cloud.clone(),
+        w.bus.clone(),
+        ZombieSettings {
+            heartbeat_interval: Duration::from_secs(1),
+            reboot_deadline,
+            ..ZombieSettings::default()
+        },
+    )
+}
+
 async fn wait_state(w: &helpers::World, id: genesis_core::DropletId, want: DropletState) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while w.t.db.droplet_get(id).await.expect("droplet").state != want {

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use genesis_control::workers::reconciler::Reconciler as _;
-use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
-use genesis_store::RegionalStore;
+use genesis_control::workers::zombies::ZombieSettings;
 
 use crate::helpers::{Options, World, world};
 
@@ -33,15 +32,7 @@ async fn a_crashed_n8n_is_restarted_once_and_runs_again() {
     let d = w.t.db.droplet_live_for_workspace(ws).await.expect("rows")[0].clone();
     let provider = d.provider_id.expect("cloud id");
     wait_status(&w, d.id, "running").await;
-    let zombies = ZombieDetector::new(
-        RegionalStore::single(w.t.db.clone()),
-        w.cloud.clone(),
-        w.bus.clone(),
-        ZombieSettings {
-            heartbeat_interval: Duration::from_secs(1),
-            ..Default::default()
-        },
-    );
+    let zombies = crate::zombie_detector(&w, ZombieSettings::default().reboot_deadline);
     let r = zombies.reconcile().await.expect("pass");
     assert_eq!(r.n8n_restarts, 0, "a running n8n is left alone: {r:?}");
 

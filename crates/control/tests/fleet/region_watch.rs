@@ -10,7 +10,7 @@ use std::time::Duration;
 use genesis_control::workers::failover::FailoverConductor;
 use genesis_control::workers::reconciler::Reconciler as _;
 use genesis_control::workers::region_watch::{RegionWatch, RegionWatchSettings};
-use genesis_control::workers::zombies::{ZombieDetector, ZombieSettings};
+use genesis_control::workers::zombies::ZombieSettings;
 use genesis_core::Region;
 use genesis_core::dr::{FailoverPhase, RestoreState};
 use genesis_store::RegionalStore;
@@ -94,15 +94,7 @@ async fn a_failed_region_is_confirmed_left_to_the_operator_or_the_policy_and_clo
     assert!(w.t.db.failovers(true).await.expect("failovers").is_empty());
 
     // The zombie detector leaves a failed region's droplets alone.
-    let zombies = ZombieDetector::new(
-        RegionalStore::single(w.t.db.clone()),
-        w.cloud.clone(),
-        w.bus.clone(),
-        ZombieSettings {
-            heartbeat_interval: Duration::from_secs(1),
-            ..Default::default()
-        },
-    );
+    let zombies = crate::zombie_detector(&w, ZombieSettings::default().reboot_deadline);
     let z = zombies.reconcile().await.expect("zombie pass");
     assert_eq!((z.in_failed_region, z.zombies), (6, 0), "{z:?}");
 
