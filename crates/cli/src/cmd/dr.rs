@@ -94,15 +94,6 @@ fn operator() -> String {
         .map_or_else(|| "cli".to_owned(), |u| format!("cli:{u}"))
 }
 
-/// The open failover out of `from` in `db`.
-async fn open_out_of(db: &Database, from: &str) -> Result<Failover, CliError> {
-    db.failovers(true)
-        .await?
-        .into_iter()
-        .find(|f| f.from_datacenter == from)
-        .ok_or_else(|| CliError::Usage(format!("no failover out of {from} is open")))
-}
-
 /// The open failover out of `from` in any regional database (a failback lives with its
 /// tenants, in the database of the region it takes them home to), with its database.
 async fn open_anywhere(
@@ -200,7 +191,7 @@ async fn failover(args: FailoverArgs, cfg: Config, out: Output) -> Result<(), Cl
     let stores = cfg.regional_store()?;
     let db = stores.for_region(region).clone();
     let f = if args.watch {
-        open_out_of(&db, &args.region).await?
+        open_anywhere(&stores, &args.region).await?.1
     } else if args.dry_run {
         let plan = assess(&db, &req).await.map_err(failover_error)?;
         let hours = plan

@@ -30,7 +30,7 @@ use genesis_store::failovers::{Failover, FailoverCounts, FailoverTenant};
 use genesis_store::{Database, IgnitionStart, RegionalStore, StoreError};
 use serde::Serialize;
 
-use super::pre_update::{PreUpdate, PreUpdateError, pre_update_snapshot, snapshot_name};
+use super::pre_update::{PreUpdate, PreUpdateError, pre_update_snapshot};
 use super::reaper::cloud_retry;
 use super::reconciler::{Merge, Part, Reconciler, Retry};
 
@@ -190,8 +190,8 @@ impl<C: Cloud> FailoverConductor<C> {
         let droplet = db
             .droplet_get(DropletId::from_uuid(t.old_droplet_id))
             .await?;
-        match pre_update_snapshot(db, cloud, &droplet, f.id, Utc::now()).await {
-            Ok(PreUpdate::Ready) => {}
+        let s = match pre_update_snapshot(db, cloud, &droplet, f.id, Utc::now()).await {
+            Ok(PreUpdate::Ready(s)) => s,
             Ok(PreUpdate::Wait) => {
                 report.preparing += 1;
                 return Ok(None);
@@ -211,10 +211,6 @@ impl<C: Cloud> FailoverConductor<C> {
                 report.preparing += 1;
                 return Ok(None);
             }
-        }
-        let name = snapshot_name(droplet.id.as_uuid(), f.id);
-        let Some(s) = db.snapshot_named(&name).await? else {
-            return Ok(None);
         };
         let Some(image) = s.image_id else {
             return Ok(None);

@@ -20,7 +20,7 @@
 use chrono::{DateTime, Utc};
 use genesis_cloud::{ActionStatus, Cloud, CloudError};
 use genesis_core::dr::SnapshotKind;
-use genesis_store::snapshots::DueSnapshot;
+use genesis_store::snapshots::{DueSnapshot, SnapshotRow};
 use genesis_store::{Database, Droplet, StoreError};
 use uuid::Uuid;
 
@@ -28,10 +28,10 @@ use uuid::Uuid;
 const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// Where a droplet's pre-update snapshot stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PreUpdate {
-    /// It exists: the update may go ahead.
-    Ready,
+    /// It exists (its row, with its image): the update may go ahead.
+    Ready(Box<SnapshotRow>),
     /// It is being taken: run again later.
     Wait,
     /// It cannot be had: the update must not be made. Says why, for the operator.
@@ -75,7 +75,7 @@ pub async fn pre_update_snapshot<C: Cloud>(
         return Ok(PreUpdate::Failed("the droplet has no cloud id".into()));
     };
     let name = snapshot_name(droplet.id.as_uuid(), update);
-    let Some(s) = db.snapshot_named(&name).await? else {
+    let Some(mut s) = db.snapshot_named(&name).await? else {
         let due = DueSnapshot {
             droplet_id: droplet.id.as_uuid(),
             workspace_id: droplet.workspace_id.as_uuid(),
@@ -99,7 +99,7 @@ pub async fn pre_update_snapshot<C: Cloud>(
         };
     };
     match s.state.as_str() {
-        "available" => return Ok(PreUpdate::Ready),
+        "available" => return Ok(PreUpdate::Ready(Box::new(s))),
         "taking" => {}
         _ => return Ok(PreUpdate::Failed("its pre-update snapshot failed".into())),
     }
@@ -108,7 +108,10 @@ pub async fn pre_update_snapshot<C: Cloud>(
         let datacenter = image.regions.first().cloned().unwrap_or_default();
         db.snapshot_available(s.id, image.id, &datacenter, image.size_gigabytes, now)
             .await?;
-        return Ok(PreUpdate::Ready);
+        s.state = "available".into();
+        s.image_id = Some(image.id);
+        s.datacenter = Some(datacenter);
+        return Ok(PreUpdate::Ready(Box::new(s)));
     }
     let may_still_come = match s.action_id {
         Some(action) => match cloud.action_get(action).await {

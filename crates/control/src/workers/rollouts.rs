@@ -505,7 +505,7 @@ impl<C: Cloud + 'static> Handler for RolloutJobs<C> {
             // Spec 66.2: a snapshot before the update, or no update.
             let cloud = self.igniter.cloud().as_ref();
             match pre_update_snapshot(&db, cloud, &droplet, rollout.id, Utc::now()).await {
-                Ok(PreUpdate::Ready) => {}
+                Ok(PreUpdate::Ready(_)) => {}
                 Ok(PreUpdate::Wait) => return self.look_again(job).await,
                 Ok(PreUpdate::Failed(why)) => {
                     return finish("FAILED", Some(format!("{image} was not swapped in: {why}")))

@@ -52,6 +52,16 @@ async fn snapshot_day_at(w: &World, at: chrono::DateTime<chrono::Utc>) {
     }
 }
 
+/// Frankfurt fails and an operator declares its failover to London.
+async fn frankfurt_down(w: &World) -> (RegionalStore, genesis_store::failovers::Failover) {
+    assert!(w.sim.fail_region("fra1"));
+    let stores = RegionalStore::single(w.t.db.clone());
+    let (_, f) = declare(&stores, &request(None, false), "test")
+        .await
+        .expect("declared");
+    (stores, f)
+}
+
 /// Runs the conductor until the failover reaches `phase`.
 async fn run_until(
     w: &World,
@@ -275,11 +285,7 @@ async fn a_control_plane_killed_mid_restore_resumes_without_a_second_droplet() {
     let mut w = world(Options::default()).await;
     let tenants = w.ignite_many("fo_kill", 6).await;
     snapshot_day(&w).await;
-    assert!(w.sim.fail_region("fra1"));
-    let stores = RegionalStore::single(w.t.db.clone());
-    let (_, f) = declare(&stores, &request(None, false), "test")
-        .await
-        .expect("declared");
+    let (stores, f) = frankfurt_down(&w).await;
     // One pass starts every restore; the process dies while they run.
     let conductor = FailoverConductor::new(stores.clone(), w.igniter.clone());
     conductor.reconcile().await.expect("pass");
@@ -446,11 +452,7 @@ async fn a_tenant_deleted_during_the_failover_is_given_up_and_the_rest_carry_on(
     let w = world(Options::default()).await;
     let tenants = w.ignite_many("fo_gone", 2).await;
     snapshot_day(&w).await;
-    assert!(w.sim.fail_region("fra1"));
-    let stores = RegionalStore::single(w.t.db.clone());
-    let (_, f) = declare(&stores, &request(None, false), "test")
-        .await
-        .expect("declared");
+    let (_, f) = frankfurt_down(&w).await;
     // The first tenant asks for its deletion before its restore starts.
     let (status, body) = w
         .post(
@@ -511,11 +513,7 @@ async fn a_replaced_droplets_snapshots_go_from_day_7_at_their_retention_and_all_
         "{before:?}"
     );
 
-    assert!(w.sim.fail_region("fra1"));
-    let stores = RegionalStore::single(w.t.db.clone());
-    let (_, f) = declare(&stores, &request(None, false), "test")
-        .await
-        .expect("declared");
+    let (stores, f) = frankfurt_down(&w).await;
     restore_all(&w, f.id, Duration::from_secs(120)).await;
     w.sim.restore_region("fra1");
     let conductor = FailoverConductor::new(stores.clone(), w.igniter.clone());
@@ -653,11 +651,7 @@ async fn a_restored_engine_is_verified_only_once_its_workflows_run_again() {
     let w = world(Options::default()).await;
     let ws = w.ignite_many("fo_check", 1).await[0];
     snapshot_day(&w).await;
-    assert!(w.sim.fail_region("fra1"));
-    let stores = RegionalStore::single(w.t.db.clone());
-    let (_, f) = declare(&stores, &request(None, false), "test")
-        .await
-        .expect("declared");
+    let (stores, f) = frankfurt_down(&w).await;
     // One pass starts the restore; verification is then called by hand.
     let conductor = FailoverConductor::new(stores.clone(), w.igniter.clone());
     let r = conductor.reconcile().await.expect("pass");
